@@ -1,0 +1,20 @@
+//! HTTP/1.1 message codec: heads, body framing, chunked coding and the proxy header rules.
+//!
+//! Everything here works on bytes handed in by the caller; nothing reads a socket.
+//! Parsed heads keep their raw bytes (`Bytes`) and refer to fields by offset, so a
+//! request can be forwarded without copying its headers into owned strings.
+
+pub mod body;
+pub mod chunked;
+pub mod encode;
+pub mod error;
+pub mod framing;
+pub mod head;
+pub mod hop;
+pub mod limits;
+
+pub use body::{BodyDecoder, BodyEvent};
+pub use error::CodecError;
+pub use framing::BodyFraming;
+pub use head::{HeaderSpan, RequestHead, ResponseHead, Span, Version};
+pub use limits::Limits;

@@ -1,0 +1,8 @@
+//! Portcullis core: every decision of the gateway, and no IO.
+//!
+//! This crate never touches a socket, file, clock, thread or random source. Time
+//! (`now`) and randomness (seeds) are inputs; outputs are polled. See DESIGN.md.
+
+pub mod http;
+pub mod config;
+pub mod router;

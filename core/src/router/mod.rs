@@ -1,0 +1,1 @@
+//! Routing: host and path to API, method and URL template to operation.
