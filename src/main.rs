@@ -1,1 +1,216 @@
-fn main(){}
+//! `portcullis`: the self-hosted API gateway's one binary.
+
+mod demo;
+mod sample_backend;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use portcullis_runtime_tokio::{Gateway, GatewayOptions};
+
+/// Portcullis: a self-hosted API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "PORTCULLIS_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info` or `portcullis=debug`).
+    #[arg(long, global = true, default_value = "info", env = "PORTCULLIS_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a gateway serving the configuration in a local file (reloaded on change).
+    Gateway(GatewayArgs),
+    /// Start a sample backend and a gateway in front of it on loopback, and print
+    /// how to call it.
+    Demo(DemoArgs),
+    /// Run the sample backend alone (the one `demo` uses).
+    SampleBackend {
+        /// Address to listen on.
+        #[arg(
+            long,
+            default_value = "127.0.0.1:8000",
+            env = "PORTCULLIS_SAMPLE_LISTEN"
+        )]
+        listen: SocketAddr,
+    },
+}
+
+/// Options of `portcullis gateway`.
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// Configuration file (JSON); see examples/gateway.json.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    config: PathBuf,
+    /// Address for API traffic over HTTP.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "PORTCULLIS_LISTEN")]
+    listen: SocketAddr,
+    /// Address for /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090", env = "PORTCULLIS_OPS_LISTEN")]
+    ops_listen: SocketAddr,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+/// Options of `portcullis demo`.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Address for the gateway (falls back to a free port if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PORTCULLIS_LISTEN")]
+    listen: SocketAddr,
+    /// Address for the operations endpoints (falls back to a free port).
+    #[arg(long, default_value = "127.0.0.1:9090", env = "PORTCULLIS_OPS_LISTEN")]
+    ops_listen: SocketAddr,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+/// Limits and timeouts shared by `gateway` and `demo`.
+#[derive(Debug, clap::Args)]
+struct Tuning {
+    /// Largest request body accepted, in bytes (413 beyond); unlimited when absent.
+    #[arg(long, env = "PORTCULLIS_MAX_BODY_BYTES")]
+    max_body_bytes: Option<u64>,
+    /// Seconds a client may take to send a request head (408 beyond).
+    #[arg(long, default_value_t = 30, env = "PORTCULLIS_HEADER_TIMEOUT")]
+    header_timeout: u64,
+    /// Seconds a keep-alive client connection may stay idle.
+    #[arg(long, default_value_t = 60, env = "PORTCULLIS_IDLE_TIMEOUT")]
+    idle_timeout: u64,
+    /// Seconds to open a backend connection (504 beyond).
+    #[arg(long, default_value_t = 5, env = "PORTCULLIS_CONNECT_TIMEOUT")]
+    connect_timeout: u64,
+    /// Seconds a body may stall in either direction.
+    #[arg(long, default_value_t = 60, env = "PORTCULLIS_BODY_TIMEOUT")]
+    body_timeout: u64,
+    /// Seconds an idle backend connection is kept for reuse.
+    #[arg(long, default_value_t = 30, env = "PORTCULLIS_UPSTREAM_IDLE_TIMEOUT")]
+    upstream_idle_timeout: u64,
+    /// Most idle connections kept per backend.
+    #[arg(long, default_value_t = 256, env = "PORTCULLIS_UPSTREAM_MAX_IDLE")]
+    upstream_max_idle: usize,
+    /// Seconds a shutdown waits for requests in flight.
+    #[arg(long, default_value_t = 30, env = "PORTCULLIS_SHUTDOWN_GRACE")]
+    shutdown_grace: u64,
+    /// Milliseconds between checks of the configuration file for changes.
+    #[arg(long, default_value_t = 1000, env = "PORTCULLIS_RELOAD_INTERVAL_MS")]
+    reload_interval_ms: u64,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long, env = "PORTCULLIS_WORKERS")]
+    workers: Option<usize>,
+}
+
+impl Tuning {
+    fn apply(&self, options: &mut GatewayOptions) {
+        options.limits.max_body_bytes = self.max_body_bytes;
+        options.timeouts.header_read = Duration::from_secs(self.header_timeout);
+        options.timeouts.idle = Duration::from_secs(self.idle_timeout);
+        options.timeouts.connect = Duration::from_secs(self.connect_timeout);
+        options.timeouts.body_idle = Duration::from_secs(self.body_timeout);
+        options.pool.idle_timeout = Duration::from_secs(self.upstream_idle_timeout);
+        options.pool.max_idle_per_backend = self.upstream_max_idle;
+        options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
+        options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log)?;
+    let workers = match &cli.command {
+        Command::Gateway(args) => args.tuning.workers,
+        Command::Demo(args) => args.tuning.workers,
+        Command::SampleBackend { .. } => Some(1),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers.max(1));
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Gateway(args) => run_gateway(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::SampleBackend { listen } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                println!("SAMPLE_BACKEND_URL=http://{}", listener.local_addr()?);
+                sample_backend::serve(listener, shutdown_signal()).await
+            }
+        }
+    })
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let mut options = GatewayOptions::new(args.config);
+    options.listen = args.listen;
+    options.ops_listen = Some(args.ops_listen);
+    args.tuning.apply(&mut options);
+    let gateway = Gateway::start(options).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    gateway.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -3,6 +3,9 @@
 //! This crate never touches a socket, file, clock, thread or random source. Time
 //! (`now`) and randomness (seeds) are inputs; outputs are polled. See DESIGN.md.
 
-pub mod http;
 pub mod config;
+pub mod http;
+pub mod ops;
+pub mod pool;
+pub mod proxy;
 pub mod router;

@@ -1,1 +1,22 @@
-//! rt
+//! The tokio adapter of the Portcullis gateway: sockets, timers and files.
+//!
+//! It moves bytes and events between sockets and the sans-IO machines of
+//! `portcullis-core` and sleeps until the deadlines they hand it. It makes no HTTP
+//! decision of its own.
+
+mod config_file;
+mod connection;
+mod gateway;
+mod ops;
+mod upstream;
+
+pub use config_file::{load_config, ConfigError, SharedConfig};
+pub use gateway::{Gateway, GatewayError, GatewayOptions};
+
+/// The current time as the core expects it.
+///
+/// Taken from tokio's clock so a simulation (turmoil) that drives tokio's time also
+/// drives the core's.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -1,1 +1,23 @@
-//! Configuration snapshot model.
+//! Configuration snapshot model: what a gateway serves, in the JSON the management plane sends.
+//!
+//! A [`Snapshot`] is parsed with [`Snapshot::from_json`] (camelCase fields, unknown
+//! fields refused so a typo in a hand-written file is reported rather than ignored),
+//! checked with [`Snapshot::validate`], and compiled once into a [`CompiledConfig`]
+//! that requests read without touching the JSON model again.
+
+mod compiled;
+mod error;
+pub(crate) mod host;
+mod model;
+mod url;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use compiled::CompiledConfig;
+pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem};
+pub use model::{
+    Api, Backend, NamedValue, Operation, Scheme, Snapshot, SubscriptionKeyParameterNames,
+};
+pub use url::ServiceUrl;

@@ -12,6 +12,9 @@ pub mod framing;
 pub mod head;
 pub mod hop;
 pub mod limits;
+mod syntax;
+#[cfg(test)]
+mod tests;
 
 pub use body::{BodyDecoder, BodyEvent};
 pub use error::CodecError;

@@ -1,0 +1,538 @@
+#!/usr/bin/env bash
+# Load benchmark: portcullis vs nginx as a reverse proxy, see bench/README.md.
+#
+#   bench/run.sh            full run (3 x 10 s per target and scenario)
+#   bench/run.sh --quick    smoke test (1 x 3 s)
+#
+# Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
+# IDLE_CONNS (10000, 0 skips the memory step), IDLE_HOLD (5), SKIP_BUILD=1,
+# SCENARIOS ("keepalive close"), TARGETS ("backend nginx portcullis"),
+# PORTCULLIS_BIN (target/release/portcullis), PORTCULLIS_LOG (warn),
+# QUIET_WAIT (300: seconds to wait for a busy machine to calm down),
+# NOISE_RETRIES (2: reruns of a run that shared the machine with others).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+DURATION=${DURATION:-10s}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-2s}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_HOLD=${IDLE_HOLD:-5}
+SKIP_BUILD=${SKIP_BUILD:-0}
+SCENARIOS=${SCENARIOS:-keepalive close}
+TARGETS=${TARGETS:-backend nginx portcullis}
+PORTCULLIS_BIN=${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}
+QUIET_WAIT=${QUIET_WAIT:-300}
+NOISE_RETRIES=${NOISE_RETRIES:-2}
+# Per-request logging would be a cost nginx (access_log off) does not pay.
+export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
+
+BACKEND_PORT=18000
+NGINX_PORT=18001
+GATEWAY_PORT=18002
+OPS_PORT=19090
+CPU_PROXY=0   # the proxy under test, alone
+CPU_LOAD=1    # wrk and the backend
+URL_PATH=/bench/item
+
+usage() {
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+}
+
+while (($#)); do
+    case $1 in
+        --quick) RUNS=1 DURATION=3s WARMUP=1s ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in nginx wrk taskset curl python3 getconf; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y nginx wrk util-linux curl python3)"
+done
+[[ $(nproc --all) -ge 2 ]] || die "needs at least 2 CPUs (proxy on CPU $CPU_PROXY, load on CPU $CPU_LOAD)"
+
+CLK_TCK=$(getconf CLK_TCK)
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=$BENCH_DIR/results/$STAMP
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
+chmod 755 "$WORK"   # nginx workers (an unprivileged user) traverse it
+
+STARTED_PIDS=()
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Servers need a file descriptor per idle connection (IDLE_CONNS + slack).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if (($(ulimit -n) < IDLE_CONNS + 512)); then
+    log "warning: ulimit -n is $(ulimit -n) (hard limit); fewer than $IDLE_CONNS idle connections will fit"
+fi
+
+# ---------------------------------------------------------------- helpers --
+
+# utime + stime in clock ticks, summed over the given processes. /proc/PID/stat
+# covers every thread of the process, including threads that have exited.
+proc_ticks() {
+    local total=0 pid stat rest
+    local -a f
+    for pid in "$@"; do
+        stat=$(<"/proc/$pid/stat") || continue
+        rest=${stat##*) }    # skip "pid (comm) ": comm may hold spaces
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))   # fields 14 and 15
+    done
+    echo "$total"
+}
+
+# Busy clock ticks of one CPU (everything but idle and iowait), /proc/stat.
+cpu_busy() {
+    local cpu=$1 name user nice system _idle _iowait irq softirq steal _rest
+    while read -r name user nice system _idle _iowait irq softirq steal _rest; do
+        if [[ $name == "cpu$cpu" ]]; then
+            echo $((user + nice + system + irq + softirq + steal))
+            return
+        fi
+    done </proc/stat
+}
+
+# Percentage of all CPUs busy over one second.
+system_busy_pct() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," ");
+        t=y[2]-x[2]; printf "%d\n", (t > 0 ? 100*(y[1]-x[1])/t : 0)}'
+}
+
+# An nginx master and its workers.
+nginx_pids() {
+    local -a workers
+    mapfile -t workers < <(pgrep -P "$1" || true)
+    echo "$1" "${workers[@]+"${workers[@]}"}"
+}
+
+vmrss_kib() {
+    local total=0 pid kib
+    for pid in "$@"; do
+        kib=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null || true
+}
+
+# wait_http URL PID SECONDS: wait for a 200 from URL while PID lives.
+# Returns 0 on success, 1 on timeout, 2 if PID died.
+wait_http() {
+    local url=$1 pid=$2 deadline=$((SECONDS + $3))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 2
+        [[ $(http_code "$url") == 200 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+port_free() {
+    ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# Wait for the machine to be quiet: numbers taken next to a cargo build are
+# meaningless. Gives up after QUIET_WAIT seconds and marks the results.
+MACHINE_NOTE="quiet"
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) busy
+    while :; do
+        busy=$(system_busy_pct)
+        if ((busy <= 10)); then
+            log "machine quiet (${busy}% CPU busy)"
+            return
+        fi
+        if ((SECONDS >= deadline)); then
+            MACHINE_NOTE="BUSY: the machine was still ${busy}% busy with other processes after waiting ${QUIET_WAIT} s for it to calm down"
+            log "warning: machine still ${busy}% busy after ${QUIET_WAIT}s; running anyway, numbers are suspect"
+            ps -eo pid,pcpu,comm --sort=-pcpu | head -6 >&2
+            return
+        fi
+        log "machine ${busy}% busy (other builds?), waiting..."
+        sleep 5
+    done
+}
+
+# ---------------------------------------------------------------- servers --
+
+BODY='{"id":"item-0001","name":"bench item","price":12.5,"tags":["load","test"],"in_stock":true,"rev":100}'
+
+write_nginx_common() { # NAME
+    cat <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $WORK/$1-tmp/body;
+    proxy_temp_path $WORK/$1-tmp/proxy;
+    fastcgi_temp_path $WORK/$1-tmp/fastcgi;
+    uwsgi_temp_path $WORK/$1-tmp/uwsgi;
+    scgi_temp_path $WORK/$1-tmp/scgi;
+EOF
+}
+
+start_nginx() { # NAME CPU -> sets NGINX_MASTER
+    mkdir -p "$WORK/$1-tmp"
+    taskset -c "$2" nginx -p "$WORK/" -c "$WORK/$1.conf" -e "$WORK/$1-error.log" \
+        >"$RESULTS/$1.log" 2>&1 &
+    NGINX_MASTER=$!
+    STARTED_PIDS+=("$NGINX_MASTER")
+}
+
+start_backend() {
+    {
+        write_nginx_common backend
+        cat <<EOF
+    server {
+        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+        location / {
+            default_type application/json;
+            return 200 '$BODY';
+        }
+    }
+}
+EOF
+    } >"$WORK/backend.conf"
+    start_nginx backend "$CPU_LOAD"
+    BACKEND_PID=$NGINX_MASTER
+    wait_http "http://127.0.0.1:$BACKEND_PORT$URL_PATH" "$BACKEND_PID" 10 ||
+        die "backend nginx did not start: $(cat "$WORK/backend-error.log" "$RESULTS/backend.log" 2>/dev/null)"
+}
+
+start_nginx_proxy() {
+    {
+        write_nginx_common proxy
+        cat <<EOF
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$WORK/proxy.conf"
+    start_nginx proxy "$CPU_PROXY"
+    PROXY_PID=$NGINX_MASTER
+    wait_http "http://127.0.0.1:$NGINX_PORT$URL_PATH" "$PROXY_PID" 10 ||
+        die "nginx proxy did not start: $(cat "$WORK/proxy-error.log" "$RESULTS/proxy.log" 2>/dev/null)"
+}
+
+GATEWAY_PID=
+GATEWAY_STATUS="not run"
+build_gateway() {
+    if [[ $SKIP_BUILD == 1 ]]; then
+        log "SKIP_BUILD=1: using $PORTCULLIS_BIN as is"
+        return 0
+    fi
+    log "building: cargo build --release --bin portcullis (log: $RESULTS/build.log)"
+    if (cd "$ROOT" && cargo build --release --bin portcullis) >"$RESULTS/build.log" 2>&1; then
+        log "build ok"
+    else
+        log "PORTCULLIS BUILD FAILED; the portcullis target is skipped. Last lines:"
+        tail -n 15 "$RESULTS/build.log" | sed 's/^/    /' >&2
+        GATEWAY_STATUS="skipped: cargo build --release failed"
+        return 1
+    fi
+}
+
+start_gateway() {
+    if [[ ! -x $PORTCULLIS_BIN ]]; then
+        GATEWAY_STATUS="skipped: no binary at $PORTCULLIS_BIN"
+        log "PORTCULLIS SKIPPED: no binary at $PORTCULLIS_BIN"
+        return 1
+    fi
+    local code rc=0
+    taskset -c "$CPU_PROXY" "$PORTCULLIS_BIN" gateway \
+        --config "$BENCH_DIR/gateway.json" \
+        --listen "127.0.0.1:$GATEWAY_PORT" \
+        --ops-listen "127.0.0.1:$OPS_PORT" \
+        >"$RESULTS/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    STARTED_PIDS+=("$GATEWAY_PID")
+    wait_http "http://127.0.0.1:$GATEWAY_PORT$URL_PATH" "$GATEWAY_PID" 20 || rc=$?
+    if ((rc == 0)); then
+        GATEWAY_STATUS="ran: $("$PORTCULLIS_BIN" --version 2>/dev/null | head -n 1 || echo portcullis)"
+        log "portcullis gateway up (pid $GATEWAY_PID)"
+        return 0
+    fi
+    if ((rc == 2)); then
+        wait "$GATEWAY_PID" && code=0 || code=$?
+        GATEWAY_STATUS="skipped: the gateway exited (status $code) before serving $URL_PATH"
+    else
+        GATEWAY_STATUS="skipped: no 200 from http://127.0.0.1:$GATEWAY_PORT$URL_PATH within 20 s (last status: $(http_code "http://127.0.0.1:$GATEWAY_PORT$URL_PATH"))"
+        kill -TERM "$GATEWAY_PID" 2>/dev/null || true
+        wait "$GATEWAY_PID" 2>/dev/null || true
+    fi
+    GATEWAY_PID=
+    log "PORTCULLIS SKIPPED: ${GATEWAY_STATUS#skipped: }. Gateway output ($RESULTS/gateway.log):"
+    tail -n 15 "$RESULTS/gateway.log" | sed 's/^/    /' >&2
+    return 1
+}
+
+# ------------------------------------------------------------------- load --
+
+declare -A URL
+target_pids() {
+    case $1 in
+        backend) nginx_pids "$BACKEND_PID" ;;
+        nginx) nginx_pids "$PROXY_PID" ;;
+        portcullis) echo "$GATEWAY_PID" ;;
+    esac
+}
+
+# Parse wrk --latency output: requests rps p50_ms p99_ms errors
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            return "nan"
+        }
+        /requests in/           { req = $1 }
+        /^Requests\/sec:/       { rps = $2 }
+        $1 == "50%"             { p50 = ms($2) }
+        $1 == "99%"             { p99 = ms($2) }
+        /Socket errors:/        { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx/        { err += $NF }
+        END { printf "%d %s %.3f %.3f %d\n", req, rps == "" ? "nan" : rps, p50, p99, err }
+    ' "$1"
+}
+
+wrk_args() { # SCENARIO
+    local -a a=(-t"$THREADS" -c"$CONNS" --latency)
+    [[ $1 == close ]] && a+=(-H "Connection: close")
+    printf '%s\n' "${a[@]}"
+}
+
+# utime + stime of this shell's reaped children (fields 16 and 17): how much
+# CPU the wrk we just waited for used.
+children_ticks() {
+    local stat rest
+    local -a f
+    stat=$(<"/proc/$$/stat")
+    rest=${stat##*) }
+    read -r -a f <<<"$rest"
+    echo $((f[13] + f[14]))
+}
+
+run_one() { # SCENARIO TARGET RUN
+    local scenario=$1 target=$2 run=$3
+    local out=$RESULTS/wrk-$scenario-$target-$run.txt
+    local -a pids backend_pids args
+    read -r -a pids <<<"$(target_pids "$target")"
+    read -r -a backend_pids <<<"$(target_pids backend)"
+    [[ $target == backend ]] && backend_pids=()
+    mapfile -t args < <(wrk_args "$scenario")
+    local t0 t1 k0 k1 w0 w1 c0 c1 l0 l1 a0 a1 ns0 ns1
+    t0=$(proc_ticks "${pids[@]}"); k0=$(proc_ticks "${backend_pids[@]+"${backend_pids[@]}"}")
+    w0=$(children_ticks); c0=$(cpu_busy "$CPU_PROXY"); l0=$(cpu_busy "$CPU_LOAD"); ns0=$(date +%s%N)
+    taskset -c "$CPU_LOAD" wrk "${args[@]}" -d"$DURATION" "${URL[$target]}" >"$out" 2>&1 ||
+        log "warning: wrk exited non-zero for $target ($out)"
+    ns1=$(date +%s%N); c1=$(cpu_busy "$CPU_PROXY"); l1=$(cpu_busy "$CPU_LOAD"); w1=$(children_ticks)
+    t1=$(proc_ticks "${pids[@]}"); k1=$(proc_ticks "${backend_pids[@]+"${backend_pids[@]}"}")
+    a0=$((c0 + l0)); a1=$((c1 + l1))
+    local requests rps p50 p99 errors
+    read -r requests rps p50 p99 errors <<<"$(parse_wrk "$out")"
+    # other_pct: CPU time on the machine that was neither the server under
+    # test, the backend nor wrk, in % of one CPU. More than a few % means
+    # something else ran (a cargo build...) and the run is suspect.
+    local line
+    line=$(awk -v s="$scenario" -v t="$target" -v r="$run" -v n="$requests" \
+        -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="$errors" \
+        -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" \
+        -v other=$((a1 - a0 - (t1 - t0) - (k1 - k0) - (w1 - w0))) \
+        -v load=$((l1 - l0)) -v wall=$(((ns1 - ns0) / 1000000)) 'BEGIN {
+            cpu = (n > 0) ? sprintf("%.2f", ticks * 1e6 / hz / n) : "nan"
+            wt = wall / 1000 * hz
+            o = (wt > 0) ? 100 * other / wt : 0
+            if (o < 0) o = 0
+            l = (wt > 0) ? 100 * load / wt : 0
+            printf "%s\t%s\t%s\t%d\t%s\t%.3f\t%.3f\t%s\t%d\t%.1f\t%.1f\n",
+                s, t, r, n, rps, p50, p99, cpu, e, o, l
+        }')
+    RUN_LINE=$line
+    # shellcheck disable=SC2086
+    set -- $line
+    log "$(printf '%-9s %-10s run %s: %8s req/s  p50 %6s ms  p99 %6s ms  CPU %6s us/req  errors %s  (other CPU %s%%, cpu%s busy %s%%)' \
+        "$1" "$2" "$3" "$5" "$6" "$7" "$8" "$9" "${10}" "$CPU_LOAD" "${11}")"
+    RUN_NOISY=0
+    if awk -v o="${10}" 'BEGIN { exit !(o > 5) }'; then
+        RUN_NOISY=1
+        log "warning: ${10}% of a CPU went to other processes during this run; its numbers are suspect"
+    fi
+}
+
+warmup() { # SCENARIO TARGET
+    local -a args
+    mapfile -t args < <(wrk_args "$1")
+    taskset -c "$CPU_LOAD" wrk "${args[@]}" -d"$WARMUP" "${URL[$2]}" >/dev/null 2>&1 || true
+}
+
+# ------------------------------------------------------------ idle memory --
+
+idle_step() { # NAME PORT PIDS...
+    local name=$1 port=$2
+    shift 2
+    local out=$RESULTS/idle-$name.txt before during line
+    before=$(vmrss_kib "$@")
+    python3 "$BENCH_DIR/idle_conns.py" --port "$port" -n "$IDLE_CONNS" \
+        --path "$URL_PATH" --hold "$IDLE_HOLD" >"$out" 2>&1 &
+    local py=$!
+    local deadline=$((SECONDS + 120))
+    until grep -q '^READY' "$out" 2>/dev/null; do
+        if ! kill -0 "$py" 2>/dev/null || ((SECONDS > deadline)); then
+            log "warning: idle_conns.py against $name did not get READY: $(cat "$out")"
+            kill "$py" 2>/dev/null || true
+            wait "$py" 2>/dev/null || true
+            return 0
+        fi
+        sleep 0.05
+    done
+    during=$(vmrss_kib "$@")
+    wait "$py" || log "warning: idle_conns.py exited non-zero ($out)"
+    local open_at_ready open_after failed
+    line=$(grep '^DONE' "$out" || true)
+    open_at_ready=$(sed -n 's/.*open_at_ready=\([0-9]*\).*/\1/p' <<<"$line")
+    open_after=$(sed -n 's/.*open_after_hold=\([0-9]*\).*/\1/p' <<<"$line")
+    failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$line")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$IDLE_CONNS" "${open_at_ready:-0}" \
+        "${open_after:-0}" "${failed:-0}" "$IDLE_HOLD" "$before" "$during" >>"$RESULTS/idle.tsv"
+    log "idle $name: RSS $((before / 1024)) MiB -> $((during / 1024)) MiB with ${open_at_ready:-0} idle connections (${open_after:-0} still open after ${IDLE_HOLD}s, ${failed:-0} failed)"
+}
+
+# ------------------------------------------------------------------- main --
+
+for port in $BACKEND_PORT $NGINX_PORT $GATEWAY_PORT $OPS_PORT; do
+    port_free "$port" || die "port $port is already in use"
+done
+
+want_gateway=0
+[[ " $TARGETS " == *" portcullis "* ]] && want_gateway=1
+if ((want_gateway)); then
+    build_gateway || want_gateway=0
+fi
+
+log "results in $RESULTS"
+start_backend
+start_nginx_proxy
+if ((want_gateway)); then
+    start_gateway || true
+fi
+
+URL[backend]=http://127.0.0.1:$BACKEND_PORT$URL_PATH
+URL[nginx]=http://127.0.0.1:$NGINX_PORT$URL_PATH
+URL[portcullis]=http://127.0.0.1:$GATEWAY_PORT$URL_PATH
+active=()
+for t in $TARGETS; do
+    case $t in
+        backend | nginx) active+=("$t") ;;
+        portcullis) [[ -n $GATEWAY_PID ]] && active+=("$t") ;;
+        *) die "unknown target $t" ;;
+    esac
+done
+
+wait_quiet
+
+
+printf 'scenario\ttarget\trun\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\terrors\tother_cpu_pct\tload_cpu_busy_pct\n' \
+    >"$RESULTS/runs.tsv"
+
+for scenario in $SCENARIOS; do
+    [[ $scenario == keepalive || $scenario == close ]] || die "unknown scenario $scenario"
+    log "scenario $scenario: warm-up ($WARMUP per target)"
+    for t in "${active[@]}"; do warmup "$scenario" "$t"; done
+    for run in $(seq "$RUNS"); do
+        for t in "${active[@]}"; do
+            # A run that shared the machine is retried after it calms down;
+            # the last attempt is kept either way (and flagged in the report).
+            for attempt in $(seq 0 "$NOISE_RETRIES"); do
+                run_one "$scenario" "$t" "$run"
+                ((RUN_NOISY && attempt < NOISE_RETRIES)) || break
+                log "retrying this run once the machine is quiet"
+                wait_quiet
+            done
+            echo "$RUN_LINE" >>"$RESULTS/runs.tsv"
+        done
+    done
+done
+
+if ((IDLE_CONNS > 0)); then
+    printf 'server\trequested\topen_at_ready\topen_after_hold\tfailed\thold_s\trss_before_kib\trss_during_kib\n' \
+        >"$RESULTS/idle.tsv"
+    sleep 2   # let the load's connections drain
+    # shellcheck disable=SC2046
+    idle_step nginx "$NGINX_PORT" $(nginx_pids "$PROXY_PID")
+    if [[ -n $GATEWAY_PID ]]; then
+        idle_step portcullis "$GATEWAY_PORT" "$GATEWAY_PID"
+    fi
+fi
+
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "host=$(nproc --all) CPUs, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+    echo "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+    echo "kernel=$(uname -r)"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/.*: //')"
+    echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print "wrk " $2}')"
+    echo "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+    echo "gateway_status=$GATEWAY_STATUS"
+    echo "duration=$DURATION"
+    echo "runs=$RUNS"
+    echo "conns=$CONNS"
+    echo "threads=$THREADS"
+    echo "machine=$MACHINE_NOTE"
+} >"$RESULTS/meta.env"
+
+python3 "$BENCH_DIR/report.py" "$RESULTS" | tee "$RESULTS/summary.md"
+log "raw results: $RESULTS (summary.md, runs.tsv, wrk-*.txt)"
+[[ $GATEWAY_STATUS == ran* ]] || log "note: portcullis was not measured: $GATEWAY_STATUS"

@@ -1,0 +1,233 @@
+//! Why a configuration snapshot was rejected, with the ids of what is wrong.
+
+use crate::router::TemplateError;
+
+/// A snapshot that cannot be served: bad JSON, or a validation failure naming the entity.
+///
+/// The variants carry the ids a management plane needs to point at the offending field;
+/// `Display` is a complete sentence for a log line or an API error body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The document is not JSON, or does not fit the snapshot model.
+    #[error("invalid configuration at line {line}, column {column}: {message}")]
+    Json {
+        /// 1-based line where serde_json stopped.
+        line: usize,
+        /// 1-based column where serde_json stopped.
+        column: usize,
+        /// serde_json's description, without its own position suffix.
+        message: String,
+    },
+    /// A URL given to [`ServiceUrl::parse`](super::ServiceUrl::parse) is not usable.
+    #[error("invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// More entities than the router can index.
+    #[error("more than {limit} {what}")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// The most there may be.
+        limit: usize,
+    },
+    /// Something wrong with an API as a whole.
+    #[error("api `{api}`: {problem}")]
+    Api {
+        /// The API's id.
+        api: String,
+        /// What is wrong.
+        problem: ApiProblem,
+    },
+    /// Something wrong with one operation of an API.
+    #[error("api `{api}`, operation `{operation}`: {problem}")]
+    Operation {
+        /// The API's id.
+        api: String,
+        /// The operation's id.
+        operation: String,
+        /// What is wrong.
+        problem: OperationProblem,
+    },
+    /// Something wrong with a backend.
+    #[error("backend `{backend}`: {problem}")]
+    Backend {
+        /// The backend's id.
+        backend: String,
+        /// What is wrong.
+        problem: EntityProblem,
+    },
+    /// Something wrong with a named value.
+    #[error("named value `{name}`: {problem}")]
+    NamedValue {
+        /// The named value's name.
+        name: String,
+        /// What is wrong.
+        problem: EntityProblem,
+    },
+}
+
+/// What is wrong with an API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiProblem {
+    /// The id is empty or has characters outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid id: {0}")]
+    InvalidId(&'static str),
+    /// Another API has the same id.
+    #[error("duplicate API id")]
+    DuplicateId,
+    /// The path suffix cannot be routed.
+    #[error("invalid path `{path}`: {reason}")]
+    InvalidPath {
+        /// The path as configured.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Another API already serves this path on the same host (or on any host).
+    #[error("path `/{path}` {} is already used by api `{other}`", host_phrase(.host))]
+    DuplicatePrefix {
+        /// The other API's id.
+        other: String,
+        /// The hostname both claim, `None` for APIs without hostnames.
+        host: Option<String>,
+        /// The normalized path both claim.
+        path: String,
+    },
+    /// A hostname is not a DNS name or IP address.
+    #[error("invalid hostname `{hostname}`: {reason}")]
+    InvalidHostname {
+        /// The hostname as configured.
+        hostname: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `protocols` is empty, so no request could ever reach the API.
+    #[error("protocols must list http, https or both")]
+    NoProtocols,
+    /// Neither `serviceUrl` nor `backendId` is set.
+    #[error("no upstream: set serviceUrl or backendId")]
+    MissingUpstream,
+    /// Both `serviceUrl` and `backendId` are set, so it is unclear which one wins.
+    #[error("set either serviceUrl or backendId, not both")]
+    ConflictingUpstream,
+    /// `backendId` names no backend of the snapshot.
+    #[error("backendId `{0}` refers to no backend")]
+    UnknownBackend(String),
+    /// `serviceUrl` cannot be parsed.
+    #[error("invalid serviceUrl `{url}`: {reason}")]
+    InvalidServiceUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `timeoutSeconds` outside 1..=3600.
+    #[error("timeoutSeconds must be between 1 and 3600, not {0}")]
+    InvalidTimeout(u32),
+    /// A subscription key parameter name is unusable.
+    #[error("invalid subscription key {which} name `{name}`: {reason}")]
+    InvalidKeyParameterName {
+        /// `header` or `query`.
+        which: &'static str,
+        /// The name as configured.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// What is wrong with an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationProblem {
+    /// The id is empty or has characters outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid id: {0}")]
+    InvalidId(&'static str),
+    /// Another operation of the same API has the same id.
+    #[error("duplicate operation id")]
+    DuplicateId,
+    /// The method is not an HTTP token (or `*`).
+    #[error("invalid method `{method}`: {reason}")]
+    InvalidMethod {
+        /// The method as configured.
+        method: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The URL template cannot be matched.
+    #[error("invalid urlTemplate `{template}`: {reason}")]
+    InvalidTemplate {
+        /// The template as configured.
+        template: String,
+        /// What is wrong with it.
+        reason: TemplateError,
+    },
+    /// Another operation has the same method and the same template shape.
+    #[error("same method and URL template as operation `{other}`")]
+    Duplicate {
+        /// The other operation's id.
+        other: String,
+    },
+}
+
+/// What is wrong with a backend or a named value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntityProblem {
+    /// The id or name is empty or has characters outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid id: {0}")]
+    InvalidId(&'static str),
+    /// Another entity of the same kind has the same id or name.
+    #[error("duplicate id")]
+    DuplicateId,
+    /// The backend URL cannot be parsed.
+    #[error("invalid url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+fn host_phrase(host: &Option<String>) -> String {
+    match host {
+        Some(h) => format!("on host `{h}`"),
+        None => "on any host".to_owned(),
+    }
+}
+
+impl ConfigError {
+    /// Wraps serde_json's error, keeping its position apart from its message.
+    pub(crate) fn from_json(err: &serde_json::Error) -> Self {
+        // serde_json's Display appends " at line L column C"; the position is
+        // kept as fields instead so the message does not say it twice.
+        let full = err.to_string();
+        let suffix = format!(" at line {} column {}", err.line(), err.column());
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+        ConfigError::Json {
+            line: err.line(),
+            column: err.column(),
+            message,
+        }
+    }
+
+    /// Builds an API error.
+    pub(crate) fn api(api: &str, problem: ApiProblem) -> Self {
+        ConfigError::Api {
+            api: api.to_owned(),
+            problem,
+        }
+    }
+
+    /// Builds an operation error.
+    pub(crate) fn operation(api: &str, operation: &str, problem: OperationProblem) -> Self {
+        ConfigError::Operation {
+            api: api.to_owned(),
+            operation: operation.to_owned(),
+            problem,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The snapshot document: APIs, operations, backends and named values, as JSON.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// One revision of everything a gateway serves, as the management plane sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// Monotonically increasing revision; the management plane's ETag.
+    pub revision: u64,
+    /// The APIs; routes refer to them by index in this list.
+    #[serde(default)]
+    pub apis: Vec<Api>,
+    /// Backends that APIs can name with `backendId`.
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+    /// Named values for `{{name}}` substitution in policies.
+    #[serde(default)]
+    pub named_values: Vec<NamedValue>,
+}
+
+/// An API: a path prefix (optionally per host) in front of one upstream service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Api {
+    /// Unique id (`A-Z a-z 0-9 - . _ ~`).
+    pub id: String,
+    /// Name shown to people; may be empty.
+    #[serde(default)]
+    pub display_name: String,
+    /// Free text for the portal; may be empty.
+    #[serde(default)]
+    pub description: String,
+    /// APIM's API URL suffix, `""` for the root API; surrounding `/` are ignored.
+    pub path: String,
+    /// Upstream base URL; required unless `backend_id` is set.
+    #[serde(default)]
+    pub service_url: Option<String>,
+    /// Id of a backend whose URL is the upstream, instead of `service_url`.
+    #[serde(default)]
+    pub backend_id: Option<String>,
+    /// Client-facing schemes the API accepts.
+    #[serde(default = "default_protocols")]
+    pub protocols: Vec<Scheme>,
+    /// Host values (no port) the API is restricted to; empty means any host.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// Whether a valid subscription key is needed to call the API.
+    #[serde(default = "default_true")]
+    pub subscription_required: bool,
+    /// Where a client may put its subscription key.
+    #[serde(default)]
+    pub subscription_key_parameter_names: SubscriptionKeyParameterNames,
+    /// Forward the client's Host header (true) or the upstream's authority (false).
+    #[serde(default = "default_true")]
+    pub preserve_host_header: bool,
+    /// How long to wait for the upstream's response head, in seconds (1..=3600).
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u32,
+    /// The operations; a request must match one of them.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+}
+
+impl Api {
+    /// The path with surrounding slashes removed, as the router matches it.
+    pub fn normalized_path(&self) -> &str {
+        self.path.trim_matches('/')
+    }
+
+    /// Whether the API accepts requests that arrived over `scheme`.
+    pub fn allows(&self, scheme: Scheme) -> bool {
+        self.protocols.contains(&scheme)
+    }
+
+    /// The upstream response timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.timeout_seconds))
+    }
+}
+
+/// A method and URL template within an API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Operation {
+    /// Id, unique within the API.
+    pub id: String,
+    /// Name shown to people; may be empty.
+    #[serde(default)]
+    pub display_name: String,
+    /// Free text for the portal; may be empty.
+    #[serde(default)]
+    pub description: String,
+    /// HTTP method (case-sensitive token), or `*` for any method.
+    pub method: String,
+    /// Path template after the API path: `/users/{id}`, `/files/*`; a `?query` part is ignored.
+    pub url_template: String,
+}
+
+/// A named upstream that APIs can share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    /// Unique id (`A-Z a-z 0-9 - . _ ~`).
+    pub id: String,
+    /// Free text; may be empty.
+    #[serde(default)]
+    pub description: String,
+    /// Base URL of the upstream.
+    pub url: String,
+}
+
+/// A name and value for `{{name}}` substitution; a secret value is never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedValue {
+    /// Unique name (`A-Z a-z 0-9 - . _ ~`).
+    pub name: String,
+    /// The value substituted for `{{name}}`.
+    pub value: String,
+    /// Whether the value must be kept out of logs and the UI.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl fmt::Debug for NamedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Snapshots end up in debug logs; a secret must not travel with them.
+        let value: &dyn fmt::Debug = if self.secret {
+            &"<redacted>"
+        } else {
+            &self.value
+        };
+        f.debug_struct("NamedValue")
+            .field("name", &self.name)
+            .field("value", value)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// Where a client may send its subscription key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionKeyParameterNames {
+    /// Request header carrying the key.
+    #[serde(default = "default_key_header")]
+    pub header: String,
+    /// Query parameter carrying the key.
+    #[serde(default = "default_key_query")]
+    pub query: String,
+}
+
+impl Default for SubscriptionKeyParameterNames {
+    fn default() -> Self {
+        SubscriptionKeyParameterNames {
+            header: default_key_header(),
+            query: default_key_query(),
+        }
+    }
+}
+
+/// A URL scheme: how a client reached the gateway, or how to reach an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's name, lowercase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port used when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Snapshot {
+    /// Parses a snapshot document; errors carry serde_json's line and column.
+    pub fn from_json(bytes: &[u8]) -> Result<Snapshot, ConfigError> {
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::from_json(&e))
+    }
+
+    /// Serializes the snapshot (with every default written out).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Only strings, integers, bools and sequences: serde_json cannot fail on them,
+        // and an empty document would be refused by from_json rather than misread.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Checks everything the gateway relies on; the error names the API, operation or entity.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        super::validate::check(self).map(|_| ())
+    }
+}
+
+fn default_protocols() -> Vec<Scheme> {
+    vec![Scheme::Http, Scheme::Https]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_timeout_seconds() -> u32 {
+    30
+}
+
+fn default_key_header() -> String {
+    "Ocp-Apim-Subscription-Key".to_owned()
+}
+
+fn default_key_query() -> String {
+    "subscription-key".to_owned()
+}

@@ -1,0 +1,237 @@
+//! Upstream URLs: parsed once per snapshot into what the proxy needs per request.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::host::{check_name, is_ipv6};
+use super::{ConfigError, Scheme};
+
+/// An upstream base URL, split into the parts used to connect and to build requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrl {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host to connect to: lowercase DNS name or IP literal, IPv6 without brackets.
+    pub host: String,
+    /// Port to connect to (80 or 443 when the URL names none).
+    pub port: u16,
+    /// Value for a Host header: `host`, or `host:port` when the port is not the default.
+    pub authority: String,
+    /// Path prefix for every forwarded request, without trailing `/`; may be empty.
+    pub base_path: String,
+    /// `scheme://host:port`, keying the upstream connection pool.
+    pub pool_key: Arc<str>,
+}
+
+impl ServiceUrl {
+    /// Parses an absolute `http` or `https` URL without user info, query or fragment.
+    pub fn parse(input: &str) -> Result<ServiceUrl, ConfigError> {
+        parse(input).map_err(|reason| ConfigError::InvalidUrl {
+            url: input.to_owned(),
+            reason,
+        })
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// Parses `input`, returning the reason on failure so callers can add their context.
+pub(crate) fn parse(input: &str) -> Result<ServiceUrl, &'static str> {
+    if !input.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("contains whitespace, control or non-ASCII characters");
+    }
+    let (scheme, rest) = input
+        .split_once("://")
+        .ok_or("missing scheme (http:// or https://)")?;
+    let scheme = if scheme.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else {
+        return Err("scheme must be http or https");
+    };
+    if rest.contains('?') {
+        return Err("a query is not allowed");
+    }
+    if rest.contains('#') {
+        return Err("a fragment is not allowed");
+    }
+    if rest.contains('\\') {
+        return Err("a backslash is not allowed");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err("user info is not allowed");
+    }
+    let (host, port) = split_host_port(authority)?;
+    let port = match port {
+        None => scheme.default_port(),
+        Some(p) => parse_port(p)?,
+    };
+    let base_path = path.trim_end_matches('/');
+    check_base_path(base_path)?;
+
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let authority = if port == scheme.default_port() {
+        bracketed.clone()
+    } else {
+        format!("{bracketed}:{port}")
+    };
+    let pool_key: Arc<str> = Arc::from(format!("{scheme}://{bracketed}:{port}"));
+    Ok(ServiceUrl {
+        scheme,
+        host,
+        port,
+        authority,
+        base_path: base_path.to_owned(),
+        pool_key,
+    })
+}
+
+/// Splits an authority into a lowercase host (IPv6 unbracketed) and the port text.
+fn split_host_port(authority: &str) -> Result<(String, Option<&str>), &'static str> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (inner, after) = v6.split_once(']').ok_or("unclosed '[' in host")?;
+        if !is_ipv6(inner) {
+            return Err("not a valid IPv6 address");
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("unexpected text after ']'")?),
+        };
+        return Ok((inner.to_ascii_lowercase(), port));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    if port.is_some_and(|p| p.contains(':')) {
+        return Err("an IPv6 address must be in brackets");
+    }
+    check_name(host)?;
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn parse_port(text: &str) -> Result<u16, &'static str> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("port must be a number");
+    }
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => Err("port must be between 1 and 65535"),
+        Ok(p) => Ok(p),
+    }
+}
+
+/// Checks a base path (empty or starting with `/`, no trailing `/`) against RFC 3986.
+fn check_base_path(path: &str) -> Result<(), &'static str> {
+    let bytes = path.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let ok = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@%".contains(&b);
+        if !ok {
+            return Err("path has a character that must be percent-encoded");
+        }
+        if b == b'%' && !is_hex_pair(bytes, i + 1) {
+            return Err("path has a '%' not followed by two hex digits");
+        }
+    }
+    // Dot segments would be resolved by the upstream but not by us, so the path
+    // we think we forward would not be the one served.
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("path has a '.' or '..' segment");
+    }
+    Ok(())
+}
+
+fn is_hex_pair(bytes: &[u8], at: usize) -> bool {
+    bytes.get(at).is_some_and(u8::is_ascii_hexdigit)
+        && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(url: &str) -> ServiceUrl {
+        match ServiceUrl::parse(url) {
+            Ok(u) => u,
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_authority() {
+        let u = ok("http://127.0.0.1:8000/api/");
+        assert_eq!(u.scheme, Scheme::Http);
+        assert_eq!(u.host, "127.0.0.1");
+        assert_eq!(u.port, 8000);
+        assert_eq!(u.authority, "127.0.0.1:8000");
+        assert_eq!(u.base_path, "/api");
+        assert_eq!(&*u.pool_key, "http://127.0.0.1:8000");
+        assert_eq!(u.to_string(), "http://127.0.0.1:8000/api");
+
+        let u = ok("HTTPS://Backend.Example.com");
+        assert_eq!(u.scheme, Scheme::Https);
+        assert_eq!(u.host, "backend.example.com");
+        assert_eq!(u.port, 443);
+        assert_eq!(u.authority, "backend.example.com");
+        assert_eq!(u.base_path, "");
+        assert_eq!(&*u.pool_key, "https://backend.example.com:443");
+
+        let u = ok("http://example.com:80/");
+        assert_eq!(u.authority, "example.com");
+        assert_eq!(u.base_path, "");
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let u = ok("http://[::1]:8080/x");
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.authority, "[::1]:8080");
+        assert_eq!(&*u.pool_key, "http://[::1]:8080");
+        let u = ok("https://[FE80::1]");
+        assert_eq!(u.host, "fe80::1");
+        assert_eq!(u.authority, "[fe80::1]");
+    }
+
+    #[test]
+    fn rejects() {
+        for (url, why) in [
+            ("ftp://example.com", "scheme"),
+            ("example.com/api", "missing scheme"),
+            ("http://", "missing host"),
+            ("http://:80", "missing host"),
+            ("http://user:pw@example.com", "user info"),
+            ("http://example.com/a?x=1", "query"),
+            ("http://example.com/a#f", "fragment"),
+            ("http://example.com:0", "port"),
+            ("http://example.com:99999", "port"),
+            ("http://example.com:", "port"),
+            ("http://example.com:8a", "port"),
+            ("http://::1/", "brackets"),
+            ("http://[::1/", "unclosed"),
+            ("http://[::g]/", "IPv6"),
+            ("http://exa mple.com", "whitespace"),
+            ("http://example.com/a/../b", "segment"),
+            ("http://example.com/a%zz", "hex"),
+            ("http://example.com/{x}", "percent-encoded"),
+            ("http://example.com\\a", "backslash"),
+            ("http://300.1.1.1", "IPv4"),
+        ] {
+            match ServiceUrl::parse(url) {
+                Ok(u) => panic!("{url} accepted: {u:?}"),
+                Err(e) => assert!(e.to_string().contains(why), "{url}: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,882 @@
+//! The per-client-connection proxy state machine.
+//!
+//! One `ProxyConn` per accepted client connection. The adapter reads client and
+//! backend bytes into the buffers this machine lends it (`client_read_buf`,
+//! `upstream_read_buf`), writes out what it has pending (`client_pending`,
+//! `upstream_pending`), acts on the events it polls (`poll_event`: open or release a
+//! backend connection, close) and sleeps until `poll_timeout`. Every HTTP decision,
+//! which request is next, where it goes, how bodies are framed on each side, whether
+//! a connection may be reused, which deadline applies and what status an error gets,
+//! is made here.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::local::{write_error, STATUS_PROBE_PATH};
+use super::settings::ConnSettings;
+use crate::config::{CompiledConfig, ServiceUrl};
+use crate::http::body::{BodyDecoder, BodyEvent};
+use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
+use crate::http::encode::write_local_response;
+use crate::http::hop::{write_downstream_response, write_upstream_request, Forwarding, OutFraming};
+use crate::http::{BodyFraming, Limits, RequestHead, ResponseHead, Version};
+use crate::router::RouteOutcome;
+
+/// Above this many pending output bytes a side stops being read (backpressure).
+const HIGH_WATER: usize = 64 * 1024;
+/// Initial capacity of the read buffers; they grow on demand.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What the adapter must do next, besides moving bytes.
+#[derive(Debug)]
+pub enum Event {
+    /// Get a connection to this backend: from the pool, or a new one when `fresh`.
+    /// Answer with `handle_upstream_connected` or `handle_upstream_failed`.
+    ConnectUpstream {
+        /// Where to connect.
+        target: UpstreamTarget,
+        /// A pooled connection must not be used (a retry after a stale one).
+        fresh: bool,
+    },
+    /// The backend connection is no longer needed; `reuse`: it may go back to the pool.
+    ReleaseUpstream {
+        /// Whether the connection is clean and may be reused.
+        reuse: bool,
+    },
+    /// Write what is pending for the client, then close the connection.
+    CloseClient,
+}
+
+/// The backend of the request in progress.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    config: Arc<CompiledConfig>,
+    api: usize,
+}
+
+impl UpstreamTarget {
+    /// Scheme, host, port and pool key of the backend.
+    pub fn service(&self) -> &ServiceUrl {
+        self.config.upstream(self.api)
+    }
+}
+
+/// Why the backend connection failed, as the adapter saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Name resolution or connect failed (refused, unreachable).
+    ConnectFailed,
+    /// Reading from or writing to the connection failed (reset).
+    Io,
+}
+
+/// Which deadline `poll_timeout` currently reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeadlineKind {
+    /// Waiting for the first byte of the next request.
+    Idle,
+    /// Reading a request head that has started.
+    HeaderRead,
+    /// Opening the backend connection.
+    Connect,
+    /// Request sent, waiting for the response head.
+    Response,
+    /// Streaming a body in either direction.
+    BodyIdle,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head { started: bool },
+    /// A request is being proxied; see `Exchange`.
+    Exchange,
+    /// `CloseClient` was emitted; nothing else happens.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    /// `ConnectUpstream` emitted, no answer yet.
+    Connecting,
+    /// Connected; `reused` when it came from the pool.
+    Connected { reused: bool },
+    /// Released (or never needed any more).
+    Released,
+}
+
+#[derive(Debug)]
+enum Response {
+    /// Waiting for the backend's response head.
+    AwaitingHead,
+    /// Streaming the body to the client.
+    Body {
+        decoder: BodyDecoder,
+        framing: OutFraming,
+    },
+    /// Complete.
+    Done,
+}
+
+/// State of the request being proxied.
+#[derive(Debug)]
+struct Exchange {
+    target: UpstreamTarget,
+    method: http::Method,
+    client_version: Version,
+    /// The head sent upstream, kept to resend it on a fresh connection.
+    upstream_head: Bytes,
+    /// A stale pooled connection may be retried once (requests without a body only).
+    retry_allowed: bool,
+    upstream: Upstream,
+    upstream_eof: bool,
+    /// The backend's response allows reusing its connection.
+    upstream_keep_alive: bool,
+    /// Request body still to forward (`None` once complete or when there was none).
+    req_body: Option<BodyDecoder>,
+    /// How the request body is framed upstream.
+    req_framing: OutFraming,
+    expect_continue: bool,
+    response: Response,
+    response_timeout: Duration,
+    /// Close the client connection after this exchange.
+    close: bool,
+}
+
+/// The proxy state machine of one client connection.
+#[derive(Debug)]
+pub struct ProxyConn {
+    settings: Arc<ConnSettings>,
+    client_ip: Box<str>,
+    client_in: BytesMut,
+    client_out: BytesMut,
+    upstream_in: BytesMut,
+    upstream_out: BytesMut,
+    events: VecDeque<Event>,
+    phase: Phase,
+    exchange: Option<Exchange>,
+    deadline: Option<(Instant, DeadlineKind)>,
+    client_eof: bool,
+    draining: bool,
+    upstream_limits: Limits,
+}
+
+impl ProxyConn {
+    /// A machine for a connection just accepted from `client_ip` at `now`.
+    pub fn new(settings: Arc<ConnSettings>, client_ip: &str, now: Instant) -> Self {
+        let idle = settings.timeouts.idle;
+        let upstream_limits = Limits {
+            // Backends get more room for response heads (large cookies) than clients.
+            max_head_bytes: 64 * 1024,
+            max_headers: 200,
+            max_body_bytes: None,
+            max_trailer_bytes: settings.limits.max_trailer_bytes,
+        };
+        ProxyConn {
+            settings,
+            client_ip: client_ip.into(),
+            client_in: BytesMut::with_capacity(READ_CHUNK),
+            client_out: BytesMut::new(),
+            upstream_in: BytesMut::new(),
+            upstream_out: BytesMut::new(),
+            events: VecDeque::new(),
+            phase: Phase::Head { started: false },
+            exchange: None,
+            deadline: Some((now + idle, DeadlineKind::Idle)),
+            client_eof: false,
+            draining: false,
+            upstream_limits,
+        }
+    }
+
+    // ----- what the adapter asks -----
+
+    /// The buffer to append bytes read from the client to; then call `handle_client_read`.
+    pub fn client_read_buf(&mut self) -> &mut BytesMut {
+        if self.client_in.capacity() - self.client_in.len() < 1024 {
+            self.client_in.reserve(READ_CHUNK);
+        }
+        &mut self.client_in
+    }
+
+    /// The buffer to append bytes read from the backend to; then call `handle_upstream_read`.
+    pub fn upstream_read_buf(&mut self) -> &mut BytesMut {
+        if self.upstream_in.capacity() - self.upstream_in.len() < 1024 {
+            self.upstream_in.reserve(READ_CHUNK);
+        }
+        &mut self.upstream_in
+    }
+
+    /// Whether the adapter should read from the client now.
+    pub fn wants_client_read(&self) -> bool {
+        if self.client_eof || self.client_out.len() >= HIGH_WATER {
+            return false;
+        }
+        match self.phase {
+            Phase::Head { .. } => true,
+            Phase::Closed => false,
+            Phase::Exchange => match &self.exchange {
+                Some(ex) if ex.req_body.is_some() => {
+                    matches!(ex.upstream, Upstream::Connected { .. })
+                        && self.upstream_out.len() < HIGH_WATER
+                }
+                // Request complete: keep reading (bounded) to notice a close or
+                // take in a pipelined request.
+                _ => self.client_in.len() < self.settings.limits.max_head_bytes,
+            },
+        }
+    }
+
+    /// Whether the adapter should read from the backend now.
+    pub fn wants_upstream_read(&self) -> bool {
+        match &self.exchange {
+            Some(ex) => {
+                matches!(ex.upstream, Upstream::Connected { .. })
+                    && !ex.upstream_eof
+                    && !matches!(ex.response, Response::Done)
+                    && self.client_out.len() < HIGH_WATER
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes waiting to be written to the client.
+    pub fn client_pending(&self) -> &[u8] {
+        &self.client_out
+    }
+
+    /// Bytes waiting to be written to the backend.
+    pub fn upstream_pending(&self) -> &[u8] {
+        &self.upstream_out
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline.map(|(at, _)| at)
+    }
+
+    /// Whether the connection is finished (after `CloseClient`).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    // ----- what the adapter tells -----
+
+    /// `n` bytes were written to the client.
+    pub fn client_written(&mut self, n: usize, now: Instant) {
+        let _ = self.client_out.split_to(n.min(self.client_out.len()));
+        if n > 0 {
+            self.touch(now);
+        }
+        self.progress(now);
+    }
+
+    /// `n` bytes were written to the backend.
+    pub fn upstream_written(&mut self, n: usize, now: Instant) {
+        let _ = self.upstream_out.split_to(n.min(self.upstream_out.len()));
+        if n > 0 {
+            self.touch(now);
+        }
+        self.progress(now);
+    }
+
+    /// Bytes were appended to `client_read_buf` (`n == 0`: the client closed its side).
+    pub fn handle_client_read(&mut self, n: usize, now: Instant) {
+        if n == 0 {
+            self.client_eof = true;
+            self.on_client_eof();
+            return;
+        }
+        if let Phase::Head { started: false } = self.phase {
+            self.phase = Phase::Head { started: true };
+            self.set_deadline(
+                now,
+                self.settings.timeouts.header_read,
+                DeadlineKind::HeaderRead,
+            );
+        }
+        self.touch(now);
+        self.progress(now);
+    }
+
+    /// Bytes were appended to `upstream_read_buf` (`n == 0`: the backend closed).
+    pub fn handle_upstream_read(&mut self, n: usize, now: Instant) {
+        if let Some(ex) = &mut self.exchange {
+            if n == 0 {
+                ex.upstream_eof = true;
+            }
+        }
+        if n > 0 {
+            self.touch(now);
+        }
+        self.progress(now);
+    }
+
+    /// The backend connection asked for is ready; `reused` when taken from the pool.
+    pub fn handle_upstream_connected(&mut self, reused: bool, now: Instant) {
+        let Some(ex) = &mut self.exchange else {
+            // Not waiting for one (the exchange ended meanwhile): give it back.
+            self.events
+                .push_back(Event::ReleaseUpstream { reuse: reused });
+            return;
+        };
+        ex.upstream = Upstream::Connected { reused };
+        if ex.expect_continue {
+            // The backend is there, so tell the client to send its body; the
+            // Expect header itself is not forwarded (see hop.rs).
+            ex.expect_continue = false;
+            self.client_out
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.arm_exchange_deadline(now);
+        self.progress(now);
+    }
+
+    /// Connecting to, writing to or reading from the backend failed.
+    pub fn handle_upstream_failed(&mut self, failure: UpstreamFailure, now: Instant) {
+        if self.exchange.is_none() {
+            return;
+        }
+        if failure == UpstreamFailure::Io && self.try_retry(now) {
+            return;
+        }
+        self.fail_exchange(502, now);
+    }
+
+    /// The deadline from `poll_timeout` has passed (spurious calls are ignored).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some((at, kind)) = self.deadline else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        self.deadline = None;
+        match kind {
+            DeadlineKind::Idle => self.close(),
+            DeadlineKind::HeaderRead => {
+                write_error(408, true, &mut self.client_out);
+                self.close();
+            }
+            DeadlineKind::Connect | DeadlineKind::Response => {
+                self.fail_exchange(504, now);
+            }
+            DeadlineKind::BodyIdle => {
+                let client_stalled = self
+                    .exchange
+                    .as_ref()
+                    .is_some_and(|ex| ex.req_body.is_some());
+                self.fail_exchange(if client_stalled { 408 } else { 504 }, now);
+            }
+        }
+    }
+
+    /// Stop taking requests: finish the one in progress (telling the client the
+    /// connection closes), then close.
+    pub fn begin_shutdown(&mut self) {
+        self.draining = true;
+        if let Phase::Head { .. } = self.phase {
+            self.close();
+        }
+    }
+
+    // ----- the machine -----
+
+    /// A body moved: its idle deadline starts again.
+    fn touch(&mut self, now: Instant) {
+        if let Some((_, DeadlineKind::BodyIdle)) = self.deadline {
+            self.set_deadline(
+                now,
+                self.settings.timeouts.body_idle,
+                DeadlineKind::BodyIdle,
+            );
+        }
+    }
+
+    fn set_deadline(&mut self, now: Instant, after: Duration, kind: DeadlineKind) {
+        self.deadline = Some((now + after, kind));
+    }
+
+    fn close(&mut self) {
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.deadline = None;
+            if let Some(ex) = self.exchange.take() {
+                if ex.upstream != Upstream::Released {
+                    self.events
+                        .push_back(Event::ReleaseUpstream { reuse: false });
+                }
+            }
+            self.upstream_out.clear();
+            self.events.push_back(Event::CloseClient);
+        }
+    }
+
+    /// Runs the machine as far as the buffered input allows.
+    fn progress(&mut self, now: Instant) {
+        loop {
+            match self.phase {
+                Phase::Closed => return,
+                Phase::Head { .. } => {
+                    if !self.start_request(now) {
+                        return;
+                    }
+                }
+                Phase::Exchange => {
+                    if !self.pump_exchange(now) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries to parse the next request head and start its exchange; true if the
+    /// phase changed and `progress` should continue.
+    fn start_request(&mut self, now: Instant) -> bool {
+        if self.client_out.len() >= HIGH_WATER {
+            // A client pipelining faster than it reads waits for its answers.
+            return false;
+        }
+        let head = match RequestHead::parse(&mut self.client_in, &self.settings.limits) {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                if self.client_eof {
+                    self.close();
+                    return true;
+                }
+                if !self.client_in.is_empty() && self.phase == (Phase::Head { started: false }) {
+                    // A pipelined head has begun: it gets the head timeout, not idle.
+                    self.phase = Phase::Head { started: true };
+                    self.set_deadline(
+                        now,
+                        self.settings.timeouts.header_read,
+                        DeadlineKind::HeaderRead,
+                    );
+                }
+                return false;
+            }
+            Err(err) => {
+                write_error(err.status(), true, &mut self.client_out);
+                self.close();
+                return true;
+            }
+        };
+        let has_body = head.framing != BodyFraming::Empty;
+        // A body we do not forward cannot be skipped safely, so such answers close.
+        let close_if_local = !head.keep_alive || has_body || self.draining || self.client_eof;
+        if head.expect_unsupported {
+            return self.answer_locally(417, true, now);
+        }
+        if head.path() == STATUS_PROBE_PATH {
+            write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
+            return self.after_local(close_if_local, now);
+        }
+        let Some(config) = self.settings.config.current() else {
+            return self.answer_locally(503, close_if_local, now);
+        };
+        let path = head.path();
+        let route = config.router().route(head.authority(), &head.method, path);
+        let m = match route {
+            RouteOutcome::Matched(m) => m,
+            RouteOutcome::NotFound => return self.answer_locally(404, close_if_local, now),
+            RouteOutcome::BadPath => return self.answer_locally(400, true, now),
+        };
+        let api_idx = m.api as usize;
+        if let (Some(max), BodyFraming::Length(n)) =
+            (self.settings.limits.max_body_bytes, head.framing)
+        {
+            if n > max {
+                return self.answer_locally(413, true, now);
+            }
+        }
+        let api = config.api(api_idx);
+        let service = config.upstream(api_idx);
+        let rest = &path[m.api_prefix_len..];
+        let query = head.query();
+        let base = service.base_path.as_bytes();
+        let rest_or_root: &[u8] = if rest.is_empty() && base.is_empty() {
+            b"/"
+        } else {
+            rest
+        };
+        let (q_sep, q): (&[u8], &[u8]) = match query {
+            Some(q) => (b"?", q),
+            None => (b"", b""),
+        };
+        let req_framing = match head.framing {
+            BodyFraming::Empty => OutFraming::None,
+            BodyFraming::Length(n) => OutFraming::Length(n),
+            _ => OutFraming::Chunked,
+        };
+        let fwd = Forwarding {
+            client_ip: self.client_ip.as_bytes(),
+            proto: self.settings.proto.as_bytes(),
+            host_override: if api.preserve_host_header {
+                None
+            } else {
+                Some(service.authority.as_bytes())
+            },
+        };
+        let mut out = BytesMut::with_capacity(head.raw.len() + 128);
+        write_upstream_request(
+            &head,
+            &head.method,
+            &[base, rest_or_root, q_sep, q],
+            req_framing,
+            &fwd,
+            &mut out,
+        );
+        let upstream_head = out.freeze();
+        self.upstream_out.clear();
+        self.upstream_out.extend_from_slice(&upstream_head);
+        let req_body = has_body.then(|| {
+            BodyDecoder::new(
+                head.framing,
+                self.settings.limits.max_body_bytes,
+                self.settings.limits.max_trailer_bytes,
+            )
+        });
+        let target = UpstreamTarget {
+            config: config.clone(),
+            api: api_idx,
+        };
+        let close = !head.keep_alive || self.draining;
+        self.exchange = Some(Exchange {
+            target: target.clone(),
+            method: head.method.clone(),
+            client_version: head.version,
+            upstream_head,
+            // Only a request that cannot have had an effect is sent twice.
+            retry_allowed: !has_body && is_idempotent(&head.method),
+            upstream: Upstream::Connecting,
+            upstream_eof: false,
+            upstream_keep_alive: false,
+            req_body,
+            req_framing,
+            expect_continue: head.expect_continue && has_body,
+            response: Response::AwaitingHead,
+            response_timeout: Duration::from_secs(u64::from(api.timeout_seconds)),
+            close,
+        });
+        self.phase = Phase::Exchange;
+        self.events.push_back(Event::ConnectUpstream {
+            target,
+            fresh: false,
+        });
+        self.set_deadline(now, self.settings.timeouts.connect, DeadlineKind::Connect);
+        true
+    }
+
+    fn answer_locally(&mut self, status: u16, close: bool, now: Instant) -> bool {
+        write_error(status, close, &mut self.client_out);
+        self.after_local(close, now)
+    }
+
+    fn after_local(&mut self, close: bool, now: Instant) -> bool {
+        if close {
+            self.close();
+        } else {
+            self.phase = Phase::Head { started: false };
+            self.set_deadline(now, self.settings.timeouts.idle, DeadlineKind::Idle);
+        }
+        true
+    }
+
+    /// Moves request body and response bytes as far as buffers allow; true if the
+    /// phase changed.
+    fn pump_exchange(&mut self, now: Instant) -> bool {
+        let Some(ex) = self.exchange.as_mut() else {
+            self.phase = Phase::Head { started: false };
+            return true;
+        };
+        if !matches!(ex.upstream, Upstream::Connected { .. }) {
+            return false;
+        }
+        // Request body: client -> backend.
+        let mut request_finished = false;
+        if let Some(decoder) = ex.req_body.as_mut() {
+            while self.upstream_out.len() < HIGH_WATER {
+                match decoder.decode(&mut self.client_in) {
+                    Ok(Some(BodyEvent::Data(data))) => {
+                        if ex.req_framing == OutFraming::Chunked {
+                            write_chunk_size(data.len(), &mut self.upstream_out);
+                            self.upstream_out.extend_from_slice(&data);
+                            write_chunk_end(&mut self.upstream_out);
+                        } else {
+                            self.upstream_out.extend_from_slice(&data);
+                        }
+                    }
+                    Ok(Some(BodyEvent::End { trailers })) => {
+                        if ex.req_framing == OutFraming::Chunked {
+                            write_last_chunk(trailers.as_deref(), &mut self.upstream_out);
+                        }
+                        request_finished = true;
+                        break;
+                    }
+                    Ok(None) => {
+                        if self.client_eof {
+                            // The client went away mid-body: nothing sensible to answer.
+                            self.close();
+                            return true;
+                        }
+                        break;
+                    }
+                    Err(err) => return self.fail_exchange(err.status(), now),
+                }
+            }
+        }
+        if request_finished {
+            ex.req_body = None;
+            self.arm_exchange_deadline(now);
+        }
+        let Some(ex) = self.exchange.as_mut() else {
+            return true;
+        };
+        // Response: backend -> client.
+        loop {
+            match &mut ex.response {
+                Response::AwaitingHead => {
+                    match ResponseHead::parse(
+                        &mut self.upstream_in,
+                        &self.upstream_limits,
+                        &ex.method,
+                    ) {
+                        Ok(Some(head)) if head.status < 200 => {
+                            if head.status == 101 {
+                                // We never forward Upgrade, so a switch is a backend bug.
+                                return self.fail_exchange(502, now);
+                            }
+                            // Interim responses (103 and a stray 100) are not relayed.
+                            continue;
+                        }
+                        Ok(Some(head)) => {
+                            ex.retry_allowed = false;
+                            ex.upstream_keep_alive = head.keep_alive;
+                            let framing = client_framing(&head, &ex.method, ex.client_version);
+                            if framing == OutFraming::Close {
+                                ex.close = true;
+                            }
+                            let close = ex.close || self.draining;
+                            ex.close = close;
+                            let keep_alive_10 = !close && ex.client_version == Version::Http10;
+                            write_downstream_response(
+                                &head,
+                                framing,
+                                close,
+                                keep_alive_10,
+                                &mut self.client_out,
+                            );
+                            let decoder = BodyDecoder::new(
+                                head.framing,
+                                None,
+                                self.upstream_limits.max_trailer_bytes,
+                            );
+                            // Until the body moves, the response deadline still runs.
+                            self.deadline = Some((
+                                now + self.settings.timeouts.body_idle,
+                                DeadlineKind::BodyIdle,
+                            ));
+                            ex.response = Response::Body { decoder, framing };
+                        }
+                        Ok(None) => {
+                            if ex.upstream_eof {
+                                if self.try_retry(now) {
+                                    return false;
+                                }
+                                return self.fail_exchange(502, now);
+                            }
+                            return false;
+                        }
+                        Err(_) => return self.fail_exchange(502, now),
+                    }
+                }
+                Response::Body { decoder, framing } => {
+                    if self.client_out.len() >= HIGH_WATER {
+                        return false;
+                    }
+                    let step = match decoder.decode(&mut self.upstream_in) {
+                        Ok(None) if ex.upstream_eof => decoder.finish_on_eof().map(Some),
+                        other => other,
+                    };
+                    match step {
+                        Ok(Some(BodyEvent::Data(data))) => {
+                            if *framing == OutFraming::Chunked {
+                                write_chunk_size(data.len(), &mut self.client_out);
+                                self.client_out.extend_from_slice(&data);
+                                write_chunk_end(&mut self.client_out);
+                            } else {
+                                self.client_out.extend_from_slice(&data);
+                            }
+                        }
+                        Ok(Some(BodyEvent::End { trailers })) => {
+                            if *framing == OutFraming::Chunked {
+                                write_last_chunk(trailers.as_deref(), &mut self.client_out);
+                            }
+                            ex.response = Response::Done;
+                        }
+                        Ok(None) => return false,
+                        Err(_) => {
+                            // Head already sent: closing is the only way to tell the
+                            // client the body is incomplete.
+                            self.close();
+                            return true;
+                        }
+                    }
+                }
+                Response::Done => break,
+            }
+        }
+        self.finish_exchange(now)
+    }
+
+    /// The response is complete: release the backend and go on with the next request.
+    fn finish_exchange(&mut self, now: Instant) -> bool {
+        let Some(ex) = self.exchange.as_ref() else {
+            return true;
+        };
+        // A backend may answer before it has taken the whole request body; the
+        // answer stands, but the rest of the body cannot be told apart from a next
+        // request, so both connections close.
+        let request_done = ex.req_body.is_none();
+        let reuse = request_done
+            && ex.upstream_keep_alive
+            && !ex.upstream_eof
+            && self.upstream_out.is_empty();
+        let close = ex.close || !request_done || self.draining;
+        self.exchange = None;
+        self.upstream_in.clear();
+        self.upstream_out.clear();
+        self.events.push_back(Event::ReleaseUpstream { reuse });
+        if close {
+            self.close();
+        } else {
+            self.phase = Phase::Head { started: false };
+            self.set_deadline(now, self.settings.timeouts.idle, DeadlineKind::Idle);
+        }
+        true
+    }
+
+    /// Resends the request on a fresh connection after a pooled one turned out stale.
+    fn try_retry(&mut self, now: Instant) -> bool {
+        let Some(ex) = self.exchange.as_mut() else {
+            return false;
+        };
+        let stale_pooled = matches!(ex.upstream, Upstream::Connected { reused: true })
+            && ex.retry_allowed
+            && self.upstream_in.is_empty();
+        if !stale_pooled {
+            return false;
+        }
+        ex.retry_allowed = false;
+        ex.upstream = Upstream::Connecting;
+        ex.upstream_eof = false;
+        self.upstream_out.clear();
+        self.upstream_out.extend_from_slice(&ex.upstream_head);
+        self.events
+            .push_back(Event::ReleaseUpstream { reuse: false });
+        self.events.push_back(Event::ConnectUpstream {
+            target: ex.target.clone(),
+            fresh: true,
+        });
+        self.set_deadline(now, self.settings.timeouts.connect, DeadlineKind::Connect);
+        true
+    }
+
+    /// Ends the exchange with an error: a status if nothing was sent yet, else a close.
+    fn fail_exchange(&mut self, status: u16, now: Instant) -> bool {
+        let Some(ex) = self.exchange.take() else {
+            return true;
+        };
+        if ex.upstream != Upstream::Released {
+            self.events
+                .push_back(Event::ReleaseUpstream { reuse: false });
+        }
+        self.upstream_in.clear();
+        self.upstream_out.clear();
+        let head_sent = !matches!(ex.response, Response::AwaitingHead);
+        if head_sent {
+            self.close();
+            return true;
+        }
+        let close = ex.close || ex.req_body.is_some() || self.draining || self.client_eof;
+        write_error(status, close, &mut self.client_out);
+        self.after_local(close, now)
+    }
+
+    fn on_client_eof(&mut self) {
+        match self.phase {
+            Phase::Head { .. } => self.close(),
+            Phase::Closed => {}
+            Phase::Exchange => {
+                let mid_body = self
+                    .exchange
+                    .as_ref()
+                    .is_some_and(|ex| ex.req_body.is_some());
+                if mid_body {
+                    self.close();
+                } else if let Some(ex) = self.exchange.as_mut() {
+                    // A half-closed client still gets its answer, then the close.
+                    ex.close = true;
+                }
+            }
+        }
+    }
+
+    /// Sets the deadline for the exchange's current step.
+    fn arm_exchange_deadline(&mut self, now: Instant) {
+        let Some(ex) = &self.exchange else { return };
+        if ex.req_body.is_some() {
+            self.set_deadline(
+                now,
+                self.settings.timeouts.body_idle,
+                DeadlineKind::BodyIdle,
+            );
+        } else if matches!(ex.response, Response::AwaitingHead) {
+            let after = ex.response_timeout;
+            self.set_deadline(now, after, DeadlineKind::Response);
+        }
+    }
+}
+
+/// How to frame the response body towards the client.
+fn client_framing(head: &ResponseHead, method: &http::Method, client: Version) -> OutFraming {
+    match head.framing {
+        BodyFraming::Length(n) => OutFraming::Length(n),
+        BodyFraming::Chunked | BodyFraming::CloseDelimited => match client {
+            Version::Http11 => OutFraming::Chunked,
+            Version::Http10 => OutFraming::Close,
+        },
+        BodyFraming::Empty => {
+            let declared = head
+                .header("content-length")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if head.status == 204 || head.status < 200 {
+                OutFraming::None
+            } else if *method == http::Method::HEAD || head.status == 304 {
+                // No body follows, but the length the backend declared is kept.
+                declared.map_or(OutFraming::None, OutFraming::Length)
+            } else {
+                OutFraming::Length(0)
+            }
+        }
+    }
+}
+
+/// Methods whose repetition has no further effect (RFC 9110 9.2.2).
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}

@@ -1,0 +1,11 @@
+//! The proxy: the per-connection state machine and the responses the gateway makes itself.
+
+pub mod conn;
+pub mod local;
+pub mod settings;
+
+pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
+pub use settings::{ConfigSource, ConnSettings, Timeouts};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,518 @@
+//! Tests of the connection state machine, driven by hand as an adapter would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{CompiledConfig, Snapshot};
+use crate::http::Limits;
+
+struct Fixed(Option<Arc<CompiledConfig>>);
+
+impl ConfigSource for Fixed {
+    fn current(&self) -> Option<Arc<CompiledConfig>> {
+        self.0.clone()
+    }
+}
+
+const CONFIG: &str = r#"{
+  "revision": 7,
+  "apis": [
+    {
+      "id": "users", "displayName": "Users", "path": "users",
+      "serviceUrl": "http://backend.test:9000/api",
+      "subscriptionRequired": false,
+      "timeoutSeconds": 10,
+      "operations": [
+        {"id": "get", "displayName": "get", "method": "GET", "urlTemplate": "/{id}"},
+        {"id": "head", "displayName": "head", "method": "HEAD", "urlTemplate": "/{id}"},
+        {"id": "post", "displayName": "post", "method": "POST", "urlTemplate": "/"},
+        {"id": "list", "displayName": "list", "method": "GET", "urlTemplate": "/"}
+      ]
+    }
+  ],
+  "backends": [],
+  "namedValues": []
+}"#;
+
+fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<ConnSettings> {
+    Arc::new(ConnSettings {
+        limits,
+        timeouts: Timeouts::default(),
+        proto: "http",
+        config: Arc::new(Fixed(config)),
+    })
+}
+
+fn config() -> Arc<CompiledConfig> {
+    let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
+    Arc::new(CompiledConfig::compile(snapshot).expect("compiles"))
+}
+
+struct Harness {
+    conn: ProxyConn,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> Self {
+        let now = Instant::now();
+        Harness {
+            conn: ProxyConn::new(settings_with(limits, Some(config())), "192.0.2.7", now),
+            now,
+        }
+    }
+
+    fn client_sends(&mut self, bytes: &[u8]) {
+        self.conn.client_read_buf().extend_from_slice(bytes);
+        self.conn.handle_client_read(bytes.len(), self.now);
+    }
+
+    fn upstream_sends(&mut self, bytes: &[u8]) {
+        self.conn.upstream_read_buf().extend_from_slice(bytes);
+        self.conn.handle_upstream_read(bytes.len(), self.now);
+    }
+
+    fn client_gets(&mut self) -> String {
+        let out = self.conn.client_pending().to_vec();
+        self.conn.client_written(out.len(), self.now);
+        String::from_utf8(out).expect("utf-8 in tests")
+    }
+
+    fn upstream_gets(&mut self) -> String {
+        let out = self.conn.upstream_pending().to_vec();
+        self.conn.upstream_written(out.len(), self.now);
+        String::from_utf8(out).expect("utf-8 in tests")
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.conn.poll_event()).collect()
+    }
+
+    fn expect_connect(&mut self) -> bool {
+        let events = self.events();
+        match events.as_slice() {
+            [Event::ConnectUpstream { target, fresh }] => {
+                assert_eq!(&*target.service().pool_key, "http://backend.test:9000");
+                *fresh
+            }
+            other => panic!("expected one connect, got {other:?}"),
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.conn.handle_timeout(self.now);
+    }
+}
+
+fn is_close(e: &Event) -> bool {
+    matches!(e, Event::CloseClient)
+}
+
+#[test]
+fn forwards_a_get_and_reuses_both_connections() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/42?x=1 HTTP/1.1\r\nHost: api.example\r\nAccept: */*\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nTE: trailers\r\n\r\n");
+    assert!(!h.expect_connect());
+    h.conn.handle_upstream_connected(false, h.now);
+    let sent = h.upstream_gets();
+    assert!(sent.starts_with("GET /api/42?x=1 HTTP/1.1\r\n"), "{sent}");
+    let lower = sent.to_ascii_lowercase();
+    assert!(lower.contains("host: api.example\r\n"), "{sent}");
+    assert!(lower.contains("accept: */*\r\n"));
+    assert!(lower.contains("x-forwarded-for: 192.0.2.7\r\n"), "{sent}");
+    assert!(lower.contains("x-forwarded-proto: http\r\n"));
+    assert!(lower.contains("x-forwarded-host: api.example\r\n"));
+    assert!(
+        !lower.contains("x-drop"),
+        "Connection-named field forwarded: {sent}"
+    );
+    assert!(!lower.contains("\r\nte:"), "TE forwarded: {sent}");
+    assert!(
+        !lower.contains("\r\nconnection:"),
+        "Connection forwarded: {sent}"
+    );
+
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\nhi");
+    let got = h.client_gets();
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.to_ascii_lowercase().contains("content-length: 2\r\n"));
+    assert!(!got.to_ascii_lowercase().contains("keep-alive: timeout"));
+    assert!(got.ends_with("\r\n\r\nhi"));
+    let events = h.events();
+    assert!(
+        matches!(events.as_slice(), [Event::ReleaseUpstream { reuse: true }]),
+        "{events:?}"
+    );
+    // The connection waits for the next request.
+    assert!(h.conn.wants_client_read());
+    h.client_sends(b"GET /users/43 HTTP/1.1\r\nHost: api.example\r\n\r\n");
+    h.expect_connect();
+}
+
+#[test]
+fn unknown_path_gets_apims_404_and_the_connection_stays() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    let got = h.client_gets();
+    assert!(got.starts_with("HTTP/1.1 404"), "{got}");
+    assert!(got.ends_with(r#"{"statusCode":404,"message":"Resource not found"}"#));
+    assert!(h.events().is_empty());
+    assert!(h.conn.wants_client_read());
+}
+
+#[test]
+fn status_probe_answers_200() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /status-0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(h.client_gets().starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn no_configuration_gives_503() {
+    let now = Instant::now();
+    let mut conn = ProxyConn::new(settings_with(Limits::default(), None), "::1", now);
+    let req = b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    conn.client_read_buf().extend_from_slice(req);
+    conn.handle_client_read(req.len(), now);
+    assert!(conn.client_pending().starts_with(b"HTTP/1.1 503"));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut h = Harness::new();
+    h.client_sends(
+        b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /users/2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    assert!(h.upstream_gets().starts_with("GET /api/1 "));
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
+    assert!(h.client_gets().ends_with("\r\n\r\n1"));
+    let events = h.events();
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: true }));
+    assert!(matches!(events[1], Event::ConnectUpstream { .. }));
+    h.conn.handle_upstream_connected(true, h.now);
+    assert!(h.upstream_gets().starts_with("GET /api/2 "));
+}
+
+#[test]
+fn chunked_request_body_is_reframed_upstream() {
+    let mut h = Harness::new();
+    h.client_sends(b"POST /users HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    let sent = h.upstream_gets();
+    assert!(sent.starts_with("POST /api HTTP/1.1\r\n"), "{sent}");
+    assert!(sent
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked\r\n"));
+    assert!(sent.ends_with("\r\n\r\n5\r\nhello\r\n"), "{sent:?}");
+    h.client_sends(b"0\r\nX-Sum: 1\r\n\r\n");
+    assert_eq!(h.upstream_gets(), "0\r\nX-Sum: 1\r\n\r\n");
+}
+
+#[test]
+fn close_delimited_response_becomes_chunked_for_http11() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\n\r\nabc");
+    h.conn.handle_upstream_read(0, h.now);
+    let got = h.client_gets();
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "{got:?}");
+    let events = h.events();
+    assert!(
+        matches!(events.as_slice(), [Event::ReleaseUpstream { reuse: false }]),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn http10_client_gets_close_delimited_body_and_close() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.0\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    let got = h.client_gets();
+    assert!(
+        !got.to_ascii_lowercase().contains("transfer-encoding"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\nabc"), "{got:?}");
+    let events = h.events();
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: true }));
+    assert!(is_close(&events[1]));
+}
+
+#[test]
+fn http10_keep_alive_is_honoured_with_a_length() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    let got = h.client_gets().to_ascii_lowercase();
+    assert!(got.contains("connection: keep-alive\r\n"), "{got}");
+    assert!(!h.events().iter().any(is_close));
+}
+
+#[test]
+fn expect_continue_is_answered_once_the_backend_is_there() {
+    let mut h = Harness::new();
+    h.client_sends(
+        b"POST /users HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(h.client_gets(), "");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    assert_eq!(h.client_gets(), "HTTP/1.1 100 Continue\r\n\r\n");
+    let sent = h.upstream_gets();
+    assert!(!sent.to_ascii_lowercase().contains("expect:"), "{sent}");
+    h.client_sends(b"abc");
+    assert_eq!(h.upstream_gets(), "abc");
+}
+
+#[test]
+fn unreachable_backend_gives_502_and_keeps_the_client() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn
+        .handle_upstream_failed(UpstreamFailure::ConnectFailed, h.now);
+    assert!(h.client_gets().starts_with("HTTP/1.1 502"));
+    let events = h.events();
+    assert!(matches!(
+        events.as_slice(),
+        [Event::ReleaseUpstream { reuse: false }]
+    ));
+}
+
+#[test]
+fn slow_backend_gives_504() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.advance(Duration::from_secs(9));
+    assert_eq!(h.client_gets(), "");
+    h.advance(Duration::from_secs(2));
+    assert!(h.client_gets().starts_with("HTTP/1.1 504"));
+}
+
+#[test]
+fn connect_timeout_gives_504() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.advance(Duration::from_secs(6));
+    assert!(h.client_gets().starts_with("HTTP/1.1 504"));
+}
+
+#[test]
+fn stale_pooled_connection_is_retried_on_a_fresh_one() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(true, h.now);
+    let first = h.upstream_gets();
+    h.conn.handle_upstream_read(0, h.now);
+    let events = h.events();
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: false }));
+    assert!(matches!(
+        events[1],
+        Event::ConnectUpstream { fresh: true, .. }
+    ));
+    h.conn.handle_upstream_connected(false, h.now);
+    assert_eq!(h.upstream_gets(), first);
+    h.upstream_sends(b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert!(h.client_gets().starts_with("HTTP/1.1 204"));
+}
+
+#[test]
+fn post_on_a_stale_connection_is_not_retried() {
+    let mut h = Harness::new();
+    h.client_sends(b"POST /users HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(true, h.now);
+    h.upstream_gets();
+    h.conn.handle_upstream_read(0, h.now);
+    assert!(h.client_gets().starts_with("HTTP/1.1 502"));
+}
+
+#[test]
+fn smuggling_attempt_is_rejected_and_closed() {
+    let mut h = Harness::new();
+    h.client_sends(b"POST /users HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    let got = h.client_gets();
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    assert!(got.to_ascii_lowercase().contains("connection: close"));
+    assert!(h.events().iter().any(is_close));
+    assert!(!h.conn.wants_client_read());
+}
+
+#[test]
+fn declared_body_over_the_limit_gets_413() {
+    let limits = Limits {
+        max_body_bytes: Some(10),
+        ..Limits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    h.client_sends(b"POST /users HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
+    assert!(h.client_gets().starts_with("HTTP/1.1 413"));
+    assert!(h.events().iter().any(is_close));
+}
+
+#[test]
+fn chunked_body_over_the_limit_gets_413() {
+    let limits = Limits {
+        max_body_bytes: Some(4),
+        ..Limits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    h.client_sends(b"POST /users HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.client_sends(b"5\r\nhello\r\n0\r\n\r\n");
+    assert!(h.client_gets().starts_with("HTTP/1.1 413"));
+    let events = h.events();
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: false }));
+    assert!(events.iter().any(is_close));
+}
+
+#[test]
+fn slow_request_head_gets_408() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\n");
+    h.advance(Duration::from_secs(31));
+    assert!(h.client_gets().starts_with("HTTP/1.1 408"));
+    assert!(h.events().iter().any(is_close));
+}
+
+#[test]
+fn idle_connection_is_closed_silently() {
+    let mut h = Harness::new();
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.client_gets(), "");
+    assert!(h.events().iter().any(is_close));
+}
+
+#[test]
+fn shutdown_closes_idle_connections_at_once() {
+    let mut h = Harness::new();
+    h.conn.begin_shutdown();
+    assert!(h.events().iter().any(is_close));
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish_with_close() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.conn.begin_shutdown();
+    assert!(h.events().is_empty());
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let got = h.client_gets();
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    assert!(got.ends_with("ok"));
+    let events = h.events();
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: true }));
+    assert!(is_close(&events[1]));
+}
+
+#[test]
+fn head_response_keeps_the_declared_length_without_a_body() {
+    let mut h = Harness::new();
+    h.client_sends(b"HEAD /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+    let got = h.client_gets();
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("content-length: 1234\r\n"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\n"));
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::ReleaseUpstream { reuse: true }]
+    ));
+}
+
+#[test]
+fn truncated_response_body_closes_the_client() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    h.conn.handle_upstream_read(0, h.now);
+    let events = h.events();
+    assert!(events.iter().any(is_close), "{events:?}");
+    assert!(matches!(events[0], Event::ReleaseUpstream { reuse: false }));
+}
+
+#[test]
+fn interim_responses_are_not_relayed() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    h.upstream_sends(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let got = h.client_gets();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.to_ascii_lowercase().contains("content-length: 0"));
+}
+
+#[test]
+fn large_response_is_read_with_backpressure() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    h.upstream_gets();
+    let total = 1 << 20;
+    h.upstream_sends(format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n").as_bytes());
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut sent = 0;
+    let mut received = 0;
+    while sent < total {
+        if h.conn.wants_upstream_read() {
+            h.upstream_sends(&chunk);
+            sent += chunk.len();
+        } else {
+            // The client must drain before more is read from the backend.
+            assert!(h.conn.client_pending().len() >= 64 * 1024);
+            received += h.client_gets().len();
+        }
+        assert!(h.conn.client_pending().len() <= 64 * 1024 + chunk.len());
+    }
+    received += h.client_gets().len();
+    assert!(received > total);
+}

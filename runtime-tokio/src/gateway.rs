@@ -1,0 +1,204 @@
+//! The gateway: listeners, connection tasks, configuration reload and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::http::Limits;
+use portcullis_core::pool::PoolLimits;
+use portcullis_core::proxy::{ConnSettings, Timeouts};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config_file::{load_config, watch, ConfigError, SharedConfig};
+use crate::upstream::SharedPool;
+
+/// How a gateway is started.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Address for API traffic (HTTP).
+    pub listen: SocketAddr,
+    /// Address for `/healthz` and `/readyz`, if any.
+    pub ops_listen: Option<SocketAddr>,
+    /// The configuration file, watched for changes.
+    pub config_path: PathBuf,
+    /// How often the configuration file is checked for changes.
+    pub reload_interval: Duration,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Backend connection pool limits.
+    pub pool: PoolLimits,
+    /// How long a shutdown waits for requests in flight before it gives up on them.
+    pub shutdown_grace: Duration,
+}
+
+impl GatewayOptions {
+    /// Options with the defaults for everything but the configuration file.
+    pub fn new(config_path: PathBuf) -> Self {
+        GatewayOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
+            config_path,
+            reload_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            pool: PoolLimits::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration file could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    ops_addr: Option<SocketAddr>,
+    config: Arc<SharedConfig>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    grace: Duration,
+}
+
+impl Gateway {
+    /// Loads the configuration, binds the listeners and starts serving.
+    ///
+    /// A configuration that does not load is an error at start: a gateway never
+    /// serves an empty configuration.
+    pub async fn start(options: GatewayOptions) -> Result<Gateway, GatewayError> {
+        let initial = load_config(&options.config_path)?;
+        tracing::info!(revision = initial.revision(), path = %options.config_path.display(), "configuration loaded");
+        let config = Arc::new(SharedConfig::new(Some(initial)));
+        let listener = bind(options.listen).await?;
+        let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let ops = match options.ops_listen {
+            Some(ops) => Some(bind(ops).await?),
+            None => None,
+        };
+        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let settings = Arc::new(ConnSettings {
+            limits: options.limits,
+            timeouts: options.timeouts,
+            proto: "http",
+            config: config.clone(),
+        });
+        let pool = Arc::new(SharedPool::new(options.pool));
+
+        tokio::spawn(pool.clone().reap(stop.clone()));
+        tokio::spawn(watch(
+            options.config_path.clone(),
+            config.clone(),
+            options.reload_interval,
+            stop.clone(),
+        ));
+        if let Some(ops) = ops {
+            tokio::spawn(crate::ops::serve(ops, config.clone(), stop.clone()));
+        }
+        tokio::spawn(accept_loop(
+            listener,
+            settings,
+            pool,
+            stop.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(%addr, ops = ?ops_addr, "gateway listening");
+        Ok(Gateway {
+            addr,
+            ops_addr,
+            config,
+            stop,
+            tracker,
+            grace: options.shutdown_grace,
+        })
+    }
+
+    /// The address API traffic is served on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address of the operations endpoints, if enabled.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
+    }
+
+    /// The revision of the configuration in force.
+    pub fn revision(&self) -> Option<u64> {
+        self.config.revision()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the grace period), and
+    /// returns when every connection is closed.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    settings: Arc<ConnSettings>,
+    pool: Arc<SharedPool>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tracker.spawn(crate::connection::serve(
+                    stream,
+                    peer,
+                    settings.clone(),
+                    pool.clone(),
+                    stop.clone(),
+                ));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

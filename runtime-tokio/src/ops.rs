@@ -1,0 +1,73 @@
+//! The operations listener: `/healthz` and `/readyz`.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use portcullis_core::http::encode::write_local_response;
+use portcullis_core::http::{Limits, RequestHead};
+use portcullis_core::ops::ops_response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::config_file::SharedConfig;
+
+/// Serves the operations endpoints until `stop`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    config: Arc<SharedConfig>,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let config = config.clone();
+                tokio::spawn(async move {
+                    let timeout = std::time::Duration::from_secs(10);
+                    let _ = tokio::time::timeout(timeout, answer(stream, &config)).await;
+                });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "ops listener accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Answers one request and closes; probes do not need keep-alive.
+async fn answer(mut stream: TcpStream, config: &SharedConfig) -> std::io::Result<()> {
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut out = BytesMut::new();
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+        match RequestHead::parse(&mut buf, &limits) {
+            Ok(None) => continue,
+            Ok(Some(head)) => {
+                let (status, body) = ops_response(head.path(), config.is_loaded());
+                write_local_response(
+                    status,
+                    Some("text/plain"),
+                    &[],
+                    body.as_bytes(),
+                    true,
+                    &mut out,
+                );
+                break;
+            }
+            Err(err) => {
+                write_local_response(err.status(), None, &[], b"", true, &mut out);
+                break;
+            }
+        }
+    }
+    stream.write_all(&out).await?;
+    stream.shutdown().await
+}
