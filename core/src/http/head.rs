@@ -538,9 +538,45 @@ impl FieldScan {
     }
 }
 
+/// The spans of `fields` (in a head at address `base`, `len` bytes long) and what
+/// they say about framing and connection handling.
+#[inline(always)]
+fn collect_fields(
+    fields: &[httparse::Header<'_>],
+    base: usize,
+    len: usize,
+) -> Result<(Headers, FieldScan), CodecError> {
+    let mut scan = FieldScan::default();
+    let mut outside = false;
+    // `extend` from an exact-size iterator writes in place; pushing one by one
+    // costs a capacity check and a call per field.
+    let headers: Headers = fields
+        .iter()
+        .map(|h| {
+            let (Some(name), Some(value)) = (
+                span_in(base, len, h.name.as_bytes()),
+                span_in(base, len, h.value),
+            ) else {
+                outside = true;
+                return HeaderSpan {
+                    name: Span::default(),
+                    value: Span::default(),
+                };
+            };
+            scan.field(h.name.as_bytes(), h.value, value);
+            HeaderSpan { name, value }
+        })
+        .collect();
+    if outside {
+        return Err(CodecError::Malformed("field outside head"));
+    }
+    Ok((headers, scan))
+}
+
 /// Parses and checks a request head at the front of `buf` without consuming it.
 /// Returns the head (with `raw` still empty), the number of leading empty-line bytes
 /// and the head's length after them.
+#[inline(always)]
 fn parse_request_fields(
     buf: &[u8],
     limits: &Limits,
@@ -617,16 +653,7 @@ fn parse_request_fields(
         return Err(CodecError::Malformed("invalid request target"));
     };
 
-    let mut headers = Headers::with_capacity(req.headers.len());
-    let mut scan = FieldScan::default();
-    for h in req.headers.iter() {
-        let field = HeaderSpan {
-            name: span(h.name.as_bytes())?,
-            value: span(h.value)?,
-        };
-        headers.push(field);
-        scan.field(h.name.as_bytes(), h.value, field.value);
-    }
+    let (headers, scan) = collect_fields(req.headers, base, len)?;
 
     // RFC 9112 3.2: 400 for a missing Host in 1.1, several Host lines, a bad Host.
     if scan.host_count > 1 {
@@ -659,6 +686,7 @@ fn parse_request_fields(
 
 /// Parses and checks a response head at the front of `buf` without consuming it;
 /// same return shape as [`parse_request_fields`].
+#[inline(always)]
 fn parse_response_fields(
     buf: &[u8],
     limits: &Limits,
@@ -716,16 +744,7 @@ fn parse_response_fields(
         Span { start: 12, end: 12 }
     };
 
-    let mut headers = Headers::with_capacity(resp.headers.len());
-    let mut scan = FieldScan::default();
-    for h in resp.headers.iter() {
-        let field = HeaderSpan {
-            name: span(h.name.as_bytes())?,
-            value: span(h.value)?,
-        };
-        headers.push(field);
-        scan.field(h.name.as_bytes(), h.value, field.value);
-    }
+    let (headers, scan) = collect_fields(resp.headers, base, len)?;
 
     let bodiless = (100..200).contains(&status)
         || status == 204

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use super::local::{write_error, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
@@ -61,6 +61,52 @@ impl UpstreamTarget {
     /// Scheme, host, port and pool key of the backend.
     pub fn service(&self) -> &ServiceUrl {
         self.config.upstream(self.api)
+    }
+}
+
+/// Where and how a request is forwarded.
+#[derive(Debug)]
+struct Forward {
+    target: UpstreamTarget,
+    /// Bytes of the path the API prefix took; the rest goes after the base path.
+    api_prefix_len: usize,
+    /// How the request body is framed upstream.
+    framing: OutFraming,
+}
+
+impl Forward {
+    /// Appends the head of the request to send to the backend.
+    fn write_head(&self, head: &RequestHead, client_ip: &str, proto: &str, out: &mut BytesMut) {
+        let api = self.target.config.api(self.target.api);
+        let service = self.target.service();
+        let rest = &head.path()[self.api_prefix_len..];
+        let base = service.base_path.as_bytes();
+        let rest_or_root: &[u8] = if rest.is_empty() && base.is_empty() {
+            b"/"
+        } else {
+            rest
+        };
+        let (q_sep, q): (&[u8], &[u8]) = match head.query() {
+            Some(q) => (b"?", q),
+            None => (b"", b""),
+        };
+        let fwd = Forwarding {
+            client_ip: client_ip.as_bytes(),
+            proto: proto.as_bytes(),
+            host_override: if api.preserve_host_header {
+                None
+            } else {
+                Some(service.authority.as_bytes())
+            },
+        };
+        write_upstream_request(
+            head,
+            &head.method,
+            &[base, rest_or_root, q_sep, q],
+            self.framing,
+            &fwd,
+            out,
+        );
     }
 }
 
@@ -124,11 +170,11 @@ enum Response {
 /// State of the request being proxied.
 #[derive(Debug)]
 struct Exchange {
-    target: UpstreamTarget,
+    forward: Forward,
+    /// The client's request head, kept to write the upstream head again for a retry.
+    head: RequestHead,
     method: http::Method,
     client_version: Version,
-    /// The head sent upstream, kept to resend it on a fresh connection.
-    upstream_head: Bytes,
     /// A stale pooled connection may be retried once (requests without a body only).
     retry_allowed: bool,
     upstream: Upstream,
@@ -137,8 +183,6 @@ struct Exchange {
     upstream_keep_alive: bool,
     /// Request body still to forward (`None` once complete or when there was none).
     req_body: Option<BodyDecoder>,
-    /// How the request body is framed upstream.
-    req_framing: OutFraming,
     expect_continue: bool,
     response: Response,
     response_timeout: Duration,
@@ -272,7 +316,7 @@ impl ProxyConn {
 
     /// `n` bytes were written to the client.
     pub fn client_written(&mut self, n: usize, now: Instant) {
-        let _ = self.client_out.split_to(n.min(self.client_out.len()));
+        self.client_out.advance(n.min(self.client_out.len()));
         if n > 0 {
             self.touch(now);
         }
@@ -281,7 +325,7 @@ impl ProxyConn {
 
     /// `n` bytes were written to the backend.
     pub fn upstream_written(&mut self, n: usize, now: Instant) {
-        let _ = self.upstream_out.split_to(n.min(self.upstream_out.len()));
+        self.upstream_out.advance(n.min(self.upstream_out.len()));
         if n > 0 {
             self.touch(now);
         }
@@ -499,45 +543,27 @@ impl ProxyConn {
             }
         }
         let api = config.api(api_idx);
-        let service = config.upstream(api_idx);
-        let rest = &path[m.api_prefix_len..];
-        let query = head.query();
-        let base = service.base_path.as_bytes();
-        let rest_or_root: &[u8] = if rest.is_empty() && base.is_empty() {
-            b"/"
-        } else {
-            rest
-        };
-        let (q_sep, q): (&[u8], &[u8]) = match query {
-            Some(q) => (b"?", q),
-            None => (b"", b""),
-        };
         let req_framing = match head.framing {
             BodyFraming::Empty => OutFraming::None,
             BodyFraming::Length(n) => OutFraming::Length(n),
             _ => OutFraming::Chunked,
         };
-        let fwd = Forwarding {
-            client_ip: self.client_ip.as_bytes(),
-            proto: self.settings.proto.as_bytes(),
-            host_override: if api.preserve_host_header {
-                None
-            } else {
-                Some(service.authority.as_bytes())
-            },
-        };
-        let mut out = BytesMut::with_capacity(head.raw.len() + 128);
-        write_upstream_request(
-            &head,
-            &head.method,
-            &[base, rest_or_root, q_sep, q],
-            req_framing,
-            &fwd,
-            &mut out,
-        );
-        let upstream_head = out.freeze();
         self.upstream_out.clear();
-        self.upstream_out.extend_from_slice(&upstream_head);
+        let target = UpstreamTarget {
+            config: config.clone(),
+            api: api_idx,
+        };
+        let forward = Forward {
+            target,
+            api_prefix_len: m.api_prefix_len,
+            framing: req_framing,
+        };
+        forward.write_head(
+            &head,
+            &self.client_ip,
+            self.settings.proto,
+            &mut self.upstream_out,
+        );
         let req_body = has_body.then(|| {
             BodyDecoder::new(
                 head.framing,
@@ -545,24 +571,21 @@ impl ProxyConn {
                 self.settings.limits.max_trailer_bytes,
             )
         });
-        let target = UpstreamTarget {
-            config: config.clone(),
-            api: api_idx,
-        };
         let close = !head.keep_alive || self.draining;
+        let expect_continue = head.expect_continue && has_body;
+        let target = forward.target.clone();
         self.exchange = Some(Exchange {
-            target: target.clone(),
+            forward,
             method: head.method.clone(),
             client_version: head.version,
-            upstream_head,
             // Only a request that cannot have had an effect is sent twice.
             retry_allowed: !has_body && is_idempotent(&head.method),
+            head,
             upstream: Upstream::Connecting,
             upstream_eof: false,
             upstream_keep_alive: false,
             req_body,
-            req_framing,
-            expect_continue: head.expect_continue && has_body,
+            expect_continue,
             response: Response::AwaitingHead,
             response_timeout: Duration::from_secs(u64::from(api.timeout_seconds)),
             close,
@@ -607,7 +630,7 @@ impl ProxyConn {
             while self.upstream_out.len() < HIGH_WATER {
                 match decoder.decode(&mut self.client_in) {
                     Ok(Some(BodyEvent::Data(data))) => {
-                        if ex.req_framing == OutFraming::Chunked {
+                        if ex.forward.framing == OutFraming::Chunked {
                             write_chunk_size(data.len(), &mut self.upstream_out);
                             self.upstream_out.extend_from_slice(&data);
                             write_chunk_end(&mut self.upstream_out);
@@ -616,7 +639,7 @@ impl ProxyConn {
                         }
                     }
                     Ok(Some(BodyEvent::End { trailers })) => {
-                        if ex.req_framing == OutFraming::Chunked {
+                        if ex.forward.framing == OutFraming::Chunked {
                             write_last_chunk(trailers.as_deref(), &mut self.upstream_out);
                         }
                         request_finished = true;
@@ -780,11 +803,16 @@ impl ProxyConn {
         ex.upstream = Upstream::Connecting;
         ex.upstream_eof = false;
         self.upstream_out.clear();
-        self.upstream_out.extend_from_slice(&ex.upstream_head);
+        ex.forward.write_head(
+            &ex.head,
+            &self.client_ip,
+            self.settings.proto,
+            &mut self.upstream_out,
+        );
         self.events
             .push_back(Event::ReleaseUpstream { reuse: false });
         self.events.push_back(Event::ConnectUpstream {
-            target: ex.target.clone(),
+            target: ex.forward.target.clone(),
             fresh: true,
         });
         self.set_deadline(now, self.settings.timeouts.connect, DeadlineKind::Connect);
