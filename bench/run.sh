@@ -9,6 +9,7 @@
 # SCENARIOS ("keepalive close"), TARGETS ("backend nginx portcullis"),
 # PORTCULLIS_BIN (target/release/portcullis), PORTCULLIS_LOG (warn),
 # QUIET_WAIT (300: seconds to wait for a busy machine to calm down),
+# QUIET_FOR (10: consecutive seconds under 10% CPU that count as calm),
 # NOISE_RETRIES (2: reruns of a run that shared the machine with others).
 set -euo pipefail
 
@@ -28,6 +29,7 @@ TARGETS=${TARGETS:-backend nginx portcullis}
 PORTCULLIS_BIN=${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}
 QUIET_WAIT=${QUIET_WAIT:-300}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
+QUIET_FOR=${QUIET_FOR:-10}
 # Per-request logging would be a cost nginx (access_log off) does not pay.
 export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
 
@@ -167,22 +169,24 @@ port_free() {
 # meaningless. Gives up after QUIET_WAIT seconds and marks the results.
 MACHINE_NOTE="quiet"
 wait_quiet() {
-    local deadline=$((SECONDS + QUIET_WAIT)) busy
-    while :; do
-        busy=$(system_busy_pct)
+    local deadline=$((SECONDS + QUIET_WAIT)) busy quiet=0
+    while ((quiet < QUIET_FOR)); do
+        busy=$(system_busy_pct)   # takes 1 s
         if ((busy <= 10)); then
-            log "machine quiet (${busy}% CPU busy)"
-            return
+            quiet=$((quiet + 1))
+            continue
         fi
+        quiet=0
         if ((SECONDS >= deadline)); then
             MACHINE_NOTE="BUSY: the machine was still ${busy}% busy with other processes after waiting ${QUIET_WAIT} s for it to calm down"
             log "warning: machine still ${busy}% busy after ${QUIET_WAIT}s; running anyway, numbers are suspect"
             ps -eo pid,pcpu,comm --sort=-pcpu | head -6 >&2
             return
         fi
-        log "machine ${busy}% busy (other builds?), waiting..."
-        sleep 5
+        log "machine ${busy}% busy (other builds?), waiting for ${QUIET_FOR} quiet seconds..."
+        sleep 2
     done
+    log "machine quiet for ${QUIET_FOR} s"
 }
 
 # ---------------------------------------------------------------- servers --

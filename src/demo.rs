@@ -42,10 +42,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("OPS_URL=http://{ops}");
     }
     println!("SAMPLE_API_PATH=/{path}");
+    if let Some((keyed_path, key)) = keyed_api(EXAMPLE_CONFIG) {
+        println!("KEYED_API_PATH=/{keyed_path}");
+        println!("SUBSCRIPTION_KEY={key}");
+    }
     println!("BACKEND_URL={backend_url}");
     println!("CONFIG_FILE={}", config_path.display());
     println!("# try it:");
     println!("curl -i http://{addr}/{path}/hello");
+    if let Some((keyed_path, key)) = keyed_api(EXAMPLE_CONFIG) {
+        println!("curl -i -H 'Ocp-Apim-Subscription-Key: {key}' http://{addr}/{keyed_path}/hello");
+    }
     println!("# edit CONFIG_FILE and the gateway reloads it; Ctrl-C stops the demo.");
 
     shutdown_signal().await;
@@ -88,6 +95,17 @@ fn first_api_path(config: &str) -> String {
         .ok()
         .and_then(|doc| doc["apis"][0]["path"].as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The path of the first API that needs a subscription key, and a key that opens it.
+fn keyed_api(config: &str) -> Option<(String, String)> {
+    let doc: Value = serde_json::from_str(config).ok()?;
+    let api = doc["apis"]
+        .as_array()?
+        .iter()
+        .find(|a| a["subscriptionRequired"].as_bool() != Some(false))?;
+    let key = doc["subscriptions"].as_array()?.first()?["primaryKey"].as_str()?;
+    Some((api["path"].as_str()?.to_owned(), key.to_owned()))
 }
 
 /// The wanted address if it is free, else a free port on the same interface, so the

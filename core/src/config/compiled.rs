@@ -1,6 +1,8 @@
 //! A snapshot compiled for serving: validated, upstreams parsed, router built.
 
-use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot};
+use std::collections::HashMap;
+
+use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
 use crate::router::Router;
 
 /// Everything derived from one snapshot that requests need; built once, then read-only.
@@ -12,7 +14,39 @@ use crate::router::Router;
 pub struct CompiledConfig {
     snapshot: Snapshot,
     upstreams: Vec<ServiceUrl>,
+    keys: KeyIndex,
     router: Router,
+}
+
+/// Where a subscription key leads: the subscription and the API it is scoped to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubscriptionRef {
+    /// Index in `Snapshot::subscriptions`.
+    pub(crate) index: usize,
+    /// The one API the subscription opens, or `None` for all.
+    pub(crate) scope: Option<usize>,
+}
+
+/// Subscriptions by key; its `Debug` does not print the keys.
+pub(crate) struct KeyIndex(pub(crate) HashMap<Box<str>, SubscriptionRef>);
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyIndex({} keys)", self.0.len())
+    }
+}
+
+/// The outcome of checking a subscription key against an API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The key belongs to this active subscription (index in `Snapshot::subscriptions`),
+    /// which opens the API.
+    Valid {
+        /// Index of the subscription.
+        subscription: usize,
+    },
+    /// Unknown key, inactive subscription, or a scope that does not include the API.
+    Invalid,
 }
 
 impl CompiledConfig {
@@ -22,6 +56,7 @@ impl CompiledConfig {
         Ok(CompiledConfig {
             snapshot,
             upstreams: checked.upstreams,
+            keys: KeyIndex(checked.keys),
             router: checked.router,
         })
     }
@@ -58,6 +93,25 @@ impl CompiledConfig {
     /// If `api_idx` does not come from this configuration's router.
     pub fn upstream(&self, api_idx: usize) -> &ServiceUrl {
         &self.upstreams[api_idx]
+    }
+
+    /// Whether `key` opens API `api_idx`.
+    pub fn check_key(&self, api_idx: usize, key: &[u8]) -> KeyCheck {
+        let Some(found) = std::str::from_utf8(key)
+            .ok()
+            .and_then(|k| self.keys.0.get(k))
+        else {
+            return KeyCheck::Invalid;
+        };
+        let active = self.snapshot.subscriptions[found.index].state == SubscriptionState::Active;
+        let in_scope = found.scope.is_none_or(|api| api == api_idx);
+        if active && in_scope {
+            KeyCheck::Valid {
+                subscription: found.index,
+            }
+        } else {
+            KeyCheck::Invalid
+        }
     }
 
     /// The router over this snapshot's APIs.

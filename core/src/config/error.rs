@@ -68,6 +68,44 @@ pub enum ConfigError {
         /// What is wrong.
         problem: EntityProblem,
     },
+    /// Something wrong with a subscription.
+    #[error("subscription `{subscription}`: {problem}")]
+    Subscription {
+        /// The subscription's id.
+        subscription: String,
+        /// What is wrong.
+        problem: SubscriptionProblem,
+    },
+}
+
+/// What is wrong with a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriptionProblem {
+    /// The id is empty or has characters outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid id: {0}")]
+    InvalidId(&'static str),
+    /// Another subscription has the same id.
+    #[error("duplicate id")]
+    DuplicateId,
+    /// The scope is neither `/apis` nor `/apis/{apiId}` of a known API.
+    #[error("invalid scope `{0}`: use `/apis` or `/apis/{{apiId}}` of a configured API")]
+    InvalidScope(String),
+    /// A key is too short, too long or not visible ASCII.
+    #[error("invalid {which} key: {reason}")]
+    InvalidKey {
+        /// `primary` or `secondary`.
+        which: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The key is already a key of this or another subscription.
+    #[error("{which} key is already used by subscription `{other}`")]
+    DuplicateKey {
+        /// `primary` or `secondary`.
+        which: &'static str,
+        /// The subscription that has it.
+        other: String,
+    },
 }
 
 /// What is wrong with an API.

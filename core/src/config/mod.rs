@@ -15,9 +15,10 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use compiled::CompiledConfig;
-pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem};
+pub use compiled::{CompiledConfig, KeyCheck};
+pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem};
 pub use model::{
-    Api, Backend, NamedValue, Operation, Scheme, Snapshot, SubscriptionKeyParameterNames,
+    Api, Backend, NamedValue, Operation, Scheme, Snapshot, Subscription,
+    SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use url::ServiceUrl;

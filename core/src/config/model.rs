@@ -22,6 +22,62 @@ pub struct Snapshot {
     /// Named values for `{{name}}` substitution in policies.
     #[serde(default)]
     pub named_values: Vec<NamedValue>,
+    /// Subscriptions whose keys open APIs that require one.
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A subscription: two keys (primary and secondary, for rotation) and what they open.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subscription {
+    /// Unique id.
+    pub id: String,
+    /// Name shown to people; may be empty.
+    #[serde(default)]
+    pub display_name: String,
+    /// APIM's scope: `/apis` (every API) or `/apis/{apiId}` (one API).
+    pub scope: String,
+    /// The primary key.
+    pub primary_key: String,
+    /// The secondary key.
+    pub secondary_key: String,
+    /// Only an active subscription's keys are accepted.
+    #[serde(default)]
+    pub state: SubscriptionState,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys are secrets: snapshots end up in debug logs.
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("display_name", &self.display_name)
+            .field("scope", &self.scope)
+            .field("primary_key", &"<redacted>")
+            .field("secondary_key", &"<redacted>")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Lifecycle state of a subscription, as APIM names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubscriptionState {
+    /// Keys are accepted.
+    #[default]
+    Active,
+    /// Not yet approved.
+    Submitted,
+    /// Temporarily blocked.
+    Suspended,
+    /// Ended by the subscriber.
+    Cancelled,
+    /// Past its end date.
+    Expired,
+    /// Turned down.
+    Rejected,
 }
 
 /// An API: a path prefix (optionally per host) in front of one upstream service.

@@ -2,8 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::compiled::SubscriptionRef;
 use super::{
     url, Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
+    SubscriptionProblem,
 };
 use crate::router::Router;
 
@@ -11,6 +13,8 @@ use crate::router::Router;
 pub(crate) struct Checked {
     /// Upstream of each API, by API index.
     pub(crate) upstreams: Vec<ServiceUrl>,
+    /// Subscription index by key (primary and secondary).
+    pub(crate) keys: HashMap<Box<str>, SubscriptionRef>,
     /// Router over all APIs.
     pub(crate) router: Router,
 }
@@ -69,7 +73,70 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
     // Paths, hostnames, methods, templates and duplicates are checked by the
     // router builder itself, so what validates is exactly what routes.
     let router = Router::new(&snapshot.apis)?;
-    Ok(Checked { upstreams, router })
+    let keys = check_subscriptions(snapshot)?;
+    Ok(Checked {
+        upstreams,
+        keys,
+        router,
+    })
+}
+
+/// Checks subscriptions and indexes them by key.
+fn check_subscriptions(
+    snapshot: &Snapshot,
+) -> Result<HashMap<Box<str>, SubscriptionRef>, ConfigError> {
+    let mut ids = HashSet::new();
+    let mut keys: HashMap<Box<str>, SubscriptionRef> = HashMap::new();
+    for (index, sub) in snapshot.subscriptions.iter().enumerate() {
+        let fail = |problem| ConfigError::Subscription {
+            subscription: sub.id.clone(),
+            problem,
+        };
+        check_id(&sub.id).map_err(|r| fail(SubscriptionProblem::InvalidId(r)))?;
+        if !ids.insert(sub.id.as_str()) {
+            return Err(fail(SubscriptionProblem::DuplicateId));
+        }
+        let scope = match sub.scope.trim_end_matches('/') {
+            "/apis" => None,
+            other => {
+                let api = other
+                    .strip_prefix("/apis/")
+                    .and_then(|id| snapshot.apis.iter().position(|a| a.id == id))
+                    .ok_or_else(|| fail(SubscriptionProblem::InvalidScope(sub.scope.clone())))?;
+                Some(api)
+            }
+        };
+        for (which, key) in [
+            ("primary", &sub.primary_key),
+            ("secondary", &sub.secondary_key),
+        ] {
+            check_key(key)
+                .map_err(|reason| fail(SubscriptionProblem::InvalidKey { which, reason }))?;
+            let entry = SubscriptionRef { index, scope };
+            if let Some(other) = keys.insert(key.as_str().into(), entry) {
+                let other = snapshot.subscriptions[other.index].id.clone();
+                return Err(fail(SubscriptionProblem::DuplicateKey { which, other }));
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Keys travel in headers and query strings: visible ASCII, long enough to be unguessable.
+fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.len() < 16 {
+        return Err("shorter than 16 characters");
+    }
+    if key.len() > 256 {
+        return Err("longer than 256 characters");
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err("may hold only letters, digits, '-', '.', '_' and '~'");
+    }
+    Ok(())
 }
 
 /// Ids and names appear in management URLs and `{{name}}` references: URL-unreserved only.

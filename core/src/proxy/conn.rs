@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 
-use super::local::{write_error, STATUS_PROBE_PATH};
+use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
-use crate::config::{CompiledConfig, ServiceUrl};
+use super::subscription::{find_key, INVALID_KEY, MISSING_KEY};
+use crate::config::{CompiledConfig, KeyCheck, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
@@ -543,6 +544,19 @@ impl ProxyConn {
             }
         }
         let api = config.api(api_idx);
+        if api.subscription_required {
+            let check = find_key(&head, &api.subscription_key_parameter_names)
+                .map(|key| config.check_key(api_idx, key));
+            let denied = match check {
+                None => Some(MISSING_KEY),
+                Some(KeyCheck::Invalid) => Some(INVALID_KEY),
+                Some(KeyCheck::Valid { .. }) => None,
+            };
+            if let Some(msg) = denied {
+                write_error_message(401, msg, close_if_local, &mut self.client_out);
+                return self.after_local(close_if_local, now);
+            }
+        }
         let req_framing = match head.framing {
             BodyFraming::Empty => OutFraming::None,
             BodyFraming::Length(n) => OutFraming::Length(n),

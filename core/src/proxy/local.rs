@@ -27,8 +27,12 @@ pub fn message(status: u16) -> &'static str {
 
 /// Appends an error response `{"statusCode":N,"message":"..."}` as APIM sends it.
 pub fn write_error(status: u16, close: bool, out: &mut BytesMut) {
-    let msg = message(status);
-    let mut body = [0u8; 160];
+    write_error_message(status, message(status), close, out);
+}
+
+/// Appends an error response with this message (fixed ASCII text without quotes).
+pub fn write_error_message(status: u16, msg: &str, close: bool, out: &mut BytesMut) {
+    let mut body = [0u8; 256];
     let len = json_error(status, msg, &mut body);
     write_local_response(
         status,
@@ -56,18 +60,24 @@ mod tests {
 
     #[test]
     fn every_message_fits_the_buffer() {
-        for status in [400, 404, 408, 413, 417, 431, 501, 502, 503, 504, 505, 599] {
-            let mut buf = [0u8; 160];
-            let n = json_error(status, message(status), &mut buf);
+        let fixed =
+            [400, 404, 408, 413, 417, 431, 501, 502, 503, 504, 505, 599].map(|s| (s, message(s)));
+        let keys = [
+            (401, super::super::subscription::MISSING_KEY),
+            (401, super::super::subscription::INVALID_KEY),
+        ];
+        for (status, msg) in fixed.into_iter().chain(keys) {
+            let mut buf = [0u8; 256];
+            let n = json_error(status, msg, &mut buf);
             let v: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("valid json");
             assert_eq!(v["statusCode"], status);
-            assert_eq!(v["message"], message(status));
+            assert_eq!(v["message"], msg);
         }
     }
 
     #[test]
     fn not_found_is_apims_body() {
-        let mut buf = [0u8; 160];
+        let mut buf = [0u8; 256];
         let n = json_error(404, message(404), &mut buf);
         assert_eq!(
             &buf[..n],

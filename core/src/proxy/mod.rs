@@ -3,6 +3,7 @@
 pub mod conn;
 pub mod local;
 pub mod settings;
+pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
 pub use settings::{ConfigSource, ConnSettings, Timeouts};

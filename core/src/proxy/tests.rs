@@ -516,3 +516,84 @@ fn large_response_is_read_with_backpressure() {
     received += h.client_gets().len();
     assert!(received > total);
 }
+
+const KEYED: &str = r#"{
+  "revision": 1,
+  "apis": [
+    {"id": "a", "path": "a", "serviceUrl": "http://backend.test:9000",
+     "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]},
+    {"id": "b", "path": "b", "serviceUrl": "http://backend.test:9000",
+     "subscriptionKeyParameterNames": {"header": "X-Key", "query": "key"},
+     "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]}
+  ],
+  "subscriptions": [
+    {"id": "all", "scope": "/apis", "primaryKey": "0123456789abcdef-all-1", "secondaryKey": "0123456789abcdef-all-2"},
+    {"id": "only-a", "scope": "/apis/a", "primaryKey": "0123456789abcdef-a-1", "secondaryKey": "0123456789abcdef-a-2"},
+    {"id": "off", "scope": "/apis", "state": "suspended", "primaryKey": "0123456789abcdef-off-1", "secondaryKey": "0123456789abcdef-off-2"}
+  ]
+}"#;
+
+fn keyed_status(request: &str) -> String {
+    let snapshot = Snapshot::from_json(KEYED.as_bytes()).expect("parses");
+    let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
+    let now = Instant::now();
+    let mut conn = ProxyConn::new(settings_with(Limits::default(), Some(config)), "::1", now);
+    conn.client_read_buf().extend_from_slice(request.as_bytes());
+    conn.handle_client_read(request.len(), now);
+    let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+    if matches!(events.first(), Some(Event::ConnectUpstream { .. })) {
+        return "forwarded".into();
+    }
+    String::from_utf8_lossy(conn.client_pending()).into_owned()
+}
+
+#[test]
+fn subscription_keys_open_the_apis_in_their_scope() {
+    let missing = keyed_status("GET /a/x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 401"), "{missing}");
+    assert!(missing.contains("missing subscription key"));
+    let ok =
+        "GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: 0123456789abcdef-all-2\r\n\r\n";
+    assert_eq!(keyed_status(ok), "forwarded");
+    let by_query = "GET /a/x?subscription-key=0123456789abcdef-a-1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(keyed_status(by_query), "forwarded");
+    let out_of_scope =
+        keyed_status("GET /b/x HTTP/1.1\r\nHost: h\r\nX-Key: 0123456789abcdef-a-1\r\n\r\n");
+    assert!(
+        out_of_scope.contains("invalid subscription key"),
+        "{out_of_scope}"
+    );
+    let custom = "GET /b/x?key=0123456789abcdef-all-1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(keyed_status(custom), "forwarded");
+    let suspended = keyed_status(
+        "GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: 0123456789abcdef-off-1\r\n\r\n",
+    );
+    assert!(
+        suspended.contains("invalid subscription key"),
+        "{suspended}"
+    );
+    let unknown =
+        keyed_status("GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: nope\r\n\r\n");
+    assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
+}
+
+#[test]
+fn bad_subscriptions_are_rejected_with_a_reason() {
+    let bad_scope = KEYED.replace("\"/apis/a\"", "\"/apis/zz\"");
+    let err = CompiledConfig::compile(Snapshot::from_json(bad_scope.as_bytes()).expect("parses"))
+        .expect_err("unknown api in scope");
+    assert!(err.to_string().contains("only-a"), "{err}");
+    let dup = KEYED.replace("0123456789abcdef-a-2", "0123456789abcdef-all-1");
+    let err = CompiledConfig::compile(Snapshot::from_json(dup.as_bytes()).expect("parses"))
+        .expect_err("duplicate key");
+    assert!(err.to_string().contains("already used"), "{err}");
+    let short = KEYED.replace("0123456789abcdef-a-2", "short");
+    assert!(
+        CompiledConfig::compile(Snapshot::from_json(short.as_bytes()).expect("parses")).is_err()
+    );
+    let debug = format!(
+        "{:?}",
+        Snapshot::from_json(KEYED.as_bytes()).expect("parses")
+    );
+    assert!(!debug.contains("0123456789abcdef"), "keys in Debug output");
+}
