@@ -87,12 +87,7 @@ impl RequestHead {
     /// and rejects obs-fold, bare CR, whitespace before the colon, a missing or
     /// repeated Host in HTTP/1.1, and versions other than 1.0/1.1.
     pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, CodecError> {
-        let Some((mut head, skip, len)) = parse_request_fields(buf, limits)? else {
-            return Ok(None);
-        };
-        buf.advance(skip);
-        head.raw = buf.split_to(len).freeze();
-        Ok(Some(head))
+        parse_request(buf, limits)
     }
 
     /// Path and query bytes (`/a/b?x=1`); `/` for an absolute-form target without path.
@@ -176,13 +171,7 @@ impl ResponseHead {
         limits: &Limits,
         request_method: &http::Method,
     ) -> Result<Option<ResponseHead>, CodecError> {
-        let Some((mut head, skip, len)) = parse_response_fields(buf, limits, request_method)?
-        else {
-            return Ok(None);
-        };
-        buf.advance(skip);
-        head.raw = buf.split_to(len).freeze();
-        Ok(Some(head))
+        parse_response(buf, limits, request_method)
     }
 
     /// Name and value of every header field, in order.
@@ -573,14 +562,13 @@ fn collect_fields(
     Ok((headers, scan))
 }
 
-/// Parses and checks a request head at the front of `buf` without consuming it.
-/// Returns the head (with `raw` still empty), the number of leading empty-line bytes
-/// and the head's length after them.
+/// The work of [`RequestHead::parse`]; nothing is taken from `buf` unless a head is
+/// returned.
+///
+/// The head is built in the final expression so that its inline header array is
+/// written once, not moved through intermediate values.
 #[inline(always)]
-fn parse_request_fields(
-    buf: &[u8],
-    limits: &Limits,
-) -> Result<Option<(RequestHead, usize, usize)>, CodecError> {
+fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, CodecError> {
     let (window, max_head) = head_window(buf, limits);
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADER_SLOTS];
     let mut heap = Vec::new();
@@ -667,8 +655,13 @@ fn parse_request_fields(
     }
     let framing = scan.request_framing(version)?;
 
-    let head = RequestHead {
-        raw: Bytes::new(),
+    let keep_alive = scan.keep_alive(version);
+    // Done with the borrowed window: the head's bytes can now be split off.
+    drop(heap);
+    buf.advance(skip);
+    let raw = buf.split_to(len).freeze();
+    Ok(Some(RequestHead {
+        raw,
         method,
         path_and_query,
         target_authority,
@@ -676,22 +669,20 @@ fn parse_request_fields(
         headers,
         host: scan.host,
         framing,
-        keep_alive: scan.keep_alive(version),
+        keep_alive,
         // RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored.
         expect_continue: scan.expect_continue && version == Version::Http11,
         expect_unsupported: scan.expect_other,
-    };
-    Ok(Some((head, skip, len)))
+    }))
 }
 
-/// Parses and checks a response head at the front of `buf` without consuming it;
-/// same return shape as [`parse_request_fields`].
+/// The work of [`ResponseHead::parse`], shaped like [`parse_request`].
 #[inline(always)]
-fn parse_response_fields(
-    buf: &[u8],
+fn parse_response(
+    buf: &mut BytesMut,
     limits: &Limits,
     request_method: &http::Method,
-) -> Result<Option<(ResponseHead, usize, usize)>, CodecError> {
+) -> Result<Option<ResponseHead>, CodecError> {
     let (window, max_head) = head_window(buf, limits);
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADER_SLOTS];
     let mut heap = Vec::new();
@@ -719,7 +710,6 @@ fn parse_response_fields(
         .ok_or(CodecError::Malformed("empty status line"))?;
     let len = head_bytes.len();
     let base = head_bytes.as_ptr() as usize;
-    let span = |s: &[u8]| span_in(base, len, s).ok_or(CodecError::Malformed("field outside head"));
 
     let version = match minor {
         0 => Version::Http10,
@@ -755,16 +745,19 @@ fn parse_response_fields(
     } else {
         scan.response_framing(version)?
     };
-    let head = ResponseHead {
-        raw: Bytes::new(),
+    let keep_alive = scan.keep_alive(version) && framing != BodyFraming::CloseDelimited;
+    drop(heap);
+    buf.advance(skip);
+    let raw = buf.split_to(len).freeze();
+    Ok(Some(ResponseHead {
+        raw,
         version,
         status,
         reason,
         headers,
         framing,
-        keep_alive: scan.keep_alive(version) && framing != BodyFraming::CloseDelimited,
-    };
-    Ok(Some((head, skip, len)))
+        keep_alive,
+    }))
 }
 
 #[cfg(test)]
