@@ -25,8 +25,9 @@ pub enum ConfigError {
     Invalid {
         /// The file.
         path: PathBuf,
-        /// What is wrong, with line and column where known.
-        source: portcullis_core::config::ConfigError,
+        /// What is wrong, with line and column where known (boxed: errors are rare
+        /// and the variant would otherwise bloat every `Result`).
+        source: Box<portcullis_core::config::ConfigError>,
     },
 }
 
@@ -83,7 +84,7 @@ fn compile(path: &Path, bytes: &[u8]) -> Result<CompiledConfig, ConfigError> {
         .and_then(CompiledConfig::compile)
         .map_err(|source| ConfigError::Invalid {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
