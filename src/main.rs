@@ -142,10 +142,18 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => args.tuning.workers,
         Command::SampleBackend { .. } => Some(1),
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers.max(1));
-    }
+    let workers = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // One worker: a current-thread runtime spares the cross-thread wakeups and
+    // atomics of the work-stealing scheduler on every request.
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
     let runtime = builder
         .enable_all()
         .build()

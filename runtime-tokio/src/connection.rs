@@ -88,9 +88,9 @@ pub(crate) async fn serve(
                         }
                     }
                 }
-                Event::CloseClient => {
+                Event::CloseClient { linger } => {
                     drop(upstream.take());
-                    close_client(&mut client, conn.client_pending()).await;
+                    close_client(&mut client, conn.client_pending(), linger).await;
                     return;
                 }
             }
@@ -181,11 +181,12 @@ pub(crate) async fn serve(
     }
 }
 
-/// Writes the last bytes, closes our side, and drains the client's for a moment so a
-/// final error response is read rather than lost to a reset.
-async fn close_client(client: &mut TcpStream, pending: &[u8]) {
+/// Writes the last bytes and closes; with `linger`, closes our side first and drains
+/// the client's for a moment so a final error response is read rather than lost to a
+/// reset.
+async fn close_client(client: &mut TcpStream, pending: &[u8], linger: bool) {
     let _ = tokio::time::timeout(LINGER, async {
-        if client.write_all(pending).await.is_err() {
+        if client.write_all(pending).await.is_err() || !linger {
             return;
         }
         if client.shutdown().await.is_err() {

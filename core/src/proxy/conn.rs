@@ -48,7 +48,12 @@ pub enum Event {
         reuse: bool,
     },
     /// Write what is pending for the client, then close the connection.
-    CloseClient,
+    CloseClient {
+        /// The client may still be sending (an error cut its request short): close
+        /// our side first and drain for a moment, so it reads the answer instead of
+        /// a reset.
+        linger: bool,
+    },
 }
 
 /// The backend of the request in progress.
@@ -205,6 +210,8 @@ pub struct ProxyConn {
     exchange: Option<Exchange>,
     deadline: Option<(Instant, DeadlineKind)>,
     client_eof: bool,
+    /// The client's byte stream is between requests (nothing of a request unread).
+    at_boundary: bool,
     draining: bool,
     upstream_limits: Limits,
 }
@@ -232,6 +239,7 @@ impl ProxyConn {
             exchange: None,
             deadline: Some((now + idle, DeadlineKind::Idle)),
             client_eof: false,
+            at_boundary: true,
             draining: false,
             upstream_limits,
         }
@@ -461,7 +469,8 @@ impl ProxyConn {
                 }
             }
             self.upstream_out.clear();
-            self.events.push_back(Event::CloseClient);
+            let linger = !self.client_eof && !(self.at_boundary && self.client_in.is_empty());
+            self.events.push_back(Event::CloseClient { linger });
         }
     }
 
@@ -510,12 +519,14 @@ impl ProxyConn {
                 return false;
             }
             Err(err) => {
+                self.at_boundary = false;
                 write_error(err.status(), true, &mut self.client_out);
                 self.close();
                 return true;
             }
         };
         let has_body = head.framing != BodyFraming::Empty;
+        self.at_boundary = !has_body;
         // A body we do not forward cannot be skipped safely, so such answers close.
         let close_if_local = !head.keep_alive || has_body || self.draining || self.client_eof;
         if head.expect_unsupported {
@@ -672,6 +683,7 @@ impl ProxyConn {
             }
         }
         if request_finished {
+            self.at_boundary = true;
             ex.req_body = None;
             self.arm_exchange_deadline(now);
         }

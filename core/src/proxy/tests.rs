@@ -111,7 +111,7 @@ impl Harness {
 }
 
 fn is_close(e: &Event) -> bool {
-    matches!(e, Event::CloseClient)
+    matches!(e, Event::CloseClient { .. })
 }
 
 #[test]
@@ -256,7 +256,8 @@ fn http10_client_gets_close_delimited_body_and_close() {
     assert!(got.ends_with("\r\n\r\nabc"), "{got:?}");
     let events = h.events();
     assert!(matches!(events[0], Event::ReleaseUpstream { reuse: true }));
-    assert!(is_close(&events[1]));
+    // A complete exchange ends at a request boundary: no need to linger.
+    assert!(matches!(events[1], Event::CloseClient { linger: false }));
 }
 
 #[test]
@@ -363,7 +364,10 @@ fn smuggling_attempt_is_rejected_and_closed() {
     let got = h.client_gets();
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     assert!(got.to_ascii_lowercase().contains("connection: close"));
-    assert!(h.events().iter().any(is_close));
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::CloseClient { linger: true })));
     assert!(!h.conn.wants_client_read());
 }
 
