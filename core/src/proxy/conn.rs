@@ -469,7 +469,8 @@ impl ProxyConn {
                 }
             }
             self.upstream_out.clear();
-            let linger = !self.client_eof && !(self.at_boundary && self.client_in.is_empty());
+            let clean = self.client_eof || (self.at_boundary && self.client_in.is_empty());
+            let linger = !clean;
             self.events.push_back(Event::CloseClient { linger });
         }
     }
