@@ -125,14 +125,24 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            if conn.wants_client_read() {
-                match poll_read_buf(Pin::new(&mut client), cx, conn.client_read_buf()) {
-                    Poll::Ready(Ok(n)) => {
+            // Wait until the client is readable before asking for a buffer, so an
+            // idle connection holds none (the core releases them when idle).
+            while conn.wants_client_read() {
+                match client.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
+                    Poll::Pending => break,
+                }
+                match client.try_read_buf(conn.client_read_buf()) {
+                    Ok(n) => {
                         conn.handle_client_read(n, now());
                         progressed = true;
+                        break;
                     }
-                    Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
-                    Poll::Pending => {}
+                    // Readiness was stale; tokio cleared it, so polling again either
+                    // registers the waker or finds new data.
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Poll::Ready(Step::ClientGone),
                 }
             }
             if conn.wants_upstream_read() {

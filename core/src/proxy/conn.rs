@@ -30,6 +30,8 @@ use crate::router::RouteOutcome;
 const HIGH_WATER: usize = 64 * 1024;
 /// Initial capacity of the read buffers; they grow on demand.
 const READ_CHUNK: usize = 8 * 1024;
+/// How long a connection waits for its next request before giving its buffers back.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
 /// What the adapter must do next, besides moving bytes.
 #[derive(Debug)]
@@ -128,6 +130,12 @@ pub enum UpstreamFailure {
 /// Which deadline `poll_timeout` currently reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DeadlineKind {
+    /// Waiting for the first byte of the next request; when it passes, the
+    /// buffers are given back (the connection may stay idle a long time).
+    Shrink {
+        /// When the idle connection is closed.
+        idle_until: Instant,
+    },
     /// Waiting for the first byte of the next request.
     Idle,
     /// Reading a request head that has started.
@@ -230,14 +238,20 @@ impl ProxyConn {
         ProxyConn {
             settings,
             client_ip: client_ip.into(),
-            client_in: BytesMut::with_capacity(READ_CHUNK),
+            // Buffers are allocated when bytes arrive (`*_read_buf`), not before.
+            client_in: BytesMut::new(),
             client_out: BytesMut::new(),
             upstream_in: BytesMut::new(),
             upstream_out: BytesMut::new(),
             events: VecDeque::new(),
             phase: Phase::Head { started: false },
             exchange: None,
-            deadline: Some((now + idle, DeadlineKind::Idle)),
+            deadline: Some((
+                now + idle.min(SHRINK_AFTER),
+                DeadlineKind::Shrink {
+                    idle_until: now + idle,
+                },
+            )),
             client_eof: false,
             at_boundary: true,
             draining: false,
@@ -314,6 +328,14 @@ impl ProxyConn {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline.map(|(at, _)| at)
+    }
+
+    /// Bytes of buffer memory the connection holds.
+    pub fn buffer_capacity(&self) -> usize {
+        self.client_in.capacity()
+            + self.client_out.capacity()
+            + self.upstream_in.capacity()
+            + self.upstream_out.capacity()
     }
 
     /// Whether the connection is finished (after `CloseClient`).
@@ -414,6 +436,21 @@ impl ProxyConn {
         }
         self.deadline = None;
         match kind {
+            DeadlineKind::Shrink { idle_until } => {
+                // Ten thousand idle keep-alive connections should not hold ten
+                // thousand sets of buffers; a busy connection never gets here.
+                for buf in [
+                    &mut self.client_in,
+                    &mut self.client_out,
+                    &mut self.upstream_in,
+                    &mut self.upstream_out,
+                ] {
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
+                self.deadline = Some((idle_until, DeadlineKind::Idle));
+            }
             DeadlineKind::Idle => self.close(),
             DeadlineKind::HeaderRead => {
                 write_error(408, true, &mut self.client_out);
@@ -452,6 +489,17 @@ impl ProxyConn {
                 DeadlineKind::BodyIdle,
             );
         }
+    }
+
+    /// Waits for the next request: buffers are released after a short pause, the
+    /// connection is closed after the idle timeout.
+    fn go_idle(&mut self, now: Instant) {
+        let idle = self.settings.timeouts.idle;
+        let idle_until = now + idle;
+        self.deadline = Some((
+            now + idle.min(SHRINK_AFTER),
+            DeadlineKind::Shrink { idle_until },
+        ));
     }
 
     fn set_deadline(&mut self, now: Instant, after: Duration, kind: DeadlineKind) {
@@ -635,7 +683,7 @@ impl ProxyConn {
             self.close();
         } else {
             self.phase = Phase::Head { started: false };
-            self.set_deadline(now, self.settings.timeouts.idle, DeadlineKind::Idle);
+            self.go_idle(now);
         }
         true
     }
@@ -810,7 +858,7 @@ impl ProxyConn {
             self.close();
         } else {
             self.phase = Phase::Head { started: false };
-            self.set_deadline(now, self.settings.timeouts.idle, DeadlineKind::Idle);
+            self.go_idle(now);
         }
         true
     }

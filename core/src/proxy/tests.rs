@@ -104,9 +104,15 @@ impl Harness {
         }
     }
 
+    /// Lets time pass, firing every deadline that falls due, as an adapter would.
     fn advance(&mut self, by: Duration) {
         self.now += by;
-        self.conn.handle_timeout(self.now);
+        while let Some(at) = self.conn.poll_timeout() {
+            if at > self.now {
+                break;
+            }
+            self.conn.handle_timeout(self.now);
+        }
     }
 }
 
@@ -600,4 +606,17 @@ fn bad_subscriptions_are_rejected_with_a_reason() {
         Snapshot::from_json(KEYED.as_bytes()).expect("parses")
     );
     assert!(!debug.contains("0123456789abcdef"), "keys in Debug output");
+}
+
+#[test]
+fn idle_connection_gives_its_buffers_back() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    h.client_gets();
+    assert!(h.conn.buffer_capacity() > 0);
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.conn.buffer_capacity(), 0);
+    assert!(h.events().is_empty(), "closed too early");
+    h.advance(Duration::from_secs(59));
+    assert!(h.events().iter().any(is_close));
 }
