@@ -11,7 +11,6 @@ use std::time::Duration;
 use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 
 use crate::now;
@@ -20,6 +19,30 @@ use crate::upstream::{connect, SharedPool, UpstreamConn};
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// Size of the per-thread read buffer; what is read is copied into the connection's
+/// own buffer, sized to what is pending.
+const SCRATCH_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread, so idle connections hold none.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// Reads what `stream` has into the thread's scratch buffer; the length read
+/// (0: end of stream). Pending when nothing is there yet.
+fn read_ready(stream: &TcpStream, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<usize>> {
+    loop {
+        std::task::ready!(stream.poll_read_ready(cx))?;
+        match SCRATCH.with_borrow_mut(|buf| stream.try_read(buf)) {
+            // Readiness was stale; tokio cleared it, so polling again either registers
+            // the waker or finds new data.
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return Poll::Ready(other),
+        }
+    }
+}
 
 /// What one pass of IO did.
 enum Step {
@@ -125,31 +148,22 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            // Wait until the client is readable before asking for a buffer, so an
-            // idle connection holds none (the core releases them when idle).
-            while conn.wants_client_read() {
-                match client.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
-                    Poll::Pending => break,
-                }
-                match client.try_read_buf(conn.client_read_buf()) {
-                    Ok(n) => {
-                        conn.handle_client_read(n, now());
+            if conn.wants_client_read() {
+                match read_ready(&client, cx) {
+                    Poll::Ready(Ok(data)) => {
+                        SCRATCH.with_borrow(|buf| conn.handle_client_data(&buf[..data], now()));
                         progressed = true;
-                        break;
                     }
-                    // Readiness was stale; tokio cleared it, so polling again either
-                    // registers the waker or finds new data.
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return Poll::Ready(Step::ClientGone),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
+                    Poll::Pending => {}
                 }
             }
             if conn.wants_upstream_read() {
-                if let Some(up) = upstream.as_mut() {
-                    match poll_read_buf(Pin::new(&mut up.stream), cx, conn.upstream_read_buf()) {
-                        Poll::Ready(Ok(n)) => {
-                            conn.handle_upstream_read(n, now());
+                if let Some(up) = upstream.as_ref() {
+                    match read_ready(&up.stream, cx) {
+                        Poll::Ready(Ok(data)) => {
+                            SCRATCH
+                                .with_borrow(|buf| conn.handle_upstream_data(&buf[..data], now()));
                             progressed = true;
                         }
                         Poll::Ready(Err(_)) => {

@@ -1,8 +1,8 @@
 //! The per-client-connection proxy state machine.
 //!
-//! One `ProxyConn` per accepted client connection. The adapter reads client and
-//! backend bytes into the buffers this machine lends it (`client_read_buf`,
-//! `upstream_read_buf`), writes out what it has pending (`client_pending`,
+//! One `ProxyConn` per accepted client connection. The adapter hands it the bytes it
+//! reads from the client and the backend (`handle_client_data`,
+//! `handle_upstream_data`), writes out what it has pending (`client_pending`,
 //! `upstream_pending`), acts on the events it polls (`poll_event`: open or release a
 //! backend connection, close) and sleeps until `poll_timeout`. Every HTTP decision,
 //! which request is next, where it goes, how bodies are framed on each side, whether
@@ -28,8 +28,6 @@ use crate::router::RouteOutcome;
 
 /// Above this many pending output bytes a side stops being read (backpressure).
 const HIGH_WATER: usize = 64 * 1024;
-/// Initial capacity of the read buffers; they grow on demand.
-const READ_CHUNK: usize = 8 * 1024;
 /// How long a connection waits for its next request before giving its buffers back.
 const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
@@ -238,7 +236,7 @@ impl ProxyConn {
         ProxyConn {
             settings,
             client_ip: client_ip.into(),
-            // Buffers are allocated when bytes arrive (`*_read_buf`), not before.
+            // Buffers are allocated when bytes arrive, not before.
             client_in: BytesMut::new(),
             client_out: BytesMut::new(),
             upstream_in: BytesMut::new(),
@@ -260,22 +258,6 @@ impl ProxyConn {
     }
 
     // ----- what the adapter asks -----
-
-    /// The buffer to append bytes read from the client to; then call `handle_client_read`.
-    pub fn client_read_buf(&mut self) -> &mut BytesMut {
-        if self.client_in.capacity() - self.client_in.len() < 1024 {
-            self.client_in.reserve(READ_CHUNK);
-        }
-        &mut self.client_in
-    }
-
-    /// The buffer to append bytes read from the backend to; then call `handle_upstream_read`.
-    pub fn upstream_read_buf(&mut self) -> &mut BytesMut {
-        if self.upstream_in.capacity() - self.upstream_in.len() < 1024 {
-            self.upstream_in.reserve(READ_CHUNK);
-        }
-        &mut self.upstream_in
-    }
 
     /// Whether the adapter should read from the client now.
     pub fn wants_client_read(&self) -> bool {
@@ -363,8 +345,14 @@ impl ProxyConn {
         self.progress(now);
     }
 
-    /// Bytes were appended to `client_read_buf` (`n == 0`: the client closed its side).
-    pub fn handle_client_read(&mut self, n: usize, now: Instant) {
+    /// Bytes read from the client (empty: the client closed its side).
+    ///
+    /// The bytes are copied into a buffer sized to what is pending, so the adapter
+    /// can read into one scratch buffer per thread and an idle connection holds no
+    /// read buffer at all.
+    pub fn handle_client_data(&mut self, data: &[u8], now: Instant) {
+        self.client_in.extend_from_slice(data);
+        let n = data.len();
         if n == 0 {
             self.client_eof = true;
             self.on_client_eof();
@@ -382,8 +370,10 @@ impl ProxyConn {
         self.progress(now);
     }
 
-    /// Bytes were appended to `upstream_read_buf` (`n == 0`: the backend closed).
-    pub fn handle_upstream_read(&mut self, n: usize, now: Instant) {
+    /// Bytes read from the backend (empty: the backend closed).
+    pub fn handle_upstream_data(&mut self, data: &[u8], now: Instant) {
+        self.upstream_in.extend_from_slice(data);
+        let n = data.len();
         if let Some(ex) = &mut self.exchange {
             if n == 0 {
                 ex.upstream_eof = true;

@@ -68,13 +68,11 @@ impl Harness {
     }
 
     fn client_sends(&mut self, bytes: &[u8]) {
-        self.conn.client_read_buf().extend_from_slice(bytes);
-        self.conn.handle_client_read(bytes.len(), self.now);
+        self.conn.handle_client_data(bytes, self.now);
     }
 
     fn upstream_sends(&mut self, bytes: &[u8]) {
-        self.conn.upstream_read_buf().extend_from_slice(bytes);
-        self.conn.handle_upstream_read(bytes.len(), self.now);
+        self.conn.handle_upstream_data(bytes, self.now);
     }
 
     fn client_gets(&mut self) -> String {
@@ -184,8 +182,7 @@ fn no_configuration_gives_503() {
     let now = Instant::now();
     let mut conn = ProxyConn::new(settings_with(Limits::default(), None), "::1", now);
     let req = b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n";
-    conn.client_read_buf().extend_from_slice(req);
-    conn.handle_client_read(req.len(), now);
+    conn.handle_client_data(req, now);
     assert!(conn.client_pending().starts_with(b"HTTP/1.1 503"));
 }
 
@@ -231,7 +228,7 @@ fn close_delimited_response_becomes_chunked_for_http11() {
     h.conn.handle_upstream_connected(false, h.now);
     h.upstream_gets();
     h.upstream_sends(b"HTTP/1.1 200 OK\r\n\r\nabc");
-    h.conn.handle_upstream_read(0, h.now);
+    h.conn.handle_upstream_data(b"", h.now);
     let got = h.client_gets();
     assert!(
         got.to_ascii_lowercase()
@@ -339,7 +336,7 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one() {
     h.expect_connect();
     h.conn.handle_upstream_connected(true, h.now);
     let first = h.upstream_gets();
-    h.conn.handle_upstream_read(0, h.now);
+    h.conn.handle_upstream_data(b"", h.now);
     let events = h.events();
     assert!(matches!(events[0], Event::ReleaseUpstream { reuse: false }));
     assert!(matches!(
@@ -359,7 +356,7 @@ fn post_on_a_stale_connection_is_not_retried() {
     h.expect_connect();
     h.conn.handle_upstream_connected(true, h.now);
     h.upstream_gets();
-    h.conn.handle_upstream_read(0, h.now);
+    h.conn.handle_upstream_data(b"", h.now);
     assert!(h.client_gets().starts_with("HTTP/1.1 502"));
 }
 
@@ -481,7 +478,7 @@ fn truncated_response_body_closes_the_client() {
     h.conn.handle_upstream_connected(false, h.now);
     h.upstream_gets();
     h.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
-    h.conn.handle_upstream_read(0, h.now);
+    h.conn.handle_upstream_data(b"", h.now);
     let events = h.events();
     assert!(events.iter().any(is_close), "{events:?}");
     assert!(matches!(events[0], Event::ReleaseUpstream { reuse: false }));
@@ -548,8 +545,7 @@ fn keyed_status(request: &str) -> String {
     let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let now = Instant::now();
     let mut conn = ProxyConn::new(settings_with(Limits::default(), Some(config)), "::1", now);
-    conn.client_read_buf().extend_from_slice(request.as_bytes());
-    conn.handle_client_read(request.len(), now);
+    conn.handle_client_data(request.as_bytes(), now);
     let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
     if matches!(events.first(), Some(Event::ConnectUpstream { .. })) {
         return "forwarded".into();
