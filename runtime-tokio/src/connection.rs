@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -87,10 +87,12 @@ pub(crate) async fn serve(
                         .poll_timeout()
                         .map(tokio::time::Instant::from_std)
                         .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(5));
-                    let opened = tokio::time::timeout_at(
+                    // Boxed: connecting (with name resolution) is a large future that
+                    // would otherwise be part of every connection's state, idle or not.
+                    let opened = Box::pin(tokio::time::timeout_at(
                         deadline,
                         connect(&service.host, service.port, &service.pool_key),
-                    )
+                    ))
                     .await;
                     match opened {
                         Ok(Ok(opened)) => {
@@ -113,7 +115,7 @@ pub(crate) async fn serve(
                 }
                 Event::CloseClient { linger } => {
                     drop(upstream.take());
-                    close_client(&mut client, conn.client_pending(), linger).await;
+                    Box::pin(close_client(&mut client, conn.client_pending(), linger)).await;
                     return;
                 }
             }
@@ -216,12 +218,18 @@ async fn close_client(client: &mut TcpStream, pending: &[u8], linger: bool) {
         if client.shutdown().await.is_err() {
             return;
         }
-        let mut sink = [0u8; 4096];
+        // Drained through the thread's scratch buffer: a buffer here would be part
+        // of every connection's future, idle or not.
         let mut drained = 0usize;
         while drained < 1 << 20 {
-            match client.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
+            if client.readable().await.is_err() {
+                return;
+            }
+            match SCRATCH.with_borrow_mut(|buf| client.try_read(buf)) {
+                Ok(0) => return,
                 Ok(n) => drained += n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
             }
         }
     })
