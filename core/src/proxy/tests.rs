@@ -616,12 +616,3 @@ fn idle_connection_gives_its_buffers_back() {
     h.advance(Duration::from_secs(59));
     assert!(h.events().iter().any(is_close));
 }
-
-#[test]
-fn print_sizes() {
-    eprintln!(
-        "ProxyConn={} RequestHead={}",
-        std::mem::size_of::<ProxyConn>(),
-        std::mem::size_of::<crate::http::RequestHead>()
-    );
-}
