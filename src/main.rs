@@ -115,6 +115,9 @@ struct Tuning {
     /// Milliseconds between checks of the configuration file for changes.
     #[arg(long, default_value_t = 1000, env = "PORTCULLIS_RELOAD_INTERVAL_MS")]
     reload_interval_ms: u64,
+    /// PEM file of extra CA certificates trusted for https:// backends.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CA")]
+    upstream_ca: Option<PathBuf>,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     workers: Option<usize>,
@@ -131,6 +134,7 @@ impl Tuning {
         options.pool.max_idle_per_backend = self.upstream_max_idle;
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
+        options.upstream_ca = self.upstream_ca.clone();
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::now;
-use crate::upstream::{connect, SharedPool, UpstreamConn};
+use crate::upstream::{UpstreamConn, Upstreams};
 
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
@@ -30,12 +30,16 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
-/// Reads what `stream` has into the thread's scratch buffer; the length read
-/// (0: end of stream). Pending when nothing is there yet.
-fn read_ready(stream: &TcpStream, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<usize>> {
+/// Reads what `stream` has into `buf`; the length read (0: end of stream). Pending
+/// until something is there, so no buffer is needed before data arrives.
+pub(crate) fn poll_read_tcp(
+    stream: &TcpStream,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut [u8],
+) -> Poll<std::io::Result<usize>> {
     loop {
         std::task::ready!(stream.poll_read_ready(cx))?;
-        match SCRATCH.with_borrow_mut(|buf| stream.try_read(buf)) {
+        match stream.try_read(buf) {
             // Readiness was stale; tokio cleared it, so polling again either registers
             // the waker or finds new data.
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -57,7 +61,7 @@ pub(crate) async fn serve(
     mut client: TcpStream,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
-    pool: Arc<SharedPool>,
+    pool: Arc<Upstreams>,
     stop: CancellationToken,
 ) {
     let ip = peer.ip().to_string();
@@ -89,18 +93,15 @@ pub(crate) async fn serve(
                         .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(5));
                     // Boxed: connecting (with name resolution) is a large future that
                     // would otherwise be part of every connection's state, idle or not.
-                    let opened = Box::pin(tokio::time::timeout_at(
-                        deadline,
-                        connect(&service.host, service.port, &service.pool_key),
-                    ))
-                    .await;
+                    let opened =
+                        Box::pin(tokio::time::timeout_at(deadline, pool.connect(service))).await;
                     match opened {
                         Ok(Ok(opened)) => {
                             upstream = Some(opened);
                             conn.handle_upstream_connected(false, now());
                         }
                         Ok(Err(err)) => {
-                            tracing::debug!(error = %err, backend = %service.pool_key, "backend connect failed");
+                            tracing::warn!(error = %err, backend = %service.pool_key, "backend connect failed");
                             conn.handle_upstream_failed(UpstreamFailure::ConnectFailed, now());
                         }
                         Err(_) => conn.handle_timeout(now()),
@@ -137,7 +138,7 @@ pub(crate) async fn serve(
             }
             if let Some(up) = upstream.as_mut() {
                 while !conn.upstream_pending().is_empty() {
-                    match Pin::new(&mut up.stream).poll_write(cx, conn.upstream_pending()) {
+                    match up.stream.poll_write(cx, conn.upstream_pending()) {
                         Poll::Ready(Ok(n)) if n > 0 => {
                             conn.upstream_written(n, now());
                             progressed = true;
@@ -149,25 +150,36 @@ pub(crate) async fn serve(
                         Poll::Pending => break,
                     }
                 }
+                if let Poll::Ready(Err(_)) = up.stream.poll_flush(cx) {
+                    conn.handle_upstream_failed(UpstreamFailure::Io, now());
+                    return Poll::Ready(Step::Progress);
+                }
             }
             if conn.wants_client_read() {
-                match read_ready(&client, cx) {
-                    Poll::Ready(Ok(data)) => {
-                        SCRATCH.with_borrow(|buf| conn.handle_client_data(&buf[..data], now()));
-                        progressed = true;
+                let read = SCRATCH.with_borrow_mut(|buf| {
+                    let read = poll_read_tcp(&client, cx, buf);
+                    if let Poll::Ready(Ok(n)) = read {
+                        conn.handle_client_data(&buf[..n], now());
                     }
+                    read
+                });
+                match read {
+                    Poll::Ready(Ok(_)) => progressed = true,
                     Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
                     Poll::Pending => {}
                 }
             }
             if conn.wants_upstream_read() {
-                if let Some(up) = upstream.as_ref() {
-                    match read_ready(&up.stream, cx) {
-                        Poll::Ready(Ok(data)) => {
-                            SCRATCH
-                                .with_borrow(|buf| conn.handle_upstream_data(&buf[..data], now()));
-                            progressed = true;
+                if let Some(up) = upstream.as_mut() {
+                    let read = SCRATCH.with_borrow_mut(|buf| {
+                        let read = up.stream.poll_read(cx, buf);
+                        if let Poll::Ready(Ok(n)) = read {
+                            conn.handle_upstream_data(&buf[..n], now());
                         }
+                        read
+                    });
+                    match read {
+                        Poll::Ready(Ok(_)) => progressed = true,
                         Poll::Ready(Err(_)) => {
                             conn.handle_upstream_failed(UpstreamFailure::Io, now());
                             progressed = true;

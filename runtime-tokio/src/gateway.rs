@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config_file::{load_config, watch, ConfigError, SharedConfig};
-use crate::upstream::SharedPool;
+use crate::upstream::{Connector, TlsSetupError, Upstreams};
 
 /// How a gateway is started.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct GatewayOptions {
     pub pool: PoolLimits,
     /// How long a shutdown waits for requests in flight before it gives up on them.
     pub shutdown_grace: Duration,
+    /// PEM file of CA certificates trusted for `https://` backends, besides the
+    /// Mozilla roots.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -48,6 +51,7 @@ impl GatewayOptions {
             timeouts: Timeouts::default(),
             pool: PoolLimits::default(),
             shutdown_grace: Duration::from_secs(30),
+            upstream_ca: None,
         }
     }
 }
@@ -58,6 +62,9 @@ pub enum GatewayError {
     /// The configuration file could not be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS client for `https://` backends could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -106,7 +113,8 @@ impl Gateway {
             proto: "http",
             config: config.clone(),
         });
-        let pool = Arc::new(SharedPool::new(options.pool));
+        let connector = Connector::new(options.upstream_ca.as_deref())?;
+        let pool = Arc::new(Upstreams::new(options.pool, connector));
 
         tokio::spawn(pool.clone().reap(stop.clone()));
         tokio::spawn(watch(
@@ -174,7 +182,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
 async fn accept_loop(
     listener: TcpListener,
     settings: Arc<ConnSettings>,
-    pool: Arc<SharedPool>,
+    pool: Arc<Upstreams>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {

@@ -12,6 +12,7 @@ mod upstream;
 
 pub use config_file::{load_config, ConfigError, SharedConfig};
 pub use gateway::{Gateway, GatewayError, GatewayOptions};
+pub use upstream::TlsSetupError;
 
 /// The current time as the core expects it.
 ///

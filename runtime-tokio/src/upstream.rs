@@ -1,28 +1,168 @@
-//! Backend connections: the shared idle pool and opening new connections.
+//! Backend connections: plain or TLS streams, opening them, and the shared idle pool.
 
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use portcullis_core::config::{Scheme, ServiceUrl};
 use portcullis_core::pool::{Pool, PoolLimits};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
+
+/// A connection to a backend, over TCP or TLS.
+pub(crate) enum UpstreamStream {
+    /// `http://` backends.
+    Plain(TcpStream),
+    /// `https://` backends (boxed: the TLS session is large and only some have one).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl UpstreamStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            UpstreamStream::Plain(s) => s,
+            UpstreamStream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Writes some of `buf`.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    /// Pushes out what TLS still buffers (nothing to do for plain TCP).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            UpstreamStream::Plain(_) => Poll::Ready(Ok(())),
+            UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    /// Reads into `buf`; the length read (0: end of stream).
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self {
+            UpstreamStream::Plain(s) => crate::connection::poll_read_tcp(s, cx, buf),
+            UpstreamStream::Tls(s) => {
+                let mut rb = ReadBuf::new(buf);
+                std::task::ready!(Pin::new(&mut **s).poll_read(cx, &mut rb))?;
+                Poll::Ready(Ok(rb.filled().len()))
+            }
+        }
+    }
+}
 
 /// A backend connection and the pool key it belongs to.
 pub(crate) struct UpstreamConn {
     pub key: Arc<str>,
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
 }
 
-/// Idle backend connections shared by all client connections.
-pub(crate) struct SharedPool {
-    pool: Mutex<Pool<TcpStream>>,
+/// Opens backend connections, with TLS for `https://` backends.
+pub(crate) struct Connector {
+    tls: TlsConnector,
 }
 
-impl SharedPool {
-    pub fn new(limits: PoolLimits) -> Self {
-        SharedPool {
-            pool: Mutex::new(Pool::new(limits)),
+/// Why the TLS client configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot use CA certificates from {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Connector {
+    /// A connector trusting the Mozilla root CAs and, if given, the PEM certificates in
+    /// `extra_ca` (for backends with a private CA).
+    pub fn new(extra_ca: Option<&Path>) -> Result<Self, TlsSetupError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = extra_ca {
+            let fail = |reason: String| TlsSetupError::CaFile {
+                path: path.to_owned(),
+                reason,
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| fail(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(fail("no certificate in the file".into()));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| fail(e.to_string()))?;
+            }
         }
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsSetupError::CaFile {
+                path: Default::default(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Connector {
+            tls: TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// Opens a new connection to the backend of `service`.
+    pub async fn connect(&self, service: &ServiceUrl) -> std::io::Result<UpstreamConn> {
+        let tcp = TcpStream::connect((service.host.as_str(), service.port)).await?;
+        tcp.set_nodelay(true)?;
+        let stream = match service.scheme {
+            Scheme::Http => UpstreamStream::Plain(tcp),
+            Scheme::Https => {
+                let name = ServerName::try_from(service.host.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                UpstreamStream::Tls(Box::new(self.tls.connect(name, tcp).await?))
+            }
+        };
+        Ok(UpstreamConn {
+            key: service.pool_key.clone(),
+            stream,
+        })
+    }
+}
+
+/// Backend connections shared by all client connections: the idle pool and the
+/// connector for new ones.
+pub(crate) struct Upstreams {
+    pool: Mutex<Pool<UpstreamStream>>,
+    connector: Connector,
+}
+
+impl Upstreams {
+    pub fn new(limits: PoolLimits, connector: Connector) -> Self {
+        Upstreams {
+            pool: Mutex::new(Pool::new(limits)),
+            connector,
+        }
+    }
+
+    /// Opens a new connection to the backend of `service`.
+    pub async fn connect(&self, service: &ServiceUrl) -> std::io::Result<UpstreamConn> {
+        self.connector.connect(service).await
     }
 
     /// An idle connection to `key` that is still open, if any.
@@ -30,9 +170,10 @@ impl SharedPool {
         loop {
             let stream = self.lock().checkout(key, now)?;
             // A backend may have closed an idle connection; reading 0 bytes (or
-            // anything at all) now means it is unusable. Would-block means healthy.
+            // anything at all, a TLS close_notify included) means it is unusable.
+            // Would-block means healthy.
             let mut probe = [0u8; 1];
-            match stream.try_read(&mut probe) {
+            match stream.tcp().try_read(&mut probe) {
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                     return Some(UpstreamConn {
                         key: key.clone(),
@@ -49,7 +190,7 @@ impl SharedPool {
         let _ = self.lock().checkin(&conn.key, conn.stream, now);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pool<TcpStream>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pool<UpstreamStream>> {
         // A panic while holding the lock cannot leave the pool inconsistent in a way
         // that matters (at worst a connection is lost), so poisoning is ignored.
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
@@ -67,26 +208,7 @@ impl SharedPool {
                 _ = tokio::time::sleep_until(wake) => {}
             }
             let now = crate::now();
-            loop {
-                let expired = self.lock().poll_expired(now);
-                if expired.is_none() {
-                    break;
-                }
-            }
+            while self.lock().poll_expired(now).is_some() {}
         }
     }
-}
-
-/// Opens a new connection to a backend.
-pub(crate) async fn connect(
-    host: &str,
-    port: u16,
-    key: &Arc<str>,
-) -> std::io::Result<UpstreamConn> {
-    let stream = TcpStream::connect((host, port)).await?;
-    stream.set_nodelay(true)?;
-    Ok(UpstreamConn {
-        key: key.clone(),
-        stream,
-    })
 }
