@@ -56,9 +56,19 @@ enum Command {
     },
 }
 
+/// The IO runtimes a gateway can run on (the smol adapter comes with the simulation work).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Runtime {
+    /// tokio, the production runtime.
+    Tokio,
+}
+
 /// Options of `portcullis gateway`.
 #[derive(Debug, clap::Args)]
 struct GatewayArgs {
+    /// IO runtime.
+    #[arg(long, value_enum, default_value = "tokio", env = "PORTCULLIS_RUNTIME")]
+    runtime: Runtime,
     /// Configuration file (JSON); see examples/gateway.json.
     #[arg(long, env = "PORTCULLIS_CONFIG")]
     config: PathBuf,
@@ -191,6 +201,7 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
 }
 
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let Runtime::Tokio = args.runtime;
     let mut options = GatewayOptions::new(args.config);
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
