@@ -229,7 +229,8 @@ impl ProxyConn {
         let upstream_limits = Limits {
             // Backends get more room for response heads (large cookies) than clients.
             max_head_bytes: 64 * 1024,
-            max_headers: 200,
+            // 128 is the most the codec parses without a heap allocation.
+            max_headers: 128,
             max_body_bytes: None,
             max_trailer_bytes: settings.limits.max_trailer_bytes,
         };
@@ -539,6 +540,9 @@ impl ProxyConn {
             // A client pipelining faster than it reads waits for its answers.
             return false;
         }
+        if self.client_in.is_empty() && !self.client_eof {
+            return false;
+        }
         let head = match RequestHead::parse(&mut self.client_in, &self.settings.limits) {
             Ok(Some(head)) => head,
             Ok(None) => {
@@ -733,6 +737,9 @@ impl ProxyConn {
         loop {
             match &mut ex.response {
                 Response::AwaitingHead => {
+                    if self.upstream_in.is_empty() && !ex.upstream_eof {
+                        return false;
+                    }
                     match ResponseHead::parse(
                         &mut self.upstream_in,
                         &self.upstream_limits,
