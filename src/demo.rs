@@ -7,7 +7,7 @@ use portcullis_runtime_tokio::{Gateway, GatewayOptions};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::{sample_backend, shutdown_signal, DemoArgs};
+use crate::{sample_backend, DemoArgs, ShutdownSignal};
 
 /// The example configuration shipped in the repository.
 const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
@@ -15,6 +15,7 @@ const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
 const EXAMPLE_BACKEND: &str = "http://127.0.0.1:8000";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let signal = ShutdownSignal::install()?;
     let backend = TcpListener::bind("127.0.0.1:0")
         .await
         .context("starting the sample backend")?;
@@ -55,7 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("# edit CONFIG_FILE and the gateway reloads it; Ctrl-C stops the demo.");
 
-    shutdown_signal().await;
+    signal.recv().await;
     gateway.shutdown().await;
     backend_task.abort();
     drop(dir);

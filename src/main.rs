@@ -180,8 +180,9 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
+                let signal = ShutdownSignal::install()?;
                 println!("SAMPLE_BACKEND_URL=http://{}", listener.local_addr()?);
-                sample_backend::serve(listener, shutdown_signal()).await
+                sample_backend::serve(listener, signal.recv()).await
             }
         }
     })
@@ -202,38 +203,54 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
 
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let Runtime::Tokio = args.runtime;
+    let signal = ShutdownSignal::install()?;
     let mut options = GatewayOptions::new(args.config);
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
     args.tuning.apply(&mut options);
     let gateway = Gateway::start(options).await?;
-    shutdown_signal().await;
+    signal.recv().await;
     tracing::info!("shutting down: finishing requests in flight");
     gateway.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made, so a
+/// signal that arrives while the gateway starts is not lost (or fatal).
+pub(crate) struct ShutdownSignal {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers.
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignal {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
+    }
+
+    /// Resolves when either signal arrives.
+    pub(crate) async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -72,11 +72,16 @@ impl ConfigSource for SharedConfig {
 
 /// Reads, parses and compiles a configuration file.
 pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigError> {
+    load_config_bytes(path).map(|(config, _)| config)
+}
+
+/// Like [`load_config`], also returning the bytes the configuration came from.
+pub(crate) fn load_config_bytes(path: &Path) -> Result<(CompiledConfig, Vec<u8>), ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    compile(path, &bytes)
+    compile(path, &bytes).map(|config| (config, bytes))
 }
 
 fn compile(path: &Path, bytes: &[u8]) -> Result<CompiledConfig, ConfigError> {
@@ -89,30 +94,47 @@ fn compile(path: &Path, bytes: &[u8]) -> Result<CompiledConfig, ConfigError> {
 }
 
 /// What identifies a version of the file cheaply; the content decides in the end.
+///
+/// The modification time alone is not enough: it ticks coarsely and `cp -p` or
+/// `rsync -t` keep an old one, so the inode (a new file renamed into place) and the
+/// change time (which no tool can set back) are part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
+    #[cfg(unix)]
+    inode: u64,
+    #[cfg(unix)]
+    changed: (i64, i64),
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
     Some(Stamp {
         modified: meta.modified().ok(),
         len: meta.len(),
+        #[cfg(unix)]
+        inode: meta.ino(),
+        #[cfg(unix)]
+        changed: (meta.ctime(), meta.ctime_nsec()),
     })
 }
 
 /// Watches `path` every `interval` and puts each new valid version in force; an
-/// invalid version is logged and the configuration in force stays.
+/// invalid version is logged and the configuration in force stays. `loaded` is the
+/// content the configuration in force came from: the first check compares against
+/// it, so a change made between loading and the first check is not missed.
 pub(crate) async fn watch(
     path: PathBuf,
     shared: Arc<SharedConfig>,
+    loaded: Vec<u8>,
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut last_stamp = stamp(&path);
-    let mut last_bytes = std::fs::read(&path).ok();
+    let mut last_stamp = None;
+    let mut last_bytes = Some(loaded);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

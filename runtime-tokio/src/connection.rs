@@ -124,6 +124,14 @@ pub(crate) async fn serve(
 
         let step = poll_fn(|cx| {
             let mut progressed = false;
+            // Checked before anything moves, and again before a response is taken in,
+            // so a response whose head is written after shutdown began says
+            // `Connection: close`.
+            if !draining && stop.is_cancelled() {
+                draining = true;
+                conn.begin_shutdown();
+                return Poll::Ready(Step::Progress);
+            }
             while !conn.client_pending().is_empty() {
                 match Pin::new(&mut client).poll_write(cx, conn.client_pending()) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
@@ -171,6 +179,10 @@ pub(crate) async fn serve(
             }
             if conn.wants_upstream_read() {
                 if let Some(up) = upstream.as_mut() {
+                    if !draining && stop.is_cancelled() {
+                        draining = true;
+                        conn.begin_shutdown();
+                    }
                     let read = SCRATCH.with_borrow_mut(|buf| {
                         let read = up.stream.poll_read(cx, buf);
                         if let Poll::Ready(Ok(n)) = read {

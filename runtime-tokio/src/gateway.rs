@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config_file::{load_config, watch, ConfigError, SharedConfig};
+use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 
 /// How a gateway is started.
@@ -91,7 +91,7 @@ impl Gateway {
     /// A configuration that does not load is an error at start: a gateway never
     /// serves an empty configuration.
     pub async fn start(options: GatewayOptions) -> Result<Gateway, GatewayError> {
-        let initial = load_config(&options.config_path)?;
+        let (initial, loaded) = load_config_bytes(&options.config_path)?;
         tracing::info!(revision = initial.revision(), path = %options.config_path.display(), "configuration loaded");
         let config = Arc::new(SharedConfig::new(Some(initial)));
         let listener = bind(options.listen).await?;
@@ -120,6 +120,7 @@ impl Gateway {
         tokio::spawn(watch(
             options.config_path.clone(),
             config.clone(),
+            loaded,
             options.reload_interval,
             stop.clone(),
         ));

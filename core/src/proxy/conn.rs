@@ -612,6 +612,9 @@ impl ProxyConn {
             }
         }
         let req_framing = match head.framing {
+            // An explicit `Content-Length: 0` (a POST without a body) is kept: some
+            // servers answer 411 without it.
+            BodyFraming::Empty if head.header("content-length").is_some() => OutFraming::Length(0),
             BodyFraming::Empty => OutFraming::None,
             BodyFraming::Length(n) => OutFraming::Length(n),
             _ => OutFraming::Chunked,
@@ -760,7 +763,10 @@ impl ProxyConn {
                             if framing == OutFraming::Close {
                                 ex.close = true;
                             }
-                            let close = ex.close || self.draining;
+                            // A backend answering before the request body is all in: the
+                            // rest of the body cannot be told from a next request, so
+                            // the connection closes after this answer, and says so.
+                            let close = ex.close || self.draining || ex.req_body.is_some();
                             ex.close = close;
                             let keep_alive_10 = !close && ex.client_version == Version::Http10;
                             write_downstream_response(

@@ -1,0 +1,413 @@
+//! Request smuggling defences (RFC 9112): every ambiguous or malformed framing is
+//! answered with 400 (501 for an unknown transfer coding), the connection is closed,
+//! and the request a lenient parser would have seen hidden in the payload never
+//! reaches the backend.
+
+mod common;
+
+use common::*;
+
+/// What a smuggled request looks like; a backend seeing this path means an attack
+/// got through.
+const MARK: &str = "smuggled";
+
+fn smuggled() -> String {
+    format!("GET /api/{MARK} HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
+}
+
+/// Sends `payload` on a fresh connection, expects `status` and a close, and checks
+/// that the backend saw nothing of the smuggled request. Returns the backend for
+/// extra checks.
+async fn attack(payload: &[u8], status: u16) -> Backend {
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(&backend).await;
+    let mut c = gw.client().await;
+    c.send_lossy(payload).await;
+    let r = c.response().await;
+    assert_eq!(
+        r.status,
+        status,
+        "payload {:?} got {r:?}",
+        String::from_utf8_lossy(payload)
+    );
+    assert!(
+        r.says_close(),
+        "error response must announce the close: {r:?}"
+    );
+    assert_eq!(r.json()["statusCode"], status);
+    let (how, extra) = c.read_to_end().await;
+    assert!(
+        extra.is_empty(),
+        "a second response came back for payload {:?}: {:?}",
+        String::from_utf8_lossy(payload),
+        String::from_utf8_lossy(&extra)
+    );
+    // An orderly close: a reset could destroy the error response before the
+    // client reads it.
+    assert_eq!(
+        how,
+        Closed::Eof,
+        "payload {:?}",
+        String::from_utf8_lossy(payload)
+    );
+    drop(c);
+    // Shut the gateway down and let the backend read everything it was sent.
+    gw.stop().await;
+    backend.wait_closed(backend.connections()).await;
+    backend.assert_nothing_smuggled(MARK);
+    backend
+}
+
+/// An attack rejected at the head: the backend must not even be contacted.
+async fn head_attack(payload: &[u8], status: u16) {
+    let backend = attack(payload, status).await;
+    assert_eq!(
+        backend.connections(),
+        0,
+        "backend was contacted: {:#?}",
+        backend.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_encoding_with_content_length() {
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{}",
+        smuggled()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+    // The other order, and the length a CL.TE attack would use.
+    let tail = smuggled();
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\nContent-Length: {}\r\n\r\n0\r\n\r\n{tail}",
+        5 + tail.len()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differing_content_lengths() {
+    let tail = smuggled();
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nContent-Length: {}\r\n\r\nhello{tail}",
+        5 + tail.len()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+    // In one field line.
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5, {}\r\n\r\nhello{tail}",
+        5 + tail.len()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_content_length_values() {
+    for cl in ["+5", "-5", "0x5", "5 5", "", "99999999999999999999999"] {
+        let payload = format!(
+            "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: {cl}\r\n\r\nhello{}",
+            smuggled()
+        );
+        head_attack(payload.as_bytes(), 400).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_equal_content_length_is_accepted_once() {
+    // RFC 9112 6.3 allows identical repeats; the backend must get one field.
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(&backend).await;
+    let mut c = gw.client().await;
+    let r = c
+        .roundtrip(b"POST /api/a HTTP/1.1\r\nHost: g\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "hello");
+    assert_eq!(backend.only_request().headers("content-length"), vec!["5"]);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_coding_not_chunked() {
+    for te in ["chunked, identity", "chunked, chunked", "identity"] {
+        let payload = format!(
+            "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n{}",
+            smuggled()
+        );
+        head_attack(payload.as_bytes(), 400).await;
+    }
+    // Split over two field lines.
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n{}",
+        smuggled()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_transfer_coding_is_501() {
+    for te in ["gzip, chunked", "x-custom, chunked"] {
+        let payload = format!(
+            "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n{}",
+            smuggled()
+        );
+        head_attack(payload.as_bytes(), 501).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_encoding_in_http10() {
+    let payload = format!(
+        "POST /api/a HTTP/1.0\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{}",
+        smuggled()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obs_fold() {
+    // A folded Transfer-Encoding a lenient parser would unfold into "chunked".
+    let payload = format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\nhello{}",
+        smuggled()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+    let payload = format!(
+        "GET /api/a HTTP/1.1\r\nHost: gateway.test\r\nX-Folded: first\r\n\tsecond\r\n\r\n{}",
+        smuggled()
+    );
+    head_attack(payload.as_bytes(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_cr() {
+    for payload in [
+        format!(
+            "GET /api/a HTTP/1.1\r\nHost: gateway.test\r\nX-Bare: a\rTransfer-Encoding: chunked\r\n\r\n{}",
+            smuggled()
+        ),
+        format!(
+            "GET /api/a HTTP/1.1\rHost: gateway.test\r\n\r\n{}",
+            smuggled()
+        ),
+        format!(
+            "GET /api/a HTTP/1.1\r\nHost: gateway.test\r\n\r\r\n{}",
+            smuggled()
+        ),
+    ] {
+        head_attack(payload.as_bytes(), 400).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whitespace_before_colon() {
+    for field in [
+        "Transfer-Encoding : chunked",
+        "Transfer-Encoding\t: chunked",
+        "Content-Length : 5",
+    ] {
+        let payload = format!(
+            "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\n{field}\r\n\r\n0\r\n\r\n{}",
+            smuggled()
+        );
+        head_attack(payload.as_bytes(), 400).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_repeated_host() {
+    head_attack(
+        format!("GET /api/a HTTP/1.1\r\n\r\n{}", smuggled()).as_bytes(),
+        400,
+    )
+    .await;
+    head_attack(
+        format!(
+            "GET /api/a HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n{}",
+            smuggled()
+        )
+        .as_bytes(),
+        400,
+    )
+    .await;
+}
+
+/// A chunked POST whose body is `body`, followed by the smuggled request.
+fn chunked_attack(body: &str) -> Vec<u8> {
+    format!(
+        "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
+        smuggled()
+    )
+    .into_bytes()
+}
+
+/// A body-level attack: the head was valid, so the backend may have been contacted
+/// and may have seen the start of the body, but never a complete request nor any
+/// byte of the smuggled one.
+async fn body_attack(body: &str) {
+    let backend = attack(&chunked_attack(body), 400).await;
+    for r in backend.requests() {
+        assert!(
+            !r.complete,
+            "backend got a complete request from a broken body {body:?}: {r:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_chunk_size() {
+    for body in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\nxyz\r\n\r\n0\r\n\r\n",
+        "0x5\r\nhello\r\n0\r\n\r\n",
+        "-5\r\nhello\r\n0\r\n\r\n",
+        " 5\r\nhello\r\n0\r\n\r\n",
+        "\r\nhello\r\n0\r\n\r\n",
+    ] {
+        body_attack(body).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_size_overflow() {
+    // 2^72 - 1 and friends: a parser that wraps around would read a small size.
+    for body in [
+        "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        "10000000000000005\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let backend = attack(&chunked_attack(body), 400).await;
+        assert!(backend.requests().iter().all(|r| !r.complete));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_crlf_after_chunk_data() {
+    for body in [
+        "5\r\nhelloXX0\r\n\r\n",
+        "5\r\nhello0\r\n\r\n",
+        "3\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r0\r\n\r\n",
+    ] {
+        body_attack(body).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_cr_in_chunk_framing() {
+    for body in ["5\rhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\r\n"] {
+        body_attack(body).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_chunked_followed_by_a_pipelined_request_is_two_requests() {
+    // The counterpart of the attacks: correctly framed, the second request is a
+    // legitimate pipelined request and is proxied as such.
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(&backend).await;
+    let mut c = gw.client().await;
+    c.send(chunked_attack("5\r\nhello\r\n0\r\n\r\n")).await;
+    let r1 = c.response().await;
+    let r2 = c.response().await;
+    assert_eq!(r1.body_str(), "hello");
+    assert_eq!(r2.header("x-path").as_deref(), Some("/smuggled"));
+    let reqs = backend.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, b"hello");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_lines() {
+    for payload in [
+        "GET /api/a HTTP/1.1 extra\r\nHost: g\r\n\r\n",
+        "GET  /api/a HTTP/1.1\r\nHost: g\r\n\r\n",
+        "GET /api/a\r\nHost: g\r\n\r\n",
+        "G(T /api/a HTTP/1.1\r\nHost: g\r\n\r\n",
+        "GET /api/a HTTP/1.1\r\nBad Name: x\r\nHost: g\r\n\r\n",
+        "GET /api/a HTTP/1.1\r\nX-Nul: a\0b\r\nHost: g\r\n\r\n",
+    ] {
+        head_attack(format!("{payload}{}", smuggled()).as_bytes(), 400).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_http_version_is_505() {
+    head_attack(
+        format!("GET /api/a HTTP/2.0\r\nHost: g\r\n\r\n{}", smuggled()).as_bytes(),
+        505,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_after_a_valid_request_on_the_same_connection() {
+    // The first request is answered normally, the attack that follows on the same
+    // connection is rejected and the connection closed.
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(&backend).await;
+    let mut c = gw.client().await;
+    let mut batch = get("/api/first").into_bytes();
+    batch.extend_from_slice(
+        format!(
+            "POST /api/a HTTP/1.1\r\nHost: g\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{}",
+            smuggled()
+        )
+        .as_bytes(),
+    );
+    c.send(&batch).await;
+    let r1 = c.response().await;
+    assert_eq!(r1.status, 200);
+    assert_eq!(r1.header("x-path").as_deref(), Some("/first"));
+    let r2 = c.response().await;
+    assert_eq!(r2.status, 400);
+    c.expect_closed().await;
+    drop(c);
+    gw.stop().await;
+    backend.assert_nothing_smuggled(MARK);
+    assert_eq!(backend.only_request().target(), "/first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_backend_responses_are_not_relayed() {
+    // The response direction: a backend response with TE and CL (or differing CLs)
+    // is refused with 502 rather than passed on for the client to misread.
+    for bad in [
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let backend = Backend::start(move |_| Reply::Send(bad.as_bytes().to_vec())).await;
+        let gw = TestGateway::for_backend(&backend).await;
+        let mut c = gw.client().await;
+        let r = c.roundtrip(get("/api/x")).await;
+        assert_eq!(r.status, 502, "backend response {bad:?} got {r:?}");
+        gw.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_host_values() {
+    for host in ["evil.test/path", "a b", "evil.test@x", "h\"x"] {
+        head_attack(
+            format!("GET /api/a HTTP/1.1\r\nHost: {host}\r\n\r\n{}", smuggled()).as_bytes(),
+            400,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coding_names_are_case_insensitive() {
+    // The positive control for the coding checks: `Chunked` is chunked.
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(&backend).await;
+    let mut c = gw.client().await;
+    let r = c
+        .roundtrip(b"POST /api/a HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "ok");
+    gw.stop().await;
+}
