@@ -577,7 +577,7 @@ impl ProxyConn {
         }
         if head.path() == STATUS_PROBE_PATH {
             write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
-            return self.after_local(close_if_local, now);
+            return self.next_or_close(close_if_local, now);
         }
         let Some(config) = self.settings.config.current() else {
             return self.answer_locally(503, close_if_local, now);
@@ -608,7 +608,7 @@ impl ProxyConn {
             };
             if let Some(msg) = denied {
                 write_error_message(401, msg, close_if_local, &mut self.client_out);
-                return self.after_local(close_if_local, now);
+                return self.next_or_close(close_if_local, now);
             }
         }
         let req_framing = match head.framing {
@@ -672,10 +672,11 @@ impl ProxyConn {
 
     fn answer_locally(&mut self, status: u16, close: bool, now: Instant) -> bool {
         write_error(status, close, &mut self.client_out);
-        self.after_local(close, now)
+        self.next_or_close(close, now)
     }
 
-    fn after_local(&mut self, close: bool, now: Instant) -> bool {
+    /// After an answer: close, or wait for the next request.
+    fn next_or_close(&mut self, close: bool, now: Instant) -> bool {
         if close {
             self.close();
         } else {
@@ -701,13 +702,7 @@ impl ProxyConn {
             while self.upstream_out.len() < HIGH_WATER {
                 match decoder.decode(&mut self.client_in) {
                     Ok(Some(BodyEvent::Data(data))) => {
-                        if ex.forward.framing == OutFraming::Chunked {
-                            write_chunk_size(data.len(), &mut self.upstream_out);
-                            self.upstream_out.extend_from_slice(&data);
-                            write_chunk_end(&mut self.upstream_out);
-                        } else {
-                            self.upstream_out.extend_from_slice(&data);
-                        }
+                        write_body_data(ex.forward.framing, &data, &mut self.upstream_out);
                     }
                     Ok(Some(BodyEvent::End { trailers })) => {
                         if ex.forward.framing == OutFraming::Chunked {
@@ -810,13 +805,7 @@ impl ProxyConn {
                     };
                     match step {
                         Ok(Some(BodyEvent::Data(data))) => {
-                            if *framing == OutFraming::Chunked {
-                                write_chunk_size(data.len(), &mut self.client_out);
-                                self.client_out.extend_from_slice(&data);
-                                write_chunk_end(&mut self.client_out);
-                            } else {
-                                self.client_out.extend_from_slice(&data);
-                            }
+                            write_body_data(*framing, &data, &mut self.client_out);
                         }
                         Ok(Some(BodyEvent::End { trailers })) => {
                             if *framing == OutFraming::Chunked {
@@ -857,13 +846,7 @@ impl ProxyConn {
         self.upstream_in.clear();
         self.upstream_out.clear();
         self.events.push_back(Event::ReleaseUpstream { reuse });
-        if close {
-            self.close();
-        } else {
-            self.phase = Phase::Head { started: false };
-            self.go_idle(now);
-        }
-        true
+        self.next_or_close(close, now)
     }
 
     /// Resends the request on a fresh connection after a pooled one turned out stale.
@@ -915,7 +898,7 @@ impl ProxyConn {
         }
         let close = ex.close || ex.req_body.is_some() || self.draining || self.client_eof;
         write_error(status, close, &mut self.client_out);
-        self.after_local(close, now)
+        self.next_or_close(close, now)
     }
 
     fn on_client_eof(&mut self) {
@@ -950,6 +933,17 @@ impl ProxyConn {
             let after = ex.response_timeout;
             self.set_deadline(now, after, DeadlineKind::Response);
         }
+    }
+}
+
+/// Appends body bytes as the outgoing framing wants them (a chunk, or as they are).
+fn write_body_data(framing: OutFraming, data: &[u8], out: &mut BytesMut) {
+    if framing == OutFraming::Chunked {
+        write_chunk_size(data.len(), out);
+        out.extend_from_slice(data);
+        write_chunk_end(out);
+    } else {
+        out.extend_from_slice(data);
     }
 }
 
