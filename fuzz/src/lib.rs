@@ -300,24 +300,24 @@ pub fn transfer_codings(fields: &Fields) -> Option<Vec<Vec<u8>>> {
 }
 
 /// The Content-Length of the fields if they carry one valid, consistent value.
-/// `Err` when a Content-Length field is present but invalid or inconsistent.
-pub fn content_length(fields: &Fields) -> Result<Option<u64>, ()> {
+/// `Err` (with the reason) when a Content-Length field is present but invalid or
+/// inconsistent.
+pub fn content_length(fields: &Fields) -> Result<Option<u64>, &'static str> {
     let mut n: Option<u64> = None;
     for v in named(fields, "content-length") {
         for e in v.split(|&b| b == b',') {
-            let e = {
-                let l = list(e);
-                if l.len() != 1 {
-                    return Err(());
-                }
-                l[0]
+            let [e] = list(e)[..] else {
+                return Err("empty or spaced element");
             };
             if !e.iter().all(u8::is_ascii_digit) {
-                return Err(());
+                return Err("not decimal");
             }
-            let m: u64 = std::str::from_utf8(e).unwrap().parse().map_err(|_| ())?;
+            let m: u64 = std::str::from_utf8(e)
+                .expect("digits")
+                .parse()
+                .map_err(|_| "too large")?;
             if n.is_some_and(|n| n != m) {
-                return Err(());
+                return Err("conflicting values");
             }
             n = Some(m);
         }
