@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -32,20 +32,18 @@ thread_local! {
 
 /// Reads what `stream` has into `buf`; the length read (0: end of stream). Pending
 /// until something is there, so no buffer is needed before data arrives.
+///
+/// Through `AsyncRead::poll_read` rather than readiness plus `try_read`: tokio then
+/// forgets the readiness after a short read, which spares the `EAGAIN` read that
+/// would otherwise follow every request.
 pub(crate) fn poll_read_tcp(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     cx: &mut std::task::Context<'_>,
     buf: &mut [u8],
 ) -> Poll<std::io::Result<usize>> {
-    loop {
-        std::task::ready!(stream.poll_read_ready(cx))?;
-        match stream.try_read(buf) {
-            // Readiness was stale; tokio cleared it, so polling again either registers
-            // the waker or finds new data.
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
-    }
+    let mut read = ReadBuf::new(buf);
+    std::task::ready!(Pin::new(stream).poll_read(cx, &mut read))?;
+    Poll::Ready(Ok(read.filled().len()))
 }
 
 /// What one pass of IO did.
@@ -165,7 +163,7 @@ pub(crate) async fn serve(
             }
             if conn.wants_client_read() {
                 let read = SCRATCH.with_borrow_mut(|buf| {
-                    let read = poll_read_tcp(&client, cx, buf);
+                    let read = poll_read_tcp(&mut client, cx, buf);
                     if let Poll::Ready(Ok(n)) = read {
                         conn.handle_client_data(&buf[..n], now());
                     }

@@ -145,6 +145,24 @@ impl Connector {
     }
 }
 
+/// Whether an idle backend connection can still be used.
+///
+/// A backend that closed it (or sent anything at all, a TLS close_notify included)
+/// has made it readable; the event loop records that without anyone waiting, so
+/// asking for readiness costs no system call. Only when readiness is set is the
+/// socket read, to tell a stale flag from a real close.
+fn still_open(tcp: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match tcp.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
 /// Backend connections shared by all client connections: the idle pool and the
 /// connector for new ones.
 pub(crate) struct Upstreams {
@@ -169,18 +187,11 @@ impl Upstreams {
     pub fn checkout(&self, key: &Arc<str>, now: Instant) -> Option<UpstreamConn> {
         loop {
             let stream = self.lock().checkout(key, now)?;
-            // A backend may have closed an idle connection; reading 0 bytes (or
-            // anything at all, a TLS close_notify included) means it is unusable.
-            // Would-block means healthy.
-            let mut probe = [0u8; 1];
-            match stream.tcp().try_read(&mut probe) {
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some(UpstreamConn {
-                        key: key.clone(),
-                        stream,
-                    });
-                }
-                _ => continue,
+            if still_open(stream.tcp()) {
+                return Some(UpstreamConn {
+                    key: key.clone(),
+                    stream,
+                });
             }
         }
     }
