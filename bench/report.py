@@ -96,12 +96,28 @@ def main():
               f"| {fmt(cpu[target], 1)} | {errors} | {len(t)} |")
         p("")
         if "portcullis" in cpu and "nginx" in cpu and cpu["nginx"] > 0:
-            p(f"portcullis / nginx CPU per request: "
-              f"**{cpu['portcullis'] / cpu['nginx']:.2f}×**")
+            # Pair the two proxies' runs of the same round (they ran back to
+            # back) so that a drift of the machine between rounds cancels.
+            by_run = {}
+            for r in rows:
+                if r["target"] in ("nginx", "portcullis") and \
+                        r["cpu_us_per_req"] not in ("", "nan"):
+                    by_run.setdefault(r["run"], {})[r["target"]] = \
+                        float(r["cpu_us_per_req"])
+            ratios = sorted(v["portcullis"] / v["nginx"]
+                            for v in by_run.values()
+                            if "portcullis" in v and v.get("nginx", 0) > 0)
+            paired = statistics.median(ratios) if ratios else float("nan")
+            p(f"portcullis / nginx CPU per request: **{paired:.2f}×** "
+              f"(median of the per-round ratios "
+              f"{', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"ratio of the medians above: "
+              f"{cpu['portcullis'] / cpu['nginx']:.2f}×)")
         else:
             p("portcullis / nginx CPU per request: n/a (portcullis not run)")
         p("")
-        noisy = [r for r in rows if float(r["other_cpu_pct"]) > 5.0]
+        limit = float(meta.get("noise_pct", 10))
+        noisy = [r for r in rows if float(r["other_cpu_pct"]) > limit]
         worst = max(float(r["other_cpu_pct"]) for r in rows)
         if noisy:
             p(f"> **Warning:** {len(noisy)} of {len(rows)} run(s) shared the "
