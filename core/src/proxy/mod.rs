@@ -7,6 +7,3 @@ pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
 pub use settings::{ConfigSource, ConnSettings, Timeouts};
-
-#[cfg(test)]
-mod tests;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::config::{CompiledConfig, Snapshot};
-use crate::http::Limits;
+use portcullis_core::config::{CompiledConfig, Snapshot};
+use portcullis_core::http::Limits;
+use portcullis_core::proxy::*;
 
 struct Fixed(Option<Arc<CompiledConfig>>);
 
