@@ -616,3 +616,22 @@ fn idle_connection_gives_its_buffers_back() {
     h.advance(Duration::from_secs(59));
     assert!(h.events().iter().any(is_close));
 }
+
+#[test]
+fn api_not_offered_over_http_is_not_found_there() {
+    let config = KEYED.replace(
+        r#"{"id": "a", "path": "a","#,
+        r#"{"id": "a", "path": "a", "protocols": ["https"],"#,
+    );
+    assert_ne!(config, KEYED, "the replacement did not apply");
+    let snapshot = Snapshot::from_json(config.as_bytes()).expect("parses");
+    let compiled = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
+    let now = Instant::now();
+    let mut conn = ProxyConn::new(settings_with(Limits::default(), Some(compiled)), "::1", now);
+    conn.handle_client_data(
+        b"GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: 0123456789abcdef-all-1\r\n\r\n",
+        now,
+    );
+    assert!(conn.client_pending().starts_with(b"HTTP/1.1 404"));
+    assert!(conn.poll_event().is_none());
+}

@@ -18,7 +18,7 @@ use bytes::{Buf, BytesMut};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
 use super::subscription::{find_key, INVALID_KEY, MISSING_KEY};
-use crate::config::{CompiledConfig, KeyCheck, ServiceUrl};
+use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
@@ -598,6 +598,15 @@ impl ProxyConn {
             }
         }
         let api = config.api(api_idx);
+        let scheme = if self.settings.proto == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        if !api.allows(scheme) {
+            // An API not offered over this scheme does not exist on it, as in APIM.
+            return self.answer_locally(404, close_if_local, now);
+        }
         if api.subscription_required {
             let check = find_key(&head, &api.subscription_key_parameter_names)
                 .map(|key| config.check_key(api_idx, key));
