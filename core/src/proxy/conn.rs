@@ -321,11 +321,6 @@ impl ProxyConn {
             + self.upstream_out.capacity()
     }
 
-    /// Whether the connection is finished (after `CloseClient`).
-    pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Closed
-    }
-
     // ----- what the adapter tells -----
 
     /// `n` bytes were written to the client.
