@@ -4,8 +4,10 @@
 //! (`now`) and randomness (seeds) are inputs; outputs are polled. See DESIGN.md.
 
 pub mod config;
+pub mod expr;
 pub mod http;
 pub mod ops;
+pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod router;
