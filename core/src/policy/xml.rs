@@ -1,0 +1,492 @@
+//! Policy XML to an element tree that remembers where every element starts.
+//!
+//! APIM accepts expressions that are not well-formed XML: `@(...)` attribute
+//! values with unescaped `"` and `<`, and `@{ ... }` blocks with `<` and `&&` in
+//! element text. Like APIM, we escape such expressions before the XML parser
+//! sees them, keeping line numbers and mapping columns back to the original.
+
+use std::fmt;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// A position in the original document, 1-based.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column in characters, from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+/// An attribute with its unescaped value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Attribute name.
+    pub name: String,
+    /// Unescaped value.
+    pub value: String,
+}
+
+/// A child of an element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A nested element.
+    Element(Element),
+    /// Text or CDATA, unescaped (whitespace kept).
+    Text(String),
+}
+
+/// An element with its attributes, children and start position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    /// Element name as written.
+    pub name: String,
+    /// Attributes in document order.
+    pub attrs: Vec<Attr>,
+    /// Child elements and text.
+    pub children: Vec<Node>,
+    /// Where the element's `<` is.
+    pub pos: Pos,
+}
+
+impl Element {
+    /// The value of attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Child elements, in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Child elements named `name`.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.elements().filter(move |e| e.name == name)
+    }
+
+    /// The first child element named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.name == name)
+    }
+
+    /// All text directly inside the element, concatenated.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for n in &self.children {
+            if let Node::Text(t) = n {
+                out.push_str(t);
+            }
+        }
+        out
+    }
+}
+
+/// Why a document is not parseable XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pos}: {message}")]
+pub struct XmlError {
+    /// Where.
+    pub pos: Pos,
+    /// What.
+    pub message: String,
+}
+
+/// Parses a policy document (or fragment) into its root element.
+pub fn parse(src: &str) -> Result<Element, XmlError> {
+    let pre = escape_expressions(src);
+    let text = pre.text.as_str();
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().trim_text(false);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let at = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = reader.read_event().map_err(|e| {
+            let err_at = usize::try_from(reader.error_position()).unwrap_or(at);
+            XmlError {
+                pos: pre.pos(src, err_at),
+                message: format!("malformed XML: {e}"),
+            }
+        })?;
+        let here = || pre.pos(src, at);
+        match event {
+            Event::Start(start) => {
+                let el = element(&start, here())?;
+                stack.push(el);
+            }
+            Event::Empty(start) => {
+                let el = element(&start, here())?;
+                attach(&mut stack, &mut root, el, here())?;
+            }
+            Event::End(_) => {
+                // quick-xml checks that end names match their start.
+                let Some(el) = stack.pop() else {
+                    return Err(XmlError {
+                        pos: here(),
+                        message: "closing tag without an opening tag".into(),
+                    });
+                };
+                attach(&mut stack, &mut root, el, here())?;
+            }
+            Event::Text(t) => {
+                let raw = t.xml10_content();
+                let value = quick_xml::escape::unescape(&raw).map_err(|e| XmlError {
+                    pos: here(),
+                    message: format!("bad escape in text: {e}"),
+                })?;
+                push_text(&mut stack, &value, here())?;
+            }
+            Event::GeneralRef(r) => {
+                let name = (*r).to_string();
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
+                        Some(s) => s.to_string(),
+                        None => {
+                            return Err(XmlError {
+                                pos: here(),
+                                message: format!("unknown entity '&{name};'"),
+                            })
+                        }
+                    },
+                    Err(e) => {
+                        return Err(XmlError {
+                            pos: here(),
+                            message: format!("bad character reference '&{name};': {e}"),
+                        })
+                    }
+                };
+                push_text(&mut stack, &resolved, here())?;
+            }
+            Event::CData(c) => {
+                let value = c.xml10_content().into_owned();
+                push_text(&mut stack, &value, here())?;
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(XmlError {
+            pos: open.pos,
+            message: format!("<{}> is never closed", open.name),
+        });
+    }
+    root.ok_or_else(|| XmlError {
+        pos: Pos { line: 1, column: 1 },
+        message: "the document has no element".into(),
+    })
+}
+
+fn element(start: &BytesStart<'_>, pos: Pos) -> Result<Element, XmlError> {
+    let name = start.name().as_ref().to_string();
+    let mut attrs = Vec::new();
+    for a in start.attributes() {
+        let a = a.map_err(|e| XmlError {
+            pos,
+            message: format!("bad attribute in <{name}>: {e}"),
+        })?;
+        let key = a.key.as_ref().to_string();
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| XmlError {
+                pos,
+                message: format!("bad value of attribute '{key}' in <{name}>: {e}"),
+            })?;
+        if attrs.iter().any(|x: &Attr| x.name == key) {
+            return Err(XmlError {
+                pos,
+                message: format!("attribute '{key}' appears twice in <{name}>"),
+            });
+        }
+        attrs.push(Attr {
+            name: key,
+            value: value.into_owned(),
+        });
+    }
+    Ok(Element {
+        name,
+        attrs,
+        children: Vec::new(),
+        pos,
+    })
+}
+
+fn attach(
+    stack: &mut [Element],
+    root: &mut Option<Element>,
+    el: Element,
+    pos: Pos,
+) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(el)),
+        None if root.is_none() => *root = Some(el),
+        None => {
+            return Err(XmlError {
+                pos,
+                message: "more than one root element".into(),
+            })
+        }
+    }
+    Ok(())
+}
+
+fn push_text(stack: &mut [Element], text: &str, pos: Pos) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            if let Some(Node::Text(prev)) = parent.children.last_mut() {
+                prev.push_str(text);
+            } else {
+                parent.children.push(Node::Text(text.to_string()));
+            }
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(XmlError {
+            pos,
+            message: "text outside the root element".into(),
+        }),
+    }
+}
+
+/// The document with its expressions escaped, and where it grew.
+struct Escaped {
+    text: String,
+    /// `(offset in text, bytes added so far)` after each insertion, ascending.
+    shifts: Vec<(usize, usize)>,
+}
+
+impl Escaped {
+    /// The original position of byte `at` of the escaped text.
+    fn pos(&self, original: &str, at: usize) -> Pos {
+        let added = self
+            .shifts
+            .iter()
+            .take_while(|(o, _)| *o <= at)
+            .last()
+            .map_or(0, |(_, n)| *n);
+        let at = at.saturating_sub(added).min(original.len());
+        let before = &original.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Escapes `"`, `<`, `>` and bare `&` inside `@(...)` and `@{...}` expressions
+/// that start an attribute value or element text, so the XML parser accepts them.
+fn escape_expressions(src: &str) -> Escaped {
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 64);
+    let mut shifts = Vec::new();
+    let mut added = 0usize;
+    let mut i = 0;
+    let mut copied = 0;
+    let mut in_tag = false;
+    while i < b.len() {
+        let c = b[i];
+        // Comments and CDATA are copied untouched.
+        if !in_tag && src[i..].starts_with("<!--") {
+            i = src[i..].find("-->").map_or(b.len(), |p| i + p + 3);
+            continue;
+        }
+        if !in_tag && src[i..].starts_with("<![CDATA[") {
+            i = src[i..].find("]]>").map_or(b.len(), |p| i + p + 3);
+            continue;
+        }
+        if c == b'<' {
+            in_tag = true;
+            i += 1;
+            continue;
+        }
+        if c == b'>' && in_tag {
+            in_tag = false;
+            i += 1;
+            continue;
+        }
+        let starts_expr = c == b'@' && matches!(b.get(i + 1), Some(b'(') | Some(b'{'));
+        let in_attr_value = in_tag && i > 0 && matches!(b[i - 1], b'"' | b'\'');
+        // In text, an expression is the whole (trimmed) content.
+        let in_text = !in_tag && {
+            let before = src[..i].trim_end_matches(|ch: char| ch.is_whitespace());
+            before.ends_with('>')
+        };
+        if starts_expr && (in_attr_value || in_text) {
+            let Some(end) = expression_end(b, i + 1) else {
+                i += 1;
+                continue;
+            };
+            out.push_str(&src[copied..i]);
+            for (k, ch) in src[i..end].char_indices() {
+                let rep = match ch {
+                    '"' if in_attr_value => Some("&quot;"),
+                    '<' => Some("&lt;"),
+                    '>' => Some("&gt;"),
+                    '&' if !is_entity(&src[i + k..end]) => Some("&amp;"),
+                    _ => None,
+                };
+                match rep {
+                    Some(r) => {
+                        out.push_str(r);
+                        added += r.len() - 1;
+                        shifts.push((out.len(), added));
+                    }
+                    None => out.push(ch),
+                }
+            }
+            copied = end;
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&src[copied..]);
+    Escaped { text: out, shifts }
+}
+
+/// Whether `s` starts with an XML entity or character reference.
+fn is_entity(s: &str) -> bool {
+    let Some(semi) = s[1..].find(';') else {
+        return false;
+    };
+    let name = &s[1..1 + semi];
+    !name.is_empty()
+        && name.len() <= 8
+        && (name.chars().all(|c| c.is_ascii_alphanumeric()) || name.starts_with('#'))
+}
+
+/// The end (exclusive) of the balanced `(...)`/`{...}` group opening at `open`,
+/// skipping C# string and character literals.
+fn expression_end(b: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'"' => {
+                let verbatim = i > 0 && b[i - 1] == b'@';
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if !verbatim => i += 1,
+                        b'"' if verbatim && b.get(i + 1) == Some(&b'"') => i += 1,
+                        b'"' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            b'\'' => {
+                // A char literal: 'x' or '\x'.
+                let len = if b.get(i + 1) == Some(&b'\\') { 4 } else { 3 };
+                if b.get(i + len - 1) == Some(&b'\'') {
+                    i += len - 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_attributes() {
+        let doc = "<policies>\n  <inbound>\n    <set-header name=\"x\" exists-action=\"override\">\n      <value>1</value>\n    </set-header>\n  </inbound>\n</policies>";
+        let root = parse(doc).expect("parses");
+        assert_eq!(root.name, "policies");
+        let inbound = root.child("inbound").expect("inbound");
+        assert_eq!(inbound.pos, Pos { line: 2, column: 3 });
+        let sh = inbound.child("set-header").expect("set-header");
+        assert_eq!(sh.pos, Pos { line: 3, column: 5 });
+        assert_eq!(sh.attr("name"), Some("x"));
+        assert_eq!(sh.child("value").map(Element::text), Some("1".into()));
+    }
+
+    #[test]
+    fn unescaped_expressions_are_accepted() {
+        let doc = r#"<policies><inbound>
+<choose><when condition="@(context.Request.Headers.GetValueOrDefault("a","") == "b" && 1 < 2)">
+<set-body>@{ var x = 1; if (x < 2 && x > 0) { return "a&amp;b"; } return "<x/>"; }</set-body>
+</when></choose>
+<set-variable name="v" value="@(context.Variables.GetValueOrDefault<string>("k"))" />
+</inbound></policies>"#;
+        let root = parse(doc).expect("parses");
+        let inbound = root.child("inbound").expect("inbound");
+        let when = inbound
+            .child("choose")
+            .and_then(|c| c.child("when"))
+            .expect("when");
+        assert_eq!(
+            when.attr("condition"),
+            Some(r#"@(context.Request.Headers.GetValueOrDefault("a","") == "b" && 1 < 2)"#)
+        );
+        assert_eq!(
+            when.child("set-body").map(Element::text),
+            Some(r#"@{ var x = 1; if (x < 2 && x > 0) { return "a&b"; } return "<x/>"; }"#.into())
+        );
+        let sv = inbound.child("set-variable").expect("set-variable");
+        assert_eq!(
+            sv.attr("value"),
+            Some(r#"@(context.Variables.GetValueOrDefault<string>("k"))"#)
+        );
+        assert_eq!(sv.pos.line, 5);
+        assert_eq!(sv.pos.column, 1);
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let err =
+            parse("<policies>\n  <inbound>\n  </outbound>\n</policies>").expect_err("mismatch");
+        assert_eq!(err.pos.line, 3, "{err}");
+        let err = parse("<policies>\n <inbound>").expect_err("unclosed");
+        assert!(
+            err.message.contains("never closed") || err.message.contains("malformed"),
+            "{err}"
+        );
+        assert!(parse("").is_err());
+        assert!(parse("<a/><b/>").is_err());
+    }
+
+    #[test]
+    fn entities_and_cdata() {
+        let root =
+            parse("<a x=\"&lt;&#65;\">1 &amp; 2<![CDATA[<raw>]]><!-- c --></a>").expect("ok");
+        assert_eq!(root.attr("x"), Some("<A"));
+        assert_eq!(root.text(), "1 & 2<raw>");
+    }
+}
