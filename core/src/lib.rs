@@ -3,6 +3,7 @@
 //! This crate never touches a socket, file, clock, thread or random source. Time
 //! (`now`) and randomness (seeds) are inputs; outputs are polled. See DESIGN.md.
 
+pub mod callout;
 pub mod config;
 pub mod expr;
 pub mod http;
