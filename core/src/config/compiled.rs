@@ -2,7 +2,13 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
+use crate::policy::compile::{compile_document, CompileEnv};
+use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, Url};
+use crate::policy::pipeline::Chain;
+use crate::policy::program::{Document, Level};
 use crate::router::Router;
 
 /// Everything derived from one snapshot that requests need; built once, then read-only.
@@ -16,19 +22,32 @@ pub struct CompiledConfig {
     upstreams: Vec<ServiceUrl>,
     keys: KeyIndex,
     router: Router,
+    policies: PolicySet,
 }
 
-/// Where a subscription key leads: the subscription and the API it is scoped to.
+/// What a subscription opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubScope {
+    /// Every API.
+    All,
+    /// One API (index).
+    Api(usize),
+    /// The APIs of one product (index).
+    Product(usize),
+}
+
+/// Where a subscription key leads: the subscription and what it opens.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SubscriptionRef {
     /// Index in `Snapshot::subscriptions`.
     pub(crate) index: usize,
-    /// The one API the subscription opens, or `None` for all.
-    pub(crate) scope: Option<usize>,
+    /// What it opens.
+    pub(crate) scope: SubScope,
 }
 
-/// Subscriptions by key; its `Debug` does not print the keys.
-pub(crate) struct KeyIndex(pub(crate) HashMap<Box<str>, SubscriptionRef>);
+/// Subscriptions by the SHA-256 of their keys, so looking a key up takes the
+/// same time whatever it shares with a real key; its `Debug` prints no keys.
+pub(crate) struct KeyIndex(pub(crate) HashMap<[u8; 32], SubscriptionRef>);
 
 impl std::fmt::Debug for KeyIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,28 +55,57 @@ impl std::fmt::Debug for KeyIndex {
     }
 }
 
+/// The SHA-256 digest a key is indexed by.
+pub(crate) fn key_digest(key: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// The outcome of checking a subscription key against an API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyCheck {
     /// The key belongs to this active subscription (index in `Snapshot::subscriptions`),
-    /// which opens the API.
+    /// which opens the API, through `product` when it is product-scoped.
     Valid {
         /// Index of the subscription.
         subscription: usize,
+        /// Index of the product the subscription is for, if any.
+        product: Option<usize>,
     },
     /// Unknown key, inactive subscription, or a scope that does not include the API.
     Invalid,
 }
 
+/// The compiled policy documents and the facts `context` shows, per scope.
+#[derive(Debug, Default)]
+struct PolicySet {
+    global: Option<Arc<Document>>,
+    products: Vec<Option<Arc<Document>>>,
+    apis: Vec<Option<Arc<Document>>>,
+    operations: Vec<Vec<Option<Arc<Document>>>>,
+    api_info: Vec<Arc<ApiInfo>>,
+    operation_info: Vec<Vec<Arc<OperationInfo>>>,
+    product_info: Vec<Arc<ProductInfo>>,
+    /// Per API, the products containing it.
+    api_products: Vec<Vec<usize>>,
+    /// Per API, an open product (no subscription needed) containing it.
+    open_product: Vec<Option<usize>>,
+}
+
 impl CompiledConfig {
-    /// Validates `snapshot`, resolves every API's upstream and builds the router.
+    /// Validates `snapshot`, resolves every API's upstream, builds the router and
+    /// compiles every policy document.
     pub fn compile(snapshot: Snapshot) -> Result<CompiledConfig, ConfigError> {
         let checked = validate::check(&snapshot)?;
+        let policies = compile_policies(&snapshot, &checked.upstreams)?;
         Ok(CompiledConfig {
             snapshot,
             upstreams: checked.upstreams,
             keys: KeyIndex(checked.keys),
             router: checked.router,
+            policies,
         })
     }
 
@@ -95,27 +143,201 @@ impl CompiledConfig {
         &self.upstreams[api_idx]
     }
 
-    /// Whether `key` opens API `api_idx`.
+    /// The parsed URL of backend `id`.
+    pub fn backend_url(&self, id: &str) -> Option<&ServiceUrl> {
+        // Backends are few; APIs that name one already resolved it at compile time.
+        let api = self
+            .snapshot
+            .apis
+            .iter()
+            .position(|a| a.backend_id.as_deref() == Some(id))?;
+        Some(&self.upstreams[api])
+    }
+
+    /// Whether `key` opens API `api_idx`, and through which product.
     pub fn check_key(&self, api_idx: usize, key: &[u8]) -> KeyCheck {
-        let Some(found) = std::str::from_utf8(key)
-            .ok()
-            .and_then(|k| self.keys.0.get(k))
-        else {
+        let Some(found) = self.keys.0.get(&key_digest(key)) else {
             return KeyCheck::Invalid;
         };
-        let active = self.snapshot.subscriptions[found.index].state == SubscriptionState::Active;
-        let in_scope = found.scope.is_none_or(|api| api == api_idx);
-        if active && in_scope {
+        let sub = &self.snapshot.subscriptions[found.index];
+        // The digest matched; compare the key itself too, in constant time.
+        let matches = [&sub.primary_key, &sub.secondary_key]
+            .iter()
+            .any(|k| constant_time_eq(k.as_bytes(), key));
+        if !matches || sub.state != SubscriptionState::Active {
+            return KeyCheck::Invalid;
+        }
+        let (in_scope, product) = match found.scope {
+            SubScope::All => (true, None),
+            SubScope::Api(api) => (api == api_idx, None),
+            SubScope::Product(p) => (self.policies.api_products[api_idx].contains(&p), Some(p)),
+        };
+        if in_scope {
             KeyCheck::Valid {
                 subscription: found.index,
+                product,
             }
         } else {
             KeyCheck::Invalid
         }
     }
 
+    /// A product that contains API `api_idx` and needs no subscription, if any:
+    /// such an API can be called without a key.
+    pub fn open_product(&self, api_idx: usize) -> Option<usize> {
+        self.policies.open_product[api_idx]
+    }
+
     /// The router over this snapshot's APIs.
     pub fn router(&self) -> &Router {
         &self.router
     }
+
+    /// The policy documents that apply to a request (`None` scopes inherit).
+    pub fn chain(&self, api: usize, operation: usize, product: Option<usize>) -> Chain {
+        let p = &self.policies;
+        Chain {
+            docs: [
+                p.global.clone(),
+                product.and_then(|i| p.products[i].clone()),
+                p.apis[api].clone(),
+                p.operations[api][operation].clone(),
+            ],
+        }
+    }
+
+    /// Whether no policy document applies to any request of API `api`,
+    /// operation `operation` whatever the product.
+    pub fn policy_free(&self, api: usize, operation: usize) -> bool {
+        let p = &self.policies;
+        p.global.is_none()
+            && p.apis[api].is_none()
+            && p.operations[api][operation].is_none()
+            && p.api_products[api].iter().all(|&i| p.products[i].is_none())
+    }
+
+    /// `context.Api` of API `api`.
+    pub fn api_info(&self, api: usize) -> &Arc<ApiInfo> {
+        &self.policies.api_info[api]
+    }
+
+    /// `context.Operation` of an operation.
+    pub fn operation_info(&self, api: usize, operation: usize) -> &Arc<OperationInfo> {
+        &self.policies.operation_info[api][operation]
+    }
+
+    /// `context.Product` of product `product`.
+    pub fn product_info(&self, product: usize) -> &Arc<ProductInfo> {
+        &self.policies.product_info[product]
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn compile_policies(
+    snapshot: &Snapshot,
+    upstreams: &[ServiceUrl],
+) -> Result<PolicySet, ConfigError> {
+    let mut env = CompileEnv::default();
+    for nv in &snapshot.named_values {
+        env.named_values
+            .insert(nv.name.as_str(), (nv.value.as_str(), nv.secret));
+    }
+    for f in &snapshot.fragments {
+        env.fragments.insert(f.id.as_str(), f.policy.as_str());
+    }
+    let doc = |src: &Option<String>,
+               level: Level,
+               owner: &dyn Fn() -> String|
+     -> Result<Option<Arc<Document>>, ConfigError> {
+        match src.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(xml) => compile_document(xml, level, &env)
+                .map(|d| Some(Arc::new(d)))
+                .map_err(|error| ConfigError::Policy {
+                    owner: owner(),
+                    error,
+                }),
+        }
+    };
+    let mut set = PolicySet {
+        global: doc(&snapshot.policy, Level::Global, &|| "global".into())?,
+        ..Default::default()
+    };
+    for p in &snapshot.products {
+        set.products.push(doc(&p.policy, Level::Product, &|| {
+            format!("product `{}`", p.id)
+        })?);
+        set.product_info.push(Arc::new(ProductInfo {
+            id: p.id.clone(),
+            name: if p.display_name.is_empty() {
+                p.id.clone()
+            } else {
+                p.display_name.clone()
+            },
+        }));
+    }
+    for (i, api) in snapshot.apis.iter().enumerate() {
+        set.apis.push(doc(&api.policy, Level::Api, &|| {
+            format!("api `{}`", api.id)
+        })?);
+        let mut ops = Vec::with_capacity(api.operations.len());
+        let mut infos = Vec::with_capacity(api.operations.len());
+        for op in &api.operations {
+            ops.push(doc(&op.policy, Level::Operation, &|| {
+                format!("api `{}` operation `{}`", api.id, op.id)
+            })?);
+            infos.push(Arc::new(OperationInfo {
+                id: op.id.clone(),
+                name: if op.display_name.is_empty() {
+                    op.id.clone()
+                } else {
+                    op.display_name.clone()
+                },
+                method: op.method.clone(),
+                url_template: op.url_template.clone(),
+            }));
+        }
+        set.operations.push(ops);
+        set.operation_info.push(infos);
+        let up = &upstreams[i];
+        set.api_info.push(Arc::new(ApiInfo {
+            id: api.id.clone(),
+            name: if api.display_name.is_empty() {
+                api.id.clone()
+            } else {
+                api.display_name.clone()
+            },
+            path: api.normalized_path().to_string(),
+            service_url: Url {
+                scheme: up.scheme.as_str().to_string(),
+                host: up.host.to_string(),
+                port: up.port,
+                path: up.base_path.clone(),
+                query: Vec::new(),
+            },
+            subscription_key_required: api.subscription_required,
+        }));
+        let products: Vec<usize> = snapshot
+            .products
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.apis.iter().any(|a| *a == api.id))
+            .map(|(j, _)| j)
+            .collect();
+        set.open_product.push(
+            products
+                .iter()
+                .copied()
+                .find(|&j| !snapshot.products[j].subscription_required),
+        );
+        set.api_products.push(products);
+    }
+    Ok(set)
 }

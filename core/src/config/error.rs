@@ -68,6 +68,22 @@ pub enum ConfigError {
         /// What is wrong.
         problem: EntityProblem,
     },
+    /// A policy document that does not compile.
+    #[error("{owner} policy: {error}")]
+    Policy {
+        /// Whose document: `global`, `product 'p'`, `api 'a'`, `api 'a' operation 'o'`.
+        owner: String,
+        /// Where and why.
+        error: crate::policy::error::PolicyError,
+    },
+    /// Something wrong with a product.
+    #[error("product `{product}`: {problem}")]
+    Product {
+        /// The product's id.
+        product: String,
+        /// What is wrong.
+        problem: EntityProblem,
+    },
     /// Something wrong with a subscription.
     #[error("subscription `{subscription}`: {problem}")]
     Subscription {
@@ -87,8 +103,8 @@ pub enum SubscriptionProblem {
     /// Another subscription has the same id.
     #[error("duplicate id")]
     DuplicateId,
-    /// The scope is neither `/apis` nor `/apis/{apiId}` of a known API.
-    #[error("invalid scope `{0}`: use `/apis` or `/apis/{{apiId}}` of a configured API")]
+    /// The scope is not `/apis`, `/apis/{apiId}` or `/products/{productId}` of a known API or product.
+    #[error("invalid scope `{0}`: use `/apis`, `/apis/{{apiId}}` or `/products/{{productId}}` of a configured API or product")]
     InvalidScope(String),
     /// A key is too short, too long or not visible ASCII.
     #[error("invalid {which} key: {reason}")]
@@ -228,6 +244,9 @@ pub enum EntityProblem {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A product lists an API that is not configured.
+    #[error("unknown api `{0}`")]
+    UnknownApi(String),
 }
 
 fn host_phrase(host: &Option<String>) -> String {

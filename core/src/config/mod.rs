@@ -18,7 +18,7 @@ mod tests;
 pub use compiled::{CompiledConfig, KeyCheck};
 pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem};
 pub use model::{
-    Api, Backend, NamedValue, Operation, Scheme, Snapshot, Subscription,
+    Api, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot, Subscription,
     SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use url::ServiceUrl;

@@ -25,6 +25,49 @@ pub struct Snapshot {
     /// Subscriptions whose keys open APIs that require one.
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// Products: groups of APIs that subscriptions open, with their own policies.
+    #[serde(default)]
+    pub products: Vec<Product>,
+    /// The global policy document (APIM's "All APIs" scope), XML.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Policy fragments that documents include with `<include-fragment>`.
+    #[serde(default)]
+    pub fragments: Vec<PolicyFragment>,
+}
+
+/// A product: APIs offered together, opened by one subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Product {
+    /// Unique id (`A-Z a-z 0-9 - . _ ~`).
+    pub id: String,
+    /// Name shown to people (`context.Product.Name`); defaults to the id.
+    #[serde(default)]
+    pub display_name: String,
+    /// Free text for the portal; may be empty.
+    #[serde(default)]
+    pub description: String,
+    /// Ids of the APIs in the product.
+    #[serde(default)]
+    pub apis: Vec<String>,
+    /// Whether calling its APIs needs a subscription key; an open product's APIs
+    /// can be called without one.
+    #[serde(default = "default_true")]
+    pub subscription_required: bool,
+    /// The product-scope policy document, XML.
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+/// A reusable piece of policy XML (`<fragment>...</fragment>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyFragment {
+    /// Id used by `<include-fragment fragment-id="...">`.
+    pub id: String,
+    /// The fragment document, XML.
+    pub policy: String,
 }
 
 /// A subscription: two keys (primary and secondary, for rotation) and what they open.
@@ -36,7 +79,8 @@ pub struct Subscription {
     /// Name shown to people; may be empty.
     #[serde(default)]
     pub display_name: String,
-    /// APIM's scope: `/apis` (every API) or `/apis/{apiId}` (one API).
+    /// APIM's scope: `/apis` (every API), `/apis/{apiId}` (one API) or
+    /// `/products/{productId}` (the product's APIs, with its policies).
     pub scope: String,
     /// The primary key.
     pub primary_key: String,
@@ -121,6 +165,9 @@ pub struct Api {
     /// The operations; a request must match one of them.
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// The API-scope policy document, XML.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl Api {
@@ -156,6 +203,9 @@ pub struct Operation {
     pub method: String,
     /// Path template after the API path: `/users/{id}`, `/files/*`; a `?query` part is ignored.
     pub url_template: String,
+    /// The operation-scope policy document, XML.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// A named upstream that APIs can share.

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::compiled::SubscriptionRef;
+use super::compiled::{key_digest, SubScope, SubscriptionRef};
 use super::{
     url, Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
     SubscriptionProblem,
@@ -14,7 +14,7 @@ pub(crate) struct Checked {
     /// Upstream of each API, by API index.
     pub(crate) upstreams: Vec<ServiceUrl>,
     /// Subscription index by key (primary and secondary).
-    pub(crate) keys: HashMap<Box<str>, SubscriptionRef>,
+    pub(crate) keys: HashMap<[u8; 32], SubscriptionRef>,
     /// Router over all APIs.
     pub(crate) router: Router,
 }
@@ -73,6 +73,7 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
     // Paths, hostnames, methods, templates and duplicates are checked by the
     // router builder itself, so what validates is exactly what routes.
     let router = Router::new(&snapshot.apis)?;
+    check_products(snapshot)?;
     let keys = check_subscriptions(snapshot)?;
     Ok(Checked {
         upstreams,
@@ -81,12 +82,33 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
     })
 }
 
+/// Checks product ids and that their APIs exist.
+fn check_products(snapshot: &Snapshot) -> Result<(), ConfigError> {
+    let mut ids = HashSet::new();
+    for product in &snapshot.products {
+        let fail = |problem| ConfigError::Product {
+            product: product.id.clone(),
+            problem,
+        };
+        check_id(&product.id).map_err(|r| fail(EntityProblem::InvalidId(r)))?;
+        if !ids.insert(product.id.as_str()) {
+            return Err(fail(EntityProblem::DuplicateId));
+        }
+        for api in &product.apis {
+            if !snapshot.apis.iter().any(|a| &a.id == api) {
+                return Err(fail(EntityProblem::UnknownApi(api.clone())));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks subscriptions and indexes them by key.
 fn check_subscriptions(
     snapshot: &Snapshot,
-) -> Result<HashMap<Box<str>, SubscriptionRef>, ConfigError> {
+) -> Result<HashMap<[u8; 32], SubscriptionRef>, ConfigError> {
     let mut ids = HashSet::new();
-    let mut keys: HashMap<Box<str>, SubscriptionRef> = HashMap::new();
+    let mut keys: HashMap<[u8; 32], SubscriptionRef> = HashMap::new();
     for (index, sub) in snapshot.subscriptions.iter().enumerate() {
         let fail = |problem| ConfigError::Subscription {
             subscription: sub.id.clone(),
@@ -97,15 +119,26 @@ fn check_subscriptions(
             return Err(fail(SubscriptionProblem::DuplicateId));
         }
         let scope = match sub.scope.trim_end_matches('/') {
-            "/apis" => None,
+            "/apis" => Some(SubScope::All),
             other => {
-                let api = other
-                    .strip_prefix("/apis/")
-                    .and_then(|id| snapshot.apis.iter().position(|a| a.id == id))
-                    .ok_or_else(|| fail(SubscriptionProblem::InvalidScope(sub.scope.clone())))?;
-                Some(api)
+                if let Some(id) = other.strip_prefix("/apis/") {
+                    snapshot
+                        .apis
+                        .iter()
+                        .position(|a| a.id == id)
+                        .map(SubScope::Api)
+                } else if let Some(id) = other.strip_prefix("/products/") {
+                    snapshot
+                        .products
+                        .iter()
+                        .position(|p| p.id == id)
+                        .map(SubScope::Product)
+                } else {
+                    None
+                }
             }
-        };
+        }
+        .ok_or_else(|| fail(SubscriptionProblem::InvalidScope(sub.scope.clone())))?;
         for (which, key) in [
             ("primary", &sub.primary_key),
             ("secondary", &sub.secondary_key),
@@ -113,7 +146,7 @@ fn check_subscriptions(
             check_key(key)
                 .map_err(|reason| fail(SubscriptionProblem::InvalidKey { which, reason }))?;
             let entry = SubscriptionRef { index, scope };
-            if let Some(other) = keys.insert(key.as_str().into(), entry) {
+            if let Some(other) = keys.insert(key_digest(key.as_bytes()), entry) {
                 let other = snapshot.subscriptions[other.index].id.clone();
                 return Err(fail(SubscriptionProblem::DuplicateKey { which, other }));
             }

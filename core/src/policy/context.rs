@@ -174,6 +174,9 @@ pub struct Request {
     pub body: Option<Bytes>,
     /// Client address (`context.Request.IpAddress`).
     pub ip_address: String,
+    /// The backend base path that `url.path` starts with (`rewrite-uri` templates
+    /// are relative to it).
+    pub base_path: String,
     /// URL template parameters of the matched operation.
     pub matched_parameters: Vec<(String, String)>,
 }

@@ -1,8 +1,18 @@
 //! APIM policies: documents compiled once per configuration into pipelines that
 //! run per request without touching XML.
 
+pub mod actions;
 pub mod attrs;
+pub mod compile;
 pub mod context;
+pub mod counters;
 pub mod error;
+pub mod lru;
+pub mod param;
+pub mod pipeline;
+pub mod program;
+pub mod respond;
+pub mod send;
+pub mod transform;
 pub mod urlenc;
 pub mod xml;

@@ -1,0 +1,207 @@
+//! The leaf policies: what each one is after compilation, and which element
+//! names exist at all.
+
+use std::time::Duration;
+
+use super::attrs;
+use super::error::PolicyError;
+use super::program::SectionKind;
+use super::respond::{CheckHeader, MockResponse, ReturnResponse, SetStatus, Trace};
+use super::send::SendRequest;
+use super::transform::{
+    AuthenticationBasic, FindAndReplace, RewriteUri, SetBackendService, SetBody, SetHeader,
+    SetMethod, SetQueryParameter, SetVariable,
+};
+use super::xml::Element;
+
+/// `forward-request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardSpec {
+    /// Response timeout (the API's when absent).
+    pub timeout: Option<Duration>,
+    /// Follow redirects from the backend instead of returning them.
+    pub follow_redirects: bool,
+    /// Backend error statuses (400-599) go to `on-error`.
+    pub fail_on_error_status: bool,
+}
+
+impl ForwardSpec {
+    /// Compiles `<forward-request timeout follow-redirects buffer-request-body buffer-response fail-on-error-status-code http-version />`.
+    pub fn compile(el: &Element) -> Result<Self, PolicyError> {
+        attrs::only(
+            el,
+            &[
+                "timeout",
+                "timeout-ms",
+                "follow-redirects",
+                "buffer-request-body",
+                "buffer-response",
+                "fail-on-error-status-code",
+                "http-version",
+            ],
+        )?;
+        if let Some(v) = el.attr("http-version") {
+            if v.trim() != "1" && v.trim() != "1.1" {
+                return Err(PolicyError::at(
+                    el,
+                    format!("http-version '{v}' is not supported (only HTTP/1.1)"),
+                ));
+            }
+        }
+        let timeout = match (
+            attrs::parsed::<u64>(el, "timeout")?,
+            attrs::parsed::<u64>(el, "timeout-ms")?,
+        ) {
+            (_, Some(ms)) => Some(Duration::from_millis(ms)),
+            (Some(s), None) => Some(Duration::from_secs(s)),
+            (None, None) => None,
+        };
+        // buffer-* are accepted for compatibility: the gateway buffers exactly
+        // when a policy needs the body, and streams otherwise.
+        attrs::boolean(el, "buffer-request-body", false)?;
+        attrs::boolean(el, "buffer-response", true)?;
+        Ok(ForwardSpec {
+            timeout,
+            follow_redirects: attrs::boolean(el, "follow-redirects", false)?,
+            fail_on_error_status: attrs::boolean(el, "fail-on-error-status-code", false)?,
+        })
+    }
+
+    /// The default `<forward-request />` of the global backend section.
+    pub const DEFAULT: ForwardSpec = ForwardSpec {
+        timeout: None,
+        follow_redirects: false,
+        fail_on_error_status: false,
+    };
+}
+
+/// A compiled leaf policy.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `set-header`.
+    SetHeader(SetHeader),
+    /// `set-query-parameter`.
+    SetQueryParameter(SetQueryParameter),
+    /// `rewrite-uri`.
+    RewriteUri(RewriteUri),
+    /// `set-method`.
+    SetMethod(SetMethod),
+    /// `set-body`.
+    SetBody(SetBody),
+    /// `find-and-replace`.
+    FindAndReplace(FindAndReplace),
+    /// `set-backend-service`.
+    SetBackendService(SetBackendService),
+    /// `set-variable`.
+    SetVariable(SetVariable),
+    /// `authentication-basic`.
+    AuthenticationBasic(AuthenticationBasic),
+    /// `set-status`.
+    SetStatus(SetStatus),
+    /// `return-response`.
+    ReturnResponse(ReturnResponse),
+    /// `mock-response`.
+    MockResponse(MockResponse),
+    /// `check-header`.
+    CheckHeader(CheckHeader),
+    /// `trace`.
+    Trace(Trace),
+    /// `forward-request`.
+    Forward(ForwardSpec),
+    /// `send-request` / `send-one-way-request`.
+    Send(SendRequest),
+}
+
+/// Policies that only Azure can run; named in errors so users know why.
+const AZURE_ONLY: &[&str] = &[
+    "authentication-managed-identity",
+    "log-to-eventhub",
+    "emit-metric",
+    "publish-to-dapr",
+    "invoke-dapr-binding",
+    "set-backend-service-dapr",
+    "azure-openai-token-limit",
+    "azure-openai-emit-token-metric",
+    "azure-openai-semantic-cache-lookup",
+    "azure-openai-semantic-cache-store",
+    "llm-token-limit",
+    "llm-emit-token-metric",
+    "get-authorization-context",
+    "send-service-bus-message",
+];
+
+/// Compiles a leaf policy element of `section`.
+pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError> {
+    let only_in = |allowed: &[SectionKind]| -> Result<(), PolicyError> {
+        if allowed.contains(&section) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = allowed.iter().map(|s| s.name()).collect();
+            Err(PolicyError::at(
+                el,
+                format!(
+                    "<{}> is not allowed in <{}> (only in {})",
+                    el.name,
+                    section.name(),
+                    names.join(", ")
+                ),
+            ))
+        }
+    };
+    use SectionKind::*;
+    let action = match el.name.as_str() {
+        "set-header" => Action::SetHeader(SetHeader::compile(el, section)?),
+        "set-query-parameter" => {
+            only_in(&[Inbound, Backend])?;
+            Action::SetQueryParameter(SetQueryParameter::compile(el)?)
+        }
+        "rewrite-uri" => {
+            only_in(&[Inbound, Backend])?;
+            Action::RewriteUri(RewriteUri::compile(el)?)
+        }
+        "set-method" => {
+            only_in(&[Inbound, Backend, OnError])?;
+            Action::SetMethod(SetMethod::compile(el)?)
+        }
+        "set-body" => Action::SetBody(SetBody::compile(el, section)?),
+        "find-and-replace" => Action::FindAndReplace(FindAndReplace::compile(el, section)?),
+        "set-backend-service" => {
+            only_in(&[Inbound, Backend])?;
+            Action::SetBackendService(SetBackendService::compile(el)?)
+        }
+        "set-variable" => Action::SetVariable(SetVariable::compile(el)?),
+        "authentication-basic" => {
+            only_in(&[Inbound])?;
+            Action::AuthenticationBasic(AuthenticationBasic::compile(el)?)
+        }
+        "set-status" => Action::SetStatus(SetStatus::compile(el)?),
+        "return-response" => Action::ReturnResponse(ReturnResponse::compile(el)?),
+        "mock-response" => {
+            only_in(&[Inbound, Outbound, OnError])?;
+            Action::MockResponse(MockResponse::compile(el)?)
+        }
+        "check-header" => {
+            only_in(&[Inbound])?;
+            Action::CheckHeader(CheckHeader::compile(el)?)
+        }
+        "trace" => Action::Trace(Trace::compile(el)?),
+        "forward-request" => {
+            only_in(&[Backend])?;
+            Action::Forward(ForwardSpec::compile(el)?)
+        }
+        "send-request" | "send-one-way-request" => Action::Send(SendRequest::compile(el)?),
+        name if AZURE_ONLY.contains(&name) => {
+            return Err(PolicyError::at(
+                el,
+                format!("<{name}> needs Azure services and is not supported by Portcullis"),
+            ))
+        }
+        name => {
+            return Err(PolicyError::at(
+                el,
+                format!("unknown or unsupported policy <{name}>"),
+            ))
+        }
+    };
+    Ok(action)
+}

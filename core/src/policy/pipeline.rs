@@ -1,0 +1,593 @@
+//! Running a request's policies: inbound, backend, outbound and on-error across
+//! the global, product, API and operation scopes.
+//!
+//! The pipeline is a sans-IO machine. `run` executes policies until it needs
+//! something from outside (the backend's response, another service's answer, a
+//! timer) and returns that as a `Step`; the connection performs it and calls the
+//! matching `*_done` method, then `run` again. Nothing here allocates per
+//! operation beyond what the policies themselves produce.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use super::actions::{Action, ForwardSpec};
+use super::context::{Context, LastError, Response};
+use super::error::Failure;
+use super::program::{Document, Needs, Op, Origin, SectionKind};
+use super::respond::{json_error, TraceRecord};
+use super::send::CallRequest;
+use super::transform::{eval, expr_failure, retarget, SetBackendService};
+use crate::config::ServiceUrl;
+use crate::expr::Value;
+
+/// The documents that apply to a request, by scope; `None` inherits.
+#[derive(Debug, Clone, Default)]
+pub struct Chain {
+    /// Indexed by `Level as usize`.
+    pub docs: [Option<Arc<Document>>; 4],
+}
+
+impl Chain {
+    /// Whether no document changes anything (the request is proxied as is).
+    pub fn is_empty(&self) -> bool {
+        self.docs.iter().all(Option::is_none)
+    }
+
+    /// What the documents need buffered.
+    pub fn needs(&self) -> Needs {
+        self.docs
+            .iter()
+            .flatten()
+            .fold(Needs::default(), |n, d| n.union(d.needs))
+    }
+}
+
+/// What the pipeline needs from the connection before it can go on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send `context.Request` to the backend at `context.Request.Url`; put its
+    /// response in `context.Response` and call `forward_done`.
+    Forward(ForwardSpec),
+    /// Make this call and report with `call_done`.
+    Call(CallRequest),
+    /// Call `sleep_done` at this time.
+    Sleep(Instant),
+    /// Finished: send `context.Response` to the client.
+    Respond,
+}
+
+/// Why the backend call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFailure {
+    /// `LastError.Reason`, e.g. `BackendConnectionFailure`, `Timeout`.
+    pub reason: &'static str,
+    /// `LastError.Message`.
+    pub message: String,
+    /// Status the client gets unless `on-error` changes it.
+    pub status: u16,
+}
+
+/// Where execution stands within a section: a scope (or the built-in root) and
+/// the next operation.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// 0..=3: `Level`; `ROOT`: the built-in defaults beneath the global scope.
+    level: u8,
+    pc: u32,
+}
+
+const ROOT: u8 = 4;
+
+/// What the pipeline is suspended on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Nothing,
+    Forward {
+        fail_on_error_status: bool,
+    },
+    Call {
+        origin: (u8, u32),
+        ignore_error: bool,
+    },
+    Sleep,
+}
+
+/// Extra outputs a run produces alongside its steps.
+#[derive(Debug, Default)]
+pub struct SideEffects {
+    /// Records from `trace` policies.
+    pub traces: Vec<TraceRecord>,
+    /// `send-one-way-request` calls to make; nobody waits for them.
+    pub one_way: Vec<CallRequest>,
+}
+
+/// Read-only facts the policies need besides the context.
+pub struct Env<'a> {
+    /// Now (for timers).
+    pub now: Instant,
+    /// Backends by id, for `set-backend-service backend-id`.
+    pub backend: &'a dyn Fn(&str) -> Option<&'a ServiceUrl>,
+}
+
+/// The policy machine of one request.
+#[derive(Debug)]
+pub struct Pipeline {
+    chain: Chain,
+    section: SectionKind,
+    frames: SmallVec<[Frame; 6]>,
+    /// Attempts so far per active `retry`: (level, slot, attempts).
+    retries: SmallVec<[(u8, u16, u32); 2]>,
+    waiting: Waiting,
+    done: bool,
+    forwarded: bool,
+    /// Traces and one-way calls, for the connection to drain.
+    pub side: SideEffects,
+}
+
+impl Pipeline {
+    /// A pipeline at the start of `inbound`.
+    pub fn new(chain: Chain) -> Pipeline {
+        let mut p = Pipeline {
+            chain,
+            section: SectionKind::Inbound,
+            frames: SmallVec::new(),
+            retries: SmallVec::new(),
+            waiting: Waiting::Nothing,
+            done: false,
+            forwarded: false,
+            side: SideEffects::default(),
+        };
+        p.enter(SectionKind::Inbound);
+        p
+    }
+
+    /// The section being run.
+    pub fn section(&self) -> SectionKind {
+        self.section
+    }
+
+    /// Whether the backend was called.
+    pub fn forwarded(&self) -> bool {
+        self.forwarded
+    }
+
+    /// Runs policies until the next step.
+    pub fn run(&mut self, ctx: &mut Context, env: &Env<'_>) -> Step {
+        if self.done {
+            return Step::Respond;
+        }
+        if self.waiting != Waiting::Nothing {
+            // Not resumed yet: ask again for the same thing is impossible to
+            // reconstruct, so treat it as a programming error turned into a 500.
+            return self.fail_internal(ctx, "pipeline resumed before its step completed");
+        }
+        loop {
+            let Some(frame) = self.frames.last().copied() else {
+                if let Some(step) = self.section_finished(ctx) {
+                    return step;
+                }
+                continue;
+            };
+            if frame.level == ROOT {
+                self.frames.pop();
+                // The built-in defaults: only the backend section does something.
+                if self.section == SectionKind::Backend {
+                    return self.forward(ForwardSpec::DEFAULT);
+                }
+                continue;
+            }
+            let level = frame.level;
+            let Some(doc) = self.chain.docs[usize::from(level)].clone() else {
+                self.frames.pop();
+                continue;
+            };
+            let Some(section) = doc.section(self.section) else {
+                self.frames.pop();
+                continue;
+            };
+            let Some(op) = section.ops.get(frame.pc as usize) else {
+                self.frames.pop();
+                continue;
+            };
+            if let Some(f) = self.frames.last_mut() {
+                f.pc += 1;
+            }
+            match op {
+                Op::Base => {
+                    let parent = self.parent_of(level, self.section);
+                    self.frames.push(Frame {
+                        level: parent,
+                        pc: 0,
+                    });
+                }
+                Op::Jump(t) => self.set_pc(*t),
+                Op::JumpUnless(cond, t, origin) => match cond.eval(ctx) {
+                    Ok(v) => {
+                        if !truthy(&v) {
+                            self.set_pc(*t);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(step) = self.fail(ctx, expr_failure(e), &doc, *origin) {
+                            return step;
+                        }
+                    }
+                },
+                Op::RetryStart(slot) => {
+                    if !self
+                        .retries
+                        .iter()
+                        .any(|(l, s, _)| *l == level && s == slot)
+                    {
+                        self.retries.push((level, *slot, 0));
+                    }
+                }
+                Op::RetryEnd {
+                    slot,
+                    start,
+                    spec,
+                    origin,
+                } => {
+                    let again = match spec.condition.eval(ctx) {
+                        Ok(v) => truthy(&v),
+                        Err(e) => {
+                            self.retries.retain(|(l, s, _)| !(*l == level && s == slot));
+                            if let Some(step) = self.fail(ctx, expr_failure(e), &doc, *origin) {
+                                return step;
+                            }
+                            continue;
+                        }
+                    };
+                    let entry = self
+                        .retries
+                        .iter_mut()
+                        .find(|(l, s, _)| *l == level && s == slot);
+                    let attempts = match entry {
+                        Some(e) if again && e.2 < spec.count => {
+                            e.2 += 1;
+                            Some(e.2)
+                        }
+                        _ => None,
+                    };
+                    match attempts {
+                        Some(n) => {
+                            self.set_pc(start + 1);
+                            let wait = spec.wait_before(n);
+                            if wait > Duration::ZERO {
+                                self.waiting = Waiting::Sleep;
+                                return Step::Sleep(env.now + wait);
+                            }
+                        }
+                        None => self.retries.retain(|(l, s, _)| !(*l == level && s == slot)),
+                    }
+                }
+                Op::ReleaseConcurrency(_) => {}
+                Op::Act(action, origin) => match self.act(action, ctx, env) {
+                    Ok(None) => {}
+                    Ok(Some(step)) => {
+                        if let Step::Call(_) = step {
+                            if let Waiting::Call { origin: o, .. } = &mut self.waiting {
+                                *o = (level, *origin);
+                            }
+                        }
+                        return step;
+                    }
+                    Err(failure) => {
+                        if let Some(step) = self.fail(ctx, failure, &doc, *origin) {
+                            return step;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The backend answered (its response is in `context.Response`) or failed.
+    pub fn forward_done(&mut self, ctx: &mut Context, result: Result<(), ForwardFailure>) {
+        let Waiting::Forward {
+            fail_on_error_status,
+        } = self.waiting
+        else {
+            return;
+        };
+        self.waiting = Waiting::Nothing;
+        match result {
+            Ok(()) => {
+                let status = ctx.response.as_ref().map_or(200, |r| r.status);
+                if fail_on_error_status && status >= 400 {
+                    self.fail_with_origin(
+                        ctx,
+                        Failure::new(
+                            "BackendErrorStatusCode",
+                            format!("the backend answered {status}"),
+                        ),
+                        "forward-request",
+                    );
+                }
+            }
+            Err(f) => {
+                let failure = Failure {
+                    reason: f.reason.to_string(),
+                    response: Some(json_error(f.status, &f.message)),
+                    message: f.message,
+                };
+                self.fail_with_origin(ctx, failure, "forward-request");
+            }
+        }
+    }
+
+    /// A `send-request` finished.
+    pub fn call_done(
+        &mut self,
+        ctx: &mut Context,
+        variable: Option<&str>,
+        result: Result<Response, Failure>,
+    ) {
+        let Waiting::Call {
+            origin,
+            ignore_error,
+        } = self.waiting
+        else {
+            return;
+        };
+        self.waiting = Waiting::Nothing;
+        match result {
+            Ok(resp) => {
+                if let Some(v) = variable {
+                    ctx.variables
+                        .insert(v.to_string(), Value::Response(Arc::new(resp)));
+                }
+            }
+            Err(_) if ignore_error => {
+                if let Some(v) = variable {
+                    ctx.variables.insert(v.to_string(), Value::Null);
+                }
+            }
+            Err(failure) => {
+                let (level, idx) = origin;
+                if let Some(doc) = self.chain.docs[usize::from(level)].clone() {
+                    // The step is returned by the next `run`.
+                    self.fail_in(ctx, failure, &doc, idx);
+                }
+            }
+        }
+    }
+
+    /// The timer from `Step::Sleep` went off.
+    pub fn sleep_done(&mut self) {
+        if self.waiting == Waiting::Sleep {
+            self.waiting = Waiting::Nothing;
+        }
+    }
+
+    /// Ends the pipeline with a 500 (e.g. the connection could not do a step).
+    pub fn abort(&mut self, ctx: &mut Context, reason: &str, message: &str) {
+        self.waiting = Waiting::Nothing;
+        ctx.response = Some(json_error(500, message));
+        ctx.last_error = Some(LastError {
+            source: "gateway".into(),
+            reason: reason.into(),
+            message: message.into(),
+            section: self.section.name().into(),
+            ..Default::default()
+        });
+        self.done = true;
+    }
+
+    // ----- internals -----
+
+    fn set_pc(&mut self, pc: u32) {
+        if let Some(f) = self.frames.last_mut() {
+            f.pc = pc;
+        }
+    }
+
+    /// Starts running `section` from its innermost scope.
+    fn enter(&mut self, section: SectionKind) {
+        self.section = section;
+        self.frames.clear();
+        self.retries.clear();
+        let level = self.parent_of(ROOT + 0, section);
+        // parent_of(ROOT) looks at every scope: the innermost that has the section.
+        self.frames.push(Frame { level, pc: 0 });
+    }
+
+    /// The next scope outside `level` whose document has `section` (or the root).
+    fn parent_of(&self, level: u8, section: SectionKind) -> u8 {
+        let mut l = if level == ROOT { 4 } else { level };
+        while l > 0 {
+            l -= 1;
+            if let Some(doc) = &self.chain.docs[usize::from(l)] {
+                if doc.section(section).is_some() {
+                    return l;
+                }
+            }
+        }
+        ROOT
+    }
+
+    /// A section ran to its end; returns a step when the pipeline must stop.
+    fn section_finished(&mut self, ctx: &mut Context) -> Option<Step> {
+        match self.section {
+            SectionKind::Inbound => {
+                self.enter(SectionKind::Backend);
+                None
+            }
+            SectionKind::Backend => {
+                if ctx.response.is_none() {
+                    // No forward-request ran: APIM answers 200 with no body.
+                    ctx.response = Some(Response {
+                        status: 200,
+                        reason: "OK".into(),
+                        body: Some(bytes::Bytes::new()),
+                        ..Default::default()
+                    });
+                }
+                self.enter(SectionKind::Outbound);
+                None
+            }
+            SectionKind::Outbound | SectionKind::OnError => {
+                self.done = true;
+                Some(Step::Respond)
+            }
+        }
+    }
+
+    fn forward(&mut self, spec: ForwardSpec) -> Step {
+        self.forwarded = true;
+        self.waiting = Waiting::Forward {
+            fail_on_error_status: spec.fail_on_error_status,
+        };
+        Step::Forward(spec)
+    }
+
+    /// Runs one leaf policy: `Ok(None)` to go on, `Ok(Some(step))` to stop.
+    fn act(
+        &mut self,
+        action: &Action,
+        ctx: &mut Context,
+        env: &Env<'_>,
+    ) -> Result<Option<Step>, Failure> {
+        match action {
+            Action::SetHeader(a) => a.run(ctx)?,
+            Action::SetQueryParameter(a) => a.run(ctx)?,
+            Action::RewriteUri(a) => a.run(ctx)?,
+            Action::SetMethod(a) => a.run(ctx)?,
+            Action::SetBody(a) => a.run(ctx)?,
+            Action::FindAndReplace(a) => a.run(ctx)?,
+            Action::SetVariable(a) => a.run(ctx)?,
+            Action::AuthenticationBasic(a) => a.run(ctx)?,
+            Action::SetStatus(a) => a.run(ctx)?,
+            Action::CheckHeader(a) => a.run(ctx)?,
+            Action::SetBackendService(a) => {
+                let service: Arc<ServiceUrl> = match a {
+                    SetBackendService::Url(u) => u.clone(),
+                    SetBackendService::Expr(t) => {
+                        let s = eval(t, ctx)?;
+                        Arc::new(ServiceUrl::parse(s.trim()).map_err(|e| {
+                            Failure::new("InvalidBackendUrl", format!("base-url '{s}': {e}"))
+                        })?)
+                    }
+                    SetBackendService::Backend(id) => Arc::new(
+                        (env.backend)(id)
+                            .ok_or_else(|| {
+                                Failure::new(
+                                    "BackendNotFound",
+                                    format!("backend '{id}' is not defined"),
+                                )
+                            })?
+                            .clone(),
+                    ),
+                };
+                retarget(ctx, &service);
+            }
+            Action::ReturnResponse(a) => {
+                a.run(ctx)?;
+                self.done = true;
+                return Ok(Some(Step::Respond));
+            }
+            Action::MockResponse(a) => {
+                a.run(ctx);
+                self.done = true;
+                return Ok(Some(Step::Respond));
+            }
+            Action::Trace(t) => {
+                let message = eval(&t.message, ctx)?;
+                self.side.traces.push(TraceRecord {
+                    source: t.source.clone(),
+                    severity: t.severity.clone(),
+                    message,
+                    metadata: t.metadata.clone(),
+                });
+            }
+            Action::Forward(spec) => {
+                // A retry sends the request again; the last response is replaced.
+                ctx.response = None;
+                return Ok(Some(self.forward(*spec)));
+            }
+            Action::Send(s) => {
+                let req = s.build(ctx)?;
+                if s.one_way {
+                    self.side.one_way.push(req);
+                } else {
+                    self.waiting = Waiting::Call {
+                        origin: (0, 0),
+                        ignore_error: s.ignore_error,
+                    };
+                    return Ok(Some(Step::Call(req)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records the failure and moves to `on-error`; returns a step if the
+    /// pipeline must stop now.
+    fn fail(
+        &mut self,
+        ctx: &mut Context,
+        failure: Failure,
+        doc: &Document,
+        origin: u32,
+    ) -> Option<Step> {
+        self.fail_in(ctx, failure, doc, origin);
+        self.done.then_some(Step::Respond)
+    }
+
+    fn fail_in(&mut self, ctx: &mut Context, failure: Failure, doc: &Document, origin: u32) {
+        let o = doc.origins.get(origin as usize).cloned().unwrap_or(Origin {
+            policy: String::new(),
+            path: String::new(),
+            pos: Default::default(),
+            id: String::new(),
+        });
+        self.record_failure(ctx, failure, &o.policy, doc.level.name(), &o.path, &o.id);
+    }
+
+    fn fail_with_origin(&mut self, ctx: &mut Context, failure: Failure, source: &str) {
+        self.record_failure(ctx, failure, source, "", "", "");
+    }
+
+    fn record_failure(
+        &mut self,
+        ctx: &mut Context,
+        failure: Failure,
+        source: &str,
+        scope: &str,
+        path: &str,
+        id: &str,
+    ) {
+        ctx.last_error = Some(LastError {
+            source: source.to_string(),
+            reason: failure.reason.clone(),
+            message: failure.message.clone(),
+            scope: scope.to_string(),
+            section: self.section.name().to_string(),
+            path: path.to_string(),
+            policy_id: id.to_string(),
+        });
+        ctx.response = Some(
+            failure
+                .response
+                .unwrap_or_else(|| json_error(500, "Internal server error")),
+        );
+        if self.section == SectionKind::OnError {
+            // A failure while handling a failure: answer with what there is.
+            self.done = true;
+        } else {
+            self.enter(SectionKind::OnError);
+        }
+    }
+
+    fn fail_internal(&mut self, ctx: &mut Context, message: &str) -> Step {
+        self.abort(ctx, "InternalError", message);
+        Step::Respond
+    }
+}
+
+/// C#-like truth of a condition's value (only `true` is true).
+fn truthy(v: &Value) -> bool {
+    matches!(v, Value::Bool(true))
+}

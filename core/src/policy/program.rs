@@ -1,0 +1,202 @@
+//! A policy document compiled for execution: four sections of flat operations.
+//!
+//! Control flow (`choose`, `retry`, `limit-concurrency`) becomes jumps within a
+//! section, so the pipeline can stop at any operation (to call the backend, a
+//! cache or another service) and resume from a saved position; `<base />`
+//! becomes an operation that runs the parent scope's section.
+
+use std::time::Duration;
+
+use super::actions::Action;
+use super::xml::Pos;
+use crate::expr::Expr;
+
+/// The four scopes, outermost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// All APIs.
+    Global = 0,
+    /// The product of the request's subscription.
+    Product = 1,
+    /// The API.
+    Api = 2,
+    /// The operation.
+    Operation = 3,
+}
+
+impl Level {
+    /// Lower-case name, as `context.LastError.Scope` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Global => "global",
+            Level::Product => "product",
+            Level::Api => "api",
+            Level::Operation => "operation",
+        }
+    }
+}
+
+/// A section of a policy document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    /// `<inbound>`: the request on its way in.
+    Inbound = 0,
+    /// `<backend>`: around the call to the backend.
+    Backend = 1,
+    /// `<outbound>`: the response on its way out.
+    Outbound = 2,
+    /// `<on-error>`: after a failure anywhere else.
+    OnError = 3,
+}
+
+impl SectionKind {
+    /// The element name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Inbound => "inbound",
+            SectionKind::Backend => "backend",
+            SectionKind::Outbound => "outbound",
+            SectionKind::OnError => "on-error",
+        }
+    }
+
+    /// All four, in document order.
+    pub const ALL: [SectionKind; 4] = [
+        SectionKind::Inbound,
+        SectionKind::Backend,
+        SectionKind::Outbound,
+        SectionKind::OnError,
+    ];
+}
+
+/// Where an operation came from, for `context.LastError` and traces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The policy element's name.
+    pub policy: String,
+    /// Path of elements from the section, e.g. `choose\when[1]\set-header[2]`.
+    pub path: String,
+    /// Position in the document.
+    pub pos: Pos,
+    /// The element's `id` attribute.
+    pub id: String,
+}
+
+/// How `retry` repeats its body.
+#[derive(Debug, Clone)]
+pub struct RetrySpec {
+    /// Repeat while this is true (evaluated after each attempt).
+    pub condition: Expr,
+    /// Most repetitions after the first attempt.
+    pub count: u32,
+    /// Fixed wait between attempts.
+    pub interval: Duration,
+    /// Upper bound for the growing wait.
+    pub max_interval: Option<Duration>,
+    /// Growth of the wait per attempt (APIM's `delta`).
+    pub delta: Option<Duration>,
+    /// The first retry is made at once.
+    pub first_fast_retry: bool,
+}
+
+impl RetrySpec {
+    /// The wait before retry number `n` (1-based), as APIM computes it: fixed, or
+    /// linear growth by `delta` (exponential when `max-interval` is also set).
+    pub fn wait_before(&self, n: u32) -> Duration {
+        if n == 1 && self.first_fast_retry {
+            return Duration::ZERO;
+        }
+        let Some(delta) = self.delta else {
+            return self.interval;
+        };
+        let wait = match self.max_interval {
+            // Exponential: interval + (2^n - 1) * delta, capped.
+            Some(max) => {
+                let factor = 2u32
+                    .saturating_pow(n.saturating_sub(1).min(20))
+                    .saturating_sub(1);
+                (self.interval + delta.saturating_mul(factor)).min(max)
+            }
+            // Linear: interval + (n - 1) * delta.
+            None => self.interval + delta.saturating_mul(n.saturating_sub(1)),
+        };
+        wait
+    }
+}
+
+/// One step of a section.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Run the parent scope's same section here.
+    Base,
+    /// Go on at this index.
+    Jump(u32),
+    /// Evaluate the condition; go on at the index when it is false.
+    JumpUnless(Expr, u32, u32),
+    /// Start of a `retry` body; `slot` numbers the retry within the document.
+    RetryStart(u16),
+    /// End of a `retry` body: repeat from `start` while the condition holds.
+    RetryEnd {
+        /// Which retry.
+        slot: u16,
+        /// Index of the `RetryStart`.
+        start: u32,
+        /// How to repeat.
+        spec: Box<RetrySpec>,
+        /// Origin of the `retry` element.
+        origin: u32,
+    },
+    /// A policy that does something.
+    Act(Box<Action>, u32),
+    /// Leave a `limit-concurrency` block (the matching acquire is an `Action`).
+    ReleaseConcurrency(u16),
+}
+
+/// A compiled section.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    /// The steps.
+    pub ops: Vec<Op>,
+}
+
+/// What a compiled document needs from the connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The request body must be read in full before the pipeline starts.
+    pub request_body: bool,
+    /// The backend's response body must be read in full before outbound runs.
+    pub response_body: bool,
+}
+
+impl Needs {
+    /// Both documents' needs.
+    pub fn union(self, other: Needs) -> Needs {
+        Needs {
+            request_body: self.request_body || other.request_body,
+            response_body: self.response_body || other.response_body,
+        }
+    }
+}
+
+/// A compiled policy document of one scope.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Its scope.
+    pub level: Level,
+    /// The sections by `SectionKind as usize`; `None` when the document has no such
+    /// element, which inherits the parent's section as `<base />` would.
+    pub sections: [Option<Section>; 4],
+    /// Where each operation came from (indexed by the `u32` in `Op::Act`).
+    pub origins: Vec<Origin>,
+    /// What it needs buffered.
+    pub needs: Needs,
+    /// How many `retry` and `limit-concurrency` blocks it has.
+    pub slots: u16,
+}
+
+impl Document {
+    /// The section of kind `kind`, if the document has one.
+    pub fn section(&self, kind: SectionKind) -> Option<&Section> {
+        self.sections[kind as usize].as_ref()
+    }
+}
