@@ -1,0 +1,723 @@
+//! The rate-limit and quota counters shared by every connection: bounded in
+//! keys, sharded to keep worker threads apart, driven by the caller's clock.
+//!
+//! Rate limits use a sliding window approximated from two fixed windows (the
+//! current count plus the previous window's count weighted by how much of it
+//! still overlaps the sliding window), so each key costs O(1) memory however
+//! high the limit. Quotas use fixed windows.
+//!
+//! Memory bound: each store holds at most `max_keys` keys. Entries whose
+//! windows have passed are dropped when met, a few more are swept from the
+//! least recently used end on each insert, and when the store is full the least
+//! recently used key is evicted. LRU is chosen over refusing new keys because
+//! refusing would let a flood of made-up keys lock legitimate new clients out;
+//! evicting an idle key only forgets counts nobody is using, and an active key
+//! is touched on each request so a flood must cycle `max_keys` keys faster
+//! than that client's request interval to reset it.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::lru::{Lru, SeededState};
+
+/// A monotonic time reading: `Instant` in production; tests use a `Duration`
+/// since an arbitrary origin because `core/` never reads the clock, tests included.
+pub trait Moment: Copy + Send + 'static {
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    fn since(self, earlier: Self) -> Duration;
+    /// `self + d`, if representable.
+    fn plus(self, d: Duration) -> Option<Self>;
+}
+
+impl Moment for Instant {
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+    fn plus(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+impl Moment for Duration {
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_sub(earlier)
+    }
+    fn plus(self, d: Duration) -> Option<Self> {
+        self.checked_add(d)
+    }
+}
+
+/// Default largest number of keys per store.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+const SHARDS: usize = 16;
+/// Expired entries examined at the LRU end per insert: keeps sweeping amortised.
+const SWEEP_PER_INSERT: usize = 2;
+
+/// A counter's identity: the policy scope and the key, kept as a string so
+/// distinct keys never share a counter (a hash could collide).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey(Box<str>);
+
+impl CounterKey {
+    /// The counter for `key` within `scope` (e.g. `rate-limit-by-key`). `scope`
+    /// must not contain NUL; it is the separator that keeps pairs distinct.
+    pub fn new(scope: &str, key: &str) -> Self {
+        let mut s = String::with_capacity(scope.len() + 1 + key.len());
+        s.push_str(scope);
+        s.push('\0');
+        s.push_str(key);
+        CounterKey(s.into_boxed_str())
+    }
+
+    /// The counter for several parts, e.g. scope, subscription, API and operation.
+    pub fn from_parts(parts: &[&str]) -> Self {
+        let mut s = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                s.push('\0');
+            }
+            // Length-prefix every part but the last so NULs inside cannot alias.
+            if i + 1 < parts.len() {
+                s.push_str(&p.len().to_string());
+                s.push(':');
+            }
+            s.push_str(p);
+        }
+        CounterKey(s.into_boxed_str())
+    }
+
+    /// The key as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An entry that knows when it no longer holds anything worth keeping.
+trait Expiring<N> {
+    fn expired(&self, now: N) -> bool;
+}
+
+/// Keyed entries in `SHARDS` mutex-protected LRU maps.
+struct Sharded<E> {
+    /// Each shard with its share of the key bound.
+    shards: Vec<(Mutex<Lru<CounterKey, E>>, usize)>,
+    state: SeededState,
+}
+
+impl<E> Sharded<E> {
+    fn new(max_keys: usize, seed: u128) -> Self {
+        let max_keys = max_keys.max(1);
+        // Fewer shards than SHARDS for tiny bounds, so the total never exceeds it.
+        let n = SHARDS.min(max_keys);
+        let state = SeededState::new(seed);
+        // The remainder goes one key each to the first shards: the bound is exact.
+        let cap = |i: usize| max_keys / n + usize::from(i < max_keys % n);
+        Sharded {
+            shards: (0..n)
+                .map(|i| (Mutex::new(Lru::new(state)), cap(i)))
+                .collect(),
+            state,
+        }
+    }
+
+    /// The shard of `key`, locked, and its key bound.
+    fn shard(&self, key: &CounterKey) -> (MutexGuard<'_, Lru<CounterKey, E>>, usize) {
+        let h = self.state.hash_one_of(key);
+        // High bits pick the shard; the map inside uses the low bits.
+        let i = ((h >> 32) as usize) % self.shards.len();
+        // A panic elsewhere while holding the lock leaves counters usable.
+        let (m, cap) = &self.shards[i];
+        (m.lock().unwrap_or_else(|e| e.into_inner()), *cap)
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|(s, _)| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    fn max_keys(&self) -> usize {
+        self.shards.iter().map(|(_, cap)| cap).sum()
+    }
+}
+
+/// Makes room for one more key in `map`: drops expired entries from the LRU
+/// end, then the least recently used one if still full.
+fn make_room<E: Expiring<N>, N: Copy>(map: &mut Lru<CounterKey, E>, per_shard: usize, now: N) {
+    for _ in 0..SWEEP_PER_INSERT {
+        match map.peek_lru() {
+            Some((_, e)) if e.expired(now) => {
+                map.pop_lru();
+            }
+            _ => break,
+        }
+    }
+    while map.len() >= per_shard {
+        if map.pop_lru().is_none() {
+            break;
+        }
+    }
+}
+
+fn purge<E: Expiring<N>, N: Copy>(s: &Sharded<E>, now: N) -> usize {
+    s.shards
+        .iter()
+        .map(|(m, _)| {
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, e| !e.expired(now))
+        })
+        .sum()
+}
+
+// ---------------------------------------------------------------------------
+// Rate limits
+
+/// A rate-limit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The call may proceed; `remaining` calls are left in the sliding window.
+    Allowed {
+        /// Calls still allowed (after this one, for `check_and_add`).
+        remaining: u64,
+    },
+    /// Over the limit: try again after `retry_after`.
+    Limited {
+        /// When enough of the window has slid past for the call to fit.
+        retry_after: Duration,
+    },
+}
+
+/// Two adjacent fixed windows of one key.
+#[derive(Debug, Clone, Copy)]
+struct Window<T> {
+    /// Start of the current window.
+    start: T,
+    period: Duration,
+    prev: u64,
+    curr: u64,
+}
+
+impl<T: Moment> Window<T> {
+    fn new(now: T, period: Duration) -> Self {
+        Window {
+            start: now,
+            period,
+            prev: 0,
+            curr: 0,
+        }
+    }
+
+    /// Moves the windows forward to the one containing `now`.
+    fn roll(&mut self, now: T, period: Duration) {
+        if period != self.period {
+            // The policy changed: keep the counts, adopt the new length.
+            self.period = period;
+        }
+        // Threads may pass a `now` slightly older than one already seen.
+        let elapsed = now.since(self.start);
+        let p = self.period.as_nanos();
+        let n = elapsed.as_nanos() / p;
+        if n == 0 {
+            return;
+        }
+        self.prev = if n == 1 { self.curr } else { 0 };
+        self.curr = 0;
+        let advance = u64::try_from(n * p).ok().map(Duration::from_nanos);
+        self.start = advance.and_then(|d| self.start.plus(d)).unwrap_or(now);
+    }
+
+    /// The estimated count in the sliding window ending at `now`, times the
+    /// period in nanoseconds (kept exact as an integer).
+    fn scaled_estimate(&self, now: T) -> u128 {
+        let p = self.period.as_nanos();
+        let into = now.since(self.start).as_nanos().min(p);
+        u128::from(self.prev) * (p - into) + u128::from(self.curr) * p
+    }
+
+    /// Whether `cost` more calls fit under `limit` at `now`.
+    fn fits(&self, limit: u64, cost: u64, now: T) -> bool {
+        let p = self.period.as_nanos();
+        self.scaled_estimate(now) + u128::from(cost) * p <= u128::from(limit) * p
+    }
+
+    /// Calls left under `limit` at `now`, rounding the estimate up.
+    fn remaining(&self, limit: u64, now: T) -> u64 {
+        let p = self.period.as_nanos();
+        let est = self.scaled_estimate(now).div_ceil(p);
+        u64::try_from(u128::from(limit).saturating_sub(est)).unwrap_or(0)
+    }
+
+    /// How long until `cost` calls fit, assuming no other calls meanwhile.
+    fn retry_after(&self, limit: u64, cost: u64, now: T) -> Duration {
+        let p = self.period.as_nanos();
+        let into = now.since(self.start).as_nanos().min(p);
+        let Some(need) = limit.checked_sub(cost) else {
+            // Never fits: say two periods, after which both windows are empty.
+            return self.period.saturating_mul(2);
+        };
+        let (need, prev, curr) = (
+            u128::from(need),
+            u128::from(self.prev),
+            u128::from(self.curr),
+        );
+        let wait = if curr > need {
+            // Wait for the current window to become the previous one and for
+            // enough of it to slide out: curr * (p - s) / p <= need.
+            let s = (p * (curr - need)).div_ceil(curr);
+            (p - into) + s
+        } else if prev == 0 {
+            0
+        } else {
+            // prev * (p - x) / p + curr <= need, with x the offset into this window.
+            let x = (p * (prev - (need - curr).min(prev))).div_ceil(prev);
+            x.saturating_sub(into)
+        };
+        Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+    }
+
+    /// The sliding window is empty and stays so without new calls.
+    fn empty_at(&self, now: T) -> bool {
+        let elapsed = now.since(self.start);
+        // Empty now; or the current window ends empty, leaving nothing; or
+        // both windows have slid out.
+        (self.curr == 0 && (self.prev == 0 || elapsed >= self.period))
+            || elapsed >= self.period.saturating_mul(2)
+    }
+}
+
+impl<T: Moment> Expiring<T> for Window<T> {
+    fn expired(&self, now: T) -> bool {
+        self.empty_at(now)
+    }
+}
+
+/// Sliding-window rate limiter shared across connections (`T` is the clock
+/// reading type: `Instant` outside tests).
+pub struct RateLimiter<T = Instant> {
+    map: Sharded<Window<T>>,
+}
+
+impl<T: Moment> Default for RateLimiter<T> {
+    fn default() -> Self {
+        RateLimiter::new(DEFAULT_MAX_KEYS, 0)
+    }
+}
+
+fn sane_period(period: Duration) -> Duration {
+    // A zero period would divide by zero; config checks make it at least 1 s.
+    period.max(Duration::from_millis(1))
+}
+
+impl<T: Moment> RateLimiter<T> {
+    /// A limiter holding at most `max_keys` keys, hashing with `seed` (random
+    /// bytes from the runtime, so clients cannot aim keys at one bucket).
+    pub fn new(max_keys: usize, seed: u128) -> Self {
+        RateLimiter {
+            map: Sharded::new(max_keys, seed),
+        }
+    }
+
+    /// Whether one more call fits under `limit` calls per `period`, without counting it.
+    pub fn check(&self, key: &CounterKey, limit: u64, period: Duration, now: T) -> RateDecision {
+        self.check_cost(key, limit, period, 1, now)
+    }
+
+    /// Whether `cost` more calls fit, without counting them.
+    pub fn check_cost(
+        &self,
+        key: &CounterKey,
+        limit: u64,
+        period: Duration,
+        cost: u64,
+        now: T,
+    ) -> RateDecision {
+        let period = sane_period(period);
+        let (mut shard, _) = self.map.shard(key);
+        let w = match shard.get_mut(key) {
+            Some(w) => {
+                w.roll(now, period);
+                *w
+            }
+            None => Window::new(now, period),
+        };
+        decide(&w, limit, cost, now)
+    }
+
+    /// Counts `count` calls (APIM's increment, possibly after the response).
+    pub fn add(&self, key: &CounterKey, count: u64, period: Duration, now: T) {
+        if count == 0 {
+            return;
+        }
+        let period = sane_period(period);
+        let (mut shard, cap) = self.map.shard(key);
+        if let Some(w) = shard.get_mut(key) {
+            w.roll(now, period);
+            w.curr = w.curr.saturating_add(count);
+            return;
+        }
+        make_room(&mut shard, cap, now);
+        let mut w = Window::new(now, period);
+        w.curr = count;
+        shard.insert(key.clone(), w);
+    }
+
+    /// Checks that `count` calls fit and counts them if so, atomically.
+    pub fn check_and_add(
+        &self,
+        key: &CounterKey,
+        limit: u64,
+        period: Duration,
+        count: u64,
+        now: T,
+    ) -> RateDecision {
+        let period = sane_period(period);
+        let (mut shard, cap) = self.map.shard(key);
+        if let Some(w) = shard.get_mut(key) {
+            w.roll(now, period);
+            let d = decide(w, limit, count, now);
+            if let RateDecision::Allowed { .. } = d {
+                w.curr = w.curr.saturating_add(count);
+                return RateDecision::Allowed {
+                    remaining: w.remaining(limit, now),
+                };
+            }
+            return d;
+        }
+        let mut w = Window::new(now, period);
+        let d = decide(&w, limit, count, now);
+        if let RateDecision::Allowed { .. } = d {
+            if count > 0 {
+                make_room(&mut shard, cap, now);
+                w.curr = count;
+                shard.insert(key.clone(), w);
+            }
+            return RateDecision::Allowed {
+                remaining: w.remaining(limit, now),
+            };
+        }
+        d
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no keys are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys this limiter holds.
+    pub fn max_keys(&self) -> usize {
+        self.map.max_keys()
+    }
+
+    /// Drops every key whose windows have passed; returns how many went.
+    pub fn purge_expired(&self, now: T) -> usize {
+        purge(&self.map, now)
+    }
+}
+
+fn decide<T: Moment>(w: &Window<T>, limit: u64, cost: u64, now: T) -> RateDecision {
+    if w.fits(limit, cost, now) {
+        RateDecision::Allowed {
+            remaining: w.remaining(limit, now),
+        }
+    } else {
+        RateDecision::Limited {
+            retry_after: w.retry_after(limit, cost, now),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Quotas
+
+/// Where a key's quota periods start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaAnchor {
+    /// Periods start at the key's first counted use (then every period after).
+    FirstUse,
+    /// Periods are aligned to this Unix time (APIM's `first-period-start`,
+    /// or a subscription's start).
+    At(i64),
+}
+
+/// A quota's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaLimits {
+    /// Calls per period, if limited.
+    pub calls: Option<u64>,
+    /// Kilobytes (1024 bytes) per period, if limited.
+    pub kilobytes: Option<u64>,
+    /// Period in seconds; 0 means one period that never ends.
+    pub period_secs: u64,
+    /// Where periods start.
+    pub anchor: QuotaAnchor,
+}
+
+/// Which quota ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaKind {
+    /// The call count.
+    Calls,
+    /// The bandwidth.
+    Bandwidth,
+}
+
+/// A quota decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaDecision {
+    /// Within quota.
+    Allowed {
+        /// Calls left this period, if calls are limited.
+        remaining_calls: Option<u64>,
+        /// Bytes left this period, if bandwidth is limited.
+        remaining_bytes: Option<u64>,
+    },
+    /// Out of quota.
+    Exceeded {
+        /// Which limit was hit.
+        kind: QuotaKind,
+        /// Until the period ends; `None` when the period never ends.
+        retry_after: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// Unix second the current period started.
+    start: i64,
+    /// Period in seconds, 0 = never ends.
+    period: u64,
+    calls: u64,
+    bytes: u64,
+}
+
+impl Usage {
+    fn period_start(limits: &QuotaLimits, prior: Option<i64>, now: i64) -> i64 {
+        let p = i64::try_from(limits.period_secs).unwrap_or(i64::MAX);
+        let base = match limits.anchor {
+            QuotaAnchor::At(t) => t,
+            QuotaAnchor::FirstUse => prior.unwrap_or(now),
+        };
+        if p == 0 {
+            return base;
+        }
+        if now < base {
+            // Before the first period (or a clock step back): the first period.
+            return base;
+        }
+        let k = (i128::from(now) - i128::from(base)).div_euclid(i128::from(p));
+        i64::try_from(i128::from(base) + k * i128::from(p)).unwrap_or(now)
+    }
+
+    fn new(limits: &QuotaLimits, now: i64) -> Self {
+        Usage {
+            start: Self::period_start(limits, None, now),
+            period: limits.period_secs,
+            calls: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Moves to the period containing `now`, forgetting the old counts.
+    fn roll(&mut self, limits: &QuotaLimits, now: i64) {
+        if limits.period_secs != self.period {
+            self.period = limits.period_secs;
+        }
+        let start = Self::period_start(limits, Some(self.start), now);
+        if start > self.start {
+            self.start = start;
+            self.calls = 0;
+            self.bytes = 0;
+        }
+    }
+
+    fn end(&self) -> Option<i64> {
+        if self.period == 0 {
+            return None;
+        }
+        self.start
+            .checked_add(i64::try_from(self.period).unwrap_or(i64::MAX))
+    }
+
+    fn decide(&self, limits: &QuotaLimits, now: i64) -> QuotaDecision {
+        let max_bytes = limits.kilobytes.map(|kb| kb.saturating_mul(1024));
+        let kind = if limits.calls.is_some_and(|c| self.calls >= c) {
+            Some(QuotaKind::Calls)
+        } else if max_bytes.is_some_and(|b| self.bytes >= b) {
+            Some(QuotaKind::Bandwidth)
+        } else {
+            None
+        };
+        match kind {
+            Some(kind) => QuotaDecision::Exceeded {
+                kind,
+                retry_after: self.end().map(|end| {
+                    Duration::from_secs(u64::try_from(end.saturating_sub(now)).unwrap_or(0).max(1))
+                }),
+            },
+            None => QuotaDecision::Allowed {
+                remaining_calls: limits.calls.map(|c| c.saturating_sub(self.calls)),
+                remaining_bytes: max_bytes.map(|b| b.saturating_sub(self.bytes)),
+            },
+        }
+    }
+}
+
+impl Expiring<i64> for Usage {
+    fn expired(&self, now: i64) -> bool {
+        self.end().is_some_and(|end| now >= end)
+    }
+}
+
+/// Call and bandwidth quotas shared across connections.
+pub struct QuotaStore {
+    map: Sharded<Usage>,
+}
+
+impl Default for QuotaStore {
+    fn default() -> Self {
+        QuotaStore::new(DEFAULT_MAX_KEYS, 0)
+    }
+}
+
+impl QuotaStore {
+    /// A store holding at most `max_keys` keys, hashing with `seed`.
+    pub fn new(max_keys: usize, seed: u128) -> Self {
+        QuotaStore {
+            map: Sharded::new(max_keys, seed),
+        }
+    }
+
+    /// Whether another call fits in the current period (counts nothing).
+    pub fn check(&self, key: &CounterKey, limits: &QuotaLimits, now_unix: i64) -> QuotaDecision {
+        let (mut shard, _) = self.map.shard(key);
+        match shard.get_mut(key) {
+            Some(u) => {
+                u.roll(limits, now_unix);
+                u.decide(limits, now_unix)
+            }
+            None => Usage::new(limits, now_unix).decide(limits, now_unix),
+        }
+    }
+
+    fn add(&self, key: &CounterKey, limits: &QuotaLimits, calls: u64, bytes: u64, now: i64) {
+        if calls == 0 && bytes == 0 {
+            return;
+        }
+        let (mut shard, cap) = self.map.shard(key);
+        if let Some(u) = shard.get_mut(key) {
+            u.roll(limits, now);
+            u.calls = u.calls.saturating_add(calls);
+            u.bytes = u.bytes.saturating_add(bytes);
+            return;
+        }
+        make_room(&mut shard, cap, now);
+        let mut u = Usage::new(limits, now);
+        u.calls = calls;
+        u.bytes = bytes;
+        shard.insert(key.clone(), u);
+    }
+
+    /// Counts `n` calls.
+    pub fn add_calls(&self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
+        self.add(key, limits, n, 0, now_unix);
+    }
+
+    /// Counts `n` bytes of bandwidth.
+    pub fn add_bytes(&self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
+        self.add(key, limits, 0, n, now_unix);
+    }
+
+    /// Checks and, when within quota, counts `calls` calls, atomically.
+    pub fn check_and_add_calls(
+        &self,
+        key: &CounterKey,
+        limits: &QuotaLimits,
+        calls: u64,
+        now_unix: i64,
+    ) -> QuotaDecision {
+        let (mut shard, cap) = self.map.shard(key);
+        if let Some(u) = shard.get_mut(key) {
+            u.roll(limits, now_unix);
+            let d = u.decide(limits, now_unix);
+            if let QuotaDecision::Allowed { .. } = d {
+                u.calls = u.calls.saturating_add(calls);
+                return u.decide_after(limits);
+            }
+            return d;
+        }
+        let mut u = Usage::new(limits, now_unix);
+        let d = u.decide(limits, now_unix);
+        if let QuotaDecision::Allowed { .. } = d {
+            u.calls = calls;
+            if calls > 0 {
+                make_room(&mut shard, cap, now_unix);
+                shard.insert(key.clone(), u);
+            }
+            return u.decide_after(limits);
+        }
+        d
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no keys are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys this store holds.
+    pub fn max_keys(&self) -> usize {
+        self.map.max_keys()
+    }
+
+    /// Drops every key whose period has ended; returns how many went.
+    pub fn purge_expired(&self, now_unix: i64) -> usize {
+        purge(&self.map, now_unix)
+    }
+}
+
+impl Usage {
+    /// The remaining amounts after counting (never "exceeded": the call that
+    /// used the last unit was allowed).
+    fn decide_after(&self, limits: &QuotaLimits) -> QuotaDecision {
+        QuotaDecision::Allowed {
+            remaining_calls: limits.calls.map(|c| c.saturating_sub(self.calls)),
+            remaining_bytes: limits
+                .kilobytes
+                .map(|kb| kb.saturating_mul(1024).saturating_sub(self.bytes)),
+        }
+    }
+}
+
+/// A duration as .NET's `TimeSpan.ToString()` writes it: `hh:mm:ss`, with
+/// `d.` in front past a day (APIM's quota message uses it).
+pub fn format_timespan(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m, sec) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    if days > 0 {
+        format!("{days}.{h:02}:{m:02}:{sec:02}")
+    } else {
+        format!("{h:02}:{m:02}:{sec:02}")
+    }
+}
+
+/// Whole seconds, rounded up, at least 1: what `Retry-After` says.
+pub fn retry_after_secs(d: Duration) -> u64 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.max(1)
+}
+
+#[cfg(test)]
+#[path = "counters_tests.rs"]
+mod tests;
