@@ -4,14 +4,18 @@
 //! `portcullis-core` and sleeps until the deadlines they hand it. It makes no HTTP
 //! decision of its own.
 
+mod callout;
 mod config_file;
 mod connection;
 mod gateway;
+mod jwks;
 mod ops;
 mod upstream;
 
+pub use callout::{CalloutFailure, Callouts};
 pub use config_file::{load_config, ConfigError, SharedConfig};
 pub use gateway::{Gateway, GatewayError, GatewayOptions};
+pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use upstream::TlsSetupError;
 
 /// The current time as the core expects it.

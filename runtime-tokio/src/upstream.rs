@@ -73,6 +73,7 @@ pub(crate) struct UpstreamConn {
 }
 
 /// Opens backend connections, with TLS for `https://` backends.
+#[derive(Clone)]
 pub(crate) struct Connector {
     tls: TlsConnector,
 }
@@ -201,6 +202,11 @@ impl Upstreams {
         let _ = self.lock().checkin(&conn.key, conn.stream, now);
     }
 
+    /// Closes connections idle for too long (what `reap` does, once).
+    pub fn close_expired(&self, now: Instant) {
+        while self.lock().poll_expired(now).is_some() {}
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pool<UpstreamStream>> {
         // A panic while holding the lock cannot leave the pool inconsistent in a way
         // that matters (at worst a connection is lost), so poisoning is ignored.
@@ -218,8 +224,7 @@ impl Upstreams {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep_until(wake) => {}
             }
-            let now = crate::now();
-            while self.lock().poll_expired(now).is_some() {}
+            self.close_expired(crate::now());
         }
     }
 }
