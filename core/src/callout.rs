@@ -59,6 +59,18 @@ impl CalloutRequest {
     }
 }
 
+impl From<crate::policy::send::CallRequest> for CalloutRequest {
+    fn from(call: crate::policy::send::CallRequest) -> Self {
+        CalloutRequest {
+            method: call.method,
+            url: call.url,
+            headers: call.headers,
+            body: call.body,
+            timeout: call.timeout,
+        }
+    }
+}
+
 /// Why a callout could not be made or its response not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalloutError {
@@ -136,6 +148,16 @@ impl CalloutFailureKind {
             CalloutFailureKind::Timeout => "timeout",
             CalloutFailureKind::Connection => "connection",
             CalloutFailureKind::Protocol => "protocol",
+        }
+    }
+
+    /// `context.LastError.Reason` for a `send-request` that failed this way.
+    pub fn last_error_reason(self) -> &'static str {
+        match self {
+            CalloutFailureKind::InvalidRequest => "InvalidRequest",
+            CalloutFailureKind::Connect | CalloutFailureKind::Connection => "ConnectionFailure",
+            CalloutFailureKind::Timeout => "Timeout",
+            CalloutFailureKind::Protocol => "InvalidResponse",
         }
     }
 }
