@@ -11,6 +11,8 @@ pub mod lru;
 pub mod param;
 pub mod pipeline;
 pub mod program;
+pub mod quota;
+pub mod rate_limit;
 pub mod respond;
 pub mod send;
 pub mod transform;
