@@ -4,9 +4,11 @@
 pub mod actions;
 pub mod attrs;
 pub mod compile;
+pub mod concurrency;
 pub mod context;
 pub mod counters;
 pub mod error;
+pub mod ip_filter;
 pub mod lru;
 pub mod param;
 pub mod pipeline;
