@@ -100,16 +100,15 @@ impl Callouts {
     /// Callouts trusting the Mozilla root CAs and, if given, the PEM certificates in
     /// `extra_ca`, with the default response limits.
     pub fn new(extra_ca: Option<&Path>) -> Result<Callouts, TlsSetupError> {
-        Ok(Callouts::with_connector(
-            Connector::new(extra_ca)?,
-            default_pool(),
-        ))
+        Ok(Callouts::with_connector(Connector::new(extra_ca)?))
     }
 
-    /// Callouts sharing a connector (and so its TLS configuration) with the proxy.
-    pub(crate) fn with_connector(connector: Connector, pool: PoolLimits) -> Callouts {
+    /// Callouts sharing a connector (and so its TLS configuration) with the proxy,
+    /// with a pool of their own.
+    #[allow(dead_code)] // For the gateway, which will share its connector.
+    pub(crate) fn with_connector(connector: Connector) -> Callouts {
         Callouts {
-            inner: Arc::new(Upstreams::new(pool, connector)),
+            inner: Arc::new(Upstreams::new(default_pool(), connector)),
             limits: CalloutLimits::default(),
         }
     }

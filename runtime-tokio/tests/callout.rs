@@ -213,6 +213,35 @@ async fn connections_are_kept_alive_and_reused() {
     assert_eq!(server.accepted(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_from_spawned_tasks() {
+    let server = plain(|seen| Action::Respond(ok(seen.head.split(' ').nth(1).unwrap_or("")))).await;
+    let callouts = callouts();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let callouts = callouts.clone();
+        let url = server.url("http", &format!("/{i}"));
+        // `perform` is Send: it can run on any task.
+        tasks.push(tokio::spawn(
+            async move { callouts.perform(get(url)).await },
+        ));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let response = task.await.unwrap().unwrap();
+        assert_eq!(response.body.as_deref(), Some(format!("/{i}").as_bytes()));
+    }
+    assert!(server.accepted() <= 16);
+    // Idle connections went back to the pool: more calls open nothing new.
+    let before = server.accepted();
+    for _ in 0..4 {
+        callouts
+            .perform(get(server.url("http", "/")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.accepted(), before);
+}
+
 #[tokio::test]
 async fn post_with_body_and_chunked_response() {
     let server = plain(|seen| {
