@@ -93,6 +93,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         timeouts: Timeouts::default(),
         proto: "http",
         config: Arc::new(Fixed(config)),
+        policy: portcullis_core::proxy::PolicyEnv::default(),
     });
     let now = Instant::now();
     let mut conn = ProxyConn::new(settings, "192.0.2.1", now);

@@ -41,6 +41,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         timeouts: Timeouts::default(),
         proto: "http",
         config: Arc::new(Fixed(config)),
+        policy: portcullis_core::proxy::PolicyEnv::default(),
     })
 }
 

@@ -105,7 +105,6 @@ impl Callouts {
 
     /// Callouts sharing a connector (and so its TLS configuration) with the proxy,
     /// with a pool of their own.
-    #[allow(dead_code)] // For the gateway, which will share its connector.
     pub(crate) fn with_connector(connector: Connector) -> Callouts {
         Callouts {
             inner: Arc::new(Upstreams::new(default_pool(), connector)),

@@ -13,8 +13,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::callout::Callouts;
 use crate::now;
 use crate::upstream::{UpstreamConn, Upstreams};
+use portcullis_core::policy::error::Failure;
 
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
@@ -60,6 +62,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
     pool: Arc<Upstreams>,
+    callouts: Callouts,
     stop: CancellationToken,
 ) {
     let ip = peer.ip().to_string();
@@ -112,6 +115,41 @@ pub(crate) async fn serve(
                         }
                     }
                 }
+                Event::Call {
+                    request,
+                    one_way: true,
+                } => {
+                    let callouts = callouts.clone();
+                    tokio::spawn(async move {
+                        let url = request.url.clone();
+                        if let Err(err) = callouts.perform(request.into()).await {
+                            tracing::warn!(error = %err, %url, "send-one-way-request failed");
+                        }
+                    });
+                }
+                Event::Call {
+                    request,
+                    one_way: false,
+                } => {
+                    // Boxed for the same reason as connecting: only requests that
+                    // make calls carry the future.
+                    let result = Box::pin(callouts.perform(request.into())).await;
+                    let result = result.map_err(|err| {
+                        Failure::new(err.kind().last_error_reason(), err.to_string())
+                    });
+                    conn.handle_call_done(result, now());
+                }
+                Event::Trace(t) => match t.severity.as_str() {
+                    "error" => {
+                        tracing::error!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
+                    }
+                    "information" => {
+                        tracing::info!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
+                    }
+                    _ => {
+                        tracing::debug!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
+                    }
+                },
                 Event::CloseClient { linger } => {
                     drop(upstream.take());
                     Box::pin(close_client(&mut client, conn.client_pending(), linger)).await;

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use portcullis_core::http::Limits;
 use portcullis_core::pool::PoolLimits;
-use portcullis_core::proxy::{ConnSettings, Timeouts};
+use portcullis_core::proxy::{ConnSettings, PolicyEnv, Timeouts};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::callout::Callouts;
 use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 
@@ -37,6 +38,8 @@ pub struct GatewayOptions {
     /// PEM file of CA certificates trusted for `https://` backends, besides the
     /// Mozilla roots.
     pub upstream_ca: Option<PathBuf>,
+    /// This gateway's id (`context.Deployment.GatewayId`).
+    pub gateway_id: String,
 }
 
 impl GatewayOptions {
@@ -52,6 +55,7 @@ impl GatewayOptions {
             pool: PoolLimits::default(),
             shutdown_grace: Duration::from_secs(30),
             upstream_ca: None,
+            gateway_id: "portcullis".into(),
         }
     }
 }
@@ -107,14 +111,28 @@ impl Gateway {
 
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let settings = Arc::new(ConnSettings {
             limits: options.limits,
             timeouts: options.timeouts,
             proto: "http",
             config: config.clone(),
+            policy: PolicyEnv::new(
+                options.gateway_id.as_str().into(),
+                Some((crate::now(), wall_ms)),
+                random_seed(),
+            ),
         });
         let connector = Connector::new(options.upstream_ca.as_deref())?;
+        let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
+        tokio::spawn({
+            let callouts = callouts.clone();
+            let stop = stop.clone();
+            async move { callouts.reap(stop).await }
+        });
 
         tokio::spawn(pool.clone().reap(stop.clone()));
         tokio::spawn(watch(
@@ -131,6 +149,7 @@ impl Gateway {
             listener,
             settings,
             pool,
+            callouts,
             stop.clone(),
             tracker.clone(),
         ));
@@ -184,6 +203,7 @@ async fn accept_loop(
     listener: TcpListener,
     settings: Arc<ConnSettings>,
     pool: Arc<Upstreams>,
+    callouts: Callouts,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -200,6 +220,7 @@ async fn accept_loop(
                     peer,
                     settings.clone(),
                     pool.clone(),
+                    callouts.clone(),
                     stop.clone(),
                 ));
             }
@@ -210,4 +231,13 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// A seed for request ids: different per gateway run, from the OS's hasher keys
+/// (the adapter, unlike the core, may use OS randomness).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
 }

@@ -123,7 +123,7 @@ impl RequestHead {
     }
 
     /// Name and value of every header field, in order.
-    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
         self.headers
             .iter()
             .map(move |h| (h.name.of(&self.raw), h.value.of(&self.raw)))
@@ -175,7 +175,7 @@ impl ResponseHead {
     }
 
     /// Name and value of every header field, in order.
-    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
         self.headers
             .iter()
             .map(move |h| (h.name.of(&self.raw), h.value.of(&self.raw)))

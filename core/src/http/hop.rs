@@ -114,13 +114,40 @@ pub fn write_upstream_request(
     fwd: &Forwarding<'_>,
     out: &mut BytesMut,
 ) {
+    write_upstream_fields(
+        head.header_pairs(),
+        head.authority(),
+        method.as_str().as_bytes(),
+        path_and_query,
+        framing,
+        fwd,
+        head.raw.len(),
+        out,
+    );
+}
+
+/// `write_upstream_request` for fields that do not come from a parsed head (a
+/// request that policies changed): `original_authority` is the client's Host,
+/// `size_hint` the bytes the fields take.
+#[allow(clippy::too_many_arguments)]
+pub fn write_upstream_fields<'f, I>(
+    fields: I,
+    original_authority: Option<&[u8]>,
+    method: &[u8],
+    path_and_query: &[&[u8]],
+    framing: OutFraming,
+    fwd: &Forwarding<'_>,
+    size_hint: usize,
+    out: &mut BytesMut,
+) where
+    I: Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+{
     let pq_len: usize = path_and_query.iter().map(|p| p.len()).sum();
     // Every field of the client head plus what is added comes to about this much;
     // reserving once keeps the writes below from reallocating.
-    out.reserve(head.raw.len() + pq_len + fwd.client_ip.len() + fwd.proto.len() + 128);
-    let original_authority = head.authority();
+    out.reserve(size_hint + pq_len + fwd.client_ip.len() + fwd.proto.len() + 128);
 
-    out.extend_from_slice(method.as_str().as_bytes());
+    out.extend_from_slice(method);
     out.extend_from_slice(b" ");
     for piece in path_and_query {
         out.extend_from_slice(piece);
@@ -131,9 +158,9 @@ pub fn write_upstream_request(
     let host = fwd.host_override.or(original_authority).unwrap_or(b"");
     write_field(b"Host", host, out);
 
-    let dropped = connection_names(head.header_pairs());
+    let dropped = connection_names(fields.clone());
     let mut has_xff = false;
-    for (name, value) in head.header_pairs() {
+    for (name, value) in fields.clone() {
         if is_hop_by_hop(name) || named_in(name, &dropped) {
             continue;
         }
@@ -148,7 +175,7 @@ pub fn write_upstream_request(
     // X-Forwarded-For: the client's list (all its lines, in order), then this hop.
     out.extend_from_slice(b"X-Forwarded-For: ");
     if has_xff {
-        for (name, value) in head.header_pairs() {
+        for (name, value) in fields {
             if name.eq_ignore_ascii_case(b"x-forwarded-for") && !named_in(name, &dropped) {
                 for element in list_elements(value) {
                     out.extend_from_slice(element);
@@ -179,9 +206,33 @@ pub fn write_downstream_response(
     out: &mut BytesMut,
 ) {
     out.reserve(head.raw.len() + 64);
-    write_status_line(head.status, head.reason(), out);
-    let dropped = connection_names(head.header_pairs());
-    for (name, value) in head.header_pairs() {
+    write_downstream_fields(
+        head.status,
+        head.reason(),
+        head.header_pairs(),
+        framing,
+        close,
+        keep_alive_http10,
+        out,
+    );
+}
+
+/// `write_downstream_response` for a status, reason and fields that do not come
+/// from a parsed head (a response that policies made or changed).
+pub fn write_downstream_fields<'f, I>(
+    status: u16,
+    reason: &[u8],
+    fields: I,
+    framing: OutFraming,
+    close: bool,
+    keep_alive_http10: bool,
+    out: &mut BytesMut,
+) where
+    I: Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+{
+    write_status_line(status, reason, out);
+    let dropped = connection_names(fields.clone());
+    for (name, value) in fields {
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"content-length")
             || named_in(name, &dropped)

@@ -26,7 +26,7 @@ impl Headers {
     }
 
     /// Every field, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 

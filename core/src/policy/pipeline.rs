@@ -122,6 +122,8 @@ pub struct Pipeline {
     waiting: Waiting,
     done: bool,
     forwarded: bool,
+    /// Where the pending `send-request` puts its response.
+    call_variable: Option<String>,
     /// Traces and one-way calls, for the connection to drain.
     pub side: SideEffects,
 }
@@ -137,6 +139,7 @@ impl Pipeline {
             waiting: Waiting::Nothing,
             done: false,
             forwarded: false,
+            call_variable: None,
             side: SideEffects::default(),
         };
         p.enter(SectionKind::Inbound);
@@ -319,12 +322,7 @@ impl Pipeline {
     }
 
     /// A `send-request` finished.
-    pub fn call_done(
-        &mut self,
-        ctx: &mut Context,
-        variable: Option<&str>,
-        result: Result<Response, Failure>,
-    ) {
+    pub fn call_done(&mut self, ctx: &mut Context, result: Result<Response, Failure>) {
         let Waiting::Call {
             origin,
             ignore_error,
@@ -332,6 +330,8 @@ impl Pipeline {
         else {
             return;
         };
+        let variable = self.call_variable.take();
+        let variable = variable.as_deref();
         self.waiting = Waiting::Nothing;
         match result {
             Ok(resp) => {
@@ -516,6 +516,7 @@ impl Pipeline {
                         origin: (0, 0),
                         ignore_error: s.ignore_error,
                     };
+                    self.call_variable = s.response_variable.clone();
                     return Ok(Some(Step::Call(req)));
                 }
             }

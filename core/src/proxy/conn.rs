@@ -17,15 +17,26 @@ use bytes::{Buf, BytesMut};
 
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
-use super::subscription::{find_key, INVALID_KEY, MISSING_KEY};
+use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
+use crate::policy::respond::TraceRecord;
+use crate::policy::send::CallRequest;
+use crate::policy::urlenc::decode;
+use policied::{Access, PolicyRun, Stage};
+
+mod policied;
 use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
-use crate::http::hop::{write_downstream_response, write_upstream_request, Forwarding, OutFraming};
+use crate::http::hop::{
+    write_downstream_response, write_upstream_fields, write_upstream_request, Forwarding,
+    OutFraming,
+};
 use crate::http::{BodyFraming, Limits, RequestHead, ResponseHead, Version};
 use crate::router::RouteOutcome;
 
+/// Most bytes of a body read in full for policies (request or response).
+const MAX_POLICY_BODY: usize = 16 * 1024 * 1024;
 /// Above this many pending output bytes a side stops being read (backpressure).
 const HIGH_WATER: usize = 64 * 1024;
 /// How long a connection waits for its next request before giving its buffers back.
@@ -47,6 +58,16 @@ pub enum Event {
         /// Whether the connection is clean and may be reused.
         reuse: bool,
     },
+    /// Make this HTTP call for a policy (`send-request`); answer with
+    /// `handle_call_done` unless `one_way` (`send-one-way-request`: nobody waits).
+    Call {
+        /// The call.
+        request: CallRequest,
+        /// Fire and forget.
+        one_way: bool,
+    },
+    /// A `trace` policy's record, for the log.
+    Trace(TraceRecord),
     /// Write what is pending for the client, then close the connection.
     CloseClient {
         /// The client may still be sending (an error cut its request short): close
@@ -61,13 +82,30 @@ pub enum Event {
 pub struct UpstreamTarget {
     config: Arc<CompiledConfig>,
     api: usize,
+    /// A backend a policy chose instead of the API's.
+    custom: Option<Arc<ServiceUrl>>,
 }
 
 impl UpstreamTarget {
     /// Scheme, host, port and pool key of the backend.
     pub fn service(&self) -> &ServiceUrl {
-        self.config.upstream(self.api)
+        match &self.custom {
+            Some(s) => s,
+            None => self.config.upstream(self.api),
+        }
     }
+}
+
+/// Whether the subscription key must be removed from the forwarded request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum KeyStrip {
+    /// No key to remove.
+    #[default]
+    None,
+    /// Drop the API's key header.
+    Header,
+    /// Send this query string (without `?`) instead of the client's.
+    Query(Vec<u8>),
 }
 
 /// Where and how a request is forwarded.
@@ -78,6 +116,8 @@ struct Forward {
     api_prefix_len: usize,
     /// How the request body is framed upstream.
     framing: OutFraming,
+    /// The subscription key to leave out.
+    strip: KeyStrip,
 }
 
 impl Forward {
@@ -92,7 +132,11 @@ impl Forward {
         } else {
             rest
         };
-        let (q_sep, q): (&[u8], &[u8]) = match head.query() {
+        let query = match &self.strip {
+            KeyStrip::Query(q) => Some(q.as_slice()).filter(|q| !q.is_empty()),
+            _ => head.query(),
+        };
+        let (q_sep, q): (&[u8], &[u8]) = match query {
             Some(q) => (b"?", q),
             None => (b"", b""),
         };
@@ -105,14 +149,25 @@ impl Forward {
                 Some(service.authority.as_bytes())
             },
         };
-        write_upstream_request(
-            head,
-            &head.method,
-            &[base, rest_or_root, q_sep, q],
-            self.framing,
-            &fwd,
-            out,
-        );
+        let pq: [&[u8]; 4] = [base, rest_or_root, q_sep, q];
+        if self.strip == KeyStrip::Header {
+            let key = api.subscription_key_parameter_names.header.as_bytes();
+            let fields = head
+                .header_pairs()
+                .filter(move |(n, _)| !n.eq_ignore_ascii_case(key));
+            write_upstream_fields(
+                fields,
+                head.authority(),
+                head.method.as_str().as_bytes(),
+                &pq,
+                self.framing,
+                &fwd,
+                head.raw.len(),
+                out,
+            );
+        } else {
+            write_upstream_request(head, &head.method, &pq, self.framing, &fwd, out);
+        }
     }
 }
 
@@ -144,6 +199,8 @@ enum DeadlineKind {
     Response,
     /// Streaming a body in either direction.
     BodyIdle,
+    /// A policy (`retry`, `wait`) waits until then.
+    PolicySleep,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -170,6 +227,17 @@ enum Upstream {
 enum Response {
     /// Waiting for the backend's response head.
     AwaitingHead,
+    /// Reading the whole body for policies (`context.Response.Body`).
+    Collect { decoder: BodyDecoder, buf: BytesMut },
+    /// The head is in `context.Response`; the body waits in the backend
+    /// connection until outbound policies finish.
+    Held {
+        decoder: BodyDecoder,
+        /// The backend's framing, for the client's.
+        head_framing: BodyFraming,
+        /// The backend declared a Content-Length on a bodiless response.
+        declared: Option<u64>,
+    },
     /// Streaming the body to the client.
     Body {
         decoder: BodyDecoder,
@@ -200,6 +268,8 @@ struct Exchange {
     response_timeout: Duration,
     /// Close the client connection after this exchange.
     close: bool,
+    /// Policies of this request, when it has any.
+    policy: Option<Box<PolicyRun>>,
 }
 
 /// The proxy state machine of one client connection.
@@ -269,6 +339,9 @@ impl ProxyConn {
             Phase::Head { .. } => true,
             Phase::Closed => false,
             Phase::Exchange => match &self.exchange {
+                Some(ex) if ex.collecting_request() => {
+                    self.client_in.len() < self.settings.limits.max_head_bytes.max(HIGH_WATER)
+                }
                 Some(ex) if ex.req_body.is_some() => {
                     matches!(ex.upstream, Upstream::Connected { .. })
                         && self.upstream_out.len() < HIGH_WATER
@@ -286,7 +359,7 @@ impl ProxyConn {
             Some(ex) => {
                 matches!(ex.upstream, Upstream::Connected { .. })
                     && !ex.upstream_eof
-                    && !matches!(ex.response, Response::Done)
+                    && !matches!(ex.response, Response::Done | Response::Held { .. })
                     && self.client_out.len() < HIGH_WATER
             }
             None => false,
@@ -445,6 +518,9 @@ impl ProxyConn {
             DeadlineKind::Connect | DeadlineKind::Response => {
                 self.fail_exchange(504, now);
             }
+            DeadlineKind::PolicySleep => {
+                self.policy_sleep_done(now);
+            }
             DeadlineKind::BodyIdle => {
                 let client_stalled = self
                     .exchange
@@ -602,36 +678,79 @@ impl ProxyConn {
             // An API not offered over this scheme does not exist on it, as in APIM.
             return self.answer_locally(404, close_if_local, now);
         }
+        let mut access = Access::default();
         if api.subscription_required {
-            let check = find_key(&head, &api.subscription_key_parameter_names)
-                .map(|key| config.check_key(api_idx, key));
+            let names = &api.subscription_key_parameter_names;
+            let found = find_key(&head, names);
+            let check = found.map(|(key, _)| config.check_key(api_idx, key));
             let denied = match check {
-                None => Some(MISSING_KEY),
+                None => match config.open_product(api_idx) {
+                    // An open product lets its APIs be called without a key.
+                    Some(p) => {
+                        access.product = Some(p);
+                        None
+                    }
+                    None => Some(MISSING_KEY),
+                },
                 Some(KeyCheck::Invalid) => Some(INVALID_KEY),
-                Some(KeyCheck::Valid { .. }) => None,
+                Some(KeyCheck::Valid {
+                    subscription,
+                    product,
+                }) => {
+                    access.subscription = Some(subscription);
+                    access.product = product;
+                    None
+                }
             };
             if let Some(msg) = denied {
                 write_error_message(401, msg, close_if_local, &mut self.client_out);
                 return self.next_or_close(close_if_local, now);
             }
+            if let Some((key, place)) = found {
+                access.key = Some(String::from_utf8_lossy(key).into_owned());
+                access.strip = match place {
+                    KeyPlace::Header => KeyStrip::Header,
+                    KeyPlace::Query => KeyStrip::Query(query_without(
+                        head.query().unwrap_or(b""),
+                        names.query.as_bytes(),
+                    )),
+                };
+            }
         }
-        let req_framing = match head.framing {
-            // An explicit `Content-Length: 0` (a POST without a body) is kept: some
-            // servers answer 411 without it.
-            BodyFraming::Empty if head.header("content-length").is_some() => OutFraming::Length(0),
-            BodyFraming::Empty => OutFraming::None,
-            BodyFraming::Length(n) => OutFraming::Length(n),
-            _ => OutFraming::Chunked,
-        };
+        let op_idx = m.operation as usize;
+        if !config.policy_free(api_idx, op_idx) {
+            let params: Vec<(String, String)> = m
+                .params
+                .iter()
+                .map(|c| {
+                    let raw = String::from_utf8_lossy(&path[c.start..c.end]);
+                    (c.name.to_string(), decode(&raw, false))
+                })
+                .collect();
+            let prefix = m.api_prefix_len;
+            return self.start_policy_request(
+                head,
+                config.clone(),
+                api_idx,
+                op_idx,
+                prefix,
+                params,
+                access,
+                now,
+            );
+        }
+        let req_framing = request_framing(&head);
         self.upstream_out.clear();
         let target = UpstreamTarget {
             config: config.clone(),
             api: api_idx,
+            custom: None,
         };
         let forward = Forward {
             target,
             api_prefix_len: m.api_prefix_len,
             framing: req_framing,
+            strip: access.strip,
         };
         forward.write_head(
             &head,
@@ -664,6 +783,7 @@ impl ProxyConn {
             response: Response::AwaitingHead,
             response_timeout: Duration::from_secs(u64::from(api.timeout_seconds)),
             close,
+            policy: None,
         });
         self.phase = Phase::Exchange;
         self.events.push_back(Event::ConnectUpstream {
@@ -697,6 +817,14 @@ impl ProxyConn {
             self.phase = Phase::Head { started: false };
             return true;
         };
+        if let Some(run) = &ex.policy {
+            match run.stage {
+                Stage::CollectRequest => return self.collect_request(now),
+                Stage::Running => return self.drive_pipeline(now),
+                Stage::Forwarding => {}
+                Stage::AwaitCall | Stage::AwaitSleep => return false,
+            }
+        }
         if !matches!(ex.upstream, Upstream::Connected { .. }) {
             return false;
         }
@@ -755,6 +883,10 @@ impl ProxyConn {
                             // Interim responses (103 and a stray 100) are not relayed.
                             continue;
                         }
+                        Ok(Some(head)) if ex.policy.is_some() => {
+                            ex.retry_allowed = false;
+                            return self.policy_response_head(head, now);
+                        }
                         Ok(Some(head)) => {
                             ex.retry_allowed = false;
                             ex.upstream_keep_alive = head.keep_alive;
@@ -799,6 +931,26 @@ impl ProxyConn {
                         Err(_) => return self.fail_exchange(502, now),
                     }
                 }
+                Response::Collect { decoder, buf } => {
+                    let step = match decoder.decode(&mut self.upstream_in) {
+                        Ok(None) if ex.upstream_eof => decoder.finish_on_eof().map(Some),
+                        other => other,
+                    };
+                    match step {
+                        Ok(Some(BodyEvent::Data(data))) => {
+                            if buf.len() + data.len() > MAX_POLICY_BODY {
+                                return self.fail_exchange(502, now);
+                            }
+                            buf.extend_from_slice(&data);
+                        }
+                        Ok(Some(BodyEvent::End { .. })) => {
+                            return self.policy_response_collected(now);
+                        }
+                        Ok(None) => return false,
+                        Err(_) => return self.fail_exchange(502, now),
+                    }
+                }
+                Response::Held { .. } => return false,
                 Response::Body { decoder, framing } => {
                     if self.client_out.len() >= HIGH_WATER {
                         return false;
@@ -846,10 +998,13 @@ impl ProxyConn {
             && !ex.upstream_eof
             && self.upstream_out.is_empty();
         let close = ex.close || !request_done || self.draining;
+        let held = ex.upstream != Upstream::Released;
         self.exchange = None;
         self.upstream_in.clear();
         self.upstream_out.clear();
-        self.events.push_back(Event::ReleaseUpstream { reuse });
+        if held {
+            self.events.push_back(Event::ReleaseUpstream { reuse });
+        }
         self.next_or_close(close, now)
     }
 
@@ -868,12 +1023,21 @@ impl ProxyConn {
         ex.upstream = Upstream::Connecting;
         ex.upstream_eof = false;
         self.upstream_out.clear();
-        ex.forward.write_head(
-            &ex.head,
-            &self.client_ip,
-            self.settings.proto,
-            &mut self.upstream_out,
-        );
+        match &ex.policy {
+            Some(run) => run.write_upstream(
+                &ex.forward,
+                &ex.head,
+                &self.client_ip,
+                self.settings.proto,
+                &mut self.upstream_out,
+            ),
+            None => ex.forward.write_head(
+                &ex.head,
+                &self.client_ip,
+                self.settings.proto,
+                &mut self.upstream_out,
+            ),
+        }
         self.events
             .push_back(Event::ReleaseUpstream { reuse: false });
         self.events.push_back(Event::ConnectUpstream {
@@ -886,6 +1050,9 @@ impl ProxyConn {
 
     /// Ends the exchange with an error: a status if nothing was sent yet, else a close.
     fn fail_exchange(&mut self, status: u16, now: Instant) -> bool {
+        if self.policy_can_handle_failure() {
+            return self.policy_forward_failed(status, now);
+        }
         let Some(ex) = self.exchange.take() else {
             return true;
         };
@@ -940,6 +1107,18 @@ impl ProxyConn {
     }
 }
 
+/// How a client request's body is framed towards the backend.
+fn request_framing(head: &RequestHead) -> OutFraming {
+    match head.framing {
+        // An explicit `Content-Length: 0` (a POST without a body) is kept: some
+        // servers answer 411 without it.
+        BodyFraming::Empty if head.header("content-length").is_some() => OutFraming::Length(0),
+        BodyFraming::Empty => OutFraming::None,
+        BodyFraming::Length(n) => OutFraming::Length(n),
+        _ => OutFraming::Chunked,
+    }
+}
+
 /// Appends body bytes as the outgoing framing wants them (a chunk, or as they are).
 fn write_body_data(framing: OutFraming, data: &[u8], out: &mut BytesMut) {
     if framing == OutFraming::Chunked {
@@ -953,20 +1132,31 @@ fn write_body_data(framing: OutFraming, data: &[u8], out: &mut BytesMut) {
 
 /// How to frame the response body towards the client.
 fn client_framing(head: &ResponseHead, method: &http::Method, client: Version) -> OutFraming {
-    match head.framing {
+    let declared = head
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    client_framing_parts(head.framing, declared, head.status, method, client)
+}
+
+/// `client_framing` from the backend's framing, declared length and status.
+fn client_framing_parts(
+    framing: BodyFraming,
+    declared: Option<u64>,
+    status: u16,
+    method: &http::Method,
+    client: Version,
+) -> OutFraming {
+    match framing {
         BodyFraming::Length(n) => OutFraming::Length(n),
         BodyFraming::Chunked | BodyFraming::CloseDelimited => match client {
             Version::Http11 => OutFraming::Chunked,
             Version::Http10 => OutFraming::Close,
         },
         BodyFraming::Empty => {
-            let declared = head
-                .header("content-length")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if head.status == 204 || head.status < 200 {
+            if status == 204 || status < 200 {
                 OutFraming::None
-            } else if *method == http::Method::HEAD || head.status == 304 {
+            } else if *method == http::Method::HEAD || status == 304 {
                 // No body follows, but the length the backend declared is kept.
                 declared.map_or(OutFraming::None, OutFraming::Length)
             } else {

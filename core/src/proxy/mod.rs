@@ -6,4 +6,4 @@ pub mod settings;
 pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
-pub use settings::{ConfigSource, ConnSettings, Timeouts};
+pub use settings::{ConfigSource, ConnSettings, PolicyEnv, Timeouts};

@@ -49,6 +49,8 @@ pub struct ConnSettings {
     pub proto: &'static str,
     /// Where the configuration comes from.
     pub config: Arc<dyn ConfigSource>,
+    /// Identity, time and ids for policies.
+    pub policy: PolicyEnv,
 }
 
 impl std::fmt::Debug for ConnSettings {
@@ -59,4 +61,83 @@ impl std::fmt::Debug for ConnSettings {
             .field("proto", &self.proto)
             .finish_non_exhaustive()
     }
+}
+
+/// What policies need from the gateway besides the configuration: its identity,
+/// wall-clock time and request ids, all derived from inputs.
+#[derive(Debug)]
+pub struct PolicyEnv {
+    /// `context.Deployment.GatewayId`.
+    pub gateway_id: Arc<str>,
+    /// `context.Deployment.Region`.
+    pub region: Arc<str>,
+    /// A monotonic instant and the Unix time in milliseconds at that instant, so
+    /// `DateTime.UtcNow` is computed from `now` without reading a clock.
+    pub wall_anchor: Option<(std::time::Instant, i64)>,
+    /// Seed of request ids (the adapter picks it at random at start).
+    pub id_seed: u64,
+    ids: std::sync::atomic::AtomicU64,
+}
+
+impl Default for PolicyEnv {
+    fn default() -> Self {
+        PolicyEnv::new("portcullis".into(), None, 0)
+    }
+}
+
+impl PolicyEnv {
+    /// An environment for gateway `gateway_id`.
+    pub fn new(
+        gateway_id: Arc<str>,
+        wall_anchor: Option<(std::time::Instant, i64)>,
+        id_seed: u64,
+    ) -> Self {
+        PolicyEnv {
+            gateway_id,
+            region: "".into(),
+            wall_anchor,
+            id_seed,
+            ids: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Unix time in milliseconds at `now`.
+    pub fn unix_ms(&self, now: std::time::Instant) -> i64 {
+        match self.wall_anchor {
+            Some((at, ms)) => {
+                if now >= at {
+                    ms.saturating_add(
+                        i64::try_from(now.duration_since(at).as_millis()).unwrap_or(i64::MAX),
+                    )
+                } else {
+                    ms.saturating_sub(
+                        i64::try_from(at.duration_since(now).as_millis()).unwrap_or(i64::MAX),
+                    )
+                }
+            }
+            None => 0,
+        }
+    }
+
+    /// A new request id, formatted as a GUID and unique within this gateway run.
+    pub fn next_request_id(&self) -> String {
+        let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let a = splitmix64(self.id_seed ^ n);
+        let b = splitmix64(a ^ n.rotate_left(32));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0x0fff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -8,15 +8,24 @@ pub const MISSING_KEY: &str = "Access denied due to missing subscription key. Ma
 /// APIM's message when the key is unknown, inactive or not valid for the API.
 pub const INVALID_KEY: &str = "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
 
+/// Where the key was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPlace {
+    /// In the API's key header.
+    Header,
+    /// In the API's key query parameter.
+    Query,
+}
+
 /// The subscription key in the request: the header named in `names`, else the query
 /// parameter. An empty value counts as no key, as in APIM.
 pub fn find_key<'h>(
     head: &'h RequestHead,
     names: &SubscriptionKeyParameterNames,
-) -> Option<&'h [u8]> {
+) -> Option<(&'h [u8], KeyPlace)> {
     if let Some(v) = head.header(&names.header) {
         if !v.is_empty() {
-            return Some(v);
+            return Some((v, KeyPlace::Header));
         }
     }
     let query = head.query()?;
@@ -27,6 +36,23 @@ pub fn find_key<'h>(
             (&pair[..eq] == names.query.as_bytes()).then(|| &pair[eq + 1..])
         })
         .find(|v| !v.is_empty())
+        .map(|v| (v, KeyPlace::Query))
+}
+
+/// The query string without parameter `name` (APIM does not forward the key).
+pub fn query_without(query: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(query.len());
+    for pair in query.split(|&b| b == b'&') {
+        let key = pair.split(|&b| b == b'=').next().unwrap_or(pair);
+        if key == name || pair.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        out.extend_from_slice(pair);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -48,9 +74,17 @@ mod tests {
         let h = head(
             "GET /a?subscription-key=q HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: h\r\n\r\n",
         );
-        assert_eq!(find_key(&h, &names), Some(&b"h"[..]));
+        assert_eq!(find_key(&h, &names), Some((&b"h"[..], KeyPlace::Header)));
         let h = head("GET /a?x=1&subscription-key=q HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(find_key(&h, &names), Some(&b"q"[..]));
+        assert_eq!(find_key(&h, &names), Some((&b"q"[..], KeyPlace::Query)));
+        assert_eq!(
+            query_without(b"x=1&subscription-key=q&y", b"subscription-key"),
+            b"x=1&y"
+        );
+        assert_eq!(
+            query_without(b"subscription-key=q", b"subscription-key"),
+            b""
+        );
         let h = head("GET /a?subscription-keyX=q HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(find_key(&h, &names), None);
         let h = head("GET /a HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key:\r\n\r\n");
@@ -64,6 +98,6 @@ mod tests {
             query: "k".into(),
         };
         let h = head("GET /a?k=abc HTTP/1.1\r\nHost: x\r\nx-key: def\r\n\r\n");
-        assert_eq!(find_key(&h, &names), Some(&b"def"[..]));
+        assert_eq!(find_key(&h, &names), Some((&b"def"[..], KeyPlace::Header)));
     }
 }

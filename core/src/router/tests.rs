@@ -26,8 +26,10 @@ fn api(id: &str, path: &str, hostnames: &[&str], ops: &[(&str, &str)]) -> Api {
                 description: String::new(),
                 method: (*method).to_owned(),
                 url_template: (*template).to_owned(),
+                policy: None,
             })
             .collect(),
+        policy: None,
     }
 }
 
