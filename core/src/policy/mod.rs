@@ -9,6 +9,7 @@ pub mod context;
 pub mod counters;
 pub mod error;
 pub mod ip_filter;
+pub mod jwt;
 pub mod lru;
 pub mod param;
 pub mod pipeline;
