@@ -3,9 +3,11 @@
 
 pub mod actions;
 pub mod attrs;
+pub mod cache_store;
 pub mod compile;
 pub mod concurrency;
 pub mod context;
+pub mod cors;
 pub mod counters;
 pub mod error;
 pub mod ip_filter;
@@ -17,6 +19,7 @@ pub mod program;
 pub mod quota;
 pub mod rate_limit;
 pub mod respond;
+pub mod response_cache;
 pub mod send;
 pub mod transform;
 pub mod urlenc;
