@@ -1,11 +1,17 @@
 //! The leaf policies: what each one is after compilation, and which element
 //! names exist at all.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::attrs;
+use super::concurrency::LimitConcurrency;
 use super::error::PolicyError;
+use super::ip_filter::IpFilter;
+use super::jwt::ValidateJwt;
 use super::program::SectionKind;
+use super::quota::{Quota, QuotaByKey};
+use super::rate_limit::{RateLimit, RateLimitByKey};
 use super::respond::{CheckHeader, MockResponse, ReturnResponse, SetStatus, Trace};
 use super::send::SendRequest;
 use super::transform::{
@@ -110,6 +116,20 @@ pub enum Action {
     Forward(ForwardSpec),
     /// `send-request` / `send-one-way-request`.
     Send(SendRequest),
+    /// `ip-filter`.
+    IpFilter(IpFilter),
+    /// `rate-limit`.
+    RateLimit(Arc<RateLimit>),
+    /// `rate-limit-by-key`.
+    RateLimitByKey(Arc<RateLimitByKey>),
+    /// `quota`.
+    Quota(Arc<Quota>),
+    /// `quota-by-key`.
+    QuotaByKey(Arc<QuotaByKey>),
+    /// `validate-jwt`.
+    ValidateJwt(Box<ValidateJwt>),
+    /// Entering a `limit-concurrency` block (slot numbers the block).
+    LimitConcurrency(LimitConcurrency, u16),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -190,6 +210,30 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             Action::Forward(ForwardSpec::compile(el)?)
         }
         "send-request" | "send-one-way-request" => Action::Send(SendRequest::compile(el)?),
+        "ip-filter" => {
+            only_in(&[Inbound])?;
+            Action::IpFilter(IpFilter::from_element(el)?)
+        }
+        "rate-limit" => {
+            only_in(&[Inbound])?;
+            Action::RateLimit(Arc::new(RateLimit::from_element(el)?))
+        }
+        "rate-limit-by-key" => {
+            only_in(&[Inbound])?;
+            Action::RateLimitByKey(Arc::new(RateLimitByKey::from_element(el)?))
+        }
+        "quota" => {
+            only_in(&[Inbound])?;
+            Action::Quota(Arc::new(Quota::from_element(el)?))
+        }
+        "quota-by-key" => {
+            only_in(&[Inbound])?;
+            Action::QuotaByKey(Arc::new(QuotaByKey::from_element(el)?))
+        }
+        "validate-jwt" => {
+            only_in(&[Inbound])?;
+            Action::ValidateJwt(Box::new(ValidateJwt::from_element(el)?))
+        }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(
                 el,

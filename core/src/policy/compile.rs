@@ -287,6 +287,17 @@ impl Builder<'_, '_> {
                 }
                 self.block(el, section, false, path, ops)?;
             }
+            "limit-concurrency" => {
+                let spec = super::concurrency::LimitConcurrency::from_element(el)?;
+                let slot = self.next_slot(el)?;
+                let origin = self.origin(el, path);
+                ops.push(Op::Act(
+                    Box::new(Action::LimitConcurrency(spec, slot)),
+                    origin,
+                ));
+                self.block(el, section, false, path, ops)?;
+                ops.push(Op::ReleaseConcurrency(slot));
+            }
             "include-fragment" => {
                 attrs::only(el, &["fragment-id"])?;
                 let id = attrs::required(el, "fragment-id")?.trim().to_string();

@@ -13,11 +13,17 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use super::actions::{Action, ForwardSpec};
+use super::concurrency::{self, ConcurrencyPermit};
 use super::context::{Context, LastError, Response};
 use super::error::Failure;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
+use super::quota::{
+    add_bytes, check_and_count_call, QuotaByKey, QuotaCounter, QuotaOutcome, ResolvedQuotaKey,
+};
+use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedRateKey};
 use super::respond::{json_error, TraceRecord};
 use super::send::CallRequest;
+use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
 use crate::config::ServiceUrl;
 use crate::expr::Value;
@@ -105,8 +111,10 @@ pub struct SideEffects {
 
 /// Read-only facts the policies need besides the context.
 pub struct Env<'a> {
-    /// Now (for timers).
+    /// Now (for timers and rate windows).
     pub now: Instant,
+    /// Shared counters and key sets.
+    pub state: &'a PolicyState,
     /// Backends by id, for `set-backend-service backend-id`.
     pub backend: &'a dyn Fn(&str) -> Option<&'a ServiceUrl>,
 }
@@ -124,6 +132,14 @@ pub struct Pipeline {
     forwarded: bool,
     /// Where the pending `send-request` puts its response.
     call_variable: Option<String>,
+    /// Counting that waits for the response (increment conditions, bandwidth).
+    deferred: Vec<Deferred>,
+    /// `finish` ran.
+    finished: bool,
+    /// Headers rate limits add to the client's response.
+    extra_headers: Vec<(String, String)>,
+    /// `limit-concurrency` slots held: (level, slot, permit).
+    permits: SmallVec<[(u8, u16, ConcurrencyPermit); 1]>,
     /// Traces and one-way calls, for the connection to drain.
     pub side: SideEffects,
 }
@@ -140,6 +156,10 @@ impl Pipeline {
             done: false,
             forwarded: false,
             call_variable: None,
+            deferred: Vec::new(),
+            finished: false,
+            extra_headers: Vec::new(),
+            permits: SmallVec::new(),
             side: SideEffects::default(),
         };
         p.enter(SectionKind::Inbound);
@@ -158,6 +178,15 @@ impl Pipeline {
 
     /// Runs policies until the next step.
     pub fn run(&mut self, ctx: &mut Context, env: &Env<'_>) -> Step {
+        let step = self.run_inner(ctx, env);
+        if matches!(step, Step::Respond) && !self.finished {
+            self.finished = true;
+            self.finish(ctx, env.state, env.now);
+        }
+        step
+    }
+
+    fn run_inner(&mut self, ctx: &mut Context, env: &Env<'_>) -> Step {
         if self.done {
             return Step::Respond;
         }
@@ -266,8 +295,10 @@ impl Pipeline {
                         None => self.retries.retain(|(l, s, _)| !(*l == level && s == slot)),
                     }
                 }
-                Op::ReleaseConcurrency(_) => {}
-                Op::Act(action, origin) => match self.act(action, ctx, env) {
+                Op::ReleaseConcurrency(slot) => {
+                    self.permits.retain(|(l, s, _)| !(*l == level && s == slot));
+                }
+                Op::Act(action, origin) => match self.act(action, ctx, env, level) {
                     Ok(None) => {}
                     Ok(Some(step)) => {
                         if let Step::Call(_) = step {
@@ -449,6 +480,7 @@ impl Pipeline {
         action: &Action,
         ctx: &mut Context,
         env: &Env<'_>,
+        level: u8,
     ) -> Result<Option<Step>, Failure> {
         match action {
             Action::SetHeader(a) => a.run(ctx)?,
@@ -520,8 +552,123 @@ impl Pipeline {
                     return Ok(Some(Step::Call(req)));
                 }
             }
+            Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
+            Action::RateLimit(r) => {
+                let scope = scope_key(level, ctx);
+                let sub = subscription_id(ctx);
+                let counters = r.counters(&scope, &sub, &ctx.fixed.api, &ctx.fixed.operation);
+                let outcome = r.apply(&env.state.rates, &counters, env.now);
+                self.rate_outputs(&r.outputs, &outcome, ctx);
+                if let RateOutcome::Limited { .. } = outcome {
+                    return Err(r.failure(&outcome));
+                }
+            }
+            Action::RateLimitByKey(r) => {
+                let resolved = r.resolve(ctx)?;
+                let outcome = r.check(&env.state.rates, &resolved, env.now);
+                self.rate_outputs(&r.outputs, &outcome, ctx);
+                if let RateOutcome::Limited { .. } = outcome {
+                    return Err(r.failure(&outcome));
+                }
+                if r.defers_increment() {
+                    self.deferred.push(Deferred::Rate(r.clone(), resolved));
+                }
+            }
+            Action::Quota(q) => {
+                let scope = scope_key(level, ctx);
+                let sub = subscription_id(ctx);
+                let counters = q.counters(&scope, &sub, None, &ctx.fixed.api, &ctx.fixed.operation);
+                let outcome = check_and_count_call(&env.state.quotas, &counters, now_unix(ctx));
+                if let QuotaOutcome::Exceeded { .. } = outcome {
+                    return Err(q.failure(&outcome));
+                }
+                self.deferred.push(Deferred::QuotaBytes(counters));
+            }
+            Action::QuotaByKey(q) => {
+                let resolved = q.resolve(ctx)?;
+                let outcome = q.check(&env.state.quotas, &resolved, now_unix(ctx));
+                if let QuotaOutcome::Exceeded { .. } = outcome {
+                    return Err(q.failure(&outcome));
+                }
+                self.deferred
+                    .push(Deferred::QuotaByKey(q.clone(), resolved));
+            }
+            Action::ValidateJwt(v) => {
+                let jwt = v.validate(ctx, &env.state.key_sets, now_unix(ctx))?;
+                if let Some(name) = &v.output_token_variable_name {
+                    let value = serde_json::Value::Object(jwt.claims);
+                    ctx.variables
+                        .insert(name.clone(), Value::Json(Arc::new(value)));
+                }
+            }
+            Action::LimitConcurrency(spec, slot) => {
+                let key = spec.resolve_key(ctx)?;
+                match env
+                    .state
+                    .concurrency
+                    .try_acquire_owned(&key, spec.max_count)
+                {
+                    Some(permit) => self.permits.push((level, *slot, permit)),
+                    None => return Err(concurrency::failure()),
+                }
+            }
         }
         Ok(None)
+    }
+
+    /// Sets the variables and remembers the headers a rate limit reports.
+    fn rate_outputs(
+        &mut self,
+        outputs: &RateLimitOutputs,
+        outcome: &RateOutcome,
+        ctx: &mut Context,
+    ) {
+        for (name, value) in outputs.variables(outcome) {
+            ctx.variables.insert(name, value);
+        }
+        self.extra_headers.extend(outputs.response_headers(outcome));
+    }
+
+    /// Work after the response is decided: rate-limit headers on it, deferred
+    /// counting, concurrency slots given back.
+    fn finish(&mut self, ctx: &mut Context, state: &PolicyState, now: Instant) {
+        if let Some(resp) = ctx.response.as_mut() {
+            for (n, v) in self.extra_headers.drain(..) {
+                resp.headers.set(&n, v);
+            }
+        }
+        self.permits.clear();
+        let now_unix = now_unix(ctx);
+        let bytes = ctx.request.body.as_ref().map_or(0, |b| b.len() as u64)
+            + ctx
+                .response
+                .as_ref()
+                .and_then(|r| {
+                    r.body.as_ref().map(|b| b.len() as u64).or_else(|| {
+                        r.headers
+                            .get("content-length")
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                })
+                .unwrap_or(0);
+        for d in std::mem::take(&mut self.deferred) {
+            match d {
+                Deferred::Rate(r, resolved) => {
+                    if r.should_increment(ctx).unwrap_or(false) {
+                        r.increment(&state.rates, &resolved, now);
+                    }
+                }
+                Deferred::QuotaBytes(counters) => {
+                    add_bytes(&state.quotas, &counters, bytes, now_unix)
+                }
+                Deferred::QuotaByKey(q, resolved) => {
+                    if q.defers_increment() && q.should_increment(ctx).unwrap_or(false) {
+                        q.increment(&state.quotas, &resolved, now_unix);
+                    }
+                    q.add_bytes(&state.quotas, &resolved, bytes, now_unix);
+                }
+            }
+        }
     }
 
     /// Records the failure and moves to `on-error`; returns a step if the
@@ -586,6 +733,46 @@ impl Pipeline {
         self.abort(ctx, "InternalError", message);
         Step::Respond
     }
+}
+
+/// Counting that happens once the response is known.
+#[derive(Debug)]
+enum Deferred {
+    /// `rate-limit-by-key` with an `increment-condition` or computed count.
+    Rate(Arc<RateLimitByKey>, ResolvedRateKey),
+    /// `quota` bandwidth.
+    QuotaBytes(Vec<QuotaCounter>),
+    /// `quota-by-key`: conditional calls and bandwidth.
+    QuotaByKey(Arc<QuotaByKey>, ResolvedQuotaKey),
+}
+
+/// Which policy document a counter belongs to, so the same subscription under
+/// two documents keeps two counters.
+fn scope_key(level: u8, ctx: &Context) -> String {
+    let f = &ctx.fixed;
+    match level {
+        0 => "global".to_string(),
+        1 => format!(
+            "product:{}",
+            f.product.as_ref().map_or("", |p| p.id.as_str())
+        ),
+        2 => format!("api:{}", f.api.id),
+        _ => format!("operation:{}:{}", f.api.id, f.operation.id),
+    }
+}
+
+/// The subscription a `rate-limit`/`quota` counts for; requests without one
+/// (open APIs) share one counter, keyed by the empty id.
+fn subscription_id(ctx: &Context) -> String {
+    ctx.fixed
+        .subscription
+        .as_ref()
+        .map_or_else(String::new, |s| s.id.clone())
+}
+
+/// Unix seconds from the context's clock input.
+fn now_unix(ctx: &Context) -> i64 {
+    ctx.now_unix_ms.div_euclid(1000)
 }
 
 /// C#-like truth of a condition's value (only `true` is true).

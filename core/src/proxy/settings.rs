@@ -76,6 +76,8 @@ pub struct PolicyEnv {
     pub wall_anchor: Option<(std::time::Instant, i64)>,
     /// Seed of request ids (the adapter picks it at random at start).
     pub id_seed: u64,
+    /// Counters and key sets shared by every connection of the gateway.
+    pub state: Arc<crate::policy::state::PolicyState>,
     ids: std::sync::atomic::AtomicU64,
 }
 
@@ -97,6 +99,9 @@ impl PolicyEnv {
             region: "".into(),
             wall_anchor,
             id_seed,
+            state: Arc::new(crate::policy::state::PolicyState::new(
+                u128::from(id_seed) << 64 | u128::from(!id_seed),
+            )),
             ids: std::sync::atomic::AtomicU64::new(0),
         }
     }

@@ -277,6 +277,7 @@ impl ProxyConn {
         let backend = |id: &str| config.backend_url(id);
         let env = Env {
             now,
+            state: &self.settings.policy.state,
             backend: &backend,
         };
         let step = run.pipeline.run(&mut run.ctx, &env);
