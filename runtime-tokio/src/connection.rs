@@ -66,6 +66,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let ip = peer.ip().to_string();
+    let state = settings.policy.state.clone();
     let mut conn = ProxyConn::new(settings, &ip, now());
     let mut upstream: Option<UpstreamConn> = None;
     let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
@@ -139,6 +140,18 @@ pub(crate) async fn serve(
                     });
                     conn.handle_call_done(result, now());
                 }
+                Event::CacheGet { key } => {
+                    let found = state.cache.get(&key, now());
+                    conn.handle_cache_done(found, now());
+                }
+                Event::CacheWrite { key, value, ttl } => match value {
+                    Some(v) => {
+                        state.cache.put(&key, v, ttl, now());
+                    }
+                    None => {
+                        state.cache.remove(&key);
+                    }
+                },
                 Event::Trace(t) => match t.severity.as_str() {
                     "error" => {
                         tracing::error!(source = %t.source, metadata = ?t.metadata, "{}", t.message)

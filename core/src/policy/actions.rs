@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::attrs;
 use super::concurrency::LimitConcurrency;
+use super::cors::Cors;
 use super::error::PolicyError;
 use super::ip_filter::IpFilter;
 use super::jwt::ValidateJwt;
@@ -13,6 +14,9 @@ use super::program::SectionKind;
 use super::quota::{Quota, QuotaByKey};
 use super::rate_limit::{RateLimit, RateLimitByKey};
 use super::respond::{CheckHeader, MockResponse, ReturnResponse, SetStatus, Trace};
+use super::response_cache::{
+    CacheLookup, CacheLookupValue, CacheRemoveValue, CacheStorePolicy, CacheStoreValue,
+};
 use super::send::SendRequest;
 use super::transform::{
     AuthenticationBasic, FindAndReplace, RewriteUri, SetBackendService, SetBody, SetHeader,
@@ -130,6 +134,18 @@ pub enum Action {
     ValidateJwt(Box<ValidateJwt>),
     /// Entering a `limit-concurrency` block (slot numbers the block).
     LimitConcurrency(LimitConcurrency, u16),
+    /// `cors`.
+    Cors(Box<Cors>),
+    /// `cache-lookup`.
+    CacheLookup(Arc<CacheLookup>),
+    /// `cache-store`.
+    CacheStore(CacheStorePolicy),
+    /// `cache-lookup-value`.
+    CacheLookupValue(CacheLookupValue),
+    /// `cache-store-value`.
+    CacheStoreValue(CacheStoreValue),
+    /// `cache-remove-value`.
+    CacheRemoveValue(CacheRemoveValue),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -230,6 +246,21 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             only_in(&[Inbound])?;
             Action::QuotaByKey(Arc::new(QuotaByKey::from_element(el)?))
         }
+        "cors" => {
+            only_in(&[Inbound])?;
+            Action::Cors(Box::new(Cors::from_element(el)?))
+        }
+        "cache-lookup" => {
+            only_in(&[Inbound])?;
+            Action::CacheLookup(Arc::new(CacheLookup::from_element(el)?))
+        }
+        "cache-store" => {
+            only_in(&[Outbound])?;
+            Action::CacheStore(CacheStorePolicy::from_element(el)?)
+        }
+        "cache-lookup-value" => Action::CacheLookupValue(CacheLookupValue::from_element(el)?),
+        "cache-store-value" => Action::CacheStoreValue(CacheStoreValue::from_element(el)?),
+        "cache-remove-value" => Action::CacheRemoveValue(CacheRemoveValue::from_element(el)?),
         "validate-jwt" => {
             only_in(&[Inbound])?;
             Action::ValidateJwt(Box::new(ValidateJwt::from_element(el)?))

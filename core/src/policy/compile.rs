@@ -410,6 +410,10 @@ impl Builder<'_, '_> {
     fn note_needs(&mut self, el: &Element, action: &Action, section: SectionKind) {
         let on_request = matches!(section, SectionKind::Inbound | SectionKind::Backend);
         let structural = matches!(action, Action::SetBody(_) | Action::FindAndReplace(_));
+        if matches!(action, Action::CacheStore(_)) {
+            // A stored response needs its body.
+            self.needs.response_body = true;
+        }
         let text = element_text(el);
         if on_request && (structural || text.contains("Request.Body")) {
             self.needs.request_body = true;

@@ -15,6 +15,7 @@ use smallvec::SmallVec;
 use super::actions::{Action, ForwardSpec};
 use super::concurrency::{self, ConcurrencyPermit};
 use super::context::{Context, LastError, Response};
+use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
 use super::error::Failure;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
 use super::quota::{
@@ -22,10 +23,12 @@ use super::quota::{
 };
 use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedRateKey};
 use super::respond::{json_error, TraceRecord};
+use super::response_cache::{decode_response, encode_response, CacheLookup};
 use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
 use crate::config::ServiceUrl;
+use crate::expr::Template;
 use crate::expr::Value;
 
 /// The documents that apply to a request, by scope; `None` inherits.
@@ -58,6 +61,8 @@ pub enum Step {
     Forward(ForwardSpec),
     /// Make this call and report with `call_done`.
     Call(CallRequest),
+    /// Look this key up in the cache and report with `cache_done`.
+    CacheGet(String),
     /// Call `sleep_done` at this time.
     Sleep(Instant),
     /// Finished: send `context.Response` to the client.
@@ -98,6 +103,8 @@ enum Waiting {
         ignore_error: bool,
     },
     Sleep,
+    CacheResponse,
+    CacheValue,
 }
 
 /// Extra outputs a run produces alongside its steps.
@@ -107,6 +114,8 @@ pub struct SideEffects {
     pub traces: Vec<TraceRecord>,
     /// `send-one-way-request` calls to make; nobody waits for them.
     pub one_way: Vec<CallRequest>,
+    /// Cache writes: (key, value, time to live); `None` value removes the key.
+    pub cache_writes: Vec<(String, Option<bytes::Bytes>, Duration)>,
 }
 
 /// Read-only facts the policies need besides the context.
@@ -136,6 +145,12 @@ pub struct Pipeline {
     deferred: Vec<Deferred>,
     /// `finish` ran.
     finished: bool,
+    /// The `cache-lookup` of this request and its key, for `cache-store`.
+    lookup: Option<(Arc<CacheLookup>, String)>,
+    /// The response came from the cache.
+    cache_hit: bool,
+    /// The variable and default of a pending `cache-lookup-value`.
+    value_lookup: Option<(String, Option<Template>)>,
     /// Headers rate limits add to the client's response.
     extra_headers: Vec<(String, String)>,
     /// `limit-concurrency` slots held: (level, slot, permit).
@@ -158,6 +173,9 @@ impl Pipeline {
             call_variable: None,
             deferred: Vec::new(),
             finished: false,
+            lookup: None,
+            cache_hit: false,
+            value_lookup: None,
             extra_headers: Vec::new(),
             permits: SmallVec::new(),
             side: SideEffects::default(),
@@ -386,6 +404,44 @@ impl Pipeline {
         }
     }
 
+    /// A cache lookup finished (`None`: not found).
+    pub fn cache_done(&mut self, ctx: &mut Context, found: Option<bytes::Bytes>) {
+        let waiting = self.waiting;
+        self.waiting = Waiting::Nothing;
+        match waiting {
+            Waiting::CacheResponse => {
+                let Some(mut resp) = found.as_ref().and_then(decode_response) else {
+                    return;
+                };
+                if let Some((lookup, _)) = &self.lookup {
+                    // The entry's remaining life is not known here, so the
+                    // downstream header promises no freshness beyond now.
+                    if let Ok(Some(cc)) = lookup.downstream_cache_control(ctx, Duration::ZERO) {
+                        resp.headers.set("Cache-Control", cc);
+                    }
+                }
+                ctx.response = Some(resp);
+                self.cache_hit = true;
+                // A hit skips the backend; outbound still runs, as in APIM.
+                self.enter(SectionKind::Outbound);
+            }
+            Waiting::CacheValue => {
+                let Some((var, default)) = self.value_lookup.take() else {
+                    return;
+                };
+                let value = match found {
+                    Some(b) => Value::Str(String::from_utf8_lossy(&b).as_ref().into()),
+                    None => match default {
+                        Some(t) => t.eval(ctx).unwrap_or(Value::Null),
+                        None => Value::Null,
+                    },
+                };
+                ctx.variables.insert(var, value);
+            }
+            other => self.waiting = other,
+        }
+    }
+
     /// The timer from `Step::Sleep` went off.
     pub fn sleep_done(&mut self) {
         if self.waiting == Waiting::Sleep {
@@ -553,6 +609,74 @@ impl Pipeline {
                 }
             }
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
+            Action::Cors(c) => {
+                if is_preflight(&ctx.request) {
+                    match c.preflight(ctx)? {
+                        PreflightOutcome::Allowed(resp) => {
+                            ctx.response = Some(resp);
+                            self.done = true;
+                            return Ok(Some(Step::Respond));
+                        }
+                        PreflightOutcome::Unmatched {
+                            terminate: true,
+                            response,
+                        } => {
+                            ctx.response = Some(response);
+                            self.done = true;
+                            return Ok(Some(Step::Respond));
+                        }
+                        PreflightOutcome::Unmatched { .. } => {}
+                    }
+                } else {
+                    match c.actual(ctx)? {
+                        CorsOutcome::Headers(h) => self.extra_headers.extend(h),
+                        CorsOutcome::Terminate(resp) => {
+                            ctx.response = Some(resp);
+                            self.done = true;
+                            return Ok(Some(Step::Respond));
+                        }
+                        CorsOutcome::NotCors | CorsOutcome::Unmatched => {}
+                    }
+                }
+            }
+            Action::CacheLookup(l) => {
+                if let Some(key) = l.cache_key(ctx)? {
+                    self.lookup = Some((l.clone(), key.clone()));
+                    self.waiting = Waiting::CacheResponse;
+                    return Ok(Some(Step::CacheGet(key)));
+                }
+            }
+            Action::CacheStore(s) => {
+                if let (Some((lookup, key)), false, Some(resp)) =
+                    (&self.lookup, self.cache_hit, ctx.response.as_ref())
+                {
+                    if let Some(ttl) = s.ttl_to_store(lookup, ctx, resp)? {
+                        let stored = encode_response(resp);
+                        self.side
+                            .cache_writes
+                            .push((key.clone(), Some(stored), ttl));
+                        if let Some(cc) = lookup.downstream_cache_control(ctx, ttl)? {
+                            if let Some(r) = ctx.response.as_mut() {
+                                r.headers.set("Cache-Control", cc);
+                            }
+                        }
+                    }
+                }
+            }
+            Action::CacheLookupValue(v) => {
+                let key = v.store_key(ctx)?;
+                self.value_lookup = Some((v.variable_name.clone(), v.default_value.clone()));
+                self.waiting = Waiting::CacheValue;
+                return Ok(Some(Step::CacheGet(key)));
+            }
+            Action::CacheStoreValue(v) => {
+                let (key, value, ttl) = v.resolve(ctx)?;
+                self.side.cache_writes.push((key, Some(value), ttl));
+            }
+            Action::CacheRemoveValue(v) => {
+                let key = v.store_key(ctx)?;
+                self.side.cache_writes.push((key, None, Duration::ZERO));
+            }
             Action::RateLimit(r) => {
                 let scope = scope_key(level, ctx);
                 let sub = subscription_id(ctx);

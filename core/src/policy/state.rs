@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::cache_store::CacheStore;
 use super::concurrency::ConcurrencyLimiter;
 use super::counters::{QuotaStore, RateLimiter, DEFAULT_MAX_KEYS};
 use super::jwt::KeySets;
@@ -18,7 +19,12 @@ pub struct PolicyState {
     pub concurrency: Arc<ConcurrencyLimiter>,
     /// Keys fetched from `validate-jwt`'s `<openid-config>` documents.
     pub key_sets: KeySets,
+    /// The built-in cache of `cache-*` policies, bounded in bytes.
+    pub cache: CacheStore<Instant>,
 }
+
+/// Bytes the built-in cache may hold by default.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl PolicyState {
     /// Empty stores; `seed` keys their hashing (an adapter picks it at random, so
@@ -29,6 +35,7 @@ impl PolicyState {
             quotas: QuotaStore::new(DEFAULT_MAX_KEYS, seed.rotate_left(17)),
             concurrency: Arc::new(ConcurrencyLimiter::new(seed.rotate_left(41))),
             key_sets: KeySets::new(),
+            cache: CacheStore::new(DEFAULT_CACHE_BYTES, seed.rotate_left(77)),
         }
     }
 }

@@ -68,6 +68,20 @@ pub enum Event {
     },
     /// A `trace` policy's record, for the log.
     Trace(TraceRecord),
+    /// Look `key` up in the policy cache; answer with `handle_cache_done`.
+    CacheGet {
+        /// The key.
+        key: String,
+    },
+    /// Store (`Some`) or remove (`None`) `key` in the policy cache.
+    CacheWrite {
+        /// The key.
+        key: String,
+        /// The value, or `None` to remove.
+        value: Option<bytes::Bytes>,
+        /// How long to keep it.
+        ttl: Duration,
+    },
     /// Write what is pending for the client, then close the connection.
     CloseClient {
         /// The client may still be sending (an error cut its request short): close

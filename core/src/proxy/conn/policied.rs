@@ -290,6 +290,9 @@ impl ProxyConn {
                 one_way: true,
             });
         }
+        for (key, value, ttl) in run.pipeline.side.cache_writes.drain(..) {
+            self.events.push_back(Event::CacheWrite { key, value, ttl });
+        }
         match step {
             Step::Forward(spec) => self.start_forward(spec.timeout, now),
             Step::Call(request) => {
@@ -300,6 +303,12 @@ impl ProxyConn {
                     request,
                     one_way: false,
                 });
+                false
+            }
+            Step::CacheGet(key) => {
+                run.stage = Stage::AwaitCall;
+                self.deadline = None;
+                self.events.push_back(Event::CacheGet { key });
                 false
             }
             Step::Sleep(at) => {
@@ -540,6 +549,17 @@ impl ProxyConn {
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
             if run.stage == Stage::AwaitCall {
                 run.pipeline.call_done(&mut run.ctx, result);
+                run.stage = Stage::Running;
+            }
+        }
+        self.progress(now);
+    }
+
+    /// A cache lookup asked for with `Event::CacheGet` finished.
+    pub fn handle_cache_done(&mut self, found: Option<bytes::Bytes>, now: Instant) {
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            if run.stage == Stage::AwaitCall {
+                run.pipeline.cache_done(&mut run.ctx, found);
                 run.stage = Stage::Running;
             }
         }
