@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::callout::Callouts;
 use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
+use crate::jwks::{JwksOptions, JwksRefresher};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
+use portcullis_core::proxy::ConfigSource;
 
 /// How a gateway is started.
 #[derive(Debug, Clone)]
@@ -142,6 +144,25 @@ impl Gateway {
             options.reload_interval,
             stop.clone(),
         ));
+        // validate-jwt's <openid-config> key sets: fetched and refreshed in the
+        // background, handed to the core's shared key store.
+        let jwks = {
+            let state = settings.policy.state.clone();
+            JwksRefresher::spawn(
+                callouts.clone(),
+                JwksOptions::default(),
+                move |url, jwks| match state.key_sets.update_from_jwks(url, &jwks) {
+                    Ok(n) => tracing::info!(%url, keys = n, "OpenID signing keys loaded"),
+                    Err(err) => tracing::warn!(%url, error = %err, "OpenID signing keys rejected"),
+                },
+            )
+        };
+        tokio::spawn(follow_openid_urls(
+            config.clone(),
+            jwks,
+            options.reload_interval,
+            stop.clone(),
+        ));
         if let Some(ops) = ops {
             tokio::spawn(crate::ops::serve(ops, config.clone(), stop.clone()));
         }
@@ -189,6 +210,29 @@ impl Gateway {
             .is_err()
         {
             tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+    }
+}
+
+/// Keeps the key set refresher's list of OpenID configuration URLs in step
+/// with the configuration in force.
+async fn follow_openid_urls(
+    config: Arc<SharedConfig>,
+    jwks: JwksRefresher,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut seen: Option<u64> = None;
+    loop {
+        if let Some(current) = config.current() {
+            if seen != Some(current.revision()) {
+                seen = Some(current.revision());
+                jwks.set_urls(current.openid_urls());
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

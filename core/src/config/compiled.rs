@@ -216,6 +216,35 @@ impl CompiledConfig {
             && p.api_products[api].iter().all(|&i| p.products[i].is_none())
     }
 
+    /// The `<openid-config url>` of every `validate-jwt` policy, deduplicated:
+    /// what the adapter must fetch key sets for.
+    pub fn openid_urls(&self) -> Vec<String> {
+        let p = &self.policies;
+        let docs = p
+            .global
+            .iter()
+            .chain(p.products.iter().flatten())
+            .chain(p.apis.iter().flatten())
+            .chain(p.operations.iter().flatten().flatten());
+        let mut urls: Vec<String> = Vec::new();
+        for doc in docs {
+            for section in doc.sections.iter().flatten() {
+                for op in &section.ops {
+                    if let crate::policy::program::Op::Act(a, _) = op {
+                        if let crate::policy::actions::Action::ValidateJwt(v) = &**a {
+                            for u in v.openid_urls() {
+                                if !urls.contains(u) {
+                                    urls.push(u.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        urls
+    }
+
     /// `context.Api` of API `api`.
     pub fn api_info(&self, api: usize) -> &Arc<ApiInfo> {
         &self.policies.api_info[api]
