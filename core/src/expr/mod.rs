@@ -1,56 +1,34 @@
 //! Policy expressions: APIM's `@(...)` and `@{ ... }` C# subset, compiled once
 //! and evaluated against a request's `Context`.
 //!
-//! PLACEHOLDER API: the expression helper replaces this file (keeping these
-//! signatures) with the real lexer, parser, compiler and evaluator.
+//! `lexer` → `parser` (to `ast`) → `compile` (names resolved to the enums of
+//! `node`) → `eval`. Values live in `value`; .NET behaviours in `strings`,
+//! `datetime`, `json`, `jwt` and `encoding`. EXPRESSIONS.md at the repository
+//! root lists what is supported.
+
+mod ast;
+mod compile;
+pub mod datetime;
+pub mod encoding;
+mod eval;
+pub mod json;
+pub mod jwt;
+mod lexer;
+mod node;
+mod parser;
+pub mod strings;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
-use crate::policy::context::{Context, Response};
+use crate::policy::context::Context;
 
-/// A value an expression produces or a variable holds.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// `null`.
-    Null,
-    /// `bool`.
-    Bool(bool),
-    /// `int`/`long`.
-    Int(i64),
-    /// `double`.
-    Double(f64),
-    /// `string`.
-    Str(Arc<str>),
-    /// `string[]` and other arrays.
-    Array(Arc<Vec<Value>>),
-    /// A JSON token (`JObject`, `JArray`, `JValue`).
-    Json(Arc<serde_json::Value>),
-    /// `DateTime`, milliseconds since the Unix epoch, UTC.
-    DateTime(i64),
-    /// `TimeSpan`, milliseconds.
-    TimeSpan(i64),
-    /// An `IResponse` (a `send-request` result held in a variable).
-    Response(Arc<Response>),
-}
-
-impl Value {
-    /// The value as C#'s `ToString()` writes it (`True`, `42`, text as is, `null` as empty).
-    pub fn to_display_string(&self) -> String {
-        match self {
-            Value::Null => String::new(),
-            Value::Bool(true) => "True".into(),
-            Value::Bool(false) => "False".into(),
-            Value::Int(i) => i.to_string(),
-            Value::Double(d) => d.to_string(),
-            Value::Str(s) => s.to_string(),
-            Value::Array(_) => "System.String[]".into(),
-            Value::Json(j) => j.to_string(),
-            Value::DateTime(ms) => ms.to_string(),
-            Value::TimeSpan(ms) => ms.to_string(),
-            Value::Response(_) => "IResponse".into(),
-        }
-    }
-}
+pub use jwt::Jwt;
+pub use lexer::expression_extent;
+pub use value::{Dict, Obj, Value};
 
 /// A compile-time error: where in the expression source and what is wrong
 /// (naming the unsupported construct when that is the reason).
@@ -74,33 +52,33 @@ pub struct EvalError {
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub struct Expr {
-    _private: (),
+    compiled: Arc<compile::Compiled>,
+    seed: u64,
 }
 
 impl Expr {
     /// Compiles `@(...)` or `@{ ... }` (the whole text, `@` included).
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
-        Err(ExprError {
-            offset: 0,
-            message: format!("expressions are not implemented yet: {src}"),
+        let compiled = compile::compile(src)?;
+        Ok(Expr {
+            compiled: Arc::new(compiled),
+            seed: encoding::fnv1a(src.as_bytes()),
         })
     }
 
     /// Evaluates against a request's context.
-    pub fn eval(&self, _ctx: &Context) -> Result<Value, EvalError> {
-        Err(EvalError {
-            message: "not implemented".into(),
-        })
+    pub fn eval(&self, ctx: &Context) -> Result<Value, EvalError> {
+        eval::run(&self.compiled, ctx, self.seed)
     }
 
     /// Whether evaluating reads `context.Request.Body`.
     pub fn reads_request_body(&self) -> bool {
-        false
+        self.compiled.reads_request_body
     }
 
     /// Whether evaluating reads `context.Response.Body`.
     pub fn reads_response_body(&self) -> bool {
-        false
+        self.compiled.reads_response_body
     }
 }
 
@@ -118,7 +96,11 @@ impl Template {
     pub fn compile(text: &str) -> Result<Template, ExprError> {
         let t = text.trim();
         if t.starts_with("@(") || t.starts_with("@{") {
-            Ok(Template::Expr(Expr::compile(t)?))
+            let lead = text.len() - text.trim_start().len();
+            Expr::compile(t).map(Template::Expr).map_err(|e| ExprError {
+                offset: e.offset + lead,
+                message: e.message,
+            })
         } else {
             Ok(Template::Literal(text.into()))
         }
