@@ -783,3 +783,141 @@ fn values_are_send_sync() {
     check::<Template>();
     let _ = Arc::new(Value::Null);
 }
+
+/// Token soup through compile and eval: nothing may panic, evaluation is deterministic.
+#[test]
+fn random_token_soup_never_panics() {
+    const TOKENS: &[&str] = &[
+        "context",
+        ".",
+        "Request",
+        "Headers",
+        "GetValueOrDefault",
+        "(",
+        ")",
+        "\"a\"",
+        ",",
+        "Variables",
+        "[",
+        "]",
+        "(string)",
+        "(int)",
+        "(JObject)",
+        "Body",
+        "As<JObject>",
+        "()",
+        "Split",
+        "';'",
+        "Select",
+        "x => x",
+        "FirstOrDefault",
+        "?.",
+        "??",
+        "?",
+        ":",
+        "==",
+        "&&",
+        "!",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "<",
+        ">",
+        "1",
+        "0",
+        "-1",
+        "2.5",
+        "true",
+        "null",
+        "new",
+        "JObject",
+        "JProperty",
+        "{",
+        "}",
+        ";",
+        "var ",
+        "v",
+        " = ",
+        "return ",
+        "if",
+        "else",
+        "foreach",
+        "in",
+        "while",
+        "try",
+        "catch",
+        "throw",
+        "$\"a{1}b\"",
+        "@\"v\"",
+        "'c'",
+        "AsJwt",
+        "DateTime.UtcNow",
+        "AddSeconds",
+        "TimeSpan.FromSeconds",
+        "Guid.NewGuid()",
+        "int.Parse",
+        "string.Format",
+        "\"{0}\"",
+        "Substring",
+        "Length",
+        "SelectToken",
+        "\"n\"",
+        "List<string>",
+        "Add",
+        "Math.Max",
+        "x",
+        "++",
+        "+=",
+        "=",
+        "<<",
+        ">>",
+        "9223372036854775807",
+        "AddMonths",
+        "PadLeft",
+        "new [] {1, 2}",
+        "Sum",
+        "JArray.Parse(\"[1,{}]\")",
+        "\"obj\"",
+        "Value<int>",
+        "Count",
+    ];
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let c = ctx();
+    for _ in 0..3000 {
+        let n = (encoding::splitmix64(&mut state) % 24) as usize;
+        let mut text = String::new();
+        for _ in 0..n {
+            let i = (encoding::splitmix64(&mut state) % TOKENS.len() as u64) as usize;
+            text.push_str(TOKENS[i]);
+        }
+        for src in [
+            format!("@({text})"),
+            format!("@{{ {text} }}"),
+            format!("@{{ return {text}; }}"),
+        ] {
+            if let Ok(e) = Expr::compile(&src) {
+                let a = e.eval(&c);
+                assert_eq!(format!("{a:?}"), format!("{:?}", e.eval(&c)), "{src}");
+                if let Ok(v) = a {
+                    let _ = v.to_display_string();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nesting_at_the_limit_evaluates() {
+    let mut depth = 1;
+    loop {
+        let src = format!("@({}1{})", "(int)(".repeat(depth), ")".repeat(depth));
+        match Expr::compile(&src) {
+            Ok(e) => assert_eq!(e.eval(&ctx()), Ok(Value::Int(1))),
+            Err(_) => break,
+        }
+        depth += 1;
+    }
+    assert!(depth > 20, "only {depth} levels");
+}
