@@ -357,7 +357,7 @@ fn compile_policies(
             .products
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.apis.iter().any(|a| *a == api.id))
+            .filter(|(_, p)| p.apis.contains(&api.id))
             .map(|(j, _)| j)
             .collect();
         set.open_product.push(

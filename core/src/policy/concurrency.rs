@@ -7,7 +7,6 @@
 //! releases on drop); without a permit the request fails with `failure()`.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,7 +54,11 @@ pub fn failure() -> Failure {
     Failure {
         reason: "ConcurrencyLimitExceeded".into(),
         message: message.into(),
-        response: Some(json_error_response(429, "Too Many Requests", message)),
+        response: Some(Box::new(json_error_response(
+            429,
+            "Too Many Requests",
+            message,
+        ))),
     }
 }
 

@@ -7,7 +7,6 @@
 //! to the final response, or that the request ends now with an empty 200.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use super::attrs;
 use super::context::{Context, Headers, Request, Response};

@@ -53,7 +53,7 @@ pub struct Failure {
     pub message: String,
     /// The response prepared for the client (e.g. 429 with Retry-After), if any;
     /// without one the client gets a 500.
-    pub response: Option<Response>,
+    pub response: Option<Box<Response>>,
 }
 
 impl Failure {

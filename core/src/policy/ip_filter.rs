@@ -1,7 +1,6 @@
 //! `ip-filter`: allow or forbid callers by address and address range, IPv4 and IPv6.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -181,7 +180,7 @@ fn denied(reason: &str, message: String) -> Failure {
     Failure {
         reason: reason.into(),
         message,
-        response: Some(json_error_response(403, "Forbidden", "Forbidden")),
+        response: Some(Box::new(json_error_response(403, "Forbidden", "Forbidden"))),
     }
 }
 

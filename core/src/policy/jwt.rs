@@ -12,7 +12,6 @@
 //! [`KeySets`]; until then tokens fail with `TokenSignatureKeyNotFound`.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -675,12 +674,12 @@ impl ValidateJwt {
         Failure {
             reason: d.reason.into(),
             message: d.message,
-            response: Some(Response {
+            response: Some(Box::new(Response {
                 status,
                 reason: reason_phrase.into(),
                 headers,
                 body: Some(json_error_body(status, &body_message).into()),
-            }),
+            })),
         }
     }
 }

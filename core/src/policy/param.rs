@@ -2,7 +2,6 @@
 //! error responses APIM's access policies send.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use super::attrs;
 use super::context::{Context, Headers, Response};

@@ -362,7 +362,7 @@ impl Pipeline {
             Err(f) => {
                 let failure = Failure {
                     reason: f.reason.to_string(),
-                    response: Some(json_error(f.status, &f.message)),
+                    response: Some(Box::new(json_error(f.status, &f.message))),
                     message: f.message,
                 };
                 self.fail_with_origin(ctx, failure, "forward-request");
@@ -476,7 +476,7 @@ impl Pipeline {
         self.section = section;
         self.frames.clear();
         self.retries.clear();
-        let level = self.parent_of(ROOT + 0, section);
+        let level = self.parent_of(ROOT, section);
         // parent_of(ROOT) looks at every scope: the innermost that has the section.
         self.frames.push(Frame { level, pc: 0 });
     }
@@ -843,7 +843,7 @@ impl Pipeline {
         ctx.response = Some(
             failure
                 .response
-                .unwrap_or_else(|| json_error(500, "Internal server error")),
+                .map_or_else(|| json_error(500, "Internal server error"), |r| *r),
         );
         if self.section == SectionKind::OnError {
             // A failure while handling a failure: answer with what there is.

@@ -109,7 +109,7 @@ impl RetrySpec {
         let Some(delta) = self.delta else {
             return self.interval;
         };
-        let wait = match self.max_interval {
+        match self.max_interval {
             // Exponential: interval + (2^n - 1) * delta, capped.
             Some(max) => {
                 let factor = 2u32
@@ -119,8 +119,7 @@ impl RetrySpec {
             }
             // Linear: interval + (n - 1) * delta.
             None => self.interval + delta.saturating_mul(n.saturating_sub(1)),
-        };
-        wait
+        }
     }
 }
 

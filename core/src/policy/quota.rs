@@ -12,7 +12,6 @@
 //!    skip a `CounterKey` it already counted for this request.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::time::Duration;
 
@@ -170,7 +169,7 @@ pub fn quota_failure(outcome: &QuotaOutcome) -> Failure {
     Failure {
         reason: "QuotaExceeded".into(),
         message,
-        response: Some(response),
+        response: Some(Box::new(response)),
     }
 }
 

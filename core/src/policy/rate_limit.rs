@@ -12,7 +12,6 @@
 //!    response and call `increment`. Add `response_headers()` to the response.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::time::Duration;
 
@@ -84,7 +83,7 @@ impl RateLimitOutputs {
         Failure {
             reason: "RateLimitExceeded".into(),
             message: "Rate limit is exceeded".into(),
-            response: Some(response),
+            response: Some(Box::new(response)),
         }
     }
 

@@ -253,7 +253,7 @@ impl CheckHeader {
         Err(Failure {
             reason: reason.into(),
             message: self.message.clone(),
-            response: Some(json_error(self.status, &self.message)),
+            response: Some(Box::new(json_error(self.status, &self.message))),
         })
     }
 }

@@ -12,7 +12,6 @@
 //! values are stored as their text (`Value::to_display_string`).
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
-#![allow(clippy::result_large_err)]
 
 use std::time::Duration;
 

@@ -302,9 +302,8 @@ fn fill_template(t: &str, params: &[(String, String)], query: &[(String, String)
             .chain(query.iter())
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str());
-        match value {
-            Some(v) => out.push_str(v),
-            None => {}
+        if let Some(v) = value {
+            out.push_str(v);
         }
         rest = &after[close + 1..];
     }
