@@ -1754,7 +1754,8 @@ impl Compiler {
                 | CastTy::Double
                 | CastTy::Bool
                 | CastTy::Guid
-                | CastTy::DateTime),
+                | CastTy::DateTime
+                | CastTy::TimeSpan),
             ) = k
             {
                 if args.len() != 2 {

@@ -921,3 +921,56 @@ fn nesting_at_the_limit_evaluates() {
     }
     assert!(depth > 20, "only {depth} levels");
 }
+
+#[test]
+fn documented_examples_compile_and_run() {
+    let examples = [
+        r#"@{
+            var total = 0;
+            foreach (var p in context.Request.Headers.GetValueOrDefault("X-Ids", "").Split(',')) {
+                int n;
+                if (int.TryParse(p, out n)) { total += n; }
+            }
+            return total;
+        }"#,
+        r#"@(context.Response.StatusCode == 401 || context.Response.StatusCode == 403)"#,
+        r#"@("Bearer " + (string)context.Variables["s"])"#,
+        r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt()?.Subject ?? "anonymous")"#,
+        r#"@(context.Request.Url.Path.Split('/').Last().ToLowerInvariant())"#,
+        r#"@(string.Format("{0}/{1}", (string)context.Variables["s"], (string)context.Variables["s"]))"#,
+        r#"@{ var user = "u"; var pass = "p"; return "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{pass}")); }"#,
+        r#"@(DateTime.UtcNow.AddSeconds(300).ToString("R"))"#,
+        r#"@((int)(DateTime.UtcNow - new DateTime(1970, 1, 1)).TotalSeconds)"#,
+        r#"@((string)((IResponse)context.Variables["resp"]).Body.As<JObject>()["id"])"#,
+        r#"@{
+            var body = context.Response.Body.As<JObject>();
+            body.Property("id").Remove();
+            return body.ToString();
+        }"#,
+        r#"@(context.Request.Headers.GetValueOrDefault("cookie", "").Split(';')
+            .Select(c => c.Trim().Split('=')).FirstOrDefault(c => c[0] == "session")?[1] ?? "")"#,
+        r#"@{ TimeSpan t; return TimeSpan.TryParse("00:01:00", out t) ? t.TotalSeconds : -1; }"#,
+        r#"@{ var d = new Dictionary<string, string> { { "a", "b" } }; d.Add("c", "d"); var o = ""; foreach (var kv in d) { o += kv.Key + kv.Value; } return o; }"#,
+        r#"@{ var o = new JObject(); o["a"] = new JObject(); o["a"]["b"] = 1; return o.ToString(Formatting.None); }"#,
+    ];
+    let expected = [
+        "0",
+        "False",
+        "Bearer text",
+        "user-1",
+        "items",
+        "text/text",
+        "Basic dTpw",
+        "Tue, 14 Nov 2023 22:18:20 GMT",
+        "1700000000",
+        "abc",
+        "{}",
+        "",
+        "60",
+        "abcd",
+        r#"{"a":{"b":1}}"#,
+    ];
+    for (src, want) in examples.iter().zip(expected) {
+        assert_eq!(evs(src), want, "{src}");
+    }
+}
