@@ -132,9 +132,10 @@ impl SendRequest {
         })
     }
 
-    /// Builds the request to send from the context.
-    pub fn build(&self, ctx: &mut Context) -> Result<CallRequest, Failure> {
-        let fresh = if self.copy {
+    /// Builds the request to send; expressions in it see the request being
+    /// processed as `context.Request`, as in APIM.
+    pub fn build(&self, ctx: &Context) -> Result<CallRequest, Failure> {
+        let mut req = if self.copy {
             ctx.request.clone()
         } else {
             Request {
@@ -142,29 +143,22 @@ impl SendRequest {
                 ..Default::default()
             }
         };
-        // The children work on the new request, with the context still readable.
-        let original = std::mem::replace(&mut ctx.request, fresh);
-        let built = (|| {
-            let url = match &self.url {
-                Some(u) => eval(u, ctx)?.trim().to_string(),
-                None => original.url.to_url_string(),
-            };
-            if let Some(m) = &self.method {
-                m.run(ctx)?;
-            }
-            for h in &self.headers {
-                h.run(ctx)?;
-            }
-            if let Some(b) = &self.body {
-                b.run(ctx)?;
-            }
-            if let Some(a) = &self.basic {
-                a.run(ctx)?;
-            }
-            Ok::<_, Failure>(url)
-        })();
-        let temp = std::mem::replace(&mut ctx.request, original);
-        let url = built?;
+        let url = match &self.url {
+            Some(u) => eval(u, ctx)?.trim().to_string(),
+            None => ctx.request.url.to_url_string(),
+        };
+        if let Some(m) = &self.method {
+            req.method = m.compute(ctx)?;
+        }
+        for h in &self.headers {
+            h.apply(ctx, &mut req.headers)?;
+        }
+        if let Some(b) = &self.body {
+            req.body = Some(eval(&b.body, ctx)?.into_bytes().into());
+        }
+        if let Some(a) = &self.basic {
+            req.headers.set("Authorization", a.compute(ctx)?);
+        }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Failure::new(
                 "InvalidUrl",
@@ -172,9 +166,9 @@ impl SendRequest {
             ));
         }
         Ok(CallRequest {
-            method: temp.method,
+            method: req.method,
             url,
-            headers: temp
+            headers: req
                 .headers
                 .iter()
                 .filter(|(n, _)| {
@@ -182,7 +176,7 @@ impl SendRequest {
                 })
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
-            body: temp.body.unwrap_or_default(),
+            body: req.body.unwrap_or_default(),
             timeout: self.timeout,
         })
     }

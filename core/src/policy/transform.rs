@@ -98,6 +98,24 @@ impl SetHeader {
 
     /// Applies it to the context.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
+        let (name, vals) = self.compute(ctx)?;
+        let Some(headers) = headers_mut(ctx, self.target) else {
+            return Ok(());
+        };
+        apply_values(headers, &name, self.action, vals);
+        Ok(())
+    }
+
+    /// Applies it to `headers`, evaluating against `ctx` (for messages that are
+    /// not the context's own, like a `send-request`'s).
+    pub fn apply(&self, ctx: &Context, headers: &mut Headers) -> Result<(), Failure> {
+        let (name, vals) = self.compute(ctx)?;
+        apply_values(headers, &name, self.action, vals);
+        Ok(())
+    }
+
+    /// The header name and values, checked.
+    fn compute(&self, ctx: &Context) -> Result<(String, Vec<String>), Failure> {
         let name = eval(&self.name, ctx)?;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(Failure::new(
@@ -116,11 +134,7 @@ impl SetHeader {
             }
             vals.push(s);
         }
-        let Some(headers) = headers_mut(ctx, self.target) else {
-            return Ok(());
-        };
-        apply_values(headers, &name, self.action, vals);
-        Ok(())
+        Ok((name, vals))
     }
 }
 
@@ -333,6 +347,12 @@ impl SetMethod {
 
     /// Sets the request method.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
+        ctx.request.method = self.compute(ctx)?;
+        Ok(())
+    }
+
+    /// The method, checked.
+    pub fn compute(&self, ctx: &Context) -> Result<String, Failure> {
         let m = eval(&self.0, ctx)?;
         let m = m.trim();
         if !is_method(m) {
@@ -341,8 +361,7 @@ impl SetMethod {
                 format!("'{m}' is not an HTTP method"),
             ));
         }
-        ctx.request.method = m.to_string();
-        Ok(())
+        Ok(m.to_string())
     }
 }
 
@@ -577,13 +596,17 @@ impl AuthenticationBasic {
 
     /// Sets the request's Authorization header.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
+        let value = self.compute(ctx)?;
+        ctx.request.headers.set("Authorization", value);
+        Ok(())
+    }
+
+    /// The Authorization header value.
+    pub fn compute(&self, ctx: &Context) -> Result<String, Failure> {
         let user = eval(&self.username, ctx)?;
         let pass = eval(&self.password, ctx)?;
         let token = base64_encode(format!("{user}:{pass}").as_bytes());
-        ctx.request
-            .headers
-            .set("Authorization", format!("Basic {token}"));
-        Ok(())
+        Ok(format!("Basic {token}"))
     }
 }
 

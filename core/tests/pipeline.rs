@@ -1,0 +1,544 @@
+//! The policy pipeline driven by hand: scopes and `<base />`, control flow,
+//! errors, suspension for the backend, calls, caches and timers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::policy::compile::{compile_document, CompileEnv};
+use portcullis_core::policy::context::{Context, Response};
+use portcullis_core::policy::error::Failure;
+use portcullis_core::policy::pipeline::{Chain, Env, ForwardFailure, Pipeline, Step};
+use portcullis_core::policy::program::{Document, Level};
+use portcullis_core::policy::state::PolicyState;
+
+fn doc(level: Level, xml: &str) -> Arc<Document> {
+    doc_env(level, xml, &CompileEnv::default())
+}
+
+fn doc_env(level: Level, xml: &str, env: &CompileEnv<'_>) -> Arc<Document> {
+    match compile_document(xml, level, env) {
+        Ok(d) => Arc::new(d),
+        Err(e) => panic!("compile failed: {e}"),
+    }
+}
+
+fn chain(docs: [Option<&str>; 4]) -> Chain {
+    let levels = [Level::Global, Level::Product, Level::Api, Level::Operation];
+    let mut c = Chain::default();
+    for (i, d) in docs.iter().enumerate() {
+        c.docs[i] = d.map(|x| doc(levels[i], x));
+    }
+    c
+}
+
+fn ctx() -> Context {
+    let mut c = Context::default();
+    c.request.method = "GET".into();
+    c.request.url.scheme = "http".into();
+    c.request.url.host = "backend".into();
+    c.request.url.port = 80;
+    c.request.url.path = "/base/items/7".into();
+    c.request.base_path = "/base".into();
+    c.request.headers.append("Host", "gw.example");
+    c.request.headers.append("X-Kind", "a");
+    c.request.ip_address = "10.1.2.3".into();
+    c.request.matched_parameters = vec![("id".into(), "7".into())];
+    c
+}
+
+struct Harness {
+    state: PolicyState,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            state: PolicyState::default(),
+            now: Instant::now(),
+        }
+    }
+
+    fn run(&self, p: &mut Pipeline, c: &mut Context) -> Step {
+        let none = |_: &str| -> Option<&ServiceUrl> { None };
+        let env = Env {
+            now: self.now,
+            state: &self.state,
+            backend: &none,
+        };
+        p.run(c, &env)
+    }
+}
+
+fn backend_ok(c: &mut Context, body: &str) {
+    let mut r = Response {
+        status: 200,
+        reason: "OK".into(),
+        ..Default::default()
+    };
+    r.headers.append("Content-Type", "text/plain");
+    r.body = Some(body.to_string().into());
+    c.response = Some(r);
+}
+
+fn response(c: &Context) -> &Response {
+    c.response.as_ref().expect("a response")
+}
+
+/// Runs a request through: forwards get `backend_ok`, ends at Respond.
+fn run_through(h: &Harness, p: &mut Pipeline, c: &mut Context) -> usize {
+    let mut forwards = 0;
+    loop {
+        match h.run(p, c) {
+            Step::Forward(_) => {
+                forwards += 1;
+                backend_ok(c, "from backend");
+                p.forward_done(c, Ok(()));
+            }
+            Step::Respond => return forwards,
+            other => panic!("unexpected step {other:?}"),
+        }
+    }
+}
+
+const APPEND: &str =
+    r#"<set-header name="X-Order" exists-action="append"><value>LEVEL</value></set-header>"#;
+
+fn scope_doc(level: &str, inbound_base: bool) -> String {
+    let set = APPEND.replace("LEVEL", level);
+    let base = if inbound_base { "<base />" } else { "" };
+    format!(
+        "<policies><inbound>{base}{set}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"
+    )
+}
+
+#[test]
+fn base_runs_the_parent_scope_at_its_place() {
+    let g = scope_doc("global", true);
+    let p = scope_doc("product", true);
+    let a = scope_doc("api", true);
+    let o = scope_doc("operation", true);
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([Some(&g), Some(&p), Some(&a), Some(&o)]));
+    let mut c = ctx();
+    assert_eq!(run_through(&h, &mut pl, &mut c), 1);
+    let order: Vec<&str> = c.request.headers.get_all("X-Order").collect();
+    assert_eq!(order, ["global", "product", "api", "operation"]);
+}
+
+#[test]
+fn a_section_without_base_does_not_inherit() {
+    let g = scope_doc("global", true);
+    let a = scope_doc("api", false);
+    let o = scope_doc("operation", true);
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([Some(&g), None, Some(&a), Some(&o)]));
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    let order: Vec<&str> = c.request.headers.get_all("X-Order").collect();
+    assert_eq!(order, ["api", "operation"]);
+}
+
+#[test]
+fn base_after_own_policies_runs_the_parent_last() {
+    let g = scope_doc("global", true);
+    let set = APPEND.replace("LEVEL", "api");
+    let a = format!("<policies><inbound>{set}<base /></inbound></policies>");
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([Some(&g), None, Some(&a), None]));
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    let order: Vec<&str> = c.request.headers.get_all("X-Order").collect();
+    assert_eq!(order, ["api", "global"]);
+}
+
+#[test]
+fn a_backend_section_without_forward_request_answers_200_without_calling() {
+    let a = "<policies><inbound /><backend /><outbound /><on-error /></policies>";
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert_eq!(run_through(&h, &mut pl, &mut c), 0);
+    assert_eq!(response(&c).status, 200);
+}
+
+#[test]
+fn choose_takes_the_first_true_branch() {
+    let a = r#"<policies><inbound>
+      <choose>
+        <when condition="@(context.Request.Headers.GetValueOrDefault(&quot;X-Kind&quot;, &quot;&quot;) == &quot;b&quot;)">
+          <set-header name="X-Branch" exists-action="override"><value>b</value></set-header>
+        </when>
+        <when condition="@(context.Request.Headers.GetValueOrDefault("X-Kind", "") == "a")">
+          <set-header name="X-Branch" exists-action="override"><value>a</value></set-header>
+        </when>
+        <otherwise>
+          <set-header name="X-Branch" exists-action="override"><value>other</value></set-header>
+        </otherwise>
+      </choose>
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    assert_eq!(c.request.headers.get("X-Branch"), Some("a"));
+
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    c.request.headers.set("X-Kind", "z");
+    run_through(&h, &mut pl, &mut c);
+    assert_eq!(c.request.headers.get("X-Branch"), Some("other"));
+}
+
+#[test]
+fn return_response_skips_backend_and_outbound() {
+    let a = r#"<policies>
+      <inbound><return-response>
+        <set-status code="403" reason="Nope" />
+        <set-header name="X-Why" exists-action="override"><value>policy</value></set-header>
+        <set-body>denied</set-body>
+      </return-response></inbound>
+      <outbound><set-header name="X-Out" exists-action="override"><value>1</value></set-header></outbound>
+    </policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert_eq!(run_through(&h, &mut pl, &mut c), 0);
+    let r = response(&c);
+    assert_eq!((r.status, r.reason.as_str()), (403, "Nope"));
+    assert_eq!(r.headers.get("X-Why"), Some("policy"));
+    assert_eq!(r.headers.get("X-Out"), None);
+    assert_eq!(r.body.as_deref(), Some(&b"denied"[..]));
+}
+
+#[test]
+fn outbound_changes_the_backend_response() {
+    let a = r#"<policies><inbound /><backend><base /></backend><outbound>
+      <set-header name="X-Out" exists-action="override"><value>@(context.Response.StatusCode.ToString())</value></set-header>
+      <find-and-replace from="backend" to="gateway" />
+      <set-status code="201" reason="Made" />
+    </outbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    let r = response(&c);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.headers.get("X-Out"), Some("200"));
+    assert_eq!(r.body.as_deref(), Some(&b"from gateway"[..]));
+}
+
+#[test]
+fn a_failing_policy_goes_to_on_error_with_last_error() {
+    let a = r#"<policies>
+      <inbound>
+        <check-header name="X-Token" failed-check-httpcode="401" failed-check-error-message="token missing" id="need-token" />
+        <set-header name="X-Never" exists-action="override"><value>1</value></set-header>
+      </inbound>
+      <on-error>
+        <set-header name="X-Error" exists-action="override">
+          <value>@(context.LastError.Source + "|" + context.LastError.Reason + "|" + context.LastError.Section + "|" + context.LastError.Scope + "|" + context.LastError.PolicyId)</value>
+        </set-header>
+      </on-error>
+    </policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert_eq!(run_through(&h, &mut pl, &mut c), 0);
+    let r = response(&c);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers.get("X-Error"),
+        Some("check-header|HeaderNotFound|inbound|api|need-token")
+    );
+    assert_eq!(c.request.headers.get("X-Never"), None);
+    let le = c.last_error.as_ref().expect("last error");
+    assert_eq!(le.message, "token missing");
+    assert_eq!(le.path, "check-header[1]");
+}
+
+#[test]
+fn a_backend_failure_goes_to_on_error() {
+    let a = r#"<policies><inbound /><backend><base /></backend><outbound />
+      <on-error><return-response><set-status code="503" reason="Down" /><set-body>@(context.LastError.Reason)</set-body></return-response></on-error>
+    </policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    pl.forward_done(
+        &mut c,
+        Err(ForwardFailure {
+            reason: "BackendConnectionFailure",
+            message: "refused".into(),
+            status: 502,
+        }),
+    );
+    assert_eq!(h.run(&mut pl, &mut c), Step::Respond);
+    let r = response(&c);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body.as_deref(), Some(&b"BackendConnectionFailure"[..]));
+    assert_eq!(
+        c.last_error.as_ref().map(|e| e.source.as_str()),
+        Some("forward-request")
+    );
+}
+
+#[test]
+fn without_on_error_the_prepared_response_is_sent() {
+    let a = r#"<policies><inbound><ip-filter action="allow"><address>192.0.2.1</address></ip-filter></inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    assert_eq!(response(&c).status, 403);
+}
+
+#[test]
+fn retry_repeats_the_backend_call_with_waits() {
+    let a = r#"<policies><inbound /><backend>
+      <retry condition="@(context.Response.StatusCode >= 500)" count="3" interval="2" first-fast-retry="true">
+        <forward-request />
+      </retry>
+    </backend><outbound /></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    let mut attempts = 0;
+    let mut sleeps = Vec::new();
+    loop {
+        match h.run(&mut pl, &mut c) {
+            Step::Forward(_) => {
+                attempts += 1;
+                let status = if attempts < 3 { 503 } else { 200 };
+                c.response = Some(Response {
+                    status,
+                    ..Default::default()
+                });
+                pl.forward_done(&mut c, Ok(()));
+            }
+            Step::Sleep(at) => {
+                sleeps.push(at.duration_since(h.now));
+                pl.sleep_done();
+            }
+            Step::Respond => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(attempts, 3);
+    // The first retry is immediate, the second waits the interval.
+    assert_eq!(sleeps, [Duration::from_secs(2)]);
+    assert_eq!(response(&c).status, 200);
+}
+
+#[test]
+fn retry_gives_up_after_count() {
+    let a = r#"<policies><backend>
+      <retry condition="@(context.Response.StatusCode == 503)" count="2" interval="0">
+        <forward-request />
+      </retry>
+    </backend></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    let mut attempts = 0;
+    loop {
+        match h.run(&mut pl, &mut c) {
+            Step::Forward(_) => {
+                attempts += 1;
+                c.response = Some(Response {
+                    status: 503,
+                    ..Default::default()
+                });
+                pl.forward_done(&mut c, Ok(()));
+            }
+            Step::Respond => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(attempts, 3, "the first attempt and two retries");
+}
+
+#[test]
+fn send_request_suspends_and_stores_the_response() {
+    let a = r#"<policies><inbound>
+      <send-request mode="new" response-variable-name="auth" timeout="5" ignore-error="false">
+        <set-url>https://auth.example/check</set-url>
+        <set-method>POST</set-method>
+        <set-header name="X-Id" exists-action="override"><value>@(context.Request.IpAddress)</value></set-header>
+        <set-body>hello</set-body>
+      </send-request>
+      <set-header name="X-Auth" exists-action="override">
+        <value>@(((IResponse)context.Variables["auth"]).StatusCode.ToString())</value>
+      </set-header>
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    let Step::Call(req) = h.run(&mut pl, &mut c) else {
+        panic!("expected a call");
+    };
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.url, "https://auth.example/check");
+    assert_eq!(req.timeout, Duration::from_secs(5));
+    assert!(req.headers.contains(&("X-Id".into(), "10.1.2.3".into())));
+    assert_eq!(&req.body[..], b"hello");
+    pl.call_done(
+        &mut c,
+        Ok(Response {
+            status: 204,
+            ..Default::default()
+        }),
+    );
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    assert_eq!(c.request.headers.get("X-Auth"), Some("204"));
+}
+
+#[test]
+fn send_request_failure_goes_to_on_error_unless_ignored() {
+    let doc = |ignore: &str| {
+        format!(
+            r#"<policies><inbound>
+      <send-request mode="new" response-variable-name="r" ignore-error="{ignore}"><set-url>http://x.example/</set-url></send-request>
+      <set-header name="X-Null" exists-action="override"><value>@(context.Variables["r"] == null ? "null" : "set")</value></set-header>
+    </inbound><on-error><set-status code="599" reason="Call failed" /></on-error></policies>"#
+        )
+    };
+    let h = Harness::new();
+    for (ignore, status) in [("true", None), ("false", Some(599))] {
+        let d = doc(ignore);
+        let mut pl = Pipeline::new(chain([None, None, Some(&d), None]));
+        let mut c = ctx();
+        assert!(matches!(h.run(&mut pl, &mut c), Step::Call(_)));
+        pl.call_done(&mut c, Err(Failure::new("Timeout", "too slow")));
+        match h.run(&mut pl, &mut c) {
+            Step::Forward(_) => {
+                assert_eq!(status, None);
+                assert_eq!(c.request.headers.get("X-Null"), Some("null"));
+            }
+            Step::Respond => assert_eq!(Some(response(&c).status), status),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn cache_lookup_hit_skips_the_backend_and_runs_outbound() {
+    let a = r#"<policies>
+      <inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false"><vary-by-query-parameter>v</vary-by-query-parameter></cache-lookup></inbound>
+      <backend><base /></backend>
+      <outbound><cache-store duration="60" /><set-header name="X-Out" exists-action="override"><value>1</value></set-header></outbound>
+    </policies>"#;
+    let h = Harness::new();
+    // First request: a miss, the backend answers, the response is stored.
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    let Step::CacheGet(key) = h.run(&mut pl, &mut c) else {
+        panic!("expected a cache lookup");
+    };
+    pl.cache_done(&mut c, None);
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    backend_ok(&mut c, "cached body");
+    pl.forward_done(&mut c, Ok(()));
+    assert_eq!(h.run(&mut pl, &mut c), Step::Respond);
+    let writes = std::mem::take(&mut pl.side.cache_writes);
+    assert_eq!(writes.len(), 1);
+    let (wkey, value, ttl) = &writes[0];
+    assert_eq!(wkey, &key);
+    assert_eq!(*ttl, Duration::from_secs(60));
+
+    // Second request: a hit; no forward, outbound runs, nothing stored again.
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    let Step::CacheGet(key2) = h.run(&mut pl, &mut c) else {
+        panic!("expected a cache lookup");
+    };
+    assert_eq!(key2, key);
+    pl.cache_done(&mut c, value.clone());
+    assert_eq!(h.run(&mut pl, &mut c), Step::Respond);
+    let r = response(&c);
+    assert_eq!(r.body.as_deref(), Some(&b"cached body"[..]));
+    assert_eq!(r.headers.get("X-Out"), Some("1"));
+    assert!(pl.side.cache_writes.is_empty());
+}
+
+#[test]
+fn rate_limit_by_key_refuses_over_the_limit() {
+    let a = r#"<policies><inbound>
+      <rate-limit-by-key calls="2" renewal-period="60" counter-key="@(context.Request.IpAddress)" remaining-calls-header-name="X-Left" />
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let d = chain([None, None, Some(a), None]);
+    let mut statuses = Vec::new();
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let mut pl = Pipeline::new(d.clone());
+        let mut c = ctx();
+        run_through(&h, &mut pl, &mut c);
+        let r = response(&c);
+        statuses.push(r.status);
+        left.push(r.headers.get("X-Left").map(str::to_string));
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(left[0].as_deref(), Some("1"));
+    assert_eq!(left[1].as_deref(), Some("0"));
+}
+
+#[test]
+fn fragments_and_named_values_are_resolved_at_compile_time() {
+    let mut env = CompileEnv::default();
+    env.named_values.insert("greeting", ("hello", false));
+    env.fragments.insert(
+        "common",
+        r#"<fragment><set-header name="X-Frag" exists-action="override"><value>{{greeting}}</value></set-header></fragment>"#,
+    );
+    let a = doc_env(
+        Level::Api,
+        r#"<policies><inbound><include-fragment fragment-id="common" /></inbound></policies>"#,
+        &env,
+    );
+    let mut c2 = Chain::default();
+    c2.docs[2] = Some(a);
+    let h = Harness::new();
+    let mut pl = Pipeline::new(c2);
+    let mut c = ctx();
+    run_through(&h, &mut pl, &mut c);
+    assert_eq!(c.request.headers.get("X-Frag"), Some("hello"));
+}
+
+#[test]
+fn compile_errors_name_the_policy_line_and_reason() {
+    let env = CompileEnv::default();
+    let err = |xml: &str| match compile_document(xml, Level::Api, &env) {
+        Ok(_) => panic!("compiled: {xml}"),
+        Err(e) => e,
+    };
+    let e = err("<policies>\n  <inbound>\n    <frobnicate />\n  </inbound>\n</policies>");
+    assert_eq!((e.pos.line, e.policy.as_str()), (3, "frobnicate"));
+    assert!(e.message.contains("unsupported policy"), "{e}");
+    let e = err("<policies><inbound>\n<rate-limit renewal-period=\"10\" /></inbound></policies>");
+    assert_eq!((e.pos.line, e.policy.as_str()), (2, "rate-limit"));
+    let e = err("<policies><inbound><set-header name=\"x\"><value>{{missing}}</value></set-header></inbound></policies>");
+    assert!(e.message.contains("named value 'missing'"), "{e}");
+    let e = err(
+        "<policies><inbound><choose><when condition=\"@(1 +)\"/></choose></inbound></policies>",
+    );
+    assert_eq!(e.policy, "when");
+    let e = err("<policies><inbound><authentication-managed-identity resource=\"x\" /></inbound></policies>");
+    assert!(e.message.contains("Azure"), "{e}");
+    let e = err("<policies><outbound><forward-request /></outbound></policies>");
+    assert!(e.message.contains("not allowed in <outbound>"), "{e}");
+    let e =
+        err("<policies><inbound><include-fragment fragment-id=\"nope\" /></inbound></policies>");
+    assert!(e.message.contains("'nope' is not defined"), "{e}");
+}
+
+#[test]
+fn secret_named_values_do_not_appear_in_errors() {
+    let mut env = CompileEnv::default();
+    env.named_values.insert("secret", ("hunter2-hunter2", true));
+    let xml = r#"<policies><inbound><set-status code="{{secret}}" /></inbound></policies>"#;
+    let e = compile_document(xml, Level::Api, &env).expect_err("bad status");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
