@@ -71,6 +71,9 @@ pub enum GatewayError {
     /// The TLS client for `https://` backends could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    /// The OS gave no random bytes.
+    #[error("the operating system's random source failed")]
+    Random,
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -124,7 +127,7 @@ impl Gateway {
             policy: PolicyEnv::new(
                 options.gateway_id.as_str().into(),
                 Some((crate::now(), wall_ms)),
-                random_seed(),
+                random_secret()?,
             ),
         });
         let connector = Connector::new(options.upstream_ca.as_deref())?;
@@ -277,11 +280,13 @@ async fn accept_loop(
     }
 }
 
-/// A seed for request ids: different per gateway run, from the OS's hasher keys
-/// (the adapter, unlike the core, may use OS randomness).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish()
+/// 32 random bytes from the OS for the policy environment (the adapter, unlike
+/// the core, may read OS randomness).
+fn random_secret() -> Result<[u8; 32], GatewayError> {
+    use ring::rand::SecureRandom;
+    let mut out = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| GatewayError::Random)?;
+    Ok(out)
 }

@@ -57,6 +57,7 @@ pub struct Frame<'c> {
 /// Evaluates a compiled program; `seed` mixes into `Guid.NewGuid()`/`Random`.
 pub fn run(c: &Compiled, ctx: &Context, seed: u64) -> R<Value> {
     let mut rng = seed
+        ^ ctx.rng_seed
         ^ encoding::fnv1a(ctx.request_id.as_bytes())
         ^ (ctx.now_unix_ms as u64).rotate_left(17)
         ^ (ctx.elapsed.as_nanos() as u64).rotate_left(33)

@@ -300,6 +300,9 @@ pub struct Context {
     pub fixed: Static,
     /// `context.RequestId` (a GUID string).
     pub request_id: String,
+    /// Randomness for `Guid.NewGuid()` and `Random` (an input: the adapter's
+    /// secret keys it, so it cannot be guessed from other requests).
+    pub rng_seed: u64,
     /// The request, as policies have changed it so far.
     pub request: Request,
     /// The response, once there is one (backend's or a policy's).

@@ -64,8 +64,7 @@ impl std::fmt::Debug for ConnSettings {
 }
 
 /// What policies need from the gateway besides the configuration: its identity,
-/// wall-clock time and request ids, all derived from inputs.
-#[derive(Debug)]
+/// wall-clock time, request ids and randomness, all derived from inputs.
 pub struct PolicyEnv {
     /// `context.Deployment.GatewayId`.
     pub gateway_id: Arc<str>,
@@ -74,34 +73,47 @@ pub struct PolicyEnv {
     /// A monotonic instant and the Unix time in milliseconds at that instant, so
     /// `DateTime.UtcNow` is computed from `now` without reading a clock.
     pub wall_anchor: Option<(std::time::Instant, i64)>,
-    /// Seed of request ids (the adapter picks it at random at start).
-    pub id_seed: u64,
     /// Counters and key sets shared by every connection of the gateway.
     pub state: Arc<crate::policy::state::PolicyState>,
+    /// Keys the per-request ids and random seeds (HMAC-SHA256 of a counter), so
+    /// they cannot be predicted from ones seen before.
+    key: ring::hmac::Key,
     ids: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for PolicyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEnv")
+            .field("gateway_id", &self.gateway_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for PolicyEnv {
     fn default() -> Self {
-        PolicyEnv::new("portcullis".into(), None, 0)
+        PolicyEnv::new("portcullis".into(), None, [0; 32])
     }
 }
 
 impl PolicyEnv {
-    /// An environment for gateway `gateway_id`.
+    /// An environment for gateway `gateway_id`; `secret` is random bytes the
+    /// adapter draws at start (it also seeds the shared stores' hashing).
     pub fn new(
         gateway_id: Arc<str>,
         wall_anchor: Option<(std::time::Instant, i64)>,
-        id_seed: u64,
+        secret: [u8; 32],
     ) -> Self {
+        let mut seed = [0u8; 16];
+        seed.copy_from_slice(&secret[16..]);
         PolicyEnv {
             gateway_id,
             region: "".into(),
             wall_anchor,
-            id_seed,
-            state: Arc::new(crate::policy::state::PolicyState::new(
-                u128::from(id_seed) << 64 | u128::from(!id_seed),
-            )),
+            state: Arc::new(crate::policy::state::PolicyState::new(u128::from_le_bytes(
+                seed,
+            ))),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
             ids: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -124,25 +136,26 @@ impl PolicyEnv {
         }
     }
 
-    /// A new request id, formatted as a GUID and unique within this gateway run.
-    pub fn next_request_id(&self) -> String {
+    /// A new request id (a version-4 GUID, unique within this gateway run) and a
+    /// seed for the request's `Guid.NewGuid()` and `Random`.
+    pub fn next_request_id(&self) -> (String, u64) {
         let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let a = splitmix64(self.id_seed ^ n);
-        let b = splitmix64(a ^ n.rotate_left(32));
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0x0fff,
-            (b >> 48) & 0x3fff | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
+        let tag = ring::hmac::sign(&self.key, &n.to_le_bytes());
+        let b = tag.as_ref();
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&b[..16]);
+        g[6] = (g[6] & 0x0f) | 0x40;
+        g[8] = (g[8] & 0x3f) | 0x80;
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&b[16..24]);
+        let id = format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            u32::from_be_bytes([g[0], g[1], g[2], g[3]]),
+            u16::from_be_bytes([g[4], g[5]]),
+            u16::from_be_bytes([g[6], g[7]]),
+            u16::from_be_bytes([g[8], g[9]]),
+            u64::from_be_bytes([0, 0, g[10], g[11], g[12], g[13], g[14], g[15]])
+        );
+        (id, u64::from_le_bytes(seed))
     }
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

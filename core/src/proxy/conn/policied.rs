@@ -712,6 +712,7 @@ fn build_context(
         }
         headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
     }
+    let (request_id, rng_seed) = env.next_request_id();
     let subscription = access.subscription.map(|i| {
         let s = &config.snapshot().subscriptions[i];
         SubscriptionInfo {
@@ -736,7 +737,8 @@ fn build_context(
             region: env.region.clone(),
             service_name: env.gateway_id.clone(),
         },
-        request_id: env.next_request_id(),
+        request_id,
+        rng_seed,
         request: Request {
             method: head.method.as_str().to_string(),
             url: Url {
