@@ -1,10 +1,12 @@
 //! The rate-limit and quota counters shared by every connection: bounded in
 //! keys, sharded to keep worker threads apart, driven by the caller's clock.
 //!
-//! Rate limits use a sliding window approximated from two fixed windows (the
-//! current count plus the previous window's count weighted by how much of it
-//! still overlaps the sliding window), so each key costs O(1) memory however
-//! high the limit. Quotas use fixed windows.
+//! Rate limits use a bucketed sliding window: the period split into a fixed
+//! number of buckets ([`BUCKETS`]), the window being the buckets within
+//! `(now - period, now]`, so each key costs a small fixed amount of memory
+//! (88 bytes of counters with `Instant`) however high the limit, and the
+//! announced `Retry-After` is exact at bucket granularity and never longer
+//! than the period. Quotas use fixed windows.
 //!
 //! Memory bound: each store holds at most `max_keys` keys. Entries whose
 //! windows have passed are dropped when met, a few more are swept from the
@@ -190,105 +192,190 @@ pub enum RateDecision {
     },
 }
 
-/// Two adjacent fixed windows of one key.
+/// Buckets per period.
+///
+/// Twelve, because:
+/// - it divides 60, and so every whole number of minutes (and 12 s, 24 s, 36 s,
+///   ...): APIM renewal periods are usually such, which puts bucket edges on
+///   whole seconds from the key's first call (5 s for `renewal-period="60"`),
+///   so the whole-second `Retry-After` loses nothing to rounding;
+/// - the window moves in steps of 1/12 of the period (8.3 %): `Retry-After` is
+///   exact at that granularity, and a real-time burst can exceed the limit
+///   only across the one bucket that has just slid out (see [`Buckets`]);
+/// - 12 `u32` counts are 48 bytes, keeping an entry at 88 bytes. Sixteen
+///   would tighten the step to 6.25 % for 16 more bytes per key, and land on
+///   whole seconds for fewer common periods (60 s gives 3.75 s buckets).
+const BUCKETS: usize = 12;
+const BUCKETS_U64: u64 = BUCKETS as u64;
+const BUCKETS_U128: u128 = BUCKETS as u128;
+
+/// A bucket holding this many calls counts as holding more than any limit.
+const SATURATED: u32 = u32::MAX;
+
+/// A bucketed sliding window of one key: the period split into [`BUCKETS`]
+/// buckets of calls, aligned to `origin`. Bucket `i` covers the nanoseconds
+/// `ceil(i * period / BUCKETS) .. ceil((i + 1) * period / BUCKETS)` after
+/// `origin` (exact integers, whatever the period). The window at a moment in
+/// bucket `c` is buckets `c - BUCKETS + 1 ..= c`: `(now - period, now]` at
+/// bucket granularity.
+///
+/// Guarantees (without `add`s beyond the limit): every run of `BUCKETS`
+/// consecutive buckets holds at most `limit` admitted calls, so every
+/// real-time interval within `BUCKETS` buckets (any interval up to
+/// `period - period / BUCKETS` long, give or take the nanosecond of rounding)
+/// does. An interval of a whole period can also hold the calls of the oldest,
+/// partly slid out, bucket: up to twice the limit in the worst case, the price
+/// of a wait that never exceeds the period. `retry_after` is the time until
+/// enough of the oldest buckets slide out: exact at bucket granularity (one
+/// nanosecond earlier is still refused) and never more than the period.
+///
+/// Memory: 88 bytes with `Instant` (`origin` 16, `period` 16, `head` 8, the
+/// ring of 12 `u32` counts 48; the two-window version was 48), inline in the
+/// LRU slot: no heap allocation. With the slot's key and links that is 120
+/// bytes a key (was 80), plus the hash map's entry and the key's text, as
+/// before. Counts saturate at `u32::MAX`, which then counts as more than any
+/// limit (only limits that high can tell).
 #[derive(Debug, Clone, Copy)]
-struct Window<T> {
-    /// Start of the current window.
-    start: T,
+struct Buckets<T> {
+    /// Where bucket 0 starts: the key's first counted call, or the last
+    /// change of period.
+    origin: T,
     period: Duration,
-    prev: u64,
-    curr: u64,
+    /// Index of the newest bucket; bucket `i` lives at slot `i % BUCKETS`.
+    head: u64,
+    /// Calls per bucket, for buckets `head - BUCKETS + 1 ..= head`.
+    counts: [u32; BUCKETS],
 }
 
-impl<T: Moment> Window<T> {
+/// A count as summed: a saturated bucket outweighs any `u64` limit.
+fn weight(c: u32) -> u128 {
+    if c == SATURATED {
+        u128::from(u64::MAX) + 1
+    } else {
+        u128::from(c)
+    }
+}
+
+impl<T: Moment> Buckets<T> {
     fn new(now: T, period: Duration) -> Self {
-        Window {
-            start: now,
+        Buckets {
+            origin: now,
             period,
-            prev: 0,
-            curr: 0,
+            head: 0,
+            counts: [0; BUCKETS],
         }
     }
 
-    /// Moves the windows forward to the one containing `now`.
+    /// Nanoseconds from `origin` to `now` (zero if `now` is earlier).
+    fn elapsed(&self, now: T) -> u128 {
+        now.since(self.origin).as_nanos()
+    }
+
+    /// The bucket containing `now`.
+    fn index_at(&self, now: T) -> u64 {
+        let i = self.elapsed(now) * BUCKETS_U128 / self.period.as_nanos();
+        u64::try_from(i).unwrap_or(u64::MAX)
+    }
+
+    /// Where bucket `i` starts, in nanoseconds from `origin`.
+    fn bucket_start(&self, i: u64) -> u128 {
+        (u128::from(i) * self.period.as_nanos()).div_ceil(BUCKETS_U128)
+    }
+
+    /// The slot of the bucket `age` buckets older than the newest.
+    fn slot_of_age(&self, age: usize) -> usize {
+        (self.slot(self.head) + BUCKETS - age) % BUCKETS
+    }
+
+    fn slot(&self, i: u64) -> usize {
+        // The remainder is below BUCKETS: the cast is lossless.
+        (i % BUCKETS_U64) as usize
+    }
+
+    /// Moves the window forward to the bucket containing `now`, emptying the
+    /// buckets that slid out. A `now` older than the newest bucket (threads
+    /// may pass one slightly older than one already seen) counts as in it.
     fn roll(&mut self, now: T, period: Duration) {
+        let cur = self.index_at(now);
+        if cur > self.head {
+            let advance = cur - self.head;
+            if advance >= BUCKETS_U64 {
+                self.counts = [0; BUCKETS];
+            } else {
+                for i in self.head + 1..=cur {
+                    let s = self.slot(i);
+                    self.counts[s] = 0;
+                }
+            }
+            self.head = cur;
+        }
         if period != self.period {
-            // The policy changed: keep the counts, adopt the new length.
+            // The policy changed: keep each bucket's count and age (in
+            // buckets), adopt the new length from a new origin at `now`.
+            let s = self.slot(self.head);
+            self.counts.rotate_left(s);
+            self.head = 0;
+            self.origin = now;
             self.period = period;
         }
-        // Threads may pass a `now` slightly older than one already seen.
-        let elapsed = now.since(self.start);
-        let p = self.period.as_nanos();
-        let n = elapsed.as_nanos() / p;
-        if n == 0 {
-            return;
-        }
-        self.prev = if n == 1 { self.curr } else { 0 };
-        self.curr = 0;
-        let advance = u64::try_from(n * p).ok().map(Duration::from_nanos);
-        self.start = advance.and_then(|d| self.start.plus(d)).unwrap_or(now);
     }
 
-    /// The estimated count in the sliding window ending at `now`, times the
-    /// period in nanoseconds (kept exact as an integer).
-    fn scaled_estimate(&self, now: T) -> u128 {
-        let p = self.period.as_nanos();
-        let into = now.since(self.start).as_nanos().min(p);
-        u128::from(self.prev) * (p - into) + u128::from(self.curr) * p
+    /// Calls in the window (after `roll`); above `u64::MAX` if one bucket saturated.
+    fn total(&self) -> u128 {
+        self.counts.iter().map(|&c| weight(c)).sum()
     }
 
-    /// Whether `cost` more calls fit under `limit` at `now`.
-    fn fits(&self, limit: u64, cost: u64, now: T) -> bool {
-        let p = self.period.as_nanos();
-        self.scaled_estimate(now) + u128::from(cost) * p <= u128::from(limit) * p
+    /// Counts `n` calls in the newest bucket.
+    fn add(&mut self, n: u64) {
+        let s = self.slot(self.head);
+        let c = u64::from(self.counts[s]).saturating_add(n);
+        self.counts[s] = u32::try_from(c).unwrap_or(SATURATED);
     }
 
-    /// Calls left under `limit` at `now`, rounding the estimate up.
-    fn remaining(&self, limit: u64, now: T) -> u64 {
-        let p = self.period.as_nanos();
-        let est = self.scaled_estimate(now).div_ceil(p);
-        u64::try_from(u128::from(limit).saturating_sub(est)).unwrap_or(0)
+    /// Whether `cost` more calls fit under `limit`.
+    fn fits(&self, limit: u64, cost: u64) -> bool {
+        self.total() + u128::from(cost) <= u128::from(limit)
     }
 
-    /// How long until `cost` calls fit, assuming no other calls meanwhile.
+    /// Calls left under `limit`.
+    fn remaining(&self, limit: u64) -> u64 {
+        let left = u128::from(limit).saturating_sub(self.total());
+        u64::try_from(left).unwrap_or(0)
+    }
+
+    /// How long until `cost` calls fit, assuming no other calls meanwhile: until
+    /// the oldest buckets whose counts must go have slid out. At most the period
+    /// (when the newest bucket must go too). A `cost` above `limit` never fits:
+    /// the answer is then the whole period, the longest wait this limiter ever
+    /// announces, so such a client is at least not invited to retry at once.
     fn retry_after(&self, limit: u64, cost: u64, now: T) -> Duration {
-        let p = self.period.as_nanos();
-        let into = now.since(self.start).as_nanos().min(p);
         let Some(need) = limit.checked_sub(cost) else {
-            // Never fits: say two periods, after which both windows are empty.
-            return self.period.saturating_mul(2);
+            return self.period;
         };
-        let (need, prev, curr) = (
-            u128::from(need),
-            u128::from(self.prev),
-            u128::from(self.curr),
-        );
-        let wait = if curr > need {
-            // Wait for the current window to become the previous one and for
-            // enough of it to slide out: curr * (p - s) / p <= need.
-            let s = (p * (curr - need)).div_ceil(curr);
-            (p - into) + s
-        } else if prev == 0 {
-            0
-        } else {
-            // prev * (p - x) / p + curr <= need, with x the offset into this window.
-            let x = (p * (prev - (need - curr).min(prev))).div_ceil(prev);
-            x.saturating_sub(into)
-        };
-        Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+        let need = u128::from(need);
+        let mut left = self.total();
+        // Buckets to slide out, oldest first.
+        let mut k = 0;
+        while left > need && k < BUCKETS {
+            left -= weight(self.counts[self.slot_of_age(BUCKETS - 1 - k)]);
+            k += 1;
+        }
+        let fits_at = self.bucket_start(self.head + k as u64);
+        // From the start of the newest bucket at the earliest, so a stale `now`
+        // cannot stretch the wait past the period.
+        let from = self.elapsed(now).max(self.bucket_start(self.head));
+        let wait = u64::try_from(fits_at.saturating_sub(from)).unwrap_or(u64::MAX);
+        Duration::from_nanos(wait).min(self.period)
     }
 
-    /// The sliding window is empty and stays so without new calls.
+    /// The window is empty and stays so without new calls.
     fn empty_at(&self, now: T) -> bool {
-        let elapsed = now.since(self.start);
-        // Empty now; or the current window ends empty, leaving nothing; or
-        // both windows have slid out.
-        (self.curr == 0 && (self.prev == 0 || elapsed >= self.period))
-            || elapsed >= self.period.saturating_mul(2)
+        self.counts.iter().all(|&c| c == 0)
+            || self.index_at(now) >= self.head.saturating_add(BUCKETS_U64)
     }
 }
 
-impl<T: Moment> Expiring<T> for Window<T> {
+impl<T: Moment> Expiring<T> for Buckets<T> {
     fn expired(&self, now: T) -> bool {
         self.empty_at(now)
     }
@@ -297,7 +384,7 @@ impl<T: Moment> Expiring<T> for Window<T> {
 /// Sliding-window rate limiter shared across connections (`T` is the clock
 /// reading type: `Instant` outside tests).
 pub struct RateLimiter<T = Instant> {
-    map: Sharded<Window<T>>,
+    map: Sharded<Buckets<T>>,
 }
 
 impl<T: Moment> Default for RateLimiter<T> {
@@ -341,7 +428,7 @@ impl<T: Moment> RateLimiter<T> {
                 w.roll(now, period);
                 *w
             }
-            None => Window::new(now, period),
+            None => Buckets::new(now, period),
         };
         decide(&w, limit, cost, now)
     }
@@ -355,12 +442,12 @@ impl<T: Moment> RateLimiter<T> {
         let (mut shard, cap) = self.map.shard(key);
         if let Some(w) = shard.get_mut(key) {
             w.roll(now, period);
-            w.curr = w.curr.saturating_add(count);
+            w.add(count);
             return;
         }
         make_room(&mut shard, cap, now);
-        let mut w = Window::new(now, period);
-        w.curr = count;
+        let mut w = Buckets::new(now, period);
+        w.add(count);
         shard.insert(key.clone(), w);
     }
 
@@ -379,23 +466,23 @@ impl<T: Moment> RateLimiter<T> {
             w.roll(now, period);
             let d = decide(w, limit, count, now);
             if let RateDecision::Allowed { .. } = d {
-                w.curr = w.curr.saturating_add(count);
+                w.add(count);
                 return RateDecision::Allowed {
-                    remaining: w.remaining(limit, now),
+                    remaining: w.remaining(limit),
                 };
             }
             return d;
         }
-        let mut w = Window::new(now, period);
+        let mut w = Buckets::new(now, period);
         let d = decide(&w, limit, count, now);
         if let RateDecision::Allowed { .. } = d {
             if count > 0 {
                 make_room(&mut shard, cap, now);
-                w.curr = count;
+                w.add(count);
                 shard.insert(key.clone(), w);
             }
             return RateDecision::Allowed {
-                remaining: w.remaining(limit, now),
+                remaining: w.remaining(limit),
             };
         }
         d
@@ -422,10 +509,10 @@ impl<T: Moment> RateLimiter<T> {
     }
 }
 
-fn decide<T: Moment>(w: &Window<T>, limit: u64, cost: u64, now: T) -> RateDecision {
-    if w.fits(limit, cost, now) {
+fn decide<T: Moment>(w: &Buckets<T>, limit: u64, cost: u64, now: T) -> RateDecision {
+    if w.fits(limit, cost) {
         RateDecision::Allowed {
-            remaining: w.remaining(limit, now),
+            remaining: w.remaining(limit),
         }
     } else {
         RateDecision::Limited {

@@ -118,15 +118,24 @@ fn product_api_and_operation_limits_apply_independently() {
     assert_eq!(resp.status, 429);
     assert_eq!(resp.headers.get("Content-Type"), Some("application/json"));
     let secs = resp.headers.get("Retry-After").expect("retry-after");
-    // Both calls came at the window start; the approximation spreads them
-    // over the window, so the wait is 60 s plus half a window.
-    assert_eq!(secs, "90");
+    // Both GETs came at T0, in the operation counter's first bucket: they
+    // slide out one renewal period later, never more.
+    assert_eq!(secs, "60");
     assert_eq!(
         resp.body.as_deref(),
         Some(
-            &br#"{ "statusCode": 429, "message": "Rate limit is exceeded. Try again in 90 seconds." }"#[..]
+            &br#"{ "statusCode": 429, "message": "Rate limit is exceeded. Try again in 60 seconds." }"#[..]
         )
     );
+    // The wait is honest: 60 s later the third GET goes through.
+    assert!(matches!(
+        rl.apply(&limiter, &on_get, T0 + Duration::from_secs(59)),
+        RateOutcome::Limited { .. }
+    ));
+    assert!(matches!(
+        rl.apply(&limiter, &on_get, T0 + Duration::from_secs(60)),
+        RateOutcome::Allowed { .. }
+    ));
     assert_eq!(
         rl.outputs.response_headers(&RateOutcome::Allowed {
             remaining: 4,
@@ -174,16 +183,18 @@ fn rate_limit_by_key_counts_per_key() {
     let RateOutcome::Limited { retry_after, .. } = limited else {
         panic!("{limited:?}")
     };
-    assert_eq!(retry_after, Duration::from_secs(10));
+    // Both counted calls are in the bucket starting at T0, which leaves the
+    // 10 s window at T0 + 10 s: 5 s after this refusal.
+    assert_eq!(retry_after, Duration::from_secs(5));
     assert_eq!(
         p.outputs.variables(&limited),
         vec![
-            ("wait".into(), Value::Int(10)),
+            ("wait".into(), Value::Int(5)),
             ("left".into(), Value::Int(0))
         ]
     );
     let resp = p.failure(&limited).response.expect("response");
-    assert_eq!(resp.headers.get("x-retry"), Some("10"));
+    assert_eq!(resp.headers.get("x-retry"), Some("5"));
     assert!(!resp.headers.contains("Retry-After"));
 }
 
