@@ -542,3 +542,124 @@ fn secret_named_values_do_not_appear_in_errors() {
     let e = compile_document(xml, Level::Api, &env).expect_err("bad status");
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
+
+#[test]
+fn transformation_policies_change_the_request() {
+    let a = r#"<policies><inbound>
+      <set-variable name="tier" value="@(context.Request.Headers.GetValueOrDefault("X-Kind", "none").ToUpper())" />
+      <set-header name="X-Tier" exists-action="override"><value>@((string)context.Variables["tier"])</value></set-header>
+      <set-header name="X-Kind" exists-action="delete" />
+      <set-header name="Host" exists-action="skip"><value>ignored</value></set-header>
+      <set-query-parameter name="page" exists-action="override"><value>2</value></set-query-parameter>
+      <set-query-parameter name="tag" exists-action="append"><value>a</value><value>b</value></set-query-parameter>
+      <rewrite-uri template="/v2/things/{id}?src=gw" />
+      <set-method>PUT</set-method>
+      <set-body>@("{\"tier\":\"" + (string)context.Variables["tier"] + "\"}")</set-body>
+      <authentication-basic username="user" password="p@ss" />
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    c.request.url.query = vec![("page".into(), "1".into()), ("keep".into(), "yes".into())];
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    let r = &c.request;
+    assert_eq!(r.headers.get("X-Tier"), Some("A"));
+    assert_eq!(r.headers.get("X-Kind"), None);
+    assert_eq!(r.headers.get("Host"), Some("gw.example"));
+    assert_eq!(r.method, "PUT");
+    assert_eq!(r.url.path, "/base/v2/things/7");
+    // The template's own query first, then the parameters it did not name.
+    assert_eq!(r.url.query_string(), "?src=gw&page=2&keep=yes&tag=a&tag=b");
+    assert_eq!(r.body.as_deref(), Some(&br#"{"tier":"A"}"#[..]));
+    assert_eq!(r.headers.get("Authorization"), Some("Basic dXNlcjpwQHNz"));
+}
+
+#[test]
+fn set_backend_service_points_the_request_elsewhere() {
+    let a = r#"<policies><inbound><set-backend-service base-url="https://other.example:8443/api" /></inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    let u = &c.request.url;
+    assert_eq!(
+        (u.scheme.as_str(), u.host.as_str(), u.port, u.path.as_str()),
+        ("https", "other.example", 8443, "/api/items/7")
+    );
+    assert_eq!(u.to_url_string(), "https://other.example:8443/api/items/7");
+}
+
+#[test]
+fn mock_response_answers_without_the_backend() {
+    let a = r#"<policies><inbound><mock-response status-code="202" content-type="application/xml" /></inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert_eq!(run_through(&h, &mut pl, &mut c), 0);
+    let r = response(&c);
+    assert_eq!(r.status, 202);
+    assert_eq!(r.headers.get("Content-Type"), Some("application/xml"));
+}
+
+#[test]
+fn one_way_requests_and_traces_are_side_effects() {
+    let a = r#"<policies><inbound>
+      <send-one-way-request mode="new"><set-url>http://audit.example/log</set-url><set-method>POST</set-method><set-body>@(context.Request.Method)</set-body></send-one-way-request>
+      <trace source="test" severity="information"><message>@("seen " + context.Request.IpAddress)</message><metadata name="k" value="v" /></trace>
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    assert_eq!(pl.side.one_way.len(), 1);
+    assert_eq!(pl.side.one_way[0].url, "http://audit.example/log");
+    assert_eq!(&pl.side.one_way[0].body[..], b"GET");
+    assert_eq!(pl.side.traces.len(), 1);
+    assert_eq!(pl.side.traces[0].message, "seen 10.1.2.3");
+    assert_eq!(
+        pl.side.traces[0].metadata,
+        [("k".to_string(), "v".to_string())]
+    );
+}
+
+#[test]
+fn wait_runs_its_children_and_limit_concurrency_releases_its_slot() {
+    let a = r#"<policies><inbound>
+      <limit-concurrency key="k" max-count="1">
+        <wait for="all">
+          <set-header name="X-A" exists-action="override"><value>1</value></set-header>
+          <set-header name="X-B" exists-action="override"><value>2</value></set-header>
+        </wait>
+      </limit-concurrency>
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let d = chain([None, None, Some(a), None]);
+    // Two requests at once: the second is refused while the first holds the slot.
+    let mut p1 = Pipeline::new(d.clone());
+    let mut c1 = ctx();
+    let mut p2 = Pipeline::new(d.clone());
+    let mut c2 = ctx();
+    // The block ends before the backend call, so the slot is free again.
+    assert!(matches!(h.run(&mut p1, &mut c1), Step::Forward(_)));
+    assert_eq!(c1.request.headers.get("X-B"), Some("2"));
+    assert!(matches!(h.run(&mut p2, &mut c2), Step::Forward(_)));
+
+    let held = r#"<policies><backend>
+      <limit-concurrency key="k2" max-count="1"><forward-request /></limit-concurrency>
+    </backend></policies>"#;
+    let d = chain([None, None, Some(held), None]);
+    let mut p1 = Pipeline::new(d.clone());
+    let mut c1 = ctx();
+    assert!(matches!(h.run(&mut p1, &mut c1), Step::Forward(_)));
+    let mut p2 = Pipeline::new(d.clone());
+    let mut c2 = ctx();
+    assert_eq!(h.run(&mut p2, &mut c2), Step::Respond);
+    assert_eq!(response(&c2).status, 429);
+    // The first finishes; a third gets in.
+    backend_ok(&mut c1, "x");
+    p1.forward_done(&mut c1, Ok(()));
+    assert_eq!(h.run(&mut p1, &mut c1), Step::Respond);
+    let mut p3 = Pipeline::new(d);
+    let mut c3 = ctx();
+    assert!(matches!(h.run(&mut p3, &mut c3), Step::Forward(_)));
+}

@@ -224,8 +224,12 @@ impl SetQueryParameter {
                 q.extend(vals.into_iter().map(|v| (name.clone(), v)));
             }
             ExistsAction::Override => {
+                // The values take the place of the first occurrence.
+                let at = q.iter().position(|(n, _)| *n == name).unwrap_or(q.len());
                 q.retain(|(n, _)| *n != name);
-                q.extend(vals.into_iter().map(|v| (name.clone(), v)));
+                let at = at.min(q.len());
+                let new: Vec<_> = vals.into_iter().map(|v| (name.clone(), v)).collect();
+                q.splice(at..at, new);
             }
         }
         Ok(())
@@ -284,9 +288,11 @@ impl RewriteUri {
         }
         let mut new_query = query;
         if self.copy_unmatched_params {
+            // Parameters the template names (in its path or its own query) are
+            // not copied again.
+            let named: Vec<String> = new_query.iter().map(|(n, _)| n.clone()).collect();
             for (n, v) in &ctx.request.url.query {
-                let used =
-                    raw.contains(&format!("{{{n}}}")) || new_query.iter().any(|(q, _)| q == n);
+                let used = raw.contains(&format!("{{{n}}}")) || named.contains(n);
                 if !used {
                     new_query.push((n.clone(), v.clone()));
                 }
