@@ -1038,13 +1038,17 @@ impl ProxyConn {
         ex.upstream_eof = false;
         self.upstream_out.clear();
         match &ex.policy {
-            Some(run) => run.write_upstream(
-                &ex.forward,
-                &ex.head,
-                &self.client_ip,
-                self.settings.proto,
-                &mut self.upstream_out,
-            ),
+            Some(run) => {
+                run.write_upstream(
+                    &ex.forward,
+                    &ex.head,
+                    &self.client_ip,
+                    self.settings.proto,
+                    &mut self.upstream_out,
+                );
+                // A body the policies set goes again too.
+                run.append_body(&mut self.upstream_out);
+            }
             None => ex.forward.write_head(
                 &ex.head,
                 &self.client_ip,

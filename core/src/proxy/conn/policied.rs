@@ -73,6 +73,13 @@ impl Exchange {
 }
 
 impl PolicyRun {
+    /// Appends the buffered request body, if the request has one.
+    pub(super) fn append_body(&self, out: &mut BytesMut) {
+        if let Some(body) = &self.ctx.request.body {
+            out.extend_from_slice(body);
+        }
+    }
+
     /// Appends the head of the request to send upstream, from the context.
     pub(super) fn write_upstream(
         &self,
