@@ -663,3 +663,28 @@ fn wait_runs_its_children_and_limit_concurrency_releases_its_slot() {
     let mut c3 = ctx();
     assert!(matches!(h.run(&mut p3, &mut c3), Step::Forward(_)));
 }
+
+#[test]
+fn documents_that_change_nothing_are_recognised() {
+    let env = CompileEnv::default();
+    let pass = |level, xml: &str| {
+        compile_document(xml, level, &env)
+            .expect("compiles")
+            .is_passthrough()
+    };
+    let apim_default_global = "<policies><inbound></inbound><backend><forward-request /></backend><outbound></outbound><on-error></on-error></policies>";
+    assert!(pass(Level::Global, apim_default_global));
+    let all_base = "<policies><inbound><base /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>";
+    assert!(pass(Level::Api, all_base));
+    assert!(pass(Level::Operation, "<policies />"));
+    // An empty section below the global scope stops inheritance: not a no-op.
+    assert!(!pass(Level::Api, "<policies><inbound /></policies>"));
+    assert!(!pass(
+        Level::Global,
+        "<policies><backend><forward-request timeout=\"5\" /></backend></policies>"
+    ));
+    assert!(!pass(
+        Level::Api,
+        "<policies><inbound><base /><set-header name=\"a\" exists-action=\"delete\" /></inbound></policies>"
+    ));
+}

@@ -23,6 +23,8 @@ pub struct CompiledConfig {
     keys: KeyIndex,
     router: Router,
     policies: PolicySet,
+    /// Every backend's parsed URL, by id.
+    backends: HashMap<String, ServiceUrl>,
 }
 
 /// What a subscription opens.
@@ -106,6 +108,7 @@ impl CompiledConfig {
             keys: KeyIndex(checked.keys),
             router: checked.router,
             policies,
+            backends: checked.backends,
         })
     }
 
@@ -145,13 +148,8 @@ impl CompiledConfig {
 
     /// The parsed URL of backend `id`.
     pub fn backend_url(&self, id: &str) -> Option<&ServiceUrl> {
-        // Backends are few; APIs that name one already resolved it at compile time.
-        let api = self
-            .snapshot
-            .apis
-            .iter()
-            .position(|a| a.backend_id.as_deref() == Some(id))?;
-        Some(&self.upstreams[api])
+        // Any backend of the snapshot, whether or not an API names it.
+        self.backends.get(id)
     }
 
     /// Whether `key` opens API `api_idx`, and through which product.
@@ -287,8 +285,10 @@ fn compile_policies(
      -> Result<Option<Arc<Document>>, ConfigError> {
         match src.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
+            // A document that changes nothing is dropped, so requests it
+            // covers keep the proxy's fast path.
             Some(xml) => compile_document(xml, level, &env)
-                .map(|d| Some(Arc::new(d)))
+                .map(|d| (!d.is_passthrough()).then(|| Arc::new(d)))
                 .map_err(|error| ConfigError::Policy {
                     owner: owner(),
                     error,

@@ -17,6 +17,8 @@ pub(crate) struct Checked {
     pub(crate) keys: HashMap<[u8; 32], SubscriptionRef>,
     /// Router over all APIs.
     pub(crate) router: Router,
+    /// Every backend's parsed URL, by id (for `set-backend-service backend-id`).
+    pub(crate) backends: HashMap<String, ServiceUrl>,
 }
 
 /// Checks the snapshot in document order and stops at the first problem.
@@ -79,6 +81,10 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
         upstreams,
         keys,
         router,
+        backends: backends
+            .into_iter()
+            .map(|(id, url)| (id.to_owned(), url))
+            .collect(),
     })
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::actions::Action;
+use super::actions::{Action, ForwardSpec};
 use super::xml::Pos;
 use crate::expr::Expr;
 
@@ -194,6 +194,28 @@ pub struct Document {
 }
 
 impl Document {
+    /// Whether running the document changes nothing: every section inherits
+    /// (`<base />` only, or absent), or, at the global scope where there is
+    /// nothing to inherit, is empty, and the backend section only forwards.
+    /// APIM's default global document is such a one.
+    pub fn is_passthrough(&self) -> bool {
+        SectionKind::ALL.iter().all(|&kind| {
+            let Some(section) = self.section(kind) else {
+                return true;
+            };
+            match section.ops.as_slice() {
+                [Op::Base] => true,
+                [] => self.level == Level::Global && kind != SectionKind::Backend,
+                [Op::Act(a, _)] => {
+                    self.level == Level::Global
+                        && kind == SectionKind::Backend
+                        && matches!(**a, Action::Forward(spec) if spec == ForwardSpec::DEFAULT)
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// The section of kind `kind`, if the document has one.
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
         self.sections[kind as usize].as_ref()
