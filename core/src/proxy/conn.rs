@@ -496,7 +496,10 @@ impl ProxyConn {
         if failure == UpstreamFailure::Io && self.try_retry(now) {
             return;
         }
-        self.fail_exchange(502, now);
+        // With policies the failure goes to `on-error`, which must run now.
+        if self.fail_exchange(502, now) {
+            self.progress(now);
+        }
     }
 
     /// The deadline from `poll_timeout` has passed (spurious calls are ignored).
@@ -530,7 +533,10 @@ impl ProxyConn {
                 self.close();
             }
             DeadlineKind::Connect | DeadlineKind::Response => {
-                self.fail_exchange(504, now);
+                // With policies the failure goes to `on-error`, which must run now.
+                if self.fail_exchange(504, now) {
+                    self.progress(now);
+                }
             }
             DeadlineKind::PolicySleep => {
                 self.policy_sleep_done(now);
@@ -540,7 +546,9 @@ impl ProxyConn {
                     .exchange
                     .as_ref()
                     .is_some_and(|ex| ex.req_body.is_some());
-                self.fail_exchange(if client_stalled { 408 } else { 504 }, now);
+                if self.fail_exchange(if client_stalled { 408 } else { 504 }, now) {
+                    self.progress(now);
+                }
             }
         }
     }
