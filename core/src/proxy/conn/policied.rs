@@ -433,11 +433,15 @@ impl ProxyConn {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let bodiless = head.framing == BodyFraming::Empty;
+        // Policies that read the body see an empty one (not null) when the
+        // backend sent none, as in APIM; a HEAD response keeps its head as sent.
+        let empty_body = (run.needs.response_body && bodiless && ex.method != http::Method::HEAD)
+            .then(bytes::Bytes::new);
         run.ctx.response = Some(context::Response {
             status: head.status,
             reason: String::from_utf8_lossy(head.reason()).into_owned(),
             headers,
-            body: None,
+            body: empty_body,
         });
         let decoder = BodyDecoder::new(head.framing, None, max_trailer);
         if run.needs.response_body && !bodiless {
