@@ -2447,3 +2447,91 @@ async fn outbound_policy_reads_an_empty_backend_body() {
     assert_eq!(backend.connections(), 1, "the backend connection is reused");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_on_error_status_code_goes_to_on_error() {
+    let backend = status_backend().await;
+    let policy = own_backend(
+        "",
+        r#"<forward-request fail-on-error-status-code="true" />"#,
+        r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#,
+        LAST_ERROR_HEADER,
+    );
+    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let r = get_with(&gw, "/api/status/503", &[]).await;
+    assert!(r.status >= 500, "{r:?}");
+    let error = r.header("x-error").unwrap_or_default();
+    assert!(error.starts_with("BackendErrorStatusCode: "), "{r:?}");
+    assert!(!r.has("x-outbound"), "outbound is skipped: {r:?}");
+    let r = get_with(&gw, "/api/fine", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-outbound").as_deref(), Some("ran"));
+    assert_eq!(r.header("x-error"), None);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "gateway bug: forward-request follow-redirects is compiled (ForwardSpec::follow_redirects) but nothing reads it; the 302 is returned to the client"]
+async fn forward_request_follows_redirects() {
+    let backend = Backend::start(|r| {
+        if r.target() == "/old" {
+            Reply::Send(response(302, &[("Location", "/new")], b""))
+        } else {
+            Reply::Send(ok("text/plain", r.target().as_bytes()))
+        }
+    })
+    .await;
+    let policy = own_backend("", r#"<forward-request follow-redirects="true" />"#, "", "");
+    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let r = get_with(&gw, "/api/old", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "/new");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "gateway bug: bandwidth of a streamed response is never counted (policied.rs drops Content-Length from context.Response.Headers, and Pipeline::finish runs before the body is streamed, finding neither a body nor that header)"]
+async fn quota_bandwidth_runs_out() {
+    let backend = Backend::start(|_| Reply::Send(ok("text/plain", &[b'x'; 3000]))).await;
+    // 2 KB per period: the first 3000-byte answer uses it up.
+    let policy = inbound(r#"<quota bandwidth="2" renewal-period="3600" />"#);
+    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let r = get_with(&gw, "/api/1", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body.len(), 3000);
+    let r = get_with(&gw, "/api/2", &[]).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.has("retry-after"), "{r:?}");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Out of bandwidth quota."),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(backend.requests().len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_request_timeout_goes_to_on_error() {
+    let backend = Backend::echo().await;
+    let slow = Backend::start(|_| Reply::Hang).await;
+    let policy = policies(
+        &format!(
+            r#"<send-request mode="new" response-variable-name="r" timeout="1"><set-url>http://{}/slow</set-url></send-request>"#,
+            slow.addr
+        ),
+        "",
+        "",
+        LAST_ERROR_HEADER,
+    );
+    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let r = get_with(&gw, "/api/x", &[]).await;
+    assert!(r.status >= 500, "{r:?}");
+    let error = r.header("x-error").unwrap_or_default();
+    assert!(error.starts_with("Timeout"), "{r:?}");
+    assert!(backend.requests().is_empty());
+    gw.stop().await;
+}
