@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 
 use super::actions::{Action, ForwardSpec};
 use super::concurrency::{self, ConcurrencyPermit};
-use super::context::{Context, LastError, Response};
+use super::context::{Context, LastError, Response, Url};
 use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
 use super::error::Failure;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
@@ -27,6 +27,7 @@ use super::response_cache::{decode_response, encode_response, CacheLookup};
 use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
+use super::urlenc::parse_query;
 use crate::config::ServiceUrl;
 use crate::expr::Template;
 use crate::expr::Value;
@@ -95,9 +96,7 @@ const ROOT: u8 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Waiting {
     Nothing,
-    Forward {
-        fail_on_error_status: bool,
-    },
+    Forward(ForwardSpec),
     Call {
         origin: (u8, u32),
         ignore_error: bool,
@@ -145,6 +144,12 @@ pub struct Pipeline {
     deferred: Vec<Deferred>,
     /// `finish` ran.
     finished: bool,
+    /// A redirect to follow with this `forward-request`.
+    redirect: Option<ForwardSpec>,
+    /// Redirects followed so far.
+    redirects: u8,
+    /// Bandwidth counting that waits for a streamed body's length.
+    after_stream: Vec<Deferred>,
     /// The `cache-lookup` of this request and its key, for `cache-store`.
     lookup: Option<(Arc<CacheLookup>, String)>,
     /// The response came from the cache.
@@ -173,6 +178,9 @@ impl Pipeline {
             call_variable: None,
             deferred: Vec::new(),
             finished: false,
+            redirect: None,
+            redirects: 0,
+            after_stream: Vec::new(),
             lookup: None,
             cache_hit: false,
             value_lookup: None,
@@ -205,6 +213,10 @@ impl Pipeline {
     }
 
     fn run_inner(&mut self, ctx: &mut Context, env: &Env<'_>) -> Step {
+        if let Some(spec) = self.redirect.take() {
+            ctx.response = None;
+            return self.forward(spec);
+        }
         if self.done {
             return Step::Respond;
         }
@@ -338,17 +350,32 @@ impl Pipeline {
 
     /// The backend answered (its response is in `context.Response`) or failed.
     pub fn forward_done(&mut self, ctx: &mut Context, result: Result<(), ForwardFailure>) {
-        let Waiting::Forward {
-            fail_on_error_status,
-        } = self.waiting
-        else {
+        let Waiting::Forward(spec) = self.waiting else {
             return;
         };
         self.waiting = Waiting::Nothing;
         match result {
             Ok(()) => {
                 let status = ctx.response.as_ref().map_or(200, |r| r.status);
-                if fail_on_error_status && status >= 400 {
+                if spec.follow_redirects && self.redirects < MAX_REDIRECTS {
+                    if let Some(next) = redirect_target(ctx, status) {
+                        self.redirects += 1;
+                        // As browsers and .NET's HttpClient do: after a 303, or a
+                        // 301/302 to a POST, the next request is a GET without a body.
+                        if status == 303
+                            || (matches!(status, 301 | 302) && ctx.request.method == "POST")
+                        {
+                            ctx.request.method = "GET".into();
+                            ctx.request.body = None;
+                            ctx.request.headers.remove("content-type");
+                        }
+                        ctx.request.url = next;
+                        ctx.request.base_path = String::new();
+                        self.redirect = Some(spec);
+                        return;
+                    }
+                }
+                if spec.fail_on_error_status && status >= 400 {
                     self.fail_with_origin(
                         ctx,
                         Failure::new(
@@ -524,9 +551,7 @@ impl Pipeline {
 
     fn forward(&mut self, spec: ForwardSpec) -> Step {
         self.forwarded = true;
-        self.waiting = Waiting::Forward {
-            fail_on_error_status: spec.fail_on_error_status,
-        };
+        self.waiting = Waiting::Forward(spec);
         Step::Forward(spec)
     }
 
@@ -740,6 +765,23 @@ impl Pipeline {
         Ok(None)
     }
 
+    /// The response body was streamed to the client: `bytes` of request and
+    /// response body went through, which bandwidth quotas now count.
+    pub fn streamed(&mut self, state: &PolicyState, bytes: u64, now_unix_ms: i64) {
+        let now_unix = now_unix_ms.div_euclid(1000);
+        for d in std::mem::take(&mut self.after_stream) {
+            match d {
+                Deferred::QuotaBytes(counters) => {
+                    add_bytes(&state.quotas, &counters, bytes, now_unix)
+                }
+                Deferred::QuotaByKey(q, resolved) => {
+                    q.add_bytes(&state.quotas, &resolved, bytes, now_unix)
+                }
+                Deferred::Rate(..) => {}
+            }
+        }
+    }
+
     /// Sets the variables and remembers the headers a rate limit reports.
     fn rate_outputs(
         &mut self,
@@ -775,6 +817,8 @@ impl Pipeline {
                     })
                 })
                 .unwrap_or(0);
+        // A body still to be streamed is counted when it has been (`streamed`).
+        let streaming = ctx.response.as_ref().is_some_and(|r| r.body.is_none());
         for d in std::mem::take(&mut self.deferred) {
             match d {
                 Deferred::Rate(r, resolved) => {
@@ -782,6 +826,7 @@ impl Pipeline {
                         r.increment(&state.rates, &resolved, now);
                     }
                 }
+                Deferred::QuotaBytes(_) if streaming => self.after_stream.push(d),
                 Deferred::QuotaBytes(counters) => {
                     add_bytes(&state.quotas, &counters, bytes, now_unix)
                 }
@@ -789,7 +834,11 @@ impl Pipeline {
                     if q.defers_increment() && q.should_increment(ctx).unwrap_or(false) {
                         q.increment(&state.quotas, &resolved, now_unix);
                     }
-                    q.add_bytes(&state.quotas, &resolved, bytes, now_unix);
+                    if streaming {
+                        self.after_stream.push(Deferred::QuotaByKey(q, resolved));
+                    } else {
+                        q.add_bytes(&state.quotas, &resolved, bytes, now_unix);
+                    }
                 }
             }
         }
@@ -857,6 +906,79 @@ impl Pipeline {
         self.abort(ctx, "InternalError", message);
         Step::Respond
     }
+}
+
+/// Most redirects one `forward-request` follows.
+const MAX_REDIRECTS: u8 = 10;
+
+/// Where a redirect response points, if it is one with a usable `Location`.
+fn redirect_target(ctx: &Context, status: u16) -> Option<Url> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = ctx.response.as_ref()?.headers.get("location")?.trim();
+    let current = &ctx.request.url;
+    if let Some(rest) = location.strip_prefix("//") {
+        return parse_absolute(&format!("{}://{rest}", current.scheme));
+    }
+    if location.starts_with('/') {
+        let (path, query) = match location.split_once('?') {
+            Some((p, q)) => (p, parse_query(q)),
+            None => (location, Vec::new()),
+        };
+        return Some(Url {
+            path: path.to_string(),
+            query,
+            ..current.clone()
+        });
+    }
+    parse_absolute(location)
+}
+
+/// `http(s)://host[:port][/path][?query]` as a `Url`.
+fn parse_absolute(s: &str) -> Option<Url> {
+    let (scheme, rest) = s.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let rest = rest.split('#').next().unwrap_or(rest);
+    let (authority, path_query) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default_port,
+        };
+        (h, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (authority, default_port),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (if p.is_empty() { "/" } else { p }, parse_query(q)),
+        None => (path_query, Vec::new()),
+    };
+    Some(Url {
+        scheme,
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+        query,
+    })
 }
 
 /// Counting that happens once the response is known.

@@ -856,6 +856,9 @@ impl ProxyConn {
             while self.upstream_out.len() < HIGH_WATER {
                 match decoder.decode(&mut self.client_in) {
                     Ok(Some(BodyEvent::Data(data))) => {
+                        if let Some(run) = ex.policy.as_mut() {
+                            run.count_streamed(data.len());
+                        }
                         write_body_data(ex.forward.framing, &data, &mut self.upstream_out);
                     }
                     Ok(Some(BodyEvent::End { trailers })) => {
@@ -983,6 +986,9 @@ impl ProxyConn {
                     };
                     match step {
                         Ok(Some(BodyEvent::Data(data))) => {
+                            if let Some(run) = ex.policy.as_mut() {
+                                run.count_streamed(data.len());
+                            }
                             write_body_data(*framing, &data, &mut self.client_out);
                         }
                         Ok(Some(BodyEvent::End { trailers })) => {
@@ -1008,6 +1014,7 @@ impl ProxyConn {
 
     /// The response is complete: release the backend and go on with the next request.
     fn finish_exchange(&mut self, now: Instant) -> bool {
+        self.policy_exchange_done(now);
         let Some(ex) = self.exchange.as_ref() else {
             return true;
         };

@@ -63,6 +63,8 @@ pub(super) struct PolicyRun {
     req_buf: BytesMut,
     /// The client's request had a body.
     had_body: bool,
+    /// Body bytes streamed through (request and response), for bandwidth quotas.
+    streamed: u64,
 }
 
 impl Exchange {
@@ -73,6 +75,11 @@ impl Exchange {
 }
 
 impl PolicyRun {
+    /// `n` body bytes went through without being buffered.
+    pub(super) fn count_streamed(&mut self, n: usize) {
+        self.streamed = self.streamed.saturating_add(n as u64);
+    }
+
     /// Appends the buffered request body, if the request has one.
     pub(super) fn append_body(&self, out: &mut BytesMut) {
         if let Some(body) = &self.ctx.request.body {
@@ -176,6 +183,7 @@ impl ProxyConn {
             started: now,
             req_buf: BytesMut::new(),
             had_body: has_body,
+            streamed: 0,
         };
         let api = config.api(api_idx);
         let response_timeout = api.timeout();
@@ -575,6 +583,17 @@ impl ProxyConn {
             }
         }
         self.progress(now);
+    }
+
+    /// The exchange is complete: bandwidth quotas count what was streamed.
+    pub(super) fn policy_exchange_done(&mut self, now: Instant) {
+        let unix_ms = self.settings.policy.unix_ms(now);
+        let state = &self.settings.policy.state;
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            let buffered = run.ctx.request.body.as_ref().map_or(0, |b| b.len() as u64);
+            run.pipeline
+                .streamed(state, run.streamed.saturating_add(buffered), unix_ms);
+        }
     }
 
     /// The pipeline finished: answer the client with `context.Response`.
