@@ -310,12 +310,13 @@ fn escape_expressions(src: &str) -> Escaped {
     while i < b.len() {
         let c = b[i];
         // Comments and CDATA are copied untouched.
-        if !in_tag && src[i..].starts_with("<!--") {
-            i = src[i..].find("-->").map_or(b.len(), |p| i + p + 3);
+        // Byte-wise: `i` may be inside a multi-byte character here.
+        if !in_tag && b[i..].starts_with(b"<!--") {
+            i = find_bytes(&b[i..], b"-->").map_or(b.len(), |p| i + p + 3);
             continue;
         }
-        if !in_tag && src[i..].starts_with("<![CDATA[") {
-            i = src[i..].find("]]>").map_or(b.len(), |p| i + p + 3);
+        if !in_tag && b[i..].starts_with(b"<![CDATA[") {
+            i = find_bytes(&b[i..], b"]]>").map_or(b.len(), |p| i + p + 3);
             continue;
         }
         if c == b'<' {
@@ -329,13 +330,18 @@ fn escape_expressions(src: &str) -> Escaped {
             continue;
         }
         let starts_expr = c == b'@' && matches!(b.get(i + 1), Some(b'(') | Some(b'{'));
+        if !starts_expr {
+            i += 1;
+            continue;
+        }
         let in_attr_value = in_tag && i > 0 && matches!(b[i - 1], b'"' | b'\'');
-        // In text, an expression is the whole (trimmed) content.
+        // In text, an expression is the whole (trimmed) content. `i` is at an
+        // ASCII `@`, so slicing there is on a character boundary.
         let in_text = !in_tag && {
             let before = src[..i].trim_end_matches(|ch: char| ch.is_whitespace());
             before.ends_with('>')
         };
-        if starts_expr && (in_attr_value || in_text) {
+        if in_attr_value || in_text {
             let Some(end) = expression_end(b, i + 1) else {
                 i += 1;
                 continue;
@@ -366,6 +372,11 @@ fn escape_expressions(src: &str) -> Escaped {
     }
     out.push_str(&src[copied..]);
     Escaped { text: out, shifts }
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Whether `s` starts with an XML entity or character reference.
@@ -480,6 +491,15 @@ mod tests {
         );
         assert!(parse("").is_err());
         assert!(parse("<a/><b/>").is_err());
+    }
+
+    #[test]
+    fn multibyte_text_and_a_byte_order_mark() {
+        let root = parse("\u{feff}<!-- é --><a x=\"ü\"><b>€ ✓</b><c>@(1 < 2)</c></a>").expect("ok");
+        assert_eq!(root.attr("x"), Some("ü"));
+        assert_eq!(root.child("c").map(Element::text), Some("@(1 < 2)".into()));
+        let root = parse("<a>\u{e9}<![CDATA[é]]>@(\"é\" + \"<\")</a>").expect("ok");
+        assert!(root.text().starts_with("éé"), "{}", root.text());
     }
 
     #[test]
