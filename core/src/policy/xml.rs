@@ -201,12 +201,13 @@ fn element(start: &BytesStart<'_>, pos: Pos) -> Result<Element, XmlError> {
             message: format!("bad attribute in <{name}>: {e}"),
         })?;
         let key = a.key.as_ref().to_string();
-        let value = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| XmlError {
-                pos,
-                message: format!("bad value of attribute '{key}' in <{name}>: {e}"),
-            })?;
+        // Unescaped but not normalised: APIM keeps the line breaks of
+        // multi-line expressions in attributes, whose `//` comments need them.
+        let raw: &str = &a.value;
+        let value = quick_xml::escape::unescape(raw).map_err(|e| XmlError {
+            pos,
+            message: format!("bad value of attribute '{key}' in <{name}>: {e}"),
+        })?;
         if attrs.iter().any(|x: &Attr| x.name == key) {
             return Err(XmlError {
                 pos,
@@ -342,7 +343,13 @@ fn escape_expressions(src: &str) -> Escaped {
             before.ends_with('>')
         };
         if in_attr_value || in_text {
-            let Some(end) = expression_end(b, i + 1) else {
+            // The expression lexer knows C# strings, comments and
+            // interpolations; the bracket counter is the fallback for text it
+            // cannot tokenise.
+            let extent = crate::expr::expression_extent(&src[i..])
+                .map(|n| i + n)
+                .or_else(|| expression_end(b, i + 1));
+            let Some(end) = extent else {
                 i += 1;
                 continue;
             };
