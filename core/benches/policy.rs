@@ -57,16 +57,42 @@ const API_POLICY: &str = r#"<policies>
   </on-error>
 </policies>"#;
 
+/// The policies of `API_POLICY`, one at a time (`base` alone: the pipeline's own cost).
+const SINGLE_POLICIES: [(&str, &str); 5] = [
+    ("base", ""),
+    (
+        "rate_limit_by_key",
+        r#"<rate-limit-by-key calls="1000000000" renewal-period="60" counter-key="@(context.Subscription.Id)" />"#,
+    ),
+    (
+        "set_header",
+        r#"<set-header name="X-Gateway" exists-action="override"><value>portcullis</value></set-header>"#,
+    ),
+    (
+        "rewrite_uri",
+        r#"<rewrite-uri template="/v2/items/{id}" />"#,
+    ),
+    (
+        "choose",
+        r#"<choose><when condition="@(context.Request.Headers.GetValueOrDefault(&quot;X-Tier&quot;, &quot;&quot;) == &quot;gold&quot;)"><set-header name="X-Priority" exists-action="override"><value>high</value></set-header></when><otherwise><set-header name="X-Priority" exists-action="override"><value>normal</value></set-header></otherwise></choose>"#,
+    ),
+];
+
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
 /// Two APIs behind the same key: `items` with `API_POLICY`, `plain` without policies.
 fn pipeline_config() -> Arc<CompiledConfig> {
+    config_with(API_POLICY)
+}
+
+/// `items` with `policy`, `plain` without policies.
+fn config_with(policy: &str) -> Arc<CompiledConfig> {
     let op = serde_json::json!([{"id": "get", "method": "GET", "urlTemplate": "/{id}"}]);
     let snapshot = serde_json::json!({
         "revision": 1,
         "apis": [
             {"id": "items", "path": "items", "serviceUrl": "http://backend.test:9000/v1",
-             "operations": op, "policy": API_POLICY},
+             "operations": op, "policy": policy},
             {"id": "plain", "path": "plain", "serviceUrl": "http://backend.test:9000/v1",
              "operations": op},
         ],
@@ -162,6 +188,41 @@ fn proxy_requests(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // The two halves of the policy request: client request in → upstream head
+    // out (context, inbound, backend), and backend response in → client
+    // response out (outbound, response writing).
+    let mut g = c.benchmark_group("policy_request_halves");
+    for (name, api) in [("typical_api_policy", "items"), ("no_policies", "plain")] {
+        let req = request(api);
+        let mut conn = conn(&config);
+        let mut halves = |request_half: bool, iters: u64| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let now = Instant::now();
+                conn.handle_client_data(black_box(&req), now);
+                while conn.poll_event().is_some() {}
+                conn.handle_upstream_connected(true, now);
+                let sent = conn.upstream_pending().len();
+                conn.upstream_written(sent, now);
+                let t1 = Instant::now();
+                conn.handle_upstream_data(black_box(RESPONSE), now);
+                let answered = conn.client_pending().len();
+                conn.client_written(answered, now);
+                while conn.poll_event().is_some() {}
+                let t2 = Instant::now();
+                spent += if request_half { t1 - now } else { t2 - t1 };
+            }
+            spent
+        };
+        g.bench_function(format!("{name}/request_half"), |b| {
+            b.iter_custom(|iters| halves(true, iters))
+        });
+        g.bench_function(format!("{name}/response_half"), |b| {
+            b.iter_custom(|iters| halves(false, iters))
+        });
+    }
+    g.finish();
 }
 
 /// The context `ProxyConn` builds for the request above (same fields, same
@@ -253,6 +314,34 @@ fn policy_parts(c: &mut Criterion) {
         )
     });
     g.bench_function("context_clone", |b| b.iter(|| black_box(ctx.clone())));
+    let policy_env = PolicyEnv::default();
+    g.bench_function("request_id", |b| {
+        b.iter(|| black_box(policy_env.next_request_id()))
+    });
+    // Each policy of API_POLICY alone.
+    for (name, inbound) in SINGLE_POLICIES {
+        let config = config_with(&format!(
+            "<policies><inbound><base />{inbound}</inbound><backend><base /></backend>\
+             <outbound><base /></outbound><on-error><base /></on-error></policies>"
+        ));
+        let backend = |id: &str| config.backend_url(id);
+        g.bench_function(format!("inbound_only_{name}"), |b| {
+            b.iter_batched(
+                || (ctx.clone(), Pipeline::new(config.chain(0, 0, None))),
+                |(mut ctx, mut p)| {
+                    let env = Env {
+                        now: Instant::now(),
+                        state: &state,
+                        backend: &backend,
+                    };
+                    let step = p.run(&mut ctx, &env);
+                    assert!(matches!(step, Step::Forward(_)));
+                    black_box((ctx, p))
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     let sub_id = Expr::compile("@(context.Subscription.Id)").expect("compiles");
     g.bench_function("expr_subscription_id", |b| {
         b.iter(|| black_box(sub_id.eval(&ctx)))
