@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::ast::{Arg, BinOp, IPart, TypeRef, UnOp, E, EK, S};
+use super::crypto::{self, HashAlg};
 use super::node::*;
 use super::parser;
 use super::value::Value;
@@ -41,6 +42,7 @@ enum Ty {
     Dict,
     Bytes,
     Guid,
+    Crypto,
     Null,
 }
 
@@ -62,6 +64,7 @@ impl Ty {
             Ty::Dict => "dictionary",
             Ty::Bytes => "byte[]",
             Ty::Guid => "Guid",
+            Ty::Crypto => "HashAlgorithm",
             Ty::Null => "null",
         }
     }
@@ -82,6 +85,7 @@ impl Ty {
             CastTy::Bytes => Ty::Bytes,
             CastTy::Array => Ty::Array,
             CastTy::Dict => Ty::Dict,
+            CastTy::Crypto => Ty::Crypto,
             _ => Ty::Any,
         }
     }
@@ -106,6 +110,10 @@ enum TypeK {
     List,
     Dictionary,
     JProperty,
+    /// `SHA256` (`false`) or `HMACSHA256` (`true`), and their aliases.
+    Hash(HashAlg, bool),
+    BitConverter,
+    Buffer,
 }
 
 /// Context objects that are not values themselves.
@@ -282,7 +290,13 @@ fn type_k(name: &str) -> Option<TypeK> {
         | "IReadOnlyList"
         | "IReadOnlyCollection" => TypeK::List,
         "Dictionary" | "IDictionary" | "IReadOnlyDictionary" => TypeK::Dictionary,
-        _ => return None,
+        "HashAlgorithm" | "HMAC" | "KeyedHashAlgorithm" => TypeK::Cast(CastTy::Crypto),
+        "BitConverter" => TypeK::BitConverter,
+        "Buffer" => TypeK::Buffer,
+        _ => {
+            let (alg, keyed) = crypto::class_of(base)?;
+            TypeK::Hash(alg, keyed)
+        }
     };
     Some(k)
 }
@@ -337,8 +351,37 @@ fn cast_ty(t: &TypeRef) -> Result<CastTy, ExprError> {
             }
             Ok(CastTy::Dict)
         }
-        _ => Err(err(t.pos, format!("unsupported type '{}'", t.name))),
+        Some(TypeK::Hash(..)) if t.args.is_empty() => Ok(CastTy::Crypto),
+        _ => Err(err(t.pos, unsupported_type(&t.name))),
     }
+}
+
+/// `unsupported type 'T'`, with the reason for the types policies use most.
+fn unsupported_type(name: &str) -> String {
+    let base = name.rsplit('.').next().unwrap_or(name);
+    let why = match base {
+        "MD5" | "HMACMD5" | "MD5CryptoServiceProvider" => {
+            " (MD5 is not available: the gateway's crypto library, ring, has no MD5)"
+        }
+        "Aes"
+        | "AesManaged"
+        | "AesCryptoServiceProvider"
+        | "AesCng"
+        | "Rijndael"
+        | "RijndaelManaged"
+        | "AesGcm"
+        | "TripleDES"
+        | "DES" => " (symmetric encryption such as AES is not supported)",
+        "RSA" | "RSACryptoServiceProvider" | "ECDsa" | "X509Certificate2" => {
+            " (certificates and asymmetric keys are not supported)"
+        }
+        "XDocument" | "XElement" | "XmlDocument" | "XmlReader" | "XPathDocument" => {
+            " (XML documents are not supported)"
+        }
+        "StringBuilder" => " (use string concatenation or string.Join)",
+        _ => "",
+    };
+    format!("unsupported type '{name}'{why}")
 }
 
 fn member_of(name: &str) -> Option<Member> {
@@ -485,6 +528,8 @@ fn method_of(name: &str) -> Option<Method> {
         "Next" => M::Next,
         "NextDouble" => M::NextDouble,
         "Clear" => M::Clear,
+        "ComputeHash" => M::ComputeHash,
+        "Dispose" => M::Dispose,
         _ => return None,
     })
 }
@@ -588,6 +633,7 @@ fn method_ok(ty: Ty, m: Method) -> bool {
             ),
             Ty::TimeSpan => matches!(m, M::Add | M::Subtract | M::Negate | M::Duration),
             Ty::Guid => matches!(m, M::ToByteArray),
+            Ty::Crypto => matches!(m, M::ComputeHash | M::Dispose | M::Clear),
             Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Response | Ty::Jwt => false,
         }
 }
@@ -602,7 +648,7 @@ fn method_result(ty: Ty, m: Method) -> Ty {
         M::ToUnixTimeSeconds | M::ToUnixTimeMilliseconds => Ty::Int,
         M::AsJwt => Ty::Jwt,
         M::Split | M::Where | M::Select | M::ToArray | M::Skip | M::Take | M::Reverse => Ty::Array,
-        M::ToByteArray => Ty::Bytes,
+        M::ToByteArray | M::ComputeHash => Ty::Bytes,
         M::ToLower
         | M::ToUpper
         | M::Substring
@@ -696,6 +742,7 @@ fn member_ok(ty: Ty, m: Member) -> bool {
                 | M::Algorithm
                 | M::Type
         ),
+        Ty::Crypto => matches!(m, M::Key),
         Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Guid => false,
     }
 }
@@ -959,7 +1006,7 @@ impl Compiler {
             Comp::Type(_, name) => {
                 return Err(err(pos, format!("'{name}' is a type, not a value")))
             }
-            Comp::Ns(name) => return Err(err(pos, format!("unsupported type '{name}'"))),
+            Comp::Ns(name) => return Err(err(pos, unsupported_type(&name))),
         })
     }
 
@@ -995,7 +1042,7 @@ impl Compiler {
             EK::Name(n) => self.name(n, pos)?,
             EK::TypeName(t) => match type_k(&t.name) {
                 Some(k) => Comp::Type(k, t.name.clone()),
-                None => return Err(err(pos, format!("unsupported type '{}'", t.name))),
+                None => return Err(err(pos, unsupported_type(&t.name))),
             },
             EK::Member(base, name) => {
                 let b = self.expr(base)?;
@@ -1245,7 +1292,7 @@ impl Compiler {
             return Ok(Comp::Ns(n.to_string()));
         }
         if n.starts_with(|c: char| c.is_ascii_uppercase()) {
-            return Err(err(pos, format!("unsupported type '{n}'")));
+            return Err(err(pos, unsupported_type(n)));
         }
         Err(err(
             pos,
@@ -1265,7 +1312,7 @@ impl Compiler {
                 if NAMESPACES.contains(&full.as_str()) {
                     return Ok(Comp::Ns(full));
                 }
-                Err(err(pos, format!("unsupported type '{full}'")))
+                Err(err(pos, unsupported_type(&full)))
             }
             Comp::Val(node, ty) => {
                 if name == "Body" && matches!(ty, Ty::Response | Ty::Any) {
@@ -1450,6 +1497,7 @@ impl Compiler {
             (TypeK::Formatting, "None") => konst(0, Ty::Int),
             (TypeK::Formatting, "Indented") => konst(1, Ty::Int),
             (TypeK::Math, "PI") => konst(std::f64::consts::PI, Ty::Double),
+            (TypeK::BitConverter, "IsLittleEndian") => konst(true, Ty::Bool),
             _ => return Err(err(pos, format!("unsupported member '{base}.{name}'"))),
         })
     }
@@ -1550,12 +1598,12 @@ impl Compiler {
         match b {
             Comp::Ctx(obj) => self.ctx_call(obj, name, targs, args, pos),
             Comp::Type(k, tname) => self.static_call(k, &tname, name, targs, args, pos),
-            Comp::Ns(ns) => Err(err(pos, format!("unsupported type '{ns}.{name}'"))),
+            Comp::Ns(ns) => Err(err(pos, unsupported_type(&format!("{ns}.{name}")))),
             Comp::Val(node, ty) => {
                 // Mutations of locals.
                 let mutation = match name {
                     "Add" if ty != Ty::DateTime && ty != Ty::TimeSpan => Some(MutOp::Add),
-                    "Clear" => Some(MutOp::Clear),
+                    "Clear" if ty != Ty::Crypto => Some(MutOp::Clear),
                     "Remove" if matches!(ty, Ty::Json | Ty::Array | Ty::Dict) => {
                         Some(MutOp::Remove)
                     }
@@ -1766,7 +1814,34 @@ impl Compiler {
                 return Ok(Comp::Val(Node::TryParse(c, Box::new(s), slot), Ty::Bool));
             }
         }
+        if matches!(
+            (k, name),
+            (TypeK::ArrayStatic, "Copy") | (TypeK::Buffer, "BlockCopy")
+        ) {
+            return self.array_copy(base, name, targs, args, pos);
+        }
         let (f, ty, min, max) = match (k, name) {
+            (TypeK::Hash(alg, false), "Create") => (F::HashCreate(alg), Ty::Crypto, 0, 0),
+            (TypeK::Hash(alg, false), "HashData") => (F::HashData(alg), Ty::Bytes, 1, 1),
+            (TypeK::Hash(alg, true), "HashData") => (F::HmacData(alg), Ty::Bytes, 2, 2),
+            (TypeK::BitConverter, "ToString") => (F::BitConverterString, Ty::Str, 1, 3),
+            (TypeK::BitConverter, _) => {
+                let f = match name {
+                    "ToInt16" => F::BitConverterInt(2, true),
+                    "ToUInt16" => F::BitConverterInt(2, false),
+                    "ToInt32" => F::BitConverterInt(4, true),
+                    "ToUInt32" => F::BitConverterInt(4, false),
+                    "ToInt64" => F::BitConverterInt(8, true),
+                    "ToUInt64" => F::BitConverterInt(8, false),
+                    _ => {
+                        return Err(err(
+                            pos,
+                            format!("unsupported method 'BitConverter.{name}'"),
+                        ))
+                    }
+                };
+                (f, Ty::Int, 2, 2)
+            }
             (TypeK::Cast(CastTy::Str), "IsNullOrEmpty") => (F::IsNullOrEmpty, Ty::Bool, 1, 1),
             (TypeK::Cast(CastTy::Str), "IsNullOrWhiteSpace") => {
                 (F::IsNullOrWhiteSpace, Ty::Bool, 1, 1)
@@ -1805,6 +1880,9 @@ impl Compiler {
                     "ToDateTime" => (F::ConvertTo(CastTy::DateTime), Ty::DateTime),
                     "ToBase64String" => (F::ToBase64, Ty::Str),
                     "FromBase64String" => (F::FromBase64, Ty::Bytes),
+                    "ToHexString" => (F::ToHex(true), Ty::Str),
+                    "ToHexStringLower" => (F::ToHex(false), Ty::Str),
+                    "FromHexString" => (F::FromHex, Ty::Bytes),
                     _ => return Err(err(pos, format!("unsupported method 'Convert.{name}'"))),
                 };
                 (f, ty, 1, 2)
@@ -1917,15 +1995,14 @@ impl Compiler {
             }
             Some(TypeK::Cast(CastTy::Str)) => (Ctor::String, Ty::Str),
             Some(TypeK::Cast(CastTy::Exception)) => (Ctor::Exception, Ty::Any),
-            _ => {
-                return Err(err(
-                    t.pos.max(pos),
-                    format!("unsupported type '{}'", t.name),
-                ))
-            }
+            Some(TypeK::Hash(alg, keyed)) => (Ctor::Hasher(alg, keyed), Ty::Crypto),
+            _ => return Err(err(t.pos.max(pos), unsupported_type(&t.name))),
         };
         for a in &t.args {
             cast_ty(a)?;
+        }
+        if let Ctor::Hasher(_, keyed) = ctor {
+            return self.new_hasher(ctor, keyed, t, args, init, pos);
         }
         let a = self.args(args, pos)?;
         let mut items = Vec::new();
@@ -1963,6 +2040,106 @@ impl Compiler {
             }
         }
         Ok(Comp::Val(Node::New(ctor, a, items), ty))
+    }
+
+    /// `new SHA256Managed()`, `new HMACSHA256(key)`, `new HMACSHA256 { Key = key }`.
+    fn new_hasher(
+        &mut self,
+        ctor: Ctor,
+        keyed: bool,
+        t: &TypeRef,
+        args: &[Arg],
+        init: Option<&[E]>,
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        let mut key = None;
+        for item in init.unwrap_or_default() {
+            match &item.kind {
+                EK::Assign(None, l, r) if keyed && matches!(&l.kind, EK::Name(n) if n == "Key") => {
+                    key = Some(self.value(r)?.0);
+                }
+                _ => {
+                    return Err(err(
+                        item.pos,
+                        format!("unsupported initializer on '{}'", t.name),
+                    ))
+                }
+            }
+        }
+        let mut a = self.args(args, pos)?;
+        if !keyed && !a.is_empty() {
+            return Err(err(pos, format!("'{}' takes no arguments", t.name)));
+        }
+        if keyed {
+            if a.len() > 1 || (a.len() == 1 && key.is_some()) {
+                return Err(err(
+                    pos,
+                    format!("wrong number of arguments to '{}'", t.name),
+                ));
+            }
+            if let Some(k) = key {
+                a.push(k);
+            }
+            if a.is_empty() {
+                return Err(err(
+                    pos,
+                    format!(
+                        "new {}() without a key is not supported (.NET makes a random key; give one: new {}(keyBytes))",
+                        t.name, t.name
+                    ),
+                ));
+            }
+        }
+        Ok(Comp::Val(Node::New(ctor, a, Vec::new()), Ty::Crypto))
+    }
+
+    /// `Array.Copy(src, [srcIndex,] dst, [dstIndex,] length)`, `Buffer.BlockCopy(...)`:
+    /// the destination must be a local (or an element of one).
+    fn array_copy(
+        &mut self,
+        base: &str,
+        name: &str,
+        targs: &[TypeRef],
+        args: &[Arg],
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        if !targs.is_empty() || args.iter().any(|a| a.out || a.name.is_some()) {
+            return Err(err(
+                pos,
+                format!("unsupported arguments to '{base}.{name}'"),
+            ));
+        }
+        let (src, si, dst, di, len) = match args {
+            [src, dst, len] if name == "Copy" => (src, None, dst, None, len),
+            [src, si, dst, di, len] => (src, Some(si), dst, Some(di), len),
+            _ => {
+                return Err(err(
+                    pos,
+                    format!("wrong number of arguments to '{base}.{name}'"),
+                ))
+            }
+        };
+        let place = self.place(&dst.value).map_err(|_| {
+            err(
+                dst.value.pos,
+                format!("the destination of '{base}.{name}' must be a local variable"),
+            )
+        })?;
+        let zero = || Node::Const(Value::Int(0));
+        let src = self.value(&src.value)?.0;
+        let si = match si {
+            Some(a) => self.value(&a.value)?.0,
+            None => zero(),
+        };
+        let di = match di {
+            Some(a) => self.value(&a.value)?.0,
+            None => zero(),
+        };
+        let len = self.value(&len.value)?.0;
+        Ok(Comp::Val(
+            Node::Mut(place, MutOp::CopyInto, vec![src, si, di, len]),
+            Ty::Null,
+        ))
     }
 }
 

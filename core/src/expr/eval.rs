@@ -8,6 +8,7 @@ use serde_json::Value as J;
 
 use super::ast::{BinOp, UnOp};
 use super::compile::Compiled;
+use super::crypto;
 use super::datetime;
 use super::encoding;
 use super::json;
@@ -138,6 +139,7 @@ fn cast_name(t: CastTy) -> &'static str {
         CastTy::Dict => "System.Collections.Generic.IDictionary",
         CastTy::Basic => "BasicAuthCredentials",
         CastTy::Exception => "System.Exception",
+        CastTy::Crypto => "System.Security.Cryptography.HashAlgorithm",
     }
 }
 
@@ -312,6 +314,10 @@ pub fn cast(v: Value, t: CastTy, nullable: bool) -> R<Value> {
             _ => invalid_cast(&v, t),
         },
         CastTy::Exception => Ok(v),
+        CastTy::Crypto => match &v {
+            Value::Object(o) if matches!(**o, Obj::Hasher(..)) => Ok(v),
+            _ => invalid_cast(&v, t),
+        },
     }
 }
 
@@ -341,6 +347,7 @@ fn is_type(v: &Value, t: CastTy) -> bool {
         (CastTy::Uri, Value::Object(o)) => matches!(**o, Obj::Uri(_)),
         (CastTy::Basic, Value::Object(o)) => matches!(**o, Obj::Basic { .. }),
         (CastTy::Exception, Value::Object(o)) => matches!(**o, Obj::KeyValue(..)),
+        (CastTy::Crypto, Value::Object(o)) => matches!(**o, Obj::Hasher(..)),
         _ => false,
     }
 }
@@ -1522,15 +1529,40 @@ impl<'c> Frame<'c> {
                 },
                 _ => common_method(&recv, m, &a),
             },
-            Value::Object(o) => match (&**o, m) {
-                (Obj::Random(seed), Method::Next | Method::NextDouble) => {
-                    let r = self.next_random() ^ *seed;
-                    let mut st = r;
-                    let x = encoding::splitmix64(&mut st);
-                    random_next(x, m, &a)
+            Value::Object(o) => {
+                match (&**o, m) {
+                    (Obj::Random(seed), Method::Next | Method::NextDouble) => {
+                        let r = self.next_random() ^ *seed;
+                        let mut st = r;
+                        let x = encoding::splitmix64(&mut st);
+                        random_next(x, m, &a)
+                    }
+                    (Obj::Hasher(alg, key), Method::ComputeHash) => {
+                        let data = bytes_arg(a.first().unwrap_or(&Value::Null))?;
+                        let data = match (a.get(1), a.get(2)) {
+                            (None, None) => &data[..],
+                            (Some(off), Some(n)) => {
+                                let off = idx_arg(off, "offset")?;
+                                let n = idx_arg(n, "count")?;
+                                match off.checked_add(n).and_then(|end| data.get(off..end)) {
+                                Some(d) => d,
+                                None => return fail("Offset and length were out of bounds for the array or count is greater than the number of elements from index to the end of the source collection."),
+                            }
+                            }
+                            _ => return fail(
+                                "ComputeHash takes a byte[], or a byte[], an offset and a count",
+                            ),
+                        };
+                        let out = match key {
+                            Some(k) => crypto::hmac(*alg, k, data),
+                            None => crypto::hash(*alg, data),
+                        };
+                        Ok(Value::Bytes(Bytes::from(out)))
+                    }
+                    (Obj::Hasher(..), Method::Dispose | Method::Clear) => Ok(Value::Null),
+                    _ => common_method(&recv, m, &a),
                 }
-                _ => common_method(&recv, m, &a),
-            },
+            }
             _ => common_method(&recv, m, &a),
         }
     }
@@ -1900,6 +1932,14 @@ impl<'c> Frame<'c> {
                 check_len(n)?;
                 Ok(s(std::iter::repeat_n(c, n).collect::<String>()))
             }
+            Ctor::Hasher(alg, keyed) => {
+                let key = if keyed {
+                    Some(bytes_arg(a.first().unwrap_or(&Value::Null))?)
+                } else {
+                    None
+                };
+                Ok(Value::Object(Arc::new(Obj::Hasher(alg, key))))
+            }
             Ctor::Exception => {
                 let msg = a.first().map(|v| v.to_display_string()).unwrap_or_else(|| "Exception of type 'System.Exception' was thrown.".into());
                 Ok(Value::Object(Arc::new(Obj::KeyValue("Exception".into(), s(msg)))))
@@ -2126,7 +2166,61 @@ fn dict_add(d: &mut Dict, pair: &Value) -> R<()> {
     Ok(())
 }
 
+/// `Array.Copy(src, si, target, di, n)` / `Buffer.BlockCopy`: `a` is `[src, si, di, n]`.
+fn copy_into(target: &mut Value, a: &[Value]) -> R<Value> {
+    let [src, si, di, n] = a else {
+        return fail("Array.Copy takes a source, a destination and a length");
+    };
+    let si = idx_arg(si, "sourceIndex")?;
+    let di = idx_arg(di, "destinationIndex")?;
+    let n = idx_arg(n, "length")?;
+    let range = |start: usize, len: usize| {
+        start
+            .checked_add(n)
+            .filter(|end| *end <= len)
+            .map(|end| start..end)
+    };
+    let too_short = || {
+        fail("Source array was not long enough. Check the source index, length, and the array's lower bounds. (Parameter 'sourceArray')")
+    };
+    match (target, src) {
+        (Value::Null, _) => nre("the destination array"),
+        (_, Value::Null) => nre("the source array"),
+        (Value::Bytes(dst), Value::Bytes(sb)) => {
+            let (Some(sr), Some(dr)) = (range(si, sb.len()), range(di, dst.len())) else {
+                return too_short();
+            };
+            let mut data = dst.to_vec();
+            data[dr].copy_from_slice(&sb[sr]);
+            *dst = Bytes::from(data);
+            Ok(Value::Null)
+        }
+        (Value::Array(dst), src) => {
+            let items = items(src)?;
+            let (Some(sr), Some(dr)) = (range(si, items.len()), range(di, dst.len())) else {
+                return too_short();
+            };
+            let d = Arc::make_mut(dst);
+            for (slot, v) in d[dr].iter_mut().zip(items[sr].iter()) {
+                *slot = v.clone();
+            }
+            Ok(Value::Null)
+        }
+        (Value::Bytes(_), other) => fail(format!(
+            "Array.Copy: cannot copy a {} into a byte[]",
+            other.type_name()
+        )),
+        (other, _) => fail(format!(
+            "Array.Copy: the destination is a {}, not an array",
+            other.type_name()
+        )),
+    }
+}
+
 fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
+    if op == MutOp::CopyInto {
+        return copy_into(target, a);
+    }
     match target {
         Value::Null => nre("the target"),
         Value::Json(j) => {
@@ -2215,6 +2309,7 @@ fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
                     xs.insert(i, a.get(1).cloned().unwrap_or(Value::Null));
                     Ok(Value::Null)
                 }
+                MutOp::CopyInto => fail("internal error: Array.Copy"),
             }
         }
         Value::Dict(d) => {
@@ -2487,6 +2582,7 @@ fn member(v: Value, m: Member) -> R<Value> {
             (Obj::KeyValue(k, _), M::Key) => Ok(Value::Str(k.clone())),
             (Obj::KeyValue(_, x), M::Value | M::Message) => Ok(x.clone()),
             (Obj::Uri(u), _) => uri_member(u, m),
+            (Obj::Hasher(_, Some(k)), M::Key) => Ok(Value::Bytes(k.clone())),
             _ => bad(&v),
         },
         _ => bad(&v),
@@ -3350,6 +3446,64 @@ fn static_fn(f: StaticFn, a: &[Value]) -> R<Value> {
                 _ => c.is_lowercase(),
             })
         }
+        F::HashCreate(alg) => Value::Object(Arc::new(Obj::Hasher(alg, None))),
+        F::HashData(alg) => Value::Bytes(Bytes::from(crypto::hash(alg, &bytes_arg(arg(0))?))),
+        F::HmacData(alg) => {
+            let key = bytes_arg(arg(0))?;
+            let data = bytes_arg(arg(1))?;
+            Value::Bytes(Bytes::from(crypto::hmac(alg, &key, &data)))
+        }
+        F::BitConverterString => {
+            let b = bytes_arg(arg(0))?;
+            let start = match a.get(1) {
+                Some(v) => idx_arg(v, "startIndex")?,
+                None => 0,
+            };
+            let len = match a.get(2) {
+                Some(v) => idx_arg(v, "length")?,
+                None => b.len().saturating_sub(start),
+            };
+            match start.checked_add(len).and_then(|end| b.get(start..end)) {
+                Some(part) if start <= b.len() => {
+                    check_len(part.len().saturating_mul(3))?;
+                    s(crypto::bit_converter_string(part))
+                }
+                _ => return fail("Destination array is not long enough to copy all the items in the collection. Check array index and length. (Parameter 'startIndex')"),
+            }
+        }
+        F::BitConverterInt(width, signed) => {
+            let b = bytes_arg(arg(0))?;
+            let start = idx_arg(arg(1), "startIndex")?;
+            let Some(part) = start
+                .checked_add(width as usize)
+                .and_then(|end| b.get(start..end))
+            else {
+                return fail("Destination array is not long enough to copy all the items in the collection. Check array index and length. (Parameter 'startIndex')");
+            };
+            let mut le = [0u8; 8];
+            le[..part.len()].copy_from_slice(part);
+            let raw = u64::from_le_bytes(le);
+            let bits = u32::from(width) * 8;
+            let v = if bits >= 64 {
+                raw as i64
+            } else if signed {
+                // Sign-extend from `bits`.
+                let shift = 64 - bits;
+                ((raw << shift) as i64) >> shift
+            } else {
+                raw as i64
+            };
+            Value::Int(v)
+        }
+        F::ToHex(upper) => {
+            let b = bytes_arg(arg(0))?;
+            check_len(b.len().saturating_mul(2))?;
+            s(crypto::to_hex(&b, upper))
+        }
+        F::FromHex => match crypto::from_hex(&str_arg(arg(0), "s")?) {
+            Some(b) => Value::Bytes(Bytes::from(b)),
+            None => return fail("The input is not a valid hex string as it contains a non-hex character or an odd number of characters."),
+        },
         F::Now | F::Today | F::NewGuid | F::ArrayExists => {
             return fail("internal error: unexpected static function")
         }

@@ -187,7 +187,7 @@ pub fn value_to_json(v: &Value) -> J {
                 m.insert("Value".into(), value_to_json(v));
                 J::Object(m)
             }
-            Obj::Random(_) => J::Object(serde_json::Map::new()),
+            Obj::Random(_) | Obj::Hasher(..) => J::Object(serde_json::Map::new()),
         },
     }
 }

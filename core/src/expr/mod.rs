@@ -3,11 +3,12 @@
 //!
 //! `lexer` → `parser` (to `ast`) → `compile` (names resolved to the enums of
 //! `node`) → `eval`. Values live in `value`; .NET behaviours in `strings`,
-//! `datetime`, `json`, `jwt` and `encoding`. EXPRESSIONS.md at the repository
+//! `datetime`, `json`, `jwt`, `encoding` and `crypto`. EXPRESSIONS.md at the repository
 //! root lists what is supported.
 
 mod ast;
 mod compile;
+pub mod crypto;
 pub mod datetime;
 pub mod encoding;
 mod eval;

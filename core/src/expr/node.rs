@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::ast::{BinOp, UnOp};
+use super::crypto::HashAlg;
 use super::value::Value;
 
 /// Which URL of the context.
@@ -225,6 +226,8 @@ pub enum CastTy {
     Basic,
     /// `Exception`.
     Exception,
+    /// `HashAlgorithm`, `HMAC`, `SHA256`, `HMACSHA256`...
+    Crypto,
 }
 
 /// Instance members resolved at compile time.
@@ -371,6 +374,8 @@ pub enum Method {
     Next,
     NextDouble,
     Clear,
+    ComputeHash,
+    Dispose,
 }
 
 /// Static functions and properties of known types.
@@ -422,6 +427,20 @@ pub enum StaticFn {
     CharIsLetterOrDigit,
     CharIsUpper,
     CharIsLower,
+    /// `SHA256.Create()`.
+    HashCreate(HashAlg),
+    /// `SHA256.HashData(bytes)`.
+    HashData(HashAlg),
+    /// `HMACSHA256.HashData(key, bytes)`.
+    HmacData(HashAlg),
+    /// `BitConverter.ToString(bytes[, start[, length]])`.
+    BitConverterString,
+    /// `BitConverter.ToInt32(bytes, start)` and friends: (width in bytes, signed).
+    BitConverterInt(u8, bool),
+    /// `Convert.ToHexString(bytes)` (upper case) / `ToHexStringLower`.
+    ToHex(bool),
+    /// `Convert.FromHexString(s)`.
+    FromHex,
 }
 
 /// Constructors (`new T(...)`).
@@ -441,6 +460,8 @@ pub enum Ctor {
     Dictionary,
     String,
     Exception,
+    /// `new SHA256Managed()` (`false`) or `new HMACSHA256(key)` (`true`).
+    Hasher(HashAlg, bool),
 }
 
 /// An assignable place: a local, then indexer keys into it.
@@ -465,6 +486,9 @@ pub enum MutOp {
     Clear,
     /// `Insert(i, x)` on a list.
     Insert,
+    /// `Array.Copy(src, srcIndex, this, dstIndex, length)`: args are
+    /// `[src, srcIndex, dstIndex, length]`.
+    CopyInto,
 }
 
 /// A compiled expression node.

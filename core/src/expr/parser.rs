@@ -490,7 +490,27 @@ impl Parser {
                 self.advance();
                 return self.block();
             }
-            "using" => return Err(err(pos, "using statements are not supported")),
+            "using" => {
+                // `using (decl or expr) body` and `using var x = e;`: scoped
+                // declarations (nothing here needs disposing).
+                self.advance();
+                if self.eat("(") {
+                    let inner = match self.try_decl()? {
+                        Some(d) => d,
+                        None => S::Expr(self.expr()?),
+                    };
+                    self.expect(")")?;
+                    let body = self.statement()?;
+                    return Ok(S::Block(vec![inner, body]));
+                }
+                return match self.try_decl()? {
+                    Some(d) => {
+                        self.expect(";")?;
+                        Ok(d)
+                    }
+                    None => Err(err(self.pos(), "expected a declaration after 'using'")),
+                };
+            }
             "switch" => return Err(err(pos, "switch statements are not supported")),
             "lock" | "goto" | "yield" => {
                 return Err(err(pos, format!("'{kw}' statements are not supported")))

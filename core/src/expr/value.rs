@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::crypto::HashAlg;
 use super::datetime;
 use super::json;
 use super::jwt::Jwt;
@@ -89,6 +90,8 @@ pub enum Obj {
     Uri(Arc<str>),
     /// A dictionary entry, as `foreach` over a dictionary yields it.
     KeyValue(Arc<str>, Value),
+    /// `SHA256.Create()` (no key) or `new HMACSHA256(key)`.
+    Hasher(HashAlg, Option<Bytes>),
 }
 
 impl Value {
@@ -135,6 +138,14 @@ impl Value {
                 Obj::Random(_) => "System.Random".into(),
                 Obj::Uri(s) => s.to_string(),
                 Obj::KeyValue(k, v) => format!("[{}, {}]", k, v.to_display_string()),
+                Obj::Hasher(alg, key) => format!(
+                    "System.Security.Cryptography.{}",
+                    if key.is_some() {
+                        alg.hmac_name()
+                    } else {
+                        alg.hash_name()
+                    }
+                ),
             },
         }
     }
@@ -163,6 +174,8 @@ impl Value {
                 Obj::Random(_) => "Random",
                 Obj::Uri(_) => "Uri",
                 Obj::KeyValue(..) => "KeyValuePair",
+                Obj::Hasher(alg, None) => alg.hash_name(),
+                Obj::Hasher(alg, Some(_)) => alg.hmac_name(),
             },
         }
     }
