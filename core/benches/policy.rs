@@ -342,6 +342,16 @@ fn policy_parts(c: &mut Criterion) {
             )
         });
     }
+    // The evaluator's fixed cost per evaluation.
+    let constant = Expr::compile("@(true)").expect("compiles");
+    g.bench_function("expr_constant", |b| {
+        b.iter(|| black_box(constant.eval(&ctx)))
+    });
+    let header = Expr::compile(r#"@(context.Request.Headers.GetValueOrDefault("X-Tier", ""))"#)
+        .expect("compiles");
+    g.bench_function("expr_header_lookup", |b| {
+        b.iter(|| black_box(header.eval(&ctx)))
+    });
     let sub_id = Expr::compile("@(context.Subscription.Id)").expect("compiles");
     g.bench_function("expr_subscription_id", |b| {
         b.iter(|| black_box(sub_id.eval(&ctx)))
