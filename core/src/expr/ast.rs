@@ -192,4 +192,21 @@ pub enum S {
     Throw(Option<E>, usize),
     /// `;`.
     Empty,
+    /// A local function declaration.
+    LocalFn(Box<LocalFn>),
+}
+
+/// `T Name(T1 a, T2 b) { ... }` or `=> e;` inside a block (`ret` `None` is `void`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalFn {
+    /// The function's name.
+    pub name: String,
+    /// Parameters: type, name, offset.
+    pub params: Vec<(TypeRef, String, usize)>,
+    /// Return type; `None` for `void`.
+    pub ret: Option<TypeRef>,
+    /// The body, a block.
+    pub body: S,
+    /// Offset of the name.
+    pub pos: usize,
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::ast::{Arg, BinOp, IPart, TypeRef, UnOp, E, EK, S};
+use super::ast::{Arg, BinOp, IPart, LocalFn, TypeRef, UnOp, E, EK, S};
 use super::crypto::{self, HashAlg};
 use super::node::*;
 use super::parser;
@@ -22,6 +22,8 @@ pub struct Compiled {
     pub reads_request_body: bool,
     /// Whether it reads `context.Response.Body`.
     pub reads_response_body: bool,
+    /// Local functions, by index (`Node::CallFn`).
+    pub funcs: Vec<Func>,
 }
 
 /// A static type, as far as the compiler knows it (for early errors).
@@ -190,10 +192,17 @@ pub fn compile(src: &str) -> Result<Compiled, ExprError> {
         resp_body: false,
         holes: Vec::new(),
         loops: 0,
+        fns: Vec::new(),
+        sigs: Vec::new(),
+        funcs: Vec::new(),
+        rets: Vec::new(),
+        reassigned: Vec::new(),
+        fn_scope_base: 0,
     };
     let program = match program {
         parser::Program::Expr(e) => Program::Expr(c.value(&e)?.0),
         parser::Program::Block(stmts) => {
+            c.declare_fns(&stmts)?;
             let mut out = Vec::new();
             for s in &stmts {
                 out.push(c.stmt(s)?);
@@ -205,12 +214,27 @@ pub fn compile(src: &str) -> Result<Compiled, ExprError> {
             Program::Block(out)
         }
     };
+    let mut funcs = Vec::with_capacity(c.funcs.len());
+    for f in c.funcs {
+        match f {
+            Some(f) => funcs.push(f),
+            None => return Err(err(0, "internal error: a local function was not compiled")),
+        }
+    }
     Ok(Compiled {
         program,
         slots: c.next_slot,
         reads_request_body: c.req_body,
         reads_response_body: c.resp_body,
+        funcs,
     })
+}
+
+/// A local function's signature (`ret` `None` is `void`).
+#[derive(Debug, Clone)]
+struct Sig {
+    params: Vec<CastTy>,
+    ret: Option<CastTy>,
 }
 
 fn always_returns(stmts: &[Stmt]) -> bool {
@@ -238,6 +262,16 @@ struct Compiler {
     resp_body: bool,
     holes: Vec<(u32, Ty)>,
     loops: usize,
+    /// Local functions in scope: name, index, scope depth.
+    fns: Vec<(String, u32, usize)>,
+    sigs: Vec<Sig>,
+    funcs: Vec<Option<Func>>,
+    /// Return types of the local functions being compiled (innermost last).
+    rets: Vec<Option<CastTy>>,
+    /// Slots assigned as a whole (`x = ...`, `x++`, `out x`).
+    reassigned: Vec<u32>,
+    /// First scope of the local function being compiled: its names may shadow outer ones.
+    fn_scope_base: usize,
 }
 
 /// Maps a type name (any namespace prefix dropped) to a known type.
@@ -782,7 +816,11 @@ impl Compiler {
     }
 
     fn declare(&mut self, name: &str, ty: Ty, pos: usize) -> Result<u32, ExprError> {
-        if self.lookup(name).is_some() {
+        let taken = self.scopes[self.fn_scope_base.min(self.scopes.len())..]
+            .iter()
+            .flatten()
+            .any(|(n, _, _)| n == name);
+        if taken {
             return Err(err(
                 pos,
                 format!("a local variable named '{name}' is already defined in this scope"),
@@ -819,9 +857,148 @@ impl Compiler {
         f: impl FnOnce(&mut Self) -> Result<T, ExprError>,
     ) -> Result<T, ExprError> {
         self.scopes.push(Vec::new());
+        let depth = self.scopes.len();
         let r = f(self);
+        self.fns.retain(|(_, _, d)| *d < depth);
         self.scopes.pop();
         r
+    }
+
+    /// Registers the local functions of a block, so calls anywhere in it
+    /// (before the declaration, recursive, mutual) resolve.
+    fn declare_fns(&mut self, stmts: &[S]) -> Result<(), ExprError> {
+        let depth = self.scopes.len();
+        for s in stmts {
+            let S::LocalFn(f) = s else { continue };
+            if self.fns.iter().any(|(n, _, d)| *d == depth && *n == f.name) {
+                return Err(err(
+                    f.pos,
+                    format!(
+                        "a local function named '{}' is already defined in this scope",
+                        f.name
+                    ),
+                ));
+            }
+            let mut params = Vec::new();
+            for (t, _, _) in &f.params {
+                params.push(cast_ty(t)?);
+            }
+            let ret = match &f.ret {
+                Some(t) => Some(cast_ty(t)?),
+                None => None,
+            };
+            let idx = u32::try_from(self.funcs.len())
+                .map_err(|_| err(f.pos, "too many local functions"))?;
+            self.sigs.push(Sig { params, ret });
+            self.funcs.push(None);
+            self.fns.push((f.name.clone(), idx, depth));
+        }
+        Ok(())
+    }
+
+    fn lookup_fn(&self, name: &str) -> Option<u32> {
+        self.fns
+            .iter()
+            .rev()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, i, _)| *i)
+    }
+
+    /// Compiles a local function's body where it is declared (it sees the
+    /// locals declared before it).
+    fn local_fn(&mut self, f: &LocalFn) -> Result<Stmt, ExprError> {
+        let Some(idx) = self.lookup_fn(&f.name) else {
+            return Err(err(f.pos, "internal error: undeclared local function"));
+        };
+        let sig = self
+            .sigs
+            .get(idx as usize)
+            .cloned()
+            .ok_or_else(|| err(f.pos, "internal error: unknown local function"))?;
+        let start = self.next_slot;
+        let loops = std::mem::replace(&mut self.loops, 0);
+        let holes = std::mem::take(&mut self.holes);
+        let base = std::mem::replace(&mut self.fn_scope_base, self.scopes.len());
+        self.rets.push(sig.ret);
+        let r = self.scoped(|me| {
+            let mut slots = Vec::new();
+            for ((_, pname, ppos), c) in f.params.iter().zip(&sig.params) {
+                slots.push(me.declare(pname, Ty::of_cast(*c), *ppos)?);
+            }
+            let body = me.stmt(&f.body)?;
+            Ok((slots, body))
+        });
+        self.rets.pop();
+        self.fn_scope_base = base;
+        self.holes = holes;
+        self.loops = loops;
+        let (params, body) = r?;
+        if sig.ret.is_some() && !stmt_returns(&body) {
+            return Err(err(
+                f.pos,
+                format!("'{}': not all code paths return a value", f.name),
+            ));
+        }
+        let write_back = params
+            .iter()
+            .map(|p| !self.reassigned.contains(p))
+            .collect();
+        let func = Func {
+            params,
+            write_back,
+            body,
+            slots: (start, self.next_slot),
+        };
+        match self.funcs.get_mut(idx as usize) {
+            Some(slot) => *slot = Some(func),
+            None => return Err(err(f.pos, "internal error: unknown local function")),
+        }
+        Ok(Stmt::Block(Vec::new()))
+    }
+
+    /// `F(a, b)` of a local function.
+    fn call_fn(
+        &mut self,
+        idx: u32,
+        name: &str,
+        targs: &[TypeRef],
+        args: &[Arg],
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        let sig = self
+            .sigs
+            .get(idx as usize)
+            .cloned()
+            .ok_or_else(|| err(pos, "internal error: unknown local function"))?;
+        if !targs.is_empty() {
+            return Err(err(pos, "generic local functions are not supported"));
+        }
+        if args.len() != sig.params.len() {
+            return Err(err(
+                pos,
+                format!("wrong number of arguments to local function '{name}'"),
+            ));
+        }
+        let mut out = Vec::with_capacity(args.len());
+        for (a, c) in args.iter().zip(&sig.params) {
+            if a.out || a.name.is_some() {
+                return Err(err(
+                    a.value.pos,
+                    format!("named, out and ref arguments are not supported in calls to local function '{name}'"),
+                ));
+            }
+            let (n, t) = self.value(&a.value)?;
+            out.push(if *c == CastTy::Double && t != Ty::Double {
+                Node::Cast(CastTy::Double, true, Box::new(n))
+            } else {
+                n
+            });
+        }
+        let ty = match sig.ret {
+            Some(c) => Ty::of_cast(c),
+            None => Ty::Null,
+        };
+        Ok(Comp::Val(Node::CallFn(idx, out), ty))
     }
 
     // ---- statements ----
@@ -879,16 +1056,30 @@ impl Compiler {
                 };
                 Stmt::If(c, Box::new(a), b)
             }
+            S::LocalFn(f) => self.local_fn(f)?,
             S::Block(stmts) => self.scoped(|me| {
+                me.declare_fns(stmts)?;
                 let mut out = Vec::new();
                 for s in stmts {
                     out.push(me.stmt(s)?);
                 }
                 Ok(Stmt::Block(out))
             })?,
-            S::Return(e, pos) => match e {
-                Some(e) => Stmt::Return(self.value(e)?.0),
-                None => return Err(err(*pos, "an expression must return a value")),
+            S::Return(e, pos) => match (e, self.rets.last()) {
+                (Some(_), Some(None)) => {
+                    return Err(err(*pos, "a void local function cannot return a value"))
+                }
+                (None, Some(None)) => Stmt::Return(Node::Const(Value::Null)),
+                (Some(e), Some(Some(CastTy::Double))) => {
+                    let (n, t) = self.value(e)?;
+                    Stmt::Return(if t == Ty::Double {
+                        n
+                    } else {
+                        Node::Cast(CastTy::Double, true, Box::new(n))
+                    })
+                }
+                (Some(e), _) => Stmt::Return(self.value(e)?.0),
+                (None, _) => return Err(err(*pos, "an expression must return a value")),
             },
             S::Foreach(name, it, body, pos) => {
                 let (itn, ity) = self.value(it)?;
@@ -1220,6 +1411,9 @@ impl Compiler {
             }
             EK::Assign(op, lhs, rhs) => {
                 let place = self.place(lhs)?;
+                if place.path.is_empty() {
+                    self.reassigned.push(place.slot);
+                }
                 let (r, rt) = self.value(rhs)?;
                 if op.is_none() && place.path.is_empty() {
                     let declared = self
@@ -1236,6 +1430,9 @@ impl Compiler {
             }
             EK::IncDec(inc, prefix, x) => {
                 let place = self.place(x)?;
+                if place.path.is_empty() {
+                    self.reassigned.push(place.slot);
+                }
                 Comp::Val(Node::IncDec(place, *inc, *prefix), Ty::Any)
             }
         })
@@ -1536,12 +1733,16 @@ impl Compiler {
         }
         match &a.value.kind {
             EK::Name(n) if a.declares => self.declare(n, Ty::Any, a.value.pos),
-            EK::Name(n) => self.lookup(n).map(|(s, _)| s).ok_or_else(|| {
-                err(
-                    a.value.pos,
-                    format!("the name '{n}' does not exist in the current context"),
-                )
-            }),
+            EK::Name(n) => self
+                .lookup(n)
+                .map(|(s, _)| s)
+                .inspect(|s| self.reassigned.push(*s))
+                .ok_or_else(|| {
+                    err(
+                        a.value.pos,
+                        format!("the name '{n}' does not exist in the current context"),
+                    )
+                }),
             _ => Err(err(a.value.pos, "out arguments must be local variables")),
         }
     }
@@ -1564,12 +1765,13 @@ impl Compiler {
         let (base, name) = match &callee.kind {
             EK::Member(base, name) => (base, name.as_str()),
             EK::Name(n) => {
+                if let Some(idx) = self.lookup_fn(n) {
+                    return self.call_fn(idx, n, targs, args, callee.pos.max(pos));
+                }
                 return Err(err(
                     callee.pos,
-                    format!(
-                    "unsupported method '{n}' (local functions and delegates are not supported)"
-                ),
-                ))
+                    format!("unsupported method '{n}' (not a local function; delegates are not supported)"),
+                ));
             }
             _ => return Err(err(callee.pos, "this expression cannot be called")),
         };

@@ -47,12 +47,19 @@ enum Flow {
     Continue,
 }
 
+/// Local function calls nested deeper than this fail (recursion included):
+/// each level may nest expressions as deep as the parser allows, and the
+/// evaluator must stay within a small thread stack.
+const MAX_CALL_DEPTH: usize = 16;
+
 /// Per-evaluation state.
 pub struct Frame<'c> {
     ctx: &'c Context,
+    funcs: &'c [Func],
     locals: Vec<Value>,
     budget: u64,
     rng: u64,
+    depth: usize,
 }
 
 /// Evaluates a compiled program; `seed` mixes into `Guid.NewGuid()`/`Random`.
@@ -66,9 +73,11 @@ pub fn run(c: &Compiled, ctx: &Context, seed: u64) -> R<Value> {
     encoding::splitmix64(&mut rng);
     let mut f = Frame {
         ctx,
+        funcs: &c.funcs,
         locals: vec![Value::Null; c.slots as usize],
         budget: BUDGET,
         rng,
+        depth: 0,
     };
     match &c.program {
         Program::Expr(n) => f.eval(n),
@@ -1057,6 +1066,57 @@ impl<'c> Frame<'c> {
                 }
                 Ok(Value::Null)
             }
+            Node::CallFn(idx, args) => self.call_fn(*idx, args),
+        }
+    }
+
+    /// Calls a local function: its own slots are saved and cleared, then
+    /// restored, so recursive calls do not see each other's locals; captured
+    /// outer locals are shared. Parameters changed in place (not reassigned)
+    /// are written back to local arguments, as .NET references would show.
+    fn call_fn(&mut self, idx: u32, args: &[Node]) -> R<Value> {
+        let funcs = self.funcs;
+        let Some(f) = funcs.get(idx as usize) else {
+            return fail("internal error: unknown local function");
+        };
+        self.tick()?;
+        if self.depth >= MAX_CALL_DEPTH {
+            return fail(format!(
+                "local function calls nested too deeply (more than {MAX_CALL_DEPTH})"
+            ));
+        }
+        let vals = self.eval_args(args)?;
+        let (start, end) = (f.slots.0 as usize, f.slots.1 as usize);
+        let saved: Vec<Value> = match self.locals.get_mut(start..end) {
+            Some(own) => own
+                .iter_mut()
+                .map(|v| std::mem::replace(v, Value::Null))
+                .collect(),
+            None => return fail("internal error: local function slots"),
+        };
+        for (slot, v) in f.params.iter().zip(&vals) {
+            self.set_local(*slot, v.clone());
+        }
+        self.depth += 1;
+        let r = self.stmt(&f.body);
+        self.depth -= 1;
+        let finals: Vec<Value> = f.params.iter().map(|p| self.local(*p)).collect();
+        if let Some(own) = self.locals.get_mut(start..end) {
+            for (l, v) in own.iter_mut().zip(saved) {
+                *l = v;
+            }
+        }
+        let flow = r?;
+        for (((arg, new), old), wb) in args.iter().zip(finals).zip(&vals).zip(&f.write_back) {
+            if let (true, Node::Local(slot)) = (*wb, arg) {
+                if !same_ref(&new, old) {
+                    self.set_local(*slot, new);
+                }
+            }
+        }
+        match flow {
+            Flow::Return(v) => Ok(v),
+            _ => Ok(Value::Null),
         }
     }
 
@@ -2021,6 +2081,19 @@ impl<'c> Frame<'c> {
         let r = mutate_value(&mut target, op, &a);
         self.write_place(place, &keys, target)?;
         r
+    }
+}
+
+/// Whether a parameter still holds the very object passed in (nothing
+/// changed it in place); values without identity always do.
+fn same_ref(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Json(x), Value::Json(y)) => Arc::ptr_eq(x, y),
+        (Value::Array(x), Value::Array(y)) => Arc::ptr_eq(x, y),
+        (Value::Dict(x), Value::Dict(y)) => Arc::ptr_eq(x, y),
+        (Value::Bytes(x), Value::Bytes(y)) => x.as_ptr() == y.as_ptr() && x.len() == y.len(),
+        (Value::Json(_) | Value::Array(_) | Value::Dict(_) | Value::Bytes(_), _) => false,
+        _ => true,
     }
 }
 

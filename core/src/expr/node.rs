@@ -552,6 +552,24 @@ pub enum Node {
     Mut(Place, MutOp, Vec<Node>),
     /// `context.Trace(...)` and similar no-ops.
     Nop(Vec<Node>),
+    /// A call of local function number `.0` of `Compiled::funcs`.
+    CallFn(u32, Vec<Node>),
+}
+
+/// A compiled local function.
+#[derive(Debug, Clone)]
+pub struct Func {
+    /// Parameter slots.
+    pub params: Vec<u32>,
+    /// Per parameter: never reassigned in the body, so when the argument is a
+    /// local, changes made through it (`obj.Add(...)`, `arr[0] = x`) are written
+    /// back to that local, as with .NET's reference types.
+    pub write_back: Vec<bool>,
+    /// The body.
+    pub body: Stmt,
+    /// The slots the function owns (its parameters and locals), saved and
+    /// restored around each call so recursion works.
+    pub slots: (u32, u32),
 }
 
 /// Where a body comes from.

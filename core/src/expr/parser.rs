@@ -1,6 +1,6 @@
 //! Recursive-descent parser for the C# subset: tokens to `ast`.
 
-use super::ast::{Arg, BinOp, IPart, TypeRef, UnOp, E, EK, S};
+use super::ast::{Arg, BinOp, IPart, LocalFn, TypeRef, UnOp, E, EK, S};
 use super::lexer::{tokenize, InterpPart, Tok, Token};
 use super::ExprError;
 
@@ -525,10 +525,25 @@ impl Parser {
                     None => Err(err(self.pos(), "expected a declaration after const")),
                 };
             }
-            "void" | "static" | "async" => {
-                return Err(err(pos, "local functions are not supported"))
+            "void" => {
+                self.advance();
+                return self.local_fn(None);
             }
+            "static" => {
+                self.advance();
+                if self.eat_kw("void") {
+                    return self.local_fn(None);
+                }
+                let Some(ret) = self.try_type() else {
+                    return Err(err(self.pos(), "expected a local function after 'static'"));
+                };
+                return self.local_fn(Some(ret));
+            }
+            "async" => return Err(err(pos, "async local functions are not supported")),
             _ => {}
+        }
+        if let Some(f) = self.try_local_fn()? {
+            return Ok(f);
         }
         if let Some(d) = self.try_decl()? {
             self.expect(";")?;
@@ -537,6 +552,103 @@ impl Parser {
         let e = self.expr()?;
         self.expect(";")?;
         Ok(S::Expr(e))
+    }
+
+    /// `T Name(...) {` or `T Name(...) =>` at statement start: a local function.
+    fn try_local_fn(&mut self) -> Result<Option<S>, ExprError> {
+        let save = self.i;
+        let Some(ret) = self.try_type() else {
+            return Ok(None);
+        };
+        let named = matches!(self.tok(), Tok::Ident(s) if !is_keyword(s))
+            && (self.is_at(1, "(") || self.is_at(1, "<"));
+        if named {
+            let mut j = 1;
+            if self.is_at(1, "<") {
+                return Err(err(self.pos(), "generic local functions are not supported"));
+            }
+            let mut depth = 0;
+            loop {
+                if self.is_at(j, "(") {
+                    depth += 1;
+                } else if self.is_at(j, ")") {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                } else if matches!(self.tok_at(j), Tok::Eof) {
+                    break;
+                }
+                j += 1;
+            }
+            if self.is_at(j + 1, "{") || self.is_at(j + 1, "=>") {
+                return self.local_fn(Some(ret)).map(Some);
+            }
+        }
+        self.i = save;
+        Ok(None)
+    }
+
+    /// The rest of a local function after its return type (`None`: `void`).
+    fn local_fn(&mut self, ret: Option<TypeRef>) -> Result<S, ExprError> {
+        let pos = self.pos();
+        let name = self.ident()?;
+        if self.is("<") {
+            return Err(err(self.pos(), "generic local functions are not supported"));
+        }
+        self.expect("(")?;
+        let mut params = Vec::new();
+        if !self.eat(")") {
+            loop {
+                let ppos = self.pos();
+                if let Tok::Ident(m) = self.tok() {
+                    if matches!(m.as_str(), "ref" | "out" | "in" | "params" | "this") {
+                        return Err(err(
+                            ppos,
+                            format!("'{m}' parameters are not supported in local functions"),
+                        ));
+                    }
+                }
+                let Some(t) = self.try_type() else {
+                    return Err(err(ppos, "expected a parameter type"));
+                };
+                let pname = self.ident()?;
+                if self.is("=") {
+                    return Err(err(
+                        self.pos(),
+                        "optional parameters are not supported in local functions",
+                    ));
+                }
+                params.push((t, pname, ppos));
+                if self.eat(",") {
+                    continue;
+                }
+                self.expect(")")?;
+                break;
+            }
+        }
+        let body = if self.is("=>") {
+            let epos = self.pos();
+            self.advance();
+            let e = self.expr()?;
+            self.expect(";")?;
+            if ret.is_some() {
+                S::Block(vec![S::Return(Some(e), epos)])
+            } else {
+                S::Block(vec![S::Expr(e)])
+            }
+        } else if self.is("{") {
+            self.block()?
+        } else {
+            return Err(err(self.pos(), "expected '{' or '=>' after the parameters"));
+        };
+        Ok(S::LocalFn(Box::new(LocalFn {
+            name,
+            params,
+            ret,
+            body,
+            pos,
+        })))
     }
 
     /// `var x = e`, `T x = e, y` (without the `;`), if a declaration is here.

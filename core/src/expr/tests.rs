@@ -11,6 +11,7 @@ use crate::policy::context::{Context, LastError, Response, SubscriptionInfo, Url
 
 mod corpus;
 mod crypto;
+mod local_fn;
 
 /// A JWT with header {"alg":"HS256","typ":"JWT"} and claims
 /// {"sub":"user-1","name":"Ann","aud":["a","b"],"exp":1700000000,"nonce":"n1"}.
@@ -181,7 +182,7 @@ fn blocks_and_statements() {
         "not all code paths return a value"
     );
     assert_eq!(
-        compile_err("@{ int F(int a) { return a; } return F(1); }"),
+        compile_err("@{ for (int F(int a) { return a; }; ; ) { } return 1; }"),
         "local functions are not supported"
     );
     assert!(eval_err("@{ while (true) { } }").contains("loop limit"));
