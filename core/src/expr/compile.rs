@@ -1836,9 +1836,15 @@ impl Compiler {
                     ));
                 }
                 let Some(m) = method_of(name) else {
+                    let why = match name {
+                        "Encrypt" | "Decrypt" => {
+                            " (APIM's AES Encrypt/Decrypt: no AES-CBC implementation in the gateway's dependencies)"
+                        }
+                        _ => "",
+                    };
                     return Err(err(
                         pos,
-                        format!("unsupported method '{name}'{}", on_ty(ty)),
+                        format!("unsupported method '{name}'{}{why}", on_ty(ty)),
                     ));
                 };
                 if !method_ok(ty, m) {

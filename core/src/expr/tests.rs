@@ -62,6 +62,7 @@ fn ctx() -> Context {
     c.request.ip_address = "10.1.2.3".into();
     c.request.matched_parameters = vec![("id".into(), "42".into())];
     c.variables.insert("s".into(), Value::from("text"));
+    c.variables.insert("accessKey".into(), Value::from("a2V5"));
     c.variables.insert("n".into(), Value::Int(7));
     c.variables.insert("flag".into(), Value::Bool(true));
     c.variables.insert(
@@ -928,6 +929,21 @@ fn nesting_at_the_limit_evaluates() {
 fn documented_examples_compile_and_run() {
     let examples = [
         r#"@{
+            int total = 0;
+            void Add(JObject o, string name, int n) { o.Add(name, n); total += n; }
+            var result = new JObject();
+            Add(result, "a", 1);
+            Add(result, "b", 2);
+            result.Add("total", total);
+            return result.ToString();
+        }"#,
+        r#"@{
+            var key = Convert.FromBase64String((string)context.Variables["accessKey"]);
+            using (var hmac = new HMACSHA256(key)) {
+                return Convert.ToBase64String(hmac.ComputeHash(Encoding.UTF8.GetBytes("text to sign")));
+            }
+        }"#,
+        r#"@{
             var total = 0;
             foreach (var p in context.Request.Headers.GetValueOrDefault("X-Ids", "").Split(',')) {
                 int n;
@@ -956,6 +972,8 @@ fn documented_examples_compile_and_run() {
         r#"@{ var o = new JObject(); o["a"] = new JObject(); o["a"]["b"] = 1; return o.ToString(Formatting.None); }"#,
     ];
     let expected = [
+        "{\n  \"a\": 1,\n  \"b\": 2,\n  \"total\": 3\n}",
+        "JSCFdQh6hHJ7yP702Il9CxR3FA6StoD2GMirIYdeOGU=",
         "0",
         "False",
         "Bearer text",

@@ -173,6 +173,10 @@ fn crypto_types_and_errors() {
         compile_err("@(new HMACSHA256 { Foo = 1 })"),
         "unsupported initializer on 'HMACSHA256'"
     );
+    assert_eq!(
+        compile_err("@(new byte[1].Encrypt(\"Aes\", new byte[16], new byte[16]))"),
+        "unsupported method 'Encrypt' on byte[] (APIM's AES Encrypt/Decrypt: no AES-CBC implementation in the gateway's dependencies)"
+    );
     assert!(eval_err("@(SHA256.Create().ComputeHash(null))").contains("cannot be null"));
     assert!(eval_err("@(new HMACSHA256((byte[])null))").contains("cannot be null"));
 }
