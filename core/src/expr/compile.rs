@@ -8,6 +8,7 @@ use super::ast::{Arg, BinOp, IPart, LocalFn, TypeRef, UnOp, E, EK, S};
 use super::crypto::{self, HashAlg};
 use super::node::*;
 use super::parser;
+use super::regexp;
 use super::value::Value;
 use super::ExprError;
 
@@ -45,6 +46,10 @@ enum Ty {
     Bytes,
     Guid,
     Crypto,
+    /// An `Aes` object.
+    Cipher,
+    /// A `Regex` object.
+    Regex,
     Null,
 }
 
@@ -67,6 +72,8 @@ impl Ty {
             Ty::Bytes => "byte[]",
             Ty::Guid => "Guid",
             Ty::Crypto => "HashAlgorithm",
+            Ty::Cipher => "Aes",
+            Ty::Regex => "Regex",
             Ty::Null => "null",
         }
     }
@@ -116,6 +123,12 @@ enum TypeK {
     Hash(HashAlg, bool),
     BitConverter,
     Buffer,
+    /// `Aes`, `AesManaged`, `SymmetricAlgorithm`...
+    Aes,
+    CipherMode,
+    PaddingMode,
+    Regex,
+    RegexOptions,
 }
 
 /// Context objects that are not values themselves.
@@ -327,6 +340,20 @@ fn type_k(name: &str) -> Option<TypeK> {
         "HashAlgorithm" | "HMAC" | "KeyedHashAlgorithm" => TypeK::Cast(CastTy::Crypto),
         "BitConverter" => TypeK::BitConverter,
         "Buffer" => TypeK::Buffer,
+        "Aes"
+        | "AesManaged"
+        | "AesCryptoServiceProvider"
+        | "AesCng"
+        | "Rijndael"
+        | "RijndaelManaged"
+        | "SymmetricAlgorithm" => TypeK::Aes,
+        "CipherMode" => TypeK::CipherMode,
+        "PaddingMode" => TypeK::PaddingMode,
+        "Regex" => TypeK::Regex,
+        "RegexOptions" => TypeK::RegexOptions,
+        "Match" | "Group" | "Capture" | "GroupCollection" | "MatchCollection" => {
+            TypeK::Cast(CastTy::Object)
+        }
         _ => {
             let (alg, keyed) = crypto::class_of(base)?;
             TypeK::Hash(alg, keyed)
@@ -386,6 +413,8 @@ fn cast_ty(t: &TypeRef) -> Result<CastTy, ExprError> {
             Ok(CastTy::Dict)
         }
         Some(TypeK::Hash(..)) if t.args.is_empty() => Ok(CastTy::Crypto),
+        // Declared as such, these keep the type the initializer has.
+        Some(TypeK::Aes | TypeK::Regex) if t.args.is_empty() => Ok(CastTy::Object),
         _ => Err(err(t.pos, unsupported_type(&t.name))),
     }
 }
@@ -397,15 +426,9 @@ fn unsupported_type(name: &str) -> String {
         "MD5" | "HMACMD5" | "MD5CryptoServiceProvider" => {
             " (MD5 is not available: the gateway's crypto library, ring, has no MD5)"
         }
-        "Aes"
-        | "AesManaged"
-        | "AesCryptoServiceProvider"
-        | "AesCng"
-        | "Rijndael"
-        | "RijndaelManaged"
-        | "AesGcm"
-        | "TripleDES"
-        | "DES" => " (symmetric encryption such as AES is not supported)",
+        "AesGcm" | "AesCcm" | "TripleDES" | "DES" | "RC2" | "ChaCha20Poly1305" => {
+            " (of symmetric encryption only AES in CBC mode is supported: Aes, byte[].Encrypt/Decrypt)"
+        }
         "RSA" | "RSACryptoServiceProvider" | "ECDsa" | "X509Certificate2" => {
             " (certificates and asymmetric keys are not supported)"
         }
@@ -479,6 +502,14 @@ fn member_of(name: &str) -> Option<Member> {
         "First" => M::First,
         "Last" => M::Last,
         "Name" => M::Name,
+        "IV" => M::IV,
+        "Mode" => M::Mode,
+        "Padding" => M::Padding,
+        "KeySize" => M::KeySize,
+        "BlockSize" => M::BlockSize,
+        "Success" => M::Success,
+        "Groups" => M::Groups,
+        "Index" => M::Index,
         _ => return None,
     })
 }
@@ -564,6 +595,12 @@ fn method_of(name: &str) -> Option<Method> {
         "Clear" => M::Clear,
         "ComputeHash" => M::ComputeHash,
         "Dispose" => M::Dispose,
+        "Encrypt" => M::Encrypt,
+        "Decrypt" => M::Decrypt,
+        "IsMatch" => M::IsMatch,
+        "Match" => M::Match,
+        "Matches" => M::Matches,
+        "Result" => M::Result,
         _ => return None,
     })
 }
@@ -631,7 +668,13 @@ fn method_ok(ty: Ty, m: Method) -> bool {
                             | M::ToCharArray
                     )
             }
-            Ty::Array | Ty::Bytes => is_linq(m) || matches!(m, M::IndexOf),
+            Ty::Array => is_linq(m) || matches!(m, M::IndexOf),
+            Ty::Bytes => is_linq(m) || matches!(m, M::IndexOf | M::Encrypt | M::Decrypt),
+            Ty::Cipher => matches!(m, M::Dispose | M::Clear),
+            Ty::Regex => matches!(
+                m,
+                M::IsMatch | M::Match | M::Matches | M::Replace | M::Split
+            ),
             Ty::Json => {
                 is_linq(m)
                     || matches!(
@@ -682,7 +725,11 @@ fn method_result(ty: Ty, m: Method) -> Ty {
         M::ToUnixTimeSeconds | M::ToUnixTimeMilliseconds => Ty::Int,
         M::AsJwt => Ty::Jwt,
         M::Split | M::Where | M::Select | M::ToArray | M::Skip | M::Take | M::Reverse => Ty::Array,
-        M::ToByteArray | M::ComputeHash => Ty::Bytes,
+        M::ToByteArray | M::ComputeHash | M::Encrypt | M::Decrypt => Ty::Bytes,
+        M::IsMatch => Ty::Bool,
+        M::Matches => Ty::Array,
+        M::Result => Ty::Str,
+        M::Replace if ty == Ty::Regex => Ty::Str,
         M::ToLower
         | M::ToUpper
         | M::Substring
@@ -777,6 +824,11 @@ fn member_ok(ty: Ty, m: Member) -> bool {
                 | M::Type
         ),
         Ty::Crypto => matches!(m, M::Key),
+        Ty::Cipher => matches!(
+            m,
+            M::Key | M::IV | M::Mode | M::Padding | M::KeySize | M::BlockSize
+        ),
+        Ty::Regex => false,
         Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Guid => false,
     }
 }
@@ -800,7 +852,9 @@ fn member_result(m: Member) -> Ty {
         M::Audiences | M::Keys | M::Values => Ty::Array,
         M::Date | M::UtcDateTime | M::DateTimeOf => Ty::DateTime,
         M::TimeOfDay => Ty::TimeSpan,
-        M::HasValues => Ty::Bool,
+        M::HasValues | M::Success => Ty::Bool,
+        M::Index | M::Mode | M::Padding | M::KeySize | M::BlockSize => Ty::Int,
+        M::IV => Ty::Bytes,
         _ => Ty::Any,
     }
 }
@@ -1409,6 +1463,14 @@ impl Compiler {
                     "lambda expressions are only supported as arguments to LINQ methods",
                 ))
             }
+            EK::Assign(None, lhs, rhs) if self.aes_member(lhs).is_some() => {
+                let (base, f) = self
+                    .aes_member(lhs)
+                    .ok_or_else(|| err(pos, "internal error"))?;
+                let place = self.place(base)?;
+                let (r, rt) = self.value(rhs)?;
+                Comp::Val(Node::Mut(place, MutOp::SetAes(f), vec![r]), rt)
+            }
             EK::Assign(op, lhs, rhs) => {
                 let place = self.place(lhs)?;
                 if place.path.is_empty() {
@@ -1695,6 +1757,19 @@ impl Compiler {
             (TypeK::Formatting, "Indented") => konst(1, Ty::Int),
             (TypeK::Math, "PI") => konst(std::f64::consts::PI, Ty::Double),
             (TypeK::BitConverter, "IsLittleEndian") => konst(true, Ty::Bool),
+            (TypeK::CipherMode, _) => match crypto::CIPHER_MODES.iter().find(|(n, _)| *n == name) {
+                Some((_, v)) => konst(*v, Ty::Int),
+                None => return Err(err(pos, format!("unsupported member '{base}.{name}'"))),
+            },
+            (TypeK::PaddingMode, _) => match crypto::PADDING_MODES.iter().find(|(n, _)| *n == name)
+            {
+                Some((_, v)) => konst(*v, Ty::Int),
+                None => return Err(err(pos, format!("unsupported member '{base}.{name}'"))),
+            },
+            (TypeK::RegexOptions, _) => match regexp::OPTIONS.iter().find(|(n, _)| *n == name) {
+                Some((_, v)) => konst(*v, Ty::Int),
+                None => return Err(err(pos, format!("unsupported member '{base}.{name}'"))),
+            },
             _ => return Err(err(pos, format!("unsupported member '{base}.{name}'"))),
         })
     }
@@ -1805,7 +1880,7 @@ impl Compiler {
                 // Mutations of locals.
                 let mutation = match name {
                     "Add" if ty != Ty::DateTime && ty != Ty::TimeSpan => Some(MutOp::Add),
-                    "Clear" if ty != Ty::Crypto => Some(MutOp::Clear),
+                    "Clear" if ty != Ty::Crypto && ty != Ty::Cipher => Some(MutOp::Clear),
                     "Remove" if matches!(ty, Ty::Json | Ty::Array | Ty::Dict) => {
                         Some(MutOp::Remove)
                     }
@@ -1836,17 +1911,14 @@ impl Compiler {
                     ));
                 }
                 let Some(m) = method_of(name) else {
-                    let why = match name {
-                        "Encrypt" | "Decrypt" => {
-                            " (APIM's AES Encrypt/Decrypt: no AES-CBC implementation in the gateway's dependencies)"
-                        }
-                        _ => "",
-                    };
                     return Err(err(
                         pos,
-                        format!("unsupported method '{name}'{}{why}", on_ty(ty)),
+                        format!("unsupported method '{name}'{}", on_ty(ty)),
                     ));
                 };
+                if matches!(m, Method::Encrypt | Method::Decrypt) && method_ok(ty, m) {
+                    return self.encrypt_call(node, ty, m, targs, args, pos);
+                }
                 if !method_ok(ty, m) {
                     return Err(err(
                         pos,
@@ -2028,6 +2100,29 @@ impl Compiler {
         ) {
             return self.array_copy(base, name, targs, args, pos);
         }
+        if k == TypeK::Regex {
+            return self.regex_static(base, name, targs, args, pos);
+        }
+        if (k, name) == (TypeK::Aes, "Create") {
+            if let Some(a) = args.first() {
+                match &a.value.kind {
+                    EK::Str(n) if args.len() == 1 && crypto::is_aes_name(n) => {}
+                    EK::Str(n) if args.len() == 1 => {
+                        return Err(err(a.value.pos, crypto::unsupported_alg(n)))
+                    }
+                    _ => {
+                        return Err(err(
+                            pos,
+                            format!("'{base}.Create' takes no arguments or an algorithm name literal (\"Aes\")"),
+                        ))
+                    }
+                }
+            }
+            return Ok(Comp::Val(
+                Node::Static(F::AesCreate, Vec::new()),
+                Ty::Cipher,
+            ));
+        }
         let (f, ty, min, max) = match (k, name) {
             (TypeK::Hash(alg, false), "Create") => (F::HashCreate(alg), Ty::Crypto, 0, 0),
             (TypeK::Hash(alg, false), "HashData") => (F::HashData(alg), Ty::Bytes, 1, 1),
@@ -2204,8 +2299,18 @@ impl Compiler {
             Some(TypeK::Cast(CastTy::Str)) => (Ctor::String, Ty::Str),
             Some(TypeK::Cast(CastTy::Exception)) => (Ctor::Exception, Ty::Any),
             Some(TypeK::Hash(alg, keyed)) => (Ctor::Hasher(alg, keyed), Ty::Crypto),
+            Some(TypeK::Aes) if t.name.rsplit('.').next() != Some("SymmetricAlgorithm") => {
+                (Ctor::Aes, Ty::Cipher)
+            }
+            Some(TypeK::Regex) => (Ctor::Regex, Ty::Regex),
             _ => return Err(err(t.pos.max(pos), unsupported_type(&t.name))),
         };
+        if ctor == Ctor::Aes {
+            return self.new_aes(t, args, init, pos);
+        }
+        if ctor == Ctor::Regex {
+            return self.new_regex(t, args, init, pos);
+        }
         for a in &t.args {
             cast_ty(a)?;
         }
@@ -2348,6 +2453,260 @@ impl Compiler {
             Node::Mut(place, MutOp::CopyInto, vec![src, si, di, len]),
             Ty::Null,
         ))
+    }
+}
+
+impl Compiler {
+    /// `aes.Key` (`IV`, `Mode`, `Padding`) as an assignment target, when
+    /// `aes` is a local holding an `Aes` object (or of unknown type).
+    fn aes_member<'e>(&self, lhs: &'e E) -> Option<(&'e E, AesField)> {
+        let EK::Member(base, name) = &lhs.kind else {
+            return None;
+        };
+        let f = match name.as_str() {
+            "Key" => AesField::Key,
+            "IV" => AesField::Iv,
+            "Mode" => AesField::Mode,
+            "Padding" => AesField::Padding,
+            _ => return None,
+        };
+        let EK::Name(n) = &base.kind else {
+            return None;
+        };
+        match self.lookup(n) {
+            Some((_, Ty::Cipher | Ty::Any)) => Some((base, f)),
+            _ => None,
+        }
+    }
+
+    /// `bytes.Encrypt("Aes", key, iv)`, `Encrypt(aes)`, `Encrypt(aes, key, iv)`
+    /// (and `Decrypt`): a literal algorithm name is checked here.
+    fn encrypt_call(
+        &mut self,
+        node: Node,
+        ty: Ty,
+        m: Method,
+        targs: &[TypeRef],
+        args: &[Arg],
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        let name = if m == Method::Encrypt {
+            "Encrypt"
+        } else {
+            "Decrypt"
+        };
+        if !targs.is_empty() {
+            return Err(err(
+                pos,
+                format!("type arguments are not supported on '{name}'"),
+            ));
+        }
+        if args.len() != 1 && args.len() != 3 {
+            return Err(err(
+                pos,
+                format!("wrong number of arguments to '{name}' (algorithm, key, IV; or an Aes object[, key, IV])"),
+            ));
+        }
+        if let EK::Str(alg) = &args[0].value.kind {
+            if !crypto::is_aes_name(alg) {
+                return Err(err(args[0].value.pos, crypto::unsupported_alg(alg)));
+            }
+            if args.len() != 3 {
+                return Err(err(
+                    pos,
+                    format!("'{name}(\"{alg}\")' needs a key and an IV"),
+                ));
+            }
+        }
+        let a = self.args(args, pos)?;
+        let _ = ty;
+        Ok(Comp::Val(
+            Node::Method(Box::new(node), m, a, None),
+            Ty::Bytes,
+        ))
+    }
+
+    /// `new AesManaged()`, `new AesManaged { Key = k, IV = iv, Mode = ..., Padding = ... }`.
+    fn new_aes(
+        &mut self,
+        t: &TypeRef,
+        args: &[Arg],
+        init: Option<&[E]>,
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        if !args.is_empty() {
+            return Err(err(pos, format!("'{}' takes no arguments", t.name)));
+        }
+        let mut fields: Vec<Node> = vec![
+            Node::Const(Value::Null),
+            Node::Const(Value::Null),
+            Node::Const(Value::Int(0)),
+            Node::Const(Value::Int(0)),
+        ];
+        for item in init.unwrap_or_default() {
+            let i = match &item.kind {
+                EK::Assign(None, l, r) => {
+                    let i = match &l.kind {
+                        EK::Name(n) if n == "Key" => 0,
+                        EK::Name(n) if n == "IV" => 1,
+                        EK::Name(n) if n == "Mode" => 2,
+                        EK::Name(n) if n == "Padding" => 3,
+                        _ => usize::MAX,
+                    };
+                    if i != usize::MAX {
+                        fields[i] = self.value(r)?.0;
+                    }
+                    i
+                }
+                _ => usize::MAX,
+            };
+            if i == usize::MAX {
+                return Err(err(
+                    item.pos,
+                    format!(
+                        "unsupported initializer on '{}' (Key, IV, Mode and Padding can be set)",
+                        t.name
+                    ),
+                ));
+            }
+        }
+        Ok(Comp::Val(
+            Node::New(Ctor::Aes, fields, Vec::new()),
+            Ty::Cipher,
+        ))
+    }
+
+    /// `new Regex(pattern[, options])`: a literal pattern is compiled here.
+    fn new_regex(
+        &mut self,
+        t: &TypeRef,
+        args: &[Arg],
+        init: Option<&[E]>,
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        if init.is_some_and(|i| !i.is_empty()) {
+            return Err(err(
+                pos,
+                format!("initializers are not supported on '{}'", t.name),
+            ));
+        }
+        if args.is_empty() || args.len() > 3 {
+            return Err(err(
+                pos,
+                format!("wrong number of arguments to '{}'", t.name),
+            ));
+        }
+        let mut a = self.args(args, pos)?;
+        a.truncate(2);
+        if a.len() == 1 {
+            a.push(Node::Const(Value::Int(0)));
+        }
+        if let Some(re) = self.const_regex(&a[0], &a[1], args[0].value.pos)? {
+            return Ok(Comp::Val(
+                Node::Const(Value::Object(std::sync::Arc::new(
+                    super::value::Obj::Regex(re),
+                ))),
+                Ty::Regex,
+            ));
+        }
+        Ok(Comp::Val(Node::New(Ctor::Regex, a, Vec::new()), Ty::Regex))
+    }
+
+    /// A pattern and options known at compile time, compiled (errors here
+    /// are compile errors naming the pattern problem).
+    fn const_regex(
+        &self,
+        pat: &Node,
+        opts: &Node,
+        pos: usize,
+    ) -> Result<Option<regexp::DotnetRegex>, ExprError> {
+        let (Node::Const(Value::Str(p)), Some(o)) = (pat, const_int(opts)) else {
+            return Ok(None);
+        };
+        regexp::compile(p, o, false)
+            .map(Some)
+            .map_err(|m| err(pos, m))
+    }
+
+    /// `Regex.IsMatch/Match/Matches/Replace/Split(input, pattern, ...)`,
+    /// `Regex.Escape/Unescape(s)`.
+    fn regex_static(
+        &mut self,
+        base: &str,
+        name: &str,
+        targs: &[TypeRef],
+        args: &[Arg],
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        if !targs.is_empty() {
+            return Err(err(
+                pos,
+                format!("type arguments are not supported on '{base}.{name}'"),
+            ));
+        }
+        let (f, ty, min, max) = match name {
+            "IsMatch" => (RegexFn::IsMatch, Ty::Bool, 2, 4),
+            "Match" => (RegexFn::Match, Ty::Any, 2, 4),
+            "Matches" => (RegexFn::Matches, Ty::Array, 2, 4),
+            "Replace" => (RegexFn::Replace, Ty::Str, 3, 5),
+            "Split" => (RegexFn::Split, Ty::Array, 2, 4),
+            "Escape" | "Unescape" => {
+                if args.len() != 1 {
+                    return Err(err(
+                        pos,
+                        format!("wrong number of arguments to '{base}.{name}'"),
+                    ));
+                }
+                let a = self.args(args, pos)?;
+                let f = if name == "Escape" {
+                    StaticFn::RegexEscape
+                } else {
+                    StaticFn::RegexUnescape
+                };
+                return Ok(Comp::Val(Node::Static(f, a), Ty::Str));
+            }
+            _ => return Err(err(pos, format!("unsupported method '{base}.{name}'"))),
+        };
+        if args.len() < min || args.len() > max {
+            return Err(err(
+                pos,
+                format!("wrong number of arguments to '{base}.{name}'"),
+            ));
+        }
+        if args.iter().any(|a| matches!(a.value.kind, EK::Lambda(..))) {
+            return Err(err(
+                pos,
+                format!("'{base}.{name}' with a MatchEvaluator (lambda) is not supported"),
+            ));
+        }
+        let mut a = self.args(args, pos)?;
+        // [input, pattern, (replacement,) options, (timeout)] -> [input, pattern, options, replacement?]
+        let replacement = if f == RegexFn::Replace {
+            Some(a.remove(2))
+        } else {
+            None
+        };
+        a.truncate(3);
+        if a.len() == 2 {
+            a.push(Node::Const(Value::Int(0)));
+        }
+        if let Some(re) = self.const_regex(&a[1], &a[2], args[1].value.pos)? {
+            a[1] = Node::Const(Value::Object(std::sync::Arc::new(
+                super::value::Obj::Regex(re),
+            )));
+        }
+        a.extend(replacement);
+        Ok(Comp::Val(Node::Static(StaticFn::Regex(f), a), ty))
+    }
+}
+
+/// An integer known at compile time: a constant, or constants combined with `|`.
+fn const_int(n: &Node) -> Option<i64> {
+    match n {
+        Node::Const(Value::Int(i)) => Some(*i),
+        Node::Binary(BinOp::BitOr, a, b) => Some(const_int(a)? | const_int(b)?),
+        Node::Cast(CastTy::Int(_), _, x) => const_int(x),
+        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ use super::encoding;
 use super::json;
 use super::jwt::Jwt;
 use super::node::*;
+use super::regexp::{self, DotnetRegex};
 use super::strings;
 use super::value::{format_guid, parse_guid, Dict, Obj, Value};
 use super::EvalError;
@@ -779,6 +780,16 @@ fn index_value(base: &Value, key: &Value) -> R<Value> {
                     "The given key '{k}' was not present in the dictionary."
                 )),
             }
+        }
+        Value::Object(o) if matches!(**o, Obj::Groups(_)) => {
+            let Obj::Groups(m) = &**o else {
+                return fail("internal error: not a GroupCollection");
+            };
+            let g = match key {
+                Value::Str(name) => m.group_by_name(name),
+                k => m.group(int_arg(k, "groupnum")?),
+            };
+            Ok(Value::Object(Arc::new(Obj::Group(g))))
         }
         other => fail(format!(
             "Cannot apply indexing to a value of type '{}'",
@@ -1589,8 +1600,17 @@ impl<'c> Frame<'c> {
                 },
                 _ => common_method(&recv, m, &a),
             },
+            Value::Bytes(data) if matches!(m, Method::Encrypt | Method::Decrypt) => {
+                encrypt_decrypt(data, m == Method::Encrypt, &a)
+            }
             Value::Object(o) => {
                 match (&**o, m) {
+                    (Obj::Regex(re), _) => regex_method(re, m, &a),
+                    (Obj::Match(md), Method::Result) => Ok(s(regexp::result(
+                        md,
+                        &str_arg(a.first().unwrap_or(&Value::Null), "replacement")?,
+                    ))),
+                    (Obj::Aes(_), Method::Dispose | Method::Clear) => Ok(Value::Null),
                     (Obj::Random(seed), Method::Next | Method::NextDouble) => {
                         let r = self.next_random() ^ *seed;
                         let mut st = r;
@@ -2000,6 +2020,27 @@ impl<'c> Frame<'c> {
                 };
                 Ok(Value::Object(Arc::new(Obj::Hasher(alg, key))))
             }
+            Ctor::Aes => {
+                let mut p = crypto::AesParams::default();
+                for (i, v) in a.iter().enumerate() {
+                    let f = match i {
+                        0 => AesField::Key,
+                        1 => AesField::Iv,
+                        2 => AesField::Mode,
+                        _ => AesField::Padding,
+                    };
+                    if !v.is_null() && !matches!(v, Value::Int(0)) {
+                        set_aes(&mut p, f, v)?;
+                    }
+                }
+                Ok(Value::Object(Arc::new(Obj::Aes(p))))
+            }
+            Ctor::Regex => {
+                let pat = str_arg(a.first().unwrap_or(&Value::Null), "pattern")?;
+                let opts = int_arg(a.get(1).unwrap_or(&Value::Int(0)), "options")?;
+                let re = regexp::compile(&pat, opts, true).map_err(|message| EvalError { message })?;
+                Ok(Value::Object(Arc::new(Obj::Regex(re))))
+            }
             Ctor::Exception => {
                 let msg = a.first().map(|v| v.to_display_string()).unwrap_or_else(|| "Exception of type 'System.Exception' was thrown.".into());
                 Ok(Value::Object(Arc::new(Obj::KeyValue("Exception".into(), s(msg)))))
@@ -2294,6 +2335,23 @@ fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
     if op == MutOp::CopyInto {
         return copy_into(target, a);
     }
+    if let MutOp::SetAes(f) = op {
+        let v = a.first().cloned().unwrap_or(Value::Null);
+        let Value::Object(o) = target else {
+            return match target {
+                Value::Null => nre("the Aes object"),
+                other => fail(format!(
+                    "'{f:?}' cannot be set on a value of type '{}'",
+                    other.type_name()
+                )),
+            };
+        };
+        let Obj::Aes(p) = Arc::make_mut(o) else {
+            return fail(format!("'{f:?}' can only be set on an Aes object"));
+        };
+        set_aes(p, f, &v)?;
+        return Ok(v);
+    }
     match target {
         Value::Null => nre("the target"),
         Value::Json(j) => {
@@ -2382,7 +2440,7 @@ fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
                     xs.insert(i, a.get(1).cloned().unwrap_or(Value::Null));
                     Ok(Value::Null)
                 }
-                MutOp::CopyInto => fail("internal error: Array.Copy"),
+                MutOp::CopyInto | MutOp::SetAes(_) => fail("internal error: Array.Copy"),
             }
         }
         Value::Dict(d) => {
@@ -2656,6 +2714,35 @@ fn member(v: Value, m: Member) -> R<Value> {
             (Obj::KeyValue(_, x), M::Value | M::Message) => Ok(x.clone()),
             (Obj::Uri(u), _) => uri_member(u, m),
             (Obj::Hasher(_, Some(k)), M::Key) => Ok(Value::Bytes(k.clone())),
+            (Obj::Aes(p), M::Key | M::IV) => {
+                let (x, what) = if m == M::Key {
+                    (&p.key, "Key")
+                } else {
+                    (&p.iv, "IV")
+                };
+                match x {
+                    Some(b) => Ok(Value::Bytes(b.clone())),
+                    None => fail(format!("Aes.{what} was not set (.NET would generate a random one; the gateway has no random source)")),
+                }
+            }
+            (Obj::Aes(p), M::Mode) => Ok(Value::Int(if p.mode == 0 {
+                crypto::MODE_CBC
+            } else {
+                p.mode
+            })),
+            (Obj::Aes(p), M::Padding) => Ok(Value::Int(if p.padding == 0 {
+                crypto::PADDING_PKCS7
+            } else {
+                p.padding
+            })),
+            (Obj::Aes(p), M::KeySize) => Ok(Value::Int(
+                p.key.as_ref().map_or(256, |k| k.len() as i64 * 8),
+            )),
+            (Obj::Aes(_), M::BlockSize) => Ok(Value::Int(128)),
+            (Obj::Match(md), _) => group_member(md.groups.first().cloned().flatten(), m, Some(md))
+                .unwrap_or_else(|| bad(&v)),
+            (Obj::Group(g), _) => group_member(g.clone(), m, None).unwrap_or_else(|| bad(&v)),
+            (Obj::Groups(md), M::Count) => Ok(Value::Int(md.groups.len() as i64)),
             _ => bad(&v),
         },
         _ => bad(&v),
@@ -3520,6 +3607,34 @@ fn static_fn(f: StaticFn, a: &[Value]) -> R<Value> {
             })
         }
         F::HashCreate(alg) => Value::Object(Arc::new(Obj::Hasher(alg, None))),
+        F::AesCreate => Value::Object(Arc::new(Obj::Aes(crypto::AesParams::default()))),
+        F::RegexEscape => s(regexp::escape(&str_arg(arg(0), "str")?)),
+        F::RegexUnescape => s(regexp::unescape(&str_arg(arg(0), "str")?)),
+        F::Regex(rf) => {
+            let opts = int_arg(arg(2), "options")?;
+            let re = match arg(1) {
+                Value::Object(o) if matches!(**o, Obj::Regex(_)) => match &**o {
+                    Obj::Regex(r) => r.clone(),
+                    _ => return fail("internal error: not a Regex"),
+                },
+                v => {
+                    let pat = str_arg(v, "pattern")?;
+                    regexp::compile(&pat, opts, true).map_err(|message| EvalError { message })?
+                }
+            };
+            let m = match rf {
+                RegexFn::IsMatch => Method::IsMatch,
+                RegexFn::Match => Method::Match,
+                RegexFn::Matches => Method::Matches,
+                RegexFn::Replace => Method::Replace,
+                RegexFn::Split => Method::Split,
+            };
+            let mut rest = vec![arg(0).clone()];
+            if rf == RegexFn::Replace {
+                rest.push(arg(3).clone());
+            }
+            regex_method(&re, m, &rest)?
+        }
         F::HashData(alg) => Value::Bytes(Bytes::from(crypto::hash(alg, &bytes_arg(arg(0))?))),
         F::HmacData(alg) => {
             let key = bytes_arg(arg(0))?;
@@ -3657,4 +3772,121 @@ fn convert_to(v: &Value, t: CastTy, extra: Option<&Value>) -> R<Value> {
         (CastTy::DateTime, Value::Str(text)) => parse_as(text, CastTy::DateTime),
         _ => cast(v.clone(), t, false),
     }
+}
+
+/// Sets a property of an `Aes` object, checking sizes as .NET's setters do.
+fn set_aes(p: &mut crypto::AesParams, f: AesField, v: &Value) -> R<()> {
+    let err = |message: String| EvalError { message };
+    match f {
+        AesField::Key => {
+            let b = bytes_arg(v)?;
+            crypto::check_key(&b).map_err(err)?;
+            p.key = Some(b);
+        }
+        AesField::Iv => {
+            let b = bytes_arg(v)?;
+            crypto::check_iv(&b).map_err(err)?;
+            p.iv = Some(b);
+        }
+        AesField::Mode => p.mode = int_arg(v, "Mode")?,
+        AesField::Padding => p.padding = int_arg(v, "Padding")?,
+    }
+    Ok(())
+}
+
+/// APIM's `byte[].Encrypt(alg, key, iv)`, `Encrypt(aes)`, `Encrypt(aes, key, iv)`
+/// (and `Decrypt`): AES-CBC.
+fn encrypt_decrypt(data: &Bytes, encrypt: bool, a: &[Value]) -> R<Value> {
+    let what = if encrypt { "Encrypt" } else { "Decrypt" };
+    let mut p = match a.first() {
+        Some(Value::Str(name)) => {
+            if !crypto::is_aes_name(name) {
+                return fail(crypto::unsupported_alg(name));
+            }
+            crypto::AesParams::default()
+        }
+        Some(Value::Object(o)) if matches!(**o, Obj::Aes(_)) => match &**o {
+            Obj::Aes(p) => p.clone(),
+            _ => return fail("internal error: not an Aes object"),
+        },
+        Some(Value::Null) | None => return nre(&format!("the algorithm of {what}")),
+        Some(other) => {
+            return fail(format!(
+                "{what} takes an algorithm name or an Aes object, not a value of type '{}'",
+                other.type_name()
+            ))
+        }
+    };
+    match a {
+        [_] if matches!(a.first(), Some(Value::Str(_))) => {
+            return fail(format!(
+                "{what}(\"{}\") needs a key and an IV",
+                a.first().map(|v| v.to_display_string()).unwrap_or_default()
+            ))
+        }
+        [_] => {}
+        [_, key, iv] => {
+            let key = bytes_arg(key)?;
+            let iv = bytes_arg(iv)?;
+            p.key = Some(key);
+            p.iv = Some(iv);
+        }
+        _ => return fail(format!("wrong number of arguments to {what}")),
+    }
+    crypto::aes_cbc(&p, data, encrypt)
+        .map(|v| Value::Bytes(Bytes::from(v)))
+        .map_err(|message| EvalError { message })
+}
+
+fn match_value(m: regexp::MatchData) -> Value {
+    Value::Object(Arc::new(Obj::Match(Arc::new(m))))
+}
+
+/// `IsMatch`, `Match`, `Matches`, `Replace`, `Split` on a regex (`a[0]` is the input).
+fn regex_method(re: &DotnetRegex, m: Method, a: &[Value]) -> R<Value> {
+    let input = match a.first() {
+        Some(Value::Null) | None => {
+            return fail("Value cannot be null. (Parameter 'input')");
+        }
+        Some(v) => str_arg(v, "input")?,
+    };
+    let err = |message: String| EvalError { message };
+    Ok(match m {
+        Method::IsMatch => Value::Bool(re.is_match(&input)),
+        Method::Match => match_value(re.find(&input)),
+        Method::Matches => arr(re
+            .find_all(&input, MAX_LEN)
+            .map_err(err)?
+            .into_iter()
+            .map(match_value)
+            .collect()),
+        Method::Replace => {
+            let rep = match a.get(1) {
+                Some(Value::Null) | None => {
+                    return fail("Value cannot be null. (Parameter 'replacement')")
+                }
+                Some(v) => str_arg(v, "replacement")?,
+            };
+            s(re.replace(&input, &rep, MAX_LEN).map_err(err)?)
+        }
+        Method::Split => strs(re.split(&input, MAX_LEN).map_err(err)?),
+        Method::ToString => s(re.pattern.clone()),
+        _ => return fail(format!("unsupported method '{m:?}' on Regex")),
+    })
+}
+
+/// `Success`, `Value`, `Index`, `Length` of a match or group (and `Groups` of a match).
+fn group_member(
+    g: regexp::GroupData,
+    m: Member,
+    md: Option<&Arc<regexp::MatchData>>,
+) -> Option<R<Value>> {
+    Some(Ok(match m {
+        Member::Success => Value::Bool(g.is_some()),
+        Member::Value => s(g.map(|(_, v)| v).unwrap_or_else(|| "".into())),
+        Member::Index => Value::Int(g.map_or(0, |(i, _)| i)),
+        Member::Length => Value::Int(g.map_or(0, |(_, v)| v.chars().count() as i64)),
+        Member::Groups => Value::Object(Arc::new(Obj::Groups(md?.clone()))),
+        _ => return None,
+    }))
 }

@@ -187,7 +187,16 @@ pub fn value_to_json(v: &Value) -> J {
                 m.insert("Value".into(), value_to_json(v));
                 J::Object(m)
             }
-            Obj::Random(_) | Obj::Hasher(..) => J::Object(serde_json::Map::new()),
+            Obj::Random(_) | Obj::Hasher(..) | Obj::Aes(_) => J::Object(serde_json::Map::new()),
+            Obj::Regex(r) => {
+                let mut m = serde_json::Map::new();
+                m.insert("Pattern".into(), J::String(r.pattern.to_string()));
+                m.insert("Options".into(), J::from(r.options));
+                J::Object(m)
+            }
+            Obj::Match(md) => group_json(md.groups.first().cloned().flatten()),
+            Obj::Group(g) => group_json(g.clone()),
+            Obj::Groups(md) => J::Array(md.groups.iter().cloned().map(group_json).collect()),
         },
     }
 }
@@ -353,4 +362,15 @@ pub fn to_bool_cast(j: &J) -> Result<Value, String> {
         J::String(_) => Err("String was not recognized as a valid Boolean.".into()),
         _ => Err(format!("Can not convert {} to Boolean.", token_kind(j))),
     }
+}
+
+/// A regex `Match` or `Group` as JSON: `Success`, `Index`, `Length`, `Value`.
+fn group_json(g: super::regexp::GroupData) -> J {
+    let mut m = serde_json::Map::new();
+    m.insert("Success".into(), J::Bool(g.is_some()));
+    let (i, v) = g.unwrap_or((0, "".into()));
+    m.insert("Index".into(), J::from(i));
+    m.insert("Length".into(), J::from(v.chars().count()));
+    m.insert("Value".into(), J::String(v.to_string()));
+    J::Object(m)
 }

@@ -3,7 +3,7 @@
 //!
 //! `lexer` → `parser` (to `ast`) → `compile` (names resolved to the enums of
 //! `node`) → `eval`. Values live in `value`; .NET behaviours in `strings`,
-//! `datetime`, `json`, `jwt`, `encoding` and `crypto`. EXPRESSIONS.md at the repository
+//! `datetime`, `json`, `jwt`, `encoding`, `crypto` and `regexp`. EXPRESSIONS.md at the repository
 //! root lists what is supported.
 
 mod ast;
@@ -17,6 +17,7 @@ pub mod jwt;
 mod lexer;
 mod node;
 mod parser;
+pub mod regexp;
 pub mod strings;
 pub mod value;
 

@@ -292,6 +292,14 @@ pub enum Member {
     First,
     Last,
     Name,
+    IV,
+    Mode,
+    Padding,
+    KeySize,
+    BlockSize,
+    Success,
+    Groups,
+    Index,
 }
 
 /// Instance methods resolved at compile time.
@@ -376,6 +384,12 @@ pub enum Method {
     Clear,
     ComputeHash,
     Dispose,
+    Encrypt,
+    Decrypt,
+    IsMatch,
+    Match,
+    Matches,
+    Result,
 }
 
 /// Static functions and properties of known types.
@@ -441,6 +455,38 @@ pub enum StaticFn {
     ToHex(bool),
     /// `Convert.FromHexString(s)`.
     FromHex,
+    /// `Aes.Create()`.
+    AesCreate,
+    /// `Regex.IsMatch/Match/...`: args `[input, pattern or Regex, options, replacement?]`.
+    Regex(RegexFn),
+    /// `Regex.Escape(s)`.
+    RegexEscape,
+    /// `Regex.Unescape(s)`.
+    RegexUnescape,
+}
+
+/// Static `Regex` methods (and the instance ones, on a `Regex` object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum RegexFn {
+    IsMatch,
+    Match,
+    Matches,
+    Replace,
+    Split,
+}
+
+/// Settable properties of an `Aes` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AesField {
+    /// `Key`.
+    Key,
+    /// `IV`.
+    Iv,
+    /// `Mode`.
+    Mode,
+    /// `Padding`.
+    Padding,
 }
 
 /// Constructors (`new T(...)`).
@@ -462,6 +508,10 @@ pub enum Ctor {
     Exception,
     /// `new SHA256Managed()` (`false`) or `new HMACSHA256(key)` (`true`).
     Hasher(HashAlg, bool),
+    /// `new AesManaged { ... }`: args are `[key, iv, mode, padding]` (null/0 when not set).
+    Aes,
+    /// `new Regex(pattern[, options])` from a run-time pattern: `[pattern, options]`.
+    Regex,
 }
 
 /// An assignable place: a local, then indexer keys into it.
@@ -489,6 +539,8 @@ pub enum MutOp {
     /// `Array.Copy(src, srcIndex, this, dstIndex, length)`: args are
     /// `[src, srcIndex, dstIndex, length]`.
     CopyInto,
+    /// `aes.Key = v` and the other settable `Aes` properties.
+    SetAes(AesField),
 }
 
 /// A compiled expression node.

@@ -12,6 +12,8 @@ use crate::policy::context::{Context, LastError, Response, SubscriptionInfo, Url
 mod corpus;
 mod crypto;
 mod local_fn;
+mod regex;
+mod symmetric;
 
 /// A JWT with header {"alg":"HS256","typ":"JWT"} and claims
 /// {"sub":"user-1","name":"Ann","aud":["a","b"],"exp":1700000000,"nonce":"n1"}.

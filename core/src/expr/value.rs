@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::crypto::HashAlg;
+use super::crypto::{AesParams, HashAlg};
 use super::datetime;
 use super::json;
 use super::jwt::Jwt;
+use super::regexp::{DotnetRegex, GroupData, MatchData};
 use crate::policy::context::Response;
 
 /// A value an expression produces or a variable holds.
@@ -92,6 +93,16 @@ pub enum Obj {
     KeyValue(Arc<str>, Value),
     /// `SHA256.Create()` (no key) or `new HMACSHA256(key)`.
     Hasher(HashAlg, Option<Bytes>),
+    /// `Aes.Create()`, `new AesManaged()`: key, IV, mode, padding.
+    Aes(AesParams),
+    /// `new Regex(pattern[, options])` (or a pattern compiled once).
+    Regex(DotnetRegex),
+    /// A `Match`.
+    Match(Arc<MatchData>),
+    /// A match's `Groups`.
+    Groups(Arc<MatchData>),
+    /// A `Group` (`None`: it did not take part: `Success` false, `Value` "").
+    Group(GroupData),
 }
 
 impl Value {
@@ -146,6 +157,16 @@ impl Value {
                         alg.hash_name()
                     }
                 ),
+                Obj::Aes(_) => "System.Security.Cryptography.AesManaged".into(),
+                Obj::Regex(r) => r.pattern.to_string(),
+                Obj::Match(m) => m
+                    .groups
+                    .first()
+                    .and_then(|g| g.as_ref())
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default(),
+                Obj::Groups(_) => "System.Text.RegularExpressions.GroupCollection".into(),
+                Obj::Group(g) => g.as_ref().map(|(_, v)| v.to_string()).unwrap_or_default(),
             },
         }
     }
@@ -176,6 +197,11 @@ impl Value {
                 Obj::KeyValue(..) => "KeyValuePair",
                 Obj::Hasher(alg, None) => alg.hash_name(),
                 Obj::Hasher(alg, Some(_)) => alg.hmac_name(),
+                Obj::Aes(_) => "Aes",
+                Obj::Regex(_) => "Regex",
+                Obj::Match(_) => "Match",
+                Obj::Groups(_) => "GroupCollection",
+                Obj::Group(_) => "Group",
             },
         }
     }

@@ -154,8 +154,8 @@ fn crypto_types_and_errors() {
         "unsupported type 'HMACMD5' (MD5 is not available: the gateway's crypto library, ring, has no MD5)"
     );
     assert_eq!(
-        compile_err("@{ using (var aes = Aes.Create()) { return 1; } }"),
-        "unsupported type 'Aes' (symmetric encryption such as AES is not supported)"
+        compile_err("@{ using (var des = TripleDES.Create()) { return 1; } }"),
+        "unsupported type 'TripleDES' (of symmetric encryption only AES in CBC mode is supported: Aes, byte[].Encrypt/Decrypt)"
     );
     assert_eq!(
         compile_err("@(SHA256.Create().Foo())"),
@@ -174,8 +174,8 @@ fn crypto_types_and_errors() {
         "unsupported initializer on 'HMACSHA256'"
     );
     assert_eq!(
-        compile_err("@(new byte[1].Encrypt(\"Aes\", new byte[16], new byte[16]))"),
-        "unsupported method 'Encrypt' on byte[] (APIM's AES Encrypt/Decrypt: no AES-CBC implementation in the gateway's dependencies)"
+        compile_err("@(new byte[1].Encrypt(\"DES\", new byte[8], new byte[8]))"),
+        "symmetric algorithm 'DES' is not supported (only AES: \"Aes\", in CBC mode)"
     );
     assert!(eval_err("@(SHA256.Create().ComputeHash(null))").contains("cannot be null"));
     assert!(eval_err("@(new HMACSHA256((byte[])null))").contains("cannot be null"));
