@@ -688,3 +688,26 @@ fn documents_that_change_nothing_are_recognised() {
         "<policies><inbound><base /><set-header name=\"a\" exists-action=\"delete\" /></inbound></policies>"
     ));
 }
+
+#[test]
+fn request_ids_are_unique_guids_and_depend_on_the_secret() {
+    use portcullis_core::proxy::PolicyEnv;
+    let a = PolicyEnv::new("gw".into(), None, [1; 32]);
+    let b = PolicyEnv::new("gw".into(), None, [2; 32]);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let (id, _) = a.next_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4", "version 4: {id}");
+        assert!(
+            matches!(&id[19..20], "8" | "9" | "a" | "b"),
+            "variant: {id}"
+        );
+        assert!(seen.insert(id));
+    }
+    // Another secret gives other ids for the same counter values.
+    let (first_b, seed_b) = b.next_request_id();
+    let (first_a, seed_a) = PolicyEnv::new("gw".into(), None, [1; 32]).next_request_id();
+    assert_ne!(first_a, first_b);
+    assert_ne!(seed_a, seed_b);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
 use crate::policy::compile::{compile_document, CompileEnv};
-use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, Url};
+use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo, Url};
 use crate::policy::pipeline::Chain;
 use crate::policy::program::{Document, Level};
 use crate::router::Router;
@@ -75,6 +75,8 @@ pub enum KeyCheck {
         subscription: usize,
         /// Index of the product the subscription is for, if any.
         product: Option<usize>,
+        /// The request used the secondary key.
+        secondary: bool,
     },
     /// Unknown key, inactive subscription, or a scope that does not include the API.
     Invalid,
@@ -90,6 +92,8 @@ struct PolicySet {
     api_info: Vec<Arc<ApiInfo>>,
     operation_info: Vec<Vec<Arc<OperationInfo>>>,
     product_info: Vec<Arc<ProductInfo>>,
+    /// Per subscription: `context.Subscription` with the primary, then the secondary key.
+    subscription_info: Vec<[Arc<SubscriptionInfo>; 2]>,
     /// Per API, the products containing it.
     api_products: Vec<Vec<usize>>,
     /// Per API, an open product (no subscription needed) containing it.
@@ -159,10 +163,9 @@ impl CompiledConfig {
         };
         let sub = &self.snapshot.subscriptions[found.index];
         // The digest matched; compare the key itself too, in constant time.
-        let matches = [&sub.primary_key, &sub.secondary_key]
-            .iter()
-            .any(|k| constant_time_eq(k.as_bytes(), key));
-        if !matches || sub.state != SubscriptionState::Active {
+        let primary = constant_time_eq(sub.primary_key.as_bytes(), key);
+        let secondary = constant_time_eq(sub.secondary_key.as_bytes(), key);
+        if !(primary || secondary) || sub.state != SubscriptionState::Active {
             return KeyCheck::Invalid;
         }
         let (in_scope, product) = match found.scope {
@@ -174,6 +177,7 @@ impl CompiledConfig {
             KeyCheck::Valid {
                 subscription: found.index,
                 product,
+                secondary: !primary,
             }
         } else {
             KeyCheck::Invalid
@@ -253,6 +257,12 @@ impl CompiledConfig {
         &self.policies.operation_info[api][operation]
     }
 
+    /// `context.Subscription` of subscription `index` used with its primary or
+    /// secondary key (built once per configuration, shared by requests).
+    pub fn subscription_info(&self, index: usize, secondary: bool) -> &Arc<SubscriptionInfo> {
+        &self.policies.subscription_info[index][usize::from(secondary)]
+    }
+
     /// `context.Product` of product `product`.
     pub fn product_info(&self, product: usize) -> &Arc<ProductInfo> {
         &self.policies.product_info[product]
@@ -311,6 +321,23 @@ fn compile_policies(
                 p.display_name.clone()
             },
         }));
+    }
+    for s in &snapshot.subscriptions {
+        let info = |key: &str| {
+            Arc::new(SubscriptionInfo {
+                id: s.id.clone(),
+                name: if s.display_name.is_empty() {
+                    s.id.clone()
+                } else {
+                    s.display_name.clone()
+                },
+                key: key.to_string(),
+                primary_key: s.primary_key.clone(),
+                secondary_key: s.secondary_key.clone(),
+            })
+        };
+        set.subscription_info
+            .push([info(&s.primary_key), info(&s.secondary_key)]);
     }
     for (i, api) in snapshot.apis.iter().enumerate() {
         set.apis.push(doc(&api.policy, Level::Api, &|| {

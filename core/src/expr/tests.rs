@@ -80,13 +80,13 @@ fn ctx() -> Context {
     resp.headers.append("Location", "/items/abc");
     c.variables.insert("resp".into(), Value::from(resp.clone()));
     c.response = Some(resp);
-    c.fixed.subscription = Some(SubscriptionInfo {
+    c.fixed.subscription = Some(std::sync::Arc::new(SubscriptionInfo {
         id: "sub1".into(),
         name: "Starter sub".into(),
         key: "k".into(),
         primary_key: "pk".into(),
         secondary_key: "sk".into(),
-    });
+    }));
     c.fixed.region = "West Europe".into();
     c.last_error = Some(LastError {
         source: "rate-limit".into(),

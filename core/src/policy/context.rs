@@ -284,7 +284,7 @@ pub struct Static {
     /// `context.Product`, when the subscription is scoped to a product.
     pub product: Option<Arc<ProductInfo>>,
     /// `context.Subscription`, when the request carried a valid key.
-    pub subscription: Option<SubscriptionInfo>,
+    pub subscription: Option<Arc<SubscriptionInfo>>,
     /// `context.Deployment.GatewayId`.
     pub gateway_id: Arc<str>,
     /// `context.Deployment.Region`.

@@ -114,10 +114,10 @@ fn vary_by_developer_uses_the_subscription() {
     let l = lookup(r#"<cache-lookup vary-by-developer="true" vary-by-developer-groups="false"/>"#);
     let with = |id: &str| {
         let mut ctx = get("/", &[], &[]);
-        ctx.fixed.subscription = Some(SubscriptionInfo {
+        ctx.fixed.subscription = Some(std::sync::Arc::new(SubscriptionInfo {
             id: id.into(),
             ..SubscriptionInfo::default()
-        });
+        }));
         l.cache_key(&ctx).expect("ok").expect("key")
     };
     assert_ne!(with("s1"), with("s2"));

@@ -718,8 +718,9 @@ impl ProxyConn {
                 Some(KeyCheck::Valid {
                     subscription,
                     product,
+                    secondary,
                 }) => {
-                    access.subscription = Some(subscription);
+                    access.subscription = Some((subscription, secondary));
                     access.product = product;
                     None
                 }
@@ -728,8 +729,7 @@ impl ProxyConn {
                 write_error_message(401, msg, close_if_local, &mut self.client_out);
                 return self.next_or_close(close_if_local, now);
             }
-            if let Some((key, place)) = found {
-                access.key = Some(String::from_utf8_lossy(key).into_owned());
+            if let Some((_, place)) = found {
                 access.strip = match place {
                     KeyPlace::Header => KeyStrip::Header,
                     KeyPlace::Query => KeyStrip::Query(query_without(

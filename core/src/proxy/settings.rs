@@ -75,9 +75,10 @@ pub struct PolicyEnv {
     pub wall_anchor: Option<(std::time::Instant, i64)>,
     /// Counters and key sets shared by every connection of the gateway.
     pub state: Arc<crate::policy::state::PolicyState>,
-    /// Keys the per-request ids and random seeds (HMAC-SHA256 of a counter), so
-    /// they cannot be predicted from ones seen before.
-    key: ring::hmac::Key,
+    /// Keys the per-request ids and random seeds (SipHash-2-4 of a counter, a
+    /// pseudo-random function under a secret key), so they cannot be predicted
+    /// from ones seen before.
+    key: (u64, u64),
     ids: std::sync::atomic::AtomicU64,
 }
 
@@ -104,6 +105,11 @@ impl PolicyEnv {
         wall_anchor: Option<(std::time::Instant, i64)>,
         secret: [u8; 32],
     ) -> Self {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&secret[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
         let mut seed = [0u8; 16];
         seed.copy_from_slice(&secret[16..]);
         PolicyEnv {
@@ -113,7 +119,7 @@ impl PolicyEnv {
             state: Arc::new(crate::policy::state::PolicyState::new(u128::from_le_bytes(
                 seed,
             ))),
-            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+            key: (word(0), word(8)),
             ids: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -140,22 +146,27 @@ impl PolicyEnv {
     /// seed for the request's `Guid.NewGuid()` and `Random`.
     pub fn next_request_id(&self) -> (String, u64) {
         let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = ring::hmac::sign(&self.key, &n.to_le_bytes());
-        let b = tag.as_ref();
+        let prf = |domain: u64| {
+            #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
+            let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
+            std::hash::Hasher::write_u64(&mut h, n);
+            std::hash::Hasher::write_u64(&mut h, domain);
+            std::hash::Hasher::finish(&h)
+        };
         let mut g = [0u8; 16];
-        g.copy_from_slice(&b[..16]);
+        g[..8].copy_from_slice(&prf(1).to_be_bytes());
+        g[8..].copy_from_slice(&prf(2).to_be_bytes());
         g[6] = (g[6] & 0x0f) | 0x40;
         g[8] = (g[8] & 0x3f) | 0x80;
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&b[16..24]);
-        let id = format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            u32::from_be_bytes([g[0], g[1], g[2], g[3]]),
-            u16::from_be_bytes([g[4], g[5]]),
-            u16::from_be_bytes([g[6], g[7]]),
-            u16::from_be_bytes([g[8], g[9]]),
-            u64::from_be_bytes([0, 0, g[10], g[11], g[12], g[13], g[14], g[15]])
-        );
-        (id, u64::from_le_bytes(seed))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = String::with_capacity(36);
+        for (i, b) in g.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                id.push('-');
+            }
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        (id, prf(3))
     }
 }

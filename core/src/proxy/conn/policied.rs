@@ -17,7 +17,7 @@ use crate::http::hop::{
     is_hop_by_hop, write_downstream_fields, write_upstream_fields, Forwarding, OutFraming,
 };
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
-use crate::policy::context::{self, Context, Headers, Request, Static, SubscriptionInfo, Url};
+use crate::policy::context::{self, Context, Headers, Request, Static, Url};
 use crate::policy::error::Failure;
 use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
 use crate::policy::program::Needs;
@@ -27,12 +27,11 @@ use crate::proxy::settings::PolicyEnv;
 /// Who the request is, as far as subscriptions go.
 #[derive(Debug, Default)]
 pub(super) struct Access {
-    /// Index of the subscription whose key the request carried.
-    pub(super) subscription: Option<usize>,
+    /// Index of the subscription whose key the request carried, and whether
+    /// it was the secondary key.
+    pub(super) subscription: Option<(usize, bool)>,
     /// Index of the product (the subscription's, or an open product).
     pub(super) product: Option<usize>,
-    /// The key itself (for `context.Subscription.Key`).
-    pub(super) key: Option<String>,
     /// How to keep the key from the backend.
     pub(super) strip: KeyStrip,
 }
@@ -743,20 +742,9 @@ fn build_context(
         headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
     }
     let (request_id, rng_seed) = env.next_request_id();
-    let subscription = access.subscription.map(|i| {
-        let s = &config.snapshot().subscriptions[i];
-        SubscriptionInfo {
-            id: s.id.clone(),
-            name: if s.display_name.is_empty() {
-                s.id.clone()
-            } else {
-                s.display_name.clone()
-            },
-            key: access.key.clone().unwrap_or_default(),
-            primary_key: s.primary_key.clone(),
-            secondary_key: s.secondary_key.clone(),
-        }
-    });
+    let subscription = access
+        .subscription
+        .map(|(i, secondary)| config.subscription_info(i, secondary).clone());
     Context {
         fixed: Static {
             api: config.api_info(api_idx).clone(),
