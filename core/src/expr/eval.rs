@@ -1606,10 +1606,12 @@ impl<'c> Frame<'c> {
             Value::Object(o) => {
                 match (&**o, m) {
                     (Obj::Regex(re), _) => regex_method(re, m, &a),
-                    (Obj::Match(md), Method::Result) => Ok(s(regexp::result(
-                        md,
-                        &str_arg(a.first().unwrap_or(&Value::Null), "replacement")?,
-                    ))),
+                    (Obj::Match(md), Method::Result) => {
+                        let rep = str_arg(a.first().unwrap_or(&Value::Null), "replacement")?;
+                        let out = regexp::result(md, &rep, MAX_LEN);
+                        check_len(out.len())?;
+                        Ok(s(out))
+                    }
                     (Obj::Aes(_), Method::Dispose | Method::Clear) => Ok(Value::Null),
                     (Obj::Random(seed), Method::Next | Method::NextDouble) => {
                         let r = self.next_random() ^ *seed;
@@ -3869,7 +3871,7 @@ fn regex_method(re: &DotnetRegex, m: Method, a: &[Value]) -> R<Value> {
             };
             s(re.replace(&input, &rep, MAX_LEN).map_err(err)?)
         }
-        Method::Split => strs(re.split(&input, MAX_LEN).map_err(err)?),
+        Method::Split => strs(re.split(&input, regexp::MAX_MATCHES).map_err(err)?),
         Method::ToString => s(re.pattern.clone()),
         _ => return fail(format!("unsupported method '{m:?}' on Regex")),
     })

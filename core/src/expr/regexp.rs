@@ -52,6 +52,8 @@ pub const MAX_RUNTIME_PATTERN: usize = 4096;
 pub const RUNTIME_SIZE_LIMIT: usize = 1 << 20;
 /// Lazy-DFA cache limit for patterns from run-time values (bytes).
 pub const RUNTIME_DFA_LIMIT: usize = 1 << 20;
+/// Most matches `Matches` returns and parts `Split` makes (then the evaluation fails).
+pub const MAX_MATCHES: usize = 100_000;
 
 /// A compiled .NET regular expression.
 #[derive(Debug, Clone)]
@@ -310,9 +312,9 @@ impl DotnetRegex {
                 &|i| self.rust_group(&c, i),
                 self.order.len(),
                 &self.names,
-                input,
-                (m.start(), m.end()),
+                (input, (m.start(), m.end())),
                 &mut out,
+                max_len,
             );
             last = m.end();
             if out.len() > max_len {
@@ -353,8 +355,9 @@ impl DotnetRegex {
     }
 }
 
-/// `Match.Result(replacement)`.
-pub fn result(m: &MatchData, replacement: &str) -> String {
+/// `Match.Result(replacement)` (output cut short past `max_len` bytes: the
+/// caller fails then).
+pub fn result(m: &MatchData, replacement: &str, max_len: usize) -> String {
     let mut out = String::new();
     if !m.success() {
         return out;
@@ -365,9 +368,9 @@ pub fn result(m: &MatchData, replacement: &str) -> String {
         &get,
         m.groups.len(),
         &m.names,
-        &m.input,
-        m.range,
+        (&m.input, m.range),
         &mut out,
+        max_len,
     );
     out
 }
@@ -379,12 +382,15 @@ fn expand<'a>(
     group: &dyn Fn(usize) -> Option<&'a str>,
     count: usize,
     names: &[(Arc<str>, usize)],
-    input: &str,
-    range: (usize, usize),
+    (input, range): (&str, (usize, usize)),
     out: &mut String,
+    max_len: usize,
 ) {
     let mut rest = rep;
     while let Some(i) = rest.find('$') {
+        if out.len() > max_len {
+            return;
+        }
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         let mut chars = after.chars();

@@ -214,3 +214,23 @@ fn errors_name_the_problem() {
     assert!(e.eval(&c).is_err());
     assert!(eval_err("@(Regex.IsMatch((string)null, \"a\"))").contains("cannot be null"));
 }
+
+#[test]
+fn documented_examples() {
+    assert_eq!(
+        evs("@(Regex.Replace(context.Request.Url.Path, @\"/v(\\d+)/\", \"/version-$1/\"))"),
+        "/version-1/items"
+    );
+    assert_eq!(
+        compile_err("@(new Regex(\"(a\"))"),
+        "invalid regular expression '(a': unclosed group"
+    );
+    assert_eq!(
+        evs("@{ var aes = SymmetricAlgorithm.Create(\"Aes\"); return aes is Aes; }"),
+        "True"
+    );
+    assert_eq!(
+        evs("@{ Match m = Regex.Match(\"ab\", \"b\"); Group g = m.Groups[0]; return g.Index; }"),
+        "1"
+    );
+}

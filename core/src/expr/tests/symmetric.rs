@@ -271,3 +271,29 @@ fn oauth_proxy_style_guid_iv() {
     }";
     assert_eq!(evs(src), "PdqHpNdWQie4mvP2pON5Vw==.access-token-1");
 }
+
+#[test]
+fn documented_example() {
+    let mut c = ctx();
+    c.variables.insert(
+        "key".into(),
+        Value::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"),
+    );
+    c.variables
+        .insert("IV".into(), Value::from("ZGVmZ2hpamtsbW5vcHFycw=="));
+    let src = "@{
+    byte[] iv = Convert.FromBase64String((string)context.Variables[\"IV\"]);
+    byte[] key = Convert.FromBase64String((string)context.Variables[\"key\"]);
+    return Convert.ToBase64String(Encoding.UTF8.GetBytes(\"secret\").Encrypt(\"Aes\", key, iv));
+}";
+    let e = Expr::compile(src).unwrap_or_else(|e| panic!("{e}"));
+    let ct = e
+        .eval(&c)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_display_string();
+    let back = format!(
+        "@(Encoding.UTF8.GetString(Convert.FromBase64String(\"{ct}\").Decrypt(\"Aes\", \
+         Convert.FromBase64String(\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\"), Convert.FromBase64String(\"ZGVmZ2hpamtsbW5vcHFycw==\"))))"
+    );
+    assert_eq!(evs(&back), "secret");
+}
