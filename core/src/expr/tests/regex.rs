@@ -234,3 +234,31 @@ fn documented_examples() {
         "1"
     );
 }
+
+#[test]
+fn odd_inputs_do_not_panic() {
+    for rep in [
+        "$", "${", "${x", "$é", "$9", "${99}", "$+", "$_$`$'", "é$1é", "$0$00$01",
+    ] {
+        let src = format!("@(Regex.Replace(\"aéb\", \"(é)\", \"{rep}\"))");
+        let _ = Expr::compile(&src).map(|e| e.eval(&ctx()));
+        let src = format!("@(Regex.Match(\"aéb\", \"(é)\").Result(\"{rep}\"))");
+        let _ = Expr::compile(&src).map(|e| e.eval(&ctx()));
+    }
+    assert_eq!(
+        evs("@(Regex.Replace(\"aéb\", \"(é)\", \"[$1é$]\"))"),
+        "a[éé$]b"
+    );
+    assert_eq!(evs("@(Regex.Replace(\"ab\", \"b\", \"${x\"))"), "a${x");
+    assert_eq!(evs("@(string.Join(\"|\", Regex.Split(\"\", \",\")))"), "");
+    assert_eq!(
+        evs("@(string.Join(\"|\", Regex.Split(\"abc\", \"\")))"),
+        "|a|b|c|"
+    );
+    assert_eq!(
+        evs("@(Regex.Match(\"a\", \"a\").Groups[-1].Success)"),
+        "False"
+    );
+    assert_eq!(evs("@(Regex.Match(\"a\", \"a\").Groups[99].Value)"), "");
+    assert!(eval_err("@(Regex.Match(\"a\", \"a\").Groups[null].Value)").contains("groupnum"));
+}
