@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::expr::Expr;
 use portcullis_core::http::Limits;
-use portcullis_core::policy::context::{Context, Headers, Request, Static, SubscriptionInfo, Url};
+use portcullis_core::policy::context::{Context, Headers, Request, Static, Url};
 use portcullis_core::policy::pipeline::{Env, Pipeline, Step};
 use portcullis_core::policy::state::PolicyState;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, Event, PolicyEnv, ProxyConn, Timeouts};
@@ -240,19 +240,12 @@ fn sample_context(config: &CompiledConfig) -> Context {
         headers.append(n, v);
     }
     let query = vec![("full".to_string(), "true".to_string())];
-    let sub = &config.snapshot().subscriptions[0];
     Context {
         fixed: Static {
             api: config.api_info(0).clone(),
             operation: config.operation_info(0, 0).clone(),
             product: None,
-            subscription: Some(SubscriptionInfo {
-                id: sub.id.clone(),
-                name: sub.id.clone(),
-                key: KEY.to_string(),
-                primary_key: sub.primary_key.clone(),
-                secondary_key: sub.secondary_key.clone(),
-            }),
+            subscription: Some(config.subscription_info(0, false).clone()),
             gateway_id: "portcullis".into(),
             region: "".into(),
             service_name: "portcullis".into(),

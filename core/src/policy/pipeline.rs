@@ -469,6 +469,29 @@ impl Pipeline {
         }
     }
 
+    /// Whether the backend's response may go to the client as it is: nothing
+    /// runs after the forward, nothing waits to be counted or added to it.
+    pub fn response_untouched(&self) -> bool {
+        matches!(self.waiting, Waiting::Forward(spec) if !spec.follow_redirects && !spec.fail_on_error_status)
+            && self.deferred.is_empty()
+            && self.extra_headers.is_empty()
+            && self.permits.is_empty()
+            && self
+                .chain
+                .docs
+                .iter()
+                .flatten()
+                .all(|d| d.quiet_after_forward())
+    }
+
+    /// Ends the pipeline when the backend's response goes to the client as it
+    /// is (see `response_untouched`).
+    pub fn pass_response(&mut self) {
+        self.waiting = Waiting::Nothing;
+        self.done = true;
+        self.finished = true;
+    }
+
     /// The timer from `Step::Sleep` went off.
     pub fn sleep_done(&mut self) {
         if self.waiting == Waiting::Sleep {

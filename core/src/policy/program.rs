@@ -216,6 +216,26 @@ impl Document {
         })
     }
 
+    /// Whether nothing of this document runs once the backend has answered:
+    /// its backend section only forwards (or inherits) and its outbound section
+    /// is empty or inherits.
+    pub fn quiet_after_forward(&self) -> bool {
+        let backend = match self.section(SectionKind::Backend).map(|s| s.ops.as_slice()) {
+            None | Some([Op::Base]) => true,
+            Some([Op::Act(a, _)]) => matches!(
+                **a,
+                Action::Forward(spec) if !spec.follow_redirects && !spec.fail_on_error_status
+            ),
+            Some(_) => false,
+        };
+        let outbound = matches!(
+            self.section(SectionKind::Outbound)
+                .map(|s| s.ops.as_slice()),
+            None | Some([]) | Some([Op::Base])
+        );
+        backend && outbound
+    }
+
     /// The section of kind `kind`, if the document has one.
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
         self.sections[kind as usize].as_ref()

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::{
-    client_framing_parts, is_idempotent, request_framing, DeadlineKind, Event, Exchange, Forward,
-    KeyStrip, Phase, ProxyConn, Response, Upstream, UpstreamTarget, MAX_POLICY_BODY,
+    client_framing, client_framing_parts, is_idempotent, request_framing, DeadlineKind, Event,
+    Exchange, Forward, KeyStrip, Phase, ProxyConn, Response, Upstream, UpstreamTarget,
+    MAX_POLICY_BODY,
 };
 use crate::config::{CompiledConfig, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::hop::{
-    is_hop_by_hop, write_downstream_fields, write_upstream_fields, Forwarding, OutFraming,
+    is_hop_by_hop, write_downstream_fields, write_downstream_response, write_upstream_fields,
+    Forwarding, OutFraming,
 };
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
 use crate::policy::context::{self, Context, Headers, Request, Static, Url};
@@ -428,6 +430,26 @@ impl ProxyConn {
             return true;
         };
         ex.upstream_keep_alive = head.keep_alive;
+        if !run.needs.response_body && run.pipeline.response_untouched() {
+            // No policy looks at the response: it goes out as without policies,
+            // without copying it into the context.
+            run.pipeline.pass_response();
+            run.stage = Stage::Forwarding;
+            let framing = client_framing(&head, &ex.method, ex.client_version);
+            let close =
+                ex.close || framing == OutFraming::Close || self.draining || ex.req_body.is_some();
+            ex.close = close;
+            let ka10 = !close && ex.client_version == Version::Http10;
+            write_downstream_response(&head, framing, close, ka10, &mut self.client_out);
+            let decoder = BodyDecoder::new(head.framing, None, max_trailer);
+            ex.response = Response::Body { decoder, framing };
+            self.set_deadline(
+                now,
+                self.settings.timeouts.body_idle,
+                DeadlineKind::BodyIdle,
+            );
+            return true;
+        }
         let mut headers = Headers::new();
         for (n, v) in head.header_pairs() {
             if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"content-length") {
