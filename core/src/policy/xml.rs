@@ -269,25 +269,20 @@ struct Escaped {
     text: String,
     /// `(offset in text, bytes added so far)` after each insertion, ascending.
     shifts: Vec<(usize, usize)>,
+    /// Byte offset where each line of the original starts (the first is 0).
+    line_starts: Vec<usize>,
 }
 
 impl Escaped {
     /// The original position of byte `at` of the escaped text.
     fn pos(&self, original: &str, at: usize) -> Pos {
-        let added = self
-            .shifts
-            .iter()
-            .take_while(|(o, _)| *o <= at)
-            .last()
-            .map_or(0, |(_, n)| *n);
+        // Both lookups are binary searches: a document has many elements.
+        let k = self.shifts.partition_point(|(o, _)| *o <= at);
+        let added = if k == 0 { 0 } else { self.shifts[k - 1].1 };
         let at = at.saturating_sub(added).min(original.len());
-        let before = &original.as_bytes()[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&before[line_start..])
+        let line = self.line_starts.partition_point(|&start| start <= at);
+        let line_start = self.line_starts[line.saturating_sub(1)];
+        let column = String::from_utf8_lossy(&original.as_bytes()[line_start..at])
             .chars()
             .count()
             + 1;
@@ -378,7 +373,19 @@ fn escape_expressions(src: &str) -> Escaped {
         i += 1;
     }
     out.push_str(&src[copied..]);
-    Escaped { text: out, shifts }
+    let line_starts = std::iter::once(0)
+        .chain(
+            b.iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    Escaped {
+        text: out,
+        shifts,
+        line_starts,
+    }
 }
 
 /// Where `needle` first occurs in `hay`.
