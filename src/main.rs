@@ -125,9 +125,13 @@ struct Tuning {
     /// Milliseconds between checks of the configuration file for changes.
     #[arg(long, default_value_t = 1000, env = "PORTCULLIS_RELOAD_INTERVAL_MS")]
     reload_interval_ms: u64,
-    /// PEM file of extra CA certificates trusted for https:// backends.
+    /// PEM file of extra CA certificates trusted for https:// backends (and for
+    /// policies' send-request and OpenID key set fetches).
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA")]
     upstream_ca: Option<PathBuf>,
+    /// This gateway's id, as policies see it (`context.Deployment.GatewayId`).
+    #[arg(long, default_value = "portcullis", env = "PORTCULLIS_GATEWAY_ID")]
+    gateway_id: String,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     workers: Option<usize>,
@@ -145,6 +149,7 @@ impl Tuning {
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
         options.upstream_ca = self.upstream_ca.clone();
+        options.gateway_id = self.gateway_id.clone();
     }
 }
 
