@@ -56,6 +56,20 @@ fn exists_action(el: &Element) -> Result<ExistsAction, PolicyError> {
     }
 }
 
+/// `exists-action` and the `<value>`s of `set-header` and `set-query-parameter`.
+fn action_and_values(el: &Element) -> Result<(ExistsAction, Vec<Template>), PolicyError> {
+    attrs::only(el, &["name", "exists-action"])?;
+    let action = exists_action(el)?;
+    let values = values(el)?;
+    if values.is_empty() && action != ExistsAction::Delete {
+        return Err(PolicyError::at(
+            el,
+            "at least one <value> is required unless exists-action is delete",
+        ));
+    }
+    Ok((action, values))
+}
+
 fn values(el: &Element) -> Result<Vec<Template>, PolicyError> {
     attrs::only_children(el, &["value"])?;
     el.children_named("value")
@@ -79,15 +93,7 @@ pub struct SetHeader {
 impl SetHeader {
     /// Compiles `<set-header name exists-action><value/>...</set-header>`.
     pub fn compile(el: &Element, section: SectionKind) -> Result<Self, PolicyError> {
-        attrs::only(el, &["name", "exists-action"])?;
-        let action = exists_action(el)?;
-        let values = values(el)?;
-        if values.is_empty() && action != ExistsAction::Delete {
-            return Err(PolicyError::at(
-                el,
-                "at least one <value> is required unless exists-action is delete",
-            ));
-        }
+        let (action, values) = action_and_values(el)?;
         Ok(SetHeader {
             name: attrs::required_template(el, "name")?,
             action,
@@ -192,15 +198,7 @@ pub struct SetQueryParameter {
 impl SetQueryParameter {
     /// Compiles `<set-query-parameter name exists-action><value/></set-query-parameter>`.
     pub fn compile(el: &Element) -> Result<Self, PolicyError> {
-        attrs::only(el, &["name", "exists-action"])?;
-        let action = exists_action(el)?;
-        let values = values(el)?;
-        if values.is_empty() && action != ExistsAction::Delete {
-            return Err(PolicyError::at(
-                el,
-                "at least one <value> is required unless exists-action is delete",
-            ));
-        }
+        let (action, values) = action_and_values(el)?;
         Ok(SetQueryParameter {
             name: attrs::required_template(el, "name")?,
             action,
