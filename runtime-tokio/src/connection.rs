@@ -4,6 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -21,6 +22,21 @@ use portcullis_core::policy::error::Failure;
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// Most `send-one-way-request` calls in flight at once, gateway-wide.
+const MAX_ONE_WAY_IN_FLIGHT: usize = 1024;
+
+/// `send-one-way-request` calls in flight.
+static ONE_WAY_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// One counted place among the one-way calls in flight.
+struct OneWaySlot;
+
+impl Drop for OneWaySlot {
+    fn drop(&mut self) {
+        ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Size of the per-thread read buffer; what is read is copied into the connection's
 /// own buffer, sized to what is pending.
@@ -120,13 +136,24 @@ pub(crate) async fn serve(
                     request,
                     one_way: true,
                 } => {
-                    let callouts = callouts.clone();
-                    tokio::spawn(async move {
-                        let url = request.url.clone();
-                        if let Err(err) = callouts.perform(request.into()).await {
-                            tracing::warn!(error = %err, %url, "send-one-way-request failed");
-                        }
-                    });
+                    // Nobody waits for these, so a flood of them must not pile up
+                    // tasks without bound: over the cap they are dropped, loudly.
+                    let in_flight = ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+                    if in_flight >= MAX_ONE_WAY_IN_FLIGHT {
+                        ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
+                    } else {
+                        let callouts = callouts.clone();
+                        let slot = OneWaySlot;
+                        tokio::spawn(async move {
+                            // Given back however the task ends (also if dropped).
+                            let _slot = slot;
+                            let url = request.url.clone();
+                            if let Err(err) = callouts.perform(request.into()).await {
+                                tracing::warn!(error = %err, %url, "send-one-way-request failed");
+                            }
+                        });
+                    }
                 }
                 Event::Call {
                     request,
