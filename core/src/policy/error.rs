@@ -36,7 +36,7 @@ impl From<XmlError> for PolicyError {
     fn from(e: XmlError) -> Self {
         PolicyError {
             pos: e.pos,
-            policy: "policies".into(),
+            policy: e.element.unwrap_or_else(|| "policies".into()),
             message: e.message,
         }
     }

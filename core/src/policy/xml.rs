@@ -101,6 +101,8 @@ impl Element {
 pub struct XmlError {
     /// Where.
     pub pos: Pos,
+    /// The element the problem is in, when known.
+    pub element: Option<String>,
     /// What.
     pub message: String,
 }
@@ -118,6 +120,7 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
         let event = reader.read_event().map_err(|e| {
             let err_at = usize::try_from(reader.error_position()).unwrap_or(at);
             XmlError {
+                element: None,
                 pos: pre.pos(src, err_at),
                 message: format!("malformed XML: {e}"),
             }
@@ -136,6 +139,7 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
                 // quick-xml checks that end names match their start.
                 let Some(el) = stack.pop() else {
                     return Err(XmlError {
+                        element: None,
                         pos: here(),
                         message: "closing tag without an opening tag".into(),
                     });
@@ -145,6 +149,7 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
             Event::Text(t) => {
                 let raw = t.xml10_content();
                 let value = quick_xml::escape::unescape(&raw).map_err(|e| XmlError {
+                    element: None,
                     pos: here(),
                     message: format!("bad escape in text: {e}"),
                 })?;
@@ -158,6 +163,7 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
                         Some(s) => s.to_string(),
                         None => {
                             return Err(XmlError {
+                                element: None,
                                 pos: here(),
                                 message: format!("unknown entity '&{name};'"),
                             })
@@ -165,6 +171,7 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
                     },
                     Err(e) => {
                         return Err(XmlError {
+                            element: None,
                             pos: here(),
                             message: format!("bad character reference '&{name};': {e}"),
                         })
@@ -182,11 +189,13 @@ pub fn parse(src: &str) -> Result<Element, XmlError> {
     }
     if let Some(open) = stack.last() {
         return Err(XmlError {
+            element: Some(open.name.clone()),
             pos: open.pos,
             message: format!("<{}> is never closed", open.name),
         });
     }
     root.ok_or_else(|| XmlError {
+        element: None,
         pos: Pos { line: 1, column: 1 },
         message: "the document has no element".into(),
     })
@@ -197,21 +206,24 @@ fn element(start: &BytesStart<'_>, pos: Pos) -> Result<Element, XmlError> {
     let mut attrs = Vec::new();
     for a in start.attributes() {
         let a = a.map_err(|e| XmlError {
+            element: Some(name.clone()),
             pos,
-            message: format!("bad attribute in <{name}>: {e}"),
+            message: format!("bad attribute: {}", without_offset(&e.to_string())),
         })?;
         let key = a.key.as_ref().to_string();
         // Unescaped but not normalised: APIM keeps the line breaks of
         // multi-line expressions in attributes, whose `//` comments need them.
         let raw: &str = &a.value;
         let value = quick_xml::escape::unescape(raw).map_err(|e| XmlError {
+            element: Some(name.clone()),
             pos,
-            message: format!("bad value of attribute '{key}' in <{name}>: {e}"),
+            message: format!("bad value of attribute '{key}': {e}"),
         })?;
         if attrs.iter().any(|x: &Attr| x.name == key) {
             return Err(XmlError {
+                element: Some(name.clone()),
                 pos,
-                message: format!("attribute '{key}' appears twice in <{name}>"),
+                message: format!("attribute '{key}' appears twice"),
             });
         }
         attrs.push(Attr {
@@ -238,6 +250,7 @@ fn attach(
         None if root.is_none() => *root = Some(el),
         None => {
             return Err(XmlError {
+                element: None,
                 pos,
                 message: "more than one root element".into(),
             })
@@ -258,6 +271,7 @@ fn push_text(stack: &mut [Element], text: &str, pos: Pos) -> Result<(), XmlError
         }
         None if text.trim().is_empty() => Ok(()),
         None => Err(XmlError {
+            element: None,
             pos,
             message: "text outside the root element".into(),
         }),
@@ -388,6 +402,15 @@ fn escape_expressions(src: &str) -> Escaped {
     }
 }
 
+/// quick-xml's message without its `position N: ` prefix, an offset into the
+/// escaped text that means nothing to whoever reads the error.
+fn without_offset(msg: &str) -> &str {
+    match msg.strip_prefix("position ") {
+        Some(rest) => rest.split_once(": ").map_or(msg, |(_, m)| m),
+        None => msg,
+    }
+}
+
 /// Where `needle` first occurs in `hay`.
 fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
@@ -514,6 +537,17 @@ mod tests {
         assert_eq!(root.child("c").map(Element::text), Some("@(1 < 2)".into()));
         let root = parse("<a>\u{e9}<![CDATA[é]]>@(\"é\" + \"<\")</a>").expect("ok");
         assert!(root.text().starts_with("éé"), "{}", root.text());
+    }
+
+    #[test]
+    fn attribute_errors_name_their_element() {
+        let err = parse("<policies>\n<inbound>\n<rewrite-uri template=\"a\" x y=\"1\" />\n</inbound></policies>")
+            .expect_err("bad attribute");
+        assert_eq!(err.element.as_deref(), Some("rewrite-uri"));
+        assert_eq!(err.pos.line, 3);
+        assert!(!err.message.contains("position"), "{err}");
+        let err = parse("<a x=\"1\" x=\"2\"/>").expect_err("duplicate");
+        assert_eq!(err.element.as_deref(), Some("a"));
     }
 
     #[test]
