@@ -1340,7 +1340,8 @@ impl<'c> Frame<'c> {
     }
 
     fn ctx_dict(&mut self, d: CtxDict, op: DictOp, args: &[Node], t: Option<CastTy>) -> R<Value> {
-        let mut vals = Vec::with_capacity(args.len());
+        // Inline: a lookup takes one or two arguments, and this runs per request.
+        let mut vals: smallvec::SmallVec<[Value; 2]> = smallvec::SmallVec::new();
         for a in args {
             vals.push(self.eval(a)?);
         }
@@ -1355,7 +1356,13 @@ impl<'c> Frame<'c> {
                 let h = self.headers(m)?;
                 match (op, key) {
                     (DictOp::Get, Some(k)) => {
-                        Ok(h.get_joined(&k).map(s).or(dflt).unwrap_or(Value::Null))
+                        let mut found = h.get_all(&k);
+                        Ok(match (found.next(), found.next()) {
+                            // One field (the usual case): its value, copied once.
+                            (Some(one), None) => s(one),
+                            (None, _) => dflt.unwrap_or(Value::Null),
+                            _ => h.get_joined(&k).map(s).unwrap_or(Value::Null),
+                        })
                     }
                     (DictOp::Has, Some(k)) => Ok(Value::Bool(h.contains(&k))),
                     (DictOp::Index, Some(k)) => {

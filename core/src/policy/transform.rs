@@ -121,7 +121,7 @@ impl SetHeader {
     }
 
     /// The header name and values, checked.
-    fn compute(&self, ctx: &Context) -> Result<(String, Vec<String>), Failure> {
+    fn compute(&self, ctx: &Context) -> Result<(String, Values), Failure> {
         let name = eval(&self.name, ctx)?;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(Failure::new(
@@ -129,7 +129,7 @@ impl SetHeader {
                 format!("'{name}' is not a valid header name"),
             ));
         }
-        let mut vals = Vec::with_capacity(self.values.len());
+        let mut vals = Values::new();
         for v in &self.values {
             let s = eval(v, ctx)?;
             if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
@@ -144,7 +144,10 @@ impl SetHeader {
     }
 }
 
-fn apply_values(headers: &mut Headers, name: &str, action: ExistsAction, vals: Vec<String>) {
+/// A policy's evaluated values: one, almost always, kept inline.
+type Values = smallvec::SmallVec<[String; 1]>;
+
+fn apply_values(headers: &mut Headers, name: &str, action: ExistsAction, vals: Values) {
     match action {
         ExistsAction::Delete => headers.remove(name),
         ExistsAction::Skip if headers.contains(name) => {}
@@ -288,9 +291,10 @@ impl RewriteUri {
         if self.copy_unmatched_params {
             // Parameters the template names (in its path or its own query) are
             // not copied again.
-            let named: Vec<String> = new_query.iter().map(|(n, _)| n.clone()).collect();
+            let own = new_query.len();
             for (n, v) in &ctx.request.url.query {
-                let used = raw.contains(&format!("{{{n}}}")) || named.contains(n);
+                let used =
+                    names_placeholder(&raw, n) || new_query[..own].iter().any(|(q, _)| q == n);
                 if !used {
                     new_query.push((n.clone(), v.clone()));
                 }
@@ -300,6 +304,15 @@ impl RewriteUri {
         ctx.request.url.query = new_query;
         Ok(())
     }
+}
+
+/// Whether `template` contains `{name}`.
+fn names_placeholder(template: &str, name: &str) -> bool {
+    template.match_indices('{').any(|(i, _)| {
+        template[i + 1..]
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('}'))
+    })
 }
 
 /// Replaces `{name}` in a rewrite template with template parameters, then
