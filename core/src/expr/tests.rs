@@ -9,7 +9,6 @@ use bytes::Bytes;
 use super::*;
 use crate::policy::context::{Context, LastError, Response, SubscriptionInfo, Url};
 
-mod corpus;
 mod crypto;
 mod local_fn;
 mod regex;

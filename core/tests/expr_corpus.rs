@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::expr::{expression_extent, Expr};
+use portcullis_core::expr::{expression_extent, Expr};
 
 /// Where the samples are: `$PORTCULLIS_APIM_SNIPPETS`, or the copy vendored in
 /// `core/tests/apim-policies` (so a clean clone runs the test).
@@ -79,7 +79,7 @@ fn strip_comments(s: &str) -> String {
 }
 
 /// Every `@(...)`/`@{...}` that starts an attribute value or element text.
-pub fn extract(text: &str) -> Vec<Result<String, String>> {
+fn extract(text: &str) -> Vec<Result<String, String>> {
     let t = substitute_named_values(&unescape(&strip_comments(text)));
     let mut out = Vec::new();
     let mut i = 0;
