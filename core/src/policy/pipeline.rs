@@ -28,6 +28,7 @@ use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
 use super::urlenc::parse_query;
+use crate::callout::CalloutTarget;
 use crate::config::ServiceUrl;
 use crate::expr::Template;
 use crate::expr::Value;
@@ -958,47 +959,18 @@ fn redirect_target(ctx: &Context, status: u16) -> Option<Url> {
     parse_absolute(location)
 }
 
-/// `http(s)://host[:port][/path][?query]` as a `Url`.
+/// `http(s)://host[:port][/path][?query]` as a `Url`, parsed as calls out
+/// parse their URLs.
 fn parse_absolute(s: &str) -> Option<Url> {
-    let (scheme, rest) = s.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    let rest = rest.split('#').next().unwrap_or(rest);
-    let (authority, path_query) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None => default_port,
-        };
-        (h, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let (path, query) = match path_query.split_once('?') {
-        Some((p, q)) => (if p.is_empty() { "/" } else { p }, parse_query(q)),
-        None => (path_query, Vec::new()),
+    let target = CalloutTarget::parse(s).ok()?;
+    let (path, query) = match target.path_and_query.split_once('?') {
+        Some((p, q)) => (p, parse_query(q)),
+        None => (target.path_and_query.as_str(), Vec::new()),
     };
     Some(Url {
-        scheme,
-        host: host.to_string(),
-        port,
+        scheme: target.scheme().as_str().to_string(),
+        host: target.host().to_string(),
+        port: target.port(),
         path: path.to_string(),
         query,
     })

@@ -260,17 +260,7 @@ impl CheckHeader {
 
 /// A response with APIM's JSON error body `{ "statusCode": n, "message": "..." }`.
 pub fn json_error(status: u16, message: &str) -> Response {
-    let mut resp = Response {
-        status,
-        reason: reason_phrase(status).to_string(),
-        ..Default::default()
-    };
-    let body = serde_json::json!({ "statusCode": status, "message": message });
-    resp.headers.set("Content-Type", "application/json");
-    resp.body = Some(bytes::Bytes::from(
-        serde_json::to_vec_pretty(&body).unwrap_or_default(),
-    ));
-    resp
+    super::param::json_error_response(status, reason_phrase(status), message)
 }
 
 /// `trace`.

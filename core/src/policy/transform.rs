@@ -622,29 +622,7 @@ impl AuthenticationBasic {
     pub fn compute(&self, ctx: &Context) -> Result<String, Failure> {
         let user = eval(&self.username, ctx)?;
         let pass = eval(&self.password, ctx)?;
-        let token = base64_encode(format!("{user}:{pass}").as_bytes());
+        let token = crate::expr::encoding::base64_encode(format!("{user}:{pass}").as_bytes());
         Ok(format!("Basic {token}"))
     }
-}
-
-/// Standard base64 with padding.
-pub fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
