@@ -12,3 +12,4 @@ pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod router;
+pub mod sync;

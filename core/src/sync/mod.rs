@@ -1,0 +1,3 @@
+//! Gateway ↔ management plane: tokens, the sync agent and the configuration backup.
+
+pub mod token;
