@@ -1,0 +1,73 @@
+//! Random keys and tokens, and admin token digests compared in constant time.
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::StoreError;
+
+/// `bytes` random bytes from the operating system, hex-encoded.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| StoreError::Io(std::io::Error::other("the system random source failed")))?;
+    Ok(hex(&buf))
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// SHA-256 of a token: what is stored and compared instead of the token.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Whether `token`'s digest is one of `digests`. Every digest is compared, each without
+/// an early exit; and since digests, not tokens, are compared, timing could only tell
+/// how a guess's SHA-256 differs from a real one's, which says nothing about the token.
+pub(crate) fn matches_any(token: &str, digests: &[[u8; 32]]) -> bool {
+    let candidate = digest(token);
+    let mut found = false;
+    for d in digests {
+        found |= equal_constant_time(&candidate, d);
+    }
+    found
+}
+
+/// Byte-wise comparison that looks at every byte whatever differs.
+fn equal_constant_time(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_random() {
+        assert_eq!(hex(&[0, 0xab, 0x0f]), "00ab0f");
+        let a = random_hex(32).unwrap();
+        let b = random_hex(32).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn digests_match() {
+        let ds = [digest("one"), digest("two")];
+        assert!(matches_any("two", &ds));
+        assert!(!matches_any("three", &ds));
+        assert!(!matches_any("one", &[]));
+    }
+}
