@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 mod db;
 mod docs;
 mod error;
+mod fragment;
 mod secrets;
 mod state;
 #[cfg(test)]
@@ -441,6 +442,9 @@ impl Store {
         }
         let version = next.revision;
         next.put(doc, id, version);
+        if kind == Kind::Fragment {
+            fragment::check(&next, id)?;
+        }
         self.commit(next, &rows, affects_snapshot(kind), note, actor, now_unix)?;
         Ok(Written {
             entity: Entity {

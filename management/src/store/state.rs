@@ -107,7 +107,8 @@ impl State {
         })
     }
 
-    fn named_values(&self) -> impl Iterator<Item = &NamedValue> {
+    /// Every named value.
+    pub fn named_values(&self) -> impl Iterator<Item = &NamedValue> {
         self.all(Kind::NamedValue)
             .filter_map(|(_, s)| match &*s.doc {
                 Doc::NamedValue(n) => Some(n),
@@ -115,7 +116,8 @@ impl State {
             })
     }
 
-    fn fragments(&self) -> impl Iterator<Item = PolicyFragment> + '_ {
+    /// Every fragment, as the core models it.
+    pub fn fragments(&self) -> impl Iterator<Item = PolicyFragment> + '_ {
         self.all(Kind::Fragment).filter_map(|(_, s)| match &*s.doc {
             Doc::Fragment(f) => Some(PolicyFragment {
                 id: f.id.clone(),
