@@ -62,7 +62,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// Opens `<dir>/portcullis.db` (creating both) with durable settings, and migrates it.
 pub(crate) fn open(dir: &Path) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir)?;
-    let mut conn = Connection::open(dir.join(FILE_NAME))?;
+    let path = dir.join(FILE_NAME);
+    let conn = Connection::open(&path)?;
+    setup(conn).map_err(|e| match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            StoreError::Io(std::io::Error::other(format!(
+                "{} is in use by another process (one management plane per data directory)",
+                path.display()
+            )))
+        }
+        other => other,
+    })
+}
+
+fn setup(mut conn: Connection) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     // One management plane per data directory: the in-memory view must be the only writer.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;

@@ -1,6 +1,8 @@
 //! Store tests on real SQLite files in temporary directories.
 
 use portcullis_core::config::{CompiledConfig, ConfigError, Snapshot, SubscriptionState};
+use std::path::Path;
+
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -1376,4 +1378,88 @@ fn kinds_map_to_collections() {
         Some(Kind::Fragment)
     );
     assert_eq!(Kind::from_collection("nope"), None);
+}
+
+#[test]
+fn one_store_per_data_directory() {
+    fn send<T: Send>() {}
+    send::<Store>();
+    let (dir, store) = open();
+    let started = std::time::Instant::now();
+    match Store::open(&dir.path().join("data")) {
+        Err(StoreError::Io(e)) => assert!(e.to_string().contains("in use"), "{e}"),
+        other => panic!("a second store on the same directory must be refused: {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(store);
+    Store::open(&dir.path().join("data")).unwrap();
+}
+
+/// Set in the child process of [`a_killed_process_loses_no_accepted_write`].
+const CRASH_CHILD: &str = "PORTCULLIS_STORE_CRASH_CHILD";
+
+#[test]
+fn a_killed_process_loses_no_accepted_write() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    if let Ok(dir) = std::env::var(CRASH_CHILD) {
+        // The child: write until killed, reporting each accepted write (straight to
+        // stdout, past the test harness's capture).
+        let mut store = Store::open(Path::new(&dir)).unwrap();
+        for i in 0..10_000 {
+            let body = json!({"url": format!("http://127.0.0.1:{}/", 1000 + i)});
+            must_put(&mut store, Kind::Backend, &format!("b{i}"), body);
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "accepted {i}").unwrap();
+            out.flush().unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::tests::a_killed_process_loses_no_accepted_write",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD, &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut accepted = 0;
+    let mut killed = false;
+    // Reads to the end: lines the child wrote before it died still count.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("accepted ") {
+            accepted = n.parse::<u64>().unwrap() + 1;
+            if accepted >= 40 && !killed {
+                // SIGKILL: no destructor, no orderly close of the database.
+                child.kill().unwrap();
+                killed = true;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert!(accepted >= 40, "the child stopped early");
+    let store = Store::open(&data).unwrap();
+    // Every acknowledged write is there; at most the one in flight may be too.
+    assert!(
+        store.revision() >= accepted,
+        "{} < {accepted}",
+        store.revision()
+    );
+    assert!(store.revision() <= accepted + 1);
+    for i in 0..accepted {
+        let b = store.get(Kind::Backend, &format!("b{i}")).unwrap();
+        assert_eq!(b.body["url"], format!("http://127.0.0.1:{}/", 1000 + i));
+    }
+    let (_, total) = store.list(Kind::Backend, 0, 0).unwrap();
+    assert_eq!(total as u64, store.revision());
+    assert_eq!(store.audit(0, 0).unwrap().1 as u64, store.revision());
 }
