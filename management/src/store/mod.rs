@@ -445,7 +445,7 @@ impl Store {
         if kind == Kind::Fragment {
             fragment::check(&next, id)?;
         }
-        self.commit(next, &rows, affects_snapshot(kind), note, actor, now_unix)?;
+        self.commit(next, &rows, check_for(kind, id), note, actor, now_unix)?;
         Ok(Written {
             entity: Entity {
                 id: id.to_owned(),
@@ -490,7 +490,13 @@ impl Store {
             resource: resource(kind, id),
             detail: None,
         };
-        self.commit(next, &rows, affects_snapshot(kind), note, actor, now_unix)
+        // Removing an API cannot break another one's documents; removing a named value
+        // or fragment can break any.
+        let check = match kind {
+            Kind::Api => Check::Structure,
+            other => check_for(other, id),
+        };
+        self.commit(next, &rows, check, note, actor, now_unix)
             .map_err(|e| match e {
                 // Whatever still needs it (a policy naming a fragment or `{{value}}`)
                 // no longer compiles without it.
@@ -535,7 +541,7 @@ impl Store {
             detail: Some(format!("{} bytes", xml.len())),
         };
         let revision = next.revision;
-        self.commit(next, &[row], true, note, actor, now_unix)?;
+        self.commit(next, &[row], policy_check(scope), note, actor, now_unix)?;
         Ok((
             PolicyDoc {
                 xml: xml.to_owned(),
@@ -566,7 +572,7 @@ impl Store {
             resource: policy_resource(scope),
             detail: None,
         };
-        self.commit(next, &[row], true, note, actor, now_unix)?;
+        self.commit(next, &[row], policy_check(scope), note, actor, now_unix)?;
         Ok(())
     }
 
@@ -612,7 +618,7 @@ impl Store {
         let version = next.revision;
         next.put(Doc::Subscription(sub), id, version);
         let rows = [Row::Entity(Kind::Subscription, id.to_owned())];
-        self.commit(next, &rows, true, note, actor, now_unix)?;
+        self.commit(next, &rows, Check::Structure, note, actor, now_unix)?;
         Ok(keys)
     }
 
@@ -652,7 +658,7 @@ impl Store {
         let version = next.revision;
         next.put(doc, id, version);
         let rows = [Row::Entity(Kind::Subscription, id.to_owned())];
-        self.commit(next, &rows, true, note, actor, now_unix)?;
+        self.commit(next, &rows, Check::Structure, note, actor, now_unix)?;
         self.get(Kind::Subscription, id)
     }
 
@@ -696,7 +702,7 @@ impl Store {
         self.commit(
             next,
             &[Row::GatewayKeys(id.to_owned())],
-            false,
+            Check::Skip,
             note,
             actor,
             now_unix,
@@ -943,13 +949,19 @@ impl Store {
         &mut self,
         next: State,
         rows: &[Row],
-        compile: bool,
+        check: Check<'_>,
         note: AuditNote,
         actor: &str,
         now_unix: u64,
     ) -> Result<(), StoreError> {
-        if compile {
-            CompiledConfig::compile(next.full_snapshot())?;
+        let snapshot = match check {
+            Check::Skip => None,
+            Check::Full => Some(next.candidate_snapshot(|_| true)),
+            Check::Api(changed) => Some(next.candidate_snapshot(|api| api == changed)),
+            Check::Structure => Some(next.candidate_snapshot(|_| false)),
+        };
+        if let Some(snapshot) = snapshot {
+            CompiledConfig::compile(snapshot)?;
         }
         let revision = db::to_i64(next.revision)?;
         let now = db::to_i64(now_unix)?;
@@ -1090,9 +1102,42 @@ impl Store {
 /// How long an instance that stopped sending heartbeats stays in its gateway's status: 7 days.
 pub const INSTANCE_RETENTION_SECS: u64 = 7 * 24 * 3600;
 
-/// Whether entities of `kind` are part of what gateways serve (so a change is compiled).
-fn affects_snapshot(kind: Kind) -> bool {
-    !matches!(kind, Kind::User | Kind::Gateway)
+/// What a change's candidate configuration is compiled with.
+///
+/// Every write compiles the whole candidate (paths, hosts, keys, products, every
+/// reference), but an API's policy documents depend only on the API itself and on the
+/// named values and fragments: documents of APIs that neither changed nor can be
+/// broken by the change compiled before and are left out, so a write costs a compile
+/// of the documents it touches, not of all 1,000 APIs' documents.
+#[derive(Debug, Clone, Copy)]
+enum Check<'a> {
+    /// Nothing gateways serve changed (users, gateways, gateway keys).
+    Skip,
+    /// Named values, fragments or the global policy: every document.
+    Full,
+    /// One API changed: its documents, the products' and the global one.
+    Api(&'a str),
+    /// No API document can be affected: the products' and the global document.
+    Structure,
+}
+
+/// The check for a PUT of `kind` / `id`.
+fn check_for(kind: Kind, id: &str) -> Check<'_> {
+    match kind {
+        Kind::User | Kind::Gateway => Check::Skip,
+        Kind::NamedValue | Kind::Fragment => Check::Full,
+        Kind::Api => Check::Api(id),
+        Kind::Product | Kind::Subscription | Kind::Backend => Check::Structure,
+    }
+}
+
+/// The check for a change to the policy document at `scope`.
+fn policy_check(scope: &PolicyScope) -> Check<'_> {
+    match scope {
+        PolicyScope::Global => Check::Full,
+        PolicyScope::Product(_) => Check::Structure,
+        PolicyScope::Api(api) | PolicyScope::Operation(api, _) => Check::Api(api),
+    }
 }
 
 fn entity(id: &str, stored: &Stored) -> Entity {

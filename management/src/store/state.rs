@@ -171,7 +171,24 @@ impl State {
         out
     }
 
-    /// The whole configuration, every API included: what every write is compiled as.
+    /// The whole configuration, every API included, as a write's candidate is compiled:
+    /// the policy documents of APIs (and their operations) for which `keep_policies`
+    /// is false are left out.
+    pub fn candidate_snapshot(&self, keep_policies: impl Fn(&str) -> bool) -> Snapshot {
+        let mut snapshot = self.snapshot(None);
+        for api in &mut snapshot.apis {
+            if !keep_policies(&api.id) {
+                api.policy = None;
+                for op in &mut api.operations {
+                    op.policy = None;
+                }
+            }
+        }
+        snapshot
+    }
+
+    /// The whole configuration, every API and policy included.
+    #[cfg(test)]
     pub fn full_snapshot(&self) -> Snapshot {
         self.snapshot(None)
     }

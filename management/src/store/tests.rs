@@ -828,6 +828,7 @@ fn referenced_entities_cannot_be_deleted() {
     store
         .delete(Kind::Product, "p2", Precondition::NONE, "t", T0)
         .unwrap();
+    assert_compiles(&store);
 }
 
 #[test]
@@ -1264,6 +1265,7 @@ fn reopening_keeps_everything() {
         json!({"url": "http://127.0.0.1:1/"}),
     );
     assert_eq!(store.revision(), revision + 1);
+    assert_compiles(&store);
 }
 
 #[test]
@@ -1462,4 +1464,100 @@ fn a_killed_process_loses_no_accepted_write() {
     let (_, total) = store.list(Kind::Backend, 0, 0).unwrap();
     assert_eq!(total as u64, store.revision());
     assert_eq!(store.audit(0, 0).unwrap().1 as u64, store.revision());
+}
+
+/// Write and fetch costs at 1,000 APIs × 10 operations with policies; run with
+/// `cargo test --release -p portcullis-management -- --ignored --nocapture thousand`.
+#[test]
+#[ignore]
+fn thousand_apis() {
+    use std::time::Instant;
+    let (_dir, mut store) = open();
+    let api_policy = GOOD_POLICY;
+    let op_policy = r#"<policies><inbound><base /><set-header name="X-Op" exists-action="override"><value>@(context.Request.Method)</value></set-header></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let started = Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let ops: Vec<Value> = (0..10)
+            .map(|o| json!({"id": format!("op{o}"), "method": "GET", "urlTemplate": format!("/r{o}"), "policy": op_policy}))
+            .collect();
+        let body = json!({"path": format!("api{i}"), "serviceUrl": "http://127.0.0.1:9000/", "operations": ops, "policy": api_policy});
+        let t = Instant::now();
+        must_put(&mut store, Kind::Api, &format!("api{i}"), body);
+        slowest = slowest.max(t.elapsed());
+        ids.push(format!("api{i}"));
+    }
+    println!(
+        "seeded 1,000 APIs in {:?}, slowest write {slowest:?}",
+        started.elapsed()
+    );
+    let t = Instant::now();
+    must_put(
+        &mut store,
+        Kind::Gateway,
+        "g",
+        json!({"location": {"name": "x"}, "apis": ids}),
+    );
+    println!("gateway write: {:?}", t.elapsed());
+    let t = Instant::now();
+    must_put(
+        &mut store,
+        Kind::Api,
+        "api500",
+        json!({"path": "api500", "serviceUrl": "http://127.0.0.1:9001/"}),
+    );
+    println!("API replace at 1,000: {:?}", t.elapsed());
+    let t = Instant::now();
+    must_put(&mut store, Kind::NamedValue, "nv", json!({"value": "x"}));
+    println!("named value write (every document): {:?}", t.elapsed());
+    let t = Instant::now();
+    let config = store.gateway_config("g").unwrap();
+    println!(
+        "snapshot build: {:?}, {} bytes",
+        t.elapsed(),
+        config.json.len()
+    );
+    let t = Instant::now();
+    store.gateway_config("g").unwrap();
+    println!("snapshot cached: {:?}", t.elapsed());
+    let t = Instant::now();
+    assert_compiles(&store);
+    println!("full compile: {:?}", t.elapsed());
+}
+
+/// The invariant every write keeps: the whole stored configuration, every document
+/// included, compiles.
+fn assert_compiles(store: &Store) {
+    CompiledConfig::compile(store.state.full_snapshot()).unwrap();
+}
+
+#[test]
+fn named_value_changes_recheck_every_document() {
+    let (_dir, mut store) = open();
+    must_put(&mut store, Kind::NamedValue, "limit", json!({"value": "5"}));
+    must_put(&mut store, Kind::Api, "a", api_body("a"));
+    must_put(&mut store, Kind::Api, "b", api_body("b"));
+    let policy = GOOD_POLICY.replace(r#"calls="5""#, r#"calls="{{limit}}""#);
+    let scope = PolicyScope::Operation("a".into(), "get".into());
+    store
+        .put_policy(&scope, &policy, Precondition::NONE, "t", T0)
+        .unwrap();
+    // Changing another API does not touch a's documents, and is accepted.
+    must_put(&mut store, Kind::Api, "b", api_body("bb"));
+    // A value that breaks a's operation policy is refused, naming it.
+    match put(
+        &mut store,
+        Kind::NamedValue,
+        "limit",
+        json!({"value": "lots"}),
+    ) {
+        Err(StoreError::Config(e)) => assert!(e.to_string().contains("`get`"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.get(Kind::NamedValue, "limit").unwrap().body["value"],
+        "5"
+    );
+    assert_compiles(&store);
 }
