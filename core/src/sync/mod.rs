@@ -1,3 +1,21 @@
 //! Gateway ↔ management plane: tokens, the sync agent and the configuration backup.
+//!
+//! [`agent::SyncAgent`] decides everything (when to fetch, back off, apply, save,
+//! heartbeat); [`protocol::Endpoint`] builds its HTTP requests and reads their
+//! responses; [`backup`] is the encrypted backup file format.
 
+pub mod agent;
+pub mod backoff;
+pub mod backup;
+pub mod backup_key;
+pub mod event;
+pub mod heartbeat;
+pub mod protocol;
+pub mod settings;
 pub mod token;
+
+pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
+pub use backup_key::{BackupKey, BackupKeyError};
+pub use event::{Event, Origin, Severity};
+pub use heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
+pub use settings::{BackupSettings, SyncSettings, SyncTiming};

@@ -1,0 +1,599 @@
+//! The sync agent: keeps a gateway's configuration in step with the management
+//! plane, without IO.
+//!
+//! It decides when to fetch (a long poll right after each answer, plain polls when
+//! the server ignores `wait` or a snapshot was rejected, jittered exponential
+//! backoff after failures), compiles what it fetches and hands out the compiled
+//! configuration whole, keeps a rejected snapshot out, seals each applied snapshot
+//! into a backup file and opens the backup at start, sends heartbeats, and tracks
+//! connectivity. The adapter performs the IO it asks for:
+//!
+//! ```text
+//! SyncAgent::new(settings, seed, now)
+//! poll_output() -> LoadBackup | Fetch | Apply | SaveBackup | Heartbeat | Event
+//! handle_backup_loaded / handle_fetch / handle_heartbeat_done / handle_backup_saved (result, now)
+//! poll_timeout() -> when to call handle_timeout(now)
+//! ```
+//!
+//! `handle_fetch` with a snapshot and `handle_backup_loaded` with a file compile a
+//! configuration: the adapter calls them off its request-serving threads.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::backoff::Backoff;
+use super::backup::{self, BackupError, NonceSequence};
+use super::backup_key::BackupKey;
+use super::event::{Event, Origin};
+use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
+use super::settings::{SyncSettings, SyncTiming};
+use crate::config::{CompiledConfig, Snapshot};
+
+#[cfg(test)]
+mod tests;
+
+/// How a configuration fetch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchResult {
+    /// 200: the snapshot JSON.
+    Snapshot(Bytes),
+    /// 304: the revision asked about is still current.
+    NotModified,
+    /// 401 (or 403): the token was refused; the server's explanation.
+    Unauthorized(String),
+    /// Any other status.
+    Status {
+        /// The status code.
+        status: u16,
+        /// The server's explanation, or the start of the body.
+        detail: String,
+    },
+    /// No response: name resolution, connection, TLS, timeout or a broken response.
+    Transport(String),
+}
+
+/// What the agent asks the adapter to do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Read the backup file and call [`SyncAgent::handle_backup_loaded`].
+    LoadBackup,
+    /// Fetch the configuration and call [`SyncAgent::handle_fetch`].
+    Fetch {
+        /// Send `If-None-Match: "<revision>"`.
+        if_none_match: Option<u64>,
+        /// Ask the server to hold the request this long (`?wait=`): a long poll.
+        wait: Option<Duration>,
+        /// Give up on the request after this long.
+        timeout: Duration,
+    },
+    /// Put this configuration in force (one atomic swap).
+    Apply(Arc<CompiledConfig>),
+    /// Write these bytes to the backup file atomically and call
+    /// [`SyncAgent::handle_backup_saved`].
+    SaveBackup(Vec<u8>),
+    /// Send this heartbeat and call [`SyncAgent::handle_heartbeat_done`].
+    Heartbeat(Heartbeat),
+    /// Log this.
+    Event(Event),
+}
+
+/// The agent's state, for probes, tests and status pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Whether the last fetch reached the management plane.
+    pub connectivity: Connectivity,
+    /// The revision in force.
+    pub applied_revision: Option<u64>,
+    /// Serving, and how well.
+    pub health: Health,
+    /// What became of the backup.
+    pub backup: BackupStatus,
+    /// Why the latest fetched snapshot was not applied.
+    pub compile_errors: Vec<String>,
+    /// Why the last fetch failed, while it is failing.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FetchState {
+    /// The next fetch is due then.
+    Due(Instant),
+    /// A fetch is under way.
+    InFlight {
+        started: Instant,
+        wait: Option<Duration>,
+    },
+}
+
+#[derive(Debug)]
+struct Rejected {
+    revision: Option<u64>,
+    error: String,
+}
+
+#[derive(Debug)]
+struct BackupState {
+    key: BackupKey,
+    nonces: NonceSequence,
+    status: BackupStatus,
+    /// The load asked for at start has not been answered.
+    loading: bool,
+    /// The revision being saved.
+    saving: Option<u64>,
+    /// The newest sealed file waiting for the save under way to finish.
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+/// The sans-IO sync agent of one gateway process.
+#[derive(Debug)]
+pub struct SyncAgent {
+    timing: SyncTiming,
+    instance_id: String,
+    hostname: String,
+    version: String,
+    started: Instant,
+    backoff: Backoff,
+    connectivity: Connectivity,
+    applied: Option<u64>,
+    rejected: Option<Rejected>,
+    last_error: Option<String>,
+    fetch: FetchState,
+    long_poll_paused_until: Option<Instant>,
+    heartbeat_due: Option<Instant>,
+    heartbeat_in_flight: bool,
+    backup: Option<BackupState>,
+    outputs: VecDeque<Output>,
+}
+
+impl SyncAgent {
+    /// A new agent: it asks at once for the backup (when one is configured) and
+    /// for the first fetch. `seed` (random, from the OS) drives the backoff jitter.
+    pub fn new(settings: SyncSettings, seed: u64, now: Instant) -> SyncAgent {
+        let backup = settings.backup.map(|b| BackupState {
+            key: b.key,
+            nonces: NonceSequence::new(b.nonce_seed),
+            status: BackupStatus::None,
+            loading: true,
+            saving: None,
+            pending: None,
+        });
+        let mut agent = SyncAgent {
+            timing: settings.timing,
+            instance_id: settings.instance_id,
+            hostname: settings.hostname,
+            version: settings.version,
+            started: now,
+            backoff: Backoff::new(settings.timing.backoff, seed),
+            connectivity: Connectivity::Starting,
+            applied: None,
+            rejected: None,
+            last_error: None,
+            fetch: FetchState::Due(now),
+            long_poll_paused_until: None,
+            heartbeat_due: None,
+            heartbeat_in_flight: false,
+            backup,
+            outputs: VecDeque::new(),
+        };
+        if agent.backup.is_some() {
+            agent.outputs.push_back(Output::LoadBackup);
+        }
+        agent.drive(now);
+        agent
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let fetch = match self.fetch {
+            FetchState::Due(at) => Some(at),
+            FetchState::InFlight { .. } => None,
+        };
+        let heartbeat = if self.heartbeat_in_flight {
+            None
+        } else {
+            self.heartbeat_due
+        };
+        match (fetch, heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.drive(now);
+    }
+
+    /// The configuration fetch asked for by [`Output::Fetch`] ended.
+    pub fn handle_fetch(&mut self, result: FetchResult, now: Instant) {
+        let FetchState::InFlight { started, wait } = self.fetch else {
+            return;
+        };
+        match result {
+            FetchResult::Snapshot(body) => {
+                self.succeeded(now);
+                self.take_snapshot(&body, started, wait, now);
+            }
+            FetchResult::NotModified => {
+                self.succeeded(now);
+                self.unchanged(started, wait, now);
+            }
+            FetchResult::Unauthorized(detail) => self.failed(Failure::Unauthorized(detail), now),
+            FetchResult::Status { status, detail } => {
+                self.failed(Failure::Other(format!("status {status}: {detail}")), now)
+            }
+            FetchResult::Transport(error) => self.failed(Failure::Other(error), now),
+        }
+        // The first heartbeat goes out as soon as the first fetch has ended.
+        if self.heartbeat_due.is_none() {
+            self.heartbeat_due = Some(now);
+        }
+        self.drive(now);
+    }
+
+    /// The backup file asked for by [`Output::LoadBackup`]: its bytes, `None` when
+    /// there is no file, or why it could not be read.
+    pub fn handle_backup_loaded(&mut self, file: Result<Option<&[u8]>, String>, now: Instant) {
+        let Some(state) = self.backup.as_mut().filter(|b| b.loading) else {
+            return;
+        };
+        state.loading = false;
+        let key = state.key.clone();
+        match file {
+            Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
+            Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
+            Ok(Some(bytes)) => match backup::open_snapshot(bytes, &key) {
+                Err(error) => self.backup_rejected(error.to_string()),
+                // Whatever a fetch put in force is newer than the backup.
+                Ok(snapshot) if self.applied.is_some() => {
+                    self.outputs.push_back(Output::Event(Event::BackupStale {
+                        revision: snapshot.revision,
+                    }))
+                }
+                Ok(snapshot) => match CompiledConfig::compile(snapshot) {
+                    Ok(config) => {
+                        self.apply(config, Origin::Backup);
+                        if let Some(state) = &mut self.backup {
+                            state.status = BackupStatus::Loaded;
+                        }
+                    }
+                    Err(error) => {
+                        self.backup_rejected(BackupError::Invalid(Box::new(error)).to_string())
+                    }
+                },
+            },
+        }
+        self.drive(now);
+    }
+
+    /// The save asked for by [`Output::SaveBackup`] ended.
+    pub fn handle_backup_saved(&mut self, result: Result<(), String>, now: Instant) {
+        let Some(state) = &mut self.backup else {
+            return;
+        };
+        let Some(revision) = state.saving.take() else {
+            return;
+        };
+        let event = match result {
+            Ok(()) => {
+                state.status = BackupStatus::Saved;
+                Event::BackupSaved { revision }
+            }
+            Err(error) => {
+                state.status = BackupStatus::Error(format!("save failed: {error}"));
+                Event::BackupSaveFailed { revision, error }
+            }
+        };
+        self.outputs.push_back(Output::Event(event));
+        if let Some((revision, file)) = state.pending.take() {
+            state.saving = Some(revision);
+            self.outputs.push_back(Output::SaveBackup(file));
+        }
+        self.drive(now);
+    }
+
+    /// The heartbeat asked for by [`Output::Heartbeat`] ended.
+    pub fn handle_heartbeat_done(&mut self, result: Result<(), String>, now: Instant) {
+        if !self.heartbeat_in_flight {
+            return;
+        }
+        self.heartbeat_in_flight = false;
+        if let Err(error) = result {
+            self.outputs
+                .push_back(Output::Event(Event::HeartbeatFailed { error }));
+        }
+        self.drive(now);
+    }
+
+    /// Whether the last fetch reached the management plane.
+    pub fn connectivity(&self) -> Connectivity {
+        self.connectivity
+    }
+
+    /// The revision in force.
+    pub fn applied_revision(&self) -> Option<u64> {
+        self.applied
+    }
+
+    /// The agent's state.
+    pub fn status(&self) -> SyncStatus {
+        SyncStatus {
+            connectivity: self.connectivity,
+            applied_revision: self.applied,
+            health: self.health(),
+            backup: self.backup_status(),
+            compile_errors: self.compile_errors(),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// The heartbeat as it would be sent now.
+    pub fn heartbeat(&self, now: Instant) -> Heartbeat {
+        Heartbeat {
+            instance_id: self.instance_id.clone(),
+            hostname: self.hostname.clone(),
+            version: self.version.clone(),
+            applied_revision: self.applied,
+            uptime_seconds: now.saturating_duration_since(self.started).as_secs(),
+            health: self.health(),
+            connectivity: self.connectivity,
+            compile_errors: self.compile_errors(),
+            backup: self.backup_status(),
+        }
+    }
+
+    fn health(&self) -> Health {
+        let backup_failed = matches!(self.backup_status(), BackupStatus::Error(_));
+        if self.applied.is_none() {
+            Health::NotReady
+        } else if self.rejected.is_some()
+            || backup_failed
+            || self.connectivity == Connectivity::Disconnected
+        {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    fn backup_status(&self) -> BackupStatus {
+        self.backup
+            .as_ref()
+            .map_or(BackupStatus::None, |b| b.status.clone())
+    }
+
+    fn compile_errors(&self) -> Vec<String> {
+        match &self.rejected {
+            Some(Rejected {
+                revision: Some(r),
+                error,
+            }) => vec![format!("revision {r}: {error}")],
+            Some(Rejected {
+                revision: None,
+                error,
+            }) => vec![error.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Emits what is due: the next fetch, the next heartbeat.
+    fn drive(&mut self, now: Instant) {
+        if let FetchState::Due(at) = self.fetch {
+            if at <= now {
+                let if_none_match = self.applied;
+                let wait = (self.connectivity == Connectivity::Connected
+                    && if_none_match.is_some()
+                    && self.rejected.is_none()
+                    && self.long_poll_available(now))
+                .then_some(self.timing.long_poll_wait);
+                let timeout = self.timing.request_timeout + wait.unwrap_or_default();
+                self.outputs.push_back(Output::Fetch {
+                    if_none_match,
+                    wait,
+                    timeout,
+                });
+                self.fetch = FetchState::InFlight { started: now, wait };
+            }
+        }
+        if !self.heartbeat_in_flight && self.heartbeat_due.is_some_and(|at| at <= now) {
+            self.outputs
+                .push_back(Output::Heartbeat(self.heartbeat(now)));
+            self.heartbeat_in_flight = true;
+            self.heartbeat_due = Some(now + self.timing.heartbeat_interval);
+        }
+    }
+
+    fn long_poll_available(&mut self, now: Instant) -> bool {
+        match self.long_poll_paused_until {
+            Some(until) if now < until => false,
+            Some(_) => {
+                self.long_poll_paused_until = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// A fetch was answered (200 or 304).
+    fn succeeded(&mut self, now: Instant) {
+        let failures = self.backoff.failures();
+        self.backoff.reset();
+        self.last_error = None;
+        match self.connectivity {
+            Connectivity::Starting => self.outputs.push_back(Output::Event(Event::Connected)),
+            Connectivity::Disconnected => {
+                self.outputs
+                    .push_back(Output::Event(Event::ConnectivityRestored { failures }));
+                // Tell the management plane soon that this instance is back.
+                if self.heartbeat_due.is_some() {
+                    self.heartbeat_due = Some(now);
+                }
+            }
+            Connectivity::Connected => {}
+        }
+        self.connectivity = Connectivity::Connected;
+    }
+
+    /// A fetch failed: back off.
+    fn failed(&mut self, failure: Failure, now: Instant) {
+        let retry_in = self.backoff.next_delay();
+        self.fetch = FetchState::Due(now + retry_in);
+        let event = match failure {
+            Failure::Unauthorized(detail) => {
+                self.last_error = Some(format!("unauthorized: {detail}"));
+                Event::Unauthorized { detail, retry_in }
+            }
+            Failure::Other(error) => {
+                self.last_error = Some(error.clone());
+                match self.connectivity {
+                    Connectivity::Disconnected => Event::FetchFailed {
+                        error,
+                        failures: self.backoff.failures(),
+                        retry_in,
+                    },
+                    other => Event::ConnectivityLost {
+                        error,
+                        at_start: other == Connectivity::Starting,
+                        retry_in,
+                    },
+                }
+            }
+        };
+        self.connectivity = Connectivity::Disconnected;
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// A 200: apply the snapshot if it is new and compiles.
+    fn take_snapshot(
+        &mut self,
+        body: &[u8],
+        started: Instant,
+        wait: Option<Duration>,
+        now: Instant,
+    ) {
+        let snapshot = match Snapshot::from_json(body) {
+            Ok(snapshot) => snapshot,
+            Err(error) => return self.reject(None, error.to_string(), now),
+        };
+        let revision = snapshot.revision;
+        if Some(revision) == self.applied {
+            // The server ignored If-None-Match (or this confirms the backup).
+            return self.unchanged(started, wait, now);
+        }
+        if self
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.revision == Some(revision))
+        {
+            // Known not to compile: wait for a newer one without compiling again.
+            self.fetch = FetchState::Due(now + self.timing.poll_interval);
+            return;
+        }
+        match CompiledConfig::compile(snapshot) {
+            Ok(config) => {
+                self.rejected = None;
+                self.apply(config, Origin::Management);
+                self.save_backup(revision, body);
+                self.next_after_answer(now);
+            }
+            Err(error) => self.reject(Some(revision), error.to_string(), now),
+        }
+    }
+
+    /// A 304, or a 200 of the revision in force.
+    fn unchanged(&mut self, started: Instant, wait: Option<Duration>, now: Instant) {
+        // The revision in force is current: an earlier rejected one is gone.
+        self.rejected = None;
+        if let Some(asked) = wait {
+            let answered_after = now.saturating_duration_since(started);
+            if answered_after < asked / 2 {
+                self.long_poll_paused_until = Some(now + self.timing.long_poll_retry);
+                self.outputs
+                    .push_back(Output::Event(Event::LongPollIgnored {
+                        asked,
+                        answered_after,
+                    }));
+            }
+        }
+        self.next_after_answer(now);
+    }
+
+    /// After an answer: long poll at once, or poll after the interval.
+    fn next_after_answer(&mut self, now: Instant) {
+        let at = if self.applied.is_some() && self.long_poll_available(now) {
+            now
+        } else {
+            now + self.timing.poll_interval
+        };
+        self.fetch = FetchState::Due(at);
+    }
+
+    /// A fetched snapshot that is not applied.
+    fn reject(&mut self, revision: Option<u64>, error: String, now: Instant) {
+        self.outputs.push_back(Output::Event(Event::Rejected {
+            revision,
+            error: error.clone(),
+        }));
+        self.rejected = Some(Rejected { revision, error });
+        // Poll, not long poll: the server would answer at once with the same one.
+        self.fetch = FetchState::Due(now + self.timing.poll_interval);
+        // Report it in a heartbeat soon rather than within the minute.
+        if self.heartbeat_due.is_some() {
+            self.heartbeat_due = Some(now);
+        }
+    }
+
+    fn apply(&mut self, config: CompiledConfig, origin: Origin) {
+        let revision = config.revision();
+        let previous = self.applied.replace(revision);
+        self.outputs.push_back(Output::Apply(Arc::new(config)));
+        self.outputs.push_back(Output::Event(Event::Applied {
+            revision,
+            previous,
+            origin,
+        }));
+    }
+
+    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8]) {
+        let Some(state) = &mut self.backup else {
+            return;
+        };
+        let nonce = state.nonces.next_nonce();
+        match backup::seal(revision, snapshot_json, &state.key, nonce) {
+            Ok(file) if state.saving.is_some() => state.pending = Some((revision, file)),
+            Ok(file) => {
+                state.saving = Some(revision);
+                self.outputs.push_back(Output::SaveBackup(file));
+            }
+            Err(error) => {
+                state.status = BackupStatus::Error(error.to_string());
+                self.outputs
+                    .push_back(Output::Event(Event::BackupSaveFailed {
+                        revision,
+                        error: error.to_string(),
+                    }));
+            }
+        }
+    }
+
+    fn backup_rejected(&mut self, error: String) {
+        if let Some(state) = &mut self.backup {
+            state.status = BackupStatus::Error(error.clone());
+        }
+        self.outputs
+            .push_back(Output::Event(Event::BackupRejected { error }));
+    }
+}
+
+enum Failure {
+    Unauthorized(String),
+    Other(String),
+}

@@ -1,0 +1,696 @@
+//! The sync agent against a fake clock: plain `Instant`s advanced by hand.
+
+use super::*;
+use crate::sync::backoff::Jitter;
+use crate::sync::settings::BackupSettings;
+
+const KEY: [u8; 32] = [7; 32];
+const SEC: Duration = Duration::from_secs(1);
+
+fn snapshot(revision: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"revision": {revision}, "apis": [{{"id": "a", "path": "a", "serviceUrl": "http://127.0.0.1:9/r{revision}"}}]}}"#
+    ))
+}
+
+fn bad_snapshot(revision: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"revision": {revision}, "policy": "<policies><inbound><no-such-policy/></inbound></policies>"}}"#
+    ))
+}
+
+fn settings(backup: bool, jitter: Jitter) -> SyncSettings {
+    let mut s = SyncSettings::new("instance-1", "host-1");
+    s.timing.backoff.jitter = jitter;
+    if backup {
+        s.backup = Some(BackupSettings {
+            key: BackupKey::from_bytes(KEY),
+            nonce_seed: [1; 12],
+        });
+    }
+    s
+}
+
+/// An agent, its clock and the outputs it has produced.
+struct Harness {
+    agent: SyncAgent,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(settings: SyncSettings) -> Self {
+        Harness::with_seed(settings, 1)
+    }
+
+    fn with_seed(settings: SyncSettings, seed: u64) -> Self {
+        let t0 = Instant::now();
+        Harness {
+            agent: SyncAgent::new(settings, seed, t0),
+            t0,
+            now: t0,
+        }
+    }
+
+    fn plain() -> Self {
+        Harness::new(settings(false, Jitter::None))
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.agent.poll_output()).collect()
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.agent.handle_timeout(self.now);
+    }
+
+    /// Jumps to the agent's next deadline; returns how far that was.
+    fn advance_to_deadline(&mut self) -> Duration {
+        let at = self.agent.poll_timeout().expect("a deadline");
+        assert!(at >= self.now, "deadline in the past");
+        let d = at - self.now;
+        self.now = at;
+        self.agent.handle_timeout(self.now);
+        d
+    }
+
+    fn fetch(&mut self, result: FetchResult) {
+        self.agent.handle_fetch(result, self.now);
+    }
+
+    /// Runs the clock through deadlines (answering heartbeats with `heartbeat`) until
+    /// the next fetch goes out; returns how long that took and the fetch.
+    fn next_fetch(
+        &mut self,
+        heartbeat: Result<(), String>,
+    ) -> (Duration, (Option<u64>, Option<Duration>)) {
+        let start = self.now;
+        loop {
+            self.advance_to_deadline();
+            let out = self.outputs();
+            for _ in heartbeats(&out) {
+                self.agent
+                    .handle_heartbeat_done(heartbeat.clone(), self.now);
+            }
+            if let [fetch] = fetches(&out)[..] {
+                return (self.now - start, fetch);
+            }
+        }
+    }
+
+    /// Answers the fetch in flight with a snapshot, applies it, and drains.
+    fn serve(&mut self, revision: u64) -> Vec<Output> {
+        self.fetch(FetchResult::Snapshot(snapshot(revision)));
+        let out = self.outputs();
+        assert_eq!(applied(&out), [revision], "{out:?}");
+        out
+    }
+}
+
+fn fetches(out: &[Output]) -> Vec<(Option<u64>, Option<Duration>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Fetch {
+                if_none_match,
+                wait,
+                ..
+            } => Some((*if_none_match, *wait)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn applied(out: &[Output]) -> Vec<u64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Apply(c) => Some(c.revision()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn heartbeats(out: &[Output]) -> Vec<Heartbeat> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Heartbeat(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(out: &[Output]) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saves(out: &[Output]) -> Vec<Vec<u8>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SaveBackup(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the adapter read from the backup file.
+type FileRead<'a> = Result<Option<&'a [u8]>, String>;
+
+const LONG: Option<Duration> = Some(Duration::from_secs(30));
+
+#[test]
+fn start_asks_for_the_backup_and_the_first_fetch_at_once() {
+    let mut h = Harness::new(settings(true, Jitter::None));
+    let out = h.outputs();
+    assert!(matches!(out[0], Output::LoadBackup), "{out:?}");
+    assert!(matches!(
+        out[1],
+        Output::Fetch {
+            if_none_match: None,
+            wait: None,
+            timeout
+        } if timeout == 10 * SEC
+    ));
+    assert_eq!(out.len(), 2);
+    assert_eq!(h.agent.connectivity(), Connectivity::Starting);
+    assert_eq!(h.agent.status().health, Health::NotReady);
+
+    let mut h = Harness::plain();
+    let out = h.outputs();
+    assert_eq!(fetches(&out), [(None, None)]);
+    assert_eq!(out.len(), 1, "no backup configured: no LoadBackup");
+}
+
+#[test]
+fn a_fetched_snapshot_is_applied_whole_then_long_polled() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.advance(SEC / 2);
+    let out = h.serve(1);
+    let Some(Output::Apply(config)) = out.iter().find(|o| matches!(o, Output::Apply(_))) else {
+        panic!()
+    };
+    assert_eq!(config.revision(), 1);
+    assert_eq!(config.snapshot().apis[0].id, "a");
+    assert!(events(&out).contains(&Event::Connected));
+    assert!(events(&out).contains(&Event::Applied {
+        revision: 1,
+        previous: None,
+        origin: Origin::Management
+    }));
+    // Long poll at once, with the revision as ETag and the wait on the timeout.
+    assert_eq!(fetches(&out), [(Some(1), LONG)]);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Fetch { timeout, .. } if *timeout == 40 * SEC
+    )));
+    assert!(saves(&out).is_empty(), "no backup configured");
+    assert_eq!(h.agent.applied_revision(), Some(1));
+    assert_eq!(h.agent.connectivity(), Connectivity::Connected);
+    assert_eq!(h.agent.status().health, Health::Healthy);
+
+    // A change answers the long poll: applied, and the next long poll goes out.
+    h.advance(3 * SEC);
+    let out = h.serve(2);
+    assert_eq!(fetches(&out), [(Some(2), LONG)]);
+    assert!(events(&out).contains(&Event::Applied {
+        revision: 2,
+        previous: Some(1),
+        origin: Origin::Management
+    }));
+    // A long poll that ran its course: the next one at once.
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::NotModified);
+    let out = h.outputs();
+    assert_eq!(fetches(&out), [(Some(2), LONG)]);
+    assert!(applied(&out).is_empty());
+}
+
+#[test]
+fn heartbeats_follow_the_first_fetch_then_every_minute() {
+    let mut h = Harness::plain();
+    h.outputs();
+    assert_eq!(
+        h.agent.poll_timeout(),
+        None,
+        "nothing due while the fetch runs"
+    );
+    h.advance(2 * SEC);
+    let out = h.serve(4);
+    let hb = heartbeats(&out);
+    assert_eq!(hb.len(), 1, "first heartbeat right after the first fetch");
+    assert_eq!(
+        hb[0],
+        Heartbeat {
+            instance_id: "instance-1".into(),
+            hostname: "host-1".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            applied_revision: Some(4),
+            uptime_seconds: 2,
+            health: Health::Healthy,
+            connectivity: Connectivity::Connected,
+            compile_errors: vec![],
+            backup: BackupStatus::None,
+        }
+    );
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    // Long polls end every 30 s with 304; heartbeats every 60 s from the first.
+    let mut sent = vec![h.elapsed()];
+    while h.elapsed() < 200 * SEC {
+        let next_fetch_end = h.now + 30 * SEC;
+        if h.agent.poll_timeout().is_some_and(|t| t < next_fetch_end) {
+            h.advance_to_deadline();
+        } else {
+            h.now = next_fetch_end;
+            h.fetch(FetchResult::NotModified);
+        }
+        for hb in heartbeats(&h.outputs()) {
+            assert_eq!(hb.applied_revision, Some(4));
+            assert_eq!(hb.uptime_seconds, h.elapsed().as_secs());
+            sent.push(h.elapsed());
+            h.agent.handle_heartbeat_done(Ok(()), h.now);
+        }
+    }
+    assert_eq!(sent, [2 * SEC, 62 * SEC, 122 * SEC, 182 * SEC]);
+}
+
+#[test]
+fn the_first_heartbeat_also_follows_a_failed_first_fetch() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.fetch(FetchResult::Transport("dns: no such host".into()));
+    let out = h.outputs();
+    let hb = heartbeats(&out);
+    assert_eq!(hb.len(), 1);
+    assert_eq!(hb[0].connectivity, Connectivity::Disconnected);
+    assert_eq!(hb[0].health, Health::NotReady);
+    assert_eq!(hb[0].applied_revision, None);
+    assert!(matches!(
+        events(&out)[..],
+        [Event::ConnectivityLost { at_start: true, .. }]
+    ));
+}
+
+#[test]
+fn a_long_poll_answered_early_falls_back_to_polling() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    // The server ignores `wait`: 304 after a second.
+    h.advance(SEC);
+    h.fetch(FetchResult::NotModified);
+    let out = h.outputs();
+    assert!(fetches(&out).is_empty(), "no tight loop");
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::LongPollIgnored { asked, .. } if *asked == 30 * SEC
+    )));
+    // Plain polls every 10 s from now on.
+    for _ in 0..5 {
+        assert_eq!(h.next_fetch(Ok(())), (10 * SEC, (Some(1), None)));
+        h.fetch(FetchResult::NotModified);
+        h.outputs();
+    }
+    // A plain poll that brings a change: applied, then the next poll after 10 s.
+    assert_eq!(h.next_fetch(Ok(())), (10 * SEC, (Some(1), None)));
+    h.serve(2);
+    assert_eq!(h.next_fetch(Ok(())), (10 * SEC, (Some(2), None)));
+    h.fetch(FetchResult::NotModified);
+    // Ten minutes after the fallback, long polls are tried again.
+    loop {
+        let (_, (etag, wait)) = h.next_fetch(Ok(()));
+        assert_eq!(etag, Some(2));
+        if wait == LONG {
+            break;
+        }
+        assert!(h.elapsed() < 620 * SEC, "long polls never retried");
+        h.fetch(FetchResult::NotModified);
+    }
+    assert!(h.elapsed() >= 600 * SEC);
+    // This time the server holds it: long polls continue.
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::NotModified);
+    assert_eq!(fetches(&h.outputs()), [(Some(2), LONG)]);
+}
+
+#[test]
+fn failures_back_off_exponentially_to_the_cap_and_reset_on_success() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    let mut waits = Vec::new();
+    for i in 0..9 {
+        h.fetch(FetchResult::Transport("connection refused".into()));
+        let out = h.outputs();
+        assert!(applied(&out).is_empty());
+        match &events(&out)[..] {
+            [Event::ConnectivityLost {
+                at_start: false, ..
+            }] => assert_eq!(i, 0),
+            [Event::FetchFailed { failures, .. }] => assert_eq!(*failures, i + 1),
+            other => panic!("{other:?}"),
+        }
+        let (waited, fetch) = h.next_fetch(Err("refused".into()));
+        // The revision in force stays the ETag; a retry is a plain poll.
+        assert_eq!(fetch, (Some(1), None));
+        waits.push(waited.as_secs());
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(h.agent.applied_revision(), Some(1), "still serving");
+    assert_eq!(h.agent.connectivity(), Connectivity::Disconnected);
+    assert_eq!(h.agent.status().health, Health::Degraded);
+    assert_eq!(
+        h.agent.status().last_error.as_deref(),
+        Some("connection refused")
+    );
+    // Back: the backoff starts over.
+    h.fetch(FetchResult::NotModified);
+    h.outputs();
+    assert_eq!(h.agent.status().last_error, None);
+    h.fetch(FetchResult::Status {
+        status: 502,
+        detail: "bad gateway".into(),
+    });
+    let out = h.outputs();
+    assert!(matches!(
+        &events(&out)[..],
+        [Event::ConnectivityLost { retry_in, error, .. }] if *retry_in == SEC && error == "status 502: bad gateway"
+    ));
+}
+
+#[test]
+fn jittered_waits_are_deterministic_per_seed() {
+    let run = |seed: u64| {
+        let mut h = Harness::with_seed(settings(false, Jitter::Equal), seed);
+        h.outputs();
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            h.fetch(FetchResult::Transport("down".into()));
+            h.outputs();
+            waits.push(h.next_fetch(Err("down".into())).0);
+        }
+        waits
+    };
+    let a = run(42);
+    assert_eq!(a, run(42));
+    assert_ne!(a, run(43));
+    let policy = crate::sync::backoff::BackoffPolicy::default();
+    for (i, w) in a.iter().enumerate() {
+        let ceiling = policy.ceiling(i as u32 + 1);
+        assert!(*w <= ceiling && *w >= ceiling / 2, "{i}: {w:?}");
+    }
+}
+
+#[test]
+fn connectivity_back_sends_a_heartbeat_soon_and_resumes_long_polls() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    h.advance(10 * SEC);
+    h.fetch(FetchResult::Transport("timeout".into()));
+    h.outputs();
+    h.advance_to_deadline();
+    assert_eq!(fetches(&h.outputs()), [(Some(1), None)]);
+    h.fetch(FetchResult::NotModified);
+    let out = h.outputs();
+    assert!(events(&out).contains(&Event::ConnectivityRestored { failures: 1 }));
+    let hb = heartbeats(&out);
+    assert_eq!(hb.len(), 1, "heartbeat right after reconnecting: {out:?}");
+    assert_eq!(hb[0].connectivity, Connectivity::Connected);
+    assert_eq!(fetches(&out), [(Some(1), LONG)]);
+}
+
+#[test]
+fn a_snapshot_that_does_not_compile_is_kept_out_and_reported() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    h.advance(5 * SEC);
+    h.fetch(FetchResult::Snapshot(bad_snapshot(2)));
+    let out = h.outputs();
+    assert!(applied(&out).is_empty(), "not applied");
+    assert!(matches!(
+        &events(&out)[..],
+        [Event::Rejected { revision: Some(2), error }] if error.contains("no-such-policy")
+    ));
+    assert_eq!(h.agent.applied_revision(), Some(1));
+    // Reported at once in a heartbeat.
+    let hb = heartbeats(&out);
+    assert_eq!(hb.len(), 1);
+    assert_eq!(hb[0].applied_revision, Some(1));
+    assert_eq!(hb[0].health, Health::Degraded);
+    assert_eq!(hb[0].compile_errors.len(), 1);
+    assert!(
+        hb[0].compile_errors[0].starts_with("revision 2: "),
+        "{hb:?}"
+    );
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    // Not refetched in a tight loop: a plain poll after the interval, ETag unchanged.
+    assert!(fetches(&out).is_empty());
+    assert_eq!(h.advance_to_deadline(), 10 * SEC);
+    assert_eq!(fetches(&h.outputs()), [(Some(1), None)]);
+    // The same bad revision again: not compiled again, no new event.
+    h.fetch(FetchResult::Snapshot(bad_snapshot(2)));
+    let out = h.outputs();
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(h.advance_to_deadline(), 10 * SEC);
+    assert_eq!(fetches(&h.outputs()), [(Some(1), None)]);
+    // The fix arrives: applied, errors cleared, long polls again.
+    let out = h.serve(3);
+    assert_eq!(fetches(&out), [(Some(3), LONG)]);
+    assert!(h.agent.status().compile_errors.is_empty());
+    assert_eq!(h.agent.status().health, Health::Healthy);
+}
+
+#[test]
+fn a_body_that_is_not_a_snapshot_is_kept_out() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.fetch(FetchResult::Snapshot(Bytes::from_static(
+        b"<html>proxy error</html>",
+    )));
+    let out = h.outputs();
+    assert!(applied(&out).is_empty());
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::Rejected { revision: None, .. })));
+    assert_eq!(h.agent.status().health, Health::NotReady);
+    assert_eq!(h.advance_to_deadline(), 10 * SEC);
+    assert_eq!(fetches(&h.outputs()), [(None, None)]);
+}
+
+#[test]
+fn a_refused_token_keeps_serving_and_retrying() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    for expected in [1, 2, 4] {
+        h.fetch(FetchResult::Unauthorized("token expired".into()));
+        let out = h.outputs();
+        assert!(matches!(
+            &events(&out)[..],
+            [Event::Unauthorized { detail, retry_in }]
+                if detail == "token expired" && *retry_in == expected * SEC
+        ));
+        assert_eq!(events(&out)[0].severity(), crate::sync::Severity::Error);
+        assert_eq!(h.next_fetch(Err("401".into())).0, expected * SEC);
+    }
+    assert_eq!(h.agent.applied_revision(), Some(1));
+    assert_eq!(
+        h.agent.status().last_error.as_deref(),
+        Some("unauthorized: token expired")
+    );
+}
+
+#[test]
+fn each_apply_is_saved_and_the_backup_round_trips() {
+    let mut a = Harness::new(settings(true, Jitter::None));
+    a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    assert_eq!(events(&a.outputs()), [Event::BackupMissing]);
+    let out = a.serve(5);
+    let files = saves(&out);
+    assert_eq!(files.len(), 1, "saved after the apply");
+    a.agent.handle_backup_saved(Ok(()), a.now);
+    assert!(events(&a.outputs()).contains(&Event::BackupSaved { revision: 5 }));
+    assert_eq!(a.agent.status().backup, BackupStatus::Saved);
+    assert_eq!(a.agent.heartbeat(a.now).backup, BackupStatus::Saved);
+
+    // A new process during an outage: the backup serves.
+    let mut b = Harness::new(settings(true, Jitter::None));
+    b.outputs();
+    b.agent.handle_backup_loaded(Ok(Some(&files[0])), b.now);
+    let out = b.outputs();
+    assert_eq!(applied(&out), [5]);
+    assert!(events(&out).contains(&Event::Applied {
+        revision: 5,
+        previous: None,
+        origin: Origin::Backup
+    }));
+    assert!(saves(&out).is_empty(), "the backup is not saved again");
+    assert_eq!(b.agent.status().backup, BackupStatus::Loaded);
+    b.fetch(FetchResult::Transport("no route to host".into()));
+    let out = b.outputs();
+    assert!(applied(&out).is_empty());
+    assert_eq!(b.agent.applied_revision(), Some(5));
+    assert_eq!(heartbeats(&out)[0].health, Health::Degraded);
+    // Back: the fetch asks whether revision 5 is current; a newer one replaces it.
+    b.advance_to_deadline();
+    assert_eq!(fetches(&b.outputs()), [(Some(5), None)]);
+    let out = b.serve(7);
+    assert_eq!(saves(&out).len(), 1);
+}
+
+#[test]
+fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
+    let mut a = Harness::new(settings(true, Jitter::None));
+    a.outputs();
+    let out = a.serve(5);
+    let file = saves(&out).remove(0);
+    let mut b = Harness::new(settings(true, Jitter::None));
+    b.outputs();
+    b.agent.handle_backup_loaded(Ok(Some(&file)), b.now);
+    b.outputs();
+    b.fetch(FetchResult::Snapshot(snapshot(5)));
+    let out = b.outputs();
+    assert!(
+        applied(&out).is_empty() && saves(&out).is_empty(),
+        "{out:?}"
+    );
+    assert_eq!(fetches(&out), [(Some(5), LONG)]);
+}
+
+#[test]
+fn a_backup_older_than_a_fetched_configuration_is_ignored() {
+    let mut a = Harness::new(settings(true, Jitter::None));
+    a.outputs();
+    let file = saves(&a.serve(5)).remove(0);
+    let mut b = Harness::new(settings(true, Jitter::None));
+    b.outputs();
+    // The fetch wins the race against the file read.
+    b.serve(6);
+    b.agent.handle_backup_loaded(Ok(Some(&file)), b.now);
+    let out = b.outputs();
+    assert!(applied(&out).is_empty());
+    assert_eq!(events(&out), [Event::BackupStale { revision: 5 }]);
+    assert_eq!(b.agent.applied_revision(), Some(6));
+}
+
+#[test]
+fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
+    let mut a = Harness::new(settings(true, Jitter::None));
+    a.outputs();
+    let file = saves(&a.serve(5)).remove(0);
+    let mut flipped = file.clone();
+    flipped[60] ^= 0x20;
+    let foreign = backup::seal(5, &snapshot(5), &BackupKey::from_bytes([8; 32]), [0; 12]).unwrap();
+    let cases: [(FileRead, &str); 5] = [
+        (Ok(Some(&flipped)), "checksum"),
+        (Ok(Some(&file[..file.len() - 1])), "truncated"),
+        (Ok(Some(b"")), "truncated"),
+        (Ok(Some(&foreign)), "wrong backup key"),
+        (Err("permission denied".into()), "permission denied"),
+    ];
+    for (input, reason) in cases {
+        let mut b = Harness::new(settings(true, Jitter::None));
+        b.outputs();
+        b.agent.handle_backup_loaded(input, b.now);
+        let out = b.outputs();
+        assert!(applied(&out).is_empty(), "{reason}");
+        assert!(
+            matches!(&events(&out)[..], [Event::BackupRejected { error }] if error.contains(reason)),
+            "{reason}: {out:?}"
+        );
+        let BackupStatus::Error(text) = b.agent.status().backup else {
+            panic!("{reason}")
+        };
+        assert!(text.contains(reason), "{text}");
+        assert_eq!(b.agent.applied_revision(), None);
+        // The heartbeat says so, and the gateway is not ready.
+        b.fetch(FetchResult::Transport("down".into()));
+        let hb = heartbeats(&b.outputs()).remove(0);
+        assert!(
+            hb.backup.to_string().starts_with("error: "),
+            "{:?}",
+            hb.backup
+        );
+        assert_eq!(hb.health, Health::NotReady);
+    }
+    // A backup of a snapshot that does not compile is not served either.
+    let bad = backup::seal(9, &bad_snapshot(9), &BackupKey::from_bytes(KEY), [0; 12]).unwrap();
+    let mut b = Harness::new(settings(true, Jitter::None));
+    b.outputs();
+    b.agent.handle_backup_loaded(Ok(Some(&bad)), b.now);
+    let out = b.outputs();
+    assert!(applied(&out).is_empty());
+    assert!(
+        matches!(&events(&out)[..], [Event::BackupRejected { error }] if error.contains("no-such-policy"))
+    );
+}
+
+#[test]
+fn saves_do_not_overlap_and_the_newest_wins() {
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    let first = saves(&h.serve(1));
+    assert_eq!(first.len(), 1);
+    // Two more applies while the first save is under way: only the newest is kept.
+    assert!(saves(&h.serve(2)).is_empty());
+    assert!(saves(&h.serve(3)).is_empty());
+    h.agent.handle_backup_saved(Ok(()), h.now);
+    let out = h.outputs();
+    let next = saves(&out);
+    assert_eq!(next.len(), 1);
+    let key = BackupKey::from_bytes(KEY);
+    assert_eq!(backup::open(&next[0], &key).unwrap().revision, 3);
+    assert_eq!(backup::open(&first[0], &key).unwrap().revision, 1);
+    // A failed save is reported (and heartbeats say so).
+    h.agent.handle_backup_saved(Err("disk full".into()), h.now);
+    let out = h.outputs();
+    assert!(events(&out).contains(&Event::BackupSaveFailed {
+        revision: 3,
+        error: "disk full".into()
+    }));
+    assert_eq!(
+        h.agent.status().backup,
+        BackupStatus::Error("save failed: disk full".into())
+    );
+    assert_eq!(h.agent.status().health, Health::Degraded);
+    // The next apply saves again.
+    assert_eq!(saves(&h.serve(4)).len(), 1);
+    h.agent.handle_backup_saved(Ok(()), h.now);
+    assert_eq!(h.agent.status().backup, BackupStatus::Saved);
+}
+
+#[test]
+fn answers_nobody_asked_for_are_ignored() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.fetch(FetchResult::Transport("down".into()));
+    h.outputs();
+    // No fetch is in flight during the backoff: a stray answer changes nothing.
+    h.fetch(FetchResult::Snapshot(snapshot(1)));
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    h.agent.handle_heartbeat_done(Ok(()), h.now);
+    // No backup configured, so no backup answers count either.
+    h.agent.handle_backup_saved(Ok(()), h.now);
+    h.agent.handle_backup_loaded(Ok(Some(b"junk")), h.now);
+    let out = h.outputs();
+    assert!(
+        applied(&out).is_empty() && fetches(&out).is_empty(),
+        "{out:?}"
+    );
+    assert_eq!(h.agent.applied_revision(), None);
+    assert_eq!(h.agent.status().backup, BackupStatus::None);
+    assert_eq!(h.next_fetch(Ok(())).1, (None, None));
+}

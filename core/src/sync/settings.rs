@@ -1,0 +1,76 @@
+//! How the sync agent paces itself, who it reports as, and its backup key.
+
+use std::time::Duration;
+
+use super::backoff::BackoffPolicy;
+use super::backup_key::BackupKey;
+
+/// Intervals and timeouts of the sync agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTiming {
+    /// Plain polling interval, when long polls are not answered as asked or a
+    /// snapshot was rejected (10 s).
+    pub poll_interval: Duration,
+    /// How long a long poll asks the server to hold the request (30 s).
+    pub long_poll_wait: Duration,
+    /// After the server was found to ignore `wait`, how long until long polls are
+    /// tried again (10 min).
+    pub long_poll_retry: Duration,
+    /// Timeout of a plain request; a long poll gets its wait on top (10 s).
+    pub request_timeout: Duration,
+    /// Heartbeat interval (60 s).
+    pub heartbeat_interval: Duration,
+    /// Backoff after failed fetches (1 s doubling to 60 s, jittered).
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for SyncTiming {
+    fn default() -> Self {
+        SyncTiming {
+            poll_interval: Duration::from_secs(10),
+            long_poll_wait: Duration::from_secs(30),
+            long_poll_retry: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(60),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// The backup: the key files are sealed under and where nonces start.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// The AES-256-GCM key.
+    pub key: BackupKey,
+    /// 12 random bytes from the OS, fresh at each process start; nonces are this
+    /// with a counter folded in, so they never repeat under the key.
+    pub nonce_seed: [u8; 12],
+}
+
+/// Everything the sync agent is configured with.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Intervals and timeouts.
+    pub timing: SyncTiming,
+    /// This gateway process, for heartbeats.
+    pub instance_id: String,
+    /// The host it runs on, for heartbeats.
+    pub hostname: String,
+    /// The gateway version, for heartbeats.
+    pub version: String,
+    /// The configuration backup, if one is kept.
+    pub backup: Option<BackupSettings>,
+}
+
+impl SyncSettings {
+    /// Default timing, this crate's version, no backup.
+    pub fn new(instance_id: impl Into<String>, hostname: impl Into<String>) -> Self {
+        SyncSettings {
+            timing: SyncTiming::default(),
+            instance_id: instance_id.into(),
+            hostname: hostname.into(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            backup: None,
+        }
+    }
+}
