@@ -1,6 +1,7 @@
 //! Store tests on real SQLite files in temporary directories.
 
 use portcullis_core::config::{CompiledConfig, ConfigError, Snapshot, SubscriptionState};
+use portcullis_core::sync::token;
 use std::path::Path;
 
 use serde_json::{json, Value};
