@@ -1,3 +1,9 @@
 //! Portcullis management plane: the only place configuration changes, and what gateways sync from.
 
+pub mod http;
+pub mod server;
 pub mod store;
+pub mod tls;
+
+pub use server::{Management, ManagementError, ManagementOptions};
+pub use tls::TlsMode;

@@ -1,0 +1,188 @@
+//! The management plane's HTTP API: admin REST resources, the gateway sync endpoints,
+//! `/openapi.json` and `/healthz`.
+//!
+//! Handlers never run store calls on the runtime's workers: every call goes through
+//! [`AppState::read`] or [`AppState::write`], which take the store's mutex on a
+//! blocking thread. Writes publish the new revision on a watch channel that
+//! long-polling configuration requests wait on.
+
+mod auth;
+mod body;
+mod clock;
+mod conditional;
+mod entities;
+mod gateways;
+pub mod openapi;
+mod pagination;
+mod policies;
+pub mod problem;
+mod subscriptions;
+mod sync;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::watch;
+
+use crate::store::{Store, StoreError};
+pub use body::MAX_BODY;
+pub use problem::Problem;
+
+/// Who the audit log names for changes made with the admin token.
+const ADMIN_ACTOR: &str = "admin";
+
+/// What every handler shares: the store, the revision channel and the settings.
+pub struct AppState {
+    store: Arc<Mutex<Store>>,
+    revision: watch::Sender<u64>,
+    shutdown: watch::Receiver<bool>,
+    heartbeat_interval: Duration,
+    max_wait: Duration,
+}
+
+impl AppState {
+    /// Wraps an open store. `shutdown` turning true ends long-polls at once.
+    pub fn new(
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+        heartbeat_interval: Duration,
+        max_wait: Duration,
+    ) -> Self {
+        let (revision, _) = watch::channel(store.revision());
+        AppState {
+            store: Arc::new(Mutex::new(store)),
+            revision,
+            shutdown,
+            heartbeat_interval,
+            max_wait,
+        }
+    }
+
+    /// The latest committed revision.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// A receiver that sees every committed revision.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Runs a read on a blocking thread with the store locked.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&guard)
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .map_err(Problem::from)
+    }
+
+    /// Runs a write on a blocking thread with the store locked, then publishes the
+    /// store's revision (before the lock is released, so readers never see a revision
+    /// the channel has not announced).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        let revision = self.revision.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            let result = f(&mut guard);
+            let now = guard.revision();
+            revision.send_if_modified(|current| {
+                let newer = now > *current;
+                if newer {
+                    *current = now;
+                }
+                newer
+            });
+            result
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .map_err(Problem::from)
+    }
+}
+
+/// Shared state as handlers get it.
+pub type Shared = Arc<AppState>;
+
+/// The whole API: public, gateway-token and admin routes, with the body limit and
+/// problem+json for unknown routes and methods.
+pub fn router(state: Shared) -> Router {
+    let admin = Router::new()
+        .merge(entities::routes())
+        .merge(subscriptions::routes())
+        .merge(gateways::routes())
+        .merge(policies::routes())
+        .route("/revision", get(revision))
+        .route("/audit", get(audit))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_admin,
+        ));
+    Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .route("/healthz", get(healthz))
+        .merge(sync::routes())
+        .merge(admin)
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn revision(axum::extract::State(state): axum::extract::State<Shared>) -> Response {
+    Json(serde_json::json!({ "revision": state.revision() })).into_response()
+}
+
+async fn audit(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, Problem> {
+    let page = pagination::PageRequest::from_query(query.as_deref())?;
+    let (entries, count) = state.read(move |s| s.audit(page.skip, page.top)).await?;
+    let value = entries
+        .into_iter()
+        .map(|e| {
+            let mut entry = serde_json::json!({
+                "revision": e.revision,
+                "at": clock::rfc3339(e.at_unix),
+                "actor": e.actor,
+                "action": e.action,
+                "resource": e.resource,
+            });
+            if let Some(detail) = e.detail {
+                entry["detail"] = serde_json::Value::String(detail);
+            }
+            entry
+        })
+        .collect();
+    Ok(Json(pagination::Page::new("/audit", page, value, count)).into_response())
+}
+
+async fn no_route(req: Request) -> Problem {
+    Problem::no_route(req.uri().path())
+}
+
+async fn method_not_allowed(req: Request) -> Problem {
+    Problem::method_not_allowed(req.method().as_str(), req.uri().path())
+}

@@ -1,0 +1,852 @@
+//! The OpenAPI 3.0 document of the management API, served at `/openapi.json`.
+
+use std::sync::OnceLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::problem::PROBLEM_JSON;
+use crate::store::Kind;
+
+/// `GET /openapi.json`.
+pub async fn serve() -> Response {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    let bytes = BYTES.get_or_init(|| serde_json::to_vec_pretty(&document()).unwrap_or_default());
+    let mut response = bytes.clone().into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for kind in Kind::ALL {
+        let (collection, item) = entity_paths(kind);
+        paths.insert(format!("/{}", kind.collection()), collection);
+        paths.insert(format!("/{}/{{id}}", kind.collection()), item);
+    }
+    for (path, item) in action_paths()
+        .into_iter()
+        .chain(policy_paths())
+        .chain(sync_paths())
+        .chain(misc_paths())
+    {
+        paths.insert(path, item);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Portcullis management API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The only way to change a Portcullis configuration. Every accepted change is compiled with the gateway's own compiler first, bumps one revision and is recorded in the audit log. Errors are application/problem+json.",
+        },
+        "security": [{ "adminToken": [] }],
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+/// The schema name and the body it describes of each kind.
+fn schema_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Api => "Api",
+        Kind::Product => "Product",
+        Kind::Subscription => "Subscription",
+        Kind::User => "User",
+        Kind::Backend => "Backend",
+        Kind::NamedValue => "NamedValue",
+        Kind::Fragment => "PolicyFragment",
+        Kind::Gateway => "Gateway",
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { PROBLEM_JSON: { "schema": schema_ref("Problem") } },
+    })
+}
+
+fn ok_json(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": json_content(schema) })
+}
+
+fn with_etag(mut response: Value) -> Value {
+    response["headers"] = json!({ "ETag": { "$ref": "#/components/headers/ETag" } });
+    response
+}
+
+fn param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn header_param(reference: &str) -> Value {
+    json!({ "$ref": format!("#/components/parameters/{reference}") })
+}
+
+/// Responses shared by every admin operation.
+fn admin_errors(responses: &mut Map<String, Value>) {
+    responses.insert("401".into(), problem("No or a wrong admin bearer token"));
+}
+
+fn operation(
+    summary: &str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    responses: Vec<(&str, Value)>,
+) -> Value {
+    let mut map: Map<String, Value> = responses
+        .into_iter()
+        .map(|(code, r)| (code.to_owned(), r))
+        .collect();
+    admin_errors(&mut map);
+    let mut op = json!({ "summary": summary, "responses": map });
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    if let Some(body) = body {
+        op["requestBody"] = body;
+    }
+    op
+}
+
+fn entity_paths(kind: Kind) -> (Value, Value) {
+    let noun = kind.noun();
+    let schema = schema_name(kind);
+    let id = param(
+        "id",
+        if kind == Kind::NamedValue {
+            "The named value's name"
+        } else {
+            "The id: letters, digits, '-', '.', '_' or '~'"
+        },
+    );
+    let collection = json!({
+        "get": operation(
+            &format!("List {}", kind.collection()),
+            vec![header_param("top"), header_param("skip")],
+            None,
+            vec![
+                ("200", ok_json("One page, ordered by id", page_schema(schema_ref(schema)))),
+                ("400", problem("A bad top or skip")),
+            ],
+        ),
+    });
+    let item = json!({
+        "get": operation(
+            &format!("Get a {noun}"),
+            vec![id.clone(), header_param("IfNoneMatch")],
+            None,
+            vec![
+                ("200", with_etag(ok_json(&format!("The {noun}"), schema_ref(schema)))),
+                ("304", with_etag(json!({ "description": "Not modified since the given ETag" }))),
+                ("404", problem("No such entity")),
+            ],
+        ),
+        "put": operation(
+            &format!("Create or replace a {noun}"),
+            vec![id.clone(), header_param("IfMatch"), header_param("IfNoneMatch")],
+            Some(json!({ "required": true, "content": json_content(schema_ref(schema)) })),
+            vec![
+                ("200", with_etag(ok_json("Replaced", schema_ref(schema)))),
+                ("201", with_etag(ok_json("Created (a subscription's keys and a secret value are shown this once)", schema_ref(schema)))),
+                ("400", problem("Not valid, or the resulting configuration does not compile (nothing is stored)")),
+                ("412", problem("If-Match or If-None-Match does not hold")),
+                ("413", problem("Body over 16 MiB")),
+            ],
+        ),
+        "delete": operation(
+            &format!("Delete a {noun}"),
+            vec![id, header_param("IfMatch")],
+            None,
+            vec![
+                ("204", json!({ "description": "Deleted" })),
+                ("404", problem("No such entity")),
+                ("409", problem("Still referenced (an API in a product, a product a subscription is scoped to, ...)")),
+                ("412", problem("If-Match does not hold")),
+            ],
+        ),
+    });
+    (collection, item)
+}
+
+fn action(summary: &str, params: Vec<Value>, body: Option<Value>, ok: Value) -> Value {
+    json!({
+        "post": operation(
+            summary,
+            params,
+            body,
+            vec![
+                ("200", ok),
+                ("400", problem("Bad request body")),
+                ("404", problem("No such entity")),
+                ("412", problem("If-Match does not hold")),
+            ],
+        ),
+    })
+}
+
+fn action_paths() -> Vec<(String, Value)> {
+    let sub = || param("id", "The subscription's id");
+    let gw = || param("id", "The gateway's id");
+    let keys = || ok_json("Both keys", schema_ref("SubscriptionKeys"));
+    let mut out = vec![(
+        "/subscriptions/{id}/secrets".to_owned(),
+        action("Show a subscription's keys", vec![sub()], None, keys()),
+    )];
+    for which in ["primary", "secondary"] {
+        out.push((
+            format!("/subscriptions/{{id}}/regenerate-{which}-key"),
+            action(
+                &format!("Replace the {which} key with a new random one"),
+                vec![sub(), header_param("IfMatch")],
+                None,
+                keys(),
+            ),
+        ));
+    }
+    for (verb, state) in [
+        ("suspend", "suspended"),
+        ("activate", "active"),
+        ("cancel", "cancelled"),
+    ] {
+        out.push((
+            format!("/subscriptions/{{id}}/{verb}"),
+            action(
+                &format!("Set the subscription's state to {state}"),
+                vec![sub(), header_param("IfMatch")],
+                None,
+                with_etag(ok_json("The subscription", schema_ref("Subscription"))),
+            ),
+        ));
+    }
+    let gateway_keys = || ok_json("Both keys", schema_ref("GatewayKeys"));
+    out.push((
+        "/gateways/{id}/keys".to_owned(),
+        action("Show a gateway's keys", vec![gw()], None, gateway_keys()),
+    ));
+    out.push((
+        "/gateways/{id}/regenerate-key".to_owned(),
+        action(
+            "Replace one of a gateway's keys; tokens signed with the old one stop working",
+            vec![gw(), header_param("IfMatch")],
+            Some(
+                json!({ "required": true, "content": json_content(schema_ref("KeyTypeRequest")) }),
+            ),
+            gateway_keys(),
+        ),
+    ));
+    out.push((
+        "/gateways/{id}/token".to_owned(),
+        action(
+            "Sign a gateway token (at most 30 days; default 30 days, primary key)",
+            vec![gw()],
+            Some(json!({ "required": false, "content": json_content(schema_ref("TokenRequest")) })),
+            ok_json("The token", schema_ref("Token")),
+        ),
+    ));
+    out.push((
+        "/gateways/{id}/status".to_owned(),
+        json!({
+            "get": operation(
+                "A gateway's instances: last heartbeat, applied revision, online (offline after 3 missed heartbeats)",
+                vec![gw()],
+                None,
+                vec![
+                    ("200", ok_json("The instances", schema_ref("GatewayStatus"))),
+                    ("404", problem("No such gateway")),
+                ],
+            ),
+        }),
+    ));
+    out
+}
+
+fn policy_paths() -> Vec<(String, Value)> {
+    let scopes = [
+        ("/policy", "the global policy document (all APIs)", vec![]),
+        (
+            "/products/{id}/policy",
+            "a product's policy document",
+            vec![param("id", "The product's id")],
+        ),
+        (
+            "/apis/{id}/policy",
+            "an API's policy document",
+            vec![param("id", "The API's id")],
+        ),
+        (
+            "/apis/{id}/operations/{opId}/policy",
+            "an operation's policy document",
+            vec![
+                param("id", "The API's id"),
+                param("opId", "The operation's id"),
+            ],
+        ),
+    ];
+    let xml = || json!({ "application/xml": { "schema": { "type": "string" } } });
+    scopes
+        .into_iter()
+        .map(|(path, what, params)| {
+            let with = |extra: &str| {
+                let mut p = params.clone();
+                p.push(header_param(extra));
+                p
+            };
+            let item = json!({
+                "get": operation(
+                    &format!("Get {what}"),
+                    with("IfNoneMatch"),
+                    None,
+                    vec![
+                        ("200", with_etag(json!({ "description": "The XML document", "content": xml() }))),
+                        ("304", with_etag(json!({ "description": "Not modified since the given ETag" }))),
+                        ("404", problem("No document (or no owner)")),
+                    ],
+                ),
+                "put": operation(
+                    &format!("Set {what}"),
+                    with("IfMatch"),
+                    Some(json!({ "required": true, "content": xml() })),
+                    vec![
+                        ("200", with_etag(json!({ "description": "Replaced", "content": xml() }))),
+                        ("201", with_etag(json!({ "description": "Created", "content": xml() }))),
+                        ("400", problem("The document does not compile: `policy` names the element, line, column and reason; nothing is stored")),
+                        ("404", problem("No such owner")),
+                        ("412", problem("If-Match does not hold")),
+                        ("415", problem("Not XML")),
+                    ],
+                ),
+                "delete": operation(
+                    &format!("Remove {what}"),
+                    with("IfMatch"),
+                    None,
+                    vec![
+                        ("204", json!({ "description": "Removed" })),
+                        ("404", problem("No document (or no owner)")),
+                        ("412", problem("If-Match does not hold")),
+                    ],
+                ),
+            });
+            (path.to_owned(), item)
+        })
+        .collect()
+}
+
+fn sync_paths() -> Vec<(String, Value)> {
+    let gw = param("id", "The gateway's id");
+    let gateway_errors = |mut responses: Map<String, Value>| {
+        responses.insert(
+            "401".into(),
+            problem("No, a malformed, expired or forged gateway token, or one for another gateway"),
+        );
+        responses.insert("404".into(), problem("No such gateway"));
+        Value::Object(responses)
+    };
+    let mut config_responses = Map::new();
+    config_responses.insert(
+        "200".into(),
+        with_etag(ok_json(
+            "The snapshot of exactly what this gateway serves; `revision` is the ETag",
+            schema_ref("Snapshot"),
+        )),
+    );
+    config_responses.insert(
+        "304".into(),
+        with_etag(json!({ "description": "The given revision is still current (after waiting, with `wait`)" })),
+    );
+    let mut heartbeat_responses = Map::new();
+    heartbeat_responses.insert("204".into(), json!({ "description": "Recorded" }));
+    heartbeat_responses.insert("400".into(), problem("Not a heartbeat"));
+    vec![
+        (
+            "/gateways/{id}/configuration".to_owned(),
+            json!({
+                "get": {
+                    "summary": "Fetch (or long-poll for) the gateway's configuration",
+                    "security": [{ "gatewayToken": [] }],
+                    "parameters": [
+                        gw.clone(),
+                        header_param("IfNoneMatch"),
+                        { "name": "wait", "in": "query", "required": false, "description": "Hold the request up to this many seconds (capped at 60) until the revision differs from If-None-Match", "schema": { "type": "integer", "minimum": 0 } },
+                    ],
+                    "responses": gateway_errors(config_responses),
+                },
+            }),
+        ),
+        (
+            "/gateways/{id}/heartbeat".to_owned(),
+            json!({
+                "post": {
+                    "summary": "Report a gateway instance's state (every 60 s)",
+                    "security": [{ "gatewayToken": [] }],
+                    "parameters": [gw],
+                    "requestBody": { "required": true, "content": json_content(schema_ref("Heartbeat")) },
+                    "responses": gateway_errors(heartbeat_responses),
+                },
+            }),
+        ),
+    ]
+}
+
+fn misc_paths() -> Vec<(String, Value)> {
+    vec![
+        (
+            "/revision".to_owned(),
+            json!({
+                "get": operation(
+                    "The current revision",
+                    vec![],
+                    None,
+                    vec![("200", ok_json("The revision", json!({ "type": "object", "required": ["revision"], "properties": { "revision": { "type": "integer", "format": "int64" } } })))],
+                ),
+            }),
+        ),
+        (
+            "/audit".to_owned(),
+            json!({
+                "get": operation(
+                    "The audit log, newest first",
+                    vec![header_param("top"), header_param("skip")],
+                    None,
+                    vec![
+                        ("200", ok_json("One page", page_schema(schema_ref("AuditEntry")))),
+                        ("400", problem("A bad top or skip")),
+                    ],
+                ),
+            }),
+        ),
+        (
+            "/openapi.json".to_owned(),
+            json!({
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": { "schema": { "type": "object" } } } } },
+                },
+            }),
+        ),
+        (
+            "/healthz".to_owned(),
+            json!({
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": { "200": ok_json("Serving", json!({ "type": "object", "properties": { "status": { "type": "string", "enum": ["ok"] } } })) },
+                },
+            }),
+        ),
+    ]
+}
+
+fn page_schema(item: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["value", "count"],
+        "properties": {
+            "value": { "type": "array", "items": item },
+            "count": { "type": "integer", "description": "How many there are in all" },
+            "nextLink": { "type": "string", "description": "The next page's path and query, when more follow" },
+        },
+    })
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": {
+            "adminToken": { "type": "http", "scheme": "bearer", "description": "The admin token printed at the first start (or given in the environment)" },
+            "gatewayToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`GatewayKey <id>&<expiry>&<signature>` from POST /gateways/{id}/token" },
+        },
+        "headers": {
+            "ETag": { "description": "The version (revision of the last write), quoted", "schema": { "type": "string", "example": "\"12\"" } },
+        },
+        "parameters": {
+            "top": { "name": "top", "in": "query", "required": false, "description": "Page size (default 100, at most 1000)", "schema": { "type": "integer", "minimum": 0, "maximum": 1000, "default": 100 } },
+            "skip": { "name": "skip", "in": "query", "required": false, "description": "How many to skip", "schema": { "type": "integer", "minimum": 0, "default": 0 } },
+            "IfMatch": { "name": "If-Match", "in": "header", "required": false, "description": "`\"<version>\"` or `*`; 412 when it does not hold", "schema": { "type": "string" } },
+            "IfNoneMatch": { "name": "If-None-Match", "in": "header", "required": false, "description": "On PUT, `*`: create only (412 if it exists). On GET, `\"<version>\"`: 304 while unchanged", "schema": { "type": "string" } },
+        },
+        "schemas": schemas(),
+    })
+}
+
+fn schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let policy =
+        json!({ "type": "string", "nullable": true, "description": "Policy XML (<policies>...)" });
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Problem".into(),
+        json!({
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {
+                    "type": { "type": "string", "description": "https://portcullis.dev/problems/<slug>" },
+                    "title": string,
+                    "status": { "type": "integer" },
+                    "detail": string,
+                    "policy": {
+                        "type": "object",
+                        "description": "For a policy that does not compile",
+                        "required": ["owner", "element", "line", "column", "reason"],
+                        "properties": {
+                            "owner": { "type": "string", "example": "api 'echo'" },
+                            "element": { "type": "string", "example": "rate-limit" },
+                            "line": { "type": "integer" },
+                            "column": { "type": "integer" },
+                            "reason": string,
+                        },
+                    },
+                },
+            }),
+    );
+    schemas.insert(
+        "Api".into(),
+        json!({
+                "type": "object",
+                "required": ["path"],
+                "properties": {
+                    "id": string,
+                    "displayName": string,
+                    "description": string,
+                    "path": { "type": "string", "description": "URL suffix, \"\" for the root API" },
+                    "serviceUrl": { "type": "string", "nullable": true },
+                    "backendId": { "type": "string", "nullable": true },
+                    "protocols": { "type": "array", "items": { "type": "string", "enum": ["http", "https"] } },
+                    "hostnames": strings,
+                    "subscriptionRequired": { "type": "boolean", "default": true },
+                    "subscriptionKeyParameterNames": { "type": "object", "properties": { "header": string, "query": string } },
+                    "preserveHostHeader": { "type": "boolean", "default": true },
+                    "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 3600, "default": 30 },
+                    "operations": { "type": "array", "items": schema_ref("Operation") },
+                    "policy": policy,
+                },
+            }),
+    );
+    schemas.insert(
+        "Operation".into(),
+        json!({
+            "type": "object",
+            "required": ["id", "method", "urlTemplate"],
+            "properties": {
+                "id": string,
+                "displayName": string,
+                "description": string,
+                "method": { "type": "string", "description": "HTTP method, or * for any" },
+                "urlTemplate": { "type": "string", "example": "/users/{id}" },
+                "policy": policy,
+            },
+        }),
+    );
+    schemas.insert(
+        "Product".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": string,
+                "displayName": string,
+                "description": string,
+                "apis": strings,
+                "subscriptionRequired": { "type": "boolean", "default": true },
+                "policy": policy,
+            },
+        }),
+    );
+    schemas.insert(
+        "Subscription".into(),
+        json!({
+                "type": "object",
+                "required": ["scope"],
+                "properties": {
+                    "id": string,
+                    "displayName": string,
+                    "scope": { "type": "string", "description": "/apis, /apis/{apiId} or /products/{productId}" },
+                    "ownerId": string,
+                    "state": { "type": "string", "enum": ["active", "submitted", "suspended", "cancelled", "expired", "rejected"] },
+                    "primaryKey": { "type": "string", "description": "Generated when absent; shown only in the create response" },
+                    "secondaryKey": { "type": "string", "description": "Generated when absent; shown only in the create response" },
+                },
+            }),
+    );
+    schemas.insert(
+        "SubscriptionKeys".into(),
+        json!({
+            "type": "object",
+            "required": ["primaryKey", "secondaryKey"],
+            "properties": { "primaryKey": string, "secondaryKey": string },
+        }),
+    );
+    schemas.insert(
+        "User".into(),
+        json!({
+            "type": "object",
+            "required": ["email", "firstName", "lastName"],
+            "properties": {
+                "id": string,
+                "email": string,
+                "firstName": string,
+                "lastName": string,
+                "state": { "type": "string", "enum": ["active", "blocked"] },
+                "note": string,
+            },
+        }),
+    );
+    schemas.insert(
+        "Backend".into(),
+        json!({
+            "type": "object",
+            "required": ["url"],
+            "properties": { "id": string, "description": string, "url": string },
+        }),
+    );
+    schemas.insert(
+        "NamedValue".into(),
+        json!({
+                "type": "object",
+                "properties": {
+                    "name": string,
+                    "value": { "type": "string", "nullable": true, "description": "null in every response after creation when secret; leave out on PUT to keep the stored value" },
+                    "secret": { "type": "boolean", "default": false },
+                },
+            }),
+    );
+    schemas.insert(
+        "PolicyFragment".into(),
+        json!({
+            "type": "object",
+            "required": ["value"],
+            "properties": {
+                "id": string,
+                "description": string,
+                "value": { "type": "string", "description": "<fragment>...</fragment>" },
+            },
+        }),
+    );
+    schemas.insert(
+        "Gateway".into(),
+        json!({
+                "type": "object",
+                "required": ["location"],
+                "properties": {
+                    "id": string,
+                    "description": string,
+                    "location": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": { "name": string, "city": string, "district": string, "countryOrRegion": string },
+                    },
+                    "apis": { "type": "array", "items": { "type": "string" }, "description": "Ids of the APIs the gateway serves" },
+                },
+            }),
+    );
+    schemas.insert(
+        "GatewayKeys".into(),
+        json!({
+            "type": "object",
+            "required": ["primary", "secondary"],
+            "properties": { "primary": string, "secondary": string },
+        }),
+    );
+    schemas.insert(
+        "KeyTypeRequest".into(),
+        json!({
+            "type": "object",
+            "required": ["keyType"],
+            "properties": { "keyType": { "type": "string", "enum": ["primary", "secondary"] } },
+        }),
+    );
+    schemas.insert(
+        "TokenRequest".into(),
+        json!({
+                "type": "object",
+                "properties": {
+                    "keyType": { "type": "string", "enum": ["primary", "secondary"], "default": "primary" },
+                    "expiry": { "type": "string", "format": "date-time", "description": "At most 30 days ahead; default 30 days" },
+                },
+            }),
+    );
+    schemas.insert(
+        "Token".into(),
+        json!({
+                "type": "object",
+                "required": ["value", "expiry"],
+                "properties": {
+                    "value": { "type": "string", "example": "GatewayKey gw1&1767225600&base64signature" },
+                    "expiry": { "type": "string", "format": "date-time" },
+                },
+            }),
+    );
+    schemas.insert(
+        "Heartbeat".into(),
+        json!({
+                "type": "object",
+                "required": ["instanceId"],
+                "properties": {
+                    "instanceId": string,
+                    "hostname": string,
+                    "version": string,
+                    "appliedRevision": { "type": "integer", "nullable": true },
+                    "uptimeSeconds": { "type": "integer" },
+                    "health": { "type": "string", "enum": ["healthy", "degraded", "notReady"] },
+                    "connectivity": { "type": "string", "enum": ["connected", "disconnected", "starting"] },
+                    "compileErrors": strings,
+                    "backup": { "type": "string", "description": "none, saved, loaded or error: ..." },
+                },
+            }),
+    );
+    schemas.insert(
+        "GatewayStatus".into(),
+        json!({
+            "type": "object",
+            "required": ["gatewayId", "instances"],
+            "properties": {
+                "gatewayId": string,
+                "instances": {
+                    "type": "array",
+                    "items": {
+                        "allOf": [
+                            schema_ref("Heartbeat"),
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "lastHeartbeat": { "type": "string", "format": "date-time" },
+                                    "online": { "type": "boolean" },
+                                },
+                            },
+                        ],
+                    },
+                },
+            },
+        }),
+    );
+    schemas.insert(
+        "Snapshot".into(),
+        json!({
+                "type": "object",
+                "required": ["revision"],
+                "description": "What one gateway serves (secret values included: only the gateway's token reads it)",
+                "properties": {
+                    "revision": { "type": "integer", "format": "int64" },
+                    "apis": { "type": "array", "items": schema_ref("Api") },
+                    "backends": { "type": "array", "items": schema_ref("Backend") },
+                    "namedValues": { "type": "array", "items": schema_ref("NamedValue") },
+                    "subscriptions": { "type": "array", "items": schema_ref("Subscription") },
+                    "products": { "type": "array", "items": schema_ref("Product") },
+                    "policy": policy,
+                    "fragments": { "type": "array", "items": { "type": "object", "properties": { "id": string, "policy": string } } },
+                },
+            }),
+    );
+    schemas.insert(
+        "AuditEntry".into(),
+        json!({
+            "type": "object",
+            "required": ["revision", "at", "actor", "action", "resource"],
+            "properties": {
+                "revision": { "type": "integer", "format": "int64" },
+                "at": { "type": "string", "format": "date-time" },
+                "actor": string,
+                "action": string,
+                "resource": string,
+                "detail": string,
+            },
+        }),
+    );
+    Value::Object(schemas)
+}
+
+/// Every path the router serves, with its methods: what `document` must describe.
+pub const ROUTED: &[(&str, &[&str])] = &[
+    ("/openapi.json", &["get"]),
+    ("/healthz", &["get"]),
+    ("/revision", &["get"]),
+    ("/audit", &["get"]),
+    ("/policy", &["get", "put", "delete"]),
+    ("/products/{id}/policy", &["get", "put", "delete"]),
+    ("/apis/{id}/policy", &["get", "put", "delete"]),
+    (
+        "/apis/{id}/operations/{opId}/policy",
+        &["get", "put", "delete"],
+    ),
+    ("/subscriptions/{id}/secrets", &["post"]),
+    ("/subscriptions/{id}/regenerate-primary-key", &["post"]),
+    ("/subscriptions/{id}/regenerate-secondary-key", &["post"]),
+    ("/subscriptions/{id}/suspend", &["post"]),
+    ("/subscriptions/{id}/activate", &["post"]),
+    ("/subscriptions/{id}/cancel", &["post"]),
+    ("/gateways/{id}/keys", &["post"]),
+    ("/gateways/{id}/regenerate-key", &["post"]),
+    ("/gateways/{id}/token", &["post"]),
+    ("/gateways/{id}/status", &["get"]),
+    ("/gateways/{id}/configuration", &["get"]),
+    ("/gateways/{id}/heartbeat", &["post"]),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routed_path_and_method_is_documented() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut expected: Vec<(String, Vec<&str>)> = ROUTED
+            .iter()
+            .map(|(p, m)| ((*p).to_owned(), m.to_vec()))
+            .collect();
+        for kind in Kind::ALL {
+            expected.push((format!("/{}", kind.collection()), vec!["get"]));
+            expected.push((
+                format!("/{}/{{id}}", kind.collection()),
+                vec!["get", "put", "delete"],
+            ));
+        }
+        for (path, methods) in &expected {
+            let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
+            for m in methods {
+                assert!(item.get(*m).is_some(), "{m} {path} missing");
+            }
+        }
+        assert_eq!(paths.len(), expected.len(), "no undocumented extras");
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let pointer = r.strip_prefix('#').expect("local ref");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    fn collect_refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(s)) => out.push(s.clone()),
+                        _ => collect_refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The endpoints gateways call with their token: configuration (with long-poll) and heartbeat.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::auth::require_gateway;
+use super::body::RawBody;
+use super::clock::now_unix;
+use super::conditional::{if_none_match_versions, set_etag};
+use super::pagination::query_pairs;
+use super::problem::Problem;
+use super::Shared;
+use crate::store::Heartbeat;
+
+/// `GET /gateways/{id}/configuration` and `POST /gateways/{id}/heartbeat`.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/gateways/{id}/configuration", get(configuration))
+        .route("/gateways/{id}/heartbeat", post(heartbeat))
+}
+
+async fn configuration(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require_gateway(&state, &headers, &id).await?;
+    let wait = wait_param(query.as_deref(), state.max_wait)?;
+    let known = if_none_match_versions(&headers);
+    if !known.is_empty() && !wait.is_zero() {
+        wait_for_change(&state, &known, wait).await;
+    }
+    let config = state.read(move |s| s.gateway_config(&id)).await?;
+    let mut response = if known.contains(&config.revision) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(Body::from(config.json));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    let headers = response.headers_mut();
+    set_etag(headers, config.revision);
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `?wait=SECONDS`, capped at `max`; absent means no wait.
+fn wait_param(query: Option<&str>, max: Duration) -> Result<Duration, Problem> {
+    let mut wait = Duration::ZERO;
+    for (name, value) in query_pairs(query) {
+        if name == "wait" {
+            let secs: u64 = value.parse().map_err(|_| {
+                Problem::invalid(format!(
+                    "`wait` must be a whole number of seconds, not `{value}`"
+                ))
+            })?;
+            wait = Duration::from_secs(secs);
+        }
+    }
+    Ok(wait.min(max))
+}
+
+/// Waits until the revision is none of `known`, `wait` passes, or shutdown begins.
+async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) {
+    let mut revisions = state.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        if !known.contains(&*revisions.borrow_and_update()) || *shutdown.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            changed = revisions.changed() => if changed.is_err() { return },
+            changed = shutdown.changed() => if changed.is_err() { return },
+            () = &mut deadline => return,
+        }
+    }
+}
+
+async fn heartbeat(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, Problem> {
+    require_gateway(&state, &headers, &id).await?;
+    let beat: Heartbeat = serde_json::from_slice(&body).map_err(|e| Problem::invalid_json(&e))?;
+    if beat.instance_id.is_empty() {
+        return Err(Problem::invalid("instanceId must not be empty"));
+    }
+    // A heartbeat changes no configuration (the revision stays), but the store
+    // records it with `&mut`.
+    state
+        .write(move |s| s.record_heartbeat(&id, &beat, now_unix()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_is_capped_and_checked() {
+        let max = Duration::from_secs(60);
+        assert_eq!(wait_param(None, max).expect("ok"), Duration::ZERO);
+        assert_eq!(
+            wait_param(Some("wait=5"), max).expect("ok"),
+            Duration::from_secs(5)
+        );
+        assert_eq!(wait_param(Some("wait=600"), max).expect("ok"), max);
+        assert!(wait_param(Some("wait=soon"), max).is_err());
+    }
+}

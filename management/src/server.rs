@@ -1,0 +1,285 @@
+//! The management plane service: opens the store, sets up admin auth and TLS, and
+//! serves the HTTP API until shut down.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::http::{self, AppState};
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError, TlsMode};
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for requests in flight before closing their connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of a management plane.
+#[derive(Debug, Clone)]
+pub struct ManagementOptions {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Data directory: the SQLite database, and `tls/` for `--self-signed`.
+    pub data_dir: PathBuf,
+    /// Admin token from the environment or command line; `None` uses (or creates) a stored one.
+    pub admin_token: Option<String>,
+    /// Plain HTTP, or HTTPS from files or a generated self-signed certificate.
+    pub tls: TlsMode,
+    /// How often gateways send heartbeats; an instance is offline after three missed.
+    pub heartbeat_interval: Duration,
+    /// The longest a configuration long-poll (`?wait=`) is held.
+    pub max_wait: Duration,
+}
+
+impl ManagementOptions {
+    /// Plain HTTP on `listen` with `data_dir`, a stored admin token and default intervals.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        ManagementOptions {
+            listen,
+            data_dir: data_dir.into(),
+            admin_token: None,
+            tls: TlsMode::Plain,
+            heartbeat_interval: Duration::from_secs(60),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the management plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    /// The store could not be opened, migrated or set up.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// TLS could not be set up.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A setup task panicked or was cancelled.
+    #[error("setup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A running management plane.
+pub struct Management {
+    local_addr: SocketAddr,
+    base_url: String,
+    created_admin_token: Option<String>,
+    ca_path: Option<PathBuf>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Management")
+            .field("base_url", &self.base_url)
+            .field("ca_path", &self.ca_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Management {
+    /// Sets up TLS, binds, opens the store (migrating it) and its admin token, and serves.
+    pub async fn start(options: ManagementOptions) -> Result<Management, ManagementError> {
+        let mode = options.tls.clone();
+        let data_dir = options.data_dir.clone();
+        let server_tls =
+            tokio::task::spawn_blocking(move || tls::server_tls(&mode, &data_dir)).await??;
+        let (acceptor, ca_path) = match server_tls {
+            Some(t) => (Some(TlsAcceptor::from(t.config)), t.ca_path),
+            None => (None, None),
+        };
+
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ManagementError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ManagementError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+
+        // The store last: an admin token it creates is only printed if the start
+        // succeeds, so nothing that can still fail comes after it.
+        let data_dir = options.data_dir.clone();
+        let admin_token = options.admin_token.clone();
+        let (store, created_admin_token) = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open(&data_dir)?;
+            let created = store.ensure_admin_token(admin_token.as_deref(), unix_now())?;
+            Ok::<_, StoreError>((store, created))
+        })
+        .await??;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState::new(
+            store,
+            shutdown_rx.clone(),
+            options.heartbeat_interval,
+            options.max_wait,
+        ));
+        let app = http::router(state);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{}", display_addr(local_addr));
+        tracing::info!(%base_url, "management plane listening");
+        let task = tokio::spawn(serve(listener, acceptor, app, shutdown_rx));
+        Ok(Management {
+            local_addr,
+            base_url,
+            created_admin_token,
+            ca_path,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http(s)://host:port`, with a loopback address when listening on all interfaces.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The admin token created by this start (print it once), if one was created.
+    pub fn created_admin_token(&self) -> Option<&str> {
+        self.created_admin_token.as_deref()
+    }
+
+    /// The CA certificate clients should trust, in the self-signed mode.
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.ca_path.as_deref()
+    }
+
+    /// Stops accepting, lets requests in flight finish (long-polls end at once) and
+    /// waits for the server to stop.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "management server task failed");
+            }
+        }
+    }
+}
+
+impl Drop for Management {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: still stop serving.
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The host part of the base URL for `addr`.
+fn display_addr(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The accept loop: one task per connection (TLS handshake included), HTTP/1.1 and
+/// HTTP/2, graceful shutdown.
+async fn serve(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let conn = connection(tcp, acceptor.clone(), app.clone(), graceful.watcher());
+                    connections.spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "management connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain timeout; closing them");
+    }
+    connections.shutdown().await;
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn connection(
+    tcp: TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), BoxError> {
+    let service = TowerToHyperService::new(app);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    match acceptor {
+        None => {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            watcher.watch(conn.into_owned()).await
+        }
+        Some(acceptor) => {
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                .await
+                .map_err(|_| "TLS handshake timed out")??;
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            watcher.watch(conn.into_owned()).await
+        }
+    }
+}

@@ -1,0 +1,1028 @@
+//! End-to-end tests of the management API over real sockets: `Management::start` on
+//! 127.0.0.1:0 with a temporary data directory, driven by a small HTTP client.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use client::{Client, Resp};
+use portcullis_management::{Management, ManagementOptions, TlsMode};
+use serde_json::{json, Value};
+
+struct Harness {
+    management: Management,
+    /// A client with the admin token.
+    admin: Client,
+    _dir: tempfile::TempDir,
+}
+
+fn options(dir: &std::path::Path) -> ManagementOptions {
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    ManagementOptions::new(listen, dir.join("data"))
+}
+
+async fn start() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let management = Management::start(options(dir.path()))
+        .await
+        .expect("management plane starts");
+    let token = management
+        .created_admin_token()
+        .expect("first start creates an admin token")
+        .to_owned();
+    let admin = Client::new(management.local_addr()).admin(&token);
+    Harness {
+        management,
+        admin,
+        _dir: dir,
+    }
+}
+
+fn api(id: &str, path: &str) -> Value {
+    json!({
+        "id": id,
+        "path": path,
+        "serviceUrl": "http://127.0.0.1:9/",
+        "operations": [{ "id": "get", "method": "GET", "urlTemplate": "/*" }],
+    })
+}
+
+async fn revision(admin: &Client) -> u64 {
+    let r = admin.get("/revision").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["revision"].as_u64().expect("revision")
+}
+
+#[tokio::test]
+async fn admin_token_is_required_everywhere_but_openapi_and_healthz() {
+    let h = start().await;
+    let anonymous = h.admin.anonymous();
+    for path in [
+        "/apis",
+        "/revision",
+        "/audit",
+        "/policy",
+        "/gateways/x/status",
+    ] {
+        let r = anonymous.get(path).await;
+        r.problem(401);
+        assert!(r
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer")));
+        h.admin
+            .with_authorization("Bearer wrong-token")
+            .get(path)
+            .await
+            .problem(401);
+        h.admin
+            .with_authorization("Basic YWRtaW46YWRtaW4=")
+            .get(path)
+            .await
+            .problem(401);
+    }
+    assert_eq!(h.admin.get("/apis").await.status, 200);
+    assert_eq!(anonymous.get("/openapi.json").await.status, 200);
+    assert_eq!(anonymous.get("/healthz").await.status, 200);
+    // Writes too.
+    let r = anonymous
+        .put_json("/backends/b", &json!({"url": "http://x/"}))
+        .await;
+    r.problem(401);
+    assert_eq!(revision(&h.admin).await, 0, "nothing written");
+}
+
+#[tokio::test]
+async fn admin_token_survives_a_restart_and_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Management::start(options(dir.path())).await.expect("start");
+    let token = first.created_admin_token().expect("created").to_owned();
+    first.shutdown().await;
+
+    let second = Management::start(options(dir.path()))
+        .await
+        .expect("restart");
+    assert_eq!(second.created_admin_token(), None, "printed only once");
+    let client = Client::new(second.local_addr());
+    assert_eq!(client.admin(&token).get("/apis").await.status, 200);
+    second.shutdown().await;
+
+    let mut from_env = options(dir.path());
+    from_env.admin_token = Some("env-token-0123456789abcdef".to_owned());
+    let third = Management::start(from_env)
+        .await
+        .expect("restart with a token");
+    assert_eq!(third.created_admin_token(), None);
+    let client = Client::new(third.local_addr());
+    assert_eq!(
+        client
+            .admin("env-token-0123456789abcdef")
+            .get("/apis")
+            .await
+            .status,
+        200
+    );
+    client.admin(&token).get("/apis").await.problem(401);
+    third.shutdown().await;
+}
+
+#[tokio::test]
+async fn crud_with_etags_and_preconditions() {
+    let h = start().await;
+    let a = &h.admin;
+    let created = a
+        .put_json("/backends/b1", &json!({"url": "http://127.0.0.1:9/"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let etag = created.etag();
+    assert_eq!(etag, format!("\"{}\"", revision(a).await));
+    assert_eq!(created.json()["url"], "http://127.0.0.1:9/");
+
+    let got = a.get("/backends/b1").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.etag(), etag);
+    assert_eq!(got.json()["id"], "b1");
+    let not_modified = a
+        .get_with("/backends/b1", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.etag(), etag);
+
+    // Create-only on an existing entity, and a stale If-Match: 412, nothing changes.
+    let body = json!({"url": "http://127.0.0.1:10/"});
+    a.put_json_with("/backends/b1", &body, &[("if-none-match", "*")])
+        .await
+        .problem(412);
+    a.put_json_with("/backends/b1", &body, &[("if-match", "\"999\"")])
+        .await
+        .problem(412);
+    assert_eq!(
+        a.get("/backends/b1").await.json()["url"],
+        "http://127.0.0.1:9/"
+    );
+
+    let replaced = a
+        .put_json_with("/backends/b1", &body, &[("if-match", &etag)])
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text());
+    let etag2 = replaced.etag();
+    assert_ne!(etag2, etag);
+    // The old ETag is stale now.
+    a.put_json_with("/backends/b1", &body, &[("if-match", &etag)])
+        .await
+        .problem(412);
+    a.delete_with("/backends/b1", &[("if-match", &etag)])
+        .await
+        .problem(412);
+    let deleted = a.delete_with("/backends/b1", &[("if-match", &etag2)]).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let gone = a.get("/backends/b1").await.problem(404);
+    assert!(gone["type"]
+        .as_str()
+        .is_some_and(|t| t.ends_with("/not-found")));
+    a.delete("/backends/b1").await.problem(404);
+    // If-Match on a missing entity, and If-None-Match: * creating it.
+    a.put_json_with("/backends/b1", &body, &[("if-match", "*")])
+        .await
+        .problem(412);
+    let recreated = a
+        .put_json_with("/backends/b1", &body, &[("if-none-match", "*")])
+        .await;
+    assert_eq!(recreated.status, 201);
+
+    // Bad JSON and a body id that contradicts the URL: 400 problem+json.
+    let r = a
+        .send(
+            hyper::Method::PUT,
+            "/backends/b2",
+            &[("content-type", "application/json")],
+            Some(b"{\"url\": ".to_vec()),
+        )
+        .await
+        .problem(400);
+    assert!(
+        r["detail"].as_str().is_some_and(|d| d.contains("line 1")),
+        "{r}"
+    );
+    a.put_json("/backends/b2", &json!({"id": "other", "url": "http://x/"}))
+        .await
+        .problem(400);
+
+    // Every change is in the audit log, newest first, with the actor.
+    let audit = a.get("/audit").await.json();
+    let entries = audit["value"].as_array().expect("entries");
+    assert_eq!(audit["count"], 4);
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["create", "delete", "replace", "create"]);
+    assert_eq!(entries[0]["resource"], "/backends/b1");
+    assert_eq!(entries[0]["actor"], "admin");
+    assert!(entries[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let revisions: Vec<u64> = entries
+        .iter()
+        .map(|e| e["revision"].as_u64().expect("rev"))
+        .collect();
+    assert!(revisions.windows(2).all(|w| w[0] > w[1]), "{revisions:?}");
+}
+
+#[tokio::test]
+async fn lists_paginate() {
+    let h = start().await;
+    let a = &h.admin;
+    for i in 0..5 {
+        let r = a
+            .put_json(
+                &format!("/backends/b{i}"),
+                &json!({"url": "http://127.0.0.1:9/"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut next = Some("/backends?top=2".to_owned());
+    let mut pages = 0;
+    while let Some(link) = next {
+        let page = a.get(&link).await.json();
+        assert_eq!(page["count"], 5);
+        for item in page["value"].as_array().expect("value") {
+            seen.push(item["id"].as_str().expect("id").to_owned());
+        }
+        next = page["nextLink"].as_str().map(str::to_owned);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["b0", "b1", "b2", "b3", "b4"]);
+    let page = a.get("/backends?skip=4").await.json();
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(1));
+    assert!(page.get("nextLink").is_none());
+    let page = a.get("/backends").await.json();
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(5));
+    a.get("/backends?top=many").await.problem(400);
+    let audit = a.get("/audit?top=2").await.json();
+    assert_eq!(audit["count"], 5);
+    assert_eq!(audit["nextLink"], "/audit?skip=2&top=2");
+}
+
+#[tokio::test]
+async fn a_bad_policy_is_refused_with_its_line_and_reason_and_nothing_is_stored() {
+    let h = start().await;
+    let a = &h.admin;
+    assert_eq!(
+        a.put_json("/apis/echo", &api("echo", "echo")).await.status,
+        201
+    );
+    let before = revision(a).await;
+
+    let bad =
+        "<policies>\n  <inbound>\n    <base />\n    <no-such-policy />\n  </inbound>\n</policies>";
+    let r = a.put_xml("/apis/echo/policy", bad).await.problem(400);
+    assert!(
+        r["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/invalid-policy")),
+        "{r}"
+    );
+    let policy = &r["policy"];
+    assert!(
+        policy["owner"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("api") && o.contains("echo")),
+        "{r}"
+    );
+    assert_eq!(policy["element"], "no-such-policy", "{r}");
+    assert_eq!(policy["line"], 4, "{r}");
+    assert_eq!(policy["column"], 5, "{r}");
+    assert!(
+        policy["reason"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r}"
+    );
+    a.get("/apis/echo/policy").await.problem(404);
+
+    // The same document inline in the API body: refused, the API unchanged.
+    let mut with_policy = api("echo", "echo");
+    with_policy["policy"] = json!(bad);
+    let r = a.put_json("/apis/echo", &with_policy).await.problem(400);
+    assert_eq!(r["policy"]["line"], 4, "{r}");
+    // A new API with a bad policy is not created at all.
+    let mut other = api("other", "other");
+    other["operations"][0]["policy"] = json!(bad);
+    let r = a.put_json("/apis/other", &other).await.problem(400);
+    assert!(
+        r["policy"]["owner"]
+            .as_str()
+            .is_some_and(|o| o.contains("operation")),
+        "{r}"
+    );
+    a.get("/apis/other").await.problem(404);
+    // A configuration error that is not a policy one: detail is the ConfigError.
+    let r = a
+        .put_json("/apis/dup", &api("dup", "echo"))
+        .await
+        .problem(400);
+    assert!(
+        r["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/invalid-configuration")),
+        "{r}"
+    );
+    assert!(r.get("policy").is_none());
+    assert_eq!(revision(a).await, before, "nothing stored");
+
+    // Good documents at every scope, as XML.
+    let good = "<policies><inbound><base /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>";
+    let r = a.put_xml("/policy", good).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = a.put_xml("/apis/echo/policy", good).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = a.put_xml("/apis/echo/operations/get/policy", good).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let etag = r.etag();
+    let r = a.put_xml("/apis/echo/operations/get/policy", good).await;
+    assert_eq!(r.status, 200, "replaced");
+    let got = a.get("/apis/echo/operations/get/policy").await;
+    assert_eq!(got.status, 200);
+    assert!(got
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/xml")));
+    assert_eq!(got.text(), good);
+    assert_ne!(got.etag(), etag);
+    a.get("/apis/echo/operations/nope/policy")
+        .await
+        .problem(404);
+    // Not XML: 415.
+    let r = a
+        .send(
+            hyper::Method::PUT,
+            "/policy",
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    r.problem(415);
+    let deleted = a.delete("/apis/echo/operations/get/policy").await;
+    assert_eq!(deleted.status, 204);
+    a.get("/apis/echo/operations/get/policy").await.problem(404);
+}
+
+#[tokio::test]
+async fn referenced_entities_cannot_be_deleted() {
+    let h = start().await;
+    let a = &h.admin;
+    assert_eq!(
+        a.put_json("/apis/echo", &api("echo", "echo")).await.status,
+        201
+    );
+    let r = a
+        .put_json(
+            "/products/starter",
+            &json!({"displayName": "Starter", "apis": ["echo"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = a
+        .put_json(
+            "/subscriptions/s1",
+            &json!({"displayName": "S1", "scope": "/products/starter"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = a.delete("/apis/echo").await.problem(409);
+    assert!(r["type"].as_str().is_some_and(|t| t.ends_with("/conflict")));
+    a.delete("/products/starter").await.problem(409);
+    assert_eq!(a.get("/apis/echo").await.status, 200, "still there");
+    assert_eq!(a.delete("/subscriptions/s1").await.status, 204);
+    assert_eq!(a.delete("/products/starter").await.status, 204);
+    assert_eq!(a.delete("/apis/echo").await.status, 204);
+}
+
+#[tokio::test]
+async fn secret_named_values_are_never_shown_after_creation() {
+    let h = start().await;
+    let a = &h.admin;
+    let created = a
+        .put_json(
+            "/named-values/password",
+            &json!({"value": "hunter2-secret", "secret": true}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let plain = a
+        .put_json(
+            "/named-values/greeting",
+            &json!({"value": "hello", "secret": false}),
+        )
+        .await;
+    assert_eq!(plain.status, 201);
+
+    let got = a.get("/named-values/password").await.json();
+    assert_eq!(got["value"], Value::Null);
+    assert_eq!(got["secret"], true);
+    assert_eq!(
+        a.get("/named-values/greeting").await.json()["value"],
+        "hello"
+    );
+    let list = a.get("/named-values").await;
+    assert!(!list.text().contains("hunter2-secret"), "{}", list.text());
+    // Replacing without a value keeps the secret; the response still hides it.
+    let replaced = a
+        .put_json("/named-values/password", &json!({"secret": true}))
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text());
+    assert_eq!(replaced.json()["value"], Value::Null);
+    let audit = a.get("/audit").await;
+    assert!(!audit.text().contains("hunter2-secret"), "{}", audit.text());
+}
+
+#[tokio::test]
+async fn subscription_keys_are_generated_shown_once_and_rotated() {
+    let h = start().await;
+    let a = &h.admin;
+    assert_eq!(
+        a.put_json("/apis/echo", &api("echo", "echo")).await.status,
+        201
+    );
+    let user = json!({"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"});
+    let r = a.put_json("/users/u1", &user).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["state"], "active");
+    let created = a
+        .put_json(
+            "/subscriptions/s1",
+            &json!({"displayName": "S1", "scope": "/apis/echo", "ownerId": "u1"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = created.json();
+    let primary = body["primaryKey"]
+        .as_str()
+        .expect("primary key shown at create")
+        .to_owned();
+    let secondary = body["secondaryKey"]
+        .as_str()
+        .expect("secondary key")
+        .to_owned();
+    for key in [&primary, &secondary] {
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(primary, secondary);
+
+    let got = a.get("/subscriptions/s1").await.json();
+    assert!(
+        got.get("primaryKey").is_none() && got.get("secondaryKey").is_none(),
+        "{got}"
+    );
+    assert_eq!(got["state"], "active");
+    assert!(!a.get("/subscriptions").await.text().contains(&primary));
+
+    let secrets = a.post("/subscriptions/s1/secrets", None).await;
+    assert_eq!(secrets.status, 200, "{}", secrets.text());
+    assert_eq!(
+        secrets.json(),
+        json!({"primaryKey": primary, "secondaryKey": secondary})
+    );
+
+    let rotated = a
+        .post("/subscriptions/s1/regenerate-primary-key", None)
+        .await
+        .json();
+    assert_ne!(rotated["primaryKey"], primary.as_str());
+    assert_eq!(rotated["secondaryKey"], secondary.as_str());
+    let rotated2 = a
+        .post("/subscriptions/s1/regenerate-secondary-key", None)
+        .await
+        .json();
+    assert_eq!(rotated2["primaryKey"], rotated["primaryKey"]);
+    assert_ne!(rotated2["secondaryKey"], secondary.as_str());
+
+    let suspended = a.post("/subscriptions/s1/suspend", None).await;
+    assert_eq!(suspended.status, 200, "{}", suspended.text());
+    assert_eq!(suspended.json()["state"], "suspended");
+    let etag = suspended.etag();
+    a.post_with("/subscriptions/s1/activate", None, &[("if-match", "\"1\"")])
+        .await
+        .problem(412);
+    let active = a
+        .post_with("/subscriptions/s1/activate", None, &[("if-match", &etag)])
+        .await;
+    assert_eq!(active.json()["state"], "active");
+    let cancelled = a.post("/subscriptions/s1/cancel", None).await;
+    assert_eq!(cancelled.json()["state"], "cancelled");
+    assert_eq!(
+        a.get("/subscriptions/s1").await.json()["state"],
+        "cancelled"
+    );
+    a.post("/subscriptions/nope/suspend", None)
+        .await
+        .problem(404);
+    a.post("/subscriptions/nope/secrets", None)
+        .await
+        .problem(404);
+}
+
+/// An API, a gateway serving it and the gateway's token.
+async fn gateway_setup(a: &Client) -> (Client, String) {
+    assert_eq!(
+        a.put_json("/apis/echo", &api("echo", "echo")).await.status,
+        201
+    );
+    let gw = a
+        .put_json(
+            "/gateways/gw1",
+            &json!({"description": "edge", "location": {"name": "Lab", "city": "Berlin"}, "apis": ["echo"]}),
+        )
+        .await;
+    assert_eq!(gw.status, 201, "{}", gw.text());
+    let token = a
+        .post("/gateways/gw1/token", Some(&json!({"keyType": "primary"})))
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text());
+    let value = token.json()["value"].as_str().expect("token").to_owned();
+    (a.with_authorization(&value), value)
+}
+
+#[tokio::test]
+async fn gateway_keys_tokens_and_configuration() {
+    let h = start().await;
+    let a = &h.admin;
+    let (gateway, token) = gateway_setup(a).await;
+    assert!(token.starts_with("GatewayKey gw1&"), "{token}");
+
+    let keys = a.post("/gateways/gw1/keys", None).await.json();
+    let primary = keys["primary"].as_str().expect("primary").to_owned();
+    assert!(keys["secondary"].is_string());
+
+    // Token expiry: default 30 days, explicit within 30 days, else 400.
+    let t = a.post("/gateways/gw1/token", None).await.json();
+    let expiry = t["expiry"].as_str().expect("expiry");
+    assert!(expiry.ends_with('Z'), "{expiry}");
+    let soon = a
+        .post(
+            "/gateways/gw1/token",
+            Some(&json!({"keyType": "secondary", "expiry": rfc3339_in(3600)})),
+        )
+        .await;
+    assert_eq!(soon.status, 200, "{}", soon.text());
+    a.post(
+        "/gateways/gw1/token",
+        Some(&json!({"expiry": rfc3339_in(31 * 24 * 3600)})),
+    )
+    .await
+    .problem(400);
+    a.post(
+        "/gateways/gw1/token",
+        Some(&json!({"expiry": rfc3339_in(-60)})),
+    )
+    .await
+    .problem(400);
+    a.post("/gateways/gw1/token", Some(&json!({"expiry": "next week"})))
+        .await
+        .problem(400);
+
+    // The configuration: exactly what gw1 serves, revision as ETag.
+    let config = gateway.get("/gateways/gw1/configuration").await;
+    assert_eq!(config.status, 200, "{}", config.text());
+    assert_eq!(config.header("content-type"), Some("application/json"));
+    let snapshot = config.json();
+    let rev = revision(a).await;
+    assert_eq!(snapshot["revision"], rev);
+    assert_eq!(config.etag(), format!("\"{rev}\""));
+    assert_eq!(snapshot["apis"][0]["id"], "echo");
+    portcullis_core::config::Snapshot::from_json(&config.body).expect("a core Snapshot");
+    let etag = config.etag();
+    let not_modified = gateway
+        .get_with("/gateways/gw1/configuration", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.etag(), etag);
+    let stale = gateway
+        .get_with("/gateways/gw1/configuration", &[("if-none-match", "\"0\"")])
+        .await;
+    assert_eq!(stale.status, 200);
+
+    // Refused tokens: none, forged, expired, another gateway's, the admin's; unknown gateway 404.
+    gateway
+        .anonymous()
+        .get("/gateways/gw1/configuration")
+        .await
+        .problem(401);
+    let forged = format!("{}x", &token[..token.len() - 4]) + "AAA=";
+    gateway
+        .with_authorization(&forged)
+        .get("/gateways/gw1/configuration")
+        .await
+        .problem(401);
+    let expired = portcullis_core::sync::token::sign("gw1", now_unix() - 10, primary.as_bytes());
+    gateway
+        .with_authorization(&expired)
+        .get("/gateways/gw1/configuration")
+        .await
+        .problem(401);
+    let r = a
+        .put_json(
+            "/gateways/gw2",
+            &json!({"location": {"name": "Other"}, "apis": []}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let other = a.post("/gateways/gw2/token", None).await.json()["value"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    gateway
+        .with_authorization(&other)
+        .get("/gateways/gw1/configuration")
+        .await
+        .problem(401);
+    a.get("/gateways/gw1/configuration").await.problem(401);
+    // A token for a gateway that does not exist (signed with any key): 404.
+    let unknown = portcullis_core::sync::token::sign("nope", now_unix() + 60, b"any key");
+    gateway
+        .with_authorization(&unknown)
+        .get("/gateways/nope/configuration")
+        .await
+        .problem(404);
+    let gw2 = gateway
+        .with_authorization(&other)
+        .get("/gateways/gw2/configuration")
+        .await;
+    assert_eq!(gw2.status, 200);
+    assert_eq!(gw2.json()["apis"], json!([]), "gw2 serves no API");
+
+    // Regenerating the primary key invalidates tokens signed with it.
+    let r = a
+        .post(
+            "/gateways/gw1/regenerate-key",
+            Some(&json!({"keyType": "primary"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(r.json()["primary"], primary.as_str());
+    gateway
+        .get("/gateways/gw1/configuration")
+        .await
+        .problem(401);
+    a.post(
+        "/gateways/gw1/regenerate-key",
+        Some(&json!({"keyType": "tertiary"})),
+    )
+    .await
+    .problem(400);
+}
+
+#[tokio::test]
+async fn long_poll_returns_within_a_second_of_a_write() {
+    let h = start().await;
+    let a = &h.admin;
+    let (gateway, _) = gateway_setup(a).await;
+    let etag = gateway.get("/gateways/gw1/configuration").await.etag();
+
+    let poller = gateway.clone();
+    let tag = etag.clone();
+    let poll = tokio::spawn(async move {
+        let r = poller
+            .get_with(
+                "/gateways/gw1/configuration?wait=30",
+                &[("if-none-match", &tag)],
+            )
+            .await;
+        (r, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poll.is_finished(), "the long-poll waits");
+    let mut changed = api("echo", "echo");
+    changed["displayName"] = json!("Echo v2");
+    assert_eq!(a.put_json("/apis/echo", &changed).await.status, 200);
+    let written = Instant::now();
+    let (r, returned): (Resp, Instant) = poll.await.expect("poll task");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        returned.saturating_duration_since(written) < Duration::from_secs(1),
+        "returned {:?} after the write",
+        returned.saturating_duration_since(written)
+    );
+    assert_ne!(r.etag(), etag);
+    assert_eq!(r.json()["apis"][0]["displayName"], "Echo v2");
+
+    // Nothing changes: 304 once the wait is over.
+    let current = r.etag();
+    let started = Instant::now();
+    let r = gateway
+        .get_with(
+            "/gateways/gw1/configuration?wait=1",
+            &[("if-none-match", &current)],
+        )
+        .await;
+    assert_eq!(r.status, 304);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    gateway
+        .get("/gateways/gw1/configuration?wait=later")
+        .await
+        .problem(400);
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_waiting_long_poll() {
+    let h = start().await;
+    let (gateway, _) = gateway_setup(&h.admin).await;
+    let etag = gateway.get("/gateways/gw1/configuration").await.etag();
+    let poll = tokio::spawn(async move {
+        gateway
+            .try_send(
+                hyper::Method::GET,
+                "/gateways/gw1/configuration?wait=60",
+                &[("if-none-match", &etag)],
+                None,
+            )
+            .await
+            .map(|r| r.status)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    h.management.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = poll.await.expect("poll task").expect("answered");
+    assert_eq!(status, 304);
+}
+
+#[tokio::test]
+async fn heartbeats_show_in_the_status() {
+    let h = start().await;
+    let a = &h.admin;
+    let (gateway, _) = gateway_setup(a).await;
+    let beat = json!({
+        "instanceId": "i-1", "hostname": "edge-1", "version": "0.1.0", "appliedRevision": 3,
+        "uptimeSeconds": 42, "health": "healthy", "connectivity": "connected",
+        "compileErrors": [], "backup": "saved", "someFutureField": true,
+    });
+    let r = gateway.post("/gateways/gw1/heartbeat", Some(&beat)).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    gateway
+        .anonymous()
+        .post("/gateways/gw1/heartbeat", Some(&beat))
+        .await
+        .problem(401);
+    gateway
+        .post("/gateways/gw1/heartbeat", Some(&json!({"hostname": "x"})))
+        .await
+        .problem(400);
+
+    let status = a.get("/gateways/gw1/status").await;
+    assert_eq!(status.status, 200, "{}", status.text());
+    let status = status.json();
+    assert_eq!(status["gatewayId"], "gw1");
+    let instance = &status["instances"][0];
+    assert_eq!(instance["instanceId"], "i-1");
+    assert_eq!(instance["hostname"], "edge-1");
+    assert_eq!(instance["appliedRevision"], 3);
+    assert_eq!(instance["health"], "healthy");
+    assert_eq!(instance["backup"], "saved");
+    assert_eq!(instance["online"], true);
+    assert!(instance["lastHeartbeat"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(instance.get("someFutureField").is_none());
+    // Gateways may not read their own status with their token.
+    gateway.get("/gateways/gw1/status").await.problem(401);
+    a.get("/gateways/nope/status").await.problem(404);
+}
+
+#[tokio::test]
+async fn an_instance_is_offline_after_three_missed_heartbeats() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    opts.heartbeat_interval = Duration::from_secs(1);
+    let m = Management::start(opts).await.expect("start");
+    let a = Client::new(m.local_addr()).admin(m.created_admin_token().expect("token"));
+    let (gateway, _) = gateway_setup(&a).await;
+    let beat = json!({"instanceId": "i-1", "hostname": "edge-1"});
+    let r = gateway.post("/gateways/gw1/heartbeat", Some(&beat)).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        a.get("/gateways/gw1/status").await.json()["instances"][0]["online"],
+        true
+    );
+    // Three 1 s intervals missed (whole seconds are stored: wait past the 4th).
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let status = a.get("/gateways/gw1/status").await.json();
+    assert_eq!(status["instances"][0]["online"], false, "{status}");
+    // A new heartbeat brings it back.
+    let r = gateway.post("/gateways/gw1/heartbeat", Some(&beat)).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        a.get("/gateways/gw1/status").await.json()["instances"][0]["online"],
+        true
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let h = start().await;
+    let anonymous = h.admin.anonymous();
+    let r = anonymous.get("/openapi.json").await;
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    let expected = [
+        "/apis",
+        "/apis/{id}",
+        "/products",
+        "/products/{id}",
+        "/subscriptions",
+        "/subscriptions/{id}",
+        "/users",
+        "/users/{id}",
+        "/backends",
+        "/backends/{id}",
+        "/named-values",
+        "/named-values/{id}",
+        "/policy-fragments",
+        "/policy-fragments/{id}",
+        "/gateways",
+        "/gateways/{id}",
+        "/policy",
+        "/products/{id}/policy",
+        "/apis/{id}/policy",
+        "/apis/{id}/operations/{opId}/policy",
+        "/subscriptions/{id}/secrets",
+        "/subscriptions/{id}/regenerate-primary-key",
+        "/subscriptions/{id}/regenerate-secondary-key",
+        "/subscriptions/{id}/suspend",
+        "/subscriptions/{id}/activate",
+        "/subscriptions/{id}/cancel",
+        "/gateways/{id}/keys",
+        "/gateways/{id}/regenerate-key",
+        "/gateways/{id}/token",
+        "/gateways/{id}/status",
+        "/gateways/{id}/configuration",
+        "/gateways/{id}/heartbeat",
+        "/revision",
+        "/audit",
+        "/openapi.json",
+        "/healthz",
+    ];
+    for path in expected {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    assert_eq!(paths.len(), expected.len());
+    // Every documented path and method is routed: the server answers neither 405 nor
+    // "no such route" (an unknown entity's 404 is fine).
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "nope").replace("{opId}", "nope");
+        for method in item.as_object().expect("item").keys() {
+            let method: hyper::Method = method.to_uppercase().parse().expect("method");
+            let body = (method == hyper::Method::PUT || method == hyper::Method::POST)
+                .then(|| b"{}".to_vec());
+            let r = h.admin.send(method.clone(), &concrete, &[], body).await;
+            assert_ne!(r.status, 405, "{method} {concrete}");
+            if r.status == 404 {
+                let problem = r.problem(404);
+                assert!(
+                    !problem["type"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with("/no-such-route"),
+                    "{method} {concrete} is not routed"
+                );
+            }
+        }
+    }
+    // And what is not documented is not routed.
+    let r = h.admin.get("/nothing-here").await.problem(404);
+    assert!(r["type"]
+        .as_str()
+        .is_some_and(|t| t.ends_with("/no-such-route")));
+    h.admin
+        .send(hyper::Method::PATCH, "/apis/x", &[], None)
+        .await
+        .problem(405);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let h = start().await;
+    let big = vec![b' '; portcullis_management::http::MAX_BODY + 1];
+    let r = h
+        .admin
+        .send(
+            hyper::Method::PUT,
+            "/backends/b",
+            &[("content-type", "application/json")],
+            Some(big),
+        )
+        .await;
+    r.problem(413);
+}
+
+#[tokio::test]
+async fn self_signed_tls_serves_to_a_client_trusting_the_generated_ca() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    opts.tls = TlsMode::SelfSigned;
+    let m = Management::start(opts.clone())
+        .await
+        .expect("start with TLS");
+    assert!(
+        m.base_url().starts_with("https://127.0.0.1:"),
+        "{}",
+        m.base_url()
+    );
+    let ca_path = m.ca_path().expect("CA path reported").to_owned();
+    assert!(ca_path.starts_with(dir.path().join("data").join("tls")));
+    let ca = std::fs::read(&ca_path).expect("CA file");
+    let token = m.created_admin_token().expect("token").to_owned();
+    let client = Client::tls(m.local_addr(), &ca).admin(&token);
+    let r = client.get("/healthz").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(client.get("/apis").await.status, 200);
+    // Plain HTTP to the TLS port and a client that does not trust the CA both fail.
+    assert!(Client::new(m.local_addr())
+        .try_send(hyper::Method::GET, "/healthz", &[], None)
+        .await
+        .map(|r| r.status != 200)
+        .unwrap_or(true));
+    let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("other CA")
+        .cert
+        .pem();
+    assert!(Client::tls(m.local_addr(), other_ca.as_bytes())
+        .try_send(hyper::Method::GET, "/healthz", &[], None)
+        .await
+        .is_err());
+    m.shutdown().await;
+
+    // The next run reuses the certificate.
+    let m = Management::start(opts).await.expect("restart with TLS");
+    assert_eq!(
+        std::fs::read(m.ca_path().expect("CA")).expect("CA file"),
+        ca
+    );
+    let client = Client::tls(m.local_addr(), &ca).admin(&token);
+    assert_eq!(client.get("/apis").await.status, 200);
+    m.shutdown().await;
+
+    // A certificate and key given as files (here: the generated ones).
+    let tls_dir = dir.path().join("data").join("tls");
+    let other = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(other.path());
+    opts.tls = TlsMode::Files {
+        cert: tls_dir.join("server.pem"),
+        key: tls_dir.join("server-key.pem"),
+    };
+    let m = Management::start(opts).await.expect("start with TLS files");
+    assert_eq!(m.ca_path(), None);
+    assert!(m.base_url().starts_with("https://"));
+    assert_eq!(
+        Client::tls(m.local_addr(), &ca)
+            .get("/healthz")
+            .await
+            .status,
+        200
+    );
+    m.shutdown().await;
+    // A start that fails (here: on TLS) creates no admin token that nobody saw.
+    let third = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(third.path());
+    opts.tls = TlsMode::Files {
+        cert: tls_dir.join("missing.pem"),
+        key: tls_dir.join("server-key.pem"),
+    };
+    let err = Management::start(opts)
+        .await
+        .expect_err("missing certificate");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+    let m = Management::start(options(third.path()))
+        .await
+        .expect("plain start");
+    assert!(
+        m.created_admin_token().is_some(),
+        "the token is printed by the start that works"
+    );
+    m.shutdown().await;
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// RFC 3339 for now + `secs` (negative: in the past).
+fn rfc3339_in(secs: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
