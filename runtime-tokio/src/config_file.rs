@@ -53,6 +53,11 @@ impl SharedConfig {
         self.current.store(Some(Arc::new(config)));
     }
 
+    /// Puts a compiled configuration in force, as handed out by the sync agent.
+    pub fn store_shared(&self, config: Arc<CompiledConfig>) {
+        self.current.store(Some(config));
+    }
+
     /// Whether a configuration is loaded (readiness).
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()

@@ -15,8 +15,20 @@ use tokio_util::task::TaskTracker;
 use crate::callout::Callouts;
 use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
 use crate::jwks::{JwksOptions, JwksRefresher};
+use crate::sync::{ManagedOptions, Sync, SyncSetupError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 use portcullis_core::proxy::ConfigSource;
+use portcullis_core::sync::SyncStatus;
+use tokio::sync::watch;
+
+/// Where a gateway's configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    /// A local JSON file, watched for changes.
+    File(PathBuf),
+    /// The management plane (connected mode), with an optional backup.
+    Managed(Box<ManagedOptions>),
+}
 
 /// How a gateway is started.
 #[derive(Debug, Clone)]
@@ -25,8 +37,8 @@ pub struct GatewayOptions {
     pub listen: SocketAddr,
     /// Address for `/healthz` and `/readyz`, if any.
     pub ops_listen: Option<SocketAddr>,
-    /// The configuration file, watched for changes.
-    pub config_path: PathBuf,
+    /// Where the configuration comes from.
+    pub origin: ConfigOrigin,
     /// How often the configuration file is checked for changes.
     pub reload_interval: Duration,
     /// Request size limits.
@@ -40,17 +52,30 @@ pub struct GatewayOptions {
     /// PEM file of CA certificates trusted for `https://` backends, besides the
     /// Mozilla roots.
     pub upstream_ca: Option<PathBuf>,
-    /// This gateway's id (`context.Deployment.GatewayId`).
+    /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
+    /// the id the token is for.
     pub gateway_id: String,
 }
 
 impl GatewayOptions {
     /// Options with the defaults for everything but the configuration file.
     pub fn new(config_path: PathBuf) -> Self {
+        GatewayOptions::with_origin(ConfigOrigin::File(config_path))
+    }
+
+    /// Options for connected mode: the configuration comes from the management
+    /// plane; the gateway id from the token.
+    pub fn managed(managed: ManagedOptions) -> Self {
+        let mut options = GatewayOptions::with_origin(ConfigOrigin::Managed(Box::new(managed)));
+        options.gateway_id = String::new();
+        options
+    }
+
+    fn with_origin(origin: ConfigOrigin) -> Self {
         GatewayOptions {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
-            config_path,
+            origin,
             reload_interval: Duration::from_secs(1),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
@@ -71,6 +96,9 @@ pub enum GatewayError {
     /// The TLS client for `https://` backends could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    /// Connected mode could not be set up (URL, token, CA, backup directory).
+    #[error(transparent)]
+    Sync(#[from] SyncSetupError),
     /// The OS gave no random bytes.
     #[error("the operating system's random source failed")]
     Random,
@@ -92,6 +120,7 @@ pub struct Gateway {
     stop: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
+    sync: Option<watch::Receiver<SyncStatus>>,
 }
 
 impl Gateway {
@@ -100,9 +129,27 @@ impl Gateway {
     /// A configuration that does not load is an error at start: a gateway never
     /// serves an empty configuration.
     pub async fn start(options: GatewayOptions) -> Result<Gateway, GatewayError> {
-        let (initial, loaded) = load_config_bytes(&options.config_path)?;
-        tracing::info!(revision = initial.revision(), path = %options.config_path.display(), "configuration loaded");
-        let config = Arc::new(SharedConfig::new(Some(initial)));
+        // A local file must load now; in connected mode nothing is served until the
+        // sync agent applies a configuration (from the backup or a fetch).
+        let (config, file, sync) = match &options.origin {
+            ConfigOrigin::File(path) => {
+                let (initial, loaded) = load_config_bytes(path)?;
+                tracing::info!(revision = initial.revision(), path = %path.display(), "configuration loaded");
+                (
+                    SharedConfig::new(Some(initial)),
+                    Some((path.clone(), loaded)),
+                    None,
+                )
+            }
+            ConfigOrigin::Managed(managed) => {
+                (SharedConfig::new(None), None, Some(Sync::prepare(managed)?))
+            }
+        };
+        let config = Arc::new(config);
+        let gateway_id = match &sync {
+            Some(sync) if options.gateway_id.is_empty() => sync.gateway_id().to_owned(),
+            _ => options.gateway_id.clone(),
+        };
         let listener = bind(options.listen).await?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: options.listen,
@@ -125,9 +172,9 @@ impl Gateway {
             proto: "http",
             config: config.clone(),
             policy: PolicyEnv::new(
-                options.gateway_id.as_str().into(),
+                gateway_id.as_str().into(),
                 Some((crate::now(), wall_ms)),
-                random_secret()?,
+                random_bytes().ok_or(GatewayError::Random)?,
             ),
         });
         let connector = Connector::new(options.upstream_ca.as_deref())?;
@@ -140,13 +187,16 @@ impl Gateway {
         });
 
         tokio::spawn(pool.clone().reap(stop.clone()));
-        tokio::spawn(watch(
-            options.config_path.clone(),
-            config.clone(),
-            loaded,
-            options.reload_interval,
-            stop.clone(),
-        ));
+        if let Some((path, loaded)) = file {
+            tokio::spawn(watch(
+                path,
+                config.clone(),
+                loaded,
+                options.reload_interval,
+                stop.clone(),
+            ));
+        }
+        let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
         let jwks = {
@@ -185,6 +235,7 @@ impl Gateway {
             stop,
             tracker,
             grace: options.shutdown_grace,
+            sync,
         })
     }
 
@@ -201,6 +252,12 @@ impl Gateway {
     /// The revision of the configuration in force.
     pub fn revision(&self) -> Option<u64> {
         self.config.revision()
+    }
+
+    /// The sync agent's state in connected mode (connectivity, applied revision,
+    /// backup, compile errors); `None` for a local configuration file.
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        self.sync.as_ref().map(|rx| rx.borrow().clone())
     }
 
     /// Stops accepting, lets requests in flight finish (up to the grace period), and
@@ -280,13 +337,11 @@ async fn accept_loop(
     }
 }
 
-/// 32 random bytes from the OS for the policy environment (the adapter, unlike
-/// the core, may read OS randomness).
-fn random_secret() -> Result<[u8; 32], GatewayError> {
+/// Random bytes from the OS (for the policy environment's secret, seeds and
+/// nonces: the adapter, unlike the core, may read OS randomness).
+pub(crate) fn random_bytes<const N: usize>() -> Option<[u8; N]> {
     use ring::rand::SecureRandom;
-    let mut out = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| GatewayError::Random)?;
-    Ok(out)
+    let mut out = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut out).ok()?;
+    Some(out)
 }

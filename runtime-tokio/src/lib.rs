@@ -4,18 +4,25 @@
 //! `portcullis-core` and sleeps until the deadlines they hand it. It makes no HTTP
 //! decision of its own.
 
+mod backup_file;
 mod callout;
 mod config_file;
 mod connection;
 mod gateway;
 mod jwks;
 mod ops;
+mod sync;
 mod upstream;
 
+pub use backup_file::BACKUP_FILE_NAME;
 pub use callout::{CalloutFailure, Callouts};
 pub use config_file::{load_config, ConfigError, SharedConfig};
-pub use gateway::{Gateway, GatewayError, GatewayOptions};
+pub use gateway::{ConfigOrigin, Gateway, GatewayError, GatewayOptions};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
+pub use portcullis_core::sync::{
+    BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
+};
+pub use sync::{BackupOptions, ManagedOptions, SyncSetupError, MAX_SNAPSHOT_BYTES};
 pub use upstream::TlsSetupError;
 
 /// The current time as the core expects it.

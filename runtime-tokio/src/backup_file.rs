@@ -1,0 +1,165 @@
+//! The configuration backup on disk: one file in the backup directory, replaced
+//! atomically (temporary file in the same directory, write, fsync, rename, fsync of
+//! the directory), so a crash leaves either the old file or the new one.
+//!
+//! What is in the file (sealed, checksummed) is the core's business
+//! (`portcullis_core::sync::backup`); this module only moves bytes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The name of the backup file inside the backup directory.
+pub const BACKUP_FILE_NAME: &str = "config.backup";
+
+/// Temporary files start with this (and end with [`TEMP_SUFFIX`]).
+const TEMP_PREFIX: &str = ".config.backup.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Distinguishes the temporary files of one process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The backup file of one gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct BackupFile {
+    dir: PathBuf,
+}
+
+impl BackupFile {
+    /// The backup file in `dir`.
+    pub(crate) fn new(dir: &Path) -> Self {
+        BackupFile {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join(BACKUP_FILE_NAME)
+    }
+
+    /// Creates the directory if needed (owner-only on Unix) and removes temporary
+    /// files a crash left behind.
+    pub(crate) fn prepare(&self) -> io::Result<()> {
+        if !self.dir.is_dir() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(&self.dir)?;
+        }
+        for entry in fs::read_dir(&self.dir)?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's bytes, or `None` when there is no file yet.
+    pub(crate) fn read(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.path()) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the file with `bytes`, atomically and durably.
+    pub(crate) fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
+        let temp = self.dir.join(format!(
+            "{TEMP_PREFIX}{}.{}{TEMP_SUFFIX}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = self.write_via(&temp, bytes);
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn write_via(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(temp, self.path())?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// Makes a rename in `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Windows has no directory fsync; the rename is made durable by the file system.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_reads_and_leave_no_temporary_files() {
+        let root = tempfile::tempdir().unwrap();
+        let file = BackupFile::new(&root.path().join("nested/backup"));
+        file.prepare().unwrap();
+        assert_eq!(file.read().unwrap(), None);
+        file.write_atomically(b"one").unwrap();
+        file.write_atomically(b"two").unwrap();
+        assert_eq!(file.read().unwrap().as_deref(), Some(&b"two"[..]));
+        let names: Vec<String> = fs::read_dir(root.path().join("nested/backup"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [BACKUP_FILE_NAME]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(file.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!("{TEMP_PREFIX}1.2{TEMP_SUFFIX}"));
+        fs::write(&stale, b"half").unwrap();
+        fs::write(dir.path().join("other"), b"kept").unwrap();
+        BackupFile::new(dir.path()).prepare().unwrap();
+        assert!(!stale.exists());
+        assert!(dir.path().join("other").exists());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_error_not_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = BackupFile::new(dir.path());
+        fs::create_dir(file.path()).unwrap();
+        assert!(file.read().is_err());
+        assert!(file.write_atomically(b"x").is_err());
+        // The failed write left nothing behind.
+        let count = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(count, 1);
+    }
+}

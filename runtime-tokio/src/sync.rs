@@ -1,0 +1,438 @@
+//! Connected mode: drives the core's sync agent. Fetches and heartbeats go to the
+//! management plane through the callout client, the backup file is read and
+//! written on blocking threads, each applied configuration is put in force, and
+//! every decision (when, what, whether to apply) is the agent's.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portcullis_core::callout::CalloutLimits;
+use portcullis_core::sync::protocol::{self, Endpoint, EndpointError};
+use portcullis_core::sync::{
+    BackupKey, BackupSettings, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings,
+    SyncStatus, SyncTiming,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backup_file::BackupFile;
+use crate::callout::Callouts;
+use crate::config_file::SharedConfig;
+use crate::now;
+use crate::upstream::TlsSetupError;
+
+/// The largest configuration snapshot accepted from the management plane.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where a connected gateway keeps its configuration backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The key the file is encrypted under.
+    pub key: BackupKey,
+}
+
+/// How a gateway connects to its management plane.
+#[derive(Debug, Clone)]
+pub struct ManagedOptions {
+    /// The management plane's URL, e.g. `https://mgmt.example:8443`.
+    pub url: String,
+    /// The gateway token (`GatewayKey <id>&<expiry>&<signature>`); the gateway id
+    /// comes from it.
+    pub token: String,
+    /// The configuration backup, if one is kept.
+    pub backup: Option<BackupOptions>,
+    /// PEM file of CA certificates trusted for the management plane, besides the
+    /// Mozilla roots.
+    pub ca: Option<PathBuf>,
+    /// This process in heartbeats; empty: random at start.
+    pub instance_id: String,
+    /// The host in heartbeats; empty: the system's host name.
+    pub hostname: String,
+    /// Poll, long poll, heartbeat and backoff timing.
+    pub timing: SyncTiming,
+}
+
+impl ManagedOptions {
+    /// Options with default timing, no backup and no extra CA.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        ManagedOptions {
+            url: url.into(),
+            token: token.into(),
+            backup: None,
+            ca: None,
+            instance_id: String::new(),
+            hostname: String::new(),
+            timing: SyncTiming::default(),
+        }
+    }
+}
+
+/// Why connected mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncSetupError {
+    /// The URL or token is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The CA file could not be used.
+    #[error("management plane CA: {0}")]
+    Tls(#[from] TlsSetupError),
+    /// The backup directory could not be created or cleaned.
+    #[error("backup directory {dir}: {source}")]
+    BackupDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The OS gave no random bytes.
+    #[error("the operating system's random source failed")]
+    Random,
+}
+
+/// A sync task ready to run: what it needs, checked before the gateway binds.
+pub(crate) struct Sync {
+    endpoint: Endpoint,
+    callouts: Callouts,
+    backup: Option<BackupFile>,
+    settings: SyncSettings,
+    seed: u64,
+}
+
+impl Sync {
+    /// Checks the URL, token, CA and backup directory.
+    pub(crate) fn prepare(options: &ManagedOptions) -> Result<Sync, SyncSetupError> {
+        let endpoint = Endpoint::new(&options.url, &options.token)?;
+        let callouts = Callouts::new(options.ca.as_deref())?.with_limits(CalloutLimits {
+            max_body_bytes: MAX_SNAPSHOT_BYTES,
+            ..CalloutLimits::default()
+        });
+        let random: [u8; 32] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random[..8]);
+        let mut nonce_seed = [0u8; 12];
+        nonce_seed.copy_from_slice(&random[8..20]);
+        let instance_id = if options.instance_id.is_empty() {
+            random[20..28].iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            options.instance_id.clone()
+        };
+        let hostname = if options.hostname.is_empty() {
+            system_hostname()
+        } else {
+            options.hostname.clone()
+        };
+        let mut settings = SyncSettings::new(instance_id, hostname);
+        settings.timing = options.timing;
+        let backup = match &options.backup {
+            Some(b) => {
+                let file = BackupFile::new(&b.dir);
+                file.prepare().map_err(|source| SyncSetupError::BackupDir {
+                    dir: b.dir.clone(),
+                    source,
+                })?;
+                settings.backup = Some(BackupSettings {
+                    key: b.key.clone(),
+                    nonce_seed,
+                });
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Sync {
+            endpoint,
+            callouts,
+            backup,
+            settings,
+            seed: u64::from_le_bytes(seed),
+        })
+    }
+
+    /// The gateway id the token is for.
+    pub(crate) fn gateway_id(&self) -> &str {
+        self.endpoint.gateway_id()
+    }
+
+    /// Starts the agent and its task; the task puts each applied configuration
+    /// in `shared` until `stop`.
+    pub(crate) fn spawn(
+        self,
+        shared: Arc<SharedConfig>,
+        stop: CancellationToken,
+    ) -> watch::Receiver<SyncStatus> {
+        let expiry = self.endpoint.token_expiry_unix();
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tracing::info!(
+            url = self.endpoint.base_url(),
+            gateway_id = self.endpoint.gateway_id(),
+            instance_id = %self.settings.instance_id,
+            backup = ?self.backup.as_ref().map(BackupFile::path),
+            "connected mode: configuration comes from the management plane"
+        );
+        if expiry <= now_unix {
+            tracing::error!(
+                expiry,
+                "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
+            );
+        } else if expiry - now_unix < 3 * 24 * 3600 {
+            tracing::warn!(
+                expires_in_hours = (expiry - now_unix) / 3600,
+                "the gateway token expires soon"
+            );
+        }
+        let request_timeout = self.settings.timing.request_timeout;
+        let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
+        let (status_tx, status_rx) = watch::channel(agent.status());
+        let callouts = self.callouts.clone();
+        let reap_stop = stop.clone();
+        tokio::spawn(async move { callouts.reap(reap_stop).await });
+        let ctx = Context {
+            endpoint: self.endpoint,
+            callouts: self.callouts,
+            backup: self.backup,
+            shared,
+            status: status_tx,
+            request_timeout,
+        };
+        tokio::spawn(run(agent, ctx, stop));
+        status_rx
+    }
+}
+
+struct Context {
+    endpoint: Endpoint,
+    callouts: Callouts,
+    backup: Option<BackupFile>,
+    shared: Arc<SharedConfig>,
+    status: watch::Sender<SyncStatus>,
+    request_timeout: Duration,
+}
+
+/// A finished piece of IO, for the agent.
+enum Done {
+    Fetched(FetchResult),
+    Loaded(Result<Option<Vec<u8>>, String>),
+    Saved(Result<(), String>),
+    Heartbeat(Result<(), String>),
+}
+
+/// What a task was doing, to answer the agent if it panicked.
+#[derive(Clone, Copy)]
+enum Kind {
+    Fetch,
+    Load,
+    Save,
+    Heartbeat,
+}
+
+async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut kinds: HashMap<tokio::task::Id, Kind> = HashMap::new();
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    loop {
+        while let Some(output) = agent.poll_output() {
+            if let Some((kind, id)) = perform(output, &ctx, &mut tasks) {
+                kinds.insert(id, kind);
+            }
+        }
+        ctx.status.send_if_modified(|current| {
+            let status = agent.status();
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+        let deadline = agent.poll_timeout();
+        if let Some(at) = deadline {
+            sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let done = match joined {
+                    Ok((id, done)) => {
+                        kinds.remove(&id);
+                        done
+                    }
+                    Err(err) => {
+                        let Some(kind) = kinds.remove(&err.id()) else { continue };
+                        let error = format!("task failed: {err}");
+                        match kind {
+                            Kind::Fetch => Done::Fetched(FetchResult::Transport(error)),
+                            Kind::Load => Done::Loaded(Err(error)),
+                            Kind::Save => Done::Saved(Err(error)),
+                            Kind::Heartbeat => Done::Heartbeat(Err(error)),
+                        }
+                    }
+                };
+                match handle(agent, done).await {
+                    Some(a) => agent = a,
+                    None => {
+                        tracing::error!("the sync agent failed; configuration updates stop, the configuration in force stays");
+                        return;
+                    }
+                }
+            }
+            _ = &mut sleep, if deadline.is_some() => agent.handle_timeout(now()),
+        }
+    }
+}
+
+/// Hands a finished piece of IO to the agent; compiling ones run on a blocking
+/// thread. `None` if the agent panicked.
+async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>> {
+    match done {
+        Done::Fetched(FetchResult::Snapshot(body)) => {
+            blocking(agent, move |a| {
+                a.handle_fetch(FetchResult::Snapshot(body), now())
+            })
+            .await
+        }
+        Done::Fetched(result) => {
+            agent.handle_fetch(result, now());
+            Some(agent)
+        }
+        Done::Loaded(Ok(Some(bytes))) => {
+            blocking(agent, move |a| {
+                a.handle_backup_loaded(Ok(Some(&bytes)), now())
+            })
+            .await
+        }
+        Done::Loaded(Ok(None)) => {
+            agent.handle_backup_loaded(Ok(None), now());
+            Some(agent)
+        }
+        Done::Loaded(Err(error)) => {
+            agent.handle_backup_loaded(Err(error), now());
+            Some(agent)
+        }
+        Done::Saved(result) => {
+            agent.handle_backup_saved(result, now());
+            Some(agent)
+        }
+        Done::Heartbeat(result) => {
+            agent.handle_heartbeat_done(result, now());
+            Some(agent)
+        }
+    }
+}
+
+async fn blocking<F>(agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
+where
+    F: FnOnce(&mut SyncAgent) + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut agent = agent;
+        f(&mut agent);
+        agent
+    })
+    .await
+    .ok()
+}
+
+/// Does what the agent asked; IO runs in `tasks`.
+fn perform(
+    output: Output,
+    ctx: &Context,
+    tasks: &mut JoinSet<Done>,
+) -> Option<(Kind, tokio::task::Id)> {
+    match output {
+        Output::LoadBackup => {
+            let file = ctx.backup.clone()?;
+            let handle = tasks.spawn(async move {
+                let read = tokio::task::spawn_blocking(move || file.read()).await;
+                Done::Loaded(match read {
+                    Ok(Ok(bytes)) => Ok(bytes),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+            });
+            Some((Kind::Load, handle.id()))
+        }
+        Output::Fetch {
+            if_none_match,
+            wait,
+            timeout,
+        } => {
+            let request = ctx.endpoint.fetch_request(if_none_match, wait, timeout);
+            let callouts = ctx.callouts.clone();
+            tracing::debug!(url = %request.url, ?if_none_match, "fetching the configuration");
+            let handle = tasks.spawn(async move {
+                Done::Fetched(match callouts.perform(request).await {
+                    Ok(response) => protocol::fetch_result(&response),
+                    Err(e) => FetchResult::Transport(e.to_string()),
+                })
+            });
+            Some((Kind::Fetch, handle.id()))
+        }
+        Output::Apply(config) => {
+            ctx.shared.store_shared(config);
+            None
+        }
+        Output::SaveBackup(bytes) => {
+            let file = ctx.backup.clone()?;
+            let handle = tasks.spawn(async move {
+                let written =
+                    tokio::task::spawn_blocking(move || file.write_atomically(&bytes)).await;
+                Done::Saved(match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+            });
+            Some((Kind::Save, handle.id()))
+        }
+        Output::Heartbeat(heartbeat) => {
+            let request = ctx
+                .endpoint
+                .heartbeat_request(&heartbeat, ctx.request_timeout);
+            let callouts = ctx.callouts.clone();
+            let handle = tasks.spawn(async move {
+                Done::Heartbeat(match callouts.perform(request).await {
+                    Ok(response) => protocol::heartbeat_result(&response),
+                    Err(e) => Err(e.to_string()),
+                })
+            });
+            Some((Kind::Heartbeat, handle.id()))
+        }
+        Output::Event(event) => {
+            log(&event);
+            None
+        }
+    }
+}
+
+fn log(event: &Event) {
+    match event.severity() {
+        Severity::Debug => tracing::debug!("{event}"),
+        Severity::Info => tracing::info!("{event}"),
+        Severity::Warn => tracing::warn!("{event}"),
+        Severity::Error => tracing::error!("{event}"),
+    }
+}
+
+/// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.
+fn system_hostname() -> String {
+    if let Ok(name) = std::env::var("HOSTNAME") {
+        if !name.trim().is_empty() {
+            return name.trim().to_owned();
+        }
+    }
+    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(name) = std::fs::read_to_string(path) {
+            if !name.trim().is_empty() {
+                return name.trim().to_owned();
+            }
+        }
+    }
+    "unknown".to_owned()
+}
