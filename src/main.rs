@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_runtime_tokio::{Gateway, GatewayOptions};
+use portcullis_runtime_tokio::{BackupKey, BackupOptions, Gateway, GatewayOptions, ManagedOptions};
 
 /// Portcullis: a self-hosted API gateway.
 #[derive(Debug, Parser)]
@@ -39,7 +39,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a gateway serving the configuration in a local file (reloaded on change).
+    /// Run a gateway: connected to a management plane (`--management-url`), or
+    /// serving the configuration in a local file (`--config`, reloaded on change).
     Gateway(GatewayArgs),
     /// Start a sample backend and a gateway in front of it on loopback, and print
     /// how to call it.
@@ -65,13 +66,21 @@ enum Runtime {
 
 /// Options of `portcullis gateway`.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("origin")
+        .required(true)
+        .args(["config", "management_url"])
+))]
 struct GatewayArgs {
     /// IO runtime.
     #[arg(long, value_enum, default_value = "tokio", env = "PORTCULLIS_RUNTIME")]
     runtime: Runtime,
-    /// Configuration file (JSON); see examples/gateway.json.
+    /// Configuration file (JSON); see examples/gateway.json. Either this or
+    /// `--management-url`.
     #[arg(long, env = "PORTCULLIS_CONFIG")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    managed: ManagedArgs,
     /// Address for API traffic over HTTP.
     #[arg(long, default_value = "0.0.0.0:8080", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
@@ -80,6 +89,56 @@ struct GatewayArgs {
     ops_listen: SocketAddr,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+/// Connected mode: the management plane, the token and the backup.
+#[derive(Debug, clap::Args)]
+struct ManagedArgs {
+    /// The management plane's URL (e.g. https://mgmt.example:8443); the gateway
+    /// fetches its configuration there and sends heartbeats.
+    #[arg(long, env = "PORTCULLIS_MANAGEMENT_URL", requires = "token")]
+    management_url: Option<String>,
+    /// Gateway token (`GatewayKey <id>&<expiry>&<signature>`, from POST
+    /// /gateways/{id}/token); the gateway id is taken from it.
+    #[arg(
+        long,
+        env = "PORTCULLIS_GATEWAY_TOKEN",
+        hide_env_values = true,
+        requires = "management_url"
+    )]
+    token: Option<String>,
+    /// Directory for the encrypted configuration backup: each applied
+    /// configuration is saved there, and a gateway started while the management
+    /// plane is unreachable serves from it.
+    #[arg(
+        long,
+        env = "PORTCULLIS_BACKUP_DIR",
+        requires = "backup_key",
+        requires = "management_url"
+    )]
+    backup_dir: Option<PathBuf>,
+    /// Key the backup is encrypted with (AES-256-GCM): 32 bytes as 64 hex
+    /// characters or base64 (e.g. `openssl rand -hex 32`).
+    #[arg(
+        long,
+        env = "PORTCULLIS_BACKUP_KEY",
+        hide_env_values = true,
+        requires = "backup_dir",
+        value_parser = parse_backup_key
+    )]
+    backup_key: Option<BackupKey>,
+    /// PEM file of CA certificates trusted for the management plane's HTTPS
+    /// certificate, besides the Mozilla roots.
+    #[arg(long, env = "PORTCULLIS_CA", requires = "management_url")]
+    ca: Option<PathBuf>,
+    /// Seconds between configuration polls when long polls are not possible
+    /// (changes normally arrive at once by long poll) [default: 10].
+    #[arg(long, env = "PORTCULLIS_POLL_INTERVAL", requires = "management_url")]
+    poll_interval: Option<u64>,
+}
+
+fn parse_backup_key(text: &str) -> Result<BackupKey, String> {
+    BackupKey::parse(text).map_err(|e| e.to_string())
 }
 
 /// Options of `portcullis demo`.
@@ -129,9 +188,10 @@ struct Tuning {
     /// policies' send-request and OpenID key set fetches).
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA")]
     upstream_ca: Option<PathBuf>,
-    /// This gateway's id, as policies see it (`context.Deployment.GatewayId`).
-    #[arg(long, default_value = "portcullis", env = "PORTCULLIS_GATEWAY_ID")]
-    gateway_id: String,
+    /// This gateway's id, as policies see it (`context.Deployment.GatewayId`)
+    /// [default: the token's gateway id, or `portcullis` with a local file].
+    #[arg(long, env = "PORTCULLIS_GATEWAY_ID")]
+    gateway_id: Option<String>,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     workers: Option<usize>,
@@ -149,7 +209,9 @@ impl Tuning {
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
         options.upstream_ca = self.upstream_ca.clone();
-        options.gateway_id = self.gateway_id.clone();
+        if let Some(id) = &self.gateway_id {
+            options.gateway_id = id.clone();
+        }
     }
 }
 
@@ -209,7 +271,24 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let Runtime::Tokio = args.runtime;
     let signal = ShutdownSignal::install()?;
-    let mut options = GatewayOptions::new(args.config);
+    let managed = args.managed;
+    let mut options = match (args.config, managed.management_url) {
+        (Some(path), _) => GatewayOptions::new(path),
+        (None, Some(url)) => {
+            let mut sync = ManagedOptions::new(url, managed.token.unwrap_or_default());
+            sync.ca = managed.ca;
+            sync.backup = match (managed.backup_dir, managed.backup_key) {
+                (Some(dir), Some(key)) => Some(BackupOptions { dir, key }),
+                _ => None,
+            };
+            if let Some(secs) = managed.poll_interval {
+                sync.timing.poll_interval = Duration::from_secs(secs.max(1));
+            }
+            GatewayOptions::managed(sync)
+        }
+        // clap requires one of the two.
+        (None, None) => anyhow::bail!("give --config FILE or --management-url URL"),
+    };
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
     args.tuning.apply(&mut options);
