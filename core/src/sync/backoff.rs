@@ -77,8 +77,14 @@ impl Backoff {
 
     /// Counts a failure and returns how long to wait before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
+        self.next_delay_within(self.policy.max)
+    }
+
+    /// Like [`next_delay`](Self::next_delay), with the ceiling held to at most
+    /// `cap` (jitter still applies below it).
+    pub fn next_delay_within(&mut self, cap: Duration) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let ceiling = self.policy.ceiling(self.failures);
+        let ceiling = self.policy.ceiling(self.failures).min(cap);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         let drawn = match self.policy.jitter {
             Jitter::None => nanos,
@@ -151,6 +157,19 @@ mod tests {
         // Spread: over many seeds the first capped wait takes many values.
         let distinct: std::collections::BTreeSet<_> = (0..100).map(|s| run(s)[9]).collect();
         assert!(distinct.len() > 90, "{}", distinct.len());
+    }
+
+    #[test]
+    fn a_lower_cap_holds_the_ceiling() {
+        let mut b = Backoff::new(policy(Jitter::None), 0);
+        let cap = Duration::from_secs(10);
+        let waits: Vec<u64> = (0..7).map(|_| b.next_delay_within(cap).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 10, 10, 10]);
+        let mut b = Backoff::new(policy(Jitter::Equal), 3);
+        for _ in 0..20 {
+            let w = b.next_delay_within(cap);
+            assert!(w <= cap);
+        }
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub enum Event {
     HeartbeatFailed {
         /// Why.
         error: String,
+        /// Fetches are failing too: expected, and already reported.
+        disconnected: bool,
     },
 }
 
@@ -126,7 +128,10 @@ impl Event {
             | Event::BackupMissing
             | Event::BackupStale { .. }
             | Event::LongPollIgnored { .. } => Severity::Info,
-            Event::BackupSaved { .. } => Severity::Debug,
+            Event::BackupSaved { .. }
+            | Event::HeartbeatFailed {
+                disconnected: true, ..
+            } => Severity::Debug,
             Event::FetchFailed { .. }
             | Event::ConnectivityLost { .. }
             | Event::HeartbeatFailed { .. } => Severity::Warn,
@@ -222,7 +227,7 @@ impl fmt::Display for Event {
                 f,
                 "configuration backup of revision {revision} not saved: {error}"
             ),
-            Event::HeartbeatFailed { error } => write!(f, "heartbeat failed: {error}"),
+            Event::HeartbeatFailed { error, .. } => write!(f, "heartbeat failed: {error}"),
         }
     }
 }

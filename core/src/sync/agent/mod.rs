@@ -307,8 +307,12 @@ impl SyncAgent {
         }
         self.heartbeat_in_flight = false;
         if let Err(error) = result {
+            let disconnected = self.connectivity == Connectivity::Disconnected;
             self.outputs
-                .push_back(Output::Event(Event::HeartbeatFailed { error }));
+                .push_back(Output::Event(Event::HeartbeatFailed {
+                    error,
+                    disconnected,
+                }));
         }
         self.drive(now);
     }
@@ -442,9 +446,14 @@ impl SyncAgent {
         self.connectivity = Connectivity::Connected;
     }
 
-    /// A fetch failed: back off.
+    /// A fetch failed: back off. A gateway with nothing to serve retries at least
+    /// as often as it would poll: it is useless until the management plane answers.
     fn failed(&mut self, failure: Failure, now: Instant) {
-        let retry_in = self.backoff.next_delay();
+        let retry_in = if self.applied.is_none() {
+            self.backoff.next_delay_within(self.timing.poll_interval)
+        } else {
+            self.backoff.next_delay()
+        };
         self.fetch = FetchState::Due(now + retry_in);
         let event = match failure {
             Failure::Unauthorized(detail) => {

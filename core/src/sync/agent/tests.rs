@@ -387,10 +387,40 @@ fn failures_back_off_exponentially_to_the_cap_and_reset_on_success() {
 }
 
 #[test]
+fn a_gateway_with_nothing_to_serve_retries_at_least_every_poll_interval() {
+    let mut h = Harness::plain();
+    h.outputs();
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        h.fetch(FetchResult::Transport("connection refused".into()));
+        h.outputs();
+        let (waited, fetch) = h.next_fetch(Err("refused".into()));
+        assert_eq!(fetch, (None, None));
+        waits.push(waited.as_secs());
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 10, 10, 10, 10]);
+    // Once something is served, the full backoff applies.
+    h.fetch(FetchResult::Snapshot(snapshot(1)));
+    h.outputs();
+    for _ in 0..7 {
+        h.fetch(FetchResult::Transport("connection refused".into()));
+        h.outputs();
+        h.next_fetch(Err("refused".into()));
+    }
+    h.fetch(FetchResult::Transport("connection refused".into()));
+    let out = h.outputs();
+    assert!(matches!(
+        &events(&out)[..],
+        [Event::FetchFailed { retry_in, .. }] if *retry_in == 60 * SEC
+    ));
+}
+
+#[test]
 fn jittered_waits_are_deterministic_per_seed() {
     let run = |seed: u64| {
         let mut h = Harness::with_seed(settings(false, Jitter::Equal), seed);
         h.outputs();
+        h.serve(1);
         let mut waits = Vec::new();
         for _ in 0..10 {
             h.fetch(FetchResult::Transport("down".into()));
@@ -693,4 +723,29 @@ fn answers_nobody_asked_for_are_ignored() {
     assert_eq!(h.agent.applied_revision(), None);
     assert_eq!(h.agent.status().backup, BackupStatus::None);
     assert_eq!(h.next_fetch(Ok(())).1, (None, None));
+}
+
+#[test]
+fn heartbeat_failures_are_quiet_only_during_an_outage() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    h.agent
+        .handle_heartbeat_done(Err("status 500".into()), h.now);
+    let e = events(&h.outputs()).remove(0);
+    assert_eq!(e.severity(), crate::sync::Severity::Warn, "{e}");
+    let mut h2 = Harness::plain();
+    h2.outputs();
+    h2.fetch(FetchResult::Transport("down".into()));
+    h2.outputs();
+    h2.agent.handle_heartbeat_done(Err("down".into()), h2.now);
+    let e = events(&h2.outputs()).remove(0);
+    assert!(matches!(
+        e,
+        Event::HeartbeatFailed {
+            disconnected: true,
+            ..
+        }
+    ));
+    assert_eq!(e.severity(), crate::sync::Severity::Debug);
 }
