@@ -36,8 +36,9 @@ pub struct BackupOptions {
     pub key: BackupKey,
 }
 
-/// How a gateway connects to its management plane.
-#[derive(Debug, Clone)]
+/// How a gateway connects to its management plane. `Debug` does not show the
+/// token's signature.
+#[derive(Clone)]
 pub struct ManagedOptions {
     /// The management plane's URL, e.g. `https://mgmt.example:8443`.
     pub url: String,
@@ -55,6 +56,25 @@ pub struct ManagedOptions {
     pub hostname: String,
     /// Poll, long poll, heartbeat and backoff timing.
     pub timing: SyncTiming,
+}
+
+impl std::fmt::Debug for ManagedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and expiry are not secret; the signature is.
+        let token = match self.token.rsplit_once('&') {
+            Some((public, _)) => format!("{public}&…"),
+            None => "…".to_owned(),
+        };
+        f.debug_struct("ManagedOptions")
+            .field("url", &self.url)
+            .field("token", &token)
+            .field("backup", &self.backup)
+            .field("ca", &self.ca)
+            .field("instance_id", &self.instance_id)
+            .field("hostname", &self.hostname)
+            .field("timing", &self.timing)
+            .finish()
+    }
 }
 
 impl ManagedOptions {
@@ -237,11 +257,9 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
     loop {
-        while let Some(output) = agent.poll_output() {
-            if let Some((kind, id)) = perform(output, &ctx, &mut tasks) {
-                kinds.insert(id, kind);
-            }
-        }
+        // The state is published before the outputs are performed, so whoever sees
+        // a configuration in force also sees the status that goes with it.
+        let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll_output()).collect();
         ctx.status.send_if_modified(|current| {
             let status = agent.status();
             if *current == status {
@@ -251,6 +269,11 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                 true
             }
         });
+        for output in outputs {
+            if let Some((kind, id)) = perform(output, &ctx, &mut tasks) {
+                kinds.insert(id, kind);
+            }
+        }
         let deadline = agent.poll_timeout();
         if let Some(at) = deadline {
             sleep.as_mut().reset(tokio::time::Instant::from_std(at));

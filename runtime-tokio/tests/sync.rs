@@ -772,6 +772,16 @@ async fn a_refused_token_keeps_the_gateway_serving() {
     gw.shutdown().await;
 }
 
+#[test]
+fn debug_output_keeps_secrets() {
+    let token = token();
+    let signature = token.rsplit('&').next().unwrap();
+    let text = format!("{:?}", managed("http://m", Some((Path::new("/b"), KEY))));
+    assert!(!text.contains(signature), "{text}");
+    assert!(text.contains("GatewayKey gw-1&4000000000&"), "{text}");
+    assert!(text.contains("BackupKey(..)"), "{text}");
+}
+
 #[tokio::test]
 async fn bad_settings_fail_at_start() {
     let bad = [
