@@ -1,18 +1,29 @@
-//! `portcullis demo`: a sample backend and a gateway in front of it, on loopback.
+//! `portcullis demo`: the whole product on loopback — a management plane on a
+//! temporary data directory, one gateway connected to it with a backup, and the
+//! sample backend — seeded through the management API with the example
+//! configuration.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use anyhow::Context;
-use portcullis_runtime_tokio::{Gateway, GatewayOptions};
-use serde_json::Value;
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use portcullis_core::callout::CalloutRequest;
+use portcullis_management::{Management, ManagementOptions};
+use portcullis_runtime_tokio::{
+    BackupKey, BackupOptions, Callouts, Gateway, GatewayOptions, ManagedOptions,
+};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::{sample_backend, DemoArgs, ShutdownSignal};
 
-/// The example configuration shipped in the repository.
+/// The example configuration shipped in the repository: what the demo seeds.
 const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
 /// The backend address the example configuration points at.
 const EXAMPLE_BACKEND: &str = "http://127.0.0.1:8000";
+/// The demo gateway's id.
+const GATEWAY_ID: &str = "demo-gateway";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let signal = ShutdownSignal::install()?;
@@ -25,92 +36,242 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("portcullis-demo-")
         .tempdir()
-        .context("creating a directory for the demo configuration")?;
-    let config_path = dir.path().join("gateway.json");
-    let config = point_at_backend(EXAMPLE_CONFIG, &backend_url)?;
-    std::fs::write(&config_path, config).context("writing the demo configuration")?;
+        .context("creating the demo's data directory")?;
+    let data_dir = dir.path().join("management");
+    let backup_dir = dir.path().join("gateway-backup");
 
-    let mut options = GatewayOptions::new(config_path.clone());
+    let mut options = ManagementOptions::new(
+        free_or_fallback(args.management_listen).await,
+        data_dir.clone(),
+    );
+    options.admin_token = None;
+    let management = Management::start(options)
+        .await
+        .context("starting the management plane")?;
+    let admin_token = management
+        .created_admin_token()
+        .context("the demo's fresh data directory has no admin token")?
+        .to_owned();
+    let management_url = management.base_url().to_owned();
+
+    let admin = Admin {
+        client: Callouts::new(None).context("setting up the HTTP client")?,
+        base: management_url.clone(),
+        token: admin_token.clone(),
+    };
+    let seeded = seed(&admin, &backend_url).await?;
+
+    let mut managed = ManagedOptions::new(management_url.clone(), seeded.gateway_token.clone());
+    managed.backup = Some(BackupOptions {
+        dir: backup_dir.clone(),
+        key: BackupKey::from_bytes(random_key()?),
+    });
+    let mut options = GatewayOptions::managed(managed);
     options.listen = free_or_fallback(args.listen).await;
     options.ops_listen = Some(free_or_fallback(args.ops_listen).await);
     args.tuning.apply(&mut options);
     let gateway = Gateway::start(options).await?;
+    wait_ready(&gateway).await?;
     let addr = gateway.local_addr();
-    let path = first_api_path(EXAMPLE_CONFIG);
 
     println!("GATEWAY_URL=http://{addr}");
+    println!("MANAGEMENT_URL={management_url}");
+    println!("ADMIN_TOKEN={admin_token}");
+    println!("SUBSCRIPTION_KEY={}", seeded.subscription_key);
+    println!("SAMPLE_API_PATH=/{}", seeded.open_path);
+    println!("KEYED_API_PATH=/{}", seeded.keyed_path);
     if let Some(ops) = gateway.ops_addr() {
         println!("OPS_URL=http://{ops}");
     }
-    println!("SAMPLE_API_PATH=/{path}");
-    if let Some((keyed_path, key)) = keyed_api(EXAMPLE_CONFIG) {
-        println!("KEYED_API_PATH=/{keyed_path}");
-        println!("SUBSCRIPTION_KEY={key}");
-    }
     println!("BACKEND_URL={backend_url}");
-    println!("CONFIG_FILE={}", config_path.display());
-    println!("# try it:");
-    println!("curl -i http://{addr}/{path}/hello");
-    if let Some((keyed_path, key)) = keyed_api(EXAMPLE_CONFIG) {
-        println!("curl -i -H 'Ocp-Apim-Subscription-Key: {key}' http://{addr}/{keyed_path}/hello");
-    }
-    println!("# edit CONFIG_FILE and the gateway reloads it; Ctrl-C stops the demo.");
+    println!("DATA_DIR={}", data_dir.display());
+    println!("BACKUP_DIR={}", backup_dir.display());
+    println!("# try it (the Starter product allows 5 calls a minute per subscription):");
+    println!(
+        "curl -i -H 'Ocp-Apim-Subscription-Key: {}' http://{addr}/{}/hello",
+        seeded.subscription_key, seeded.keyed_path
+    );
+    println!("curl -i http://{addr}/{}/hello", seeded.open_path);
+    println!("curl -s -H 'Authorization: Bearer {admin_token}' {management_url}/apis");
+    println!(
+        "# changes made through MANAGEMENT_URL reach the gateway at once; Ctrl-C stops the demo."
+    );
 
     signal.recv().await;
     gateway.shutdown().await;
+    management.shutdown().await;
     backend_task.abort();
     drop(dir);
     Ok(())
 }
 
-/// The example configuration with its backend URLs replaced by the sample backend's.
-fn point_at_backend(config: &str, backend_url: &str) -> anyhow::Result<String> {
-    let mut doc: Value =
-        serde_json::from_str(config).context("parsing the example configuration")?;
-    let replace = |v: &mut Value| {
-        if v.as_str().is_some_and(|s| s.starts_with(EXAMPLE_BACKEND)) {
-            if let Some(s) = v.as_str() {
-                *v = Value::String(s.replacen(EXAMPLE_BACKEND, backend_url, 1));
-            }
-        }
-    };
-    if let Some(apis) = doc.get_mut("apis").and_then(Value::as_array_mut) {
-        for api in apis {
-            if let Some(url) = api.get_mut("serviceUrl") {
-                replace(url);
-            }
-        }
-    }
-    if let Some(backends) = doc.get_mut("backends").and_then(Value::as_array_mut) {
-        for backend in backends {
-            if let Some(url) = backend.get_mut("url") {
-                replace(url);
-            }
-        }
-    }
-    Ok(serde_json::to_string_pretty(&doc)?)
+/// What seeding produced.
+struct Seeded {
+    gateway_token: String,
+    subscription_key: String,
+    open_path: String,
+    keyed_path: String,
 }
 
-fn first_api_path(config: &str) -> String {
-    serde_json::from_str::<Value>(config)
-        .ok()
-        .and_then(|doc| doc["apis"][0]["path"].as_str().map(str::to_owned))
-        .unwrap_or_default()
+/// A management API client with the admin token.
+struct Admin {
+    client: Callouts,
+    base: String,
+    token: String,
 }
 
-/// The path of the first API that needs a subscription key, and a key that opens it.
-fn keyed_api(config: &str) -> Option<(String, String)> {
-    let doc: Value = serde_json::from_str(config).ok()?;
-    let api = doc["apis"]
-        .as_array()?
-        .iter()
-        .find(|a| a["subscriptionRequired"].as_bool() != Some(false))?;
-    let key = doc["subscriptions"].as_array()?.first()?["primaryKey"].as_str()?;
-    Some((api["path"].as_str()?.to_owned(), key.to_owned()))
+impl Admin {
+    /// Sends `method path` with a JSON body; returns the JSON answer of a 2xx.
+    async fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = CalloutRequest {
+            method: method.to_owned(),
+            url: format!("{}{path}", self.base),
+            headers: vec![
+                ("Authorization".into(), format!("Bearer {}", self.token)),
+                ("Content-Type".into(), "application/json".into()),
+            ],
+            body: Bytes::from(serde_json::to_vec(body)?),
+            timeout: Duration::from_secs(30),
+        };
+        let response = self
+            .client
+            .perform(request)
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let body = response.body.unwrap_or_default();
+        if !(200..300).contains(&response.status) {
+            bail!(
+                "{method} {path}: {} {}",
+                response.status,
+                String::from_utf8_lossy(&body)
+            );
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{method} {path}: answer is not JSON"))
+    }
+}
+
+/// Puts the example configuration into the management plane, one entity at a
+/// time as an operator would, and makes a gateway for it.
+async fn seed(admin: &Admin, backend_url: &str) -> anyhow::Result<Seeded> {
+    let example: Value =
+        serde_json::from_str(EXAMPLE_CONFIG).context("parsing the example configuration")?;
+    let list = |name: &str| example[name].as_array().cloned().unwrap_or_default();
+
+    let mut api_ids = Vec::new();
+    let (mut open_path, mut keyed_path) = (None, None);
+    for backend in list("backends") {
+        let mut backend = backend;
+        point_at(&mut backend["url"], backend_url);
+        admin
+            .call("PUT", &format!("/backends/{}", id(&backend)?), &backend)
+            .await?;
+    }
+    for api in list("apis") {
+        let mut api = api;
+        point_at(&mut api["serviceUrl"], backend_url);
+        let api_id = id(&api)?.to_owned();
+        let path = api["path"].as_str().unwrap_or_default().to_owned();
+        if api["subscriptionRequired"] == Value::Bool(false) {
+            open_path.get_or_insert(path);
+        } else {
+            keyed_path.get_or_insert(path);
+        }
+        admin.call("PUT", &format!("/apis/{api_id}"), &api).await?;
+        api_ids.push(api_id);
+    }
+    for product in list("products") {
+        admin
+            .call("PUT", &format!("/products/{}", id(&product)?), &product)
+            .await?;
+    }
+    // Subscriptions get fresh keys from the management plane, not the example's.
+    let mut subscription_key = None;
+    for subscription in list("subscriptions") {
+        let mut subscription = subscription;
+        if let Some(fields) = subscription.as_object_mut() {
+            fields.remove("primaryKey");
+            fields.remove("secondaryKey");
+        }
+        let created = admin
+            .call(
+                "PUT",
+                &format!("/subscriptions/{}", id(&subscription)?),
+                &subscription,
+            )
+            .await?;
+        if subscription_key.is_none() {
+            subscription_key = created["primaryKey"].as_str().map(str::to_owned);
+        }
+    }
+    admin
+        .call(
+            "PUT",
+            &format!("/gateways/{GATEWAY_ID}"),
+            &json!({
+                "description": "The gateway `portcullis demo` runs on loopback.",
+                "location": { "name": "demo (loopback)" },
+                "apis": api_ids,
+            }),
+        )
+        .await?;
+    let token = admin
+        .call("POST", &format!("/gateways/{GATEWAY_ID}/token"), &json!({}))
+        .await?;
+    Ok(Seeded {
+        gateway_token: token["value"]
+            .as_str()
+            .context("the token answer has no value")?
+            .to_owned(),
+        subscription_key: subscription_key
+            .context("the example configuration has no subscription")?,
+        open_path: open_path.context("the example configuration has no open API")?,
+        keyed_path: keyed_path.context("the example configuration has no keyed API")?,
+    })
+}
+
+fn id(entity: &Value) -> anyhow::Result<&str> {
+    entity["id"]
+        .as_str()
+        .context("an entity of the example configuration has no id")
+}
+
+/// Replaces the example's backend address in a URL with the sample backend's.
+fn point_at(url: &mut Value, backend_url: &str) {
+    if let Some(s) = url.as_str() {
+        if s.starts_with(EXAMPLE_BACKEND) {
+            *url = Value::String(s.replacen(EXAMPLE_BACKEND, backend_url, 1));
+        }
+    }
+}
+
+/// Waits until the gateway has applied its first configuration.
+async fn wait_ready(gateway: &Gateway) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gateway.revision().is_none() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the gateway did not receive its configuration within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// A fresh backup key for this demo run.
+fn random_key() -> anyhow::Result<[u8; 32]> {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| anyhow::anyhow!("the operating system's random source failed"))?;
+    Ok(key)
 }
 
 /// The wanted address if it is free, else a free port on the same interface, so the
-/// demo starts even where 8080 is taken.
+/// demo starts even where the default ports are taken.
 async fn free_or_fallback(wanted: SocketAddr) -> SocketAddr {
     match TcpListener::bind(wanted).await {
         Ok(_) => wanted,

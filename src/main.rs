@@ -1,6 +1,7 @@
 //! `portcullis`: the self-hosted API gateway's one binary.
 
 mod demo;
+mod management_cmd;
 mod sample_backend;
 
 use std::net::SocketAddr;
@@ -42,8 +43,11 @@ enum Command {
     /// Run a gateway: connected to a management plane (`--management-url`), or
     /// serving the configuration in a local file (`--config`, reloaded on change).
     Gateway(GatewayArgs),
-    /// Start a sample backend and a gateway in front of it on loopback, and print
-    /// how to call it.
+    /// Run the management plane: the REST API gateways are configured from, the
+    /// configuration endpoint they sync with, and their status.
+    Management(management_cmd::ManagementArgs),
+    /// Run the whole product on loopback: a management plane, a gateway connected
+    /// to it and a sample backend, seeded with a sample API; prints how to call it.
     Demo(DemoArgs),
     /// Run the sample backend alone (the one `demo` uses).
     SampleBackend {
@@ -150,6 +154,13 @@ struct DemoArgs {
     /// Address for the operations endpoints (falls back to a free port).
     #[arg(long, default_value = "127.0.0.1:9090", env = "PORTCULLIS_OPS_LISTEN")]
     ops_listen: SocketAddr,
+    /// Address for the management plane (falls back to a free port).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "PORTCULLIS_MANAGEMENT_LISTEN"
+    )]
+    management_listen: SocketAddr,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -221,6 +232,7 @@ fn main() -> anyhow::Result<()> {
     let workers = match &cli.command {
         Command::Gateway(args) => args.tuning.workers,
         Command::Demo(args) => args.tuning.workers,
+        Command::Management(_) => None,
         Command::SampleBackend { .. } => Some(1),
     };
     let workers = workers.unwrap_or_else(|| {
@@ -243,6 +255,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Gateway(args) => run_gateway(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Management(args) => management_cmd::run(args).await,
             Command::SampleBackend { listen } => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await

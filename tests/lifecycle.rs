@@ -272,6 +272,27 @@ async fn demo_serves_the_sample_api() {
             .await;
         assert_eq!(r.status, 200, "{r:?}");
     }
+    // The management plane it printed answers with the admin token, and lists
+    // what the demo seeded.
+    let management: std::net::SocketAddr = vars
+        .get("MANAGEMENT_URL")
+        .expect("MANAGEMENT_URL printed")
+        .strip_prefix("http://")
+        .expect("http URL")
+        .parse()
+        .expect("MANAGEMENT_URL is host:port");
+    let token = vars.get("ADMIN_TOKEN").expect("ADMIN_TOKEN printed");
+    let mut m = Client::connect(management).await;
+    let r = m
+        .roundtrip(format!(
+            "GET /apis HTTP/1.1\r\nHost: demo\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["count"], 2, "{}", r.body_str());
+    let r = m.roundtrip(get("/apis")).await;
+    assert_eq!(r.status, 401, "the management API needs the token");
+    drop(m);
     if let Some(ops) = vars.get("OPS_URL") {
         let ops: std::net::SocketAddr = ops.strip_prefix("http://").unwrap().parse().unwrap();
         assert_eq!(fetch(ops, "/readyz").await.status, 200);

@@ -1,0 +1,87 @@
+//! `portcullis management`: the management plane service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use portcullis_management::{Management, ManagementOptions, TlsMode};
+
+use crate::ShutdownSignal;
+
+/// Options of `portcullis management`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ManagementArgs {
+    /// Address for the REST API (and, later, the admin UI and portal).
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8090",
+        env = "PORTCULLIS_MANAGEMENT_LISTEN"
+    )]
+    listen: SocketAddr,
+    /// Data directory: the SQLite database (created on first run) and, with
+    /// `--self-signed`, the generated certificates.
+    #[arg(long, default_value = "portcullis-data", env = "PORTCULLIS_DATA")]
+    data: PathBuf,
+    /// Admin bearer token (at least 16 characters). Without it, the first run
+    /// creates one and prints it once.
+    #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (needs `--tls-key`).
+    #[arg(
+        long,
+        env = "PORTCULLIS_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated certificate for localhost, 127.0.0.1 and ::1
+    /// (kept in DATA/tls/); gateways trust it with `--ca DATA/tls/ca.pem`. For trials.
+    #[arg(long, env = "PORTCULLIS_SELF_SIGNED")]
+    self_signed: bool,
+}
+
+impl ManagementArgs {
+    /// The service options these arguments describe.
+    pub(crate) fn options(&self) -> ManagementOptions {
+        let mut options = ManagementOptions::new(self.listen, self.data.clone());
+        options.admin_token = self.admin_token.clone();
+        options.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsMode::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if self.self_signed => TlsMode::SelfSigned,
+            _ => TlsMode::Plain,
+        };
+        options
+    }
+}
+
+/// Runs the management plane until SIGTERM or Ctrl-C.
+pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
+    let signal = ShutdownSignal::install()?;
+    let management = Management::start(args.options())
+        .await
+        .context("starting the management plane")?;
+    print_endpoints(&management);
+    signal.recv().await;
+    tracing::info!("shutting down the management plane");
+    management.shutdown().await;
+    Ok(())
+}
+
+/// Prints what a caller needs, one `KEY=VALUE` per line: the CA to trust (when
+/// self-signed), a newly created admin token (shown this once), and the URL last.
+pub(crate) fn print_endpoints(management: &Management) {
+    if let Some(ca) = management.ca_path() {
+        println!("MANAGEMENT_CA={}", ca.display());
+    }
+    if let Some(token) = management.created_admin_token() {
+        println!("# a new admin token was created; it is not shown again:");
+        println!("ADMIN_TOKEN={token}");
+    }
+    println!("MANAGEMENT_URL={}", management.base_url());
+}
