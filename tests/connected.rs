@@ -359,7 +359,10 @@ async fn tokens_that_do_not_verify_are_refused() {
         let gw = ManagedGateway::start(&mgmt.url, bad, &[]).await;
         stays_not_ready(&gw).await;
         let log = gw.log_text();
-        assert!(log.contains("401"), "the refusal is logged: {log}");
+        assert!(
+            log.contains("\"ERROR\"") && log.contains("refused the gateway token"),
+            "the refusal is logged: {log}"
+        );
     }
     // A fresh token works.
     let fresh = mgmt

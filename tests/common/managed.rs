@@ -193,13 +193,18 @@ pub async fn admin_call(
         request.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let stream = within("connect to management", TcpStream::connect(addr))
-        .await
-        .expect("management reachable");
-    let mut client = Client::from_stream(stream);
-    let method = method.parse().expect("method");
-    client.send(request).await;
-    within("management answers", client.response_to(&method)).await
+    let method: axum::http::Method = method.parse().expect("method");
+    // Boxed: the tests' state machines hold many of these calls, and the test
+    // thread's stack is small.
+    Box::pin(async move {
+        let stream = within("connect to management", TcpStream::connect(addr))
+            .await
+            .expect("management reachable");
+        let mut client = Client::from_stream(stream);
+        client.send(request).await;
+        within("management answers", client.response_to(&method)).await
+    })
+    .await
 }
 
 /// `portcullis gateway` connected to a management plane.
@@ -258,18 +263,25 @@ impl ManagedGateway {
 
     /// Waits until `/readyz` answers 200.
     pub async fn ready(&self) {
-        poll_status(self.ops_addr, "/readyz", 200).await;
+        Box::pin(poll_status(self.ops_addr, "/readyz", 200)).await;
     }
 
     /// What `/readyz` answers now.
     pub async fn readyz(&self) -> u16 {
-        super::fetch(self.ops_addr, "/readyz").await.status
+        Box::pin(super::fetch(self.ops_addr, "/readyz"))
+            .await
+            .status
     }
 
     /// `GET path` on a fresh connection to the API port.
     pub async fn get(&self, path: &str) -> Response {
-        let mut c = Client::connect(self.addr).await;
-        c.roundtrip(super::get(path)).await
+        let addr = self.addr;
+        let request = super::get(path);
+        Box::pin(async move {
+            let mut c = Client::connect(addr).await;
+            c.roundtrip(request).await
+        })
+        .await
     }
 
     /// Polls `GET path` until `check` accepts the response.
