@@ -319,7 +319,7 @@ async fn a_damaged_backup_is_detected_and_never_served() {
 
     // With the management plane back, a gateway on the damaged backup recovers
     // and writes a good one.
-    std::fs::write(&file, &truncated_copy(&good)).unwrap();
+    std::fs::write(&file, truncated_copy(&good)).unwrap();
     let _back = ManagementProcess::start(mgmt.addr, data.path(), &[]).await;
     let gw = ManagedGateway::start(&mgmt.url, &token, &args(&with_backup)).await;
     gw.ready().await;

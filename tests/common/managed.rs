@@ -78,7 +78,7 @@ impl ManagementProcess {
         let url_rx = collect_lines(stdout, log.clone(), |line| {
             line.strip_prefix("MANAGEMENT_URL=").map(str::to_owned)
         });
-        let _ = collect_lines(stderr, log.clone(), |_| None);
+        drop(collect_lines(stderr, log.clone(), |_| None));
         let url = match tokio::time::timeout(WAIT, url_rx).await {
             Ok(Ok(url)) => url,
             _ => panic!(
