@@ -11,13 +11,13 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 
-use super::{clean_env, listening_addrs, poll_status, within, Client, Response, WAIT};
+use super::{clean_env, poll_status, within, Client, Response, WAIT};
 
 /// The admin token every test management plane is started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// Collects a child's output lines, and hands over the first that `pick` accepts.
-fn collect_lines<R>(
+pub(super) fn collect_lines<R>(
     reader: R,
     log: Arc<Mutex<Vec<String>>>,
     pick: impl Fn(&str) -> Option<String> + Send + 'static,
@@ -219,44 +219,13 @@ impl ManagedGateway {
     /// Starts it and waits until it listens (not until it is ready: a gateway
     /// started during an outage without a backup never is).
     pub async fn start(url: &str, token: &str, extra_args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--log-format")
-            .arg("json")
-            .arg("gateway")
-            .arg("--management-url")
-            .arg(url)
-            .arg("--token")
-            .arg(token)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--ops-listen")
-            .arg("127.0.0.1:0")
-            .args(extra_args)
-            .env_clear()
-            .envs(clean_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn portcullis gateway");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let rx = collect_lines(stderr, log.clone(), |line| {
-            listening_addrs(line).map(|(a, o)| format!("{a} {o}"))
-        });
-        let addrs = match tokio::time::timeout(WAIT, rx).await {
-            Ok(Ok(a)) => a,
-            _ => panic!(
-                "gateway did not log its addresses; log: {:#?}",
-                log.lock().unwrap()
-            ),
-        };
-        let (addr, ops_addr) = addrs.split_once(' ').expect("two addresses");
+        let mut args = vec!["--management-url", url, "--token", token];
+        args.extend_from_slice(extra_args);
+        let (child, addr, ops_addr, log) = super::spawn_gateway(&args).await;
         ManagedGateway {
             child,
-            addr: addr.parse().expect("api address"),
-            ops_addr: ops_addr.parse().expect("ops address"),
+            addr,
+            ops_addr,
             log,
         }
     }

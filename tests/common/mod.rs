@@ -24,7 +24,7 @@ use portcullis_core::http::{
 };
 use portcullis_runtime_tokio::{Gateway, GatewayOptions};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
@@ -869,48 +869,10 @@ impl GatewayProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("gateway.json");
         write_atomically(&config_path, &serde_json::to_vec_pretty(doc).unwrap());
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("--log-format")
-            .arg("json")
-            .arg("gateway")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--ops-listen")
-            .arg("127.0.0.1:0")
-            .args(extra_args)
-            .env_clear()
-            .envs(clean_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn portcullis gateway");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let log2 = log.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            let mut tx = Some(tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addrs) = listening_addrs(&line) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addrs);
-                    }
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let (addr, ops_addr) = match tokio::time::timeout(WAIT, rx).await {
-            Ok(Ok(a)) => a,
-            _ => panic!(
-                "gateway did not log its addresses; log: {:#?}",
-                log.lock().unwrap()
-            ),
-        };
+        let config_arg = config_path.display().to_string();
+        let mut args = vec!["--config", config_arg.as_str()];
+        args.extend_from_slice(extra_args);
+        let (child, addr, ops_addr, log) = spawn_gateway(&args).await;
         poll_status(ops_addr, "/readyz", 200).await;
         GatewayProcess {
             child,
@@ -953,6 +915,49 @@ impl GatewayProcess {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+}
+
+/// Spawns `portcullis gateway` on loopback port 0 with `args`, and waits until it
+/// logs the addresses it listens on (not until it is ready).
+pub async fn spawn_gateway(
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    SocketAddr,
+    Arc<Mutex<Vec<String>>>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--log-format", "json", "gateway"])
+        .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .args(args)
+        .env_clear()
+        .envs(clean_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn portcullis gateway");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let rx = managed::collect_lines(stderr, log.clone(), |line| {
+        listening_addrs(line).map(|(a, o)| format!("{a} {o}"))
+    });
+    let addrs = match tokio::time::timeout(WAIT, rx).await {
+        Ok(Ok(a)) => a,
+        _ => panic!(
+            "gateway did not log its addresses; log: {:#?}",
+            log.lock().unwrap()
+        ),
+    };
+    let (addr, ops_addr) = addrs.split_once(' ').expect("two addresses");
+    (
+        child,
+        addr.parse().expect("api address"),
+        ops_addr.parse().expect("ops address"),
+        log,
+    )
 }
 
 /// This process's environment without `PORTCULLIS_*` variables, so the binary
