@@ -124,6 +124,93 @@ impl CalloutError {
     }
 }
 
+/// Why a call made by an adapter did not produce a response: what the adapter
+/// saw (its IO errors) and what the exchange found, in one error both adapters
+/// return.
+#[derive(Debug, thiserror::Error)]
+pub enum CalloutFailure {
+    /// The request could not be built (URL, method or header field).
+    #[error(transparent)]
+    InvalidRequest(CalloutError),
+    /// The call did not complete within the request's timeout.
+    #[error("no complete response within {0:?}")]
+    Timeout(Duration),
+    /// No connection: name resolution, TCP connect or TLS handshake failed.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// `scheme://host:port`.
+        target: Arc<str>,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The connection failed while the exchange was under way.
+    #[error("connection to {target} failed: {source}")]
+    Io {
+        /// `scheme://host:port`.
+        target: Arc<str>,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The connection closed early, or the response was invalid or too large.
+    #[error("{target}: {source}")]
+    Response {
+        /// `scheme://host:port`.
+        target: Arc<str>,
+        /// What was wrong.
+        source: CalloutError,
+    },
+}
+
+impl CalloutFailure {
+    /// The class of failure, for `context.LastError` and logs.
+    pub fn kind(&self) -> CalloutFailureKind {
+        match self {
+            CalloutFailure::InvalidRequest(_) => CalloutFailureKind::InvalidRequest,
+            CalloutFailure::Timeout(_) => CalloutFailureKind::Timeout,
+            CalloutFailure::Connect { .. } => CalloutFailureKind::Connect,
+            CalloutFailure::Io { .. } => CalloutFailureKind::Connection,
+            CalloutFailure::Response { source, .. } => source.kind(),
+        }
+    }
+
+    /// The failure as a policy's `send-request` sees it (`context.LastError`).
+    pub fn to_policy_failure(&self) -> crate::policy::error::Failure {
+        crate::policy::error::Failure::new(self.kind().last_error_reason(), self.to_string())
+    }
+}
+
+/// Most `send-one-way-request` calls in flight at once, process-wide.
+pub const MAX_ONE_WAY_IN_FLIGHT: usize = 1024;
+
+/// `send-one-way-request` calls in flight.
+static ONE_WAY_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One counted place among the one-way calls in flight, given back on drop.
+#[derive(Debug)]
+pub struct OneWaySlot(());
+
+impl OneWaySlot {
+    /// A place for one more `send-one-way-request`, or `None` over
+    /// [`MAX_ONE_WAY_IN_FLIGHT`]: nobody waits for these, so a flood of them must
+    /// not pile up tasks without bound; over the cap they are dropped.
+    pub fn try_acquire() -> Option<OneWaySlot> {
+        use std::sync::atomic::Ordering;
+        let in_flight = ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        if in_flight >= MAX_ONE_WAY_IN_FLIGHT {
+            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+            None
+        } else {
+            Some(OneWaySlot(()))
+        }
+    }
+}
+
+impl Drop for OneWaySlot {
+    fn drop(&mut self) {
+        ONE_WAY_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// How a callout failed, in the classes a policy's error handling tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CalloutFailureKind {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod expr;
 pub mod http;
 pub mod ops;
+pub mod options;
 pub mod policy;
 pub mod pool;
 pub mod proxy;

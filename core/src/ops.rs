@@ -11,6 +11,31 @@ pub fn ops_response(path: &[u8], ready: bool) -> (u16, &'static str) {
     }
 }
 
+/// Answers what was read so far of a request to the operations port: `None`
+/// while the head is incomplete, else the whole response (the adapter writes it
+/// and closes: probes need no keep-alive). `ready` as for [`ops_response`].
+pub fn respond(buf: &mut bytes::BytesMut, ready: bool) -> Option<bytes::BytesMut> {
+    use crate::http::encode::write_local_response;
+    use crate::http::{Limits, RequestHead};
+    let mut out = bytes::BytesMut::new();
+    match RequestHead::parse(buf, &Limits::default()) {
+        Ok(None) => return None,
+        Ok(Some(head)) => {
+            let (status, body) = ops_response(head.path(), ready);
+            write_local_response(
+                status,
+                Some("text/plain"),
+                &[],
+                body.as_bytes(),
+                true,
+                &mut out,
+            );
+        }
+        Err(err) => write_local_response(err.status(), None, &[], b"", true, &mut out),
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -21,5 +46,17 @@ mod tests {
         assert_eq!(ops_response(b"/readyz", true).0, 200);
         assert_eq!(ops_response(b"/readyz", false).0, 503);
         assert_eq!(ops_response(b"/metrics", true).0, 404);
+    }
+
+    #[test]
+    fn responds_once_the_head_is_complete() {
+        let mut buf = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\n"[..]);
+        assert!(respond(&mut buf, true).is_none());
+        buf.extend_from_slice(b"Host: x\r\n\r\n");
+        let out = respond(&mut buf, false).expect("a response");
+        assert!(out.starts_with(b"HTTP/1.1 503 "), "{out:?}");
+        let mut bad = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\nHost: x\r\n y\r\n\r\n"[..]);
+        let out = respond(&mut bad, true).expect("a response");
+        assert!(out.starts_with(b"HTTP/1.1 400 "), "{out:?}");
     }
 }

@@ -9,8 +9,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use portcullis_core::callout::{
-    CalloutError, CalloutExchange, CalloutFailureKind, CalloutLimits, CalloutRequest,
-    CalloutTarget, Completed,
+    CalloutError, CalloutExchange, CalloutFailure, CalloutLimits, CalloutRequest, CalloutTarget,
+    Completed,
 };
 use portcullis_core::policy::context::Response;
 use portcullis_core::pool::PoolLimits;
@@ -21,54 +21,6 @@ use crate::upstream::{Connector, TlsSetupError, UpstreamConn, Upstreams};
 
 /// Size of the read buffer of one call.
 const READ_BUFFER: usize = 16 * 1024;
-
-/// Why a callout did not produce a response.
-#[derive(Debug, thiserror::Error)]
-pub enum CalloutFailure {
-    /// The request could not be built (URL, method or header field).
-    #[error(transparent)]
-    InvalidRequest(CalloutError),
-    /// The call did not complete within the request's timeout.
-    #[error("no complete response within {0:?}")]
-    Timeout(Duration),
-    /// No connection: name resolution, TCP connect or TLS handshake failed.
-    #[error("cannot connect to {target}: {source}")]
-    Connect {
-        /// `scheme://host:port`.
-        target: Arc<str>,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The connection failed while the exchange was under way.
-    #[error("connection to {target} failed: {source}")]
-    Io {
-        /// `scheme://host:port`.
-        target: Arc<str>,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The connection closed early, or the response was invalid or too large.
-    #[error("{target}: {source}")]
-    Response {
-        /// `scheme://host:port`.
-        target: Arc<str>,
-        /// What was wrong.
-        source: CalloutError,
-    },
-}
-
-impl CalloutFailure {
-    /// The class of failure, for `context.LastError` and logs.
-    pub fn kind(&self) -> CalloutFailureKind {
-        match self {
-            CalloutFailure::InvalidRequest(_) => CalloutFailureKind::InvalidRequest,
-            CalloutFailure::Timeout(_) => CalloutFailureKind::Timeout,
-            CalloutFailure::Connect { .. } => CalloutFailureKind::Connect,
-            CalloutFailure::Io { .. } => CalloutFailureKind::Connection,
-            CalloutFailure::Response { source, .. } => source.kind(),
-        }
-    }
-}
 
 /// Pool limits for callout connections: few per host, since callouts are rare
 /// next to proxied traffic.

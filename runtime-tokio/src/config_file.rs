@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use portcullis_core::config::{CompiledConfig, Snapshot};
-use portcullis_core::proxy::ConfigSource;
+use portcullis_core::config::reload::compile_json;
+pub use portcullis_core::config::SharedConfig;
+use portcullis_core::config::{CompiledConfig, ConfigReload, FileStamp, Reload};
 use tokio_util::sync::CancellationToken;
 
 /// Why a configuration file could not be used.
@@ -31,50 +31,6 @@ pub enum ConfigError {
     },
 }
 
-/// The configuration in force, swapped atomically on reload.
-///
-/// Requests keep the `Arc` they started with, so a reload never changes the
-/// configuration under a request in flight.
-#[derive(Debug, Default)]
-pub struct SharedConfig {
-    current: ArcSwapOption<CompiledConfig>,
-}
-
-impl SharedConfig {
-    /// A holder with this configuration (or none yet).
-    pub fn new(config: Option<CompiledConfig>) -> Self {
-        SharedConfig {
-            current: ArcSwapOption::new(config.map(Arc::new)),
-        }
-    }
-
-    /// Puts a new configuration in force.
-    pub fn store(&self, config: CompiledConfig) {
-        self.current.store(Some(Arc::new(config)));
-    }
-
-    /// Puts a compiled configuration in force, as handed out by the sync agent.
-    pub fn store_shared(&self, config: Arc<CompiledConfig>) {
-        self.current.store(Some(config));
-    }
-
-    /// Whether a configuration is loaded (readiness).
-    pub fn is_loaded(&self) -> bool {
-        self.current.load().is_some()
-    }
-
-    /// The revision in force, if any.
-    pub fn revision(&self) -> Option<u64> {
-        self.current.load().as_ref().map(|c| c.revision())
-    }
-}
-
-impl ConfigSource for SharedConfig {
-    fn current(&self) -> Option<Arc<CompiledConfig>> {
-        self.current.load_full()
-    }
-}
-
 /// Reads, parses and compiles a configuration file.
 pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigError> {
     load_config_bytes(path).map(|(config, _)| config)
@@ -90,40 +46,32 @@ pub(crate) fn load_config_bytes(path: &Path) -> Result<(CompiledConfig, Vec<u8>)
 }
 
 fn compile(path: &Path, bytes: &[u8]) -> Result<CompiledConfig, ConfigError> {
-    Snapshot::from_json(bytes)
-        .and_then(CompiledConfig::compile)
-        .map_err(|source| ConfigError::Invalid {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
+    compile_json(bytes).map_err(|source| invalid(path, source))
 }
 
-/// What identifies a version of the file cheaply; the content decides in the end.
-///
-/// The modification time alone is not enough: it ticks coarsely and `cp -p` or
-/// `rsync -t` keep an old one, so the inode (a new file renamed into place) and the
-/// change time (which no tool can set back) are part of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
-    #[cfg(unix)]
-    changed: (i64, i64),
+fn invalid(path: &Path, source: portcullis_core::config::ConfigError) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        source: Box::new(source),
+    }
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+/// The file's stamp (see [`FileStamp`]), if it can be stat'ed.
+fn stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     use std::os::unix::fs::MetadataExt;
-    Some(Stamp {
+    Some(FileStamp {
         modified: meta.modified().ok(),
         len: meta.len(),
         #[cfg(unix)]
         inode: meta.ino(),
+        #[cfg(not(unix))]
+        inode: 0,
         #[cfg(unix)]
         changed: (meta.ctime(), meta.ctime_nsec()),
+        #[cfg(not(unix))]
+        changed: (0, 0),
     })
 }
 
@@ -138,8 +86,7 @@ pub(crate) async fn watch(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut last_stamp = None;
-    let mut last_bytes = Some(loaded);
+    let mut reload = ConfigReload::new(loaded);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -147,11 +94,9 @@ pub(crate) async fn watch(
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let now_stamp = stamp(&path);
-        if now_stamp == last_stamp {
+        if !reload.needs_read(stamp(&path)) {
             continue;
         }
-        last_stamp = now_stamp;
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(err) => {
@@ -159,19 +104,17 @@ pub(crate) async fn watch(
                 continue;
             }
         };
-        if last_bytes.as_deref() == Some(bytes.as_slice()) {
-            continue;
-        }
-        match compile(&path, &bytes) {
-            Ok(config) => {
+        match reload.handle_contents(bytes) {
+            Reload::Unchanged => {}
+            Reload::Apply(config) => {
                 let revision = config.revision();
-                shared.store(config);
+                shared.store(*config);
                 tracing::info!(path = %path.display(), revision, "configuration reloaded");
             }
-            Err(err) => {
+            Reload::Rejected(source) => {
+                let err = invalid(&path, source);
                 tracing::error!(error = %err, "configuration rejected; keeping the configuration in force");
             }
         }
-        last_bytes = Some(bytes);
     }
 }

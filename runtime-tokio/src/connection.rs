@@ -4,11 +4,11 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use portcullis_core::callout::OneWaySlot;
 use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -17,26 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::callout::Callouts;
 use crate::now;
 use crate::upstream::{UpstreamConn, Upstreams};
-use portcullis_core::policy::error::Failure;
 
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// Most `send-one-way-request` calls in flight at once, gateway-wide.
-const MAX_ONE_WAY_IN_FLIGHT: usize = 1024;
-
-/// `send-one-way-request` calls in flight.
-static ONE_WAY_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// One counted place among the one-way calls in flight.
-struct OneWaySlot;
-
-impl Drop for OneWaySlot {
-    fn drop(&mut self) {
-        ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Size of the per-thread read buffer; what is read is copied into the connection's
 /// own buffer, sized to what is pending.
@@ -138,13 +122,8 @@ pub(crate) async fn serve(
                 } => {
                     // Nobody waits for these, so a flood of them must not pile up
                     // tasks without bound: over the cap they are dropped, loudly.
-                    let in_flight = ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-                    if in_flight >= MAX_ONE_WAY_IN_FLIGHT {
-                        ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
-                    } else {
+                    if let Some(slot) = OneWaySlot::try_acquire() {
                         let callouts = callouts.clone();
-                        let slot = OneWaySlot;
                         tokio::spawn(async move {
                             // Given back however the task ends (also if dropped).
                             let _slot = slot;
@@ -153,6 +132,8 @@ pub(crate) async fn serve(
                                 tracing::warn!(error = %err, %url, "send-one-way-request failed");
                             }
                         });
+                    } else {
+                        tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
                     }
                 }
                 Event::Call {
@@ -162,9 +143,7 @@ pub(crate) async fn serve(
                     // Boxed for the same reason as connecting: only requests that
                     // make calls carry the future.
                     let result = Box::pin(callouts.perform(request.into())).await;
-                    let result = result.map_err(|err| {
-                        Failure::new(err.kind().last_error_reason(), err.to_string())
-                    });
+                    let result = result.map_err(|err| err.to_policy_failure());
                     conn.handle_call_done(result, now());
                 }
                 Event::CacheGet { key } => {

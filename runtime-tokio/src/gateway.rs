@@ -1,13 +1,11 @@
 //! The gateway: listeners, connection tasks, configuration reload and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::http::Limits;
-use portcullis_core::pool::PoolLimits;
-use portcullis_core::proxy::{ConnSettings, PolicyEnv, Timeouts};
+use portcullis_core::options::{ConfigOrigin, GatewayOptions};
+use portcullis_core::proxy::{ConnSettings, PolicyEnv};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,77 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::callout::Callouts;
 use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
 use crate::jwks::{JwksOptions, JwksRefresher};
-use crate::sync::{ManagedOptions, Sync, SyncSetupError};
+use crate::sync::{Sync, SyncSetupError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 use portcullis_core::proxy::ConfigSource;
 use portcullis_core::sync::SyncStatus;
 use tokio::sync::watch;
-
-/// Where a gateway's configuration comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigOrigin {
-    /// A local JSON file, watched for changes.
-    File(PathBuf),
-    /// The management plane (connected mode), with an optional backup.
-    Managed(Box<ManagedOptions>),
-}
-
-/// How a gateway is started.
-#[derive(Debug, Clone)]
-pub struct GatewayOptions {
-    /// Address for API traffic (HTTP).
-    pub listen: SocketAddr,
-    /// Address for `/healthz` and `/readyz`, if any.
-    pub ops_listen: Option<SocketAddr>,
-    /// Where the configuration comes from.
-    pub origin: ConfigOrigin,
-    /// How often the configuration file is checked for changes.
-    pub reload_interval: Duration,
-    /// Request size limits.
-    pub limits: Limits,
-    /// Connection timeouts.
-    pub timeouts: Timeouts,
-    /// Backend connection pool limits.
-    pub pool: PoolLimits,
-    /// How long a shutdown waits for requests in flight before it gives up on them.
-    pub shutdown_grace: Duration,
-    /// PEM file of CA certificates trusted for `https://` backends, besides the
-    /// Mozilla roots.
-    pub upstream_ca: Option<PathBuf>,
-    /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
-    /// the id the token is for.
-    pub gateway_id: String,
-}
-
-impl GatewayOptions {
-    /// Options with the defaults for everything but the configuration file.
-    pub fn new(config_path: PathBuf) -> Self {
-        GatewayOptions::with_origin(ConfigOrigin::File(config_path))
-    }
-
-    /// Options for connected mode: the configuration comes from the management
-    /// plane; the gateway id from the token.
-    pub fn managed(managed: ManagedOptions) -> Self {
-        let mut options = GatewayOptions::with_origin(ConfigOrigin::Managed(Box::new(managed)));
-        options.gateway_id = String::new();
-        options
-    }
-
-    fn with_origin(origin: ConfigOrigin) -> Self {
-        GatewayOptions {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
-            origin,
-            reload_interval: Duration::from_secs(1),
-            limits: Limits::default(),
-            timeouts: Timeouts::default(),
-            pool: PoolLimits::default(),
-            shutdown_grace: Duration::from_secs(30),
-            upstream_ca: None,
-            gateway_id: "portcullis".into(),
-        }
-    }
-}
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +78,7 @@ impl Gateway {
             }
         };
         let config = Arc::new(config);
-        let gateway_id = match &sync {
-            Some(sync) if options.gateway_id.is_empty() => sync.gateway_id().to_owned(),
-            _ => options.gateway_id.clone(),
-        };
+        let gateway_id = options.effective_gateway_id(sync.as_ref().map(|s| s.gateway_id()));
         let listener = bind(options.listen).await?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: options.listen,

@@ -15,14 +15,18 @@ mod sync;
 mod upstream;
 
 pub use backup_file::BACKUP_FILE_NAME;
-pub use callout::{CalloutFailure, Callouts};
+pub use callout::Callouts;
 pub use config_file::{load_config, ConfigError, SharedConfig};
-pub use gateway::{ConfigOrigin, Gateway, GatewayError, GatewayOptions};
+pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
+pub use portcullis_core::callout::CalloutFailure;
+pub use portcullis_core::options::{
+    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
+};
 pub use portcullis_core::sync::{
     BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
 };
-pub use sync::{BackupOptions, ManagedOptions, SyncSetupError, MAX_SNAPSHOT_BYTES};
+pub use sync::SyncSetupError;
 pub use upstream::TlsSetupError;
 
 /// The current time as the core expects it.

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use portcullis_core::http::encode::write_local_response;
-use portcullis_core::http::{Limits, RequestHead};
-use portcullis_core::ops::ops_response;
+use portcullis_core::ops::respond;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -41,33 +39,15 @@ pub(crate) async fn serve(
 
 /// Answers one request and closes; probes do not need keep-alive.
 async fn answer(mut stream: TcpStream, config: &SharedConfig) -> std::io::Result<()> {
-    let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(1024);
-    let mut out = BytesMut::new();
-    loop {
+    let out = loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        match RequestHead::parse(&mut buf, &limits) {
-            Ok(None) => continue,
-            Ok(Some(head)) => {
-                let (status, body) = ops_response(head.path(), config.is_loaded());
-                write_local_response(
-                    status,
-                    Some("text/plain"),
-                    &[],
-                    body.as_bytes(),
-                    true,
-                    &mut out,
-                );
-                break;
-            }
-            Err(err) => {
-                write_local_response(err.status(), None, &[], b"", true, &mut out);
-                break;
-            }
+        if let Some(out) = respond(&mut buf, config.is_loaded()) {
+            break out;
         }
-    }
+    };
     stream.write_all(&out).await?;
     stream.shutdown().await
 }

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
+
 use portcullis_core::callout::CalloutLimits;
-use portcullis_core::sync::protocol::{self, Endpoint, EndpointError};
+use portcullis_core::sync::protocol::{self, Endpoint, EndpointError, TokenValidity};
 use portcullis_core::sync::{
-    BackupKey, BackupSettings, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings,
-    SyncStatus, SyncTiming,
+    AgentSetup, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings, SyncStatus,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -23,74 +24,6 @@ use crate::callout::Callouts;
 use crate::config_file::SharedConfig;
 use crate::now;
 use crate::upstream::TlsSetupError;
-
-/// The largest configuration snapshot accepted from the management plane.
-pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Where a connected gateway keeps its configuration backup.
-#[derive(Debug, Clone)]
-pub struct BackupOptions {
-    /// The directory (created if missing).
-    pub dir: PathBuf,
-    /// The key the file is encrypted under.
-    pub key: BackupKey,
-}
-
-/// How a gateway connects to its management plane. `Debug` does not show the
-/// token's signature.
-#[derive(Clone)]
-pub struct ManagedOptions {
-    /// The management plane's URL, e.g. `https://mgmt.example:8443`.
-    pub url: String,
-    /// The gateway token (`GatewayKey <id>&<expiry>&<signature>`); the gateway id
-    /// comes from it.
-    pub token: String,
-    /// The configuration backup, if one is kept.
-    pub backup: Option<BackupOptions>,
-    /// PEM file of CA certificates trusted for the management plane, besides the
-    /// Mozilla roots.
-    pub ca: Option<PathBuf>,
-    /// This process in heartbeats; empty: random at start.
-    pub instance_id: String,
-    /// The host in heartbeats; empty: the system's host name.
-    pub hostname: String,
-    /// Poll, long poll, heartbeat and backoff timing.
-    pub timing: SyncTiming,
-}
-
-impl std::fmt::Debug for ManagedOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The id and expiry are not secret; the signature is.
-        let token = match self.token.rsplit_once('&') {
-            Some((public, _)) => format!("{public}&…"),
-            None => "…".to_owned(),
-        };
-        f.debug_struct("ManagedOptions")
-            .field("url", &self.url)
-            .field("token", &token)
-            .field("backup", &self.backup)
-            .field("ca", &self.ca)
-            .field("instance_id", &self.instance_id)
-            .field("hostname", &self.hostname)
-            .field("timing", &self.timing)
-            .finish()
-    }
-}
-
-impl ManagedOptions {
-    /// Options with default timing, no backup and no extra CA.
-    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
-        ManagedOptions {
-            url: url.into(),
-            token: token.into(),
-            backup: None,
-            ca: None,
-            instance_id: String::new(),
-            hostname: String::new(),
-            timing: SyncTiming::default(),
-        }
-    }
-}
 
 /// Why connected mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -132,22 +65,7 @@ impl Sync {
             ..CalloutLimits::default()
         });
         let random: [u8; 32] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&random[..8]);
-        let mut nonce_seed = [0u8; 12];
-        nonce_seed.copy_from_slice(&random[8..20]);
-        let instance_id = if options.instance_id.is_empty() {
-            random[20..28].iter().map(|b| format!("{b:02x}")).collect()
-        } else {
-            options.instance_id.clone()
-        };
-        let hostname = if options.hostname.is_empty() {
-            system_hostname()
-        } else {
-            options.hostname.clone()
-        };
-        let mut settings = SyncSettings::new(instance_id, hostname);
-        settings.timing = options.timing;
+        let AgentSetup { settings, seed } = AgentSetup::new(options, random, system_hostname);
         let backup = match &options.backup {
             Some(b) => {
                 let file = BackupFile::new(&b.dir);
@@ -155,10 +73,6 @@ impl Sync {
                     dir: b.dir.clone(),
                     source,
                 })?;
-                settings.backup = Some(BackupSettings {
-                    key: b.key.clone(),
-                    nonce_seed,
-                });
                 Some(file)
             }
             None => None,
@@ -168,7 +82,7 @@ impl Sync {
             callouts,
             backup,
             settings,
-            seed: u64::from_le_bytes(seed),
+            seed,
         })
     }
 
@@ -184,7 +98,6 @@ impl Sync {
         shared: Arc<SharedConfig>,
         stop: CancellationToken,
     ) -> watch::Receiver<SyncStatus> {
-        let expiry = self.endpoint.token_expiry_unix();
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -195,16 +108,15 @@ impl Sync {
             backup = ?self.backup.as_ref().map(BackupFile::path),
             "connected mode: configuration comes from the management plane"
         );
-        if expiry <= now_unix {
-            tracing::error!(
-                expiry,
+        match self.endpoint.token_validity(now_unix) {
+            TokenValidity::Valid => {}
+            TokenValidity::ExpiresSoon { hours } => {
+                tracing::warn!(expires_in_hours = hours, "the gateway token expires soon")
+            }
+            TokenValidity::Expired => tracing::error!(
+                expiry = self.endpoint.token_expiry_unix(),
                 "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
-            );
-        } else if expiry - now_unix < 3 * 24 * 3600 {
-            tracing::warn!(
-                expires_in_hours = (expiry - now_unix) / 3600,
-                "the gateway token expires soon"
-            );
+            ),
         }
         let request_timeout = self.settings.timing.request_timeout;
         let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));

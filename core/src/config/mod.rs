@@ -9,6 +9,8 @@ mod compiled;
 mod error;
 pub(crate) mod host;
 mod model;
+pub mod reload;
+mod shared;
 mod url;
 mod validate;
 
@@ -21,4 +23,6 @@ pub use model::{
     Api, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot, Subscription,
     SubscriptionKeyParameterNames, SubscriptionState,
 };
+pub use reload::{ConfigReload, FileStamp, Reload};
+pub use shared::SharedConfig;
 pub use url::ServiceUrl;

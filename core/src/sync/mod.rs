@@ -18,4 +18,4 @@ pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
 pub use backup_key::{BackupKey, BackupKeyError};
 pub use event::{Event, Origin, Severity};
 pub use heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
-pub use settings::{BackupSettings, SyncSettings, SyncTiming};
+pub use settings::{AgentSetup, BackupSettings, SyncSettings, SyncTiming};

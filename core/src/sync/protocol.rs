@@ -85,6 +85,20 @@ impl Endpoint {
         self.expiry_unix
     }
 
+    /// Whether the token is still good at `now_unix` (Unix seconds), for the
+    /// warning a gateway logs at start.
+    pub fn token_validity(&self, now_unix: u64) -> TokenValidity {
+        if self.expiry_unix <= now_unix {
+            TokenValidity::Expired
+        } else if self.expiry_unix - now_unix < 3 * 24 * 3600 {
+            TokenValidity::ExpiresSoon {
+                hours: (self.expiry_unix - now_unix) / 3600,
+            }
+        } else {
+            TokenValidity::Valid
+        }
+    }
+
     /// The management URL, without a trailing `/`.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -145,6 +159,20 @@ impl Endpoint {
             timeout,
         }
     }
+}
+
+/// How long a gateway token has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenValidity {
+    /// More than three days.
+    Valid,
+    /// Less than three days: `hours` whole hours.
+    ExpiresSoon {
+        /// Whole hours left.
+        hours: u64,
+    },
+    /// Already expired: the management plane will refuse it.
+    Expired,
 }
 
 /// What a configuration response means to the agent.

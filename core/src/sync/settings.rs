@@ -75,3 +75,49 @@ impl SyncSettings {
         }
     }
 }
+
+/// What a connected gateway's sync agent starts from: its settings and seed.
+#[derive(Debug, Clone)]
+pub struct AgentSetup {
+    /// The agent's settings.
+    pub settings: SyncSettings,
+    /// The agent's jitter seed.
+    pub seed: u64,
+}
+
+impl AgentSetup {
+    /// Settings for a connected gateway from its options and 32 random bytes the
+    /// adapter drew from the OS (the jitter seed, the backup nonces' seed and, when
+    /// none is given, the instance id come from them). `hostname` is asked only
+    /// when the options name none.
+    pub fn new(
+        options: &crate::options::ManagedOptions,
+        random: [u8; 32],
+        hostname: impl FnOnce() -> String,
+    ) -> AgentSetup {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random[..8]);
+        let mut nonce_seed = [0u8; 12];
+        nonce_seed.copy_from_slice(&random[8..20]);
+        let instance_id = if options.instance_id.is_empty() {
+            random[20..28].iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            options.instance_id.clone()
+        };
+        let hostname = if options.hostname.is_empty() {
+            hostname()
+        } else {
+            options.hostname.clone()
+        };
+        let mut settings = SyncSettings::new(instance_id, hostname);
+        settings.timing = options.timing;
+        settings.backup = options.backup.as_ref().map(|b| BackupSettings {
+            key: b.key.clone(),
+            nonce_seed,
+        });
+        AgentSetup {
+            settings,
+            seed: u64::from_le_bytes(seed),
+        }
+    }
+}

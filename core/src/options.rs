@@ -1,0 +1,155 @@
+//! How a gateway is started: plain data both adapters take, so the binary builds
+//! one set of options whichever runtime it picks. Nothing here does IO: paths and
+//! addresses are only carried to the adapter that opens them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::Limits;
+use crate::pool::PoolLimits;
+use crate::proxy::Timeouts;
+use crate::sync::{BackupKey, SyncTiming};
+
+/// The largest configuration snapshot accepted from the management plane.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where a gateway's configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    /// A local JSON file, watched for changes.
+    File(PathBuf),
+    /// The management plane (connected mode), with an optional backup.
+    Managed(Box<ManagedOptions>),
+}
+
+/// How a gateway is started.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Address for API traffic (HTTP).
+    pub listen: SocketAddr,
+    /// Address for `/healthz` and `/readyz`, if any.
+    pub ops_listen: Option<SocketAddr>,
+    /// Where the configuration comes from.
+    pub origin: ConfigOrigin,
+    /// How often the configuration file is checked for changes.
+    pub reload_interval: Duration,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Backend connection pool limits.
+    pub pool: PoolLimits,
+    /// How long a shutdown waits for requests in flight before it gives up on them.
+    pub shutdown_grace: Duration,
+    /// PEM file of CA certificates trusted for `https://` backends, besides the
+    /// Mozilla roots.
+    pub upstream_ca: Option<PathBuf>,
+    /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
+    /// the id the token is for.
+    pub gateway_id: String,
+}
+
+impl GatewayOptions {
+    /// Options with the defaults for everything but the configuration file.
+    pub fn new(config_path: PathBuf) -> Self {
+        GatewayOptions::with_origin(ConfigOrigin::File(config_path))
+    }
+
+    /// Options for connected mode: the configuration comes from the management
+    /// plane; the gateway id from the token.
+    pub fn managed(managed: ManagedOptions) -> Self {
+        let mut options = GatewayOptions::with_origin(ConfigOrigin::Managed(Box::new(managed)));
+        options.gateway_id = String::new();
+        options
+    }
+
+    fn with_origin(origin: ConfigOrigin) -> Self {
+        GatewayOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
+            origin,
+            reload_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            pool: PoolLimits::default(),
+            shutdown_grace: Duration::from_secs(30),
+            upstream_ca: None,
+            gateway_id: "portcullis".into(),
+        }
+    }
+
+    /// The gateway id policies see: the one set, or in connected mode (none set)
+    /// the one the token is for.
+    pub fn effective_gateway_id(&self, token_gateway_id: Option<&str>) -> String {
+        match token_gateway_id {
+            Some(id) if self.gateway_id.is_empty() => id.to_owned(),
+            _ => self.gateway_id.clone(),
+        }
+    }
+}
+
+/// Where a connected gateway keeps its configuration backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The key the file is encrypted under.
+    pub key: BackupKey,
+}
+
+/// How a gateway connects to its management plane. `Debug` does not show the
+/// token's signature.
+#[derive(Clone)]
+pub struct ManagedOptions {
+    /// The management plane's URL, e.g. `https://mgmt.example:8443`.
+    pub url: String,
+    /// The gateway token (`GatewayKey <id>&<expiry>&<signature>`); the gateway id
+    /// comes from it.
+    pub token: String,
+    /// The configuration backup, if one is kept.
+    pub backup: Option<BackupOptions>,
+    /// PEM file of CA certificates trusted for the management plane, besides the
+    /// Mozilla roots.
+    pub ca: Option<PathBuf>,
+    /// This process in heartbeats; empty: random at start.
+    pub instance_id: String,
+    /// The host in heartbeats; empty: the system's host name.
+    pub hostname: String,
+    /// Poll, long poll, heartbeat and backoff timing.
+    pub timing: SyncTiming,
+}
+
+impl std::fmt::Debug for ManagedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and expiry are not secret; the signature is.
+        let token = match self.token.rsplit_once('&') {
+            Some((public, _)) => format!("{public}&…"),
+            None => "…".to_owned(),
+        };
+        f.debug_struct("ManagedOptions")
+            .field("url", &self.url)
+            .field("token", &token)
+            .field("backup", &self.backup)
+            .field("ca", &self.ca)
+            .field("instance_id", &self.instance_id)
+            .field("hostname", &self.hostname)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl ManagedOptions {
+    /// Options with default timing, no backup and no extra CA.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        ManagedOptions {
+            url: url.into(),
+            token: token.into(),
+            backup: None,
+            ca: None,
+            instance_id: String::new(),
+            hostname: String::new(),
+            timing: SyncTiming::default(),
+        }
+    }
+}

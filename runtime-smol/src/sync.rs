@@ -1,0 +1,373 @@
+//! Connected mode: drives the core's sync agent. Fetches and heartbeats go to the
+//! management plane through the callout client, the backup file is read and
+//! written with smol's file API, each applied configuration is put in force, and
+//! every decision (when, what, whether to apply) is the agent's.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portcullis_core::callout::CalloutLimits;
+use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
+use portcullis_core::sync::protocol::{self, Endpoint, EndpointError, TokenValidity};
+use portcullis_core::sync::{
+    AgentSetup, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings, SyncStatus,
+};
+use smol::channel::Sender;
+use smol::future::FutureExt;
+use smol::Timer;
+
+use crate::backup_file::BackupFile;
+use crate::callout::Callouts;
+use crate::config_file::SharedConfig;
+use crate::now;
+use crate::stop::Stop;
+use crate::upstream::TlsSetupError;
+
+/// Why connected mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncSetupError {
+    /// The URL or token is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The CA file could not be used.
+    #[error("management plane CA: {0}")]
+    Tls(#[from] TlsSetupError),
+    /// The backup directory could not be created or cleaned.
+    #[error("backup directory {dir}: {source}")]
+    BackupDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The OS gave no random bytes.
+    #[error("the operating system's random source failed")]
+    Random,
+}
+
+/// A sync task ready to run: what it needs, checked before the gateway binds.
+pub(crate) struct Sync {
+    endpoint: Endpoint,
+    callouts: Callouts,
+    backup: Option<BackupFile>,
+    settings: SyncSettings,
+    seed: u64,
+}
+
+impl Sync {
+    /// Checks the URL, token, CA and backup directory.
+    pub(crate) async fn prepare(options: &ManagedOptions) -> Result<Sync, SyncSetupError> {
+        let endpoint = Endpoint::new(&options.url, &options.token)?;
+        let callouts = Callouts::new(options.ca.as_deref())?.with_limits(CalloutLimits {
+            max_body_bytes: MAX_SNAPSHOT_BYTES,
+            ..CalloutLimits::default()
+        });
+        let random: [u8; 32] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
+        let AgentSetup { settings, seed } = AgentSetup::new(options, random, system_hostname);
+        let backup = match &options.backup {
+            Some(b) => {
+                let file = BackupFile::new(&b.dir);
+                file.prepare()
+                    .await
+                    .map_err(|source| SyncSetupError::BackupDir {
+                        dir: b.dir.clone(),
+                        source,
+                    })?;
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Sync {
+            endpoint,
+            callouts,
+            backup,
+            settings,
+            seed,
+        })
+    }
+
+    /// The gateway id the token is for.
+    pub(crate) fn gateway_id(&self) -> &str {
+        self.endpoint.gateway_id()
+    }
+
+    /// Starts the agent and its task; the task puts each applied configuration
+    /// in `shared` until `stop`. The status is kept up to date in what is returned.
+    pub(crate) fn spawn(self, shared: Arc<SharedConfig>, stop: Stop) -> Arc<Mutex<SyncStatus>> {
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tracing::info!(
+            url = self.endpoint.base_url(),
+            gateway_id = self.endpoint.gateway_id(),
+            instance_id = %self.settings.instance_id,
+            backup = ?self.backup.as_ref().map(BackupFile::path),
+            "connected mode: configuration comes from the management plane"
+        );
+        match self.endpoint.token_validity(now_unix) {
+            TokenValidity::Valid => {}
+            TokenValidity::ExpiresSoon { hours } => {
+                tracing::warn!(expires_in_hours = hours, "the gateway token expires soon")
+            }
+            TokenValidity::Expired => tracing::error!(
+                expiry = self.endpoint.token_expiry_unix(),
+                "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
+            ),
+        }
+        let request_timeout = self.settings.timing.request_timeout;
+        let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
+        let status = Arc::new(Mutex::new(agent.status()));
+        let callouts = self.callouts.clone();
+        let reap_stop = stop.clone();
+        smol::spawn(async move { callouts.reap(reap_stop).await }).detach();
+        let ctx = Context {
+            endpoint: self.endpoint,
+            callouts: self.callouts,
+            backup: self.backup,
+            shared,
+            status: status.clone(),
+            request_timeout,
+        };
+        smol::spawn(run(agent, ctx, stop)).detach();
+        status
+    }
+}
+
+struct Context {
+    endpoint: Endpoint,
+    callouts: Callouts,
+    backup: Option<BackupFile>,
+    shared: Arc<SharedConfig>,
+    status: Arc<Mutex<SyncStatus>>,
+    request_timeout: std::time::Duration,
+}
+
+/// A finished piece of IO, for the agent.
+enum Done {
+    Fetched(FetchResult),
+    Loaded(Result<Option<Vec<u8>>, String>),
+    Saved(Result<(), String>),
+    Heartbeat(Result<(), String>),
+}
+
+/// What woke the sync task.
+enum Wake {
+    Stop,
+    Done(Done),
+    Timer,
+}
+
+async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
+    let (tx, rx) = smol::channel::unbounded::<Done>();
+    let mut timer = Timer::never();
+    loop {
+        // The state is published before the outputs are performed, so whoever sees
+        // a configuration in force also sees the status that goes with it.
+        let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll_output()).collect();
+        *ctx.status.lock().unwrap_or_else(|e| e.into_inner()) = agent.status();
+        for output in outputs {
+            perform(output, &ctx, &tx);
+        }
+        match agent.poll_timeout() {
+            Some(at) => timer.set_at(at),
+            None => timer = Timer::never(),
+        }
+        let wake = smol::future::or(
+            async {
+                stop.cancelled().await;
+                Wake::Stop
+            },
+            smol::future::or(
+                async {
+                    match rx.recv().await {
+                        Ok(done) => Wake::Done(done),
+                        // `tx` lives as long as this loop.
+                        Err(_) => Wake::Stop,
+                    }
+                },
+                async {
+                    (&mut timer).await;
+                    Wake::Timer
+                },
+            ),
+        )
+        .await;
+        match wake {
+            Wake::Stop => return,
+            Wake::Timer => agent.handle_timeout(now()),
+            Wake::Done(done) => match handle(agent, done).await {
+                Some(a) => agent = a,
+                None => {
+                    tracing::error!("the sync agent failed; configuration updates stop, the configuration in force stays");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Hands a finished piece of IO to the agent; compiling ones run on a blocking
+/// thread. `None` if the agent panicked.
+async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>> {
+    match done {
+        Done::Fetched(FetchResult::Snapshot(body)) => {
+            blocking(agent, move |a| {
+                a.handle_fetch(FetchResult::Snapshot(body), now())
+            })
+            .await
+        }
+        Done::Fetched(result) => {
+            agent.handle_fetch(result, now());
+            Some(agent)
+        }
+        Done::Loaded(Ok(Some(bytes))) => {
+            blocking(agent, move |a| {
+                a.handle_backup_loaded(Ok(Some(&bytes)), now())
+            })
+            .await
+        }
+        Done::Loaded(Ok(None)) => {
+            agent.handle_backup_loaded(Ok(None), now());
+            Some(agent)
+        }
+        Done::Loaded(Err(error)) => {
+            agent.handle_backup_loaded(Err(error), now());
+            Some(agent)
+        }
+        Done::Saved(result) => {
+            agent.handle_backup_saved(result, now());
+            Some(agent)
+        }
+        Done::Heartbeat(result) => {
+            agent.handle_heartbeat_done(result, now());
+            Some(agent)
+        }
+    }
+}
+
+async fn blocking<F>(agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
+where
+    F: FnOnce(&mut SyncAgent) + Send + 'static,
+{
+    smol::unblock(move || {
+        let mut agent = agent;
+        std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut agent))).ok()?;
+        Some(agent)
+    })
+    .await
+}
+
+/// Runs `io` as a task that answers the agent through `tx`, with `failed` if the
+/// task panics.
+fn spawn_io(
+    tx: &Sender<Done>,
+    io: impl std::future::Future<Output = Done> + Send + 'static,
+    failed: fn(String) -> Done,
+) {
+    let tx = tx.clone();
+    smol::spawn(async move {
+        let done = AssertUnwindSafe(io)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| failed("task failed".to_owned()));
+        let _ = tx.send(done).await;
+    })
+    .detach();
+}
+
+/// Does what the agent asked; IO runs in tasks that answer through `tx`.
+fn perform(output: Output, ctx: &Context, tx: &Sender<Done>) {
+    match output {
+        Output::LoadBackup => {
+            let Some(file) = ctx.backup.clone() else {
+                return;
+            };
+            spawn_io(
+                tx,
+                async move { Done::Loaded(file.read().await.map_err(|e| e.to_string())) },
+                |e| Done::Loaded(Err(e)),
+            );
+        }
+        Output::Fetch {
+            if_none_match,
+            wait,
+            timeout,
+        } => {
+            let request = ctx.endpoint.fetch_request(if_none_match, wait, timeout);
+            let callouts = ctx.callouts.clone();
+            tracing::debug!(url = %request.url, ?if_none_match, "fetching the configuration");
+            spawn_io(
+                tx,
+                async move {
+                    Done::Fetched(match callouts.perform(request).await {
+                        Ok(response) => protocol::fetch_result(&response),
+                        Err(e) => FetchResult::Transport(e.to_string()),
+                    })
+                },
+                |e| Done::Fetched(FetchResult::Transport(e)),
+            );
+        }
+        Output::Apply(config) => ctx.shared.store_shared(config),
+        Output::SaveBackup(bytes) => {
+            let Some(file) = ctx.backup.clone() else {
+                return;
+            };
+            spawn_io(
+                tx,
+                async move {
+                    Done::Saved(
+                        file.write_atomically(&bytes)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    )
+                },
+                |e| Done::Saved(Err(e)),
+            );
+        }
+        Output::Heartbeat(heartbeat) => {
+            let request = ctx
+                .endpoint
+                .heartbeat_request(&heartbeat, ctx.request_timeout);
+            let callouts = ctx.callouts.clone();
+            spawn_io(
+                tx,
+                async move {
+                    Done::Heartbeat(match callouts.perform(request).await {
+                        Ok(response) => protocol::heartbeat_result(&response),
+                        Err(e) => Err(e.to_string()),
+                    })
+                },
+                |e| Done::Heartbeat(Err(e)),
+            );
+        }
+        Output::Event(event) => log(&event),
+    }
+}
+
+fn log(event: &Event) {
+    match event.severity() {
+        Severity::Debug => tracing::debug!("{event}"),
+        Severity::Info => tracing::info!("{event}"),
+        Severity::Warn => tracing::warn!("{event}"),
+        Severity::Error => tracing::error!("{event}"),
+    }
+}
+
+/// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.
+fn system_hostname() -> String {
+    if let Ok(name) = std::env::var("HOSTNAME") {
+        if !name.trim().is_empty() {
+            return name.trim().to_owned();
+        }
+    }
+    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(name) = std::fs::read_to_string(path) {
+            if !name.trim().is_empty() {
+                return name.trim().to_owned();
+            }
+        }
+    }
+    "unknown".to_owned()
+}
