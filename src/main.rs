@@ -61,11 +61,13 @@ enum Command {
     },
 }
 
-/// The IO runtimes a gateway can run on (the smol adapter comes with the simulation work).
+/// The IO runtimes a gateway can run on.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Runtime {
     /// tokio, the production runtime.
     Tokio,
+    /// smol: the same gateway on smol's executor, sockets, timers and files.
+    Smol,
 }
 
 /// Options of `portcullis gateway`.
@@ -229,7 +231,14 @@ impl Tuning {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log)?;
-    let workers = match &cli.command {
+    // A gateway on smol runs on smol's executor: no tokio runtime is built.
+    let command = match cli.command {
+        Command::Gateway(args) if matches!(args.runtime, Runtime::Smol) => {
+            return run_smol_gateway(args)
+        }
+        command => command,
+    };
+    let workers = match &command {
         Command::Gateway(args) => args.tuning.workers,
         Command::Demo(args) => args.tuning.workers,
         Command::Management(_) => None,
@@ -252,7 +261,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Gateway(args) => run_gateway(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Management(args) => management_cmd::run(args).await,
@@ -282,8 +291,45 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
 }
 
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    let Runtime::Tokio = args.runtime;
     let signal = ShutdownSignal::install()?;
+    let options = gateway_options(args)?;
+    let gateway = Gateway::start(options).await?;
+    signal.recv().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    gateway.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `portcullis gateway --runtime smol`: the smol adapter on smol's global
+/// executor (`--workers` threads, unless `SMOL_THREADS` says otherwise), stopped
+/// by SIGTERM or SIGINT.
+fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        let workers = args.tuning.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        // Read by smol's global executor when it starts, which is below: no other
+        // thread exists yet.
+        std::env::set_var("SMOL_THREADS", workers.max(1).to_string());
+    }
+    use smol::stream::StreamExt;
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .context("installing the SIGTERM and SIGINT handlers")?;
+    let options = gateway_options(args)?;
+    smol::block_on(async move {
+        let gateway = portcullis_runtime_smol::Gateway::start(options).await?;
+        signals.next().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        gateway.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// The gateway's options from the command line; the same for both runtimes.
+fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
     let managed = args.managed;
     let mut options = match (args.config, managed.management_url) {
         (Some(path), _) => GatewayOptions::new(path),
@@ -305,12 +351,7 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
     args.tuning.apply(&mut options);
-    let gateway = Gateway::start(options).await?;
-    signal.recv().await;
-    tracing::info!("shutting down: finishing requests in flight");
-    gateway.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(options)
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made, so a
