@@ -290,3 +290,81 @@ fn shutdown_finishes_requests_in_flight_then_stops_listening() {
         assert!(std::net::TcpStream::connect(addr).is_err());
     })
 }
+
+#[test]
+fn policies_make_calls_and_use_the_cache() {
+    smol::block_on(async {
+        let backend = Backend::start();
+        let service = format!("http://{}", backend.addr);
+        let b = backend.addr;
+        let doc = config(
+            1,
+            vec![
+                api(
+                    "calls",
+                    "s",
+                    &service,
+                    &inbound(&format!(
+                        r#"<send-request mode="new" response-variable-name="r" timeout="20">
+                             <set-url>http://{b}/side</set-url>
+                             <set-method>POST</set-method>
+                             <set-body>ping</set-body>
+                           </send-request>
+                           <send-one-way-request mode="new">
+                             <set-url>http://{b}/audit</set-url>
+                             <set-method>POST</set-method>
+                             <set-body>seen</set-body>
+                           </send-one-way-request>
+                           <set-header name="X-Side" exists-action="override"><value>@(((IResponse)context.Variables["r"]).Body.As&lt;string&gt;())</value></set-header>"#
+                    )),
+                ),
+                api(
+                    "put",
+                    "put",
+                    &service,
+                    &inbound(
+                        r#"<cache-store-value key="k" value="@(context.Request.Body.As&lt;string&gt;())" duration="60" />
+                           <return-response><set-status code="204" reason="No Content" /></return-response>"#,
+                    ),
+                ),
+                api(
+                    "get",
+                    "get",
+                    &service,
+                    &inbound(
+                        r#"<cache-lookup-value key="k" default-value="(none)" variable-name="found" />
+                           <return-response><set-status code="200" reason="OK" /><set-body>@((string)context.Variables["found"])</set-body></return-response>"#,
+                    ),
+                ),
+            ],
+        );
+        let gw = start(&doc).await;
+        let a = get(gw.addr, "/s/x").await;
+        assert_eq!(a.status, 200);
+        wait_until("the one-way call arrives", || {
+            backend.requests().iter().any(|r| r.target == "/audit")
+        })
+        .await;
+        let reqs = backend.requests();
+        let side = reqs.iter().find(|r| r.target == "/side").expect("the call");
+        assert_eq!(
+            (side.method.as_str(), side.body.as_slice()),
+            ("POST", &b"ping"[..])
+        );
+        let audit = reqs.iter().find(|r| r.target == "/audit").unwrap();
+        assert_eq!(audit.body, b"seen");
+        let proxied = reqs
+            .iter()
+            .find(|r| r.target == "/x")
+            .expect("the proxied request");
+        assert_eq!(proxied.header("x-side"), Some("ping"));
+
+        assert_eq!(get(gw.addr, "/get/x").await.body_str(), "(none)");
+        let mut c = Client::connect(gw.addr).await;
+        c.send(b"PUT /put/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\ncached")
+            .await;
+        assert_eq!(c.read(&http::Method::PUT).await.status, 204);
+        assert_eq!(get(gw.addr, "/get/x").await.body_str(), "cached");
+        within("shutdown", gw.gateway.shutdown()).await;
+    })
+}
