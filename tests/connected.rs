@@ -95,15 +95,15 @@ fn version_is(v: &'static str) -> impl Fn(&Response) -> bool {
     move |r| r.status == 200 && r.header("x-version").as_deref() == Some(v)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configured_through_the_api_served_by_the_gateway() {
+#[runtimes]
+async fn configured_through_the_api_served_by_the_gateway(rt: Runtime) {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
     let token = seeded(&mgmt, &backend).await;
     // A poll interval far beyond the test's patience: changes can only arrive by
     // long poll.
-    let gw = ManagedGateway::start(&mgmt.url, &token, &["--poll-interval", "3600"]).await;
+    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &["--poll-interval", "3600"]).await;
     gw.ready().await;
     let r = gw.get("/echo/hello").await;
     assert_eq!(r.status, 200, "{}", r.body_str());
@@ -190,15 +190,15 @@ fn load(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_static_through_an_outage_and_gateway_restarts() {
+#[runtimes]
+async fn fail_static_through_an_outage_and_gateway_restarts(rt: Runtime) {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     let backup = tempfile::tempdir().unwrap();
     let mut mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
     let token = seeded(&mgmt, &backend).await;
     let with_backup = backup_args(backup.path(), BACKUP_KEY);
-    let mut first = ManagedGateway::start(&mgmt.url, &token, &args(&with_backup)).await;
+    let mut first = ManagedGateway::start(rt, &mgmt.url, &token, &args(&with_backup)).await;
     first.ready().await;
     wait_backup(backup.path()).await;
 
@@ -222,12 +222,12 @@ async fn fail_static_through_an_outage_and_gateway_restarts() {
 
     // Restart during the outage with the backup: serves at once.
     first.kill().await;
-    let restarted = ManagedGateway::start(&mgmt.url, &token, &args(&with_backup)).await;
+    let restarted = ManagedGateway::start(rt, &mgmt.url, &token, &args(&with_backup)).await;
     restarted.ready().await;
     assert!(version_is("1")(&restarted.get("/echo/from-backup").await));
 
     // Without a backup: not ready, and never an empty configuration.
-    let bare = ManagedGateway::start(&mgmt.url, &token, &[]).await;
+    let bare = ManagedGateway::start(rt, &mgmt.url, &token, &[]).await;
     stays_not_ready(&bare).await;
 
     // Changes made meanwhile (an admin reaches the management plane's store through
@@ -280,15 +280,15 @@ async fn fail_static_through_an_outage_and_gateway_restarts() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_backup_is_detected_and_never_served() {
+#[runtimes]
+async fn a_damaged_backup_is_detected_and_never_served(rt: Runtime) {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     let backup = tempfile::tempdir().unwrap();
     let mut mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
     let token = seeded(&mgmt, &backend).await;
     let with_backup = backup_args(backup.path(), BACKUP_KEY);
-    let mut gw = ManagedGateway::start(&mgmt.url, &token, &args(&with_backup)).await;
+    let mut gw = ManagedGateway::start(rt, &mgmt.url, &token, &args(&with_backup)).await;
     gw.ready().await;
     let file = wait_backup(backup.path()).await;
     gw.kill().await;
@@ -306,8 +306,13 @@ async fn a_damaged_backup_is_detected_and_never_served() {
     ];
     for (what, bytes, key) in cases {
         std::fs::write(&file, &bytes).unwrap();
-        let mut gw =
-            ManagedGateway::start(&mgmt.url, &token, &args(&backup_args(backup.path(), key))).await;
+        let mut gw = ManagedGateway::start(
+            rt,
+            &mgmt.url,
+            &token,
+            &args(&backup_args(backup.path(), key)),
+        )
+        .await;
         stays_not_ready(&gw).await;
         let log = gw.log_text().to_lowercase();
         assert!(
@@ -321,7 +326,7 @@ async fn a_damaged_backup_is_detected_and_never_served() {
     // and writes a good one.
     std::fs::write(&file, truncated_copy(&good)).unwrap();
     let _back = ManagementProcess::start(mgmt.addr, data.path(), &[]).await;
-    let gw = ManagedGateway::start(&mgmt.url, &token, &args(&with_backup)).await;
+    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &args(&with_backup)).await;
     gw.ready().await;
     gw.wait_for("/echo/x", "served after recovery", version_is("1"))
         .await;
@@ -340,8 +345,8 @@ fn truncated_copy(good: &[u8]) -> Vec<u8> {
     good[..good.len() / 3].to_vec()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_that_do_not_verify_are_refused() {
+#[runtimes]
+async fn tokens_that_do_not_verify_are_refused(rt: Runtime) {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
@@ -356,7 +361,7 @@ async fn tokens_that_do_not_verify_are_refused() {
     .await;
     let forged = format!("{}x", token.trim_end_matches('='));
     for bad in [token.as_str(), forged.as_str(), "GatewayKey gw-1&1&AAAA"] {
-        let gw = ManagedGateway::start(&mgmt.url, bad, &[]).await;
+        let gw = ManagedGateway::start(rt, &mgmt.url, bad, &[]).await;
         stays_not_ready(&gw).await;
         let log = gw.log_text();
         assert!(
@@ -368,12 +373,12 @@ async fn tokens_that_do_not_verify_are_refused() {
     let fresh = mgmt
         .ok("POST", "/gateways/gw-1/token", Some("{}"), 200)
         .await;
-    let gw = ManagedGateway::start(&mgmt.url, fresh["value"].as_str().unwrap(), &[]).await;
+    let gw = ManagedGateway::start(rt, &mgmt.url, fresh["value"].as_str().unwrap(), &[]).await;
     gw.ready().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_management_plane_with_a_self_signed_certificate() {
+#[runtimes]
+async fn https_management_plane_with_a_self_signed_certificate(rt: Runtime) {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     // The test's admin client speaks plain HTTP: seed through a plain instance
@@ -391,10 +396,10 @@ async fn https_management_plane_with_a_self_signed_certificate() {
         .find_map(|l| l.strip_prefix("MANAGEMENT_CA=").map(str::to_owned))
         .expect("the CA path is printed");
     assert!(Path::new(&ca).is_file());
-    let gw = ManagedGateway::start(&mgmt.url, &token, &["--ca", &ca]).await;
+    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &["--ca", &ca]).await;
     gw.ready().await;
     assert!(version_is("1")(&gw.get("/echo/tls").await));
     // Without the CA the gateway does not trust it.
-    let untrusting = ManagedGateway::start(&mgmt.url, &token, &[]).await;
+    let untrusting = ManagedGateway::start(rt, &mgmt.url, &token, &[]).await;
     stays_not_ready(&untrusting).await;
 }

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use portcullis_runtime_tokio::{Gateway, GatewayError, GatewayOptions};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
@@ -77,8 +76,8 @@ async fn wait_log(what: &str, about: &str, n: usize) -> Vec<String> {
 // Graceful shutdown (real binary)
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
+#[runtimes]
+async fn sigterm_finishes_requests_in_flight_and_exits_cleanly(rt: Runtime) {
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
     let backend = Backend::start(move |r| {
@@ -90,7 +89,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     })
     .await;
     let mut gw =
-        GatewayProcess::start(&config_for(backend.addr), &["--shutdown-grace", "20"]).await;
+        GatewayProcess::start(rt, &config_for(backend.addr), &["--shutdown-grace", "20"]).await;
 
     // An idle keep-alive connection, and a request the backend is sitting on.
     let mut idle = Client::connect(gw.addr).await;
@@ -164,8 +163,8 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
 /// connection closed, then the backend answers), but whether the connection's
 /// task notices the stop before it reads the answer depends on scheduling, which
 /// the repetitions vary.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responses_after_shutdown_began_say_connection_close() {
+#[runtimes]
+async fn responses_after_shutdown_began_say_connection_close(rt: Runtime) {
     for round in 0..300 {
         let gate = Arc::new(Notify::new());
         let g = gate.clone();
@@ -177,7 +176,7 @@ async fn responses_after_shutdown_began_say_connection_close() {
             }
         })
         .await;
-        let gw = TestGateway::for_backend(&backend).await;
+        let gw = TestGateway::for_backend(rt, &backend).await;
         let mut idle = gw.client().await;
         assert_eq!(idle.roundtrip(get("/api/fast")).await.status, 200);
         let mut slow = gw.client().await;
@@ -202,6 +201,8 @@ async fn responses_after_shutdown_began_say_connection_close() {
 // The demo (real binary)
 // ---------------------------------------------------------------------------
 
+// One runtime: `portcullis demo` has no `--runtime`; its gateway runs on tokio,
+// in the same process as the management plane.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_the_sample_api() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -348,8 +349,8 @@ async fn until_status(gw: &TestGateway, path: &str, status: u16) {
     poll_status(gw.addr, path, status).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_keeps_requests_in_flight_and_rejects_invalid_files() {
+#[runtimes]
+async fn reload_keeps_requests_in_flight_and_rejects_invalid_files(rt: Runtime) {
     log_buffer();
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
@@ -362,7 +363,7 @@ async fn reload_keeps_requests_in_flight_and_rejects_invalid_files() {
     })
     .await;
     let doc: serde_json::Value = serde_json::from_slice(&versioned(1, "v1", backend.addr)).unwrap();
-    let gw = TestGateway::start_with(&doc, |o| {
+    let gw = TestGateway::start_with(rt, &doc, |o| {
         o.reload_interval = Duration::from_millis(50);
     })
     .await;
@@ -433,11 +434,11 @@ async fn reload_keeps_requests_in_flight_and_rejects_invalid_files() {
 /// The single-threaded runtime makes the interleaving deterministic: the file is
 /// rewritten after `Gateway::start` returned and before the file watcher task first
 /// ran.
-#[tokio::test(flavor = "current_thread")]
-async fn reload_sees_a_change_made_right_after_start() {
+#[runtimes(flavor = "current_thread")]
+async fn reload_sees_a_change_made_right_after_start(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc: serde_json::Value = serde_json::from_slice(&versioned(1, "v1", backend.addr)).unwrap();
-    let gw = TestGateway::start_with(&doc, |o| {
+    let gw = TestGateway::start_with(rt, &doc, |o| {
         o.reload_interval = Duration::from_millis(50);
     })
     .await;
@@ -467,11 +468,11 @@ async fn reload_sees_a_change_made_right_after_start() {
 /// `cp -p`, `rsync -t` or `tar` preserve them on purpose. (The reload test above
 /// hit this by chance about one run in ten before its revisions got different
 /// sizes.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_sees_a_same_size_file_with_preserved_mtime() {
+#[runtimes]
+async fn reload_sees_a_same_size_file_with_preserved_mtime(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc: serde_json::Value = serde_json::from_slice(&versioned(1, "v1", backend.addr)).unwrap();
-    let gw = TestGateway::start_with(&doc, |o| {
+    let gw = TestGateway::start_with(rt, &doc, |o| {
         o.reload_interval = Duration::from_millis(50);
     })
     .await;
@@ -508,20 +509,21 @@ async fn reload_sees_a_same_size_file_with_preserved_mtime() {
 // Start-up
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_configuration_at_start_is_refused() {
+#[runtimes]
+async fn invalid_configuration_at_start_is_refused(rt: Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.json");
     std::fs::write(&path, b"{\n  \"revision\": 1,\n  \"apis\": [,]\n}").unwrap();
     let mut options = GatewayOptions::new(path.clone());
     options.listen = any_port();
     options.ops_listen = Some(any_port());
-    match Gateway::start(options).await {
-        Err(GatewayError::Config(e)) => {
-            let msg = e.to_string();
+    match Gateway::start(rt, options).await {
+        Err(e) => {
+            let msg = e
+                .config_error()
+                .unwrap_or_else(|| panic!("wrong error: {e}"));
             assert!(msg.contains("line 3"), "error names the line: {msg}");
         }
-        Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a gateway started on an invalid configuration"),
     }
 
@@ -531,6 +533,8 @@ async fn invalid_configuration_at_start_is_refused() {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args([
                 "gateway",
+                "--runtime",
+                rt.name(),
                 "--listen",
                 "127.0.0.1:0",
                 "--ops-listen",
@@ -551,10 +555,10 @@ async fn invalid_configuration_at_start_is_refused() {
     assert!(stderr.contains("line 3"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_process_shutdown_closes_idle_connections() {
+#[runtimes]
+async fn in_process_shutdown_closes_idle_connections(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let addr = gw.addr;
     let mut idle = gw.client().await;
     assert_eq!(idle.roundtrip(get("/api/x")).await.status, 200);

@@ -18,10 +18,10 @@ fn get_with_headers(path: &str, extra: &[String]) -> Vec<u8> {
     r.into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_over_32_kib_gets_431() {
+#[runtimes]
+async fn head_over_32_kib_gets_431(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let big = format!("X-Big: {}", "a".repeat(40 * 1024));
     c.send_lossy(get_with_headers("/api/x", &[big])).await;
@@ -46,10 +46,10 @@ async fn head_over_32_kib_gets_431() {
     assert_eq!(backend.connections(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_under_32_kib_is_accepted() {
+#[runtimes]
+async fn head_under_32_kib_is_accepted(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let value = "a".repeat(30 * 1024);
     let r = c
@@ -60,10 +60,10 @@ async fn head_under_32_kib_is_accepted() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_100_header_fields_gets_431() {
+#[runtimes]
+async fn over_100_header_fields_gets_431(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     // Host + 100 = 101 fields.
     let fields: Vec<String> = (0..100).map(|i| format!("X-H{i}: {i}")).collect();
     let mut c = gw.client().await;
@@ -86,17 +86,17 @@ async fn over_100_header_fields_gets_431() {
     gw.stop().await;
 }
 
-async fn gateway_with_body_limit(backend: &Backend, max: u64) -> TestGateway {
-    TestGateway::start_with(&config_for(backend.addr), |o| {
+async fn gateway_with_body_limit(rt: Runtime, backend: &Backend, max: u64) -> TestGateway {
+    TestGateway::start_with(rt, &config_for(backend.addr), |o| {
         o.limits.max_body_bytes = Some(max);
     })
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declared_content_length_over_the_limit_gets_413() {
+#[runtimes]
+async fn declared_content_length_over_the_limit_gets_413(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = gateway_with_body_limit(&backend, 1000).await;
+    let gw = gateway_with_body_limit(rt, &backend, 1000).await;
 
     let mut c = gw.client().await;
     c.send_lossy(post("/api/up", &[b'x'; 1001])).await;
@@ -131,10 +131,10 @@ async fn declared_content_length_over_the_limit_gets_413() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_body_over_the_limit_gets_413() {
+#[runtimes]
+async fn chunked_body_over_the_limit_gets_413(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = gateway_with_body_limit(&backend, 1000).await;
+    let gw = gateway_with_body_limit(rt, &backend, 1000).await;
 
     let mut c = gw.client().await;
     let mut req =
@@ -171,10 +171,10 @@ async fn chunked_body_over_the_limit_gets_413() {
     assert_eq!(complete[0].body.len(), 1000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_that_never_completes_gets_408() {
+#[runtimes]
+async fn head_that_never_completes_gets_408(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start_with(&config_for(backend.addr), |o| {
+    let gw = TestGateway::start_with(rt, &config_for(backend.addr), |o| {
         o.timeouts.header_read = Duration::from_secs(1);
     })
     .await;
@@ -188,8 +188,8 @@ async fn head_that_never_completes_gets_408() {
     assert_eq!(backend.connections(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_backend_response_head_gets_502() {
+#[runtimes]
+async fn oversized_backend_response_head_gets_502(rt: Runtime) {
     let backend = Backend::start(|_| {
         let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
         for i in 0..80 {
@@ -199,15 +199,15 @@ async fn oversized_backend_response_head_gets_502() {
         Reply::Send(r)
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 502, "{r:?}");
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_backend_response_head_within_64_kib_is_relayed() {
+#[runtimes]
+async fn large_backend_response_head_within_64_kib_is_relayed(rt: Runtime) {
     // Backends get more room than clients (large cookies): 40 KiB passes.
     let backend = Backend::start(|_| {
         let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
@@ -218,7 +218,7 @@ async fn large_backend_response_head_within_64_kib_is_relayed() {
         Reply::Send(r)
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -227,10 +227,10 @@ async fn large_backend_response_head_within_64_kib_is_relayed() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_request_body_gets_408() {
+#[runtimes]
+async fn stalled_request_body_gets_408(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start_with(&config_for(backend.addr), |o| {
+    let gw = TestGateway::start_with(rt, &config_for(backend.addr), |o| {
         o.timeouts.body_idle = Duration::from_secs(1);
     })
     .await;
@@ -248,10 +248,10 @@ async fn stalled_request_body_gets_408() {
     assert!(backend.requests().iter().all(|r| !r.complete));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_keep_alive_connection_is_closed() {
+#[runtimes]
+async fn idle_keep_alive_connection_is_closed(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start_with(&config_for(backend.addr), |o| {
+    let gw = TestGateway::start_with(rt, &config_for(backend.addr), |o| {
         o.timeouts.idle = Duration::from_secs(1);
     })
     .await;

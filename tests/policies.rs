@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::Method;
 use common::*;
-use portcullis_runtime_tokio::{Gateway, GatewayOptions};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -202,8 +201,8 @@ fn unix_now() -> u64 {
 // Access restriction
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_header_rejects_missing_and_unlisted_values() {
+#[runtimes]
+async fn check_header_rejects_missing_and_unlisted_values(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<check-header name="X-Client" failed-check-httpcode="403" failed-check-error-message="Unknown client" ignore-case="true">
@@ -211,7 +210,7 @@ async fn check_header_rejects_missing_and_unlisted_values() {
              <value>beta</value>
            </check-header>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let r = get_with(&gw, "/api/x", &[]).await;
     assert_apim_error(&r, 403, "Unknown client");
@@ -229,8 +228,8 @@ async fn check_header_rejects_missing_and_unlisted_values() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ip_filter_allows_and_forbids_loopback() {
+#[runtimes]
+async fn ip_filter_allows_and_forbids_loopback(rt: Runtime) {
     let backend = Backend::echo().await;
     let with_error = |p: &str| policies(p, "", "", LAST_ERROR_HEADER);
     let allow = with_error(r#"<ip-filter action="allow"><address>127.0.0.1</address></ip-filter>"#);
@@ -240,11 +239,14 @@ async fn ip_filter_allows_and_forbids_loopback() {
     let forbid = with_error(
         r#"<ip-filter action="forbid"><address-range from="127.0.0.0" to="127.255.255.255" /></ip-filter>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![
-        papi("allow", "allow", backend.addr, &allow),
-        papi("other", "other", backend.addr, &allow_other),
-        papi("forbid", "forbid", backend.addr, &forbid),
-    ]))
+    let gw = TestGateway::start(
+        rt,
+        &cfg(vec![
+            papi("allow", "allow", backend.addr, &allow),
+            papi("other", "other", backend.addr, &allow_other),
+            papi("forbid", "forbid", backend.addr, &forbid),
+        ]),
+    )
     .await;
 
     let r = get_with(&gw, "/allow/x", &[]).await;
@@ -272,8 +274,8 @@ async fn ip_filter_allows_and_forbids_loopback() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_per_subscription() {
+#[runtimes]
+async fn rate_limit_per_subscription(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<rate-limit calls="2" renewal-period="90" remaining-calls-header-name="X-Remaining" total-calls-header-name="X-Total" />"#,
@@ -285,7 +287,7 @@ async fn rate_limit_per_subscription() {
         subscription("a", "/apis", KEY_A, "active"),
         subscription("b", "/apis/limited", KEY_B, "active"),
     ]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let key = "Ocp-Apim-Subscription-Key";
 
     let r = get_with(&gw, "/api/1", &[(key, KEY_A)]).await;
@@ -326,8 +328,8 @@ async fn rate_limit_per_subscription() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_by_key_counts_only_what_the_condition_selects() {
+#[runtimes]
+async fn rate_limit_by_key_counts_only_what_the_condition_selects(rt: Runtime) {
     let backend = status_backend().await;
     // Only failed calls count, per client header.
     let policy = inbound(
@@ -336,7 +338,7 @@ async fn rate_limit_by_key_counts_only_what_the_condition_selects() {
               increment-condition="@(context.Response.StatusCode &gt;= 400)"
               remaining-calls-header-name="X-Remaining" />"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let alice = [("X-Client", "alice")];
 
     for _ in 0..3 {
@@ -362,8 +364,8 @@ async fn rate_limit_by_key_counts_only_what_the_condition_selects() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_per_subscription() {
+#[runtimes]
+async fn quota_per_subscription(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(r#"<quota calls="2" renewal-period="3600" />"#);
     let mut a = papi("q", "api", backend.addr, &policy);
@@ -373,7 +375,7 @@ async fn quota_per_subscription() {
         subscription("a", "/apis", KEY_A, "active"),
         subscription("b", "/apis", KEY_B, "active"),
     ]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let key = "Ocp-Apim-Subscription-Key";
 
     for i in 0..2 {
@@ -402,13 +404,13 @@ async fn quota_per_subscription() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_by_key() {
+#[runtimes]
+async fn quota_by_key(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<quota-by-key calls="1" renewal-period="3600" counter-key="@(context.Request.Headers.GetValueOrDefault(&quot;X-Tenant&quot;, &quot;&quot;))" />"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let r = get_with(&gw, "/api/1", &[("X-Tenant", "t1")]).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -426,8 +428,8 @@ async fn quota_by_key() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_concurrency_refuses_a_second_request_in_flight() {
+#[runtimes]
+async fn limit_concurrency_refuses_a_second_request_in_flight(rt: Runtime) {
     let gate = Arc::new(Notify::new());
     let g = gate.clone();
     let backend = Backend::start(move |r| {
@@ -447,7 +449,7 @@ async fn limit_concurrency_refuses_a_second_request_in_flight() {
     );
     // The API's backend section replaces the default forward (no <base />).
     let policy = policy.replacen("<backend>\n<base />", "<backend>", 1);
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let mut first = gw.client().await;
     first.send(get("/api/slow")).await;
@@ -487,8 +489,8 @@ fn mint(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
     .expect("mint token")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_jwt_with_an_inline_hs256_key() {
+#[runtimes]
+async fn validate_jwt_with_an_inline_hs256_key(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = policies(
         &format!(
@@ -503,7 +505,7 @@ async fn validate_jwt_with_an_inline_hs256_key() {
         "",
         LAST_ERROR_HEADER,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let now = unix_now();
     let claims = |aud: &str, exp: u64| json!({ "sub": "user-1", "aud": aud, "iss": "https://issuer.test/", "iat": now - 10, "exp": exp });
     let good = mint(&claims("portcullis-tests", now + 3600), JWT_SECRET, None);
@@ -593,8 +595,8 @@ async fn validate_jwt_with_an_inline_hs256_key() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_jwt_custom_status_and_claims_in_a_variable() {
+#[runtimes]
+async fn validate_jwt_custom_status_and_claims_in_a_variable(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(&format!(
         r#"<validate-jwt query-parameter-name="token" failed-validation-httpcode="403" failed-validation-error-message="Nope" output-token-variable-name="jwt">
@@ -604,7 +606,7 @@ async fn validate_jwt_custom_status_and_claims_in_a_variable() {
            <set-header name="X-Subject" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("token", "").AsJwt().Subject)</value></set-header>"#,
         base64(JWT_SECRET)
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let now = unix_now();
     let admin = mint(
         &json!({ "sub": "ada", "role": "admin", "exp": now + 3600 }),
@@ -656,8 +658,8 @@ async fn identity_provider() -> Backend {
     idp
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_jwt_with_openid_config_keys() {
+#[runtimes]
+async fn validate_jwt_with_openid_config_keys(rt: Runtime) {
     let idp = identity_provider().await;
     let backend = Backend::echo().await;
     let policy = inbound(&format!(
@@ -667,7 +669,7 @@ async fn validate_jwt_with_openid_config_keys() {
            </validate-jwt>"#,
         idp.addr
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let now = unix_now();
     let claims = json!({ "sub": "u", "aud": "portcullis-tests", "iss": "https://idp.test/", "exp": now + 3600 });
     let good = mint(&claims, JWT_SECRET, Some("k1"));
@@ -708,8 +710,8 @@ async fn validate_jwt_with_openid_config_keys() {
 // cors
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight_and_actual_request() {
+#[runtimes]
+async fn cors_preflight_and_actual_request(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<cors allow-credentials="false">
@@ -719,7 +721,7 @@ async fn cors_preflight_and_actual_request() {
              <expose-headers><header>X-Path</header></expose-headers>
            </cors>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let r = call(
         &gw,
@@ -776,8 +778,8 @@ async fn cors_preflight_and_actual_request() {
 // Transformation
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_header_on_the_request() {
+#[runtimes]
+async fn set_header_on_the_request(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<set-header name="X-Over" exists-action="override"><value>new</value></set-header>
@@ -788,7 +790,7 @@ async fn set_header_on_the_request() {
            <set-header name="X-Multi" exists-action="override"><value>m1</value><value>m2</value></set-header>
            <set-header name="X-Expr" exists-action="override"><value>@(context.Request.Method + " " + context.Request.Url.Path)</value></set-header>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(
         &gw,
         "/api/things",
@@ -812,8 +814,8 @@ async fn set_header_on_the_request() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_header_on_the_response() {
+#[runtimes]
+async fn set_header_on_the_response(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(response(
             200,
@@ -834,7 +836,7 @@ async fn set_header_on_the_response() {
            <set-header name="X-Added" exists-action="override"><value>@(context.Response.StatusCode.ToString())</value></set-header>
            <set-header name="Content-Type" exists-action="override"><value>text/x-changed</value></set-header>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/x", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "body");
@@ -847,8 +849,8 @@ async fn set_header_on_the_response() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_query_parameter() {
+#[runtimes]
+async fn set_query_parameter(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<set-query-parameter name="over" exists-action="override"><value>new</value></set-query-parameter>
@@ -857,7 +859,7 @@ async fn set_query_parameter() {
            <set-query-parameter name="del" exists-action="delete" />
            <set-query-parameter name="added" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("over", "none"))</value></set-query-parameter>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/q?over=old&skip=keep&app=1&del=x&other=y", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let target = backend.only_request().target();
@@ -888,8 +890,8 @@ fn op(id: &str, method: &str, template: &str, policy: &str) -> Value {
     o
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rewrite_uri_with_template_parameters() {
+#[runtimes]
+async fn rewrite_uri_with_template_parameters(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("users", "users", backend.addr, "");
     a["serviceUrl"] = json!(format!("http://{}/base", backend.addr));
@@ -909,7 +911,7 @@ async fn rewrite_uri_with_template_parameters() {
             ),
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = get_with(&gw, "/users/users/42?verbose=1", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -926,11 +928,11 @@ async fn rewrite_uri_with_template_parameters() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_method() {
+#[runtimes]
+async fn set_method(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound("<set-method>PUT</set-method>");
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = call(&gw, "POST", "/api/doc", &[], b"payload").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "payload");
@@ -940,8 +942,8 @@ async fn set_method() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_body_on_the_request_literal_and_expression() {
+#[runtimes]
+async fn set_body_on_the_request_literal_and_expression(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, "");
     a["operations"] = json!([
@@ -966,7 +968,7 @@ async fn set_body_on_the_request_literal_and_expression() {
             &inbound(r#"<set-body>@("made for " + context.Request.Method)</set-body>"#)
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = call(&gw, "POST", "/api/literal", &[], b"original").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -988,8 +990,8 @@ async fn set_body_on_the_request_literal_and_expression() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_body_on_the_response() {
+#[runtimes]
+async fn set_body_on_the_response(rt: Runtime) {
     let backend = Backend::start(|r| {
         Reply::Send(ok(
             "text/plain",
@@ -1014,7 +1016,7 @@ async fn set_body_on_the_response() {
             )
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
     let r = get_with(&gw, "/api/lit", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "constant");
@@ -1025,8 +1027,8 @@ async fn set_body_on_the_response() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn find_and_replace_in_request_and_response() {
+#[runtimes]
+async fn find_and_replace_in_request_and_response(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = policies(
         r#"<find-and-replace from="cat" to="dog" />"#,
@@ -1034,7 +1036,7 @@ async fn find_and_replace_in_request_and_response() {
         r#"<find-and-replace from="dog" to="wolf" />"#,
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = call(&gw, "POST", "/api/x", &[], b"cat and cat").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(backend.only_request().body, b"dog and dog");
@@ -1042,8 +1044,8 @@ async fn find_and_replace_in_request_and_response() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_backend_service_sends_to_another_backend() {
+#[runtimes]
+async fn set_backend_service_sends_to_another_backend(rt: Runtime) {
     let first = Backend::echo().await;
     let second = Backend::echo().await;
     let mut a = papi("a", "api", first.addr, "");
@@ -1067,7 +1069,7 @@ async fn set_backend_service_sends_to_another_backend() {
     ]);
     let mut doc = cfg(vec![a]);
     doc["backends"] = json!([{ "id": "second", "url": format!("http://{}/named", second.addr) }]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
 
     let r = get_with(&gw, "/api/moved/here?q=1", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -1081,8 +1083,8 @@ async fn set_backend_service_sends_to_another_backend() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_variable_then_used_in_a_header() {
+#[runtimes]
+async fn set_variable_then_used_in_a_header(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<set-variable name="who" value="@(context.Request.Headers.GetValueOrDefault(&quot;X-User&quot;, &quot;nobody&quot;))" />
@@ -1090,7 +1092,7 @@ async fn set_variable_then_used_in_a_header() {
            <set-header name="X-Greeting" exists-action="override"><value>@("hello " + (string)context.Variables["who"] + " " + context.Variables["n"])</value></set-header>
            <set-header name="X-Has" exists-action="override"><value>@(context.Variables.ContainsKey("who").ToString())</value></set-header>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/x", &[("X-User", "ada")]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let req = backend.only_request();
@@ -1103,8 +1105,8 @@ async fn set_variable_then_used_in_a_header() {
 // Flow
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn choose_when_otherwise() {
+#[runtimes]
+async fn choose_when_otherwise(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<choose>
@@ -1119,7 +1121,7 @@ async fn choose_when_otherwise() {
              </otherwise>
            </choose>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     get_with(&gw, "/api/1", &[("X-Tier", "gold")]).await;
     get_with(&gw, "/api/2?silver", &[("X-Tier", "bronze")]).await;
     get_with(&gw, "/api/3", &[]).await;
@@ -1134,8 +1136,8 @@ async fn choose_when_otherwise() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn return_response_skips_the_backend() {
+#[runtimes]
+async fn return_response_skips_the_backend(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<return-response>
@@ -1146,7 +1148,7 @@ async fn return_response_skips_the_backend() {
            </return-response>
            <set-header name="X-Never" exists-action="override"><value>ran</value></set-header>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/pot", &[]).await;
     assert_eq!(r.status, 418, "{r:?}");
     assert!(
@@ -1164,11 +1166,11 @@ async fn return_response_skips_the_backend() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_status_on_the_response() {
+#[runtimes]
+async fn set_status_on_the_response(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = outbound(r#"<set-status code="201" reason="Made" />"#);
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = call(&gw, "POST", "/api/new", &[], b"thing").await;
     assert_eq!(r.status, 201, "{r:?}");
     assert!(r.raw_head().starts_with(b"HTTP/1.1 201 Made\r\n"), "{r:?}");
@@ -1177,11 +1179,11 @@ async fn set_status_on_the_response() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_response_skips_the_backend() {
+#[runtimes]
+async fn mock_response_skips_the_backend(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(r#"<mock-response status-code="202" content-type="application/json" />"#);
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/mocked", &[]).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(
@@ -1197,8 +1199,8 @@ fn own_backend(inbound: &str, backend: &str, outbound: &str, on_error: &str) -> 
     policies(inbound, backend, outbound, on_error).replacen("<backend>\n<base />", "<backend>", 1)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forward_request_timeout_goes_to_on_error() {
+#[runtimes]
+async fn forward_request_timeout_goes_to_on_error(rt: Runtime) {
     let backend = Backend::start(|r| {
         if r.target().starts_with("/slow") {
             Reply::Hang
@@ -1244,7 +1246,7 @@ async fn forward_request_timeout_goes_to_on_error() {
             &own_backend("", r#"<forward-request timeout="1" />"#, "", "")
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = get_with(&gw, "/api/slow/handled", &[]).await;
     assert_eq!(r.status, 504, "{r:?} {}", r.body_str());
@@ -1266,11 +1268,11 @@ async fn forward_request_timeout_goes_to_on_error() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_backend_goes_to_on_error() {
+#[runtimes]
+async fn unreachable_backend_goes_to_on_error(rt: Runtime) {
     let dead = closed_port().await;
     let policy = policies("", "", "", LAST_ERROR_HEADER);
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", dead, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", dead, &policy)])).await;
     let r = get_with(&gw, "/api/x", &[]).await;
     assert_eq!(r.status, 502, "{r:?} {}", r.body_str());
     let error = r.header("x-error").unwrap_or_default();
@@ -1278,8 +1280,8 @@ async fn unreachable_backend_goes_to_on_error() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_until_the_backend_succeeds() {
+#[runtimes]
+async fn retry_until_the_backend_succeeds(rt: Runtime) {
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     // Fails twice, then succeeds, then fails twice again...
@@ -1324,7 +1326,7 @@ async fn retry_until_the_backend_succeeds() {
             )
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = call(&gw, "POST", "/api/enough", &[], b"body").await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
@@ -1344,8 +1346,8 @@ async fn retry_until_the_backend_succeeds() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wait_for_calls_then_use_their_answers() {
+#[runtimes]
+async fn wait_for_calls_then_use_their_answers(rt: Runtime) {
     let backend = Backend::echo().await;
     let other = Backend::start(|r| Reply::Send(ok("text/plain", r.target().as_bytes()))).await;
     let policy = inbound(&format!(
@@ -1360,7 +1362,7 @@ async fn wait_for_calls_then_use_their_answers() {
            <set-header name="X-Both" exists-action="override"><value>@(((IResponse)context.Variables["one"]).Body.As&lt;string&gt;() + "+" + ((IResponse)context.Variables["two"]).Body.As&lt;string&gt;())</value></set-header>"#,
         o = other.addr
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/x", &[]).await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     assert_eq!(
@@ -1373,8 +1375,8 @@ async fn wait_for_calls_then_use_their_answers() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trace_does_not_change_the_exchange() {
+#[runtimes]
+async fn trace_does_not_change_the_exchange(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = policies(
         r#"<trace source="e2e" severity="information"><message>@("inbound " + context.Request.Url.Path)</message><metadata name="k" value="v" /></trace>"#,
@@ -1382,7 +1384,7 @@ async fn trace_does_not_change_the_exchange() {
         r#"<trace source="e2e" severity="error"><message>outbound</message></trace>"#,
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = call(&gw, "POST", "/api/traced", &[], b"data").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "data");
@@ -1390,8 +1392,8 @@ async fn trace_does_not_change_the_exchange() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authentication_basic() {
+#[runtimes]
+async fn authentication_basic(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut doc = cfg(vec![papi(
         "a",
@@ -1400,7 +1402,7 @@ async fn authentication_basic() {
         &inbound(r#"<authentication-basic username="svc" password="{{svc-password}}" />"#),
     )]);
     doc["namedValues"] = json!([{ "name": "svc-password", "value": "s3cret:pw", "secret": true }]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let r = get_with(&gw, "/api/x", &[("Authorization", "Bearer client-token")]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
@@ -1414,8 +1416,8 @@ async fn authentication_basic() {
 // Calls to other services
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_request_response_used_in_a_header() {
+#[runtimes]
+async fn send_request_response_used_in_a_header(rt: Runtime) {
     let backend = Backend::echo().await;
     let tokens = Backend::start(|_| Reply::Send(ok("text/plain", b"token-123"))).await;
     let policy = inbound(&format!(
@@ -1429,7 +1431,7 @@ async fn send_request_response_used_in_a_header() {
            <set-header name="X-Token-Status" exists-action="override"><value>@(((IResponse)context.Variables["r"]).StatusCode.ToString())</value></set-header>"#,
         tokens.addr
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/data", &[("X-User", "ada")]).await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     let req = backend.only_request();
@@ -1447,8 +1449,8 @@ async fn send_request_response_used_in_a_header() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_request_failure_goes_to_on_error_unless_ignored() {
+#[runtimes]
+async fn send_request_failure_goes_to_on_error_unless_ignored(rt: Runtime) {
     let backend = Backend::echo().await;
     let dead = closed_port().await;
     let mut a = papi("a", "api", backend.addr, "");
@@ -1476,7 +1478,7 @@ async fn send_request_failure_goes_to_on_error_unless_ignored() {
             ))
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
     let r = get_with(&gw, "/api/strict", &[]).await;
     assert!(r.status >= 500, "{r:?}");
     assert_eq!(r.header("x-error").as_deref(), Some("send-request"));
@@ -1489,8 +1491,8 @@ async fn send_request_failure_goes_to_on_error_unless_ignored() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_one_way_request_reaches_the_other_server() {
+#[runtimes]
+async fn send_one_way_request_reaches_the_other_server(rt: Runtime) {
     let backend = Backend::echo().await;
     let audit = Backend::start(|_| Reply::Send(response(204, &[], b""))).await;
     let policy = inbound(&format!(
@@ -1502,7 +1504,7 @@ async fn send_one_way_request_reaches_the_other_server() {
            </send-one-way-request>"#,
         audit.addr
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/audited", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(backend.only_request().target(), "/audited");
@@ -1518,8 +1520,8 @@ async fn send_one_way_request_reaches_the_other_server() {
 // Caching
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_lookup_and_store_responses() {
+#[runtimes]
+async fn cache_lookup_and_store_responses(rt: Runtime) {
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     let backend = Backend::start(move |r| {
@@ -1539,7 +1541,7 @@ async fn cache_lookup_and_store_responses() {
         r#"<cache-store duration="60" />"#,
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let r1 = get_with(&gw, "/api/item?q=1", &[]).await;
     assert_eq!(r1.status, 200, "{r1:?}");
@@ -1571,8 +1573,8 @@ async fn cache_lookup_and_store_responses() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_store_lookup_and_remove_values() {
+#[runtimes]
+async fn cache_store_lookup_and_remove_values(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, "");
     a["operations"] = json!([
@@ -1607,7 +1609,7 @@ async fn cache_store_lookup_and_remove_values() {
             )
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = get_with(&gw, "/api/values/colour", &[]).await;
     assert_eq!((r.status, r.body_str().as_str()), (200, "(none)"), "{r:?}");
@@ -1646,8 +1648,8 @@ fn scope_doc(name: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scopes_run_in_base_order() {
+#[runtimes]
+async fn scopes_run_in_base_order(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, &scope_doc("api"));
     a["subscriptionRequired"] = json!(true);
@@ -1659,7 +1661,7 @@ async fn scopes_run_in_base_order() {
         "policy": scope_doc("product")
     }]);
     doc["subscriptions"] = json!([subscription("s", "/products/p", KEY_A, "active")]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
 
     let r = get_with(&gw, "/api/x", &[("Ocp-Apim-Subscription-Key", KEY_A)]).await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
@@ -1684,8 +1686,8 @@ async fn scopes_run_in_base_order() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_section_without_base_does_not_inherit() {
+#[runtimes]
+async fn a_section_without_base_does_not_inherit(rt: Runtime) {
     let backend = Backend::echo().await;
     let global = policies(
         &mark("global"),
@@ -1708,7 +1710,7 @@ async fn a_section_without_base_does_not_inherit() {
         ),
     ]);
     doc["policy"] = json!(global);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
 
     let r = get_with(&gw, "/alone/x", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -1721,8 +1723,8 @@ async fn a_section_without_base_does_not_inherit() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn include_fragment_and_named_values() {
+#[runtimes]
+async fn include_fragment_and_named_values(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<include-fragment fragment-id="stamp" />
@@ -1742,7 +1744,7 @@ async fn include_fragment_and_named_values() {
         { "name": "tenant", "value": "contoso" },
         { "name": "api-secret", "value": "0123456789", "secret": true },
     ]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let r = get_with(&gw, "/api/x", &[]).await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     let req = backend.only_request();
@@ -1753,8 +1755,8 @@ async fn include_fragment_and_named_values() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_error_sees_last_error() {
+#[runtimes]
+async fn on_error_sees_last_error(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, "");
     a["operations"] = json!([
@@ -1788,7 +1790,7 @@ async fn on_error_sees_last_error() {
             )
         ),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     let r = get_with(&gw, "/api/checked", &[]).await;
     assert_apim_error(&r, 400, "X-Needed is missing");
@@ -1841,10 +1843,10 @@ fn product_config(backend: SocketAddr) -> Value {
     doc
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn product_scoped_key_opens_only_the_products_apis() {
+#[runtimes]
+async fn product_scoped_key_opens_only_the_products_apis(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start(&product_config(backend.addr)).await;
+    let gw = TestGateway::start(rt, &product_config(backend.addr)).await;
     let key = "Ocp-Apim-Subscription-Key";
 
     let r = get_with(&gw, "/in/x", &[(key, KEY_A)]).await;
@@ -1869,10 +1871,10 @@ async fn product_scoped_key_opens_only_the_products_apis() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspended_subscription_is_refused() {
+#[runtimes]
+async fn suspended_subscription_is_refused(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start(&product_config(backend.addr)).await;
+    let gw = TestGateway::start(rt, &product_config(backend.addr)).await;
     let r = get_with(&gw, "/out/x", &[("Ocp-Apim-Subscription-Key", KEY_A2)]).await;
     assert_apim_error(&r, 401, INVALID_KEY);
     let r = get_with(&gw, &format!("/in/x?subscription-key={KEY_A2}"), &[]).await;
@@ -1881,10 +1883,10 @@ async fn suspended_subscription_is_refused() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscription_key_in_header_or_query_is_not_forwarded() {
+#[runtimes]
+async fn subscription_key_in_header_or_query_is_not_forwarded(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::start(&product_config(backend.addr)).await;
+    let gw = TestGateway::start(rt, &product_config(backend.addr)).await;
 
     // `in` runs the product's policies, `out` has none: both strip the key.
     for api in ["in", "out"] {
@@ -1926,8 +1928,8 @@ async fn subscription_key_in_header_or_query_is_not_forwarded() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_product_lets_its_apis_be_called_without_a_key() {
+#[runtimes]
+async fn open_product_lets_its_apis_be_called_without_a_key(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut open = papi("open", "open", backend.addr, "");
     open["subscriptionRequired"] = json!(true);
@@ -1938,7 +1940,7 @@ async fn open_product_lets_its_apis_be_called_without_a_key() {
         "id": "free", "displayName": "Free tier", "apis": ["open"], "subscriptionRequired": false,
         "policy": inbound(r#"<set-header name="X-Product" exists-action="override"><value>@(context.Product.Id)</value></set-header>"#)
     }]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let r = get_with(&gw, "/open/x", &[]).await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     assert_eq!(
@@ -1955,14 +1957,14 @@ async fn open_product_lets_its_apis_be_called_without_a_key() {
 // ---------------------------------------------------------------------------
 
 /// Starts a gateway on `doc` and returns its start error.
-async fn start_error(doc: &Value) -> String {
+async fn start_error(rt: Runtime, doc: &Value) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.json");
     write_atomically(&path, &serde_json::to_vec_pretty(doc).unwrap());
     let mut options = GatewayOptions::new(path);
     options.listen = any_port();
     options.ops_listen = None;
-    match within("gateway start", Gateway::start(options)).await {
+    match within("gateway start", Gateway::start(rt, options)).await {
         Ok(gw) => {
             gw.shutdown().await;
             panic!("a gateway started with an invalid policy");
@@ -1972,12 +1974,12 @@ async fn start_error(doc: &Value) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_policy_is_rejected_at_start_with_line_and_reason() {
+#[runtimes]
+async fn bad_policy_is_rejected_at_start_with_line_and_reason(rt: Runtime) {
     let backend = closed_port().await;
     // Line 4: an unknown exists-action.
     let bad_attr = "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"X\" exists-action=\"sometimes\"><value>1</value></set-header>\n  </inbound>\n</policies>";
-    let e = start_error(&cfg(vec![papi("a", "api", backend, bad_attr)])).await;
+    let e = start_error(rt, &cfg(vec![papi("a", "api", backend, bad_attr)])).await;
     assert!(e.contains("api `a`"), "{e}");
     assert!(e.contains("line 4"), "{e}");
     assert!(e.contains("<set-header>"), "{e}");
@@ -1988,7 +1990,7 @@ async fn bad_policy_is_rejected_at_start_with_line_and_reason() {
         "<policies>\n  <inbound>\n    <teleport to=\"mars\" />\n  </inbound>\n</policies>";
     let mut doc = cfg(vec![papi("a", "api", backend, "")]);
     doc["policy"] = json!(unknown);
-    let e = start_error(&doc).await;
+    let e = start_error(rt, &doc).await;
     assert!(e.contains("global"), "{e}");
     assert!(e.contains("line 3"), "{e}");
     assert!(e.contains("teleport"), "{e}");
@@ -2001,27 +2003,30 @@ async fn bad_policy_is_rejected_at_start_with_line_and_reason() {
         "/",
         "<policies>\n<inbound />\n<outbound>\n<rate-limit calls=\"1\" renewal-period=\"60\" />\n</outbound>\n</policies>"
     )]);
-    let e = start_error(&cfg(vec![a])).await;
+    let e = start_error(rt, &cfg(vec![a])).await;
     assert!(e.contains("operation `o`"), "{e}");
     assert!(e.contains("line 4"), "{e}");
     assert!(e.contains("<rate-limit>"), "{e}");
 
     // Malformed XML and an expression that does not compile.
-    let e = start_error(&cfg(vec![papi(
-        "a",
-        "api",
-        backend,
-        "<policies>\n<inbound>\n</policies>",
-    )]))
+    let e = start_error(
+        rt,
+        &cfg(vec![papi(
+            "a",
+            "api",
+            backend,
+            "<policies>\n<inbound>\n</policies>",
+        )]),
+    )
     .await;
     assert!(e.contains("api `a`") && e.contains("line"), "{e}");
     let bad_expr = "<policies>\n<inbound>\n<set-header name=\"X\"><value>@(context.Nope(</value></set-header>\n</inbound>\n</policies>";
-    let e = start_error(&cfg(vec![papi("a", "api", backend, bad_expr)])).await;
+    let e = start_error(rt, &cfg(vec![papi("a", "api", backend, bad_expr)])).await;
     assert!(e.contains("line 3") && e.contains("<value>"), "{e}");
 
     // A fragment that is not defined.
     let missing = "<policies>\n<inbound>\n<include-fragment fragment-id=\"nowhere\" />\n</inbound>\n</policies>";
-    let e = start_error(&cfg(vec![papi("a", "api", backend, missing)])).await;
+    let e = start_error(rt, &cfg(vec![papi("a", "api", backend, missing)])).await;
     assert!(e.contains("line 3") && e.contains("nowhere"), "{e}");
 }
 
@@ -2029,8 +2034,8 @@ async fn bad_policy_is_rejected_at_start_with_line_and_reason() {
 // Policies and the wire: keep-alive, framing, reloads
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_requests_share_a_keep_alive_connection() {
+#[runtimes]
+async fn policy_requests_share_a_keep_alive_connection(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, &inbound(&mark("api")));
     a["operations"] = json!([
@@ -2060,7 +2065,7 @@ async fn policy_requests_share_a_keep_alive_connection() {
         ),
         op("plain", "*", "/*", ""),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
     let mut c = gw.client().await;
     for round in 0..2 {
         let r = c.roundtrip(get("/api/plain")).await;
@@ -2087,8 +2092,8 @@ async fn policy_requests_share_a_keep_alive_connection() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_requests_with_policies_are_answered_in_order() {
+#[runtimes]
+async fn pipelined_requests_with_policies_are_answered_in_order(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = policies(
         r#"<choose><when condition="@(context.Request.Url.Path.EndsWith(&quot;/local&quot;))">
@@ -2098,7 +2103,7 @@ async fn pipelined_requests_with_policies_are_answered_in_order() {
         r#"<set-header name="X-Seen" exists-action="override"><value>@(context.Request.Url.Path)</value></set-header>"#,
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let mut c = gw.client().await;
     let mut batch = Vec::new();
     for p in ["/api/1", "/api/local", "/api/3"] {
@@ -2119,13 +2124,13 @@ async fn pipelined_requests_with_policies_are_answered_in_order() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_and_expect_continue_bodies_are_collected_for_policies() {
+#[runtimes]
+async fn chunked_and_expect_continue_bodies_are_collected_for_policies(rt: Runtime) {
     let backend = Backend::echo().await;
     let policy = inbound(
         r#"<set-body>@(context.Request.Body.As&lt;string&gt;().Replace("-", ""))</set-body>"#,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
 
     let mut c = gw.client().await;
     let mut req =
@@ -2158,8 +2163,8 @@ async fn chunked_and_expect_continue_bodies_are_collected_for_policies() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_bodies_stream_past_header_only_policies() {
+#[runtimes]
+async fn large_bodies_stream_past_header_only_policies(rt: Runtime) {
     let block = base_block(64 * 1024);
     let body: Vec<u8> = block
         .iter()
@@ -2189,7 +2194,7 @@ async fn large_bodies_stream_past_header_only_policies() {
         r#"<set-header name="X-Out" exists-action="override"><value>@(context.Response.StatusCode.ToString())</value></set-header>"#,
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/big")).await;
     assert_eq!(r.status, 200);
@@ -2207,8 +2212,8 @@ async fn large_bodies_stream_past_header_only_policies() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_and_http10_requests_with_policies() {
+#[runtimes]
+async fn head_and_http10_requests_with_policies(rt: Runtime) {
     let backend = Backend::start(|_| Reply::Send(ok("text/plain", b"hello"))).await;
     let policy = outbound(
         r#"<set-header name="X-Out" exists-action="override"><value>yes</value></set-header>"#,
@@ -2225,7 +2230,7 @@ async fn head_and_http10_requests_with_policies() {
         ),
         op("any", "*", "/*", ""),
     ]);
-    let gw = TestGateway::start(&cfg(vec![a])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
 
     for path in ["/api/x", "/api/local"] {
         let mut c = gw.client().await;
@@ -2257,8 +2262,8 @@ async fn head_and_http10_requests_with_policies() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_concurrency_slot_is_released_after_a_failure() {
+#[runtimes]
+async fn limit_concurrency_slot_is_released_after_a_failure(rt: Runtime) {
     let backend = Backend::start(|r| {
         if r.target() == "/hang" {
             Reply::Hang
@@ -2273,7 +2278,7 @@ async fn limit_concurrency_slot_is_released_after_a_failure() {
         "",
         "",
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/hang", &[]).await;
     assert_eq!(r.status, 504, "{r:?}");
     let r = get_with(&gw, "/api/ok", &[]).await;
@@ -2298,8 +2303,8 @@ async fn limit_concurrency_slot_is_released_after_a_failure() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_request_copy_mode_sends_the_current_request() {
+#[runtimes]
+async fn send_request_copy_mode_sends_the_current_request(rt: Runtime) {
     let backend = Backend::echo().await;
     let mirror = Backend::start(|_| Reply::Send(ok("text/plain", b"mirrored"))).await;
     let policy = inbound(&format!(
@@ -2310,7 +2315,7 @@ async fn send_request_copy_mode_sends_the_current_request() {
            <set-header name="X-Mirror-Said" exists-action="override"><value>@(((IResponse)context.Variables["m"]).Body.As&lt;string&gt;())</value></set-header>"#,
         mirror.addr
     ));
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = call(&gw, "POST", "/api/orig", &[("X-Client", "c1")], b"payload").await;
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     assert_eq!(r.body_str(), "payload");
@@ -2331,15 +2336,15 @@ async fn send_request_copy_mode_sends_the_current_request() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_subscription_key_names_are_not_forwarded() {
+#[runtimes]
+async fn custom_subscription_key_names_are_not_forwarded(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = papi("a", "api", backend.addr, &inbound(&mark("api")));
     a["subscriptionRequired"] = json!(true);
     a["subscriptionKeyParameterNames"] = json!({ "header": "X-Api-Key", "query": "apikey" });
     let mut doc = cfg(vec![a]);
     doc["subscriptions"] = json!([subscription("s", "/apis/a", KEY_A, "active")]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let r = get_with(&gw, "/api/h", &[("X-Api-Key", KEY_A)]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = get_with(&gw, &format!("/api/q?apikey={KEY_A}&z=1"), &[]).await;
@@ -2353,8 +2358,8 @@ async fn custom_subscription_key_names_are_not_forwarded() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one() {
+#[runtimes]
+async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc_with = |revision: u64, policy: &str| {
         let mut d = config(revision, vec![papi("a", "api", backend.addr, policy)]);
@@ -2368,7 +2373,8 @@ async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one() {
         ))
     };
     let doc: Value = serde_json::from_slice(&doc_with(1, &v("one"))).unwrap();
-    let gw = TestGateway::start_with(&doc, |o| o.reload_interval = Duration::from_millis(50)).await;
+    let gw =
+        TestGateway::start_with(rt, &doc, |o| o.reload_interval = Duration::from_millis(50)).await;
     let version = |gw: &TestGateway| {
         let gw_addr = gw.addr;
         async move {
@@ -2421,8 +2427,8 @@ async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_policy_reads_an_empty_backend_body() {
+#[runtimes]
+async fn outbound_policy_reads_an_empty_backend_body(rt: Runtime) {
     // Content-Length: 0, and 204 without a body.
     let backend = Backend::start(|r| {
         let status = if r.target() == "/none" { 204 } else { 200 };
@@ -2435,7 +2441,7 @@ async fn outbound_policy_reads_an_empty_backend_body() {
         r#"<set-header name="X-Len" exists-action="override"><value>@(context.Response.Body.As&lt;string&gt;().Length.ToString())</value></set-header>"#,
         LAST_ERROR_HEADER,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let mut c = gw.client().await;
     for path in ["/api/empty", "/api/none", "/api/empty"] {
         let r = c.roundtrip(get(path)).await;
@@ -2448,8 +2454,8 @@ async fn outbound_policy_reads_an_empty_backend_body() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_on_error_status_code_goes_to_on_error() {
+#[runtimes]
+async fn fail_on_error_status_code_goes_to_on_error(rt: Runtime) {
     let backend = status_backend().await;
     let policy = own_backend(
         "",
@@ -2457,7 +2463,7 @@ async fn fail_on_error_status_code_goes_to_on_error() {
         r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#,
         LAST_ERROR_HEADER,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/status/503", &[]).await;
     assert!(r.status >= 500, "{r:?}");
     let error = r.header("x-error").unwrap_or_default();
@@ -2470,8 +2476,8 @@ async fn fail_on_error_status_code_goes_to_on_error() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forward_request_follows_redirects() {
+#[runtimes]
+async fn forward_request_follows_redirects(rt: Runtime) {
     let backend = Backend::start(|r| {
         if r.target() == "/old" {
             Reply::Send(response(302, &[("Location", "/new")], b""))
@@ -2481,19 +2487,19 @@ async fn forward_request_follows_redirects() {
     })
     .await;
     let policy = own_backend("", r#"<forward-request follow-redirects="true" />"#, "", "");
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/old", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "/new");
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_bandwidth_runs_out() {
+#[runtimes]
+async fn quota_bandwidth_runs_out(rt: Runtime) {
     let backend = Backend::start(|_| Reply::Send(ok("text/plain", &[b'x'; 3000]))).await;
     // 2 KB per period: the first 3000-byte answer uses it up.
     let policy = inbound(r#"<quota bandwidth="2" renewal-period="3600" />"#);
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/1", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body.len(), 3000);
@@ -2512,8 +2518,8 @@ async fn quota_bandwidth_runs_out() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_request_timeout_goes_to_on_error() {
+#[runtimes]
+async fn send_request_timeout_goes_to_on_error(rt: Runtime) {
     let backend = Backend::echo().await;
     let slow = Backend::start(|_| Reply::Hang).await;
     let policy = policies(
@@ -2525,7 +2531,7 @@ async fn send_request_timeout_goes_to_on_error() {
         "",
         LAST_ERROR_HEADER,
     );
-    let gw = TestGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
     let r = get_with(&gw, "/api/x", &[]).await;
     assert!(r.status >= 500, "{r:?}");
     let error = r.header("x-error").unwrap_or_default();

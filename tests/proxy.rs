@@ -8,10 +8,10 @@ use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_is_forwarded_with_path_and_query() {
+#[runtimes]
+async fn get_is_forwarded_with_path_and_query(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/items/42?x=1&y=two")).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -28,8 +28,8 @@ async fn get_is_forwarded_with_path_and_query() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_url_base_path_is_prefixed() {
+#[runtimes]
+async fn service_url_base_path_is_prefixed(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc = config(
         1,
@@ -39,7 +39,7 @@ async fn service_url_base_path_is_prefixed() {
             &format!("http://{}/base/path", backend.addr),
         )],
     );
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/users/v1/list?page=2")).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -47,10 +47,10 @@ async fn service_url_base_path_is_prefixed() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_with_content_length_body() {
+#[runtimes]
+async fn post_with_content_length_body(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let body = base_block(100_000);
     let mut c = gw.client().await;
     c.send(post("/api/upload", &body)).await;
@@ -71,10 +71,10 @@ async fn post_with_content_length_body() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_request_body_reaches_backend_as_valid_chunked() {
+#[runtimes]
+async fn chunked_request_body_reaches_backend_as_valid_chunked(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let big = base_block(70_000);
     let mut c = gw.client().await;
     let mut req =
@@ -118,8 +118,8 @@ async fn chunked_request_body_reaches_backend_as_valid_chunked() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_response_is_relayed_with_trailers() {
+#[runtimes]
+async fn chunked_response_is_relayed_with_trailers(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -128,7 +128,7 @@ async fn chunked_response_is_relayed_with_trailers() {
         )
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/stream")).await;
     assert_eq!(r.status, 200);
@@ -144,15 +144,15 @@ async fn chunked_response_is_relayed_with_trailers() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_delimited_response_becomes_chunked_for_http11() {
+#[runtimes]
+async fn close_delimited_response_becomes_chunked_for_http11(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::SendAndClose(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the very end".to_vec(),
         )
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for _ in 0..2 {
         let r = c.roundtrip(get("/api/old")).await;
@@ -166,8 +166,8 @@ async fn close_delimited_response_becomes_chunked_for_http11() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_delimited_response_to_http10_client() {
+#[runtimes]
+async fn close_delimited_response_to_http10_client(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nold \r\n6\r\nclient\r\n0\r\n\r\n"
@@ -175,7 +175,7 @@ async fn close_delimited_response_to_http10_client() {
         )
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(b"GET /api/x HTTP/1.0\r\nHost: gateway.test\r\n\r\n")
         .await;
@@ -197,10 +197,10 @@ async fn close_delimited_response_to_http10_client() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http10_keep_alive_client() {
+#[runtimes]
+async fn http10_keep_alive_client(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for i in 0..3 {
         let r = c
@@ -219,10 +219,10 @@ async fn http10_keep_alive_client() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_alive_client_and_upstream_reuse() {
+#[runtimes]
+async fn keep_alive_client_and_upstream_reuse(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for i in 0..10 {
         let r = if i % 2 == 0 {
@@ -251,10 +251,10 @@ async fn keep_alive_client_and_upstream_reuse() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_connection_is_reused_across_client_connections() {
+#[runtimes]
+async fn upstream_connection_is_reused_across_client_connections(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     for i in 0..5 {
         let mut c = gw.client().await;
         let r = c.roundtrip(get(&format!("/api/{i}"))).await;
@@ -265,12 +265,12 @@ async fn upstream_connection_is_reused_across_client_connections() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backend_connection_close_is_not_reused() {
+#[runtimes]
+async fn backend_connection_close_is_not_reused(rt: Runtime) {
     let backend =
         Backend::start(|_| Reply::SendAndClose(response(200, &[("Connection", "close")], b"bye")))
             .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for _ in 0..3 {
         let r = c.roundtrip(get("/api/x")).await;
@@ -283,12 +283,12 @@ async fn backend_connection_close_is_not_reused() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backend_closing_idle_connections_silently_is_survived() {
+#[runtimes]
+async fn backend_closing_idle_connections_silently_is_survived(rt: Runtime) {
     // The backend closes each connection after answering without saying so; the
     // gateway must not fail the next request on the dead pooled connection.
     let backend = Backend::start(|_| Reply::SendAndClose(ok("text/plain", b"fine"))).await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for i in 0..4 {
         backend.wait_closed(i).await;
@@ -306,10 +306,10 @@ async fn backend_closing_idle_connections_silently_is_survived() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_requests_are_answered_in_order() {
+#[runtimes]
+async fn pipelined_requests_are_answered_in_order(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let mut batch = Vec::new();
     batch.extend_from_slice(get("/api/one").as_bytes());
@@ -341,10 +341,10 @@ async fn pipelined_requests_are_answered_in_order() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expect_100_continue() {
+#[runtimes]
+async fn expect_100_continue(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(
         b"PUT /api/doc HTTP/1.1\r\nHost: gateway.test\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n",
@@ -366,10 +366,10 @@ async fn expect_100_continue() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsupported_expectation_gets_417() {
+#[runtimes]
+async fn unsupported_expectation_gets_417(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(b"GET /api/x HTTP/1.1\r\nHost: gateway.test\r\nExpect: tea\r\n\r\n")
@@ -380,8 +380,8 @@ async fn unsupported_expectation_gets_417() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hop_by_hop_headers_dropped_and_forwarded_headers_added() {
+#[runtimes]
+async fn hop_by_hop_headers_dropped_and_forwarded_headers_added(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(
             b"HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: secret\r\nKeep-Alive: timeout=5\r\n\
@@ -391,7 +391,7 @@ async fn hop_by_hop_headers_dropped_and_forwarded_headers_added() {
         )
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(
@@ -465,12 +465,12 @@ async fn hop_by_hop_headers_dropped_and_forwarded_headers_added() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_is_the_backends_when_not_preserved() {
+#[runtimes]
+async fn host_is_the_backends_when_not_preserved(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = api("api", "api", &format!("http://{}", backend.addr));
     a["preserveHostHeader"] = json!(false);
-    let gw = TestGateway::start(&config(1, vec![a])).await;
+    let gw = TestGateway::start(rt, &config(1, vec![a])).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 200);
@@ -484,10 +484,10 @@ async fn host_is_the_backends_when_not_preserved() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_path_gets_apim_404_and_keeps_the_connection() {
+#[runtimes]
+async fn unknown_path_gets_apim_404_and_keeps_the_connection(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     for path in ["/nothing/here", "/", "/apix/y"] {
         let r = c.roundtrip(get(path)).await;
@@ -515,12 +515,12 @@ async fn unknown_path_gets_apim_404_and_keeps_the_connection() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operation_method_must_match() {
+#[runtimes]
+async fn operation_method_must_match(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = api("api", "api", &format!("http://{}", backend.addr));
     a["operations"] = json!([{ "id": "get-user", "method": "GET", "urlTemplate": "/users/{id}" }]);
-    let gw = TestGateway::start(&config(1, vec![a])).await;
+    let gw = TestGateway::start(rt, &config(1, vec![a])).await;
     let mut c = gw.client().await;
     assert_eq!(c.roundtrip(get("/api/users/7")).await.status, 200);
     assert_eq!(
@@ -534,10 +534,10 @@ async fn operation_method_must_match() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dot_segments_and_encoded_slashes_get_400() {
+#[runtimes]
+async fn dot_segments_and_encoded_slashes_get_400(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     for path in ["/api/../admin", "/api/a/%2e%2e/b", "/api/a%2Fb"] {
         let mut c = gw.client().await;
         let r = c.roundtrip(get(path)).await;
@@ -548,10 +548,10 @@ async fn dot_segments_and_encoded_slashes_get_400() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_probe_is_answered_locally() {
+#[runtimes]
+async fn status_probe_is_answered_locally(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/status-0123456789abcdef")).await;
     assert_eq!(r.status, 200);
@@ -563,10 +563,10 @@ async fn status_probe_is_answered_locally() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ops_endpoints() {
+#[runtimes]
+async fn ops_endpoints(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let r = fetch(gw.ops_addr, "/healthz").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "ok\n");
@@ -581,10 +581,10 @@ async fn ops_endpoints() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_gateway_when_the_backend_is_down() {
+#[runtimes]
+async fn bad_gateway_when_the_backend_is_down(rt: Runtime) {
     let down = closed_port().await;
-    let gw = TestGateway::start(&config_for(down)).await;
+    let gw = TestGateway::start(rt, &config_for(down)).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 502, "{r:?}");
@@ -595,10 +595,10 @@ async fn bad_gateway_when_the_backend_is_down() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_gateway_when_the_backend_drops_the_request() {
+#[runtimes]
+async fn bad_gateway_when_the_backend_drops_the_request(rt: Runtime) {
     let backend = Backend::start(|_| Reply::Drop).await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 502, "{r:?}");
@@ -606,23 +606,23 @@ async fn bad_gateway_when_the_backend_drops_the_request() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_gateway_on_an_invalid_backend_response() {
+#[runtimes]
+async fn bad_gateway_on_an_invalid_backend_response(rt: Runtime) {
     let backend =
         Backend::start(|_| Reply::Send(b"HTTP/1.1 200 OK\r\nX: \x01\r\n\r\n".to_vec())).await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/x")).await;
     assert_eq!(r.status, 502, "{r:?}");
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_timeout_when_the_backend_never_answers() {
+#[runtimes]
+async fn gateway_timeout_when_the_backend_never_answers(rt: Runtime) {
     let backend = Backend::start(|_| Reply::Hang).await;
     let mut a = api("api", "api", &format!("http://{}", backend.addr));
     a["timeoutSeconds"] = json!(1);
-    let gw = TestGateway::start(&config(1, vec![a])).await;
+    let gw = TestGateway::start(rt, &config(1, vec![a])).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/slow")).await;
     assert_eq!(r.status, 504, "{r:?}");
@@ -636,13 +636,13 @@ async fn gateway_timeout_when_the_backend_never_answers() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_backend_body_closes_the_client_connection() {
+#[runtimes]
+async fn truncated_backend_body_closes_the_client_connection(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten!!".to_vec())
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(get("/api/x")).await;
     let head = c.read_head(&Method::GET).await;
@@ -656,8 +656,8 @@ async fn truncated_backend_body_closes_the_client_connection() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_204_and_304_have_no_body() {
+#[runtimes]
+async fn head_204_and_304_have_no_body(rt: Runtime) {
     let backend = Backend::start(|r| match r.target().as_str() {
         "/head" => Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n".to_vec()),
         "/204" => Reply::Send(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n".to_vec()),
@@ -665,7 +665,7 @@ async fn head_204_and_304_have_no_body() {
         _ => Reply::Send(ok("text/plain", b"after")),
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(b"HEAD /api/head HTTP/1.1\r\nHost: g\r\n\r\n").await;
     let r = c.response_to(&Method::HEAD).await;
@@ -687,8 +687,8 @@ async fn head_204_and_304_have_no_body() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backend_answering_before_the_body_ends() {
+#[runtimes]
+async fn backend_answering_before_the_body_ends(rt: Runtime) {
     // A backend may answer early (e.g. 403) without reading the upload: the answer
     // reaches the client, and since the rest of the body can no longer be told apart
     // from a next request, the client connection is closed afterwards.
@@ -707,7 +707,7 @@ async fn backend_answering_before_the_body_ends() {
         // Keep the connection until the gateway gives it up.
         while s.read(&mut buf).await.unwrap_or(0) > 0 {}
     });
-    let gw = TestGateway::start(&config_for(addr)).await;
+    let gw = TestGateway::start(rt, &config_for(addr)).await;
     let mut c = gw.client().await;
     // Only 5 of the 1000 declared bytes are sent.
     c.send(b"POST /api/x HTTP/1.1\r\nHost: g\r\nContent-Length: 1000\r\n\r\nhello")
@@ -721,8 +721,8 @@ async fn backend_answering_before_the_body_ends() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscription_key_is_required_when_configured() {
+#[runtimes]
+async fn subscription_key_is_required_when_configured(rt: Runtime) {
     let backend = Backend::echo().await;
     let mut a = api("keyed", "keyed", &format!("http://{}", backend.addr));
     a["subscriptionRequired"] = json!(true);
@@ -733,7 +733,7 @@ async fn subscription_key_is_required_when_configured() {
         "primaryKey": "primary-key-0123456789",
         "secondaryKey": "secondary-key-0123456789"
     }]);
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/keyed/x")).await;
     assert_eq!(r.status, 401);
@@ -761,8 +761,8 @@ async fn subscription_key_is_required_when_configured() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_pipelined_requests_with_responses_larger_than_the_buffers() {
+#[runtimes]
+async fn many_pipelined_requests_with_responses_larger_than_the_buffers(rt: Runtime) {
     // 300 requests written at once, each answered with 2 KiB: the gateway must stop
     // reading while the client is not reading, and still answer all, in order.
     let backend = Backend::start(|r| {
@@ -772,7 +772,7 @@ async fn many_pipelined_requests_with_responses_larger_than_the_buffers() {
         Reply::Send(response(200, &[("X-Path", &target)], &body))
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let batch: String = (0..300).map(|i| get(&format!("/api/{i}"))).collect();
     c.send(batch).await;
@@ -790,10 +790,10 @@ async fn many_pipelined_requests_with_responses_larger_than_the_buffers() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_request_after_a_local_404_is_served() {
+#[runtimes]
+async fn pipelined_request_after_a_local_404_is_served(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let batch = format!(
         "{}{}{}",
@@ -810,12 +810,12 @@ async fn pipelined_request_after_a_local_404_is_served() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_answer_to_a_request_with_a_body_is_readable_before_the_close() {
+#[runtimes]
+async fn local_answer_to_a_request_with_a_body_is_readable_before_the_close(rt: Runtime) {
     // The body is not forwarded anywhere; the gateway answers, closes, and drains
     // so the client reads the 404 instead of a reset.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send_lossy(post("/nope", &base_block(200_000))).await;
     let r = c.response().await;
@@ -829,10 +829,10 @@ async fn local_answer_to_a_request_with_a_body_is_readable_before_the_close() {
     assert_eq!(backend.connections(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_close_from_the_client_is_honoured() {
+#[runtimes]
+async fn connection_close_from_the_client_is_honoured(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(b"GET /api/x HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")
@@ -847,10 +847,10 @@ async fn connection_close_from_the_client_is_honoured() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_closed_client_still_gets_its_answer() {
+#[runtimes]
+async fn half_closed_client_still_gets_its_answer(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(get("/api/half")).await;
     tokio::io::AsyncWriteExt::shutdown(&mut c.stream)
@@ -863,8 +863,8 @@ async fn half_closed_client_still_gets_its_answer() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interim_responses_from_the_backend_are_not_relayed() {
+#[runtimes]
+async fn interim_responses_from_the_backend_are_not_relayed(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(
             b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
@@ -874,7 +874,7 @@ async fn interim_responses_from_the_backend_are_not_relayed() {
         )
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(get("/api/x")).await;
     let head = c.read_head(&Method::GET).await;
@@ -888,13 +888,13 @@ async fn interim_responses_from_the_backend_are_not_relayed() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switching_protocols_from_the_backend_is_a_502() {
+#[runtimes]
+async fn switching_protocols_from_the_backend_is_a_502(rt: Runtime) {
     let backend = Backend::start(|_| {
         Reply::Send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec())
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(
@@ -906,10 +906,10 @@ async fn switching_protocols_from_the_backend_is_a_502() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn absolute_form_target_sets_the_host() {
+#[runtimes]
+async fn absolute_form_target_sets_the_host(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(b"GET http://other.test:8080/api/abs?q=1 HTTP/1.1\r\nHost: ignored.test\r\n\r\n")
@@ -921,10 +921,10 @@ async fn absolute_form_target_sets_the_host() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_x_forwarded_for_lines_are_joined() {
+#[runtimes]
+async fn several_x_forwarded_for_lines_are_joined(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(
@@ -939,8 +939,8 @@ async fn several_x_forwarded_for_lines_are_joined() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_response_with_chunked_header_has_no_body() {
+#[runtimes]
+async fn head_response_with_chunked_header_has_no_body(rt: Runtime) {
     let backend = Backend::start(|r| {
         if r.method() == "HEAD" {
             Reply::Send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec())
@@ -949,7 +949,7 @@ async fn head_response_with_chunked_header_has_no_body() {
         }
     })
     .await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(b"HEAD /api/x HTTP/1.1\r\nHost: g\r\n\r\n").await;
     let r = c.response_to(&Method::HEAD).await;
@@ -960,12 +960,12 @@ async fn head_response_with_chunked_header_has_no_body() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_with_a_body_is_forwarded_with_its_length() {
+#[runtimes]
+async fn get_with_a_body_is_forwarded_with_its_length(rt: Runtime) {
     // A body on a GET is still a body (no "CL.0" desync): it is forwarded with its
     // Content-Length, and what it contains is never read as a second request.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let inner = get("/api/inner");
     let r = c
@@ -983,12 +983,12 @@ async fn get_with_a_body_is_forwarded_with_its_length() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_with_an_empty_body_keeps_content_length_zero() {
+#[runtimes]
+async fn post_with_an_empty_body_keeps_content_length_zero(rt: Runtime) {
     // RFC 9110 8.6: a POST normally carries Content-Length even when it is 0, and
     // many servers answer 411 Length Required without it.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(post("/api/empty", b"")).await;
     assert_eq!(r.status, 200);
@@ -1002,10 +1002,10 @@ async fn post_with_an_empty_body_keeps_content_length_zero() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_root_and_query_only_paths() {
+#[runtimes]
+async fn api_root_and_query_only_paths(rt: Runtime) {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c.roundtrip(get("/api/?a=1")).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -1016,8 +1016,8 @@ async fn api_root_and_query_only_paths() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn longest_prefix_and_hostnames_pick_the_api() {
+#[runtimes]
+async fn longest_prefix_and_hostnames_pick_the_api(rt: Runtime) {
     let a = Backend::echo().await;
     let b = Backend::echo().await;
     let h = Backend::echo().await;
@@ -1031,7 +1031,7 @@ async fn longest_prefix_and_hostnames_pick_the_api() {
             host_api,
         ],
     );
-    let gw = TestGateway::start(&doc).await;
+    let gw = TestGateway::start(rt, &doc).await;
     let mut c = gw.client().await;
     assert_eq!(c.roundtrip(get("/anything")).await.status, 200);
     assert_eq!(c.roundtrip(get("/shop/cart")).await.status, 200);
@@ -1048,13 +1048,13 @@ async fn longest_prefix_and_hostnames_pick_the_api() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_alive_connection_works_after_its_buffers_were_released() {
+#[runtimes]
+async fn keep_alive_connection_works_after_its_buffers_were_released(rt: Runtime) {
     // After a second without a request the connection gives its buffers back; the
     // next request on it must not notice. (If the pause were shorter this would
     // still pass, just without exercising the release.)
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     assert_eq!(
         c.roundtrip(post("/api/1", b"first")).await.body_str(),

@@ -18,9 +18,9 @@ fn smuggled() -> String {
 /// Sends `payload` on a fresh connection, expects `status` and a close, and checks
 /// that the backend saw nothing of the smuggled request. Returns the backend for
 /// extra checks.
-async fn attack(payload: &[u8], status: u16) -> Backend {
+async fn attack(rt: Runtime, payload: &[u8], status: u16) -> Backend {
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send_lossy(payload).await;
     let r = c.response().await;
@@ -59,8 +59,8 @@ async fn attack(payload: &[u8], status: u16) -> Backend {
 }
 
 /// An attack rejected at the head: the backend must not even be contacted.
-async fn head_attack(payload: &[u8], status: u16) {
-    let backend = attack(payload, status).await;
+async fn head_attack(rt: Runtime, payload: &[u8], status: u16) {
+    let backend = attack(rt, payload, status).await;
     assert_eq!(
         backend.connections(),
         0,
@@ -69,54 +69,54 @@ async fn head_attack(payload: &[u8], status: u16) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_encoding_with_content_length() {
+#[runtimes]
+async fn transfer_encoding_with_content_length(rt: Runtime) {
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{}",
         smuggled()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
     // The other order, and the length a CL.TE attack would use.
     let tail = smuggled();
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\nContent-Length: {}\r\n\r\n0\r\n\r\n{tail}",
         5 + tail.len()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differing_content_lengths() {
+#[runtimes]
+async fn differing_content_lengths(rt: Runtime) {
     let tail = smuggled();
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nContent-Length: {}\r\n\r\nhello{tail}",
         5 + tail.len()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
     // In one field line.
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5, {}\r\n\r\nhello{tail}",
         5 + tail.len()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_content_length_values() {
+#[runtimes]
+async fn invalid_content_length_values(rt: Runtime) {
     for cl in ["+5", "-5", "0x5", "5 5", "", "99999999999999999999999"] {
         let payload = format!(
             "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: {cl}\r\n\r\nhello{}",
             smuggled()
         );
-        head_attack(payload.as_bytes(), 400).await;
+        head_attack(rt, payload.as_bytes(), 400).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_equal_content_length_is_accepted_once() {
+#[runtimes]
+async fn repeated_equal_content_length_is_accepted_once(rt: Runtime) {
     // RFC 9112 6.3 allows identical repeats; the backend must get one field.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(b"POST /api/a HTTP/1.1\r\nHost: g\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
@@ -127,60 +127,60 @@ async fn repeated_equal_content_length_is_accepted_once() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn final_coding_not_chunked() {
+#[runtimes]
+async fn final_coding_not_chunked(rt: Runtime) {
     for te in ["chunked, identity", "chunked, chunked", "identity"] {
         let payload = format!(
             "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n{}",
             smuggled()
         );
-        head_attack(payload.as_bytes(), 400).await;
+        head_attack(rt, payload.as_bytes(), 400).await;
     }
     // Split over two field lines.
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n{}",
         smuggled()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_transfer_coding_is_501() {
+#[runtimes]
+async fn unknown_transfer_coding_is_501(rt: Runtime) {
     for te in ["gzip, chunked", "x-custom, chunked"] {
         let payload = format!(
             "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n{}",
             smuggled()
         );
-        head_attack(payload.as_bytes(), 501).await;
+        head_attack(rt, payload.as_bytes(), 501).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_encoding_in_http10() {
+#[runtimes]
+async fn transfer_encoding_in_http10(rt: Runtime) {
     let payload = format!(
         "POST /api/a HTTP/1.0\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{}",
         smuggled()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn obs_fold() {
+#[runtimes]
+async fn obs_fold(rt: Runtime) {
     // A folded Transfer-Encoding a lenient parser would unfold into "chunked".
     let payload = format!(
         "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\nhello{}",
         smuggled()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
     let payload = format!(
         "GET /api/a HTTP/1.1\r\nHost: gateway.test\r\nX-Folded: first\r\n\tsecond\r\n\r\n{}",
         smuggled()
     );
-    head_attack(payload.as_bytes(), 400).await;
+    head_attack(rt, payload.as_bytes(), 400).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bare_cr() {
+#[runtimes]
+async fn bare_cr(rt: Runtime) {
     for payload in [
         format!(
             "GET /api/a HTTP/1.1\r\nHost: gateway.test\r\nX-Bare: a\rTransfer-Encoding: chunked\r\n\r\n{}",
@@ -195,12 +195,12 @@ async fn bare_cr() {
             smuggled()
         ),
     ] {
-        head_attack(payload.as_bytes(), 400).await;
+        head_attack(rt, payload.as_bytes(), 400).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whitespace_before_colon() {
+#[runtimes]
+async fn whitespace_before_colon(rt: Runtime) {
     for field in [
         "Transfer-Encoding : chunked",
         "Transfer-Encoding\t: chunked",
@@ -210,18 +210,20 @@ async fn whitespace_before_colon() {
             "POST /api/a HTTP/1.1\r\nHost: gateway.test\r\n{field}\r\n\r\n0\r\n\r\n{}",
             smuggled()
         );
-        head_attack(payload.as_bytes(), 400).await;
+        head_attack(rt, payload.as_bytes(), 400).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_or_repeated_host() {
+#[runtimes]
+async fn missing_or_repeated_host(rt: Runtime) {
     head_attack(
+        rt,
         format!("GET /api/a HTTP/1.1\r\n\r\n{}", smuggled()).as_bytes(),
         400,
     )
     .await;
     head_attack(
+        rt,
         format!(
             "GET /api/a HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n{}",
             smuggled()
@@ -244,8 +246,8 @@ fn chunked_attack(body: &str) -> Vec<u8> {
 /// A body-level attack: the head was valid, so the backend may have been contacted
 /// and may have seen the start of the body, but never a complete request nor any
 /// byte of the smuggled one.
-async fn body_attack(body: &str) {
-    let backend = attack(&chunked_attack(body), 400).await;
+async fn body_attack(rt: Runtime, body: &str) {
+    let backend = attack(rt, &chunked_attack(body), 400).await;
     for r in backend.requests() {
         assert!(
             !r.complete,
@@ -254,8 +256,8 @@ async fn body_attack(body: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_chunk_size() {
+#[runtimes]
+async fn invalid_chunk_size(rt: Runtime) {
     for body in [
         "zz\r\nhello\r\n0\r\n\r\n",
         "5\r\nhello\r\nxyz\r\n\r\n0\r\n\r\n",
@@ -264,47 +266,47 @@ async fn invalid_chunk_size() {
         " 5\r\nhello\r\n0\r\n\r\n",
         "\r\nhello\r\n0\r\n\r\n",
     ] {
-        body_attack(body).await;
+        body_attack(rt, body).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunk_size_overflow() {
+#[runtimes]
+async fn chunk_size_overflow(rt: Runtime) {
     // 2^72 - 1 and friends: a parser that wraps around would read a small size.
     for body in [
         "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
         "10000000000000005\r\nhello\r\n0\r\n\r\n",
     ] {
-        let backend = attack(&chunked_attack(body), 400).await;
+        let backend = attack(rt, &chunked_attack(body), 400).await;
         assert!(backend.requests().iter().all(|r| !r.complete));
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_crlf_after_chunk_data() {
+#[runtimes]
+async fn missing_crlf_after_chunk_data(rt: Runtime) {
     for body in [
         "5\r\nhelloXX0\r\n\r\n",
         "5\r\nhello0\r\n\r\n",
         "3\r\nhello\r\n0\r\n\r\n",
         "5\r\nhello\r0\r\n\r\n",
     ] {
-        body_attack(body).await;
+        body_attack(rt, body).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bare_cr_in_chunk_framing() {
+#[runtimes]
+async fn bare_cr_in_chunk_framing(rt: Runtime) {
     for body in ["5\rhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\r\n"] {
-        body_attack(body).await;
+        body_attack(rt, body).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn valid_chunked_followed_by_a_pipelined_request_is_two_requests() {
+#[runtimes]
+async fn valid_chunked_followed_by_a_pipelined_request_is_two_requests(rt: Runtime) {
     // The counterpart of the attacks: correctly framed, the second request is a
     // legitimate pipelined request and is proxied as such.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     c.send(chunked_attack("5\r\nhello\r\n0\r\n\r\n")).await;
     let r1 = c.response().await;
@@ -317,8 +319,8 @@ async fn valid_chunked_followed_by_a_pipelined_request_is_two_requests() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_request_lines() {
+#[runtimes]
+async fn malformed_request_lines(rt: Runtime) {
     for payload in [
         "GET /api/a HTTP/1.1 extra\r\nHost: g\r\n\r\n",
         "GET  /api/a HTTP/1.1\r\nHost: g\r\n\r\n",
@@ -327,25 +329,26 @@ async fn malformed_request_lines() {
         "GET /api/a HTTP/1.1\r\nBad Name: x\r\nHost: g\r\n\r\n",
         "GET /api/a HTTP/1.1\r\nX-Nul: a\0b\r\nHost: g\r\n\r\n",
     ] {
-        head_attack(format!("{payload}{}", smuggled()).as_bytes(), 400).await;
+        head_attack(rt, format!("{payload}{}", smuggled()).as_bytes(), 400).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsupported_http_version_is_505() {
+#[runtimes]
+async fn unsupported_http_version_is_505(rt: Runtime) {
     head_attack(
+        rt,
         format!("GET /api/a HTTP/2.0\r\nHost: g\r\n\r\n{}", smuggled()).as_bytes(),
         505,
     )
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attack_after_a_valid_request_on_the_same_connection() {
+#[runtimes]
+async fn attack_after_a_valid_request_on_the_same_connection(rt: Runtime) {
     // The first request is answered normally, the attack that follows on the same
     // connection is rejected and the connection closed.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let mut batch = get("/api/first").into_bytes();
     batch.extend_from_slice(
@@ -368,8 +371,8 @@ async fn attack_after_a_valid_request_on_the_same_connection() {
     assert_eq!(backend.only_request().target(), "/first");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ambiguous_backend_responses_are_not_relayed() {
+#[runtimes]
+async fn ambiguous_backend_responses_are_not_relayed(rt: Runtime) {
     // The response direction: a backend response with TE and CL (or differing CLs)
     // is refused with 502 rather than passed on for the client to misread.
     for bad in [
@@ -379,7 +382,7 @@ async fn ambiguous_backend_responses_are_not_relayed() {
         "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
     ] {
         let backend = Backend::start(move |_| Reply::Send(bad.as_bytes().to_vec())).await;
-        let gw = TestGateway::for_backend(&backend).await;
+        let gw = TestGateway::for_backend(rt, &backend).await;
         let mut c = gw.client().await;
         let r = c.roundtrip(get("/api/x")).await;
         assert_eq!(r.status, 502, "backend response {bad:?} got {r:?}");
@@ -387,10 +390,11 @@ async fn ambiguous_backend_responses_are_not_relayed() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_host_values() {
+#[runtimes]
+async fn invalid_host_values(rt: Runtime) {
     for host in ["evil.test/path", "a b", "evil.test@x", "h\"x"] {
         head_attack(
+            rt,
             format!("GET /api/a HTTP/1.1\r\nHost: {host}\r\n\r\n{}", smuggled()).as_bytes(),
             400,
         )
@@ -398,11 +402,11 @@ async fn invalid_host_values() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coding_names_are_case_insensitive() {
+#[runtimes]
+async fn coding_names_are_case_insensitive(rt: Runtime) {
     // The positive control for the coding checks: `Chunked` is chunked.
     let backend = Backend::echo().await;
-    let gw = TestGateway::for_backend(&backend).await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
     let mut c = gw.client().await;
     let r = c
         .roundtrip(b"POST /api/a HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")

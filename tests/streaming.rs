@@ -145,10 +145,10 @@ impl MemoryWatch {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_gib_each_way_in_constant_memory() {
+#[runtimes]
+async fn one_gib_each_way_in_constant_memory(rt: Runtime) {
     let backend = streaming_backend().await;
-    let mut gw = GatewayProcess::start(&config_for(backend), &[]).await;
+    let mut gw = GatewayProcess::start(rt, &config_for(backend), &[]).await;
     let pid = gw.pid();
     let (rss_idle, _) = memory_of(pid);
     let mut watch = MemoryWatch::new(pid);

@@ -1,10 +1,13 @@
 //! `https://` backends: the gateway speaks TLS to them and verifies their certificate.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_runtime_tokio::{Gateway, GatewayOptions};
+use common::{runtimes, Gateway, Runtime};
+use portcullis_core::options::GatewayOptions;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,7 +84,12 @@ async fn tls_backend(pki: &Pki) -> u16 {
     port
 }
 
-async fn start_gateway(dir: &tempfile::TempDir, port: u16, ca: Option<PathBuf>) -> Gateway {
+async fn start_gateway(
+    rt: Runtime,
+    dir: &tempfile::TempDir,
+    port: u16,
+    ca: Option<PathBuf>,
+) -> Gateway {
     let config = format!(
         r#"{{"revision":1,"apis":[{{"id":"t","path":"t","serviceUrl":"https://localhost:{port}/base",
         "subscriptionRequired":false,"operations":[{{"id":"any","method":"*","urlTemplate":"/*"}}]}}]}}"#
@@ -92,7 +100,9 @@ async fn start_gateway(dir: &tempfile::TempDir, port: u16, ca: Option<PathBuf>) 
     options.listen = "127.0.0.1:0".parse().expect("addr");
     options.ops_listen = None;
     options.upstream_ca = ca;
-    Gateway::start(options).await.expect("gateway starts")
+    Gateway::start(rt, options)
+        .await
+        .unwrap_or_else(|e| panic!("gateway starts: {e}"))
 }
 
 async fn get(gateway: &Gateway, path: &str) -> String {
@@ -109,14 +119,14 @@ async fn get(gateway: &Gateway, path: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-#[tokio::test]
-async fn https_backend_is_reached_over_verified_tls() {
+#[runtimes(flavor = "current_thread")]
+async fn https_backend_is_reached_over_verified_tls(rt: Runtime) {
     let pki = pki();
     let port = tls_backend(&pki).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).expect("write ca");
-    let gateway = start_gateway(&dir, port, Some(ca)).await;
+    let gateway = start_gateway(rt, &dir, port, Some(ca)).await;
     let response = get(&gateway, "/t/items/1?x=2").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
@@ -126,12 +136,12 @@ async fn https_backend_is_reached_over_verified_tls() {
     gateway.shutdown().await;
 }
 
-#[tokio::test]
-async fn https_backend_with_an_untrusted_certificate_gets_502() {
+#[runtimes(flavor = "current_thread")]
+async fn https_backend_with_an_untrusted_certificate_gets_502(rt: Runtime) {
     let pki = pki();
     let port = tls_backend(&pki).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let gateway = start_gateway(&dir, port, None).await;
+    let gateway = start_gateway(rt, &dir, port, None).await;
     let response = get(&gateway, "/t/items/1").await;
     assert!(response.starts_with("HTTP/1.1 502"), "{response}");
     gateway.shutdown().await;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 
-use super::{clean_env, poll_status, within, Client, Response, WAIT};
+use super::{clean_env, poll_status, within, Client, Response, Runtime, WAIT};
 
 /// The admin token every test management plane is started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -207,7 +207,7 @@ pub async fn admin_call(
     .await
 }
 
-/// `portcullis gateway` connected to a management plane.
+/// `portcullis gateway --runtime rt` connected to a management plane.
 pub struct ManagedGateway {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
@@ -218,10 +218,10 @@ pub struct ManagedGateway {
 impl ManagedGateway {
     /// Starts it and waits until it listens (not until it is ready: a gateway
     /// started during an outage without a backup never is).
-    pub async fn start(url: &str, token: &str, extra_args: &[&str]) -> Self {
+    pub async fn start(rt: Runtime, url: &str, token: &str, extra_args: &[&str]) -> Self {
         let mut args = vec!["--management-url", url, "--token", token];
         args.extend_from_slice(extra_args);
-        let (child, addr, ops_addr, log) = super::spawn_gateway(&args).await;
+        let (child, addr, ops_addr, log) = super::spawn_gateway(rt, &args).await;
         ManagedGateway {
             child,
             addr,

@@ -4,6 +4,12 @@
 //!
 //! Every wait has a generous deadline so a bug makes a test fail instead of hang;
 //! no test asserts on how long something took.
+//!
+//! One suite, two runtimes: a test written as `#[runtimes] async fn name(rt:
+//! Runtime)` runs twice, as `name::tokio` and `name::smol`, and starts its gateway
+//! (in-process or the binary) on `rt`. The clients and test backends always run
+//! on tokio; an in-process smol gateway runs on smol's global executor and its
+//! futures (start, shutdown) are awaited from the tokio test runtime.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -22,7 +28,8 @@ use bytes::{Bytes, BytesMut};
 use portcullis_core::http::{
     BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, ResponseHead,
 };
-use portcullis_runtime_tokio::{Gateway, GatewayOptions};
+pub use portcullis_core::options::GatewayOptions;
+pub use portcullis_test_macros::runtimes;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -90,6 +97,112 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------
+// Runtimes
+// ---------------------------------------------------------------------------
+
+/// The runtime a test's gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `portcullis-runtime-tokio`, the production runtime.
+    Tokio,
+    /// `portcullis-runtime-smol`.
+    Smol,
+}
+
+impl Runtime {
+    /// The value of the binary's `--runtime`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Tokio => "tokio",
+            Runtime::Smol => "smol",
+        }
+    }
+}
+
+/// Why an in-process gateway did not start (either adapter's error).
+#[derive(Debug)]
+pub enum StartError {
+    Tokio(portcullis_runtime_tokio::GatewayError),
+    Smol(portcullis_runtime_smol::GatewayError),
+}
+
+impl StartError {
+    /// The configuration file's error, if that is why.
+    pub fn config_error(&self) -> Option<String> {
+        match self {
+            StartError::Tokio(portcullis_runtime_tokio::GatewayError::Config(e)) => {
+                Some(e.to_string())
+            }
+            StartError::Smol(portcullis_runtime_smol::GatewayError::Config(e)) => {
+                Some(e.to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Tokio(e) => write!(f, "tokio gateway: {e}"),
+            StartError::Smol(e) => write!(f, "smol gateway: {e}"),
+        }
+    }
+}
+
+/// An in-process gateway on either runtime, with the API both adapters share.
+pub enum Gateway {
+    Tokio(portcullis_runtime_tokio::Gateway),
+    Smol(portcullis_runtime_smol::Gateway),
+}
+
+impl Gateway {
+    /// Starts a gateway on `rt` (see the adapters' `Gateway::start`).
+    pub async fn start(rt: Runtime, options: GatewayOptions) -> Result<Gateway, StartError> {
+        match rt {
+            Runtime::Tokio => portcullis_runtime_tokio::Gateway::start(options)
+                .await
+                .map(Gateway::Tokio)
+                .map_err(StartError::Tokio),
+            Runtime::Smol => portcullis_runtime_smol::Gateway::start(options)
+                .await
+                .map(Gateway::Smol)
+                .map_err(StartError::Smol),
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        match self {
+            Gateway::Tokio(g) => g.local_addr(),
+            Gateway::Smol(g) => g.local_addr(),
+        }
+    }
+
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Tokio(g) => g.ops_addr(),
+            Gateway::Smol(g) => g.ops_addr(),
+        }
+    }
+
+    /// The revision of the configuration in force.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            Gateway::Tokio(g) => g.revision(),
+            Gateway::Smol(g) => g.revision(),
+        }
+    }
+
+    /// Graceful shutdown.
+    pub async fn shutdown(self) {
+        match self {
+            Gateway::Tokio(g) => g.shutdown().await,
+            Gateway::Smol(g) => g.shutdown().await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // In-process gateway
 // ---------------------------------------------------------------------------
 
@@ -103,8 +216,12 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// Starts a gateway serving `doc`, with `tweak` applied to the options.
-    pub async fn start_with(doc: &Value, tweak: impl FnOnce(&mut GatewayOptions)) -> TestGateway {
+    /// Starts a gateway on `rt` serving `doc`, with `tweak` applied to the options.
+    pub async fn start_with(
+        rt: Runtime,
+        doc: &Value,
+        tweak: impl FnOnce(&mut GatewayOptions),
+    ) -> TestGateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("gateway.json");
         write_atomically(&config_path, &serde_json::to_vec_pretty(doc).unwrap());
@@ -113,9 +230,9 @@ impl TestGateway {
         options.ops_listen = Some(any_port());
         options.shutdown_grace = Duration::from_secs(10);
         tweak(&mut options);
-        let gateway = within("gateway start", Gateway::start(options))
+        let gateway = within("gateway start", Gateway::start(rt, options))
             .await
-            .expect("gateway starts");
+            .unwrap_or_else(|e| panic!("gateway starts: {e}"));
         let addr = gateway.local_addr();
         let ops_addr = gateway.ops_addr().expect("ops listener");
         TestGateway {
@@ -127,14 +244,14 @@ impl TestGateway {
         }
     }
 
-    /// Starts a gateway serving `doc` with default options.
-    pub async fn start(doc: &Value) -> TestGateway {
-        Self::start_with(doc, |_| {}).await
+    /// Starts a gateway on `rt` serving `doc` with default options.
+    pub async fn start(rt: Runtime, doc: &Value) -> TestGateway {
+        Self::start_with(rt, doc, |_| {}).await
     }
 
-    /// A gateway with API `/api` in front of `backend`.
-    pub async fn for_backend(backend: &Backend) -> TestGateway {
-        Self::start(&config_for(backend.addr)).await
+    /// A gateway on `rt` with API `/api` in front of `backend`.
+    pub async fn for_backend(rt: Runtime, backend: &Backend) -> TestGateway {
+        Self::start(rt, &config_for(backend.addr)).await
     }
 
     /// A new client connection to the API port.
@@ -863,16 +980,16 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts `portcullis gateway` on loopback port 0 serving `doc`, and waits until
-    /// `/readyz` answers 200.
-    pub async fn start(doc: &Value, extra_args: &[&str]) -> GatewayProcess {
+    /// Starts `portcullis gateway --runtime rt` on loopback port 0 serving `doc`,
+    /// and waits until `/readyz` answers 200.
+    pub async fn start(rt: Runtime, doc: &Value, extra_args: &[&str]) -> GatewayProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("gateway.json");
         write_atomically(&config_path, &serde_json::to_vec_pretty(doc).unwrap());
         let config_arg = config_path.display().to_string();
         let mut args = vec!["--config", config_arg.as_str()];
         args.extend_from_slice(extra_args);
-        let (child, addr, ops_addr, log) = spawn_gateway(&args).await;
+        let (child, addr, ops_addr, log) = spawn_gateway(rt, &args).await;
         poll_status(ops_addr, "/readyz", 200).await;
         GatewayProcess {
             child,
@@ -917,9 +1034,10 @@ impl GatewayProcess {
     }
 }
 
-/// Spawns `portcullis gateway` on loopback port 0 with `args`, and waits until it
-/// logs the addresses it listens on (not until it is ready).
+/// Spawns `portcullis gateway --runtime rt` on loopback port 0 with `args`, and
+/// waits until it logs the addresses it listens on (not until it is ready).
 pub async fn spawn_gateway(
+    rt: Runtime,
     args: &[&str],
 ) -> (
     tokio::process::Child,
@@ -929,6 +1047,7 @@ pub async fn spawn_gateway(
 ) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["--log-format", "json", "gateway"])
+        .args(["--runtime", rt.name()])
         .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
         .args(args)
         .env_clear()
