@@ -16,8 +16,11 @@ import sys
 TARGET_LABEL = {
     "backend": "backend direct (nginx `return 200`)",
     "nginx": "nginx proxy (1 worker, upstream keepalive)",
-    "portcullis": "portcullis gateway",
+    "portcullis": "portcullis gateway on tokio",
+    "portcullis-smol": "portcullis gateway on smol (`--runtime smol`)",
 }
+TARGETS = ("backend", "nginx", "portcullis", "portcullis-smol")
+GATEWAYS = ("portcullis", "portcullis-smol")
 SCENARIO_LABEL = {
     "keepalive": "Keep-alive (each wrk connection reused)",
     "close": "Connection: close (new TCP connection per request)",
@@ -67,7 +70,8 @@ def main():
     p("")
     p(f"- {meta.get('cpu', '?')}, kernel {meta.get('kernel', '?')}, "
       f"{meta.get('nginx', '?')}, {meta.get('wrk', '?')}")
-    p(f"- portcullis: {meta.get('gateway_status', '?')} "
+    p(f"- portcullis on tokio: {meta.get('gateway_status', '?')}; "
+      f"on smol: {meta.get('gateway_smol_status', '?')} "
       f"(git {meta.get('git', '?')})")
     p("")
     if meta.get("machine", "quiet") != "quiet":
@@ -84,7 +88,7 @@ def main():
           "| errors | runs |")
         p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         cpu = {}
-        for target in ("backend", "nginx", "portcullis"):
+        for target in TARGETS:
             t = [r for r in rows if r["target"] == target]
             if not t:
                 continue
@@ -95,26 +99,32 @@ def main():
               f"| {fmt(median(t, 'p99_ms'), 2)} "
               f"| {fmt(cpu[target], 1)} | {errors} | {len(t)} |")
         p("")
-        if "portcullis" in cpu and "nginx" in cpu and cpu["nginx"] > 0:
-            # Pair the two proxies' runs of the same round (they ran back to
-            # back) so that a drift of the machine between rounds cancels.
-            by_run = {}
-            for r in rows:
-                if r["target"] in ("nginx", "portcullis") and \
-                        r["cpu_us_per_req"] not in ("", "nan"):
-                    by_run.setdefault(r["run"], {})[r["target"]] = \
-                        float(r["cpu_us_per_req"])
-            ratios = sorted(v["portcullis"] / v["nginx"]
-                            for v in by_run.values()
-                            if "portcullis" in v and v.get("nginx", 0) > 0)
+        # Pair runs of the same round (they ran back to back) so that a drift
+        # of the machine between rounds cancels.
+        by_run = {}
+        for r in rows:
+            if r["cpu_us_per_req"] not in ("", "nan"):
+                by_run.setdefault(r["run"], {})[r["target"]] = \
+                    float(r["cpu_us_per_req"])
+
+        def ratio_line(num, den, label):
+            if num not in cpu or den not in cpu or not cpu[den] > 0:
+                p(f"{label} CPU per request: n/a ({num if num not in cpu else den} not run)")
+                return
+            ratios = sorted(v[num] / v[den] for v in by_run.values()
+                            if num in v and v.get(den, 0) > 0)
             paired = statistics.median(ratios) if ratios else float("nan")
-            p(f"portcullis / nginx CPU per request: **{paired:.2f}×** "
+            p(f"{label} CPU per request: **{paired:.2f}×** "
               f"(median of the per-round ratios "
               f"{', '.join(f'{x:.2f}' for x in ratios)}; "
               f"ratio of the medians above: "
-              f"{cpu['portcullis'] / cpu['nginx']:.2f}×)")
-        else:
-            p("portcullis / nginx CPU per request: n/a (portcullis not run)")
+              f"{cpu[num] / cpu[den]:.2f}×)")
+
+        ratio_line("portcullis", "nginx", "portcullis on tokio / nginx")
+        p("")
+        ratio_line("portcullis-smol", "nginx", "portcullis on smol / nginx")
+        p("")
+        ratio_line("portcullis-smol", "portcullis", "smol / tokio")
         p("")
         limit = float(meta.get("noise_pct", 10))
         noisy = [r for r in rows if float(r["other_cpu_pct"]) > limit]

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Load benchmark: portcullis vs nginx as a reverse proxy, see bench/README.md.
+# Load benchmark: portcullis (on tokio and on smol) vs nginx as a reverse proxy,
+# see bench/README.md.
 #
 #   bench/run.sh            full run (3 x 10 s per target and scenario)
 #   bench/run.sh --quick    smoke test (1 x 3 s)
 #
 # Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
 # IDLE_CONNS (10000, 0 skips the memory step), IDLE_HOLD (5), SKIP_BUILD=1,
-# SCENARIOS ("keepalive close"), TARGETS ("backend nginx portcullis"),
-# PORTCULLIS_BIN (target/release/portcullis), PORTCULLIS_LOG (warn),
+# SCENARIOS ("keepalive close"),
+# TARGETS ("backend nginx portcullis portcullis-smol"; portcullis is the gateway
+# on tokio, portcullis-smol the same binary with --runtime smol),
+# PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
+# PORTCULLIS_LOG (warn),
 # QUIET_WAIT (300: seconds to wait for a busy machine to calm down),
 # QUIET_FOR (10: consecutive seconds under 10% CPU that count as calm),
 # NOISE_PCT (10: % of a CPU used by other processes that makes a run noisy),
@@ -26,8 +30,8 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-5}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SCENARIOS=${SCENARIOS:-keepalive close}
-TARGETS=${TARGETS:-backend nginx portcullis}
-PORTCULLIS_BIN=${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}
+TARGETS=${TARGETS:-backend nginx portcullis portcullis-smol}
+PORTCULLIS_BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis}
 QUIET_WAIT=${QUIET_WAIT:-300}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
 QUIET_FOR=${QUIET_FOR:-10}
@@ -37,8 +41,12 @@ export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
 
 BACKEND_PORT=18000
 NGINX_PORT=18001
-GATEWAY_PORT=18002
-OPS_PORT=19090
+# The gateway on each runtime: both run all along (pinned to the proxy CPU,
+# idle while the other targets are measured).
+declare -A GATEWAY_RUNTIME=([portcullis]=tokio [portcullis-smol]=smol)
+declare -A GATEWAY_PORT=([portcullis]=18002 [portcullis-smol]=18003)
+declare -A OPS_PORT=([portcullis]=19090 [portcullis-smol]=19091)
+GATEWAYS=(portcullis portcullis-smol)
 CPU_PROXY=0   # the proxy under test, alone
 CPU_LOAD=1    # wrk and the backend
 URL_PATH=/bench/item
@@ -272,8 +280,8 @@ EOF
         die "nginx proxy did not start: $(cat "$WORK/proxy-error.log" "$RESULTS/proxy.log" 2>/dev/null)"
 }
 
-GATEWAY_PID=
-GATEWAY_STATUS="not run"
+declare -A GATEWAY_PID=([portcullis]="" [portcullis-smol]="")
+declare -A GATEWAY_STATUS=([portcullis]="not run" [portcullis-smol]="not run")
 build_gateway() {
     if [[ $SKIP_BUILD == 1 ]]; then
         log "SKIP_BUILD=1: using $PORTCULLIS_BIN as is"
@@ -286,42 +294,46 @@ build_gateway() {
         log "PORTCULLIS BUILD FAILED; the portcullis target is skipped. Last lines:"
         tail -n 15 "$RESULTS/build.log" | sed 's/^/    /' >&2
         [[ -x $PORTCULLIS_BIN ]] && log "(an older $PORTCULLIS_BIN exists; SKIP_BUILD=1 would measure it)"
-        GATEWAY_STATUS="skipped: cargo build --release failed"
+        GATEWAY_STATUS[portcullis]="skipped: cargo build --release failed"
+        GATEWAY_STATUS[portcullis-smol]="skipped: cargo build --release failed"
         return 1
     fi
 }
 
-start_gateway() {
+start_gateway() { # TARGET (portcullis or portcullis-smol)
+    local target=$1 runtime=${GATEWAY_RUNTIME[$1]} port=${GATEWAY_PORT[$1]} status
     if [[ ! -x $PORTCULLIS_BIN ]]; then
-        GATEWAY_STATUS="skipped: no binary at $PORTCULLIS_BIN"
-        log "PORTCULLIS SKIPPED: no binary at $PORTCULLIS_BIN"
+        GATEWAY_STATUS[$target]="skipped: no binary at $PORTCULLIS_BIN"
+        log "$target SKIPPED: no binary at $PORTCULLIS_BIN"
         return 1
     fi
-    local code rc=0
+    local code rc=0 pid
     taskset -c "$CPU_PROXY" "$PORTCULLIS_BIN" gateway \
+        --runtime "$runtime" \
         --config "$BENCH_DIR/gateway.json" \
-        --listen "127.0.0.1:$GATEWAY_PORT" \
-        --ops-listen "127.0.0.1:$OPS_PORT" \
-        >"$RESULTS/gateway.log" 2>&1 &
-    GATEWAY_PID=$!
-    STARTED_PIDS+=("$GATEWAY_PID")
-    wait_http "http://127.0.0.1:$GATEWAY_PORT$URL_PATH" "$GATEWAY_PID" 20 || rc=$?
+        --listen "127.0.0.1:$port" \
+        --ops-listen "127.0.0.1:${OPS_PORT[$target]}" \
+        >"$RESULTS/gateway-$runtime.log" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$port$URL_PATH" "$pid" 20 || rc=$?
     if ((rc == 0)); then
-        GATEWAY_STATUS="ran: $("$PORTCULLIS_BIN" --version 2>/dev/null | head -n 1 || echo portcullis)"
-        log "portcullis gateway up (pid $GATEWAY_PID)"
+        GATEWAY_PID[$target]=$pid
+        GATEWAY_STATUS[$target]="ran: $("$PORTCULLIS_BIN" --version 2>/dev/null | head -n 1 || echo portcullis), --runtime $runtime"
+        log "portcullis gateway on $runtime up (pid $pid)"
         return 0
     fi
     if ((rc == 2)); then
-        wait "$GATEWAY_PID" && code=0 || code=$?
-        GATEWAY_STATUS="skipped: the gateway exited (status $code) before serving $URL_PATH"
+        wait "$pid" && code=0 || code=$?
+        status="skipped: the gateway exited (status $code) before serving $URL_PATH"
     else
-        GATEWAY_STATUS="skipped: no 200 from http://127.0.0.1:$GATEWAY_PORT$URL_PATH within 20 s (last status: $(http_code "http://127.0.0.1:$GATEWAY_PORT$URL_PATH"))"
-        kill -TERM "$GATEWAY_PID" 2>/dev/null || true
-        wait "$GATEWAY_PID" 2>/dev/null || true
+        status="skipped: no 200 from http://127.0.0.1:$port$URL_PATH within 20 s (last status: $(http_code "http://127.0.0.1:$port$URL_PATH"))"
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     fi
-    GATEWAY_PID=
-    log "PORTCULLIS SKIPPED: ${GATEWAY_STATUS#skipped: }. Gateway output ($RESULTS/gateway.log):"
-    tail -n 15 "$RESULTS/gateway.log" | sed 's/^/    /' >&2
+    GATEWAY_STATUS[$target]=$status
+    log "$target SKIPPED: ${status#skipped: }. Gateway output ($RESULTS/gateway-$runtime.log):"
+    tail -n 15 "$RESULTS/gateway-$runtime.log" | sed 's/^/    /' >&2
     return 1
 }
 
@@ -332,7 +344,7 @@ target_pids() {
     case $1 in
         backend) nginx_pids "$BACKEND_PID" ;;
         nginx) nginx_pids "$PROXY_PID" ;;
-        portcullis) echo "$GATEWAY_PID" ;;
+        portcullis | portcullis-smol) echo "${GATEWAY_PID[$1]}" ;;
     esac
 }
 
@@ -460,12 +472,14 @@ idle_step() { # NAME PORT PIDS...
 
 # ------------------------------------------------------------------- main --
 
-for port in $BACKEND_PORT $NGINX_PORT $GATEWAY_PORT $OPS_PORT; do
+for port in $BACKEND_PORT $NGINX_PORT "${GATEWAY_PORT[@]}" "${OPS_PORT[@]}"; do
     port_free "$port" || die "port $port is already in use"
 done
 
 want_gateway=0
-[[ " $TARGETS " == *" portcullis "* ]] && want_gateway=1
+for g in "${GATEWAYS[@]}"; do
+    [[ " $TARGETS " == *" $g "* ]] && want_gateway=1
+done
 if ((want_gateway)); then
     build_gateway || want_gateway=0
 fi
@@ -474,17 +488,21 @@ log "results in $RESULTS"
 start_backend
 start_nginx_proxy
 if ((want_gateway)); then
-    start_gateway || true
+    for g in "${GATEWAYS[@]}"; do
+        [[ " $TARGETS " == *" $g "* ]] && { start_gateway "$g" || true; }
+    done
 fi
 
 URL[backend]=http://127.0.0.1:$BACKEND_PORT$URL_PATH
 URL[nginx]=http://127.0.0.1:$NGINX_PORT$URL_PATH
-URL[portcullis]=http://127.0.0.1:$GATEWAY_PORT$URL_PATH
+for g in "${GATEWAYS[@]}"; do
+    URL[$g]=http://127.0.0.1:${GATEWAY_PORT[$g]}$URL_PATH
+done
 active=()
 for t in $TARGETS; do
     case $t in
         backend | nginx) active+=("$t") ;;
-        portcullis) [[ -n $GATEWAY_PID ]] && active+=("$t") ;;
+        portcullis | portcullis-smol) [[ -n ${GATEWAY_PID[$t]} ]] && active+=("$t") ;;
         *) die "unknown target $t" ;;
     esac
 done
@@ -521,9 +539,11 @@ if ((IDLE_CONNS > 0)); then
     sleep 2   # let the load's connections drain
     # shellcheck disable=SC2046
     idle_step nginx "$NGINX_PORT" $(nginx_pids "$PROXY_PID")
-    if [[ -n $GATEWAY_PID ]]; then
-        idle_step portcullis "$GATEWAY_PORT" "$GATEWAY_PID"
-    fi
+    for g in "${GATEWAYS[@]}"; do
+        if [[ -n ${GATEWAY_PID[$g]} ]]; then
+            idle_step "$g" "${GATEWAY_PORT[$g]}" "${GATEWAY_PID[$g]}"
+        fi
+    done
 fi
 
 {
@@ -534,7 +554,8 @@ fi
     echo "nginx=$(nginx -v 2>&1 | sed 's/.*: //')"
     echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print "wrk " $2}')"
     echo "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
-    echo "gateway_status=$GATEWAY_STATUS"
+    echo "gateway_status=${GATEWAY_STATUS[portcullis]}"
+    echo "gateway_smol_status=${GATEWAY_STATUS[portcullis-smol]}"
     echo "duration=$DURATION"
     echo "runs=$RUNS"
     echo "conns=$CONNS"
@@ -545,4 +566,6 @@ fi
 
 python3 "$BENCH_DIR/report.py" "$RESULTS" | tee "$RESULTS/summary.md"
 log "raw results: $RESULTS (summary.md, runs.tsv, wrk-*.txt)"
-[[ $GATEWAY_STATUS == ran* ]] || log "note: portcullis was not measured: $GATEWAY_STATUS"
+for g in "${GATEWAYS[@]}"; do
+    [[ ${GATEWAY_STATUS[$g]} == ran* ]] || log "note: $g was not measured: ${GATEWAY_STATUS[$g]}"
+done
