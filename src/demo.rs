@@ -11,12 +11,12 @@ use bytes::Bytes;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_management::{Management, ManagementOptions};
 use portcullis_runtime_tokio::{
-    BackupKey, BackupOptions, Callouts, Gateway, GatewayOptions, ManagedOptions,
+    BackupKey, BackupOptions, Callouts, GatewayOptions, ManagedOptions,
 };
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::{sample_backend, DemoArgs, ShutdownSignal};
+use crate::{sample_backend, DemoArgs, Runtime, ShutdownSignal};
 
 /// The example configuration shipped in the repository: what the demo seeds.
 const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
@@ -70,7 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     options.listen = free_or_fallback(args.listen).await;
     options.ops_listen = Some(free_or_fallback(args.ops_listen).await);
     args.tuning.apply(&mut options);
-    let gateway = Gateway::start(options).await?;
+    let gateway = Gateway::start(args.runtime, options).await?;
     wait_ready(&gateway).await?;
     let addr = gateway.local_addr();
 
@@ -103,6 +103,52 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     backend_task.abort();
     drop(dir);
     Ok(())
+}
+
+/// The demo's gateway, on the runtime `--runtime` picks. A smol gateway's tasks
+/// run on smol's global executor, next to this process's tokio runtime.
+enum Gateway {
+    Tokio(portcullis_runtime_tokio::Gateway),
+    Smol(portcullis_runtime_smol::Gateway),
+}
+
+impl Gateway {
+    async fn start(runtime: Runtime, options: GatewayOptions) -> anyhow::Result<Gateway> {
+        Ok(match runtime {
+            Runtime::Tokio => {
+                Gateway::Tokio(portcullis_runtime_tokio::Gateway::start(options).await?)
+            }
+            Runtime::Smol => Gateway::Smol(portcullis_runtime_smol::Gateway::start(options).await?),
+        })
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Gateway::Tokio(g) => g.local_addr(),
+            Gateway::Smol(g) => g.local_addr(),
+        }
+    }
+
+    fn ops_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Tokio(g) => g.ops_addr(),
+            Gateway::Smol(g) => g.ops_addr(),
+        }
+    }
+
+    fn revision(&self) -> Option<u64> {
+        match self {
+            Gateway::Tokio(g) => g.revision(),
+            Gateway::Smol(g) => g.revision(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Gateway::Tokio(g) => g.shutdown().await,
+            Gateway::Smol(g) => g.shutdown().await,
+        }
+    }
 }
 
 /// What seeding produced.

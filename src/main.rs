@@ -163,6 +163,10 @@ struct DemoArgs {
         env = "PORTCULLIS_MANAGEMENT_LISTEN"
     )]
     management_listen: SocketAddr,
+    /// IO runtime of the demo's gateway (the management plane and the sample
+    /// backend run on tokio either way).
+    #[arg(long, value_enum, default_value = "tokio", env = "PORTCULLIS_RUNTIME")]
+    runtime: Runtime,
     #[command(flatten)]
     tuning: Tuning,
 }

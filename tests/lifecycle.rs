@@ -201,13 +201,13 @@ async fn responses_after_shutdown_began_say_connection_close(rt: Runtime) {
 // The demo (real binary)
 // ---------------------------------------------------------------------------
 
-// One runtime: `portcullis demo` has no `--runtime`; its gateway runs on tokio,
-// in the same process as the management plane.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_serves_the_sample_api() {
+#[runtimes]
+async fn demo_serves_the_sample_api(rt: Runtime) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
             "demo",
+            "--runtime",
+            rt.name(),
             "--listen",
             "127.0.0.1:0",
             "--ops-listen",
