@@ -212,6 +212,10 @@ async fn demo_serves_the_sample_api(rt: Runtime) {
             "127.0.0.1:0",
             "--ops-listen",
             "127.0.0.1:0",
+            // Not the default 8090: the two runtimes' demos run at the same
+            // time, and both would find it free before either binds it.
+            "--management-listen",
+            "127.0.0.1:0",
         ])
         .env_clear()
         .envs(clean_env())
