@@ -49,5 +49,5 @@ async fn the_binary_serves_reloads_and_stops_on_sigterm(rt: Runtime) {
     gw.signal("TERM");
     let status = gw.wait_exit().await;
     assert!(status.success(), "{status:?}; log: {}", gw.log_text());
-    assert!(gw.log_text().contains("stopped"), "{}", gw.log_text());
+    gw.wait_log("stopped").await;
 }

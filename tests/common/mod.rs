@@ -1032,6 +1032,23 @@ impl GatewayProcess {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// Waits until the log has a line containing `needle`. The log is read from
+    /// a pipe by another task, so after the process exits its last lines may
+    /// still be on their way.
+    pub async fn wait_log(&self, needle: &str) {
+        let found = tokio::time::timeout(WAIT, async {
+            while !self.log_text().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "no log line with {needle:?} within {WAIT:?}; log: {}",
+            self.log_text()
+        );
+    }
 }
 
 /// Spawns `portcullis gateway --runtime rt` on loopback port 0 with `args`, and
