@@ -5,5 +5,5 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
-pub use server::{Management, ManagementError, ManagementOptions};
+pub use server::{Environment, Management, ManagementError, ManagementOptions};
 pub use tls::TlsMode;

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -79,6 +80,49 @@ pub enum ManagementError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// What the management plane takes from its surroundings besides the listener: the
+/// wall clock, where blocking work (SQLite, TLS setup) runs, and randomness.
+#[derive(Debug, Clone, Copy)]
+pub struct Environment {
+    /// Now, in Unix seconds.
+    pub clock: fn() -> u64,
+    /// Runs blocking work on the calling task instead of blocking threads: for a
+    /// deterministic, single-threaded simulation.
+    pub inline_blocking: bool,
+    /// `Some`: keys and tokens come from a stream seeded with this, on the thread
+    /// the store runs on (a simulation's); `None`: the OS random source.
+    pub seed: Option<u64>,
+}
+
+impl Environment {
+    /// Production: the system clock, blocking threads, the OS random source.
+    pub fn os() -> Environment {
+        Environment {
+            clock: crate::http::clock::now_unix,
+            inline_blocking: false,
+            seed: None,
+        }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, ManagementError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if self.inline_blocking {
+            Ok(f())
+        } else {
+            Ok(tokio::task::spawn_blocking(f).await?)
+        }
+    }
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Environment::os()
+    }
+}
+
 /// A running management plane.
 pub struct Management {
     local_addr: SocketAddr,
@@ -101,15 +145,6 @@ impl std::fmt::Debug for Management {
 impl Management {
     /// Sets up TLS, binds, opens the store (migrating it) and its admin token, and serves.
     pub async fn start(options: ManagementOptions) -> Result<Management, ManagementError> {
-        let mode = options.tls.clone();
-        let data_dir = options.data_dir.clone();
-        let server_tls =
-            tokio::task::spawn_blocking(move || tls::server_tls(&mode, &data_dir)).await??;
-        let (acceptor, ca_path) = match server_tls {
-            Some(t) => (Some(TlsAcceptor::from(t.config)), t.ca_path),
-            None => (None, None),
-        };
-
         let listener =
             TcpListener::bind(options.listen)
                 .await
@@ -117,6 +152,32 @@ impl Management {
                     addr: options.listen,
                     source,
                 })?;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        Management::start_on(listener, options, Environment::os()).await
+    }
+
+    /// Like [`Management::start`], serving connections from `listener` (bound by
+    /// the caller: `options.listen` is not used), in `env`.
+    pub async fn start_on<L>(
+        listener: L,
+        options: ManagementOptions,
+        env: Environment,
+    ) -> Result<Management, ManagementError>
+    where
+        L: Listener<Addr = SocketAddr>,
+    {
+        let mode = options.tls.clone();
+        let data_dir = options.data_dir.clone();
+        let server_tls = env
+            .blocking(move || tls::server_tls(&mode, &data_dir))
+            .await??;
+        let (acceptor, ca_path) = match server_tls {
+            Some(t) => (Some(TlsAcceptor::from(t.config)), t.ca_path),
+            None => (None, None),
+        };
+
         let local_addr = listener
             .local_addr()
             .map_err(|source| ManagementError::Bind {
@@ -128,20 +189,28 @@ impl Management {
         // succeeds, so nothing that can still fail comes after it.
         let data_dir = options.data_dir.clone();
         let admin_token = options.admin_token.clone();
-        let (store, created_admin_token) = tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&data_dir)?;
-            let created = store.ensure_admin_token(admin_token.as_deref(), unix_now())?;
-            Ok::<_, StoreError>((store, created))
-        })
-        .await??;
+        if env.seed.is_some() {
+            crate::store::seed_random_on_this_thread(env.seed);
+        }
+        let now = (env.clock)();
+        let (store, created_admin_token) = env
+            .blocking(move || {
+                let mut store = Store::open(&data_dir)?;
+                let created = store.ensure_admin_token(admin_token.as_deref(), now)?;
+                Ok::<_, StoreError>((store, created))
+            })
+            .await??;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(AppState::new(
-            store,
-            shutdown_rx.clone(),
-            options.heartbeat_interval,
-            options.max_wait,
-        ));
+        let state = Arc::new(
+            AppState::new(
+                store,
+                shutdown_rx.clone(),
+                options.heartbeat_interval,
+                options.max_wait,
+            )
+            .in_environment(&env),
+        );
         let app = http::router(state);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", display_addr(local_addr));
@@ -206,17 +275,10 @@ fn display_addr(addr: SocketAddr) -> String {
     SocketAddr::new(ip, addr.port()).to_string()
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The accept loop: one task per connection (TLS handshake included), HTTP/1.1 and
 /// HTTP/2, graceful shutdown.
-async fn serve(
-    listener: TcpListener,
+async fn serve<L: Listener>(
+    mut listener: L,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
@@ -225,21 +287,15 @@ async fn serve(
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let conn = connection(tcp, acceptor.clone(), app.clone(), graceful.watcher());
-                    connections.spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "management connection ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            // Accept errors (out of file descriptors and the like) are waited out
+            // by the listener.
+            (io, _peer) = listener.accept() => {
+                let conn = connection(io, acceptor.clone(), app.clone(), graceful.watcher());
+                connections.spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "management connection ended");
+                    }
+                });
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             changed = shutdown.changed() => {
@@ -261,12 +317,15 @@ async fn serve(
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn connection(
-    tcp: TcpStream,
+async fn connection<I>(
+    tcp: I,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     watcher: hyper_util::server::graceful::Watcher,
-) -> Result<(), BoxError> {
+) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = TowerToHyperService::new(app);
     let builder = auto::Builder::new(TokioExecutor::new());
     match acceptor {

@@ -5,10 +5,14 @@
 //! What is in the file (sealed, checksummed) is the core's business
 //! (`portcullis_core::sync::backup`); this module only moves bytes.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::env::Disk;
+#[cfg(test)]
+use crate::env::OsDisk;
 
 /// The name of the backup file inside the backup directory.
 pub const BACKUP_FILE_NAME: &str = "config.backup";
@@ -24,13 +28,21 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub(crate) struct BackupFile {
     dir: PathBuf,
+    disk: Arc<dyn Disk>,
 }
 
 impl BackupFile {
-    /// The backup file in `dir`.
+    /// The backup file in `dir` on the OS file system.
+    #[cfg(test)]
     pub(crate) fn new(dir: &Path) -> Self {
+        BackupFile::on(Arc::new(OsDisk), dir)
+    }
+
+    /// The backup file in `dir` on `disk`.
+    pub(crate) fn on(disk: Arc<dyn Disk>, dir: &Path) -> Self {
         BackupFile {
             dir: dir.to_owned(),
+            disk,
         }
     }
 
@@ -42,21 +54,10 @@ impl BackupFile {
     /// Creates the directory if needed (owner-only on Unix) and removes temporary
     /// files a crash left behind.
     pub(crate) fn prepare(&self) -> io::Result<()> {
-        if !self.dir.is_dir() {
-            let mut builder = fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o700);
-            }
-            builder.create(&self.dir)?;
-        }
-        for entry in fs::read_dir(&self.dir)?.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        self.disk.create_dir_all(&self.dir)?;
+        for name in self.disk.list(&self.dir)? {
             if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-                let _ = fs::remove_file(entry.path());
+                let _ = self.disk.remove_file(&self.dir.join(name));
             }
         }
         Ok(())
@@ -64,7 +65,7 @@ impl BackupFile {
 
     /// The file's bytes, or `None` when there is no file yet.
     pub(crate) fn read(&self) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.path()) {
+        match self.disk.read(&self.path()) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -80,43 +81,22 @@ impl BackupFile {
         ));
         let result = self.write_via(&temp, bytes);
         if result.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ = self.disk.remove_file(&temp);
         }
         result
     }
 
     fn write_via(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(temp, self.path())?;
-        sync_dir(&self.dir)
+        self.disk.write_new_synced(temp, bytes)?;
+        self.disk.rename(temp, &self.path())?;
+        self.disk.sync_dir(&self.dir)
     }
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Windows has no directory fsync; the rename is made durable by the file system.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn writes_replace_reads_and_leave_no_temporary_files() {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use portcullis_core::callout::OneWaySlot;
 use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::callout::Callouts;
+use crate::env::NetStream;
 use crate::now;
 use crate::upstream::{UpstreamConn, Upstreams};
 
@@ -38,8 +38,8 @@ thread_local! {
 /// Through `AsyncRead::poll_read` rather than readiness plus `try_read`: tokio then
 /// forgets the readiness after a short read, which spares the `EAGAIN` read that
 /// would otherwise follow every request.
-pub(crate) fn poll_read_tcp(
-    stream: &mut TcpStream,
+pub(crate) fn poll_read_net(
+    stream: &mut NetStream,
     cx: &mut std::task::Context<'_>,
     buf: &mut [u8],
 ) -> Poll<std::io::Result<usize>> {
@@ -58,7 +58,7 @@ enum Step {
 
 /// Serves a client connection until it closes.
 pub(crate) async fn serve(
-    mut client: TcpStream,
+    mut client: NetStream,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
     pool: Arc<Upstreams>,
@@ -220,7 +220,7 @@ pub(crate) async fn serve(
             }
             if conn.wants_client_read() {
                 let read = SCRATCH.with_borrow_mut(|buf| {
-                    let read = poll_read_tcp(&mut client, cx, buf);
+                    let read = poll_read_net(&mut client, cx, buf);
                     if let Poll::Ready(Ok(n)) = read {
                         conn.handle_client_data(&buf[..n], now());
                     }
@@ -289,7 +289,7 @@ pub(crate) async fn serve(
 /// Writes the last bytes and closes; with `linger`, closes our side first and drains
 /// the client's for a moment so a final error response is read rather than lost to a
 /// reset.
-async fn close_client(client: &mut TcpStream, pending: &[u8], linger: bool) {
+async fn close_client(client: &mut NetStream, pending: &[u8], linger: bool) {
     let _ = tokio::time::timeout(LINGER, async {
         if client.write_all(pending).await.is_err() || !linger {
             return;
@@ -297,6 +297,20 @@ async fn close_client(client: &mut TcpStream, pending: &[u8], linger: bool) {
         if client.shutdown().await.is_err() {
             return;
         }
+        let client = match client {
+            NetStream::Tcp(tcp) => tcp,
+            NetStream::Other(other) => {
+                let mut buf = vec![0u8; 4096];
+                let mut drained = 0usize;
+                while drained < 1 << 20 {
+                    match other.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => drained += n,
+                    }
+                }
+                return;
+            }
+        };
         // Drained through the thread's scratch buffer: a buffer here would be part
         // of every connection's future, idle or not.
         let mut drained = 0usize;

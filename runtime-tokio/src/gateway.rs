@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use portcullis_core::options::{ConfigOrigin, GatewayOptions};
 use portcullis_core::proxy::{ConnSettings, PolicyEnv};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::callout::Callouts;
 use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
+use crate::env::{Environment, Listener};
 use crate::jwks::{JwksOptions, JwksRefresher};
 use crate::sync::{Sync, SyncSetupError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
@@ -61,6 +61,16 @@ impl Gateway {
     /// A configuration that does not load is an error at start: a gateway never
     /// serves an empty configuration.
     pub async fn start(options: GatewayOptions) -> Result<Gateway, GatewayError> {
+        Gateway::start_in(options, Environment::os()).await
+    }
+
+    /// Like [`Gateway::start`], with the network, disk, clock, randomness and
+    /// blocking work of `env` (a simulation's).
+    pub async fn start_in(
+        options: GatewayOptions,
+        env: Environment,
+    ) -> Result<Gateway, GatewayError> {
+        let env = Arc::new(env);
         // A local file must load now; in connected mode nothing is served until the
         // sync agent applies a configuration (from the backup or a fetch).
         let (config, file, sync) = match &options.origin {
@@ -73,28 +83,28 @@ impl Gateway {
                     None,
                 )
             }
-            ConfigOrigin::Managed(managed) => {
-                (SharedConfig::new(None), None, Some(Sync::prepare(managed)?))
-            }
+            ConfigOrigin::Managed(managed) => (
+                SharedConfig::new(None),
+                None,
+                Some(Sync::prepare(managed, &env)?),
+            ),
         };
         let config = Arc::new(config);
         let gateway_id = options.effective_gateway_id(sync.as_ref().map(|s| s.gateway_id()));
-        let listener = bind(options.listen).await?;
+        let listener = bind(&env, options.listen).await?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: options.listen,
             source,
         })?;
         let ops = match options.ops_listen {
-            Some(ops) => Some(bind(ops).await?),
+            Some(ops) => Some(bind(&env, ops).await?),
             None => None,
         };
         let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
 
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let wall_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let wall_ms = env.wall_ms();
         let settings = Arc::new(ConnSettings {
             limits: options.limits,
             timeouts: options.timeouts,
@@ -103,10 +113,10 @@ impl Gateway {
             policy: PolicyEnv::new(
                 gateway_id.as_str().into(),
                 Some((crate::now(), wall_ms)),
-                random_bytes().ok_or(GatewayError::Random)?,
+                env.random_bytes().ok_or(GatewayError::Random)?,
             ),
         });
-        let connector = Connector::new(options.upstream_ca.as_deref())?;
+        let connector = Connector::on(env.net.clone(), options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
         tokio::spawn({
@@ -226,14 +236,15 @@ async fn follow_openid_urls(
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
-    TcpListener::bind(addr)
+async fn bind(env: &Environment, addr: SocketAddr) -> Result<Box<dyn Listener>, GatewayError> {
+    env.net
+        .bind(addr)
         .await
         .map_err(|source| GatewayError::Bind { addr, source })
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Box<dyn Listener>,
     settings: Arc<ConnSettings>,
     pool: Arc<Upstreams>,
     callouts: Callouts,
@@ -247,7 +258,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
+                stream.set_nodelay();
                 tracker.spawn(crate::connection::serve(
                     stream,
                     peer,
@@ -264,13 +275,4 @@ async fn accept_loop(
             }
         }
     }
-}
-
-/// Random bytes from the OS (for the policy environment's secret, seeds and
-/// nonces: the adapter, unlike the core, may read OS randomness).
-pub(crate) fn random_bytes<const N: usize>() -> Option<[u8; N]> {
-    use ring::rand::SecureRandom;
-    let mut out = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut out).ok()?;
-    Some(out)
 }

@@ -8,6 +8,7 @@ mod backup_file;
 mod callout;
 mod config_file;
 mod connection;
+mod env;
 mod gateway;
 mod jwks;
 mod ops;
@@ -17,6 +18,10 @@ mod upstream;
 pub use backup_file::BACKUP_FILE_NAME;
 pub use callout::Callouts;
 pub use config_file::{load_config, ConfigError, SharedConfig};
+pub use env::{
+    Blocking, BoxFuture, Disk, Environment, Io, Listener, Net, NetStream, OsDisk, Sabotage,
+    TokioNet,
+};
 pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use portcullis_core::callout::CalloutFailure;

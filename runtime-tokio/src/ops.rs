@@ -5,14 +5,14 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use portcullis_core::ops::respond;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config_file::SharedConfig;
+use crate::env::{Listener, NetStream};
 
 /// Serves the operations endpoints until `stop`.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Box<dyn Listener>,
     config: Arc<SharedConfig>,
     stop: CancellationToken,
 ) {
@@ -38,7 +38,7 @@ pub(crate) async fn serve(
 }
 
 /// Answers one request and closes; probes do not need keep-alive.
-async fn answer(mut stream: TcpStream, config: &SharedConfig) -> std::io::Result<()> {
+async fn answer(mut stream: NetStream, config: &SharedConfig) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let out = loop {
         if stream.read_buf(&mut buf).await? == 0 {

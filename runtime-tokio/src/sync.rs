@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 
 use portcullis_core::callout::CalloutLimits;
+use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::sync::protocol::{self, Endpoint, EndpointError, TokenValidity};
 use portcullis_core::sync::{
     AgentSetup, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings, SyncStatus,
@@ -22,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backup_file::BackupFile;
 use crate::callout::Callouts;
 use crate::config_file::SharedConfig;
+use crate::env::Environment;
 use crate::now;
-use crate::upstream::TlsSetupError;
+use crate::upstream::{Connector, TlsSetupError};
 
 /// Why connected mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,21 +56,26 @@ pub(crate) struct Sync {
     backup: Option<BackupFile>,
     settings: SyncSettings,
     seed: u64,
+    env: Arc<Environment>,
 }
 
 impl Sync {
     /// Checks the URL, token, CA and backup directory.
-    pub(crate) fn prepare(options: &ManagedOptions) -> Result<Sync, SyncSetupError> {
+    pub(crate) fn prepare(
+        options: &ManagedOptions,
+        env: &Arc<Environment>,
+    ) -> Result<Sync, SyncSetupError> {
         let endpoint = Endpoint::new(&options.url, &options.token)?;
-        let callouts = Callouts::new(options.ca.as_deref())?.with_limits(CalloutLimits {
+        let connector = Connector::on(env.net.clone(), options.ca.as_deref())?;
+        let callouts = Callouts::with_connector(connector).with_limits(CalloutLimits {
             max_body_bytes: MAX_SNAPSHOT_BYTES,
             ..CalloutLimits::default()
         });
-        let random: [u8; 32] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
+        let random: [u8; 32] = env.random_bytes().ok_or(SyncSetupError::Random)?;
         let AgentSetup { settings, seed } = AgentSetup::new(options, random, system_hostname);
         let backup = match &options.backup {
             Some(b) => {
-                let file = BackupFile::new(&b.dir);
+                let file = BackupFile::on(env.disk.clone(), &b.dir);
                 file.prepare().map_err(|source| SyncSetupError::BackupDir {
                     dir: b.dir.clone(),
                     source,
@@ -83,6 +90,7 @@ impl Sync {
             backup,
             settings,
             seed,
+            env: env.clone(),
         })
     }
 
@@ -98,7 +106,7 @@ impl Sync {
         shared: Arc<SharedConfig>,
         stop: CancellationToken,
     ) -> watch::Receiver<SyncStatus> {
-        let now_unix = SystemTime::now()
+        let now_unix = (self.env.wall_clock)()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         tracing::info!(
@@ -131,6 +139,8 @@ impl Sync {
             shared,
             status: status_tx,
             request_timeout,
+            env: self.env,
+            saves: std::cell::Cell::new(0),
         };
         tokio::spawn(run(agent, ctx, stop));
         status_rx
@@ -144,6 +154,9 @@ struct Context {
     shared: Arc<SharedConfig>,
     status: watch::Sender<SyncStatus>,
     request_timeout: Duration,
+    env: Arc<Environment>,
+    /// Backup writes asked for (for `Sabotage::skip_some_backup_writes`).
+    saves: std::cell::Cell<u64>,
 }
 
 /// A finished piece of IO, for the agent.
@@ -209,7 +222,20 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                         }
                     }
                 };
-                match handle(agent, done).await {
+                let sabotage = ctx.env.sabotage;
+                if let Done::Fetched(FetchResult::Transport(_)) = &done {
+                    if sabotage.stop_after_failed_fetch {
+                        return;
+                    }
+                    if sabotage.forget_config_on_failed_fetch {
+                        if let Ok(empty) = Snapshot::from_json(br#"{"revision":0}"#)
+                            .and_then(CompiledConfig::compile)
+                        {
+                            ctx.shared.store(empty);
+                        }
+                    }
+                }
+                match handle(agent, done, &ctx.env).await {
                     Some(a) => agent = a,
                     None => {
                         tracing::error!("the sync agent failed; configuration updates stop, the configuration in force stays");
@@ -224,10 +250,14 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
 
 /// Hands a finished piece of IO to the agent; compiling ones run on a blocking
 /// thread. `None` if the agent panicked.
-async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>> {
+async fn handle(
+    mut agent: Box<SyncAgent>,
+    done: Done,
+    env: &Environment,
+) -> Option<Box<SyncAgent>> {
     match done {
         Done::Fetched(FetchResult::Snapshot(body)) => {
-            blocking(agent, move |a| {
+            blocking(env, agent, move |a| {
                 a.handle_fetch(FetchResult::Snapshot(body), now())
             })
             .await
@@ -237,7 +267,7 @@ async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>>
             Some(agent)
         }
         Done::Loaded(Ok(Some(bytes))) => {
-            blocking(agent, move |a| {
+            blocking(env, agent, move |a| {
                 a.handle_backup_loaded(Ok(Some(&bytes)), now())
             })
             .await
@@ -261,11 +291,11 @@ async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>>
     }
 }
 
-async fn blocking<F>(agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
+async fn blocking<F>(env: &Environment, agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
 where
     F: FnOnce(&mut SyncAgent) + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || {
+    env.blocking(move || {
         let mut agent = agent;
         f(&mut agent);
         agent
@@ -283,8 +313,12 @@ fn perform(
     match output {
         Output::LoadBackup => {
             let file = ctx.backup.clone()?;
+            let env = ctx.env.clone();
             let handle = tasks.spawn(async move {
-                let read = tokio::task::spawn_blocking(move || file.read()).await;
+                if env.sabotage.ignore_backup_at_start {
+                    return Done::Loaded(Ok(None));
+                }
+                let read = env.blocking(move || file.read()).await;
                 Done::Loaded(match read {
                     Ok(Ok(bytes)) => Ok(bytes),
                     Ok(Err(e)) => Err(e.to_string()),
@@ -315,9 +349,14 @@ fn perform(
         }
         Output::SaveBackup(bytes) => {
             let file = ctx.backup.clone()?;
+            let env = ctx.env.clone();
+            let n = ctx.saves.get();
+            ctx.saves.set(n + 1);
             let handle = tasks.spawn(async move {
-                let written =
-                    tokio::task::spawn_blocking(move || file.write_atomically(&bytes)).await;
+                if env.sabotage.skip_some_backup_writes && n % 2 == 1 {
+                    return Done::Saved(Ok(()));
+                }
+                let written = env.blocking(move || file.write_atomically(&bytes)).await;
                 Done::Saved(match written {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),

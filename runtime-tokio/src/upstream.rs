@@ -11,25 +11,26 @@ use portcullis_core::pool::{Pool, PoolLimits};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
+use crate::env::{Net, NetStream, TokioNet};
+
 /// A connection to a backend, over TCP or TLS.
 pub(crate) enum UpstreamStream {
     /// `http://` backends.
-    Plain(TcpStream),
+    Plain(NetStream),
     /// `https://` backends (boxed: the TLS session is large and only some have one).
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<NetStream>>),
 }
 
 impl UpstreamStream {
-    fn tcp(&self) -> &TcpStream {
+    fn net(&mut self) -> &mut NetStream {
         match self {
             UpstreamStream::Plain(s) => s,
-            UpstreamStream::Tls(s) => s.get_ref().0,
+            UpstreamStream::Tls(s) => s.get_mut().0,
         }
     }
 
@@ -56,7 +57,7 @@ impl UpstreamStream {
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         match self {
-            UpstreamStream::Plain(s) => crate::connection::poll_read_tcp(s, cx, buf),
+            UpstreamStream::Plain(s) => crate::connection::poll_read_net(s, cx, buf),
             UpstreamStream::Tls(s) => {
                 let mut rb = ReadBuf::new(buf);
                 std::task::ready!(Pin::new(&mut **s).poll_read(cx, &mut rb))?;
@@ -76,6 +77,7 @@ pub(crate) struct UpstreamConn {
 #[derive(Clone)]
 pub(crate) struct Connector {
     tls: TlsConnector,
+    net: Arc<dyn Net>,
 }
 
 /// Why the TLS client configuration could not be built.
@@ -95,6 +97,11 @@ impl Connector {
     /// A connector trusting the Mozilla root CAs and, if given, the PEM certificates in
     /// `extra_ca` (for backends with a private CA).
     pub fn new(extra_ca: Option<&Path>) -> Result<Self, TlsSetupError> {
+        Connector::on(Arc::new(TokioNet), extra_ca)
+    }
+
+    /// Like [`Connector::new`], opening connections on `net`.
+    pub fn on(net: Arc<dyn Net>, extra_ca: Option<&Path>) -> Result<Self, TlsSetupError> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = extra_ca {
@@ -124,13 +131,17 @@ impl Connector {
             .with_no_client_auth();
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
+            net,
         })
     }
 
     /// Opens a new connection to the backend of `service`.
     pub async fn connect(&self, service: &ServiceUrl) -> std::io::Result<UpstreamConn> {
-        let tcp = TcpStream::connect((service.host.as_str(), service.port)).await?;
-        tcp.set_nodelay(true)?;
+        let tcp = self
+            .net
+            .connect(service.host.as_str(), service.port)
+            .await?;
+        tcp.set_nodelay();
         let stream = match service.scheme {
             Scheme::Http => UpstreamStream::Plain(tcp),
             Scheme::Https => {
@@ -143,24 +154,6 @@ impl Connector {
             key: service.pool_key.clone(),
             stream,
         })
-    }
-}
-
-/// Whether an idle backend connection can still be used.
-///
-/// A backend that closed it (or sent anything at all, a TLS close_notify included)
-/// has made it readable; the event loop records that without anyone waiting, so
-/// asking for readiness costs no system call. Only when readiness is set is the
-/// socket read, to tell a stale flag from a real close.
-fn still_open(tcp: &TcpStream) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    match tcp.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
     }
 }
 
@@ -187,8 +180,10 @@ impl Upstreams {
     /// An idle connection to `key` that is still open, if any.
     pub fn checkout(&self, key: &Arc<str>, now: Instant) -> Option<UpstreamConn> {
         loop {
-            let stream = self.lock().checkout(key, now)?;
-            if still_open(stream.tcp()) {
+            let mut stream = self.lock().checkout(key, now)?;
+            // A backend that closed an idle connection (or sent anything at all, a
+            // TLS close_notify included) has made it readable.
+            if stream.net().still_open() {
                 return Some(UpstreamConn {
                     key: key.clone(),
                     stream,

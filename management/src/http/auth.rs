@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::clock::now_unix;
 use super::problem::Problem;
 use super::Shared;
 
@@ -42,8 +41,9 @@ pub async fn require_gateway(
     };
     let value = value.to_owned();
     let id = gateway_id.to_owned();
+    let now = state.now_unix();
     state
-        .read(move |s| s.verify_gateway_token(&value, &id, now_unix()))
+        .read(move |s| s.verify_gateway_token(&value, &id, now))
         .await
         .map_err(|problem| match problem.status.as_u16() {
             401 | 404 => problem,

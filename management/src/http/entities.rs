@@ -7,7 +7,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::body::JsonBody;
-use super::clock::now_unix;
 use super::conditional::{if_none_match_versions, precondition, set_etag};
 use super::pagination::{Page, PageRequest};
 use super::problem::Problem;
@@ -79,8 +78,9 @@ async fn put(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     let written = state
-        .write(move |s| s.put(kind, &id, body, precondition, ADMIN_ACTOR, now_unix()))
+        .write(move |s| s.put(kind, &id, body, precondition, ADMIN_ACTOR, now))
         .await?;
     let status = if written.created {
         StatusCode::CREATED
@@ -97,8 +97,9 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     state
-        .write(move |s| s.delete(kind, &id, precondition, ADMIN_ACTOR, now_unix()))
+        .write(move |s| s.delete(kind, &id, precondition, ADMIN_ACTOR, now))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

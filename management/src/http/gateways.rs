@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{JsonBody, RawBody};
-use super::clock::{now_unix, parse_rfc3339, rfc3339};
+use super::clock::{parse_rfc3339, rfc3339};
 use super::conditional::precondition;
 use super::problem::Problem;
 use super::{Shared, ADMIN_ACTOR};
@@ -77,9 +77,10 @@ async fn regenerate_key(
     JsonBody(request): JsonBody<RegenerateRequest>,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     let keys = state
         .write(move |s| {
-            s.regenerate_gateway_key(&id, request.key_type, precondition, ADMIN_ACTOR, now_unix())
+            s.regenerate_gateway_key(&id, request.key_type, precondition, ADMIN_ACTOR, now)
         })
         .await?;
     Ok(Json(keys).into_response())
@@ -105,8 +106,9 @@ async fn token(
             ))
         })?),
     };
+    let now = state.now_unix();
     let token = state
-        .read(move |s| s.gateway_token(&id, which, expiry, now_unix()))
+        .read(move |s| s.gateway_token(&id, which, expiry, now))
         .await?;
     Ok(Json(TokenResponse {
         value: token.value,
@@ -116,7 +118,7 @@ async fn token(
 }
 
 async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let now = now_unix();
+    let now = state.now_unix();
     let status = state.read(move |s| s.gateway_status(&id, now)).await?;
     // Offline after three missed heartbeats of the configured interval.
     let window = state.heartbeat_interval.as_secs().max(1).saturating_mul(3);

@@ -8,7 +8,7 @@
 
 mod auth;
 mod body;
-mod clock;
+pub(crate) mod clock;
 mod conditional;
 mod entities;
 mod gateways;
@@ -43,6 +43,8 @@ pub struct AppState {
     shutdown: watch::Receiver<bool>,
     heartbeat_interval: Duration,
     max_wait: Duration,
+    clock: fn() -> u64,
+    inline: bool,
 }
 
 impl AppState {
@@ -60,7 +62,35 @@ impl AppState {
             shutdown,
             heartbeat_interval,
             max_wait,
+            clock: clock::now_unix,
+            inline: false,
         }
+    }
+
+    /// The same state with the wall clock and blocking policy of `env`.
+    pub fn in_environment(mut self, env: &crate::Environment) -> Self {
+        self.clock = env.clock;
+        self.inline = env.inline_blocking;
+        self
+    }
+
+    /// Now, in Unix seconds, on this state's wall clock.
+    pub fn now_unix(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Runs `f` on a blocking thread, or inline in a simulation.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if self.inline {
+            return Ok(f());
+        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Problem::internal(&e))
     }
 
     /// The latest committed revision.
@@ -80,12 +110,11 @@ impl AppState {
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move || {
             let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             f(&guard)
         })
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .await?
         .map_err(Problem::from)
     }
 
@@ -99,7 +128,7 @@ impl AppState {
     {
         let store = Arc::clone(&self.store);
         let revision = self.revision.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move || {
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             let result = f(&mut guard);
             let now = guard.revision();
@@ -112,8 +141,7 @@ impl AppState {
             });
             result
         })
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .await?
         .map_err(Problem::from)
     }
 }

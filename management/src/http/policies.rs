@@ -8,7 +8,6 @@ use axum::routing::get;
 use axum::Router;
 
 use super::body::XmlBody;
-use super::clock::now_unix;
 use super::conditional::{if_none_match_versions, precondition, set_etag};
 use super::problem::Problem;
 use super::{Shared, ADMIN_ACTOR};
@@ -96,8 +95,9 @@ async fn put_doc(
     XmlBody(xml): XmlBody,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     let (doc, created) = state
-        .write(move |s| s.put_policy(&scope, &xml, precondition, ADMIN_ACTOR, now_unix()))
+        .write(move |s| s.put_policy(&scope, &xml, precondition, ADMIN_ACTOR, now))
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -113,8 +113,9 @@ async fn delete_doc(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     state
-        .write(move |s| s.delete_policy(&scope, precondition, ADMIN_ACTOR, now_unix()))
+        .write(move |s| s.delete_policy(&scope, precondition, ADMIN_ACTOR, now))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use portcullis_core::config::SubscriptionState;
 
-use super::clock::now_unix;
 use super::conditional::precondition;
 use super::entities::entity_response;
 use super::problem::Problem;
@@ -52,10 +51,9 @@ async fn regenerate(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     let keys = state
-        .write(move |s| {
-            s.regenerate_subscription_key(&id, which, precondition, ADMIN_ACTOR, now_unix())
-        })
+        .write(move |s| s.regenerate_subscription_key(&id, which, precondition, ADMIN_ACTOR, now))
         .await?;
     Ok(Json(keys).into_response())
 }
@@ -67,10 +65,9 @@ async fn set_state(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
+    let now = state.now_unix();
     let entity = state
-        .write(move |s| {
-            s.set_subscription_state(&id, target, precondition, ADMIN_ACTOR, now_unix())
-        })
+        .write(move |s| s.set_subscription_state(&id, target, precondition, ADMIN_ACTOR, now))
         .await?;
     Ok(entity_response(StatusCode::OK, entity))
 }

@@ -12,7 +12,6 @@ use axum::Router;
 
 use super::auth::require_gateway;
 use super::body::RawBody;
-use super::clock::now_unix;
 use super::conditional::{if_none_match_versions, set_etag};
 use super::pagination::query_pairs;
 use super::problem::Problem;
@@ -101,8 +100,9 @@ async fn heartbeat(
     }
     // A heartbeat changes no configuration (the revision stays), but the store
     // records it with `&mut`.
+    let now = state.now_unix();
     state
-        .write(move |s| s.record_heartbeat(&id, &beat, now_unix()))
+        .write(move |s| s.record_heartbeat(&id, &beat, now))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -31,6 +31,7 @@ use docs::Doc;
 use state::{State, Stored};
 
 pub use error::StoreError;
+pub use secrets::seed_random_on_this_thread;
 pub use types::{
     AuditEntry, Entity, GatewayConfig, GatewayKeys, GatewayStatus, GatewayToken, Heartbeat,
     IfMatch, InstanceStatus, KeyType, Kind, PolicyDoc, PolicyScope, Precondition, SubscriptionKeys,

@@ -4,9 +4,36 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::StoreError;
 
+thread_local! {
+    /// A seeded stream replacing the OS random source on this thread: the seed and
+    /// how many blocks were drawn.
+    static SEEDED: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes keys and tokens made on this thread come from a deterministic stream
+/// seeded with `seed` (`None`: the OS random source again). For a deterministic
+/// simulation, where the whole management plane runs on one thread; never in
+/// production.
+pub fn seed_random_on_this_thread(seed: Option<u64>) {
+    SEEDED.with(|s| s.set(seed.map(|seed| (seed, 0))));
+}
+
 /// `bytes` random bytes from the operating system, hex-encoded.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
+    if let Some((seed, drawn)) = SEEDED.with(std::cell::Cell::get) {
+        let mut n = drawn;
+        for chunk in buf.chunks_mut(32) {
+            let mut input = [0u8; 16];
+            input[..8].copy_from_slice(&seed.to_le_bytes());
+            input[8..].copy_from_slice(&n.to_le_bytes());
+            let d = ring::digest::digest(&ring::digest::SHA256, &input);
+            chunk.copy_from_slice(&d.as_ref()[..chunk.len()]);
+            n += 1;
+        }
+        SEEDED.with(|s| s.set(Some((seed, n))));
+        return Ok(hex(&buf));
+    }
     SystemRandom::new()
         .fill(&mut buf)
         .map_err(|_| StoreError::Io(std::io::Error::other("the system random source failed")))?;
