@@ -1,0 +1,116 @@
+//! A gateway host: the real tokio gateway (`portcullis-runtime-tokio`) in connected
+//! mode, on turmoil's network and disk, with a probe recording each revision it
+//! puts in force.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_runtime_tokio::{
+    BackupKey, BackupOptions, Blocking, Environment, Gateway, GatewayOptions, ManagedOptions,
+    Sabotage, SyncTiming, BACKUP_FILE_NAME,
+};
+use turmoil::fs::shim::std::fs as simfs;
+
+use super::{gateway_host, wall_clock, SimDisk, SimNet, GATEWAY_PORT, MANAGEMENT, MANAGEMENT_PORT};
+use crate::trace::{Event, Trace};
+
+/// The backup directory on the gateway's simulated disk.
+pub const BACKUP_DIR: &str = "/var/lib/portcullis";
+
+/// How often the probe looks at the revision in force.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// What a gateway host needs across its restarts.
+#[derive(Debug)]
+pub struct GatewayHost {
+    pub gw: usize,
+    pub token: String,
+    pub backup: bool,
+    pub seed: u64,
+    pub trace: Trace,
+    pub net: SimNet,
+    pub timing: SyncTiming,
+    pub sabotage: Sabotage,
+    /// Set by the driver while the host is down: damage the backup before the
+    /// next start.
+    pub corrupt_next_start: AtomicBool,
+    pub starts: AtomicU64,
+}
+
+/// Runs the gateway until the host crashes.
+pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
+    let n = host.starts.fetch_add(1, Ordering::Relaxed);
+    let name = gateway_host(host.gw);
+    if host.corrupt_next_start.swap(false, Ordering::Relaxed) && corrupt_backup() {
+        host.trace.now(Event::BackupCorrupted { gw: host.gw });
+    }
+    host.trace.now(Event::GatewayStarted {
+        gw: host.gw,
+        backup: host.backup,
+    });
+    let mut managed = ManagedOptions::new(
+        format!("http://{MANAGEMENT}:{MANAGEMENT_PORT}"),
+        host.token.clone(),
+    );
+    if host.backup {
+        managed.backup = Some(BackupOptions {
+            dir: BACKUP_DIR.into(),
+            key: BackupKey::from_bytes([7u8; BackupKey::LEN]),
+        });
+    }
+    managed.instance_id = format!("{name}-{n}");
+    managed.hostname = name;
+    managed.timing = host.timing;
+    let mut options = GatewayOptions::managed(managed);
+    options.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), GATEWAY_PORT);
+    options.ops_listen = None;
+    let mut env = Environment::new(Arc::new(host.net.clone()), Arc::new(SimDisk));
+    env.wall_clock = wall_clock;
+    env.seed = Some(
+        host.seed
+            .wrapping_mul(31)
+            .wrapping_add(host.gw as u64 * 1_000 + n),
+    );
+    env.blocking = Blocking::Inline;
+    env.sabotage = host.sabotage;
+    let gateway = Gateway::start_in(options, env).await?;
+    let mut seen = None;
+    loop {
+        let rev = gateway.revision();
+        if rev != seen {
+            if let Some(rev) = rev {
+                host.trace.now(Event::Applied { gw: host.gw, rev });
+            }
+            seen = rev;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+/// Flips bytes in the middle of the backup file, durably; whether there was one.
+fn corrupt_backup() -> bool {
+    use std::io::Write;
+    let path = Path::new(BACKUP_DIR).join(BACKUP_FILE_NAME);
+    let Ok(mut bytes) = simfs::read(&path) else {
+        return false;
+    };
+    if bytes.is_empty() {
+        return false;
+    }
+    let mid = bytes.len() / 2;
+    for b in bytes.iter_mut().skip(mid).take(16) {
+        *b ^= 0x5a;
+    }
+    let written = simfs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            f.sync_all()
+        });
+    written.is_ok()
+}

@@ -1,0 +1,84 @@
+//! `portcullis-sim --seeds N [--from S] [--minutes M] [--verbose]`: runs seeds
+//! `S..S+N`, reports each failing one with the command that replays it, and exits
+//! non-zero if any failed.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use portcullis_sim::{replay_command, run, Options};
+
+fn main() -> ExitCode {
+    let mut seeds = 10u64;
+    let mut from = 0u64;
+    let mut minutes = 60u64;
+    let mut verbose = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> u64 {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--seeds" => seeds = value("--seeds"),
+            "--from" => from = value("--from"),
+            "--minutes" => minutes = value("--minutes"),
+            "--verbose" | "-v" => verbose = true,
+            "--help" | "-h" => {
+                println!("usage: portcullis-sim [--seeds N] [--from S] [--minutes M] [--verbose]");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other}; try --help");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let options = Options {
+        duration: Duration::from_secs(minutes * 60),
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for seed in from..from + seeds {
+        match run(seed, &options) {
+            Ok(outcome) => {
+                if verbose {
+                    println!("seed {seed}: plan {:#?}", outcome.plan);
+                }
+                println!(
+                    "seed {seed}: {} in {:.2}s, {} answers, {} events, trace {:016x}",
+                    if outcome.violations.is_empty() { "ok" } else { "FAILED" },
+                    outcome.elapsed.as_secs_f64(),
+                    outcome.answered,
+                    outcome.events,
+                    outcome.trace_hash
+                );
+                let shown = if verbose { usize::MAX } else { 5 };
+                for v in outcome.violations.iter().take(shown) {
+                    println!("  {v}");
+                }
+                if !outcome.violations.is_empty() {
+                    println!("  replay: {}", replay_command(seed));
+                    failed.push(seed);
+                }
+            }
+            Err(e) => {
+                println!("seed {seed}: ERROR {e}\n  replay: {}", replay_command(seed));
+                failed.push(seed);
+            }
+        }
+    }
+    let real = started.elapsed().as_secs_f64();
+    let simulated_hours = (seeds * minutes) as f64 / 60.0;
+    println!(
+        "{seeds} seeds, {} failed; {simulated_hours:.1} simulated hours in {real:.1}s real ({:.2} simulated hours per real second)",
+        failed.len(),
+        simulated_hours / real.max(1e-9)
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

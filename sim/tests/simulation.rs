@@ -1,0 +1,86 @@
+//! The simulation is deterministic, passes on correct code, and catches each
+//! kind of fail-static bug when the code is broken on purpose.
+
+use std::time::Duration;
+
+use portcullis_runtime_tokio::Sabotage;
+use portcullis_sim::invariants::Invariant;
+use portcullis_sim::{run, Options};
+
+fn options(minutes: u64, sabotage: Sabotage) -> Options {
+    Options {
+        duration: Duration::from_secs(minutes * 60),
+        sabotage,
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let options = options(20, Sabotage::default());
+    let a = run(7, &options).unwrap();
+    let b = run(7, &options).unwrap();
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.events, b.events);
+    let c = run(8, &options).unwrap();
+    assert_ne!(a.trace_hash, c.trace_hash, "another seed, another run");
+}
+
+#[test]
+fn correct_code_breaks_no_invariant() {
+    for seed in 0..3 {
+        let outcome = run(seed, &options(20, Sabotage::default())).unwrap();
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            outcome.violations
+        );
+        assert!(outcome.answered > 1000, "seed {seed}: traffic flowed");
+    }
+}
+
+/// Runs seeds until one reports `invariant`; panics if none of `seeds` does.
+fn caught(invariant: Invariant, sabotage: Sabotage, seeds: std::ops::Range<u64>) {
+    for seed in seeds.clone() {
+        let outcome = run(seed, &options(20, sabotage)).unwrap();
+        if outcome.violations.iter().any(|v| v.invariant == invariant) {
+            return;
+        }
+    }
+    panic!("no seed in {seeds:?} reported {invariant:?} for {sabotage:?}");
+}
+
+#[test]
+fn dropping_the_configuration_on_a_failed_fetch_breaks_invariant_1() {
+    let sabotage = Sabotage {
+        forget_config_on_failed_fetch: true,
+        ..Sabotage::default()
+    };
+    caught(Invariant::KeepsServing, sabotage, 0..10);
+}
+
+#[test]
+fn ignoring_the_backup_at_start_breaks_invariant_2() {
+    let sabotage = Sabotage {
+        ignore_backup_at_start: true,
+        ..Sabotage::default()
+    };
+    caught(Invariant::RestartServesBackupOrNothing, sabotage, 0..20);
+}
+
+#[test]
+fn skipping_backup_writes_breaks_invariant_3() {
+    let sabotage = Sabotage {
+        skip_some_backup_writes: true,
+        ..Sabotage::default()
+    };
+    caught(Invariant::Monotonic, sabotage, 0..30);
+}
+
+#[test]
+fn giving_up_after_a_failed_fetch_breaks_invariant_4() {
+    let sabotage = Sabotage {
+        stop_after_failed_fetch: true,
+        ..Sabotage::default()
+    };
+    caught(Invariant::Converges, sabotage, 0..10);
+}
