@@ -10,7 +10,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_0f_fa11_57a7)
+        Rng(seed ^ 0x005e_ed0f_fa11_57a7)
     }
 
     /// The next 64 random bits.

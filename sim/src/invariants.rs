@@ -84,7 +84,9 @@ struct Gw {
     last_applied: Option<u64>,
     /// The last revision put in force before the current start.
     applied_before_start: Option<u64>,
-    corrupt_at_start: bool,
+    /// The backup file was damaged and no configuration was applied (and so
+    /// saved) since.
+    backup_damaged: bool,
     last_answer_rev: Option<u64>,
 }
 
@@ -126,17 +128,13 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                 g.applied_before_start = g.last_applied;
                 g.restarted_while_cut = g.cut && g.starts > 1;
             }
-            Event::BackupCorrupted { gw } => gws[*gw].corrupt_at_start = true,
-            Event::GatewayCrashed { gw } => {
-                gws[*gw].up = false;
-                gws[*gw].corrupt_at_start = false;
-            }
+            Event::BackupCorrupted { gw } => gws[*gw].backup_damaged = true,
+            Event::GatewayCrashed { gw } => gws[*gw].up = false,
             Event::Cut { gw, cut } => {
                 let g = &mut gws[*gw];
                 g.cut = *cut;
                 if !cut {
                     g.restarted_while_cut = false;
-                    g.corrupt_at_start = false;
                 }
             }
             Event::Applied { gw, rev } => {
@@ -157,7 +155,7 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                             ms,
                             format!("gw{gw} has no backup, was restarted while cut off, and put revision {rev} in force"),
                         );
-                    } else if g.corrupt_at_start {
+                    } else if g.backup_damaged {
                         violate(
                             Invariant::NoDamagedBackup,
                             ms,
@@ -175,6 +173,8 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                     }
                 }
                 g.last_applied = Some(g.last_applied.map_or(*rev, |l| l.max(*rev)));
+                // An applied configuration is saved, replacing a damaged file.
+                g.backup_damaged = false;
                 g.ready_since.get_or_insert(ms);
             }
             Event::Answer {
@@ -201,12 +201,13 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                     g.last_answer_rev = Some(g.last_answer_rev.map_or(*rev, |l| l.max(*rev)));
                 }
                 if g.restarted_while_cut {
-                    let expected_backup = g.backup && !g.corrupt_at_start && g.applied_before_start.is_some();
+                    let expected_backup =
+                        g.backup && !g.backup_damaged && g.applied_before_start.is_some();
                     match answer {
                         Answer::Status(503) if !expected_backup => {}
                         Answer::Status(503) if *sent_ms < g.started_ms + facts.start_grace_ms => {}
                         Answer::Ok { rev } if expected_backup && Some(*rev) == g.applied_before_start => {}
-                        Answer::Ok { rev } if g.corrupt_at_start => violate(
+                        Answer::Ok { rev } if g.backup_damaged => violate(
                             Invariant::NoDamagedBackup,
                             ms,
                             format!("gw{gw} restarted with a damaged backup while cut off answered with revision {rev}"),
@@ -237,7 +238,8 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                     );
                 }
                 if let Answer::Ok { rev } = answer {
-                    let deadline = last_change_ms.max(facts.final_repair_ms) + facts.converge_bound_ms;
+                    let deadline =
+                        last_change_ms.max(facts.final_repair_ms) + facts.converge_bound_ms;
                     if *sent_ms > deadline && *rev != facts.latest {
                         violate(
                             Invariant::Converges,

@@ -63,6 +63,8 @@ pub struct Outcome {
     pub answered: usize,
     /// Real time the run took.
     pub elapsed: Duration,
+    /// The trace.
+    pub trace: Vec<(u64, Event)>,
 }
 
 /// The sync timing of the simulated gateways: the defaults.
@@ -162,7 +164,8 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
             repaired = true;
             trace.push(ms(now), Event::FinalRepair);
         }
-        sim.step().map_err(|e| format!("seed {seed}: a host failed: {e}"))?;
+        sim.step()
+            .map_err(|e| format!("seed {seed}: a host failed: {e}"))?;
     }
     let end_ms = ms(sim.elapsed());
     drop(sim);
@@ -201,6 +204,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
         events: events.len(),
         answered,
         elapsed: started.elapsed(),
+        trace: events,
     })
 }
 
@@ -225,7 +229,7 @@ fn apply(
     trace: &Trace,
 ) {
     let now = ms(sim.elapsed());
-    for gw in 0..2 {
+    for (gw, gateway) in gateways.iter().enumerate() {
         let host = gateway_host(gw);
         let host = host.as_str();
         if from.partitioned[gw] != to.partitioned[gw] {
@@ -234,7 +238,10 @@ fn apply(
             } else {
                 sim.repair(host, MANAGEMENT);
             }
-            trace.push(now, Event::Fault(format!("{host} partitioned: {}", to.partitioned[gw])));
+            trace.push(
+                now,
+                Event::Fault(format!("{host} partitioned: {}", to.partitioned[gw])),
+            );
         }
         if from.latency_ms[gw] != to.latency_ms[gw] {
             let latency = Duration::from_millis(to.latency_ms[gw].max(1));
@@ -250,9 +257,7 @@ fn apply(
                 sim.crash(host);
                 trace.push(now, Event::GatewayCrashed { gw });
                 if to.corrupt[gw] {
-                    gateways[gw]
-                        .corrupt_next_start
-                        .store(true, Ordering::Relaxed);
+                    gateway.corrupt_next_start.store(true, Ordering::Relaxed);
                 }
             } else {
                 sim.bounce(host);
@@ -269,11 +274,20 @@ fn apply(
     }
     if from.dns_failure != to.dns_failure {
         net.dns_failure.store(to.dns_failure, Ordering::Relaxed);
-        trace.push(now, Event::Fault(format!("dns failure: {}", to.dns_failure)));
+        trace.push(
+            now,
+            Event::Fault(format!("dns failure: {}", to.dns_failure)),
+        );
     }
     for gw in 0..2 {
         if from.cut(gw) != to.cut(gw) {
-            trace.push(now, Event::Cut { gw, cut: to.cut(gw) });
+            trace.push(
+                now,
+                Event::Cut {
+                    gw,
+                    cut: to.cut(gw),
+                },
+            );
         }
     }
 }

@@ -34,6 +34,13 @@ fn main() -> ExitCode {
             }
         }
     }
+    // RUST_LOG=debug shows what the gateways and the management plane log.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .without_time()
+            .init();
+    }
     let options = Options {
         duration: Duration::from_secs(minutes * 60),
         ..Options::default()
@@ -48,12 +55,30 @@ fn main() -> ExitCode {
                 }
                 println!(
                     "seed {seed}: {} in {:.2}s, {} answers, {} events, trace {:016x}",
-                    if outcome.violations.is_empty() { "ok" } else { "FAILED" },
+                    if outcome.violations.is_empty() {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    },
                     outcome.elapsed.as_secs_f64(),
                     outcome.answered,
                     outcome.events,
                     outcome.trace_hash
                 );
+                if verbose {
+                    // Everything but the steady stream of good answers.
+                    for (ms, event) in &outcome.trace {
+                        if !matches!(
+                            event,
+                            portcullis_sim::trace::Event::Answer {
+                                answer: portcullis_sim::trace::Answer::Ok { .. },
+                                ..
+                            }
+                        ) {
+                            println!("  {:>10.3}s {event:?}", *ms as f64 / 1000.0);
+                        }
+                    }
+                }
                 let shown = if verbose { usize::MAX } else { 5 };
                 for v in outcome.violations.iter().take(shown) {
                     println!("  {v}");

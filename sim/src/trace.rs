@@ -20,13 +20,23 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A gateway process started (`backup`: it keeps a backup).
-    GatewayStarted { gw: usize, backup: bool },
+    GatewayStarted {
+        gw: usize,
+        backup: bool,
+    },
     /// A gateway process crashed (the driver crashed its host).
-    GatewayCrashed { gw: usize },
+    GatewayCrashed {
+        gw: usize,
+    },
     /// The driver corrupted a gateway's backup file while it was down.
-    BackupCorrupted { gw: usize },
+    BackupCorrupted {
+        gw: usize,
+    },
     /// A gateway put a configuration revision in force.
-    Applied { gw: usize, rev: u64 },
+    Applied {
+        gw: usize,
+        rev: u64,
+    },
     /// A client request through gateway `gw` sent at `sent_ms` was answered.
     Answer {
         gw: usize,
@@ -35,14 +45,19 @@ pub enum Event {
     },
     /// Whether gateway `gw` can reach the management plane changed: `cut` while
     /// partitioned from it, while it is down, or while its name does not resolve.
-    Cut { gw: usize, cut: bool },
+    Cut {
+        gw: usize,
+        cut: bool,
+    },
     /// The management plane crashed / started.
     ManagementCrashed,
     ManagementStarted,
     /// A fault took effect or ended (informational).
     Fault(String),
     /// The operator's configuration change committed revision `rev`.
-    Changed { rev: u64 },
+    Changed {
+        rev: u64,
+    },
     /// Every fault healed for good.
     FinalRepair,
 }
@@ -69,7 +84,10 @@ impl Trace {
 
     /// Everything so far.
     pub fn events(&self) -> Vec<(u64, Event)> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// FNV-1a over the events' debug form: equal for equal traces.

@@ -90,7 +90,7 @@ pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     }
 }
 
-/// Flips bytes in the middle of the backup file, durably; whether there was one.
+/// Overwrites bytes in the middle of the backup file, durably; whether there was one.
 fn corrupt_backup() -> bool {
     use std::io::Write;
     let path = Path::new(BACKUP_DIR).join(BACKUP_FILE_NAME);
@@ -100,9 +100,10 @@ fn corrupt_backup() -> bool {
     if bytes.is_empty() {
         return false;
     }
+    // A fixed pattern, not a flip: damaging twice must not repair.
     let mid = bytes.len() / 2;
-    for b in bytes.iter_mut().skip(mid).take(16) {
-        *b ^= 0x5a;
+    for (b, p) in bytes.iter_mut().skip(mid).zip(b"damaged!damaged!") {
+        *b = *p;
     }
     let written = simfs::OpenOptions::new()
         .write(true)

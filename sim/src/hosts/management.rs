@@ -6,7 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use portcullis_management::store::{seed_random_on_this_thread, Kind, KeyType, PolicyScope, Precondition, Store};
+use portcullis_management::store::{
+    seed_random_on_this_thread, KeyType, Kind, PolicyScope, Precondition, Store,
+};
 use portcullis_management::{Environment, Management, ManagementOptions};
 use serde_json::json;
 

@@ -161,7 +161,7 @@ pub async fn http(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> io::Result<Response> {
     let mut stream = turmoil::net::TcpStream::connect((host, port)).await?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -178,7 +178,10 @@ pub async fn http(
     parse_response(&raw).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad response"))
 }
 
-fn parse_response(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// Status, headers (lowercase names) and body.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
