@@ -86,6 +86,12 @@ impl BackupFile {
         result
     }
 
+    /// Overwrites the file in place, unsynced: broken on purpose
+    /// (`Sabotage::write_backup_in_place`).
+    pub(crate) fn overwrite_unsynced(&self, bytes: &[u8]) -> io::Result<()> {
+        self.disk.overwrite_unsynced(&self.path(), bytes)
+    }
+
     fn write_via(&self, temp: &Path, bytes: &[u8]) -> io::Result<()> {
         self.disk.write_new_synced(temp, bytes)?;
         self.disk.rename(temp, &self.path())?;

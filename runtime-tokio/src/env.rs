@@ -203,6 +203,14 @@ pub trait Disk: Send + Sync + fmt::Debug + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Overwrites `path` in place without syncing: only for
+    /// [`Sabotage::write_backup_in_place`]; unsupported unless a simulated disk
+    /// provides it.
+    #[doc(hidden)]
+    fn overwrite_unsynced(&self, _path: &Path, _bytes: &[u8]) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The operating system's file system.
@@ -294,9 +302,11 @@ pub struct Sabotage {
     pub skip_some_backup_writes: bool,
     /// Stops syncing after the first failed fetch (invariant 4).
     pub stop_after_failed_fetch: bool,
-    /// Writes the backup in place, without a temporary file or fsync, and serves
-    /// whatever the file holds if it does not verify (invariant 5).
-    pub trust_torn_backup: bool,
+    /// Writes the backup in place, without a temporary file or fsync, so a
+    /// crash loses or tears it (the simulation's disk does what a real one
+    /// may): the restarted gateway cannot serve its last configuration
+    /// (invariant 2; the core's checksum keeps the torn file from being served).
+    pub write_backup_in_place: bool,
 }
 
 /// The gateway's surroundings; see the module documentation.

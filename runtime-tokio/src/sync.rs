@@ -356,7 +356,16 @@ fn perform(
                 if env.sabotage.skip_some_backup_writes && n % 2 == 1 {
                     return Done::Saved(Ok(()));
                 }
-                let written = env.blocking(move || file.write_atomically(&bytes)).await;
+                let in_place = env.sabotage.write_backup_in_place;
+                let written = env
+                    .blocking(move || {
+                        if in_place {
+                            file.overwrite_unsynced(&bytes)
+                        } else {
+                            file.write_atomically(&bytes)
+                        }
+                    })
+                    .await;
                 Done::Saved(match written {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),

@@ -84,3 +84,16 @@ fn giving_up_after_a_failed_fetch_breaks_invariant_4() {
     };
     caught(Invariant::Converges, sabotage, 0..10);
 }
+
+#[test]
+fn writing_the_backup_in_place_is_caught_as_a_lost_or_torn_backup() {
+    // No temporary file, no fsync: a crash loses the file or tears it (the
+    // simulated disk tears unsynced writes by 512-byte blocks); the core's
+    // checksum refuses a torn file, so the restarted gateway serves nothing
+    // where it should serve its last configuration.
+    let sabotage = Sabotage {
+        write_backup_in_place: true,
+        ..Sabotage::default()
+    };
+    caught(Invariant::RestartServesBackupOrNothing, sabotage, 0..20);
+}

@@ -150,6 +150,16 @@ impl Disk for SimDisk {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         simfs::remove_file(path)
     }
+
+    fn overwrite_unsynced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        simfs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?
+            .write_all(bytes)
+    }
 }
 
 /// A plain HTTP/1.1 exchange on a new connection: status, headers (lowercase
