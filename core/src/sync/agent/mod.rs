@@ -31,10 +31,6 @@ use super::event::{Event, Origin};
 use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 use super::settings::{SyncSettings, SyncTiming};
 use crate::config::{CompiledConfig, Snapshot};
-
-#[cfg(test)]
-mod tests;
-
 /// How a configuration fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchResult {

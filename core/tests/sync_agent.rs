@@ -1,8 +1,10 @@
 //! The sync agent against a fake clock: plain `Instant`s advanced by hand.
 
-use super::*;
-use crate::sync::backoff::Jitter;
-use crate::sync::settings::BackupSettings;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use portcullis_core::sync::backoff::Jitter;
+use portcullis_core::sync::*;
 
 const KEY: [u8; 32] = [7; 32];
 const SEC: Duration = Duration::from_secs(1);
@@ -432,7 +434,7 @@ fn jittered_waits_are_deterministic_per_seed() {
     let a = run(42);
     assert_eq!(a, run(42));
     assert_ne!(a, run(43));
-    let policy = crate::sync::backoff::BackoffPolicy::default();
+    let policy = portcullis_core::sync::backoff::BackoffPolicy::default();
     for (i, w) in a.iter().enumerate() {
         let ceiling = policy.ceiling(i as u32 + 1);
         assert!(*w <= ceiling && *w >= ceiling / 2, "{i}: {w:?}");
@@ -532,7 +534,10 @@ fn a_refused_token_keeps_serving_and_retrying() {
             [Event::Unauthorized { detail, retry_in }]
                 if detail == "token expired" && *retry_in == expected * SEC
         ));
-        assert_eq!(events(&out)[0].severity(), crate::sync::Severity::Error);
+        assert_eq!(
+            events(&out)[0].severity(),
+            portcullis_core::sync::Severity::Error
+        );
         assert_eq!(h.next_fetch(Err("401".into())).0, expected * SEC);
     }
     assert_eq!(h.agent.applied_revision(), Some(1));
@@ -733,7 +738,7 @@ fn heartbeat_failures_are_quiet_only_during_an_outage() {
     h.agent
         .handle_heartbeat_done(Err("status 500".into()), h.now);
     let e = events(&h.outputs()).remove(0);
-    assert_eq!(e.severity(), crate::sync::Severity::Warn, "{e}");
+    assert_eq!(e.severity(), portcullis_core::sync::Severity::Warn, "{e}");
     let mut h2 = Harness::plain();
     h2.outputs();
     h2.fetch(FetchResult::Transport("down".into()));
@@ -747,5 +752,5 @@ fn heartbeat_failures_are_quiet_only_during_an_outage() {
             ..
         }
     ));
-    assert_eq!(e.severity(), crate::sync::Severity::Debug);
+    assert_eq!(e.severity(), portcullis_core::sync::Severity::Debug);
 }
