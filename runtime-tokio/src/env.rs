@@ -307,6 +307,10 @@ pub struct Sabotage {
     /// may): the restarted gateway cannot serve its last configuration
     /// (invariant 2; the core's checksum keeps the torn file from being served).
     pub write_backup_in_place: bool,
+    /// Reads the backup without checking its checksum, as a reader that
+    /// trusts the disk would (invariant 5: a file whose checksum was damaged
+    /// still decrypts, and is served although the disk damaged it).
+    pub skip_backup_checksum: bool,
 }
 
 /// The gateway's surroundings; see the module documentation.

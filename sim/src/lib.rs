@@ -127,6 +127,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
                 timing,
                 sabotage: options.sabotage,
                 corrupt_next_start: AtomicBool::new(false),
+                damages: AtomicU64::new(0),
                 starts: AtomicU64::new(0),
             })
         })

@@ -37,6 +37,8 @@ pub struct GatewayHost {
     /// Set by the driver while the host is down: damage the backup before the
     /// next start.
     pub corrupt_next_start: AtomicBool,
+    /// Backups damaged so far (the kind of damage alternates).
+    pub damages: AtomicU64,
     pub starts: AtomicU64,
 }
 
@@ -44,7 +46,12 @@ pub struct GatewayHost {
 pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     let n = host.starts.fetch_add(1, Ordering::Relaxed);
     let name = gateway_host(host.gw);
-    if host.corrupt_next_start.swap(false, Ordering::Relaxed) && corrupt_backup() {
+    if host.corrupt_next_start.swap(false, Ordering::Relaxed)
+        && corrupt_backup(
+            host.seed
+                .wrapping_add(host.damages.fetch_add(1, Ordering::Relaxed)),
+        )
+    {
         host.trace.now(Event::BackupCorrupted { gw: host.gw });
     }
     host.trace.now(Event::GatewayStarted {
@@ -90,8 +97,10 @@ pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     }
 }
 
-/// Overwrites bytes in the middle of the backup file, durably; whether there was one.
-fn corrupt_backup() -> bool {
+/// Overwrites bytes of the backup file, durably; whether there was one. With an
+/// odd `pick` the damage hits only the checksum at the end, so the file still
+/// decrypts: only the checksum tells that the disk damaged it.
+fn corrupt_backup(pick: u64) -> bool {
     use std::io::Write;
     let path = Path::new(BACKUP_DIR).join(BACKUP_FILE_NAME);
     let Ok(mut bytes) = simfs::read(&path) else {
@@ -101,8 +110,12 @@ fn corrupt_backup() -> bool {
         return false;
     }
     // A fixed pattern, not a flip: damaging twice must not repair.
-    let mid = bytes.len() / 2;
-    for (b, p) in bytes.iter_mut().skip(mid).zip(b"damaged!damaged!") {
+    let at = if pick.is_multiple_of(2) {
+        bytes.len() / 2
+    } else {
+        bytes.len().saturating_sub(16)
+    };
+    for (b, p) in bytes.iter_mut().skip(at).zip(b"damaged!damaged!") {
         *b = *p;
     }
     let written = simfs::OpenOptions::new()
