@@ -14,3 +14,4 @@ pub mod pool;
 pub mod proxy;
 pub mod router;
 pub mod sync;
+pub mod telemetry;
