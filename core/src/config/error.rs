@@ -179,6 +179,9 @@ pub enum ApiProblem {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `telemetry.samplingPercentage` above 100.
+    #[error("telemetry.samplingPercentage must be between 0 and 100, not {0}")]
+    InvalidSampling(u8),
     /// `timeoutSeconds` outside 1..=3600.
     #[error("timeoutSeconds must be between 1 and 3600, not {0}")]
     InvalidTimeout(u32),

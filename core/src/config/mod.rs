@@ -20,8 +20,8 @@ mod tests;
 pub use compiled::{CompiledConfig, KeyCheck};
 pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem};
 pub use model::{
-    Api, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot, Subscription,
-    SubscriptionKeyParameterNames, SubscriptionState,
+    Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
+    Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use shared::SharedConfig;

@@ -168,6 +168,35 @@ pub struct Api {
     /// The API-scope policy document, XML.
     #[serde(default)]
     pub policy: Option<String>,
+    /// Request records of this API: on or off, and the share kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<ApiTelemetry>,
+}
+
+/// An API's request-record settings (APIM's diagnostics sampling). Metrics
+/// count every request whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiTelemetry {
+    /// Whether records of the API's requests are logged and uploaded.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The share of requests recorded, in whole percent (0..=100).
+    #[serde(default = "default_sampling")]
+    pub sampling_percentage: u8,
+}
+
+fn default_sampling() -> u8 {
+    100
+}
+
+impl Default for ApiTelemetry {
+    fn default() -> Self {
+        ApiTelemetry {
+            enabled: true,
+            sampling_percentage: 100,
+        }
+    }
 }
 
 impl Api {

@@ -67,6 +67,9 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
         if !(1..=3600).contains(&api.timeout_seconds) {
             return Err(fail(ApiProblem::InvalidTimeout(api.timeout_seconds)));
         }
+        if let Some(t) = api.telemetry.filter(|t| t.sampling_percentage > 100) {
+            return Err(fail(ApiProblem::InvalidSampling(t.sampling_percentage)));
+        }
         check_key_names(api)?;
         upstreams.push(resolve_upstream(api, &backends)?);
         check_operation_ids(api)?;

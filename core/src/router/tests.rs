@@ -30,6 +30,7 @@ fn api(id: &str, path: &str, hostnames: &[&str], ops: &[(&str, &str)]) -> Api {
             })
             .collect(),
         policy: None,
+        telemetry: None,
     }
 }
 

@@ -1,0 +1,232 @@
+//! The Prometheus text exposition of the gateway's metrics (`/metrics`).
+//!
+//! Names (every series has the labels `api`, `operation`, `product` and
+//! `status_class`; an empty value means none matched):
+//!
+//! | name | type | what |
+//! | --- | --- | --- |
+//! | `portcullis_requests_total` | counter | requests answered |
+//! | `portcullis_request_bytes_total` | counter | request bytes read from clients |
+//! | `portcullis_response_bytes_total` | counter | response bytes written to clients |
+//! | `portcullis_request_duration_seconds` | histogram | request head in to response end |
+//! | `portcullis_backend_duration_seconds` | histogram | backend connect to response end (requests that reached one) |
+//! | `portcullis_gateway_duration_seconds` | histogram | total minus backend time |
+//!
+//! and, without those labels, [`GatewayGauges`]: `portcullis_config_revision`,
+//! `portcullis_ready`, `portcullis_telemetry_records_dropped_total{reason}`.
+
+use std::fmt::Write;
+
+use super::histogram::Histogram;
+use super::metrics::{Series, STATUS_CLASSES};
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Gateway-wide values exposed next to the request series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayGauges {
+    /// Revision of the configuration in force, if any.
+    pub revision: Option<u64>,
+    /// Whether the gateway serves (has a configuration).
+    pub ready: bool,
+    /// Records dropped because the in-memory queue was full.
+    pub dropped_queue: u64,
+    /// Records dropped because the upload buffer was full.
+    pub dropped_buffer: u64,
+}
+
+/// Writes a label value with Prometheus' escapes.
+fn escaped(out: &mut String, value: &str) {
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn labels(out: &mut String, s: &Series, class: &str) {
+    out.push_str("{api=\"");
+    escaped(out, &s.api);
+    out.push_str("\",operation=\"");
+    escaped(out, &s.operation);
+    out.push_str("\",product=\"");
+    escaped(out, &s.product);
+    out.push_str("\",status_class=\"");
+    out.push_str(class);
+    out.push('"');
+}
+
+fn seconds(us: u64) -> String {
+    // Exact decimal, no float rounding: micros as seconds.
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+fn counter(
+    out: &mut String,
+    series: &[Series],
+    name: &str,
+    help: &str,
+    get: fn(&super::metrics::ClassStats) -> u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for s in series {
+        for (class, stats) in STATUS_CLASSES.iter().zip(&s.classes) {
+            if stats.requests == 0 {
+                continue;
+            }
+            out.push_str(name);
+            labels(out, s, class);
+            let _ = writeln!(out, "}} {}", get(stats));
+        }
+    }
+}
+
+fn histogram(
+    out: &mut String,
+    series: &[Series],
+    name: &str,
+    help: &str,
+    get: fn(&super::metrics::ClassStats) -> &Histogram,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for s in series {
+        for (class, stats) in STATUS_CLASSES.iter().zip(&s.classes) {
+            let h = get(stats);
+            if h.count == 0 {
+                continue;
+            }
+            for (bound, n) in h.cumulative() {
+                let _ = write!(out, "{name}_bucket");
+                labels(out, s, class);
+                let _ = writeln!(out, ",le=\"{}\"}} {n}", seconds(bound));
+            }
+            let _ = write!(out, "{name}_bucket");
+            labels(out, s, class);
+            let _ = writeln!(out, ",le=\"+Inf\"}} {}", h.count);
+            let _ = write!(out, "{name}_sum");
+            labels(out, s, class);
+            let _ = writeln!(out, "}} {}", seconds(h.sum_us));
+            let _ = write!(out, "{name}_count");
+            labels(out, s, class);
+            let _ = writeln!(out, "}} {}", h.count);
+        }
+    }
+}
+
+/// The exposition of `series` and `gauges`.
+pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
+    let mut out = String::with_capacity(1024 + series.len() * 2048);
+    counter(
+        &mut out,
+        series,
+        "portcullis_requests_total",
+        "Requests answered.",
+        |c| c.requests,
+    );
+    counter(
+        &mut out,
+        series,
+        "portcullis_request_bytes_total",
+        "Request bytes read from clients.",
+        |c| c.bytes_in,
+    );
+    counter(
+        &mut out,
+        series,
+        "portcullis_response_bytes_total",
+        "Response bytes written to clients.",
+        |c| c.bytes_out,
+    );
+    histogram(
+        &mut out,
+        series,
+        "portcullis_request_duration_seconds",
+        "Time from the request head's arrival to the response's end.",
+        |c| &c.total,
+    );
+    histogram(
+        &mut out,
+        series,
+        "portcullis_backend_duration_seconds",
+        "Time from asking for a backend connection to the end of the backend's response.",
+        |c| &c.backend,
+    );
+    histogram(
+        &mut out,
+        series,
+        "portcullis_gateway_duration_seconds",
+        "Time spent in the gateway: total minus backend time.",
+        |c| &c.gateway,
+    );
+    let _ = writeln!(out, "# HELP portcullis_config_revision Revision of the configuration in force.\n# TYPE portcullis_config_revision gauge");
+    if let Some(rev) = gauges.revision {
+        let _ = writeln!(out, "portcullis_config_revision {rev}");
+    }
+    let _ = writeln!(out, "# HELP portcullis_ready Whether the gateway has a configuration to serve.\n# TYPE portcullis_ready gauge\nportcullis_ready {}", u8::from(gauges.ready));
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_telemetry_records_dropped_total Request records dropped before upload.\n# TYPE portcullis_telemetry_records_dropped_total counter\nportcullis_telemetry_records_dropped_total{{reason=\"queue\"}} {}\nportcullis_telemetry_records_dropped_total{{reason=\"buffer\"}} {}",
+        gauges.dropped_queue, gauges.dropped_buffer
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::{Metrics, Observation};
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        m.observe(&Observation {
+            api: "echo",
+            operation: "get \"x\"",
+            product: "",
+            status: 200,
+            bytes_in: 5,
+            bytes_out: 7,
+            total_us: 1_500,
+            backend_us: 1_000,
+        });
+        let text = render(
+            &m.snapshot(),
+            &GatewayGauges {
+                revision: Some(4),
+                ready: true,
+                dropped_queue: 0,
+                dropped_buffer: 2,
+            },
+        );
+        let labels = r#"api="echo",operation="get \"x\"",product="",status_class="2xx""#;
+        assert!(
+            text.contains(&format!("portcullis_requests_total{{{labels}}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("portcullis_request_bytes_total{{{labels}}} 5\n")));
+        assert!(text.contains(&format!(
+            "portcullis_request_duration_seconds_bucket{{{labels},le=\"0.001000\"}} 0\n"
+        )));
+        assert!(text.contains(&format!(
+            "portcullis_request_duration_seconds_bucket{{{labels},le=\"0.002500\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "portcullis_request_duration_seconds_sum{{{labels}}} 0.001500\n"
+        )));
+        assert!(text.contains(&format!(
+            "portcullis_gateway_duration_seconds_count{{{labels}}} 1\n"
+        )));
+        assert!(text.contains("portcullis_config_revision 4\n"));
+        assert!(text.contains("portcullis_ready 1\n"));
+        assert!(text.contains("portcullis_telemetry_records_dropped_total{reason=\"buffer\"} 2"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
