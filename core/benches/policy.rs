@@ -123,6 +123,7 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         proto: "http",
         config: Arc::new(Fixed(config.clone())),
         policy: PolicyEnv::default(),
+        telemetry: Default::default(),
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

@@ -1,4 +1,7 @@
-//! Answers of the operations endpoints (`/healthz`, `/readyz`).
+//! Answers of the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
+
+use crate::config::SharedConfig;
+use crate::telemetry::{prometheus, Telemetry};
 
 /// Status and body for a request to the operations port; `ready` when a configuration
 /// is loaded and requests can be served.
@@ -13,15 +16,31 @@ pub fn ops_response(path: &[u8], ready: bool) -> (u16, &'static str) {
 
 /// Answers what was read so far of a request to the operations port: `None`
 /// while the head is incomplete, else the whole response (the adapter writes it
-/// and closes: probes need no keep-alive). `ready` as for [`ops_response`].
-pub fn respond(buf: &mut bytes::BytesMut, ready: bool) -> Option<bytes::BytesMut> {
+/// and closes: probes need no keep-alive). `/metrics` is the Prometheus
+/// exposition of `telemetry`.
+pub fn respond(
+    buf: &mut bytes::BytesMut,
+    config: &SharedConfig,
+    telemetry: &Telemetry,
+) -> Option<bytes::BytesMut> {
     use crate::http::encode::write_local_response;
     use crate::http::{Limits, RequestHead};
     let mut out = bytes::BytesMut::new();
     match RequestHead::parse(buf, &Limits::default()) {
         Ok(None) => return None,
+        Ok(Some(head)) if head.path() == b"/metrics" => {
+            let body = telemetry.render_metrics(config.revision());
+            write_local_response(
+                200,
+                Some(prometheus::CONTENT_TYPE),
+                &[],
+                body.as_bytes(),
+                true,
+                &mut out,
+            );
+        }
         Ok(Some(head)) => {
-            let (status, body) = ops_response(head.path(), ready);
+            let (status, body) = ops_response(head.path(), config.is_loaded());
             write_local_response(
                 status,
                 Some("text/plain"),
@@ -50,13 +69,21 @@ mod tests {
 
     #[test]
     fn responds_once_the_head_is_complete() {
+        let config = SharedConfig::new(None);
+        let telemetry = Telemetry::default();
         let mut buf = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\n"[..]);
-        assert!(respond(&mut buf, true).is_none());
+        assert!(respond(&mut buf, &config, &telemetry).is_none());
         buf.extend_from_slice(b"Host: x\r\n\r\n");
-        let out = respond(&mut buf, false).expect("a response");
+        let out = respond(&mut buf, &config, &telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 503 "), "{out:?}");
         let mut bad = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\nHost: x\r\n y\r\n\r\n"[..]);
-        let out = respond(&mut bad, true).expect("a response");
+        let out = respond(&mut bad, &config, &telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 400 "), "{out:?}");
+        let mut metrics = bytes::BytesMut::from(&b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        let out = respond(&mut metrics, &config, &telemetry).expect("a response");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        assert!(text.contains("text/plain; version=0.0.4"), "{text}");
+        assert!(text.contains("portcullis_ready 0\n"), "{text}");
     }
 }

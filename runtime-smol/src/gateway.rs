@@ -104,6 +104,7 @@ impl Gateway {
                 Some((crate::now(), wall_ms)),
                 random_bytes().ok_or(GatewayError::Random)?,
             ),
+            telemetry: Default::default(),
         });
         let connector = Connector::new(options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
@@ -147,7 +148,13 @@ impl Gateway {
         ))
         .detach();
         if let Some(ops) = ops {
-            smol::spawn(crate::ops::serve(ops, config.clone(), stop.clone())).detach();
+            smol::spawn(crate::ops::serve(
+                ops,
+                config.clone(),
+                settings.telemetry.clone(),
+                stop.clone(),
+            ))
+            .detach();
         }
         if let Some(token) = tracker.token() {
             smol::spawn(accept_loop(

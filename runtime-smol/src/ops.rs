@@ -1,4 +1,4 @@
-//! The operations listener: `/healthz` and `/readyz`.
+//! The operations listener: `/healthz`, `/readyz` and `/metrics`.
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use portcullis_core::ops::respond;
+use portcullis_core::telemetry::Telemetry;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
 
@@ -13,7 +14,12 @@ use crate::config_file::SharedConfig;
 use crate::stop::Stop;
 
 /// Serves the operations endpoints until `stop`.
-pub(crate) async fn serve(listener: Async<TcpListener>, config: Arc<SharedConfig>, stop: Stop) {
+pub(crate) async fn serve(
+    listener: Async<TcpListener>,
+    config: Arc<SharedConfig>,
+    telemetry: Arc<Telemetry>,
+    stop: Stop,
+) {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
             stop.cancelled().await;
@@ -24,8 +30,13 @@ pub(crate) async fn serve(listener: Async<TcpListener>, config: Arc<SharedConfig
             None => return,
             Some(Ok((stream, _))) => {
                 let config = config.clone();
+                let telemetry = telemetry.clone();
                 smol::spawn(async move {
-                    let _ = crate::timeout(Duration::from_secs(10), answer(stream, &config)).await;
+                    let _ = crate::timeout(
+                        Duration::from_secs(10),
+                        answer(stream, &config, &telemetry),
+                    )
+                    .await;
                 })
                 .detach();
             }
@@ -38,7 +49,11 @@ pub(crate) async fn serve(listener: Async<TcpListener>, config: Arc<SharedConfig
 }
 
 /// Answers one request and closes; probes do not need keep-alive.
-async fn answer(mut stream: Async<TcpStream>, config: &SharedConfig) -> std::io::Result<()> {
+async fn answer(
+    mut stream: Async<TcpStream>,
+    config: &SharedConfig,
+    telemetry: &Telemetry,
+) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let out = loop {
@@ -47,7 +62,7 @@ async fn answer(mut stream: Async<TcpStream>, config: &SharedConfig) -> std::io:
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(out) = respond(&mut buf, config.is_loaded()) {
+        if let Some(out) = respond(&mut buf, config, telemetry) {
             break out;
         }
     };

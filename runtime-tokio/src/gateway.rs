@@ -115,6 +115,7 @@ impl Gateway {
                 Some((crate::now(), wall_ms)),
                 env.random_bytes().ok_or(GatewayError::Random)?,
             ),
+            telemetry: Default::default(),
         });
         let connector = Connector::on(env.net.clone(), options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
@@ -156,7 +157,12 @@ impl Gateway {
             stop.clone(),
         ));
         if let Some(ops) = ops {
-            tokio::spawn(crate::ops::serve(ops, config.clone(), stop.clone()));
+            tokio::spawn(crate::ops::serve(
+                ops,
+                config.clone(),
+                settings.telemetry.clone(),
+                stop.clone(),
+            ));
         }
         tokio::spawn(accept_loop(
             listener,

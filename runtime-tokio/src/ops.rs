@@ -1,9 +1,10 @@
-//! The operations listener: `/healthz` and `/readyz`.
+//! The operations listener: `/healthz`, `/readyz` and `/metrics`.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use portcullis_core::ops::respond;
+use portcullis_core::telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,7 @@ use crate::env::{Listener, NetStream};
 pub(crate) async fn serve(
     listener: Box<dyn Listener>,
     config: Arc<SharedConfig>,
+    telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) {
     loop {
@@ -24,9 +26,11 @@ pub(crate) async fn serve(
         match accepted {
             Ok((stream, _)) => {
                 let config = config.clone();
+                let telemetry = telemetry.clone();
                 tokio::spawn(async move {
                     let timeout = std::time::Duration::from_secs(10);
-                    let _ = tokio::time::timeout(timeout, answer(stream, &config)).await;
+                    let _ =
+                        tokio::time::timeout(timeout, answer(stream, &config, &telemetry)).await;
                 });
             }
             Err(err) => {
@@ -38,13 +42,17 @@ pub(crate) async fn serve(
 }
 
 /// Answers one request and closes; probes do not need keep-alive.
-async fn answer(mut stream: NetStream, config: &SharedConfig) -> std::io::Result<()> {
+async fn answer(
+    mut stream: NetStream,
+    config: &SharedConfig,
+    telemetry: &Telemetry,
+) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let out = loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        if let Some(out) = respond(&mut buf, config.is_loaded()) {
+        if let Some(out) = respond(&mut buf, config, telemetry) {
             break out;
         }
     };

@@ -432,6 +432,16 @@ impl Pipeline {
         }
     }
 
+    /// Whether a `cache-lookup` answered this request, missed, or did not run.
+    pub fn cache_status(&self) -> crate::telemetry::record::CacheStatus {
+        use crate::telemetry::record::CacheStatus;
+        match (&self.lookup, self.cache_hit) {
+            (_, true) => CacheStatus::Hit,
+            (Some(_), false) => CacheStatus::Miss,
+            (None, false) => CacheStatus::None,
+        }
+    }
+
     /// A cache lookup finished (`None`: not found).
     pub fn cache_done(&mut self, ctx: &mut Context, found: Option<bytes::Bytes>) {
         let waiting = self.waiting;

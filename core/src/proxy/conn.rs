@@ -24,6 +24,7 @@ use crate::policy::urlenc::decode;
 use policied::{Access, PolicyRun, Stage};
 
 mod policied;
+mod tally;
 use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
@@ -34,6 +35,7 @@ use crate::http::hop::{
 };
 use crate::http::{BodyFraming, Limits, RequestHead, ResponseHead, Version};
 use crate::router::RouteOutcome;
+use tally::Tally;
 
 /// Most bytes of a body read in full for policies (request or response).
 const MAX_POLICY_BODY: usize = 16 * 1024 * 1024;
@@ -304,6 +306,11 @@ pub struct ProxyConn {
     at_boundary: bool,
     draining: bool,
     upstream_limits: Limits,
+    /// The request in progress, for its telemetry record.
+    tally: Tally,
+    /// Bytes read from the client, and written to it, since the connection began.
+    read_total: u64,
+    written_total: u64,
 }
 
 impl ProxyConn {
@@ -339,6 +346,9 @@ impl ProxyConn {
             at_boundary: true,
             draining: false,
             upstream_limits,
+            tally: Tally::default(),
+            read_total: 0,
+            written_total: 0,
         }
     }
 
@@ -412,7 +422,9 @@ impl ProxyConn {
 
     /// `n` bytes were written to the client.
     pub fn client_written(&mut self, n: usize, now: Instant) {
-        self.client_out.advance(n.min(self.client_out.len()));
+        let n = n.min(self.client_out.len());
+        self.client_out.advance(n);
+        self.written_total += n as u64;
         if n > 0 {
             self.touch(now);
         }
@@ -436,9 +448,10 @@ impl ProxyConn {
     pub fn handle_client_data(&mut self, data: &[u8], now: Instant) {
         self.client_in.extend_from_slice(data);
         let n = data.len();
+        self.read_total += n as u64;
         if n == 0 {
             self.client_eof = true;
-            self.on_client_eof();
+            self.on_client_eof(now);
             return;
         }
         if let Phase::Head { started: false } = self.phase {
@@ -527,10 +540,10 @@ impl ProxyConn {
                 }
                 self.deadline = Some((idle_until, DeadlineKind::Idle));
             }
-            DeadlineKind::Idle => self.close(),
+            DeadlineKind::Idle => self.close(now),
             DeadlineKind::HeaderRead => {
                 write_error(408, true, &mut self.client_out);
-                self.close();
+                self.close(now);
             }
             DeadlineKind::Connect | DeadlineKind::Response => {
                 // With policies the failure goes to `on-error`, which must run now.
@@ -558,7 +571,8 @@ impl ProxyConn {
     pub fn begin_shutdown(&mut self) {
         self.draining = true;
         if let Phase::Head { .. } = self.phase {
-            self.close();
+            // Between requests: nothing to report, so no time is needed.
+            self.close_between_requests();
         }
     }
 
@@ -590,7 +604,20 @@ impl ProxyConn {
         self.deadline = Some((now + after, kind));
     }
 
-    fn close(&mut self) {
+    fn close(&mut self, now: Instant) {
+        if self.tally.active() {
+            if let Some(ex) = self.exchange.as_mut() {
+                if let Some(run) = ex.policy.as_mut() {
+                    run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
+                }
+            }
+            self.report(now);
+        }
+        self.close_between_requests();
+    }
+
+    /// Closes when no request is in progress.
+    fn close_between_requests(&mut self) {
         if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
             self.deadline = None;
@@ -605,6 +632,30 @@ impl ProxyConn {
             let linger = !clean;
             self.events.push_back(Event::CloseClient { linger });
         }
+    }
+
+    /// Bytes of the client's stream taken in so far (read and not still buffered).
+    fn consumed(&self) -> u64 {
+        self.read_total - self.client_in.len() as u64
+    }
+
+    /// Bytes of responses produced so far (written or waiting to be).
+    fn produced(&self) -> u64 {
+        self.written_total + self.client_out.len() as u64
+    }
+
+    /// Reports the request in progress to the gateway's telemetry.
+    fn report(&mut self, now: Instant) {
+        let (consumed, produced) = (self.consumed(), self.produced());
+        let settings = &self.settings;
+        self.tally.report(
+            &settings.telemetry,
+            now,
+            (consumed, produced),
+            &self.client_ip,
+            |at| settings.policy.unix_ms(at),
+            || settings.policy.next_request_id().0,
+        );
     }
 
     /// Runs the machine as far as the buffered input allows.
@@ -636,11 +687,18 @@ impl ProxyConn {
         if self.client_in.is_empty() && !self.client_eof {
             return false;
         }
+        let consumed = self.consumed();
         let head = match RequestHead::parse(&mut self.client_in, &self.settings.limits) {
-            Ok(Some(head)) => head,
+            Ok(Some(head)) => {
+                self.tally.begin(now, consumed, self.produced());
+                if self.settings.telemetry.wants_records() {
+                    self.tally.request_line(&head.method, head.path());
+                }
+                head
+            }
             Ok(None) => {
                 if self.client_eof {
-                    self.close();
+                    self.close(now);
                     return true;
                 }
                 if !self.client_in.is_empty() && self.phase == (Phase::Head { started: false }) {
@@ -656,8 +714,11 @@ impl ProxyConn {
             }
             Err(err) => {
                 self.at_boundary = false;
+                self.tally.begin(now, consumed, self.produced());
+                self.tally.error("client", "InvalidRequest");
+                self.tally.status(err.status());
                 write_error(err.status(), true, &mut self.client_out);
-                self.close();
+                self.close(now);
                 return true;
             }
         };
@@ -666,27 +727,39 @@ impl ProxyConn {
         // A body we do not forward cannot be skipped safely, so such answers close.
         let close_if_local = !head.keep_alive || has_body || self.draining || self.client_eof;
         if head.expect_unsupported {
+            self.tally.error("client", "ExpectationFailed");
             return self.answer_locally(417, true, now);
         }
         if head.path() == STATUS_PROBE_PATH {
+            // A health probe, as in APIM: not a request to count.
+            self.tally.forget();
             write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
             return self.next_or_close(close_if_local, now);
         }
         let Some(config) = self.settings.config.current() else {
+            self.tally.error("gateway", "NotReady");
             return self.answer_locally(503, close_if_local, now);
         };
         let path = head.path();
         let route = config.router().route(head.authority(), &head.method, path);
         let m = match route {
             RouteOutcome::Matched(m) => m,
-            RouteOutcome::NotFound => return self.answer_locally(404, close_if_local, now),
-            RouteOutcome::BadPath => return self.answer_locally(400, true, now),
+            RouteOutcome::NotFound => {
+                self.tally.error("gateway", "NotFound");
+                return self.answer_locally(404, close_if_local, now);
+            }
+            RouteOutcome::BadPath => {
+                self.tally.error("client", "InvalidPath");
+                return self.answer_locally(400, true, now);
+            }
         };
         let api_idx = m.api as usize;
+        self.tally.routed(&config, api_idx, m.operation as usize);
         if let (Some(max), BodyFraming::Length(n)) =
             (self.settings.limits.max_body_bytes, head.framing)
         {
             if n > max {
+                self.tally.error("client", "RequestEntityTooLarge");
                 return self.answer_locally(413, true, now);
             }
         }
@@ -698,6 +771,7 @@ impl ProxyConn {
         };
         if !api.allows(scheme) {
             // An API not offered over this scheme does not exist on it, as in APIM.
+            self.tally.error("gateway", "NotFound");
             return self.answer_locally(404, close_if_local, now);
         }
         let mut access = Access::default();
@@ -726,7 +800,15 @@ impl ProxyConn {
                 }
             };
             if let Some(msg) = denied {
+                let reason = if msg == MISSING_KEY {
+                    "SubscriptionKeyNotFound"
+                } else {
+                    "SubscriptionKeyInvalid"
+                };
+                self.tally.error("subscription", reason);
+                self.tally.status(401);
                 write_error_message(401, msg, close_if_local, &mut self.client_out);
+                self.report(now);
                 return self.next_or_close(close_if_local, now);
             }
             if let Some((_, place)) = found {
@@ -739,6 +821,8 @@ impl ProxyConn {
                 };
             }
         }
+        self.tally
+            .access(access.product, access.subscription.map(|(s, _)| s));
         let op_idx = m.operation as usize;
         if !config.policy_free(api_idx, op_idx) {
             let params: Vec<(String, String)> = m
@@ -808,6 +892,7 @@ impl ProxyConn {
             policy: None,
         });
         self.phase = Phase::Exchange;
+        self.tally.backend_start(now);
         self.events.push_back(Event::ConnectUpstream {
             target,
             fresh: false,
@@ -817,14 +902,16 @@ impl ProxyConn {
     }
 
     fn answer_locally(&mut self, status: u16, close: bool, now: Instant) -> bool {
+        self.tally.status(status);
         write_error(status, close, &mut self.client_out);
+        self.report(now);
         self.next_or_close(close, now)
     }
 
     /// After an answer: close, or wait for the next request.
     fn next_or_close(&mut self, close: bool, now: Instant) -> bool {
         if close {
-            self.close();
+            self.close(now);
         } else {
             self.phase = Phase::Head { started: false };
             self.go_idle(now);
@@ -871,7 +958,8 @@ impl ProxyConn {
                     Ok(None) => {
                         if self.client_eof {
                             // The client went away mid-body: nothing sensible to answer.
-                            self.close();
+                            self.tally.error("client", "ClientConnectionFailure");
+                            self.close(now);
                             return true;
                         }
                         break;
@@ -914,6 +1002,7 @@ impl ProxyConn {
                         }
                         Ok(Some(head)) => {
                             ex.retry_allowed = false;
+                            self.tally.status(head.status);
                             ex.upstream_keep_alive = head.keep_alive;
                             let framing = client_framing(&head, &ex.method, ex.client_version);
                             if framing == OutFraming::Close {
@@ -1001,7 +1090,8 @@ impl ProxyConn {
                         Err(_) => {
                             // Head already sent: closing is the only way to tell the
                             // client the body is incomplete.
-                            self.close();
+                            self.tally.error("backend", "BackendIncompleteResponse");
+                            self.close(now);
                             return true;
                         }
                     }
@@ -1015,6 +1105,10 @@ impl ProxyConn {
     /// The response is complete: release the backend and go on with the next request.
     fn finish_exchange(&mut self, now: Instant) -> bool {
         self.policy_exchange_done(now);
+        self.tally.backend_end(now);
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
+        }
         let Some(ex) = self.exchange.as_ref() else {
             return true;
         };
@@ -1034,6 +1128,7 @@ impl ProxyConn {
         if held {
             self.events.push_back(Event::ReleaseUpstream { reuse });
         }
+        self.report(now);
         self.next_or_close(close, now)
     }
 
@@ -1086,9 +1181,22 @@ impl ProxyConn {
         if self.policy_can_handle_failure() {
             return self.policy_forward_failed(status, now);
         }
-        let Some(ex) = self.exchange.take() else {
+        self.tally.backend_end(now);
+        let (source, reason) = match status {
+            502 => ("backend", "BackendConnectionFailure"),
+            504 => ("backend", "Timeout"),
+            408 => ("client", "Timeout"),
+            413 => ("client", "RequestEntityTooLarge"),
+            400..=499 => ("client", "InvalidRequestBody"),
+            _ => ("gateway", "InternalError"),
+        };
+        self.tally.error(source, reason);
+        let Some(mut ex) = self.exchange.take() else {
             return true;
         };
+        if let Some(run) = ex.policy.as_mut() {
+            run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
+        }
         if ex.upstream != Upstream::Released {
             self.events
                 .push_back(Event::ReleaseUpstream { reuse: false });
@@ -1097,17 +1205,19 @@ impl ProxyConn {
         self.upstream_out.clear();
         let head_sent = !matches!(ex.response, Response::AwaitingHead);
         if head_sent {
-            self.close();
+            self.close(now);
             return true;
         }
         let close = ex.close || ex.req_body.is_some() || self.draining || self.client_eof;
+        self.tally.status(status);
         write_error(status, close, &mut self.client_out);
+        self.report(now);
         self.next_or_close(close, now)
     }
 
-    fn on_client_eof(&mut self) {
+    fn on_client_eof(&mut self, now: Instant) {
         match self.phase {
-            Phase::Head { .. } => self.close(),
+            Phase::Head { .. } => self.close(now),
             Phase::Closed => {}
             Phase::Exchange => {
                 let mid_body = self
@@ -1115,7 +1225,7 @@ impl ProxyConn {
                     .as_ref()
                     .is_some_and(|ex| ex.req_body.is_some());
                 if mid_body {
-                    self.close();
+                    self.close(now);
                 } else if let Some(ex) = self.exchange.as_mut() {
                     // A half-closed client still gets its answer, then the close.
                     ex.close = true;

@@ -51,6 +51,8 @@ pub struct ConnSettings {
     pub config: Arc<dyn ConfigSource>,
     /// Identity, time and ids for policies.
     pub policy: PolicyEnv,
+    /// Where finished requests are reported.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl std::fmt::Debug for ConnSettings {

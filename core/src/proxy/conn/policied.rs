@@ -68,6 +68,18 @@ pub(super) struct PolicyRun {
     streamed: u64,
 }
 
+impl PolicyRun {
+    /// Hands what the policies knew about the request to its tally.
+    pub(super) fn note_outcome(&mut self, tally: &mut super::Tally, want_id: bool) {
+        tally.policy_outcome(
+            &mut self.ctx.request_id,
+            self.pipeline.cache_status(),
+            self.ctx.last_error.as_ref(),
+            want_id,
+        );
+    }
+}
+
 impl Exchange {
     /// Whether the client's request body is being read for policies.
     pub(super) fn collecting_request(&self) -> bool {
@@ -266,7 +278,7 @@ impl ProxyConn {
                 }
                 Ok(None) => {
                     if self.client_eof {
-                        self.close();
+                        self.close(now);
                         return true;
                     }
                     return false;
@@ -412,6 +424,7 @@ impl ProxyConn {
         }
         run.stage = Stage::Forwarding;
         ex.upstream = Upstream::Connecting;
+        self.tally.backend_start(now);
         self.events.push_back(Event::ConnectUpstream {
             target: ex.forward.target.clone(),
             fresh: false,
@@ -430,6 +443,7 @@ impl ProxyConn {
             return true;
         };
         ex.upstream_keep_alive = head.keep_alive;
+        self.tally.status(head.status);
         if !run.needs.response_body && run.pipeline.response_untouched() {
             // No policy looks at the response: it goes out as without policies,
             // without copying it into the context.
@@ -511,6 +525,7 @@ impl ProxyConn {
         if let Some(r) = run.ctx.response.as_mut() {
             r.body = Some(buf.freeze());
         }
+        self.tally.backend_end(_now);
         run.pipeline.forward_done(&mut run.ctx, Ok(()));
         run.stage = Stage::Running;
         self.deadline = None;
@@ -545,6 +560,7 @@ impl ProxyConn {
             ex.policy = None;
             return self.fail_exchange(status, now);
         }
+        self.tally.backend_end(now);
         if ex.upstream != Upstream::Released {
             self.events
                 .push_back(Event::ReleaseUpstream { reuse: false });
@@ -638,6 +654,7 @@ impl ProxyConn {
                 ..Default::default()
             });
         let mut close = ex.close || ex.req_body.is_some() || draining || client_eof;
+        self.tally.status(resp.status);
         let held = std::mem::replace(&mut ex.response, Response::Done);
         let fields = resp
             .headers
