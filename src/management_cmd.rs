@@ -95,3 +95,26 @@ pub(crate) fn print_endpoints(management: &Management) {
     }
     println!("MANAGEMENT_URL={}", management.base_url());
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ManagementArgs;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ManagementArgs,
+    }
+
+    #[test]
+    fn analytics_retention_defaults_to_30_days_and_is_checked() {
+        let cli = Cli::try_parse_from(["management"]).expect("defaults");
+        assert_eq!(cli.args.options().analytics_retention_days, 30);
+        let cli =
+            Cli::try_parse_from(["management", "--analytics-retention-days", "7"]).expect("7 days");
+        assert_eq!(cli.args.options().analytics_retention_days, 7);
+        assert!(Cli::try_parse_from(["management", "--analytics-retention-days", "0"]).is_err());
+    }
+}

@@ -1,10 +1,11 @@
-//! The management plane's HTTP API: admin REST resources, the gateway sync endpoints,
-//! `/openapi.json` and `/healthz`.
+//! The management plane's HTTP API: admin REST resources, the gateway sync and
+//! telemetry endpoints, analytics, `/openapi.json` and `/healthz`.
 //!
 //! Handlers never run store calls on the runtime's workers: every call goes through
 //! [`AppState::read`] or [`AppState::write`], which take the store's mutex on a
 //! blocking thread. Writes publish the new revision on a watch channel that
-//! long-polling configuration requests wait on.
+//! long-polling configuration requests wait on. Telemetry and analytics go through
+//! [`AppState::analytics`] instead: another file, another mutex.
 
 mod analytics;
 mod auth;
