@@ -41,6 +41,15 @@ pub(crate) struct ManagementArgs {
     /// (kept in DATA/tls/); gateways trust it with `--ca DATA/tls/ca.pem`. For trials.
     #[arg(long, env = "PORTCULLIS_SELF_SIGNED")]
     self_signed: bool,
+    /// How many days request records uploaded by gateways are kept for analytics
+    /// (pruned hourly).
+    #[arg(
+        long,
+        default_value_t = portcullis_management::store::analytics::DEFAULT_RETENTION_DAYS,
+        env = "PORTCULLIS_ANALYTICS_RETENTION_DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
+    )]
+    analytics_retention_days: u32,
 }
 
 impl ManagementArgs {
@@ -48,6 +57,7 @@ impl ManagementArgs {
     pub(crate) fn options(&self) -> ManagementOptions {
         let mut options = ManagementOptions::new(self.listen, self.data.clone());
         options.admin_token = self.admin_token.clone();
+        options.analytics_retention_days = self.analytics_retention_days;
         options.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {
                 cert: cert.clone(),
@@ -84,4 +94,27 @@ pub(crate) fn print_endpoints(management: &Management) {
         println!("ADMIN_TOKEN={token}");
     }
     println!("MANAGEMENT_URL={}", management.base_url());
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ManagementArgs;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ManagementArgs,
+    }
+
+    #[test]
+    fn analytics_retention_defaults_to_30_days_and_is_checked() {
+        let cli = Cli::try_parse_from(["management"]).expect("defaults");
+        assert_eq!(cli.args.options().analytics_retention_days, 30);
+        let cli =
+            Cli::try_parse_from(["management", "--analytics-retention-days", "7"]).expect("7 days");
+        assert_eq!(cli.args.options().analytics_retention_days, 7);
+        assert!(Cli::try_parse_from(["management", "--analytics-retention-days", "0"]).is_err());
+    }
 }

@@ -18,7 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::{self, AppState};
-use crate::store::{Store, StoreError};
+use crate::store::{AnalyticsStore, Store, StoreError};
 use crate::tls::{self, TlsError, TlsMode};
 
 /// How long a TLS handshake may take before the connection is dropped.
@@ -42,6 +42,8 @@ pub struct ManagementOptions {
     pub heartbeat_interval: Duration,
     /// The longest a configuration long-poll (`?wait=`) is held.
     pub max_wait: Duration,
+    /// How many days telemetry records (and batch ids) are kept; at least 1.
+    pub analytics_retention_days: u32,
 }
 
 impl ManagementOptions {
@@ -54,6 +56,7 @@ impl ManagementOptions {
             tls: TlsMode::Plain,
             heartbeat_interval: Duration::from_secs(60),
             max_wait: Duration::from_secs(60),
+            analytics_retention_days: crate::store::analytics::DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -131,6 +134,7 @@ pub struct Management {
     ca_path: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    prune: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Management {
@@ -193,11 +197,14 @@ impl Management {
             crate::store::seed_random_on_this_thread(env.seed);
         }
         let now = (env.clock)();
-        let (store, created_admin_token) = env
+        let retention_days = options.analytics_retention_days;
+        let (store, analytics, created_admin_token) = env
             .blocking(move || {
                 let mut store = Store::open(&data_dir)?;
+                // After the store: its exclusive lock on the data directory is held.
+                let analytics = AnalyticsStore::open(&data_dir, retention_days)?;
                 let created = store.ensure_admin_token(admin_token.as_deref(), now)?;
-                Ok::<_, StoreError>((store, created))
+                Ok::<_, StoreError>((store, analytics, created))
             })
             .await??;
 
@@ -205,12 +212,14 @@ impl Management {
         let state = Arc::new(
             AppState::new(
                 store,
+                analytics,
                 shutdown_rx.clone(),
                 options.heartbeat_interval,
                 options.max_wait,
             )
             .in_environment(&env),
         );
+        let prune = tokio::spawn(http::prune_analytics(Arc::clone(&state)));
         let app = http::router(state);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", display_addr(local_addr));
@@ -223,6 +232,7 @@ impl Management {
             ca_path,
             shutdown,
             task: Some(task),
+            prune: Some(prune),
         })
     }
 
@@ -250,9 +260,9 @@ impl Management {
     /// waits for the server to stop.
     pub async fn shutdown(mut self) {
         self.shutdown.send_replace(true);
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.prune.take()].into_iter().flatten() {
             if let Err(e) = task.await {
-                tracing::warn!(error = %e, "management server task failed");
+                tracing::warn!(error = %e, "management task failed");
             }
         }
     }

@@ -1,11 +1,13 @@
-//! The management plane's HTTP API: admin REST resources, the gateway sync endpoints,
-//! `/openapi.json` and `/healthz`.
+//! The management plane's HTTP API: admin REST resources, the gateway sync and
+//! telemetry endpoints, analytics, `/openapi.json` and `/healthz`.
 //!
 //! Handlers never run store calls on the runtime's workers: every call goes through
 //! [`AppState::read`] or [`AppState::write`], which take the store's mutex on a
 //! blocking thread. Writes publish the new revision on a watch channel that
-//! long-polling configuration requests wait on.
+//! long-polling configuration requests wait on. Telemetry and analytics go through
+//! [`AppState::analytics`] instead: another file, another mutex.
 
+mod analytics;
 mod auth;
 mod body;
 pub(crate) mod clock;
@@ -29,7 +31,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::watch;
 
-use crate::store::{Store, StoreError};
+use crate::store::{AnalyticsStore, Store, StoreError};
 pub use body::MAX_BODY;
 pub use problem::Problem;
 
@@ -39,6 +41,8 @@ const ADMIN_ACTOR: &str = "admin";
 /// What every handler shares: the store, the revision channel and the settings.
 pub struct AppState {
     store: Arc<Mutex<Store>>,
+    /// Telemetry, apart from the configuration store: its own file and lock.
+    analytics: Arc<Mutex<AnalyticsStore>>,
     revision: watch::Sender<u64>,
     shutdown: watch::Receiver<bool>,
     heartbeat_interval: Duration,
@@ -48,9 +52,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Wraps an open store. `shutdown` turning true ends long-polls at once.
+    /// Wraps an open store and analytics store. `shutdown` turning true ends
+    /// long-polls (and the analytics prune) at once.
     pub fn new(
         store: Store,
+        analytics: AnalyticsStore,
         shutdown: watch::Receiver<bool>,
         heartbeat_interval: Duration,
         max_wait: Duration,
@@ -58,6 +64,7 @@ impl AppState {
         let (revision, _) = watch::channel(store.revision());
         AppState {
             store: Arc::new(Mutex::new(store)),
+            analytics: Arc::new(Mutex::new(analytics)),
             revision,
             shutdown,
             heartbeat_interval,
@@ -77,6 +84,19 @@ impl AppState {
     /// Now, in Unix seconds, on this state's wall clock.
     pub fn now_unix(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// Now, in Unix milliseconds (whole seconds of this state's clock).
+    pub fn now_ms(&self) -> i64 {
+        i64::try_from(self.now_unix())
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    }
+
+    /// The end of the current second, in Unix milliseconds: a range ending here
+    /// holds everything up to now.
+    pub fn now_ms_ceil(&self) -> i64 {
+        self.now_ms().saturating_add(1000)
     }
 
     /// Runs `f` on a blocking thread, or inline in a simulation.
@@ -146,8 +166,31 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Runs `f` on a blocking thread with the analytics store locked (never the
+    /// configuration store: telemetry does not wait for, nor delay, configuration).
+    pub async fn analytics<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnalyticsStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let analytics = Arc::clone(&self.analytics);
+        self.blocking(move || {
+            let mut guard = analytics.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await?
+        .map_err(Problem::from)
+    }
+}
+
 /// Shared state as handlers get it.
 pub type Shared = Arc<AppState>;
+
+/// Prunes analytics past the retention now and every hour, until shutdown.
+pub async fn prune_analytics(state: Shared) {
+    analytics::prune_periodically(state).await;
+}
 
 /// The whole API: public, gateway-token and admin routes, with the body limit and
 /// problem+json for unknown routes and methods.
@@ -157,6 +200,7 @@ pub fn router(state: Shared) -> Router {
         .merge(subscriptions::routes())
         .merge(gateways::routes())
         .merge(policies::routes())
+        .merge(analytics::admin_routes())
         .route("/revision", get(revision))
         .route("/audit", get(audit))
         .route_layer(middleware::from_fn_with_state(
@@ -167,6 +211,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .merge(sync::routes())
+        .merge(analytics::gateway_routes())
         .merge(admin)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -33,6 +33,7 @@ pub fn document() -> Value {
         .into_iter()
         .chain(policy_paths())
         .chain(sync_paths())
+        .chain(analytics_paths())
         .chain(misc_paths())
     {
         paths.insert(path, item);
@@ -396,6 +397,123 @@ fn sync_paths() -> Vec<(String, Value)> {
                     "requestBody": { "required": true, "content": json_content(schema_ref("Heartbeat")) },
                     "responses": gateway_errors(heartbeat_responses),
                 },
+            }),
+        ),
+    ]
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn analytics_paths() -> Vec<(String, Value)> {
+    let string = json!({ "type": "string" });
+    let time = |name: &str, default: &str| {
+        query_param(
+            name,
+            &format!("RFC 3339 date-time (use `Z` or percent-encode `+`) or Unix milliseconds; default {default}"),
+            string.clone(),
+        )
+    };
+    let filters = || {
+        [
+            (
+                "api",
+                "Only this API's requests (empty: requests that matched no API)",
+            ),
+            ("operation", "Only this operation id's requests"),
+            ("product", "Only requests let through by this product"),
+            ("subscription", "Only this subscription's requests"),
+            ("gateway", "Only this gateway's requests"),
+        ]
+        .into_iter()
+        .map(|(name, what)| query_param(name, what, string.clone()))
+    };
+    let mut summary_params = vec![
+        time("from", "`to` minus one hour"),
+        time("to", "now"),
+        query_param(
+            "bucket",
+            "Bucket width in seconds; buckets start at multiples of it since the Unix epoch; at most 10,000 buckets per range",
+            json!({ "type": "integer", "minimum": 1, "default": 60 }),
+        ),
+        query_param(
+            "groupBy",
+            "One series per API, operation (`<api>/<operation>`), product, subscription or gateway; absent: one series of all",
+            json!({ "type": "string", "enum": ["api", "operation", "product", "subscription", "gateway"] }),
+        ),
+    ];
+    summary_params.extend(filters());
+    let mut record_params = vec![
+        time("from", "the oldest kept record"),
+        time("to", "now"),
+        header_param("top"),
+        query_param(
+            "limit",
+            "Same as `top`",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
+        header_param("skip"),
+    ];
+    record_params.extend(filters());
+    let mut upload_responses = Map::new();
+    upload_responses.insert(
+        "200".into(),
+        ok_json(
+            "Stored, or already stored (a retry): `duplicate` is true and nothing was stored again",
+            schema_ref("TelemetryAck"),
+        ),
+    );
+    upload_responses.insert(
+        "400".into(),
+        problem("Not a telemetry batch: the detail says why"),
+    );
+    upload_responses.insert(
+        "401".into(),
+        problem("No, a malformed, expired or forged gateway token, or one for another gateway"),
+    );
+    upload_responses.insert("404".into(), problem("No such gateway"));
+    upload_responses.insert("413".into(), problem("Body over 4 MiB"));
+    upload_responses.insert("415".into(), problem("Not JSON"));
+    vec![
+        (
+            "/gateways/{id}/telemetry".to_owned(),
+            json!({
+                "post": {
+                    "summary": "Upload a batch of request records; a batch id already stored for this gateway is acknowledged and not stored again. Records are stored with this gateway's id, whatever they say",
+                    "security": [{ "gatewayToken": [] }],
+                    "parameters": [param("id", "The gateway's id")],
+                    "requestBody": { "required": true, "content": json_content(schema_ref("TelemetryBatch")) },
+                    "responses": Value::Object(upload_responses),
+                },
+            }),
+        ),
+        (
+            "/analytics/requests".to_owned(),
+            json!({
+                "get": operation(
+                    "Requests per group and time bucket: counts, errors, bytes and exact latency percentiles (nearest rank, weighted by each record's weight)",
+                    summary_params,
+                    None,
+                    vec![
+                        ("200", ok_json("The series", schema_ref("RequestAnalytics"))),
+                        ("400", problem("A bad parameter (named in the detail), too many buckets or too many records")),
+                    ],
+                ),
+            }),
+        ),
+        (
+            "/analytics/records".to_owned(),
+            json!({
+                "get": operation(
+                    "Raw request records, newest first",
+                    record_params,
+                    None,
+                    vec![
+                        ("200", ok_json("One page; `nextLink` keeps the range and filters", page_schema(schema_ref("RequestRecord")))),
+                        ("400", problem("A bad parameter, named in the detail")),
+                    ],
+                ),
             }),
         ),
     ]
@@ -765,7 +883,117 @@ fn schemas() -> Value {
             },
         }),
     );
+    analytics_schemas(&mut schemas);
     Value::Object(schemas)
+}
+
+fn analytics_schemas(schemas: &mut Map<String, Value>) {
+    let string = json!({ "type": "string" });
+    let integer = json!({ "type": "integer", "format": "int64", "minimum": 0 });
+    schemas.insert(
+        "RequestRecord".into(),
+        json!({
+            "type": "object",
+            "required": ["timestampMs", "requestId", "gateway", "instance", "method", "path", "status", "clientIp", "bytesIn", "bytesOut", "totalUs", "backendUs", "gatewayUs"],
+            "properties": {
+                "timestampMs": { "type": "integer", "format": "int64", "description": "Unix milliseconds when the request head arrived" },
+                "requestId": string,
+                "gateway": { "type": "string", "description": "Ignored on upload: the authenticated gateway's id is stored" },
+                "instance": string,
+                "api": { "type": "string", "description": "Absent when no API matched" },
+                "operation": string,
+                "product": string,
+                "subscription": { "type": "string", "description": "The subscription's id, never its key" },
+                "method": string,
+                "path": string,
+                "status": { "type": "integer", "description": "0 when the connection closed before a response" },
+                "clientIp": string,
+                "bytesIn": integer,
+                "bytesOut": integer,
+                "totalUs": integer,
+                "backendUs": integer,
+                "gatewayUs": integer,
+                "cache": { "type": "string", "enum": ["hit", "miss"] },
+                "error": { "type": "object", "required": ["source", "reason"], "properties": { "source": string, "reason": string } },
+                "weight": { "type": "integer", "minimum": 1, "default": 1, "description": "How many requests the record stands for (sampling)" },
+            },
+        }),
+    );
+    schemas.insert(
+        "TelemetryBatch".into(),
+        json!({
+            "type": "object",
+            "required": ["id", "instance", "records"],
+            "properties": {
+                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "Unique per batch of this gateway: the key of idempotent retries" },
+                "instance": string,
+                "dropped": { "type": "integer", "minimum": 0, "default": 0, "description": "Records dropped (buffer full) since the previous batch" },
+                "records": { "type": "array", "maxItems": 1000, "items": schema_ref("RequestRecord") },
+            },
+        }),
+    );
+    schemas.insert(
+        "TelemetryAck".into(),
+        json!({
+            "type": "object",
+            "required": ["stored", "duplicate"],
+            "properties": {
+                "stored": { "type": "boolean" },
+                "duplicate": { "type": "boolean" },
+                "records": { "type": "integer", "description": "Records stored" },
+                "expired": { "type": "integer", "description": "Records older than the retention, not stored" },
+            },
+        }),
+    );
+    let percentiles = json!({
+        "type": "object",
+        "required": ["p50", "p95", "p99"],
+        "description": "Milliseconds; exact nearest-rank percentiles over the bucket's records, weighted by weight",
+        "properties": { "p50": { "type": "number" }, "p95": { "type": "number" }, "p99": { "type": "number" } },
+    });
+    schemas.insert(
+        "RequestAnalytics".into(),
+        json!({
+            "type": "object",
+            "required": ["from", "to", "bucketSeconds", "groupBy", "dropped", "groups"],
+            "properties": {
+                "from": { "type": "string", "format": "date-time" },
+                "to": { "type": "string", "format": "date-time", "description": "Exclusive" },
+                "bucketSeconds": { "type": "integer" },
+                "groupBy": { "type": "string", "nullable": true },
+                "dropped": { "type": "integer", "description": "Records gateways dropped (buffer full), from batches received in the range; only the gateway filter applies" },
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "buckets"],
+                        "properties": {
+                            "key": { "type": "string", "nullable": true, "description": "null: no product/subscription, or no groupBy" },
+                            "buckets": {
+                                "type": "array",
+                                "description": "Buckets with requests, oldest first (empty ones are left out)",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["start", "requests", "errors", "clientErrors", "bytesIn", "bytesOut", "totalMs", "backendMs", "gatewayMs"],
+                                    "properties": {
+                                        "start": { "type": "string", "format": "date-time" },
+                                        "requests": { "type": "integer", "description": "Sum of the records' weights" },
+                                        "errors": { "type": "integer", "description": "Status 5xx or 0 (no response)" },
+                                        "clientErrors": { "type": "integer", "description": "Status 4xx" },
+                                        "bytesIn": { "type": "integer" },
+                                        "bytesOut": { "type": "integer" },
+                                        "totalMs": percentiles,
+                                        "backendMs": percentiles,
+                                        "gatewayMs": percentiles,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        }),
+    );
 }
 
 /// Every path the router serves, with its methods: what `document` must describe.
@@ -793,6 +1021,9 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/gateways/{id}/status", &["get"]),
     ("/gateways/{id}/configuration", &["get"]),
     ("/gateways/{id}/heartbeat", &["post"]),
+    ("/gateways/{id}/telemetry", &["post"]),
+    ("/analytics/requests", &["get"]),
+    ("/analytics/records", &["get"]),
 ];
 
 #[cfg(test)]

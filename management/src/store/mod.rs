@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use portcullis_core::config::CompiledConfig;
 use rusqlite::{params, Connection, TransactionBehavior};
 
+pub mod analytics;
 mod db;
 mod docs;
 mod error;
@@ -30,6 +31,7 @@ mod types;
 use docs::Doc;
 use state::{State, Stored};
 
+pub use analytics::AnalyticsStore;
 pub use error::StoreError;
 pub use secrets::seed_random_on_this_thread;
 pub use types::{
