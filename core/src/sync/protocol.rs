@@ -126,6 +126,29 @@ impl Endpoint {
         )
     }
 
+    /// `POST {base}/gateways/{id}/telemetry`.
+    pub fn telemetry_url(&self) -> String {
+        format!(
+            "{}/gateways/{}/telemetry",
+            self.base,
+            uri_escape(&self.gateway_id)
+        )
+    }
+
+    /// The upload of one telemetry batch (its JSON bytes).
+    pub fn telemetry_request(&self, batch: Bytes, timeout: Duration) -> CalloutRequest {
+        CalloutRequest {
+            method: "POST".into(),
+            url: self.telemetry_url(),
+            headers: vec![
+                ("Authorization".into(), self.authorization.clone()),
+                ("Content-Type".into(), "application/json".into()),
+            ],
+            body: batch,
+            timeout,
+        }
+    }
+
     /// The configuration fetch the agent asked for.
     pub fn fetch_request(
         &self,
@@ -195,6 +218,19 @@ pub fn heartbeat_result(response: &Response) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("status {}: {}", response.status, detail(response)))
+    }
+}
+
+/// What a telemetry upload's response means.
+pub fn upload_result(response: &Response) -> crate::telemetry::uploader::UploadResult {
+    use crate::telemetry::uploader::UploadResult;
+    match response.status {
+        200..=299 => UploadResult::Stored,
+        // The batch itself is refused: sending it again cannot help.
+        400 | 413 | 415 | 422 => {
+            UploadResult::Refused(format!("status {}: {}", response.status, detail(response)))
+        }
+        status => UploadResult::Failed(format!("status {status}: {}", detail(response))),
     }
 }
 

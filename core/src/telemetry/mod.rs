@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod metrics;
 pub mod prometheus;
 pub mod record;
+pub mod uploader;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
