@@ -106,6 +106,7 @@ fn write_upstream(c: &mut Criterion) {
         client_ip: b"203.0.113.7",
         proto: b"https",
         host_override: Some(b"orders.internal:8080"),
+        traceparent: None,
     };
     let mut out = BytesMut::with_capacity(1024);
     c.bench_function("write_upstream_request", |b| {

@@ -56,14 +56,18 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
-        let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
-        let telemetry = Arc::new(Telemetry::new(TelemetrySettings {
+        Self::with(TelemetrySettings {
             gateway: "gw-1".into(),
             instance: "inst-1".into(),
             upload: true,
             ..TelemetrySettings::default()
-        }));
+        })
+    }
+
+    fn with(telemetry: TelemetrySettings) -> Self {
+        let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
+        let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
+        let telemetry = Arc::new(Telemetry::new(telemetry));
         // The fake clock: any instant, with the wall clock anchored to it.
         let now = Instant::now();
         let settings = Arc::new(ConnSettings {
@@ -252,5 +256,41 @@ fn a_malformed_request_and_a_client_that_leaves_are_recorded() {
     assert_eq!(
         r[0].error.as_ref().map(|e| e.reason.as_str()),
         Some("BackendIncompleteResponse")
+    );
+}
+
+#[test]
+fn tracing_continues_the_clients_trace_with_the_gateways_span() {
+    let mut h = Harness::with(TelemetrySettings {
+        tracing: true,
+        ..TelemetrySettings::default()
+    });
+    h.client_sends(
+        b"GET /mocked/ HTTP/1.1\r\nHost: gw\r\n\r\nGET /users/1 HTTP/1.1\r\nHost: gw\r\nOcp-Apim-Subscription-Key: key-one-1234567890\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| h.conn.poll_event()).collect();
+    assert!(matches!(events.as_slice(), [Event::ConnectUpstream { .. }]));
+    h.conn.handle_upstream_connected(false, h.now);
+    let upstream = String::from_utf8(h.conn.upstream_pending().to_vec()).expect("utf-8");
+    assert_eq!(upstream.matches("traceparent").count(), 1, "{upstream}");
+    let records = h.records();
+    assert_eq!(records.len(), 1, "the mocked request");
+    assert_eq!(records[0].parent_span_id, None, "it started a trace");
+    assert_eq!(records[0].trace_id.as_deref().map(str::len), Some(32));
+    h.conn
+        .handle_upstream_data(b"HTTP/1.1 204 No Content\r\n\r\n", h.now);
+    let r = &h.records()[0];
+    assert_eq!(
+        r.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(r.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
+    let span = r.span_id.as_deref().expect("a span");
+    assert_ne!(span, "00f067aa0ba902b7");
+    assert!(
+        upstream.contains(&format!(
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-{span}-01\r\n"
+        )),
+        "the backend's parent is the gateway's span: {upstream}"
     );
 }

@@ -29,6 +29,8 @@ pub struct Forwarding<'a> {
     pub proto: &'a [u8],
     /// Host header to send: the client's (`None` = keep the original) or the backend's.
     pub host_override: Option<&'a [u8]>,
+    /// A `traceparent` to send instead of the client's (the gateway's span).
+    pub traceparent: Option<&'a [u8]>,
 }
 
 /// Whether `name` is a hop-by-hop field that a proxy never forwards (fixed list:
@@ -168,9 +170,15 @@ pub fn write_upstream_fields<'f, I>(
             has_xff |= name.eq_ignore_ascii_case(b"x-forwarded-for");
             continue;
         }
+        if fwd.traceparent.is_some() && name.eq_ignore_ascii_case(b"traceparent") {
+            continue;
+        }
         write_field(name, value, out);
     }
     write_framing(framing, out);
+    if let Some(traceparent) = fwd.traceparent {
+        write_field(b"traceparent", traceparent, out);
+    }
 
     // X-Forwarded-For: the client's list (all its lines, in order), then this hop.
     out.extend_from_slice(b"X-Forwarded-For: ");
@@ -275,6 +283,7 @@ mod tests {
         client_ip: b"10.0.0.9",
         proto: b"https",
         host_override: None,
+        traceparent: None,
     };
 
     fn upstream(head: &RequestHead, framing: OutFraming, fwd: &Forwarding<'_>) -> String {
@@ -362,6 +371,7 @@ mod tests {
         assert_eq!(head.framing, BodyFraming::Chunked);
         let fwd = Forwarding {
             host_override: Some(b"backend:8080"),
+            traceparent: None,
             ..FWD
         };
         let mut out = BytesMut::new();

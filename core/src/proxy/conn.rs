@@ -35,6 +35,7 @@ use crate::http::hop::{
 };
 use crate::http::{BodyFraming, Limits, RequestHead, ResponseHead, Version};
 use crate::router::RouteOutcome;
+use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 use tally::Tally;
 
 /// Most bytes of a body read in full for policies (request or response).
@@ -134,6 +135,8 @@ struct Forward {
     framing: OutFraming,
     /// The subscription key to leave out.
     strip: KeyStrip,
+    /// The gateway's span, as the backend's `traceparent` (when tracing).
+    traceparent: Option<[u8; TRACEPARENT_LEN]>,
 }
 
 impl Forward {
@@ -164,6 +167,7 @@ impl Forward {
             } else {
                 Some(service.authority.as_bytes())
             },
+            traceparent: self.traceparent.as_ref().map(|t| &t[..]),
         };
         let pq: [&[u8]; 4] = [base, rest_or_root, q_sep, q];
         if self.strip == KeyStrip::Header {
@@ -691,8 +695,15 @@ impl ProxyConn {
         let head = match RequestHead::parse(&mut self.client_in, &self.settings.limits) {
             Ok(Some(head)) => {
                 self.tally.begin(now, consumed, self.produced());
-                if self.settings.telemetry.wants_records() {
+                let telemetry = &self.settings.telemetry;
+                if telemetry.wants_records() {
                     self.tally.request_line(&head.method, head.path());
+                }
+                if telemetry.settings().tracing {
+                    let incoming = head.header("traceparent").and_then(parse_traceparent);
+                    let (trace_id, span_id) = self.settings.policy.next_span_ids();
+                    self.tally
+                        .trace(SpanContext::child_of(incoming, trace_id, span_id));
                 }
                 head
             }
@@ -857,6 +868,7 @@ impl ProxyConn {
             api_prefix_len: m.api_prefix_len,
             framing: req_framing,
             strip: access.strip,
+            traceparent: self.tally.traceparent(),
         };
         forward.write_head(
             &head,

@@ -144,6 +144,23 @@ impl PolicyEnv {
         }
     }
 
+    /// A new trace id and span id (unpredictable, never all zero... almost:
+    /// [`crate::telemetry::trace_context::SpanContext::child_of`] fixes that).
+    pub fn next_span_ids(&self) -> ([u8; 16], [u8; 8]) {
+        let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prf = |domain: u64| {
+            #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
+            let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
+            std::hash::Hasher::write_u64(&mut h, n);
+            std::hash::Hasher::write_u64(&mut h, domain);
+            std::hash::Hasher::finish(&h)
+        };
+        let mut trace = [0u8; 16];
+        trace[..8].copy_from_slice(&prf(4).to_be_bytes());
+        trace[8..].copy_from_slice(&prf(5).to_be_bytes());
+        (trace, prf(6).to_be_bytes())
+    }
+
     /// A new request id (a version-4 GUID, unique within this gateway run) and a
     /// seed for the request's `Guid.NewGuid()` and `Random`.
     pub fn next_request_id(&self) -> (String, u64) {

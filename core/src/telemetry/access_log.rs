@@ -204,6 +204,9 @@ mod tests {
             cache: CacheStatus::Hit,
             error: None,
             weight: 1,
+            trace_id: None,
+            span_id: None,
+            parent_span_id: None,
         }
     }
 

@@ -95,6 +95,9 @@ mod tests {
                 reason: "BackendConnectionFailure".into(),
             }),
             weight: 1,
+            trace_id: None,
+            span_id: None,
+            parent_span_id: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod metrics;
 pub mod prometheus;
 pub mod record;
+pub mod trace_context;
 pub mod uploader;
 
 use std::collections::VecDeque;
@@ -41,6 +42,9 @@ pub struct TelemetrySettings {
     pub access_log: AccessLog,
     /// Whether records are uploaded to the management plane.
     pub upload: bool,
+    /// Whether requests get a span (W3C `traceparent` to the backend, spans
+    /// exported over OTLP).
+    pub tracing: bool,
     /// Most records waiting in memory; more are dropped and counted.
     pub queue_capacity: usize,
 }
@@ -52,6 +56,7 @@ impl Default for TelemetrySettings {
             instance: "local".into(),
             access_log: AccessLog::default(),
             upload: false,
+            tracing: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
     }
@@ -109,7 +114,7 @@ impl Telemetry {
 
     /// Whether anything consumes request records.
     pub fn wants_records(&self) -> bool {
-        self.settings.upload || self.settings.access_log.enabled()
+        self.settings.upload || self.settings.tracing || self.settings.access_log.enabled()
     }
 
     /// The aggregated metrics.

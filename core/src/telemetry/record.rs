@@ -96,6 +96,15 @@ pub struct RequestRecord {
     /// counts stay right when records are sampled.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub weight: u32,
+    /// The W3C trace id (32 hex digits), when tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The gateway's span id (16 hex digits), when tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// The client's span id, when it sent a `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
 }
 
 fn one() -> u32 {

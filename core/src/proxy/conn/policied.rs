@@ -125,6 +125,7 @@ impl PolicyRun {
             client_ip: client_ip.as_bytes(),
             proto: proto.as_bytes(),
             host_override: Some(host),
+            traceparent: fwd.traceparent.as_ref().map(|t| &t[..]),
         };
         let query = req.url.query_string();
         let path: &[u8] = if req.url.path.is_empty() {
@@ -209,6 +210,7 @@ impl ProxyConn {
             api_prefix_len: prefix,
             framing: request_framing(&head),
             strip: access.strip,
+            traceparent: self.tally.traceparent(),
         };
         let mut expect_continue = head.expect_continue && has_body;
         if collect && expect_continue {

@@ -8,6 +8,7 @@ use crate::config::CompiledConfig;
 use crate::policy::context::LastError;
 use crate::telemetry::metrics::Observation;
 use crate::telemetry::record::{CacheStatus, ErrorInfo, RequestRecord};
+use crate::telemetry::trace_context::{hex, SpanContext, TRACEPARENT_LEN};
 use crate::telemetry::Telemetry;
 
 /// Why the gateway itself failed a request: (source, reason).
@@ -38,6 +39,7 @@ pub(super) struct Tally {
     policy_error: Option<LastError>,
     cache: CacheStatus,
     request_id: Option<String>,
+    span: Option<SpanContext>,
 }
 
 fn micros(d: std::time::Duration) -> u64 {
@@ -66,6 +68,17 @@ impl Tally {
         self.policy_error = None;
         self.cache = CacheStatus::None;
         self.request_id = None;
+        self.span = None;
+    }
+
+    /// The request's trace and the gateway's span in it.
+    pub(super) fn trace(&mut self, span: SpanContext) {
+        self.span = Some(span);
+    }
+
+    /// The `traceparent` to send the backend, when tracing.
+    pub(super) fn traceparent(&self) -> Option<[u8; TRACEPARENT_LEN]> {
+        self.span.map(|s| s.traceparent())
     }
 
     /// Stops noting (a request that is not reported, like APIM's status probe).
@@ -229,6 +242,9 @@ impl Tally {
                     cache: tally.cache,
                     error,
                     weight,
+                    trace_id: tally.span.map(|s| hex(&s.trace_id)),
+                    span_id: tally.span.map(|s| hex(&s.span_id)),
+                    parent_span_id: tally.span.and_then(|s| s.parent_id).map(|p| hex(&p)),
                 }
             },
         );
