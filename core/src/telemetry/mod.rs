@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod batch;
 pub mod histogram;
 pub mod metrics;
+pub mod otlp;
 pub mod prometheus;
 pub mod record;
 pub mod trace_context;
