@@ -10,6 +10,8 @@ use crate::http::Limits;
 use crate::pool::PoolLimits;
 use crate::proxy::Timeouts;
 use crate::sync::{BackupKey, SyncTiming};
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::uploader::DEFAULT_BUFFER_BYTES;
 
 /// The largest configuration snapshot accepted from the management plane.
 pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
@@ -48,6 +50,38 @@ pub struct GatewayOptions {
     /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
     /// the id the token is for.
     pub gateway_id: String,
+    /// Access log, trace export and telemetry upload.
+    pub telemetry: TelemetryOptions,
+}
+
+/// What a gateway does with the telemetry of its requests (metrics are always
+/// kept and served at `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryOptions {
+    /// Access log lines on stdout.
+    pub access_log: AccessLog,
+    /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
+    /// tracing.
+    pub otlp_endpoint: Option<String>,
+    /// Upload request records to the management plane (connected mode only).
+    pub upload: bool,
+    /// Where batches wait for upload; `None`: the backup directory's
+    /// `telemetry/` when there is a backup, else memory only.
+    pub buffer_dir: Option<PathBuf>,
+    /// Most bytes of batches waiting for upload.
+    pub buffer_bytes: u64,
+}
+
+impl Default for TelemetryOptions {
+    fn default() -> Self {
+        TelemetryOptions {
+            access_log: AccessLog::default(),
+            otlp_endpoint: None,
+            upload: true,
+            buffer_dir: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+        }
+    }
 }
 
 impl GatewayOptions {
@@ -76,6 +110,7 @@ impl GatewayOptions {
             shutdown_grace: Duration::from_secs(30),
             upstream_ca: None,
             gateway_id: "portcullis".into(),
+            telemetry: TelemetryOptions::default(),
         }
     }
 
