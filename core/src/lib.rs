@@ -13,4 +13,5 @@ pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod router;
+pub mod stream;
 pub mod sync;
