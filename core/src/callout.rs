@@ -9,6 +9,7 @@
 //! decide when and how the OpenID key sets are fetched.
 
 pub mod client;
+pub mod key_sets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@ pub mod conn;
 pub mod events;
 pub mod local;
 pub mod settings;
+pub mod setup;
 pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
