@@ -8,6 +8,9 @@
 //! and gets a [`Completed`] response back. [`RefreshSchedule`] and [`KeySetFetch`]
 //! decide when and how the OpenID key sets are fetched.
 
+pub mod client;
+pub mod key_sets;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

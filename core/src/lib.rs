@@ -13,5 +13,6 @@ pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod router;
+pub mod stream;
 pub mod sync;
 pub mod telemetry;

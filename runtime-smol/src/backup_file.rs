@@ -8,20 +8,11 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use smol::io::AsyncWriteExt;
 
-/// The name of the backup file inside the backup directory (the same as the tokio
-/// runtime's, so either runtime reads the other's backup).
-pub const BACKUP_FILE_NAME: &str = "config.backup";
-
-/// Temporary files start with this (and end with [`TEMP_SUFFIX`]).
-const TEMP_PREFIX: &str = ".config.backup.";
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Distinguishes the temporary files of one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+pub use portcullis_core::sync::backup_file::BACKUP_FILE_NAME;
+use portcullis_core::sync::backup_file::{is_leftover_temp, next_temp_name, read_result};
 
 /// The backup file of one gateway.
 #[derive(Debug, Clone)]
@@ -64,7 +55,7 @@ impl BackupFile {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            if is_leftover_temp(&name) {
                 let _ = smol::fs::remove_file(entry.path()).await;
             }
         }
@@ -73,20 +64,12 @@ impl BackupFile {
 
     /// The file's bytes, or `None` when there is no file yet.
     pub(crate) async fn read(&self) -> io::Result<Option<Vec<u8>>> {
-        match smol::fs::read(self.path()).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        read_result(smol::fs::read(self.path()).await)
     }
 
     /// Replaces the file with `bytes`, atomically and durably.
     pub(crate) async fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let temp = self.dir.join(format!(
-            "{TEMP_PREFIX}{}.{}{TEMP_SUFFIX}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = self.dir.join(next_temp_name(std::process::id()));
         let result = self.write_via(&temp, bytes).await;
         if result.is_err() {
             let _ = smol::fs::remove_file(&temp).await;
@@ -157,7 +140,7 @@ mod tests {
     fn leftovers_of_a_crash_are_removed_and_failed_writes_leave_nothing() {
         smol::block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let stale = dir.path().join(format!("{TEMP_PREFIX}1.2{TEMP_SUFFIX}"));
+            let stale = dir.path().join(".config.backup.1.2.tmp");
             fs::write(&stale, b"half").unwrap();
             fs::write(dir.path().join("other"), b"kept").unwrap();
             let file = BackupFile::new(dir.path());

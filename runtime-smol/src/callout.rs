@@ -3,35 +3,18 @@
 //! reuse a pooled connection), TLS, then shuttle bytes through the core's
 //! `CalloutExchange`.
 
-use std::future::poll_fn;
 use std::path::Path;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use portcullis_core::callout::{
-    CalloutError, CalloutExchange, CalloutFailure, CalloutLimits, CalloutRequest, CalloutTarget,
-    Completed,
-};
+use portcullis_core::callout::client::{self, callout_pool_limits, CalloutClient, CalloutConns};
+use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
+use portcullis_core::config::ServiceUrl;
 use portcullis_core::policy::context::Response;
-use portcullis_core::pool::PoolLimits;
 
 use crate::now;
 use crate::stop::Stop;
-use crate::upstream::{Connector, TlsSetupError, UpstreamConn, Upstreams};
-
-/// Size of the read buffer of one call.
-const READ_BUFFER: usize = 16 * 1024;
-
-/// Pool limits for callout connections: few per host, since callouts are rare
-/// next to proxied traffic.
-fn default_pool() -> PoolLimits {
-    PoolLimits {
-        max_idle_per_backend: 8,
-        max_idle_total: 256,
-        idle_timeout: Duration::from_secs(30),
-    }
-}
+use crate::upstream::{Connector, TlsSetupError, UpstreamConn, UpstreamStream, Upstreams};
 
 /// Performs callouts; cheap to clone (every clone shares the TLS configuration and
 /// the pool of idle connections).
@@ -60,7 +43,7 @@ impl Callouts {
     /// with a pool of their own.
     pub(crate) fn with_connector(connector: Connector) -> Callouts {
         Callouts {
-            inner: Arc::new(Upstreams::new(default_pool(), connector)),
+            inner: Arc::new(Upstreams::new(callout_pool_limits(), connector)),
             limits: CalloutLimits::default(),
         }
     }
@@ -77,146 +60,52 @@ impl Callouts {
     }
 
     /// Makes the call: name resolution, connect (or a pooled connection), TLS,
-    /// request, response, all within `req.timeout`. A pooled connection that turns
-    /// out closed before any response byte is replaced by a new one when the core
-    /// says the request may be retried.
+    /// request, response, all within `req.timeout`; see [`client::perform`].
     pub async fn perform(&self, req: CalloutRequest) -> Result<Response, CalloutFailure> {
-        let (target, _) = req
-            .prepare(self.limits)
-            .map_err(CalloutFailure::InvalidRequest)?;
-        let timeout = req.timeout;
-        let started = now();
-        let outcome = crate::timeout(timeout, Box::pin(self.run(&req, &target))).await;
-        let result = outcome.unwrap_or(Err(CalloutFailure::Timeout(timeout)));
-        match &result {
-            Ok(response) => tracing::debug!(
-                method = %req.method,
-                target = %target.pool_key(),
-                status = response.status,
-                elapsed = ?started.elapsed(),
-                "callout done"
-            ),
-            Err(err) => tracing::debug!(
-                method = %req.method,
-                target = %target.pool_key(),
-                kind = err.kind().as_str(),
-                error = %err,
-                elapsed = ?started.elapsed(),
-                "callout failed"
-            ),
-        }
-        result
+        client::perform(&*self.inner, self.limits, req).await
     }
+}
 
-    async fn run(
+impl CalloutClient for Callouts {
+    fn perform(
         &self,
-        req: &CalloutRequest,
-        target: &CalloutTarget,
-    ) -> Result<Response, CalloutFailure> {
-        let key = target.pool_key();
-        loop {
-            let (mut conn, reused) = match self.inner.checkout(key, now()) {
-                Some(conn) => (conn, true),
-                None => {
-                    let conn = self
-                        .inner
-                        .connect(&target.service)
-                        .await
-                        .map_err(|source| CalloutFailure::Connect {
-                            target: key.clone(),
-                            source,
-                        })?;
-                    (conn, false)
-                }
-            };
-            let mut exchange = CalloutExchange::new(req, target, self.limits)
-                .map_err(CalloutFailure::InvalidRequest)?;
-            match exchange_on(&mut conn, &mut exchange).await {
-                Ok(Completed { response, reusable }) => {
-                    if reusable {
-                        let now = now();
-                        self.inner.close_expired(now);
-                        self.inner.checkin(conn, now);
-                    }
-                    return Ok(response);
-                }
-                Err(err) if reused && exchange.may_retry_on_new_connection() => {
-                    tracing::debug!(target = %key, error = %err, "pooled connection failed; retrying");
-                }
-                Err(Broken::Io(source)) => {
-                    return Err(CalloutFailure::Io {
-                        target: key.clone(),
-                        source,
-                    })
-                }
-                Err(Broken::Response(source)) => {
-                    return Err(CalloutFailure::Response {
-                        target: key.clone(),
-                        source,
-                    })
-                }
-            }
-        }
+        request: CalloutRequest,
+    ) -> impl std::future::Future<Output = Result<Response, CalloutFailure>> + Send {
+        Callouts::perform(self, request)
     }
 }
 
-/// How an exchange on an open connection failed.
-#[derive(Debug, thiserror::Error)]
-enum Broken {
-    #[error(transparent)]
-    Io(std::io::Error),
-    #[error(transparent)]
-    Response(CalloutError),
-}
+impl CalloutConns for Upstreams {
+    type Stream = UpstreamStream;
 
-/// Writes the request and reads the response at the same time, so a response that
-/// comes early (an error before the whole body was sent) is still read.
-async fn exchange_on(
-    conn: &mut UpstreamConn,
-    exchange: &mut CalloutExchange,
-) -> Result<Completed, Broken> {
-    let mut buf = vec![0u8; READ_BUFFER];
-    // After a write error only reading goes on: the server may have answered
-    // before it stopped reading, and reading shows how the connection ended.
-    let mut write_failed = false;
-    poll_fn(|cx| loop {
-        let mut progressed = false;
-        while !write_failed && !exchange.pending().is_empty() {
-            match conn.stream.poll_write(cx, exchange.pending()) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    exchange.written(n);
-                    progressed = true;
-                }
-                Poll::Ready(_) => write_failed = true,
-                Poll::Pending => break,
-            }
-        }
-        if !write_failed {
-            if let Poll::Ready(Err(_)) = conn.stream.poll_flush(cx) {
-                write_failed = true;
-            }
-        }
-        if let Poll::Ready(read) = conn.stream.poll_read(cx, &mut buf) {
-            let n = match read {
-                Ok(n) => n,
-                // A TLS peer that closed without close_notify: the end of the
-                // stream as far as HTTP framing goes, which decides whether the
-                // response was complete.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Poll::Ready(Err(Broken::Io(e))),
-            };
-            match exchange.handle_data(&buf[..n]) {
-                Ok(Some(done)) => return Poll::Ready(Ok(done)),
-                Ok(None) if n == 0 => {
-                    return Poll::Ready(Err(Broken::Response(CalloutError::NoResponse)))
-                }
-                Ok(None) => progressed = true,
-                Err(e) => return Poll::Ready(Err(Broken::Response(e))),
-            }
-        }
-        if !progressed {
-            return Poll::Pending;
-        }
-    })
-    .await
+    fn now(&self) -> Instant {
+        now()
+    }
+
+    fn checkout(&self, key: &Arc<str>, now: Instant) -> Option<UpstreamConn> {
+        Upstreams::checkout(self, key, now)
+    }
+
+    fn checkin(&self, conn: UpstreamConn, now: Instant) {
+        Upstreams::checkin(self, conn, now);
+    }
+
+    fn close_expired(&self, now: Instant) {
+        Upstreams::close_expired(self, now);
+    }
+
+    fn connect(
+        &self,
+        service: &ServiceUrl,
+    ) -> impl std::future::Future<Output = std::io::Result<UpstreamConn>> + Send {
+        Upstreams::connect(self, service)
+    }
+
+    async fn within<F: std::future::Future + Send>(
+        &self,
+        limit: Duration,
+        fut: F,
+    ) -> Option<F::Output> {
+        crate::timeout(limit, fut).await
+    }
 }

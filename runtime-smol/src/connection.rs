@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use portcullis_core::callout::OneWaySlot;
-use portcullis_core::proxy::{ConnSettings, Event, ProxyConn, UpstreamFailure};
+use portcullis_core::callout::{CalloutRequest, OneWaySlot};
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::proxy::events::{handle_events, one_way_call, AfterEvents, ConnHost};
+use portcullis_core::proxy::{ConnSettings, ProxyConn, UpstreamFailure};
+use portcullis_core::stream::PollStream;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer};
 
@@ -30,6 +33,46 @@ thread_local! {
     /// One read buffer per executor thread, so idle connections hold none.
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// What a client connection's events need from smol: the backend pool, the
+/// callout client, tasks and the clock.
+struct Host<'a> {
+    pool: &'a Upstreams,
+    callouts: &'a Callouts,
+}
+
+impl ConnHost for Host<'_> {
+    type Upstream = UpstreamConn;
+    type Calls = Callouts;
+
+    fn now(&self) -> std::time::Instant {
+        now()
+    }
+
+    fn checkout(&self, key: &Arc<str>, now: std::time::Instant) -> Option<UpstreamConn> {
+        self.pool.checkout(key, now)
+    }
+
+    fn checkin(&self, upstream: UpstreamConn, now: std::time::Instant) {
+        self.pool.checkin(upstream, now);
+    }
+
+    async fn connect(
+        &self,
+        service: &ServiceUrl,
+        deadline: std::time::Instant,
+    ) -> Option<std::io::Result<UpstreamConn>> {
+        crate::timeout_at(deadline, self.pool.connect(service)).await
+    }
+
+    fn calls(&self) -> &Callouts {
+        self.callouts
+    }
+
+    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
+        smol::spawn(one_way_call(self.callouts.clone(), request, slot)).detach();
+    }
 }
 
 /// What one pass of IO did.
@@ -58,101 +101,17 @@ pub(crate) async fn serve(
     let mut stopping = pin!(stop.cancelled());
     let mut draining = false;
 
+    let host = Host {
+        pool: &pool,
+        callouts: &callouts,
+    };
+
     loop {
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::ConnectUpstream { target, fresh } => {
-                    let service = target.service();
-                    let pooled = if fresh {
-                        None
-                    } else {
-                        pool.checkout(&service.pool_key, now())
-                    };
-                    if let Some(pooled) = pooled {
-                        upstream = Some(pooled);
-                        conn.handle_upstream_connected(true, now());
-                        continue;
-                    }
-                    let deadline = conn
-                        .poll_timeout()
-                        .unwrap_or_else(|| now() + Duration::from_secs(5));
-                    // Boxed: connecting (with name resolution) is a large future that
-                    // would otherwise be part of every connection's state.
-                    let opened = crate::timeout_at(deadline, Box::pin(pool.connect(service))).await;
-                    match opened {
-                        Some(Ok(opened)) => {
-                            upstream = Some(opened);
-                            conn.handle_upstream_connected(false, now());
-                        }
-                        Some(Err(err)) => {
-                            tracing::warn!(error = %err, backend = %service.pool_key, "backend connect failed");
-                            conn.handle_upstream_failed(UpstreamFailure::ConnectFailed, now());
-                        }
-                        None => conn.handle_timeout(now()),
-                    }
-                }
-                Event::ReleaseUpstream { reuse } => {
-                    if let Some(up) = upstream.take() {
-                        if reuse {
-                            pool.checkin(up, now());
-                        }
-                    }
-                }
-                Event::Call {
-                    request,
-                    one_way: true,
-                } => {
-                    if let Some(slot) = OneWaySlot::try_acquire() {
-                        let callouts = callouts.clone();
-                        smol::spawn(async move {
-                            // Given back however the task ends.
-                            let _slot = slot;
-                            let url = request.url.clone();
-                            if let Err(err) = callouts.perform(request.into()).await {
-                                tracing::warn!(error = %err, %url, "send-one-way-request failed");
-                            }
-                        })
-                        .detach();
-                    } else {
-                        tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
-                    }
-                }
-                Event::Call {
-                    request,
-                    one_way: false,
-                } => {
-                    let result = Box::pin(callouts.perform(request.into())).await;
-                    conn.handle_call_done(result.map_err(|e| e.to_policy_failure()), now());
-                }
-                Event::CacheGet { key } => {
-                    let found = state.cache.get(&key, now());
-                    conn.handle_cache_done(found, now());
-                }
-                Event::CacheWrite { key, value, ttl } => match value {
-                    Some(v) => {
-                        state.cache.put(&key, v, ttl, now());
-                    }
-                    None => {
-                        state.cache.remove(&key);
-                    }
-                },
-                Event::Trace(t) => match t.severity.as_str() {
-                    "error" => {
-                        tracing::error!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
-                    }
-                    "information" => {
-                        tracing::info!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
-                    }
-                    _ => {
-                        tracing::debug!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
-                    }
-                },
-                Event::CloseClient { linger } => {
-                    drop(upstream.take());
-                    Box::pin(close_client(&mut client, conn.client_pending(), linger)).await;
-                    return;
-                }
-            }
+        if let AfterEvents::Close { linger } =
+            handle_events(&mut conn, &host, &mut upstream, &state).await
+        {
+            Box::pin(close_client(&mut client, conn.client_pending(), linger)).await;
+            return;
         }
 
         let step = poll_fn(|cx| {

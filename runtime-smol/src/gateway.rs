@@ -4,13 +4,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use portcullis_core::callout::key_sets;
+use portcullis_core::config::watch as config_watch;
 use portcullis_core::options::{ConfigOrigin, GatewayOptions};
-use portcullis_core::proxy::{ConfigSource, ConnSettings, PolicyEnv};
+use portcullis_core::proxy::setup::{gateway_conn_settings, OpenIdUrls};
+use portcullis_core::proxy::ConnSettings;
 use portcullis_core::sync::SyncStatus;
 use smol::Async;
 
 use crate::callout::Callouts;
-use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
+use crate::config_file::{load_config_bytes, watch_file, ConfigError, SharedConfig};
 use crate::jwks::{JwksOptions, JwksRefresher};
 use crate::stop::{Stop, TaskToken, Tracker};
 use crate::sync::{Sync, SyncSetupError};
@@ -63,7 +66,7 @@ impl Gateway {
         let (config, file, sync) = match &options.origin {
             ConfigOrigin::File(path) => {
                 let (initial, loaded) = load_config_bytes(path).await?;
-                tracing::info!(revision = initial.revision(), path = %path.display(), "configuration loaded");
+                config_watch::log_loaded(path, initial.revision());
                 (
                     SharedConfig::new(Some(initial)),
                     Some((path.clone(), loaded)),
@@ -91,21 +94,14 @@ impl Gateway {
 
         let stop = Stop::new();
         let tracker = Tracker::new();
-        let wall_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let settings = Arc::new(ConnSettings {
-            limits: options.limits,
-            timeouts: options.timeouts,
-            proto: "http",
-            config: config.clone(),
-            policy: PolicyEnv::new(
-                gateway_id.as_str().into(),
-                Some((crate::now(), wall_ms)),
-                random_bytes().ok_or(GatewayError::Random)?,
-            ),
-            telemetry: Default::default(),
-        });
+        let settings = Arc::new(gateway_conn_settings(
+            &options,
+            config.clone(),
+            &gateway_id,
+            crate::now(),
+            std::time::SystemTime::now(),
+            random_bytes().ok_or(GatewayError::Random)?,
+        ));
         let connector = Connector::new(options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
@@ -117,7 +113,7 @@ impl Gateway {
         .detach();
         smol::spawn(pool.clone().reap(stop.clone())).detach();
         if let Some((path, loaded)) = file {
-            smol::spawn(watch(
+            smol::spawn(watch_file(
                 path,
                 config.clone(),
                 loaded,
@@ -134,10 +130,7 @@ impl Gateway {
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, jwks| match state.key_sets.update_from_jwks(url, &jwks) {
-                    Ok(n) => tracing::info!(%url, keys = n, "OpenID signing keys loaded"),
-                    Err(err) => tracing::warn!(%url, error = %err, "OpenID signing keys rejected"),
-                },
+                move |url, jwks| key_sets::store_key_set(&state, url, &jwks),
             )
         };
         smol::spawn(follow_openid_urls(
@@ -223,13 +216,10 @@ async fn follow_openid_urls(
     every: Duration,
     stop: Stop,
 ) {
-    let mut seen: Option<u64> = None;
+    let mut urls = OpenIdUrls::default();
     loop {
-        if let Some(current) = config.current() {
-            if seen != Some(current.revision()) {
-                seen = Some(current.revision());
-                jwks.set_urls(current.openid_urls());
-            }
+        if let Some(changed) = urls.poll_changed(&*config) {
+            jwks.set_urls(changed);
         }
         if crate::timeout(every, stop.cancelled()).await.is_some() {
             return;

@@ -4,39 +4,17 @@
 //! `RefreshSchedule` and `KeySetFetch`; this module only performs the calls.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use portcullis_core::callout::{
-    CalloutLimits, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
-};
+pub use portcullis_core::callout::key_sets::JwksOptions;
+use portcullis_core::callout::key_sets::{self, fetch_key_set};
+use portcullis_core::callout::{CalloutLimits, RefreshSchedule, MAX_DISCOVERY_DOCUMENT};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Task, Timer};
 
 use crate::callout::Callouts;
 use crate::now;
-
-/// Most requests one key set fetch makes (configuration, key set).
-const MAX_STEPS: usize = 2;
-
-/// How the refresher fetches and refetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JwksOptions {
-    /// Refresh interval and failure backoff (default: every hour; 1 s doubling to 5 min).
-    pub policy: RefreshPolicy,
-    /// Timeout of each request.
-    pub request_timeout: Duration,
-}
-
-impl Default for JwksOptions {
-    fn default() -> Self {
-        JwksOptions {
-            policy: RefreshPolicy::default(),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A key set fetched for an OpenID configuration URL: `(config_url, jwks_json)`.
 pub type KeySetCallback = dyn Fn(&str, Bytes) + Send + Sync;
@@ -108,11 +86,11 @@ async fn run(
     loop {
         fetches.retain(|t| !t.is_finished());
         while let Some(url) = schedule.poll_due(now()) {
-            tracing::debug!(%url, "fetching OpenID key set");
+            key_sets::log_fetch_started(&url);
             let (callouts, done_tx) = (callouts.clone(), done_tx.clone());
             let timeout = options.request_timeout;
             fetches.push(smol::spawn(async move {
-                let result = std::panic::AssertUnwindSafe(fetch(callouts, url.clone(), timeout))
+                let result = std::panic::AssertUnwindSafe(fetch_key_set(&callouts, &url, timeout))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| Err("fetch task failed".to_owned()));
@@ -143,39 +121,12 @@ async fn run(
             // The refresher was dropped.
             Wake::Urls(None) => return,
             Wake::Urls(Some(list)) => schedule.set_sources(list, now()),
-            Wake::Fetched(url, Ok(jwks)) => {
-                if schedule.handle_success(&url, now()) {
-                    tracing::info!(%url, bytes = jwks.len(), "OpenID key set refreshed");
+            Wake::Fetched(url, result) => {
+                if let Some(jwks) = key_sets::handle_fetched(&mut schedule, &url, result, now()) {
                     on_keys(&url, jwks);
-                }
-            }
-            Wake::Fetched(url, Err(error)) => {
-                if let Some(retry_in) = schedule.handle_failure(&url, now()) {
-                    tracing::warn!(%url, %error, ?retry_in, "OpenID key set fetch failed");
                 }
             }
             Wake::Due => {}
         }
     }
-}
-
-/// Fetches the configuration at `url`, then the key set it names.
-async fn fetch(callouts: Callouts, url: String, timeout: Duration) -> Result<Bytes, String> {
-    let mut fetch = KeySetFetch::new(&url, timeout);
-    let mut request = fetch.start();
-    for _ in 0..MAX_STEPS {
-        let target = request.url.clone();
-        let response = callouts
-            .perform(request)
-            .await
-            .map_err(|e| format!("{target}: {e}"))?;
-        match fetch
-            .handle_response(&response)
-            .map_err(|e| format!("{target}: {e}"))?
-        {
-            KeySetStep::Fetch(next) => request = next,
-            KeySetStep::Done(jwks) => return Ok(jwks),
-        }
-    }
-    Err("too many steps".to_owned())
 }

@@ -10,10 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_core::callout::CalloutLimits;
 use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
-use portcullis_core::sync::protocol::{self, Endpoint, EndpointError, TokenValidity};
-use portcullis_core::sync::{
-    AgentSetup, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings, SyncStatus,
-};
+use portcullis_core::sync::driver::{self, Finished, Job, Step};
+use portcullis_core::sync::protocol::{Endpoint, EndpointError};
+use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use smol::channel::Sender;
 use smol::future::FutureExt;
 use smol::Timer;
@@ -99,23 +98,13 @@ impl Sync {
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        tracing::info!(
-            url = self.endpoint.base_url(),
-            gateway_id = self.endpoint.gateway_id(),
-            instance_id = %self.settings.instance_id,
-            backup = ?self.backup.as_ref().map(BackupFile::path),
-            "connected mode: configuration comes from the management plane"
+        let backup_path = self.backup.as_ref().map(BackupFile::path);
+        driver::log_start(
+            &self.endpoint,
+            &self.settings.instance_id,
+            backup_path.as_deref(),
+            now_unix,
         );
-        match self.endpoint.token_validity(now_unix) {
-            TokenValidity::Valid => {}
-            TokenValidity::ExpiresSoon { hours } => {
-                tracing::warn!(expires_in_hours = hours, "the gateway token expires soon")
-            }
-            TokenValidity::Expired => tracing::error!(
-                expiry = self.endpoint.token_expiry_unix(),
-                "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
-            ),
-        }
         let request_timeout = self.settings.timing.request_timeout;
         let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
         let status = Arc::new(Mutex::new(agent.status()));
@@ -144,23 +133,15 @@ struct Context {
     request_timeout: std::time::Duration,
 }
 
-/// A finished piece of IO, for the agent.
-enum Done {
-    Fetched(FetchResult),
-    Loaded(Result<Option<Vec<u8>>, String>),
-    Saved(Result<(), String>),
-    Heartbeat(Result<(), String>),
-}
-
 /// What woke the sync task.
 enum Wake {
     Stop,
-    Done(Done),
+    Done(Finished),
     Timer,
 }
 
 async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
-    let (tx, rx) = smol::channel::unbounded::<Done>();
+    let (tx, rx) = smol::channel::unbounded::<Finished>();
     let mut timer = Timer::never();
     loop {
         // The state is published before the outputs are performed, so whoever sees
@@ -168,7 +149,11 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
         let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll_output()).collect();
         *ctx.status.lock().unwrap_or_else(|e| e.into_inner()) = agent.status();
         for output in outputs {
-            perform(output, &ctx, &tx);
+            match driver::plan(output, &ctx.endpoint, ctx.request_timeout) {
+                Step::Run(job) => spawn_job(job, &ctx, &tx),
+                Step::Apply(config) => ctx.shared.store_shared(config),
+                Step::Nothing => {}
+            }
         }
         match agent.poll_timeout() {
             Some(at) => timer.set_at(at),
@@ -200,7 +185,7 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
             Wake::Done(done) => match handle(agent, done).await {
                 Some(a) => agent = a,
                 None => {
-                    tracing::error!("the sync agent failed; configuration updates stop, the configuration in force stays");
+                    driver::log_agent_failed();
                     return;
                 }
             },
@@ -210,164 +195,67 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
 
 /// Hands a finished piece of IO to the agent; compiling ones run on a blocking
 /// thread. `None` if the agent panicked.
-async fn handle(mut agent: Box<SyncAgent>, done: Done) -> Option<Box<SyncAgent>> {
-    match done {
-        Done::Fetched(FetchResult::Snapshot(body)) => {
-            blocking(agent, move |a| {
-                a.handle_fetch(FetchResult::Snapshot(body), now())
-            })
-            .await
-        }
-        Done::Fetched(result) => {
-            agent.handle_fetch(result, now());
-            Some(agent)
-        }
-        Done::Loaded(Ok(Some(bytes))) => {
-            blocking(agent, move |a| {
-                a.handle_backup_loaded(Ok(Some(&bytes)), now())
-            })
-            .await
-        }
-        Done::Loaded(Ok(None)) => {
-            agent.handle_backup_loaded(Ok(None), now());
-            Some(agent)
-        }
-        Done::Loaded(Err(error)) => {
-            agent.handle_backup_loaded(Err(error), now());
-            Some(agent)
-        }
-        Done::Saved(result) => {
-            agent.handle_backup_saved(result, now());
-            Some(agent)
-        }
-        Done::Heartbeat(result) => {
-            agent.handle_heartbeat_done(result, now());
-            Some(agent)
-        }
+async fn handle(mut agent: Box<SyncAgent>, done: Finished) -> Option<Box<SyncAgent>> {
+    if !done.compiles() {
+        done.deliver(&mut agent, now());
+        return Some(agent);
     }
-}
-
-async fn blocking<F>(agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
-where
-    F: FnOnce(&mut SyncAgent) + Send + 'static,
-{
     smol::unblock(move || {
         let mut agent = agent;
-        std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut agent))).ok()?;
+        std::panic::catch_unwind(AssertUnwindSafe(|| done.deliver(&mut agent, now()))).ok()?;
         Some(agent)
     })
     .await
 }
 
-/// Runs `io` as a task that answers the agent through `tx`, with `failed` if the
-/// task panics.
-fn spawn_io(
-    tx: &Sender<Done>,
-    io: impl std::future::Future<Output = Done> + Send + 'static,
-    failed: fn(String) -> Done,
-) {
+/// Runs `job` as a task that answers the agent through `tx` (with the job's
+/// failure if the task panics); nothing when there is no backup file.
+fn spawn_job(job: Job, ctx: &Context, tx: &Sender<Finished>) {
+    let kind = job.kind();
+    let io = match job {
+        Job::LoadBackup => {
+            let Some(file) = ctx.backup.clone() else {
+                return;
+            };
+            async move { Finished::Loaded(file.read().await.map_err(|e| e.to_string())) }.boxed()
+        }
+        Job::Fetch(request) => {
+            let callouts = ctx.callouts.clone();
+            async move { Finished::fetched(callouts.perform(request).await) }.boxed()
+        }
+        Job::SaveBackup(bytes) => {
+            let Some(file) = ctx.backup.clone() else {
+                return;
+            };
+            async move {
+                Finished::Saved(
+                    file.write_atomically(&bytes)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            .boxed()
+        }
+        Job::Heartbeat(request) => {
+            let callouts = ctx.callouts.clone();
+            async move { Finished::heartbeat(callouts.perform(request).await) }.boxed()
+        }
+    };
     let tx = tx.clone();
     smol::spawn(async move {
         let done = AssertUnwindSafe(io)
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| failed("task failed".to_owned()));
+            .unwrap_or_else(|_| kind.failed("task failed".to_owned()));
         let _ = tx.send(done).await;
     })
     .detach();
 }
 
-/// Does what the agent asked; IO runs in tasks that answer through `tx`.
-fn perform(output: Output, ctx: &Context, tx: &Sender<Done>) {
-    match output {
-        Output::LoadBackup => {
-            let Some(file) = ctx.backup.clone() else {
-                return;
-            };
-            spawn_io(
-                tx,
-                async move { Done::Loaded(file.read().await.map_err(|e| e.to_string())) },
-                |e| Done::Loaded(Err(e)),
-            );
-        }
-        Output::Fetch {
-            if_none_match,
-            wait,
-            timeout,
-        } => {
-            let request = ctx.endpoint.fetch_request(if_none_match, wait, timeout);
-            let callouts = ctx.callouts.clone();
-            tracing::debug!(url = %request.url, ?if_none_match, "fetching the configuration");
-            spawn_io(
-                tx,
-                async move {
-                    Done::Fetched(match callouts.perform(request).await {
-                        Ok(response) => protocol::fetch_result(&response),
-                        Err(e) => FetchResult::Transport(e.to_string()),
-                    })
-                },
-                |e| Done::Fetched(FetchResult::Transport(e)),
-            );
-        }
-        Output::Apply(config) => ctx.shared.store_shared(config),
-        Output::SaveBackup(bytes) => {
-            let Some(file) = ctx.backup.clone() else {
-                return;
-            };
-            spawn_io(
-                tx,
-                async move {
-                    Done::Saved(
-                        file.write_atomically(&bytes)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    )
-                },
-                |e| Done::Saved(Err(e)),
-            );
-        }
-        Output::Heartbeat(heartbeat) => {
-            let request = ctx
-                .endpoint
-                .heartbeat_request(&heartbeat, ctx.request_timeout);
-            let callouts = ctx.callouts.clone();
-            spawn_io(
-                tx,
-                async move {
-                    Done::Heartbeat(match callouts.perform(request).await {
-                        Ok(response) => protocol::heartbeat_result(&response),
-                        Err(e) => Err(e.to_string()),
-                    })
-                },
-                |e| Done::Heartbeat(Err(e)),
-            );
-        }
-        Output::Event(event) => log(&event),
-    }
-}
-
-fn log(event: &Event) {
-    match event.severity() {
-        Severity::Debug => tracing::debug!("{event}"),
-        Severity::Info => tracing::info!("{event}"),
-        Severity::Warn => tracing::warn!("{event}"),
-        Severity::Error => tracing::error!("{event}"),
-    }
-}
-
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.
 fn system_hostname() -> String {
-    if let Ok(name) = std::env::var("HOSTNAME") {
-        if !name.trim().is_empty() {
-            return name.trim().to_owned();
-        }
-    }
-    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(name) = std::fs::read_to_string(path) {
-            if !name.trim().is_empty() {
-                return name.trim().to_owned();
-            }
-        }
-    }
-    "unknown".to_owned()
+    let files = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .into_iter()
+        .map(|path| std::fs::read_to_string(path).ok());
+    driver::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
 }

@@ -7,22 +7,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::env::Disk;
 #[cfg(test)]
 use crate::env::OsDisk;
 
-/// The name of the backup file inside the backup directory.
-pub const BACKUP_FILE_NAME: &str = "config.backup";
-
-/// Temporary files start with this (and end with [`TEMP_SUFFIX`]).
-const TEMP_PREFIX: &str = ".config.backup.";
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Distinguishes the temporary files of one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+pub use portcullis_core::sync::backup_file::BACKUP_FILE_NAME;
+use portcullis_core::sync::backup_file::{is_leftover_temp, next_temp_name, read_result};
 
 /// The backup file of one gateway.
 #[derive(Debug, Clone)]
@@ -56,7 +48,7 @@ impl BackupFile {
     pub(crate) fn prepare(&self) -> io::Result<()> {
         self.disk.create_dir_all(&self.dir)?;
         for name in self.disk.list(&self.dir)? {
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            if is_leftover_temp(&name) {
                 let _ = self.disk.remove_file(&self.dir.join(name));
             }
         }
@@ -65,20 +57,12 @@ impl BackupFile {
 
     /// The file's bytes, or `None` when there is no file yet.
     pub(crate) fn read(&self) -> io::Result<Option<Vec<u8>>> {
-        match self.disk.read(&self.path()) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        read_result(self.disk.read(&self.path()))
     }
 
     /// Replaces the file with `bytes`, atomically and durably.
     pub(crate) fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let temp = self.dir.join(format!(
-            "{TEMP_PREFIX}{}.{}{TEMP_SUFFIX}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = self.dir.join(next_temp_name(std::process::id()));
         let result = self.write_via(&temp, bytes);
         if result.is_err() {
             let _ = self.disk.remove_file(&temp);
@@ -129,7 +113,7 @@ mod tests {
     #[test]
     fn leftovers_of_a_crash_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join(format!("{TEMP_PREFIX}1.2{TEMP_SUFFIX}"));
+        let stale = dir.path().join(".config.backup.1.2.tmp");
         fs::write(&stale, b"half").unwrap();
         fs::write(dir.path().join("other"), b"kept").unwrap();
         BackupFile::new(dir.path()).prepare().unwrap();

@@ -4,32 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::config::reload::compile_json;
+use portcullis_core::config::watch;
+pub use portcullis_core::config::watch::ConfigFileError as ConfigError;
 pub use portcullis_core::config::SharedConfig;
-use portcullis_core::config::{CompiledConfig, ConfigReload, FileStamp, Reload};
+use portcullis_core::config::{CompiledConfig, ConfigReload, FileStamp};
 use tokio_util::sync::CancellationToken;
-
-/// Why a configuration file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The IO error.
-        source: std::io::Error,
-    },
-    /// The file does not hold a valid configuration.
-    #[error("invalid configuration in {path}: {source}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with line and column where known (boxed: errors are rare
-        /// and the variant would otherwise bloat every `Result`).
-        source: Box<portcullis_core::config::ConfigError>,
-    },
-}
 
 /// Reads, parses and compiles a configuration file.
 pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigError> {
@@ -38,22 +17,7 @@ pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigError> {
 
 /// Like [`load_config`], also returning the bytes the configuration came from.
 pub(crate) fn load_config_bytes(path: &Path) -> Result<(CompiledConfig, Vec<u8>), ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    compile(path, &bytes).map(|config| (config, bytes))
-}
-
-fn compile(path: &Path, bytes: &[u8]) -> Result<CompiledConfig, ConfigError> {
-    compile_json(bytes).map_err(|source| invalid(path, source))
-}
-
-fn invalid(path: &Path, source: portcullis_core::config::ConfigError) -> ConfigError {
-    ConfigError::Invalid {
-        path: path.to_owned(),
-        source: Box::new(source),
-    }
+    watch::load_file(path, std::fs::read(path))
 }
 
 /// The file's stamp (see [`FileStamp`]), if it can be stat'ed.
@@ -79,7 +43,7 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 /// invalid version is logged and the configuration in force stays. `loaded` is the
 /// content the configuration in force came from: the first check compares against
 /// it, so a change made between loading and the first check is not missed.
-pub(crate) async fn watch(
+pub(crate) async fn watch_file(
     path: PathBuf,
     shared: Arc<SharedConfig>,
     loaded: Vec<u8>,
@@ -97,24 +61,6 @@ pub(crate) async fn watch(
         if !reload.needs_read(stamp(&path)) {
             continue;
         }
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::error!(path = %path.display(), error = %err, "configuration file unreadable; keeping the configuration in force");
-                continue;
-            }
-        };
-        match reload.handle_contents(bytes) {
-            Reload::Unchanged => {}
-            Reload::Apply(config) => {
-                let revision = config.revision();
-                shared.store(*config);
-                tracing::info!(path = %path.display(), revision, "configuration reloaded");
-            }
-            Reload::Rejected(source) => {
-                let err = invalid(&path, source);
-                tracing::error!(error = %err, "configuration rejected; keeping the configuration in force");
-            }
-        }
+        watch::handle_read(&mut reload, &path, tokio::fs::read(&path).await, &shared);
     }
 }

@@ -369,13 +369,6 @@ impl Environment {
         }
     }
 
-    /// Milliseconds since the Unix epoch on the wall clock.
-    pub(crate) fn wall_ms(&self) -> i64 {
-        (self.wall_clock)()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-
     /// Random bytes: from the OS, or the next ones of the seeded stream.
     pub(crate) fn random_bytes<const N: usize>(&self) -> Option<[u8; N]> {
         let mut out = [0u8; N];

@@ -4,18 +4,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::callout::key_sets;
+use portcullis_core::config::watch as config_watch;
 use portcullis_core::options::{ConfigOrigin, GatewayOptions};
-use portcullis_core::proxy::{ConnSettings, PolicyEnv};
+use portcullis_core::proxy::setup::{gateway_conn_settings, OpenIdUrls};
+use portcullis_core::proxy::ConnSettings;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::callout::Callouts;
-use crate::config_file::{load_config_bytes, watch, ConfigError, SharedConfig};
+use crate::config_file::{load_config_bytes, watch_file, ConfigError, SharedConfig};
 use crate::env::{Environment, Listener};
 use crate::jwks::{JwksOptions, JwksRefresher};
 use crate::sync::{Sync, SyncSetupError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
-use portcullis_core::proxy::ConfigSource;
 use portcullis_core::sync::SyncStatus;
 use tokio::sync::watch;
 
@@ -76,7 +78,7 @@ impl Gateway {
         let (config, file, sync) = match &options.origin {
             ConfigOrigin::File(path) => {
                 let (initial, loaded) = load_config_bytes(path)?;
-                tracing::info!(revision = initial.revision(), path = %path.display(), "configuration loaded");
+                config_watch::log_loaded(path, initial.revision());
                 (
                     SharedConfig::new(Some(initial)),
                     Some((path.clone(), loaded)),
@@ -104,19 +106,14 @@ impl Gateway {
 
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let wall_ms = env.wall_ms();
-        let settings = Arc::new(ConnSettings {
-            limits: options.limits,
-            timeouts: options.timeouts,
-            proto: "http",
-            config: config.clone(),
-            policy: PolicyEnv::new(
-                gateway_id.as_str().into(),
-                Some((crate::now(), wall_ms)),
-                env.random_bytes().ok_or(GatewayError::Random)?,
-            ),
-            telemetry: Default::default(),
-        });
+        let settings = Arc::new(gateway_conn_settings(
+            &options,
+            config.clone(),
+            &gateway_id,
+            crate::now(),
+            (env.wall_clock)(),
+            env.random_bytes().ok_or(GatewayError::Random)?,
+        ));
         let connector = Connector::on(env.net.clone(), options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
@@ -128,7 +125,7 @@ impl Gateway {
 
         tokio::spawn(pool.clone().reap(stop.clone()));
         if let Some((path, loaded)) = file {
-            tokio::spawn(watch(
+            tokio::spawn(watch_file(
                 path,
                 config.clone(),
                 loaded,
@@ -144,10 +141,7 @@ impl Gateway {
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, jwks| match state.key_sets.update_from_jwks(url, &jwks) {
-                    Ok(n) => tracing::info!(%url, keys = n, "OpenID signing keys loaded"),
-                    Err(err) => tracing::warn!(%url, error = %err, "OpenID signing keys rejected"),
-                },
+                move |url, jwks| key_sets::store_key_set(&state, url, &jwks),
             )
         };
         tokio::spawn(follow_openid_urls(
@@ -227,13 +221,10 @@ async fn follow_openid_urls(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut seen: Option<u64> = None;
+    let mut urls = OpenIdUrls::default();
     loop {
-        if let Some(current) = config.current() {
-            if seen != Some(current.revision()) {
-                seen = Some(current.revision());
-                jwks.set_urls(current.openid_urls());
-            }
+        if let Some(changed) = urls.poll_changed(&*config) {
+            jwks.set_urls(changed);
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -8,35 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use portcullis_core::callout::{
-    CalloutLimits, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
-};
+pub use portcullis_core::callout::key_sets::JwksOptions;
+use portcullis_core::callout::key_sets::{self, fetch_key_set};
+use portcullis_core::callout::{CalloutLimits, RefreshSchedule, MAX_DISCOVERY_DOCUMENT};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::callout::Callouts;
 use crate::now;
-
-/// Most requests one key set fetch makes (configuration, key set).
-const MAX_STEPS: usize = 2;
-
-/// How the refresher fetches and refetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JwksOptions {
-    /// Refresh interval and failure backoff (default: every hour; 1 s doubling to 5 min).
-    pub policy: RefreshPolicy,
-    /// Timeout of each request.
-    pub request_timeout: Duration,
-}
-
-impl Default for JwksOptions {
-    fn default() -> Self {
-        JwksOptions {
-            policy: RefreshPolicy::default(),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A key set fetched for an OpenID configuration URL: `(config_url, jwks_json)`.
 pub type KeySetCallback = dyn Fn(&str, Bytes) + Send + Sync;
@@ -104,12 +83,11 @@ async fn run(
     tokio::pin!(sleep);
     loop {
         while let Some(url) = schedule.poll_due(now()) {
-            tracing::debug!(%url, "fetching OpenID key set");
-            let handle = fetches.spawn(fetch(
-                callouts.clone(),
-                url.clone(),
-                options.request_timeout,
-            ));
+            key_sets::log_fetch_started(&url);
+            let (callouts, target) = (callouts.clone(), url.clone());
+            let timeout = options.request_timeout;
+            let handle =
+                fetches.spawn(async move { fetch_key_set(&callouts, &target, timeout).await });
             in_flight.insert(handle.id(), url);
         }
         let wake = schedule.poll_timeout().map(tokio::time::Instant::from_std);
@@ -131,42 +109,11 @@ async fn run(
                     Err(err) => (err.id(), Err(format!("fetch task failed: {err}"))),
                 };
                 let Some(url) = in_flight.remove(&id) else { continue };
-                match result {
-                    Ok(jwks) => {
-                        if schedule.handle_success(&url, now()) {
-                            tracing::info!(%url, bytes = jwks.len(), "OpenID key set refreshed");
-                            on_keys(&url, jwks);
-                        }
-                    }
-                    Err(error) => {
-                        if let Some(retry_in) = schedule.handle_failure(&url, now()) {
-                            tracing::warn!(%url, %error, ?retry_in, "OpenID key set fetch failed");
-                        }
-                    }
+                if let Some(jwks) = key_sets::handle_fetched(&mut schedule, &url, result, now()) {
+                    on_keys(&url, jwks);
                 }
             }
             _ = &mut sleep, if wake.is_some() => {}
         }
     }
-}
-
-/// Fetches the configuration at `url`, then the key set it names.
-async fn fetch(callouts: Callouts, url: String, timeout: Duration) -> Result<Bytes, String> {
-    let mut fetch = KeySetFetch::new(&url, timeout);
-    let mut request = fetch.start();
-    for _ in 0..MAX_STEPS {
-        let target = request.url.clone();
-        let response = callouts
-            .perform(request)
-            .await
-            .map_err(|e| format!("{target}: {e}"))?;
-        match fetch
-            .handle_response(&response)
-            .map_err(|e| format!("{target}: {e}"))?
-        {
-            KeySetStep::Fetch(next) => request = next,
-            KeySetStep::Done(jwks) => return Ok(jwks),
-        }
-    }
-    Err("too many steps".to_owned())
 }

@@ -12,10 +12,9 @@ use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 
 use portcullis_core::callout::CalloutLimits;
 use portcullis_core::config::{CompiledConfig, Snapshot};
-use portcullis_core::sync::protocol::{self, Endpoint, EndpointError, TokenValidity};
-use portcullis_core::sync::{
-    AgentSetup, Event, FetchResult, Output, Severity, SyncAgent, SyncSettings, SyncStatus,
-};
+use portcullis_core::sync::driver::{self, Finished, Job, JobKind, Step};
+use portcullis_core::sync::protocol::{Endpoint, EndpointError};
+use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -109,23 +108,13 @@ impl Sync {
         let now_unix = (self.env.wall_clock)()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        tracing::info!(
-            url = self.endpoint.base_url(),
-            gateway_id = self.endpoint.gateway_id(),
-            instance_id = %self.settings.instance_id,
-            backup = ?self.backup.as_ref().map(BackupFile::path),
-            "connected mode: configuration comes from the management plane"
+        let backup_path = self.backup.as_ref().map(BackupFile::path);
+        driver::log_start(
+            &self.endpoint,
+            &self.settings.instance_id,
+            backup_path.as_deref(),
+            now_unix,
         );
-        match self.endpoint.token_validity(now_unix) {
-            TokenValidity::Valid => {}
-            TokenValidity::ExpiresSoon { hours } => {
-                tracing::warn!(expires_in_hours = hours, "the gateway token expires soon")
-            }
-            TokenValidity::Expired => tracing::error!(
-                expiry = self.endpoint.token_expiry_unix(),
-                "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
-            ),
-        }
         let request_timeout = self.settings.timing.request_timeout;
         let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
         let (status_tx, status_rx) = watch::channel(agent.status());
@@ -159,26 +148,9 @@ struct Context {
     saves: std::cell::Cell<u64>,
 }
 
-/// A finished piece of IO, for the agent.
-enum Done {
-    Fetched(FetchResult),
-    Loaded(Result<Option<Vec<u8>>, String>),
-    Saved(Result<(), String>),
-    Heartbeat(Result<(), String>),
-}
-
-/// What a task was doing, to answer the agent if it panicked.
-#[derive(Clone, Copy)]
-enum Kind {
-    Fetch,
-    Load,
-    Save,
-    Heartbeat,
-}
-
 async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
-    let mut tasks: JoinSet<Done> = JoinSet::new();
-    let mut kinds: HashMap<tokio::task::Id, Kind> = HashMap::new();
+    let mut tasks: JoinSet<Finished> = JoinSet::new();
+    let mut kinds: HashMap<tokio::task::Id, JobKind> = HashMap::new();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
     loop {
@@ -195,8 +167,15 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
             }
         });
         for output in outputs {
-            if let Some((kind, id)) = perform(output, &ctx, &mut tasks) {
-                kinds.insert(id, kind);
+            match driver::plan(output, &ctx.endpoint, ctx.request_timeout) {
+                Step::Run(job) => {
+                    let kind = job.kind();
+                    if let Some(id) = spawn_job(job, &ctx, &mut tasks) {
+                        kinds.insert(id, kind);
+                    }
+                }
+                Step::Apply(config) => ctx.shared.store_shared(config),
+                Step::Nothing => {}
             }
         }
         let deadline = agent.poll_timeout();
@@ -213,17 +192,11 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                     }
                     Err(err) => {
                         let Some(kind) = kinds.remove(&err.id()) else { continue };
-                        let error = format!("task failed: {err}");
-                        match kind {
-                            Kind::Fetch => Done::Fetched(FetchResult::Transport(error)),
-                            Kind::Load => Done::Loaded(Err(error)),
-                            Kind::Save => Done::Saved(Err(error)),
-                            Kind::Heartbeat => Done::Heartbeat(Err(error)),
-                        }
+                        kind.failed(format!("task failed: {err}"))
                     }
                 };
                 let sabotage = ctx.env.sabotage;
-                if let Done::Fetched(FetchResult::Transport(_)) = &done {
+                if done.is_failed_fetch() {
                     if sabotage.stop_after_failed_fetch {
                         return;
                     }
@@ -238,7 +211,7 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                 match handle(agent, done, &ctx.env).await {
                     Some(a) => agent = a,
                     None => {
-                        tracing::error!("the sync agent failed; configuration updates stop, the configuration in force stays");
+                        driver::log_agent_failed();
                         return;
                     }
                 }
@@ -252,74 +225,34 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
 /// thread. `None` if the agent panicked.
 async fn handle(
     mut agent: Box<SyncAgent>,
-    done: Done,
+    done: Finished,
     env: &Environment,
 ) -> Option<Box<SyncAgent>> {
-    match done {
-        Done::Fetched(FetchResult::Snapshot(body)) => {
-            blocking(env, agent, move |a| {
-                a.handle_fetch(FetchResult::Snapshot(body), now())
-            })
-            .await
-        }
-        Done::Fetched(result) => {
-            agent.handle_fetch(result, now());
-            Some(agent)
-        }
-        Done::Loaded(Ok(Some(bytes))) => {
-            blocking(env, agent, move |a| {
-                a.handle_backup_loaded(Ok(Some(&bytes)), now())
-            })
-            .await
-        }
-        Done::Loaded(Ok(None)) => {
-            agent.handle_backup_loaded(Ok(None), now());
-            Some(agent)
-        }
-        Done::Loaded(Err(error)) => {
-            agent.handle_backup_loaded(Err(error), now());
-            Some(agent)
-        }
-        Done::Saved(result) => {
-            agent.handle_backup_saved(result, now());
-            Some(agent)
-        }
-        Done::Heartbeat(result) => {
-            agent.handle_heartbeat_done(result, now());
-            Some(agent)
-        }
+    if !done.compiles() {
+        done.deliver(&mut agent, now());
+        return Some(agent);
     }
-}
-
-async fn blocking<F>(env: &Environment, agent: Box<SyncAgent>, f: F) -> Option<Box<SyncAgent>>
-where
-    F: FnOnce(&mut SyncAgent) + Send + 'static,
-{
     env.blocking(move || {
         let mut agent = agent;
-        f(&mut agent);
+        done.deliver(&mut agent, now());
         agent
     })
     .await
     .ok()
 }
 
-/// Does what the agent asked; IO runs in `tasks`.
-fn perform(
-    output: Output,
-    ctx: &Context,
-    tasks: &mut JoinSet<Done>,
-) -> Option<(Kind, tokio::task::Id)> {
-    match output {
-        Output::LoadBackup => {
+/// Runs a job in `tasks`; `None` when there is nothing to run (no backup file).
+fn spawn_job(job: Job, ctx: &Context, tasks: &mut JoinSet<Finished>) -> Option<tokio::task::Id> {
+    let handle = match job {
+        Job::LoadBackup => {
             let file = ctx.backup.clone()?;
             let env = ctx.env.clone();
-            let handle = tasks.spawn(async move {
+            tasks.spawn(async move {
                 if env.sabotage.ignore_backup_at_start {
-                    return Done::Loaded(Ok(None));
+                    return Finished::Loaded(Ok(None));
                 }
                 let read = env.blocking(move || file.read()).await;
-                Done::Loaded(match read {
+                Finished::Loaded(match read {
                     Ok(Ok(Some(bytes))) if env.sabotage.skip_backup_checksum => {
                         Ok(Some(with_recomputed_checksum(bytes)))
                     }
@@ -327,37 +260,20 @@ fn perform(
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
                 })
-            });
-            Some((Kind::Load, handle.id()))
+            })
         }
-        Output::Fetch {
-            if_none_match,
-            wait,
-            timeout,
-        } => {
-            let request = ctx.endpoint.fetch_request(if_none_match, wait, timeout);
+        Job::Fetch(request) => {
             let callouts = ctx.callouts.clone();
-            tracing::debug!(url = %request.url, ?if_none_match, "fetching the configuration");
-            let handle = tasks.spawn(async move {
-                Done::Fetched(match callouts.perform(request).await {
-                    Ok(response) => protocol::fetch_result(&response),
-                    Err(e) => FetchResult::Transport(e.to_string()),
-                })
-            });
-            Some((Kind::Fetch, handle.id()))
+            tasks.spawn(async move { Finished::fetched(callouts.perform(request).await) })
         }
-        Output::Apply(config) => {
-            ctx.shared.store_shared(config);
-            None
-        }
-        Output::SaveBackup(bytes) => {
+        Job::SaveBackup(bytes) => {
             let file = ctx.backup.clone()?;
             let env = ctx.env.clone();
             let n = ctx.saves.get();
             ctx.saves.set(n + 1);
-            let handle = tasks.spawn(async move {
+            tasks.spawn(async move {
                 if env.sabotage.skip_some_backup_writes && n % 2 == 1 {
-                    return Done::Saved(Ok(()));
+                    return Finished::Saved(Ok(()));
                 }
                 let in_place = env.sabotage.write_backup_in_place;
                 let written = env
@@ -369,58 +285,27 @@ fn perform(
                         }
                     })
                     .await;
-                Done::Saved(match written {
+                Finished::Saved(match written {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
                 })
-            });
-            Some((Kind::Save, handle.id()))
+            })
         }
-        Output::Heartbeat(heartbeat) => {
-            let request = ctx
-                .endpoint
-                .heartbeat_request(&heartbeat, ctx.request_timeout);
+        Job::Heartbeat(request) => {
             let callouts = ctx.callouts.clone();
-            let handle = tasks.spawn(async move {
-                Done::Heartbeat(match callouts.perform(request).await {
-                    Ok(response) => protocol::heartbeat_result(&response),
-                    Err(e) => Err(e.to_string()),
-                })
-            });
-            Some((Kind::Heartbeat, handle.id()))
+            tasks.spawn(async move { Finished::heartbeat(callouts.perform(request).await) })
         }
-        Output::Event(event) => {
-            log(&event);
-            None
-        }
-    }
-}
-
-fn log(event: &Event) {
-    match event.severity() {
-        Severity::Debug => tracing::debug!("{event}"),
-        Severity::Info => tracing::info!("{event}"),
-        Severity::Warn => tracing::warn!("{event}"),
-        Severity::Error => tracing::error!("{event}"),
-    }
+    };
+    Some(handle.id())
 }
 
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.
 fn system_hostname() -> String {
-    if let Ok(name) = std::env::var("HOSTNAME") {
-        if !name.trim().is_empty() {
-            return name.trim().to_owned();
-        }
-    }
-    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(name) = std::fs::read_to_string(path) {
-            if !name.trim().is_empty() {
-                return name.trim().to_owned();
-            }
-        }
-    }
-    "unknown".to_owned()
+    let files = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .into_iter()
+        .map(|path| std::fs::read_to_string(path).ok());
+    driver::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
 }
 
 /// `Sabotage::skip_backup_checksum`: makes any checksum pass by replacing it

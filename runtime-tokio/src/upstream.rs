@@ -2,12 +2,13 @@
 
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use portcullis_core::config::{Scheme, ServiceUrl};
-use portcullis_core::pool::{Pool, PoolLimits};
+use portcullis_core::pool::{PoolLimits, PooledConn, SharedPool};
+use portcullis_core::stream::PollStream;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,29 +34,25 @@ impl UpstreamStream {
             UpstreamStream::Tls(s) => s.get_mut().0,
         }
     }
+}
 
-    /// Writes some of `buf`.
-    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+impl PollStream for UpstreamStream {
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self {
             UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
-    /// Pushes out what TLS still buffers (nothing to do for plain TCP).
-    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    /// Nothing to do for plain TCP.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {
             UpstreamStream::Plain(_) => Poll::Ready(Ok(())),
             UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
-    /// Reads into `buf`; the length read (0: end of stream).
-    pub fn poll_read(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
         match self {
             UpstreamStream::Plain(s) => crate::connection::poll_read_net(s, cx, buf),
             UpstreamStream::Tls(s) => {
@@ -68,10 +65,7 @@ impl UpstreamStream {
 }
 
 /// A backend connection and the pool key it belongs to.
-pub(crate) struct UpstreamConn {
-    pub key: Arc<str>,
-    pub stream: UpstreamStream,
-}
+pub(crate) type UpstreamConn = PooledConn<UpstreamStream>;
 
 /// Opens backend connections, with TLS for `https://` backends.
 #[derive(Clone)]
@@ -160,14 +154,14 @@ impl Connector {
 /// Backend connections shared by all client connections: the idle pool and the
 /// connector for new ones.
 pub(crate) struct Upstreams {
-    pool: Mutex<Pool<UpstreamStream>>,
+    pool: SharedPool<UpstreamStream>,
     connector: Connector,
 }
 
 impl Upstreams {
     pub fn new(limits: PoolLimits, connector: Connector) -> Self {
         Upstreams {
-            pool: Mutex::new(Pool::new(limits)),
+            pool: SharedPool::new(limits),
             connector,
         }
     }
@@ -179,39 +173,24 @@ impl Upstreams {
 
     /// An idle connection to `key` that is still open, if any.
     pub fn checkout(&self, key: &Arc<str>, now: Instant) -> Option<UpstreamConn> {
-        loop {
-            let mut stream = self.lock().checkout(key, now)?;
-            // A backend that closed an idle connection (or sent anything at all, a
-            // TLS close_notify included) has made it readable.
-            if stream.net().still_open() {
-                return Some(UpstreamConn {
-                    key: key.clone(),
-                    stream,
-                });
-            }
-        }
+        self.pool
+            .checkout(key, now, |stream| stream.net().still_open())
     }
 
     /// Gives a clean connection back for reuse (closed when the pool is full).
     pub fn checkin(&self, conn: UpstreamConn, now: Instant) {
-        let _ = self.lock().checkin(&conn.key, conn.stream, now);
+        self.pool.checkin(conn, now);
     }
 
     /// Closes connections idle for too long (what `reap` does, once).
     pub fn close_expired(&self, now: Instant) {
-        while self.lock().poll_expired(now).is_some() {}
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pool<UpstreamStream>> {
-        // A panic while holding the lock cannot leave the pool inconsistent in a way
-        // that matters (at worst a connection is lost), so poisoning is ignored.
-        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+        self.pool.close_expired(now);
     }
 
     /// Closes connections idle for too long, until `stop`.
     pub async fn reap(self: Arc<Self>, stop: CancellationToken) {
         loop {
-            let next = self.lock().poll_timeout();
+            let next = self.pool.poll_timeout();
             let wake = next
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(1));

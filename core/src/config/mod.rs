@@ -13,6 +13,7 @@ pub mod reload;
 mod shared;
 mod url;
 mod validate;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

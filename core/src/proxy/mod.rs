@@ -1,8 +1,10 @@
 //! The proxy: the per-connection state machine and the responses the gateway makes itself.
 
 pub mod conn;
+pub mod events;
 pub mod local;
 pub mod settings;
+pub mod setup;
 pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};

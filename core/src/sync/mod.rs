@@ -7,7 +7,9 @@
 pub mod agent;
 pub mod backoff;
 pub mod backup;
+pub mod backup_file;
 pub mod backup_key;
+pub mod driver;
 pub mod event;
 pub mod heartbeat;
 pub mod protocol;

@@ -83,7 +83,10 @@ const MIGRATIONS: &[&str] = &[
          cache TEXT NOT NULL,
          error_source TEXT,
          error_reason TEXT,
-         weight INTEGER NOT NULL
+         weight INTEGER NOT NULL,
+         trace_id TEXT,
+         span_id TEXT,
+         parent_span_id TEXT
      ) STRICT;
      CREATE INDEX requests_ts ON requests (ts_ms);
      CREATE INDEX requests_api_ts ON requests (api, ts_ms);",
@@ -215,9 +218,9 @@ impl AnalyticsStore {
                 "INSERT INTO requests (ts_ms, request_id, gateway, instance, api, operation,
                      product, subscription, method, path, status, client_ip, bytes_in,
                      bytes_out, total_us, backend_us, gateway_us, cache, error_source,
-                     error_reason, weight)
+                     error_reason, weight, trace_id, span_id, parent_span_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18, ?19, ?20, ?21)",
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             )?;
             for r in &keep {
                 let instance = if r.instance.is_empty() {
@@ -247,6 +250,9 @@ impl AnalyticsStore {
                     r.error.as_ref().map(|e| e.source.as_str()),
                     r.error.as_ref().map(|e| e.reason.as_str()),
                     r.weight,
+                    r.trace_id,
+                    r.span_id,
+                    r.parent_span_id,
                 ])?;
             }
         }
@@ -409,5 +415,8 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
             _ => None,
         },
         weight: row.get("weight")?,
+        trace_id: row.get("trace_id")?,
+        span_id: row.get("span_id")?,
+        parent_span_id: row.get("parent_span_id")?,
     })
 }

@@ -38,6 +38,9 @@ fn record(ts: i64, api: &str, status: u16, total_ms: u64) -> RequestRecord {
         cache: CacheStatus::None,
         error: None,
         weight: 1,
+        trace_id: None,
+        span_id: None,
+        parent_span_id: None,
     }
 }
 

@@ -1,0 +1,96 @@
+//! Keeping `validate-jwt`'s OpenID key sets fresh, as both adapters' refresher
+//! tasks do it: the options, one fetch (configuration, then key set) over the
+//! adapter's [`CalloutClient`], and what a finished fetch means for the
+//! [`RefreshSchedule`]. The adapter keeps the task, its timer and its channels.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::client::CalloutClient;
+use super::{KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule};
+use crate::policy::state::PolicyState;
+
+/// Most requests one key set fetch makes (configuration, key set).
+const MAX_STEPS: usize = 2;
+
+/// How the refresher fetches and refetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksOptions {
+    /// Refresh interval and failure backoff (default: every hour; 1 s doubling to 5 min).
+    pub policy: RefreshPolicy,
+    /// Timeout of each request.
+    pub request_timeout: Duration,
+}
+
+impl Default for JwksOptions {
+    fn default() -> Self {
+        JwksOptions {
+            policy: RefreshPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Fetches the configuration at `url`, then the key set it names.
+pub async fn fetch_key_set<C: CalloutClient>(
+    client: &C,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes, String> {
+    let mut fetch = KeySetFetch::new(url, timeout);
+    let mut request = fetch.start();
+    for _ in 0..MAX_STEPS {
+        let target = request.url.clone();
+        let response = client
+            .perform(request)
+            .await
+            .map_err(|e| format!("{target}: {e}"))?;
+        match fetch
+            .handle_response(&response)
+            .map_err(|e| format!("{target}: {e}"))?
+        {
+            KeySetStep::Fetch(next) => request = next,
+            KeySetStep::Done(jwks) => return Ok(jwks),
+        }
+    }
+    Err("too many steps".to_owned())
+}
+
+/// Logs that the refresher starts fetching `url`.
+pub fn log_fetch_started(url: &str) {
+    tracing::debug!(%url, "fetching OpenID key set");
+}
+
+/// Tells `schedule` how the fetch of `url` ended; the key set to hand on, if it
+/// is still wanted (its source may have been dropped meanwhile).
+pub fn handle_fetched(
+    schedule: &mut RefreshSchedule,
+    url: &str,
+    result: Result<Bytes, String>,
+    now: Instant,
+) -> Option<Bytes> {
+    match result {
+        Ok(jwks) => {
+            if schedule.handle_success(url, now) {
+                tracing::info!(%url, bytes = jwks.len(), "OpenID key set refreshed");
+                return Some(jwks);
+            }
+        }
+        Err(error) => {
+            if let Some(retry_in) = schedule.handle_failure(url, now) {
+                tracing::warn!(%url, %error, ?retry_in, "OpenID key set fetch failed");
+            }
+        }
+    }
+    None
+}
+
+/// Hands a fetched key set to the policies' shared key store (the gateway's
+/// refresher callback).
+pub fn store_key_set(state: &PolicyState, url: &str, jwks: &Bytes) {
+    match state.key_sets.update_from_jwks(url, jwks) {
+        Ok(n) => tracing::info!(%url, keys = n, "OpenID signing keys loaded"),
+        Err(err) => tracing::warn!(%url, error = %err, "OpenID signing keys rejected"),
+    }
+}
