@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use portcullis_core::options::TelemetryOptions;
+use portcullis_core::telemetry::access_log::{
+    AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
+};
 use portcullis_runtime_tokio::{BackupKey, BackupOptions, Gateway, GatewayOptions, ManagedOptions};
 
 /// Portcullis: a self-hosted API gateway.
@@ -90,7 +94,7 @@ struct GatewayArgs {
     /// Address for API traffic over HTTP.
     #[arg(long, default_value = "0.0.0.0:8080", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
-    /// Address for /healthz and /readyz.
+    /// Address for /healthz, /readyz and /metrics (Prometheus).
     #[arg(long, default_value = "0.0.0.0:9090", env = "PORTCULLIS_OPS_LISTEN")]
     ops_listen: SocketAddr,
     #[command(flatten)]
@@ -212,6 +216,42 @@ struct Tuning {
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     workers: Option<usize>,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+/// Access log, tracing and telemetry upload (metrics are always at /metrics).
+#[derive(Debug, clap::Args)]
+struct TelemetryArgs {
+    /// Access log on stdout: `off`, `json` (one record per line) or `text`.
+    #[arg(long, default_value = "off", env = "PORTCULLIS_ACCESS_LOG", value_parser = parse_log_format)]
+    access_log: AccessLogFormat,
+    /// Which requests the access log shows: `all` or `errors` (4xx, 5xx, failures).
+    #[arg(long, default_value = "all", env = "PORTCULLIS_ACCESS_LOG_LEVEL", value_parser = parse_log_level)]
+    access_log_level: LogLevel,
+    /// OpenTelemetry collector (OTLP over HTTP) base URL, e.g.
+    /// http://127.0.0.1:4318: each request gets a span, its traceparent goes to
+    /// the backend, and spans are sent to {url}/v1/traces.
+    #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Upload request records to the management plane for analytics (connected mode).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_TELEMETRY_UPLOAD")]
+    telemetry_upload: bool,
+    /// Directory where record batches wait while the management plane is
+    /// unreachable [default: BACKUP_DIR/telemetry, or memory without a backup].
+    #[arg(long, env = "PORTCULLIS_TELEMETRY_BUFFER_DIR")]
+    telemetry_buffer_dir: Option<PathBuf>,
+    /// Most bytes of batches kept waiting; beyond, the oldest are dropped and counted.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, env = "PORTCULLIS_TELEMETRY_BUFFER_BYTES")]
+    telemetry_buffer_bytes: u64,
+}
+
+fn parse_log_format(text: &str) -> Result<AccessLogFormat, String> {
+    text.parse().map_err(|e: UnknownSetting| e.to_string())
+}
+
+fn parse_log_level(text: &str) -> Result<LogLevel, String> {
+    text.parse().map_err(|e: UnknownSetting| e.to_string())
 }
 
 impl Tuning {
@@ -229,6 +269,17 @@ impl Tuning {
         if let Some(id) = &self.gateway_id {
             options.gateway_id = id.clone();
         }
+        let t = &self.telemetry;
+        options.telemetry = TelemetryOptions {
+            access_log: AccessLog {
+                format: t.access_log,
+                level: t.access_log_level,
+            },
+            otlp_endpoint: t.otlp_endpoint.clone(),
+            upload: t.telemetry_upload,
+            buffer_dir: t.telemetry_buffer_dir.clone(),
+            buffer_bytes: t.telemetry_buffer_bytes,
+        };
     }
 }
 

@@ -53,6 +53,7 @@ pub struct Gateway {
     tracker: Tracker,
     grace: Duration,
     sync: Option<Arc<Mutex<SyncStatus>>>,
+    telemetry: Option<crate::telemetry::TelemetryTask>,
 }
 
 impl Gateway {
@@ -98,6 +99,7 @@ impl Gateway {
             &options,
             config.clone(),
             &gateway_id,
+            sync.as_ref().map(|s| s.instance_id()),
             crate::now(),
             std::time::SystemTime::now(),
             random_bytes().ok_or(GatewayError::Random)?,
@@ -122,6 +124,14 @@ impl Gateway {
             ))
             .detach();
         }
+        let management = sync.as_ref().map(|s| s.management());
+        let telemetry_task = crate::telemetry::spawn(
+            &options,
+            settings.telemetry.clone(),
+            management,
+            callouts.clone(),
+        )
+        .await;
         let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
@@ -169,6 +179,7 @@ impl Gateway {
             tracker,
             grace: options.shutdown_grace,
             sync,
+            telemetry: telemetry_task,
         })
     }
 
@@ -204,6 +215,10 @@ impl Gateway {
             .is_none()
         {
             tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+        // After the connections: their last records are logged and kept.
+        if let Some(t) = self.telemetry {
+            t.finish().await;
         }
     }
 }

@@ -14,6 +14,7 @@ mod jwks;
 mod ops;
 mod stop;
 mod sync;
+mod telemetry;
 mod upstream;
 
 pub use backup_file::BACKUP_FILE_NAME;

@@ -92,6 +92,17 @@ impl Sync {
         self.endpoint.gateway_id()
     }
 
+    /// This process' instance id.
+    pub(crate) fn instance_id(&self) -> &str {
+        &self.settings.instance_id
+    }
+
+    /// The management plane's endpoint and the callouts that reach it (for
+    /// telemetry upload).
+    pub(crate) fn management(&self) -> (Endpoint, Callouts) {
+        (self.endpoint.clone(), self.callouts.clone())
+    }
+
     /// Starts the agent and its task; the task puts each applied configuration
     /// in `shared` until `stop`. The status is kept up to date in what is returned.
     pub(crate) fn spawn(self, shared: Arc<SharedConfig>, stop: Stop) -> Arc<Mutex<SyncStatus>> {

@@ -55,6 +55,7 @@ pub struct Gateway {
     tracker: TaskTracker,
     grace: Duration,
     sync: Option<watch::Receiver<SyncStatus>>,
+    telemetry: Option<crate::telemetry::TelemetryTask>,
 }
 
 impl Gateway {
@@ -110,6 +111,7 @@ impl Gateway {
             &options,
             config.clone(),
             &gateway_id,
+            sync.as_ref().map(|s| s.instance_id()),
             crate::now(),
             (env.wall_clock)(),
             env.random_bytes().ok_or(GatewayError::Random)?,
@@ -133,6 +135,14 @@ impl Gateway {
                 stop.clone(),
             ));
         }
+        let management = sync.as_ref().map(|s| s.management());
+        let telemetry_task = crate::telemetry::spawn(
+            &options,
+            &env,
+            settings.telemetry.clone(),
+            management,
+            callouts.clone(),
+        );
         let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
@@ -175,6 +185,7 @@ impl Gateway {
             tracker,
             grace: options.shutdown_grace,
             sync,
+            telemetry: telemetry_task,
         })
     }
 
@@ -209,6 +220,10 @@ impl Gateway {
             .is_err()
         {
             tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+        // After the connections: their last records are logged and kept.
+        if let Some(t) = self.telemetry {
+            t.finish().await;
         }
     }
 }

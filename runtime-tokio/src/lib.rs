@@ -13,6 +13,7 @@ mod gateway;
 mod jwks;
 mod ops;
 mod sync;
+mod telemetry;
 mod upstream;
 
 pub use backup_file::BACKUP_FILE_NAME;

@@ -1070,12 +1070,15 @@ pub async fn spawn_gateway(
         .env_clear()
         .envs(clean_env())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn portcullis gateway");
     let log = Arc::new(Mutex::new(Vec::new()));
+    // Access log lines (stdout) go in the same log as the gateway's own (stderr).
+    let stdout = child.stdout.take().unwrap();
+    drop(managed::collect_lines(stdout, log.clone(), |_| None));
     let stderr = child.stderr.take().unwrap();
     let rx = managed::collect_lines(stderr, log.clone(), |line| {
         listening_addrs(line).map(|(a, o)| format!("{a} {o}"))

@@ -11,11 +11,14 @@ use crate::telemetry::{Telemetry, TelemetrySettings, DEFAULT_QUEUE_CAPACITY};
 
 /// The settings every client connection of a gateway shares. `now` and `wall`
 /// are the same moment on the monotonic and the wall clock (the policies' time
-/// anchor); `secret` is random bytes from the OS.
+/// anchor); `secret` is random bytes from the OS; `instance` is the sync
+/// agent's instance id in connected mode.
+#[allow(clippy::too_many_arguments)]
 pub fn gateway_conn_settings(
     options: &GatewayOptions,
     config: Arc<dyn ConfigSource>,
     gateway_id: &str,
+    instance: Option<&str>,
     now: Instant,
     wall: SystemTime,
     secret: [u8; 32],
@@ -26,18 +29,22 @@ pub fn gateway_conn_settings(
         proto: "http",
         config,
         policy: PolicyEnv::new(gateway_id.into(), Some((now, unix_millis(wall))), secret),
-        telemetry: Arc::new(Telemetry::new(telemetry_settings(options, gateway_id))),
+        telemetry: Arc::new(Telemetry::new(telemetry_settings(
+            options, gateway_id, instance,
+        ))),
     }
 }
 
 /// What the gateway does with its requests' telemetry, from its options.
-pub fn telemetry_settings(options: &GatewayOptions, gateway_id: &str) -> TelemetrySettings {
+pub fn telemetry_settings(
+    options: &GatewayOptions,
+    gateway_id: &str,
+    instance: Option<&str>,
+) -> TelemetrySettings {
     let t = &options.telemetry;
-    let (instance, upload) = match &options.origin {
-        ConfigOrigin::Managed(m) => (m.instance_id.as_str(), t.upload),
-        // Nowhere to upload to without a management plane.
-        ConfigOrigin::File(_) => ("local", false),
-    };
+    // Nowhere to upload to without a management plane.
+    let upload = t.upload && matches!(options.origin, ConfigOrigin::Managed(_));
+    let instance = instance.unwrap_or("local");
     TelemetrySettings {
         gateway: gateway_id.into(),
         instance: instance.into(),

@@ -1,0 +1,346 @@
+//! The telemetry task both adapters run: drains request records into the
+//! access log, the OTLP exporter and the uploader, and does what the uploader
+//! asks. Written once over [`TelemetryHost`], which the adapter implements with
+//! its clock, timers, files, stdout and callouts; nothing here does IO itself.
+
+use std::future::{poll_fn, Future};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::otlp;
+use super::record::RequestRecord;
+use super::uploader::{Output, UploadResult, Uploader};
+use super::Telemetry;
+use crate::callout::{CalloutFailure, CalloutRequest};
+use crate::options::{ConfigOrigin, GatewayOptions};
+use crate::policy::context::Response;
+use crate::sync::protocol::{upload_result, Endpoint};
+
+/// Records taken from the queue at a time.
+const DRAIN: usize = 1024;
+/// Spans sent in one export at most; more wait for the next.
+const SPANS_PER_EXPORT: usize = 512;
+/// Spans waiting for export at most; more are dropped.
+const SPANS_WAITING: usize = 8 * SPANS_PER_EXPORT;
+/// How long spans wait for more before they are exported.
+const EXPORT_AFTER: Duration = Duration::from_secs(1);
+
+type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the telemetry task needs from its runtime.
+pub trait TelemetryHost: Send + Sync + 'static {
+    /// The monotonic clock.
+    fn now(&self) -> Instant;
+    /// Resolves at `at`.
+    fn sleep_until(&self, at: Instant) -> Boxed<()>;
+    /// Writes access log lines to stdout (off the async threads).
+    fn write_log(&self, lines: String) -> Boxed<()>;
+    /// Makes an HTTP call.
+    fn call(&self, request: CalloutRequest) -> Boxed<Result<Response, CalloutFailure>>;
+    /// Keeps upload batch `seq` durably (no-op without a buffer directory).
+    fn save(&self, seq: u64, bytes: Bytes) -> Boxed<Result<(), String>>;
+    /// Removes upload batch `seq` from the buffer directory.
+    fn remove(&self, seq: u64) -> Boxed<()>;
+}
+
+/// The file name of upload batch `seq` in the buffer directory.
+pub fn batch_file_name(seq: u64) -> String {
+    format!("batch-{seq:020}.json")
+}
+
+/// The batch number of a buffer directory entry, if it is a batch file.
+pub fn batch_file_seq(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("batch-")?.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Where upload batches wait: the configured directory, else the backup
+/// directory's `telemetry/`, else nowhere (memory only).
+pub fn buffer_dir(options: &GatewayOptions) -> Option<PathBuf> {
+    if let Some(dir) = &options.telemetry.buffer_dir {
+        return Some(dir.clone());
+    }
+    match &options.origin {
+        ConfigOrigin::Managed(m) => m.backup.as_ref().map(|b| b.dir.join("telemetry")),
+        ConfigOrigin::File(_) => None,
+    }
+}
+
+/// Where telemetry goes besides the metrics.
+pub struct Sinks {
+    /// Upload to the management plane: the uploader (already given what the
+    /// buffer directory held) and the endpoint.
+    pub upload: Option<(Uploader, Endpoint)>,
+    /// OTLP/HTTP collector base URL.
+    pub otlp: Option<String>,
+}
+
+struct Task<H: TelemetryHost> {
+    host: Arc<H>,
+    telemetry: Arc<Telemetry>,
+    upload: Option<(Uploader, Endpoint)>,
+    otlp: Option<String>,
+    spans: Vec<RequestRecord>,
+    spans_since: Option<Instant>,
+    uploading: Option<(u64, Boxed<UploadResult>)>,
+    exporting: Option<Boxed<Result<(), String>>>,
+    export_failures: u64,
+}
+
+/// Runs until `stop` resolves, then saves what waits for upload.
+pub async fn run<H: TelemetryHost>(
+    host: Arc<H>,
+    telemetry: Arc<Telemetry>,
+    sinks: Sinks,
+    stop: impl Future<Output = ()> + Send,
+) {
+    let mut task = Task {
+        host,
+        telemetry,
+        upload: sinks.upload,
+        otlp: sinks.otlp,
+        spans: Vec::new(),
+        spans_since: None,
+        uploading: None,
+        exporting: None,
+        export_failures: 0,
+    };
+    let mut stop = Box::pin(stop);
+    let mut records = Vec::new();
+    loop {
+        task.perform_outputs().await;
+        let deadline = task.deadline();
+        let mut sleep = deadline.map(|at| task.host.sleep_until(at));
+        let woke = poll_fn(|cx| {
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Stop);
+            }
+            if let Some((seq, upload)) = task.uploading.as_mut() {
+                if let Poll::Ready(result) = upload.as_mut().poll(cx) {
+                    return Poll::Ready(Wake::Uploaded(*seq, result));
+                }
+            }
+            if let Some(export) = task.exporting.as_mut() {
+                if let Poll::Ready(result) = export.as_mut().poll(cx) {
+                    return Poll::Ready(Wake::Exported(result));
+                }
+            }
+            if task
+                .telemetry
+                .poll_records(cx, DRAIN, &mut records)
+                .is_ready()
+            {
+                return Poll::Ready(Wake::Records);
+            }
+            if let Some(s) = sleep.as_mut() {
+                if s.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let now = task.host.now();
+        match woke {
+            Wake::Stop => break,
+            Wake::Uploaded(seq, result) => {
+                task.uploading = None;
+                if let UploadResult::Failed(reason) = &result {
+                    tracing::debug!(seq, %reason, "telemetry upload failed; will retry");
+                }
+                if let Some((u, _)) = task.upload.as_mut() {
+                    u.handle_result(seq, result, now);
+                }
+            }
+            Wake::Exported(result) => {
+                task.exporting = None;
+                if let Err(reason) = result {
+                    task.export_failures += 1;
+                    // The first failure and then every hundredth: a collector that
+                    // is down must not flood the log.
+                    if task.export_failures % 100 == 1 {
+                        tracing::warn!(%reason, failures = task.export_failures, "span export failed; the spans are dropped");
+                    }
+                }
+            }
+            Wake::Records => task.take(std::mem::take(&mut records), now).await,
+            Wake::Timer => {}
+        }
+        task.on_time(now);
+    }
+    // The last requests' records, then whatever waits for upload, are saved
+    // for the next start.
+    loop {
+        let got = {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            task.telemetry
+                .poll_records(&mut cx, DRAIN, &mut records)
+                .is_ready()
+        };
+        if !got {
+            break;
+        }
+        let now = task.host.now();
+        task.take(std::mem::take(&mut records), now).await;
+    }
+    if let Some((u, _)) = task.upload.as_mut() {
+        u.flush();
+    }
+    task.perform_outputs().await;
+}
+
+enum Wake {
+    Stop,
+    Uploaded(u64, UploadResult),
+    Exported(Result<(), String>),
+    Records,
+    Timer,
+}
+
+impl<H: TelemetryHost> Task<H> {
+    fn deadline(&self) -> Option<Instant> {
+        let upload = self.upload.as_ref().and_then(|(u, _)| u.poll_timeout());
+        let export = self.spans_since.map(|s| s + EXPORT_AFTER);
+        match (upload, export) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn take(&mut self, records: Vec<RequestRecord>, now: Instant) {
+        let log = self.telemetry.settings().access_log;
+        if log.enabled() {
+            let mut lines = String::new();
+            for r in records.iter().filter(|r| log.wants(r)) {
+                log.write_line(r, &mut lines);
+            }
+            if !lines.is_empty() {
+                self.host.write_log(lines).await;
+            }
+        }
+        if self.otlp.is_some() {
+            let traced = records.iter().filter(|r| r.span_id.is_some());
+            for r in traced {
+                if self.spans.len() >= SPANS_WAITING {
+                    self.export_failures += 1;
+                    continue;
+                }
+                self.spans.push(r.clone());
+            }
+            if !self.spans.is_empty() {
+                self.spans_since.get_or_insert(now);
+            }
+        }
+        if let Some((u, _)) = self.upload.as_mut() {
+            u.handle_records(records, now);
+        }
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        if let Some((u, _)) = self.upload.as_mut() {
+            u.handle_timeout(now);
+        }
+        let due = self.spans.len() >= SPANS_PER_EXPORT
+            || self.spans_since.is_some_and(|s| now >= s + EXPORT_AFTER);
+        if due && self.exporting.is_none() {
+            self.export();
+        }
+    }
+
+    fn export(&mut self) {
+        let Some(url) = &self.otlp else { return };
+        let n = self.spans.len().min(SPANS_PER_EXPORT);
+        let batch: Vec<RequestRecord> = self.spans.drain(..n).collect();
+        self.spans_since = None;
+        if !self.spans.is_empty() {
+            self.spans_since = Some(self.host.now());
+        }
+        let settings = self.telemetry.settings();
+        let Some(body) = otlp::encode(&batch, &settings.gateway, &settings.instance) else {
+            return;
+        };
+        let request = CalloutRequest {
+            method: "POST".into(),
+            url: format!("{}{}", url.trim_end_matches('/'), otlp::TRACES_PATH),
+            headers: vec![("Content-Type".into(), otlp::CONTENT_TYPE.into())],
+            body: Bytes::from(body),
+            timeout: Duration::from_secs(10),
+        };
+        let call = self.host.call(request);
+        self.exporting = Some(Box::pin(async move {
+            match call.await {
+                Ok(r) if (200..300).contains(&r.status) => Ok(()),
+                Ok(r) => Err(format!("collector answered {}", r.status)),
+                Err(e) => Err(e.to_string()),
+            }
+        }));
+    }
+
+    /// Does what the uploader asked, but the upload itself, which runs alongside.
+    async fn perform_outputs(&mut self) {
+        loop {
+            let Some((u, endpoint)) = self.upload.as_mut() else {
+                return;
+            };
+            let Some(output) = u.poll_output() else {
+                return;
+            };
+            match output {
+                Output::Save { seq, bytes } => {
+                    if let Err(e) = self.host.save(seq, bytes).await {
+                        tracing::warn!(seq, error = %e, "could not keep a telemetry batch on disk; it is kept in memory");
+                    }
+                }
+                Output::Remove { seq } => self.host.remove(seq).await,
+                Output::Upload {
+                    seq,
+                    bytes,
+                    timeout,
+                } => {
+                    let call = self.host.call(endpoint.telemetry_request(bytes, timeout));
+                    self.uploading = Some((
+                        seq,
+                        Box::pin(async move {
+                            match call.await {
+                                Ok(response) => upload_result(&response),
+                                Err(e) => UploadResult::Failed(e.to_string()),
+                            }
+                        }),
+                    ));
+                }
+                Output::Dropped { records, reason } => {
+                    self.telemetry.count_buffer_drops(records);
+                    tracing::warn!(records, %reason, "telemetry records dropped");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_file_names_sort_by_number_and_parse_back() {
+        assert_eq!(batch_file_name(7), "batch-00000000000000000007.json");
+        assert_eq!(batch_file_seq(&batch_file_name(u64::MAX)), Some(u64::MAX));
+        assert!(batch_file_name(9) < batch_file_name(10));
+        for other in [
+            "batch-7.json",
+            "batch-0000000000000000000x.json",
+            ".tmp",
+            "config.backup",
+        ] {
+            assert_eq!(batch_file_seq(other), None, "{other}");
+        }
+    }
+}

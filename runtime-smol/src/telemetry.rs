@@ -1,0 +1,183 @@
+//! The telemetry task on smol: the core's pump with smol's timers, its
+//! blocking pool for stdout and the upload buffer's files, and the callout
+//! client.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use portcullis_core::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::options::GatewayOptions;
+use portcullis_core::policy::context::Response;
+use portcullis_core::sync::protocol::Endpoint;
+use portcullis_core::telemetry::pump::{
+    self, batch_file_name, batch_file_seq, buffer_dir, Sinks, TelemetryHost,
+};
+use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
+use portcullis_core::telemetry::Telemetry;
+
+use crate::callout::Callouts;
+use crate::stop::Stop;
+
+type Boxed<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+struct Host {
+    callouts: Callouts,
+    dir: Option<PathBuf>,
+}
+
+impl TelemetryHost for Host {
+    fn now(&self) -> Instant {
+        crate::now()
+    }
+
+    fn sleep_until(&self, at: Instant) -> Boxed<()> {
+        Box::pin(async move {
+            smol::Timer::at(at).await;
+        })
+    }
+
+    fn write_log(&self, lines: String) -> Boxed<()> {
+        Box::pin(smol::unblock(move || {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout loses the log, never the gateway.
+            let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
+        }))
+    }
+
+    fn call(&self, request: CalloutRequest) -> Boxed<Result<Response, CalloutFailure>> {
+        let callouts = self.callouts.clone();
+        Box::pin(async move { callouts.perform(request).await })
+    }
+
+    fn save(&self, seq: u64, bytes: Bytes) -> Boxed<Result<(), String>> {
+        let Some(dir) = self.dir.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        Box::pin(smol::unblock(move || {
+            let path = dir.join(batch_file_name(seq));
+            let tmp = dir.join(format!(".{}.tmp", batch_file_name(seq)));
+            let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    fn remove(&self, seq: u64) -> Boxed<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Box::pin(async {});
+        };
+        Box::pin(smol::unblock(move || {
+            let _ = std::fs::remove_file(dir.join(batch_file_name(seq)));
+        }))
+    }
+}
+
+/// The telemetry task, when something consumes records.
+pub(crate) struct TelemetryTask {
+    stop: Stop,
+    done: smol::Task<()>,
+}
+
+impl Drop for TelemetryTask {
+    fn drop(&mut self) {
+        // A gateway dropped without shutdown stops its task too.
+        self.stop.cancel();
+    }
+}
+
+impl TelemetryTask {
+    /// Stops the task and waits until it has saved its batches.
+    pub(crate) async fn finish(mut self) {
+        self.stop.cancel();
+        let done = std::mem::replace(&mut self.done, smol::spawn(async {}));
+        done.await;
+    }
+}
+
+/// Reads the batches a previous run left in `dir`, creating it if missing.
+fn restore(dir: &Path) -> Vec<(u64, Bytes)> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        let Some(seq) = batch_file_seq(&name) else {
+            continue;
+        };
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
+            }
+        }
+    }
+    if !found.is_empty() {
+        tracing::info!(batches = found.len(), dir = %dir.display(), "telemetry batches from an earlier run will be uploaded");
+    }
+    found
+}
+
+/// Starts the telemetry task if the access log, tracing or upload is on.
+pub(crate) async fn spawn(
+    options: &GatewayOptions,
+    telemetry: Arc<Telemetry>,
+    management: Option<(Endpoint, Callouts)>,
+    callouts: Callouts,
+) -> Option<TelemetryTask> {
+    if !telemetry.wants_records() {
+        return None;
+    }
+    let settings = telemetry.settings().clone();
+    let mut dir = None;
+    let mut host_callouts = callouts;
+    let mut upload = None;
+    if let Some((endpoint, management_callouts)) = management.filter(|_| settings.upload) {
+        dir = buffer_dir(options);
+        let seed = crate::gateway::random_bytes::<8>().map_or(0, u64::from_le_bytes);
+        let mut uploader = Uploader::new(
+            &settings.instance,
+            UploadSettings {
+                buffer_bytes: options.telemetry.buffer_bytes,
+                ..UploadSettings::default()
+            },
+            seed,
+        );
+        if let Some(d) = dir.clone() {
+            uploader.restore(smol::unblock(move || restore(&d)).await);
+        }
+        upload = Some((uploader, endpoint));
+        // Uploads and span exports share the management plane's callouts (its CA).
+        host_callouts = management_callouts;
+    }
+    let host = Arc::new(Host {
+        callouts: host_callouts,
+        dir,
+    });
+    let sinks = Sinks {
+        upload,
+        otlp: options.telemetry.otlp_endpoint.clone(),
+    };
+    let stop = Stop::new();
+    let task_stop = stop.clone();
+    let done = smol::spawn(async move {
+        pump::run(host, telemetry, sinks, async move {
+            task_stop.cancelled().await
+        })
+        .await;
+    });
+    Some(TelemetryTask { stop, done })
+}

@@ -1,0 +1,200 @@
+//! The telemetry task on tokio: the core's pump with tokio's timers, blocking
+//! threads for stdout and the upload buffer's files, and the callout client.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use portcullis_core::callout::CalloutRequest;
+use portcullis_core::options::GatewayOptions;
+use portcullis_core::sync::protocol::Endpoint;
+use portcullis_core::telemetry::pump::{
+    self, batch_file_name, batch_file_seq, buffer_dir, Sinks, TelemetryHost,
+};
+use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
+use portcullis_core::telemetry::Telemetry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::callout::Callouts;
+use crate::env::Environment;
+
+type Boxed<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+struct Host {
+    env: Arc<Environment>,
+    callouts: Callouts,
+    dir: Option<PathBuf>,
+}
+
+impl TelemetryHost for Host {
+    fn now(&self) -> Instant {
+        crate::now()
+    }
+
+    fn sleep_until(&self, at: Instant) -> Boxed<()> {
+        Box::pin(tokio::time::sleep_until(at.into()))
+    }
+
+    fn write_log(&self, lines: String) -> Boxed<()> {
+        let env = self.env.clone();
+        Box::pin(async move {
+            let _ = env
+                .blocking(move || {
+                    let mut out = std::io::stdout().lock();
+                    // A closed stdout loses the log, never the gateway.
+                    let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
+                })
+                .await;
+        })
+    }
+
+    fn call(
+        &self,
+        request: CalloutRequest,
+    ) -> Boxed<
+        Result<
+            portcullis_core::policy::context::Response,
+            portcullis_core::callout::CalloutFailure,
+        >,
+    > {
+        let callouts = self.callouts.clone();
+        Box::pin(async move { callouts.perform(request).await })
+    }
+
+    fn save(&self, seq: u64, bytes: Bytes) -> Boxed<Result<(), String>> {
+        let Some(dir) = self.dir.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        let env = self.env.clone();
+        Box::pin(async move {
+            let disk = env.disk.clone();
+            env.blocking(move || {
+                let path = dir.join(batch_file_name(seq));
+                let tmp = dir.join(format!(".{}.tmp", batch_file_name(seq)));
+                let _ = disk.remove_file(&tmp);
+                disk.write_new_synced(&tmp, &bytes)?;
+                disk.rename(&tmp, &path)
+            })
+            .await?
+            .map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove(&self, seq: u64) -> Boxed<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Box::pin(async {});
+        };
+        let env = self.env.clone();
+        Box::pin(async move {
+            let disk = env.disk.clone();
+            let _ = env
+                .blocking(move || disk.remove_file(&dir.join(batch_file_name(seq))))
+                .await;
+        })
+    }
+}
+
+/// The telemetry task, when something consumes records: stop it with the token,
+/// then await the handle (it saves what waits for upload).
+pub(crate) struct TelemetryTask {
+    /// Dropping it (with the gateway) stops the task.
+    stop: DropGuard,
+    handle: JoinHandle<()>,
+}
+
+impl TelemetryTask {
+    /// Stops the task and waits until it has saved its batches.
+    pub(crate) async fn finish(self) {
+        drop(self.stop);
+        let _ = self.handle.await;
+    }
+}
+
+/// Reads the batches a previous run left in `dir`, creating it if missing.
+fn restore(env: &Environment, dir: &std::path::Path) -> Vec<(u64, Bytes)> {
+    if let Err(e) = env.disk.create_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
+        return Vec::new();
+    }
+    let names = env.disk.list(dir).unwrap_or_default();
+    let mut found = Vec::new();
+    for name in names {
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = env.disk.remove_file(&dir.join(&name));
+            continue;
+        }
+        let Some(seq) = batch_file_seq(&name) else {
+            continue;
+        };
+        match env.disk.read(&dir.join(&name)) {
+            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
+            }
+        }
+    }
+    if !found.is_empty() {
+        tracing::info!(batches = found.len(), dir = %dir.display(), "telemetry batches from an earlier run will be uploaded");
+    }
+    found
+}
+
+/// Starts the telemetry task if the access log, tracing or upload is on.
+pub(crate) fn spawn(
+    options: &GatewayOptions,
+    env: &Arc<Environment>,
+    telemetry: Arc<Telemetry>,
+    management: Option<(Endpoint, Callouts)>,
+    callouts: Callouts,
+) -> Option<TelemetryTask> {
+    if !telemetry.wants_records() {
+        return None;
+    }
+    let settings = telemetry.settings().clone();
+    let mut dir = None;
+    let upload = match management {
+        Some((endpoint, management_callouts)) if settings.upload => {
+            dir = buffer_dir(options);
+            let mut uploader = Uploader::new(
+                &settings.instance,
+                UploadSettings {
+                    buffer_bytes: options.telemetry.buffer_bytes,
+                    ..UploadSettings::default()
+                },
+                env.random_bytes::<8>().map_or(0, u64::from_le_bytes),
+            );
+            if let Some(d) = &dir {
+                uploader.restore(restore(env, d));
+            }
+            Some((uploader, endpoint, management_callouts))
+        }
+        _ => None,
+    };
+    let (upload, host_callouts) = match upload {
+        // Uploads and span exports share the management plane's callouts (its CA).
+        Some((u, e, c)) => (Some((u, e)), c),
+        None => (None, callouts),
+    };
+    let host = Arc::new(Host {
+        env: env.clone(),
+        callouts: host_callouts,
+        dir,
+    });
+    let sinks = Sinks {
+        upload,
+        otlp: options.telemetry.otlp_endpoint.clone(),
+    };
+    let stop = CancellationToken::new();
+    let task_stop = stop.clone();
+    let handle = tokio::spawn(async move {
+        let stopped = async move { task_stop.cancelled().await };
+        pump::run(host, telemetry, sinks, stopped).await;
+    });
+    Some(TelemetryTask {
+        stop: stop.drop_guard(),
+        handle,
+    })
+}
