@@ -82,6 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("KEYED_API_PATH=/{}", seeded.keyed_path);
     if let Some(ops) = gateway.ops_addr() {
         println!("OPS_URL=http://{ops}");
+        println!("METRICS_URL=http://{ops}/metrics");
     }
     println!("BACKEND_URL={backend_url}");
     println!("DATA_DIR={}", data_dir.display());

@@ -298,10 +298,14 @@ async fn demo_serves_the_sample_api(rt: Runtime) {
     let r = m.roundtrip(get("/apis")).await;
     assert_eq!(r.status, 401, "the management API needs the token");
     drop(m);
-    if let Some(ops) = vars.get("OPS_URL") {
-        let ops: std::net::SocketAddr = ops.strip_prefix("http://").unwrap().parse().unwrap();
-        assert_eq!(fetch(ops, "/readyz").await.status, 200);
-    }
+    let ops = vars.get("OPS_URL").expect("OPS_URL printed");
+    let ops: std::net::SocketAddr = ops.strip_prefix("http://").unwrap().parse().unwrap();
+    assert_eq!(fetch(ops, "/readyz").await.status, 200);
+    // METRICS_URL is the gateway's Prometheus endpoint; it counted the call above.
+    let metrics = vars.get("METRICS_URL").expect("METRICS_URL printed");
+    assert_eq!(metrics, &format!("http://{ops}/metrics"));
+    let text = fetch(ops, "/metrics").await.body_str();
+    assert!(text.contains("portcullis_requests_total{api="), "{text}");
     drop(c);
 
     let pid = child.id().unwrap();
