@@ -12,6 +12,8 @@
 # on tokio, portcullis-smol the same binary with --runtime smol),
 # PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
 # PORTCULLIS_LOG (warn),
+# GATEWAY_ARGS (extra gateway flags, e.g. "--metrics false" or "--access-log json"
+# to measure what telemetry costs; the access log goes to the gateway's log file),
 # QUIET_WAIT (300: seconds to wait for a busy machine to calm down),
 # QUIET_FOR (10: consecutive seconds under 10% CPU that count as calm),
 # NOISE_PCT (10: % of a CPU used by other processes that makes a run noisy),
@@ -313,6 +315,7 @@ start_gateway() { # TARGET (portcullis or portcullis-smol)
         --config "$BENCH_DIR/gateway.json" \
         --listen "127.0.0.1:$port" \
         --ops-listen "127.0.0.1:${OPS_PORT[$target]}" \
+        ${GATEWAY_ARGS:-} \
         >"$RESULTS/gateway-$runtime.log" 2>&1 &
     pid=$!
     STARTED_PIDS+=("$pid")

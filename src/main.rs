@@ -223,6 +223,9 @@ struct Tuning {
 /// Access log, tracing and telemetry upload (metrics are always at /metrics).
 #[derive(Debug, clap::Args)]
 struct TelemetryArgs {
+    /// Count requests in /metrics (turn off only to measure what telemetry costs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_METRICS")]
+    metrics: bool,
     /// Access log on stdout: `off`, `json` (one record per line) or `text`.
     #[arg(long, default_value = "off", env = "PORTCULLIS_ACCESS_LOG", value_parser = parse_log_format)]
     access_log: AccessLogFormat,
@@ -271,6 +274,7 @@ impl Tuning {
         }
         let t = &self.telemetry;
         options.telemetry = TelemetryOptions {
+            metrics: t.metrics,
             access_log: AccessLog {
                 format: t.access_log,
                 level: t.access_log_level,

@@ -58,6 +58,8 @@ pub struct GatewayOptions {
 /// kept and served at `/metrics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryOptions {
+    /// Count requests in `/metrics` (off only to measure what telemetry costs).
+    pub metrics: bool,
     /// Access log lines on stdout.
     pub access_log: AccessLog,
     /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
@@ -75,6 +77,7 @@ pub struct TelemetryOptions {
 impl Default for TelemetryOptions {
     fn default() -> Self {
         TelemetryOptions {
+            metrics: true,
             access_log: AccessLog::default(),
             otlp_endpoint: None,
             upload: true,

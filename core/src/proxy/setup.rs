@@ -49,6 +49,7 @@ pub fn telemetry_settings(
         gateway: gateway_id.into(),
         instance: instance.into(),
         access_log: t.access_log,
+        metrics: t.metrics,
         upload,
         tracing: t.otlp_endpoint.is_some(),
         queue_capacity: DEFAULT_QUEUE_CAPACITY,

@@ -42,6 +42,8 @@ pub struct TelemetrySettings {
     pub instance: Arc<str>,
     /// The access log.
     pub access_log: AccessLog,
+    /// Whether requests are counted in the metrics (`/metrics`).
+    pub metrics: bool,
     /// Whether records are uploaded to the management plane.
     pub upload: bool,
     /// Whether requests get a span (W3C `traceparent` to the backend, spans
@@ -57,6 +59,7 @@ impl Default for TelemetrySettings {
             gateway: "portcullis".into(),
             instance: "local".into(),
             access_log: AccessLog::default(),
+            metrics: true,
             upload: false,
             tracing: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
@@ -133,7 +136,9 @@ impl Telemetry {
         api: Option<&ApiTelemetry>,
         build: impl FnOnce(u32) -> RequestRecord,
     ) {
-        self.metrics.observe(observation);
+        if self.settings.metrics {
+            self.metrics.observe(observation);
+        }
         if !self.wants_records() {
             return;
         }
