@@ -220,3 +220,75 @@ async fn requests_served_during_an_outage_reach_analytics_exactly_once(rt: Runti
     assert_eq!(report["dropped"], 0, "{report}");
     drop(gw);
 }
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[runtimes]
+async fn traces_continue_through_the_gateway_and_reach_the_collector(rt: Runtime) {
+    let backend = Backend::echo().await;
+    // An OTLP/HTTP collector: takes whatever is posted to /v1/traces.
+    let collector = Backend::start(|_| Reply::Send(ok("application/x-protobuf", b""))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.json");
+    std::fs::write(&config, config_for(backend.addr).to_string()).unwrap();
+    let collector_url = format!("http://{}", collector.addr);
+    let (mut child, addr, _ops, _log) = spawn_gateway(
+        rt,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--otlp-endpoint",
+            &collector_url,
+        ],
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut client = Client::connect(addr).await;
+    let r = client
+        .roundtrip(format!(
+            "GET /api/traced HTTP/1.1\r\nHost: gw\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    // The backend's parent is the gateway's span, in the client's trace.
+    let sent = backend.only_request();
+    let traceparent = sent.header("traceparent").expect("a traceparent");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    let gateway_span = &traceparent[36..52];
+    assert_ne!(gateway_span, "00f067aa0ba902b7");
+    assert_eq!(sent.headers("traceparent").len(), 1);
+
+    // The span arrives at the collector within the export interval.
+    within("the span is exported", collector.wait_requests(1)).await;
+    let export = &collector.requests()[0];
+    assert_eq!(export.method(), "POST");
+    assert_eq!(export.target(), "/v1/traces");
+    assert_eq!(
+        export.header("content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    let body = &export.body;
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(&hex_bytes(trace_id)),
+        "the trace id is in the export"
+    );
+    assert!(
+        contains(&hex_bytes(gateway_span)),
+        "the gateway's span id is in the export"
+    );
+    assert!(
+        contains(&hex_bytes("00f067aa0ba902b7")),
+        "its parent is the client's span"
+    );
+    assert!(contains(b"/api/traced"));
+    let _ = child.start_kill();
+}

@@ -20,8 +20,9 @@ pub struct Histogram {
 impl Histogram {
     /// Adds one observation of `us` microseconds.
     pub fn observe(&mut self, us: u64) {
-        if let Some(i) = BOUNDS_US.iter().position(|&b| us <= b) {
-            self.buckets[i] += 1;
+        let i = BOUNDS_US.partition_point(|&b| b < us);
+        if let Some(bucket) = self.buckets.get_mut(i) {
+            *bucket += 1;
         }
         self.count += 1;
         self.sum_us = self.sum_us.saturating_add(us);
