@@ -1377,3 +1377,23 @@ async fn analytics_parameters_are_checked() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test]
+async fn api_telemetry_settings_are_checked_and_kept() {
+    let h = start().await;
+    let a = &h.admin;
+    let api = |sampling: u32| {
+        json!({"path": "quiet", "serviceUrl": "http://127.0.0.1:9/",
+               "telemetry": {"enabled": true, "samplingPercentage": sampling}})
+    };
+    let refused = a.put_json("/apis/quiet", &api(150)).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("samplingPercentage"),
+        "{}",
+        refused.text()
+    );
+    let created = a.put_json("/apis/quiet", &api(25)).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["telemetry"]["samplingPercentage"], 25);
+}

@@ -651,6 +651,14 @@ fn schemas() -> Value {
                     "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 3600, "default": 30 },
                     "operations": { "type": "array", "items": schema_ref("Operation") },
                     "policy": policy,
+                    "telemetry": {
+                        "type": "object",
+                        "description": "Request records of this API (metrics count every request)",
+                        "properties": {
+                            "enabled": { "type": "boolean", "default": true },
+                            "samplingPercentage": { "type": "integer", "minimum": 0, "maximum": 100, "default": 100 },
+                        },
+                    },
                 },
             }),
     );
