@@ -253,7 +253,10 @@ fn answers_health_and_readiness() {
         assert_eq!((a.status, a.body_str().as_str()), (200, "ok\n"));
         let a = get(gw.ops, "/readyz").await;
         assert_eq!((a.status, a.body_str().as_str()), (200, "ready\n"));
-        assert_eq!(get(gw.ops, "/metrics").await.status, 404);
+        let metrics = get(gw.ops, "/metrics").await;
+        assert_eq!(metrics.status, 200);
+        assert!(metrics.body_str().contains("portcullis_ready 1\n"));
+        assert_eq!(get(gw.ops, "/nothing").await.status, 404);
         within("shutdown", gw.gateway.shutdown()).await;
     })
 }
