@@ -1,6 +1,7 @@
 //! Portcullis management plane: the only place configuration changes, and what gateways sync from.
 
 pub mod http;
+pub mod openapi_import;
 pub mod server;
 pub mod store;
 pub mod tls;

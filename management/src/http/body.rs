@@ -63,7 +63,7 @@ impl<S: Send + Sync> FromRequest<S> for XmlBody {
 }
 
 /// Refuses a body whose `Content-Type` is given and is not accepted with 415.
-fn check_media_type(
+pub(super) fn check_media_type(
     req: &Request,
     what: &str,
     accepts: impl Fn(&str) -> bool,

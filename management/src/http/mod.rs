@@ -8,6 +8,7 @@
 //! [`AppState::analytics`] instead: another file, another mutex.
 
 mod analytics;
+mod api_docs;
 mod auth;
 mod body;
 pub(crate) mod clock;
@@ -197,6 +198,7 @@ pub async fn prune_analytics(state: Shared) {
 pub fn router(state: Shared) -> Router {
     let admin = Router::new()
         .merge(entities::routes())
+        .merge(api_docs::routes())
         .merge(subscriptions::routes())
         .merge(gateways::routes())
         .merge(policies::routes())

@@ -32,6 +32,7 @@ pub fn document() -> Value {
     for (path, item) in action_paths()
         .into_iter()
         .chain(policy_paths())
+        .chain(api_doc_paths())
         .chain(sync_paths())
         .chain(analytics_paths())
         .chain(misc_paths())
@@ -346,6 +347,83 @@ fn policy_paths() -> Vec<(String, Value)> {
         .collect()
 }
 
+fn api_doc_paths() -> Vec<(String, Value)> {
+    let id = || param("id", "The API's id");
+    let document_types = || {
+        let any = json!({ "type": "object", "description": "An OpenAPI 3.0/3.1 or Swagger 2.0 document" });
+        json!({
+            "application/json": { "schema": any },
+            "application/yaml": { "schema": { "type": "string" } },
+            "application/x-yaml": { "schema": { "type": "string" } },
+            "text/yaml": { "schema": { "type": "string" } },
+        })
+    };
+    let import_responses = || {
+        vec![
+            ("200", with_etag(ok_json("The API, its operations replaced", schema_ref("Api")))),
+            ("201", with_etag(ok_json("The API, created", schema_ref("Api")))),
+            ("400", problem("The document cannot be imported (`document` gives line and column of a syntax error, or the JSON pointer of a structural one), a `path` or `serviceUrl` is missing, or the API does not compile")),
+            ("412", problem("If-Match does not hold")),
+        ]
+    };
+    let query = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } });
+    let mut put_responses = import_responses();
+    put_responses.push(("415", problem("Neither JSON nor YAML")));
+    let mut url_responses = import_responses();
+    url_responses.push(("502", problem("Fetching the document failed (connection, TLS, status other than 2xx, too large, timeout)")));
+    vec![
+        (
+            "/apis/{id}/openapi".to_owned(),
+            json!({
+                "get": operation(
+                    "Export an API as an OpenAPI 3 document: the imported document with the current operations, or one generated from them",
+                    vec![id(), query("format", "`json` (default) or `yaml`")],
+                    None,
+                    vec![
+                        ("200", json!({ "description": "The OpenAPI document", "content": {
+                            "application/json": { "schema": { "type": "object" } },
+                            "application/yaml": { "schema": { "type": "string" } },
+                        } })),
+                        ("400", problem("Unknown format")),
+                        ("404", problem("No such API")),
+                    ],
+                ),
+                "put": operation(
+                    "Create or update an API from an OpenAPI document (operations replaced, policies and settings kept)",
+                    vec![
+                        id(),
+                        query("path", "The API URL suffix; required when the API does not exist"),
+                        query("serviceUrl", "The upstream base URL; default the document's first absolute server URL (new APIs) or the API's current upstream"),
+                        header_param("IfMatch"),
+                    ],
+                    Some(json!({ "required": true, "content": document_types() })),
+                    put_responses,
+                ),
+            }),
+        ),
+        (
+            "/apis/{id}/openapi/import-url".to_owned(),
+            json!({
+                "post": operation(
+                    "Create or update an API from an OpenAPI document fetched from an http(s) URL",
+                    vec![id(), header_param("IfMatch")],
+                    Some(json!({ "required": true, "content": json_content(json!({
+                        "type": "object",
+                        "required": ["url"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "url": { "type": "string", "description": "http or https URL of the document (15 s, 16 MiB, 5 redirects at most)" },
+                            "path": { "type": "string", "description": "The API URL suffix; required when the API does not exist" },
+                            "serviceUrl": { "type": "string", "description": "The upstream base URL" },
+                        },
+                    })) })),
+                    url_responses,
+                ),
+            }),
+        ),
+    ]
+}
+
 fn sync_paths() -> Vec<(String, Value)> {
     let gw = param("id", "The gateway's id");
     let gateway_errors = |mut responses: Map<String, Value>| {
@@ -625,6 +703,17 @@ fn schemas() -> Value {
                             "element": { "type": "string", "example": "rate-limit" },
                             "line": { "type": "integer" },
                             "column": { "type": "integer" },
+                            "reason": string,
+                        },
+                    },
+                    "document": {
+                        "type": "object",
+                        "description": "For an OpenAPI document that cannot be imported: line and column of a syntax error, or the JSON pointer of a structural one",
+                        "required": ["reason"],
+                        "properties": {
+                            "line": { "type": "integer" },
+                            "column": { "type": "integer" },
+                            "pointer": { "type": "string", "example": "/paths/~1users/get/responses" },
                             "reason": string,
                         },
                     },
@@ -1017,6 +1106,8 @@ pub const ROUTED: &[(&str, &[&str])] = &[
         "/apis/{id}/operations/{opId}/policy",
         &["get", "put", "delete"],
     ),
+    ("/apis/{id}/openapi", &["get", "put"]),
+    ("/apis/{id}/openapi/import-url", &["post"]),
     ("/subscriptions/{id}/secrets", &["post"]),
     ("/subscriptions/{id}/regenerate-primary-key", &["post"]),
     ("/subscriptions/{id}/regenerate-secondary-key", &["post"]),

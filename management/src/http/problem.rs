@@ -44,6 +44,25 @@ pub struct Problem {
     pub policy: Option<Box<PolicyLocation>>,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<&'static str>,
+    /// For an OpenAPI document that cannot be imported: where it breaks.
+    pub document: Option<Box<DocumentLocation>>,
+}
+
+/// Where an imported OpenAPI document breaks: a position for a syntax error, a
+/// JSON pointer for a structural one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentLocation {
+    /// Line in the document, from 1 (syntax errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Column in the line, from 1 (syntax errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// JSON pointer (RFC 6901) of the offending value (structural errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// Why it cannot be imported.
+    pub reason: String,
 }
 
 #[derive(Serialize)]
@@ -55,6 +74,8 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a PolicyLocation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<&'a DocumentLocation>,
 }
 
 impl Problem {
@@ -72,6 +93,7 @@ impl Problem {
             detail: detail.into(),
             policy: None,
             challenge: None,
+            document: None,
         }
     }
 
@@ -246,6 +268,7 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             policy: self.policy.as_deref(),
+            document: self.document.as_deref(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();

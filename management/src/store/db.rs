@@ -57,6 +57,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          digest BLOB PRIMARY KEY,
          created_at INTEGER NOT NULL
      ) STRICT;",
+    // 2: the OpenAPI document last imported into each API.
+    "CREATE TABLE api_documents (
+         api_id TEXT PRIMARY KEY,
+         document TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Opens `<dir>/portcullis.db` (creating both) with durable settings, and migrates it.

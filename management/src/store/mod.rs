@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use portcullis_core::config::CompiledConfig;
-use rusqlite::{params, Connection, TransactionBehavior};
+use portcullis_core::config::{Api, CompiledConfig};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub mod analytics;
 mod db;
@@ -74,6 +74,8 @@ enum Row {
     GlobalPolicy,
     /// A gateway's keys: upserted, or deleted with its instances.
     GatewayKeys(String),
+    /// The OpenAPI document imported into an API (JSON text), or none.
+    ApiDocument(String, Option<String>),
 }
 
 /// The audit entry a change appends.
@@ -232,6 +234,9 @@ impl Store {
             next.gateway_keys.remove(id);
             rows.push(Row::GatewayKeys(id.to_owned()));
         }
+        if kind == Kind::Api {
+            rows.push(Row::ApiDocument(id.to_owned(), None));
+        }
         let note = AuditNote {
             action: "delete".to_owned(),
             resource: resource(kind, id),
@@ -253,6 +258,71 @@ impl Store {
                 other => other,
             })?;
         Ok(())
+    }
+
+    /// Creates or replaces API `id` as `build` makes it from the current one (if
+    /// any), storing `document` (JSON text) as its imported OpenAPI document, in one
+    /// audited change (action `import`).
+    pub fn import_api(
+        &mut self,
+        id: &str,
+        build: impl FnOnce(Option<&Api>) -> Result<Api, StoreError>,
+        document: String,
+        precondition: Precondition,
+        actor: &str,
+        now_unix: u64,
+    ) -> Result<Written, StoreError> {
+        docs::check_id(Kind::Api, id)?;
+        let what = describe(Kind::Api, id);
+        let existing = self.state.get(Kind::Api, id).cloned();
+        check_precondition(existing.as_ref().map(|s| s.version), precondition, &what)?;
+        let current = match existing.as_ref().map(|s| &*s.doc) {
+            Some(Doc::Api(api)) => Some(api),
+            _ => None,
+        };
+        let mut api = build(current)?;
+        api.id = id.to_owned();
+        let doc = Doc::Api(api);
+        let created = existing.is_none();
+        let body = doc.to_output();
+        let note = AuditNote {
+            action: "import".to_owned(),
+            resource: resource(Kind::Api, id),
+            detail: Some(doc.to_audit()),
+        };
+        let mut next = self.begin();
+        let rows = [
+            Row::Entity(Kind::Api, id.to_owned()),
+            Row::ApiDocument(id.to_owned(), Some(document)),
+        ];
+        let version = next.revision;
+        next.put(doc, id, version);
+        self.commit(next, &rows, Check::Api(id), note, actor, now_unix)?;
+        Ok(Written {
+            entity: Entity {
+                id: id.to_owned(),
+                body,
+                version,
+            },
+            created,
+        })
+    }
+
+    /// API `id` and the OpenAPI document last imported into it (JSON text), if any.
+    pub fn api_with_document(&self, id: &str) -> Result<(Api, Option<String>), StoreError> {
+        let api = match self.state.get(Kind::Api, id).map(|s| &*s.doc) {
+            Some(Doc::Api(api)) => api.clone(),
+            _ => return Err(StoreError::NotFound(describe(Kind::Api, id))),
+        };
+        let document = self
+            .conn
+            .query_row(
+                "SELECT document FROM api_documents WHERE api_id = ?1",
+                [id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
+        Ok((api, document))
     }
 
     /// A page of the audit log, newest first, and how many entries there are in all.
@@ -416,6 +486,18 @@ impl Store {
                         tx.execute("DELETE FROM instances WHERE gateway_id = ?1", [id])?;
                     }
                 },
+                Row::ApiDocument(id, Some(document)) => {
+                    tx.execute(
+                        "INSERT INTO api_documents (api_id, document, updated_at)
+                         VALUES (?1, ?2, ?3)
+                         ON CONFLICT (api_id) DO UPDATE SET document = excluded.document,
+                             updated_at = excluded.updated_at",
+                        params![id, document, now],
+                    )?;
+                }
+                Row::ApiDocument(id, None) => {
+                    tx.execute("DELETE FROM api_documents WHERE api_id = ?1", [id])?;
+                }
             }
         }
         tx.execute(

@@ -1,0 +1,231 @@
+//! OpenAPI import and export of an API: `PUT /apis/{id}/openapi` (the document in
+//! the body), `POST /apis/{id}/openapi/import-url` (fetched from a URL) and
+//! `GET /apis/{id}/openapi` (the API as an OpenAPI 3 document, JSON or YAML).
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::body::{check_media_type, JsonBody, RawBody, MAX_BODY};
+use super::conditional::precondition;
+use super::entities::entity_response;
+use super::problem::{DocumentLocation, Problem};
+use super::{Shared, ADMIN_ACTOR};
+use crate::openapi_import::fetch::{fetch, FetchError};
+use crate::openapi_import::{self, ImportError, ImportOptions};
+use crate::store::{Precondition, StoreError};
+
+/// `/apis/{id}/openapi` and `/apis/{id}/openapi/import-url`.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/apis/{id}/openapi", get(export).put(import_body))
+        .route("/apis/{id}/openapi/import-url", post(import_url))
+}
+
+/// The query of `PUT /apis/{id}/openapi`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImportQuery {
+    path: Option<String>,
+    service_url: Option<String>,
+}
+
+/// The body of `POST /apis/{id}/openapi/import-url`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImportUrlRequest {
+    url: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    service_url: Option<String>,
+}
+
+/// The query of `GET /apis/{id}/openapi`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn import_body(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, Problem> {
+    check_media_type(&req, "an OpenAPI document in JSON or YAML", |m| {
+        m == "application/json"
+            || m.ends_with("+json")
+            || m == "application/yaml"
+            || m == "application/x-yaml"
+            || m == "text/yaml"
+            || m == "text/x-yaml"
+            || m.ends_with("+yaml")
+            || m == "text/plain"
+    })?;
+    let query: ImportQuery = match uri.query() {
+        None => ImportQuery::default(),
+        Some(_) => Query::try_from_uri(&uri)
+            .map(|Query(q)| q)
+            .map_err(|e| Problem::invalid(e.body_text()))?,
+    };
+    let RawBody(bytes) = RawBody::from_request(req, &()).await?;
+    let options = ImportOptions {
+        path: query.path,
+        service_url: query.service_url,
+    };
+    import(&state, id, precondition(&headers)?, bytes.to_vec(), options).await
+}
+
+async fn import_url(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ImportUrlRequest>,
+) -> Result<Response, Problem> {
+    let precondition = precondition(&headers)?;
+    let bytes = fetch(&body.url, MAX_BODY).await.map_err(fetch_problem)?;
+    tracing::info!(api = %id, url = %body.url, bytes = bytes.len(), "fetched OpenAPI document");
+    let options = ImportOptions {
+        path: body.path,
+        service_url: body.service_url,
+    };
+    import(&state, id, precondition, bytes.to_vec(), options).await
+}
+
+/// Parses and reads the document off the runtime's workers, then stores the API.
+async fn import(
+    state: &Shared,
+    id: String,
+    precondition: Precondition,
+    bytes: Vec<u8>,
+    options: ImportOptions,
+) -> Result<Response, Problem> {
+    let (document, imported) = state
+        .blocking(move || {
+            let document = openapi_import::parse_document(&bytes)?;
+            let imported = openapi_import::read_document(&document)?;
+            Ok::<_, ImportError>((document.to_string(), imported))
+        })
+        .await?
+        .map_err(|e| import_problem(&e))?;
+    let now = state.now_unix();
+    let written = state
+        .write(move |s| {
+            let api_id = id.clone();
+            s.import_api(
+                &id,
+                |current| {
+                    openapi_import::merge(&api_id, current, &imported, &options)
+                        .map_err(StoreError::Invalid)
+                },
+                document,
+                precondition,
+                ADMIN_ACTOR,
+                now,
+            )
+        })
+        .await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(entity_response(status, written.entity))
+}
+
+async fn export(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    let query: ExportQuery = match uri.query() {
+        None => ExportQuery::default(),
+        Some(_) => Query::try_from_uri(&uri)
+            .map(|Query(q)| q)
+            .map_err(|e| Problem::invalid(e.body_text()))?,
+    };
+    let yaml = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("yaml") => true,
+        Some(other) => {
+            return Err(Problem::invalid(format!(
+                "unknown format `{other}`: use `json` or `yaml`"
+            )))
+        }
+    };
+    let (api, stored) = state.read(move |s| s.api_with_document(&id)).await?;
+    let stored = match stored {
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Problem::internal(&e))?,
+        ),
+        None => None,
+    };
+    let document = openapi_import::export(&api, stored.as_ref());
+    if !yaml {
+        return Ok(Json(document).into_response());
+    }
+    let text = serde_yaml_ng::to_string(&document).map_err(|e| Problem::internal(&e))?;
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+    Ok(response)
+}
+
+/// 400 `invalid-openapi`, with where the document breaks.
+fn import_problem(err: &ImportError) -> Problem {
+    let location = match err {
+        ImportError::Encoding(reason) => DocumentLocation {
+            line: None,
+            column: None,
+            pointer: None,
+            reason: reason.clone(),
+        },
+        ImportError::Syntax {
+            line,
+            column,
+            message,
+            ..
+        } => DocumentLocation {
+            line: Some(*line),
+            column: Some(*column),
+            pointer: None,
+            reason: message.clone(),
+        },
+        ImportError::Structure { pointer, message } => DocumentLocation {
+            line: None,
+            column: None,
+            pointer: Some(pointer.clone()),
+            reason: message.clone(),
+        },
+    };
+    Problem {
+        document: Some(Box::new(location)),
+        ..Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-openapi",
+            "Invalid OpenAPI document",
+            err.to_string(),
+        )
+    }
+}
+
+/// 400 for a URL that cannot be fetched from, 502 when fetching it failed.
+fn fetch_problem(err: FetchError) -> Problem {
+    match err {
+        FetchError::BadUrl(_) => Problem::invalid(err.to_string()),
+        other => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "fetch-failed",
+            "Fetching the document failed",
+            other.to_string(),
+        ),
+    }
+}
