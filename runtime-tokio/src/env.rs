@@ -311,6 +311,10 @@ pub struct Sabotage {
     /// trusts the disk would (invariant 5: a file whose checksum was damaged
     /// still decrypts, and is served although the disk damaged it).
     pub skip_backup_checksum: bool,
+    /// Sends every telemetry upload under a new batch id, as an uploader that
+    /// forgot batch ids would: a retried batch the management plane already
+    /// stored (its answer lost) is stored again (invariant 6).
+    pub forget_telemetry_batch_ids: bool,
 }
 
 /// The gateway's surroundings; see the module documentation.

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::options::GatewayOptions;
 use portcullis_core::sync::protocol::Endpoint;
+use portcullis_core::telemetry::batch::Batch;
 use portcullis_core::telemetry::pump::{
     self, batch_file_name, batch_file_seq, buffer_dir, Sinks, TelemetryHost,
 };
@@ -27,6 +29,25 @@ struct Host {
     env: Arc<Environment>,
     callouts: Callouts,
     dir: Option<PathBuf>,
+    /// Uploads sent so far (for [`Sabotage::forget_telemetry_batch_ids`]).
+    ///
+    /// [`Sabotage::forget_telemetry_batch_ids`]: crate::env::Sabotage::forget_telemetry_batch_ids
+    uploads: AtomicU64,
+}
+
+impl Host {
+    /// Sabotage only: the upload `request` under a batch id never sent before.
+    fn forget_batch_id(&self, mut request: CalloutRequest) -> CalloutRequest {
+        if request.method != "POST" || !request.url.ends_with("/telemetry") {
+            return request;
+        }
+        if let Ok(mut batch) = Batch::from_json(&request.body) {
+            let n = self.uploads.fetch_add(1, Ordering::Relaxed);
+            batch.id = format!("{}-sent{n}", batch.id);
+            request.body = Bytes::from(batch.to_json());
+        }
+        request
+    }
 }
 
 impl TelemetryHost for Host {
@@ -60,6 +81,11 @@ impl TelemetryHost for Host {
             portcullis_core::callout::CalloutFailure,
         >,
     > {
+        let request = if self.env.sabotage.forget_telemetry_batch_ids {
+            self.forget_batch_id(request)
+        } else {
+            request
+        };
         let callouts = self.callouts.clone();
         Box::pin(async move { callouts.perform(request).await })
     }
@@ -182,6 +208,7 @@ pub(crate) fn spawn(
         env: env.clone(),
         callouts: host_callouts,
         dir,
+        uploads: AtomicU64::new(0),
     });
     let sinks = Sinks {
         upload,

@@ -33,6 +33,9 @@ impl Rng {
     }
 }
 
+/// The small telemetry buffer of some seeds: a few dozen seconds of records.
+pub const SMALL_BUFFER_BYTES: u64 = 16 * 1024;
+
 /// One kind of fault.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -71,6 +74,9 @@ pub struct Plan {
     pub changes: Vec<Duration>,
     /// From here on nothing is faulty.
     pub final_repair: Duration,
+    /// The gateways' telemetry upload buffer (`TelemetryOptions::buffer_bytes`):
+    /// small in one seed in four, so that it overflows during long outages.
+    pub buffer_bytes: u64,
     /// How long the run lasts.
     pub duration: Duration,
 }
@@ -149,7 +155,8 @@ impl Plan {
         // A gateway restarted while it is cut off: the case fail static is for.
         if rng.chance(0.7) {
             let gw = rng.range(0, 1) as usize;
-            let from = rng.range(60, final_repair - 700);
+            // (Runs shorter than 17 minutes start it at one minute.)
+            let from = rng.range(60, final_repair.saturating_sub(700).max(60));
             windows.push(Window {
                 from: Duration::from_secs(from),
                 until: Duration::from_secs(from + rng.range(200, 600)),
@@ -170,12 +177,19 @@ impl Plan {
             .collect();
         changes.sort();
         windows.sort_by_key(|w| w.from);
+        // Drawn last, so the rest of the plan is what it was before.
+        let buffer_bytes = if rng.range(0, 3) == 0 {
+            SMALL_BUFFER_BYTES
+        } else {
+            portcullis_core::telemetry::uploader::DEFAULT_BUFFER_BYTES
+        };
         Plan {
             seed,
             backup,
             windows,
             changes,
             final_repair: Duration::from_secs(final_repair),
+            buffer_bytes,
             duration,
         }
     }

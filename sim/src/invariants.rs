@@ -1,4 +1,5 @@
-//! The five fail-static invariants, checked on a run's trace.
+//! The five fail-static invariants and telemetry delivery, checked on a run's
+//! trace.
 //!
 //! 1. While a gateway runs, no client request fails or gets a different answer
 //!    because the management plane is unreachable.
@@ -9,9 +10,18 @@
 //! 4. After the last repair, every gateway serves the latest revision within the
 //!    poll interval plus the backoff bound, and its heartbeats resume.
 //! 5. A torn or corrupt backup is never served.
+//! 6. Every request a gateway answered is counted exactly once at the management
+//!    plane, unless the upload buffer overflowed and the drop was counted. At the
+//!    end (the records read back through the analytics API): no request's record
+//!    is stored twice; every request answered (any status) and not followed by a
+//!    crash of its gateway is stored, but for as many as the gateways reported
+//!    dropped; a request followed by a crash may be missing (its record may have
+//!    been in memory), never stored twice.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::hosts::traffic::request_path;
 use crate::trace::{Answer, Event};
 
 /// Which invariant.
@@ -27,6 +37,9 @@ pub enum Invariant {
     Converges = 4,
     /// 5: a damaged backup is never served.
     NoDamagedBackup = 5,
+    /// 6: each answered request is stored once at the management plane, or
+    /// counted as dropped.
+    TelemetryExactlyOnce = 6,
 }
 
 /// One broken invariant, with what showed it.
@@ -66,7 +79,28 @@ pub struct Facts {
     pub last_heartbeat_ms: Vec<Option<u64>>,
     /// When the run ended.
     pub end_ms: u64,
+    /// What the management plane stored of the request records (`None`: not
+    /// read, the run was too short; `Err`: could not be read).
+    pub telemetry: Option<Result<TelemetryFacts, String>>,
 }
+
+/// The request records the management plane stored, read at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryFacts {
+    /// The records stamped before this (simulated milliseconds) were read.
+    pub to_ms: u64,
+    /// How many records of each request path are stored.
+    pub stored: BTreeMap<String, u32>,
+    /// Records the gateways reported dropped (`dropped` of `/analytics/requests`).
+    pub dropped: u64,
+}
+
+/// A request sent this long before the end of the records read has had its
+/// record stamped before that end (the client gives up after 5 s).
+pub const STAMP_MARGIN_MS: u64 = 5_000;
+
+/// Examples shown in a violation's detail.
+const EXAMPLES: usize = 5;
 
 /// Per gateway, what the trace has said so far.
 #[derive(Debug, Default, Clone)]
@@ -181,6 +215,7 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                 gw,
                 sent_ms,
                 answer,
+                ..
             } => {
                 let g = &mut gws[*gw];
                 let ran = g.up && *sent_ms >= g.started_ms && ran_through(*gw, *sent_ms + 1, ms);
@@ -283,6 +318,106 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
             }
         }
     }
+    check_telemetry(events, facts, &mut out);
     out.sort_by_key(|v| v.at_ms);
     out
+}
+
+/// Invariant 6, on the records read at the end.
+fn check_telemetry(events: &[(u64, Event)], facts: &Facts, out: &mut Vec<Violation>) {
+    let Some(telemetry) = &facts.telemetry else {
+        return;
+    };
+    let mut violate = |detail: String| {
+        out.push(Violation {
+            invariant: Invariant::TelemetryExactlyOnce,
+            at_ms: facts.end_ms,
+            detail,
+        })
+    };
+    let t = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            violate(format!(
+                "the request records stored by the management plane could not be read: {e}"
+            ));
+            return;
+        }
+    };
+    let crashes: Vec<(u64, usize)> = events
+        .iter()
+        .filter_map(|(ms, e)| match e {
+            Event::GatewayCrashed { gw } => Some((*ms, *gw)),
+            _ => None,
+        })
+        .collect();
+    // Every request sent, with when and what it got.
+    let mut sent: BTreeMap<String, (u64, &Answer)> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (_, event) in events {
+        let Event::Answer {
+            gw,
+            n,
+            sent_ms,
+            answer,
+        } = event
+        else {
+            continue;
+        };
+        let path = request_path(*gw, *n);
+        let stored = t.stored.get(&path).copied().unwrap_or(0);
+        let answered = !matches!(answer, Answer::Failed);
+        let crashed_after = crashes.iter().any(|&(ms, g)| g == *gw && ms >= *sent_ms);
+        if answered && stored == 0 && !crashed_after && sent_ms + STAMP_MARGIN_MS <= t.to_ms {
+            missing.push((path.clone(), *sent_ms, answer));
+        }
+        sent.insert(path, (*sent_ms, answer));
+    }
+    // (a) and (c): at most once, always.
+    let twice: Vec<(&String, u32)> = t
+        .stored
+        .iter()
+        .filter(|(_, &c)| c > 1)
+        .map(|(p, &c)| (p, c))
+        .collect();
+    if !twice.is_empty() {
+        let extra: u32 = twice.iter().map(|(_, c)| c - 1).sum();
+        let examples: Vec<String> = twice
+            .iter()
+            .take(EXAMPLES)
+            .map(|(p, c)| match sent.get(*p) {
+                Some((ms, answer)) => format!(
+                    "{p} ×{c} (sent at {:.3}s, answered {answer:?})",
+                    *ms as f64 / 1000.0
+                ),
+                None => format!("{p} ×{c}"),
+            })
+            .collect();
+        violate(format!(
+            "{} requests are stored more than once ({extra} extra records): {}",
+            twice.len(),
+            examples.join(", ")
+        ));
+    }
+    // (b): every answered request not followed by a crash is stored, but for
+    // the drops counted.
+    if missing.len() as u64 > t.dropped {
+        let examples: Vec<String> = missing
+            .iter()
+            .take(EXAMPLES)
+            .map(|(p, ms, answer)| {
+                format!(
+                    "{p} (sent at {:.3}s, answered {answer:?})",
+                    *ms as f64 / 1000.0
+                )
+            })
+            .collect();
+        violate(format!(
+            "{} answered requests whose gateway did not crash afterwards are not stored, \
+             more than the {} records the gateways reported dropped: {}",
+            missing.len(),
+            t.dropped,
+            examples.join(", ")
+        ));
+    }
 }

@@ -1,14 +1,16 @@
 //! Deterministic simulation of fail static: the real gateway (`runtime-tokio`) and
 //! management plane (`management/`) on turmoil, with faults chosen from a seed and
-//! the five invariants of `invariants` checked on every run.
+//! the six invariants of `invariants` checked on every run.
 //!
 //! Hosts: `mgmt` (management plane, SQLite on a real temporary directory), `gw0`
 //! and `gw1` (gateways; which keep a backup on their simulated disk depends on
 //! the seed), `backend`, `client0` and `client1` (one request a second through
-//! `gw0` and `gw1`), and `operator` (configuration changes through the management
-//! API). Faults only touch the gateways' links to the management plane, the
-//! management plane itself, the gateways' processes and name resolution: backend
-//! traffic stays up, so any failed request is the gateway's doing.
+//! `gw0` and `gw1`, each on a path of its own), `operator` (configuration
+//! changes through the management API) and `auditor` (near the end, reads back
+//! the request records the gateways uploaded). Faults only touch the gateways'
+//! links to the management plane, the management plane itself, the gateways'
+//! processes and name resolution: backend traffic stays up, so any failed
+//! request is the gateway's doing.
 
 pub mod faults;
 pub mod hosts;
@@ -61,11 +63,21 @@ pub struct Outcome {
     pub events: usize,
     /// Client requests answered 200.
     pub answered: usize,
+    /// Request records the management plane stored (of those read at the end).
+    pub telemetry_stored: usize,
+    /// Records the gateways reported dropped (their upload buffer overflowed).
+    pub telemetry_dropped: u64,
     /// Real time the run took.
     pub elapsed: Duration,
     /// The trace.
     pub trace: Vec<(u64, Event)>,
 }
+
+/// How long before the end of a run the auditor reads the request records.
+pub const AUDIT_BEFORE_END: Duration = Duration::from_secs(60);
+/// How long before the read the records read end: time for the last ones to be
+/// batched (5 s) and uploaded.
+pub const AUDIT_SETTLE: Duration = Duration::from_secs(60);
 
 /// The sync timing of the simulated gateways: the defaults.
 pub fn timing() -> SyncTiming {
@@ -91,6 +103,14 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
     .map_err(|e| e.to_string())?;
     let data_dir = data.path().to_path_buf();
     let tokens = hosts::management::setup(&data_dir, seed)?;
+    // The auditor reads the records in the quiet final quarter (at least 150 s
+    // long in a run of ten minutes or more), those stamped up to a minute
+    // before: every gateway has had time to upload them, retries included.
+    let audit_times = (options.duration >= Duration::from_secs(600)).then(|| {
+        let read_at = options.duration - AUDIT_BEFORE_END;
+        (read_at, read_at - AUDIT_SETTLE)
+    });
+    let audit = hosts::audit::AuditSlot::default();
     let trace = Trace::default();
     let timing = timing();
 
@@ -126,6 +146,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
                 net: net.clone(),
                 timing,
                 sabotage: options.sabotage,
+                buffer_bytes: plan.buffer_bytes,
                 corrupt_next_start: AtomicBool::new(false),
                 damages: AtomicU64::new(0),
                 starts: AtomicU64::new(0),
@@ -149,6 +170,14 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
         let changes = plan.changes.clone();
         sim.host("operator", move || {
             hosts::traffic::operator(changes.clone(), trace.clone())
+        });
+    }
+
+    if let Some((read_at, to)) = audit_times {
+        let trace = trace.clone();
+        let audit = audit.clone();
+        sim.host("auditor", move || {
+            hosts::audit::auditor(read_at, to, trace.clone(), audit.clone())
         });
     }
 
@@ -183,6 +212,13 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
             .map(|b| b.map(|unix| unix.saturating_sub(EPOCH_UNIX) * 1000))
             .collect(),
         end_ms,
+        telemetry: audit_times.map(|_| {
+            audit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(|| Err("the auditor did not finish before the end".into()))
+        }),
     };
     let violations = invariants::check(&events, &facts);
     let answered = events
@@ -197,8 +233,14 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
             )
         })
         .count();
+    let (telemetry_stored, telemetry_dropped) = match &facts.telemetry {
+        Some(Ok(t)) => (t.stored.values().map(|&c| c as usize).sum(), t.dropped),
+        _ => (0, 0),
+    };
     Ok(Outcome {
         seed,
+        telemetry_stored,
+        telemetry_dropped,
         plan,
         violations,
         trace_hash: trace.hash(),

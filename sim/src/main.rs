@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                     println!("seed {seed}: plan {:#?}", outcome.plan);
                 }
                 println!(
-                    "seed {seed}: {} in {:.2}s, {} answers, {} events, trace {:016x}",
+                    "seed {seed}: {} in {:.2}s, {} answers, {} records stored, {} dropped, {} events, trace {:016x}",
                     if outcome.violations.is_empty() {
                         "ok"
                     } else {
@@ -62,6 +62,8 @@ fn main() -> ExitCode {
                     },
                     outcome.elapsed.as_secs_f64(),
                     outcome.answered,
+                    outcome.telemetry_stored,
+                    outcome.telemetry_dropped,
                     outcome.events,
                     outcome.trace_hash
                 );

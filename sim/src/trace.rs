@@ -37,9 +37,11 @@ pub enum Event {
         gw: usize,
         rev: u64,
     },
-    /// A client request through gateway `gw` sent at `sent_ms` was answered.
+    /// Client request `n` through gateway `gw` (path
+    /// `hosts::traffic::request_path(gw, n)`) sent at `sent_ms` was answered.
     Answer {
         gw: usize,
+        n: u64,
         sent_ms: u64,
         answer: Answer,
     },
@@ -60,6 +62,17 @@ pub enum Event {
     },
     /// Every fault healed for good.
     FinalRepair,
+    /// The auditor read the request records the management plane stored (those
+    /// stamped before `to_ms`, simulated time): `records` of them, `distinct`
+    /// paths, and `dropped` records the gateways reported dropped.
+    TelemetryRead {
+        to_ms: u64,
+        records: usize,
+        distinct: usize,
+        dropped: u64,
+    },
+    /// The auditor could not read the records.
+    TelemetryUnreadable(String),
 }
 
 /// Events with their simulated time in milliseconds, shared by every host.

@@ -1,6 +1,6 @@
 //! A gateway host: the real tokio gateway (`portcullis-runtime-tokio`) in connected
 //! mode, on turmoil's network and disk, with a probe recording each revision it
-//! puts in force.
+//! puts in force. Its request records are uploaded to the management plane.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -34,6 +34,8 @@ pub struct GatewayHost {
     pub net: SimNet,
     pub timing: SyncTiming,
     pub sabotage: Sabotage,
+    /// The telemetry upload buffer's bound.
+    pub buffer_bytes: u64,
     /// Set by the driver while the host is down: damage the backup before the
     /// next start.
     pub corrupt_next_start: AtomicBool,
@@ -74,6 +76,11 @@ pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     let mut options = GatewayOptions::managed(managed);
     options.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), GATEWAY_PORT);
     options.ops_listen = None;
+    // Records are uploaded (the default) through the simulated network; batches
+    // wait in `BACKUP_DIR/telemetry` on the simulated disk when there is a
+    // backup, else in memory only.
+    options.telemetry.upload = true;
+    options.telemetry.buffer_bytes = host.buffer_bytes;
     let mut env = Environment::new(Arc::new(host.net.clone()), Arc::new(SimDisk));
     env.wall_clock = wall_clock;
     env.seed = Some(

@@ -43,7 +43,7 @@ pub fn setup(dir: &Path, seed: u64) -> Result<Vec<String>, String> {
         "protocols": ["http"],
         "subscriptionRequired": false,
         "operations": [
-            { "id": "hello", "displayName": "Hello", "method": "GET", "urlTemplate": "/hello" }
+            { "id": "hello", "displayName": "Hello", "method": "GET", "urlTemplate": "/hello/{id}" }
         ]
     });
     store

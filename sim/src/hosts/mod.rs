@@ -1,6 +1,7 @@
 //! The simulated hosts and what they run on: turmoil's network and disk put into
 //! the real gateway and management plane through their seams.
 
+pub mod audit;
 pub mod gateway;
 pub mod management;
 pub mod traffic;

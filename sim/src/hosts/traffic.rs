@@ -48,12 +48,18 @@ pub async fn backend() -> turmoil::Result {
     }
 }
 
+/// The path of request `n` of the client of gateway `gw`: unique, so the
+/// record the gateway uploads for it can be told from every other.
+pub fn request_path(gw: usize, n: u64) -> String {
+    format!("/{API_ID}/hello/c{gw}-{n}")
+}
+
 /// A client: one request a second through gateway `gw`, each answer recorded.
 pub async fn client(gw: usize, trace: Trace) -> turmoil::Result {
     let host = gateway_host(gw);
-    let path = format!("/{API_ID}/hello");
-    loop {
+    for n in 0.. {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let path = request_path(gw, n);
         let sent_ms = sim_ms();
         let answer = match tokio::time::timeout(
             CLIENT_TIMEOUT,
@@ -79,10 +85,12 @@ pub async fn client(gw: usize, trace: Trace) -> turmoil::Result {
         };
         trace.now(Event::Answer {
             gw,
+            n,
             sent_ms,
             answer,
         });
     }
+    Ok(())
 }
 
 /// The operator: at each planned moment, one configuration change through the
