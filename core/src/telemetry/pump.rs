@@ -93,6 +93,8 @@ struct Task<H: TelemetryHost> {
     uploading: Option<(u64, Boxed<UploadResult>)>,
     exporting: Option<Boxed<Result<(), String>>>,
     export_failures: u64,
+    /// Queue overflows already handed to the uploader.
+    queue_drops_reported: u64,
 }
 
 /// Runs until `stop` resolves, then saves what waits for upload.
@@ -112,6 +114,7 @@ pub async fn run<H: TelemetryHost>(
         uploading: None,
         exporting: None,
         export_failures: 0,
+        queue_drops_reported: 0,
     };
     let mut stop = Box::pin(stop);
     let mut records = Vec::new();
@@ -240,6 +243,11 @@ impl<H: TelemetryHost> Task<H> {
             }
         }
         if let Some((u, _)) = self.upload.as_mut() {
+            // Records the in-memory queue had no room for are reported in the
+            // next batch, like those the buffer drops.
+            let drops = self.telemetry.queue_drops();
+            u.count_dropped(drops - self.queue_drops_reported);
+            self.queue_drops_reported = drops;
             u.handle_records(records, now);
         }
     }
