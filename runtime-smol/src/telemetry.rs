@@ -13,7 +13,7 @@ use portcullis_core::options::GatewayOptions;
 use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_file_seq, buffer_dir, Sinks, TelemetryHost,
+    self, batch_file_name, batch_temp_name, buffer_dir, restore_batches, Sinks, TelemetryHost,
 };
 use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
 use portcullis_core::telemetry::Telemetry;
@@ -58,7 +58,7 @@ impl TelemetryHost for Host {
         };
         Box::pin(smol::unblock(move || {
             let path = dir.join(batch_file_name(seq));
-            let tmp = dir.join(format!(".{}.tmp", batch_file_name(seq)));
+            let tmp = dir.join(batch_temp_name(seq));
             let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
             file.write_all(&bytes)
                 .and_then(|()| file.sync_all())
@@ -105,30 +105,21 @@ fn restore(dir: &Path) -> Vec<(u64, Bytes)> {
         tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
         return Vec::new();
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-            continue;
-        }
-        let Some(seq) = batch_file_seq(&name) else {
-            continue;
-        };
-        match std::fs::read(entry.path()) {
-            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
-            Err(e) => {
-                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
-            }
-        }
-    }
-    if !found.is_empty() {
-        tracing::info!(batches = found.len(), dir = %dir.display(), "telemetry batches from an earlier run will be uploaded");
-    }
-    found
+    let names = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    restore_batches(
+        names,
+        |name| std::fs::read(dir.join(name)),
+        |name| {
+            let _ = std::fs::remove_file(dir.join(name));
+        },
+    )
 }
 
 /// Starts the telemetry task if the access log, tracing or upload is on.

@@ -13,7 +13,7 @@ use portcullis_core::options::GatewayOptions;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::batch::Batch;
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_file_seq, buffer_dir, Sinks, TelemetryHost,
+    self, batch_file_name, batch_temp_name, buffer_dir, restore_batches, Sinks, TelemetryHost,
 };
 use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
 use portcullis_core::telemetry::Telemetry;
@@ -99,7 +99,7 @@ impl TelemetryHost for Host {
             let disk = env.disk.clone();
             env.blocking(move || {
                 let path = dir.join(batch_file_name(seq));
-                let tmp = dir.join(format!(".{}.tmp", batch_file_name(seq)));
+                let tmp = dir.join(batch_temp_name(seq));
                 let _ = disk.remove_file(&tmp);
                 disk.write_new_synced(&tmp, &bytes)?;
                 disk.rename(&tmp, &path)
@@ -145,27 +145,13 @@ fn restore(env: &Environment, dir: &std::path::Path) -> Vec<(u64, Bytes)> {
         tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
         return Vec::new();
     }
-    let names = env.disk.list(dir).unwrap_or_default();
-    let mut found = Vec::new();
-    for name in names {
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = env.disk.remove_file(&dir.join(&name));
-            continue;
-        }
-        let Some(seq) = batch_file_seq(&name) else {
-            continue;
-        };
-        match env.disk.read(&dir.join(&name)) {
-            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
-            Err(e) => {
-                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
-            }
-        }
-    }
-    if !found.is_empty() {
-        tracing::info!(batches = found.len(), dir = %dir.display(), "telemetry batches from an earlier run will be uploaded");
-    }
-    found
+    restore_batches(
+        env.disk.list(dir).unwrap_or_default(),
+        |name| env.disk.read(&dir.join(name)),
+        |name| {
+            let _ = env.disk.remove_file(&dir.join(name));
+        },
+    )
 }
 
 /// Starts the telemetry task if the access log, tracing or upload is on.

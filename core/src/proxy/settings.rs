@@ -144,17 +144,22 @@ impl PolicyEnv {
         }
     }
 
-    /// A new trace id and span id (unpredictable, never all zero... almost:
-    /// [`crate::telemetry::trace_context::SpanContext::child_of`] fixes that).
+    /// The pseudo-random function behind ids: SipHash-2-4 of (`n`, `domain`)
+    /// under the secret key.
+    fn prf(&self, n: u64, domain: u64) -> u64 {
+        #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
+        let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
+        std::hash::Hasher::write_u64(&mut h, n);
+        std::hash::Hasher::write_u64(&mut h, domain);
+        std::hash::Hasher::finish(&h)
+    }
+
+    /// A new trace id and span id, unpredictable (an all-zero one, which W3C
+    /// forbids, is fixed by
+    /// [`crate::telemetry::trace_context::SpanContext::child_of`]).
     pub fn next_span_ids(&self) -> ([u8; 16], [u8; 8]) {
         let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let prf = |domain: u64| {
-            #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
-            let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
-            std::hash::Hasher::write_u64(&mut h, n);
-            std::hash::Hasher::write_u64(&mut h, domain);
-            std::hash::Hasher::finish(&h)
-        };
+        let prf = |domain: u64| self.prf(n, domain);
         let mut trace = [0u8; 16];
         trace[..8].copy_from_slice(&prf(4).to_be_bytes());
         trace[8..].copy_from_slice(&prf(5).to_be_bytes());
@@ -165,13 +170,7 @@ impl PolicyEnv {
     /// seed for the request's `Guid.NewGuid()` and `Random`.
     pub fn next_request_id(&self) -> (String, u64) {
         let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let prf = |domain: u64| {
-            #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
-            let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
-            std::hash::Hasher::write_u64(&mut h, n);
-            std::hash::Hasher::write_u64(&mut h, domain);
-            std::hash::Hasher::finish(&h)
-        };
+        let prf = |domain: u64| self.prf(n, domain);
         let mut g = [0u8; 16];
         g[..8].copy_from_slice(&prf(1).to_be_bytes());
         g[8..].copy_from_slice(&prf(2).to_be_bytes());

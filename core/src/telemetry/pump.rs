@@ -62,6 +62,44 @@ pub fn batch_file_seq(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The batches a previous run left in the buffer directory, from its entry
+/// `names`: leftover temporary files are removed with `remove`, batch files
+/// read with `read` (an unreadable one is skipped and logged).
+pub fn restore_batches(
+    names: Vec<String>,
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    remove: impl Fn(&str),
+) -> Vec<(u64, Bytes)> {
+    let mut found = Vec::new();
+    for name in names {
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            remove(&name);
+            continue;
+        }
+        let Some(seq) = batch_file_seq(&name) else {
+            continue;
+        };
+        match read(&name) {
+            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
+            }
+        }
+    }
+    if !found.is_empty() {
+        tracing::info!(
+            batches = found.len(),
+            "telemetry batches from an earlier run will be uploaded"
+        );
+    }
+    found
+}
+
+/// The name of the temporary file batch `seq` is written to before its rename.
+pub fn batch_temp_name(seq: u64) -> String {
+    format!(".{}.tmp", batch_file_name(seq))
+}
+
 /// Where upload batches wait: the configured directory, else the backup
 /// directory's `telemetry/`, else nowhere (memory only).
 pub fn buffer_dir(options: &GatewayOptions) -> Option<PathBuf> {
