@@ -389,4 +389,28 @@ mod tests {
             assert_eq!(batch_file_seq(other), None, "{other}");
         }
     }
+
+    #[test]
+    fn restore_reads_batches_removes_temporaries_and_skips_the_rest() {
+        let names = vec![
+            batch_file_name(3),
+            batch_temp_name(4),
+            "notes.txt".to_string(),
+            batch_file_name(5),
+        ];
+        let removed = std::cell::RefCell::new(Vec::new());
+        let found = restore_batches(
+            names,
+            |name| {
+                if name == batch_file_name(5) {
+                    Err(std::io::ErrorKind::PermissionDenied.into())
+                } else {
+                    Ok(name.as_bytes().to_vec())
+                }
+            },
+            |name| removed.borrow_mut().push(name.to_string()),
+        );
+        assert_eq!(found, vec![(3, Bytes::from(batch_file_name(3)))]);
+        assert_eq!(removed.into_inner(), vec![batch_temp_name(4)]);
+    }
 }
