@@ -13,9 +13,9 @@ use portcullis_core::options::GatewayOptions;
 use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_temp_name, buffer_dir, restore_batches, Sinks, TelemetryHost,
+    self, batch_file_name, batch_temp_name, buffer_dir, new_uploader, restore_batches, Sinks,
+    TelemetryHost,
 };
-use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
 use portcullis_core::telemetry::Telemetry;
 
 use crate::callout::Callouts;
@@ -80,7 +80,8 @@ impl TelemetryHost for Host {
 /// The telemetry task, when something consumes records.
 pub(crate) struct TelemetryTask {
     stop: Stop,
-    done: smol::Task<()>,
+    /// Taken by `finish`.
+    done: Option<smol::Task<()>>,
 }
 
 impl Drop for TelemetryTask {
@@ -94,8 +95,9 @@ impl TelemetryTask {
     /// Stops the task and waits until it has saved its batches.
     pub(crate) async fn finish(mut self) {
         self.stop.cancel();
-        let done = std::mem::replace(&mut self.done, smol::spawn(async {}));
-        done.await;
+        if let Some(done) = self.done.take() {
+            done.await;
+        }
     }
 }
 
@@ -132,25 +134,20 @@ pub(crate) async fn spawn(
     if !telemetry.wants_records() {
         return None;
     }
-    let settings = telemetry.settings().clone();
     let mut dir = None;
     let mut host_callouts = callouts;
     let mut upload = None;
-    if let Some((endpoint, management_callouts)) = management.filter(|_| settings.upload) {
+    if let Some((endpoint, management_callouts)) =
+        management.filter(|_| telemetry.settings().upload)
+    {
         dir = buffer_dir(options);
+        let restored = match dir.clone() {
+            Some(d) => smol::unblock(move || restore(&d)).await,
+            None => Vec::new(),
+        };
         let seed = crate::gateway::random_bytes::<8>().map_or(0, u64::from_le_bytes);
-        let mut uploader = Uploader::new(
-            &settings.instance,
-            UploadSettings {
-                buffer_bytes: options.telemetry.buffer_bytes,
-                ..UploadSettings::default()
-            },
-            seed,
-        );
-        if let Some(d) = dir.clone() {
-            uploader.restore(smol::unblock(move || restore(&d)).await);
-        }
-        upload = Some((uploader, endpoint));
+        let instance = &telemetry.settings().instance;
+        upload = Some((new_uploader(options, instance, seed, restored), endpoint));
         // Uploads and span exports share the management plane's callouts (its CA).
         host_callouts = management_callouts;
     }
@@ -170,5 +167,8 @@ pub(crate) async fn spawn(
         })
         .await;
     });
-    Some(TelemetryTask { stop, done })
+    Some(TelemetryTask {
+        stop,
+        done: Some(done),
+    })
 }

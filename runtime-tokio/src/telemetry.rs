@@ -13,9 +13,9 @@ use portcullis_core::options::GatewayOptions;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::batch::Batch;
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_temp_name, buffer_dir, restore_batches, Sinks, TelemetryHost,
+    self, batch_file_name, batch_temp_name, buffer_dir, new_uploader, restore_batches, Sinks,
+    TelemetryHost,
 };
-use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
 use portcullis_core::telemetry::Telemetry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -165,31 +165,20 @@ pub(crate) fn spawn(
     if !telemetry.wants_records() {
         return None;
     }
-    let settings = telemetry.settings().clone();
     let mut dir = None;
-    let upload = match management {
-        Some((endpoint, management_callouts)) if settings.upload => {
-            dir = buffer_dir(options);
-            let mut uploader = Uploader::new(
-                &settings.instance,
-                UploadSettings {
-                    buffer_bytes: options.telemetry.buffer_bytes,
-                    ..UploadSettings::default()
-                },
-                env.random_bytes::<8>().map_or(0, u64::from_le_bytes),
-            );
-            if let Some(d) = &dir {
-                uploader.restore(restore(env, d));
-            }
-            Some((uploader, endpoint, management_callouts))
-        }
-        _ => None,
-    };
-    let (upload, host_callouts) = match upload {
+    let mut host_callouts = callouts;
+    let mut upload = None;
+    if let Some((endpoint, management_callouts)) =
+        management.filter(|_| telemetry.settings().upload)
+    {
+        dir = buffer_dir(options);
+        let restored = dir.as_deref().map_or_else(Vec::new, |d| restore(env, d));
+        let seed = env.random_bytes::<8>().map_or(0, u64::from_le_bytes);
+        let instance = &telemetry.settings().instance;
+        upload = Some((new_uploader(options, instance, seed, restored), endpoint));
         // Uploads and span exports share the management plane's callouts (its CA).
-        Some((u, e, c)) => (Some((u, e)), c),
-        None => (None, callouts),
-    };
+        host_callouts = management_callouts;
+    }
     let host = Arc::new(Host {
         env: env.clone(),
         callouts: host_callouts,

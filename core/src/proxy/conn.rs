@@ -610,11 +610,7 @@ impl ProxyConn {
 
     fn close(&mut self, now: Instant) {
         if self.tally.active() {
-            if let Some(ex) = self.exchange.as_mut() {
-                if let Some(run) = ex.policy.as_mut() {
-                    run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
-                }
-            }
+            self.note_policy_outcome();
             self.report(now);
         }
         self.close_between_requests();
@@ -646,6 +642,14 @@ impl ProxyConn {
     /// Bytes of responses produced so far (written or waiting to be).
     fn produced(&self) -> u64 {
         self.written_total + self.client_out.len() as u64
+    }
+
+    /// Hands what the request's policies knew (request id, cache, last error)
+    /// to its tally, before the exchange goes.
+    fn note_policy_outcome(&mut self) {
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
+        }
     }
 
     /// Reports the request in progress to the gateway's telemetry.
@@ -1118,9 +1122,7 @@ impl ProxyConn {
     fn finish_exchange(&mut self, now: Instant) -> bool {
         self.policy_exchange_done(now);
         self.tally.backend_end(now);
-        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
-            run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
-        }
+        self.note_policy_outcome();
         let Some(ex) = self.exchange.as_ref() else {
             return true;
         };
@@ -1203,12 +1205,10 @@ impl ProxyConn {
             _ => ("gateway", "InternalError"),
         };
         self.tally.error(source, reason);
-        let Some(mut ex) = self.exchange.take() else {
+        self.note_policy_outcome();
+        let Some(ex) = self.exchange.take() else {
             return true;
         };
-        if let Some(run) = ex.policy.as_mut() {
-            run.note_outcome(&mut self.tally, self.settings.telemetry.wants_records());
-        }
         if ex.upstream != Upstream::Released {
             self.events
                 .push_back(Event::ReleaseUpstream { reuse: false });

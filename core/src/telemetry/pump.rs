@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::otlp;
 use super::record::RequestRecord;
-use super::uploader::{Output, UploadResult, Uploader};
+use super::uploader::{Output, UploadResult, UploadSettings, Uploader};
 use super::Telemetry;
 use crate::callout::{CalloutFailure, CalloutRequest};
 use crate::options::{ConfigOrigin, GatewayOptions};
@@ -98,6 +98,27 @@ pub fn restore_batches(
 /// The name of the temporary file batch `seq` is written to before its rename.
 pub fn batch_temp_name(seq: u64) -> String {
     format!(".{}.tmp", batch_file_name(seq))
+}
+
+/// The uploader of a gateway started with `options`, for process `instance`,
+/// given the batches its buffer directory held (`restored`); `seed` draws the
+/// backoff's jitter.
+pub fn new_uploader(
+    options: &GatewayOptions,
+    instance: &str,
+    seed: u64,
+    restored: Vec<(u64, Bytes)>,
+) -> Uploader {
+    let mut uploader = Uploader::new(
+        instance,
+        UploadSettings {
+            buffer_bytes: options.telemetry.buffer_bytes,
+            ..UploadSettings::default()
+        },
+        seed,
+    );
+    uploader.restore(restored);
+    uploader
 }
 
 /// Where upload batches wait: the configured directory, else the backup

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::auth::require_gateway;
+use super::body::check_media_type_of;
 use super::pagination::{Page, DEFAULT_TOP, MAX_TOP};
 use super::problem::Problem;
 use super::Shared;
@@ -66,21 +66,9 @@ async fn upload(
 ) -> Result<Response, Problem> {
     // The token first: nothing is read from a caller that is not the gateway.
     require_gateway(&state, &headers, &id).await?;
-    if let Some(value) = headers.get(CONTENT_TYPE) {
-        let media = value
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && !media.ends_with("+json") {
-            return Err(Problem::unsupported_media_type(format!(
-                "this endpoint takes a JSON telemetry batch, not `{media}`"
-            )));
-        }
-    }
+    check_media_type_of(&headers, "a JSON telemetry batch", |m| {
+        m == "application/json" || m.ends_with("+json")
+    })?;
     let bytes = match Limited::new(body, MAX_BATCH_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {

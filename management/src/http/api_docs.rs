@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::body::{check_media_type, JsonBody, RawBody, MAX_BODY};
 use super::conditional::precondition;
-use super::entities::entity_response;
+use super::entities::put_response;
 use super::problem::{DocumentLocation, Problem};
 use super::{Shared, ADMIN_ACTOR};
 use crate::openapi_import::fetch::{fetch, FetchError};
@@ -132,12 +132,7 @@ async fn import(
             )
         })
         .await?;
-    let status = if written.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(entity_response(status, written.entity))
+    Ok(put_response(written))
 }
 
 async fn export(

@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
@@ -68,7 +68,16 @@ pub(super) fn check_media_type(
     what: &str,
     accepts: impl Fn(&str) -> bool,
 ) -> Result<(), Problem> {
-    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+    check_media_type_of(req.headers(), what, accepts)
+}
+
+/// [`check_media_type`] on a request's header fields.
+pub(super) fn check_media_type_of(
+    headers: &HeaderMap,
+    what: &str,
+    accepts: impl Fn(&str) -> bool,
+) -> Result<(), Problem> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
     let media = value

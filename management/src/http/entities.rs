@@ -11,7 +11,7 @@ use super::conditional::{if_none_match_versions, precondition, set_etag};
 use super::pagination::{Page, PageRequest};
 use super::problem::Problem;
 use super::{Shared, ADMIN_ACTOR};
-use crate::store::{Entity, Kind};
+use crate::store::{Entity, Kind, Written};
 
 /// `/{collection}` and `/{collection}/{id}` for every kind.
 pub fn routes() -> Router<Shared> {
@@ -32,6 +32,16 @@ pub fn routes() -> Router<Shared> {
             );
     }
     router
+}
+
+/// The answer to a PUT: 201 when it created the entity, else 200, with its ETag.
+pub fn put_response(written: Written) -> Response {
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    entity_response(status, written.entity)
 }
 
 /// A single entity as a response: its body and `ETag`.
@@ -82,12 +92,7 @@ async fn put(
     let written = state
         .write(move |s| s.put(kind, &id, body, precondition, ADMIN_ACTOR, now))
         .await?;
-    let status = if written.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(entity_response(status, written.entity))
+    Ok(put_response(written))
 }
 
 async fn delete(
