@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod openapi_import;
+pub(crate) mod portal;
 pub mod server;
 pub mod store;
 pub mod tls;

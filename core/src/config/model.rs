@@ -55,6 +55,10 @@ pub struct Product {
     /// can be called without one.
     #[serde(default = "default_true")]
     pub subscription_required: bool,
+    /// Whether a new subscription waits for an administrator's approval
+    /// (`submitted`) instead of being active at once.
+    #[serde(default)]
+    pub approval_required: bool,
     /// The product-scope policy document, XML.
     #[serde(default)]
     pub policy: Option<String>,

@@ -215,6 +215,7 @@ pub fn router(state: Shared) -> Router {
         .merge(sync::routes())
         .merge(analytics::gateway_routes())
         .merge(admin)
+        .merge(crate::portal::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

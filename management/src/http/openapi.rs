@@ -776,6 +776,7 @@ fn schemas() -> Value {
                 "description": string,
                 "apis": strings,
                 "subscriptionRequired": { "type": "boolean", "default": true },
+                "approvalRequired": { "type": "boolean", "default": false, "description": "New subscriptions wait in state submitted until an administrator activates them" },
                 "policy": policy,
             },
         }),
@@ -864,6 +865,7 @@ fn schemas() -> Value {
                         "properties": { "name": string, "city": string, "district": string, "countryOrRegion": string },
                     },
                     "apis": { "type": "array", "items": { "type": "string" }, "description": "Ids of the APIs the gateway serves" },
+                    "url": { "type": "string", "format": "uri", "example": "http://127.0.0.1:8080", "description": "Where API consumers reach this gateway (absolute http or https URL); the developer portal's try-it console sends requests there" },
                 },
             }),
     );

@@ -142,6 +142,37 @@ pub(crate) struct GatewayDoc {
     pub location: Location,
     #[serde(default)]
     pub apis: Vec<String>,
+    /// Where API consumers reach this gateway (an absolute http(s) URL): the
+    /// developer portal's "try it" sends requests there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Checks a gateway's public URL: absolute http or https, a host, no user info,
+/// query or fragment.
+pub(crate) fn check_gateway_url(id: &str, url: &str) -> Result<(), StoreError> {
+    let invalid = |why: &str| {
+        StoreError::Invalid(format!(
+            "gateway `{id}`: url `{url}` {why}; give an absolute http or https URL such as http://127.0.0.1:8080"
+        ))
+    };
+    let uri: hyper::Uri = url.parse().map_err(|_| invalid("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(invalid("is not http or https"));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(invalid("has no host"));
+    };
+    if authority.host().is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(invalid("must not carry user info"));
+    }
+    if uri.query().is_some() {
+        return Err(invalid("must not have a query"));
+    }
+    Ok(())
 }
 
 /// The name of a kind in the `entities` table.
@@ -237,7 +268,13 @@ impl Doc {
             Kind::Product => Doc::Product(parse(kind, body)?),
             Kind::Backend => Doc::Backend(parse(kind, body)?),
             Kind::Fragment => Doc::Fragment(parse(kind, body)?),
-            Kind::Gateway => Doc::Gateway(parse(kind, body)?),
+            Kind::Gateway => {
+                let gateway: GatewayDoc = parse(kind, body)?;
+                if let Some(url) = &gateway.url {
+                    check_gateway_url(id, url)?;
+                }
+                Doc::Gateway(gateway)
+            }
             Kind::User => {
                 let user: UserDoc = parse(kind, body)?;
                 if user.email.is_empty()

@@ -21,6 +21,7 @@ mod error;
 mod fragment;
 mod gateways;
 mod policies;
+mod portal;
 mod secrets;
 mod state;
 mod subscriptions;
@@ -33,6 +34,7 @@ use state::{State, Stored};
 
 pub use analytics::AnalyticsStore;
 pub use error::StoreError;
+pub use portal::{random_token, NewPortalUser, PortalGateway, PortalSubscription, PortalUser};
 pub use secrets::seed_random_on_this_thread;
 pub use types::{
     AuditEntry, Entity, GatewayConfig, GatewayKeys, GatewayStatus, GatewayToken, Heartbeat,

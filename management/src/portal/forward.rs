@@ -1,0 +1,181 @@
+//! Sending a "try it" request to a gateway over hyper's HTTP/1.1 client (TLS by
+//! rustls with the Mozilla roots), within a time limit, keeping at most
+//! [`MAX_RESPONSE`] bytes of the answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HOST, USER_AGENT};
+use hyper::{HeaderMap, Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+/// How long a whole console request may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of a response body is kept and shown: 1 MiB.
+pub const MAX_RESPONSE: usize = 1024 * 1024;
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL, on a configured gateway.
+    pub uri: Uri,
+    /// Headers besides `Host` and `Content-Length`.
+    pub headers: HeaderMap,
+    /// The body (empty for none).
+    pub body: Bytes,
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase of the status, if it has one.
+    pub reason: &'static str,
+    /// The response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, up to [`MAX_RESPONSE`] bytes.
+    pub body: Bytes,
+    /// Whether the body was longer and cut.
+    pub truncated: bool,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Why a console request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Connecting, TLS or HTTP failed.
+    #[error("the request to {url} failed: {reason}")]
+    Failed {
+        /// Where it went.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No answer within [`TIMEOUT`].
+    #[error("the gateway at {0} did not answer within {secs} s", secs = TIMEOUT.as_secs())]
+    Timeout(String),
+}
+
+/// Sends `out` and reads the answer, within [`TIMEOUT`].
+pub async fn send(out: Outgoing) -> Result<Answer, ForwardError> {
+    let url = out.uri.to_string();
+    tokio::time::timeout(TIMEOUT, exchange(out))
+        .await
+        .map_err(|_| ForwardError::Timeout(url))?
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
+    let started = Instant::now();
+    let url = out.uri.to_string();
+    let failed = |reason: String| ForwardError::Failed {
+        url: url.clone(),
+        reason,
+    };
+    let https = out.uri.scheme_str() == Some("https");
+    let host = out.uri.host().unwrap_or_default();
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = out.uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tcp = TcpStream::connect((bare_host, port))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let stream: Box<dyn Io> = if https {
+        let name =
+            ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
+        let tls = tls_connector()
+            .map_err(|e| failed(e.to_string()))?
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed(format!("TLS: {e}")))?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "try-it connection ended");
+        }
+    });
+    let authority = out.uri.authority().map_or(host, |a| a.as_str()).to_owned();
+    let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut builder = Request::builder()
+        .method(out.method)
+        .uri(path)
+        .header(HOST, authority)
+        .header(USER_AGENT, "portcullis-portal-console");
+    for (name, value) in &out.headers {
+        builder = builder.header(name, value);
+    }
+    let request = builder
+        .body(Full::new(out.body))
+        .map_err(|e| failed(e.to_string()))?;
+    let result = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = response.into_body();
+        let mut kept = BytesMut::new();
+        let mut truncated = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| failed(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                let room = MAX_RESPONSE - kept.len();
+                if data.len() > room {
+                    kept.extend_from_slice(&data[..room]);
+                    truncated = true;
+                    break;
+                }
+                kept.extend_from_slice(&data);
+            }
+        }
+        Ok(Answer {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or(""),
+            headers,
+            body: kept.freeze(),
+            truncated,
+            elapsed: started.elapsed(),
+        })
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+fn tls_connector() -> Result<TlsConnector, rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
