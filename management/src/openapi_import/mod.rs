@@ -9,8 +9,12 @@
 mod export;
 pub mod fetch;
 mod parse;
+mod refs;
 #[cfg(test)]
 mod tests;
+pub mod view;
+#[cfg(test)]
+mod view_tests;
 
 use std::collections::{HashMap, HashSet};
 
