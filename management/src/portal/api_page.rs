@@ -164,7 +164,7 @@ pub async fn show(State(state): State<Shared>, signed: SignedIn, Path(id): Path<
                     @if let Some(docs) = docs { (operation_details(docs)) }
                     details.try {
                         summary { "Try it" }
-                        (try_it::form(&TryForm::new(&ctx, op, i, &signed.csrf, None)))
+                        (try_it::console_form(&TryForm::new(&ctx, op, i, &signed.csrf, None)))
                     }
                 }
             }

@@ -75,7 +75,7 @@ impl<'a> TryForm<'a> {
 }
 
 /// The console form of one operation.
-pub fn form(f: &TryForm<'_>) -> Markup {
+pub fn console_form(f: &TryForm<'_>) -> Markup {
     let ctx = f.ctx;
     let op = f.op;
     let id = |name: &str| format!("op{}-{name}", f.index);
@@ -268,7 +268,7 @@ async fn console(
     let title = format!("Try {} {}", op.method, op.url_template);
     let content = html! {
         p { "API: " a href=(api_href(&ctx.api.id)) { (api_name(&ctx.api)) } }
-        (form(&TryForm::new(&ctx, op, index, &signed.csrf, form.as_ref())))
+        (console_form(&TryForm::new(&ctx, op, index, &signed.csrf, form.as_ref())))
         @match &outcome {
             None => {}
             Some(Outcome::Refused(why)) => {

@@ -382,3 +382,148 @@ impl Store {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let put = |s: &mut Store, kind, id: &str, body| {
+            s.put(kind, id, body, Precondition::NONE, "tester", T0)
+                .unwrap();
+        };
+        put(
+            &mut store,
+            Kind::Api,
+            "a1",
+            json!({"path": "one", "serviceUrl": "http://127.0.0.1:9000/"}),
+        );
+        put(&mut store, Kind::Product, "open", json!({"apis": ["a1"]}));
+        put(
+            &mut store,
+            Kind::Product,
+            "gold",
+            json!({"apis": ["a1"], "approvalRequired": true}),
+        );
+        (dir, store)
+    }
+
+    fn new_user(email: &str) -> NewPortalUser {
+        NewPortalUser {
+            email: email.to_owned(),
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+            password_hash: "$argon2id$stand-in".to_owned(),
+        }
+    }
+
+    #[test]
+    fn sign_up_creates_a_user_and_credentials_once_per_email() {
+        let (dir, mut store) = open();
+        let user = store.portal_sign_up(new_user("Ada@Example.com"), T0).unwrap();
+        assert_eq!(user.email, "ada@example.com");
+        let entity = store.get(Kind::User, &user.id).unwrap();
+        assert_eq!(entity.body["email"], "ada@example.com");
+        let (found, hash) = store.portal_credentials("ADA@example.COM").unwrap().unwrap();
+        assert_eq!(found.id, user.id);
+        assert_eq!(hash, "$argon2id$stand-in");
+        assert!(matches!(
+            store.portal_sign_up(new_user("ada@EXAMPLE.com"), T0),
+            Err(StoreError::Conflict(_))
+        ));
+        // An admin-made user with the email blocks sign-up with it too.
+        store
+            .put(
+                Kind::User,
+                "u-admin",
+                json!({"email": "grace@example.com", "firstName": "G", "lastName": "H"}),
+                Precondition::NONE,
+                "tester",
+                T0,
+            )
+            .unwrap();
+        assert!(matches!(
+            store.portal_sign_up(new_user("Grace@example.com"), T0),
+            Err(StoreError::Conflict(_))
+        ));
+        // Credentials survive a restart.
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(store.portal_credentials("ada@example.com").unwrap().is_some());
+        // Once the user entity is deleted, the email can sign up again.
+        store
+            .delete(Kind::User, &user.id, Precondition::NONE, "tester", T0)
+            .unwrap();
+        assert!(store.portal_credentials("ada@example.com").unwrap().is_none());
+        let again = store.portal_sign_up(new_user("ada@example.com"), T0).unwrap();
+        assert_ne!(again.id, user.id);
+    }
+
+    #[test]
+    fn subscriptions_are_per_owner_and_one_live_per_product() {
+        let (_dir, mut store) = open();
+        let ada = store.portal_sign_up(new_user("ada@example.com"), T0).unwrap();
+        let bob = store.portal_sign_up(new_user("bob@example.com"), T0).unwrap();
+        let (open, created) = store.portal_subscribe(&ada.id, "open", T0).unwrap();
+        assert!(created);
+        assert_eq!(open.state, SubscriptionState::Active);
+        assert_eq!(open.product_id(), Some("open"));
+        let (again, created) = store.portal_subscribe(&ada.id, "open", T0).unwrap();
+        assert!(!created);
+        assert_eq!(again.id, open.id);
+        let (gold, _) = store.portal_subscribe(&ada.id, "gold", T0).unwrap();
+        assert_eq!(gold.state, SubscriptionState::Submitted);
+        assert!(matches!(
+            store.portal_subscribe(&ada.id, "nope", T0),
+            Err(StoreError::NotFound(_))
+        ));
+
+        // Bob sees and touches none of Ada's.
+        assert!(store.portal_subscriptions(&bob.id).is_empty());
+        for result in [
+            store.portal_subscription(&bob.id, &open.id),
+            store.portal_regenerate_key(&bob.id, &open.id, KeyType::Primary, T0),
+            store.portal_cancel(&bob.id, &open.id, T0),
+        ] {
+            assert!(matches!(result, Err(StoreError::NotFound(_))));
+        }
+        assert_eq!(store.portal_subscription(&ada.id, &open.id).unwrap(), open);
+
+        let regenerated = store
+            .portal_regenerate_key(&ada.id, &open.id, KeyType::Secondary, T0)
+            .unwrap();
+        assert_eq!(regenerated.primary_key, open.primary_key);
+        assert_ne!(regenerated.secondary_key, open.secondary_key);
+        let cancelled = store.portal_cancel(&ada.id, &open.id, T0).unwrap();
+        assert_eq!(cancelled.state, SubscriptionState::Cancelled);
+        // Cancelled no longer counts: subscribing again makes a new one.
+        let (fresh, created) = store.portal_subscribe(&ada.id, "open", T0).unwrap();
+        assert!(created);
+        assert_ne!(fresh.id, open.id);
+    }
+
+    #[test]
+    fn gateways_for_an_api_need_the_api_and_a_url() {
+        let (_dir, mut store) = open();
+        let put = |s: &mut Store, id: &str, body| {
+            s.put(Kind::Gateway, id, body, Precondition::NONE, "tester", T0)
+        };
+        put(&mut store, "g1", json!({"location": {"name": "x"}, "apis": ["a1"], "url": "http://127.0.0.1:8080/"})).unwrap();
+        put(&mut store, "g2", json!({"location": {"name": "x"}, "apis": ["a1"]})).unwrap();
+        put(&mut store, "g3", json!({"location": {"name": "x"}, "url": "http://127.0.0.1:8081"})).unwrap();
+        assert_eq!(
+            store.portal_gateways_for("a1"),
+            [PortalGateway { id: "g1".into(), url: "http://127.0.0.1:8080".into() }]
+        );
+        for bad in ["ftp://x", "127.0.0.1:8080", "http://", "http://u:p@host", "http://h/?q=1", "not a url"] {
+            let r = put(&mut store, "g4", json!({"location": {"name": "x"}, "url": bad}));
+            assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad}");
+        }
+    }
+}
