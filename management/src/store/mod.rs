@@ -23,6 +23,7 @@ mod gateways;
 mod policies;
 mod portal;
 mod secrets;
+mod sessions;
 mod state;
 mod subscriptions;
 #[cfg(test)]
@@ -36,6 +37,12 @@ pub use analytics::AnalyticsStore;
 pub use error::StoreError;
 pub use portal::{random_token, NewPortalUser, PortalGateway, PortalSubscription, PortalUser};
 pub use secrets::seed_random_on_this_thread;
+pub use sessions::{NewSession, Realm, Session};
+
+/// The first `bytes` bytes of `data`, lowercase hex (for tags and short ids).
+pub(crate) fn hex_prefix(data: &[u8], bytes: usize) -> String {
+    secrets::hex(&data[..bytes.min(data.len())])
+}
 pub use types::{
     AuditEntry, Entity, GatewayConfig, GatewayKeys, GatewayStatus, GatewayToken, Heartbeat,
     IfMatch, InstanceStatus, KeyType, Kind, PolicyDoc, PolicyScope, Precondition, SubscriptionKeys,
