@@ -169,12 +169,20 @@ impl Visitor {
     }
 
     async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> Response {
+        Box::pin(self.send_now(method, path, body)).await
+    }
+
+    async fn send_now(&mut self, method: &str, path: &str, body: Option<String>) -> Response {
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
         );
         if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
             request.push_str(&format!("Cookie: {}\r\n", jar.join("; ")));
         }
         if let Some(body) = &body {
@@ -250,7 +258,10 @@ impl Visitor {
     async fn subscribe(&mut self, product: &str) -> String {
         let csrf = self.csrf().await;
         let r = self
-            .post(&format!("/portal/products/{product}/subscribe"), &[("csrf", &csrf)])
+            .post(
+                &format!("/portal/products/{product}/subscribe"),
+                &[("csrf", &csrf)],
+            )
             .await;
         assert_eq!(r.status, 303, "{}", r.body_str());
         let location = r.header("location").unwrap();
@@ -305,23 +316,39 @@ async fn count(mgmt: &ManagementProcess, collection: &str) -> u64 {
 
 /// Both keys of a subscription, from the admin REST API.
 async fn secrets(mgmt: &ManagementProcess, id: &str) -> Value {
-    mgmt.ok("POST", &format!("/subscriptions/{id}/secrets"), Some("{}"), 200)
-        .await
+    mgmt.ok(
+        "POST",
+        &format!("/subscriptions/{id}/secrets"),
+        Some("{}"),
+        200,
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------
 // 1. The journey in a real browser.
 // ---------------------------------------------------------------------------
 
+/// The text of the element `css` once it contains `expected` (retrying while the
+/// browser navigates, when elements come and go).
+async fn wait_text(browser: &Browser, css: &str, expected: &str) -> String {
+    within(&format!("{css} shows {expected:?}"), async {
+        loop {
+            if let Ok(el) = browser.client.find(Locator::Css(css)).await {
+                if let Ok(text) = el.text().await {
+                    if text.contains(expected) {
+                        return text;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
 async fn text_of(browser: &Browser, css: &str) -> String {
-    let el = browser
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"));
-    el.text().await.unwrap()
+    wait_text(browser, css, "").await
 }
 
 async fn click(browser: &Browser, css: &str) {
@@ -359,6 +386,11 @@ async fn fits(browser: &Browser) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
+    // Boxed: the whole journey is one large future, and the test thread's stack is small.
+    Box::pin(a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_steps()).await;
+}
+
+async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_steps() {
     let estate = Estate::start().await;
     let portal = estate.portal();
     let browser = Browser::start().await;
@@ -368,14 +400,16 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     let url = browser.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/portal/signin"), "{url}");
     click(&browser, "main a[href='/portal/signup']").await;
+    wait_text(&browser, "h1", "Create an account").await;
     fill(&browser, "#email", "Ada@Example.com").await;
     fill(&browser, "#firstName", "Ada").await;
     fill(&browser, "#lastName", "Lovelace").await;
     fill(&browser, "#password", PASSWORD).await;
     click(&browser, "main button[type='submit']").await;
-    let h1 = text_of(&browser, "h1").await;
-    assert_eq!(h1, "APIs and products");
-    assert!(text_of(&browser, "header .who").await.contains("Ada Lovelace"));
+    wait_text(&browser, "h1", "APIs and products").await;
+    assert!(text_of(&browser, "header .who")
+        .await
+        .contains("Ada Lovelace"));
     // The account is a real User entity.
     let users = estate.mgmt.ok("GET", "/users", None, 200).await;
     assert_eq!(users["value"][0]["email"], "ada@example.com", "{users}");
@@ -383,9 +417,11 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     // Search narrows the catalogue.
     fill(&browser, "#q", "adopt").await;
     click(&browser, "form.search button").await;
+    wait_text(&browser, "main p[role='status']", "adopt").await;
     assert!(text_of(&browser, "main").await.contains("Pet Store"));
     fill(&browser, "#q", "weather").await;
     click(&browser, "form.search button").await;
+    wait_text(&browser, "main p[role='status']", "weather").await;
     assert!(text_of(&browser, "main").await.contains("No API matches."));
     browser.goto(&portal).await;
     text_of(&browser, "a[href='/portal/apis/pets']").await;
@@ -393,35 +429,21 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
 
     // Subscribe to the instant product.
     click(&browser, "a[href='/portal/products/starter']").await;
-    assert_eq!(text_of(&browser, "h1").await, "Starter");
+    wait_text(&browser, "h1", "Starter").await;
     click(&browser, "main form button[type='submit']").await;
-    assert_eq!(text_of(&browser, "h1").await, "My subscriptions");
+    wait_text(&browser, "h1", "My subscriptions").await;
     assert!(text_of(&browser, ".notice.ok").await.contains("Subscribed"));
     assert!(text_of(&browser, ".badge").await.contains("active"));
 
     // The keys are hidden until shown, then readable, and Copy reports it.
-    let key_el = browser
-        .client
-        .find(Locator::Css("code.key"))
-        .await
-        .unwrap();
+    let key_el = browser.client.find(Locator::Css("code.key")).await.unwrap();
     assert!(!key_el.is_displayed().await.unwrap(), "keys start hidden");
     click(&browser, "details.keys summary").await;
     assert!(key_el.is_displayed().await.unwrap());
     let key = key_el.text().await.unwrap();
     assert_eq!(key.len(), 64, "{key}");
     click(&browser, "button.copy").await;
-    let status = within("copy reports", async {
-        loop {
-            let t = text_of(&browser, "#copy-status").await;
-            if !t.is_empty() {
-                return t;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert_eq!(status, "Copied");
+    assert_eq!(wait_text(&browser, "#copy-status", "Cop").await, "Copied");
     browser.screenshot("portal-subscriptions").await;
     // The key shown is the subscription's real key: the gateway takes it.
     let through = estate.call_with_key("/petstore/pets", &key).await;
@@ -431,10 +453,19 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     browser.goto(&format!("{portal}/apis/pets")).await;
     assert_eq!(text_of(&browser, "h1").await, "Pet Store");
     let main = text_of(&browser, "main").await;
-    for expected in ["Adopt cats and dogs.", "List all pets", "/pets/{petId}", "limit", "Request body"] {
+    for expected in [
+        "Adopt cats and dogs.",
+        "List all pets",
+        "/pets/{petId}",
+        "limit",
+        "Request body",
+    ] {
         assert!(main.contains(expected), "{expected} missing from {main}");
     }
-    assert!(main.contains(&format!("http://{}/petstore", estate.gw.addr)), "{main}");
+    assert!(
+        main.contains(&format!("http://{}/petstore", estate.gw.addr)),
+        "{main}"
+    );
     browser.screenshot("portal-api").await;
 
     // Try it: the first operation, through the real gateway with the key.
@@ -443,16 +474,32 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     let status = text_of(&browser, "#response-status").await;
     assert!(status.starts_with("200"), "{status}");
     let body = text_of(&browser, "#response-body").await;
-    assert!(body.contains("\"seenPath\": \"/pets\"") && body.contains("Rex"), "{body}");
+    assert!(
+        body.contains("\"seenPath\": \"/pets\"") && body.contains("Rex"),
+        "{body}"
+    );
     browser.screenshot("portal-try-it").await;
 
     // A path parameter is filled in from the documented example and encoded.
-    browser.goto(&format!("{portal}/apis/pets/operations/showPet/try")).await;
-    fill(&browser, "input[name='path.petId']", "a b/c").await;
+    browser
+        .goto(&format!("{portal}/apis/pets/operations/showPet/try"))
+        .await;
+    assert_eq!(
+        browser
+            .find("input[name='path.petId']")
+            .await
+            .attr("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("rex")
+    );
+    fill(&browser, "input[name='path.petId']", "rex 1").await;
     click(&browser, "form.console button[type='submit']").await;
-    assert!(text_of(&browser, "#response-status").await.starts_with("200"));
+    let status = text_of(&browser, "#response-status").await;
+    assert!(status.starts_with("200"), "{status}");
     let body = text_of(&browser, "#response-body").await;
-    assert!(body.contains("/pets/a%20b%2Fc"), "{body}");
+    assert!(body.contains("/pets/rex%201"), "{body}");
 
     // Phone width: the main pages fit without scrolling sideways.
     let phone = Browser::start_phone().await;
@@ -460,7 +507,7 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     fill(&phone, "#email", "ada@example.com").await;
     fill(&phone, "#password", PASSWORD).await;
     click(&phone, "main button[type='submit']").await;
-    assert_eq!(text_of(&phone, "h1").await, "APIs and products");
+    wait_text(&phone, "h1", "APIs and products").await;
     assert!(fits(&phone).await, "home is wider than a phone");
     phone.screenshot("portal-phone").await;
     for page in ["/apis/pets", "/subscriptions", "/products/starter"] {
@@ -478,6 +525,11 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscription_that_needs_approval_works_once_activated() {
+    // Boxed: the whole journey is one large future, and the test thread's stack is small.
+    Box::pin(a_subscription_that_needs_approval_works_once_activated_steps()).await;
+}
+
+async fn a_subscription_that_needs_approval_works_once_activated_steps() {
     let estate = Estate::start().await;
     let mut user = Visitor::new(estate.mgmt.addr);
     assert_eq!(user.sign_up("grace@example.com").await.status, 303);
@@ -493,7 +545,12 @@ async fn a_subscription_that_needs_approval_works_once_activated() {
 
     estate
         .mgmt
-        .ok("POST", &format!("/subscriptions/{id}/activate"), Some("{}"), 200)
+        .ok(
+            "POST",
+            &format!("/subscriptions/{id}/activate"),
+            Some("{}"),
+            200,
+        )
         .await;
     within("the approved key works", async {
         loop {
@@ -518,6 +575,12 @@ async fn a_subscription_that_needs_approval_works_once_activated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_own() {
+    // Boxed: the whole journey is one large future, and the test thread's stack is small.
+    Box::pin(pages_need_a_session_forms_need_their_token_and_users_see_only_their_own_steps())
+        .await;
+}
+
+async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_own_steps() {
     let estate = Estate::start().await;
     let mgmt = &estate.mgmt;
     let addr = mgmt.addr;
@@ -552,12 +615,20 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         assert_eq!(r.status, 303, "{form}");
     }
     // Sign-in, sign-up and assets need no session, and pages carry the security headers.
-    for open in ["/portal/signin", "/portal/signup", "/portal/assets/portal.css", "/portal/assets/portal.js"] {
+    for open in [
+        "/portal/signin",
+        "/portal/signup",
+        "/portal/assets/portal.css",
+        "/portal/assets/portal.js",
+    ] {
         assert_eq!(nobody.get(open).await.status, 200, "{open}");
     }
     let signin = nobody.get("/portal/signin").await;
     let csp = signin.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(!signin.body_str().contains("style=\""), "no inline styles");
 
     // Anonymous forms: the double-submit token is checked.
@@ -566,7 +637,12 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     let r = forger
         .post(
             "/portal/signup",
-            &[("email", "mallory@example.com"), ("firstName", "M"), ("lastName", "M"), ("password", PASSWORD)],
+            &[
+                ("email", "mallory@example.com"),
+                ("firstName", "M"),
+                ("lastName", "M"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 403);
@@ -575,7 +651,13 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     let r = forger
         .post(
             "/portal/signup",
-            &[("csrf", &"0".repeat(64)), ("email", "mallory@example.com"), ("firstName", "M"), ("lastName", "M"), ("password", PASSWORD)],
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("email", "mallory@example.com"),
+                ("firstName", "M"),
+                ("lastName", "M"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 403);
@@ -589,11 +671,18 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     let session_cookie = r
         .header("set-cookie")
         .into_iter()
-        .chain(String::from_utf8_lossy(r.raw_head()).lines().map(str::to_owned))
+        .chain(
+            String::from_utf8_lossy(r.raw_head())
+                .lines()
+                .map(str::to_owned),
+        )
         .find(|l| l.contains("portcullis_portal="))
         .unwrap();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/portal", "Secure"] {
-        assert!(session_cookie.contains(attribute), "{attribute} in {session_cookie}");
+        assert!(
+            session_cookie.contains(attribute),
+            "{attribute} in {session_cookie}"
+        );
     }
     let a_sub = alice.subscribe("starter").await;
     let a_page = alice.get("/portal/subscriptions").await.body_str();
@@ -606,8 +695,14 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     // Bob's pages show nothing of Alice's.
     let b_page = bob.get("/portal/subscriptions").await.body_str();
     assert!(b_page.contains(&b_sub));
-    assert!(!b_page.contains(&a_sub) && !b_page.contains(&a_key), "{b_page}");
-    let notice = bob.get(&format!("/portal/subscriptions?subscribed={a_sub}")).await.body_str();
+    assert!(
+        !b_page.contains(&a_sub) && !b_page.contains(&a_key),
+        "{b_page}"
+    );
+    let notice = bob
+        .get(&format!("/portal/subscriptions?subscribed={a_sub}"))
+        .await
+        .body_str();
     assert!(!notice.contains(&a_key));
 
     // Bob cannot act on Alice's subscription, even with his own valid token.
@@ -630,7 +725,9 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         .await;
     assert_eq!(r.status, 400, "{}", r.body_str());
     assert_eq!(secrets(mgmt, &a_sub).await["primaryKey"], a_key);
-    let a_state = mgmt.ok("GET", &format!("/subscriptions/{a_sub}"), None, 200).await;
+    let a_state = mgmt
+        .ok("GET", &format!("/subscriptions/{a_sub}"), None, 200)
+        .await;
     assert_eq!(a_state["state"], "active");
 
     // Signed-in forms: no token or a wrong one (another session's) is a 403, nothing changes.
@@ -640,9 +737,16 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         if let Some(t) = token {
             fields.push(("csrf", t));
         }
-        let r = alice.post(&format!("/portal/subscriptions/{a_sub}/regenerate"), &fields).await;
+        let r = alice
+            .post(
+                &format!("/portal/subscriptions/{a_sub}/regenerate"),
+                &fields,
+            )
+            .await;
         assert_eq!(r.status, 403, "{token:?}");
-        let r = alice.post(&format!("/portal/subscriptions/{a_sub}/cancel"), &fields).await;
+        let r = alice
+            .post(&format!("/portal/subscriptions/{a_sub}/cancel"), &fields)
+            .await;
         assert_eq!(r.status, 403, "{token:?}");
         let r = alice.post("/portal/products/gold/subscribe", &fields).await;
         assert_eq!(r.status, 403, "{token:?}");
@@ -653,10 +757,16 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     // With her token, Alice regenerates her key: the old one stops working.
     let a_csrf = alice.csrf().await;
     let r = alice
-        .post(&format!("/portal/subscriptions/{a_sub}/regenerate"), &[("csrf", &a_csrf), ("key", "primary")])
+        .post(
+            &format!("/portal/subscriptions/{a_sub}/regenerate"),
+            &[("csrf", &a_csrf), ("key", "primary")],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.body_str());
-    let new_key = secrets(mgmt, &a_sub).await["primaryKey"].as_str().unwrap().to_owned();
+    let new_key = secrets(mgmt, &a_sub).await["primaryKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new_key, a_key);
     let page = alice.get("/portal/subscriptions").await.body_str();
     assert_eq!(key_in(&page, &format!("key-{a_sub}-primary")), new_key);
@@ -675,17 +785,25 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
 
     // Signing in again with the same email in other case: the password decides.
     let mut again = Visitor::new(addr);
-    let r = again.sign_in("ALICE@example.com", "wrong password!", "/portal").await;
+    let r = again
+        .sign_in("ALICE@example.com", "wrong password!", "/portal")
+        .await;
     assert_eq!(r.status, 401);
     assert!(r.body_str().contains("The email or password is wrong."));
-    let r = again.sign_in("nobody@example.com", PASSWORD, "/portal").await;
+    let r = again
+        .sign_in("nobody@example.com", PASSWORD, "/portal")
+        .await;
     assert_eq!(r.status, 401);
     assert!(r.body_str().contains("The email or password is wrong."));
     // next is honoured inside the portal only.
-    let r = again.sign_in("ALICE@example.com", PASSWORD, "https://evil.example/").await;
+    let r = again
+        .sign_in("ALICE@example.com", PASSWORD, "https://evil.example/")
+        .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location").as_deref(), Some("/portal"));
-    let r = again.sign_in("alice@example.com", PASSWORD, "/portal/apis/pets").await;
+    let r = again
+        .sign_in("alice@example.com", PASSWORD, "/portal/apis/pets")
+        .await;
     assert_eq!(r.header("location").as_deref(), Some("/portal/apis/pets"));
 
     // The same email again: a clear error, the other fields kept, no password echoed.
@@ -696,7 +814,18 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     assert!(html.contains("already exists"), "{html}");
     assert!(html.contains("value=\"Alice@Example.com\""));
     assert!(!html.contains(PASSWORD));
-    let r = twin.post("/portal/signup", &[("csrf", &csrf_of(&html)), ("email", "x@example.com"), ("firstName", "X"), ("lastName", "Y"), ("password", "short")]).await;
+    let r = twin
+        .post(
+            "/portal/signup",
+            &[
+                ("csrf", &csrf_of(&html)),
+                ("email", "x@example.com"),
+                ("firstName", "X"),
+                ("lastName", "Y"),
+                ("password", "short"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.body_str().contains("at least 10 characters"));
 
@@ -720,10 +849,17 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
     let mut blocked = bob_user.clone();
     blocked["state"] = json!("blocked");
     let id = bob_user["id"].as_str().unwrap();
-    mgmt.ok("PUT", &format!("/users/{id}"), Some(&blocked.to_string()), 200)
-        .await;
+    mgmt.ok(
+        "PUT",
+        &format!("/users/{id}"),
+        Some(&blocked.to_string()),
+        200,
+    )
+    .await;
     assert_eq!(bob.get("/portal").await.status, 303);
-    let r = Visitor::new(addr).sign_in("bob@example.com", PASSWORD, "/portal").await;
+    let r = Visitor::new(addr)
+        .sign_in("bob@example.com", PASSWORD, "/portal")
+        .await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("blocked"));
 }

@@ -234,7 +234,10 @@ fn check_sign_up(entered: &SignUp, password: &str) -> Vec<FieldError> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && at.is_some_and(|i| i > 0 && i + 1 < email.len() && email.matches('@').count() == 1);
     if !email_ok {
-        errors.push(("email", "Enter an email address such as name@example.com.".to_owned()));
+        errors.push((
+            "email",
+            "Enter an email address such as name@example.com.".to_owned(),
+        ));
     }
     for (field, value, label) in [
         ("firstName", &entered.first_name, "first name"),
@@ -243,7 +246,10 @@ fn check_sign_up(entered: &SignUp, password: &str) -> Vec<FieldError> {
         if value.is_empty() {
             errors.push((field, format!("Enter your {label}.")));
         } else if value.chars().count() > MAX_FIELD || value.chars().any(char::is_control) {
-            errors.push((field, format!("Enter a {label} of at most {MAX_FIELD} characters.")));
+            errors.push((
+                field,
+                format!("Enter a {label} of at most {MAX_FIELD} characters."),
+            ));
         }
     }
     if let Some(message) = password::rule_broken(password) {
@@ -277,8 +283,18 @@ fn signin_page(token: &str, next: &str, email: &str, error: Option<&str>) -> Mar
 }
 
 fn signup_page(token: &str, entered: &SignUp, errors: &[FieldError]) -> Markup {
-    let error_of = |field: &str| errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str());
-    let field = |name: &'static str, label: &str, kind: &str, value: &str, autocomplete: &str, hint: Option<&str>| {
+    let error_of = |field: &str| {
+        errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    };
+    let field = |name: &'static str,
+                 label: &str,
+                 kind: &str,
+                 value: &str,
+                 autocomplete: &str,
+                 hint: Option<&str>| {
         let error = error_of(name);
         let described = match (error.is_some(), hint.is_some()) {
             (true, _) => Some(format!("{name}-error")),
@@ -323,7 +339,12 @@ fn signup_page(token: &str, entered: &SignUp, errors: &[FieldError]) -> Markup {
         }
         p { "Already have an account? " a href="/portal/signin" { "Sign in" } "." }
     };
-    page("Create an account", Viewer::Anonymous, Section::Account, content)
+    page(
+        "Create an account",
+        Viewer::Anonymous,
+        Section::Account,
+        content,
+    )
 }
 
 #[cfg(test)]
@@ -347,14 +368,22 @@ mod tests {
             ["email", "firstName", "password"]
         );
         for bad in ["@example.com", "ada@", "a b@example.com", "a@b@c"] {
-            assert_eq!(fields(check_sign_up(&entered(bad, "A", "L"), "long enough!")), ["email"], "{bad}");
+            assert_eq!(
+                fields(check_sign_up(&entered(bad, "A", "L"), "long enough!")),
+                ["email"],
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn signup_page_keeps_values_but_never_the_password() {
-        let html = signup_page("tok", &entered("ada@example.com", "Ada", "<b>L</b>"), &[("email", "taken".into())])
-            .into_string();
+        let html = signup_page(
+            "tok",
+            &entered("ada@example.com", "Ada", "<b>L</b>"),
+            &[("email", "taken".into())],
+        )
+        .into_string();
         assert!(html.contains("value=\"ada@example.com\""));
         assert!(html.contains("&lt;b&gt;L&lt;/b&gt;"), "escaped");
         assert!(html.contains("taken"));

@@ -90,7 +90,11 @@ impl ApiContext {
 }
 
 /// GET /portal/apis/{id}
-pub async fn show(State(state): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Response {
+pub async fn show(
+    State(state): State<Shared>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     let ctx = match ApiContext::load(&state, id, signed.user.id.clone()).await {
         Ok(Some(ctx)) => ctx,
         Ok(None) => return not_found("API", signed.viewer()),
@@ -145,7 +149,11 @@ pub async fn show(State(state): State<Shared>, signed: SignedIn, Path(id): Path<
                 nav aria-label="Operations" {
                     ul.toc {
                         @for (i, op) in api.operations.iter().enumerate() {
-                            li { a href={"#op" (i)} { span class={"method m-" (op.method.to_lowercase())} { (op.method) } " " (op.url_template) } }
+                            li {
+                                a href={"#op" (i)} { span class={"method m-" (op.method.to_lowercase())} { (op.method) } " " (op.url_template) }
+                                @let summary = ctx.operation_docs(&op.id).map(|d| d.summary.as_str()).filter(|s| !s.is_empty()).unwrap_or(op.display_name.as_str());
+                                @if !summary.is_empty() { " — " (summary) }
+                            }
                         }
                     }
                 }
@@ -170,7 +178,10 @@ pub async fn show(State(state): State<Shared>, signed: SignedIn, Path(id): Path<
             }
         }
     };
-    respond(StatusCode::OK, page(api_name(api), signed.viewer(), Section::Catalog, content))
+    respond(
+        StatusCode::OK,
+        page(api_name(api), signed.viewer(), Section::Catalog, content),
+    )
 }
 
 /// Parameters, request body and responses of one operation.

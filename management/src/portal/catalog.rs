@@ -41,6 +41,11 @@ pub fn product_href(id: &str) -> String {
     format!("/portal/products/{id}")
 }
 
+/// `1 API`, `2 APIs`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The value of `name` in a raw query string.
 pub fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
@@ -98,7 +103,7 @@ pub async fn home(
                     @for api in &found_apis {
                         li.card {
                             h3 { a href=(api_href(&api.id)) { (api_name(api)) } }
-                            p.meta { code { "/" (api.normalized_path()) } " · " (api.operations.len()) " operations" }
+                            p.meta { code { "/" (api.normalized_path()) } " · " (plural(api.operations.len(), "operation", "operations")) }
                             @if !api.description.is_empty() { p { (api.description) } }
                         }
                     }
@@ -112,7 +117,12 @@ pub async fn home(
     };
     respond(
         StatusCode::OK,
-        page("APIs and products", signed.viewer(), Section::Catalog, content),
+        page(
+            "APIs and products",
+            signed.viewer(),
+            Section::Catalog,
+            content,
+        ),
     )
 }
 
@@ -146,7 +156,7 @@ fn product_cards(products: &[&Product], apis: &[Api]) -> Markup {
                     li.card {
                         h3 { a href=(product_href(&product.id)) { (product_name(product)) } }
                         p.meta {
-                            (product.apis.len()) " APIs · "
+                            (plural(product.apis.len(), "API", "APIs")) " · "
                             @if product.approval_required { "needs approval" } @else { "instant access" }
                         }
                         @if !product.description.is_empty() { p { (product.description) } }
@@ -226,6 +236,11 @@ pub async fn product(
     };
     respond(
         StatusCode::OK,
-        page(product_name(&product), signed.viewer(), Section::Products, content),
+        page(
+            product_name(&product),
+            signed.viewer(),
+            Section::Products,
+            content,
+        ),
     )
 }

@@ -66,7 +66,10 @@ mod tests {
 
     fn headers(cookie: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(axum::http::header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        h.insert(
+            axum::http::header::COOKIE,
+            HeaderValue::from_str(cookie).unwrap(),
+        );
         h
     }
 
@@ -74,7 +77,10 @@ mod tests {
     fn anonymous_tokens_must_match_their_cookie() {
         let token = "a".repeat(64);
         let h = headers(&format!("{ANONYMOUS_COOKIE}={token}"));
-        assert!(anonymous_ok(&h, &Form::parse(format!("csrf={token}").as_bytes())));
+        assert!(anonymous_ok(
+            &h,
+            &Form::parse(format!("csrf={token}").as_bytes())
+        ));
         assert!(!anonymous_ok(&h, &Form::parse(b"csrf=")));
         assert!(!anonymous_ok(&h, &Form::parse(b"other=1")));
         assert!(!anonymous_ok(

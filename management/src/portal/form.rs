@@ -47,7 +47,10 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         if !urlencoded {
             return Err(error_page(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -92,8 +92,7 @@ async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
         .await
         .map_err(|e| failed(e.to_string()))?;
     let stream: Box<dyn Io> = if https {
-        let name =
-            ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
+        let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
         let tls = tls_connector()
             .map_err(|e| failed(e.to_string()))?
             .connect(name, tcp)

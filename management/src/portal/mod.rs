@@ -41,8 +41,14 @@ pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/portal", get(catalog::home))
         .route("/portal/", get(|| async { session::see_other("/portal") }))
-        .route("/portal/signin", get(account::signin_form).post(account::signin))
-        .route("/portal/signup", get(account::signup_form).post(account::signup))
+        .route(
+            "/portal/signin",
+            get(account::signin_form).post(account::signin),
+        )
+        .route(
+            "/portal/signup",
+            get(account::signup_form).post(account::signup),
+        )
         .route("/portal/signout", post(account::signout))
         .route("/portal/products", get(catalog::products))
         .route("/portal/products/{id}", get(catalog::product))

@@ -31,15 +31,14 @@ pub fn rule_broken(password: &str) -> Option<String> {
         ));
     }
     if password.len() > MAX_BYTES {
-        return Some(format!(
-            "Choose a password of at most {MAX_BYTES} bytes."
-        ));
+        return Some(format!("Choose a password of at most {MAX_BYTES} bytes."));
     }
     None
 }
 
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let params =
+        Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 

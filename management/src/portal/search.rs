@@ -90,7 +90,17 @@ mod tests {
     #[test]
     fn every_word_must_match_somewhere() {
         let api = pets();
-        for q in ["", "pet", "PET store", "cats", "store/pets", "list all", "adoption", "adopt dogs", "post"] {
+        for q in [
+            "",
+            "pet",
+            "PET store",
+            "cats",
+            "store/pets",
+            "list all",
+            "adoption",
+            "adopt dogs",
+            "post",
+        ] {
             assert!(Query::parse(q).matches_api(&api), "{q}");
         }
         for q in ["weather", "pets weather", "put"] {

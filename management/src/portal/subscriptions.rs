@@ -74,7 +74,7 @@ pub async fn list(
             p.empty { "You have no subscriptions yet. " a href="/portal/products" { "Browse the products" } " to get keys." }
         } @else {
             p.hint #copy-status aria-live="polite" {}
-            ul.cards {
+            ul.cards.wide {
                 @for sub in &subs {
                     @let product = sub.product_id().and_then(|p| products.iter().find(|x| x.id == p));
                     li.card #{"sub-" (sub.id)} {
@@ -103,7 +103,12 @@ pub async fn list(
     };
     respond(
         StatusCode::OK,
-        page("My subscriptions", signed.viewer(), Section::Subscriptions, content),
+        page(
+            "My subscriptions",
+            signed.viewer(),
+            Section::Subscriptions,
+            content,
+        ),
     )
 }
 

@@ -95,14 +95,22 @@ pub fn console_form(f: &TryForm<'_>) -> Markup {
         }
         q.finish()
     };
-    let body_example = docs
-        .and_then(|d| d.request_body.as_ref())
-        .map(|b| (b.content_type.clone(), b.example.clone().unwrap_or_default()));
+    let body_example = docs.and_then(|d| d.request_body.as_ref()).map(|b| {
+        (
+            b.content_type.clone(),
+            b.example.clone().unwrap_or_default(),
+        )
+    });
     let default_headers = || match &body_example {
         Some((content_type, _)) => format!("Content-Type: {content_type}"),
         None => String::new(),
     };
-    let default_body = || body_example.as_ref().map(|(_, e)| e.clone()).unwrap_or_default();
+    let default_body = || {
+        body_example
+            .as_ref()
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default()
+    };
     html! {
         @if ctx.gateways.is_empty() {
             p.notice.error { "No gateway with a public URL serves this API, so the console cannot send requests to it." }
@@ -280,7 +288,10 @@ async fn console(
             Some(Outcome::Answered(answer)) => { (answer_view(answer)) }
         }
     };
-    respond(status, page(&title, signed.viewer(), Section::Catalog, content))
+    respond(
+        status,
+        page(&title, signed.viewer(), Section::Catalog, content),
+    )
 }
 
 /// The request the form describes, or why it cannot be sent.
@@ -317,8 +328,9 @@ fn build(ctx: &ApiContext, op: &Operation, form: &Form) -> Result<Outgoing, Stri
                 .into_iter()
                 .find(|s| s.id == chosen)
                 .ok_or("Choose one of your active subscriptions for this API.")?;
-            let name = HeaderName::from_bytes(key_header.as_bytes())
-                .map_err(|_| format!("The API's key header `{key_header}` is not a valid header name."))?;
+            let name = HeaderName::from_bytes(key_header.as_bytes()).map_err(|_| {
+                format!("The API's key header `{key_header}` is not a valid header name.")
+            })?;
             let value = HeaderValue::from_str(&sub.primary_key)
                 .map_err(|_| "The subscription key cannot be sent in a header.".to_owned())?;
             headers.insert(name, value);
@@ -326,7 +338,10 @@ fn build(ctx: &ApiContext, op: &Operation, form: &Form) -> Result<Outgoing, Stri
     }
     let body = form.get("body");
     if body.len() > MAX_RESPONSE {
-        return Err(format!("Send a body of at most {} KiB.", MAX_RESPONSE / 1024));
+        return Err(format!(
+            "Send a body of at most {} KiB.",
+            MAX_RESPONSE / 1024
+        ));
     }
     Ok(Outgoing {
         method,

@@ -72,7 +72,9 @@ pub fn fill_path<'a>(
             let mut parts = Vec::new();
             for part in rest.split('/') {
                 if part == "." || part == ".." {
-                    return Err("The rest of the path must not contain `.` or `..` segments.".to_owned());
+                    return Err(
+                        "The rest of the path must not contain `.` or `..` segments.".to_owned(),
+                    );
                 }
                 parts.push(utf8_percent_encode(part, SEGMENT).to_string());
             }
@@ -196,7 +198,10 @@ mod tests {
             fill_path("/users/{id}/x/{x}", p, "").unwrap(),
             "/users/a%20b%2F..%2Fc%3Fd%23e/x/ok"
         );
-        assert_eq!(fill_path("/files/*", p, "/a/b c/d").unwrap(), "/files/a/b%20c/d");
+        assert_eq!(
+            fill_path("/files/*", p, "/a/b c/d").unwrap(),
+            "/files/a/b%20c/d"
+        );
         assert!(fill_path("/files/*", p, "a/../b").is_err());
         assert!(fill_path("/users/{missing}", p, "").is_err());
         assert_eq!(fill_path("/", p, "").unwrap(), "");
@@ -213,12 +218,25 @@ mod tests {
 
     #[test]
     fn headers_are_checked() {
-        let h = parse_headers("Accept: application/json\n\nX-Trace:  42 ", "Ocp-Apim-Subscription-Key").unwrap();
+        let h = parse_headers(
+            "Accept: application/json\n\nX-Trace:  42 ",
+            "Ocp-Apim-Subscription-Key",
+        )
+        .unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(h[1].0.as_str(), "x-trace");
         assert_eq!(h[1].1, "42");
-        for bad in ["no colon", "Host: evil.example", "bad name: 1", "ocp-apim-subscription-key: x", "Transfer-Encoding: chunked"] {
-            assert!(parse_headers(bad, "Ocp-Apim-Subscription-Key").is_err(), "{bad}");
+        for bad in [
+            "no colon",
+            "Host: evil.example",
+            "bad name: 1",
+            "ocp-apim-subscription-key: x",
+            "Transfer-Encoding: chunked",
+        ] {
+            assert!(
+                parse_headers(bad, "Ocp-Apim-Subscription-Key").is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -137,8 +137,10 @@ impl Store {
                 )));
             }
             // The user entity was deleted through the REST API: its credentials go too.
-            self.conn
-                .execute("DELETE FROM portal_credentials WHERE user_id = ?1", [&user_id])?;
+            self.conn.execute(
+                "DELETE FROM portal_credentials WHERE user_id = ?1",
+                [&user_id],
+            )?;
         }
         let taken = self.state.all(Kind::User).any(|(_, s)| match &*s.doc {
             Doc::User(u) => u.email.eq_ignore_ascii_case(&email),
@@ -173,7 +175,8 @@ impl Store {
         );
         if let Err(e) = inserted {
             // Without credentials the account could never sign in: take the user back out.
-            if let Err(undo) = self.delete(Kind::User, &id, Precondition::NONE, &actor(&id), now_unix)
+            if let Err(undo) =
+                self.delete(Kind::User, &id, Precondition::NONE, &actor(&id), now_unix)
             {
                 tracing::error!(user = %id, error = %undo, "could not remove a user whose credentials failed");
             }
@@ -263,7 +266,9 @@ impl Store {
         self.state
             .all(Kind::Subscription)
             .filter_map(|(_, s)| match &*s.doc {
-                Doc::Subscription(sub) if sub.owner_id.as_deref().map(owner_user) == Some(user_id) => {
+                Doc::Subscription(sub)
+                    if sub.owner_id.as_deref().map(owner_user) == Some(user_id) =>
+                {
                     Some(PortalSubscription {
                         id: sub.id.clone(),
                         display_name: sub.display_name.clone(),
@@ -426,11 +431,16 @@ mod tests {
     #[test]
     fn sign_up_creates_a_user_and_credentials_once_per_email() {
         let (dir, mut store) = open();
-        let user = store.portal_sign_up(new_user("Ada@Example.com"), T0).unwrap();
+        let user = store
+            .portal_sign_up(new_user("Ada@Example.com"), T0)
+            .unwrap();
         assert_eq!(user.email, "ada@example.com");
         let entity = store.get(Kind::User, &user.id).unwrap();
         assert_eq!(entity.body["email"], "ada@example.com");
-        let (found, hash) = store.portal_credentials("ADA@example.COM").unwrap().unwrap();
+        let (found, hash) = store
+            .portal_credentials("ADA@example.COM")
+            .unwrap()
+            .unwrap();
         assert_eq!(found.id, user.id);
         assert_eq!(hash, "$argon2id$stand-in");
         assert!(matches!(
@@ -455,21 +465,33 @@ mod tests {
         // Credentials survive a restart.
         drop(store);
         let mut store = Store::open(dir.path()).unwrap();
-        assert!(store.portal_credentials("ada@example.com").unwrap().is_some());
+        assert!(store
+            .portal_credentials("ada@example.com")
+            .unwrap()
+            .is_some());
         // Once the user entity is deleted, the email can sign up again.
         store
             .delete(Kind::User, &user.id, Precondition::NONE, "tester", T0)
             .unwrap();
-        assert!(store.portal_credentials("ada@example.com").unwrap().is_none());
-        let again = store.portal_sign_up(new_user("ada@example.com"), T0).unwrap();
+        assert!(store
+            .portal_credentials("ada@example.com")
+            .unwrap()
+            .is_none());
+        let again = store
+            .portal_sign_up(new_user("ada@example.com"), T0)
+            .unwrap();
         assert_ne!(again.id, user.id);
     }
 
     #[test]
     fn subscriptions_are_per_owner_and_one_live_per_product() {
         let (_dir, mut store) = open();
-        let ada = store.portal_sign_up(new_user("ada@example.com"), T0).unwrap();
-        let bob = store.portal_sign_up(new_user("bob@example.com"), T0).unwrap();
+        let ada = store
+            .portal_sign_up(new_user("ada@example.com"), T0)
+            .unwrap();
+        let bob = store
+            .portal_sign_up(new_user("bob@example.com"), T0)
+            .unwrap();
         let (open, created) = store.portal_subscribe(&ada.id, "open", T0).unwrap();
         assert!(created);
         assert_eq!(open.state, SubscriptionState::Active);
@@ -514,15 +536,44 @@ mod tests {
         let put = |s: &mut Store, id: &str, body| {
             s.put(Kind::Gateway, id, body, Precondition::NONE, "tester", T0)
         };
-        put(&mut store, "g1", json!({"location": {"name": "x"}, "apis": ["a1"], "url": "http://127.0.0.1:8080/"})).unwrap();
-        put(&mut store, "g2", json!({"location": {"name": "x"}, "apis": ["a1"]})).unwrap();
-        put(&mut store, "g3", json!({"location": {"name": "x"}, "url": "http://127.0.0.1:8081"})).unwrap();
+        put(
+            &mut store,
+            "g1",
+            json!({"location": {"name": "x"}, "apis": ["a1"], "url": "http://127.0.0.1:8080/"}),
+        )
+        .unwrap();
+        put(
+            &mut store,
+            "g2",
+            json!({"location": {"name": "x"}, "apis": ["a1"]}),
+        )
+        .unwrap();
+        put(
+            &mut store,
+            "g3",
+            json!({"location": {"name": "x"}, "url": "http://127.0.0.1:8081"}),
+        )
+        .unwrap();
         assert_eq!(
             store.portal_gateways_for("a1"),
-            [PortalGateway { id: "g1".into(), url: "http://127.0.0.1:8080".into() }]
+            [PortalGateway {
+                id: "g1".into(),
+                url: "http://127.0.0.1:8080".into()
+            }]
         );
-        for bad in ["ftp://x", "127.0.0.1:8080", "http://", "http://u:p@host", "http://h/?q=1", "not a url"] {
-            let r = put(&mut store, "g4", json!({"location": {"name": "x"}, "url": bad}));
+        for bad in [
+            "ftp://x",
+            "127.0.0.1:8080",
+            "http://",
+            "http://u:p@host",
+            "http://h/?q=1",
+            "not a url",
+        ] {
+            let r = put(
+                &mut store,
+                "g4",
+                json!({"location": {"name": "x"}, "url": bad}),
+            );
             assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad}");
         }
     }
