@@ -109,8 +109,7 @@ async fn import(
 ) -> Result<Response, Problem> {
     let (document, imported) = state
         .blocking(move || {
-            let document = openapi_import::parse_document(&bytes)?;
-            let imported = openapi_import::read_document(&document)?;
+            let (document, imported) = openapi_import::import_document(&bytes)?;
             Ok::<_, ImportError>((document.to_string(), imported))
         })
         .await?
