@@ -6,6 +6,7 @@
 //! (schemas, examples, extensions) untouched, and lets a structural error name the
 //! JSON pointer where the document breaks.
 
+mod address;
 mod export;
 pub mod fetch;
 mod parse;
