@@ -222,7 +222,8 @@ impl Management {
                 options.heartbeat_interval,
                 options.max_wait,
             )
-            .in_environment(&env),
+            .in_environment(&env)
+            .with_tls(acceptor.is_some()),
         );
         let prune = tokio::spawn(http::prune_analytics(Arc::clone(&state)));
         // The document fetch policy travels as an extension: only `import-url` reads it.
