@@ -118,6 +118,11 @@ pub fn export(api: &Api, stored: Option<&Value>) -> Value {
             .filter(|m| !entry.contains_key(*m))
             .collect();
         let id = object.get("operationId").cloned();
+        if free.is_empty() {
+            // Every method of the path has its own operation: this one only serves
+            // methods OpenAPI has no key for, and is left out.
+            tracing::warn!(path = %key, operation = ?id, "an operation for any method has no free method to be exported under");
+        }
         for (i, method) in free.into_iter().enumerate() {
             let mut copy = object.clone();
             if let (Value::Object(map), Some(Value::String(id))) = (&mut copy, &id) {
