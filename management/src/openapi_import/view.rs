@@ -95,6 +95,11 @@ const MAX_TYPE_DEPTH: usize = 4;
 /// The portal's view of `api`, detailed from `document` (the stored OpenAPI document)
 /// where it describes the API's operations.
 pub fn view(api: &Api, document: Option<&Value>) -> ApiView {
+    // A Swagger 2.0 document stored before imports converted it is converted here.
+    let converted = document
+        .filter(|doc| doc.get("swagger").is_some())
+        .map(super::to_openapi3);
+    let document = converted.as_ref().or(document);
     let read = document.and_then(|doc| match read_document(doc) {
         Ok(imported) if imported.version != Version::Swagger2 => Some((doc, imported.operations)),
         _ => None,

@@ -446,3 +446,39 @@ fn garbage_documents_never_panic() {
     });
     view(&api, Some(&doc));
 }
+
+#[test]
+fn the_demo_document_shows_every_operation_in_detail() {
+    let text = include_str!("../../../examples/sample-openapi.yaml");
+    let (doc, imported) = super::import_document(text.as_bytes()).expect("imports");
+    let options = ImportOptions {
+        path: Some("sample".into()),
+        service_url: Some("http://127.0.0.1:8000".into()),
+    };
+    let api = merge("sample", None, &imported, &options).expect("api");
+    let v = view(&api, Some(&doc));
+    assert_eq!(v.title, "Sample API");
+    assert_eq!(v.operations.len(), 4);
+    for op in &v.operations {
+        assert!(!op.summary.is_empty(), "{op:?}");
+        assert!(!op.responses.is_empty(), "{op:?}");
+        let body = op.responses[0].bodies.first().expect("a response body");
+        let schema: Value = serde_json::from_str(&body.schema_json).expect("JSON schema");
+        assert!(
+            !schema.to_string().contains("$ref"),
+            "references expanded: {schema}"
+        );
+    }
+    let user = v
+        .operations
+        .iter()
+        .find(|o| o.path == "/users/{id}")
+        .expect("get-user");
+    assert_eq!(user.parameters[0].example.as_deref(), Some("42"));
+    let echo = v
+        .operations
+        .iter()
+        .find(|o| o.method == "POST")
+        .expect("echo");
+    assert!(echo.request_body.is_some());
+}
