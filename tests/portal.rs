@@ -370,6 +370,29 @@ async fn fill(browser: &Browser, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
+/// What the page gets wrong of the basics: a `lang`, one `h1`, a skip link to
+/// `main`, a `<label for>` on every field, unique ids, no inline styles or scripts.
+async fn accessibility_problems(browser: &Browser) -> Vec<String> {
+    let script = r##"
+        const problems = [];
+        if (!document.documentElement.lang) problems.push("no lang");
+        const h1s = document.querySelectorAll("h1").length;
+        if (h1s !== 1) problems.push(h1s + " h1 elements");
+        if (!document.querySelector('a.skip[href="#main"]') || !document.getElementById("main")) problems.push("no skip link");
+        for (const el of document.querySelectorAll('input:not([type="hidden"]), select, textarea')) {
+            if (!el.id || !document.querySelector('label[for="' + el.id + '"]')) problems.push("unlabelled " + el.name);
+        }
+        const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
+        const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
+        if (dup.length) problems.push("duplicate ids " + dup.join(","));
+        if (document.querySelector("[style]")) problems.push("inline style attribute");
+        for (const s of document.querySelectorAll("script")) if (!s.src) problems.push("inline script");
+        return problems;
+    "##;
+    let value = browser.client.execute(script, vec![]).await.unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
 /// Whether the page is no wider than the window (no horizontal scrolling).
 async fn fits(browser: &Browser) -> bool {
     browser
@@ -426,6 +449,21 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_step
     browser.goto(&portal).await;
     text_of(&browser, "a[href='/portal/apis/pets']").await;
     browser.screenshot("portal-home").await;
+    // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+    browser
+        .find("body")
+        .await
+        .send_keys(fantoccini::key::Key::Tab.to_string().as_str())
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    focused
+        .send_keys(fantoccini::key::Key::Enter.to_string().as_str())
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("main"));
 
     // Subscribe to the instant product.
     click(&browser, "a[href='/portal/products/starter']").await;
@@ -500,6 +538,26 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_step
     assert!(status.starts_with("200"), "{status}");
     let body = text_of(&browser, "#response-body").await;
     assert!(body.contains("/pets/rex%201"), "{body}");
+
+    // Every page the journey saw has the accessibility basics.
+    for page in [
+        "/signin",
+        "/signup",
+        "",
+        "/products",
+        "/products/starter",
+        "/subscriptions",
+        "/apis/pets",
+        "/apis/pets/operations/createPet/try",
+    ] {
+        browser.goto(&format!("{portal}{page}")).await;
+        text_of(&browser, "h1").await;
+        assert_eq!(
+            accessibility_problems(&browser).await,
+            Vec::<String>::new(),
+            "{page}"
+        );
+    }
 
     // Phone width: the main pages fit without scrolling sideways.
     let phone = Browser::start_phone().await;
