@@ -50,7 +50,7 @@ pub async fn signin(State(state): State<Shared>, headers: HeaderMap, form: Form)
         Ok(found) => found,
         Err(p) => return problem_page(p, Viewer::Anonymous),
     };
-    let checked = tokio::task::spawn_blocking(move || match found {
+    let checked = password::off_thread(move || match found {
         Some((user, hash)) => password::verify(&given, &hash).then_some(user),
         None => {
             password::verify_nothing(&given);
@@ -112,7 +112,7 @@ pub async fn signup(State(state): State<Shared>, headers: HeaderMap, form: Form)
     if !errors.is_empty() {
         return again(StatusCode::BAD_REQUEST, &errors);
     }
-    let hashed = match tokio::task::spawn_blocking(move || password::hash(&given)).await {
+    let hashed = match password::off_thread(move || password::hash(&given)).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return problem_page(Problem::internal(&e), Viewer::Anonymous),
         Err(e) => return problem_page(Problem::internal(&e), Viewer::Anonymous),

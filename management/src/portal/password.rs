@@ -6,6 +6,27 @@ use std::sync::OnceLock;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+/// How many hashes or checks run at once: each takes 19 MiB and a core for tens
+/// of milliseconds, so a burst of sign-ins waits here instead of exhausting memory.
+const CONCURRENT: usize = 4;
+
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT);
+
+/// Runs `work` (a hash or a check) on a blocking thread, at most [`CONCURRENT`] at once.
+pub async fn off_thread<T, F>(work: F) -> Result<T, PasswordError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
 /// The shortest password sign-up accepts, in characters.
 pub const MIN_LENGTH: usize = 10;
 
