@@ -625,6 +625,31 @@ async fn a_subscription_that_needs_approval_works_once_activated_steps() {
     // Subscribing again shows the existing subscription instead of a second one.
     assert_eq!(user.subscribe("gold").await, id);
     assert_eq!(count(&estate.mgmt, "subscriptions").await, 1);
+
+    // An API no gateway with a URL serves: the page and the console say so.
+    let internal = json!({ "path": "internal", "serviceUrl": "http://127.0.0.1:9/", "operations": [
+        { "id": "ping", "method": "GET", "urlTemplate": "/ping" }
+    ] });
+    estate
+        .mgmt
+        .ok("PUT", "/apis/internal", Some(&internal.to_string()), 201)
+        .await;
+    let page = user.get("/portal/apis/internal").await.body_str();
+    assert!(
+        page.contains("No gateway with a public URL serves this API yet"),
+        "{page}"
+    );
+    let csrf = user.csrf().await;
+    let r = user
+        .post(
+            "/portal/apis/internal/operations/ping/try",
+            &[("csrf", &csrf), ("subscription", &id)],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert!(r
+        .body_str()
+        .contains("No gateway with a public URL serves this API"));
 }
 
 // ---------------------------------------------------------------------------

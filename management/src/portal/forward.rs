@@ -178,3 +178,93 @@ fn tls_connector() -> Result<TlsConnector, rustls::Error> {
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A one-shot server on loopback answering with `body`; it returns what it received.
+    async fn server(body: Vec<u8>) -> (Uri, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Answer: yes\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            // The client may stop reading after the cap: a failed write is fine.
+            let _ = socket.write_all(&body).await;
+            seen
+        });
+        let uri = format!("http://{addr}/api/items?x=1").parse().unwrap();
+        (uri, task)
+    }
+
+    fn outgoing(uri: Uri) -> Outgoing {
+        let mut headers = HeaderMap::new();
+        headers.insert("ocp-apim-subscription-key", "k1".parse().unwrap());
+        Outgoing {
+            method: Method::GET,
+            uri,
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_the_request_and_reads_the_answer() {
+        let (uri, task) = server(b"hello".to_vec()).await;
+        let answer = send(outgoing(uri.clone())).await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(&answer.body[..], b"hello");
+        assert!(!answer.truncated);
+        assert!(answer
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-answer" && v == "yes"));
+        let seen = String::from_utf8(task.await.unwrap()).unwrap();
+        assert!(
+            seen.starts_with("GET /api/items?x=1 HTTP/1.1\r\n"),
+            "{seen}"
+        );
+        let authority = uri.authority().unwrap().as_str().to_owned();
+        assert!(
+            seen.to_lowercase().contains(&format!("host: {authority}")),
+            "{seen}"
+        );
+        assert!(seen.contains("ocp-apim-subscription-key: k1"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn keeps_only_the_first_mebibyte() {
+        let (uri, _task) = server(vec![b'x'; MAX_RESPONSE * 2]).await;
+        let answer = send(outgoing(uri)).await.unwrap();
+        assert_eq!(answer.body.len(), MAX_RESPONSE);
+        assert!(answer.truncated);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let uri = format!("http://{addr}/").parse().unwrap();
+        assert!(matches!(
+            send(outgoing(uri)).await,
+            Err(ForwardError::Failed { .. })
+        ));
+    }
+}
