@@ -50,6 +50,15 @@ pub(crate) struct ManagementArgs {
         value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     analytics_retention_days: u32,
+    /// Seconds between gateway heartbeats, as the gateways are configured (their
+    /// `--heartbeat-interval`); an instance is shown offline after three missed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        env = "PORTCULLIS_HEARTBEAT_INTERVAL",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    heartbeat_interval: u64,
 }
 
 impl ManagementArgs {
@@ -58,6 +67,7 @@ impl ManagementArgs {
         let mut options = ManagementOptions::new(self.listen, self.data.clone());
         options.admin_token = self.admin_token.clone();
         options.analytics_retention_days = self.analytics_retention_days;
+        options.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
         options.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {
                 cert: cert.clone(),

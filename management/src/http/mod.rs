@@ -214,6 +214,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .merge(sync::routes())
         .merge(analytics::gateway_routes())
+        .merge(crate::admin_ui::routes())
         .merge(admin)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,266 @@
+//! The admin console at `/admin`, end to end over real processes: its security
+//! over plain HTTP with a raw client (sessions, CSRF, sign-in and sign-out), the
+//! policy check endpoint it uses, and the console itself driven in headless
+//! Chromium against a real management plane and a real gateway.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::managed::{ManagementProcess, ADMIN_TOKEN};
+use common::*;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+/// One request on a fresh connection, with no bearer token unless `headers` has one.
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let method: axum::http::Method = method.parse().expect("method");
+    Box::pin(async move {
+        let stream = within("connect to management", TcpStream::connect(addr))
+            .await
+            .expect("management reachable");
+        let mut client = Client::from_stream(stream);
+        client.send(request).await;
+        within("management answers", client.response_to(&method)).await
+    })
+    .await
+}
+
+/// Every `Set-Cookie` value of a response.
+fn set_cookies(r: &Response) -> Vec<String> {
+    String::from_utf8_lossy(r.raw_head())
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The value `Set-Cookie` gives cookie `name`, if it is set (not cleared).
+fn cookie_set(r: &Response, name: &str) -> Option<String> {
+    set_cookies(r).into_iter().find_map(|c| {
+        let value = c.strip_prefix(&format!("{name}="))?.split(';').next()?.to_owned();
+        (!value.is_empty() && !c.to_ascii_lowercase().contains("max-age=0")).then_some(value)
+    })
+}
+
+/// The value of `attr="…"` after `marker` in an HTML page.
+fn attr_after(html: &str, marker: &str, attr: &str) -> Option<String> {
+    let rest = &html[html.find(marker)?..];
+    let start = rest.find(&format!("{attr}=\""))? + attr.len() + 2;
+    let end = rest[start..].find('"')?;
+    Some(rest[start..start + end].to_owned())
+}
+
+/// A fresh sign-in form: its double-submit cookie and hidden CSRF field.
+async fn login_form(addr: SocketAddr) -> (String, String) {
+    let r = raw(addr, "GET", "/admin/login", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let cookie = cookie_set(&r, "portcullis_admin_login").expect("form cookie");
+    let field = attr_after(&r.body_str(), "name=\"csrf\"", "value").expect("csrf field");
+    assert_eq!(cookie, field, "double submit: the same token in both");
+    (cookie, field)
+}
+
+/// Posts the sign-in form with `token`.
+async fn post_login(addr: SocketAddr, form_cookie: &str, csrf: &str, token: &str) -> Response {
+    let body = format!("csrf={csrf}&token={token}");
+    let cookie = format!("portcullis_admin_login={form_cookie}");
+    raw(
+        addr,
+        "POST",
+        "/admin/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        &body,
+    )
+    .await
+}
+
+/// Signs in: the session cookie header and the session's CSRF token (from the shell).
+async fn sign_in(addr: SocketAddr) -> (String, String) {
+    let (form_cookie, csrf) = login_form(addr).await;
+    let r = post_login(addr, &form_cookie, &csrf, ADMIN_TOKEN).await;
+    assert_eq!(r.status, 303, "{}", r.body_str());
+    assert_eq!(r.header("location").as_deref(), Some("/admin"));
+    let session = cookie_set(&r, "portcullis_admin").expect("session cookie");
+    let raw_cookie = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("portcullis_admin="))
+        .expect("session cookie line");
+    let lower = raw_cookie.to_ascii_lowercase();
+    assert!(lower.contains("httponly"), "{raw_cookie}");
+    assert!(lower.contains("samesite=strict"), "{raw_cookie}");
+    assert!(lower.contains("path=/"), "{raw_cookie}");
+    let cookie = format!("portcullis_admin={session}");
+    let shell = raw(addr, "GET", "/admin", &[("Cookie", &cookie)], "").await;
+    assert_eq!(shell.status, 200, "{}", shell.body_str());
+    let csrf = attr_after(&shell.body_str(), "name=\"csrf-token\"", "content").expect("meta csrf");
+    assert!(csrf.len() >= 32, "a real token: {csrf}");
+    (cookie, csrf)
+}
+
+fn assert_to_login(r: &Response, what: &str) {
+    assert_eq!(r.status, 303, "{what}: {}", r.body_str());
+    assert_eq!(r.header("location").as_deref(), Some("/admin/login"), "{what}");
+}
+
+const API: &str = r#"{"path":"echo","serviceUrl":"http://127.0.0.1:9/","operations":[{"id":"any","method":"*","urlTemplate":"/*"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_sessions_and_csrf_over_plain_http() {
+    let data = tempfile::tempdir().unwrap();
+    let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
+    let addr = mgmt.addr;
+
+    // No session: every console page sends the browser to the sign-in form.
+    for path in ["/admin", "/admin/", "/admin/apis", "/admin/apis/echo", "/admin/gateways", "/admin/policy"] {
+        let r = raw(addr, "GET", path, &[], "").await;
+        assert_to_login(&r, path);
+        let r = raw(addr, "GET", path, &[("Cookie", "portcullis_admin=00ff")], "").await;
+        assert_to_login(&r, &format!("{path} with a made-up session"));
+    }
+    // The bearer token is no session: the console wants its cookie.
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = raw(addr, "GET", "/admin", &[("Authorization", &auth)], "").await;
+    assert_to_login(&r, "bearer on a page");
+    // Assets are public (no data in them) and pages carry the CSP.
+    let r = raw(addr, "GET", "/admin/assets/app.js", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap_or_default().starts_with("text/javascript"));
+    assert!(r.has("etag"));
+    assert_eq!(raw(addr, "GET", "/admin/assets/nope.js", &[], "").await.status, 404);
+    let r = raw(addr, "GET", "/admin/login", &[], "").await;
+    let csp = r.header("content-security-policy").expect("CSP");
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+
+    // A wrong token: the form again, with the reason, and no session cookie.
+    let (form_cookie, csrf) = login_form(addr).await;
+    let r = post_login(addr, &form_cookie, &csrf, "not-the-admin-token-at-all").await;
+    assert_eq!(r.status, 401, "{}", r.body_str());
+    assert!(r.body_str().contains("not an admin token"), "{}", r.body_str());
+    assert_eq!(cookie_set(&r, "portcullis_admin"), None);
+    // The right token without the form's cookie (a cross-site post): refused.
+    let r = raw(
+        addr,
+        "POST",
+        "/admin/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("csrf={csrf}&token={ADMIN_TOKEN}"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    assert_eq!(cookie_set(&r, "portcullis_admin"), None);
+    // …or with a field that does not match it.
+    let r = post_login(addr, &form_cookie, "0000", ADMIN_TOKEN).await;
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    assert_eq!(cookie_set(&r, "portcullis_admin"), None);
+
+    // Signed in: the shell, and the REST API with the cookie.
+    let (cookie, token) = sign_in(addr).await;
+    for path in ["/admin", "/admin/apis/echo", "/admin/gateways"] {
+        let r = raw(addr, "GET", path, &[("Cookie", &cookie)], "").await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body_str().contains("/admin/assets/app.js"));
+    }
+    let r = raw(addr, "GET", "/admin/login", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 303, "already signed in");
+    let r = raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+
+    // A change with only the cookie: 403 without or with a wrong token, nothing stored.
+    let revision = mgmt.revision().await;
+    let json = ("Content-Type", "application/json");
+    for extra in [vec![], vec![("X-CSRF-Token", "wrong")], vec![("X-CSRF-Token", "")]] {
+        let mut headers = vec![("Cookie", cookie.as_str()), json];
+        headers.extend(extra.iter().copied());
+        let r = raw(addr, "PUT", "/apis/echo", &headers, API).await;
+        assert_eq!(r.status, 403, "{extra:?}: {}", r.body_str());
+        assert!(r.header("content-type").unwrap_or_default().contains("problem+json"));
+    }
+    let r = raw(addr, "POST", "/policy/validate", &[("Cookie", &cookie), ("Content-Type", "application/xml")], "<policies/>").await;
+    assert_eq!(r.status, 403, "every unsafe method, even one that stores nothing");
+    assert_eq!(mgmt.call("GET", "/apis/echo", None).await.status, 404);
+    assert_eq!(mgmt.revision().await, revision, "nothing changed");
+    // With the session's token it works.
+    let r = raw(addr, "PUT", "/apis/echo", &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)], API).await;
+    assert_eq!(r.status, 201, "{}", r.body_str());
+    assert_eq!(mgmt.revision().await, revision + 1);
+    // The bearer token still works, without any CSRF token.
+    let r = raw(addr, "DELETE", "/apis/echo", &[("Authorization", &auth)], "").await;
+    assert_eq!(r.status, 204, "{}", r.body_str());
+    // The cookie under another name (e.g. the portal's) is no admin credential.
+    let portal = cookie.replace("portcullis_admin=", "portcullis_portal=");
+    let r = raw(addr, "GET", "/apis", &[("Cookie", &portal)], "").await;
+    assert_eq!(r.status, 401);
+
+    // Signing out needs the session's token too, then ends the session.
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let r = raw(addr, "POST", "/admin/logout", &[("Cookie", &cookie), form], "csrf=wrong").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "").await.status, 200, "still signed in");
+    let r = raw(addr, "POST", "/admin/logout", &[("Cookie", &cookie), form], &format!("csrf={token}")).await;
+    assert_to_login(&r, "sign out");
+    assert!(
+        set_cookies(&r).iter().any(|c| c.starts_with("portcullis_admin=") && c.to_ascii_lowercase().contains("max-age=0")),
+        "the cookie is cleared: {:?}",
+        set_cookies(&r)
+    );
+    assert_to_login(&raw(addr, "GET", "/admin", &[("Cookie", &cookie)], "").await, "after sign-out");
+    let r = raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 401, "the old cookie no longer works");
+    let r = raw(addr, "PUT", "/apis/echo", &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)], API).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_validate_compiles_like_put_and_stores_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
+    mgmt.ok("PUT", "/apis/echo", Some(API), 201).await;
+    mgmt.ok("PUT", "/named-values/calls", Some(r#"{"value":"5"}"#), 201).await;
+    let revision = mgmt.revision().await;
+
+    let broken = "<policies>\n  <inbound>\n    <base />\n    <no-such-policy />\n  </inbound>\n</policies>";
+    let v = mgmt.ok("POST", "/apis/echo/policy/validate", Some(broken), 200).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["errors"][0]["line"], 4, "{v}");
+    assert_eq!(v["errors"][0]["element"], "no-such-policy", "{v}");
+    // PUT refuses the same document at the same line.
+    let put = mgmt.call("PUT", "/apis/echo/policy", Some(broken)).await;
+    assert_eq!(put.status, 400);
+    assert_eq!(put.json()["policy"]["line"], 4);
+
+    // Named values of the store resolve, as on PUT.
+    let good = r#"<policies><inbound><base /><rate-limit calls="{{calls}}" renewal-period="60" /></inbound></policies>"#;
+    for path in ["/apis/echo/policy/validate", "/policy/validate", "/apis/echo/operations/any/policy/validate"] {
+        let v: Value = mgmt.ok("POST", path, Some(good), 200).await;
+        assert_eq!(v, serde_json::json!({ "valid": true }), "{path}");
+    }
+    let unknown = good.replace("{{calls}}", "{{nope}}");
+    let v = mgmt.ok("POST", "/policy/validate", Some(&unknown), 200).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["errors"][0]["message"].as_str().unwrap_or_default().contains("nope"), "{v}");
+
+    assert_eq!(mgmt.call("POST", "/apis/nope/policy/validate", Some(good)).await.status, 404);
+    assert_eq!(mgmt.call("POST", "/products/nope/policy/validate", Some(good)).await.status, 404);
+    assert_eq!(mgmt.revision().await, revision, "a check stores nothing");
+    assert_eq!(mgmt.call("GET", "/apis/echo/policy", None).await.status, 404);
+}
