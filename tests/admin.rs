@@ -6,10 +6,14 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use common::managed::{ManagementProcess, ADMIN_TOKEN};
+use common::browser::Browser;
+use common::managed::{ManagedGateway, ManagementProcess, ADMIN_TOKEN};
 use common::*;
-use serde_json::Value;
+use fantoccini::elements::Element;
+use fantoccini::Locator;
+use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 /// One request on a fresh connection, with no bearer token unless `headers` has one.
@@ -263,4 +267,194 @@ async fn policy_validate_compiles_like_put_and_stores_nothing() {
     assert_eq!(mgmt.call("POST", "/products/nope/policy/validate", Some(good)).await.status, 404);
     assert_eq!(mgmt.revision().await, revision, "a check stores nothing");
     assert_eq!(mgmt.call("GET", "/apis/echo/policy", None).await.status, 404);
+}
+
+/// The first element `css` matches, once it is there.
+async fn element(b: &Browser, css: &str) -> Element {
+    within(&format!("`{css}` appears"), b.client.wait().for_element(Locator::Css(css)))
+        .await
+        .unwrap_or_else(|e| panic!("`{css}`: {e}"))
+}
+
+/// Waits until the text of some element `css` matches contains `text`; returns it.
+async fn wait_text(b: &Browser, css: &str, text: &str) -> String {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(all) = b.client.find_all(Locator::Css(css)).await {
+                seen.clear();
+                for el in all {
+                    if let Ok(t) = el.text().await {
+                        if t.contains(text) {
+                            return t;
+                        }
+                        seen.push(t);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    match found {
+        Ok(t) => t,
+        Err(_) => panic!("no `{css}` showed {text:?}; last seen: {seen:?}"),
+    }
+}
+
+/// Clears a field and types `text` into it, as a person would.
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let el = element(b, css).await;
+    el.clear().await.expect("clear");
+    el.send_keys(text).await.expect("type");
+}
+
+async fn click(b: &Browser, css: &str) {
+    element(b, css).await.click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+}
+
+/// A small OpenAPI 3 document with three operations.
+fn petstore(backend: SocketAddr) -> String {
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Pets", "version": "1.0" },
+        "servers": [{ "url": format!("http://{backend}/v1") }],
+        "paths": {
+            "/pets": {
+                "get": { "operationId": "listPets", "summary": "List pets", "responses": { "200": { "description": "ok" } } },
+                "post": { "operationId": "createPet", "summary": "Create a pet", "responses": { "201": { "description": "created" } } }
+            },
+            "/pets/{petId}": {
+                "get": { "operationId": "showPetById", "summary": "One pet",
+                    "parameters": [{ "name": "petId", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "responses": { "200": { "description": "ok" } } }
+            }
+        }
+    })
+    .to_string()
+}
+
+/// An unknown element on line 4.
+const BROKEN_POLICY: &str = "<policies>\n<inbound>\n<base />\n<no-such-policy />\n</inbound>\n</policies>";
+
+const GOOD_POLICY: &str = "<policies>\n<inbound>\n<base />\n<set-header name=\"X-Console\" exists-action=\"override\"><value>yes</value></set-header>\n</inbound>\n</policies>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_console_in_a_browser() {
+    let backend = Backend::echo().await;
+    let data = tempfile::tempdir().unwrap();
+    // Heartbeats every second: an instance is offline three seconds after its last.
+    let mgmt = ManagementProcess::start(any_port(), data.path(), &["--heartbeat-interval", "1"]).await;
+    let echo = api("echo", "echo", &format!("http://{}", backend.addr));
+    mgmt.ok("PUT", "/apis/echo", Some(&echo.to_string()), 201).await;
+    let gateway = json!({ "location": { "name": "test lab" }, "apis": ["echo"] });
+    mgmt.ok("PUT", "/gateways/gw-1", Some(&gateway.to_string()), 201).await;
+    let pending = json!({ "scope": "/apis/echo", "displayName": "Team Pending", "state": "submitted" });
+    mgmt.ok("PUT", "/subscriptions/team-pending", Some(&pending.to_string()), 201).await;
+
+    let b = Browser::start().await;
+    let base = mgmt.url.clone();
+
+    // Sign in: the console sends us to the form, the token gets us back.
+    b.goto(&format!("{base}/admin")).await;
+    type_into(&b, "#token", ADMIN_TOKEN).await;
+    click(&b, "form button[type=submit]").await;
+    wait_text(&b, "main h1", "Dashboard").await;
+
+    // Gateways: a token, shown once, starts a real gateway that shows online.
+    b.goto(&format!("{base}/admin/gateways")).await;
+    click(&b, "button[aria-label='Create a token for gw-1']").await;
+    let token = element(&b, "input.token").await.prop("value").await.expect("value").expect("token");
+    assert!(token.starts_with("GatewayKey gw-1&"), "{token}");
+    let mut gw = ManagedGateway::start(Runtime::Tokio, &mgmt.url, &token, &["--heartbeat-interval", "1"]).await;
+    gw.ready().await;
+    for i in 0..12 {
+        let path = if i % 4 == 3 { "/nowhere".to_string() } else { format!("/echo/item-{i}") };
+        gw.get(&path).await;
+    }
+    wait_text(&b, ".instances .badge", "online").await;
+    b.screenshot("admin-gateways").await;
+
+    // Dashboard: the gateway's requests, charted per API once uploaded.
+    within("requests reach analytics", async {
+        loop {
+            let v = mgmt.ok("GET", "/analytics/requests?groupBy=api", None, 200).await;
+            if v["groups"].as_array().is_some_and(|g| !g.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    b.goto(&format!("{base}/admin")).await;
+    wait_text(&b, "figure.chart-card figcaption", "Requests per API").await;
+    wait_text(&b, "figure.chart-card .legend", "echo").await;
+    element(&b, "figure.chart-card svg path.line").await;
+    b.screenshot("admin-dashboard").await;
+
+    // APIs: import an OpenAPI document into a new API by pasting it.
+    click(&b, "#nav a[href='/admin/apis']").await;
+    wait_text(&b, "main h1", "APIs").await;
+    type_into(&b, "form input[name=id]", "pets").await;
+    type_into(&b, "form input[name=path]", "pets").await;
+    type_into(&b, "form textarea[name=document]", &petstore(backend.addr)).await;
+    click(&b, "form:has(textarea[name=document]) button.primary").await;
+    wait_text(&b, "main .crumbs", "pets").await;
+    for op in ["listPets", "createPet", "showPetById"] {
+        wait_text(&b, "main table", op).await;
+    }
+    wait_text(&b, "main table", "/pets/{petId}").await;
+    b.screenshot("admin-apis").await;
+    let imported = mgmt.ok("GET", "/apis/pets", None, 200).await;
+    assert_eq!(imported["operations"].as_array().map(Vec::len), Some(3), "{imported}");
+    // A document that does not parse: the console shows where.
+    type_into(&b, "form textarea[name=document]", "{\"openapi\": \"3.0.3\",\n  \"paths\": {,}\n}").await;
+    click(&b, "form:has(textarea[name=document]) button.primary").await;
+    wait_text(&b, "form:has(textarea[name=document]) .status.error", "Line 2").await;
+
+    // The API's policy: a broken document is refused with its line, and not saved.
+    let editor = ".policy-editor textarea";
+    element(&b, editor).await;
+    // Loaded (no document yet: the editor offers a starting point) before typing.
+    wait_text(&b, ".policy-editor .validity", "No document yet").await;
+    type_into(&b, editor, BROKEN_POLICY).await;
+    wait_text(&b, ".policy-editor .errors", "Line 4").await;
+    click(&b, ".policy-editor button.primary").await;
+    let shown = wait_text(&b, ".policy-editor .status.error", "Line 4").await;
+    assert!(shown.contains("no-such-policy"), "{shown}");
+    element(&b, ".gutter span.bad").await;
+    b.screenshot("admin-policy-error").await;
+    assert_eq!(mgmt.call("GET", "/apis/pets/policy", None).await.status, 404, "nothing saved");
+    // Jump to the error: the editor selects line 4.
+    click(&b, ".policy-editor .errors button").await;
+    let selected = b
+        .client
+        .execute("const t = document.querySelector('.policy-editor textarea'); return t.value.slice(t.selectionStart, t.selectionEnd);", vec![])
+        .await
+        .expect("selection");
+    assert!(selected.as_str().is_some_and(|s| s.contains("no-such-policy")), "{selected}");
+    // Fixed, it is saved.
+    type_into(&b, editor, GOOD_POLICY).await;
+    wait_text(&b, ".policy-editor .validity", "Compiles").await;
+    click(&b, ".policy-editor button.primary").await;
+    wait_text(&b, ".policy-editor .status.ok", "Saved").await;
+    let saved = mgmt.call("GET", "/apis/pets/policy", None).await;
+    assert_eq!(saved.status, 200);
+    assert!(saved.body_str().contains("X-Console"), "{}", saved.body_str());
+
+    // Subscriptions: approve the pending one.
+    b.goto(&format!("{base}/admin/subscriptions?state=submitted")).await;
+    click(&b, "button[aria-label='Approve Team Pending']").await;
+    wait_text(&b, "main .status.ok", "Approved").await;
+    let sub = mgmt.ok("GET", "/subscriptions/team-pending", None, 200).await;
+    assert_eq!(sub["state"], "active", "{sub}");
+
+    // Gateways: the killed gateway turns offline on the page by itself.
+    b.goto(&format!("{base}/admin/gateways")).await;
+    wait_text(&b, ".instances .badge", "online").await;
+    gw.kill().await;
+    wait_text(&b, ".instances .badge", "offline").await;
+    b.screenshot("admin-gateway-offline").await;
+
+    b.close().await;
 }

@@ -20,7 +20,7 @@ function niceMax(value) {
 
 function label(value) {
   if (value >= 1000) return `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)}k`;
-  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(2)));
 }
 
 /**
@@ -29,9 +29,9 @@ function label(value) {
  * entry; the numbers are also in a table for screen readers and keyboards.
  */
 export function lineChart(title, series, unit) {
-  const width = 640;
-  const height = 220;
-  const pad = { left: 48, right: 12, top: 12, bottom: 28 };
+  const width = 420;
+  const height = 200;
+  const pad = { left: 40, right: 10, top: 10, bottom: 24 };
   const times = series.flatMap((x) => x.points.map((p) => p[0]));
   const values = series.flatMap((x) => x.points.map((p) => p[1]));
   const t0 = Math.min(...times);
@@ -45,7 +45,7 @@ export function lineChart(title, series, unit) {
   for (let i = 0; i <= 4; i += 1) {
     const v = (yMax * i) / 4;
     svg.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "grid" }));
-    svg.append(s("text", { x: pad.left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, label(v)));
+    svg.append(s("text", { x: pad.left - 5, y: y(v) + 4, class: "axis", "text-anchor": "end" }, label(v)));
   }
   if (times.length > 0) {
     const fmt = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });

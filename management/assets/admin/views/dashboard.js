@@ -14,7 +14,8 @@ const RANGES = [
 
 function series(groups, pick) {
   return groups.map((g) => ({
-    name: g.key ?? "(none)",
+    // Requests no API matched (404s) have no API key.
+    name: g.key ? g.key : "(no API)",
     points: g.buckets.map((b) => [Date.parse(b.start), pick(b)]),
   }));
 }
@@ -39,6 +40,7 @@ async function tiles() {
 /** Renders the dashboard into `main`. */
 export async function dashboard(main) {
   const select = field("Time range", { tag: "select" });
+  select.row.classList.add("narrow");
   RANGES.forEach((r, i) => select.input.append(h("option", { value: String(i) }, r.label)));
   const charts = h("div", { class: "charts", "aria-live": "polite" }, h("p", {}, "Loading analytics…"));
   const draw = async () => {

@@ -13,11 +13,12 @@ const REFRESH_MS = 2000;
 function instancesTable(gateway, status) {
   return table(
     `Instances of ${gateway.id}`,
-    ["Instance", "Host", "Status", "Applied revision", "Last heartbeat"],
+    ["Instance", "Host", "Status", "Health", "Applied revision", "Last heartbeat"],
     (status.instances || []).map((i) => [
       h("code", {}, i.instanceId || "—"),
       i.hostname || "—",
       h("span", { class: `badge ${i.online ? "online" : "offline"}`, "data-instance": i.instanceId }, i.online ? "online" : "offline"),
+      i.health || "—",
       String(i.appliedRevision ?? "—"),
       when(i.lastHeartbeat),
     ]),
