@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::managed::{ManagedGateway, ManagementProcess, ADMIN_TOKEN};
-use common::*;
+use common::{any_port, api, within, Backend, Client, Response, Runtime, WAIT};
+// The console's flows do not depend on the gateway's runtime: one run, on tokio.
+#[allow(unused_imports)]
+use common::runtimes as _;
 use fantoccini::elements::Element;
 use fantoccini::Locator;
 use serde_json::{json, Value};
@@ -24,8 +27,7 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -57,7 +59,11 @@ fn set_cookies(r: &Response) -> Vec<String> {
 /// The value `Set-Cookie` gives cookie `name`, if it is set (not cleared).
 fn cookie_set(r: &Response, name: &str) -> Option<String> {
     set_cookies(r).into_iter().find_map(|c| {
-        let value = c.strip_prefix(&format!("{name}="))?.split(';').next()?.to_owned();
+        let value = c
+            .strip_prefix(&format!("{name}="))?
+            .split(';')
+            .next()?
+            .to_owned();
         (!value.is_empty() && !c.to_ascii_lowercase().contains("max-age=0")).then_some(value)
     })
 }
@@ -122,7 +128,11 @@ async fn sign_in(addr: SocketAddr) -> (String, String) {
 
 fn assert_to_login(r: &Response, what: &str) {
     assert_eq!(r.status, 303, "{what}: {}", r.body_str());
-    assert_eq!(r.header("location").as_deref(), Some("/admin/login"), "{what}");
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/admin/login"),
+        "{what}"
+    );
 }
 
 const API: &str = r#"{"path":"echo","serviceUrl":"http://127.0.0.1:9/","operations":[{"id":"any","method":"*","urlTemplate":"/*"}]}"#;
@@ -134,10 +144,24 @@ async fn console_pages_sessions_and_csrf_over_plain_http() {
     let addr = mgmt.addr;
 
     // No session: every console page sends the browser to the sign-in form.
-    for path in ["/admin", "/admin/", "/admin/apis", "/admin/apis/echo", "/admin/gateways", "/admin/policy"] {
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/apis",
+        "/admin/apis/echo",
+        "/admin/gateways",
+        "/admin/policy",
+    ] {
         let r = raw(addr, "GET", path, &[], "").await;
         assert_to_login(&r, path);
-        let r = raw(addr, "GET", path, &[("Cookie", "portcullis_admin=00ff")], "").await;
+        let r = raw(
+            addr,
+            "GET",
+            path,
+            &[("Cookie", "portcullis_admin=00ff")],
+            "",
+        )
+        .await;
         assert_to_login(&r, &format!("{path} with a made-up session"));
     }
     // The bearer token is no session: the console wants its cookie.
@@ -147,19 +171,34 @@ async fn console_pages_sessions_and_csrf_over_plain_http() {
     // Assets are public (no data in them) and pages carry the CSP.
     let r = raw(addr, "GET", "/admin/assets/app.js", &[], "").await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or_default().starts_with("text/javascript"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/javascript"));
     assert!(r.has("etag"));
-    assert_eq!(raw(addr, "GET", "/admin/assets/nope.js", &[], "").await.status, 404);
+    assert_eq!(
+        raw(addr, "GET", "/admin/assets/nope.js", &[], "")
+            .await
+            .status,
+        404
+    );
     let r = raw(addr, "GET", "/admin/login", &[], "").await;
     let csp = r.header("content-security-policy").expect("CSP");
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
 
     // A wrong token: the form again, with the reason, and no session cookie.
     let (form_cookie, csrf) = login_form(addr).await;
     let r = post_login(addr, &form_cookie, &csrf, "not-the-admin-token-at-all").await;
     assert_eq!(r.status, 401, "{}", r.body_str());
-    assert!(r.body_str().contains("not an admin token"), "{}", r.body_str());
+    assert!(
+        r.body_str().contains("not an admin token"),
+        "{}",
+        r.body_str()
+    );
     assert_eq!(cookie_set(&r, "portcullis_admin"), None);
     // The right token without the form's cookie (a cross-site post): refused.
     let r = raw(
@@ -192,23 +231,54 @@ async fn console_pages_sessions_and_csrf_over_plain_http() {
     // A change with only the cookie: 403 without or with a wrong token, nothing stored.
     let revision = mgmt.revision().await;
     let json = ("Content-Type", "application/json");
-    for extra in [vec![], vec![("X-CSRF-Token", "wrong")], vec![("X-CSRF-Token", "")]] {
+    for extra in [
+        vec![],
+        vec![("X-CSRF-Token", "wrong")],
+        vec![("X-CSRF-Token", "")],
+    ] {
         let mut headers = vec![("Cookie", cookie.as_str()), json];
         headers.extend(extra.iter().copied());
         let r = raw(addr, "PUT", "/apis/echo", &headers, API).await;
         assert_eq!(r.status, 403, "{extra:?}: {}", r.body_str());
-        assert!(r.header("content-type").unwrap_or_default().contains("problem+json"));
+        assert!(r
+            .header("content-type")
+            .unwrap_or_default()
+            .contains("problem+json"));
     }
-    let r = raw(addr, "POST", "/policy/validate", &[("Cookie", &cookie), ("Content-Type", "application/xml")], "<policies/>").await;
-    assert_eq!(r.status, 403, "every unsafe method, even one that stores nothing");
+    let r = raw(
+        addr,
+        "POST",
+        "/policy/validate",
+        &[("Cookie", &cookie), ("Content-Type", "application/xml")],
+        "<policies/>",
+    )
+    .await;
+    assert_eq!(
+        r.status, 403,
+        "every unsafe method, even one that stores nothing"
+    );
     assert_eq!(mgmt.call("GET", "/apis/echo", None).await.status, 404);
     assert_eq!(mgmt.revision().await, revision, "nothing changed");
     // With the session's token it works.
-    let r = raw(addr, "PUT", "/apis/echo", &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)], API).await;
+    let r = raw(
+        addr,
+        "PUT",
+        "/apis/echo",
+        &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)],
+        API,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body_str());
     assert_eq!(mgmt.revision().await, revision + 1);
     // The bearer token still works, without any CSRF token.
-    let r = raw(addr, "DELETE", "/apis/echo", &[("Authorization", &auth)], "").await;
+    let r = raw(
+        addr,
+        "DELETE",
+        "/apis/echo",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.body_str());
     // The cookie under another name (e.g. the portal's) is no admin credential.
     let portal = cookie.replace("portcullis_admin=", "portcullis_portal=");
@@ -217,20 +287,53 @@ async fn console_pages_sessions_and_csrf_over_plain_http() {
 
     // Signing out needs the session's token too, then ends the session.
     let form = ("Content-Type", "application/x-www-form-urlencoded");
-    let r = raw(addr, "POST", "/admin/logout", &[("Cookie", &cookie), form], "csrf=wrong").await;
+    let r = raw(
+        addr,
+        "POST",
+        "/admin/logout",
+        &[("Cookie", &cookie), form],
+        "csrf=wrong",
+    )
+    .await;
     assert_eq!(r.status, 403);
-    assert_eq!(raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "").await.status, 200, "still signed in");
-    let r = raw(addr, "POST", "/admin/logout", &[("Cookie", &cookie), form], &format!("csrf={token}")).await;
+    assert_eq!(
+        raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "")
+            .await
+            .status,
+        200,
+        "still signed in"
+    );
+    let r = raw(
+        addr,
+        "POST",
+        "/admin/logout",
+        &[("Cookie", &cookie), form],
+        &format!("csrf={token}"),
+    )
+    .await;
     assert_to_login(&r, "sign out");
     assert!(
-        set_cookies(&r).iter().any(|c| c.starts_with("portcullis_admin=") && c.to_ascii_lowercase().contains("max-age=0")),
+        set_cookies(&r)
+            .iter()
+            .any(|c| c.starts_with("portcullis_admin=")
+                && c.to_ascii_lowercase().contains("max-age=0")),
         "the cookie is cleared: {:?}",
         set_cookies(&r)
     );
-    assert_to_login(&raw(addr, "GET", "/admin", &[("Cookie", &cookie)], "").await, "after sign-out");
+    assert_to_login(
+        &raw(addr, "GET", "/admin", &[("Cookie", &cookie)], "").await,
+        "after sign-out",
+    );
     let r = raw(addr, "GET", "/apis", &[("Cookie", &cookie)], "").await;
     assert_eq!(r.status, 401, "the old cookie no longer works");
-    let r = raw(addr, "PUT", "/apis/echo", &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)], API).await;
+    let r = raw(
+        addr,
+        "PUT",
+        "/apis/echo",
+        &[("Cookie", &cookie), json, ("X-CSRF-Token", &token)],
+        API,
+    )
+    .await;
     assert_eq!(r.status, 401);
 }
 
@@ -239,11 +342,15 @@ async fn policy_validate_compiles_like_put_and_stores_nothing() {
     let data = tempfile::tempdir().unwrap();
     let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
     mgmt.ok("PUT", "/apis/echo", Some(API), 201).await;
-    mgmt.ok("PUT", "/named-values/calls", Some(r#"{"value":"5"}"#), 201).await;
+    mgmt.ok("PUT", "/named-values/calls", Some(r#"{"value":"5"}"#), 201)
+        .await;
     let revision = mgmt.revision().await;
 
-    let broken = "<policies>\n  <inbound>\n    <base />\n    <no-such-policy />\n  </inbound>\n</policies>";
-    let v = mgmt.ok("POST", "/apis/echo/policy/validate", Some(broken), 200).await;
+    let broken =
+        "<policies>\n  <inbound>\n    <base />\n    <no-such-policy />\n  </inbound>\n</policies>";
+    let v = mgmt
+        .ok("POST", "/apis/echo/policy/validate", Some(broken), 200)
+        .await;
     assert_eq!(v["valid"], false, "{v}");
     assert_eq!(v["errors"][0]["line"], 4, "{v}");
     assert_eq!(v["errors"][0]["element"], "no-such-policy", "{v}");
@@ -254,26 +361,54 @@ async fn policy_validate_compiles_like_put_and_stores_nothing() {
 
     // Named values of the store resolve, as on PUT.
     let good = r#"<policies><inbound><base /><rate-limit calls="{{calls}}" renewal-period="60" /></inbound></policies>"#;
-    for path in ["/apis/echo/policy/validate", "/policy/validate", "/apis/echo/operations/any/policy/validate"] {
+    for path in [
+        "/apis/echo/policy/validate",
+        "/policy/validate",
+        "/apis/echo/operations/any/policy/validate",
+    ] {
         let v: Value = mgmt.ok("POST", path, Some(good), 200).await;
         assert_eq!(v, serde_json::json!({ "valid": true }), "{path}");
     }
     let unknown = good.replace("{{calls}}", "{{nope}}");
-    let v = mgmt.ok("POST", "/policy/validate", Some(&unknown), 200).await;
+    let v = mgmt
+        .ok("POST", "/policy/validate", Some(&unknown), 200)
+        .await;
     assert_eq!(v["valid"], false, "{v}");
-    assert!(v["errors"][0]["message"].as_str().unwrap_or_default().contains("nope"), "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope"),
+        "{v}"
+    );
 
-    assert_eq!(mgmt.call("POST", "/apis/nope/policy/validate", Some(good)).await.status, 404);
-    assert_eq!(mgmt.call("POST", "/products/nope/policy/validate", Some(good)).await.status, 404);
+    assert_eq!(
+        mgmt.call("POST", "/apis/nope/policy/validate", Some(good))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        mgmt.call("POST", "/products/nope/policy/validate", Some(good))
+            .await
+            .status,
+        404
+    );
     assert_eq!(mgmt.revision().await, revision, "a check stores nothing");
-    assert_eq!(mgmt.call("GET", "/apis/echo/policy", None).await.status, 404);
+    assert_eq!(
+        mgmt.call("GET", "/apis/echo/policy", None).await.status,
+        404
+    );
 }
 
 /// The first element `css` matches, once it is there.
 async fn element(b: &Browser, css: &str) -> Element {
-    within(&format!("`{css}` appears"), b.client.wait().for_element(Locator::Css(css)))
-        .await
-        .unwrap_or_else(|e| panic!("`{css}`: {e}"))
+    within(
+        &format!("`{css}` appears"),
+        b.client.wait().for_element(Locator::Css(css)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("`{css}`: {e}"))
 }
 
 /// Waits until the text of some element `css` matches contains `text`; returns it.
@@ -310,7 +445,11 @@ async fn type_into(b: &Browser, css: &str, text: &str) {
 }
 
 async fn click(b: &Browser, css: &str) {
-    element(b, css).await.click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    element(b, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
 }
 
 /// A small OpenAPI 3 document with three operations.
@@ -335,7 +474,8 @@ fn petstore(backend: SocketAddr) -> String {
 }
 
 /// An unknown element on line 4.
-const BROKEN_POLICY: &str = "<policies>\n<inbound>\n<base />\n<no-such-policy />\n</inbound>\n</policies>";
+const BROKEN_POLICY: &str =
+    "<policies>\n<inbound>\n<base />\n<no-such-policy />\n</inbound>\n</policies>";
 
 const GOOD_POLICY: &str = "<policies>\n<inbound>\n<base />\n<set-header name=\"X-Console\" exists-action=\"override\"><value>yes</value></set-header>\n</inbound>\n</policies>";
 
@@ -344,13 +484,23 @@ async fn admin_console_in_a_browser() {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     // Heartbeats every second: an instance is offline three seconds after its last.
-    let mgmt = ManagementProcess::start(any_port(), data.path(), &["--heartbeat-interval", "1"]).await;
+    let mgmt =
+        ManagementProcess::start(any_port(), data.path(), &["--heartbeat-interval", "1"]).await;
     let echo = api("echo", "echo", &format!("http://{}", backend.addr));
-    mgmt.ok("PUT", "/apis/echo", Some(&echo.to_string()), 201).await;
+    mgmt.ok("PUT", "/apis/echo", Some(&echo.to_string()), 201)
+        .await;
     let gateway = json!({ "location": { "name": "test lab" }, "apis": ["echo"] });
-    mgmt.ok("PUT", "/gateways/gw-1", Some(&gateway.to_string()), 201).await;
-    let pending = json!({ "scope": "/apis/echo", "displayName": "Team Pending", "state": "submitted" });
-    mgmt.ok("PUT", "/subscriptions/team-pending", Some(&pending.to_string()), 201).await;
+    mgmt.ok("PUT", "/gateways/gw-1", Some(&gateway.to_string()), 201)
+        .await;
+    let pending =
+        json!({ "scope": "/apis/echo", "displayName": "Team Pending", "state": "submitted" });
+    mgmt.ok(
+        "PUT",
+        "/subscriptions/team-pending",
+        Some(&pending.to_string()),
+        201,
+    )
+    .await;
 
     let b = Browser::start().await;
     let base = mgmt.url.clone();
@@ -364,12 +514,27 @@ async fn admin_console_in_a_browser() {
     // Gateways: a token, shown once, starts a real gateway that shows online.
     b.goto(&format!("{base}/admin/gateways")).await;
     click(&b, "button[aria-label='Create a token for gw-1']").await;
-    let token = element(&b, "input.token").await.prop("value").await.expect("value").expect("token");
+    let token = element(&b, "input.token")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("token");
     assert!(token.starts_with("GatewayKey gw-1&"), "{token}");
-    let mut gw = ManagedGateway::start(Runtime::Tokio, &mgmt.url, &token, &["--heartbeat-interval", "1"]).await;
+    let mut gw = ManagedGateway::start(
+        Runtime::Tokio,
+        &mgmt.url,
+        &token,
+        &["--heartbeat-interval", "1"],
+    )
+    .await;
     gw.ready().await;
     for i in 0..12 {
-        let path = if i % 4 == 3 { "/nowhere".to_string() } else { format!("/echo/item-{i}") };
+        let path = if i % 4 == 3 {
+            "/nowhere".to_string()
+        } else {
+            format!("/echo/item-{i}")
+        };
         gw.get(&path).await;
     }
     wait_text(&b, ".instances .badge", "online").await;
@@ -378,7 +543,9 @@ async fn admin_console_in_a_browser() {
     // Dashboard: the gateway's requests, charted per API once uploaded.
     within("requests reach analytics", async {
         loop {
-            let v = mgmt.ok("GET", "/analytics/requests?groupBy=api", None, 200).await;
+            let v = mgmt
+                .ok("GET", "/analytics/requests?groupBy=api", None, 200)
+                .await;
             if v["groups"].as_array().is_some_and(|g| !g.is_empty()) {
                 return;
             }
@@ -406,11 +573,25 @@ async fn admin_console_in_a_browser() {
     wait_text(&b, "main table", "/pets/{petId}").await;
     b.screenshot("admin-apis").await;
     let imported = mgmt.ok("GET", "/apis/pets", None, 200).await;
-    assert_eq!(imported["operations"].as_array().map(Vec::len), Some(3), "{imported}");
+    assert_eq!(
+        imported["operations"].as_array().map(Vec::len),
+        Some(3),
+        "{imported}"
+    );
     // A document that does not parse: the console shows where.
-    type_into(&b, "form textarea[name=document]", "{\"openapi\": \"3.0.3\",\n  \"paths\": {,}\n}").await;
+    type_into(
+        &b,
+        "form textarea[name=document]",
+        "{\"openapi\": \"3.0.3\",\n  \"paths\": {,}\n}",
+    )
+    .await;
     click(&b, "form:has(textarea[name=document]) button.primary").await;
-    wait_text(&b, "form:has(textarea[name=document]) .status.error", "Line 2").await;
+    wait_text(
+        &b,
+        "form:has(textarea[name=document]) .status.error",
+        "Line 2",
+    )
+    .await;
 
     // The API's policy: a broken document is refused with its line, and not saved.
     let editor = ".policy-editor textarea";
@@ -424,7 +605,11 @@ async fn admin_console_in_a_browser() {
     assert!(shown.contains("no-such-policy"), "{shown}");
     element(&b, ".gutter span.bad").await;
     b.screenshot("admin-policy-error").await;
-    assert_eq!(mgmt.call("GET", "/apis/pets/policy", None).await.status, 404, "nothing saved");
+    assert_eq!(
+        mgmt.call("GET", "/apis/pets/policy", None).await.status,
+        404,
+        "nothing saved"
+    );
     // Jump to the error: the editor selects line 4.
     click(&b, ".policy-editor .errors button").await;
     let selected = b
@@ -432,7 +617,12 @@ async fn admin_console_in_a_browser() {
         .execute("const t = document.querySelector('.policy-editor textarea'); return t.value.slice(t.selectionStart, t.selectionEnd);", vec![])
         .await
         .expect("selection");
-    assert!(selected.as_str().is_some_and(|s| s.contains("no-such-policy")), "{selected}");
+    assert!(
+        selected
+            .as_str()
+            .is_some_and(|s| s.contains("no-such-policy")),
+        "{selected}"
+    );
     // Fixed, it is saved.
     type_into(&b, editor, GOOD_POLICY).await;
     wait_text(&b, ".policy-editor .validity", "Compiles").await;
@@ -440,13 +630,20 @@ async fn admin_console_in_a_browser() {
     wait_text(&b, ".policy-editor .status.ok", "Saved").await;
     let saved = mgmt.call("GET", "/apis/pets/policy", None).await;
     assert_eq!(saved.status, 200);
-    assert!(saved.body_str().contains("X-Console"), "{}", saved.body_str());
+    assert!(
+        saved.body_str().contains("X-Console"),
+        "{}",
+        saved.body_str()
+    );
 
     // Subscriptions: approve the pending one.
-    b.goto(&format!("{base}/admin/subscriptions?state=submitted")).await;
+    b.goto(&format!("{base}/admin/subscriptions?state=submitted"))
+        .await;
     click(&b, "button[aria-label='Approve Team Pending']").await;
     wait_text(&b, "main .status.ok", "Approved").await;
-    let sub = mgmt.ok("GET", "/subscriptions/team-pending", None, 200).await;
+    let sub = mgmt
+        .ok("GET", "/subscriptions/team-pending", None, 200)
+        .await;
     assert_eq!(sub["state"], "active", "{sub}");
 
     // Gateways: the killed gateway turns offline on the page by itself.

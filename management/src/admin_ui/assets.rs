@@ -11,20 +11,64 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file under `/admin/assets/`, by path.
 const FILES: &[(&str, &[u8], &str)] = &[
-    ("admin.css", include_bytes!("../../assets/admin/admin.css"), CSS),
+    (
+        "admin.css",
+        include_bytes!("../../assets/admin/admin.css"),
+        CSS,
+    ),
     ("app.js", include_bytes!("../../assets/admin/app.js"), JS),
     ("api.js", include_bytes!("../../assets/admin/api.js"), JS),
-    ("chart.js", include_bytes!("../../assets/admin/chart.js"), JS),
+    (
+        "chart.js",
+        include_bytes!("../../assets/admin/chart.js"),
+        JS,
+    ),
     ("dom.js", include_bytes!("../../assets/admin/dom.js"), JS),
-    ("policy_editor.js", include_bytes!("../../assets/admin/policy_editor.js"), JS),
-    ("router.js", include_bytes!("../../assets/admin/router.js"), JS),
-    ("views/apis.js", include_bytes!("../../assets/admin/views/apis.js"), JS),
-    ("views/dashboard.js", include_bytes!("../../assets/admin/views/dashboard.js"), JS),
-    ("views/gateways.js", include_bytes!("../../assets/admin/views/gateways.js"), JS),
-    ("views/named_values.js", include_bytes!("../../assets/admin/views/named_values.js"), JS),
-    ("views/products.js", include_bytes!("../../assets/admin/views/products.js"), JS),
-    ("views/subscriptions.js", include_bytes!("../../assets/admin/views/subscriptions.js"), JS),
-    ("views/users.js", include_bytes!("../../assets/admin/views/users.js"), JS),
+    (
+        "policy_editor.js",
+        include_bytes!("../../assets/admin/policy_editor.js"),
+        JS,
+    ),
+    (
+        "router.js",
+        include_bytes!("../../assets/admin/router.js"),
+        JS,
+    ),
+    (
+        "views/apis.js",
+        include_bytes!("../../assets/admin/views/apis.js"),
+        JS,
+    ),
+    (
+        "views/dashboard.js",
+        include_bytes!("../../assets/admin/views/dashboard.js"),
+        JS,
+    ),
+    (
+        "views/gateways.js",
+        include_bytes!("../../assets/admin/views/gateways.js"),
+        JS,
+    ),
+    (
+        "views/named_values.js",
+        include_bytes!("../../assets/admin/views/named_values.js"),
+        JS,
+    ),
+    (
+        "views/products.js",
+        include_bytes!("../../assets/admin/views/products.js"),
+        JS,
+    ),
+    (
+        "views/subscriptions.js",
+        include_bytes!("../../assets/admin/views/subscriptions.js"),
+        JS,
+    ),
+    (
+        "views/users.js",
+        include_bytes!("../../assets/admin/views/users.js"),
+        JS,
+    ),
 ];
 
 /// `GET /admin/assets/{file}`.
@@ -80,7 +124,10 @@ mod tests {
             assert!(!page.contains("style="), "inline style");
             assert!(!page.contains("<style"), "style element");
             for script in page.split("<script").skip(1) {
-                assert!(script.trim_start().starts_with("type=\"module\" src="), "inline script");
+                assert!(
+                    script.trim_start().starts_with("type=\"module\" src="),
+                    "inline script"
+                );
             }
         }
     }

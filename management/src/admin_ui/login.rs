@@ -99,9 +99,7 @@ pub(super) async fn submit(
     }
     let now = state.now_unix();
     let created = state
-        .write(move |s| {
-            s.create_session(Realm::Admin, session::SUBJECT, now, session::TTL_SECS)
-        })
+        .write(move |s| s.create_session(Realm::Admin, session::SUBJECT, now, session::TTL_SECS))
         .await?;
     tracing::info!("admin console session started");
     let secure = web::cookie::secure_for(&state, &headers);
@@ -111,7 +109,10 @@ pub(super) async fn submit(
         SET_COOKIE,
         web::cookie::set(session::COOKIE, &created.id, "/", session::TTL_SECS, secure),
     );
-    cookies.append(SET_COOKIE, web::cookie::clear(FORM_COOKIE, FORM_PATH, secure));
+    cookies.append(
+        SET_COOKIE,
+        web::cookie::clear(FORM_COOKIE, FORM_PATH, secure),
+    );
     Ok(response)
 }
 

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         let page = login("abc", Some("<b>no</b>"));
         assert!(page.contains("value=\"abc\""));
         assert!(page.contains("&lt;b&gt;no&lt;/b&gt;"));

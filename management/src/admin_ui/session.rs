@@ -23,9 +23,7 @@ pub(crate) fn cookie_id(headers: &HeaderMap) -> Option<String> {
 /// The live admin session `id` names (never a portal session), or `None`.
 pub(crate) async fn lookup(state: &Shared, id: String) -> Result<Option<Session>, Problem> {
     let now = state.now_unix();
-    state
-        .read(move |s| s.session(Realm::Admin, &id, now))
-        .await
+    state.read(move |s| s.session(Realm::Admin, &id, now)).await
 }
 
 /// The live admin session of a request, with its id.

@@ -79,10 +79,10 @@ pub async fn require_admin(State(state): State<Shared>, req: Request, next: Next
             .into_response(),
             Err(problem) => problem.into_response(),
         },
-        Credential::Missing => Problem::unauthorized_admin(
-            "send the admin token as `Authorization: Bearer <token>`",
-        )
-        .into_response(),
+        Credential::Missing => {
+            Problem::unauthorized_admin("send the admin token as `Authorization: Bearer <token>`")
+                .into_response()
+        }
     }
 }
 

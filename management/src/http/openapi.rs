@@ -308,7 +308,7 @@ fn policy_paths() -> Vec<(String, Value)> {
     let xml = || json!({ "application/xml": { "schema": { "type": "string" } } });
     scopes
         .into_iter()
-        .map(|(path, what, params)| {
+        .flat_map(|(path, what, params)| {
             let with = |extra: &str| {
                 let mut p = params.clone();
                 p.push(header_param(extra));
@@ -363,7 +363,6 @@ fn policy_paths() -> Vec<(String, Value)> {
             });
             [(path.to_owned(), item), (format!("{path}/validate"), validate)]
         })
-        .flatten()
         .collect()
 }
 

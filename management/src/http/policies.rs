@@ -35,9 +35,7 @@ pub fn routes() -> Router<Shared> {
         )
         .route(
             "/apis/{id}/policy/validate",
-            post(|state, Path(id): Path<String>, body| {
-                validate(PolicyScope::Api(id), state, body)
-            }),
+            post(|state, Path(id): Path<String>, body| validate(PolicyScope::Api(id), state, body)),
         )
         .route(
             "/apis/{id}/operations/{opId}/policy/validate",

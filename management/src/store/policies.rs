@@ -5,8 +5,8 @@ use portcullis_core::config::Api;
 use super::docs::Doc;
 use super::state::State;
 use super::{
-    check_precondition, compile_candidate, describe, AuditNote, Check, Kind, PolicyDoc, PolicyScope, Precondition,
-    Row, Store, StoreError,
+    check_precondition, compile_candidate, describe, AuditNote, Check, Kind, PolicyDoc,
+    PolicyScope, Precondition, Row, Store, StoreError,
 };
 
 impl Store {
