@@ -20,6 +20,9 @@ use crate::{sample_backend, DemoArgs, Runtime, ShutdownSignal};
 
 /// The example configuration shipped in the repository: what the demo seeds.
 const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
+/// The sample backend's OpenAPI description: imported into the sample APIs so the
+/// developer portal shows their operations with schemas and examples.
+const SAMPLE_OPENAPI: &str = include_str!("../examples/sample-openapi.yaml");
 /// The backend address the example configuration points at.
 const EXAMPLE_BACKEND: &str = "http://127.0.0.1:8000";
 /// The demo gateway's id.
@@ -170,14 +173,26 @@ struct Admin {
 impl Admin {
     /// Sends `method path` with a JSON body; returns the JSON answer of a 2xx.
     async fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let body = Bytes::from(serde_json::to_vec(body)?);
+        self.send(method, path, "application/json", body).await
+    }
+
+    /// Sends `method path` with a body of `content_type`; returns the JSON answer of a 2xx.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> anyhow::Result<Value> {
         let request = CalloutRequest {
             method: method.to_owned(),
             url: format!("{}{path}", self.base),
             headers: vec![
                 ("Authorization".into(), format!("Bearer {}", self.token)),
-                ("Content-Type".into(), "application/json".into()),
+                ("Content-Type".into(), content_type.to_owned()),
             ],
-            body: Bytes::from(serde_json::to_vec(body)?),
+            body,
             timeout: Duration::from_secs(30),
         };
         let response = self
@@ -228,6 +243,15 @@ async fn seed(admin: &Admin, backend_url: &str) -> anyhow::Result<Seeded> {
             keyed_path.get_or_insert(path);
         }
         admin.call("PUT", &format!("/apis/{api_id}"), &api).await?;
+        // Both sample APIs front the same backend: one description for both.
+        admin
+            .send(
+                "PUT",
+                &format!("/apis/{api_id}/openapi"),
+                "application/yaml",
+                Bytes::from_static(SAMPLE_OPENAPI.as_bytes()),
+            )
+            .await?;
         api_ids.push(api_id);
     }
     for product in list("products") {

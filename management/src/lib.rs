@@ -6,6 +6,8 @@ pub mod openapi_import;
 pub mod server;
 pub mod store;
 pub mod tls;
+#[allow(dead_code)] // Until the admin console and the portal land.
+pub(crate) mod web;
 
 pub use server::{Environment, Management, ManagementError, ManagementOptions};
 pub use tls::TlsMode;

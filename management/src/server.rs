@@ -217,7 +217,8 @@ impl Management {
                 options.heartbeat_interval,
                 options.max_wait,
             )
-            .in_environment(&env),
+            .in_environment(&env)
+            .with_tls(acceptor.is_some()),
         );
         let prune = tokio::spawn(http::prune_analytics(Arc::clone(&state)));
         let app = http::router(state);

@@ -14,6 +14,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod managed;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ use portcullis_core::http::{
     BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, ResponseHead,
 };
 pub use portcullis_core::options::GatewayOptions;
+// Not every test binary runs on both runtimes.
+#[allow(unused_imports)]
 pub use portcullis_test_macros::runtimes;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

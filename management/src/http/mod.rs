@@ -50,6 +50,8 @@ pub struct AppState {
     max_wait: Duration,
     clock: fn() -> u64,
     inline: bool,
+    /// Whether the management plane serves HTTPS (cookies are then always `Secure`).
+    tls: bool,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             max_wait,
             clock: clock::now_unix,
             inline: false,
+            tls: false,
         }
     }
 
@@ -80,6 +83,17 @@ impl AppState {
         self.clock = env.clock;
         self.inline = env.inline_blocking;
         self
+    }
+
+    /// The same state, told whether it is served over TLS.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether the management plane serves HTTPS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls
     }
 
     /// Now, in Unix seconds, on this state's wall clock.

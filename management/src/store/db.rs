@@ -63,6 +63,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          document TEXT NOT NULL,
          updated_at INTEGER NOT NULL
      ) STRICT;",
+    // 3: browser sessions of the admin console and the developer portal (only the
+    // SHA-256 of a session id is kept), and portal users' password hashes.
+    "CREATE TABLE web_sessions (
+         id_digest BLOB PRIMARY KEY,
+         realm TEXT NOT NULL,
+         subject TEXT NOT NULL,
+         csrf TEXT NOT NULL,
+         created_unix INTEGER NOT NULL,
+         expires_unix INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX web_sessions_subject ON web_sessions (realm, subject);
+     CREATE TABLE portal_credentials (
+         user_id TEXT PRIMARY KEY,
+         email TEXT NOT NULL UNIQUE,
+         password_hash TEXT NOT NULL,
+         created_unix INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Opens `<dir>/portcullis.db` (creating both) with durable settings, and migrates it.

@@ -22,6 +22,7 @@ mod fragment;
 mod gateways;
 mod policies;
 mod secrets;
+mod sessions;
 mod state;
 mod subscriptions;
 #[cfg(test)]
@@ -34,6 +35,12 @@ use state::{State, Stored};
 pub use analytics::AnalyticsStore;
 pub use error::StoreError;
 pub use secrets::seed_random_on_this_thread;
+pub use sessions::{NewSession, Realm, Session};
+
+/// The first `bytes` bytes of `data`, lowercase hex (for tags and short ids).
+pub(crate) fn hex_prefix(data: &[u8], bytes: usize) -> String {
+    secrets::hex(&data[..bytes.min(data.len())])
+}
 pub use types::{
     AuditEntry, Entity, GatewayConfig, GatewayKeys, GatewayStatus, GatewayToken, Heartbeat,
     IfMatch, InstanceStatus, KeyType, Kind, PolicyDoc, PolicyScope, Precondition, SubscriptionKeys,
