@@ -14,7 +14,6 @@ use common::{any_port, api, within, Backend, Client, Response, Runtime, WAIT};
 // The console's flows do not depend on the gateway's runtime: one run, on tokio.
 #[allow(unused_imports)]
 use common::runtimes as _;
-use fantoccini::elements::Element;
 use fantoccini::Locator;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -401,16 +400,6 @@ async fn policy_validate_compiles_like_put_and_stores_nothing() {
     );
 }
 
-/// The first element `css` matches, once it is there.
-async fn element(b: &Browser, css: &str) -> Element {
-    within(
-        &format!("`{css}` appears"),
-        b.client.wait().for_element(Locator::Css(css)),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("`{css}`: {e}"))
-}
-
 /// Waits until the text of some element `css` matches contains `text`; returns it.
 async fn wait_text(b: &Browser, css: &str, text: &str) -> String {
     let mut seen = Vec::new();
@@ -435,21 +424,6 @@ async fn wait_text(b: &Browser, css: &str, text: &str) -> String {
         Ok(t) => t,
         Err(_) => panic!("no `{css}` showed {text:?}; last seen: {seen:?}"),
     }
-}
-
-/// Clears a field and types `text` into it, as a person would.
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    let el = element(b, css).await;
-    el.clear().await.expect("clear");
-    el.send_keys(text).await.expect("type");
-}
-
-async fn click(b: &Browser, css: &str) {
-    element(b, css)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
 }
 
 /// A small OpenAPI 3 document with three operations.
@@ -507,14 +481,16 @@ async fn admin_console_in_a_browser() {
 
     // Sign in: the console sends us to the form, the token gets us back.
     b.goto(&format!("{base}/admin")).await;
-    type_into(&b, "#token", ADMIN_TOKEN).await;
-    click(&b, "form button[type=submit]").await;
+    b.fill("#token", ADMIN_TOKEN).await;
+    b.click("form button[type=submit]").await;
     wait_text(&b, "main h1", "Dashboard").await;
 
     // Gateways: a token, shown once, starts a real gateway that shows online.
     b.goto(&format!("{base}/admin/gateways")).await;
-    click(&b, "button[aria-label='Create a token for gw-1']").await;
-    let token = element(&b, "input.token")
+    b.click("button[aria-label='Create a token for gw-1']")
+        .await;
+    let token = b
+        .find("input.token")
         .await
         .prop("value")
         .await
@@ -556,16 +532,18 @@ async fn admin_console_in_a_browser() {
     b.goto(&format!("{base}/admin")).await;
     wait_text(&b, "figure.chart-card figcaption", "Requests per API").await;
     wait_text(&b, "figure.chart-card .legend", "echo").await;
-    element(&b, "figure.chart-card svg path.line").await;
+    b.find("figure.chart-card svg path.line").await;
     b.screenshot("admin-dashboard").await;
 
     // APIs: import an OpenAPI document into a new API by pasting it.
-    click(&b, "#nav a[href='/admin/apis']").await;
+    b.click("#nav a[href='/admin/apis']").await;
     wait_text(&b, "main h1", "APIs").await;
-    type_into(&b, "form input[name=id]", "pets").await;
-    type_into(&b, "form input[name=path]", "pets").await;
-    type_into(&b, "form textarea[name=document]", &petstore(backend.addr)).await;
-    click(&b, "form:has(textarea[name=document]) button.primary").await;
+    b.fill("form input[name=id]", "pets").await;
+    b.fill("form input[name=path]", "pets").await;
+    b.fill("form textarea[name=document]", &petstore(backend.addr))
+        .await;
+    b.click("form:has(textarea[name=document]) button.primary")
+        .await;
     wait_text(&b, "main .crumbs", "pets").await;
     for op in ["listPets", "createPet", "showPetById"] {
         wait_text(&b, "main table", op).await;
@@ -579,13 +557,13 @@ async fn admin_console_in_a_browser() {
         "{imported}"
     );
     // A document that does not parse: the console shows where.
-    type_into(
-        &b,
+    b.fill(
         "form textarea[name=document]",
         "{\"openapi\": \"3.0.3\",\n  \"paths\": {,}\n}",
     )
     .await;
-    click(&b, "form:has(textarea[name=document]) button.primary").await;
+    b.click("form:has(textarea[name=document]) button.primary")
+        .await;
     wait_text(
         &b,
         "form:has(textarea[name=document]) .status.error",
@@ -595,15 +573,15 @@ async fn admin_console_in_a_browser() {
 
     // The API's policy: a broken document is refused with its line, and not saved.
     let editor = ".policy-editor textarea";
-    element(&b, editor).await;
+    b.find(editor).await;
     // Loaded (no document yet: the editor offers a starting point) before typing.
     wait_text(&b, ".policy-editor .validity", "No document yet").await;
-    type_into(&b, editor, BROKEN_POLICY).await;
+    b.fill(editor, BROKEN_POLICY).await;
     wait_text(&b, ".policy-editor .errors", "Line 4").await;
-    click(&b, ".policy-editor button.primary").await;
+    b.click(".policy-editor button.primary").await;
     let shown = wait_text(&b, ".policy-editor .status.error", "Line 4").await;
     assert!(shown.contains("no-such-policy"), "{shown}");
-    element(&b, ".gutter span.bad").await;
+    b.find(".gutter span.bad").await;
     b.screenshot("admin-policy-error").await;
     assert_eq!(
         mgmt.call("GET", "/apis/pets/policy", None).await.status,
@@ -611,7 +589,7 @@ async fn admin_console_in_a_browser() {
         "nothing saved"
     );
     // Jump to the error: the editor selects line 4.
-    click(&b, ".policy-editor .errors button").await;
+    b.click(".policy-editor .errors button").await;
     let selected = b
         .client
         .execute("const t = document.querySelector('.policy-editor textarea'); return t.value.slice(t.selectionStart, t.selectionEnd);", vec![])
@@ -624,9 +602,9 @@ async fn admin_console_in_a_browser() {
         "{selected}"
     );
     // Fixed, it is saved.
-    type_into(&b, editor, GOOD_POLICY).await;
+    b.fill(editor, GOOD_POLICY).await;
     wait_text(&b, ".policy-editor .validity", "Compiles").await;
-    click(&b, ".policy-editor button.primary").await;
+    b.click(".policy-editor button.primary").await;
     wait_text(&b, ".policy-editor .status.ok", "Saved").await;
     let saved = mgmt.call("GET", "/apis/pets/policy", None).await;
     assert_eq!(saved.status, 200);
@@ -639,7 +617,7 @@ async fn admin_console_in_a_browser() {
     // Subscriptions: approve the pending one.
     b.goto(&format!("{base}/admin/subscriptions?state=submitted"))
         .await;
-    click(&b, "button[aria-label='Approve Team Pending']").await;
+    b.click("button[aria-label='Approve Team Pending']").await;
     wait_text(&b, "main .status.ok", "Approved").await;
     let sub = mgmt
         .ok("GET", "/subscriptions/team-pending", None, 200)
@@ -652,6 +630,54 @@ async fn admin_console_in_a_browser() {
     gw.kill().await;
     wait_text(&b, ".instances .badge", "offline").await;
     b.screenshot("admin-gateway-offline").await;
-
     b.close().await;
+
+    // At phone width: the menu folds behind a button, and no screen scrolls sideways.
+    let phone = Browser::start_phone().await;
+    phone.goto(&format!("{base}/admin/login")).await;
+    phone.fill("#token", ADMIN_TOKEN).await;
+    phone.click("form button[type=submit]").await;
+    wait_text(&phone, "main h1", "Dashboard").await;
+    let nav_link = "#nav a[href='/admin/apis']";
+    assert!(!phone
+        .find(nav_link)
+        .await
+        .is_displayed()
+        .await
+        .expect("displayed"));
+    phone.click("#nav-toggle").await;
+    assert!(phone
+        .find(nav_link)
+        .await
+        .is_displayed()
+        .await
+        .expect("displayed"));
+    phone.screenshot("admin-phone-menu").await;
+    phone.click(nav_link).await;
+    wait_text(&phone, "main h1", "APIs").await;
+    for screen in [
+        "/admin",
+        "/admin/apis/pets",
+        "/admin/subscriptions",
+        "/admin/gateways",
+    ] {
+        phone.goto(&format!("{base}{screen}")).await;
+        phone.find("main h1").await;
+        let overflow = phone
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .expect("width");
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "{screen} scrolls sideways by {overflow}px"
+        );
+    }
+    phone.goto(&format!("{base}/admin/apis/pets")).await;
+    wait_text(&phone, "main table", "listPets").await;
+    phone.screenshot("admin-phone-api").await;
+    phone.close().await;
 }

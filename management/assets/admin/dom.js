@@ -76,7 +76,8 @@ export function table(caption, headers, rows, emptyText = "Nothing yet.") {
   if (rows.length === 0) return h("p", { class: "empty" }, emptyText);
   return h(
     "div",
-    { class: "table-wrap" },
+    // Focusable, so keyboard users can scroll a wide table at phone width.
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
       {},
