@@ -614,6 +614,18 @@ async fn admin_console_in_a_browser() {
         saved.body_str()
     );
 
+    // An operation's policy, in the same editor.
+    b.click("a[aria-label='Policy of operation listPets']")
+        .await;
+    wait_text(&b, ".policy-editor h2", "Operation policy").await;
+    wait_text(&b, ".policy-editor .validity", "No document yet").await;
+    b.click(".policy-editor button.primary").await;
+    wait_text(&b, ".policy-editor .status.ok", "Saved").await;
+    let op = mgmt
+        .call("GET", "/apis/pets/operations/listPets/policy", None)
+        .await;
+    assert_eq!(op.status, 200, "{}", op.body_str());
+
     // Subscriptions: approve the pending one.
     b.goto(&format!("{base}/admin/subscriptions?state=submitted"))
         .await;

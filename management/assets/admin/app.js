@@ -2,7 +2,7 @@
 // through the management REST API.
 
 import { route, start } from "./router.js";
-import { apiDetail, apiList } from "./views/apis.js";
+import { apiDetail, apiList, operationPolicy } from "./views/apis.js";
 import { dashboard } from "./views/dashboard.js";
 import { gatewayList } from "./views/gateways.js";
 import { namedValueList } from "./views/named_values.js";
@@ -13,6 +13,7 @@ import { userList } from "./views/users.js";
 route("/admin", dashboard);
 route("/admin/apis", apiList);
 route("/admin/apis/:id", apiDetail);
+route("/admin/apis/:id/operations/:op", operationPolicy);
 route("/admin/products", productList);
 route("/admin/products/:id", productDetail);
 route("/admin/policy", globalPolicy);

@@ -157,8 +157,14 @@ export async function apiDetail(main, id) {
   }
   const operations = table(
     `Operations of ${api.displayName || api.id}`,
-    ["Method", "URL template", "Id", "Name"],
-    (api.operations || []).map((o) => [h("span", { class: "method" }, o.method), h("code", {}, o.urlTemplate), h("code", {}, o.id), o.displayName || ""]),
+    ["Method", "URL template", "Id", "Name", "Policy"],
+    (api.operations || []).map((o) => [
+      h("span", { class: "method" }, o.method),
+      h("code", {}, o.urlTemplate),
+      h("code", {}, o.id),
+      o.displayName || "",
+      link(`/admin/apis/${enc(api.id)}/operations/${enc(o.id)}`, o.policy ? "Edit policy" : "Add policy", { "aria-label": `Policy of operation ${o.id}` }),
+    ]),
     "No operations yet: import an OpenAPI document.",
   );
   const reload = () => apiDetail(main, id);
@@ -170,5 +176,22 @@ export async function apiDetail(main, id) {
     h("section", { "aria-labelledby": "ops-title" }, h("h2", { id: "ops-title" }, "Operations"), operations),
     policyEditor(`/apis/${enc(api.id)}/policy`, "API policy"),
     h("div", { class: "two" }, settingsForm(api, reload), importForm(api.id, false, reload)),
+  );
+}
+
+/** `/admin/apis/{id}/operations/{op}`: one operation's policy. */
+export async function operationPolicy(main, id, op) {
+  const api = await get(`/apis/${enc(id)}`);
+  const operation = (api.operations || []).find((o) => o.id === op);
+  if (!operation) {
+    replace(main, h("h1", {}, "No such operation"), link(`/admin/apis/${enc(id)}`, `Back to ${id}`));
+    return;
+  }
+  replace(
+    main,
+    h("p", { class: "crumbs" }, link("/admin/apis", "APIs"), " / ", link(`/admin/apis/${enc(id)}`, id), " / ", op),
+    h("h1", {}, operation.displayName || op),
+    h("p", {}, h("span", { class: "method" }, operation.method), " ", h("code", {}, `/${api.path}${operation.urlTemplate}`)),
+    policyEditor(`/apis/${enc(id)}/operations/${enc(op)}/policy`, "Operation policy"),
   );
 }
