@@ -50,6 +50,11 @@ pub(crate) struct ManagementArgs {
         value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     analytics_retention_days: u32,
+    /// Let `POST /apis/{id}/openapi/import-url` fetch from loopback, private
+    /// (RFC 1918, fc00::/7), link-local (cloud metadata) and other non-public
+    /// addresses. Off by default: for labs whose documents are served locally.
+    #[arg(long, env = "PORTCULLIS_OPENAPI_FETCH_PRIVATE")]
+    openapi_fetch_private: bool,
     /// Seconds between gateway heartbeats, as the gateways are configured (their
     /// `--heartbeat-interval`); an instance is shown offline after three missed.
     #[arg(
@@ -67,6 +72,7 @@ impl ManagementArgs {
         let mut options = ManagementOptions::new(self.listen, self.data.clone());
         options.admin_token = self.admin_token.clone();
         options.analytics_retention_days = self.analytics_retention_days;
+        options.fetch_private_addresses = self.openapi_fetch_private;
         options.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
         options.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {
@@ -126,5 +132,13 @@ mod tests {
             Cli::try_parse_from(["management", "--analytics-retention-days", "7"]).expect("7 days");
         assert_eq!(cli.args.options().analytics_retention_days, 7);
         assert!(Cli::try_parse_from(["management", "--analytics-retention-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn private_document_fetches_are_off_unless_asked_for() {
+        let cli = Cli::try_parse_from(["management"]).expect("defaults");
+        assert!(!cli.args.options().fetch_private_addresses);
+        let cli = Cli::try_parse_from(["management", "--openapi-fetch-private"]).expect("flag");
+        assert!(cli.args.options().fetch_private_addresses);
     }
 }

@@ -18,6 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::{self, AppState};
+use crate::openapi_import::fetch::FetchPolicy;
 use crate::store::{AnalyticsStore, Store, StoreError};
 use crate::tls::{self, TlsError, TlsMode};
 
@@ -44,6 +45,9 @@ pub struct ManagementOptions {
     pub max_wait: Duration,
     /// How many days telemetry records (and batch ids) are kept; at least 1.
     pub analytics_retention_days: u32,
+    /// Whether OpenAPI documents may be fetched from loopback, private, link-local
+    /// and other non-public addresses (`import-url`); off, for labs only.
+    pub fetch_private_addresses: bool,
 }
 
 impl ManagementOptions {
@@ -57,6 +61,7 @@ impl ManagementOptions {
             heartbeat_interval: Duration::from_secs(60),
             max_wait: Duration::from_secs(60),
             analytics_retention_days: crate::store::analytics::DEFAULT_RETENTION_DAYS,
+            fetch_private_addresses: false,
         }
     }
 }
@@ -221,7 +226,11 @@ impl Management {
             .with_tls(acceptor.is_some()),
         );
         let prune = tokio::spawn(http::prune_analytics(Arc::clone(&state)));
-        let app = http::router(state);
+        // The document fetch policy travels as an extension: only `import-url` reads it.
+        let fetch_policy = FetchPolicy {
+            private_addresses: options.fetch_private_addresses,
+        };
+        let app = http::router(state).layer(axum::Extension(fetch_policy));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", display_addr(local_addr));
         tracing::info!(%base_url, "management plane listening");

@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use super::body::{check_media_type, JsonBody, RawBody, MAX_BODY};
@@ -15,7 +15,7 @@ use super::conditional::precondition;
 use super::entities::put_response;
 use super::problem::{DocumentLocation, Problem};
 use super::{Shared, ADMIN_ACTOR};
-use crate::openapi_import::fetch::{fetch, FetchError};
+use crate::openapi_import::fetch::{fetch, FetchError, FetchPolicy};
 use crate::openapi_import::{self, ImportError, ImportOptions};
 use crate::store::{Precondition, StoreError};
 
@@ -86,11 +86,16 @@ async fn import_body(
 async fn import_url(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    policy: Option<Extension<FetchPolicy>>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ImportUrlRequest>,
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
-    let bytes = fetch(&body.url, MAX_BODY).await.map_err(fetch_problem)?;
+    // Without a policy from the server, the safe default: public addresses only.
+    let policy = policy.map(|Extension(p)| p).unwrap_or_default();
+    let bytes = fetch(&body.url, MAX_BODY, policy)
+        .await
+        .map_err(fetch_problem)?;
     tracing::info!(api = %id, url = %body.url, bytes = bytes.len(), "fetched OpenAPI document");
     let options = ImportOptions {
         path: body.path,
@@ -109,8 +114,7 @@ async fn import(
 ) -> Result<Response, Problem> {
     let (document, imported) = state
         .blocking(move || {
-            let document = openapi_import::parse_document(&bytes)?;
-            let imported = openapi_import::read_document(&document)?;
+            let (document, imported) = openapi_import::import_document(&bytes)?;
             Ok::<_, ImportError>((document.to_string(), imported))
         })
         .await?
@@ -212,10 +216,16 @@ fn import_problem(err: &ImportError) -> Problem {
     }
 }
 
-/// 400 for a URL that cannot be fetched from, 502 when fetching it failed.
+/// 400 for a URL that cannot (or may not) be fetched from, 502 when fetching it failed.
 fn fetch_problem(err: FetchError) -> Problem {
     match err {
         FetchError::BadUrl(_) => Problem::invalid(err.to_string()),
+        FetchError::Refused { .. } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "fetch-refused",
+            "The URL's host is not a public address",
+            err.to_string(),
+        ),
         other => Problem::new(
             StatusCode::BAD_GATEWAY,
             "fetch-failed",

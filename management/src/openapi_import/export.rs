@@ -4,33 +4,34 @@
 use portcullis_core::config::{Api, Operation};
 use serde_json::{json, Map, Value};
 
-use super::{read_document, Version, METHODS};
+use super::{read_document, to_openapi3, Version, ANY_METHOD_EXTENSION, METHODS};
 
 /// The API as an OpenAPI 3 document. `stored` is the document last imported, if any.
 ///
-/// With an imported OpenAPI 3 document, each current operation whose id the document
-/// gives keeps its document object (parameters, request body, responses, examples)
-/// with the API's name, description and method; the others are generated. Swagger 2.0
-/// documents are not converted: their `info` is kept, the paths are generated.
-/// Operations for any method (`*`) have no OpenAPI form and are left out. `servers`
-/// is the API's path, relative: the management plane does not know the gateway's
-/// address.
+/// With an imported document, each current operation whose id the document gives
+/// keeps its document object (parameters, request body, responses, examples) with
+/// the API's name, description and method; the others are generated. (A Swagger 2.0
+/// document stored before imports converted it is converted first.) An operation
+/// for any method (`*`) is listed under every method of [`METHODS`] its path item
+/// has no other operation for, each copy marked with [`ANY_METHOD_EXTENSION`] (the
+/// first keeps the operation's id, the others get `{id}.{method}`), which an import
+/// reads back as one operation.
+/// `servers` is the API's path, relative: the management plane does not know the
+/// gateway's address.
 pub fn export(api: &Api, stored: Option<&Value>) -> Value {
-    let imported = stored.and_then(|doc| read_document(doc).ok().map(|i| (doc, i)));
+    let converted = stored
+        .filter(|doc| doc.get("swagger").is_some())
+        .map(to_openapi3);
+    let stored = converted.as_ref().or(stored);
+    let imported = stored.and_then(|doc| {
+        read_document(doc)
+            .ok()
+            .filter(|i| i.version != Version::Swagger2)
+            .map(|i| (doc, i))
+    });
     let mut root = match &imported {
-        Some((doc, i)) if i.version != Version::Swagger2 => match doc {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        },
-        Some((doc, _)) => {
-            let mut map = Map::new();
-            map.insert("openapi".into(), json!("3.0.3"));
-            if let Some(info) = doc.get("info") {
-                map.insert("info".into(), info.clone());
-            }
-            map
-        }
-        None => {
+        Some((Value::Object(map), _)) => map.clone(),
+        _ => {
             let mut map = Map::new();
             map.insert("openapi".into(), json!("3.0.3"));
             map
@@ -59,17 +60,17 @@ pub fn export(api: &Api, stored: Option<&Value>) -> Value {
     );
 
     let from_doc = |op: &Operation| {
-        let (doc, found) = imported
-            .as_ref()
-            .filter(|(_, i)| i.version != Version::Swagger2)?;
+        let (doc, found) = imported.as_ref()?;
         let source = found.operations.iter().find(|o| o.id == op.id)?;
-        let item = doc.get("paths")?.get(&source.path)?;
+        let item = super::refs::follow(doc, doc.get("paths")?.get(&source.path)?);
         Some((source, item, item.get(&source.method_key)?.clone()))
     };
     let mut paths = Map::new();
+    let mut any_methods = Vec::new();
     for op in &api.operations {
         let method = op.method.to_ascii_lowercase();
-        if !METHODS.contains(&method.as_str()) {
+        let any_method = op.method == "*";
+        if !any_method && !METHODS.contains(&method.as_str()) {
             continue;
         }
         let found = from_doc(op);
@@ -86,8 +87,9 @@ pub fn export(api: &Api, stored: Option<&Value>) -> Value {
             map.insert("operationId".into(), json!(op.id));
             set_or_remove(map, "summary", &op.display_name);
             set_or_remove(map, "description", &op.description);
+            map.remove(ANY_METHOD_EXTENSION);
         }
-        let entry = paths.entry(key).or_insert_with(|| {
+        let entry = paths.entry(key.clone()).or_insert_with(|| {
             let mut fields = Map::new();
             // The path item's own fields (shared parameters, summary) come along.
             if let Some(Value::Object(item)) = item_fields {
@@ -99,8 +101,38 @@ pub fn export(api: &Api, stored: Option<&Value>) -> Value {
             }
             Value::Object(fields)
         });
-        if let Value::Object(entry) = entry {
+        if any_method {
+            any_methods.push((key, object));
+        } else if let Value::Object(entry) = entry {
             entry.insert(method, object);
+        }
+    }
+    // After the others: an any-method operation takes the methods its path item
+    // leaves free (a more specific operation there wins, as in routing).
+    for (key, object) in any_methods {
+        let Some(Value::Object(entry)) = paths.get_mut(&key) else {
+            continue;
+        };
+        let free: Vec<&str> = METHODS
+            .into_iter()
+            .filter(|m| !entry.contains_key(*m))
+            .collect();
+        let id = object.get("operationId").cloned();
+        if free.is_empty() {
+            // Every method of the path has its own operation: this one only serves
+            // methods OpenAPI has no key for, and is left out.
+            tracing::warn!(path = %key, operation = ?id, "an operation for any method has no free method to be exported under");
+        }
+        for (i, method) in free.into_iter().enumerate() {
+            let mut copy = object.clone();
+            if let (Value::Object(map), Some(Value::String(id))) = (&mut copy, &id) {
+                map.insert(ANY_METHOD_EXTENSION.into(), json!(true));
+                // The first copy carries the id; operation ids are unique in a document.
+                if i > 0 {
+                    map.insert("operationId".into(), json!(format!("{id}.{method}")));
+                }
+            }
+            entry.insert(method.to_owned(), copy);
         }
     }
     root.insert("paths".into(), Value::Object(paths));

@@ -1,7 +1,13 @@
 //! Fetching a document from an http(s) URL: one GET at a time over hyper's HTTP/1.1
 //! client (TLS by rustls with the ring provider and the Mozilla roots), a few
 //! redirects followed, within a total timeout and a size limit.
+//!
+//! Unless allowed, only public addresses are connected to: every hop's host is
+//! resolved, every address it resolves to checked, and the connection made to a
+//! checked address (not by resolving the name again, which a DNS server could
+//! answer differently the second time).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +26,46 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many redirects are followed.
 const MAX_REDIRECTS: usize = 5;
 
+/// Which addresses a fetch may connect to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// Also loopback, private, link-local and other non-public addresses (for labs);
+    /// off by default.
+    pub private_addresses: bool,
+}
+
+impl FetchPolicy {
+    /// Why connecting to `addr` is refused, `None` when it is allowed.
+    fn refusal(self, addr: SocketAddr) -> Option<&'static str> {
+        if self.private_addresses {
+            None
+        } else {
+            super::address::non_public(addr.ip())
+        }
+    }
+}
+
 /// Why a document could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Not an absolute http(s) URL.
     #[error("`{0}` is not an absolute http or https URL")]
     BadUrl(String),
+    /// The host resolves to an address the policy refuses.
+    #[error(
+        "refusing to fetch {url}: {host} is {addr}, {reason}; the management plane fetches \
+         documents from public addresses only (start it with --openapi-fetch-private to allow others)"
+    )]
+    Refused {
+        /// The URL being fetched (a redirect's target, when a redirect led there).
+        url: String,
+        /// Its host.
+        host: String,
+        /// The refused address.
+        addr: std::net::IpAddr,
+        /// What kind of address it is.
+        reason: &'static str,
+    },
     /// Connecting, TLS or HTTP failed.
     #[error("fetching {url} failed: {reason}")]
     Failed {
@@ -59,17 +99,28 @@ pub enum FetchError {
 }
 
 /// GETs `url` (http or https), following redirects, and returns the body (at most
-/// `limit` bytes), within [`FETCH_TIMEOUT`].
-pub async fn fetch(url: &str, limit: usize) -> Result<Bytes, FetchError> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_following(url, limit))
+/// `limit` bytes), within [`FETCH_TIMEOUT`], connecting only where `policy` allows.
+pub async fn fetch(url: &str, limit: usize, policy: FetchPolicy) -> Result<Bytes, FetchError> {
+    fetch_checked(url, limit, |addr| policy.refusal(addr)).await
+}
+
+/// [`fetch`] with the address check given as a function (tests refuse by port).
+async fn fetch_checked<F>(url: &str, limit: usize, refusal: F) -> Result<Bytes, FetchError>
+where
+    F: Fn(SocketAddr) -> Option<&'static str>,
+{
+    tokio::time::timeout(FETCH_TIMEOUT, fetch_following(url, limit, &refusal))
         .await
         .map_err(|_| FetchError::Timeout(url.to_owned()))?
 }
 
-async fn fetch_following(url: &str, limit: usize) -> Result<Bytes, FetchError> {
+async fn fetch_following<F>(url: &str, limit: usize, refusal: &F) -> Result<Bytes, FetchError>
+where
+    F: Fn(SocketAddr) -> Option<&'static str>,
+{
     let mut current: Uri = parse_url(url)?;
     for _ in 0..=MAX_REDIRECTS {
-        match get_once(&current, limit).await? {
+        match get_once(&current, limit, refusal).await? {
             Outcome::Body(bytes) => return Ok(bytes),
             Outcome::Redirect(location) => {
                 current = resolve(&current, &location)?;
@@ -110,7 +161,63 @@ enum Outcome {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-async fn get_once(uri: &Uri, limit: usize) -> Result<Outcome, FetchError> {
+/// The addresses `host` resolves to, every one of them allowed by `refusal`.
+async fn checked_addresses<F>(
+    url: &str,
+    host: &str,
+    port: u16,
+    refusal: &F,
+) -> Result<Vec<SocketAddr>, FetchError>
+where
+    F: Fn(SocketAddr) -> Option<&'static str>,
+{
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| FetchError::Failed {
+            url: url.to_owned(),
+            reason: format!("cannot resolve {host}: {e}"),
+        })?
+        .collect();
+    // One refused address refuses the host: a name that also points inside the
+    // network is not fetched from, whichever address would have been tried first.
+    for addr in &addrs {
+        if let Some(reason) = refusal(*addr) {
+            return Err(FetchError::Refused {
+                url: url.to_owned(),
+                host: host.to_owned(),
+                addr: addr.ip(),
+                reason,
+            });
+        }
+    }
+    if addrs.is_empty() {
+        return Err(FetchError::Failed {
+            url: url.to_owned(),
+            reason: format!("{host} resolves to no address"),
+        });
+    }
+    Ok(addrs)
+}
+
+/// A connection to the first of `addrs` that accepts one.
+async fn connect(url: &str, addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(FetchError::Failed {
+        url: url.to_owned(),
+        reason: last.unwrap_or_else(|| "no address to connect to".to_owned()),
+    })
+}
+
+async fn get_once<F>(uri: &Uri, limit: usize, refusal: &F) -> Result<Outcome, FetchError>
+where
+    F: Fn(SocketAddr) -> Option<&'static str>,
+{
     let url = uri.to_string();
     let failed = |reason: String| FetchError::Failed {
         url: url.clone(),
@@ -121,9 +228,8 @@ async fn get_once(uri: &Uri, limit: usize) -> Result<Outcome, FetchError> {
     // `[::1]` in a URL is `::1` to connect to.
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = TcpStream::connect((bare_host, port))
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+    let addrs = checked_addresses(&url, bare_host, port, refusal).await?;
+    let tcp = connect(&url, &addrs).await?;
     let stream: Box<dyn Io> = if https {
         let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
         let tls = tls_connector()
@@ -204,3 +310,7 @@ fn tls_connector() -> Result<TlsConnector, rustls::Error> {
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

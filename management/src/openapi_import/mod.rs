@@ -6,11 +6,19 @@
 //! (schemas, examples, extensions) untouched, and lets a structural error name the
 //! JSON pointer where the document breaks.
 
+mod address;
 mod export;
 pub mod fetch;
 mod parse;
+mod refs;
+mod swagger;
+#[cfg(test)]
+mod swagger_tests;
 #[cfg(test)]
 mod tests;
+pub mod view;
+#[cfg(test)]
+mod view_tests;
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,11 +28,16 @@ use serde_json::Value;
 
 pub use export::export;
 pub use parse::parse_document;
+pub use swagger::to_openapi3;
 
 /// The HTTP methods a path item may hold operations for, in document order.
 pub const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
+
+/// The vendor extension marking an operation for any method (`*`): exported as a
+/// copy under every method of [`METHODS`], read back as one operation.
+pub const ANY_METHOD_EXTENSION: &str = "x-portcullis-any-method";
 
 /// Why a document cannot be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,13 +101,13 @@ pub struct ImportedOperation {
     pub display_name: String,
     /// `description`, else empty.
     pub description: String,
-    /// Upper-case method.
+    /// Upper-case method, `*` for any method.
     pub method: String,
     /// The core URL template made from the path key.
     pub url_template: String,
     /// The path key in the document (`/users/{id}`).
     pub path: String,
-    /// The method key in the document (`get`).
+    /// The method key in the document (`get`; the first copy's for any method).
     pub method_key: String,
 }
 
@@ -178,12 +191,19 @@ pub fn read_document(doc: &Value) -> Result<Imported, ImportError> {
         let item = item.as_object().ok_or_else(|| {
             ImportError::structure(&path_pointer, "a path item must be an object")
         })?;
+        let mut any_method_read = false;
         for method in METHODS {
             let Some(op) = item.get(method) else { continue };
             let pointer = format!("{path_pointer}/{method}");
             let op = op.as_object().ok_or_else(|| {
                 ImportError::structure(&pointer, "an operation must be an object")
             })?;
+            let any_method = op.get(ANY_METHOD_EXTENSION) == Some(&Value::Bool(true));
+            if any_method && any_method_read {
+                // Another copy of the any-method operation already read.
+                continue;
+            }
+            any_method_read |= any_method;
             match op.get("responses") {
                 Some(Value::Object(_)) => {}
                 None if version == Version::OpenApi31 => {}
@@ -215,7 +235,11 @@ pub fn read_document(doc: &Value) -> Result<Imported, ImportError> {
                 id,
                 display_name: summary.or_else(|| operation_id.clone()).unwrap_or_default(),
                 description: description.unwrap_or_default(),
-                method: method.to_ascii_uppercase(),
+                method: if any_method {
+                    "*".to_owned()
+                } else {
+                    method.to_ascii_uppercase()
+                },
                 url_template: url_template.clone(),
                 path: path.clone(),
                 method_key: method.to_owned(),
@@ -406,6 +430,19 @@ fn unique_id(base: &str, taken: &mut HashSet<String>) -> String {
         n += 1;
     }
     id
+}
+
+/// A document's text read for import: parsed, checked, and converted to OpenAPI 3
+/// when it is Swagger 2.0, so only OpenAPI 3 is ever stored.
+pub fn import_document(bytes: &[u8]) -> Result<(Value, Imported), ImportError> {
+    let document = parse_document(bytes)?;
+    let imported = read_document(&document)?;
+    if imported.version != Version::Swagger2 {
+        return Ok((document, imported));
+    }
+    // The conversion keeps paths, methods and operation fields, so what was read
+    // from the Swagger document holds for the converted one.
+    Ok((to_openapi3(&document), imported))
 }
 
 /// What an import request gives besides the document.

@@ -323,6 +323,86 @@ fn export_without_a_document_is_generated() {
     let out = export(&api, None);
     assert_eq!(out["info"]["title"], "echo");
     assert_eq!(out["servers"][0]["url"], "/echo");
-    assert_eq!(out["paths"].as_object().map(|p| p.len()), Some(1));
+    assert_eq!(out["paths"].as_object().map(|p| p.len()), Some(2));
     assert_eq!(out["paths"]["/items/{id}"]["get"]["operationId"], "get");
+    // Any method: a marked copy under every method, the first with the id.
+    let any = out["paths"]["/*"].as_object().expect("the any-method path");
+    assert_eq!(any.len(), METHODS.len());
+    assert_eq!(any["get"]["operationId"], "any");
+    assert_eq!(any["trace"]["operationId"], "any.trace");
+    assert!(any.values().all(|op| op[ANY_METHOD_EXTENSION] == true));
+}
+
+/// Operations as (id, method, template, name, description).
+fn operations(api: &portcullis_core::config::Api) -> Vec<(String, String, String, String, String)> {
+    api.operations
+        .iter()
+        .map(|o| {
+            (
+                o.id.clone(),
+                o.method.clone(),
+                o.url_template.clone(),
+                o.display_name.clone(),
+                o.description.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn import_export_import_gives_the_same_operations() {
+    let (doc, imported) = import_document(PETS_YAML.as_bytes()).expect("imports");
+    let options = ImportOptions {
+        path: Some("pets".into()),
+        service_url: None,
+    };
+    let mut api = merge("pets", None, &imported, &options).expect("api");
+    // Operations the document did not have: any method, a wildcard, a query part.
+    for (id, method, template) in [
+        ("anything", "*", "/pets/{petId}/raw"),
+        ("files", "GET", "/files/*"),
+        ("fallback", "*", "/*"),
+    ] {
+        api.operations.push(portcullis_core::config::Operation {
+            id: id.into(),
+            display_name: format!("{id} name"),
+            description: format!("{id} text"),
+            method: method.into(),
+            url_template: template.into(),
+            policy: None,
+        });
+    }
+    // An imported operation turned into an any-method one keeps its document object.
+    api.operations[1].method = "*".into();
+    for stored in [Some(&doc), None] {
+        let exported = export(&api, stored);
+        let text = serde_json::to_vec(&exported).expect("serialises");
+        let (doc_again, again) = import_document(&text).expect("the export imports");
+        let back = merge("pets", Some(&api), &again, &ImportOptions::default()).expect("merges");
+        assert_eq!(
+            operations(&back),
+            operations(&api),
+            "stored: {}",
+            stored.is_some()
+        );
+        // And once more: the export of the re-imported document is stable.
+        let twice = export(&back, Some(&doc_again));
+        assert_eq!(twice["paths"], exported["paths"]);
+    }
+    let exported = export(&api, Some(&doc));
+    // GET /pets is listPets'; the any-method operation takes the other methods.
+    let pets = &exported["paths"]["/pets"];
+    assert_eq!(pets["get"]["operationId"], "listPets");
+    assert!(pets["get"].get(ANY_METHOD_EXTENSION).is_none());
+    assert_eq!(pets["put"]["operationId"], "post-pets");
+    assert_eq!(pets["post"]["operationId"], "post-pets.post");
+    assert_eq!(pets["post"][ANY_METHOD_EXTENSION], true);
+    assert_eq!(pets["put"]["responses"]["201"]["description"], "created");
+    // Back to a single method: the mark goes.
+    api.operations[1].method = "POST".into();
+    let exported = export(&api, Some(&export(&api, Some(&doc))));
+    assert!(exported["paths"]["/pets"].get("put").is_none());
+    assert!(exported["paths"]["/pets"]["post"]
+        .get(ANY_METHOD_EXTENSION)
+        .is_none());
 }
