@@ -25,29 +25,29 @@ function label(value) {
 
 /**
  * A line chart. `series` is `[{ name, points: [[timeMs, value], …] }]`; `unit`
- * labels the y axis. Each series gets a colour class (`series-0`…) and a legend
+ * labels the y axis; `range` (`[fromMs, toMs]`) is the x axis, else the points' span. Each series gets a colour class (`series-0`…) and a legend
  * entry; the numbers are also in a table for screen readers and keyboards.
  */
-export function lineChart(title, series, unit) {
+export function lineChart(title, series, unit, range = null) {
   const width = 420;
   const height = 200;
   const pad = { left: 40, right: 10, top: 10, bottom: 24 };
   const times = series.flatMap((x) => x.points.map((p) => p[0]));
   const values = series.flatMap((x) => x.points.map((p) => p[1]));
-  const t0 = Math.min(...times);
-  const t1 = Math.max(...times);
+  const t0 = range ? range[0] : Math.min(...times);
+  const t1 = range ? range[1] : Math.max(...times);
   const yMax = niceMax(Math.max(0, ...values));
   const x = (t) => pad.left + (t1 === t0 ? 0 : ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right));
   const y = (v) => height - pad.bottom - (v / yMax) * (height - pad.top - pad.bottom);
 
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart", "aria-label": `${title} (${unit})` });
   svg.append(s("title", {}, `${title} (${unit})`));
-  for (let i = 0; i <= 4; i += 1) {
-    const v = (yMax * i) / 4;
+  for (let i = 0; i <= 5; i += 1) {
+    const v = (yMax * i) / 5;
     svg.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "grid" }));
     svg.append(s("text", { x: pad.left - 5, y: y(v) + 4, class: "axis", "text-anchor": "end" }, label(v)));
   }
-  if (times.length > 0) {
+  if (times.length > 0 || range) {
     const fmt = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     svg.append(s("text", { x: pad.left, y: height - 8, class: "axis" }, fmt(t0)));
     svg.append(s("text", { x: width - pad.right, y: height - 8, class: "axis", "text-anchor": "end" }, fmt(t1)));

@@ -12,12 +12,21 @@ const RANGES = [
   { label: "Last 7 days", ms: 7 * 24 * 3600e3, bucket: 3600 },
 ];
 
-function series(groups, pick) {
-  return groups.map((g) => ({
+/**
+ * One line per API. The API leaves empty buckets out: counts (`fill`) get
+ * zeros there, so a quiet minute shows as zero rather than a line across it.
+ */
+function series(groups, pick, fill, from, to, bucketMs) {
+  return groups.map((g) => {
+    const known = new Map(g.buckets.map((b) => [Date.parse(b.start), pick(b)]));
+    let points = [...known.entries()];
+    if (fill) {
+      points = [];
+      for (let t = Math.floor(from / bucketMs) * bucketMs; t < to; t += bucketMs) points.push([t, known.get(t) ?? 0]);
+    }
     // Requests no API matched (404s) have no API key.
-    name: g.key ? g.key : "(no API)",
-    points: g.buckets.map((b) => [Date.parse(b.start), pick(b)]),
-  }));
+    return { name: g.key ? g.key : "(no API)", points };
+  });
 }
 
 async function tiles() {
@@ -50,16 +59,17 @@ export async function dashboard(main) {
     try {
       const data = await get(`/analytics/requests?groupBy=api&bucket=${range.bucket}&from=${Math.floor(from)}&to=${Math.ceil(to)}`);
       const groups = data.groups || [];
+      const ms = range.bucket * 1000;
       if (groups.length === 0) {
         replace(charts, h("p", { class: "empty" }, "No requests in this range yet. Traffic through connected gateways shows here within a few seconds of their upload."));
         return;
       }
       replace(
         charts,
-        lineChart("Requests per API", series(groups, (b) => b.requests), "requests"),
-        lineChart("Errors per API", series(groups, (b) => b.errors), "errors"),
-        lineChart("Latency p50 per API", series(groups, (b) => b.totalMs?.p50 ?? 0), "ms"),
-        lineChart("Latency p95 per API", series(groups, (b) => b.totalMs?.p95 ?? 0), "ms"),
+        lineChart("Requests per API", series(groups, (b) => b.requests, true, from, to, ms), "requests", [from, to]),
+        lineChart("Errors per API", series(groups, (b) => b.errors, true, from, to, ms), "errors", [from, to]),
+        lineChart("Latency p50 per API", series(groups, (b) => b.totalMs?.p50 ?? 0, false), "ms", [from, to]),
+        lineChart("Latency p95 per API", series(groups, (b) => b.totalMs?.p95 ?? 0, false), "ms", [from, to]),
       );
     } catch (err) {
       replace(charts, h("p", { class: "status error", role: "alert" }, `Cannot load analytics: ${explain(err)}`));
