@@ -475,6 +475,18 @@ async fn admin_console_in_a_browser() {
         201,
     )
     .await;
+    let rejected =
+        json!({ "scope": "/apis/echo", "displayName": "Team Rejected", "state": "submitted" });
+    mgmt.ok(
+        "PUT",
+        "/subscriptions/team-rejected",
+        Some(&rejected.to_string()),
+        201,
+    )
+    .await;
+    let user = json!({ "email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace" });
+    mgmt.ok("PUT", "/users/ada", Some(&user.to_string()), 201)
+        .await;
 
     let b = Browser::start().await;
     let base = mgmt.url.clone();
@@ -635,6 +647,49 @@ async fn admin_console_in_a_browser() {
         .ok("GET", "/subscriptions/team-pending", None, 200)
         .await;
     assert_eq!(sub["state"], "active", "{sub}");
+    b.click("button[aria-label='Reject Team Rejected']").await;
+    wait_text(&b, "main .status.ok", "Rejected").await;
+    let sub = mgmt
+        .ok("GET", "/subscriptions/team-rejected", None, 200)
+        .await;
+    assert_eq!(sub["state"], "rejected", "{sub}");
+
+    // Products: a new one with an API, then its page.
+    b.click("#nav a[href='/admin/products']").await;
+    wait_text(&b, "main h1", "Products").await;
+    b.fill("form.card input[pattern]", "gold").await;
+    b.fill("form.card .field:nth-of-type(2) input", "Gold")
+        .await;
+    b.click("form.card input[value=pets]").await;
+    b.click("form.card button.primary").await;
+    wait_text(&b, "main .crumbs", "gold").await;
+    let product = mgmt.ok("GET", "/products/gold", None, 200).await;
+    assert_eq!(product["apis"], json!(["pets"]), "{product}");
+    assert_eq!(product["displayName"], "Gold", "{product}");
+
+    // Users: block one.
+    b.click("#nav a[href='/admin/users']").await;
+    b.click("button[aria-label='Block ada@example.com']").await;
+    wait_text(&b, "main .status.ok", "Blocked").await;
+    let user = mgmt.ok("GET", "/users/ada", None, 200).await;
+    assert_eq!(user["state"], "blocked", "{user}");
+
+    // Named values: a secret is stored and never shown again.
+    b.click("#nav a[href='/admin/named-values']").await;
+    wait_text(&b, "main h1", "Named values").await;
+    b.fill("form.card input[pattern]", "backend-key").await;
+    b.fill("form.card input[type=text]", "s3cr3t-value-1234")
+        .await;
+    b.click("form.card input[type=checkbox]").await;
+    b.click("form.card button.primary").await;
+    wait_text(&b, "main table", "backend-key").await;
+    let page = b.client.source().await.expect("page source");
+    assert!(
+        !page.contains("s3cr3t-value-1234"),
+        "a secret is never shown"
+    );
+    let nv = mgmt.ok("GET", "/named-values/backend-key", None, 200).await;
+    assert_eq!(nv["secret"], true, "{nv}");
 
     // Gateways: the killed gateway turns offline on the page by itself.
     b.goto(&format!("{base}/admin/gateways")).await;

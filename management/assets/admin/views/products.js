@@ -31,7 +31,9 @@ function productForm(product, apis, done) {
           body.displayName = name.input.value;
           body.description = description.input.value;
           body.subscriptionRequired = required.input.checked;
-          body.approvalRequired = approval.input.checked;
+          // Sent only when set or already stored, so the form also works with a
+          // management plane whose products have no approval setting.
+          if (approval.input.checked || "approvalRequired" in body) body.approvalRequired = approval.input.checked;
           body.apis = boxes.filter((b) => b.input.checked).map((b) => b.input.value);
           return body;
         };
