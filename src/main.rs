@@ -145,6 +145,15 @@ struct ManagedArgs {
     /// (changes normally arrive at once by long poll) [default: 10].
     #[arg(long, env = "PORTCULLIS_POLL_INTERVAL", requires = "management_url")]
     poll_interval: Option<u64>,
+    /// Seconds between heartbeats to the management plane (give the management
+    /// plane the same `--heartbeat-interval`) [default: 60].
+    #[arg(
+        long,
+        env = "PORTCULLIS_HEARTBEAT_INTERVAL",
+        requires = "management_url",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    heartbeat_interval: Option<u64>,
 }
 
 fn parse_backup_key(text: &str) -> Result<BackupKey, String> {
@@ -401,6 +410,9 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
             };
             if let Some(secs) = managed.poll_interval {
                 sync.timing.poll_interval = Duration::from_secs(secs.max(1));
+            }
+            if let Some(secs) = managed.heartbeat_interval {
+                sync.timing.heartbeat_interval = Duration::from_secs(secs);
             }
             GatewayOptions::managed(sync)
         }

@@ -55,6 +55,15 @@ pub(crate) struct ManagementArgs {
     /// addresses. Off by default: for labs whose documents are served locally.
     #[arg(long, env = "PORTCULLIS_OPENAPI_FETCH_PRIVATE")]
     openapi_fetch_private: bool,
+    /// Seconds between gateway heartbeats, as the gateways are configured (their
+    /// `--heartbeat-interval`); an instance is shown offline after three missed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        env = "PORTCULLIS_HEARTBEAT_INTERVAL",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    heartbeat_interval: u64,
 }
 
 impl ManagementArgs {
@@ -64,6 +73,7 @@ impl ManagementArgs {
         options.admin_token = self.admin_token.clone();
         options.analytics_retention_days = self.analytics_retention_days;
         options.fetch_private_addresses = self.openapi_fetch_private;
+        options.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
         options.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {
                 cert: cert.clone(),

@@ -1,5 +1,6 @@
 //! Portcullis management plane: the only place configuration changes, and what gateways sync from.
 
+pub(crate) mod admin_ui;
 pub mod http;
 pub mod openapi_import;
 pub(crate) mod portal;

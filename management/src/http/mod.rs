@@ -228,6 +228,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .merge(sync::routes())
         .merge(analytics::gateway_routes())
+        .merge(crate::admin_ui::routes())
         .merge(admin)
         .merge(crate::portal::routes())
         .fallback(no_route)

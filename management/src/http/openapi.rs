@@ -46,7 +46,7 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "The only way to change a Portcullis configuration. Every accepted change is compiled with the gateway's own compiler first, bumps one revision and is recorded in the audit log. Errors are application/problem+json.",
         },
-        "security": [{ "adminToken": [] }],
+        "security": [{ "adminToken": [] }, { "adminSession": [] }],
         "paths": paths,
         "components": components(),
     })
@@ -100,7 +100,14 @@ fn header_param(reference: &str) -> Value {
 
 /// Responses shared by every admin operation.
 fn admin_errors(responses: &mut Map<String, Value>) {
-    responses.insert("401".into(), problem("No or a wrong admin bearer token"));
+    responses.insert(
+        "401".into(),
+        problem("No or a wrong admin bearer token (or admin console session)"),
+    );
+    responses.insert(
+        "403".into(),
+        problem("An admin console session's unsafe request without its X-CSRF-Token"),
+    );
 }
 
 fn operation(
@@ -301,7 +308,7 @@ fn policy_paths() -> Vec<(String, Value)> {
     let xml = || json!({ "application/xml": { "schema": { "type": "string" } } });
     scopes
         .into_iter()
-        .map(|(path, what, params)| {
+        .flat_map(|(path, what, params)| {
             let with = |extra: &str| {
                 let mut p = params.clone();
                 p.push(header_param(extra));
@@ -342,7 +349,19 @@ fn policy_paths() -> Vec<(String, Value)> {
                     ],
                 ),
             });
-            (path.to_owned(), item)
+            let validate = json!({
+                "post": operation(
+                    &format!("Check {what} without saving it"),
+                    params.clone(),
+                    Some(json!({ "required": true, "content": xml() })),
+                    vec![
+                        ("200", ok_json("Whether it compiles exactly as PUT would compile it (with the current named values and fragments), and if not, the compiler's errors with their lines; nothing is stored", schema_ref("PolicyValidation"))),
+                        ("404", problem("No such owner")),
+                        ("415", problem("Not XML")),
+                    ],
+                ),
+            });
+            [(path.to_owned(), item), (format!("{path}/validate"), validate)]
         })
         .collect()
 }
@@ -663,6 +682,7 @@ fn components() -> Value {
     json!({
         "securitySchemes": {
             "adminToken": { "type": "http", "scheme": "bearer", "description": "The admin token printed at the first start (or given in the environment)" },
+            "adminSession": { "type": "apiKey", "in": "cookie", "name": "portcullis_admin", "description": "The admin console's session (after POST /admin/login); unsafe methods also need the header X-CSRF-Token with the session's token" },
             "gatewayToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`GatewayKey <id>&<expiry>&<signature>` from POST /gateways/{id}/token" },
         },
         "headers": {
@@ -684,6 +704,31 @@ fn schemas() -> Value {
     let policy =
         json!({ "type": "string", "nullable": true, "description": "Policy XML (<policies>...)" });
     let mut schemas = Map::new();
+    schemas.insert(
+        "PolicyValidation".into(),
+        json!({
+            "type": "object",
+            "required": ["valid"],
+            "properties": {
+                "valid": { "type": "boolean" },
+                "errors": {
+                    "type": "array",
+                    "description": "When not valid: where and why (the compiler stops at the first error)",
+                    "items": {
+                        "type": "object",
+                        "required": ["message"],
+                        "properties": {
+                            "line": { "type": "integer", "description": "From 1" },
+                            "column": { "type": "integer", "description": "From 1" },
+                            "element": { "type": "string", "description": "The offending element, or `policies`" },
+                            "owner": { "type": "string", "description": "Whose document the error is in" },
+                            "message": { "type": "string" },
+                        },
+                    },
+                },
+            },
+        }),
+    );
     schemas.insert(
         "Problem".into(),
         json!({
@@ -1108,6 +1153,10 @@ pub const ROUTED: &[(&str, &[&str])] = &[
         "/apis/{id}/operations/{opId}/policy",
         &["get", "put", "delete"],
     ),
+    ("/policy/validate", &["post"]),
+    ("/products/{id}/policy/validate", &["post"]),
+    ("/apis/{id}/policy/validate", &["post"]),
+    ("/apis/{id}/operations/{opId}/policy/validate", &["post"]),
     ("/apis/{id}/openapi", &["get", "put"]),
     ("/apis/{id}/openapi/import-url", &["post"]),
     ("/subscriptions/{id}/secrets", &["post"]),

@@ -427,15 +427,7 @@ impl Store {
         actor: &str,
         now_unix: u64,
     ) -> Result<(), StoreError> {
-        let snapshot = match check {
-            Check::Skip => None,
-            Check::Full => Some(next.candidate_snapshot(|_| true)),
-            Check::Api(changed) => Some(next.candidate_snapshot(|api| api == changed)),
-            Check::Structure => Some(next.candidate_snapshot(|_| false)),
-        };
-        if let Some(snapshot) = snapshot {
-            CompiledConfig::compile(snapshot)?;
-        }
+        compile_candidate(&next, check)?;
         let revision = db::to_i64(next.revision)?;
         let now = db::to_i64(now_unix)?;
         let tx = self
@@ -571,6 +563,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Compiles a candidate state as `check` says: what every write (and a policy
+/// check) must pass before anything is stored.
+fn compile_candidate(next: &State, check: Check<'_>) -> Result<(), StoreError> {
+    let snapshot = match check {
+        Check::Skip => None,
+        Check::Full => Some(next.candidate_snapshot(|_| true)),
+        Check::Api(changed) => Some(next.candidate_snapshot(|api| api == changed)),
+        Check::Structure => Some(next.candidate_snapshot(|_| false)),
+    };
+    if let Some(snapshot) = snapshot {
+        CompiledConfig::compile(snapshot)?;
+    }
+    Ok(())
 }
 
 /// What a change's candidate configuration is compiled with.

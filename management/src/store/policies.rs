@@ -5,8 +5,8 @@ use portcullis_core::config::Api;
 use super::docs::Doc;
 use super::state::State;
 use super::{
-    check_precondition, describe, AuditNote, Check, Kind, PolicyDoc, PolicyScope, Precondition,
-    Row, Store, StoreError,
+    check_precondition, compile_candidate, describe, AuditNote, Check, Kind, PolicyDoc,
+    PolicyScope, Precondition, Row, Store, StoreError,
 };
 
 impl Store {
@@ -51,6 +51,15 @@ impl Store {
             },
             created,
         ))
+    }
+
+    /// Compiles `xml` as the policy document at `scope` with the rest of the current
+    /// configuration, exactly as [`Store::put_policy`] would, without storing it:
+    /// [`StoreError::Config`] names the line if it does not compile.
+    pub fn check_policy(&self, scope: &PolicyScope, xml: &str) -> Result<(), StoreError> {
+        let mut next = self.begin();
+        set_policy(&mut next, scope, Some(xml.to_owned()))?;
+        compile_candidate(&next, policy_check(scope))
     }
 
     /// Removes a policy document.
@@ -186,5 +195,59 @@ fn set_policy(
             next.put(Doc::Api(api), id, version);
             Ok(Row::Entity(Kind::Api, id.clone()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::config::ConfigError;
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn store_with_api() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("data")).expect("open");
+        let api = json!({
+            "path": "echo", "serviceUrl": "http://127.0.0.1:9000/",
+            "operations": [{"id": "get", "method": "GET", "urlTemplate": "/items"}]
+        });
+        store
+            .put(Kind::Api, "echo", api, Precondition::NONE, "t", T0)
+            .expect("api");
+        let nv = json!({"value": "7", "secret": false});
+        store
+            .put(Kind::NamedValue, "calls", nv, Precondition::NONE, "t", T0)
+            .expect("named value");
+        (dir, store)
+    }
+
+    #[test]
+    fn check_policy_compiles_without_storing() {
+        let (_dir, store) = store_with_api();
+        let scope = PolicyScope::Api("echo".into());
+        let revision = store.revision();
+        let good = "<policies><inbound><base /><rate-limit calls=\"{{calls}}\" renewal-period=\"60\" /></inbound></policies>";
+        store.check_policy(&scope, good).expect("compiles");
+        let bad = "<policies>\n  <inbound>\n    <base />\n    <no-such-policy />\n  </inbound>\n</policies>";
+        match store.check_policy(&scope, bad) {
+            Err(StoreError::Config(e)) => match *e {
+                ConfigError::Policy { error, .. } => assert_eq!(error.pos.line, 4),
+                other => panic!("not a policy error: {other}"),
+            },
+            other => panic!("expected a policy error, got {other:?}"),
+        }
+        assert_eq!(store.revision(), revision, "nothing stored");
+        assert!(matches!(
+            store.get_policy(&scope),
+            Err(StoreError::NotFound(_))
+        ));
+        let unknown = PolicyScope::Api("nope".into());
+        assert!(matches!(
+            store.check_policy(&unknown, good),
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
