@@ -76,9 +76,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let gateway = Gateway::start(args.runtime, options).await?;
     wait_ready(&gateway).await?;
     let addr = gateway.local_addr();
+    let gateway_url = format!("http://{addr}");
+    admin
+        .call(
+            "PUT",
+            &format!("/gateways/{GATEWAY_ID}"),
+            &gateway_entity(&seeded.api_ids, Some(&gateway_url)),
+        )
+        .await?;
 
-    println!("GATEWAY_URL=http://{addr}");
+    println!("GATEWAY_URL={gateway_url}");
     println!("MANAGEMENT_URL={management_url}");
+    println!("PORTAL_URL={management_url}/portal");
+    println!("ADMIN_URL={management_url}/admin");
     println!("ADMIN_TOKEN={admin_token}");
     println!("SUBSCRIPTION_KEY={}", seeded.subscription_key);
     println!("SAMPLE_API_PATH=/{}", seeded.open_path);
@@ -97,6 +107,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("curl -i http://{addr}/{}/hello", seeded.open_path);
     println!("curl -s -H 'Authorization: Bearer {admin_token}' {management_url}/apis");
+    println!("# the developer portal: sign up at PORTAL_URL, subscribe to a product, try an API;");
+    println!("# the admin console: sign in at ADMIN_URL with ADMIN_TOKEN.");
     println!(
         "# changes made through MANAGEMENT_URL reach the gateway at once; Ctrl-C stops the demo."
     );
@@ -155,8 +167,23 @@ impl Gateway {
     }
 }
 
+/// The demo gateway as the management plane stores it; `url` once it listens
+/// (the portal's "try it" console sends requests there).
+fn gateway_entity(api_ids: &[String], url: Option<&str>) -> Value {
+    let mut gateway = json!({
+        "description": "The gateway `portcullis demo` runs on loopback.",
+        "location": { "name": "demo (loopback)" },
+        "apis": api_ids,
+    });
+    if let Some(url) = url {
+        gateway["url"] = Value::String(url.to_owned());
+    }
+    gateway
+}
+
 /// What seeding produced.
 struct Seeded {
+    api_ids: Vec<String>,
     gateway_token: String,
     subscription_key: String,
     open_path: String,
@@ -282,17 +309,14 @@ async fn seed(admin: &Admin, backend_url: &str) -> anyhow::Result<Seeded> {
         .call(
             "PUT",
             &format!("/gateways/{GATEWAY_ID}"),
-            &json!({
-                "description": "The gateway `portcullis demo` runs on loopback.",
-                "location": { "name": "demo (loopback)" },
-                "apis": api_ids,
-            }),
+            &gateway_entity(&api_ids, None),
         )
         .await?;
     let token = admin
         .call("POST", &format!("/gateways/{GATEWAY_ID}/token"), &json!({}))
         .await?;
     Ok(Seeded {
+        api_ids,
         gateway_token: token["value"]
             .as_str()
             .context("the token answer has no value")?

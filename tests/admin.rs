@@ -568,6 +568,32 @@ async fn admin_console_in_a_browser() {
         Some(3),
         "{imported}"
     );
+
+    // The imported operations are in the developer portal too, for a developer who
+    // signs up there (another browser: the admin's session does not open the portal).
+    b.goto(&format!("{base}/portal")).await;
+    wait_text(&b, "h1", "Sign in").await;
+    let dev = Browser::start().await;
+    dev.goto(&format!("{base}/portal/signup")).await;
+    dev.fill("#email", "dev@example.com").await;
+    dev.fill("#firstName", "Dev").await;
+    dev.fill("#lastName", "Eloper").await;
+    dev.fill("#password", "a long enough password").await;
+    dev.click("main button[type='submit']").await;
+    wait_text(&dev, "h1", "APIs and products").await;
+    dev.goto(&format!("{base}/portal/apis/pets")).await;
+    for summary in ["List pets", "Create a pet", "One pet"] {
+        wait_text(&dev, "main", summary).await;
+    }
+    wait_text(&dev, "main", "/pets/{petId}").await;
+    dev.screenshot("portal-imported-api").await;
+    // Nor does the developer's portal session open the console.
+    dev.goto(&format!("{base}/admin/apis")).await;
+    wait_text(&dev, "main label", "Admin token").await;
+    dev.close().await;
+    b.goto(&format!("{base}/admin/apis/pets")).await;
+    wait_text(&b, "main .crumbs", "pets").await;
+
     // A document that does not parse: the console shows where.
     b.fill(
         "form textarea[name=document]",

@@ -7,7 +7,6 @@ pub(crate) mod portal;
 pub mod server;
 pub mod store;
 pub mod tls;
-#[allow(dead_code)] // Until the admin console and the portal land.
 pub(crate) mod web;
 
 pub use server::{Environment, Management, ManagementError, ManagementOptions};
