@@ -2,6 +2,7 @@
 
 pub(crate) mod admin_ui;
 pub mod http;
+pub(crate) mod http_client;
 pub mod openapi_import;
 pub(crate) mod portal;
 pub mod server;

@@ -8,17 +8,15 @@
 //! answer differently the second time).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{ACCEPT, HOST, LOCATION, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
-use tokio_rustls::TlsConnector;
+
+use crate::http_client;
 
 /// How long a whole fetch (redirects included) may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -158,9 +156,6 @@ enum Outcome {
     Redirect(String),
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
-
 /// The addresses `host` resolves to, every one of them allowed by `refusal`.
 async fn checked_addresses<F>(
     url: &str,
@@ -223,36 +218,15 @@ where
         url: url.clone(),
         reason,
     };
-    let https = uri.scheme_str() == Some("https");
-    let host = uri.host().unwrap_or_default();
-    // `[::1]` in a URL is `::1` to connect to.
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let addrs = checked_addresses(&url, bare_host, port, refusal).await?;
+    let (host, port, _) = http_client::target(uri);
+    let addrs = checked_addresses(&url, host, port, refusal).await?;
     let tcp = connect(&url, &addrs).await?;
-    let stream: Box<dyn Io> = if https {
-        let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
-        let tls = tls_connector()
-            .map_err(|e| failed(e.to_string()))?
-            .connect(name, tcp)
-            .await
-            .map_err(|e| failed(format!("TLS: {e}")))?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let mut conn = http_client::open(uri, tcp, "document fetch")
         .await
-        .map_err(|e| failed(e.to_string()))?;
-    let driver = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "document fetch connection ended");
-        }
-    });
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        .map_err(failed)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request = Request::get(path)
-        .header(HOST, authority)
+        .header(HOST, http_client::host_header(uri))
         .header(
             ACCEPT,
             "application/json, application/yaml, application/x-yaml, text/yaml, */*;q=0.5",
@@ -261,7 +235,8 @@ where
         .body(Empty::<Bytes>::new())
         .map_err(|e| failed(e.to_string()))?;
     let result = async {
-        let response = sender
+        let response = conn
+            .sender
             .send_request(request)
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -296,19 +271,7 @@ where
         Ok(Outcome::Body(body.to_bytes()))
     }
     .await;
-    driver.abort();
     result
-}
-
-fn tls_connector() -> Result<TlsConnector, rustls::Error> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]

@@ -2,17 +2,15 @@
 //! rustls with the Mozilla roots), within a time limit, keeping at most
 //! [`MAX_RESPONSE`] bytes of the answer.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HOST, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, Uri};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
-use tokio_rustls::TlsConnector;
+
+use crate::http_client;
 
 /// How long a whole console request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,9 +72,6 @@ pub async fn send(out: Outgoing) -> Result<Answer, ForwardError> {
         .map_err(|_| ForwardError::Timeout(url))?
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
-
 async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
     let started = Instant::now();
     let url = out.uri.to_string();
@@ -84,33 +79,14 @@ async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
         url: url.clone(),
         reason,
     };
-    let https = out.uri.scheme_str() == Some("https");
-    let host = out.uri.host().unwrap_or_default();
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = out.uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = TcpStream::connect((bare_host, port))
+    let (host, port, _) = http_client::target(&out.uri);
+    let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let stream: Box<dyn Io> = if https {
-        let name = ServerName::try_from(bare_host.to_owned()).map_err(|e| failed(e.to_string()))?;
-        let tls = tls_connector()
-            .map_err(|e| failed(e.to_string()))?
-            .connect(name, tcp)
-            .await
-            .map_err(|e| failed(format!("TLS: {e}")))?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let mut conn = http_client::open(&out.uri, tcp, "try-it")
         .await
-        .map_err(|e| failed(e.to_string()))?;
-    let driver = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "try-it connection ended");
-        }
-    });
-    let authority = out.uri.authority().map_or(host, |a| a.as_str()).to_owned();
+        .map_err(failed)?;
+    let authority = http_client::host_header(&out.uri).to_owned();
     let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut builder = Request::builder()
         .method(out.method)
@@ -124,7 +100,8 @@ async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
         .body(Full::new(out.body))
         .map_err(|e| failed(e.to_string()))?;
     let result = async {
-        let response = sender
+        let response = conn
+            .sender
             .send_request(request)
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -164,19 +141,7 @@ async fn exchange(out: Outgoing) -> Result<Answer, ForwardError> {
         })
     }
     .await;
-    driver.abort();
     result
-}
-
-fn tls_connector() -> Result<TlsConnector, rustls::Error> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
