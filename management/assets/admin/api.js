@@ -72,6 +72,20 @@ export async function update(path, edit) {
   return call("PUT", path, { body, headers: current.etag ? { "If-Match": current.etag } : {} });
 }
 
+/**
+ * Saves a form's entity of `collection`: the existing one (`existingId`) with
+ * If-Match, else a new one at `newId` made from `blank`, only if that id is free.
+ * Returns the id saved.
+ */
+export async function save(collection, existingId, newId, apply, blank) {
+  if (existingId) {
+    await update(`/${collection}/${encodeURIComponent(existingId)}`, apply);
+    return existingId;
+  }
+  await call("PUT", `/${collection}/${encodeURIComponent(newId)}`, { body: apply(blank), headers: { "If-None-Match": "*" } });
+  return newId;
+}
+
 /** A problem as one sentence, with where a document breaks when the API says. */
 export function explain(err) {
   if (!(err instanceof ApiError)) return String(err?.message || err);

@@ -1,7 +1,7 @@
 // APIs: the list, a new API (by hand or from an OpenAPI document), and one API
 // with its settings, operations, OpenAPI import and policy.
 
-import { ApiError, all, call, explain, get, update } from "../api.js";
+import { ApiError, all, call, explain, get, save } from "../api.js";
 import { field, h, link, replace, say, statusArea, table } from "../dom.js";
 import { policyEditor } from "../policy_editor.js";
 import { navigate } from "../router.js";
@@ -100,15 +100,9 @@ function settingsForm(api, done) {
           return body;
         };
         try {
-          if (api) {
-            await update(`/apis/${enc(api.id)}`, apply);
-            say(status, "Saved.", "ok");
-            done(api.id);
-          } else {
-            const newId = id.input.value.trim();
-            await call("PUT", `/apis/${enc(newId)}`, { body: apply({ operations: [] }), headers: { "If-None-Match": "*" } });
-            done(newId);
-          }
+          const saved = await save("apis", api?.id, id?.input.value.trim(), apply, { operations: [] });
+          if (api) say(status, "Saved.", "ok");
+          done(saved);
         } catch (err) {
           say(status, `Not saved. ${explain(err)}`);
         }

@@ -1,7 +1,7 @@
 // Products: the list, create and edit (APIs, subscription and approval
 // settings), and each product's policy.
 
-import { ApiError, all, call, explain, get, update } from "../api.js";
+import { ApiError, all, call, explain, get, save } from "../api.js";
 import { field, h, link, replace, say, statusArea, table, uid } from "../dom.js";
 import { policyEditor } from "../policy_editor.js";
 import { navigate } from "../router.js";
@@ -38,15 +38,9 @@ function productForm(product, apis, done) {
           return body;
         };
         try {
-          if (product) {
-            await update(`/products/${enc(product.id)}`, apply);
-            say(status, "Saved.", "ok");
-            done(product.id);
-          } else {
-            const newId = id.input.value.trim();
-            await call("PUT", `/products/${enc(newId)}`, { body: apply({}), headers: { "If-None-Match": "*" } });
-            done(newId);
-          }
+          const saved = await save("products", product?.id, id?.input.value.trim(), apply, {});
+          if (product) say(status, "Saved.", "ok");
+          done(saved);
         } catch (err) {
           say(status, `Not saved. ${explain(err)}`);
         }
