@@ -431,7 +431,7 @@ fn api_doc_paths() -> Vec<(String, Value)> {
                         "required": ["url"],
                         "additionalProperties": false,
                         "properties": {
-                            "url": { "type": "string", "description": "http or https URL of the document (15 s, 16 MiB, 5 redirects at most)" },
+                            "url": { "type": "string", "description": "http or https URL of the document (15 s, 16 MiB, 5 redirects at most); its host must resolve to public addresses only, unless the management plane runs with --openapi-fetch-private" },
                             "path": { "type": "string", "description": "The API URL suffix; required when the API does not exist" },
                             "serviceUrl": { "type": "string", "description": "The upstream base URL" },
                         },
