@@ -56,8 +56,10 @@ pub struct Product {
     #[serde(default = "default_true")]
     pub subscription_required: bool,
     /// Whether a new subscription waits for an administrator's approval
-    /// (`submitted`) instead of being active at once.
-    #[serde(default)]
+    /// (`submitted`) instead of being active at once. Written only when set, so
+    /// snapshots of configurations that do not use it still load in gateways
+    /// older than the field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub approval_required: bool,
     /// The product-scope policy document, XML.
     #[serde(default)]
