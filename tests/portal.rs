@@ -945,4 +945,34 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         .await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("blocked"));
+
+    // Guessing passwords: the fifth failure within the window pauses sign-in for
+    // that email, even with the right password, and says so; other emails, and
+    // emails without an account alike, are counted on their own.
+    let mut guesser = Visitor::new(addr);
+    for _ in 0..4 {
+        let r = guesser
+            .sign_in("alice@example.com", "not the password", "/portal")
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = guesser
+        .sign_in("alice@example.com", "not the password", "/portal")
+        .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        r.body_str().contains("Too many failed sign-ins"),
+        "{}",
+        r.body_str()
+    );
+    let r = guesser
+        .sign_in("alice@example.com", PASSWORD, "/portal")
+        .await;
+    assert_eq!(r.status, 429);
+    // No session was started.
+    assert_eq!(guesser.get("/portal").await.status, 303);
+    let r = guesser
+        .sign_in("carol@example.com", PASSWORD, "/portal")
+        .await;
+    assert_eq!(r.status, 401);
 }

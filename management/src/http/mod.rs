@@ -52,6 +52,8 @@ pub struct AppState {
     inline: bool,
     /// Whether the management plane serves HTTPS (cookies are then always `Secure`).
     tls: bool,
+    /// Failed portal sign-ins per email.
+    pub(crate) sign_in_throttle: crate::web::throttle::Throttle,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             clock: clock::now_unix,
             inline: false,
             tls: false,
+            sign_in_throttle: crate::web::throttle::Throttle::default(),
         }
     }
 

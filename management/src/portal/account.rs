@@ -45,6 +45,15 @@ pub async fn signin(State(state): State<Shared>, headers: HeaderMap, form: Form)
     let email = form.get("email").trim().to_lowercase();
     let given = form.get("password").to_owned();
     let next = next::sanitize(form.opt("next")).to_owned();
+    let again = |status: StatusCode, message: &str| {
+        anonymous_page(&state, &headers, status, |token| {
+            signin_page(token, &next, &email, Some(message))
+        })
+    };
+    let now = state.now_unix();
+    if let Some(wait) = state.sign_in_throttle.locked_for(&email, now) {
+        return locked(again, wait);
+    }
     let lookup = email.clone();
     let found = match state.read(move |s| s.portal_credentials(&lookup)).await {
         Ok(found) => found,
@@ -58,20 +67,33 @@ pub async fn signin(State(state): State<Shared>, headers: HeaderMap, form: Form)
         }
     })
     .await;
-    let again = |status: StatusCode, message: &str| {
-        anonymous_page(&state, &headers, status, |token| {
-            signin_page(token, &next, &email, Some(message))
-        })
-    };
     match checked {
         Err(e) => problem_page(Problem::internal(&e), Viewer::Anonymous),
-        Ok(None) => again(StatusCode::UNAUTHORIZED, "The email or password is wrong."),
+        Ok(None) => match state.sign_in_throttle.failed(&email, now) {
+            Some(wait) => locked(again, wait),
+            None => again(StatusCode::UNAUTHORIZED, "The email or password is wrong."),
+        },
         Ok(Some(user)) if user.blocked => again(
             StatusCode::FORBIDDEN,
             "This account is blocked. Contact the API provider to have it unblocked.",
         ),
-        Ok(Some(user)) => start_session(&state, &headers, &user, &next).await,
+        Ok(Some(user)) => {
+            state.sign_in_throttle.succeeded(&email);
+            start_session(&state, &headers, &user, &next).await
+        }
     }
+}
+
+/// The sign-in form again, saying sign-in is paused for `wait` seconds (429).
+fn locked(again: impl Fn(StatusCode, &str) -> Response, wait: u64) -> Response {
+    let minutes = wait.div_ceil(60).max(1);
+    again(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!(
+            "Too many failed sign-ins for this email. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ),
+    )
 }
 
 /// GET /portal/signup
