@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::managed::{ManagedGateway, ManagementProcess, ADMIN_TOKEN};
-use common::{any_port, api, within, Backend, Client, Response, Runtime, WAIT};
+use common::{any_port, api, within, Backend, Response, Runtime, WAIT};
 // The console's flows do not depend on the gateway's runtime: one run, on tokio.
 #[allow(unused_imports)]
 use common::runtimes as _;
 use fantoccini::Locator;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 
 /// One request on a fresh connection, with no bearer token unless `headers` has one.
 async fn raw(
@@ -26,21 +25,7 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let method: axum::http::Method = method.parse().expect("method");
-    Box::pin(async move {
-        let stream = within("connect to management", TcpStream::connect(addr))
-            .await
-            .expect("management reachable");
-        let mut client = Client::from_stream(stream);
-        client.send(request).await;
-        within("management answers", client.response_to(&method)).await
-    })
-    .await
+    common::managed::http_call(addr, method, path, headers, body).await
 }
 
 /// Every `Set-Cookie` value of a response.

@@ -177,12 +177,8 @@ pub async fn admin_call(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Response {
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n"
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let mut all = vec![("Authorization", bearer.as_str())];
     let body = body.unwrap_or("");
     if !body.is_empty() {
         let content_type = if body.trim_start().starts_with('<') {
@@ -190,7 +186,24 @@ pub async fn admin_call(
         } else {
             "application/json"
         };
-        request.push_str(&format!("Content-Type: {content_type}\r\n"));
+        all.push(("Content-Type", content_type));
+    }
+    all.extend_from_slice(headers);
+    http_call(addr, method, path, &all, body).await
+}
+
+/// One request to `addr` on a fresh connection, with exactly these headers (no
+/// credentials unless they are among them).
+pub async fn http_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     let method: axum::http::Method = method.parse().expect("method");
