@@ -1,5 +1,5 @@
 //! The browser harness itself: headless Chromium starts, renders a loopback page,
-//! takes a screenshot, and keeps the `Secure; HttpOnly; SameSite=Strict` cookies
+//! finds what its accessibility check looks for, takes a screenshot, and keeps the `Secure; HttpOnly; SameSite=Strict` cookies
 //! the admin console and portal set over plain HTTP on 127.0.0.1 (their sign-in
 //! depends on it).
 
@@ -22,6 +22,17 @@ async fn set() -> impl IntoResponse {
     )
 }
 
+/// A page that gets two basics wrong: grey-on-white text and an unlabelled field.
+async fn careless() -> Html<&'static str> {
+    Html(
+        "<!doctype html><html lang=en><head><title>careless</title>\
+         <style>p.faint{color:#bbb} p.ok{color:#333}</style></head><body>\
+         <a href=\"#main\">Skip</a><main id=main><h1>Careless</h1>\
+         <p class=faint>hard to read</p><p class=ok>easy to read</p>\
+         <input name=q></main></body></html>",
+    )
+}
+
 async fn show(headers: HeaderMap) -> Html<String> {
     let cookie = headers
         .get(COOKIE)
@@ -39,7 +50,8 @@ async fn chromium_keeps_secure_cookies_on_loopback_and_takes_screenshots() {
     let addr = listener.local_addr().unwrap();
     let app = Router::new()
         .route("/set", get(set))
-        .route("/show", get(show));
+        .route("/show", get(show))
+        .route("/careless", get(careless));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let browser = Browser::start().await;
@@ -55,6 +67,17 @@ async fn chromium_keeps_secure_cookies_on_loopback_and_takes_screenshots() {
         .await
         .unwrap();
     assert_eq!(seen, serde_json::json!(""));
+    // The accessibility check catches what it claims to.
+    browser.goto(&format!("http://{addr}/careless")).await;
+    browser.wait_for_text("Careless").await;
+    let problems = browser.accessibility_problems().await;
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("unlabelled field q"),
+        "{problems:?}"
+    );
+    assert!(problems[1].starts_with("contrast 1.9"), "{problems:?}");
+    assert!(problems[1].contains("hard to read"), "{problems:?}");
     let png = browser.screenshot("harness").await;
     assert!(std::fs::metadata(&png).unwrap().len() > 100);
     browser.close().await;

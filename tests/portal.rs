@@ -370,43 +370,6 @@ async fn fill(browser: &Browser, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
-/// What the page gets wrong of the basics: a `lang`, one `h1`, a skip link to
-/// `main`, a `<label for>` on every field, unique ids, no inline styles or scripts.
-async fn accessibility_problems(browser: &Browser) -> Vec<String> {
-    let script = r##"
-        const problems = [];
-        if (!document.documentElement.lang) problems.push("no lang");
-        const h1s = document.querySelectorAll("h1").length;
-        if (h1s !== 1) problems.push(h1s + " h1 elements");
-        if (!document.querySelector('a.skip[href="#main"]') || !document.getElementById("main")) problems.push("no skip link");
-        for (const el of document.querySelectorAll('input:not([type="hidden"]), select, textarea')) {
-            if (!el.id || !document.querySelector('label[for="' + el.id + '"]')) problems.push("unlabelled " + el.name);
-        }
-        const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
-        const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
-        if (dup.length) problems.push("duplicate ids " + dup.join(","));
-        if (document.querySelector("[style]")) problems.push("inline style attribute");
-        for (const s of document.querySelectorAll("script")) if (!s.src) problems.push("inline script");
-        return problems;
-    "##;
-    let value = browser.client.execute(script, vec![]).await.unwrap();
-    serde_json::from_value(value).unwrap()
-}
-
-/// Whether the page is no wider than the window (no horizontal scrolling).
-async fn fits(browser: &Browser) -> bool {
-    browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation() {
     // Boxed: the whole journey is one large future, and the test thread's stack is small.
@@ -553,7 +516,7 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_step
         browser.goto(&format!("{portal}{page}")).await;
         text_of(&browser, "h1").await;
         assert_eq!(
-            accessibility_problems(&browser).await,
+            browser.accessibility_problems().await,
             Vec::<String>::new(),
             "{page}"
         );
@@ -566,12 +529,12 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_step
     fill(&phone, "#password", PASSWORD).await;
     click(&phone, "main button[type='submit']").await;
     wait_text(&phone, "h1", "APIs and products").await;
-    assert!(fits(&phone).await, "home is wider than a phone");
+    assert!(phone.fits_width().await, "home is wider than a phone");
     phone.screenshot("portal-phone").await;
     for page in ["/apis/pets", "/subscriptions", "/products/starter"] {
         phone.goto(&format!("{portal}{page}")).await;
         text_of(&phone, "h1").await;
-        assert!(fits(&phone).await, "{page} is wider than a phone");
+        assert!(phone.fits_width().await, "{page} is wider than a phone");
     }
     phone.close().await;
     browser.close().await;

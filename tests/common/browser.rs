@@ -180,6 +180,32 @@ impl Browser {
         }
     }
 
+    /// What the page gets wrong of the accessibility basics: a `lang`, one `h1`, a
+    /// skip link to `main`, a `<label for>` on every field, unique ids, a name on
+    /// every button, `alt` on every image, no inline styles or scripts, and
+    /// WCAG AA contrast (4.5:1, 3:1 for large text) of every visible text.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let value = self
+            .client
+            .execute(ACCESSIBILITY_SCRIPT, vec![])
+            .await
+            .expect("the accessibility check runs");
+        serde_json::from_value(value).expect("a list of problems")
+    }
+
+    /// Whether the page is no wider than the window (no horizontal scrolling).
+    pub async fn fits_width(&self) -> bool {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .expect("the width check runs")
+            .as_bool()
+            .unwrap_or(false)
+    }
+
     /// Saves a PNG of the viewport as `target/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
@@ -196,3 +222,63 @@ impl Browser {
         let _ = self.driver.kill().await;
     }
 }
+
+/// The checks of [`Browser::accessibility_problems`], run in the page.
+const ACCESSIBILITY_SCRIPT: &str = r##"
+    const problems = [];
+    if (!document.documentElement.lang) problems.push("no lang");
+    const h1s = document.querySelectorAll("h1").length;
+    if (h1s !== 1) problems.push(h1s + " h1 elements");
+    if (!document.querySelector('a[href="#main"]') || !document.getElementById("main")) problems.push("no skip link");
+    for (const el of document.querySelectorAll('input:not([type="hidden"]), select, textarea')) {
+        const labelled = (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]'))
+            || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || el.closest("label");
+        if (!labelled) problems.push("unlabelled field " + (el.name || el.id || el.type));
+    }
+    for (const b of document.querySelectorAll("button, a[href]")) {
+        if (!(b.textContent.trim() || b.getAttribute("aria-label") || b.getAttribute("title"))) problems.push("unnamed " + b.tagName.toLowerCase());
+    }
+    for (const img of document.querySelectorAll("img")) if (!img.hasAttribute("alt")) problems.push("image without alt");
+    const ids = [...document.querySelectorAll("[id]")].map(e => e.id);
+    const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
+    if (dup.length) problems.push("duplicate ids " + dup.join(","));
+    if (document.querySelector("[style]")) problems.push("inline style attribute");
+    for (const s of document.querySelectorAll("script")) if (!s.src) problems.push("inline script");
+
+    // Contrast: each element with its own visible text, against the first opaque
+    // background among itself and its ancestors (white if none).
+    const rgba = (c) => { const m = c.match(/[\d.]+/g) || []; return m.map(Number).concat([1]).slice(0, 4); };
+    const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const c = rgba(getComputedStyle(e).backgroundColor);
+            if (c[3] >= 0.99) return c;
+        }
+        return [255, 255, 255, 1];
+    };
+    const seen = new Set();
+    for (const el of document.querySelectorAll("body *")) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own) continue;
+        const style = getComputedStyle(el);
+        const box = el.getBoundingClientRect();
+        if (style.visibility === "hidden" || style.display === "none" || box.width === 0 || box.height === 0) continue;
+        if (el.closest("[aria-hidden=true], .visually-hidden, .sr-only, option, svg")) continue;
+        const fg = rgba(style.color), bg = background(el);
+        // A translucent text colour is blended over its background.
+        const mix = fg.slice(0, 3).map((v, i) => v * fg[3] + bg[i] * (1 - fg[3]));
+        const [hi, lo] = [lum(mix), lum(bg)].sort((a, b) => b - a);
+        const ratio = (hi + 0.05) / (lo + 0.05);
+        const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+        const large = size >= 24 || (bold && size >= 18.66);
+        if (ratio < (large ? 3 : 4.5)) {
+            const text = el.textContent.trim().slice(0, 30);
+            const key = text + ratio.toFixed(2);
+            if (!seen.has(key)) { seen.add(key); problems.push("contrast " + ratio.toFixed(2) + ":1 for '" + text + "'"); }
+        }
+    }
+    return problems;
+"##;
