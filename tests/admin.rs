@@ -12,6 +12,7 @@ use common::browser::Browser;
 use common::managed::{ManagedGateway, ManagementProcess, ADMIN_TOKEN};
 use common::{any_port, api, within, Backend, Response, Runtime, WAIT};
 // The console's flows do not depend on the gateway's runtime: one run, on tokio.
+use axum::Router;
 #[allow(unused_imports)]
 use common::runtimes as _;
 use fantoccini::Locator;
@@ -443,8 +444,13 @@ async fn admin_console_in_a_browser() {
     let backend = Backend::echo().await;
     let data = tempfile::tempdir().unwrap();
     // Heartbeats every second: an instance is offline three seconds after its last.
-    let mgmt =
-        ManagementProcess::start(any_port(), data.path(), &["--heartbeat-interval", "1"]).await;
+    let mgmt = ManagementProcess::start(
+        any_port(),
+        data.path(),
+        // Documents are served from loopback below: allow fetching them.
+        &["--heartbeat-interval", "1", "--openapi-fetch-private"],
+    )
+    .await;
     let echo = api("echo", "echo", &format!("http://{}", backend.addr));
     mgmt.ok("PUT", "/apis/echo", Some(&echo.to_string()), 201)
         .await;
@@ -701,6 +707,79 @@ async fn admin_console_in_a_browser() {
     );
     let nv = mgmt.ok("GET", "/named-values/backend-key", None, 200).await;
     assert_eq!(nv["secret"], true, "{nv}");
+
+    // The import form also takes a file...
+    let zoo = "openapi: 3.0.3\ninfo: { title: Zoo, version: '1' }\npaths:\n  /animals:\n    get: { operationId: listAnimals, responses: { '200': { description: ok } } }\n  /animals/{name}:\n    get:\n      operationId: getAnimal\n      parameters: [{ name: name, in: path, required: true, schema: { type: string } }]\n      responses: { '200': { description: ok } }\n";
+    let file = data.path().join("zoo.yaml");
+    std::fs::write(&file, zoo).expect("writes the document");
+    b.goto(&format!("{base}/admin/apis")).await;
+    b.fill("form input[name=id]", "zoo").await;
+    b.fill("form input[name=path]", "zoo").await;
+    b.fill(
+        "form input[name=serviceUrl]",
+        &format!("http://{}", backend.addr),
+    )
+    .await;
+    b.find("form input[type=file]")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("chooses the file");
+    // The file's text lands in the document field before it is sent.
+    within("the file is read", async {
+        loop {
+            let text = b
+                .find("form textarea[name=document]")
+                .await
+                .prop("value")
+                .await;
+            if text
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.contains("listAnimals"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    b.click("form:has(textarea[name=document]) button.primary")
+        .await;
+    wait_text(&b, "main .crumbs", "zoo").await;
+    for op in ["listAnimals", "getAnimal"] {
+        wait_text(&b, "main table", op).await;
+    }
+    // ...or a URL, which the management plane fetches itself.
+    let served = Router::new().route(
+        "/birds.json",
+        axum::routing::get(|| async {
+            axum::Json(json!({
+                "openapi": "3.0.3",
+                "info": { "title": "Birds", "version": "1" },
+                "paths": { "/birds": { "get": { "operationId": "listBirds", "responses": { "200": { "description": "ok" } } } } }
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let docs = listener.local_addr().expect("address");
+    let docs_server = tokio::spawn(async move { axum::serve(listener, served).await });
+    b.goto(&format!("{base}/admin/apis")).await;
+    b.fill("form input[name=id]", "birds").await;
+    b.fill("form input[name=path]", "birds").await;
+    b.fill(
+        "form input[name=serviceUrl]",
+        &format!("http://{}", backend.addr),
+    )
+    .await;
+    b.fill("form input[name=url]", &format!("http://{docs}/birds.json"))
+        .await;
+    b.click("form:has(input[name=url]) button.primary").await;
+    wait_text(&b, "main .crumbs", "birds").await;
+    wait_text(&b, "main table", "listBirds").await;
+    docs_server.abort();
 
     // Gateways: the killed gateway turns offline on the page by itself.
     b.goto(&format!("{base}/admin/gateways")).await;
