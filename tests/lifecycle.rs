@@ -297,6 +297,45 @@ async fn demo_serves_the_sample_api(rt: Runtime) {
     assert_eq!(r.json()["count"], 2, "{}", r.body_str());
     let r = m.roundtrip(get("/apis")).await;
     assert_eq!(r.status, 401, "the management API needs the token");
+    // The portal and the console it printed ask to sign in; the portal's "try it"
+    // goes to the demo gateway, whose URL the demo registered.
+    let base = vars.get("MANAGEMENT_URL").expect("MANAGEMENT_URL printed");
+    for (key, page, login) in [
+        ("PORTAL_URL", "/portal", "/portal/signin"),
+        ("ADMIN_URL", "/admin", "/admin/login"),
+    ] {
+        assert_eq!(
+            vars.get(key).map(String::as_str),
+            Some(format!("{base}{page}").as_str())
+        );
+        let r = m.roundtrip(get(page)).await;
+        assert_eq!(r.status, 303, "{page}: {r:?}");
+        assert!(
+            r.header("location").is_some_and(|l| l.starts_with(login)),
+            "{page}: {r:?}"
+        );
+    }
+    let r = m
+        .roundtrip(format!(
+            "GET /gateways/demo-gateway HTTP/1.1\r\nHost: demo\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(
+        r.json()["url"].as_str(),
+        Some(url.as_str()),
+        "{}",
+        r.body_str()
+    );
+    let r = m
+        .roundtrip(format!(
+            "GET /apis/sample/openapi HTTP/1.1\r\nHost: demo\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ))
+        .await;
+    assert!(
+        r.body_str().contains("#/components/schemas/Greeting"),
+        "the demo's OpenAPI document is imported: {}",
+        r.body_str()
+    );
     drop(m);
     let ops = vars.get("OPS_URL").expect("OPS_URL printed");
     let ops: std::net::SocketAddr = ops.strip_prefix("http://").unwrap().parse().unwrap();
