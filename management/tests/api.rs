@@ -3,40 +3,14 @@
 
 mod client;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use client::{Client, Resp};
-use portcullis_management::{Management, ManagementOptions, TlsMode};
+use client::{options, start_with, Client, Harness, Resp};
+use portcullis_management::{Management, TlsMode};
 use serde_json::{json, Value};
 
-struct Harness {
-    management: Management,
-    /// A client with the admin token.
-    admin: Client,
-    _dir: tempfile::TempDir,
-}
-
-fn options(dir: &std::path::Path) -> ManagementOptions {
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    ManagementOptions::new(listen, dir.join("data"))
-}
-
 async fn start() -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let management = Management::start(options(dir.path()))
-        .await
-        .expect("management plane starts");
-    let token = management
-        .created_admin_token()
-        .expect("first start creates an admin token")
-        .to_owned();
-    let admin = Client::new(management.local_addr()).admin(&token);
-    Harness {
-        management,
-        admin,
-        _dir: dir,
-    }
+    start_with(|_| {}).await
 }
 
 fn api(id: &str, path: &str) -> Value {

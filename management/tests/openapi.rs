@@ -9,34 +9,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use client::{Client, Resp};
-use portcullis_management::{Management, ManagementOptions};
+use client::{start_with, Client, Harness, Resp};
 use serde_json::{json, Value};
 
-struct Harness {
-    management: Management,
-    admin: Client,
-    _dir: tempfile::TempDir,
-}
-
 async fn start(fetch_private_addresses: bool) -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let mut options = ManagementOptions::new(listen, dir.path().join("data"));
-    options.fetch_private_addresses = fetch_private_addresses;
-    let management = Management::start(options)
-        .await
-        .expect("management plane starts");
-    let token = management
-        .created_admin_token()
-        .expect("first start creates an admin token")
-        .to_owned();
-    let admin = Client::new(management.local_addr()).admin(&token);
-    Harness {
-        management,
-        admin,
-        _dir: dir,
-    }
+    start_with(|options| options.fetch_private_addresses = fetch_private_addresses).await
 }
 
 async fn revision(admin: &Client) -> u64 {

@@ -271,3 +271,40 @@ where
         body,
     })
 }
+
+/// A management plane on a temporary data directory, and a client with its admin token.
+pub struct Harness {
+    /// The running management plane.
+    pub management: portcullis_management::Management,
+    /// A client with the admin token.
+    pub admin: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Plain HTTP on a free loopback port, with the data under `dir/data`.
+pub fn options(dir: &std::path::Path) -> portcullis_management::ManagementOptions {
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    portcullis_management::ManagementOptions::new(listen, dir.join("data"))
+}
+
+/// Starts a management plane with [`options`] changed by `edit`.
+pub async fn start_with(
+    edit: impl FnOnce(&mut portcullis_management::ManagementOptions),
+) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    edit(&mut opts);
+    let management = portcullis_management::Management::start(opts)
+        .await
+        .expect("management plane starts");
+    let token = management
+        .created_admin_token()
+        .expect("first start creates an admin token")
+        .to_owned();
+    let admin = Client::new(management.local_addr()).admin(&token);
+    Harness {
+        management,
+        admin,
+        _dir: dir,
+    }
+}
