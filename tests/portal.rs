@@ -512,6 +512,7 @@ async fn a_new_user_signs_up_subscribes_copies_a_key_and_tries_an_operation_step
         "/subscriptions",
         "/apis/pets",
         "/apis/pets/operations/createPet/try",
+        "/account",
     ] {
         browser.goto(&format!("{portal}{page}")).await;
         text_of(&browser, "h1").await;
@@ -908,6 +909,87 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         .await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("blocked"));
+
+    // Changing the password needs the current one and a good new one, and signs
+    // out every other session of the user.
+    let mut dora = Visitor::new(addr);
+    assert_eq!(dora.sign_up("dora@example.com").await.status, 303);
+    let mut dora_elsewhere = Visitor::new(addr);
+    assert_eq!(
+        dora_elsewhere
+            .sign_in("dora@example.com", PASSWORD, "/portal")
+            .await
+            .status,
+        303
+    );
+    let page = dora.get("/portal/account").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body_str().contains("dora@example.com"));
+    let csrf = csrf_of(&page.body_str());
+    let new_password = "an entirely new passphrase";
+    for (current, new, status) in [
+        ("not the password", new_password, 401),
+        (PASSWORD, "short", 400),
+    ] {
+        let r = dora
+            .post(
+                "/portal/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("currentPassword", current),
+                    ("newPassword", new),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, status, "{}", r.body_str());
+    }
+    let r = dora
+        .post(
+            "/portal/account/password",
+            &[("currentPassword", PASSWORD), ("newPassword", new_password)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "no CSRF token, no change");
+    let r = dora
+        .post(
+            "/portal/account/password",
+            &[
+                ("csrf", &csrf),
+                ("currentPassword", PASSWORD),
+                ("newPassword", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body_str());
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/portal/account?changed=1")
+    );
+    assert_eq!(
+        dora.get("/portal/account?changed=1").await.status,
+        200,
+        "this browser stays signed in"
+    );
+    assert_eq!(
+        dora_elsewhere.get("/portal").await.status,
+        303,
+        "the other session ended"
+    );
+    let mut later = Visitor::new(addr);
+    assert_eq!(
+        later
+            .sign_in("dora@example.com", PASSWORD, "/portal")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        later
+            .sign_in("dora@example.com", new_password, "/portal")
+            .await
+            .status,
+        303
+    );
 
     // Guessing passwords: the fifth failure within the window pauses sign-in for
     // that email, even with the right password, and says so; other emails, and

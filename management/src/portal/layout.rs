@@ -27,7 +27,7 @@ pub enum Section {
     Products,
     /// The user's subscriptions.
     Subscriptions,
-    /// Sign-in and sign-up.
+    /// Sign-in and sign-up, and the signed-in user's account page.
     Account,
 }
 
@@ -58,7 +58,9 @@ pub fn page(title: &str, viewer: Viewer<'_>, section: Section, content: Markup) 
                         }
                         form.signout method="post" action="/portal/signout" {
                             input type="hidden" name="csrf" value=(csrf);
-                            span.who { (user.first_name) " " (user.last_name) }
+                            a.who href="/portal/account" aria-current=[current(Section::Account)] {
+                                (user.first_name) " " (user.last_name)
+                            }
                             button.link type="submit" { "Sign out" }
                         }
                     } @else {

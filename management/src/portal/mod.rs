@@ -15,6 +15,7 @@ mod forward;
 mod layout;
 mod next;
 mod password;
+mod profile;
 mod search;
 mod session;
 mod subscriptions;
@@ -50,6 +51,8 @@ pub(crate) fn routes() -> Router<Shared> {
             get(account::signup_form).post(account::signup),
         )
         .route("/portal/signout", post(account::signout))
+        .route("/portal/account", get(profile::show))
+        .route("/portal/account/password", post(profile::change_password))
         .route("/portal/products", get(catalog::products))
         .route("/portal/products/{id}", get(catalog::product))
         .route(

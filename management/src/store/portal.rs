@@ -376,6 +376,32 @@ impl Store {
     }
 
     /// The user id whose credentials have sign-in `email`.
+    /// The password hash of user `user_id`, if they have portal credentials.
+    pub fn portal_password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password_hash FROM portal_credentials WHERE user_id = ?1",
+                [user_id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?)
+    }
+
+    /// Replaces user `user_id`'s password hash (not found if they have none).
+    pub fn portal_set_password(&mut self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE portal_credentials SET password_hash = ?2 WHERE user_id = ?1",
+            [user_id, hash],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!(
+                "user `{user_id}` has no portal password"
+            )));
+        }
+        Ok(())
+    }
+
     fn credential_owner(&self, email: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
