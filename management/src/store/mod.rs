@@ -437,6 +437,13 @@ impl Store {
             match row {
                 Row::Entity(kind, id) => match next.get(*kind, id) {
                     Some(stored) => {
+                        if let Doc::User(user) = &*stored.doc {
+                            // A portal user signs in with their current email.
+                            tx.execute(
+                                "UPDATE portal_credentials SET email = ?2 WHERE user_id = ?1",
+                                params![id, user.email.to_lowercase()],
+                            )?;
+                        }
                         tx.execute(
                             "INSERT INTO entities (kind, id, body, version, created_at, updated_at)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -456,6 +463,17 @@ impl Store {
                             "DELETE FROM entities WHERE kind = ?1 AND id = ?2",
                             params![docs::table_kind(*kind), id],
                         )?;
+                        if *kind == Kind::User {
+                            // A deleted user's password and sessions go with it.
+                            tx.execute(
+                                "DELETE FROM portal_credentials WHERE user_id = ?1",
+                                params![id],
+                            )?;
+                            tx.execute(
+                                "DELETE FROM web_sessions WHERE realm = ?1 AND subject = ?2",
+                                params![Realm::Portal.as_str(), id],
+                            )?;
+                        }
                     }
                 },
                 Row::GlobalPolicy => match &next.global_policy {
@@ -547,6 +565,19 @@ impl Store {
                     if self.state.get(Kind::Api, api).is_none() {
                         return Err(StoreError::Invalid(format!("{what}: unknown api '{api}'")));
                     }
+                }
+            }
+            Doc::User(user) => {
+                // Emails name portal accounts: one user per email, in any case.
+                let taken = self.state.all(Kind::User).any(|(other, s)| match &*s.doc {
+                    Doc::User(u) => other != &user.id && u.email.eq_ignore_ascii_case(&user.email),
+                    _ => false,
+                });
+                if taken {
+                    return Err(StoreError::Conflict(format!(
+                        "{what}: another user has the email {}",
+                        user.email
+                    )));
                 }
             }
             Doc::Subscription(sub) => {

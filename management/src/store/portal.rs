@@ -419,6 +419,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::Realm;
 
     const T0: u64 = 1_700_000_000;
 
@@ -452,6 +453,53 @@ mod tests {
             last_name: "Lovelace".to_owned(),
             password_hash: "$argon2id$stand-in".to_owned(),
         }
+    }
+
+    #[test]
+    fn an_admin_changing_or_deleting_a_user_carries_to_their_sign_in() {
+        let (_dir, mut store) = open();
+        let user = store
+            .portal_sign_up(new_user("ada@example.com"), T0)
+            .unwrap();
+        let session = store
+            .create_session(Realm::Portal, &user.id, T0, 60)
+            .unwrap();
+        let mut body = store.get(Kind::User, &user.id).unwrap().body;
+        body["email"] = json!("Ada@Analytical.example");
+        store
+            .put(Kind::User, &user.id, body, Precondition::NONE, "tester", T0)
+            .unwrap();
+        // The new email signs in, the old one no longer does, and is free again.
+        let (found, _) = store
+            .portal_credentials("ada@analytical.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, user.id);
+        assert!(store
+            .portal_credentials("ada@example.com")
+            .unwrap()
+            .is_none());
+        store
+            .portal_sign_up(new_user("ada@example.com"), T0)
+            .unwrap();
+        // No two users share an email, whatever its case.
+        assert!(matches!(
+            store.put(
+                Kind::User,
+                "u-twin",
+                json!({"email": "ADA@analytical.example", "firstName": "A", "lastName": "B"}),
+                Precondition::NONE,
+                "tester",
+                T0,
+            ),
+            Err(StoreError::Conflict(_))
+        ));
+        // Deleting the user removes their password and ends their sessions.
+        store
+            .delete(Kind::User, &user.id, Precondition::NONE, "tester", T0)
+            .unwrap();
+        assert!(store.portal_password_hash(&user.id).unwrap().is_none());
+        assert_eq!(store.session(Realm::Portal, &session.id, T0).unwrap(), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub enum Realm {
 }
 
 impl Realm {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Realm::Admin => "admin",
             Realm::Portal => "portal",
