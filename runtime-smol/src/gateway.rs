@@ -261,7 +261,7 @@ async fn accept_loop(
         })
         .await;
         match accepted {
-            None => return,
+            None => break,
             Some(Ok((stream, peer))) => {
                 let _ = stream.get_ref().set_nodelay(true);
                 let token = token.clone();
@@ -286,6 +286,10 @@ async fn accept_loop(
             }
         }
     }
+    // The port closes before this task stops counting as running, so a finished
+    // shutdown never leaves it accepting (parameters would drop in no useful order).
+    drop(listener);
+    drop(token);
 }
 
 /// Random bytes from the OS (for the policy environment's secret, seeds and

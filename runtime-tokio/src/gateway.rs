@@ -53,6 +53,8 @@ pub struct Gateway {
     config: Arc<SharedConfig>,
     stop: CancellationToken,
     tracker: TaskTracker,
+    /// The accept loop: shutdown waits for it, so the port is closed when it returns.
+    accept: tokio::task::JoinHandle<()>,
     grace: Duration,
     sync: Option<watch::Receiver<SyncStatus>>,
     telemetry: Option<crate::telemetry::TelemetryTask>,
@@ -168,7 +170,7 @@ impl Gateway {
                 stop.clone(),
             ));
         }
-        tokio::spawn(accept_loop(
+        let accept = tokio::spawn(accept_loop(
             listener,
             settings,
             pool,
@@ -183,6 +185,7 @@ impl Gateway {
             config,
             stop,
             tracker,
+            accept,
             grace: options.shutdown_grace,
             sync,
             telemetry: telemetry_task,
@@ -214,6 +217,9 @@ impl Gateway {
     /// returns when every connection is closed.
     pub async fn shutdown(self) {
         self.stop.cancel();
+        // The listener is gone once the accept loop has ended (an error here is a
+        // panic in it, and then it is gone too).
+        let _ = self.accept.await;
         self.tracker.close();
         if tokio::time::timeout(self.grace, self.tracker.wait())
             .await
