@@ -13,7 +13,6 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
 use super::shell::{see_other, to_login};
@@ -22,14 +21,13 @@ use crate::http::{Problem, Shared};
 use crate::store::Realm;
 use crate::web;
 
-/// The sign-in form's double-submit cookie.
-const FORM_COOKIE: &str = "portcullis_admin_login";
-
-/// Where the form's cookie is sent: the form only.
-const FORM_PATH: &str = "/admin/login";
-
-/// How long a sign-in form stays usable.
-const FORM_TTL_SECS: u64 = 3600;
+/// The sign-in form's double-submit cookie, sent to the form only; a form stays
+/// usable for an hour.
+const FORM: web::csrf::FormCookie = web::csrf::FormCookie {
+    name: "portcullis_admin_login",
+    path: "/admin/login",
+    ttl_secs: 3600,
+};
 
 /// How long a refused sign-in waits before answering (slows guessing).
 const REFUSAL_DELAY: Duration = Duration::from_millis(400);
@@ -76,8 +74,7 @@ pub(super) async fn submit(
             Some("The form was not sent as a form. Sign in again."),
         );
     };
-    let expected = web::cookie::read(&headers, FORM_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !web::csrf::matches(&expected, &form.csrf) {
+    if !FORM.matches(&headers, &form.csrf) {
         return fresh_form(
             &state,
             &headers,
@@ -109,10 +106,7 @@ pub(super) async fn submit(
         SET_COOKIE,
         web::cookie::set(session::COOKIE, &created.id, "/", session::TTL_SECS, secure),
     );
-    cookies.append(
-        SET_COOKIE,
-        web::cookie::clear(FORM_COOKIE, FORM_PATH, secure),
-    );
+    cookies.append(SET_COOKIE, FORM.clear(secure));
     Ok(response)
 }
 
@@ -151,26 +145,8 @@ fn fresh_form(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<Response, Problem> {
-    let csrf = random_token()?;
+    let (csrf, set) = FORM.fresh(web::cookie::secure_for(state, headers))?;
     let mut response = page::html(status, page::login(&csrf, error));
-    response.headers_mut().append(
-        SET_COOKIE,
-        web::cookie::set(
-            FORM_COOKIE,
-            &csrf,
-            FORM_PATH,
-            FORM_TTL_SECS,
-            web::cookie::secure_for(state, headers),
-        ),
-    );
+    response.headers_mut().append(SET_COOKIE, set);
     Ok(response)
-}
-
-/// 32 random bytes from the OS, hex-encoded.
-fn random_token() -> Result<String, Problem> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| Problem::internal(&"the system random source failed"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -5,17 +5,19 @@ use axum::http::{HeaderMap, HeaderValue};
 
 use super::form::Form;
 use super::session::{SignedIn, COOKIE_PATH};
-use crate::store::{random_token, StoreError};
-use crate::web::{cookie, csrf};
+use crate::store::StoreError;
+use crate::web::csrf;
 
 /// The form field every portal form carries its token in.
 pub const FIELD: &str = "csrf";
 
-/// The double-submit cookie of the anonymous forms.
-pub const ANONYMOUS_COOKIE: &str = "portcullis_portal_csrf";
-
-/// How long the anonymous token lives: a day (it only guards sign-in and sign-up).
-const ANONYMOUS_TTL_SECS: u64 = 24 * 3600;
+/// The double-submit cookie of the anonymous forms (it lives a day: it only
+/// guards sign-in and sign-up).
+const ANONYMOUS: csrf::FormCookie = csrf::FormCookie {
+    name: "portcullis_portal_csrf",
+    path: COOKIE_PATH,
+    ttl_secs: 24 * 3600,
+};
 
 /// Whether a signed-in form carries the session's token.
 pub fn session_ok(signed: &SignedIn, form: &Form) -> bool {
@@ -25,11 +27,7 @@ pub fn session_ok(signed: &SignedIn, form: &Form) -> bool {
 
 /// Whether an anonymous form carries the same token as its cookie.
 pub fn anonymous_ok(headers: &HeaderMap, form: &Form) -> bool {
-    let given = form.get(FIELD);
-    match cookie::read(headers, ANONYMOUS_COOKIE) {
-        Some(expected) => well_formed(&expected) && csrf::matches(&expected, given),
-        None => false,
-    }
+    ANONYMOUS.matches(headers, form.get(FIELD))
 }
 
 /// The token for an anonymous form: the request's cookie if it has a good one,
@@ -38,26 +36,7 @@ pub fn anonymous_token(
     headers: &HeaderMap,
     secure: bool,
 ) -> Result<(String, Option<HeaderValue>), StoreError> {
-    if let Some(existing) = cookie::read(headers, ANONYMOUS_COOKIE).filter(|t| well_formed(t)) {
-        return Ok((existing, None));
-    }
-    let token = random_token()?;
-    let set = cookie::set(
-        ANONYMOUS_COOKIE,
-        &token,
-        COOKIE_PATH,
-        ANONYMOUS_TTL_SECS,
-        secure,
-    );
-    Ok((token, Some(set)))
-}
-
-/// 64 lowercase hex digits, as [`random_token`] makes them.
-fn well_formed(token: &str) -> bool {
-    token.len() == 64
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    ANONYMOUS.token(headers, secure)
 }
 
 #[cfg(test)]
@@ -76,7 +55,7 @@ mod tests {
     #[test]
     fn anonymous_tokens_must_match_their_cookie() {
         let token = "a".repeat(64);
-        let h = headers(&format!("{ANONYMOUS_COOKIE}={token}"));
+        let h = headers(&format!("{}={token}", ANONYMOUS.name));
         assert!(anonymous_ok(
             &h,
             &Form::parse(format!("csrf={token}").as_bytes())
@@ -92,7 +71,7 @@ mod tests {
             &Form::parse(format!("csrf={token}").as_bytes())
         ));
         // A planted short cookie with the same value in the form is refused.
-        let weak = headers(&format!("{ANONYMOUS_COOKIE}=x"));
+        let weak = headers(&format!("{}=x", ANONYMOUS.name));
         assert!(!anonymous_ok(&weak, &Form::parse(b"csrf=x")));
     }
 
@@ -100,11 +79,11 @@ mod tests {
     fn anonymous_token_reuses_a_good_cookie() {
         let token = "0123456789abcdef".repeat(4);
         let (t, set) =
-            anonymous_token(&headers(&format!("{ANONYMOUS_COOKIE}={token}")), false).unwrap();
+            anonymous_token(&headers(&format!("{}={token}", ANONYMOUS.name)), false).unwrap();
         assert_eq!(t, token);
         assert!(set.is_none());
         let (fresh, set) = anonymous_token(&HeaderMap::new(), false).unwrap();
-        assert!(well_formed(&fresh));
+        assert_eq!(fresh.len(), 64);
         let set = set.unwrap();
         assert!(set.to_str().unwrap().contains(&fresh));
     }
