@@ -186,14 +186,32 @@ pub async fn regenerate(
             )
         }
     };
+    let done = format!("/portal/subscriptions?regenerated={id}#sub-{id}");
+    on_own_subscription(&state, &signed, id, done, move |s, user, id, now| {
+        s.portal_regenerate_key(user, id, which, now).map(drop)
+    })
+    .await
+}
+
+/// Runs `change` (the store, the user's id, the subscription id, now) on one of
+/// the signed-in user's subscriptions and goes to `done`; another user's
+/// subscription, or none, is the portal's 404 (the store checks the owner).
+async fn on_own_subscription<F>(
+    state: &Shared,
+    signed: &SignedIn,
+    id: String,
+    done: String,
+    change: F,
+) -> Response
+where
+    F: FnOnce(&mut crate::store::Store, &str, &str, u64) -> Result<(), crate::store::StoreError>
+        + Send
+        + 'static,
+{
     let user_id = signed.user.id.clone();
     let now = state.now_unix();
-    let target = id.clone();
-    match state
-        .write(move |s| s.portal_regenerate_key(&user_id, &target, which, now))
-        .await
-    {
-        Ok(_) => see_other(&format!("/portal/subscriptions?regenerated={id}#sub-{id}")),
+    match state.write(move |s| change(s, &user_id, &id, now)).await {
+        Ok(()) => see_other(&done),
         Err(p) if p.status == StatusCode::NOT_FOUND => not_found("subscription", signed.viewer()),
         Err(p) => problem_page(p, signed.viewer()),
     }
@@ -209,15 +227,9 @@ pub async fn cancel(
     if !csrf::session_ok(&signed, &form) {
         return csrf_failed(signed.viewer());
     }
-    let user_id = signed.user.id.clone();
-    let now = state.now_unix();
-    let target = id.clone();
-    match state
-        .write(move |s| s.portal_cancel(&user_id, &target, now))
-        .await
-    {
-        Ok(_) => see_other(&format!("/portal/subscriptions?cancelled={id}")),
-        Err(p) if p.status == StatusCode::NOT_FOUND => not_found("subscription", signed.viewer()),
-        Err(p) => problem_page(p, signed.viewer()),
-    }
+    let done = format!("/portal/subscriptions?cancelled={id}");
+    on_own_subscription(&state, &signed, id, done, |s, user, id, now| {
+        s.portal_cancel(user, id, now).map(drop)
+    })
+    .await
 }
