@@ -12,84 +12,17 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::Method;
+use common::policy_docs::*;
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 // ---------------------------------------------------------------------------
-// Helpers
+// Helpers (the shared ones are in common::policy_docs)
 // ---------------------------------------------------------------------------
-
-/// A policy document whose four sections start with `<base />`, followed by
-/// the given policies.
-fn policies(inbound: &str, backend: &str, outbound: &str, on_error: &str) -> String {
-    format!(
-        "<policies>\n<inbound>\n<base />\n{inbound}\n</inbound>\n<backend>\n<base />\n{backend}\n</backend>\n<outbound>\n<base />\n{outbound}\n</outbound>\n<on-error>\n<base />\n{on_error}\n</on-error>\n</policies>"
-    )
-}
-
-/// A document with these inbound policies.
-fn inbound(p: &str) -> String {
-    policies(p, "", "", "")
-}
-
-/// A document with these outbound policies.
-fn outbound(p: &str) -> String {
-    policies("", "", p, "")
-}
-
-/// API `id` at `/{path}` in front of `backend` (any method and path), with an
-/// API-scope policy document (none when empty) and no subscription needed.
-fn papi(id: &str, path: &str, backend: SocketAddr, policy: &str) -> Value {
-    let mut a = api(id, path, &format!("http://{backend}"));
-    if !policy.is_empty() {
-        a["policy"] = json!(policy);
-    }
-    a
-}
-
-/// A configuration with these APIs.
-fn cfg(apis: Vec<Value>) -> Value {
-    config(1, apis)
-}
-
-/// The request bytes: `method path`, `Host`, the headers, and a Content-Length
-/// body when there is one (or the method usually has one).
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\n");
-    for (n, v) in headers {
-        r.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    r.push_str("\r\n");
-    let mut r = r.into_bytes();
-    r.extend_from_slice(body);
-    r
-}
-
-/// One request on a new connection; the complete response.
-async fn call(
-    gw: &TestGateway,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut c = gw.client().await;
-    c.send(request(method, path, headers, body)).await;
-    c.response_to(&Method::from_bytes(method.as_bytes()).unwrap())
-        .await
-}
-
-/// `GET path` with these headers on a new connection.
-async fn get_with(gw: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Response {
-    call(gw, "GET", path, headers, b"").await
-}
 
 /// Every value of a header field: all field lines, split at commas, trimmed.
 fn values(lines: Vec<String>) -> Vec<String> {
@@ -112,16 +45,6 @@ fn response_values(r: &Response, name: &str) -> Vec<String> {
     )
 }
 
-/// Asserts `r` is APIM's JSON error with this status and message.
-fn assert_apim_error(r: &Response, status: u16, message: &str) {
-    assert_eq!(r.status, status, "{r:?} {}", r.body_str());
-    assert_eq!(
-        r.json(),
-        json!({ "statusCode": status, "message": message }),
-        "{r:?}"
-    );
-}
-
 /// A backend answering `/status/NNN...` with status NNN and anything else with
 /// 200; the body is the path it received.
 async fn status_backend() -> Backend {
@@ -141,39 +64,6 @@ async fn status_backend() -> Backend {
     .await
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// URL-safe base64 without padding (JWK `k`).
-fn base64url(bytes: &[u8]) -> String {
-    base64(bytes)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
-}
-
-/// On-error policy exposing `context.LastError` as `X-Error: Reason: Message`.
-const LAST_ERROR_HEADER: &str = r#"<set-header name="X-Error" exists-action="override"><value>@(context.LastError.Reason + ": " + context.LastError.Message)</value></set-header>"#;
-
 const KEY_A: &str = "sub-a-primary-key-0123456789";
 const KEY_A2: &str = "sub-a-secondary-key-0123456789";
 const KEY_B: &str = "sub-b-primary-key-0123456789";
@@ -187,14 +77,6 @@ fn subscription(id: &str, scope: &str, primary: &str, state: &str) -> Value {
         "secondaryKey": format!("{id}-secondary-key-0123456789"),
         "state": state,
     })
-}
-
-/// Unix time now, in seconds.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 // ---------------------------------------------------------------------------
@@ -469,240 +351,6 @@ async fn limit_concurrency_refuses_a_second_request_in_flight(rt: Runtime) {
     let r = get_with(&gw, "/api/fast", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "/fast");
-    gw.stop().await;
-}
-
-// ---------------------------------------------------------------------------
-// validate-jwt
-// ---------------------------------------------------------------------------
-
-const JWT_SECRET: &[u8] = b"portcullis-end-to-end-secret-0123456789";
-
-fn mint(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .expect("mint token")
-}
-
-#[runtimes]
-async fn validate_jwt_with_an_inline_hs256_key(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let policy = policies(
-        &format!(
-            r#"<validate-jwt header-name="Authorization" require-scheme="Bearer">
-                 <issuer-signing-keys><key>{}</key></issuer-signing-keys>
-                 <audiences><audience>portcullis-tests</audience></audiences>
-                 <issuers><issuer>https://issuer.test/</issuer></issuers>
-               </validate-jwt>"#,
-            base64(JWT_SECRET)
-        ),
-        "",
-        "",
-        LAST_ERROR_HEADER,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let now = unix_now();
-    let claims = |aud: &str, exp: u64| json!({ "sub": "user-1", "aud": aud, "iss": "https://issuer.test/", "iat": now - 10, "exp": exp });
-    let good = mint(&claims("portcullis-tests", now + 3600), JWT_SECRET, None);
-
-    let r = get_with(
-        &gw,
-        "/api/ok",
-        &[("Authorization", &format!("Bearer {good}"))],
-    )
-    .await;
-    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
-    let req = backend.only_request();
-    assert_eq!(req.target(), "/ok");
-    assert_eq!(
-        req.header("authorization"),
-        Some(format!("Bearer {good}")),
-        "the token is forwarded"
-    );
-
-    let r = get_with(&gw, "/api/none", &[]).await;
-    assert_apim_error(&r, 401, "JWT not present.");
-    assert_eq!(
-        r.header("x-error").as_deref(),
-        Some("TokenNotPresent: JWT not present.")
-    );
-
-    let forged = mint(
-        &claims("portcullis-tests", now + 3600),
-        b"another-secret-another-secret-0123",
-        None,
-    );
-    let r = get_with(
-        &gw,
-        "/api/forged",
-        &[("Authorization", &format!("Bearer {forged}"))],
-    )
-    .await;
-    // The body says only "Invalid JWT."; the reason is in context.LastError.
-    assert_apim_error(&r, 401, "Invalid JWT.");
-    assert_eq!(
-        r.header("x-error").as_deref(),
-        Some("TokenSignatureInvalid: Signature validation failed. Access denied.")
-    );
-
-    let expired = mint(&claims("portcullis-tests", now - 600), JWT_SECRET, None);
-    let r = get_with(
-        &gw,
-        "/api/old",
-        &[("Authorization", &format!("Bearer {expired}"))],
-    )
-    .await;
-    assert_apim_error(&r, 401, "Invalid JWT.");
-    let error = r.header("x-error").unwrap_or_default();
-    assert!(
-        error.contains("Lifetime validation failed. The token is expired."),
-        "{error}"
-    );
-
-    let other_aud = mint(&claims("someone-else", now + 3600), JWT_SECRET, None);
-    let r = get_with(
-        &gw,
-        "/api/aud",
-        &[("Authorization", &format!("Bearer {other_aud}"))],
-    )
-    .await;
-    assert_apim_error(&r, 401, "Invalid JWT.");
-    let error = r.header("x-error").unwrap_or_default();
-    assert!(
-        error.ends_with(": Audience validation failed. Access denied."),
-        "{error}"
-    );
-
-    let r = get_with(
-        &gw,
-        "/api/scheme",
-        &[("Authorization", &format!("Basic {good}"))],
-    )
-    .await;
-    assert_eq!(r.status, 401, "wrong scheme: {r:?}");
-    assert!(r.has("x-error"), "{r:?}");
-
-    assert_eq!(
-        backend.requests().len(),
-        1,
-        "only the valid token got through"
-    );
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn validate_jwt_custom_status_and_claims_in_a_variable(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let policy = inbound(&format!(
-        r#"<validate-jwt query-parameter-name="token" failed-validation-httpcode="403" failed-validation-error-message="Nope" output-token-variable-name="jwt">
-             <issuer-signing-keys><key>{}</key></issuer-signing-keys>
-             <required-claims><claim name="role" match="any"><value>admin</value><value>ops</value></claim></required-claims>
-           </validate-jwt>
-           <set-header name="X-Subject" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("token", "").AsJwt().Subject)</value></set-header>"#,
-        base64(JWT_SECRET)
-    ));
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let now = unix_now();
-    let admin = mint(
-        &json!({ "sub": "ada", "role": "admin", "exp": now + 3600 }),
-        JWT_SECRET,
-        None,
-    );
-    let guest = mint(
-        &json!({ "sub": "gus", "role": "guest", "exp": now + 3600 }),
-        JWT_SECRET,
-        None,
-    );
-
-    let r = get_with(&gw, &format!("/api/x?token={admin}"), &[]).await;
-    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
-    assert_eq!(
-        backend.only_request().header("x-subject").as_deref(),
-        Some("ada")
-    );
-
-    let r = get_with(&gw, &format!("/api/x?token={guest}"), &[]).await;
-    assert_apim_error(&r, 403, "Nope");
-    let r = get_with(&gw, "/api/x", &[]).await;
-    assert_apim_error(&r, 403, "Nope");
-    assert_eq!(backend.requests().len(), 1);
-    gw.stop().await;
-}
-
-/// An identity provider on loopback: `/.well-known/openid-configuration` names
-/// `/keys`, which serves one HS256 key (`kty: oct`) with kid `k1`.
-async fn identity_provider() -> Backend {
-    let slot: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
-    let s = slot.clone();
-    let idp = Backend::start(move |r| {
-        let addr = s.lock().unwrap().expect("idp address set");
-        let body = match r.target().as_str() {
-            "/.well-known/openid-configuration" => json!({
-                "issuer": "https://idp.test/",
-                "jwks_uri": format!("http://{addr}/keys"),
-            }),
-            "/keys" => json!({
-                "keys": [{ "kty": "oct", "kid": "k1", "alg": "HS256", "use": "sig", "k": base64url(JWT_SECRET) }]
-            }),
-            _ => return Reply::Send(response(404, &[], b"")),
-        };
-        Reply::Send(ok("application/json", body.to_string().as_bytes()))
-    })
-    .await;
-    *slot.lock().unwrap() = Some(idp.addr);
-    idp
-}
-
-#[runtimes]
-async fn validate_jwt_with_openid_config_keys(rt: Runtime) {
-    let idp = identity_provider().await;
-    let backend = Backend::echo().await;
-    let policy = inbound(&format!(
-        r#"<validate-jwt header-name="Authorization" require-scheme="Bearer">
-             <openid-config url="http://{}/.well-known/openid-configuration" />
-             <audiences><audience>portcullis-tests</audience></audiences>
-           </validate-jwt>"#,
-        idp.addr
-    ));
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let now = unix_now();
-    let claims = json!({ "sub": "u", "aud": "portcullis-tests", "iss": "https://idp.test/", "exp": now + 3600 });
-    let good = mint(&claims, JWT_SECRET, Some("k1"));
-    let bearer = format!("Bearer {good}");
-
-    // The key set is fetched in the background: poll until it is in force.
-    let r = within("the OpenID key set is loaded", async {
-        loop {
-            let r = get_with(&gw, "/api/ok", &[("Authorization", &bearer)]).await;
-            if r.status != 401 {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
-    assert!(idp
-        .requests()
-        .iter()
-        .any(|r| r.target() == "/.well-known/openid-configuration"));
-    assert!(idp.requests().iter().any(|r| r.target() == "/keys"));
-
-    let forged = mint(&claims, b"another-secret-another-secret-0123", Some("k1"));
-    let r = get_with(
-        &gw,
-        "/api/forged",
-        &[("Authorization", &format!("Bearer {forged}"))],
-    )
-    .await;
-    assert_eq!(r.status, 401, "{r:?}");
-    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
-    assert_eq!(targets, ["/ok"]);
     gw.stop().await;
 }
 

@@ -813,13 +813,25 @@ enum FetchStage {
     Done,
 }
 
+/// What one OpenID configuration gave: its issuer and its key set. Both are
+/// installed together, so a token is never checked against the keys of one
+/// fetch and the issuer of another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedKeySet {
+    /// The configuration's `issuer` (`None`: the document names none, and then
+    /// only issuers the policy lists are accepted).
+    pub issuer: Option<String>,
+    /// The key set document (a JSON object with a `keys` array).
+    pub jwks: Bytes,
+}
+
 /// What to do next in a key set fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySetStep {
     /// Perform this request and hand its response to `handle_response`.
     Fetch(CalloutRequest),
-    /// The key set document (a JSON object with a `keys` array).
-    Done(Bytes),
+    /// The configuration's issuer and key set.
+    Done(FetchedKeySet),
 }
 
 /// Fetching one key set: the OpenID configuration document, then the `jwks_uri`
@@ -829,6 +841,8 @@ pub struct KeySetFetch {
     config_url: String,
     timeout: Duration,
     stage: FetchStage,
+    /// The issuer the configuration document named.
+    issuer: Option<String>,
 }
 
 impl KeySetFetch {
@@ -839,6 +853,7 @@ impl KeySetFetch {
             config_url: config_url.to_owned(),
             timeout,
             stage: FetchStage::Config,
+            issuer: None,
         }
     }
 
@@ -863,6 +878,11 @@ impl KeySetFetch {
         }
         let body = response.body.clone().unwrap_or_default();
         let invalid = |reason: String| DiscoveryError::Invalid { what, reason };
+        if body.len() as u64 > MAX_DISCOVERY_DOCUMENT {
+            return Err(invalid(format!(
+                "larger than {MAX_DISCOVERY_DOCUMENT} bytes"
+            )));
+        }
         let doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
         match stage {
@@ -872,6 +892,11 @@ impl KeySetFetch {
                     .and_then(serde_json::Value::as_str)
                     .ok_or_else(|| invalid("no `jwks_uri` string".to_owned()))?;
                 CalloutTarget::parse(uri).map_err(|e| invalid(e.to_string()))?;
+                self.issuer = match doc.get("issuer") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(i)) if !i.trim().is_empty() => Some(i.clone()),
+                    Some(_) => return Err(invalid("`issuer` is not a string".to_owned())),
+                };
                 self.stage = FetchStage::KeySet;
                 Ok(KeySetStep::Fetch(json_get(uri, self.timeout)))
             }
@@ -879,7 +904,10 @@ impl KeySetFetch {
                 if !doc.get("keys").is_some_and(serde_json::Value::is_array) {
                     return Err(invalid("no `keys` array".to_owned()));
                 }
-                Ok(KeySetStep::Done(body))
+                Ok(KeySetStep::Done(FetchedKeySet {
+                    issuer: self.issuer.take(),
+                    jwks: body,
+                }))
             }
             FetchStage::Done => Err(invalid("the fetch is already over".to_owned())),
         }
@@ -1362,7 +1390,10 @@ mod tests {
         let step = fetch.handle_response(&json(200, r#"{"keys":[]}"#)).unwrap();
         assert_eq!(
             step,
-            KeySetStep::Done(Bytes::from_static(br#"{"keys":[]}"#))
+            KeySetStep::Done(FetchedKeySet {
+                issuer: Some("x".to_owned()),
+                jwks: Bytes::from_static(br#"{"keys":[]}"#)
+            })
         );
     }
 
@@ -1382,6 +1413,7 @@ mod tests {
             "{",
             r#"{"jwks_uri":1}"#,
             r#"{"jwks_uri":"/relative"}"#,
+            r#"{"jwks_uri":"http://idp/k","issuer":5}"#,
             "[]",
         ] {
             let e = start().handle_response(&json(200, body)).unwrap_err();

@@ -140,7 +140,7 @@ impl Gateway {
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, jwks| key_sets::store_key_set(&state, url, &jwks),
+                move |url, fetched| key_sets::store_key_set(&state, url, &fetched),
             )
         };
         smol::spawn(follow_openid_urls(

@@ -5,10 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 pub use portcullis_core::callout::key_sets::JwksOptions;
 use portcullis_core::callout::key_sets::{self, fetch_key_set};
-use portcullis_core::callout::{CalloutLimits, RefreshSchedule, MAX_DISCOVERY_DOCUMENT};
+use portcullis_core::callout::{
+    CalloutLimits, FetchedKeySet, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
+};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Task, Timer};
@@ -16,8 +17,8 @@ use smol::{Task, Timer};
 use crate::callout::Callouts;
 use crate::now;
 
-/// A key set fetched for an OpenID configuration URL: `(config_url, jwks_json)`.
-pub type KeySetCallback = dyn Fn(&str, Bytes) + Send + Sync;
+/// What an OpenID configuration URL gave: `(config_url, issuer and key set)`.
+pub type KeySetCallback = dyn Fn(&str, FetchedKeySet) + Send + Sync;
 
 /// A running key set refresher; the task stops when this is dropped.
 #[derive(Debug)]
@@ -29,11 +30,11 @@ pub struct JwksRefresher {
 
 impl JwksRefresher {
     /// Starts the refresher without sources; give them with
-    /// [`set_urls`](Self::set_urls). `on_keys(config_url, jwks_json)` is called from
+    /// [`set_urls`](Self::set_urls). `on_keys(config_url, fetched)` is called from
     /// the refresher's task after each successful fetch.
     pub fn spawn<F>(callouts: Callouts, options: JwksOptions, on_keys: F) -> JwksRefresher
     where
-        F: Fn(&str, Bytes) + Send + Sync + 'static,
+        F: Fn(&str, FetchedKeySet) + Send + Sync + 'static,
     {
         let callouts = callouts.with_limits(CalloutLimits {
             max_body_bytes: MAX_DISCOVERY_DOCUMENT,
@@ -68,7 +69,7 @@ impl JwksRefresher {
 /// What woke the refresher.
 enum Wake {
     Urls(Option<Vec<String>>),
-    Fetched(String, Result<Bytes, String>),
+    Fetched(String, Result<FetchedKeySet, String>),
     Due,
 }
 
@@ -79,7 +80,7 @@ async fn run(
     on_keys: Arc<KeySetCallback>,
 ) {
     let mut schedule = RefreshSchedule::new(options.policy);
-    let (done_tx, done_rx) = smol::channel::unbounded::<(String, Result<Bytes, String>)>();
+    let (done_tx, done_rx) = smol::channel::unbounded::<(String, Result<FetchedKeySet, String>)>();
     // Fetches in flight; dropped (cancelled) with this task.
     let mut fetches: Vec<Task<()>> = Vec::new();
     let mut timer = Timer::never();
@@ -122,8 +123,9 @@ async fn run(
             Wake::Urls(None) => return,
             Wake::Urls(Some(list)) => schedule.set_sources(list, now()),
             Wake::Fetched(url, result) => {
-                if let Some(jwks) = key_sets::handle_fetched(&mut schedule, &url, result, now()) {
-                    on_keys(&url, jwks);
+                if let Some(fetched) = key_sets::handle_fetched(&mut schedule, &url, result, now())
+                {
+                    on_keys(&url, fetched);
                 }
             }
             Wake::Due => {}

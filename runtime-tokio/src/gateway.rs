@@ -153,7 +153,7 @@ impl Gateway {
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, jwks| key_sets::store_key_set(&state, url, &jwks),
+                move |url, fetched| key_sets::store_key_set(&state, url, &fetched),
             )
         };
         tokio::spawn(follow_openid_urls(

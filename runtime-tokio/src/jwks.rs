@@ -7,18 +7,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 pub use portcullis_core::callout::key_sets::JwksOptions;
 use portcullis_core::callout::key_sets::{self, fetch_key_set};
-use portcullis_core::callout::{CalloutLimits, RefreshSchedule, MAX_DISCOVERY_DOCUMENT};
+use portcullis_core::callout::{
+    CalloutLimits, FetchedKeySet, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
+};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::callout::Callouts;
 use crate::now;
 
-/// A key set fetched for an OpenID configuration URL: `(config_url, jwks_json)`.
-pub type KeySetCallback = dyn Fn(&str, Bytes) + Send + Sync;
+/// What an OpenID configuration URL gave: `(config_url, issuer and key set)`.
+pub type KeySetCallback = dyn Fn(&str, FetchedKeySet) + Send + Sync;
 
 /// A running key set refresher; the task stops when this is dropped.
 #[derive(Debug)]
@@ -29,11 +30,11 @@ pub struct JwksRefresher {
 
 impl JwksRefresher {
     /// Starts the refresher without sources; give them with
-    /// [`set_urls`](Self::set_urls). `on_keys(config_url, jwks_json)` is called from
+    /// [`set_urls`](Self::set_urls). `on_keys(config_url, fetched)` is called from
     /// the refresher's task after each successful fetch.
     pub fn spawn<F>(callouts: Callouts, options: JwksOptions, on_keys: F) -> JwksRefresher
     where
-        F: Fn(&str, Bytes) + Send + Sync + 'static,
+        F: Fn(&str, FetchedKeySet) + Send + Sync + 'static,
     {
         let callouts = callouts.with_limits(CalloutLimits {
             max_body_bytes: MAX_DISCOVERY_DOCUMENT,
@@ -77,7 +78,7 @@ async fn run(
     on_keys: Arc<KeySetCallback>,
 ) {
     let mut schedule = RefreshSchedule::new(options.policy);
-    let mut fetches: JoinSet<Result<Bytes, String>> = JoinSet::new();
+    let mut fetches: JoinSet<Result<FetchedKeySet, String>> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -109,8 +110,8 @@ async fn run(
                     Err(err) => (err.id(), Err(format!("fetch task failed: {err}"))),
                 };
                 let Some(url) = in_flight.remove(&id) else { continue };
-                if let Some(jwks) = key_sets::handle_fetched(&mut schedule, &url, result, now()) {
-                    on_keys(&url, jwks);
+                if let Some(fetched) = key_sets::handle_fetched(&mut schedule, &url, result, now()) {
+                    on_keys(&url, fetched);
                 }
             }
             _ = &mut sleep, if wake.is_some() => {}

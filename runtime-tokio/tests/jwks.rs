@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use portcullis_core::callout::{RefreshPolicy, RefreshSchedule};
+use portcullis_core::callout::{FetchedKeySet, RefreshPolicy, RefreshSchedule};
 use portcullis_runtime_tokio::{Callouts, JwksOptions, JwksRefresher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -115,14 +114,21 @@ fn answer(addr: SocketAddr, path: &str, count: usize) -> (u16, String) {
     }
 }
 
-/// A refresher reporting `(url, jwks)` on a channel.
-fn refresher(options: JwksOptions) -> (JwksRefresher, mpsc::UnboundedReceiver<(String, String)>) {
+/// What the refresher handed on: `(url, jwks, issuer)`.
+type Got = (String, String, Option<String>);
+
+/// A refresher reporting what it fetched on a channel.
+fn refresher(options: JwksOptions) -> (JwksRefresher, mpsc::UnboundedReceiver<Got>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let refresher = JwksRefresher::spawn(
         Callouts::new(None).unwrap(),
         options,
-        move |url: &str, jwks: Bytes| {
-            let _ = tx.send((url.to_owned(), String::from_utf8_lossy(&jwks).into_owned()));
+        move |url: &str, fetched: FetchedKeySet| {
+            let _ = tx.send((
+                url.to_owned(),
+                String::from_utf8_lossy(&fetched.jwks).into_owned(),
+                fetched.issuer,
+            ));
         },
     );
     (refresher, rx)
@@ -139,7 +145,7 @@ fn options(interval: Duration, min_backoff: Duration, max_backoff: Duration) -> 
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (String, String) {
+async fn next(rx: &mut mpsc::UnboundedReceiver<Got>) -> Got {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("a key set in time")
@@ -157,18 +163,20 @@ async fn fetches_at_once_then_every_interval() {
     let url = idp.config_url("a");
     let started = Instant::now();
     refresher.set_urls([url.clone()]);
-    let (got, jwks) = next(&mut rx).await;
+    let (got, jwks, issuer) = next(&mut rx).await;
     assert_eq!(got, url);
     assert_eq!(jwks, r#"{"keys":[{"kid":"a-1"}]}"#);
+    // The configuration's issuer goes with its keys.
+    assert_eq!(issuer, Some(format!("http://{}/a", idp.addr)));
     assert!(started.elapsed() < Duration::from_secs(2));
-    let (got, jwks) = next(&mut rx).await;
+    let (got, jwks, _) = next(&mut rx).await;
     assert_eq!(got, url);
     assert_eq!(jwks, r#"{"keys":[{"kid":"a-2"}]}"#);
     let times = idp.times("/a/keys");
     assert!(times[1] - times[0] >= Duration::from_millis(300));
     // Setting the same list again changes nothing.
     refresher.set_urls([url.clone()]);
-    let (_, jwks) = next(&mut rx).await;
+    let (_, jwks, _) = next(&mut rx).await;
     assert_eq!(jwks, r#"{"keys":[{"kid":"a-3"}]}"#);
 }
 
@@ -182,7 +190,7 @@ async fn new_urls_are_fetched_at_once() {
     assert_eq!(next(&mut rx).await.0, a);
     let started = Instant::now();
     refresher.set_urls(vec![a.clone(), b.clone(), b.clone()]);
-    let (got, jwks) = next(&mut rx).await;
+    let (got, jwks, _) = next(&mut rx).await;
     assert_eq!(got, b);
     assert_eq!(jwks, r#"{"keys":[{"kid":"b-1"}]}"#);
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -203,7 +211,7 @@ async fn failures_back_off_exponentially() {
     ));
     let url = idp.config_url("flaky3");
     refresher.set_urls([url.clone()]);
-    let (got, jwks) = next(&mut rx).await;
+    let (got, jwks, _) = next(&mut rx).await;
     assert_eq!(got, url);
     assert_eq!(jwks, r#"{"keys":[{"kid":"flaky3-1"}]}"#);
     let times = idp.times("/flaky3/.well-known/openid-configuration");

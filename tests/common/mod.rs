@@ -16,6 +16,7 @@
 
 pub mod browser;
 pub mod managed;
+pub mod policy_docs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

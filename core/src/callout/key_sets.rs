@@ -5,10 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::client::CalloutClient;
-use super::{KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule};
+use super::{FetchedKeySet, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule};
 use crate::policy::state::PolicyState;
 
 /// Most requests one key set fetch makes (configuration, key set).
@@ -32,12 +30,16 @@ impl Default for JwksOptions {
     }
 }
 
+/// How long a request waits for the refetch its token's unknown key started
+/// (each request of the fetch; see [`refresh_for_unknown_key`]).
+pub const UNKNOWN_KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Fetches the configuration at `url`, then the key set it names.
 pub async fn fetch_key_set<C: CalloutClient>(
     client: &C,
     url: &str,
     timeout: Duration,
-) -> Result<Bytes, String> {
+) -> Result<FetchedKeySet, String> {
     let mut fetch = KeySetFetch::new(url, timeout);
     let mut request = fetch.start();
     for _ in 0..MAX_STEPS {
@@ -51,7 +53,7 @@ pub async fn fetch_key_set<C: CalloutClient>(
             .map_err(|e| format!("{target}: {e}"))?
         {
             KeySetStep::Fetch(next) => request = next,
-            KeySetStep::Done(jwks) => return Ok(jwks),
+            KeySetStep::Done(fetched) => return Ok(fetched),
         }
     }
     Err("too many steps".to_owned())
@@ -67,14 +69,14 @@ pub fn log_fetch_started(url: &str) {
 pub fn handle_fetched(
     schedule: &mut RefreshSchedule,
     url: &str,
-    result: Result<Bytes, String>,
+    result: Result<FetchedKeySet, String>,
     now: Instant,
-) -> Option<Bytes> {
+) -> Option<FetchedKeySet> {
     match result {
-        Ok(jwks) => {
+        Ok(fetched) => {
             if schedule.handle_success(url, now) {
-                tracing::info!(%url, bytes = jwks.len(), "OpenID key set refreshed");
-                return Some(jwks);
+                tracing::info!(%url, bytes = fetched.jwks.len(), "OpenID key set refreshed");
+                return Some(fetched);
             }
         }
         Err(error) => {
@@ -86,11 +88,39 @@ pub fn handle_fetched(
     None
 }
 
-/// Hands a fetched key set to the policies' shared key store (the gateway's
-/// refresher callback).
-pub fn store_key_set(state: &PolicyState, url: &str, jwks: &Bytes) {
-    match state.key_sets.update_from_jwks(url, jwks) {
-        Ok(n) => tracing::info!(%url, keys = n, "OpenID signing keys loaded"),
+/// Hands a fetched issuer and key set to the policies' shared key store (the
+/// gateway's refresher callback, and [`refresh_for_unknown_key`]).
+pub fn store_key_set(state: &PolicyState, url: &str, fetched: &FetchedKeySet) {
+    if fetched.issuer.is_none() {
+        // Without it only the policy's own <issuers> can accept a token.
+        tracing::warn!(%url, "OpenID configuration has no issuer");
+    }
+    match state
+        .key_sets
+        .install(url, fetched.issuer.clone(), &fetched.jwks)
+    {
+        Ok(n) => {
+            tracing::info!(%url, keys = n, issuer = ?fetched.issuer, "OpenID signing keys loaded")
+        }
         Err(err) => tracing::warn!(%url, error = %err, "OpenID signing keys rejected"),
+    }
+}
+
+/// Refetches the configurations a token's unknown key made `validate-jwt` ask
+/// for (`Step::RefreshKeySets`, already throttled by
+/// [`KeySets::claim_refresh`](crate::policy::jwt::KeySets::claim_refresh)), and
+/// installs what they give; the request then validates its token again. A
+/// failed fetch leaves the key set as it was.
+pub async fn refresh_for_unknown_key<C: CalloutClient>(
+    client: &C,
+    state: &PolicyState,
+    urls: &[String],
+) {
+    for url in urls {
+        tracing::info!(%url, "token names an unknown signing key: fetching the OpenID key set again");
+        match fetch_key_set(client, url, UNKNOWN_KEY_FETCH_TIMEOUT).await {
+            Ok(fetched) => store_key_set(state, url, &fetched),
+            Err(error) => tracing::warn!(%url, %error, "OpenID key set refetch failed"),
+        }
     }
 }

@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -196,11 +197,20 @@ pub struct KeySet {
     pub issuer: Option<String>,
 }
 
+/// How often a token naming a key the set does not hold may make the gateway
+/// fetch a configuration's key set again (APIM's and .NET's refresh on an
+/// unknown signing key, at most once per 5 minutes per URL): often enough to
+/// follow a provider's key rotation at once, rarely enough that made-up `kid`s
+/// cannot make the gateway hammer the provider.
+pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+
 /// OpenID key sets by configuration URL, shared by every request and replaced
-/// whole by the runtime's refreshes.
+/// whole (keys and issuer together) by the runtime's fetches.
 #[derive(Debug, Default)]
 pub struct KeySets {
     sets: RwLock<HashMap<String, Arc<KeySet>>>,
+    /// When an unknown key last made each URL be fetched again.
+    refreshed_for_unknown_key: Mutex<HashMap<String, Instant>>,
 }
 
 impl KeySets {
@@ -209,42 +219,21 @@ impl KeySets {
         KeySets::default()
     }
 
-    fn modify(&self, url: &str, f: impl FnOnce(&mut KeySet)) {
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
-        let mut set = sets.get(url).map(|s| (**s).clone()).unwrap_or_default();
-        f(&mut set);
-        sets.insert(url.to_string(), Arc::new(set));
-    }
-
-    /// Reads an OpenID configuration document fetched from `url`: remembers its
-    /// issuer and returns its `jwks_uri` (to fetch next).
-    pub fn update_from_openid_config(&self, url: &str, doc: &[u8]) -> Result<String, JwtError> {
-        let invalid = |message: String| JwtError::Invalid {
-            what: "OpenID configuration",
-            message,
-        };
-        let v: Json = serde_json::from_slice(doc).map_err(|e| invalid(e.to_string()))?;
-        let jwks_uri = v
-            .get("jwks_uri")
-            .and_then(Json::as_str)
-            .ok_or_else(|| invalid("no 'jwks_uri' string".into()))?
-            .to_string();
-        let issuer = v.get("issuer").and_then(Json::as_str).map(str::to_string);
-        self.modify(url, |s| s.issuer = issuer);
-        Ok(jwks_uri)
-    }
-
-    /// Records the issuer of the configuration at `url`.
-    pub fn set_issuer(&self, url: &str, issuer: Option<String>) {
-        self.modify(url, |s| s.issuer = issuer);
-    }
-
-    /// Replaces the keys of the configuration at `url` with those of a JWKS
-    /// document; returns how many keys are usable (others are skipped).
-    pub fn update_from_jwks(&self, url: &str, jwks: &[u8]) -> Result<usize, JwtError> {
+    /// Installs what the configuration at `url` gave: its `issuer` and the
+    /// signing keys of its JWKS document, replacing the previous set whole, so
+    /// keys missing from the new document stop being accepted at once. Returns
+    /// how many keys are usable (others are skipped); a document that is not a
+    /// key set leaves the previous set in place.
+    pub fn install(
+        &self,
+        url: &str,
+        issuer: Option<String>,
+        jwks: &[u8],
+    ) -> Result<usize, JwtError> {
         let keys = parse_jwks(jwks)?;
         let n = keys.len();
-        self.modify(url, |s| s.keys = keys);
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        sets.insert(url.to_string(), Arc::new(KeySet { keys, issuer }));
         Ok(n)
     }
 
@@ -255,6 +244,34 @@ impl KeySets {
             .unwrap_or_else(|e| e.into_inner())
             .get(url)
             .cloned()
+    }
+
+    /// Of `urls`, those a token with an unknown key may have fetched again at
+    /// `now`: key sets already installed (before the first one arrives, the
+    /// refresher's own fetch at start and its retries are what loads them) and
+    /// not refetched for an unknown key in the last
+    /// [`UNKNOWN_KEY_REFRESH_INTERVAL`]. They count as refetched from now on,
+    /// so concurrent requests start one fetch, not many.
+    pub fn claim_refresh(&self, urls: &[String], now: Instant) -> Vec<String> {
+        let installed: Vec<&String> = {
+            let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
+            urls.iter().filter(|u| sets.contains_key(*u)).collect()
+        };
+        let mut last = self
+            .refreshed_for_unknown_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut claimed = Vec::new();
+        for url in installed {
+            let due = last.get(url).is_none_or(|at| {
+                now.saturating_duration_since(*at) >= UNKNOWN_KEY_REFRESH_INTERVAL
+            });
+            if due && !claimed.contains(url) {
+                last.insert(url.clone(), now);
+                claimed.push(url.clone());
+            }
+        }
+        claimed
     }
 }
 
@@ -575,6 +592,13 @@ impl ValidateJwt {
         &self.openid_urls
     }
 
+    /// Whether `failure` (from [`validate`](Self::validate)) may go away once
+    /// this policy's OpenID key sets are fetched again: the token names a key
+    /// none of them holds, as after the provider rotated its keys.
+    pub fn wants_key_refresh(&self, failure: &Failure) -> bool {
+        !self.openid_urls.is_empty() && failure.reason == KEY_NOT_FOUND
+    }
+
     /// Validates the request's token: extracts it as configured, evaluates
     /// the policy's expressions against `ctx`, checks it at `now_unix`.
     pub fn validate(
@@ -606,6 +630,12 @@ impl ValidateJwt {
             clock_skew: i64::try_from(self.clock_skew.resolve(ctx)?.0).unwrap_or(i64::MAX),
             keys: &key_list,
             audiences: &audiences,
+            // An OpenID configuration names its issuer: with one, the issuer is
+            // always checked (as in APIM), even when the policy lists none, so
+            // a token of another tenant signed with the same provider keys, or
+            // one without `iss`, is refused. A configuration not fetched yet or
+            // without an issuer then accepts only the listed issuers.
+            check_issuer: !issuers.is_empty() || !self.openid_urls.is_empty(),
             issuers: &issuers,
             claims: &claims,
         };
@@ -690,6 +720,9 @@ fn eval_all(ts: &[Template], ctx: &Context) -> Result<Vec<String>, Failure> {
         .collect()
 }
 
+/// APIM's reason when no key matches the token's `kid` and algorithm.
+const KEY_NOT_FOUND: &str = "TokenSignatureKeyNotFound";
+
 /// A validation failure before it becomes a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
@@ -724,7 +757,9 @@ pub struct Rules<'a> {
     pub keys: &'a [VerifyKey],
     /// Acceptable audiences; empty = not checked.
     pub audiences: &'a [String],
-    /// Acceptable issuers; empty = not checked.
+    /// Whether `iss` must be one of `issuers` (an empty list then accepts none).
+    pub check_issuer: bool,
+    /// Acceptable issuers.
     pub issuers: &'a [String],
     /// Required claims with their allowed values.
     pub claims: &'a [(&'a RequiredClaim, Vec<String>)],
@@ -794,7 +829,7 @@ pub fn check_token(token: &str, rules: &Rules<'_>, now_unix: i64) -> Result<Vali
             ));
         }
     }
-    if !rules.issuers.is_empty() {
+    if rules.check_issuer {
         let ok = claims
             .get("iss")
             .and_then(Json::as_str)
@@ -840,7 +875,7 @@ fn verify_signature(
         .collect();
     if candidates.is_empty() {
         return Err(Denial::new(
-            "TokenSignatureKeyNotFound",
+            KEY_NOT_FOUND,
             match kid {
                 Some(k) => format!(
                     "Signature validation failed. Unable to match key: kid '{k}'. Access denied."

@@ -422,13 +422,7 @@ fn openid_key_sets_by_kid() {
         reason(p.validate(&bearer(&token), &ks, NOW)),
         "TokenSignatureKeyNotFound"
     );
-    let jwks_uri = ks
-        .update_from_openid_config(
-            url,
-            br#"{"issuer":"https://idp.example/","jwks_uri":"https://idp.example/keys"}"#,
-        )
-        .expect("config");
-    assert_eq!(jwks_uri, "https://idp.example/keys");
+    let issuer = Some("https://idp.example/".to_owned());
     let jwks = json!({"keys": [
         {"kty": "EC", "crv": "P-256", "kid": "ec-0", "x": EC_X, "y": "AAAA"},
         {"kty": "RSA", "kid": "rsa-1", "n": RSA_N, "e": RSA_E, "use": "sig"},
@@ -437,7 +431,7 @@ fn openid_key_sets_by_kid() {
         {"kty": "weird"}
     ]});
     let n = ks
-        .update_from_jwks(url, jwks.to_string().as_bytes())
+        .install(url, issuer.clone(), jwks.to_string().as_bytes())
         .expect("jwks");
     assert_eq!(n, 1, "short point, enc key, P-521 and unknown kty skipped");
     let f = p
@@ -453,7 +447,10 @@ fn openid_key_sets_by_kid() {
     assert!(p.validate(&bearer(&rsa_token), &ks, NOW).is_ok());
     // Rotation: the new set has ec-1.
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": EC_X, "y": EC_Y, "alg": "ES256"}]});
-    assert_eq!(ks.update_from_jwks(url, jwks.to_string().as_bytes()), Ok(1));
+    assert_eq!(
+        ks.install(url, issuer.clone(), jwks.to_string().as_bytes()),
+        Ok(1)
+    );
     let v = p.validate(&bearer(&token), &ks, NOW).expect("valid");
     assert_eq!(v.claims.get("aud"), Some(&json!("api")));
     // The issuer from the configuration is enforced.
@@ -471,12 +468,115 @@ fn openid_key_sets_by_kid() {
         "TokenSignatureKeyNotFound"
     );
     // Broken documents are errors, and leave the set alone.
-    assert!(ks.update_from_jwks(url, b"not json").is_err());
-    assert!(ks.update_from_jwks(url, br#"{"nokeys":1}"#).is_err());
-    assert!(ks
-        .update_from_openid_config(url, br#"{"issuer":"x"}"#)
-        .is_err());
+    assert!(ks.install(url, None, b"not json").is_err());
+    assert!(ks.install(url, None, br#"{"nokeys":1}"#).is_err());
     assert!(p.validate(&bearer(&token), &ks, NOW).is_ok());
+}
+
+/// APIM checks the issuer an OpenID configuration names even when the policy
+/// lists no issuers: a token signed with the provider's keys (which Entra ID
+/// shares across tenants) but issued for another tenant is refused.
+#[test]
+fn openid_config_issuer_is_enforced_without_issuers() {
+    let url = "https://idp.example/.well-known/openid-configuration";
+    let ks = KeySets::new();
+    let jwks =
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": EC_X, "y": EC_Y}]});
+    ks.install(
+        url,
+        Some("https://idp.example/".into()),
+        jwks.to_string().as_bytes(),
+    )
+    .expect("install");
+    let only_config = policy(&format!(
+        r#"<validate-jwt header-name="Authorization"><openid-config url="{url}"/></validate-jwt>"#
+    ));
+    let with_aud = policy(&format!(
+        r#"<validate-jwt header-name="Authorization"><openid-config url="{url}"/>
+            <audiences><audience>api</audience></audiences></validate-jwt>"#
+    ));
+    let lax_exp = policy(&format!(
+        r#"<validate-jwt header-name="Authorization" require-expiration-time="false"><openid-config url="{url}"/></validate-jwt>"#
+    ));
+    let listed = policy(&format!(
+        r#"<validate-jwt header-name="Authorization"><openid-config url="{url}"/>
+            <issuers><issuer>https://partner.example/</issuer></issuers></validate-jwt>"#
+    ));
+    let token = |claims: serde_json::Value| bearer(&es256("ec-1", &claims));
+    let ours = json!({"exp": NOW + 60, "aud": "api", "iss": "https://idp.example/"});
+    let theirs = json!({"exp": NOW + 60, "aud": "api", "iss": "https://other-tenant/"});
+    let none = json!({"exp": NOW + 60, "aud": "api"});
+    let theirs_no_exp = json!({"aud": "api", "iss": "https://other-tenant/"});
+    let partner = json!({"exp": NOW + 60, "iss": "https://partner.example/"});
+    assert!(only_config.validate(&token(ours.clone()), &ks, NOW).is_ok());
+    assert!(with_aud.validate(&token(ours.clone()), &ks, NOW).is_ok());
+    for (p, claims) in [
+        (&only_config, &theirs),
+        (&only_config, &none),
+        (&with_aud, &theirs),
+        (&lax_exp, &theirs_no_exp),
+        (&listed, &theirs),
+    ] {
+        assert_eq!(
+            reason(p.validate(&token(claims.clone()), &ks, NOW)),
+            "TokenIssuerNotAllowed",
+            "{claims}"
+        );
+    }
+    // Listed issuers count alongside the configuration's.
+    assert!(listed.validate(&token(partner), &ks, NOW).is_ok());
+    assert!(listed.validate(&token(ours), &ks, NOW).is_ok());
+    // A configuration without an issuer accepts only the listed ones.
+    ks.install(url, None, jwks.to_string().as_bytes())
+        .expect("install");
+    let anyone = json!({"exp": NOW + 60, "iss": "https://idp.example/"});
+    assert_eq!(
+        reason(only_config.validate(&token(anyone), &ks, NOW)),
+        "TokenIssuerNotAllowed"
+    );
+}
+
+#[test]
+fn unknown_keys_refresh_at_most_every_five_minutes_per_url() {
+    let ks = KeySets::new();
+    let t0 = std::time::Instant::now();
+    let (a, b) = ("https://a/c".to_owned(), "https://b/c".to_owned());
+    // Not loaded yet: the refresher's fetch at start is what loads them.
+    assert!(ks.claim_refresh(&[a.clone(), b.clone()], t0).is_empty());
+    for url in [&a, &b] {
+        ks.install(url, None, br#"{"keys":[]}"#).expect("install");
+    }
+    assert_eq!(
+        ks.claim_refresh(&[a.clone(), a.clone()], t0),
+        vec![a.clone()]
+    );
+    assert!(ks.claim_refresh(std::slice::from_ref(&a), t0).is_empty());
+    assert_eq!(
+        ks.claim_refresh(&[a.clone(), b.clone()], t0 + Duration::from_secs(299)),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        ks.claim_refresh(&[a.clone(), b.clone()], t0 + UNKNOWN_KEY_REFRESH_INTERVAL),
+        vec![a.clone()]
+    );
+    let p = policy(&format!(
+        r#"<validate-jwt header-name="Authorization"><openid-config url="{a}"/></validate-jwt>"#
+    ));
+    let unknown = p
+        .validate(&bearer(&es256("new", &json!({"exp": NOW + 60}))), &ks, NOW)
+        .expect_err("no keys");
+    assert!(p.wants_key_refresh(&unknown));
+    let inline = policy(&format!(
+        r#"<validate-jwt header-name="Authorization"><issuer-signing-keys><key>{}</key></issuer-signing-keys></validate-jwt>"#,
+        secret_b64()
+    ));
+    let f = inline
+        .validate(&bearer(&es256("x", &json!({"exp": NOW + 60}))), &ks, NOW)
+        .expect_err("no such key");
+    assert!(
+        !inline.wants_key_refresh(&f),
+        "no OpenID configuration to refresh"
+    );
 }
 
 #[test]

@@ -65,6 +65,10 @@ pub enum Step {
     Call(CallRequest),
     /// Look this key up in the cache and report with `cache_done`.
     CacheGet(String),
+    /// A token names a signing key no OpenID key set holds: fetch these
+    /// configurations' key sets again (install them in the shared key sets) and
+    /// report with `key_sets_refreshed`; the `validate-jwt` then runs again.
+    RefreshKeySets(Vec<String>),
     /// Call `sleep_done` at this time.
     Sleep(Instant),
     /// Finished: send `context.Response` to the client.
@@ -105,6 +109,7 @@ enum Waiting {
     Sleep,
     CacheResponse,
     CacheValue,
+    KeySets,
 }
 
 /// Extra outputs a run produces alongside its steps.
@@ -161,6 +166,9 @@ pub struct Pipeline {
     extra_headers: Vec<(String, String)>,
     /// `limit-concurrency` slots held: (level, slot, permit).
     permits: SmallVec<[(u8, u16, ConcurrencyPermit); 1]>,
+    /// Key sets were fetched again for this request once already: a token
+    /// that still names an unknown key fails instead of asking again.
+    keys_refreshed: bool,
     /// Traces and one-way calls, for the connection to drain.
     pub side: SideEffects,
 }
@@ -187,6 +195,7 @@ impl Pipeline {
             value_lookup: None,
             extra_headers: Vec::new(),
             permits: SmallVec::new(),
+            keys_refreshed: false,
             side: SideEffects::default(),
         };
         p.enter(SectionKind::Inbound);
@@ -332,10 +341,19 @@ impl Pipeline {
                 Op::Act(action, origin) => match self.act(action, ctx, env, level) {
                     Ok(None) => {}
                     Ok(Some(step)) => {
-                        if let Step::Call(_) = step {
-                            if let Waiting::Call { origin: o, .. } = &mut self.waiting {
-                                *o = (level, *origin);
+                        match step {
+                            Step::Call(_) => {
+                                if let Waiting::Call { origin: o, .. } = &mut self.waiting {
+                                    *o = (level, *origin);
+                                }
                             }
+                            // The same validate-jwt runs again once the keys are in.
+                            Step::RefreshKeySets(_) => {
+                                if let Some(f) = self.frames.last_mut() {
+                                    f.pc = f.pc.saturating_sub(1);
+                                }
+                            }
+                            _ => {}
                         }
                         return step;
                     }
@@ -501,6 +519,14 @@ impl Pipeline {
         self.waiting = Waiting::Nothing;
         self.done = true;
         self.finished = true;
+    }
+
+    /// The key sets asked for with `Step::RefreshKeySets` were fetched (or
+    /// could not be): the `validate-jwt` that asked runs again.
+    pub fn key_sets_refreshed(&mut self) {
+        if self.waiting == Waiting::KeySets {
+            self.waiting = Waiting::Nothing;
+        }
     }
 
     /// The timer from `Step::Sleep` went off.
@@ -777,7 +803,19 @@ impl Pipeline {
                     .push(Deferred::QuotaByKey(q.clone(), resolved));
             }
             Action::ValidateJwt(v) => {
-                let jwt = v.validate(ctx, &env.state.key_sets, now_unix(ctx))?;
+                let jwt = match v.validate(ctx, &env.state.key_sets, now_unix(ctx)) {
+                    Ok(jwt) => jwt,
+                    Err(failure) if !self.keys_refreshed && v.wants_key_refresh(&failure) => {
+                        let urls = env.state.key_sets.claim_refresh(v.openid_urls(), env.now);
+                        if urls.is_empty() {
+                            return Err(failure);
+                        }
+                        self.keys_refreshed = true;
+                        self.waiting = Waiting::KeySets;
+                        return Ok(Some(Step::RefreshKeySets(urls)));
+                    }
+                    Err(failure) => return Err(failure),
+                };
                 if let Some(name) = &v.output_token_variable_name {
                     let value = serde_json::Value::Object(jwt.claims);
                     ctx.variables

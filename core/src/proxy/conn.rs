@@ -76,6 +76,12 @@ pub enum Event {
         /// The key.
         key: String,
     },
+    /// Fetch these OpenID configurations' key sets again and install them
+    /// (a token named an unknown key); answer with `handle_key_sets_refreshed`.
+    RefreshKeySets {
+        /// The configuration URLs.
+        urls: Vec<String>,
+    },
     /// Store (`Some`) or remove (`None`) `key` in the policy cache.
     CacheWrite {
         /// The key.

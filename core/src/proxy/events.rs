@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Event, ProxyConn, UpstreamFailure};
 use crate::callout::client::CalloutClient;
+use crate::callout::key_sets;
 use crate::callout::{CalloutRequest, OneWaySlot};
 use crate::config::ServiceUrl;
 use crate::policy::respond::TraceRecord;
@@ -133,6 +134,16 @@ pub async fn handle_events<H: ConnHost>(
             Event::CacheGet { key } => {
                 let found = state.cache.get(&key, host.now());
                 conn.handle_cache_done(found, host.now());
+            }
+            Event::RefreshKeySets { urls } => {
+                // Boxed like calls: only requests that refresh carry the future.
+                Box::pin(key_sets::refresh_for_unknown_key(
+                    host.calls(),
+                    state,
+                    &urls,
+                ))
+                .await;
+                conn.handle_key_sets_refreshed(host.now());
             }
             Event::CacheWrite { key, value, ttl } => match value {
                 Some(v) => {

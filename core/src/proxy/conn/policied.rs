@@ -341,6 +341,13 @@ impl ProxyConn {
                 self.events.push_back(Event::CacheGet { key });
                 false
             }
+            Step::RefreshKeySets(urls) => {
+                run.stage = Stage::AwaitCall;
+                // The fetch has a timeout of its own.
+                self.deadline = None;
+                self.events.push_back(Event::RefreshKeySets { urls });
+                false
+            }
             Step::Sleep(at) => {
                 run.stage = Stage::AwaitSleep;
                 self.deadline = Some((at, DeadlineKind::PolicySleep));
@@ -618,6 +625,17 @@ impl ProxyConn {
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
             if run.stage == Stage::AwaitCall {
                 run.pipeline.cache_done(&mut run.ctx, found);
+                run.stage = Stage::Running;
+            }
+        }
+        self.progress(now);
+    }
+
+    /// The key set fetch asked for with `Event::RefreshKeySets` finished.
+    pub fn handle_key_sets_refreshed(&mut self, now: Instant) {
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            if run.stage == Stage::AwaitCall {
+                run.pipeline.key_sets_refreshed();
                 run.stage = Stage::Running;
             }
         }

@@ -1,0 +1,472 @@
+//! `validate-jwt` end to end: inline keys, and OpenID configurations served by a
+//! real identity provider on loopback that the gateway fetches, whose issuer it
+//! enforces (as APIM does, with or without `<issuers>`), and whose key rotation
+//! it follows (a token naming an unknown key makes it fetch the key set again,
+//! at most once per 5 minutes per configuration).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::policy_docs::*;
+use common::*;
+use serde_json::{json, Value};
+
+const JWT_SECRET: &[u8] = b"portcullis-end-to-end-secret-0123456789";
+
+fn mint(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("mint token")
+}
+
+#[runtimes]
+async fn validate_jwt_with_an_inline_hs256_key(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let policy = policies(
+        &format!(
+            r#"<validate-jwt header-name="Authorization" require-scheme="Bearer">
+                 <issuer-signing-keys><key>{}</key></issuer-signing-keys>
+                 <audiences><audience>portcullis-tests</audience></audiences>
+                 <issuers><issuer>https://issuer.test/</issuer></issuers>
+               </validate-jwt>"#,
+            base64(JWT_SECRET)
+        ),
+        "",
+        "",
+        LAST_ERROR_HEADER,
+    );
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let now = unix_now();
+    let claims = |aud: &str, exp: u64| json!({ "sub": "user-1", "aud": aud, "iss": "https://issuer.test/", "iat": now - 10, "exp": exp });
+    let good = mint(&claims("portcullis-tests", now + 3600), JWT_SECRET, None);
+
+    let r = get_with(
+        &gw,
+        "/api/ok",
+        &[("Authorization", &format!("Bearer {good}"))],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
+    let req = backend.only_request();
+    assert_eq!(req.target(), "/ok");
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {good}")),
+        "the token is forwarded"
+    );
+
+    let r = get_with(&gw, "/api/none", &[]).await;
+    assert_apim_error(&r, 401, "JWT not present.");
+    assert_eq!(
+        r.header("x-error").as_deref(),
+        Some("TokenNotPresent: JWT not present.")
+    );
+
+    let forged = mint(
+        &claims("portcullis-tests", now + 3600),
+        b"another-secret-another-secret-0123",
+        None,
+    );
+    let r = get_with(
+        &gw,
+        "/api/forged",
+        &[("Authorization", &format!("Bearer {forged}"))],
+    )
+    .await;
+    // The body says only "Invalid JWT."; the reason is in context.LastError.
+    assert_apim_error(&r, 401, "Invalid JWT.");
+    assert_eq!(
+        r.header("x-error").as_deref(),
+        Some("TokenSignatureInvalid: Signature validation failed. Access denied.")
+    );
+
+    let expired = mint(&claims("portcullis-tests", now - 600), JWT_SECRET, None);
+    let r = get_with(
+        &gw,
+        "/api/old",
+        &[("Authorization", &format!("Bearer {expired}"))],
+    )
+    .await;
+    assert_apim_error(&r, 401, "Invalid JWT.");
+    let error = r.header("x-error").unwrap_or_default();
+    assert!(
+        error.contains("Lifetime validation failed. The token is expired."),
+        "{error}"
+    );
+
+    let other_aud = mint(&claims("someone-else", now + 3600), JWT_SECRET, None);
+    let r = get_with(
+        &gw,
+        "/api/aud",
+        &[("Authorization", &format!("Bearer {other_aud}"))],
+    )
+    .await;
+    assert_apim_error(&r, 401, "Invalid JWT.");
+    let error = r.header("x-error").unwrap_or_default();
+    assert!(
+        error.ends_with(": Audience validation failed. Access denied."),
+        "{error}"
+    );
+
+    let r = get_with(
+        &gw,
+        "/api/scheme",
+        &[("Authorization", &format!("Basic {good}"))],
+    )
+    .await;
+    assert_eq!(r.status, 401, "wrong scheme: {r:?}");
+    assert!(r.has("x-error"), "{r:?}");
+
+    assert_eq!(
+        backend.requests().len(),
+        1,
+        "only the valid token got through"
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn validate_jwt_custom_status_and_claims_in_a_variable(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let policy = inbound(&format!(
+        r#"<validate-jwt query-parameter-name="token" failed-validation-httpcode="403" failed-validation-error-message="Nope" output-token-variable-name="jwt">
+             <issuer-signing-keys><key>{}</key></issuer-signing-keys>
+             <required-claims><claim name="role" match="any"><value>admin</value><value>ops</value></claim></required-claims>
+           </validate-jwt>
+           <set-header name="X-Subject" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("token", "").AsJwt().Subject)</value></set-header>"#,
+        base64(JWT_SECRET)
+    ));
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let now = unix_now();
+    let admin = mint(
+        &json!({ "sub": "ada", "role": "admin", "exp": now + 3600 }),
+        JWT_SECRET,
+        None,
+    );
+    let guest = mint(
+        &json!({ "sub": "gus", "role": "guest", "exp": now + 3600 }),
+        JWT_SECRET,
+        None,
+    );
+
+    let r = get_with(&gw, &format!("/api/x?token={admin}"), &[]).await;
+    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
+    assert_eq!(
+        backend.only_request().header("x-subject").as_deref(),
+        Some("ada")
+    );
+
+    let r = get_with(&gw, &format!("/api/x?token={guest}"), &[]).await;
+    assert_apim_error(&r, 403, "Nope");
+    let r = get_with(&gw, "/api/x", &[]).await;
+    assert_apim_error(&r, 403, "Nope");
+    assert_eq!(backend.requests().len(), 1);
+    gw.stop().await;
+}
+
+/// The issuer the identity provider's configuration names.
+const IDP_ISSUER: &str = "https://idp.test/";
+
+/// Signing keys in force: `(kid, HS256 secret)`.
+type Keys = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An identity provider on loopback: `/.well-known/openid-configuration` names
+/// [`IDP_ISSUER`] and `/keys`, which serves the HS256 keys (`kty: oct`) the
+/// test has put in force; [`rotate`](Self::rotate) replaces them.
+struct IdentityProvider {
+    server: Backend,
+    keys: Keys,
+}
+
+impl IdentityProvider {
+    async fn start(keys: &[(&str, &[u8])]) -> IdentityProvider {
+        let slot: Arc<Mutex<Option<std::net::SocketAddr>>> = Arc::default();
+        let in_force: Keys = Arc::default();
+        let (s, k) = (slot.clone(), in_force.clone());
+        let server = Backend::start(move |r| {
+            let addr = s.lock().unwrap().expect("idp address set");
+            let body = match r.target().as_str() {
+                "/.well-known/openid-configuration" => json!({
+                    "issuer": IDP_ISSUER,
+                    "jwks_uri": format!("http://{addr}/keys"),
+                }),
+                "/keys" => {
+                    let keys: Vec<Value> = k
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|(kid, secret)| json!({ "kty": "oct", "kid": kid, "alg": "HS256", "use": "sig", "k": base64url(secret) }))
+                        .collect();
+                    json!({ "keys": keys })
+                }
+                _ => return Reply::Send(response(404, &[], b"")),
+            };
+            Reply::Send(ok("application/json", body.to_string().as_bytes()))
+        })
+        .await;
+        *slot.lock().unwrap() = Some(server.addr);
+        let idp = IdentityProvider {
+            server,
+            keys: in_force,
+        };
+        idp.rotate(keys);
+        idp
+    }
+
+    /// Puts these keys in force, and only these.
+    fn rotate(&self, keys: &[(&str, &[u8])]) {
+        *self.keys.lock().unwrap() = keys
+            .iter()
+            .map(|(kid, secret)| ((*kid).to_owned(), secret.to_vec()))
+            .collect();
+    }
+
+    fn config_url(&self) -> String {
+        format!(
+            "http://{}/.well-known/openid-configuration",
+            self.server.addr
+        )
+    }
+
+    /// How often the key set was fetched.
+    fn key_fetches(&self) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.target() == "/keys")
+            .count()
+    }
+}
+
+/// API `id` at `/{id}` in front of `backend`, its inbound `validate-jwt`
+/// policy reporting `context.LastError` in `X-Error` when it refuses.
+fn jwt_api(id: &str, backend: &Backend, validate_jwt: &str) -> Value {
+    papi(
+        id,
+        id,
+        backend.addr,
+        &policies(validate_jwt, "", "", LAST_ERROR_HEADER),
+    )
+}
+
+/// `GET path` with `token` as a bearer token.
+async fn get_bearer(gw: &TestGateway, path: &str, token: &str) -> Response {
+    get_with(gw, path, &[("Authorization", &format!("Bearer {token}"))]).await
+}
+
+/// Polls `path` with `token` until the gateway accepts it: the key set is
+/// fetched in the background at start.
+async fn until_accepted(gw: &TestGateway, path: &str, token: &str) {
+    within("the OpenID key set is loaded", async {
+        loop {
+            let r = get_bearer(gw, path, token).await;
+            if r.status == 200 {
+                return;
+            }
+            assert_eq!(r.status, 401, "{r:?} {}", r.body_str());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Asserts `r` is a 401 whose `context.LastError.Reason` is `reason`.
+fn assert_refused(r: &Response, reason: &str, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {r:?} {}", r.body_str());
+    let error = r.header("x-error").unwrap_or_default();
+    assert!(error.starts_with(&format!("{reason}: ")), "{what}: {error}");
+}
+
+#[runtimes]
+async fn validate_jwt_with_openid_config_keys(rt: Runtime) {
+    let idp = IdentityProvider::start(&[("k1", JWT_SECRET)]).await;
+    let backend = Backend::echo().await;
+    let policy = inbound(&format!(
+        r#"<validate-jwt header-name="Authorization" require-scheme="Bearer">
+             <openid-config url="{}" />
+             <audiences><audience>portcullis-tests</audience></audiences>
+           </validate-jwt>"#,
+        idp.config_url()
+    ));
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let now = unix_now();
+    let claims =
+        json!({ "sub": "u", "aud": "portcullis-tests", "iss": IDP_ISSUER, "exp": now + 3600 });
+    let good = mint(&claims, JWT_SECRET, Some("k1"));
+    until_accepted(&gw, "/api/ok", &good).await;
+    let targets: Vec<String> = idp.server.requests().iter().map(|r| r.target()).collect();
+    assert!(targets.contains(&"/.well-known/openid-configuration".to_owned()));
+    assert!(targets.contains(&"/keys".to_owned()));
+
+    let forged = mint(&claims, b"another-secret-another-secret-0123", Some("k1"));
+    let r = get_bearer(&gw, "/api/forged", &forged).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    assert_eq!(targets, ["/ok"]);
+    gw.stop().await;
+}
+
+/// The issuer an OpenID configuration names is enforced as APIM enforces it:
+/// tokens signed with the provider's keys but issued by someone else (another
+/// Entra ID tenant shares the keys), or by nobody, are refused, with or
+/// without `<audiences>`, `<issuers>` or `require-expiration-time="false"`.
+#[runtimes]
+async fn validate_jwt_enforces_the_openid_configuration_issuer(rt: Runtime) {
+    let idp = IdentityProvider::start(&[("k1", JWT_SECRET)]).await;
+    let backend = Backend::echo().await;
+    let config = format!(r#"<openid-config url="{}" />"#, idp.config_url());
+    let apis = vec![
+        jwt_api(
+            "only",
+            &backend,
+            &format!(r#"<validate-jwt header-name="Authorization">{config}</validate-jwt>"#),
+        ),
+        jwt_api(
+            "aud",
+            &backend,
+            &format!(
+                r#"<validate-jwt header-name="Authorization">{config}
+                     <audiences><audience>portcullis-tests</audience></audiences></validate-jwt>"#
+            ),
+        ),
+        jwt_api(
+            "noexp",
+            &backend,
+            &format!(
+                r#"<validate-jwt header-name="Authorization" require-expiration-time="false">{config}</validate-jwt>"#
+            ),
+        ),
+        jwt_api(
+            "listed",
+            &backend,
+            &format!(
+                r#"<validate-jwt header-name="Authorization">{config}
+                     <issuers><issuer>https://partner.test/</issuer></issuers></validate-jwt>"#
+            ),
+        ),
+    ];
+    let gw = TestGateway::start(rt, &cfg(apis)).await;
+    let exp = unix_now() + 3600;
+    let token = |claims: Value| mint(&claims, JWT_SECRET, Some("k1"));
+    let ours = token(json!({ "aud": "portcullis-tests", "iss": IDP_ISSUER, "exp": exp }));
+    let other = token(
+        json!({ "aud": "portcullis-tests", "iss": "https://other-tenant.test/", "exp": exp }),
+    );
+    let no_iss = token(json!({ "aud": "portcullis-tests", "exp": exp }));
+    let other_no_exp =
+        token(json!({ "aud": "portcullis-tests", "iss": "https://other-tenant.test/" }));
+    let partner = token(json!({ "iss": "https://partner.test/", "exp": exp }));
+    until_accepted(&gw, "/only/ours", &ours).await;
+
+    for (path, token, status, what) in [
+        (
+            "/aud/ours",
+            &ours,
+            200,
+            "the configuration's issuer, right audience",
+        ),
+        (
+            "/listed/ours",
+            &ours,
+            200,
+            "the configuration's issuer next to listed ones",
+        ),
+        ("/listed/partner", &partner, 200, "a listed issuer"),
+        ("/only/other", &other, 401, "another issuer"),
+        ("/only/no-iss", &no_iss, 401, "no issuer"),
+        (
+            "/aud/other",
+            &other,
+            401,
+            "another issuer with the right audience",
+        ),
+        (
+            "/noexp/other",
+            &other_no_exp,
+            401,
+            "another issuer, no exp, exp not required",
+        ),
+        (
+            "/listed/other",
+            &other,
+            401,
+            "an issuer neither listed nor configured",
+        ),
+    ] {
+        let r = get_bearer(&gw, path, token).await;
+        if status == 200 {
+            assert_eq!(r.status, 200, "{what}: {r:?} {}", r.body_str());
+        } else {
+            assert_refused(&r, "TokenIssuerNotAllowed", what);
+        }
+    }
+    let mut reached: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    reached.sort();
+    // The backend sees paths without the API's prefix.
+    assert_eq!(reached, ["/ours", "/ours", "/ours", "/partner"]);
+    gw.stop().await;
+}
+
+/// The provider rotates its signing key: the first token signed with the new
+/// key is accepted at once (its unknown `kid` makes the gateway fetch the key
+/// set again), the retired key stops being accepted, and unknown keys do not
+/// make the gateway fetch again within 5 minutes.
+#[runtimes]
+async fn validate_jwt_follows_signing_key_rotation(rt: Runtime) {
+    const K2: &[u8] = b"the-second-signing-key-0123456789abcdef";
+    const K3: &[u8] = b"the-third-signing-key-0123456789abcdefg";
+    let idp = IdentityProvider::start(&[("k1", JWT_SECRET)]).await;
+    let backend = Backend::echo().await;
+    let api = jwt_api(
+        "api",
+        &backend,
+        &format!(
+            r#"<validate-jwt header-name="Authorization"><openid-config url="{}" /></validate-jwt>"#,
+            idp.config_url()
+        ),
+    );
+    let gw = TestGateway::start(rt, &cfg(vec![api])).await;
+    let claims = json!({ "sub": "u", "iss": IDP_ISSUER, "exp": unix_now() + 3600 });
+    let with_k1 = mint(&claims, JWT_SECRET, Some("k1"));
+    until_accepted(&gw, "/api/k1", &with_k1).await;
+    let fetched = idp.key_fetches();
+
+    idp.rotate(&[("k2", K2)]);
+    let with_k2 = mint(&claims, K2, Some("k2"));
+    let r = get_bearer(&gw, "/api/k2", &with_k2).await;
+    assert_eq!(r.status, 200, "the new key at once: {r:?} {}", r.body_str());
+    assert_eq!(idp.key_fetches(), fetched + 1, "fetched again once");
+
+    let r = get_bearer(&gw, "/api/k1-retired", &with_k1).await;
+    assert_refused(&r, "TokenSignatureKeyNotFound", "the retired key");
+    let made_up = mint(&claims, K2, Some("k-made-up"));
+    let r = get_bearer(&gw, "/api/made-up", &made_up).await;
+    assert_refused(&r, "TokenSignatureKeyNotFound", "a made-up key id");
+    // A second rotation within 5 minutes is not followed on demand.
+    idp.rotate(&[("k3", K3)]);
+    let r = get_bearer(&gw, "/api/k3", &mint(&claims, K3, Some("k3"))).await;
+    assert_refused(
+        &r,
+        "TokenSignatureKeyNotFound",
+        "a key from a second rotation",
+    );
+    assert_eq!(
+        idp.key_fetches(),
+        fetched + 1,
+        "at most one fetch per 5 minutes for unknown keys"
+    );
+    let r = get_bearer(&gw, "/api/k2-again", &with_k2).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let mut reached: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    reached.sort();
+    assert_eq!(reached, ["/k1", "/k2", "/k2-again"]);
+    gw.stop().await;
+}
