@@ -138,10 +138,10 @@ async fn declared(
     .unwrap_or_else(|_| panic!("{path}: no answer within {PROMPT:?}: the body was waited for"))
 }
 
-/// Streams a chunked body of `total` bytes in 16 KiB chunks, the last one a
-/// single byte so that the chunk crossing the limit arrives whole, without the
-/// final empty chunk when the body is over `limit` (the server stops reading
-/// there), and reads the answer.
+/// Streams `body` chunked in 16 KiB chunks, the last one a single byte so that
+/// the chunk crossing the limit arrives whole, without the final empty chunk when
+/// the body is over `limit` (the server stops reading there: bytes it never read
+/// could turn its close into a reset that loses the answer), and reads the answer.
 async fn chunked(
     addr: SocketAddr,
     path: &str,
