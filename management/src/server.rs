@@ -234,6 +234,9 @@ impl Management {
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", display_addr(local_addr));
         tracing::info!(%base_url, "management plane listening");
+        if let Some(warning) = cleartext_warning(local_addr, acceptor.is_some()) {
+            tracing::warn!(listen = %local_addr, "{warning}");
+        }
         let task = tokio::spawn(serve(listener, acceptor, app, shutdown_rx));
         Ok(Management {
             local_addr,
@@ -283,6 +286,22 @@ impl Drop for Management {
         // Dropped without `shutdown`: still stop serving.
         self.shutdown.send_replace(true);
     }
+}
+
+/// What to warn when the management plane serves plain HTTP on `addr` and other
+/// machines may reach it (any address but loopback, `0.0.0.0` included); `None`
+/// with TLS or on loopback (a TLS-terminating proxy in front is fine there).
+fn cleartext_warning(addr: SocketAddr, tls: bool) -> Option<String> {
+    (!tls && !portcullis_core::config::is_loopback_ip(addr.ip())).then(|| {
+        format!(
+            "the management plane serves plain HTTP on {addr}, which other machines can \
+             reach: configuration snapshots (with subscription keys and secret named \
+             values), gateway and admin tokens, and console and portal passwords and \
+             sessions cross the network unencrypted. Serve HTTPS with --tls-cert FILE \
+             --tls-key FILE (or --self-signed for trials), or listen on 127.0.0.1 behind \
+             a TLS-terminating proxy"
+        )
+    })
 }
 
 /// The host part of the base URL for `addr`.
@@ -359,6 +378,31 @@ where
                 .map_err(|_| "TLS handshake timed out")??;
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             watcher.watch(conn.into_owned()).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_warned_about_off_loopback_only() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for reachable in ["0.0.0.0:8090", "[::]:8090", "192.0.2.1:8090", "10.1.2.3:80"] {
+            let warning = cleartext_warning(addr(reachable), false)
+                .unwrap_or_else(|| panic!("{reachable}: no warning"));
+            assert!(warning.contains(reachable), "{warning}");
+            assert!(warning.contains("--tls-cert"), "{warning}");
+            assert!(warning.contains("--self-signed"), "{warning}");
+            assert_eq!(
+                cleartext_warning(addr(reachable), true),
+                None,
+                "{reachable} with TLS"
+            );
+        }
+        for local in ["127.0.0.1:8090", "127.1.2.3:8090", "[::1]:8090"] {
+            assert_eq!(cleartext_warning(addr(local), false), None, "{local}");
         }
     }
 }

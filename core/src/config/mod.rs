@@ -26,4 +26,4 @@ pub use model::{
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use shared::SharedConfig;
-pub use url::ServiceUrl;
+pub use url::{is_loopback_host, is_loopback_ip, ServiceUrl};

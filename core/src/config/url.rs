@@ -1,6 +1,7 @@
 //! Upstream URLs: parsed once per snapshot into what the proxy needs per request.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::host::{check_name, is_ipv6};
@@ -30,6 +31,39 @@ impl ServiceUrl {
             url: input.to_owned(),
             reason,
         })
+    }
+}
+
+impl ServiceUrl {
+    /// Whether the host is certainly this machine (see [`is_loopback_host`]).
+    pub fn is_loopback(&self) -> bool {
+        is_loopback_host(&self.host)
+    }
+}
+
+/// Whether `host` certainly names this machine: `localhost`, an IPv4 address in
+/// 127.0.0.0/8, or `::1` (brackets allowed). Other names are not resolved: what
+/// they resolve to can change, so they count as other machines.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    unbracketed.parse::<IpAddr>().is_ok_and(is_loopback_ip)
+}
+
+/// Whether `ip` is this machine: 127.0.0.0/8, `::1`, or 127.0.0.0/8 mapped into
+/// IPv6 (`::ffff:127.0.0.1`).
+pub fn is_loopback_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -202,6 +236,46 @@ mod tests {
         let u = ok("https://[FE80::1]");
         assert_eq!(u.host, "fe80::1");
         assert_eq!(u.authority, "[fe80::1]");
+    }
+
+    #[test]
+    fn loopback_hosts_are_only_those_certainly_this_machine() {
+        for host in [
+            "localhost",
+            "LocalHost",
+            "localhost.",
+            "127.0.0.1",
+            "127.1.2.3",
+            "127.255.255.255",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+            "[0:0:0:0:0:0:0:1]",
+        ] {
+            assert!(is_loopback_host(host), "{host} is loopback");
+        }
+        for host in [
+            "localhost.example.com",
+            "mylocalhost",
+            "localhost6",
+            "128.0.0.1",
+            "192.0.2.1",
+            "10.0.0.1",
+            "0.0.0.0",
+            "::",
+            "[::2]",
+            "::ffff:192.0.2.1",
+            "example.com",
+            "",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback_host(host), "{host} is not loopback");
+        }
+        assert!(ok("http://[::1]:8090").is_loopback());
+        assert!(ok("http://LOCALHOST:8090/mgmt").is_loopback());
+        assert!(ok("https://127.1.2.3").is_loopback());
+        assert!(!ok("http://192.0.2.1:8090").is_loopback());
+        assert!(!ok("http://localhost.example.com").is_loopback());
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub fn plan(output: Output, endpoint: &Endpoint, request_timeout: Duration) -> S
         )),
         Output::Event(event) => {
             log_event(&event);
+            if matches!(event, Event::ConnectivityRestored { .. }) {
+                // Said again on every reconnect, not just at start: the start
+                // may be long scrolled out of the log.
+                warn_if_cleartext(endpoint, Connection::Restored);
+            }
             Step::Nothing
         }
     }
@@ -171,8 +176,42 @@ pub fn log_event(event: &Event) {
     }
 }
 
+/// When a connection to the management plane is (about to be) made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// At start, before the first fetch.
+    Start,
+    /// A fetch succeeded after failures.
+    Restored,
+}
+
+/// What to warn when the management URL is plain HTTP to another machine, or
+/// `None` when it is HTTPS or this machine.
+pub fn cleartext_warning(endpoint: &Endpoint) -> Option<String> {
+    endpoint.is_cleartext_remote().then(|| {
+        format!(
+            "the management URL {} is plain HTTP to another machine: configuration \
+             snapshots (with subscription keys and secret named values) and the gateway \
+             token cross the network unencrypted. Use an https:// --management-url: serve \
+             the management plane with `portcullis management --tls-cert FILE --tls-key FILE` \
+             (or `--self-signed` for trials, and give the gateway `--ca` with its CA)",
+            endpoint.base_url()
+        )
+    })
+}
+
+/// Warns (see [`cleartext_warning`]) when the management URL sends secrets in
+/// the clear over the network.
+pub fn warn_if_cleartext(endpoint: &Endpoint, when: Connection) {
+    if let Some(warning) = cleartext_warning(endpoint) {
+        let reconnected = when == Connection::Restored;
+        tracing::warn!(url = endpoint.base_url(), reconnected, "{warning}");
+    }
+}
+
 /// Logs how connected mode starts, and warns about a gateway token that has
-/// expired or soon will (`now_unix`: the wall clock, in seconds).
+/// expired or soon will (`now_unix`: the wall clock, in seconds) and about a
+/// management URL that is plain HTTP to another machine.
 pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>, now_unix: u64) {
     tracing::info!(
         url = endpoint.base_url(),
@@ -181,6 +220,7 @@ pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>, 
         backup = ?backup,
         "connected mode: configuration comes from the management plane"
     );
+    warn_if_cleartext(endpoint, Connection::Start);
     match endpoint.token_validity(now_unix) {
         TokenValidity::Valid => {}
         TokenValidity::ExpiresSoon { hours } => {
@@ -209,4 +249,37 @@ pub fn pick_hostname(candidates: impl IntoIterator<Item = Option<String>>) -> St
         .map(|name| name.trim().to_owned())
         .find(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::token::sign;
+
+    fn endpoint(url: &str) -> Endpoint {
+        Endpoint::new(url, &sign("gw-1", 1_900_000_000, b"k")).unwrap()
+    }
+
+    #[test]
+    fn the_cleartext_warning_names_the_url_and_how_to_turn_on_tls() {
+        let warning = cleartext_warning(&endpoint("http://192.0.2.1:8090")).unwrap();
+        for needle in [
+            "http://192.0.2.1:8090",
+            "plain HTTP",
+            "subscription keys",
+            "https://",
+            "--tls-cert",
+            "--self-signed",
+        ] {
+            assert!(warning.contains(needle), "{needle}: {warning}");
+        }
+        for quiet in [
+            "http://127.0.0.1:8090",
+            "http://localhost:8090",
+            "http://[::1]:8090",
+            "https://192.0.2.1:8443",
+        ] {
+            assert_eq!(cleartext_warning(&endpoint(quiet)), None, "{quiet}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ use super::agent::FetchResult;
 use super::heartbeat::Heartbeat;
 use super::token::{self, TokenError, SCHEME};
 use crate::callout::{CalloutError, CalloutRequest, CalloutTarget};
+use crate::config::Scheme;
 use crate::expr::encoding::uri_escape;
 use crate::policy::context::Response;
 
@@ -39,6 +40,8 @@ pub struct Endpoint {
     gateway_id: String,
     authorization: String,
     expiry_unix: u64,
+    /// Plain `http://` to a host that may be another machine.
+    cleartext_remote: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -57,10 +60,12 @@ impl Endpoint {
     /// `GatewayKey ` prefix is optional).
     pub fn new(base_url: &str, token: &str) -> Result<Endpoint, EndpointError> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
-        CalloutTarget::parse(&base).map_err(|source| EndpointError::Url {
+        let target = CalloutTarget::parse(&base).map_err(|source| EndpointError::Url {
             url: base_url.to_owned(),
             source,
         })?;
+        let cleartext_remote =
+            target.service.scheme == Scheme::Http && !target.service.is_loopback();
         let parsed = token::parse(token).map_err(EndpointError::Token)?;
         let body = token.trim();
         let body = match body.split_once(' ') {
@@ -72,7 +77,16 @@ impl Endpoint {
             expiry_unix: parsed.expiry_unix,
             authorization: format!("{SCHEME} {body}"),
             base,
+            cleartext_remote,
         })
+    }
+
+    /// Whether the management URL is plain `http://` to a host that is not
+    /// certainly this machine (see [`is_loopback_host`](crate::config::is_loopback_host)):
+    /// snapshots, with their subscription keys and secret named values, and the
+    /// gateway token then cross the network unencrypted.
+    pub fn is_cleartext_remote(&self) -> bool {
+        self.cleartext_remote
     }
 
     /// The gateway id the token is for.
@@ -279,6 +293,26 @@ mod tests {
             reason: "Reason".into(),
             body: Some(Bytes::from(body.to_owned())),
             ..Response::default()
+        }
+    }
+
+    #[test]
+    fn only_plain_http_to_another_host_is_cleartext_remote() {
+        let token = sign("gw-1", 1_900_000_000, b"k");
+        for (url, cleartext) in [
+            ("http://192.0.2.1:8090", true),
+            ("http://mgmt.example:8090/prefix", true),
+            ("http://localhost.example.com:8090", true),
+            ("http://0.0.0.0:8090", true),
+            ("http://127.0.0.1:8090", false),
+            ("http://127.1.2.3:8090", false),
+            ("http://localhost:8090", false),
+            ("http://[::1]:8090", false),
+            ("https://192.0.2.1:8443", false),
+            ("https://mgmt.example", false),
+        ] {
+            let ep = Endpoint::new(url, &token).unwrap();
+            assert_eq!(ep.is_cleartext_remote(), cleartext, "{url}");
         }
     }
 

@@ -9,14 +9,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portcullis_core::telemetry::batch::{Batch, MAX_BATCH_BYTES};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::auth::require_gateway;
-use super::body::check_media_type_of;
+use super::body::{check_media_type_of, read_limited};
 use super::pagination::{Page, DEFAULT_TOP, MAX_TOP};
 use super::problem::Problem;
 use super::Shared;
@@ -64,18 +63,13 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    // The token first: nothing is read from a caller that is not the gateway.
+    // The token first: nothing is read from a caller that is not the gateway, so
+    // an unauthenticated body costs nothing (the connection is closed unread).
     require_gateway(&state, &headers, &id).await?;
     check_media_type_of(&headers, "a JSON telemetry batch", |m| {
         m == "application/json" || m.ends_with("+json")
     })?;
-    let bytes = match Limited::new(body, MAX_BATCH_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Problem::too_large(MAX_BATCH_BYTES));
-        }
-        Err(e) => return Err(Problem::invalid(format!("cannot read the body: {e}"))),
-    };
+    let bytes = read_limited(&headers, body, MAX_BATCH_BYTES).await?;
     let batch = Batch::from_json(&bytes).map_err(|e| invalid_batch(e.to_string()))?;
     let now_ms = state.now_ms();
     let ingested = state

@@ -1,15 +1,20 @@
 //! Request bodies: the size limit (413), JSON (400 with line and column) and XML text.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
 
 /// The largest request body accepted: 16 MiB.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The largest heartbeat accepted: 64 KiB. A gateway's heartbeat is a few hundred
+/// bytes (a compile error makes it longer), so this is generous and still cheap.
+pub const MAX_HEARTBEAT_BYTES: usize = 64 * 1024;
 
 /// A whole request body, within [`MAX_BODY`].
 pub struct RawBody(pub Bytes);
@@ -26,6 +31,37 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             Err(e) => Err(Problem::invalid(e.body_text())),
         }
     }
+}
+
+/// Reads a body of at most `limit` bytes, for handlers that authenticate first and
+/// read after: 413 before a byte is read when `Content-Length` says more, or as
+/// soon as a streamed (chunked) body passes the limit, so an oversized body is
+/// never buffered whole.
+pub(super) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Problem> {
+    if declared_length(headers).is_some_and(|declared| declared > limit as u64) {
+        return Err(Problem::too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Problem::too_large(limit)),
+        Err(e) => Err(Problem::invalid(format!("cannot read the body: {e}"))),
+    }
+}
+
+/// The `Content-Length` of a request, when it has a readable one (the HTTP
+/// server has already refused a malformed one).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A JSON body parsed into `T`; any `Content-Type` naming JSON (or none) is accepted.

@@ -33,7 +33,9 @@ use axum::{Json, Router};
 use tokio::sync::watch;
 
 use crate::store::{AnalyticsStore, Store, StoreError};
-pub use body::MAX_BODY;
+pub use body::{MAX_BODY, MAX_HEARTBEAT_BYTES};
+/// The largest telemetry batch accepted (core's limit for what a gateway uploads).
+pub use portcullis_core::telemetry::batch::MAX_BATCH_BYTES as MAX_TELEMETRY_BYTES;
 pub use problem::Problem;
 
 /// Who the audit log names for changes made with the admin token.

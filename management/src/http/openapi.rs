@@ -448,7 +448,7 @@ fn sync_paths() -> Vec<(String, Value)> {
     let gateway_errors = |mut responses: Map<String, Value>| {
         responses.insert(
             "401".into(),
-            problem("No, a malformed, expired or forged gateway token, or one for another gateway"),
+            problem("No, a malformed, expired or forged gateway token, or one for another gateway (checked before any of a request body is read)"),
         );
         responses.insert("404".into(), problem("No such gateway"));
         Value::Object(responses)
@@ -468,6 +468,10 @@ fn sync_paths() -> Vec<(String, Value)> {
     let mut heartbeat_responses = Map::new();
     heartbeat_responses.insert("204".into(), json!({ "description": "Recorded" }));
     heartbeat_responses.insert("400".into(), problem("Not a heartbeat"));
+    heartbeat_responses.insert(
+        "413".into(),
+        problem("Body over 64 KiB (the token is checked first; a declared Content-Length over it is refused before the body is read)"),
+    );
     vec![
         (
             "/gateways/{id}/configuration".to_owned(),
@@ -567,10 +571,13 @@ fn analytics_paths() -> Vec<(String, Value)> {
     );
     upload_responses.insert(
         "401".into(),
-        problem("No, a malformed, expired or forged gateway token, or one for another gateway"),
+        problem("No, a malformed, expired or forged gateway token, or one for another gateway (checked before any of the body is read)"),
     );
     upload_responses.insert("404".into(), problem("No such gateway"));
-    upload_responses.insert("413".into(), problem("Body over 4 MiB"));
+    upload_responses.insert(
+        "413".into(),
+        problem("Body over 4 MiB (the token is checked first; a declared Content-Length over it is refused before the body is read)"),
+    );
     upload_responses.insert("415".into(), problem("Not JSON"));
     vec![
         (

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::auth::require_gateway;
-use super::body::RawBody;
+use super::body::{read_limited, MAX_HEARTBEAT_BYTES};
 use super::conditional::{if_none_match_versions, set_etag};
 use super::pagination::query_pairs;
 use super::problem::Problem;
@@ -87,13 +87,17 @@ async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) {
     }
 }
 
+/// The body is taken raw (not by an extractor, which would read it before the
+/// handler runs): the token is checked first, and an oversized body is refused
+/// before it is read.
 async fn heartbeat(
     State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: Body,
 ) -> Result<StatusCode, Problem> {
     require_gateway(&state, &headers, &id).await?;
+    let body = read_limited(&headers, body, MAX_HEARTBEAT_BYTES).await?;
     let beat: Heartbeat = serde_json::from_slice(&body).map_err(|e| Problem::invalid_json(&e))?;
     if beat.instance_id.is_empty() {
         return Err(Problem::invalid("instanceId must not be empty"));
