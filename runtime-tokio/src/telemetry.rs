@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+#[cfg(feature = "sabotage")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::options::GatewayOptions;
 use portcullis_core::sync::protocol::Endpoint;
+#[cfg(feature = "sabotage")]
 use portcullis_core::telemetry::batch::Batch;
 use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
 use portcullis_core::telemetry::pump::{
@@ -33,9 +35,11 @@ struct Host {
     /// Uploads sent so far (for [`Sabotage::forget_telemetry_batch_ids`]).
     ///
     /// [`Sabotage::forget_telemetry_batch_ids`]: crate::env::Sabotage::forget_telemetry_batch_ids
+    #[cfg(feature = "sabotage")]
     uploads: AtomicU64,
 }
 
+#[cfg(feature = "sabotage")]
 impl Host {
     /// Sabotage only: the upload `request` under a batch id never sent before.
     fn forget_batch_id(&self, mut request: CalloutRequest) -> CalloutRequest {
@@ -82,6 +86,7 @@ impl TelemetryHost for Host {
             portcullis_core::callout::CalloutFailure,
         >,
     > {
+        #[cfg(feature = "sabotage")]
         let request = if self.env.sabotage.forget_telemetry_batch_ids {
             self.forget_batch_id(request)
         } else {
@@ -206,6 +211,7 @@ pub(crate) fn spawn(
         env: env.clone(),
         callouts: host_callouts,
         dir,
+        #[cfg(feature = "sabotage")]
         uploads: AtomicU64::new(0),
     });
     let sinks = Sinks {
