@@ -29,10 +29,14 @@ const KEY_PURPOSE: &[u8] = b"portcullis telemetry buffer v1";
 pub enum BatchFileError {
     /// Not a sealed batch: plaintext JSON an earlier version wrote, or a file
     /// that does not belong there.
-    #[error("not an encrypted telemetry batch (plaintext from an earlier version, or a foreign file)")]
+    #[error(
+        "not an encrypted telemetry batch (plaintext from an earlier version, or a foreign file)"
+    )]
     NotSealed,
     /// A format this version does not read.
-    #[error("telemetry batch file format version {0} is not supported (this gateway reads version 1)")]
+    #[error(
+        "telemetry batch file format version {0} is not supported (this gateway reads version 1)"
+    )]
     UnsupportedVersion(u8),
     /// Truncated, too long or failing its checksum: a torn write or a bad disk.
     #[error("telemetry batch file damaged: {0}")]

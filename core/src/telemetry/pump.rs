@@ -480,7 +480,8 @@ mod tests {
         use crate::sync::BackupKey;
         let key = BatchKey::derive(&BackupKey::from_bytes([4; 32]));
         let mut sealer = BatchSealer::new(key.clone(), [1; 12]);
-        let mut other = BatchSealer::new(BatchKey::derive(&BackupKey::from_bytes([5; 32])), [1; 12]);
+        let mut other =
+            BatchSealer::new(BatchKey::derive(&BackupKey::from_bytes([5; 32])), [1; 12]);
         let mut files = std::collections::BTreeMap::new();
         files.insert(batch_file_name(3), sealer.seal(3, b"three").unwrap());
         // Plaintext from an earlier version, another key's batch, a tampered
