@@ -412,6 +412,37 @@ async fn a_tampered_or_plaintext_buffer_file_is_refused_and_not_uploaded(rt: Run
     drop(gw);
 }
 
+/// A telemetry buffer directory without a backup key would hold client data in
+/// the clear: the gateway refuses to start with one, and writes nothing there.
+#[runtimes]
+async fn a_buffer_directory_without_a_backup_key_is_refused(rt: Runtime) {
+    let buffer = tempfile::tempdir().unwrap();
+    let dir = buffer.path().join("telemetry");
+    let out = within(
+        "portcullis gateway with a buffer directory but no backup key",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["gateway", "--runtime", rt.name()])
+            .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+            .args(["--management-url", "http://127.0.0.1:9", "--token", "t"])
+            .arg("--telemetry-buffer-dir")
+            .arg(&dir)
+            .env_clear()
+            .envs(clean_env())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--telemetry-buffer-dir needs --backup-dir and --backup-key"),
+        "{stderr}"
+    );
+    assert!(!dir.exists());
+}
+
 fn hex_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
