@@ -476,6 +476,33 @@ mod tests {
     }
 
     #[test]
+    fn batches_wait_on_disk_only_with_a_backup_key() {
+        use crate::options::{BackupOptions, ManagedOptions};
+        use crate::sync::BackupKey;
+        let key = BackupKey::from_bytes([6; 32]);
+        let mut managed = ManagedOptions::new("http://mgmt", "token");
+        let mut options = GatewayOptions::managed(managed.clone());
+        assert!(buffer_disk(&options).is_none());
+        // A directory given without a backup key is not used: memory only.
+        options.telemetry.buffer_dir = Some("/var/buffer".into());
+        assert!(buffer_disk(&options).is_none());
+        assert!(buffer_disk(&GatewayOptions::new("config.json".into())).is_none());
+        managed.backup = Some(BackupOptions {
+            dir: "/var/backup".into(),
+            key: key.clone(),
+        });
+        let mut options = GatewayOptions::managed(managed);
+        let disk = buffer_disk(&options).unwrap();
+        assert_eq!(disk.dir, PathBuf::from("/var/backup/telemetry"));
+        assert_eq!(disk.key, BatchKey::derive(&key));
+        options.telemetry.buffer_dir = Some("/var/buffer".into());
+        assert_eq!(
+            buffer_disk(&options).unwrap().dir,
+            PathBuf::from("/var/buffer")
+        );
+    }
+
+    #[test]
     fn restore_opens_batches_removes_temporaries_and_sets_refused_ones_aside() {
         use crate::sync::BackupKey;
         let key = BatchKey::derive(&BackupKey::from_bytes([4; 32]));
