@@ -96,7 +96,10 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let cut = scaled(*index, file.len());
             let err = open(&file[..cut], seq, &key).expect_err("a truncation is detected");
-            assert!(matches!(err, BatchFileError::Damaged(_)), "cut at {cut}: {err:?}");
+            assert!(
+                matches!(err, BatchFileError::Damaged(_)),
+                "cut at {cut}: {err:?}"
+            );
         }
         2 => {
             let other = seq.wrapping_add(1 + u64::from(*mode));
