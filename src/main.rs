@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_core::options::TelemetryOptions;
+use portcullis_core::options::{ConfigOrigin, TelemetryOptions};
 use portcullis_core::telemetry::access_log::{
     AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
 };
@@ -250,7 +250,8 @@ struct TelemetryArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_TELEMETRY_UPLOAD")]
     telemetry_upload: bool,
     /// Directory where record batches wait while the management plane is
-    /// unreachable [default: BACKUP_DIR/telemetry, or memory without a backup].
+    /// unreachable, encrypted with the backup key (so it needs --backup-key)
+    /// [default: BACKUP_DIR/telemetry, or memory without a backup].
     #[arg(long, env = "PORTCULLIS_TELEMETRY_BUFFER_DIR")]
     telemetry_buffer_dir: Option<PathBuf>,
     /// Most bytes of batches kept waiting; beyond, the oldest are dropped and counted.
@@ -422,6 +423,14 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
     args.tuning.apply(&mut options);
+    let has_backup = matches!(&options.origin, ConfigOrigin::Managed(m) if m.backup.is_some());
+    if options.telemetry.buffer_dir.is_some() && !has_backup {
+        // Buffered batches hold client addresses and paths: they are written
+        // encrypted with the backup key, or not at all.
+        anyhow::bail!(
+            "--telemetry-buffer-dir needs --backup-dir and --backup-key: buffered telemetry is encrypted with the backup key"
+        );
+    }
     Ok(options)
 }
 

@@ -12,8 +12,9 @@ use portcullis_core::callout::{CalloutFailure, CalloutRequest};
 use portcullis_core::options::GatewayOptions;
 use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
+use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_temp_name, buffer_dir, new_uploader, restore_batches, Sinks,
+    self, batch_file_name, batch_temp_name, buffer_disk, new_uploader, restore_batches, Sinks,
     TelemetryHost,
 };
 use portcullis_core::telemetry::Telemetry;
@@ -57,13 +58,7 @@ impl TelemetryHost for Host {
             return Box::pin(async { Ok(()) });
         };
         Box::pin(smol::unblock(move || {
-            let path = dir.join(batch_file_name(seq));
-            let tmp = dir.join(batch_temp_name(seq));
-            let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-            file.write_all(&bytes)
-                .and_then(|()| file.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| e.to_string())
+            write_atomically(&dir, seq, &bytes).map_err(|e| e.to_string())
         }))
     }
 
@@ -101,11 +96,46 @@ impl TelemetryTask {
     }
 }
 
-/// Reads the batches a previous run left in `dir`, creating it if missing.
-fn restore(dir: &Path) -> Vec<(u64, Bytes)> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
+/// Writes the sealed file of batch `seq` in `dir` like the configuration
+/// backup: an owner-only temporary file, fsync, rename, fsync of the directory,
+/// so a crash leaves the whole file or none.
+fn write_atomically(dir: &Path, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(batch_file_name(seq));
+    let tmp = dir.join(batch_temp_name(seq));
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Creates `dir` (owner-only) if missing and reads the batches a previous run
+/// left there (sealed under `key`); `None` if the directory is unusable.
+fn restore(dir: &Path, key: &BatchKey) -> Option<Vec<(u64, Bytes)>> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    if let Err(e) = builder.create(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
-        return Vec::new();
+        return None;
     }
     let names = std::fs::read_dir(dir)
         .map(|entries| {
@@ -115,13 +145,15 @@ fn restore(dir: &Path) -> Vec<(u64, Bytes)> {
                 .collect()
         })
         .unwrap_or_default();
-    restore_batches(
+    Some(restore_batches(
         names,
+        key,
         |name| std::fs::read(dir.join(name)),
         |name| {
             let _ = std::fs::remove_file(dir.join(name));
         },
-    )
+        |from, to| std::fs::rename(dir.join(from), dir.join(to)),
+    ))
 }
 
 /// Starts the telemetry task if the access log, tracing or upload is on.
@@ -135,16 +167,30 @@ pub(crate) async fn spawn(
         return None;
     }
     let mut dir = None;
+    let mut buffer = None;
     let mut host_callouts = callouts;
     let mut upload = None;
     if let Some((endpoint, management_callouts)) =
         management.filter(|_| telemetry.settings().upload)
     {
-        dir = buffer_dir(options);
-        let restored = match dir.clone() {
-            Some(d) => smol::unblock(move || restore(&d)).await,
-            None => Vec::new(),
-        };
+        let mut restored = Vec::new();
+        if let Some(disk) = buffer_disk(options) {
+            // The nonces of this process's batch files start from fresh random
+            // bytes: without them, nothing is written.
+            match crate::gateway::random_bytes::<12>() {
+                Some(base) => {
+                    let (d, key) = (disk.dir.clone(), disk.key.clone());
+                    if let Some(found) = smol::unblock(move || restore(&d, &key)).await {
+                        restored = found;
+                        buffer = Some(BatchSealer::new(disk.key, base));
+                        dir = Some(disk.dir);
+                    }
+                }
+                None => tracing::warn!(
+                    "no random bytes for the telemetry buffer's encryption; batches kept in memory only"
+                ),
+            }
+        }
         let seed = crate::gateway::random_bytes::<8>().map_or(0, u64::from_le_bytes);
         let instance = &telemetry.settings().instance;
         upload = Some((new_uploader(options, instance, seed, restored), endpoint));
@@ -157,6 +203,7 @@ pub(crate) async fn spawn(
     });
     let sinks = Sinks {
         upload,
+        buffer,
         otlp: options.telemetry.otlp_endpoint.clone(),
     };
     let stop = Stop::new();

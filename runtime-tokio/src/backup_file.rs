@@ -72,6 +72,7 @@ impl BackupFile {
 
     /// Overwrites the file in place, unsynced: broken on purpose
     /// (`Sabotage::write_backup_in_place`).
+    #[cfg(feature = "sabotage")]
     pub(crate) fn overwrite_unsynced(&self, bytes: &[u8]) -> io::Result<()> {
         self.disk.overwrite_unsynced(&self.path(), bytes)
     }

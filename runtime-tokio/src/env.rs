@@ -207,6 +207,7 @@ pub trait Disk: Send + Sync + fmt::Debug + 'static {
     /// Overwrites `path` in place without syncing: only for
     /// [`Sabotage::write_backup_in_place`]; unsupported unless a simulated disk
     /// provides it.
+    #[cfg(feature = "sabotage")]
     #[doc(hidden)]
     fn overwrite_unsynced(&self, _path: &Path, _bytes: &[u8]) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
@@ -289,7 +290,9 @@ pub enum Blocking {
 
 /// Code broken on purpose, to show that the simulation catches each kind of bug.
 /// Every switch is off in [`Environment::os`]; nothing but the simulation's
-/// tests turns one on.
+/// tests turns one on. Only compiled with the `sabotage` feature, which only
+/// the simulation enables.
+#[cfg(feature = "sabotage")]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sabotage {
@@ -329,6 +332,8 @@ pub struct Environment {
     pub seed: Option<u64>,
     /// Where blocking work runs.
     pub blocking: Blocking,
+    /// Fault switches (simulation only).
+    #[cfg(feature = "sabotage")]
     #[doc(hidden)]
     pub sabotage: Sabotage,
     drawn: AtomicU64,
@@ -336,13 +341,14 @@ pub struct Environment {
 
 impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Environment")
-            .field("net", &self.net)
+        let mut s = f.debug_struct("Environment");
+        s.field("net", &self.net)
             .field("disk", &self.disk)
             .field("seed", &self.seed)
-            .field("blocking", &self.blocking)
-            .field("sabotage", &self.sabotage)
-            .finish_non_exhaustive()
+            .field("blocking", &self.blocking);
+        #[cfg(feature = "sabotage")]
+        s.field("sabotage", &self.sabotage);
+        s.finish_non_exhaustive()
     }
 }
 
@@ -368,6 +374,7 @@ impl Environment {
             wall_clock: SystemTime::now,
             seed: None,
             blocking: Blocking::Threads,
+            #[cfg(feature = "sabotage")]
             sabotage: Sabotage::default(),
             drawn: AtomicU64::new(0),
         }

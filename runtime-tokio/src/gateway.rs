@@ -76,6 +76,12 @@ impl Gateway {
         env: Environment,
     ) -> Result<Gateway, GatewayError> {
         let env = Arc::new(env);
+        #[cfg(feature = "sabotage")]
+        if env.sabotage != crate::env::Sabotage::default() {
+            // The marker CI looks for in the release binary, which must not
+            // hold it (.ci/run): keep the words "fault switches on".
+            tracing::warn!(sabotage = ?env.sabotage, "portcullis fault switches on: this gateway breaks invariants on purpose (simulation only)");
+        }
         // A local file must load now; in connected mode nothing is served until the
         // sync agent applies a configuration (from the backup or a fetch).
         let (config, file, sync) = match &options.origin {

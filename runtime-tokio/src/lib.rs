@@ -19,9 +19,10 @@ mod upstream;
 pub use backup_file::BACKUP_FILE_NAME;
 pub use callout::Callouts;
 pub use config_file::{load_config, ConfigError, SharedConfig};
+#[cfg(feature = "sabotage")]
+pub use env::Sabotage;
 pub use env::{
-    Blocking, BoxFuture, Disk, Environment, Io, Listener, Net, NetStream, OsDisk, Sabotage,
-    TokioNet,
+    Blocking, BoxFuture, Disk, Environment, Io, Listener, Net, NetStream, OsDisk, TokioNet,
 };
 pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};

@@ -11,7 +11,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 
 use portcullis_core::callout::CalloutLimits;
-use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::sync::driver::{self, Finished, Job, JobKind, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
@@ -140,6 +139,7 @@ impl Sync {
             status: status_tx,
             request_timeout,
             env: self.env,
+            #[cfg(feature = "sabotage")]
             saves: std::cell::Cell::new(0),
         };
         tokio::spawn(run(agent, ctx, stop));
@@ -156,6 +156,7 @@ struct Context {
     request_timeout: Duration,
     env: Arc<Environment>,
     /// Backup writes asked for (for `Sabotage::skip_some_backup_writes`).
+    #[cfg(feature = "sabotage")]
     saves: std::cell::Cell<u64>,
 }
 
@@ -206,18 +207,9 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                         kind.failed(format!("task failed: {err}"))
                     }
                 };
-                let sabotage = ctx.env.sabotage;
-                if done.is_failed_fetch() {
-                    if sabotage.stop_after_failed_fetch {
-                        return;
-                    }
-                    if sabotage.forget_config_on_failed_fetch {
-                        if let Ok(empty) = Snapshot::from_json(br#"{"revision":0}"#)
-                            .and_then(CompiledConfig::compile)
-                        {
-                            ctx.shared.store(empty);
-                        }
-                    }
+                #[cfg(feature = "sabotage")]
+                if done.is_failed_fetch() && sabotage::after_failed_fetch(&ctx) {
+                    return;
                 }
                 match handle(agent, done, &ctx.env).await {
                     Some(a) => agent = a,
@@ -259,14 +251,14 @@ fn spawn_job(job: Job, ctx: &Context, tasks: &mut JoinSet<Finished>) -> Option<t
             let file = ctx.backup.clone()?;
             let env = ctx.env.clone();
             tasks.spawn(async move {
+                #[cfg(feature = "sabotage")]
                 if env.sabotage.ignore_backup_at_start {
                     return Finished::Loaded(Ok(None));
                 }
                 let read = env.blocking(move || file.read()).await;
+                #[cfg(feature = "sabotage")]
+                let read = sabotage::after_backup_read(&env, read);
                 Finished::Loaded(match read {
-                    Ok(Ok(Some(bytes))) if env.sabotage.skip_backup_checksum => {
-                        Ok(Some(with_recomputed_checksum(bytes)))
-                    }
                     Ok(Ok(bytes)) => Ok(bytes),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
@@ -280,20 +272,22 @@ fn spawn_job(job: Job, ctx: &Context, tasks: &mut JoinSet<Finished>) -> Option<t
         Job::SaveBackup(bytes) => {
             let file = ctx.backup.clone()?;
             let env = ctx.env.clone();
-            let n = ctx.saves.get();
-            ctx.saves.set(n + 1);
+            #[cfg(feature = "sabotage")]
+            let skip = sabotage::skip_backup_write(ctx);
             tasks.spawn(async move {
-                if env.sabotage.skip_some_backup_writes && n % 2 == 1 {
+                #[cfg(feature = "sabotage")]
+                if skip {
                     return Finished::Saved(Ok(()));
                 }
+                #[cfg(feature = "sabotage")]
                 let in_place = env.sabotage.write_backup_in_place;
                 let written = env
                     .blocking(move || {
+                        #[cfg(feature = "sabotage")]
                         if in_place {
-                            file.overwrite_unsynced(&bytes)
-                        } else {
-                            file.write_atomically(&bytes)
+                            return file.overwrite_unsynced(&bytes);
                         }
+                        file.write_atomically(&bytes)
                     })
                     .await;
                 Finished::Saved(match written {
@@ -319,13 +313,56 @@ fn system_hostname() -> String {
     driver::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
 }
 
-/// `Sabotage::skip_backup_checksum`: makes any checksum pass by replacing it
-/// with the one the bytes have.
-fn with_recomputed_checksum(mut bytes: Vec<u8>) -> Vec<u8> {
-    use portcullis_core::sync::backup::CHECKSUM_LEN;
-    if let Some(end) = bytes.len().checked_sub(CHECKSUM_LEN) {
-        let sum = ring::digest::digest(&ring::digest::SHA256, &bytes[..end]);
-        bytes[end..].copy_from_slice(sum.as_ref());
+/// The sync agent's fault switches (`Sabotage`), simulation only.
+#[cfg(feature = "sabotage")]
+mod sabotage {
+    use portcullis_core::config::{CompiledConfig, Snapshot};
+
+    use super::Context;
+    use crate::env::Environment;
+
+    /// After a failed fetch: whether to stop syncing
+    /// (`stop_after_failed_fetch`); drops the configuration in force
+    /// (`forget_config_on_failed_fetch`).
+    pub(super) fn after_failed_fetch(ctx: &Context) -> bool {
+        let sabotage = ctx.env.sabotage;
+        if sabotage.stop_after_failed_fetch {
+            return true;
+        }
+        if sabotage.forget_config_on_failed_fetch {
+            if let Ok(empty) =
+                Snapshot::from_json(br#"{"revision":0}"#).and_then(CompiledConfig::compile)
+            {
+                ctx.shared.store(empty);
+            }
+        }
+        false
     }
-    bytes
+
+    /// `skip_backup_checksum`: makes any checksum of the backup just `read`
+    /// pass by replacing it with the one the bytes have.
+    pub(super) fn after_backup_read(
+        env: &Environment,
+        read: Result<std::io::Result<Option<Vec<u8>>>, String>,
+    ) -> Result<std::io::Result<Option<Vec<u8>>>, String> {
+        use portcullis_core::sync::backup::CHECKSUM_LEN;
+        match read {
+            Ok(Ok(Some(mut bytes))) if env.sabotage.skip_backup_checksum => {
+                if let Some(end) = bytes.len().checked_sub(CHECKSUM_LEN) {
+                    let sum = ring::digest::digest(&ring::digest::SHA256, &bytes[..end]);
+                    bytes[end..].copy_from_slice(sum.as_ref());
+                }
+                Ok(Ok(Some(bytes)))
+            }
+            other => other,
+        }
+    }
+
+    /// `skip_some_backup_writes`: whether to skip this backup write (every
+    /// other one).
+    pub(super) fn skip_backup_write(ctx: &Context) -> bool {
+        let n = ctx.saves.get();
+        ctx.saves.set(n + 1);
+        ctx.env.sabotage.skip_some_backup_writes && n % 2 == 1
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+#[cfg(feature = "sabotage")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,9 +12,11 @@ use bytes::Bytes;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::options::GatewayOptions;
 use portcullis_core::sync::protocol::Endpoint;
+#[cfg(feature = "sabotage")]
 use portcullis_core::telemetry::batch::Batch;
+use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
 use portcullis_core::telemetry::pump::{
-    self, batch_file_name, batch_temp_name, buffer_dir, new_uploader, restore_batches, Sinks,
+    self, batch_file_name, batch_temp_name, buffer_disk, new_uploader, restore_batches, Sinks,
     TelemetryHost,
 };
 use portcullis_core::telemetry::Telemetry;
@@ -32,9 +35,11 @@ struct Host {
     /// Uploads sent so far (for [`Sabotage::forget_telemetry_batch_ids`]).
     ///
     /// [`Sabotage::forget_telemetry_batch_ids`]: crate::env::Sabotage::forget_telemetry_batch_ids
+    #[cfg(feature = "sabotage")]
     uploads: AtomicU64,
 }
 
+#[cfg(feature = "sabotage")]
 impl Host {
     /// Sabotage only: the upload `request` under a batch id never sent before.
     fn forget_batch_id(&self, mut request: CalloutRequest) -> CalloutRequest {
@@ -81,6 +86,7 @@ impl TelemetryHost for Host {
             portcullis_core::callout::CalloutFailure,
         >,
     > {
+        #[cfg(feature = "sabotage")]
         let request = if self.env.sabotage.forget_telemetry_batch_ids {
             self.forget_batch_id(request)
         } else {
@@ -97,12 +103,15 @@ impl TelemetryHost for Host {
         let env = self.env.clone();
         Box::pin(async move {
             let disk = env.disk.clone();
+            // The configuration backup's atomic write: a crash leaves the
+            // whole sealed file or none.
             env.blocking(move || {
                 let path = dir.join(batch_file_name(seq));
                 let tmp = dir.join(batch_temp_name(seq));
                 let _ = disk.remove_file(&tmp);
                 disk.write_new_synced(&tmp, &bytes)?;
-                disk.rename(&tmp, &path)
+                disk.rename(&tmp, &path)?;
+                disk.sync_dir(&dir)
             })
             .await?
             .map_err(|e| e.to_string())
@@ -139,19 +148,22 @@ impl TelemetryTask {
     }
 }
 
-/// Reads the batches a previous run left in `dir`, creating it if missing.
-fn restore(env: &Environment, dir: &std::path::Path) -> Vec<(u64, Bytes)> {
+/// Creates `dir` if missing and reads the batches a previous run left there
+/// (sealed under `key`); `None` if the directory is unusable.
+fn restore(env: &Environment, dir: &std::path::Path, key: &BatchKey) -> Option<Vec<(u64, Bytes)>> {
     if let Err(e) = env.disk.create_dir_all(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "telemetry buffer directory unusable; batches kept in memory only");
-        return Vec::new();
+        return None;
     }
-    restore_batches(
+    Some(restore_batches(
         env.disk.list(dir).unwrap_or_default(),
+        key,
         |name| env.disk.read(&dir.join(name)),
         |name| {
             let _ = env.disk.remove_file(&dir.join(name));
         },
-    )
+        |from, to| env.disk.rename(&dir.join(from), &dir.join(to)),
+    ))
 }
 
 /// Starts the telemetry task if the access log, tracing or upload is on.
@@ -166,13 +178,29 @@ pub(crate) fn spawn(
         return None;
     }
     let mut dir = None;
+    let mut buffer = None;
     let mut host_callouts = callouts;
     let mut upload = None;
     if let Some((endpoint, management_callouts)) =
         management.filter(|_| telemetry.settings().upload)
     {
-        dir = buffer_dir(options);
-        let restored = dir.as_deref().map_or_else(Vec::new, |d| restore(env, d));
+        let mut restored = Vec::new();
+        if let Some(disk) = buffer_disk(options) {
+            // The nonces of this process's batch files start from fresh random
+            // bytes: without them, nothing is written.
+            match env.random_bytes::<12>() {
+                Some(base) => {
+                    if let Some(found) = restore(env, &disk.dir, &disk.key) {
+                        restored = found;
+                        buffer = Some(BatchSealer::new(disk.key, base));
+                        dir = Some(disk.dir);
+                    }
+                }
+                None => tracing::warn!(
+                    "no random bytes for the telemetry buffer's encryption; batches kept in memory only"
+                ),
+            }
+        }
         let seed = env.random_bytes::<8>().map_or(0, u64::from_le_bytes);
         let instance = &telemetry.settings().instance;
         upload = Some((new_uploader(options, instance, seed, restored), endpoint));
@@ -183,10 +211,12 @@ pub(crate) fn spawn(
         env: env.clone(),
         callouts: host_callouts,
         dir,
+        #[cfg(feature = "sabotage")]
         uploads: AtomicU64::new(0),
     });
     let sinks = Sinks {
         upload,
+        buffer,
         otlp: options.telemetry.otlp_endpoint.clone(),
     };
     let stop = CancellationToken::new();

@@ -131,14 +131,27 @@ pub fn seal(
     key: &BackupKey,
     nonce: [u8; NONCE_LEN],
 ) -> Result<Vec<u8>, BackupError> {
-    let ct_len = snapshot_json.len() + TAG_LEN;
+    seal_framed(MAGIC, revision, snapshot_json, key, nonce)
+}
+
+/// [`seal`] with another `magic` (and `number` in the revision's place): the
+/// same format for other files sealed under a backup key, which the magic, part
+/// of the associated data, keeps from passing for one another.
+pub(crate) fn seal_framed(
+    magic: &[u8; 8],
+    number: u64,
+    plaintext: &[u8],
+    key: &BackupKey,
+    nonce: [u8; NONCE_LEN],
+) -> Result<Vec<u8>, BackupError> {
+    let ct_len = plaintext.len() + TAG_LEN;
     let mut out = Vec::with_capacity(HEADER_LEN + ct_len + CHECKSUM_LEN);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.push(VERSION);
-    out.extend_from_slice(&revision.to_be_bytes());
+    out.extend_from_slice(&number.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&(ct_len as u64).to_be_bytes());
-    let mut body = snapshot_json.to_vec();
+    let mut body = plaintext.to_vec();
     aead_key(key)
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -154,11 +167,25 @@ pub fn seal(
 
 /// Checks and decrypts backup file bytes.
 pub fn open(file: &[u8], key: &BackupKey) -> Result<OpenedBackup, BackupError> {
+    let (revision, snapshot_json) = open_framed(MAGIC, file, key)?;
+    Ok(OpenedBackup {
+        revision,
+        snapshot_json,
+    })
+}
+
+/// [`open`] of a file sealed by [`seal_framed`] with `magic`: its number and
+/// plaintext.
+pub(crate) fn open_framed(
+    magic: &[u8; 8],
+    file: &[u8],
+    key: &BackupKey,
+) -> Result<(u64, Vec<u8>), BackupError> {
     let actual = file.len() as u64;
     if file.len() < HEADER_LEN {
         // A prefix of a header is a torn write; anything else is not a backup.
-        let n = file.len().min(MAGIC.len());
-        return if file[..n] == MAGIC[..n] {
+        let n = file.len().min(magic.len());
+        return if file[..n] == magic[..n] {
             Err(BackupError::Truncated {
                 expected: (HEADER_LEN + TAG_LEN + CHECKSUM_LEN) as u64,
                 actual,
@@ -168,7 +195,7 @@ pub fn open(file: &[u8], key: &BackupKey) -> Result<OpenedBackup, BackupError> {
         };
     }
     let (header, rest) = file.split_at(HEADER_LEN);
-    if &header[..8] != MAGIC {
+    if &header[..8] != magic {
         return Err(BackupError::BadMagic);
     }
     if header[8] != VERSION {
@@ -199,10 +226,7 @@ pub fn open(file: &[u8], key: &BackupKey) -> Result<OpenedBackup, BackupError> {
         .map_err(|_| BackupError::Authentication)?
         .len();
     body.truncate(plain_len);
-    Ok(OpenedBackup {
-        revision,
-        snapshot_json: body,
-    })
+    Ok((revision, body))
 }
 
 /// Opens a backup file and parses the snapshot in it, checking its revision.

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod batch;
+pub mod buffer_file;
 pub mod histogram;
 pub mod metrics;
 pub mod otlp;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::buffer_file::{self, BatchKey, BatchSealer};
 use super::otlp;
 use super::record::RequestRecord;
 use super::uploader::{Output, UploadResult, UploadSettings, Uploader};
@@ -42,7 +43,8 @@ pub trait TelemetryHost: Send + Sync + 'static {
     fn write_log(&self, lines: String) -> Boxed<()>;
     /// Makes an HTTP call.
     fn call(&self, request: CalloutRequest) -> Boxed<Result<Response, CalloutFailure>>;
-    /// Keeps upload batch `seq` durably (no-op without a buffer directory).
+    /// Keeps upload batch `seq` (its sealed file, `bytes`) durably (no-op
+    /// without a buffer directory).
     fn save(&self, seq: u64, bytes: Bytes) -> Boxed<Result<(), String>>;
     /// Removes upload batch `seq` from the buffer directory.
     fn remove(&self, seq: u64) -> Boxed<()>;
@@ -62,13 +64,24 @@ pub fn batch_file_seq(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The name a refused batch file is moved to: kept for the operator to
+/// examine, never read again (it is not a batch file name).
+pub fn rejected_name(name: &str) -> String {
+    format!("{name}.rejected")
+}
+
 /// The batches a previous run left in the buffer directory, from its entry
 /// `names`: leftover temporary files are removed with `remove`, batch files
-/// read with `read` (an unreadable one is skipped and logged).
+/// read with `read` and opened with `key`. An unreadable one is skipped and
+/// logged; one that does not open (plaintext from an earlier version, damaged,
+/// sealed under another key, tampered with) is logged, never uploaded, and
+/// moved aside to its [`rejected_name`] with `set_aside(from, to)`.
 pub fn restore_batches(
     names: Vec<String>,
+    key: &BatchKey,
     read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
     remove: impl Fn(&str),
+    set_aside: impl Fn(&str, &str) -> std::io::Result<()>,
 ) -> Vec<(u64, Bytes)> {
     let mut found = Vec::new();
     for name in names {
@@ -79,10 +92,27 @@ pub fn restore_batches(
         let Some(seq) = batch_file_seq(&name) else {
             continue;
         };
-        match read(&name) {
-            Ok(bytes) => found.push((seq, Bytes::from(bytes))),
+        let file = match read(&name) {
+            Ok(file) => file,
             Err(e) => {
-                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped")
+                tracing::warn!(file = %name, error = %e, "unreadable telemetry batch skipped");
+                continue;
+            }
+        };
+        match buffer_file::open(&file, seq, key) {
+            Ok(json) => found.push((seq, Bytes::from(json))),
+            Err(e) => {
+                let aside = rejected_name(&name);
+                match set_aside(&name, &aside) {
+                    Ok(()) => tracing::error!(
+                        file = %name, moved_to = %aside,
+                        "telemetry batch refused and not uploaded: {e}; moved aside for examination"
+                    ),
+                    Err(io) => tracing::error!(
+                        file = %name, rename_error = %io,
+                        "telemetry batch refused and not uploaded: {e}; it could not be moved aside"
+                    ),
+                }
             }
         }
     }
@@ -121,16 +151,38 @@ pub fn new_uploader(
     uploader
 }
 
-/// Where upload batches wait: the configured directory, else the backup
-/// directory's `telemetry/`, else nowhere (memory only).
-pub fn buffer_dir(options: &GatewayOptions) -> Option<PathBuf> {
-    if let Some(dir) = &options.telemetry.buffer_dir {
-        return Some(dir.clone());
-    }
-    match &options.origin {
-        ConfigOrigin::Managed(m) => m.backup.as_ref().map(|b| b.dir.join("telemetry")),
+/// Where upload batches wait on disk and the key they are sealed under.
+#[derive(Debug, Clone)]
+pub struct BufferDisk {
+    /// The buffer directory.
+    pub dir: PathBuf,
+    /// The batch key, derived from the backup key.
+    pub key: BatchKey,
+}
+
+/// Where upload batches wait on disk: the configured directory, else the backup
+/// directory's `telemetry/`, sealed under the backup key. `None`, memory only,
+/// without a backup: batches hold client data, never written in the clear (a
+/// directory configured without a backup key is logged and not used).
+pub fn buffer_disk(options: &GatewayOptions) -> Option<BufferDisk> {
+    let backup = match &options.origin {
+        ConfigOrigin::Managed(m) => m.backup.as_ref(),
         ConfigOrigin::File(_) => None,
-    }
+    };
+    let configured = options.telemetry.buffer_dir.clone();
+    let Some(backup) = backup else {
+        if let Some(dir) = configured {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the telemetry buffer directory is not used without a backup key (batches are encrypted with it); batches are kept in memory only"
+            );
+        }
+        return None;
+    };
+    Some(BufferDisk {
+        dir: configured.unwrap_or_else(|| backup.dir.join("telemetry")),
+        key: BatchKey::derive(&backup.key),
+    })
 }
 
 /// Where telemetry goes besides the metrics.
@@ -138,6 +190,9 @@ pub struct Sinks {
     /// Upload to the management plane: the uploader (already given what the
     /// buffer directory held) and the endpoint.
     pub upload: Option<(Uploader, Endpoint)>,
+    /// Seals upload batches before the host saves them; `None`: batches wait
+    /// in memory only.
+    pub buffer: Option<BatchSealer>,
     /// OTLP/HTTP collector base URL.
     pub otlp: Option<String>,
 }
@@ -146,6 +201,7 @@ struct Task<H: TelemetryHost> {
     host: Arc<H>,
     telemetry: Arc<Telemetry>,
     upload: Option<(Uploader, Endpoint)>,
+    buffer: Option<BatchSealer>,
     otlp: Option<String>,
     spans: Vec<RequestRecord>,
     spans_since: Option<Instant>,
@@ -167,6 +223,7 @@ pub async fn run<H: TelemetryHost>(
         host,
         telemetry,
         upload: sinks.upload,
+        buffer: sinks.buffer,
         otlp: sinks.otlp,
         spans: Vec::new(),
         spans_since: None,
@@ -362,7 +419,14 @@ impl<H: TelemetryHost> Task<H> {
             };
             match output {
                 Output::Save { seq, bytes } => {
-                    if let Err(e) = self.host.save(seq, bytes).await {
+                    let Some(sealer) = self.buffer.as_mut() else {
+                        continue;
+                    };
+                    let saved = match sealer.seal(seq, &bytes) {
+                        Ok(file) => self.host.save(seq, Bytes::from(file)).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = saved {
                         tracing::warn!(seq, error = %e, "could not keep a telemetry batch on disk; it is kept in memory");
                     }
                 }
@@ -412,26 +476,77 @@ mod tests {
     }
 
     #[test]
-    fn restore_reads_batches_removes_temporaries_and_skips_the_rest() {
-        let names = vec![
-            batch_file_name(3),
-            batch_temp_name(4),
-            "notes.txt".to_string(),
-            batch_file_name(5),
-        ];
+    fn batches_wait_on_disk_only_with_a_backup_key() {
+        use crate::options::{BackupOptions, ManagedOptions};
+        use crate::sync::BackupKey;
+        let key = BackupKey::from_bytes([6; 32]);
+        let mut managed = ManagedOptions::new("http://mgmt", "token");
+        let mut options = GatewayOptions::managed(managed.clone());
+        assert!(buffer_disk(&options).is_none());
+        // A directory given without a backup key is not used: memory only.
+        options.telemetry.buffer_dir = Some("/var/buffer".into());
+        assert!(buffer_disk(&options).is_none());
+        assert!(buffer_disk(&GatewayOptions::new("config.json".into())).is_none());
+        managed.backup = Some(BackupOptions {
+            dir: "/var/backup".into(),
+            key: key.clone(),
+        });
+        let mut options = GatewayOptions::managed(managed);
+        let disk = buffer_disk(&options).unwrap();
+        assert_eq!(disk.dir, PathBuf::from("/var/backup/telemetry"));
+        assert_eq!(disk.key, BatchKey::derive(&key));
+        options.telemetry.buffer_dir = Some("/var/buffer".into());
+        assert_eq!(
+            buffer_disk(&options).unwrap().dir,
+            PathBuf::from("/var/buffer")
+        );
+    }
+
+    #[test]
+    fn restore_opens_batches_removes_temporaries_and_sets_refused_ones_aside() {
+        use crate::sync::BackupKey;
+        let key = BatchKey::derive(&BackupKey::from_bytes([4; 32]));
+        let mut sealer = BatchSealer::new(key.clone(), [1; 12]);
+        let mut other =
+            BatchSealer::new(BatchKey::derive(&BackupKey::from_bytes([5; 32])), [1; 12]);
+        let mut files = std::collections::BTreeMap::new();
+        files.insert(batch_file_name(3), sealer.seal(3, b"three").unwrap());
+        // Plaintext from an earlier version, another key's batch, a tampered
+        // one, one renamed, and one that cannot be read.
+        files.insert(batch_file_name(6), br#"{"id":"old"}"#.to_vec());
+        files.insert(batch_file_name(7), other.seal(7, b"seven").unwrap());
+        let mut tampered = sealer.seal(8, b"eight").unwrap();
+        tampered[40] ^= 1;
+        files.insert(batch_file_name(8), tampered);
+        files.insert(batch_file_name(9), sealer.seal(2, b"two").unwrap());
+        let mut names: Vec<String> = files.keys().cloned().collect();
+        names.extend([batch_temp_name(4), "notes.txt".into(), batch_file_name(5)]);
         let removed = std::cell::RefCell::new(Vec::new());
+        let aside = std::cell::RefCell::new(Vec::new());
         let found = restore_batches(
             names,
+            &key,
             |name| {
-                if name == batch_file_name(5) {
-                    Err(std::io::ErrorKind::PermissionDenied.into())
-                } else {
-                    Ok(name.as_bytes().to_vec())
-                }
+                files
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| std::io::ErrorKind::PermissionDenied.into())
             },
             |name| removed.borrow_mut().push(name.to_string()),
+            |from, to| {
+                aside.borrow_mut().push((from.to_string(), to.to_string()));
+                Ok(())
+            },
         );
-        assert_eq!(found, vec![(3, Bytes::from(batch_file_name(3)))]);
+        assert_eq!(found, vec![(3, Bytes::from_static(b"three"))]);
         assert_eq!(removed.into_inner(), vec![batch_temp_name(4)]);
+        let aside = aside.into_inner();
+        let expected: Vec<(String, String)> = [6, 7, 8, 9]
+            .into_iter()
+            .map(|seq| (batch_file_name(seq), rejected_name(&batch_file_name(seq))))
+            .collect();
+        assert_eq!(aside, expected);
+        // What was set aside is never read as a batch again.
+        assert!(aside.iter().all(|(_, to)| batch_file_seq(to).is_none()));
     }
 }
