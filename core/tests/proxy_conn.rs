@@ -43,6 +43,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Default::default(),
+        allow_underscores_in_headers: false,
     })
 }
 
