@@ -34,7 +34,9 @@ use crate::http::hop::{
     write_downstream_response, write_upstream_fields, write_upstream_request, Forwarding,
     OutFraming,
 };
-use crate::http::{BodyFraming, HeadScanner, Limits, RequestHead, ResponseHead, Version};
+use crate::http::{
+    BodyFraming, CodecError, HeadScanner, Limits, RequestHead, ResponseHead, Version,
+};
 use crate::router::RouteOutcome;
 use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 use tally::Tally;
@@ -693,6 +695,16 @@ impl ProxyConn {
         }
     }
 
+    /// Answers a request head that could not be parsed with its status, and closes.
+    fn refuse_head(&mut self, err: &CodecError, consumed: u64, now: Instant) {
+        self.at_boundary = false;
+        self.tally.begin(now, consumed, self.produced());
+        self.tally.error("client", "InvalidRequest");
+        self.tally.status(err.status());
+        write_error(err.status(), true, &mut self.client_out);
+        self.close(now);
+    }
+
     /// Tries to parse the next request head and start its exchange; true if the
     /// phase changed and `progress` should continue.
     fn start_request(&mut self, now: Instant) -> bool {
@@ -747,12 +759,7 @@ impl ProxyConn {
                 return false;
             }
             Err(err) => {
-                self.at_boundary = false;
-                self.tally.begin(now, consumed, self.produced());
-                self.tally.error("client", "InvalidRequest");
-                self.tally.status(err.status());
-                write_error(err.status(), true, &mut self.client_out);
-                self.close(now);
+                self.refuse_head(&err, consumed, now);
                 return true;
             }
         };
@@ -1254,7 +1261,24 @@ impl ProxyConn {
 
     fn on_client_eof(&mut self, now: Instant) {
         match self.phase {
-            Phase::Head { .. } => self.close(now),
+            Phase::Head { .. } => {
+                // The scanner parses a head arriving in pieces only at its end, so
+                // one cut short may hold an error not reported yet: the client
+                // gets the answer it would have had when the bad byte came.
+                let consumed = self.consumed();
+                if !self.client_in.is_empty() {
+                    let parsed = self.client_scan.parse_request(
+                        &mut self.client_in,
+                        &self.settings.limits,
+                        true,
+                    );
+                    if let Err(err) = parsed {
+                        self.refuse_head(&err, consumed, now);
+                        return;
+                    }
+                }
+                self.close(now)
+            }
             Phase::Closed => {}
             Phase::Exchange => {
                 let mid_body = self
