@@ -579,3 +579,25 @@ async fn forbidden_response_trailers_are_not_forwarded(rt: Runtime) {
     assert_eq!(r.body_str(), "hello");
     gw.stop().await;
 }
+
+#[runtimes]
+async fn the_binary_drops_underscored_fields_unless_its_flag_allows_them(rt: Runtime) {
+    for (args, forwarded) in [
+        (&[][..], false),
+        (&["--allow-underscores-in-headers"][..], true),
+        (&["--allow-underscores-in-headers", "false"][..], false),
+    ] {
+        let backend = Backend::echo().await;
+        let gw = GatewayProcess::start(rt, &config_for(backend.addr), args).await;
+        let mut c = Client::connect(gw.addr).await;
+        let r = c.roundtrip(UNDERSCORED).await;
+        assert_eq!(r.status, 200, "{args:?}: {r:?}");
+        let got = backend.only_request();
+        assert_eq!(
+            got.header("x_api_key").is_some(),
+            forwarded,
+            "{args:?}: {}",
+            got.raw_head()
+        );
+    }
+}
