@@ -222,6 +222,13 @@ struct Tuning {
     /// [default: the token's gateway id, or `portcullis` with a local file].
     #[arg(long, env = "PORTCULLIS_GATEWAY_ID")]
     gateway_id: Option<String>,
+    /// Forward request header fields whose names contain `_` (e.g. `X_Api_Key`),
+    /// and such trailer fields. Off by default, as in nginx: CGI-style backends
+    /// read `Transfer_Encoding` as Transfer-Encoding, so the gateway drops these
+    /// fields before policies or the backend see them.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", env = "PORTCULLIS_ALLOW_UNDERSCORES_IN_HEADERS")]
+    allow_underscores_in_headers: bool,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     workers: Option<usize>,
@@ -279,6 +286,7 @@ impl Tuning {
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
         options.upstream_ca = self.upstream_ca.clone();
+        options.allow_underscores_in_headers = self.allow_underscores_in_headers;
         if let Some(id) = &self.gateway_id {
             options.gateway_id = id.clone();
         }

@@ -415,3 +415,189 @@ async fn coding_names_are_case_insensitive(rt: Runtime) {
     assert_eq!(r.body_str(), "ok");
     gw.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Field names with underscores, and trailers that must not be forwarded
+// ---------------------------------------------------------------------------
+
+/// A request whose real framing is `Content-Length: 2`, carrying fields that a
+/// CGI-style backend would read as Transfer-Encoding, Content-Length, X-Api-Key
+/// and X-Forwarded-For.
+const UNDERSCORED: &[u8] = b"POST /api/u HTTP/1.1\r\nHost: gateway.test\r\n\
+Transfer_Encoding: chunked\r\nContent_Length: 5\r\nX_Api_Key: stolen\r\n\
+X_Forwarded_For: 6.6.6.6\r\nContent-Length: 2\r\n\r\nhi";
+
+/// An API in front of `backend` whose inbound policy copies what it sees of
+/// `X_Api_Key` into `X-Policy-Saw` (`none` when it sees nothing).
+fn underscore_probe_config(backend: &Backend) -> serde_json::Value {
+    let mut a = api("api", "api", &format!("http://{}", backend.addr));
+    a["policy"] = serde_json::json!(
+        "<policies><inbound><base />\
+         <set-header name=\"X-Policy-Saw\" exists-action=\"override\">\
+         <value>@(context.Request.Headers.GetValueOrDefault(\"X_Api_Key\", \"none\"))</value>\
+         </set-header></inbound><backend><base /></backend>\
+         <outbound><base /></outbound><on-error><base /></on-error></policies>"
+    );
+    config(1, vec![a])
+}
+
+#[runtimes]
+async fn underscored_header_fields_are_dropped_by_default(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let gw = TestGateway::start(rt, &underscore_probe_config(&backend)).await;
+    let mut c = gw.client().await;
+    let r = c.roundtrip(UNDERSCORED).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "hi");
+    let got = backend.only_request();
+    let raw = got.raw_head();
+    assert!(
+        !raw.contains('_'),
+        "an underscored field reached the backend: {raw}"
+    );
+    assert_eq!(got.body, b"hi");
+    assert_eq!(got.header("content-length").as_deref(), Some("2"));
+    assert_eq!(got.header("transfer-encoding"), None);
+    // Only this hop in X-Forwarded-For: the spoofed address was dropped.
+    assert_eq!(got.headers("x-forwarded-for"), vec!["127.0.0.1".to_owned()]);
+    // Policies never saw the field either.
+    assert_eq!(got.header("x-policy-saw").as_deref(), Some("none"));
+    // The connection stays usable: nothing was mistaken for framing.
+    let r = c.roundtrip(get("/api/next")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn underscored_header_fields_pass_when_allowed(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let gw = TestGateway::start_with(rt, &underscore_probe_config(&backend), |o| {
+        o.allow_underscores_in_headers = true;
+    })
+    .await;
+    let mut c = gw.client().await;
+    let r = c.roundtrip(UNDERSCORED).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "hi");
+    let got = backend.only_request();
+    assert_eq!(got.header("transfer_encoding").as_deref(), Some("chunked"));
+    assert_eq!(got.header("content_length").as_deref(), Some("5"));
+    assert_eq!(got.header("x_api_key").as_deref(), Some("stolen"));
+    assert_eq!(got.header("x_forwarded_for").as_deref(), Some("6.6.6.6"));
+    assert_eq!(got.header("x-policy-saw").as_deref(), Some("stolen"));
+    // They are only names: the framing is still the real Content-Length.
+    assert_eq!(got.body, b"hi");
+    assert_eq!(got.header("content-length").as_deref(), Some("2"));
+    assert_eq!(got.header("transfer-encoding"), None);
+    gw.stop().await;
+}
+
+/// Trailer lines with fields RFC 9110 6.5.1 keeps out of trailers, one with an
+/// underscore, and an ordinary one.
+const TRAILERS: &str = "Authorization: x\r\nContent-Length: 0\r\nHost: evil\r\n\
+Set-Cookie: s=1\r\nTransfer-Encoding: chunked\r\nX-Checksum: abc\r\nX_Trailer: u\r\n";
+
+#[runtimes]
+async fn forbidden_request_trailers_are_not_forwarded(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
+    let mut c = gw.client().await;
+    let req = format!(
+        "POST /api/t HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+         2\r\nok\r\n0\r\n{TRAILERS}\r\n"
+    );
+    let r = c.roundtrip(req).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "ok");
+    let got = backend.only_request();
+    assert!(got.complete);
+    assert_eq!(got.body, b"ok");
+    let trailers = got
+        .trailers
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    assert_eq!(trailers.as_deref(), Some("X-Checksum: abc\r\n"));
+    let raw = String::from_utf8_lossy(&backend.raw_bytes()).into_owned();
+    assert!(
+        !raw.contains("evil") && !raw.contains("Authorization"),
+        "{raw}"
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn underscored_request_trailers_pass_when_allowed(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let gw = TestGateway::start_with(rt, &config_for(backend.addr), |o| {
+        o.allow_underscores_in_headers = true;
+    })
+    .await;
+    let mut c = gw.client().await;
+    let req = format!(
+        "POST /api/t HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+         2\r\nok\r\n0\r\n{TRAILERS}\r\n"
+    );
+    let r = c.roundtrip(req).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = backend.only_request();
+    let trailers = got
+        .trailers
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    // The forbidden ones still go: allowing underscores allows nothing else.
+    assert_eq!(
+        trailers.as_deref(),
+        Some("X-Checksum: abc\r\nX_Trailer: u\r\n")
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn forbidden_response_trailers_are_not_forwarded(rt: Runtime) {
+    let backend = Backend::start(|_| {
+        Reply::Send(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n0\r\n{TRAILERS}Www-Authenticate: Basic\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    })
+    .await;
+    let gw = TestGateway::for_backend(rt, &backend).await;
+    let mut c = gw.client().await;
+    let r = c.roundtrip(get("/api/stream")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.is_chunked(), "{r:?}");
+    assert_eq!(r.body_str(), "hello");
+    let trailers = r.trailers.map(|t| String::from_utf8_lossy(&t).into_owned());
+    // Underscores are a rule for requests only, as in nginx.
+    assert_eq!(
+        trailers.as_deref(),
+        Some("X-Checksum: abc\r\nX_Trailer: u\r\n")
+    );
+    // The connection is still in step.
+    let r = c.roundtrip(get("/api/again")).await;
+    assert_eq!(r.body_str(), "hello");
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn the_binary_drops_underscored_fields_unless_its_flag_allows_them(rt: Runtime) {
+    for (args, forwarded) in [
+        (&[][..], false),
+        (&["--allow-underscores-in-headers"][..], true),
+        (&["--allow-underscores-in-headers", "false"][..], false),
+    ] {
+        let backend = Backend::echo().await;
+        let gw = GatewayProcess::start(rt, &config_for(backend.addr), args).await;
+        let mut c = Client::connect(gw.addr).await;
+        let r = c.roundtrip(UNDERSCORED).await;
+        assert_eq!(r.status, 200, "{args:?}: {r:?}");
+        let got = backend.only_request();
+        assert_eq!(
+            got.header("x_api_key").is_some(),
+            forwarded,
+            "{args:?}: {}",
+            got.raw_head()
+        );
+    }
+}

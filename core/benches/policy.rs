@@ -124,6 +124,7 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         config: Arc::new(Fixed(config.clone())),
         policy: PolicyEnv::default(),
         telemetry: Default::default(),
+        allow_underscores_in_headers: false,
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

@@ -39,6 +39,7 @@ fn conn(telemetry: Arc<Telemetry>) -> ProxyConn {
         config: Arc::new(Fixed(config)),
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry,
+        allow_underscores_in_headers: false,
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

@@ -19,7 +19,9 @@ use bytes::{Bytes, BytesMut};
 use crate::config::{ConfigError, Scheme, ServiceUrl};
 use crate::http::encode::write_request_head;
 use crate::http::hop::is_hop_by_hop;
-use crate::http::{BodyDecoder, BodyEvent, BodyFraming, CodecError, Limits, ResponseHead, Version};
+use crate::http::{
+    BodyDecoder, BodyEvent, BodyFraming, CodecError, HeadScanner, Limits, ResponseHead, Version,
+};
 use crate::policy::context::{Headers, Response};
 
 /// A call the gateway makes itself.
@@ -385,6 +387,9 @@ pub struct CalloutExchange {
     written: usize,
     /// Response bytes received and not yet consumed.
     input: BytesMut,
+    /// How far a response head in `input` has been scanned (linear parsing of a
+    /// head that arrives in pieces).
+    scan: HeadScanner,
     /// Any response byte has arrived.
     received: bool,
     state: State,
@@ -458,6 +463,7 @@ impl CalloutExchange {
             request: out.freeze(),
             written: 0,
             input: BytesMut::new(),
+            scan: HeadScanner::new(),
             received: false,
             state: State::Head { interim: 0 },
         })
@@ -527,8 +533,10 @@ impl CalloutExchange {
                         max_body_bytes: None,
                         max_trailer_bytes: self.limits.max_trailer_bytes,
                     };
-                    let Some(head) = ResponseHead::parse(&mut self.input, &limits, &self.method)?
-                    else {
+                    let parsed =
+                        self.scan
+                            .parse_response(&mut self.input, &limits, &self.method, eof);
+                    let Some(head) = parsed? else {
                         if !eof {
                             return Ok(None);
                         }

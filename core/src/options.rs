@@ -52,6 +52,9 @@ pub struct GatewayOptions {
     pub gateway_id: String,
     /// Access log, trace export and telemetry upload.
     pub telemetry: TelemetryOptions,
+    /// Forward request header and trailer fields whose names contain `_`
+    /// (dropped by default, as nginx's `underscores_in_headers off`).
+    pub allow_underscores_in_headers: bool,
 }
 
 /// What a gateway does with the telemetry of its requests (metrics are always
@@ -114,6 +117,7 @@ impl GatewayOptions {
             upstream_ca: None,
             gateway_id: "portcullis".into(),
             telemetry: TelemetryOptions::default(),
+            allow_underscores_in_headers: false,
         }
     }
 

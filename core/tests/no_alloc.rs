@@ -95,6 +95,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Default::default(),
+        allow_underscores_in_headers: false,
     });
     let now = Instant::now();
     let mut conn = ProxyConn::new(settings, "192.0.2.1", now);

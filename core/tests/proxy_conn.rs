@@ -43,6 +43,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Default::default(),
+        allow_underscores_in_headers: false,
     })
 }
 
@@ -636,4 +637,75 @@ fn api_not_offered_over_http_is_not_found_there() {
     );
     assert!(conn.client_pending().starts_with(b"HTTP/1.1 404"));
     assert!(conn.poll_event().is_none());
+}
+
+#[test]
+fn heads_sent_a_byte_at_a_time_in_both_directions() {
+    let mut h = Harness::new();
+    let req = b"GET /users/1 HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789\r\n\r\nGET /users/2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    for b in req.iter() {
+        h.client_sends(std::slice::from_ref(b));
+    }
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    let sent = h.upstream_gets();
+    assert!(sent.starts_with("GET /api/1 HTTP/1.1\r\n"), "{sent}");
+    assert!(sent.contains("X-Long: 0123456789\r\n"), "{sent}");
+    let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    for b in resp.iter() {
+        h.upstream_sends(std::slice::from_ref(b));
+    }
+    let got = h.client_gets();
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.ends_with("\r\n\r\nhi"), "{got}");
+    // The pipelined request, parsed from what was left in the buffer.
+    h.events();
+    h.conn.handle_upstream_connected(true, h.now);
+    assert!(h.upstream_gets().starts_with("GET /api/2 "));
+}
+
+#[test]
+fn a_bad_head_in_pieces_gets_400_at_its_end_or_at_end_of_stream() {
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n");
+    h.client_sends(b"X\r: b\r\n");
+    h.client_sends(b"\r\n");
+    assert!(h.client_gets().starts_with("HTTP/1.1 400"));
+    assert!(h.events().iter().any(is_close));
+
+    let mut h = Harness::new();
+    h.client_sends(b"GET /users/1 HTTP/1.1\r\nHost: a\r\n");
+    h.client_sends(b"X\r: b");
+    h.client_sends(b"");
+    assert!(h.client_gets().starts_with("HTTP/1.1 400"));
+}
+
+#[test]
+fn a_head_too_large_gets_431_at_the_first_byte_past_the_limit() {
+    let limits = Limits {
+        max_head_bytes: 1024,
+        ..Limits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let mut head = b"GET /users/1 HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+    head.resize(1024, b'x');
+    for b in &head {
+        h.client_sends(std::slice::from_ref(b));
+    }
+    assert!(h.conn.client_pending().is_empty());
+    h.client_sends(b"x");
+    assert!(h.client_gets().starts_with("HTTP/1.1 431"));
+}
+
+#[test]
+fn underscored_fields_never_reach_the_backend() {
+    let mut h = Harness::new();
+    h.client_sends(
+        b"GET /users/1 HTTP/1.1\r\nHost: a\r\nX_Api_Key: k\r\nContent_Length: 5\r\nX-Ok: 1\r\n\r\n",
+    );
+    h.expect_connect();
+    h.conn.handle_upstream_connected(false, h.now);
+    let sent = h.upstream_gets();
+    assert!(!sent.contains('_'), "{sent}");
+    assert!(sent.contains("X-Ok: 1\r\n"), "{sent}");
 }

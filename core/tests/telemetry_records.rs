@@ -77,6 +77,7 @@ impl Harness {
             config: Arc::new(Fixed(config)),
             policy: PolicyEnv::new("gw-1".into(), Some((now, 1_700_000_000_000)), [7; 32]),
             telemetry: telemetry.clone(),
+            allow_underscores_in_headers: false,
         });
         Harness {
             conn: ProxyConn::new(settings, "192.0.2.7", now),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use portcullis_core::http::HeadScanner;
 use portcullis_core::ops::respond;
 use portcullis_core::telemetry::Telemetry;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +56,7 @@ async fn answer(
     telemetry: &Telemetry,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
+    let mut scan = HeadScanner::new();
     let mut chunk = [0u8; 1024];
     let out = loop {
         let n = stream.read(&mut chunk).await?;
@@ -62,7 +64,7 @@ async fn answer(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(out) = respond(&mut buf, config, telemetry) {
+        if let Some(out) = respond(&mut buf, &mut scan, config, telemetry) {
             break out;
         }
     };

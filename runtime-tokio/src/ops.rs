@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use portcullis_core::http::HeadScanner;
 use portcullis_core::ops::respond;
 use portcullis_core::telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,11 +49,12 @@ async fn answer(
     telemetry: &Telemetry,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
+    let mut scan = HeadScanner::new();
     let out = loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        if let Some(out) = respond(&mut buf, config, telemetry) {
+        if let Some(out) = respond(&mut buf, &mut scan, config, telemetry) {
             break out;
         }
     };

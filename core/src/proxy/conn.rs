@@ -29,11 +29,14 @@ use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
+use crate::http::field_rules::forwardable_trailers;
 use crate::http::hop::{
     write_downstream_response, write_upstream_fields, write_upstream_request, Forwarding,
     OutFraming,
 };
-use crate::http::{BodyFraming, Limits, RequestHead, ResponseHead, Version};
+use crate::http::{
+    BodyFraming, CodecError, HeadScanner, Limits, RequestHead, ResponseHead, Version,
+};
 use crate::router::RouteOutcome;
 use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 use tally::Tally;
@@ -307,6 +310,11 @@ pub struct ProxyConn {
     client_out: BytesMut,
     upstream_in: BytesMut,
     upstream_out: BytesMut,
+    /// How far a request head arriving in `client_in` has been scanned, so a
+    /// head sent a byte at a time is not re-parsed from its start on every read.
+    client_scan: HeadScanner,
+    /// The same for a response head in `upstream_in`.
+    upstream_scan: HeadScanner,
     events: VecDeque<Event>,
     phase: Phase,
     exchange: Option<Exchange>,
@@ -343,6 +351,8 @@ impl ProxyConn {
             client_out: BytesMut::new(),
             upstream_in: BytesMut::new(),
             upstream_out: BytesMut::new(),
+            client_scan: HeadScanner::new(),
+            upstream_scan: HeadScanner::new(),
             events: VecDeque::new(),
             phase: Phase::Head { started: false },
             exchange: None,
@@ -691,6 +701,16 @@ impl ProxyConn {
         }
     }
 
+    /// Answers a request head that could not be parsed with its status, and closes.
+    fn refuse_head(&mut self, err: &CodecError, consumed: u64, now: Instant) {
+        self.at_boundary = false;
+        self.tally.begin(now, consumed, self.produced());
+        self.tally.error("client", "InvalidRequest");
+        self.tally.status(err.status());
+        write_error(err.status(), true, &mut self.client_out);
+        self.close(now);
+    }
+
     /// Tries to parse the next request head and start its exchange; true if the
     /// phase changed and `progress` should continue.
     fn start_request(&mut self, now: Instant) -> bool {
@@ -702,8 +722,19 @@ impl ProxyConn {
             return false;
         }
         let consumed = self.consumed();
-        let head = match RequestHead::parse(&mut self.client_in, &self.settings.limits) {
-            Ok(Some(head)) => {
+        let parsed = self.client_scan.parse_request(
+            &mut self.client_in,
+            &self.settings.limits,
+            self.client_eof,
+        );
+        let head = match parsed {
+            Ok(Some(mut head)) => {
+                if !self.settings.allow_underscores_in_headers {
+                    // Before anything looks at the head: neither policies, routing,
+                    // telemetry nor the backend see such fields (nginx's
+                    // `underscores_in_headers off`).
+                    head.remove_underscored_fields();
+                }
                 self.tally.begin(now, consumed, self.produced());
                 let telemetry = &self.settings.telemetry;
                 if telemetry.wants_records() {
@@ -734,12 +765,7 @@ impl ProxyConn {
                 return false;
             }
             Err(err) => {
-                self.at_boundary = false;
-                self.tally.begin(now, consumed, self.produced());
-                self.tally.error("client", "InvalidRequest");
-                self.tally.status(err.status());
-                write_error(err.status(), true, &mut self.client_out);
-                self.close(now);
+                self.refuse_head(&err, consumed, now);
                 return true;
             }
         };
@@ -972,6 +998,8 @@ impl ProxyConn {
                     }
                     Ok(Some(BodyEvent::End { trailers })) => {
                         if ex.forward.framing == OutFraming::Chunked {
+                            let drop_underscored = !self.settings.allow_underscores_in_headers;
+                            let trailers = forwardable_trailers(trailers, drop_underscored);
                             write_last_chunk(trailers.as_deref(), &mut self.upstream_out);
                         }
                         request_finished = true;
@@ -1005,10 +1033,11 @@ impl ProxyConn {
                     if self.upstream_in.is_empty() && !ex.upstream_eof {
                         return false;
                     }
-                    match ResponseHead::parse(
+                    match self.upstream_scan.parse_response(
                         &mut self.upstream_in,
                         &self.upstream_limits,
                         &ex.method,
+                        ex.upstream_eof,
                     ) {
                         Ok(Some(head)) if head.status < 200 => {
                             if head.status == 101 {
@@ -1104,6 +1133,7 @@ impl ProxyConn {
                         }
                         Ok(Some(BodyEvent::End { trailers })) => {
                             if *framing == OutFraming::Chunked {
+                                let trailers = forwardable_trailers(trailers, false);
                                 write_last_chunk(trailers.as_deref(), &mut self.client_out);
                             }
                             ex.response = Response::Done;
@@ -1144,6 +1174,7 @@ impl ProxyConn {
         let held = ex.upstream != Upstream::Released;
         self.exchange = None;
         self.upstream_in.clear();
+        self.upstream_scan.reset();
         self.upstream_out.clear();
         if held {
             self.events.push_back(Event::ReleaseUpstream { reuse });
@@ -1220,6 +1251,7 @@ impl ProxyConn {
                 .push_back(Event::ReleaseUpstream { reuse: false });
         }
         self.upstream_in.clear();
+        self.upstream_scan.reset();
         self.upstream_out.clear();
         let head_sent = !matches!(ex.response, Response::AwaitingHead);
         if head_sent {
@@ -1235,7 +1267,24 @@ impl ProxyConn {
 
     fn on_client_eof(&mut self, now: Instant) {
         match self.phase {
-            Phase::Head { .. } => self.close(now),
+            Phase::Head { .. } => {
+                // The scanner parses a head arriving in pieces only at its end, so
+                // one cut short may hold an error not reported yet: the client
+                // gets the answer it would have had when the bad byte came.
+                let consumed = self.consumed();
+                if !self.client_in.is_empty() {
+                    let parsed = self.client_scan.parse_request(
+                        &mut self.client_in,
+                        &self.settings.limits,
+                        true,
+                    );
+                    if let Err(err) = parsed {
+                        self.refuse_head(&err, consumed, now);
+                        return;
+                    }
+                }
+                self.close(now)
+            }
             Phase::Closed => {}
             Phase::Exchange => {
                 let mid_body = self

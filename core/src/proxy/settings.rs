@@ -53,6 +53,9 @@ pub struct ConnSettings {
     pub policy: PolicyEnv,
     /// Where finished requests are reported.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Keep request header and trailer fields whose names contain `_`; when
+    /// false (the default, as nginx) they are dropped as the head is parsed.
+    pub allow_underscores_in_headers: bool,
 }
 
 impl std::fmt::Debug for ConnSettings {
@@ -61,6 +64,10 @@ impl std::fmt::Debug for ConnSettings {
             .field("limits", &self.limits)
             .field("timeouts", &self.timeouts)
             .field("proto", &self.proto)
+            .field(
+                "allow_underscores_in_headers",
+                &self.allow_underscores_in_headers,
+            )
             .finish_non_exhaustive()
     }
 }

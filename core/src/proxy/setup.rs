@@ -32,6 +32,7 @@ pub fn gateway_conn_settings(
         telemetry: Arc::new(Telemetry::new(telemetry_settings(
             options, gateway_id, instance,
         ))),
+        allow_underscores_in_headers: options.allow_underscores_in_headers,
     }
 }
 
