@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use portcullis_core::telemetry::batch::Batch;
+use portcullis_core::telemetry::batch::{Batch, MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::uploader::{Output, UploadResult, UploadSettings, Uploader};
 
@@ -83,6 +83,49 @@ fn a_full_batch_closes_at_once_and_one_upload_is_in_flight_at_a_time() {
     assert!(out
         .iter()
         .any(|o| matches!(o, Output::Upload { seq: 1, .. })));
+}
+
+/// Records with paths as long as a head allows would make a batch of 1000 larger
+/// than the management plane accepts: such a batch is split, every part within
+/// the limit, every record in exactly one part, the drops reported once.
+#[test]
+fn a_batch_over_the_size_limit_is_split() {
+    let t0 = Instant::now();
+    let mut u = Uploader::new(
+        "inst",
+        UploadSettings {
+            batch_records: MAX_BATCH_RECORDS,
+            ..UploadSettings::default()
+        },
+        1,
+    );
+    u.count_dropped(3);
+    let long_path = format!("/{}", "p".repeat(30 * 1024));
+    let records: Vec<RequestRecord> = (0..MAX_BATCH_RECORDS as u64)
+        .map(|n| {
+            let mut r = record(n);
+            r.path = long_path.clone();
+            r
+        })
+        .collect();
+    u.handle_records(records, t0);
+    let mut seen = Vec::new();
+    let mut dropped = 0;
+    let mut seqs = Vec::new();
+    for out in drain(&mut u) {
+        if let Output::Save { seq, bytes } = out {
+            assert!(bytes.len() <= MAX_BATCH_BYTES, "batch {seq}: {}", bytes.len());
+            let batch = Batch::from_json(&bytes).expect("a batch");
+            assert_eq!(batch.id, format!("inst-{seq}"));
+            dropped += batch.dropped;
+            seen.extend(batch.records.iter().map(|r| r.timestamp_ms));
+            seqs.push(seq);
+        }
+    }
+    assert!(seqs.len() >= 8, "30 MiB of records in 4 MiB batches: {seqs:?}");
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(seen, (0..MAX_BATCH_RECORDS as i64).collect::<Vec<_>>());
+    assert_eq!(dropped, 3);
 }
 
 #[test]

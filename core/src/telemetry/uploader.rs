@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::batch::{Batch, MAX_BATCH_RECORDS};
+use super::batch::{Batch, MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 use super::record::RequestRecord;
 use crate::sync::backoff::{Backoff, BackoffPolicy};
 
@@ -273,17 +273,34 @@ impl Uploader {
         if records.is_empty() && self.unreported_drops == 0 {
             return;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let count = records.len() as u64;
         let carried = std::mem::take(&mut self.unreported_drops);
-        let batch = Batch {
+        self.seal_batch(records, carried);
+    }
+
+    /// Makes `records` a batch to save and upload; while its JSON would be over
+    /// what the management plane accepts ([`MAX_BATCH_BYTES`]: records with
+    /// very long paths), the records are split in two batches instead, so none
+    /// is refused for its size.
+    fn seal_batch(&mut self, mut records: Vec<RequestRecord>, carried: u64) {
+        let seq = self.next_seq;
+        let mut batch = Batch {
             id: Batch::id_for(&self.instance, seq),
             instance: self.instance.clone(),
             dropped: carried,
-            records,
+            records: Vec::new(),
         };
-        let bytes = Bytes::from(batch.to_json());
+        let count = records.len() as u64;
+        batch.records = std::mem::take(&mut records);
+        let json = batch.to_json();
+        if json.len() > MAX_BATCH_BYTES && batch.records.len() > 1 {
+            let mut first = batch.records;
+            let second = first.split_off(first.len() / 2);
+            self.seal_batch(first, carried);
+            self.seal_batch(second, 0);
+            return;
+        }
+        self.next_seq += 1;
+        let bytes = Bytes::from(json);
         self.outputs.push_back(Output::Save {
             seq,
             bytes: bytes.clone(),
