@@ -114,7 +114,11 @@ fn a_batch_over_the_size_limit_is_split() {
     let mut seqs = Vec::new();
     for out in drain(&mut u) {
         if let Output::Save { seq, bytes } = out {
-            assert!(bytes.len() <= MAX_BATCH_BYTES, "batch {seq}: {}", bytes.len());
+            assert!(
+                bytes.len() <= MAX_BATCH_BYTES,
+                "batch {seq}: {}",
+                bytes.len()
+            );
             let batch = Batch::from_json(&bytes).expect("a batch");
             assert_eq!(batch.id, format!("inst-{seq}"));
             dropped += batch.dropped;
@@ -122,7 +126,10 @@ fn a_batch_over_the_size_limit_is_split() {
             seqs.push(seq);
         }
     }
-    assert!(seqs.len() >= 8, "30 MiB of records in 4 MiB batches: {seqs:?}");
+    assert!(
+        seqs.len() >= 8,
+        "30 MiB of records in 4 MiB batches: {seqs:?}"
+    );
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(seen, (0..MAX_BATCH_RECORDS as i64).collect::<Vec<_>>());
     assert_eq!(dropped, 3);

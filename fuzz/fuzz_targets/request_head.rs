@@ -3,7 +3,8 @@
 //! Input: `[split, limits, mode, bytes...]`; `mode` bit 0 expands the bytes through
 //! `REQUEST_TOKENS` (see `portcullis_fuzz::expand`). The bytes are parsed whole and
 //! again in two pieces split at a point chosen by `split`; both must end the same
-//! (same error, or same head and same bytes left over). A parsed head must agree
+//! (same error, or same head and same bytes left over), and so must the two pieces
+//! fed through the connection's `HeadScanner` (then end of stream). A parsed head must agree
 //! with an independent reading of its fields (Host, framing, keep-alive, Expect), and
 //! re-encoding it with `write_request_head` must parse back to the same request.
 //! Errors must map to a status in {400, 413, 431, 501, 505}.
@@ -13,8 +14,18 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::http::encode::write_request_head;
-use portcullis_core::http::{BodyFraming, Limits, RequestHead, Version};
+use portcullis_core::http::{BodyFraming, HeadScanner, Limits, RequestHead, Version};
 use portcullis_fuzz::*;
+
+/// Through the connection's `HeadScanner` (linear for heads sent in pieces).
+fn scan(input: &[u8], at: usize, limits: &Limits) -> Parsed<ReqSummary> {
+    let mut scanner = HeadScanner::new();
+    scan_in_two(input, at, |buf, eof| {
+        scanner
+            .parse_request(buf, limits, eof)
+            .map(|h| h.as_ref().map(ReqSummary::of))
+    })
+}
 
 fn parse(input: &[u8], at: usize, limits: &Limits) -> Parsed<ReqSummary> {
     parse_in_two(input, at, |buf| {
@@ -115,6 +126,11 @@ fuzz_target!(|data: &[u8]| {
     let at = split_point(*split, input.len());
     let pieces = parse(input, at, &limits);
     assert_eq!(whole, pieces, "split at {at} changed the outcome");
+    let scanned = scan(input, at, &limits);
+    assert_eq!(
+        whole, scanned,
+        "the scanner split at {at} changed the outcome"
+    );
 
     let head = match whole.result {
         Err(e) => {

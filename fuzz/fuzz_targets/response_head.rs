@@ -13,8 +13,18 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::http::encode::{canonical_reason, write_response_head};
-use portcullis_core::http::{BodyFraming, Limits, ResponseHead, Version};
+use portcullis_core::http::{BodyFraming, HeadScanner, Limits, ResponseHead, Version};
 use portcullis_fuzz::*;
+
+/// Through the connection's `HeadScanner` (linear for heads sent in pieces).
+fn scan(input: &[u8], at: usize, limits: &Limits, method: &http::Method) -> Parsed<RespSummary> {
+    let mut scanner = HeadScanner::new();
+    scan_in_two(input, at, |buf, eof| {
+        scanner
+            .parse_response(buf, limits, method, eof)
+            .map(|h| h.as_ref().map(RespSummary::of))
+    })
+}
 
 fn parse(input: &[u8], at: usize, limits: &Limits, method: &http::Method) -> Parsed<RespSummary> {
     parse_in_two(input, at, |buf| {
@@ -90,6 +100,11 @@ fuzz_target!(|data: &[u8]| {
     let at = split_point(*split, input.len());
     let pieces = parse(input, at, &limits, &method);
     assert_eq!(whole, pieces, "split at {at} changed the outcome");
+    let scanned = scan(input, at, &limits, &method);
+    assert_eq!(
+        whole, scanned,
+        "the scanner split at {at} changed the outcome"
+    );
 
     let head = match whole.result {
         Err(e) => {

@@ -203,6 +203,23 @@ pub fn parse_in_two<T>(
     }
 }
 
+/// [`parse_in_two`] through a `HeadScanner`-style parse, `parse(buf, eof)`:
+/// each piece as it arrives, then once more at end of stream if no outcome
+/// showed, which must come to what parsing the whole input once gives.
+pub fn scan_in_two<T>(
+    input: &[u8],
+    at: usize,
+    mut parse: impl FnMut(&mut BytesMut, bool) -> Result<Option<T>, CodecError>,
+) -> Parsed<T> {
+    let mut parsed = parse_in_two(input, at, |buf| parse(buf, false));
+    if matches!(parsed.result, Ok(None)) {
+        let mut buf = BytesMut::from(&parsed.leftover[..]);
+        parsed.result = parse(&mut buf, true);
+        parsed.leftover = buf.to_vec();
+    }
+    parsed
+}
+
 /// Number of CR and LF bytes before the start line (skipped by the parsers).
 pub fn leading_empty_lines(input: &[u8]) -> usize {
     input
