@@ -1,14 +1,15 @@
 //! A snapshot compiled for serving: validated, upstreams parsed, router built.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
 use crate::policy::compile::{compile_document, CompileEnv};
 use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo, Url};
+use crate::policy::error::PolicyError;
 use crate::policy::pipeline::Chain;
-use crate::policy::program::{Document, Level};
+use crate::policy::program::{Document, Level, RefKind};
 use crate::router::Router;
 
 /// Everything derived from one snapshot that requests need; built once, then read-only.
@@ -277,6 +278,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Refuses a document naming a backend the snapshot does not have: found at
+/// load time, not as a failure of every request that reaches the policy. (The
+/// compiler itself refuses unknown fragments and named values.)
+fn check_references(doc: &Document, backends: &HashSet<&str>) -> Result<(), PolicyError> {
+    match doc
+        .references()
+        .iter()
+        .find(|r| r.kind == RefKind::Backend && !backends.contains(r.id.as_str()))
+    {
+        Some(r) => Err(r.unresolved()),
+        None => Ok(()),
+    }
+}
+
 fn compile_policies(
     snapshot: &Snapshot,
     upstreams: &[ServiceUrl],
@@ -289,6 +304,7 @@ fn compile_policies(
     for f in &snapshot.fragments {
         env.fragments.insert(f.id.as_str(), f.policy.as_str());
     }
+    let backends: HashSet<&str> = snapshot.backends.iter().map(|b| b.id.as_str()).collect();
     let doc = |src: &Option<String>,
                level: Level,
                owner: &dyn Fn() -> String|
@@ -298,6 +314,7 @@ fn compile_policies(
             // A document that changes nothing is dropped, so requests it
             // covers keep the proxy's fast path.
             Some(xml) => compile_document(xml, level, &env)
+                .and_then(|d| check_references(&d, &backends).map(|()| d))
                 .map(|d| (!d.is_passthrough()).then(|| Arc::new(d)))
                 .map_err(|error| ConfigError::Policy {
                     owner: owner(),

@@ -7,8 +7,11 @@ use std::time::Duration;
 use super::actions::{self, Action};
 use super::attrs;
 use super::error::PolicyError;
-use super::program::{Document, Level, Needs, Op, Origin, RetrySpec, Section, SectionKind};
-use super::xml::{self, Element, Node};
+use super::program::{
+    Document, Level, Needs, Op, Origin, RefKind, Reference, RetrySpec, Section, SectionKind,
+};
+use super::transform::SetBackendService;
+use super::xml::{self, Element, Node, Pos};
 use crate::expr::Expr;
 
 /// Fragments deeper than this are refused (a fragment including itself, for one).
@@ -53,14 +56,18 @@ fn compile_inner(src: &str, level: Level, env: &CompileEnv<'_>) -> Result<Docume
             format!("the root element must be <policies>, not <{}>", root.name),
         ));
     }
-    substitute(&mut root, env)?;
+    let mut named = Vec::new();
+    substitute(&mut root, env, &mut named)?;
     let mut b = Builder {
         env,
         origins: Vec::new(),
         slots: 0,
         needs: Needs::default(),
         fragment_stack: Vec::new(),
+        include_pos: None,
+        references: Vec::new(),
     };
+    b.note_named(named);
     let mut sections: [Option<Section>; 4] = Default::default();
     for el in root.elements() {
         let Some(kind) = SectionKind::ALL.into_iter().find(|k| k.name() == el.name) else {
@@ -84,11 +91,20 @@ fn compile_inner(src: &str, level: Level, env: &CompileEnv<'_>) -> Result<Docume
         origins: b.origins,
         needs: b.needs,
         slots: b.slots,
+        references: b.references,
     })
 }
 
-/// Replaces `{{name}}` in attribute values and text with named values.
-fn substitute(el: &mut Element, env: &CompileEnv<'_>) -> Result<(), PolicyError> {
+/// A `{{name}}` found by [`substitute`]: the name, the element and its position.
+type NamedUse = (String, String, Pos);
+
+/// Replaces `{{name}}` in attribute values and text with named values, noting
+/// each name used in `used`.
+fn substitute(
+    el: &mut Element,
+    env: &CompileEnv<'_>,
+    used: &mut Vec<NamedUse>,
+) -> Result<(), PolicyError> {
     let pos = el.pos;
     let name = el.name.clone();
     let fail = |msg: String| PolicyError {
@@ -96,22 +112,26 @@ fn substitute(el: &mut Element, env: &CompileEnv<'_>) -> Result<(), PolicyError>
         policy: name.clone(),
         message: msg,
     };
+    let mut names = Vec::new();
     for a in &mut el.attrs {
         if a.value.contains("{{") {
-            a.value = replace_named(&a.value, env).map_err(&fail)?;
+            a.value = replace_named(&a.value, env, &mut names).map_err(&fail)?;
         }
     }
     for child in &mut el.children {
         match child {
-            Node::Element(e) => substitute(e, env)?,
-            Node::Text(t) if t.contains("{{") => *t = replace_named(t, env).map_err(&fail)?,
+            Node::Element(e) => substitute(e, env, used)?,
+            Node::Text(t) if t.contains("{{") => {
+                *t = replace_named(t, env, &mut names).map_err(&fail)?;
+            }
             Node::Text(_) => {}
         }
     }
+    used.extend(names.into_iter().map(|n| (n, name.clone(), pos)));
     Ok(())
 }
 
-fn replace_named(s: &str, env: &CompileEnv<'_>) -> Result<String, String> {
+fn replace_named(s: &str, env: &CompileEnv<'_>, names: &mut Vec<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
@@ -130,6 +150,7 @@ fn replace_named(s: &str, env: &CompileEnv<'_>) -> Result<String, String> {
                 .get(name)
                 .ok_or_else(|| format!("named value '{name}' is not defined"))?;
             out.push_str(value);
+            names.push(name.to_string());
         } else {
             // Not a named value reference (e.g. `{{` in a JSON body): keep it.
             out.push_str(&rest[open..open + 4 + close]);
@@ -146,9 +167,34 @@ struct Builder<'e, 'a> {
     slots: u16,
     needs: Needs,
     fragment_stack: Vec<String>,
+    /// Where the outermost `<include-fragment>` being compiled is in the document.
+    include_pos: Option<Pos>,
+    references: Vec<Reference>,
 }
 
 impl Builder<'_, '_> {
+    /// Notes a reference made by element `policy` at `pos` of the current text (the
+    /// document, or the innermost fragment being included).
+    fn note_ref(&mut self, kind: RefKind, id: &str, policy: &str, pos: Pos) {
+        let (pos, fragment) = match (self.fragment_stack.last(), self.include_pos) {
+            (Some(f), Some(at)) => (at, Some((f.clone(), pos))),
+            _ => (pos, None),
+        };
+        self.references.push(Reference {
+            kind,
+            id: id.to_string(),
+            policy: policy.to_string(),
+            pos,
+            fragment,
+        });
+    }
+
+    fn note_named(&mut self, named: Vec<NamedUse>) {
+        for (name, policy, pos) in named {
+            self.note_ref(RefKind::NamedValue, &name, &policy, pos);
+        }
+    }
+
     fn origin(&mut self, el: &Element, path: &str) -> u32 {
         self.origins.push(Origin {
             policy: el.name.clone(),
@@ -301,6 +347,7 @@ impl Builder<'_, '_> {
             "include-fragment" => {
                 attrs::only(el, &["fragment-id"])?;
                 let id = attrs::required(el, "fragment-id")?.trim().to_string();
+                self.note_ref(RefKind::Fragment, &id, "include-fragment", el.pos);
                 if self.fragment_stack.contains(&id)
                     || self.fragment_stack.len() >= MAX_FRAGMENT_DEPTH
                 {
@@ -321,12 +368,21 @@ impl Builder<'_, '_> {
                         format!("fragment '{id}': the root element must be <fragment>"),
                     ));
                 }
-                substitute(&mut frag, self.env).map_err(|e| {
+                let mut named = Vec::new();
+                substitute(&mut frag, self.env, &mut named).map_err(|e| {
                     PolicyError::at(el, format!("fragment '{id}' at {}: {}", e.pos, e.message))
                 })?;
+                let outermost = self.fragment_stack.is_empty();
+                if outermost {
+                    self.include_pos = Some(el.pos);
+                }
                 self.fragment_stack.push(id.clone());
+                self.note_named(named);
                 let r = self.block(&frag, section, false, path, ops);
                 self.fragment_stack.pop();
+                if outermost {
+                    self.include_pos = None;
+                }
                 r.map_err(|e| {
                     PolicyError::at(
                         el,
@@ -339,6 +395,9 @@ impl Builder<'_, '_> {
             }
             _ => {
                 let action = actions::compile(el, section)?;
+                if let Action::SetBackendService(SetBackendService::Backend(id)) = &action {
+                    self.note_ref(RefKind::Backend, id, &el.name, el.pos);
+                }
                 self.note_needs(el, &action, section);
                 let origin = self.origin(el, path);
                 ops.push(Op::Act(Box::new(action), origin));

@@ -25,3 +25,6 @@ pub mod state;
 pub mod transform;
 pub mod urlenc;
 pub mod xml;
+
+#[cfg(test)]
+mod references_tests;

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::actions::{Action, ForwardSpec};
+use super::error::PolicyError;
 use super::xml::Pos;
 use crate::expr::Expr;
 
@@ -191,6 +192,70 @@ pub struct Document {
     pub needs: Needs,
     /// How many `retry` and `limit-concurrency` blocks it has.
     pub slots: u16,
+    /// What it names elsewhere in the configuration, in document order.
+    pub references: Vec<Reference>,
+}
+
+/// What kind of configuration entity a policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefKind {
+    /// A backend, by `set-backend-service backend-id`.
+    Backend,
+    /// A policy fragment, by `include-fragment fragment-id`.
+    Fragment,
+    /// A named value, by `{{name}}`.
+    NamedValue,
+}
+
+impl RefKind {
+    /// The noun messages use: `backend`, `policy fragment`, `named value`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            RefKind::Backend => "backend",
+            RefKind::Fragment => "policy fragment",
+            RefKind::NamedValue => "named value",
+        }
+    }
+}
+
+/// One reference a policy document makes to another configuration entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// What it names.
+    pub kind: RefKind,
+    /// The id (or named value name) it names.
+    pub id: String,
+    /// The element that names it.
+    pub policy: String,
+    /// Where in the document: for a reference made inside a fragment, the
+    /// document's outermost `<include-fragment>` that brought it in.
+    pub pos: Pos,
+    /// For a reference made inside a fragment: the innermost fragment's id and the
+    /// position in that fragment's own text.
+    pub fragment: Option<(String, Pos)>,
+}
+
+impl Reference {
+    /// The compile error of this reference when its target does not exist, in the
+    /// shape the compiler reports errors inside fragments.
+    pub fn unresolved(&self) -> PolicyError {
+        let reason = format!("{} '{}' does not exist", self.kind.noun(), self.id);
+        match &self.fragment {
+            None => PolicyError {
+                pos: self.pos,
+                policy: self.policy.clone(),
+                message: reason,
+            },
+            Some((fragment, at)) => PolicyError {
+                pos: self.pos,
+                policy: "include-fragment".to_string(),
+                message: format!(
+                    "in fragment '{fragment}' at {at}: <{}>: {reason}",
+                    self.policy
+                ),
+            },
+        }
+    }
 }
 
 impl Document {
@@ -234,6 +299,12 @@ impl Document {
             None | Some([]) | Some([Op::Base])
         );
         backend && outbound
+    }
+
+    /// What the document names elsewhere in the configuration (backends,
+    /// fragments, named values), so a caller can check them against what exists.
+    pub fn references(&self) -> &[Reference] {
+        &self.references
     }
 
     /// The section of kind `kind`, if the document has one.
