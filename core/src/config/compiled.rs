@@ -7,9 +7,8 @@ use std::sync::Arc;
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
 use crate::policy::compile::{compile_document, CompileEnv};
 use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo, Url};
-use crate::policy::error::PolicyError;
 use crate::policy::pipeline::Chain;
-use crate::policy::program::{Document, Level, RefKind};
+use crate::policy::program::{Document, Level};
 use crate::router::Router;
 
 /// Everything derived from one snapshot that requests need; built once, then read-only.
@@ -278,20 +277,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Refuses a document naming a backend the snapshot does not have: found at
-/// load time, not as a failure of every request that reaches the policy. (The
-/// compiler itself refuses unknown fragments and named values.)
-fn check_references(doc: &Document, backends: &HashSet<&str>) -> Result<(), PolicyError> {
-    match doc
-        .references()
-        .iter()
-        .find(|r| r.kind == RefKind::Backend && !backends.contains(r.id.as_str()))
-    {
-        Some(r) => Err(r.unresolved()),
-        None => Ok(()),
-    }
-}
-
 fn compile_policies(
     snapshot: &Snapshot,
     upstreams: &[ServiceUrl],
@@ -314,7 +299,8 @@ fn compile_policies(
             // A document that changes nothing is dropped, so requests it
             // covers keep the proxy's fast path.
             Some(xml) => compile_document(xml, level, &env)
-                .and_then(|d| check_references(&d, &backends).map(|()| d))
+                // Found at load time, not as a failure of every request reaching it.
+                .and_then(|d| d.check_backends(|id| backends.contains(id)).map(|()| d))
                 .map(|d| (!d.is_passthrough()).then(|| Arc::new(d)))
                 .map_err(|error| ConfigError::Policy {
                     owner: owner(),

@@ -307,6 +307,20 @@ impl Document {
         &self.references
     }
 
+    /// Refuses a document naming a backend for which `exists` is false, at the
+    /// first such reference. (The compiler itself refuses unknown fragments and
+    /// named values; backends are not part of its environment.)
+    pub fn check_backends(&self, exists: impl Fn(&str) -> bool) -> Result<(), PolicyError> {
+        match self
+            .references
+            .iter()
+            .find(|r| r.kind == RefKind::Backend && !exists(&r.id))
+        {
+            Some(r) => Err(r.unresolved()),
+            None => Ok(()),
+        }
+    }
+
     /// The section of kind `kind`, if the document has one.
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
         self.sections[kind as usize].as_ref()

@@ -1,54 +1,85 @@
 //! Checking a policy fragment on its own: the core compiles fragments only where a
 //! document includes them, so an unused fragment is tried in each section.
 
-use portcullis_core::config::ConfigError;
+use portcullis_core::config::{ConfigError, PolicyFragment};
 use portcullis_core::policy::compile::{compile_document, CompileEnv};
 use portcullis_core::policy::error::PolicyError;
-use portcullis_core::policy::program::Level;
+use portcullis_core::policy::program::{Document, Level};
 use portcullis_core::policy::xml::Pos;
 
 use super::state::State;
+use super::Kind;
 
 /// The sections a fragment may be meant for.
 const SECTIONS: [&str; 4] = ["inbound", "backend", "outbound", "on-error"];
 
-/// Accepts fragment `id` of `state` if it compiles in at least one section; otherwise
-/// the error of the first section, positioned in the fragment's own text.
-pub(crate) fn check(state: &State, id: &str) -> Result<(), ConfigError> {
-    let named: Vec<(String, String, bool)> = state
-        .named_values()
-        .map(|n| (n.name.clone(), n.value.clone(), n.secret))
-        .collect();
-    let fragments: Vec<_> = state.fragments().collect();
-    let env = CompileEnv {
-        named_values: named
-            .iter()
-            .map(|(n, v, s)| (n.as_str(), (v.as_str(), *s)))
-            .collect(),
-        fragments: fragments
-            .iter()
-            .map(|f| (f.id.as_str(), f.policy.as_str()))
-            .collect(),
-    };
+/// The compile environment of `state`: its named values and fragments.
+pub(crate) struct Env {
+    named: Vec<(String, String, bool)>,
+    fragments: Vec<PolicyFragment>,
+}
+
+impl Env {
+    /// Copies what documents of `state` may refer to.
+    pub(crate) fn of(state: &State) -> Env {
+        Env {
+            named: state
+                .named_values()
+                .map(|n| (n.name.clone(), n.value.clone(), n.secret))
+                .collect(),
+            fragments: state.fragments().collect(),
+        }
+    }
+
+    /// The core's view of it.
+    pub(crate) fn compile_env(&self) -> CompileEnv<'_> {
+        CompileEnv {
+            named_values: self
+                .named
+                .iter()
+                .map(|(n, v, s)| (n.as_str(), (v.as_str(), *s)))
+                .collect(),
+            fragments: self
+                .fragments
+                .iter()
+                .map(|f| (f.id.as_str(), f.policy.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// Fragment `id` compiled on its own, included by a one-line document in the first
+/// section it compiles in; otherwise the error of the first section.
+pub(crate) fn probe(env: &CompileEnv<'_>, id: &str) -> Result<Document, PolicyError> {
     let mut first = None;
     for section in SECTIONS {
         let probe = format!(
             r#"<policies><{section}><include-fragment fragment-id="{id}" /></{section}></policies>"#
         );
-        match compile_document(&probe, Level::Api, &env) {
-            Ok(_) => return Ok(()),
+        match compile_document(&probe, Level::Api, env) {
+            Ok(doc) => return Ok(doc),
             Err(e) => {
                 first.get_or_insert(e);
             }
         }
     }
-    match first {
-        Some(e) => Err(ConfigError::Policy {
+    Err(first.unwrap_or_else(|| PolicyError {
+        pos: Pos { line: 1, column: 1 },
+        policy: "fragment".to_owned(),
+        message: "does not compile".to_owned(),
+    }))
+}
+
+/// Accepts fragment `id` of `state` if it compiles in at least one section and every
+/// backend it names exists; otherwise the error, positioned in the fragment's own text.
+pub(crate) fn check(state: &State, id: &str) -> Result<(), ConfigError> {
+    let env = Env::of(state);
+    probe(&env.compile_env(), id)
+        .and_then(|doc| doc.check_backends(|b| state.get(Kind::Backend, b).is_some()))
+        .map_err(|e| ConfigError::Policy {
             owner: format!("policy fragment `{id}`"),
             error: unwrap_include(id, e),
-        }),
-        None => Ok(()),
-    }
+        })
 }
 
 /// The core reports a fragment's error at the `<include-fragment>` element, with the

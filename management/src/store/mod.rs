@@ -22,6 +22,7 @@ mod fragment;
 mod gateways;
 mod policies;
 mod portal;
+mod references;
 mod secrets;
 mod sessions;
 mod state;
@@ -229,7 +230,8 @@ impl Store {
             .get(kind, id)
             .ok_or_else(|| StoreError::NotFound(what.clone()))?;
         check_precondition(Some(existing.version), precondition, &what)?;
-        let referrers = self.state.referrers(kind, id);
+        let mut referrers = self.state.referrers(kind, id);
+        referrers.extend(references::policy_referrers(&self.state, kind, id));
         if !referrers.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "{what} is still used by {}",
