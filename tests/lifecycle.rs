@@ -476,6 +476,66 @@ async fn reload_keeps_requests_in_flight_and_rejects_invalid_files(rt: Runtime) 
     gw.stop().await;
 }
 
+/// An API whose policy sends every request to backend `backend_id`.
+fn routed_to(revision: u64, backend_id: &str, backend: std::net::SocketAddr) -> Vec<u8> {
+    let mut doc = config(
+        revision,
+        vec![api("routed", "routed", &format!("http://{backend}"))],
+    );
+    doc["apis"][0]["policy"] = json!(format!(
+        "<policies>\n  <inbound>\n    <base />\n    <set-backend-service backend-id=\"{backend_id}\" />\n  </inbound>\n</policies>"
+    ));
+    doc["backends"] = json!([{"id": "b1", "url": format!("http://{backend}/b1")}]);
+    serde_json::to_vec_pretty(&doc).unwrap()
+}
+
+/// A policy naming a backend the file does not define is a compile error when the
+/// file is loaded, not a 500 for every request: at start the gateway refuses the
+/// file; on reload it keeps the configuration in force and logs why.
+#[runtimes]
+async fn a_policy_naming_a_missing_backend_is_refused_when_loaded(rt: Runtime) {
+    log_buffer();
+    let backend = Backend::echo().await;
+    let reason = "backend 'ghost' does not exist";
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.json");
+    std::fs::write(&path, routed_to(1, "ghost", backend.addr)).unwrap();
+    let mut options = GatewayOptions::new(path.clone());
+    options.listen = any_port();
+    options.ops_listen = Some(any_port());
+    match Gateway::start(rt, options).await {
+        Err(e) => {
+            let msg = e
+                .config_error()
+                .unwrap_or_else(|| panic!("wrong error: {e}"));
+            assert!(msg.contains(reason), "{msg}");
+            assert!(
+                msg.contains("api `routed`") && msg.contains("line 4"),
+                "{msg}"
+            );
+        }
+        Ok(_) => panic!("a gateway started naming a missing backend"),
+    }
+
+    let doc: serde_json::Value = serde_json::from_slice(&routed_to(1, "b1", backend.addr)).unwrap();
+    let gw = TestGateway::start_with(rt, &doc, |o| {
+        o.reload_interval = Duration::from_millis(50);
+    })
+    .await;
+    let r = fetch(gw.addr, "/routed/x").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    write_atomically(&gw.config_path, &routed_to(2, "ghost", backend.addr));
+    let lines = wait_log("configuration rejected", reason, 1).await;
+    assert!(lines[0].contains("line 4"), "{lines:?}");
+    assert_eq!(gw.gateway.revision(), Some(1));
+    let r = fetch(gw.addr, "/routed/y").await;
+    assert_eq!(r.status, 200, "revision 1 still serves: {r:?}");
+    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    assert_eq!(targets, ["/b1/x", "/b1/y"]);
+    gw.stop().await;
+}
+
 /// A change written right after the gateway started must not be lost.
 ///
 /// The single-threaded runtime makes the interleaving deterministic: the file is
