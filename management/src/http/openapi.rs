@@ -183,7 +183,7 @@ fn entity_paths(kind: Kind) -> (Value, Value) {
             vec![
                 ("204", json!({ "description": "Deleted" })),
                 ("404", problem("No such entity")),
-                ("409", problem("Still referenced (an API in a product, a product a subscription is scoped to, ...)")),
+                ("409", problem("Still referenced: an API in a product, a product a subscription is scoped to, a backend, fragment or named value a policy or fragment names (the detail names each referrer, element and line), ...")),
                 ("412", problem("If-Match does not hold")),
             ],
         ),
