@@ -234,3 +234,39 @@ async fn a_missing_named_value_is_refused_and_a_used_one_cannot_be_deleted() {
     let r = a.delete("/named-values/calls").await;
     assert_eq!(r.status, 204, "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_delete_names_every_referrer_and_no_secret_value() {
+    let h = setup().await;
+    let a = &h.admin;
+    // A backend named through a secret named value that does not exist: the
+    // refusal does not show the value.
+    let r = a
+        .put_json(
+            "/named-values/route",
+            &json!({"value": "s3cr3t-route", "secret": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let frag =
+        json!({"value": "<fragment><set-backend-service backend-id=\"{{route}}\" /></fragment>"});
+    let r = a.put_json("/policy-fragments/route", &frag).await;
+    let p = r.problem(400);
+    assert!(!p.to_string().contains("s3cr3t"), "{p}");
+    assert_eq!(p["policy"]["reason"], "backend '***' does not exist", "{p}");
+
+    // A backend an API names by backendId and a policy names by backend-id.
+    let r = a
+        .put_json("/backends/b1", &json!({"url": "http://127.0.0.1:10/"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let api = json!({"path": "by-id", "backendId": "b1"});
+    assert_eq!(a.put_json("/apis/by-id", &api).await.status, 201);
+    let policy = doc(r#"<set-backend-service backend-id="b1" />"#);
+    assert_eq!(a.put_xml("/policy", &policy).await.status, 201);
+    let r = a.delete("/backends/b1").await;
+    assert_conflict(
+        &r,
+        "backend 'b1' is still used by api 'by-id', the policy of the global scope (set-backend-service, line 4)",
+    );
+}

@@ -300,7 +300,11 @@ fn compile_policies(
             // covers keep the proxy's fast path.
             Some(xml) => compile_document(xml, level, &env)
                 // Found at load time, not as a failure of every request reaching it.
-                .and_then(|d| d.check_backends(|id| backends.contains(id)).map(|()| d))
+                .and_then(|d| {
+                    d.check_backends(|id| backends.contains(id))
+                        .map_err(|e| env.redact(e))
+                        .map(|()| d)
+                })
                 .map(|d| (!d.is_passthrough()).then(|| Arc::new(d)))
                 .map_err(|error| ConfigError::Policy {
                     owner: owner(),

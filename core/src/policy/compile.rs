@@ -28,8 +28,9 @@ pub struct CompileEnv<'a> {
 
 impl CompileEnv<'_> {
     /// Replaces secret named values in an error message, so compile errors can be
-    /// shown and logged.
-    fn redact(&self, mut err: PolicyError) -> PolicyError {
+    /// shown and logged (also those found after compiling, such as a backend
+    /// named through a secret value that does not exist).
+    pub fn redact(&self, mut err: PolicyError) -> PolicyError {
         for (value, secret) in self.named_values.values() {
             if *secret && value.len() >= 3 {
                 err.message = err.message.replace(value, "***");

@@ -160,3 +160,24 @@ fn a_missing_backend_inside_a_fragment_is_refused_at_the_include() {
         Ok(_) => panic!("a missing backend was accepted"),
     }
 }
+
+#[test]
+fn a_missing_backend_named_through_a_secret_value_does_not_show_the_secret() {
+    let mut s = snapshot(
+        "<policies><inbound><set-backend-service backend-id=\"{{route}}\" /></inbound></policies>",
+        "[]",
+    );
+    s.named_values.push(crate::config::NamedValue {
+        name: "route".into(),
+        value: "s3cr3t-route".into(),
+        secret: true,
+    });
+    match CompiledConfig::compile(s) {
+        Err(e) => {
+            let shown = e.to_string();
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.contains("backend '***' does not exist"), "{shown}");
+        }
+        Ok(_) => panic!("a missing backend was accepted"),
+    }
+}

@@ -74,8 +74,12 @@ pub(crate) fn probe(env: &CompileEnv<'_>, id: &str) -> Result<Document, PolicyEr
 /// backend it names exists; otherwise the error, positioned in the fragment's own text.
 pub(crate) fn check(state: &State, id: &str) -> Result<(), ConfigError> {
     let env = Env::of(state);
-    probe(&env.compile_env(), id)
-        .and_then(|doc| doc.check_backends(|b| state.get(Kind::Backend, b).is_some()))
+    let env = env.compile_env();
+    probe(&env, id)
+        .and_then(|doc| {
+            doc.check_backends(|b| state.get(Kind::Backend, b).is_some())
+                .map_err(|e| env.redact(e))
+        })
         .map_err(|e| ConfigError::Policy {
             owner: format!("policy fragment `{id}`"),
             error: unwrap_include(id, e),
