@@ -63,6 +63,7 @@ pub(crate) fn probe(env: &CompileEnv<'_>, id: &str) -> Result<Document, PolicyEr
             }
         }
     }
+    // `first` is set: SECTIONS is not empty. The fallback only avoids a panic path.
     Err(first.unwrap_or_else(|| PolicyError {
         pos: Pos { line: 1, column: 1 },
         policy: "fragment".to_owned(),
