@@ -60,3 +60,66 @@ async fn the_probe_path_follows_readiness(rt: Runtime) {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(gw.get("/echo/x").await.status, 200);
 }
+
+/// An outbound policy that stamps responses with `X-Version: {version}`.
+fn versioned_policy(version: u32) -> String {
+    format!(
+        "<policies>\n  <inbound><base /></inbound>\n  <backend><base /></backend>\n  <outbound>\n    <base />\n    <set-header name=\"X-Version\" exists-action=\"override\"><value>{version}</value></set-header>\n  </outbound>\n  <on-error><base /></on-error>\n</policies>"
+    )
+}
+
+/// Puts the API's policy with `X-Version: {version}`, expecting `status`.
+async fn put_policy(mgmt: &ManagementProcess, version: u32, status: u16) {
+    let r = mgmt
+        .call("PUT", "/apis/echo/policy", Some(&versioned_policy(version)))
+        .await;
+    assert_eq!(r.status, status, "{}", r.body_str());
+}
+
+fn version_is(v: &'static str) -> impl Fn(&Response) -> bool {
+    move |r| r.status == 200 && r.header("x-version").as_deref() == Some(v)
+}
+
+#[runtimes]
+async fn long_polling_survives_a_graceful_management_restart(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
+    let token = seeded(&mgmt, &backend).await;
+    put_policy(&mgmt, 1, 201).await;
+    // Plain polls a minute apart: a change that arrives within the tests' 30 s
+    // deadline came by long poll.
+    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &["--poll-interval", "60"]).await;
+    gw.ready().await;
+    gw.wait_for("/echo/x", "serves revision with version 1", version_is("1"))
+        .await;
+    // The gateway is in a long poll now (it starts one right after each answer).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    mgmt.terminate().await;
+    let back = ManagementProcess::start(mgmt.addr, data.path(), &[]).await;
+    within("the gateway reconnects", async {
+        while count(&gw, "connectivity to the management plane restored") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Reconnected with a plain fetch; the change made now only arrives in time
+    // through the long poll that follows it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    put_policy(&back, 2, 200).await;
+    gw.wait_for(
+        "/echo/x",
+        "the change arrives by long poll",
+        version_is("2"),
+    )
+    .await;
+    assert_eq!(
+        count(&gw, "polling instead"),
+        0,
+        "long polling was given up: {}",
+        gw.log_text()
+    );
+    // The long poll was ended cleanly by the shutdown, not cut.
+    assert!(gw.log_text().contains("shutting down"), "{}", gw.log_text());
+}
