@@ -210,3 +210,51 @@ async fn a_body_that_is_not_utf8_gets_a_problem() {
     let r = a.get("/apis/%ff").await;
     r.problem(400);
 }
+
+#[tokio::test]
+async fn a_heartbeat_needs_a_json_type_and_utf8() {
+    let h = setup().await;
+    let token = h.admin.post("/gateways/g/token", None).await.json()["value"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let gateway = client::Client::new(h.management.local_addr()).with_authorization(&token);
+    let beat = json!({
+        "instanceId": "i-1", "hostname": "edge-1", "version": "0.1.0", "appliedRevision": null,
+        "uptimeSeconds": 1, "health": "notReady", "connectivity": "starting",
+    })
+    .to_string()
+    .into_bytes();
+    let path = "/gateways/g/heartbeat";
+    let r = gateway
+        .send(Method::POST, path, &[], Some(beat.clone()))
+        .await;
+    r.problem(415);
+    let mut bad = beat.clone();
+    bad.splice(bad.len() - 1..bad.len() - 1, *b",\"x\":\"\xff\"");
+    let r = gateway
+        .send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Some(bad),
+        )
+        .await;
+    let problem = r.problem(400);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not UTF-8")),
+        "{problem}"
+    );
+    // What gateways send is recorded.
+    let r = gateway
+        .send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Some(beat),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+}

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::auth::require_gateway;
-use super::body::{read_limited, MAX_HEARTBEAT_BYTES};
+use super::body::{
+    check_media_type_of, is_json, json_from_slice, read_limited, MAX_HEARTBEAT_BYTES,
+};
 use super::conditional::{if_none_match_versions, set_etag};
 use super::pagination::query_pairs;
 use super::problem::Problem;
@@ -118,8 +120,9 @@ async fn heartbeat(
     body: Body,
 ) -> Result<StatusCode, Problem> {
     require_gateway(&state, &headers, &id).await?;
+    check_media_type_of(&headers, "a JSON heartbeat", is_json)?;
     let body = read_limited(&headers, body, MAX_HEARTBEAT_BYTES).await?;
-    let beat: Heartbeat = serde_json::from_slice(&body).map_err(|e| Problem::invalid_json(&e))?;
+    let beat: Heartbeat = json_from_slice(&body)?;
     if beat.instance_id.is_empty() {
         return Err(Problem::invalid("instanceId must not be empty"));
     }
