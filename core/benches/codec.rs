@@ -209,6 +209,7 @@ fn conn_for(max_head: usize) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry: Arc::new(Telemetry::new(TelemetrySettings::default())),
         allow_underscores_in_headers: false,
+        not_ready_log: Default::default(),
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

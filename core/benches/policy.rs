@@ -125,6 +125,7 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: Default::default(),
         allow_underscores_in_headers: false,
+        not_ready_log: Default::default(),
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

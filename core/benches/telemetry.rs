@@ -40,6 +40,7 @@ fn conn(telemetry: Arc<Telemetry>) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry,
         allow_underscores_in_headers: false,
+        not_ready_log: Default::default(),
     });
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }

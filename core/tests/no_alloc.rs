@@ -96,6 +96,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Default::default(),
         allow_underscores_in_headers: false,
+        not_ready_log: Default::default(),
     });
     let now = Instant::now();
     let mut conn = ProxyConn::new(settings, "192.0.2.1", now);

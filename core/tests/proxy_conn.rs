@@ -44,6 +44,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Default::default(),
         allow_underscores_in_headers: false,
+        not_ready_log: Default::default(),
     })
 }
 
@@ -178,6 +179,29 @@ fn status_probe_answers_200() {
     let mut h = Harness::new();
     h.client_sends(b"GET /status-0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(h.client_gets().starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn status_probe_without_configuration_answers_503() {
+    let now = Instant::now();
+    let settings = settings_with(Limits::default(), None);
+    let mut conn = ProxyConn::new(settings.clone(), "::1", now);
+    let req = b"GET /status-0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n";
+    conn.handle_client_data(req, now);
+    assert!(conn.client_pending().starts_with(b"HTTP/1.1 503"));
+    // The 503 was logged already: a second one within the interval is not.
+    assert!(!settings.not_ready_log.note(now));
+}
+
+#[test]
+fn not_ready_log_is_rate_limited() {
+    let log = portcullis_core::proxy::NotReadyLog::default();
+    let t0 = Instant::now();
+    assert!(log.note(t0));
+    assert!(!log.note(t0 + Duration::from_secs(1)));
+    let later = t0 + portcullis_core::proxy::settings::NOT_READY_LOG_INTERVAL;
+    assert!(log.note(later));
+    assert!(!log.note(later));
 }
 
 #[test]

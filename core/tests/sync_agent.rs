@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use portcullis_core::sync::agent::EARLY_ANSWERS_BEFORE_POLLING;
 use portcullis_core::sync::backoff::Jitter;
 use portcullis_core::sync::*;
 
@@ -306,7 +307,15 @@ fn a_long_poll_answered_early_falls_back_to_polling() {
     let mut h = Harness::plain();
     h.outputs();
     h.serve(1);
-    // The server ignores `wait`: 304 after a second.
+    // The server ignores `wait`: 304 after a second, every time. One early answer
+    // could be a plane shutting down: long polls go on until a few in a row.
+    for _ in 1..EARLY_ANSWERS_BEFORE_POLLING {
+        h.advance(SEC);
+        h.fetch(FetchResult::NotModified);
+        let out = h.outputs();
+        assert_eq!(fetches(&out), [(Some(1), LONG)]);
+        assert!(events(&out).is_empty(), "{out:?}");
+    }
     h.advance(SEC);
     h.fetch(FetchResult::NotModified);
     let out = h.outputs();
@@ -365,7 +374,7 @@ fn failures_back_off_exponentially_to_the_cap_and_reset_on_success() {
         assert_eq!(fetch, (Some(1), None));
         waits.push(waited.as_secs());
     }
-    assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(waits, [1, 2, 4, 5, 5, 5, 5, 5, 5]);
     assert_eq!(h.agent.applied_revision(), Some(1), "still serving");
     assert_eq!(h.agent.connectivity(), Connectivity::Disconnected);
     assert_eq!(h.agent.status().health, Health::Degraded);
@@ -390,7 +399,10 @@ fn failures_back_off_exponentially_to_the_cap_and_reset_on_success() {
 
 #[test]
 fn a_gateway_with_nothing_to_serve_retries_at_least_every_poll_interval() {
-    let mut h = Harness::plain();
+    // A backoff longer than the poll interval (the default one is shorter).
+    let mut s = settings(false, Jitter::None);
+    s.timing.backoff.max = 60 * SEC;
+    let mut h = Harness::new(s);
     h.outputs();
     let mut waits = Vec::new();
     for _ in 0..8 {
@@ -753,4 +765,69 @@ fn heartbeat_failures_are_quiet_only_during_an_outage() {
         }
     ));
     assert_eq!(e.severity(), portcullis_core::sync::Severity::Debug);
+}
+
+#[test]
+fn a_long_poll_ended_by_a_restart_is_followed_by_long_polls() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    // A plane shutting down gracefully ends the long poll early with 503 (an
+    // older one with 304); the restart refuses connections for a while.
+    h.advance(SEC);
+    h.fetch(FetchResult::NotModified);
+    assert_eq!(fetches(&h.outputs()), [(Some(1), LONG)]);
+    h.advance(SEC);
+    h.fetch(FetchResult::Status {
+        status: 503,
+        detail: "shutting down".into(),
+    });
+    h.outputs();
+    for _ in 0..4 {
+        let (waited, fetch) = h.next_fetch(Ok(()));
+        assert!(waited <= 5 * SEC, "{waited:?}");
+        assert_eq!(fetch, (Some(1), None));
+        h.fetch(FetchResult::Transport("connection refused".into()));
+        h.outputs();
+    }
+    // Back: the plain poll that reconnects is followed by a long poll at once.
+    h.next_fetch(Ok(()));
+    h.fetch(FetchResult::NotModified);
+    let out = h.outputs();
+    assert!(!events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::LongPollIgnored { .. })));
+    assert_eq!(fetches(&out), [(Some(1), LONG)]);
+    // Early answers around the restart do not add up with later ones.
+    for _ in 1..EARLY_ANSWERS_BEFORE_POLLING {
+        h.advance(SEC);
+        h.fetch(FetchResult::NotModified);
+        assert_eq!(fetches(&h.outputs()), [(Some(1), LONG)]);
+    }
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::NotModified);
+    assert_eq!(fetches(&h.outputs()), [(Some(1), LONG)]);
+}
+
+#[test]
+fn a_reconnect_ends_the_fallback_to_polling() {
+    let mut h = Harness::plain();
+    h.outputs();
+    h.serve(1);
+    for _ in 0..EARLY_ANSWERS_BEFORE_POLLING {
+        h.advance(SEC);
+        h.fetch(FetchResult::NotModified);
+    }
+    let out = h.outputs();
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::LongPollIgnored { .. })));
+    assert_eq!(h.next_fetch(Ok(())), (10 * SEC, (Some(1), None)));
+    // An outage (the plane replaced, perhaps by one that holds long polls)...
+    h.fetch(FetchResult::Transport("connection refused".into()));
+    h.outputs();
+    h.next_fetch(Ok(()));
+    // ...and once it answers, long polls are tried again at once.
+    h.fetch(FetchResult::NotModified);
+    assert_eq!(fetches(&h.outputs()), [(Some(1), LONG)]);
 }

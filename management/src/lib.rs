@@ -1,6 +1,7 @@
 //! Portcullis management plane: the only place configuration changes, and what gateways sync from.
 
 pub(crate) mod admin_ui;
+pub mod data_dir;
 pub mod http;
 pub(crate) mod http_client;
 pub mod openapi_import;

@@ -83,6 +83,14 @@ pub enum ManagementError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory could not be created or examined.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A setup task panicked or was cancelled.
     #[error("setup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -179,6 +187,14 @@ impl Management {
     {
         let mode = options.tls.clone();
         let data_dir = options.data_dir.clone();
+        // Before anything is written there (TLS files, the databases).
+        let dir = options.data_dir.clone();
+        env.blocking(move || crate::data_dir::prepare(&dir))
+            .await?
+            .map_err(|source| ManagementError::DataDir {
+                path: options.data_dir.clone(),
+                source,
+            })?;
         let server_tls = env
             .blocking(move || tls::server_tls(&mode, &data_dir))
             .await??;

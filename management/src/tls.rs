@@ -129,7 +129,7 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<SelfSignedPaths, TlsError> 
         return Ok(paths);
     }
     let dir = data_dir.join("tls");
-    fs::create_dir_all(&dir).map_err(|source| TlsError::Io {
+    crate::data_dir::create_private_dir(&dir).map_err(|source| TlsError::Io {
         path: dir.clone(),
         source,
     })?;
@@ -169,14 +169,10 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<SelfSignedPaths, TlsError> 
 
     // Keys first, the CA certificate last: a run interrupted half-way leaves a set
     // that `all_exist` refuses, so the next run generates a fresh one.
-    write_file(
-        &paths.server_key,
-        server_key.serialize_pem().as_bytes(),
-        true,
-    )?;
-    write_file(&paths.ca_key, ca_key.serialize_pem().as_bytes(), true)?;
-    write_file(&paths.server_cert, server_cert.pem().as_bytes(), false)?;
-    write_file(&paths.ca_cert, ca_cert.pem().as_bytes(), false)?;
+    write_file(&paths.server_key, server_key.serialize_pem().as_bytes())?;
+    write_file(&paths.ca_key, ca_key.serialize_pem().as_bytes())?;
+    write_file(&paths.server_cert, server_cert.pem().as_bytes())?;
+    write_file(&paths.ca_cert, ca_cert.pem().as_bytes())?;
     tracing::info!(ca = %paths.ca_cert.display(), "generated a self-signed certificate");
     Ok(paths)
 }
@@ -226,9 +222,9 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename; a secret file is
-/// readable by its owner only.
-fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
+/// Writes `bytes` to `path` through a temporary file and a rename, readable by its
+/// owner only (the certificates too: everything in the data directory is).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let io_err = |source| TlsError::Io {
         path: path.to_owned(),
         source,
@@ -237,12 +233,10 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    if secret {
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(crate::data_dir::FILE_MODE);
     }
-    #[cfg(not(unix))]
-    let _ = secret;
     let mut file = options.open(&tmp).map_err(io_err)?;
     file.write_all(bytes).map_err(io_err)?;
     file.sync_all().map_err(io_err)?;

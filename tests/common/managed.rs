@@ -110,6 +110,19 @@ impl ManagementProcess {
         let _ = within("management exits", self.child.wait()).await;
     }
 
+    /// Stops it gracefully (SIGTERM) and waits until it exits.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().expect("management still running");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let exit = within("management exits after SIGTERM", self.child.wait()).await;
+        assert!(exit.as_ref().is_ok_and(|s| s.success()), "{exit:?}");
+    }
+
     /// A request to the management API as the admin; `body` is sent as JSON
     /// unless it starts with `<` (policy XML).
     pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Response {

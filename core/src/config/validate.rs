@@ -189,6 +189,10 @@ fn check_id(id: &str) -> Result<(), &'static str> {
     if id.len() > 256 {
         return Err("longer than 256 characters");
     }
+    // Ids are segments of management URLs, which resolve these away.
+    if id == "." || id == ".." {
+        return Err("must not be `.` or `..`");
+    }
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))

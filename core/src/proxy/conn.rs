@@ -777,13 +777,22 @@ impl ProxyConn {
             self.tally.error("client", "ExpectationFailed");
             return self.answer_locally(417, true, now);
         }
+        let config = self.settings.config.current();
         if head.path() == STATUS_PROBE_PATH {
-            // A health probe, as in APIM: not a request to count.
+            // A health probe, as in APIM: not a request to count. It follows
+            // readiness, so a load balancer sends no traffic to a gateway that
+            // would answer every call with 503.
             self.tally.forget();
-            write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
+            if config.is_some() {
+                write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
+            } else {
+                self.settings.not_ready_log.note(now);
+                write_error(503, close_if_local, &mut self.client_out);
+            }
             return self.next_or_close(close_if_local, now);
         }
-        let Some(config) = self.settings.config.current() else {
+        let Some(config) = config else {
+            self.settings.not_ready_log.note(now);
             self.tally.error("gateway", "NotReady");
             return self.answer_locally(503, close_if_local, now);
         };

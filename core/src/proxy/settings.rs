@@ -1,7 +1,8 @@
 //! Settings shared by every connection of a listener.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::CompiledConfig;
 use crate::http::Limits;
@@ -56,6 +57,8 @@ pub struct ConnSettings {
     /// Keep request header and trailer fields whose names contain `_`; when
     /// false (the default, as nginx) they are dropped as the head is parsed.
     pub allow_underscores_in_headers: bool,
+    /// Rate limit of the "answering 503: no configuration" log line.
+    pub not_ready_log: NotReadyLog,
 }
 
 impl std::fmt::Debug for ConnSettings {
@@ -193,5 +196,45 @@ impl PolicyEnv {
             id.push(char::from(HEX[usize::from(b & 15)]));
         }
         (id, prf(3))
+    }
+}
+
+/// How often, at most, a gateway without configuration logs that it answers 503.
+pub const NOT_READY_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Logs "answering 503: no configuration" for the first such answer, then at most
+/// once per [`NOT_READY_LOG_INTERVAL`] with the number left unlogged: an operator
+/// sees why callers get 503 without one line per request flooding the log.
+#[derive(Debug, Default)]
+pub struct NotReadyLog {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl NotReadyLog {
+    /// Notes one 503 answered for lack of configuration at `now`; returns whether
+    /// it was logged.
+    pub fn note(&self, now: Instant) -> bool {
+        // A connection that finds the lock taken leaves the decision to the holder:
+        // the request path never waits for a log line.
+        let Ok(mut last) = self.last.try_lock() else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        let due = match *last {
+            None => true,
+            Some(at) => now.saturating_duration_since(at) >= NOT_READY_LOG_INTERVAL,
+        };
+        if !due {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        *last = Some(now);
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            suppressed,
+            "answering 503: no configuration (none received from the management plane or a backup yet)"
+        );
+        true
     }
 }

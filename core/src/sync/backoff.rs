@@ -34,11 +34,13 @@ pub struct BackoffPolicy {
 }
 
 impl Default for BackoffPolicy {
-    /// 1 s doubling to 60 s, equal jitter.
+    /// 1 s doubling to 5 s, equal jitter: a gateway retries at least every 5 s,
+    /// so a change made once the plane is back arrives within seconds. A retry
+    /// is one small request; the jitter keeps a fleet from retrying in step.
     fn default() -> Self {
         BackoffPolicy {
             initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
+            max: Duration::from_secs(5),
             jitter: Jitter::Equal,
         }
     }
@@ -120,12 +122,18 @@ mod tests {
     #[test]
     fn ceiling_doubles_up_to_the_cap() {
         let p = BackoffPolicy::default();
-        let secs: Vec<u64> = (1..=9).map(|n| p.ceiling(n).as_secs()).collect();
+        let secs: Vec<u64> = (1..=6).map(|n| p.ceiling(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 5, 5, 5]);
+        assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(5));
+        let long = BackoffPolicy {
+            max: Duration::from_secs(60),
+            ..p
+        };
+        let secs: Vec<u64> = (1..=9).map(|n| long.ceiling(n).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(60));
         let mut b = Backoff::new(policy(Jitter::None), 0);
-        let waits: Vec<u64> = (0..8).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        let waits: Vec<u64> = (0..6).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5, 5]);
     }
 
     #[test]
@@ -161,7 +169,11 @@ mod tests {
 
     #[test]
     fn a_lower_cap_holds_the_ceiling() {
-        let mut b = Backoff::new(policy(Jitter::None), 0);
+        let long = BackoffPolicy {
+            max: Duration::from_secs(60),
+            ..policy(Jitter::None)
+        };
+        let mut b = Backoff::new(long, 0);
         let cap = Duration::from_secs(10);
         let waits: Vec<u64> = (0..7).map(|_| b.next_delay_within(cap).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 10, 10, 10]);

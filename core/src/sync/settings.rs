@@ -20,7 +20,7 @@ pub struct SyncTiming {
     pub request_timeout: Duration,
     /// Heartbeat interval (60 s).
     pub heartbeat_interval: Duration,
-    /// Backoff after failed fetches (1 s doubling to 60 s, jittered); while no
+    /// Backoff after failed fetches (1 s doubling to 5 s, jittered); while no
     /// configuration is in force its ceiling stays within `poll_interval`.
     pub backoff: BackoffPolicy,
 }

@@ -2,7 +2,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
@@ -64,24 +64,45 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// A JSON body parsed into `T`; any `Content-Type` naming JSON (or none) is accepted.
+/// Whether `Content-Type` names JSON.
+pub(super) fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// A JSON body parsed into `T`; any `Content-Type` naming JSON is accepted, and
+/// none only without a body.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        check_media_type(&req, "JSON", |m| {
-            m == "application/json" || m.ends_with("+json")
-        })?;
+        check_media_type(&req, "JSON", is_json)?;
+        let untyped = !req.headers().contains_key(CONTENT_TYPE);
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| Problem::invalid_json(&e))
+        check_untyped_body(untyped, &bytes, "JSON")?;
+        json_from_slice(&bytes).map(JsonBody)
     }
 }
 
-/// A policy document: UTF-8 XML text (`application/xml`, `text/xml`, or no type).
+/// Parses a JSON body: 400 problem+json naming the line and column, and saying so
+/// when the bytes are not UTF-8 at all.
+pub(super) fn json_from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(not_utf8("the JSON body", &e));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Problem::invalid_json(&e))
+}
+
+/// 400: a text body that is not UTF-8, with where it stops being UTF-8.
+fn not_utf8(what: &str, e: &std::str::Utf8Error) -> Problem {
+    Problem::invalid(format!(
+        "{what} is not UTF-8: invalid bytes at offset {}",
+        e.valid_up_to()
+    ))
+}
+
+/// A policy document: UTF-8 XML text (`application/xml`, `text/xml`).
 pub struct XmlBody(pub String);
 
 impl<S: Send + Sync> FromRequest<S> for XmlBody {
@@ -91,14 +112,42 @@ impl<S: Send + Sync> FromRequest<S> for XmlBody {
         check_media_type(&req, "XML", |m| {
             m == "application/xml" || m == "text/xml" || m.ends_with("+xml")
         })?;
+        let untyped = !req.headers().contains_key(CONTENT_TYPE);
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
-        String::from_utf8(bytes.to_vec())
-            .map(XmlBody)
-            .map_err(|e| Problem::invalid(format!("the policy document is not UTF-8: {e}")))
+        check_untyped_body(untyped, &bytes, "XML")?;
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Ok(XmlBody(text.to_owned())),
+            Err(e) => Err(not_utf8("the policy document", &e)),
+        }
     }
 }
 
-/// Refuses a body whose `Content-Type` is given and is not accepted with 415.
+/// A body that came without `Content-Type` (one whose framing the head did not
+/// give away, as over HTTP/2) is refused once read: 415, never guessed at.
+pub(super) fn check_untyped_body(untyped: bool, body: &[u8], what: &str) -> Result<(), Problem> {
+    if untyped && !body.is_empty() {
+        return Err(missing_type(what));
+    }
+    Ok(())
+}
+
+fn missing_type(what: &str) -> Problem {
+    Problem::unsupported_media_type(format!(
+        "this endpoint takes {what}: the body needs a `Content-Type`"
+    ))
+}
+
+/// Whether the head says there is no body: `Content-Length: 0`, or neither a
+/// length nor chunked framing (HTTP/1.1).
+fn declared_empty(headers: &HeaderMap) -> bool {
+    match declared_length(headers) {
+        Some(n) => n == 0,
+        None => !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING),
+    }
+}
+
+/// Refuses with 415 a body whose `Content-Type` is not accepted, or is missing
+/// (a body without one is not taken for any type); no body needs no type.
 pub(super) fn check_media_type(
     req: &Request,
     what: &str,
@@ -114,7 +163,11 @@ pub(super) fn check_media_type_of(
     accepts: impl Fn(&str) -> bool,
 ) -> Result<(), Problem> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
+        return if declared_empty(headers) {
+            Ok(())
+        } else {
+            Err(missing_type(what))
+        };
     };
     let media = value
         .to_str()

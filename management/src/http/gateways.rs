@@ -1,13 +1,16 @@
 //! Gateway administration beyond CRUD: keys, key regeneration, tokens and status.
 
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::body::{JsonBody, RawBody};
+use super::body::{
+    check_media_type_of, check_untyped_body, is_json, json_from_slice, JsonBody, RawBody,
+};
 use super::clock::{parse_rfc3339, rfc3339};
 use super::conditional::precondition;
 use super::problem::Problem;
@@ -89,13 +92,16 @@ async fn regenerate_key(
 async fn token(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
+    check_media_type_of(&headers, "JSON", is_json)?;
+    check_untyped_body(!headers.contains_key(CONTENT_TYPE), &body, "JSON")?;
     // The body is optional: none means a primary-key token for 30 days.
     let request: TokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TokenRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::invalid_json(&e))?
+        json_from_slice(&body)?
     };
     let which = request.key_type.unwrap_or(KeyType::Primary);
     let expiry = match request.expiry.as_deref() {

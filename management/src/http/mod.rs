@@ -19,6 +19,7 @@ pub mod openapi;
 mod pagination;
 mod policies;
 pub mod problem;
+mod segments;
 mod subscriptions;
 mod sync;
 
@@ -224,6 +225,8 @@ pub fn router(state: Shared) -> Router {
         .merge(analytics::admin_routes())
         .route("/revision", get(revision))
         .route("/audit", get(audit))
+        // Inside the admin check: who is not the admin learns nothing from a 400.
+        .route_layer(middleware::from_fn(segments::refuse_dot_segments))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_admin,

@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 use super::auth::require_gateway;
-use super::body::{read_limited, MAX_HEARTBEAT_BYTES};
+use super::body::{
+    check_media_type_of, is_json, json_from_slice, read_limited, MAX_HEARTBEAT_BYTES,
+};
 use super::conditional::{if_none_match_versions, set_etag};
 use super::pagination::query_pairs;
 use super::problem::Problem;
@@ -34,8 +36,8 @@ async fn configuration(
     require_gateway(&state, &headers, &id).await?;
     let wait = wait_param(query.as_deref(), state.max_wait)?;
     let known = if_none_match_versions(&headers);
-    if !known.is_empty() && !wait.is_zero() {
-        wait_for_change(&state, &known, wait).await;
+    if !known.is_empty() && !wait.is_zero() && wait_for_change(&state, &known, wait).await {
+        return Ok(shutting_down());
     }
     let config = state.read(move |s| s.gateway_config(&id)).await?;
     let mut response = if known.contains(&config.revision) {
@@ -69,22 +71,43 @@ fn wait_param(query: Option<&str>, max: Duration) -> Result<Duration, Problem> {
     Ok(wait.min(max))
 }
 
-/// Waits until the revision is none of `known`, `wait` passes, or shutdown begins.
-async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) {
+/// Waits until the revision is none of `known`, `wait` passes, or shutdown begins;
+/// returns whether it was shutdown.
+async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) -> bool {
     let mut revisions = state.subscribe();
     let mut shutdown = state.shutdown.clone();
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
     loop {
-        if !known.contains(&*revisions.borrow_and_update()) || *shutdown.borrow_and_update() {
-            return;
+        if *shutdown.borrow_and_update() {
+            return true;
+        }
+        if !known.contains(&*revisions.borrow_and_update()) {
+            return false;
         }
         tokio::select! {
-            changed = revisions.changed() => if changed.is_err() { return },
-            changed = shutdown.changed() => if changed.is_err() { return },
-            () = &mut deadline => return,
+            changed = revisions.changed() => if changed.is_err() { return true },
+            changed = shutdown.changed() => if changed.is_err() { return true },
+            () = &mut deadline => return false,
         }
     }
+}
+
+/// A long poll ended by shutdown: 503 with `Retry-After: 0` (graceful shutdown
+/// closes the connection after it), not a 304 a gateway would take for a server that ignores `wait` (and
+/// fall back to plain polling); it reconnects and long polls again.
+fn shutting_down() -> Response {
+    let mut response = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting-down",
+        "Shutting down",
+        "the management plane is shutting down; long poll again once it is back",
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("0"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The body is taken raw (not by an extractor, which would read it before the
@@ -97,8 +120,9 @@ async fn heartbeat(
     body: Body,
 ) -> Result<StatusCode, Problem> {
     require_gateway(&state, &headers, &id).await?;
+    check_media_type_of(&headers, "a JSON heartbeat", is_json)?;
     let body = read_limited(&headers, body, MAX_HEARTBEAT_BYTES).await?;
-    let beat: Heartbeat = serde_json::from_slice(&body).map_err(|e| Problem::invalid_json(&e))?;
+    let beat: Heartbeat = json_from_slice(&body)?;
     if beat.instance_id.is_empty() {
         return Err(Problem::invalid("instanceId must not be empty"));
     }

@@ -84,8 +84,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 
 /// Opens `<dir>/portcullis.db` (creating both) with durable settings, and migrates it.
 pub(crate) fn open(dir: &Path) -> Result<Connection, StoreError> {
-    std::fs::create_dir_all(dir)?;
+    crate::data_dir::create_private_dir(dir)?;
     let path = dir.join(FILE_NAME);
+    crate::data_dir::precreate_private_file(&path)?;
     let conn = Connection::open(&path)?;
     setup(conn).map_err(|e| match e {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))

@@ -202,8 +202,15 @@ fn id_field(kind: Kind) -> &'static str {
     }
 }
 
-/// Ids appear in URLs and `{{name}}` references: 1 to 256 URL-unreserved characters.
+/// Ids appear in URLs and `{{name}}` references: 1 to 256 URL-unreserved characters,
+/// and not `.` or `..`, which URLs resolve away.
 pub(crate) fn check_id(kind: Kind, id: &str) -> Result<(), StoreError> {
+    if id == "." || id == ".." {
+        return Err(StoreError::Invalid(format!(
+            "invalid {} id `{id}`: ids cannot be `.` or `..`",
+            kind.noun()
+        )));
+    }
     let ok = !id.is_empty()
         && id.len() <= 256
         && id

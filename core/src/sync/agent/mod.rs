@@ -31,6 +31,12 @@ use super::event::{Event, Origin};
 use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 use super::settings::{SyncSettings, SyncTiming};
 use crate::config::{CompiledConfig, Snapshot};
+
+/// Long polls answered early without a change, in a row and with no failure
+/// between them, before the agent takes the server for one that ignores `wait`.
+/// One is not enough: a plane shutting down (or a proxy closing idle requests)
+/// ends a long poll early once.
+pub const EARLY_ANSWERS_BEFORE_POLLING: u32 = 3;
 /// How a configuration fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchResult {
@@ -138,6 +144,8 @@ pub struct SyncAgent {
     last_error: Option<String>,
     fetch: FetchState,
     long_poll_paused_until: Option<Instant>,
+    /// Long polls answered early in a row (see [`EARLY_ANSWERS_BEFORE_POLLING`]).
+    early_answers: u32,
     heartbeat_due: Option<Instant>,
     heartbeat_in_flight: bool,
     backup: Option<BackupState>,
@@ -169,6 +177,7 @@ impl SyncAgent {
             last_error: None,
             fetch: FetchState::Due(now),
             long_poll_paused_until: None,
+            early_answers: 0,
             heartbeat_due: None,
             heartbeat_in_flight: false,
             backup,
@@ -432,6 +441,9 @@ impl SyncAgent {
             Connectivity::Disconnected => {
                 self.outputs
                     .push_back(Output::Event(Event::ConnectivityRestored { failures }));
+                // A plane back from a restart is likely a new or upgraded one:
+                // long poll it at once rather than keep polling for minutes.
+                self.long_poll_paused_until = None;
                 // Tell the management plane soon that this instance is back.
                 if self.heartbeat_due.is_some() {
                     self.heartbeat_due = Some(now);
@@ -451,6 +463,9 @@ impl SyncAgent {
             self.backoff.next_delay()
         };
         self.fetch = FetchState::Due(now + retry_in);
+        // Early answers before an outage (a plane shutting down) say nothing
+        // about whether the plane holds long polls.
+        self.early_answers = 0;
         let event = match failure {
             Failure::Unauthorized(detail) => {
                 self.last_error = Some(format!("unauthorized: {detail}"));
@@ -519,7 +534,13 @@ impl SyncAgent {
         self.rejected = None;
         if let Some(asked) = wait {
             let answered_after = now.saturating_duration_since(started);
-            if answered_after < asked / 2 {
+            if answered_after >= asked / 2 {
+                self.early_answers = 0;
+            } else {
+                self.early_answers += 1;
+            }
+            if self.early_answers >= EARLY_ANSWERS_BEFORE_POLLING {
+                self.early_answers = 0;
                 self.long_poll_paused_until = Some(now + self.timing.long_poll_retry);
                 self.outputs
                     .push_back(Output::Event(Event::LongPollIgnored {

@@ -137,8 +137,9 @@ impl AnalyticsStore {
                 "the analytics retention must be at least 1 day".to_owned(),
             ));
         }
-        std::fs::create_dir_all(dir)?;
+        crate::data_dir::create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
+        crate::data_dir::precreate_private_file(&path)?;
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
