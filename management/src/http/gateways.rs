@@ -55,6 +55,10 @@ struct InstanceView {
     heartbeat: Heartbeat,
     last_heartbeat: String,
     online: bool,
+    /// The token's expiry, RFC 3339, when the instance reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_expires_at: Option<String>,
+    token_expired: bool,
 }
 
 /// Response of `GET /gateways/{id}/status`.
@@ -63,6 +67,8 @@ struct InstanceView {
 struct StatusView {
     gateway_id: String,
     instances: Vec<InstanceView>,
+    /// The last refusal of a token sent for this gateway, if any.
+    last_token_refusal: Option<super::token_renewal::RefusalView>,
 }
 
 async fn keys(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
@@ -125,15 +131,24 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
     let instances = status
         .instances
         .into_iter()
-        .map(|i| InstanceView {
-            online: now.saturating_sub(i.last_heartbeat_unix) <= window,
-            last_heartbeat: rfc3339(i.last_heartbeat_unix),
-            heartbeat: i.heartbeat,
+        .map(|mut i| {
+            let (token_expires_at, token_expired) =
+                super::token_renewal::token_state(&mut i.heartbeat, now);
+            InstanceView {
+                // An expired token cannot heartbeat: the instance is cut off now.
+                online: now.saturating_sub(i.last_heartbeat_unix) <= window && !token_expired,
+                last_heartbeat: rfc3339(i.last_heartbeat_unix),
+                heartbeat: i.heartbeat,
+                token_expires_at,
+                token_expired,
+            }
         })
         .collect();
+    let last_token_refusal = state.token_refusals.last(&status.gateway_id);
     Ok(Json(StatusView {
         gateway_id: status.gateway_id,
         instances,
+        last_token_refusal,
     })
     .into_response())
 }

@@ -21,6 +21,7 @@ mod policies;
 pub mod problem;
 mod subscriptions;
 mod sync;
+mod token_renewal;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub struct AppState {
     tls: bool,
     /// Failed portal sign-ins per email.
     pub(crate) sign_in_throttle: crate::web::throttle::Throttle,
+    /// Refused gateway tokens: rate-limited log lines, the last per gateway.
+    pub(crate) token_refusals: token_renewal::RefusalLog,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             inline: false,
             tls: false,
             sign_in_throttle: crate::web::throttle::Throttle::default(),
+            token_refusals: token_renewal::RefusalLog::default(),
         }
     }
 
@@ -232,6 +236,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .merge(sync::routes())
+        .merge(token_renewal::routes())
         .merge(analytics::gateway_routes())
         .merge(crate::admin_ui::routes())
         .merge(admin)
