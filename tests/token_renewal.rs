@@ -170,6 +170,13 @@ async fn a_short_token_is_renewed_and_syncing_goes_on_past_its_expiry(rt: Runtim
         text.contains("portcullis_gateway_token_refusals_total{reason=\"expired\"} 0"),
         "{text}"
     );
+    let log = gw.log_text();
+    for line in [
+        "the gateway token expires in under an hour",
+        "the gateway token was renewed",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
     gw.kill().await;
 
     // Restarted with the operator's token, long expired: it starts from the
