@@ -100,11 +100,19 @@ async fn a_valid_token_is_renewed_for_thirty_days_with_the_same_key() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    Client::new(addr)
+    let p = Client::new(addr)
         .with_authorization(&from_secondary)
         .post(RENEW, None)
         .await
         .problem(401);
+    // Told apart from a forgery, in the answer and in the status.
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("since regenerated"), "{p}");
+    let status = h.admin.get("/gateways/gw1/status").await.json();
+    assert_eq!(
+        status["lastTokenRefusal"]["reason"], "key regenerated",
+        "{status}"
+    );
     assert_eq!(renewed_client.post(RENEW, None).await.status, 200);
 }
 

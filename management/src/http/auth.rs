@@ -95,8 +95,20 @@ pub async fn require_gateway(
     gateway_id: &str,
 ) -> Result<(), Problem> {
     let now = state.now_unix();
-    let refused = |problem: Problem| {
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let refused = |mut problem: Problem| {
         let status = problem.status.as_u16();
+        if status == 401
+            && problem.detail.contains("signature")
+            && state
+                .token_refusals
+                .signed_with_retired_key(gateway_id, presented)
+        {
+            problem = Problem::unauthorized_gateway(super::token_renewal::KEY_REGENERATED);
+        }
         if status == 401 || status == 404 {
             state
                 .token_refusals

@@ -84,11 +84,22 @@ async fn regenerate_key(
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
     let now = state.now_unix();
-    let keys = state
+    let gateway = id.clone();
+    let which = request.key_type;
+    let (old, keys) = state
         .write(move |s| {
-            s.regenerate_gateway_key(&id, request.key_type, precondition, ADMIN_ACTOR, now)
+            let old = s.gateway_keys(&gateway)?;
+            let keys = s.regenerate_gateway_key(&gateway, which, precondition, ADMIN_ACTOR, now)?;
+            Ok((old, keys))
         })
         .await?;
+    // Remembered so a token signed with the old key is refused as such, not as
+    // a forgery.
+    let retired = match which {
+        KeyType::Primary => old.primary,
+        KeyType::Secondary => old.secondary,
+    };
+    state.token_refusals.retire_key(&id, retired);
     Ok(Json(keys).into_response())
 }
 

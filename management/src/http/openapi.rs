@@ -1026,7 +1026,7 @@ fn schemas() -> Value {
                     "nullable": true,
                     "description": "The last refusal of a token sent for this gateway (since the management plane started)",
                     "properties": {
-                        "reason": { "type": "string", "description": "expired, bad signature (forged, or signed with a key since regenerated), unknown gateway, token for another gateway, no token, malformed token" },
+                        "reason": { "type": "string", "description": "expired, bad signature, key regenerated (signed with a key regenerated since this management plane started), unknown gateway, token for another gateway, no token, malformed token" },
                         "detail": string,
                         "at": { "type": "string", "format": "date-time" },
                         "count": { "type": "integer" },

@@ -18,6 +18,12 @@ use super::problem::Problem;
 use super::Shared;
 use crate::store::Heartbeat;
 
+/// Keys a gateway had before regeneration, remembered (in memory) per gateway.
+const MAX_RETIRED_KEYS: usize = 4;
+/// The detail of a refusal of a token signed with a regenerated key.
+pub const KEY_REGENERATED: &str =
+    "the gateway token was signed with a key since regenerated: give the gateway a new token";
+
 /// At most one log line per gateway this often; the others are counted.
 pub const REFUSAL_LOG_EVERY_SECS: u64 = 60;
 /// Gateways whose refusals are remembered at once (the id is the request's, so
@@ -69,8 +75,10 @@ pub fn refusal_reason(status: u16, detail: &str) -> &'static str {
         "no token"
     } else if detail.contains("expired") {
         "expired"
+    } else if detail.contains("since regenerated") {
+        "key regenerated"
     } else if detail.contains("signature") {
-        "bad signature (forged, or signed with a key since regenerated)"
+        "bad signature"
     } else if detail.contains("another gateway") {
         "token for another gateway"
     } else {
@@ -92,7 +100,7 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefusalView {
-    /// `expired`, `bad signature …`, `unknown gateway`, `token for another
+    /// `expired`, `bad signature`, `key regenerated`, `unknown gateway`, `token for another
     /// gateway`, `no token` or `malformed token`.
     pub reason: &'static str,
     /// The refusal's detail.
@@ -107,9 +115,37 @@ pub struct RefusalView {
 #[derive(Debug, Default)]
 pub struct RefusalLog {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Keys replaced by `regenerate-key` since the plane started, per gateway,
+    /// to tell a token signed with one from a forgery.
+    retired: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl RefusalLog {
+    /// Remembers a key of `gateway_id` that was just regenerated.
+    pub fn retire_key(&self, gateway_id: &str, key: String) {
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys = retired.entry(gateway_id.to_owned()).or_default();
+        keys.push(key);
+        if keys.len() > MAX_RETIRED_KEYS {
+            keys.remove(0);
+        }
+    }
+
+    /// Whether `token` (an `Authorization` value) was signed with a retired key
+    /// of `gateway_id`, whatever its expiry.
+    pub fn signed_with_retired_key(&self, gateway_id: &str, token: &str) -> bool {
+        let Ok(parsed) = portcullis_core::sync::token::parse(token) else {
+            return false;
+        };
+        let retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(keys) = retired.get(gateway_id) else {
+            return false;
+        };
+        let keys: Vec<&[u8]> = keys.iter().map(String::as_bytes).collect();
+        // Expiry 0 as "now": only the signature is in question here.
+        parsed.gateway_id == gateway_id && parsed.verify(&keys, 0).is_ok()
+    }
+
     /// Records a refusal (status and detail of the problem) of a token sent
     /// for `gateway_id`, and logs it unless one was logged for that gateway in the
     /// last [`REFUSAL_LOG_EVERY_SECS`]; the next line says how many were not.
@@ -226,8 +262,9 @@ mod tests {
             (
                 401,
                 "gateway token signature does not match the gateway's keys",
-                "bad signature (forged, or signed with a key since regenerated)",
+                "bad signature",
             ),
+            (401, KEY_REGENERATED, "key regenerated"),
             (
                 401,
                 "the gateway token is for another gateway",
@@ -243,6 +280,25 @@ mod tests {
         ] {
             assert_eq!(refusal_reason(status, detail), reason, "{detail}");
         }
+    }
+
+    #[test]
+    fn tokens_signed_with_a_regenerated_key_are_told_apart() {
+        use portcullis_core::sync::token::sign;
+        let log = RefusalLog::default();
+        let old = sign("gw1", 1, b"old-key");
+        assert!(!log.signed_with_retired_key("gw1", &old));
+        log.retire_key("gw1", "old-key".to_owned());
+        assert!(log.signed_with_retired_key("gw1", &old));
+        assert!(!log.signed_with_retired_key("gw1", &sign("gw1", 1, b"forged")));
+        assert!(!log.signed_with_retired_key("gw2", &sign("gw2", 1, b"old-key")));
+        for i in 0..MAX_RETIRED_KEYS {
+            log.retire_key("gw1", format!("k{i}"));
+        }
+        assert!(
+            !log.signed_with_retired_key("gw1", &old),
+            "only the last few are kept"
+        );
     }
 
     #[test]
