@@ -74,19 +74,26 @@ pub struct TokenGauges {
     pub renewals: u64,
 }
 
-#[derive(Debug)]
 struct Current {
     authorization: String,
     expiry_unix: u64,
 }
 
 /// The token in use, replaceable in place, with refusal and renewal counts.
-#[derive(Debug)]
+/// `Debug` shows the expiry, never the token.
 pub struct Credential {
     current: RwLock<Current>,
     refusals: [AtomicU64; 4],
     renewals: AtomicU64,
     last_refusal: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("expiry_unix", &self.expiry_unix())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Credential {
@@ -185,5 +192,6 @@ mod tests {
         assert_eq!((g.expiry_unix, g.renewals), (9, 1));
         assert_eq!(c.authorization(), "GatewayKey a&9&y");
         assert_eq!(c.last_refusal().as_deref(), Some("malformed"));
+        assert!(!format!("{c:?}").contains("GatewayKey"));
     }
 }
