@@ -849,6 +849,7 @@ async fn openapi_document_covers_every_route() {
         "/gateways/{id}/keys",
         "/gateways/{id}/regenerate-key",
         "/gateways/{id}/token",
+        "/gateways/{id}/token/renew",
         "/gateways/{id}/status",
         "/gateways/{id}/configuration",
         "/gateways/{id}/heartbeat",

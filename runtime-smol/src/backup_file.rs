@@ -18,6 +18,8 @@ use portcullis_core::sync::backup_file::{is_leftover_temp, next_temp_name, read_
 #[derive(Debug, Clone)]
 pub(crate) struct BackupFile {
     dir: PathBuf,
+    /// The file's name in `dir` (the backup's, or the kept token's).
+    name: &'static str,
 }
 
 impl BackupFile {
@@ -25,12 +27,21 @@ impl BackupFile {
     pub(crate) fn new(dir: &Path) -> Self {
         BackupFile {
             dir: dir.to_owned(),
+            name: BACKUP_FILE_NAME,
         }
     }
 
     /// The file's path.
     pub(crate) fn path(&self) -> PathBuf {
-        self.dir.join(BACKUP_FILE_NAME)
+        self.dir.join(self.name)
+    }
+
+    /// The file named `name` in the same directory (the kept token's).
+    pub(crate) fn sibling(&self, name: &'static str) -> Self {
+        BackupFile {
+            name,
+            ..self.clone()
+        }
     }
 
     /// Creates the directory if needed (owner-only on Unix) and removes temporary

@@ -12,6 +12,8 @@ use portcullis_core::callout::CalloutLimits;
 use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 use portcullis_core::sync::driver::{self, Finished, Job, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
+use portcullis_core::sync::renewal_driver::{self, Renewer};
+use portcullis_core::sync::token_file::{self, StartToken, TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use smol::channel::Sender;
 use smol::future::FutureExt;
@@ -53,12 +55,16 @@ pub(crate) struct Sync {
     backup: Option<BackupFile>,
     settings: SyncSettings,
     seed: u64,
+    /// Keeps renewed tokens next to the backup, when there is one.
+    keeper: Option<(TokenKeeper, BackupFile)>,
+    renewal_seed: u64,
 }
 
 impl Sync {
     /// Checks the URL, token, CA and backup directory.
     pub(crate) async fn prepare(options: &ManagedOptions) -> Result<Sync, SyncSetupError> {
-        let endpoint = Endpoint::new(&options.url, &options.token)?;
+        // Checked before a kept token may take its place.
+        Endpoint::new(&options.url, &options.token)?;
         let callouts = Callouts::new(options.ca.as_deref())?.with_limits(CalloutLimits {
             max_body_bytes: MAX_SNAPSHOT_BYTES,
             ..CalloutLimits::default()
@@ -78,12 +84,42 @@ impl Sync {
             }
             None => None,
         };
+        let extra: [u8; 20] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
+        let (nonce_base, renewal_seed) = split_random(extra);
+        let mut token = options.token.clone();
+        let keeper = match (&options.backup, &backup) {
+            (Some(b), Some(file)) => {
+                let kept_file = file.sibling(TOKEN_FILE_NAME);
+                let kept = kept_file.read().await.unwrap_or_else(|e| {
+                    tracing::warn!(path = %kept_file.path().display(), "the kept gateway token cannot be read: {e}");
+                    None
+                });
+                match token_file::start_token(&token, kept.as_deref(), &b.key, wall_unix()) {
+                    StartToken::Given => {}
+                    StartToken::Kept(renewed) => {
+                        tracing::info!(path = %kept_file.path().display(), "starting with the renewed gateway token kept next to the backup");
+                        token = renewed;
+                    }
+                    StartToken::KeptUnused(why) => {
+                        tracing::warn!(path = %kept_file.path().display(), "the kept gateway token is not used: {why}")
+                    }
+                }
+                Some((
+                    TokenKeeper::new(b.key.clone(), &options.token, nonce_base),
+                    kept_file,
+                ))
+            }
+            _ => None,
+        };
+        let endpoint = Endpoint::new(&options.url, &token)?;
         Ok(Sync {
             endpoint,
             callouts,
             backup,
             settings,
             seed,
+            keeper,
+            renewal_seed,
         })
     }
 
@@ -106,17 +142,23 @@ impl Sync {
     /// Starts the agent and its task; the task puts each applied configuration
     /// in `shared` until `stop`. The status is kept up to date in what is returned.
     pub(crate) fn spawn(self, shared: Arc<SharedConfig>, stop: Stop) -> Arc<Mutex<SyncStatus>> {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let backup_path = self.backup.as_ref().map(BackupFile::path);
         driver::log_start(
             &self.endpoint,
             &self.settings.instance_id,
             backup_path.as_deref(),
-            now_unix,
         );
         let request_timeout = self.settings.timing.request_timeout;
+        let (keeper, token_file) = self
+            .keeper
+            .map_or((None, None), |(k, f)| (Some(k), Some(f)));
+        let renewer = Renewer::new(
+            self.endpoint.clone(),
+            keeper,
+            self.renewal_seed,
+            wall_unix(),
+            request_timeout,
+        );
         let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
         let status = Arc::new(Mutex::new(agent.status()));
         let callouts = self.callouts.clone();
@@ -126,11 +168,12 @@ impl Sync {
             endpoint: self.endpoint,
             callouts: self.callouts,
             backup: self.backup,
+            token_file,
             shared,
             status: status.clone(),
             request_timeout,
         };
-        smol::spawn(run(agent, ctx, stop)).detach();
+        smol::spawn(run(agent, renewer, ctx, stop)).detach();
         status
     }
 }
@@ -139,6 +182,8 @@ struct Context {
     endpoint: Endpoint,
     callouts: Callouts,
     backup: Option<BackupFile>,
+    /// Where renewed tokens are kept (beside the backup).
+    token_file: Option<BackupFile>,
     shared: Arc<SharedConfig>,
     status: Arc<Mutex<SyncStatus>>,
     request_timeout: std::time::Duration,
@@ -151,7 +196,7 @@ enum Wake {
     Timer,
 }
 
-async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
+async fn run(mut agent: Box<SyncAgent>, mut renewer: Renewer, ctx: Context, stop: Stop) {
     let (tx, rx) = smol::channel::unbounded::<Finished>();
     let mut timer = Timer::never();
     loop {
@@ -166,7 +211,16 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
                 Step::Nothing => {}
             }
         }
-        match agent.poll_timeout() {
+        for job in renewer.jobs() {
+            spawn_job(job, &ctx, &tx);
+        }
+        let agent_deadline = agent.poll_timeout();
+        let renewal_deadline = renewer.deadline(now(), wall_unix());
+        let deadline = match (agent_deadline, renewal_deadline) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        };
+        match deadline {
             Some(at) => timer.set_at(at),
             None => timer = Timer::never(),
         }
@@ -192,14 +246,28 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: Stop) {
         .await;
         match wake {
             Wake::Stop => return,
-            Wake::Timer => agent.handle_timeout(now()),
-            Wake::Done(done) => match handle(agent, done).await {
-                Some(a) => agent = a,
-                None => {
-                    driver::log_agent_failed();
-                    return;
+            Wake::Timer => {
+                // One timer for both machines: each is told only when it is due.
+                let at = now();
+                if agent_deadline.is_some_and(|due| due <= at) {
+                    agent.handle_timeout(at);
                 }
-            },
+                let unix = wall_unix();
+                if renewer.is_due(unix) {
+                    renewer.handle_timeout(unix);
+                }
+            }
+            Wake::Done(done) if Renewer::owns(&done) => renewer.handle(done, wall_unix()),
+            Wake::Done(done) => {
+                renewer.observe(&done);
+                match handle(agent, done).await {
+                    Some(a) => agent = a,
+                    None => {
+                        driver::log_agent_failed();
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -251,6 +319,28 @@ fn spawn_job(job: Job, ctx: &Context, tx: &Sender<Finished>) {
             let callouts = ctx.callouts.clone();
             async move { Finished::heartbeat(callouts.perform(request).await) }.boxed()
         }
+        Job::RenewToken(request) => {
+            let callouts = ctx.callouts.clone();
+            async move {
+                Finished::Renewed(renewal_driver::renew_result(
+                    callouts.perform(request).await,
+                ))
+            }
+            .boxed()
+        }
+        Job::SaveToken(bytes) => {
+            let Some(file) = ctx.token_file.clone() else {
+                return;
+            };
+            async move {
+                Finished::TokenSaved(
+                    file.write_atomically(&bytes)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            .boxed()
+        }
     };
     let tx = tx.clone();
     smol::spawn(async move {
@@ -261,6 +351,22 @@ fn spawn_job(job: Job, ctx: &Context, tx: &Sender<Finished>) {
         let _ = tx.send(done).await;
     })
     .detach();
+}
+
+/// The wall clock in Unix seconds (token expiries are wall-clock times).
+fn wall_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// 20 random bytes as the kept token's nonce base and the renewal's jitter seed.
+fn split_random(bytes: [u8; 20]) -> ([u8; 12], u64) {
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&bytes[..12]);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&bytes[12..]);
+    (nonce, u64::from_le_bytes(seed))
 }
 
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.

@@ -144,6 +144,11 @@ impl Gateway {
             ));
         }
         let management = sync.as_ref().map(|s| s.management());
+        if let Some((endpoint, _)) = &management {
+            settings
+                .telemetry
+                .attach_token(endpoint.credential().clone());
+        }
         let telemetry_task = crate::telemetry::spawn(
             &options,
             &env,

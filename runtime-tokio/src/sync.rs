@@ -13,6 +13,8 @@ use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 use portcullis_core::callout::CalloutLimits;
 use portcullis_core::sync::driver::{self, Finished, Job, JobKind, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
+use portcullis_core::sync::renewal_driver::{self, Renewer};
+use portcullis_core::sync::token_file::{self, StartToken, TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -55,6 +57,9 @@ pub(crate) struct Sync {
     settings: SyncSettings,
     seed: u64,
     env: Arc<Environment>,
+    /// Keeps renewed tokens next to the backup, when there is one.
+    keeper: Option<(TokenKeeper, BackupFile)>,
+    renewal_seed: u64,
 }
 
 impl Sync {
@@ -63,7 +68,8 @@ impl Sync {
         options: &ManagedOptions,
         env: &Arc<Environment>,
     ) -> Result<Sync, SyncSetupError> {
-        let endpoint = Endpoint::new(&options.url, &options.token)?;
+        // Checked before a kept token may take its place.
+        Endpoint::new(&options.url, &options.token)?;
         let connector = Connector::on(env.net.clone(), options.ca.as_deref())?;
         let callouts = Callouts::with_connector(connector).with_limits(CalloutLimits {
             max_body_bytes: MAX_SNAPSHOT_BYTES,
@@ -82,6 +88,34 @@ impl Sync {
             }
             None => None,
         };
+        let extra: [u8; 20] = env.random_bytes().ok_or(SyncSetupError::Random)?;
+        let (nonce_base, renewal_seed) = split_random(extra);
+        let mut token = options.token.clone();
+        let keeper = match (&options.backup, &backup) {
+            (Some(b), Some(file)) => {
+                let kept_file = file.sibling(TOKEN_FILE_NAME);
+                let kept = kept_file.read().unwrap_or_else(|e| {
+                    tracing::warn!(path = %kept_file.path().display(), "the kept gateway token cannot be read: {e}");
+                    None
+                });
+                match token_file::start_token(&token, kept.as_deref(), &b.key, wall_unix(env)) {
+                    StartToken::Given => {}
+                    StartToken::Kept(renewed) => {
+                        tracing::info!(path = %kept_file.path().display(), "starting with the renewed gateway token kept next to the backup");
+                        token = renewed;
+                    }
+                    StartToken::KeptUnused(why) => {
+                        tracing::warn!(path = %kept_file.path().display(), "the kept gateway token is not used: {why}")
+                    }
+                }
+                Some((
+                    TokenKeeper::new(b.key.clone(), &options.token, nonce_base),
+                    kept_file,
+                ))
+            }
+            _ => None,
+        };
+        let endpoint = Endpoint::new(&options.url, &token)?;
         Ok(Sync {
             endpoint,
             callouts,
@@ -89,6 +123,8 @@ impl Sync {
             settings,
             seed,
             env: env.clone(),
+            keeper,
+            renewal_seed,
         })
     }
 
@@ -115,17 +151,23 @@ impl Sync {
         shared: Arc<SharedConfig>,
         stop: CancellationToken,
     ) -> watch::Receiver<SyncStatus> {
-        let now_unix = (self.env.wall_clock)()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let backup_path = self.backup.as_ref().map(BackupFile::path);
         driver::log_start(
             &self.endpoint,
             &self.settings.instance_id,
             backup_path.as_deref(),
-            now_unix,
         );
         let request_timeout = self.settings.timing.request_timeout;
+        let (keeper, token_file) = self
+            .keeper
+            .map_or((None, None), |(k, f)| (Some(k), Some(f)));
+        let renewer = Renewer::new(
+            self.endpoint.clone(),
+            keeper,
+            self.renewal_seed,
+            wall_unix(&self.env),
+            request_timeout,
+        );
         let agent = Box::new(SyncAgent::new(self.settings, self.seed, now()));
         let (status_tx, status_rx) = watch::channel(agent.status());
         let callouts = self.callouts.clone();
@@ -135,6 +177,7 @@ impl Sync {
             endpoint: self.endpoint,
             callouts: self.callouts,
             backup: self.backup,
+            token_file,
             shared,
             status: status_tx,
             request_timeout,
@@ -142,7 +185,7 @@ impl Sync {
             #[cfg(feature = "sabotage")]
             saves: std::cell::Cell::new(0),
         };
-        tokio::spawn(run(agent, ctx, stop));
+        tokio::spawn(run(agent, renewer, ctx, stop));
         status_rx
     }
 }
@@ -151,6 +194,8 @@ struct Context {
     endpoint: Endpoint,
     callouts: Callouts,
     backup: Option<BackupFile>,
+    /// Where renewed tokens are kept (beside the backup).
+    token_file: Option<BackupFile>,
     shared: Arc<SharedConfig>,
     status: watch::Sender<SyncStatus>,
     request_timeout: Duration,
@@ -160,7 +205,12 @@ struct Context {
     saves: std::cell::Cell<u64>,
 }
 
-async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
+async fn run(
+    mut agent: Box<SyncAgent>,
+    mut renewer: Renewer,
+    ctx: Context,
+    stop: CancellationToken,
+) {
     let mut tasks: JoinSet<Finished> = JoinSet::new();
     let mut kinds: HashMap<tokio::task::Id, JobKind> = HashMap::new();
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -190,7 +240,18 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                 Step::Nothing => {}
             }
         }
-        let deadline = agent.poll_timeout();
+        for job in renewer.jobs() {
+            let kind = job.kind();
+            if let Some(id) = spawn_job(job, &ctx, &mut tasks) {
+                kinds.insert(id, kind);
+            }
+        }
+        let agent_deadline = agent.poll_timeout();
+        let renewal_deadline = renewer.deadline(now(), wall_unix(&ctx.env));
+        let deadline = match (agent_deadline, renewal_deadline) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        };
         if let Some(at) = deadline {
             sleep.as_mut().reset(tokio::time::Instant::from_std(at));
         }
@@ -211,6 +272,11 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                 if done.is_failed_fetch() && sabotage::after_failed_fetch(&ctx) {
                     return;
                 }
+                renewer.observe(&done);
+                if Renewer::owns(&done) {
+                    renewer.handle(done, wall_unix(&ctx.env));
+                    continue;
+                }
                 match handle(agent, done, &ctx.env).await {
                     Some(a) => agent = a,
                     None => {
@@ -219,7 +285,17 @@ async fn run(mut agent: Box<SyncAgent>, ctx: Context, stop: CancellationToken) {
                     }
                 }
             }
-            _ = &mut sleep, if deadline.is_some() => agent.handle_timeout(now()),
+            _ = &mut sleep, if deadline.is_some() => {
+                // One timer for both machines: each is told only when it is due.
+                let at = now();
+                if agent_deadline.is_some_and(|due| due <= at) {
+                    agent.handle_timeout(at);
+                }
+                let unix = wall_unix(&ctx.env);
+                if renewer.is_due(unix) {
+                    renewer.handle_timeout(unix);
+                }
+            }
         }
     }
 }
@@ -301,8 +377,44 @@ fn spawn_job(job: Job, ctx: &Context, tasks: &mut JoinSet<Finished>) -> Option<t
             let callouts = ctx.callouts.clone();
             tasks.spawn(async move { Finished::heartbeat(callouts.perform(request).await) })
         }
+        Job::RenewToken(request) => {
+            let callouts = ctx.callouts.clone();
+            tasks.spawn(async move {
+                Finished::Renewed(renewal_driver::renew_result(
+                    callouts.perform(request).await,
+                ))
+            })
+        }
+        Job::SaveToken(bytes) => {
+            let file = ctx.token_file.clone()?;
+            let env = ctx.env.clone();
+            tasks.spawn(async move {
+                let written = env.blocking(move || file.write_atomically(&bytes)).await;
+                Finished::TokenSaved(match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+            })
+        }
     };
     Some(handle.id())
+}
+
+/// The wall clock in Unix seconds (token expiries are wall-clock times).
+fn wall_unix(env: &Environment) -> u64 {
+    (env.wall_clock)()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// 20 random bytes as the kept token's nonce base and the renewal's jitter seed.
+fn split_random(bytes: [u8; 20]) -> ([u8; 12], u64) {
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&bytes[..12]);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&bytes[12..]);
+    (nonce, u64::from_le_bytes(seed))
 }
 
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.

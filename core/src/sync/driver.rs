@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::protocol::{self, Endpoint, TokenValidity};
+use super::protocol::{self, Endpoint};
+use super::renewal::RenewResult;
 use super::{Event, FetchResult, Output, Severity, SyncAgent};
 use crate::callout::{CalloutFailure, CalloutRequest};
 use crate::config::CompiledConfig;
@@ -28,6 +29,10 @@ pub enum Job {
     SaveBackup(Vec<u8>),
     /// Send this heartbeat.
     Heartbeat(CalloutRequest),
+    /// Send this token renewal (see [`super::renewal_driver`]).
+    RenewToken(CalloutRequest),
+    /// Write these bytes to the kept token file atomically.
+    SaveToken(Vec<u8>),
 }
 
 impl Job {
@@ -38,6 +43,8 @@ impl Job {
             Job::Fetch(_) => JobKind::Fetch,
             Job::SaveBackup(_) => JobKind::Save,
             Job::Heartbeat(_) => JobKind::Heartbeat,
+            Job::RenewToken(_) => JobKind::RenewToken,
+            Job::SaveToken(_) => JobKind::SaveToken,
         }
     }
 }
@@ -53,6 +60,10 @@ pub enum JobKind {
     Save,
     /// A heartbeat.
     Heartbeat,
+    /// A token renewal.
+    RenewToken,
+    /// A kept token write.
+    SaveToken,
 }
 
 impl JobKind {
@@ -64,6 +75,8 @@ impl JobKind {
             JobKind::Load => Finished::Loaded(Err(error)),
             JobKind::Save => Finished::Saved(Err(error)),
             JobKind::Heartbeat => Finished::Heartbeat(Err(error)),
+            JobKind::RenewToken => Finished::Renewed(RenewResult::Failed(error)),
+            JobKind::SaveToken => Finished::TokenSaved(Err(error)),
         }
     }
 }
@@ -120,6 +133,10 @@ pub enum Finished {
     Saved(Result<(), String>),
     /// A heartbeat.
     Heartbeat(Result<(), String>),
+    /// A token renewal (for the [`Renewer`](super::renewal_driver::Renewer)).
+    Renewed(RenewResult),
+    /// A kept token write (for the [`Renewer`](super::renewal_driver::Renewer)).
+    TokenSaved(Result<(), String>),
 }
 
 impl Finished {
@@ -162,6 +179,9 @@ impl Finished {
             Finished::Loaded(Err(error)) => agent.handle_backup_loaded(Err(error), now),
             Finished::Saved(result) => agent.handle_backup_saved(result, now),
             Finished::Heartbeat(result) => agent.handle_heartbeat_done(result, now),
+            // The adapter hands these to its `Renewer` instead; the agent has no
+            // part in them.
+            Finished::Renewed(_) | Finished::TokenSaved(_) => {}
         }
     }
 }
@@ -209,10 +229,10 @@ pub fn warn_if_cleartext(endpoint: &Endpoint, when: Connection) {
     }
 }
 
-/// Logs how connected mode starts, and warns about a gateway token that has
-/// expired or soon will (`now_unix`: the wall clock, in seconds) and about a
-/// management URL that is plain HTTP to another machine.
-pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>, now_unix: u64) {
+/// Logs how connected mode starts and warns about a management URL that is plain
+/// HTTP to another machine. (The token's expiry is warned about by the
+/// [`Renewer`](super::renewal_driver::Renewer), at start and then daily.)
+pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>) {
     tracing::info!(
         url = endpoint.base_url(),
         gateway_id = endpoint.gateway_id(),
@@ -221,16 +241,6 @@ pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>, 
         "connected mode: configuration comes from the management plane"
     );
     warn_if_cleartext(endpoint, Connection::Start);
-    match endpoint.token_validity(now_unix) {
-        TokenValidity::Valid => {}
-        TokenValidity::ExpiresSoon { hours } => {
-            tracing::warn!(expires_in_hours = hours, "the gateway token expires soon")
-        }
-        TokenValidity::Expired => tracing::error!(
-            expiry = endpoint.token_expiry_unix(),
-            "the gateway token has expired; the management plane will refuse it (get a new one with POST /gateways/{{id}}/token)"
-        ),
-    }
 }
 
 /// Logs that the agent failed (panicked) and the sync task stops.

@@ -9,12 +9,16 @@ pub mod backoff;
 pub mod backup;
 pub mod backup_file;
 pub mod backup_key;
+pub mod credential;
 pub mod driver;
 pub mod event;
 pub mod heartbeat;
 pub mod protocol;
+pub mod renewal;
+pub mod renewal_driver;
 pub mod settings;
 pub mod token;
+pub mod token_file;
 
 pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
 pub use backup_key::{BackupKey, BackupKeyError};

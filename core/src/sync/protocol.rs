@@ -2,9 +2,12 @@
 //! management plane and what their responses mean to the agent. The adapter only
 //! performs them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use super::credential::Credential;
 
 use super::agent::FetchResult;
 use super::heartbeat::Heartbeat;
@@ -33,13 +36,13 @@ pub enum EndpointError {
     Token(TokenError),
 }
 
-/// Where and as whom a gateway talks to the management plane.
-#[derive(Clone, PartialEq, Eq)]
+/// Where and as whom a gateway talks to the management plane. Clones share one
+/// [`Credential`], so a renewed token reaches every user of the endpoint.
+#[derive(Clone)]
 pub struct Endpoint {
     base: String,
     gateway_id: String,
-    authorization: String,
-    expiry_unix: u64,
+    credential: Arc<Credential>,
     /// Plain `http://` to a host that may be another machine.
     cleartext_remote: bool,
 }
@@ -49,10 +52,20 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("base", &self.base)
             .field("gateway_id", &self.gateway_id)
-            .field("expiry_unix", &self.expiry_unix)
+            .field("expiry_unix", &self.token_expiry_unix())
             .finish_non_exhaustive()
     }
 }
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+            && self.gateway_id == other.gateway_id
+            && self.authorization() == other.authorization()
+    }
+}
+
+impl Eq for Endpoint {}
 
 impl Endpoint {
     /// The management plane at `base_url` (e.g. `https://mgmt:8443`, a path prefix
@@ -74,8 +87,10 @@ impl Endpoint {
         };
         Ok(Endpoint {
             gateway_id: parsed.gateway_id.to_owned(),
-            expiry_unix: parsed.expiry_unix,
-            authorization: format!("{SCHEME} {body}"),
+            credential: Arc::new(Credential::new(
+                format!("{SCHEME} {body}"),
+                parsed.expiry_unix,
+            )),
             base,
             cleartext_remote,
         })
@@ -94,19 +109,30 @@ impl Endpoint {
         &self.gateway_id
     }
 
-    /// When the token expires, Unix seconds.
+    /// When the token in use expires, Unix seconds.
     pub fn token_expiry_unix(&self) -> u64 {
-        self.expiry_unix
+        self.credential.expiry_unix()
+    }
+
+    /// The token in use (shared by every clone), for renewal and the metrics.
+    pub fn credential(&self) -> &Arc<Credential> {
+        &self.credential
+    }
+
+    /// The `Authorization` header value to send now.
+    pub fn authorization(&self) -> String {
+        self.credential.authorization()
     }
 
     /// Whether the token is still good at `now_unix` (Unix seconds), for the
     /// warning a gateway logs at start.
     pub fn token_validity(&self, now_unix: u64) -> TokenValidity {
-        if self.expiry_unix <= now_unix {
+        let expiry_unix = self.token_expiry_unix();
+        if expiry_unix <= now_unix {
             TokenValidity::Expired
-        } else if self.expiry_unix - now_unix < 3 * 24 * 3600 {
+        } else if expiry_unix - now_unix < 3 * 24 * 3600 {
             TokenValidity::ExpiresSoon {
-                hours: (self.expiry_unix - now_unix) / 3600,
+                hours: (expiry_unix - now_unix) / 3600,
             }
         } else {
             TokenValidity::Valid
@@ -155,7 +181,7 @@ impl Endpoint {
             method: "POST".into(),
             url: self.telemetry_url(),
             headers: vec![
-                ("Authorization".into(), self.authorization.clone()),
+                ("Authorization".into(), self.authorization()),
                 ("Content-Type".into(), "application/json".into()),
             ],
             body: batch,
@@ -172,7 +198,7 @@ impl Endpoint {
     ) -> CalloutRequest {
         let mut req = CalloutRequest::get(self.configuration_url(wait), timeout);
         req.headers
-            .push(("Authorization".into(), self.authorization.clone()));
+            .push(("Authorization".into(), self.authorization()));
         req.headers
             .push(("Accept".into(), "application/json".into()));
         if let Some(revision) = if_none_match {
@@ -188,13 +214,25 @@ impl Endpoint {
             method: "POST".into(),
             url: self.heartbeat_url(),
             headers: vec![
-                ("Authorization".into(), self.authorization.clone()),
+                ("Authorization".into(), self.authorization()),
                 ("Content-Type".into(), "application/json".into()),
             ],
-            // Strings, integers and enums only: serialization cannot fail.
-            body: Bytes::from(serde_json::to_vec(heartbeat).unwrap_or_default()),
+            body: Bytes::from(self.heartbeat_body(heartbeat)),
             timeout,
         }
+    }
+}
+
+impl Endpoint {
+    /// The heartbeat's JSON with `tokenExpiry` (the token in use, Unix seconds)
+    /// added, so the management plane's status can show it.
+    fn heartbeat_body(&self, heartbeat: &Heartbeat) -> Vec<u8> {
+        // Strings, integers and enums only: serialization cannot fail.
+        let mut body = serde_json::to_value(heartbeat).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &mut body {
+            fields.insert("tokenExpiry".into(), self.token_expiry_unix().into());
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
@@ -249,7 +287,7 @@ pub fn upload_result(response: &Response) -> crate::telemetry::uploader::UploadR
 }
 
 /// The `detail` (or `title`) of a problem+json body, else the start of the body.
-fn detail(response: &Response) -> String {
+pub(crate) fn detail(response: &Response) -> String {
     let body = response.body.as_deref().unwrap_or_default();
     if let Ok(serde_json::Value::Object(problem)) = serde_json::from_slice(body) {
         for field in ["detail", "title"] {

@@ -83,6 +83,8 @@ pub struct Telemetry {
     seen: AtomicU64,
     dropped_queue: AtomicU64,
     dropped_buffer: AtomicU64,
+    /// The gateway token in use (connected mode), for its gauges.
+    token: std::sync::OnceLock<Arc<crate::sync::credential::Credential>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,6 +113,12 @@ impl Telemetry {
             settings,
             ..Telemetry::default()
         }
+    }
+
+    /// Shows the gateway token's expiry and refusals in `/metrics` (connected
+    /// mode; the first credential attached stays).
+    pub fn attach_token(&self, credential: Arc<crate::sync::credential::Credential>) {
+        let _ = self.token.set(credential);
     }
 
     /// The settings.
@@ -203,6 +211,7 @@ impl Telemetry {
                 ready: revision.is_some(),
                 dropped_queue: self.dropped_queue.load(Ordering::Relaxed),
                 dropped_buffer: self.dropped_buffer.load(Ordering::Relaxed),
+                token: self.token.get().map(|c| c.gauges()),
             },
         )
     }

@@ -13,12 +13,17 @@
 //! | `portcullis_gateway_duration_seconds` | histogram | total minus backend time |
 //!
 //! and, without those labels, [`GatewayGauges`]: `portcullis_config_revision`,
-//! `portcullis_ready`, `portcullis_telemetry_records_dropped_total{reason}`.
+//! `portcullis_ready`, `portcullis_telemetry_records_dropped_total{reason}`, and in
+//! connected mode `portcullis_gateway_token_expiry_seconds` (the Unix expiry of the
+//! token in use), `portcullis_gateway_token_refusals_total{reason}` (`expired`,
+//! `bad_signature`, `unknown_gateway`, `other`) and
+//! `portcullis_gateway_token_renewals_total`.
 
 use std::fmt::Write;
 
 use super::histogram::Histogram;
 use super::metrics::{Series, STATUS_CLASSES};
+use crate::sync::credential::{RefusalReason, TokenGauges};
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,6 +39,8 @@ pub struct GatewayGauges {
     pub dropped_queue: u64,
     /// Records dropped because the upload buffer was full.
     pub dropped_buffer: u64,
+    /// The gateway token's values, in connected mode.
+    pub token: Option<TokenGauges>,
 }
 
 /// Writes a label value with Prometheus' escapes.
@@ -172,7 +179,34 @@ pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
         "# HELP portcullis_telemetry_records_dropped_total Request records dropped before upload.\n# TYPE portcullis_telemetry_records_dropped_total counter\nportcullis_telemetry_records_dropped_total{{reason=\"queue\"}} {}\nportcullis_telemetry_records_dropped_total{{reason=\"buffer\"}} {}",
         gauges.dropped_queue, gauges.dropped_buffer
     );
+    if let Some(token) = &gauges.token {
+        token_gauges(&mut out, token);
+    }
     out
+}
+
+fn token_gauges(out: &mut String, token: &TokenGauges) {
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_gateway_token_expiry_seconds When the gateway token in use expires (Unix seconds).\n# TYPE portcullis_gateway_token_expiry_seconds gauge\nportcullis_gateway_token_expiry_seconds {}",
+        token.expiry_unix
+    );
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_gateway_token_refusals_total Refusals of the gateway token by the management plane.\n# TYPE portcullis_gateway_token_refusals_total counter"
+    );
+    for (reason, n) in RefusalReason::ALL.iter().zip(token.refusals) {
+        let _ = writeln!(
+            out,
+            "portcullis_gateway_token_refusals_total{{reason=\"{}\"}} {n}",
+            reason.as_str()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_gateway_token_renewals_total Gateway tokens renewed since start.\n# TYPE portcullis_gateway_token_renewals_total counter\nportcullis_gateway_token_renewals_total {}",
+        token.renewals
+    );
 }
 
 #[cfg(test)]
@@ -200,8 +234,21 @@ mod tests {
                 ready: true,
                 dropped_queue: 0,
                 dropped_buffer: 2,
+                token: Some(TokenGauges {
+                    expiry_unix: 1_900_000_000,
+                    refusals: [3, 0, 0, 1],
+                    renewals: 2,
+                }),
             },
         );
+        for line in [
+            "portcullis_gateway_token_expiry_seconds 1900000000\n",
+            "portcullis_gateway_token_refusals_total{reason=\"expired\"} 3\n",
+            "portcullis_gateway_token_refusals_total{reason=\"other\"} 1\n",
+            "portcullis_gateway_token_renewals_total 2\n",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
         let labels = r#"api="echo",operation="get \"x\"",product="",status_class="2xx""#;
         assert!(
             text.contains(&format!("portcullis_requests_total{{{labels}}} 1\n")),

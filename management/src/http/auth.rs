@@ -94,14 +94,35 @@ pub async fn require_gateway(
     headers: &HeaderMap,
     gateway_id: &str,
 ) -> Result<(), Problem> {
+    let now = state.now_unix();
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let refused = |mut problem: Problem| {
+        let status = problem.status.as_u16();
+        if status == 401
+            && problem.detail.contains("signature")
+            && state
+                .token_refusals
+                .signed_with_retired_key(gateway_id, presented)
+        {
+            problem = Problem::unauthorized_gateway(super::token_renewal::KEY_REGENERATED);
+        }
+        if status == 401 || status == 404 {
+            state
+                .token_refusals
+                .record(gateway_id, status, &problem.detail, now);
+        }
+        problem
+    };
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(Problem::unauthorized_gateway(
+        return Err(refused(Problem::unauthorized_gateway(
             "send a gateway token as `Authorization: GatewayKey <id>&<expiry>&<signature>`",
-        ));
+        )));
     };
     let value = value.to_owned();
     let id = gateway_id.to_owned();
-    let now = state.now_unix();
     state
         .read(move |s| s.verify_gateway_token(&value, &id, now))
         .await
@@ -111,6 +132,7 @@ pub async fn require_gateway(
             _ if problem.status.is_client_error() => Problem::unauthorized_gateway(problem.detail),
             _ => problem,
         })
+        .map_err(refused)
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

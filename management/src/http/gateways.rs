@@ -58,6 +58,10 @@ struct InstanceView {
     heartbeat: Heartbeat,
     last_heartbeat: String,
     online: bool,
+    /// The token's expiry, RFC 3339, when the instance reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_expires_at: Option<String>,
+    token_expired: bool,
 }
 
 /// Response of `GET /gateways/{id}/status`.
@@ -66,6 +70,8 @@ struct InstanceView {
 struct StatusView {
     gateway_id: String,
     instances: Vec<InstanceView>,
+    /// The last refusal of a token sent for this gateway, if any.
+    last_token_refusal: Option<super::token_renewal::RefusalView>,
 }
 
 async fn keys(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
@@ -81,11 +87,22 @@ async fn regenerate_key(
 ) -> Result<Response, Problem> {
     let precondition = precondition(&headers)?;
     let now = state.now_unix();
-    let keys = state
+    let gateway = id.clone();
+    let which = request.key_type;
+    let (old, keys) = state
         .write(move |s| {
-            s.regenerate_gateway_key(&id, request.key_type, precondition, ADMIN_ACTOR, now)
+            let old = s.gateway_keys(&gateway)?;
+            let keys = s.regenerate_gateway_key(&gateway, which, precondition, ADMIN_ACTOR, now)?;
+            Ok((old, keys))
         })
         .await?;
+    // Remembered so a token signed with the old key is refused as such, not as
+    // a forgery.
+    let retired = match which {
+        KeyType::Primary => old.primary,
+        KeyType::Secondary => old.secondary,
+    };
+    state.token_refusals.retire_key(&id, retired);
     Ok(Json(keys).into_response())
 }
 
@@ -131,15 +148,24 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
     let instances = status
         .instances
         .into_iter()
-        .map(|i| InstanceView {
-            online: now.saturating_sub(i.last_heartbeat_unix) <= window,
-            last_heartbeat: rfc3339(i.last_heartbeat_unix),
-            heartbeat: i.heartbeat,
+        .map(|mut i| {
+            let (token_expires_at, token_expired) =
+                super::token_renewal::token_state(&mut i.heartbeat, now);
+            InstanceView {
+                // An expired token cannot heartbeat: the instance is cut off now.
+                online: now.saturating_sub(i.last_heartbeat_unix) <= window && !token_expired,
+                last_heartbeat: rfc3339(i.last_heartbeat_unix),
+                heartbeat: i.heartbeat,
+                token_expires_at,
+                token_expired,
+            }
         })
         .collect();
+    let last_token_refusal = state.token_refusals.last(&status.gateway_id);
     Ok(Json(StatusView {
         gateway_id: status.gateway_id,
         instances,
+        last_token_refusal,
     })
     .into_response())
 }

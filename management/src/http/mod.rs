@@ -22,6 +22,7 @@ pub mod problem;
 mod segments;
 mod subscriptions;
 mod sync;
+mod token_renewal;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct AppState {
     tls: bool,
     /// Failed portal sign-ins per email.
     pub(crate) sign_in_throttle: crate::web::throttle::Throttle,
+    /// Refused gateway tokens: rate-limited log lines, the last per gateway.
+    pub(crate) token_refusals: token_renewal::RefusalLog,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             inline: false,
             tls: false,
             sign_in_throttle: crate::web::throttle::Throttle::default(),
+            token_refusals: token_renewal::RefusalLog::default(),
         }
     }
 
@@ -235,6 +239,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .merge(sync::routes())
+        .merge(token_renewal::routes())
         .merge(analytics::gateway_routes())
         .merge(crate::admin_ui::routes())
         .merge(admin)

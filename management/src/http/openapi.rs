@@ -472,7 +472,27 @@ fn sync_paths() -> Vec<(String, Value)> {
         "413".into(),
         problem("Body over 64 KiB (the token is checked first; a declared Content-Length over it is refused before the body is read)"),
     );
+    let mut renew_responses = Map::new();
+    renew_responses.insert(
+        "200".into(),
+        ok_json(
+            "A fresh token for 30 days, signed with the key that signed the presented one",
+            schema_ref("Token"),
+        ),
+    );
     vec![
+        (
+            "/gateways/{id}/token/renew".to_owned(),
+            json!({
+                "post": {
+                    "summary": "Trade the gateway's current, still valid token for a fresh one (gateways do this on their own when a third of the token's lifetime, at most 7 days, remains)",
+                    "security": [{ "gatewayToken": [] }],
+                    "parameters": [gw.clone()],
+                    "requestBody": { "required": false, "content": json_content(json!({ "type": "object" })) },
+                    "responses": gateway_errors(renew_responses),
+                },
+            }),
+        ),
         (
             "/gateways/{id}/configuration".to_owned(),
             json!({
@@ -973,6 +993,7 @@ fn schemas() -> Value {
                     "connectivity": { "type": "string", "enum": ["connected", "disconnected", "starting"] },
                     "compileErrors": strings,
                     "backup": { "type": "string", "description": "none, saved, loaded or error: ..." },
+                    "tokenExpiry": { "type": "integer", "description": "When the instance's gateway token expires, Unix seconds" },
                 },
             }),
     );
@@ -992,10 +1013,23 @@ fn schemas() -> Value {
                                 "type": "object",
                                 "properties": {
                                     "lastHeartbeat": { "type": "string", "format": "date-time" },
-                                    "online": { "type": "boolean" },
+                                    "online": { "type": "boolean", "description": "False after three missed heartbeats, or once the instance's token has expired" },
+                                    "tokenExpiresAt": { "type": "string", "format": "date-time", "description": "The instance's token expiry, when it reports one" },
+                                    "tokenExpired": { "type": "boolean", "description": "The token has expired: the instance is shown degraded and disconnected, whatever its last heartbeat said" },
                                 },
                             },
                         ],
+                    },
+                },
+                "lastTokenRefusal": {
+                    "type": "object",
+                    "nullable": true,
+                    "description": "The last refusal of a token sent for this gateway (since the management plane started)",
+                    "properties": {
+                        "reason": { "type": "string", "description": "expired, bad signature, key regenerated (signed with a key regenerated since this management plane started), unknown gateway, token for another gateway, no token, malformed token" },
+                        "detail": string,
+                        "at": { "type": "string", "format": "date-time" },
+                        "count": { "type": "integer" },
                     },
                 },
             },
@@ -1175,6 +1209,7 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/gateways/{id}/keys", &["post"]),
     ("/gateways/{id}/regenerate-key", &["post"]),
     ("/gateways/{id}/token", &["post"]),
+    ("/gateways/{id}/token/renew", &["post"]),
     ("/gateways/{id}/status", &["get"]),
     ("/gateways/{id}/configuration", &["get"]),
     ("/gateways/{id}/heartbeat", &["post"]),

@@ -29,6 +29,7 @@ mod state;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+mod token_renewal;
 mod types;
 
 use docs::Doc;
@@ -39,6 +40,7 @@ pub use error::StoreError;
 pub use portal::{random_token, NewPortalUser, PortalGateway, PortalSubscription, PortalUser};
 pub use secrets::seed_random_on_this_thread;
 pub use sessions::{NewSession, Realm, Session};
+pub use token_renewal::RENEWED_LIFETIME_SECS;
 
 /// The first `bytes` bytes of `data`, lowercase hex (for tags and short ids).
 pub(crate) fn hex_prefix(data: &[u8], bytes: usize) -> String {

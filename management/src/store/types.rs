@@ -229,6 +229,10 @@ pub struct Heartbeat {
     /// `none`, `saved`, `loaded` or `error: ...`.
     #[serde(default)]
     pub backup: String,
+    /// When the instance's gateway token expires, Unix seconds (gateways that
+    /// renew their token send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expiry: Option<u64>,
 }
 
 /// One instance in a gateway's status.
