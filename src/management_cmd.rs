@@ -64,6 +64,12 @@ pub(crate) struct ManagementArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     heartbeat_interval: u64,
+    /// Give the store in `--data` a new random identity, print it as
+    /// `STORE_ID=<id>`, and exit without serving. Run it once after restoring the
+    /// database from a copy: every gateway then fetches the restored content,
+    /// whatever revision it holds.
+    #[arg(long)]
+    new_store_identity: bool,
 }
 
 impl ManagementArgs {
@@ -88,6 +94,9 @@ impl ManagementArgs {
 
 /// Runs the management plane until SIGTERM or Ctrl-C.
 pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
+    if args.new_store_identity {
+        return new_store_identity(&args.data);
+    }
     let signal = ShutdownSignal::install()?;
     let management = Management::start(args.options())
         .await
@@ -96,6 +105,19 @@ pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
     signal.recv().await;
     tracing::info!("shutting down the management plane");
     management.shutdown().await;
+    Ok(())
+}
+
+/// `--new-store-identity`: replaces the store's identity and prints the new one.
+fn new_store_identity(data: &std::path::Path) -> anyhow::Result<()> {
+    let mut store = portcullis_management::store::Store::open(data)
+        .with_context(|| format!("opening the store in {}", data.display()))?;
+    let old = store.store_id().to_owned();
+    let new = store
+        .new_store_identity()
+        .context("recording the new store identity")?;
+    println!("PREVIOUS_STORE_ID={old}");
+    println!("STORE_ID={new}");
     Ok(())
 }
 

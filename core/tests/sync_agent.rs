@@ -121,7 +121,7 @@ fn fetches(out: &[Output]) -> Vec<(Option<u64>, Option<Duration>)> {
                 if_none_match,
                 wait,
                 ..
-            } => Some((*if_none_match, *wait)),
+            } => Some((if_none_match.as_ref().map(|id| id.revision), *wait)),
             _ => None,
         })
         .collect()
@@ -256,6 +256,8 @@ fn heartbeats_follow_the_first_fetch_then_every_minute() {
             hostname: "host-1".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             applied_revision: Some(4),
+            applied_digest: None,
+            store_id: None,
             uptime_seconds: 2,
             health: Health::Healthy,
             connectivity: Connectivity::Connected,
@@ -753,4 +755,68 @@ fn heartbeat_failures_are_quiet_only_during_an_outage() {
         }
     ));
     assert_eq!(e.severity(), portcullis_core::sync::Severity::Debug);
+}
+
+/// A snapshot stamped like the management plane does, from store `store`, with
+/// `variant` in its backend URL.
+fn stamped(revision: u64, store: &str, variant: &str) -> (Bytes, portcullis_core::sync::ContentId) {
+    let mut s = portcullis_core::config::Snapshot::from_json(&snapshot(revision)).unwrap();
+    s.apis[0].service_url = Some(format!("http://127.0.0.1:9/{variant}"));
+    portcullis_core::sync::content::stamp(&mut s, store);
+    let id = portcullis_core::sync::ContentId::of(&s);
+    (Bytes::from(s.to_json()), id)
+}
+
+#[test]
+fn other_content_at_an_equal_or_lower_revision_is_applied() {
+    let mut h = Harness::plain();
+    h.outputs();
+    let (first, first_id) = stamped(5, "store-a", "one");
+    h.fetch(FetchResult::Snapshot(first));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [5]);
+    // The long poll names the content, not just the revision.
+    let etags: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Fetch { if_none_match, .. } => if_none_match.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(etags, [first_id.clone()]);
+    assert_eq!(h.agent.applied_content(), Some(&first_id));
+    let status = h.agent.status();
+    assert_eq!(status.applied_digest, first_id.digest);
+    assert_eq!(status.applied_store_id.as_deref(), Some("store-a"));
+    let hb = h.agent.heartbeat(h.now);
+    assert_eq!(hb.applied_digest, first_id.digest);
+    assert_eq!(hb.store_id.as_deref(), Some("store-a"));
+
+    // The same content again is not applied again.
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(stamped(5, "store-a", "one").0));
+    assert!(applied(&h.outputs()).is_empty());
+
+    // A restored store: the same revision, other content.
+    let (same_rev, same_rev_id) = stamped(5, "store-a", "two");
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(same_rev));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [5], "{out:?}");
+    assert_eq!(h.agent.applied_content(), Some(&same_rev_id));
+
+    // A restored store behind the gateway: a lower revision.
+    let (lower, lower_id) = stamped(3, "store-b", "three");
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(lower));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [3], "{out:?}");
+    assert_eq!(h.agent.applied_content(), Some(&lower_id));
+    let Some(Output::Apply(config)) = out.iter().find(|o| matches!(o, Output::Apply(_))) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        config.snapshot().apis[0].service_url.as_deref(),
+        Some("http://127.0.0.1:9/three")
+    );
 }

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod backup;
 pub mod backup_file;
 pub mod backup_key;
+pub mod content;
 pub mod driver;
 pub mod event;
 pub mod heartbeat;
@@ -18,6 +19,7 @@ pub mod token;
 
 pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
 pub use backup_key::{BackupKey, BackupKeyError};
+pub use content::ContentId;
 pub use event::{Event, Origin, Severity};
 pub use heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 pub use settings::{AgentSetup, BackupSettings, SyncSettings, SyncTiming};

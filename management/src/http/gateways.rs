@@ -55,6 +55,10 @@ struct InstanceView {
     heartbeat: Heartbeat,
     last_heartbeat: String,
     online: bool,
+    /// Whether the instance serves exactly the store's current content for this
+    /// gateway (same store identity and digest); `null` while it serves nothing
+    /// or reports no digest.
+    content_matches: Option<bool>,
 }
 
 /// Response of `GET /gateways/{id}/status`.
@@ -62,6 +66,12 @@ struct InstanceView {
 #[serde(rename_all = "camelCase")]
 struct StatusView {
     gateway_id: String,
+    /// The store's identity.
+    store_id: String,
+    /// The store's current revision.
+    current_revision: u64,
+    /// The digest of the content the store would send this gateway now.
+    current_digest: Option<String>,
     instances: Vec<InstanceView>,
 }
 
@@ -119,7 +129,9 @@ async fn token(
 
 async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
     let now = state.now_unix();
-    let status = state.read(move |s| s.gateway_status(&id, now)).await?;
+    let (status, current) = state
+        .read(move |s| Ok((s.gateway_status(&id, now)?, s.gateway_config(&id)?)))
+        .await?;
     // Offline after three missed heartbeats of the configured interval.
     let window = state.heartbeat_interval.as_secs().max(1).saturating_mul(3);
     let instances = status
@@ -128,11 +140,18 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
         .map(|i| InstanceView {
             online: now.saturating_sub(i.last_heartbeat_unix) <= window,
             last_heartbeat: rfc3339(i.last_heartbeat_unix),
+            content_matches: i.heartbeat.applied_digest.as_ref().map(|digest| {
+                Some(digest) == current.id.digest.as_ref()
+                    && i.heartbeat.store_id == current.id.store_id
+            }),
             heartbeat: i.heartbeat,
         })
         .collect();
     Ok(Json(StatusView {
         gateway_id: status.gateway_id,
+        store_id: current.id.store_id.clone().unwrap_or_default(),
+        current_revision: current.revision,
+        current_digest: current.id.digest.clone(),
         instances,
     })
     .into_response())

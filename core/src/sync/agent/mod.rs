@@ -27,6 +27,7 @@ use bytes::Bytes;
 use super::backoff::Backoff;
 use super::backup::{self, BackupError, NonceSequence};
 use super::backup_key::BackupKey;
+use super::content::ContentId;
 use super::event::{Event, Origin};
 use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 use super::settings::{SyncSettings, SyncTiming};
@@ -58,8 +59,8 @@ pub enum Output {
     LoadBackup,
     /// Fetch the configuration and call [`SyncAgent::handle_fetch`].
     Fetch {
-        /// Send `If-None-Match: "<revision>"`.
-        if_none_match: Option<u64>,
+        /// Send `If-None-Match` with this content's ETag (`"<revision>-<digest>"`).
+        if_none_match: Option<ContentId>,
         /// Ask the server to hold the request this long (`?wait=`): a long poll.
         wait: Option<Duration>,
         /// Give up on the request after this long.
@@ -83,6 +84,10 @@ pub struct SyncStatus {
     pub connectivity: Connectivity,
     /// The revision in force.
     pub applied_revision: Option<u64>,
+    /// The store identity of the configuration in force, if it carries one.
+    pub applied_store_id: Option<String>,
+    /// The content digest of the configuration in force, if it carries one.
+    pub applied_digest: Option<String>,
     /// Serving, and how well.
     pub health: Health,
     /// What became of the backup.
@@ -107,6 +112,8 @@ enum FetchState {
 #[derive(Debug)]
 struct Rejected {
     revision: Option<u64>,
+    /// The rejected snapshot's identity, when it could be read.
+    id: Option<ContentId>,
     error: String,
 }
 
@@ -133,7 +140,7 @@ pub struct SyncAgent {
     started: Instant,
     backoff: Backoff,
     connectivity: Connectivity,
-    applied: Option<u64>,
+    applied: Option<ContentId>,
     rejected: Option<Rejected>,
     last_error: Option<String>,
     fetch: FetchState,
@@ -254,17 +261,20 @@ impl SyncAgent {
                         revision: snapshot.revision,
                     }))
                 }
-                Ok(snapshot) => match CompiledConfig::compile(snapshot) {
-                    Ok(config) => {
-                        self.apply(config, Origin::Backup);
-                        if let Some(state) = &mut self.backup {
-                            state.status = BackupStatus::Loaded;
+                Ok(snapshot) => {
+                    let id = ContentId::of(&snapshot);
+                    match CompiledConfig::compile(snapshot) {
+                        Ok(config) => {
+                            self.apply(config, id, Origin::Backup);
+                            if let Some(state) = &mut self.backup {
+                                state.status = BackupStatus::Loaded;
+                            }
+                        }
+                        Err(error) => {
+                            self.backup_rejected(BackupError::Invalid(Box::new(error)).to_string())
                         }
                     }
-                    Err(error) => {
-                        self.backup_rejected(BackupError::Invalid(Box::new(error)).to_string())
-                    }
-                },
+                }
             },
         }
         self.drive(now);
@@ -320,14 +330,21 @@ impl SyncAgent {
 
     /// The revision in force.
     pub fn applied_revision(&self) -> Option<u64> {
-        self.applied
+        self.applied.as_ref().map(|id| id.revision)
+    }
+
+    /// The content identity of the configuration in force.
+    pub fn applied_content(&self) -> Option<&ContentId> {
+        self.applied.as_ref()
     }
 
     /// The agent's state.
     pub fn status(&self) -> SyncStatus {
         SyncStatus {
             connectivity: self.connectivity,
-            applied_revision: self.applied,
+            applied_revision: self.applied_revision(),
+            applied_store_id: self.applied.as_ref().and_then(|id| id.store_id.clone()),
+            applied_digest: self.applied.as_ref().and_then(|id| id.digest.clone()),
             health: self.health(),
             backup: self.backup_status(),
             compile_errors: self.compile_errors(),
@@ -341,7 +358,9 @@ impl SyncAgent {
             instance_id: self.instance_id.clone(),
             hostname: self.hostname.clone(),
             version: self.version.clone(),
-            applied_revision: self.applied,
+            applied_revision: self.applied_revision(),
+            applied_digest: self.applied.as_ref().and_then(|id| id.digest.clone()),
+            store_id: self.applied.as_ref().and_then(|id| id.store_id.clone()),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs(),
             health: self.health(),
             connectivity: self.connectivity,
@@ -375,10 +394,12 @@ impl SyncAgent {
             Some(Rejected {
                 revision: Some(r),
                 error,
+                ..
             }) => vec![format!("revision {r}: {error}")],
             Some(Rejected {
                 revision: None,
                 error,
+                ..
             }) => vec![error.clone()],
             None => Vec::new(),
         }
@@ -388,7 +409,7 @@ impl SyncAgent {
     fn drive(&mut self, now: Instant) {
         if let FetchState::Due(at) = self.fetch {
             if at <= now {
-                let if_none_match = self.applied;
+                let if_none_match = self.applied.clone();
                 let wait = (self.connectivity == Connectivity::Connected
                     && if_none_match.is_some()
                     && self.rejected.is_none()
@@ -486,17 +507,20 @@ impl SyncAgent {
     ) {
         let snapshot = match Snapshot::from_json(body) {
             Ok(snapshot) => snapshot,
-            Err(error) => return self.reject(None, error.to_string(), now),
+            Err(error) => return self.reject(None, None, error.to_string(), now),
         };
         let revision = snapshot.revision;
-        if Some(revision) == self.applied {
+        let id = ContentId::of(&snapshot);
+        // Content, not the revision number, decides: a restored store may send
+        // a lower or equal revision with other content, and that is applied.
+        if self.applied.as_ref() == Some(&id) {
             // The server ignored If-None-Match (or this confirms the backup).
             return self.unchanged(started, wait, now);
         }
         if self
             .rejected
             .as_ref()
-            .is_some_and(|r| r.revision == Some(revision))
+            .is_some_and(|r| r.id.as_ref() == Some(&id))
         {
             // Known not to compile: wait for a newer one without compiling again.
             self.fetch = FetchState::Due(now + self.timing.poll_interval);
@@ -505,11 +529,11 @@ impl SyncAgent {
         match CompiledConfig::compile(snapshot) {
             Ok(config) => {
                 self.rejected = None;
-                self.apply(config, Origin::Management);
+                self.apply(config, id, Origin::Management);
                 self.save_backup(revision, body);
                 self.next_after_answer(now);
             }
-            Err(error) => self.reject(Some(revision), error.to_string(), now),
+            Err(error) => self.reject(Some(revision), Some(id), error.to_string(), now),
         }
     }
 
@@ -542,12 +566,22 @@ impl SyncAgent {
     }
 
     /// A fetched snapshot that is not applied.
-    fn reject(&mut self, revision: Option<u64>, error: String, now: Instant) {
+    fn reject(
+        &mut self,
+        revision: Option<u64>,
+        id: Option<ContentId>,
+        error: String,
+        now: Instant,
+    ) {
         self.outputs.push_back(Output::Event(Event::Rejected {
             revision,
             error: error.clone(),
         }));
-        self.rejected = Some(Rejected { revision, error });
+        self.rejected = Some(Rejected {
+            revision,
+            id,
+            error,
+        });
         // Poll, not long poll: the server would answer at once with the same one.
         self.fetch = FetchState::Due(now + self.timing.poll_interval);
         // Report it in a heartbeat soon rather than within the minute.
@@ -556,9 +590,9 @@ impl SyncAgent {
         }
     }
 
-    fn apply(&mut self, config: CompiledConfig, origin: Origin) {
+    fn apply(&mut self, config: CompiledConfig, id: ContentId, origin: Origin) {
         let revision = config.revision();
-        let previous = self.applied.replace(revision);
+        let previous = self.applied.replace(id).map(|p| p.revision);
         self.outputs.push_back(Output::Apply(Arc::new(config)));
         self.outputs.push_back(Output::Event(Event::Applied {
             revision,
