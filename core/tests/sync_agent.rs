@@ -8,6 +8,15 @@ use portcullis_core::sync::*;
 
 const KEY: [u8; 32] = [7; 32];
 const SEC: Duration = Duration::from_secs(1);
+/// The gateway the harness's backups belong to.
+const GW: &str = "gw-1";
+
+fn binding(gateway: &str) -> backup::Binding {
+    backup::Binding {
+        gateway_id: gateway.into(),
+        store_id: String::new(),
+    }
+}
 
 fn snapshot(revision: u64) -> Bytes {
     Bytes::from(format!(
@@ -27,6 +36,7 @@ fn settings(backup: bool, jitter: Jitter) -> SyncSettings {
     if backup {
         s.backup = Some(BackupSettings {
             key: BackupKey::from_bytes(KEY),
+            gateway_id: GW.into(),
             nonce_seed: [1; 12],
         });
     }
@@ -592,6 +602,8 @@ fn each_apply_is_saved_and_the_backup_round_trips() {
 fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let out = a.serve(5);
     let file = saves(&out).remove(0);
     let mut b = Harness::new(settings(true, Jitter::None));
@@ -611,6 +623,8 @@ fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
 fn a_backup_older_than_a_fetched_configuration_is_ignored() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let file = saves(&a.serve(5)).remove(0);
     let mut b = Harness::new(settings(true, Jitter::None));
     b.outputs();
@@ -620,6 +634,11 @@ fn a_backup_older_than_a_fetched_configuration_is_ignored() {
     let out = b.outputs();
     assert!(applied(&out).is_empty());
     assert_eq!(events(&out), [Event::BackupStale { revision: 5 }]);
+    // The save of revision 6 waited for the read, and goes out now.
+    let saved = saves(&out);
+    assert_eq!(saved.len(), 1, "{out:?}");
+    let key = BackupKey::from_bytes(KEY);
+    assert_eq!(backup::open(&saved[0], &key, GW).unwrap().revision, 6);
     assert_eq!(b.agent.applied_revision(), Some(6));
 }
 
@@ -627,10 +646,19 @@ fn a_backup_older_than_a_fetched_configuration_is_ignored() {
 fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let file = saves(&a.serve(5)).remove(0);
     let mut flipped = file.clone();
     flipped[60] ^= 0x20;
-    let foreign = backup::seal(5, &snapshot(5), &BackupKey::from_bytes([8; 32]), [0; 12]).unwrap();
+    let foreign = backup::seal(
+        5,
+        &snapshot(5),
+        &binding(GW),
+        &BackupKey::from_bytes([8; 32]),
+        [0; 12],
+    )
+    .unwrap();
     let cases: [(FileRead, &str); 5] = [
         (Ok(Some(&flipped)), "checksum"),
         (Ok(Some(&file[..file.len() - 1])), "truncated"),
@@ -664,7 +692,14 @@ fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
         assert_eq!(hb.health, Health::NotReady);
     }
     // A backup of a snapshot that does not compile is not served either.
-    let bad = backup::seal(9, &bad_snapshot(9), &BackupKey::from_bytes(KEY), [0; 12]).unwrap();
+    let bad = backup::seal(
+        9,
+        &bad_snapshot(9),
+        &binding(GW),
+        &BackupKey::from_bytes(KEY),
+        [0; 12],
+    )
+    .unwrap();
     let mut b = Harness::new(settings(true, Jitter::None));
     b.outputs();
     b.agent.handle_backup_loaded(Ok(Some(&bad)), b.now);
@@ -679,6 +714,8 @@ fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
 fn saves_do_not_overlap_and_the_newest_wins() {
     let mut h = Harness::new(settings(true, Jitter::None));
     h.outputs();
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    h.outputs();
     let first = saves(&h.serve(1));
     assert_eq!(first.len(), 1);
     // Two more applies while the first save is under way: only the newest is kept.
@@ -689,8 +726,8 @@ fn saves_do_not_overlap_and_the_newest_wins() {
     let next = saves(&out);
     assert_eq!(next.len(), 1);
     let key = BackupKey::from_bytes(KEY);
-    assert_eq!(backup::open(&next[0], &key).unwrap().revision, 3);
-    assert_eq!(backup::open(&first[0], &key).unwrap().revision, 1);
+    assert_eq!(backup::open(&next[0], &key, GW).unwrap().revision, 3);
+    assert_eq!(backup::open(&first[0], &key, GW).unwrap().revision, 1);
     // A failed save is reported (and heartbeats say so).
     h.agent.handle_backup_saved(Err("disk full".into()), h.now);
     let out = h.outputs();
@@ -819,4 +856,58 @@ fn other_content_at_an_equal_or_lower_revision_is_applied() {
         config.snapshot().apis[0].service_url.as_deref(),
         Some("http://127.0.0.1:9/three")
     );
+}
+
+#[test]
+fn another_gateways_backup_is_neither_served_nor_overwritten() {
+    // Gateway gw-2's file, under the same key, in gw-1's backup directory.
+    let theirs = backup::seal(
+        5,
+        &snapshot(5),
+        &binding("gw-2"),
+        &BackupKey::from_bytes(KEY),
+        [0; 12],
+    )
+    .unwrap();
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    h.agent.handle_backup_loaded(Ok(Some(&theirs)), h.now);
+    let out = h.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    let [Event::BackupRejected { error }] = &events(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        error.contains("`gw-2`") && error.contains("`gw-1`"),
+        "{error}"
+    );
+    assert_eq!(h.agent.status().health, Health::NotReady);
+    // Once the management plane answers, the gateway serves, but never writes
+    // over the other gateway's file; the heartbeat keeps saying why.
+    let out = h.serve(6);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    h.advance(30 * SEC);
+    let out = h.serve(7);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    let BackupStatus::Error(text) = h.agent.status().backup else {
+        panic!("{:?}", h.agent.status())
+    };
+    assert!(text.contains("gw-2"), "{text}");
+    assert_eq!(h.agent.status().health, Health::Degraded);
+}
+
+#[test]
+fn a_save_waits_for_the_backup_read() {
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    // The fetch answers before the file is read: nothing is written yet.
+    let out = h.serve(3);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    let out = h.outputs();
+    let saved = saves(&out);
+    assert_eq!(saved.len(), 1, "{out:?}");
+    let opened = backup::open(&saved[0], &BackupKey::from_bytes(KEY), GW).unwrap();
+    assert_eq!(opened.revision, 3);
+    assert_eq!(opened.binding.gateway_id, GW);
 }

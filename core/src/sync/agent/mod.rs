@@ -120,10 +120,16 @@ struct Rejected {
 #[derive(Debug)]
 struct BackupState {
     key: BackupKey,
+    /// This gateway's id, which files are bound to.
+    gateway_id: String,
     nonces: NonceSequence,
     status: BackupStatus,
-    /// The load asked for at start has not been answered.
+    /// The load asked for at start has not been answered: saves wait for it, so
+    /// a file that turns out to be another gateway's is never overwritten.
     loading: bool,
+    /// The file on disk belongs to another gateway: nothing is written over it
+    /// until an operator removes it (and this process restarts).
+    foreign: bool,
     /// The revision being saved.
     saving: Option<u64>,
     /// The newest sealed file waiting for the save under way to finish.
@@ -157,6 +163,8 @@ impl SyncAgent {
     pub fn new(settings: SyncSettings, seed: u64, now: Instant) -> SyncAgent {
         let backup = settings.backup.map(|b| BackupState {
             key: b.key,
+            gateway_id: b.gateway_id,
+            foreign: false,
             nonces: NonceSequence::new(b.nonce_seed),
             status: BackupStatus::None,
             loading: true,
@@ -250,10 +258,18 @@ impl SyncAgent {
         };
         state.loading = false;
         let key = state.key.clone();
+        let gateway_id = state.gateway_id.clone();
         match file {
             Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
             Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
-            Ok(Some(bytes)) => match backup::open_snapshot(bytes, &key) {
+            Ok(Some(bytes)) => match backup::open_snapshot(bytes, &key, &gateway_id) {
+                Err(error @ BackupError::OtherGateway { .. }) => {
+                    if let Some(state) = &mut self.backup {
+                        state.foreign = true;
+                        state.pending = None;
+                    }
+                    self.backup_rejected(error.to_string());
+                }
                 Err(error) => self.backup_rejected(error.to_string()),
                 // Whatever a fetch put in force is newer than the backup.
                 Ok(snapshot) if self.applied.is_some() => {
@@ -276,6 +292,13 @@ impl SyncAgent {
                     }
                 }
             },
+        }
+        // A save that waited for the load.
+        if let Some(state) = self.backup.as_mut().filter(|b| b.saving.is_none()) {
+            if let Some((revision, file)) = state.pending.take() {
+                state.saving = Some(revision);
+                self.outputs.push_back(Output::SaveBackup(file));
+            }
         }
         self.drive(now);
     }
@@ -605,9 +628,23 @@ impl SyncAgent {
         let Some(state) = &mut self.backup else {
             return;
         };
+        if state.foreign {
+            // Reported when the file was read (and in every heartbeat since).
+            return;
+        }
+        let binding = backup::Binding {
+            gateway_id: state.gateway_id.clone(),
+            store_id: self
+                .applied
+                .as_ref()
+                .and_then(|id| id.store_id.clone())
+                .unwrap_or_default(),
+        };
         let nonce = state.nonces.next_nonce();
-        match backup::seal(revision, snapshot_json, &state.key, nonce) {
-            Ok(file) if state.saving.is_some() => state.pending = Some((revision, file)),
+        match backup::seal(revision, snapshot_json, &binding, &state.key, nonce) {
+            Ok(file) if state.saving.is_some() || state.loading => {
+                state.pending = Some((revision, file))
+            }
             Ok(file) => {
                 state.saving = Some(revision);
                 self.outputs.push_back(Output::SaveBackup(file));
