@@ -820,7 +820,7 @@ fn other_content_at_an_equal_or_lower_revision_is_applied() {
             _ => None,
         })
         .collect();
-    assert_eq!(etags, [first_id.clone()]);
+    assert_eq!(etags, std::slice::from_ref(&first_id));
     assert_eq!(h.agent.applied_content(), Some(&first_id));
     let status = h.agent.status();
     assert_eq!(status.applied_digest, first_id.digest);
