@@ -15,6 +15,7 @@ pub mod event;
 pub mod heartbeat;
 pub mod protocol;
 pub mod settings;
+pub mod signature;
 pub mod token;
 
 pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
