@@ -122,7 +122,8 @@ fn new_store_identity(data: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Prints what a caller needs, one `KEY=VALUE` per line: the CA to trust (when
-/// self-signed), a newly created admin token (shown this once), and the URL last.
+/// self-signed), a newly created admin token (shown this once), the public key
+/// snapshots are signed with and its fingerprint, and the URL last.
 pub(crate) fn print_endpoints(management: &Management) {
     if let Some(ca) = management.ca_path() {
         println!("MANAGEMENT_CA={}", ca.display());
@@ -131,6 +132,15 @@ pub(crate) fn print_endpoints(management: &Management) {
         println!("# a new admin token was created; it is not shown again:");
         println!("ADMIN_TOKEN={token}");
     }
+    // Public: gateways take it with --management-public-key.
+    println!(
+        "MANAGEMENT_SIGNING_KEY={}",
+        management.signing_key().to_base64()
+    );
+    println!(
+        "MANAGEMENT_SIGNING_KEY_FINGERPRINT={}",
+        management.signing_key().fingerprint()
+    );
     println!("MANAGEMENT_URL={}", management.base_url());
 }
 

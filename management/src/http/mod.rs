@@ -19,6 +19,7 @@ pub mod openapi;
 mod pagination;
 mod policies;
 pub mod problem;
+mod signing_key;
 mod subscriptions;
 mod sync;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     tls: bool,
     /// Failed portal sign-ins per email.
     pub(crate) sign_in_throttle: crate::web::throttle::Throttle,
+    /// Signs configuration snapshots; none in states built without one (tests).
+    signing: Option<Arc<crate::signing::SigningKey>>,
 }
 
 impl AppState {
@@ -80,7 +83,19 @@ impl AppState {
             inline: false,
             tls: false,
             sign_in_throttle: crate::web::throttle::Throttle::default(),
+            signing: None,
         }
+    }
+
+    /// The same state, signing configuration snapshots with `key`.
+    pub fn with_signing_key(mut self, key: Arc<crate::signing::SigningKey>) -> Self {
+        self.signing = Some(key);
+        self
+    }
+
+    /// The key configuration snapshots are signed with, if any.
+    pub fn signing_key(&self) -> Option<&crate::signing::SigningKey> {
+        self.signing.as_deref()
     }
 
     /// The same state with the wall clock and blocking policy of `env`.
@@ -232,6 +247,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .merge(sync::routes())
+        .merge(signing_key::routes())
         .merge(analytics::gateway_routes())
         .merge(crate::admin_ui::routes())
         .merge(admin)

@@ -49,6 +49,7 @@ async fn configuration(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = Response::new(Body::from(config.json.clone()));
+        super::signing_key::sign(&state, response.headers_mut(), &config.json);
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
