@@ -911,3 +911,47 @@ fn a_save_waits_for_the_backup_read() {
     assert_eq!(opened.revision, 3);
     assert_eq!(opened.binding.gateway_id, GW);
 }
+
+#[test]
+fn with_a_management_key_only_snapshots_signed_with_it_are_applied() {
+    use portcullis_core::sync::signature::{header_value, PublicKey};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pair = |rng| {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).unwrap();
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    };
+    let (ours, theirs) = (pair(&rng), pair(&rng));
+    let mut s = settings(false, Jitter::None);
+    s.management_key = Some(PublicKey::from_bytes(
+        ours.public_key().as_ref().try_into().unwrap(),
+    ));
+    let mut h = Harness::new(s);
+    h.outputs();
+    let signed = |pair: &Ed25519KeyPair, rev| {
+        let body = snapshot(rev);
+        let signature = header_value(pair.sign(&body).as_ref());
+        FetchResult::SignedSnapshot { body, signature }
+    };
+    h.fetch(signed(&ours, 1));
+    assert_eq!(applied(&h.outputs()), [1]);
+
+    // Unsigned, or signed with another key: refused, the configuration stays.
+    for (result, reason) in [
+        (FetchResult::Snapshot(snapshot(2)), "not signed"),
+        (signed(&theirs, 3), "does not verify"),
+    ] {
+        h.advance(30 * SEC);
+        h.fetch(result);
+        let out = h.outputs();
+        assert!(applied(&out).is_empty(), "{reason}: {out:?}");
+        assert_eq!(h.agent.applied_revision(), Some(1));
+        let errors = h.agent.status().compile_errors;
+        assert!(errors.iter().any(|e| e.contains(reason)), "{errors:?}");
+        assert_eq!(h.agent.status().health, Health::Degraded);
+    }
+    h.advance(30 * SEC);
+    h.fetch(signed(&ours, 4));
+    assert_eq!(applied(&h.outputs()), [4]);
+    assert!(h.agent.status().compile_errors.is_empty());
+}

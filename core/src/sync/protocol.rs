@@ -218,7 +218,13 @@ pub enum TokenValidity {
 pub fn fetch_result(response: &Response) -> FetchResult {
     let body = response.body.clone().unwrap_or_default();
     match response.status {
-        200 => FetchResult::Snapshot(body),
+        200 => match response.headers.get(super::signature::SIGNATURE_HEADER) {
+            Some(signature) => FetchResult::SignedSnapshot {
+                body,
+                signature: signature.to_owned(),
+            },
+            None => FetchResult::Snapshot(body),
+        },
         304 => FetchResult::NotModified,
         401 | 403 => FetchResult::Unauthorized(detail(response)),
         status => FetchResult::Status {

@@ -64,6 +64,8 @@ pub struct SyncSettings {
     pub version: String,
     /// The configuration backup, if one is kept.
     pub backup: Option<BackupSettings>,
+    /// The key snapshots must be signed with; `None`: not checked.
+    pub management_key: Option<super::signature::PublicKey>,
 }
 
 impl SyncSettings {
@@ -75,6 +77,7 @@ impl SyncSettings {
             hostname: hostname.into(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             backup: None,
+            management_key: None,
         }
     }
 }
@@ -114,6 +117,7 @@ impl AgentSetup {
         };
         let mut settings = SyncSettings::new(instance_id, hostname);
         settings.timing = options.timing;
+        settings.management_key = options.management_public_key.clone();
         // A token that does not parse stops the gateway before the agent runs
         // (the endpoint refuses it); an empty id then binds nothing real.
         let gateway_id = super::token::parse(&options.token)

@@ -35,8 +35,15 @@ use crate::config::{CompiledConfig, Snapshot};
 /// How a configuration fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchResult {
-    /// 200: the snapshot JSON.
+    /// 200: the snapshot JSON, unsigned.
     Snapshot(Bytes),
+    /// 200: the snapshot JSON and its `Portcullis-Signature` header value.
+    SignedSnapshot {
+        /// The snapshot JSON, as received.
+        body: Bytes,
+        /// The signature header's value.
+        signature: String,
+    },
     /// 304: the revision asked about is still current.
     NotModified,
     /// 401 (or 403): the token was refused; the server's explanation.
@@ -154,6 +161,8 @@ pub struct SyncAgent {
     heartbeat_due: Option<Instant>,
     heartbeat_in_flight: bool,
     backup: Option<BackupState>,
+    /// The key snapshots must be signed with, if any.
+    management_key: Option<super::signature::PublicKey>,
     outputs: VecDeque<Output>,
 }
 
@@ -187,6 +196,7 @@ impl SyncAgent {
             heartbeat_due: None,
             heartbeat_in_flight: false,
             backup,
+            management_key: settings.management_key,
             outputs: VecDeque::new(),
         };
         if agent.backup.is_some() {
@@ -231,7 +241,11 @@ impl SyncAgent {
         match result {
             FetchResult::Snapshot(body) => {
                 self.succeeded(now);
-                self.take_snapshot(&body, started, wait, now);
+                self.take_signed(&body, None, started, wait, now);
+            }
+            FetchResult::SignedSnapshot { body, signature } => {
+                self.succeeded(now);
+                self.take_signed(&body, Some(&signature), started, wait, now);
             }
             FetchResult::NotModified => {
                 self.succeeded(now);
@@ -518,6 +532,25 @@ impl SyncAgent {
         };
         self.connectivity = Connectivity::Disconnected;
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// A 200: with a management key configured, a snapshot whose signature does
+    /// not verify is refused like one that does not compile (the configuration
+    /// in force stays, the heartbeat says why); else on to [`Self::take_snapshot`].
+    fn take_signed(
+        &mut self,
+        body: &[u8],
+        signature: Option<&str>,
+        started: Instant,
+        wait: Option<Duration>,
+        now: Instant,
+    ) {
+        if let Some(key) = &self.management_key {
+            if let Err(error) = key.verify(body, signature) {
+                return self.reject(None, None, error.to_string(), now);
+            }
+        }
+        self.take_snapshot(body, started, wait, now)
     }
 
     /// A 200: apply the snapshot if it is new and compiles.
