@@ -15,6 +15,7 @@ fn binding(gateway: &str) -> backup::Binding {
     backup::Binding {
         gateway_id: gateway.into(),
         store_id: String::new(),
+        signature: String::new(),
     }
 }
 
@@ -954,4 +955,49 @@ fn with_a_management_key_only_snapshots_signed_with_it_are_applied() {
     h.fetch(signed(&ours, 4));
     assert_eq!(applied(&h.outputs()), [4]);
     assert!(h.agent.status().compile_errors.is_empty());
+}
+
+#[test]
+fn a_backup_keeps_the_signature_and_is_checked_at_load() {
+    use portcullis_core::sync::signature::{header_value, PublicKey};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public = PublicKey::from_bytes(pair.public_key().as_ref().try_into().unwrap());
+    let with_key = || {
+        let mut s = settings(true, Jitter::None);
+        s.management_key = Some(public.clone());
+        s
+    };
+    // A gateway with the key saves a signed snapshot...
+    let mut a = Harness::new(with_key());
+    a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
+    let body = snapshot(5);
+    let signature = header_value(pair.sign(&body).as_ref());
+    a.fetch(FetchResult::SignedSnapshot { body, signature });
+    let signed_file = saves(&a.outputs()).remove(0);
+    // ...which a restart with the key serves.
+    let mut b = Harness::new(with_key());
+    b.outputs();
+    b.agent.handle_backup_loaded(Ok(Some(&signed_file)), b.now);
+    assert_eq!(applied(&b.outputs()), [5]);
+
+    // A backup of an unsigned snapshot is refused by a gateway with the key.
+    let mut c = Harness::new(settings(true, Jitter::None));
+    c.outputs();
+    c.agent.handle_backup_loaded(Ok(None), c.now);
+    c.outputs();
+    let unsigned_file = saves(&c.serve(6)).remove(0);
+    let mut d = Harness::new(with_key());
+    d.outputs();
+    d.agent
+        .handle_backup_loaded(Ok(Some(&unsigned_file)), d.now);
+    let out = d.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    assert!(
+        matches!(&events(&out)[..], [Event::BackupRejected { error }] if error.contains("not signed")),
+        "{out:?}"
+    );
 }

@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let binding = Binding {
         gateway_id: GW.into(),
         store_id: String::new(),
+        signature: String::new(),
     };
     let header_len = BOUND_HEADER_MIN + GW.len();
     let file = seal(revision, rest, &binding, &key, nonce).expect("seal");

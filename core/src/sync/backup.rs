@@ -14,13 +14,16 @@
 //! | 31 | g | the gateway id (UTF-8) the file belongs to |
 //! | 31 + g | 2 | length `s` of the store identity |
 //! | 33 + g | s | the management store's identity (UTF-8; empty if unknown) |
-//! | 33 + g + s | 8 | ciphertext length `n` (tag included) |
-//! | h = 41 + g + s | n | AES-256-GCM ciphertext of the snapshot JSON, then its 16-byte tag |
+//! | 33 + g + s | 2 | length `x` of the signature |
+//! | 35 + g + s | x | the snapshot's `Portcullis-Signature` as received (empty if unsigned) |
+//! | 35 + g + s + x | 8 | ciphertext length `n` (tag included) |
+//! | h = 43 + g + s + x | n | AES-256-GCM ciphertext of the snapshot JSON, then its 16-byte tag |
 //! | h + n | 32 | SHA-256 of every byte before it |
 //!
 //! The header (the first `h` bytes) is the AEAD's associated data, so neither the
 //! revision nor the gateway or store it is bound to can be changed without the
-//! key: a file copied from another gateway that shares the backup key is told
+//! key (and the snapshot inside keeps its management signature, checked again
+//! at load when the gateway has the management key): a file copied from another gateway that shares the backup key is told
 //! apart ([`BackupError::OtherGateway`]) and never served. The checksum is
 //! unkeyed: it tells a torn or truncated write ([`BackupError::Truncated`],
 //! [`BackupError::ChecksumMismatch`]) apart from a file that is whole but was
@@ -47,8 +50,8 @@ pub const BOUND_VERSION: u8 = 2;
 /// Length of the framed (version 1) header (the associated data); a version 2
 /// header adds the bound ids.
 pub const HEADER_LEN: usize = 8 + 1 + 8 + NONCE_LEN + 8;
-/// Length of a version 2 header with empty ids.
-pub const BOUND_HEADER_MIN: usize = HEADER_LEN + 2 + 2;
+/// Length of a version 2 header with empty ids and no signature.
+pub const BOUND_HEADER_MIN: usize = HEADER_LEN + 2 + 2 + 2;
 /// The longest gateway id or store identity a backup header holds.
 pub const MAX_BOUND_ID: usize = 1024;
 /// Length of the checksum at the end.
@@ -128,6 +131,10 @@ pub enum BackupError {
     /// Too large to encrypt (AES-GCM's limit is about 64 GiB).
     #[error("snapshot too large to encrypt")]
     TooLarge,
+    /// The snapshot in the backup is not signed with the management key this
+    /// gateway was given.
+    #[error("backup snapshot refused: {0}")]
+    Signature(super::signature::SignatureError),
     /// A gateway id or store identity too long for the header.
     #[error("gateway id or store identity longer than {MAX_BOUND_ID} bytes")]
     IdTooLong,
@@ -140,6 +147,8 @@ pub struct Binding {
     pub gateway_id: String,
     /// The management store the snapshot came from (empty when unknown).
     pub store_id: String,
+    /// The snapshot's signature header as received (empty when unsigned).
+    pub signature: String,
 }
 
 /// A backup file opened: its revision, binding and the snapshot JSON.
@@ -193,18 +202,22 @@ pub fn seal(
     key: &BackupKey,
     nonce: [u8; NONCE_LEN],
 ) -> Result<Vec<u8>, BackupError> {
-    let (gateway, store) = (binding.gateway_id.as_bytes(), binding.store_id.as_bytes());
-    if gateway.len() > MAX_BOUND_ID || store.len() > MAX_BOUND_ID {
+    let fields = [
+        binding.gateway_id.as_bytes(),
+        binding.store_id.as_bytes(),
+        binding.signature.as_bytes(),
+    ];
+    if fields.iter().any(|f| f.len() > MAX_BOUND_ID) {
         return Err(BackupError::IdTooLong);
     }
     let ct_len = snapshot_json.len() + TAG_LEN;
-    let header_len = BOUND_HEADER_MIN + gateway.len() + store.len();
+    let header_len = BOUND_HEADER_MIN + fields.iter().map(|f| f.len()).sum::<usize>();
     let mut out = Vec::with_capacity(header_len + ct_len + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
     out.push(BOUND_VERSION);
     out.extend_from_slice(&revision.to_be_bytes());
     out.extend_from_slice(&nonce);
-    for id in [gateway, store] {
+    for id in fields {
         // At most MAX_BOUND_ID: fits in two bytes.
         out.extend_from_slice(&(id.len() as u16).to_be_bytes());
         out.extend_from_slice(id);
@@ -283,8 +296,8 @@ pub fn open(file: &[u8], key: &BackupKey, gateway_id: &str) -> Result<OpenedBack
     let revision = u64::from_be_bytes(array(&file[9..17]));
     let nonce: [u8; NONCE_LEN] = array(&file[17..29]);
     let mut at = 29;
-    let mut ids = Vec::with_capacity(2);
-    for _ in 0..2 {
+    let mut ids = Vec::with_capacity(3);
+    for _ in 0..3 {
         let len = file
             .get(at..at + 2)
             .map(|b| usize::from(u16::from_be_bytes(array(b))))
@@ -325,6 +338,7 @@ pub fn open(file: &[u8], key: &BackupKey, gateway_id: &str) -> Result<OpenedBack
     let binding = Binding {
         gateway_id: String::from_utf8_lossy(ids[0]).into_owned(),
         store_id: String::from_utf8_lossy(ids[1]).into_owned(),
+        signature: String::from_utf8_lossy(ids[2]).into_owned(),
     };
     if binding.gateway_id != gateway_id {
         return Err(BackupError::OtherGateway {
@@ -413,7 +427,24 @@ pub fn open_snapshot(
     key: &BackupKey,
     gateway_id: &str,
 ) -> Result<Snapshot, BackupError> {
+    open_verified(file, key, gateway_id, None)
+}
+
+/// [`open_snapshot`], and with `management_key` the snapshot's signature (kept
+/// in the header as received) must verify under it.
+pub fn open_verified(
+    file: &[u8],
+    key: &BackupKey,
+    gateway_id: &str,
+    management_key: Option<&super::signature::PublicKey>,
+) -> Result<Snapshot, BackupError> {
     let opened = open(file, key, gateway_id)?;
+    if let Some(management_key) = management_key {
+        let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
+        management_key
+            .verify(&opened.snapshot_json, signature)
+            .map_err(BackupError::Signature)?;
+    }
     let snapshot = Snapshot::from_json(&opened.snapshot_json)
         .map_err(|e| BackupError::Invalid(Box::new(e)))?;
     if snapshot.revision != opened.revision {
@@ -453,6 +484,7 @@ mod tests {
         Binding {
             gateway_id: gateway.into(),
             store_id: "st".into(),
+            signature: String::new(),
         }
     }
 
@@ -461,7 +493,7 @@ mod tests {
     }
 
     /// Where the ciphertext length starts in [`sample`].
-    const CT_LEN_AT: usize = 29 + 2 + 4 + 2 + 2;
+    const CT_LEN_AT: usize = 29 + 2 + 4 + 2 + 2 + 2;
     const SAMPLE_HEADER: usize = CT_LEN_AT + 8;
 
     #[test]
@@ -497,7 +529,7 @@ mod tests {
                     0..=7 => matches!(err, BackupError::BadMagic),
                     8 => matches!(err, BackupError::UnsupportedVersion(_)),
                     // The id lengths and the ciphertext length.
-                    29 | 30 | 35 | 36 | CT_LEN_AT..SAMPLE_HEADER => matches!(
+                    29 | 30 | 35 | 36 | 39 | 40 | CT_LEN_AT..SAMPLE_HEADER => matches!(
                         err,
                         BackupError::Truncated { .. } | BackupError::TrailingBytes { .. }
                     ),
@@ -552,7 +584,7 @@ mod tests {
         );
         // ...or a changed store identity.
         let mut bad = file.clone();
-        bad[CT_LEN_AT - 1] ^= 1;
+        bad[37] ^= 1;
         assert_eq!(
             open(&refresh(bad), &key(1), GW),
             Err(BackupError::Authentication)

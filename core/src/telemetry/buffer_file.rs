@@ -80,6 +80,7 @@ impl From<BackupError> for BatchFileError {
             | BackupError::Unbound
             | BackupError::OtherGateway { .. }
             | BackupError::StoreMismatch { .. }
+            | BackupError::Signature(_)
             | BackupError::IdTooLong) => BatchFileError::Damaged(other.to_string()),
         }
     }
@@ -237,6 +238,7 @@ mod tests {
         let binding = backup::Binding {
             gateway_id: "gw".into(),
             store_id: String::new(),
+            signature: String::new(),
         };
         let config =
             backup::seal(9, JSON, &binding, &BackupKey::from_bytes([1; 32]), [0; 12]).unwrap();

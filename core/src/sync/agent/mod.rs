@@ -276,36 +276,38 @@ impl SyncAgent {
         match file {
             Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
             Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
-            Ok(Some(bytes)) => match backup::open_snapshot(bytes, &key, &gateway_id) {
-                Err(error @ BackupError::OtherGateway { .. }) => {
-                    if let Some(state) = &mut self.backup {
-                        state.foreign = true;
-                        state.pending = None;
+            Ok(Some(bytes)) => {
+                match backup::open_verified(bytes, &key, &gateway_id, self.management_key.as_ref())
+                {
+                    Err(error @ BackupError::OtherGateway { .. }) => {
+                        if let Some(state) = &mut self.backup {
+                            state.foreign = true;
+                            state.pending = None;
+                        }
+                        self.backup_rejected(error.to_string());
                     }
-                    self.backup_rejected(error.to_string());
-                }
-                Err(error) => self.backup_rejected(error.to_string()),
-                // Whatever a fetch put in force is newer than the backup.
-                Ok(snapshot) if self.applied.is_some() => {
-                    self.outputs.push_back(Output::Event(Event::BackupStale {
-                        revision: snapshot.revision,
-                    }))
-                }
-                Ok(snapshot) => {
-                    let id = ContentId::of(&snapshot);
-                    match CompiledConfig::compile(snapshot) {
-                        Ok(config) => {
-                            self.apply(config, id, Origin::Backup);
-                            if let Some(state) = &mut self.backup {
-                                state.status = BackupStatus::Loaded;
+                    Err(error) => self.backup_rejected(error.to_string()),
+                    // Whatever a fetch put in force is newer than the backup.
+                    Ok(snapshot) if self.applied.is_some() => {
+                        self.outputs.push_back(Output::Event(Event::BackupStale {
+                            revision: snapshot.revision,
+                        }))
+                    }
+                    Ok(snapshot) => {
+                        let id = ContentId::of(&snapshot);
+                        match CompiledConfig::compile(snapshot) {
+                            Ok(config) => {
+                                self.apply(config, id, Origin::Backup);
+                                if let Some(state) = &mut self.backup {
+                                    state.status = BackupStatus::Loaded;
+                                }
                             }
-                        }
-                        Err(error) => {
-                            self.backup_rejected(BackupError::Invalid(Box::new(error)).to_string())
+                            Err(error) => self
+                                .backup_rejected(BackupError::Invalid(Box::new(error)).to_string()),
                         }
                     }
                 }
-            },
+            }
         }
         // A save that waited for the load.
         if let Some(state) = self.backup.as_mut().filter(|b| b.saving.is_none()) {
@@ -550,13 +552,14 @@ impl SyncAgent {
                 return self.reject(None, None, error.to_string(), now);
             }
         }
-        self.take_snapshot(body, started, wait, now)
+        self.take_snapshot(body, signature.unwrap_or_default(), started, wait, now)
     }
 
     /// A 200: apply the snapshot if it is new and compiles.
     fn take_snapshot(
         &mut self,
         body: &[u8],
+        signature: &str,
         started: Instant,
         wait: Option<Duration>,
         now: Instant,
@@ -586,7 +589,7 @@ impl SyncAgent {
             Ok(config) => {
                 self.rejected = None;
                 self.apply(config, id, Origin::Management);
-                self.save_backup(revision, body);
+                self.save_backup(revision, body, signature);
                 self.next_after_answer(now);
             }
             Err(error) => self.reject(Some(revision), Some(id), error.to_string(), now),
@@ -657,7 +660,7 @@ impl SyncAgent {
         }));
     }
 
-    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8]) {
+    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8], signature: &str) {
         let Some(state) = &mut self.backup else {
             return;
         };
@@ -672,6 +675,7 @@ impl SyncAgent {
                 .as_ref()
                 .and_then(|id| id.store_id.clone())
                 .unwrap_or_default(),
+            signature: signature.to_owned(),
         };
         let nonce = state.nonces.next_nonce();
         match backup::seal(revision, snapshot_json, &binding, &state.key, nonce) {
