@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis_core::options::{ConfigOrigin, TelemetryOptions};
+use portcullis_core::sync::signature::PublicKey;
 use portcullis_core::telemetry::access_log::{
     AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
 };
@@ -154,6 +155,20 @@ struct ManagedArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     heartbeat_interval: Option<u64>,
+    /// The management plane's public signing key (base64, as it prints in
+    /// `MANAGEMENT_SIGNING_KEY=`): snapshots not signed with it are refused and
+    /// the configuration in force stays.
+    #[arg(
+        long,
+        env = "PORTCULLIS_MANAGEMENT_PUBLIC_KEY",
+        requires = "management_url",
+        value_parser = parse_public_key
+    )]
+    management_public_key: Option<PublicKey>,
+}
+
+fn parse_public_key(text: &str) -> Result<PublicKey, String> {
+    PublicKey::from_base64(text).map_err(|e| e.to_string())
 }
 
 fn parse_backup_key(text: &str) -> Result<BackupKey, String> {
@@ -413,6 +428,13 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
         (None, Some(url)) => {
             let mut sync = ManagedOptions::new(url, managed.token.unwrap_or_default());
             sync.ca = managed.ca;
+            if let Some(key) = &managed.management_public_key {
+                tracing::info!(
+                    fingerprint = %key.fingerprint(),
+                    "snapshots must be signed with this management key"
+                );
+            }
+            sync.management_public_key = managed.management_public_key;
             sync.backup = match (managed.backup_dir, managed.backup_key) {
                 (Some(dir), Some(key)) => Some(BackupOptions { dir, key }),
                 _ => None,

@@ -64,6 +64,12 @@ pub(crate) struct ManagementArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     heartbeat_interval: u64,
+    /// Give the store in `--data` a new random identity, print it as
+    /// `STORE_ID=<id>`, and exit without serving. Run it once after restoring the
+    /// database from a copy: every gateway then fetches the restored content,
+    /// whatever revision it holds.
+    #[arg(long)]
+    new_store_identity: bool,
 }
 
 impl ManagementArgs {
@@ -88,6 +94,9 @@ impl ManagementArgs {
 
 /// Runs the management plane until SIGTERM or Ctrl-C.
 pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
+    if args.new_store_identity {
+        return new_store_identity(&args.data);
+    }
     let signal = ShutdownSignal::install()?;
     let management = Management::start(args.options())
         .await
@@ -99,8 +108,22 @@ pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--new-store-identity`: replaces the store's identity and prints the new one.
+fn new_store_identity(data: &std::path::Path) -> anyhow::Result<()> {
+    let mut store = portcullis_management::store::Store::open(data)
+        .with_context(|| format!("opening the store in {}", data.display()))?;
+    let old = store.store_id().to_owned();
+    let new = store
+        .new_store_identity()
+        .context("recording the new store identity")?;
+    println!("PREVIOUS_STORE_ID={old}");
+    println!("STORE_ID={new}");
+    Ok(())
+}
+
 /// Prints what a caller needs, one `KEY=VALUE` per line: the CA to trust (when
-/// self-signed), a newly created admin token (shown this once), and the URL last.
+/// self-signed), a newly created admin token (shown this once), the public key
+/// snapshots are signed with and its fingerprint, and the URL last.
 pub(crate) fn print_endpoints(management: &Management) {
     if let Some(ca) = management.ca_path() {
         println!("MANAGEMENT_CA={}", ca.display());
@@ -109,6 +132,15 @@ pub(crate) fn print_endpoints(management: &Management) {
         println!("# a new admin token was created; it is not shown again:");
         println!("ADMIN_TOKEN={token}");
     }
+    // Public: gateways take it with --management-public-key.
+    println!(
+        "MANAGEMENT_SIGNING_KEY={}",
+        management.signing_key().to_base64()
+    );
+    println!(
+        "MANAGEMENT_SIGNING_KEY_FINGERPRINT={}",
+        management.signing_key().fingerprint()
+    );
     println!("MANAGEMENT_URL={}", management.base_url());
 }
 

@@ -160,6 +160,10 @@ pub struct ManagedOptions {
     pub hostname: String,
     /// Poll, long poll, heartbeat and backoff timing.
     pub timing: SyncTiming,
+    /// The management plane's signing key: snapshots not signed with it are
+    /// refused. `None`: signatures are not checked (yet: trust on first use is
+    /// to come).
+    pub management_public_key: Option<crate::sync::signature::PublicKey>,
 }
 
 impl std::fmt::Debug for ManagedOptions {
@@ -192,6 +196,7 @@ impl ManagedOptions {
             instance_id: String::new(),
             hostname: String::new(),
             timing: SyncTiming::default(),
+            management_public_key: None,
         }
     }
 }

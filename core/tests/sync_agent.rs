@@ -9,6 +9,16 @@ use portcullis_core::sync::*;
 
 const KEY: [u8; 32] = [7; 32];
 const SEC: Duration = Duration::from_secs(1);
+/// The gateway the harness's backups belong to.
+const GW: &str = "gw-1";
+
+fn binding(gateway: &str) -> backup::Binding {
+    backup::Binding {
+        gateway_id: gateway.into(),
+        store_id: String::new(),
+        signature: String::new(),
+    }
+}
 
 fn snapshot(revision: u64) -> Bytes {
     Bytes::from(format!(
@@ -28,6 +38,7 @@ fn settings(backup: bool, jitter: Jitter) -> SyncSettings {
     if backup {
         s.backup = Some(BackupSettings {
             key: BackupKey::from_bytes(KEY),
+            gateway_id: GW.into(),
             nonce_seed: [1; 12],
         });
     }
@@ -122,7 +133,7 @@ fn fetches(out: &[Output]) -> Vec<(Option<u64>, Option<Duration>)> {
                 if_none_match,
                 wait,
                 ..
-            } => Some((*if_none_match, *wait)),
+            } => Some((if_none_match.as_ref().map(|id| id.revision), *wait)),
             _ => None,
         })
         .collect()
@@ -257,6 +268,8 @@ fn heartbeats_follow_the_first_fetch_then_every_minute() {
             hostname: "host-1".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             applied_revision: Some(4),
+            applied_digest: None,
+            store_id: None,
             uptime_seconds: 2,
             health: Health::Healthy,
             connectivity: Connectivity::Connected,
@@ -602,6 +615,8 @@ fn each_apply_is_saved_and_the_backup_round_trips() {
 fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let out = a.serve(5);
     let file = saves(&out).remove(0);
     let mut b = Harness::new(settings(true, Jitter::None));
@@ -621,6 +636,8 @@ fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
 fn a_backup_older_than_a_fetched_configuration_is_ignored() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let file = saves(&a.serve(5)).remove(0);
     let mut b = Harness::new(settings(true, Jitter::None));
     b.outputs();
@@ -630,6 +647,11 @@ fn a_backup_older_than_a_fetched_configuration_is_ignored() {
     let out = b.outputs();
     assert!(applied(&out).is_empty());
     assert_eq!(events(&out), [Event::BackupStale { revision: 5 }]);
+    // The save of revision 6 waited for the read, and goes out now.
+    let saved = saves(&out);
+    assert_eq!(saved.len(), 1, "{out:?}");
+    let key = BackupKey::from_bytes(KEY);
+    assert_eq!(backup::open(&saved[0], &key, GW).unwrap().revision, 6);
     assert_eq!(b.agent.applied_revision(), Some(6));
 }
 
@@ -637,10 +659,19 @@ fn a_backup_older_than_a_fetched_configuration_is_ignored() {
 fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
     let mut a = Harness::new(settings(true, Jitter::None));
     a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
     let file = saves(&a.serve(5)).remove(0);
     let mut flipped = file.clone();
     flipped[60] ^= 0x20;
-    let foreign = backup::seal(5, &snapshot(5), &BackupKey::from_bytes([8; 32]), [0; 12]).unwrap();
+    let foreign = backup::seal(
+        5,
+        &snapshot(5),
+        &binding(GW),
+        &BackupKey::from_bytes([8; 32]),
+        [0; 12],
+    )
+    .unwrap();
     let cases: [(FileRead, &str); 5] = [
         (Ok(Some(&flipped)), "checksum"),
         (Ok(Some(&file[..file.len() - 1])), "truncated"),
@@ -674,7 +705,14 @@ fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
         assert_eq!(hb.health, Health::NotReady);
     }
     // A backup of a snapshot that does not compile is not served either.
-    let bad = backup::seal(9, &bad_snapshot(9), &BackupKey::from_bytes(KEY), [0; 12]).unwrap();
+    let bad = backup::seal(
+        9,
+        &bad_snapshot(9),
+        &binding(GW),
+        &BackupKey::from_bytes(KEY),
+        [0; 12],
+    )
+    .unwrap();
     let mut b = Harness::new(settings(true, Jitter::None));
     b.outputs();
     b.agent.handle_backup_loaded(Ok(Some(&bad)), b.now);
@@ -689,6 +727,8 @@ fn a_damaged_or_foreign_backup_is_reported_and_never_applied() {
 fn saves_do_not_overlap_and_the_newest_wins() {
     let mut h = Harness::new(settings(true, Jitter::None));
     h.outputs();
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    h.outputs();
     let first = saves(&h.serve(1));
     assert_eq!(first.len(), 1);
     // Two more applies while the first save is under way: only the newest is kept.
@@ -699,8 +739,8 @@ fn saves_do_not_overlap_and_the_newest_wins() {
     let next = saves(&out);
     assert_eq!(next.len(), 1);
     let key = BackupKey::from_bytes(KEY);
-    assert_eq!(backup::open(&next[0], &key).unwrap().revision, 3);
-    assert_eq!(backup::open(&first[0], &key).unwrap().revision, 1);
+    assert_eq!(backup::open(&next[0], &key, GW).unwrap().revision, 3);
+    assert_eq!(backup::open(&first[0], &key, GW).unwrap().revision, 1);
     // A failed save is reported (and heartbeats say so).
     h.agent.handle_backup_saved(Err("disk full".into()), h.now);
     let out = h.outputs();
@@ -830,4 +870,211 @@ fn a_reconnect_ends_the_fallback_to_polling() {
     // ...and once it answers, long polls are tried again at once.
     h.fetch(FetchResult::NotModified);
     assert_eq!(fetches(&h.outputs()), [(Some(1), LONG)]);
+}
+
+/// A snapshot stamped like the management plane does, from store `store`, with
+/// `variant` in its backend URL.
+fn stamped(revision: u64, store: &str, variant: &str) -> (Bytes, portcullis_core::sync::ContentId) {
+    let mut s = portcullis_core::config::Snapshot::from_json(&snapshot(revision)).unwrap();
+    s.apis[0].service_url = Some(format!("http://127.0.0.1:9/{variant}"));
+    portcullis_core::sync::content::stamp(&mut s, store);
+    let id = portcullis_core::sync::ContentId::of(&s);
+    (Bytes::from(s.to_json()), id)
+}
+
+#[test]
+fn other_content_at_an_equal_or_lower_revision_is_applied() {
+    let mut h = Harness::plain();
+    h.outputs();
+    let (first, first_id) = stamped(5, "store-a", "one");
+    h.fetch(FetchResult::Snapshot(first));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [5]);
+    // The long poll names the content, not just the revision.
+    let etags: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Fetch { if_none_match, .. } => if_none_match.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(etags, std::slice::from_ref(&first_id));
+    assert_eq!(h.agent.applied_content(), Some(&first_id));
+    let status = h.agent.status();
+    assert_eq!(status.applied_digest, first_id.digest);
+    assert_eq!(status.applied_store_id.as_deref(), Some("store-a"));
+    let hb = h.agent.heartbeat(h.now);
+    assert_eq!(hb.applied_digest, first_id.digest);
+    assert_eq!(hb.store_id.as_deref(), Some("store-a"));
+
+    // The same content again is not applied again.
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(stamped(5, "store-a", "one").0));
+    assert!(applied(&h.outputs()).is_empty());
+
+    // A restored store: the same revision, other content.
+    let (same_rev, same_rev_id) = stamped(5, "store-a", "two");
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(same_rev));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [5], "{out:?}");
+    assert_eq!(h.agent.applied_content(), Some(&same_rev_id));
+
+    // A restored store behind the gateway: a lower revision.
+    let (lower, lower_id) = stamped(3, "store-b", "three");
+    h.advance(30 * SEC);
+    h.fetch(FetchResult::Snapshot(lower));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [3], "{out:?}");
+    assert_eq!(h.agent.applied_content(), Some(&lower_id));
+    let Some(Output::Apply(config)) = out.iter().find(|o| matches!(o, Output::Apply(_))) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        config.snapshot().apis[0].service_url.as_deref(),
+        Some("http://127.0.0.1:9/three")
+    );
+}
+
+#[test]
+fn another_gateways_backup_is_neither_served_nor_overwritten() {
+    // Gateway gw-2's file, under the same key, in gw-1's backup directory.
+    let theirs = backup::seal(
+        5,
+        &snapshot(5),
+        &binding("gw-2"),
+        &BackupKey::from_bytes(KEY),
+        [0; 12],
+    )
+    .unwrap();
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    h.agent.handle_backup_loaded(Ok(Some(&theirs)), h.now);
+    let out = h.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    let [Event::BackupRejected { error }] = &events(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        error.contains("`gw-2`") && error.contains("`gw-1`"),
+        "{error}"
+    );
+    assert_eq!(h.agent.status().health, Health::NotReady);
+    // Once the management plane answers, the gateway serves, but never writes
+    // over the other gateway's file; the heartbeat keeps saying why.
+    let out = h.serve(6);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    h.advance(30 * SEC);
+    let out = h.serve(7);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    let BackupStatus::Error(text) = h.agent.status().backup else {
+        panic!("{:?}", h.agent.status())
+    };
+    assert!(text.contains("gw-2"), "{text}");
+    assert_eq!(h.agent.status().health, Health::Degraded);
+}
+
+#[test]
+fn a_save_waits_for_the_backup_read() {
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    // The fetch answers before the file is read: nothing is written yet.
+    let out = h.serve(3);
+    assert!(saves(&out).is_empty(), "{out:?}");
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    let out = h.outputs();
+    let saved = saves(&out);
+    assert_eq!(saved.len(), 1, "{out:?}");
+    let opened = backup::open(&saved[0], &BackupKey::from_bytes(KEY), GW).unwrap();
+    assert_eq!(opened.revision, 3);
+    assert_eq!(opened.binding.gateway_id, GW);
+}
+
+#[test]
+fn with_a_management_key_only_snapshots_signed_with_it_are_applied() {
+    use portcullis_core::sync::signature::{header_value, PublicKey};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pair = |rng| {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).unwrap();
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    };
+    let (ours, theirs) = (pair(&rng), pair(&rng));
+    let mut s = settings(false, Jitter::None);
+    s.management_key = Some(PublicKey::from_bytes(
+        ours.public_key().as_ref().try_into().unwrap(),
+    ));
+    let mut h = Harness::new(s);
+    h.outputs();
+    let signed = |pair: &Ed25519KeyPair, rev| {
+        let body = snapshot(rev);
+        let signature = header_value(pair.sign(&body).as_ref());
+        FetchResult::SignedSnapshot { body, signature }
+    };
+    h.fetch(signed(&ours, 1));
+    assert_eq!(applied(&h.outputs()), [1]);
+
+    // Unsigned, or signed with another key: refused, the configuration stays.
+    for (result, reason) in [
+        (FetchResult::Snapshot(snapshot(2)), "not signed"),
+        (signed(&theirs, 3), "does not verify"),
+    ] {
+        h.advance(30 * SEC);
+        h.fetch(result);
+        let out = h.outputs();
+        assert!(applied(&out).is_empty(), "{reason}: {out:?}");
+        assert_eq!(h.agent.applied_revision(), Some(1));
+        let errors = h.agent.status().compile_errors;
+        assert!(errors.iter().any(|e| e.contains(reason)), "{errors:?}");
+        assert_eq!(h.agent.status().health, Health::Degraded);
+    }
+    h.advance(30 * SEC);
+    h.fetch(signed(&ours, 4));
+    assert_eq!(applied(&h.outputs()), [4]);
+    assert!(h.agent.status().compile_errors.is_empty());
+}
+
+#[test]
+fn a_backup_keeps_the_signature_and_is_checked_at_load() {
+    use portcullis_core::sync::signature::{header_value, PublicKey};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public = PublicKey::from_bytes(pair.public_key().as_ref().try_into().unwrap());
+    let with_key = || {
+        let mut s = settings(true, Jitter::None);
+        s.management_key = Some(public.clone());
+        s
+    };
+    // A gateway with the key saves a signed snapshot...
+    let mut a = Harness::new(with_key());
+    a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
+    let body = snapshot(5);
+    let signature = header_value(pair.sign(&body).as_ref());
+    a.fetch(FetchResult::SignedSnapshot { body, signature });
+    let signed_file = saves(&a.outputs()).remove(0);
+    // ...which a restart with the key serves.
+    let mut b = Harness::new(with_key());
+    b.outputs();
+    b.agent.handle_backup_loaded(Ok(Some(&signed_file)), b.now);
+    assert_eq!(applied(&b.outputs()), [5]);
+
+    // A backup of an unsigned snapshot is refused by a gateway with the key.
+    let mut c = Harness::new(settings(true, Jitter::None));
+    c.outputs();
+    c.agent.handle_backup_loaded(Ok(None), c.now);
+    c.outputs();
+    let unsigned_file = saves(&c.serve(6)).remove(0);
+    let mut d = Harness::new(with_key());
+    d.outputs();
+    d.agent
+        .handle_backup_loaded(Ok(Some(&unsigned_file)), d.now);
+    let out = d.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    assert!(
+        matches!(&events(&out)[..], [Event::BackupRejected { error }] if error.contains("not signed")),
+        "{out:?}"
+    );
 }

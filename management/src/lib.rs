@@ -7,6 +7,7 @@ pub(crate) mod http_client;
 pub mod openapi_import;
 pub(crate) mod portal;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod tls;
 pub(crate) mod web;

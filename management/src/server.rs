@@ -94,6 +94,9 @@ pub enum ManagementError {
     /// A setup task panicked or was cancelled.
     #[error("setup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The configuration signing key could not be made or read.
+    #[error("{0}")]
+    SigningKey(#[from] crate::signing::SigningKeyError),
 }
 
 /// What the management plane takes from its surroundings besides the listener: the
@@ -143,6 +146,7 @@ impl Default for Environment {
 pub struct Management {
     local_addr: SocketAddr,
     base_url: String,
+    signing_key: portcullis_core::sync::signature::PublicKey,
     created_admin_token: Option<String>,
     ca_path: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
@@ -219,15 +223,21 @@ impl Management {
         }
         let now = (env.clock)();
         let retention_days = options.analytics_retention_days;
-        let (store, analytics, created_admin_token) = env
+        let (store, analytics, created_admin_token, signing) = env
             .blocking(move || {
                 let mut store = Store::open(&data_dir)?;
                 // After the store: its exclusive lock on the data directory is held.
                 let analytics = AnalyticsStore::open(&data_dir, retention_days)?;
+                let signing = crate::signing::SigningKey::load_or_create(&data_dir)?;
                 let created = store.ensure_admin_token(admin_token.as_deref(), now)?;
-                Ok::<_, StoreError>((store, analytics, created))
+                Ok::<_, ManagementError>((store, analytics, created, signing))
             })
             .await??;
+        let signing = Arc::new(signing);
+        tracing::info!(
+            fingerprint = %signing.public_key().fingerprint(),
+            "configuration snapshots are signed with this key"
+        );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(
@@ -239,7 +249,8 @@ impl Management {
                 options.max_wait,
             )
             .in_environment(&env)
-            .with_tls(acceptor.is_some()),
+            .with_tls(acceptor.is_some())
+            .with_signing_key(Arc::clone(&signing)),
         );
         let prune = tokio::spawn(http::prune_analytics(Arc::clone(&state)));
         // The document fetch policy travels as an extension: only `import-url` reads it.
@@ -257,6 +268,7 @@ impl Management {
         Ok(Management {
             local_addr,
             base_url,
+            signing_key: signing.public_key().clone(),
             created_admin_token,
             ca_path,
             shutdown,
@@ -273,6 +285,11 @@ impl Management {
     /// `http(s)://host:port`, with a loopback address when listening on all interfaces.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The public key gateways verify configuration snapshots with.
+    pub fn signing_key(&self) -> &portcullis_core::sync::signature::PublicKey {
+        &self.signing_key
     }
 
     /// The admin token created by this start (print it once), if one was created.

@@ -564,7 +564,19 @@ async fn gateway_keys_tokens_and_configuration() {
     let snapshot = config.json();
     let rev = revision(a).await;
     assert_eq!(snapshot["revision"], rev);
-    assert_eq!(config.etag(), format!("\"{rev}\""));
+    // The ETag names the content: revision and digest.
+    let digest = snapshot["digest"].as_str().expect("digest").to_owned();
+    assert_eq!(digest.len(), 64);
+    assert!(snapshot["storeId"].is_string(), "{snapshot}");
+    assert_eq!(config.etag(), format!("\"{rev}-{digest}\""));
+    // The revision alone (what a restored store could share) is not enough.
+    let bare = gateway
+        .get_with(
+            "/gateways/gw1/configuration",
+            &[("if-none-match", &format!("\"{rev}\""))],
+        )
+        .await;
+    assert_eq!(bare.status, 200);
     assert_eq!(snapshot["apis"][0]["id"], "echo");
     portcullis_core::config::Snapshot::from_json(&config.body).expect("a core Snapshot");
     let etag = config.etag();

@@ -218,6 +218,11 @@ impl Gateway {
         self.config.revision()
     }
 
+    /// The content identity (revision, store, digest) of the configuration in force.
+    pub fn content(&self) -> Option<portcullis_core::sync::ContentId> {
+        self.config.content()
+    }
+
     /// The sync agent's state in connected mode (connectivity, applied revision,
     /// backup, compile errors); `None` for a local configuration file.
     pub fn sync_status(&self) -> Option<SyncStatus> {

@@ -9,6 +9,12 @@
 //! 3. The revision a gateway serves never goes backwards.
 //! 4. After the last repair, every gateway serves the latest revision within the
 //!    poll interval plus the backoff bound, and its heartbeats resume.
+//! 7. Content is identified by its digest, not only its revision: a gateway
+//!    never puts in force, at a revision, content other than what it was given
+//!    for that revision before (the store held one content per revision, so
+//!    two digests for one revision mean content the store never held), and
+//!    after the last repair every gateway holds exactly the store's current
+//!    content (its applied digest is the store's digest for it).
 //! 5. A torn or corrupt backup is never served.
 //! 6. Every request a gateway answered is counted exactly once at the management
 //!    plane, unless the upload buffer overflowed and the drop was counted. At the
@@ -40,6 +46,8 @@ pub enum Invariant {
     /// 6: each answered request is stored once at the management plane, or
     /// counted as dropped.
     TelemetryExactlyOnce = 6,
+    /// 7: one content per revision, and the store's content at the end.
+    ContentMatches = 7,
 }
 
 /// One broken invariant, with what showed it.
@@ -75,6 +83,9 @@ pub struct Facts {
     pub start_grace_ms: u64,
     /// The management plane's revision at the end.
     pub latest: u64,
+    /// The digest of the content the management plane would send each gateway
+    /// at the end.
+    pub latest_digests: Vec<Option<String>>,
     /// Each gateway's last heartbeat, in milliseconds of simulated time.
     pub last_heartbeat_ms: Vec<Option<u64>>,
     /// When the run ended.
@@ -116,6 +127,10 @@ struct Gw {
     restarted_while_cut: bool,
     /// The last revision put in force, over every start.
     last_applied: Option<u64>,
+    /// The digest of the configuration put in force last.
+    last_digest: Option<String>,
+    /// The digest seen at each revision put in force.
+    digests: BTreeMap<u64, Option<String>>,
     /// The last revision put in force before the current start.
     applied_before_start: Option<u64>,
     /// The backup file was damaged and no configuration was applied (and so
@@ -171,8 +186,22 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                     g.restarted_while_cut = false;
                 }
             }
-            Event::Applied { gw, rev } => {
+            Event::Applied { gw, rev, digest } => {
                 let g = &mut gws[*gw];
+                match g.digests.get(rev) {
+                    Some(seen) if seen != digest => violate(
+                        Invariant::ContentMatches,
+                        ms,
+                        format!(
+                            "gw{gw} put revision {rev} in force with digest {digest:?}, earlier with {seen:?}"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        g.digests.insert(*rev, digest.clone());
+                    }
+                }
+                g.last_digest = digest.clone();
                 if let Some(last) = g.last_applied {
                     if *rev < last {
                         violate(
@@ -302,6 +331,17 @@ pub fn check(events: &[(u64, Event)], facts: &Facts) -> Vec<Violation> {
                     detail: format!(
                         "gw{gw} ends with revision {:?} in force, latest is {}",
                         g.last_applied, facts.latest
+                    ),
+                });
+            }
+            let store_digest = facts.latest_digests.get(gw).cloned().flatten();
+            if store_digest.is_none() || g.last_digest != store_digest {
+                out.push(Violation {
+                    invariant: Invariant::ContentMatches,
+                    at_ms: facts.end_ms,
+                    detail: format!(
+                        "gw{gw} ends with digest {:?} in force, the store's is {store_digest:?}",
+                        g.last_digest
                     ),
                 });
             }

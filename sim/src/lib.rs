@@ -200,13 +200,18 @@ pub fn run(seed: u64, options: &Options) -> Result<Outcome, String> {
     let end_ms = ms(sim.elapsed());
     drop(sim);
 
-    let (latest, beats) = hosts::management::final_state(&data_dir)?;
+    let hosts::management::FinalState {
+        revision: latest,
+        beats,
+        digests: latest_digests,
+    } = hosts::management::final_state(&data_dir)?;
     let events = trace.events();
     let facts = Facts {
         final_repair_ms: ms(plan.final_repair),
         converge_bound_ms: converge_bound(&timing).as_millis() as u64,
         start_grace_ms: 2_000,
         latest,
+        latest_digests,
         last_heartbeat_ms: beats
             .iter()
             .map(|b| b.map(|unix| unix.saturating_sub(EPOCH_UNIX) * 1000))

@@ -32,10 +32,12 @@ pub enum Event {
     BackupCorrupted {
         gw: usize,
     },
-    /// A gateway put a configuration revision in force.
+    /// A gateway put a configuration revision in force (`digest`: its content
+    /// digest, as the management plane stamped it).
     Applied {
         gw: usize,
         rev: u64,
+        digest: Option<String>,
     },
     /// Client request `n` through gateway `gw` (path
     /// `hosts::traffic::request_path(gw, n)`) sent at `sent_ms` was answered.

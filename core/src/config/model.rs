@@ -34,6 +34,15 @@ pub struct Snapshot {
     /// Policy fragments that documents include with `<include-fragment>`.
     #[serde(default)]
     pub fragments: Vec<PolicyFragment>,
+    /// The identity of the management store the snapshot came from (made when its
+    /// database was created): a restored database can reach the same revision
+    /// with other content, so the revision alone does not identify content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+    /// SHA-256 (lowercase hex) of this snapshot's JSON without this field; see
+    /// [`crate::sync::content`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// A product: APIs offered together, opened by one subscription.

@@ -43,6 +43,14 @@ impl SharedConfig {
     pub fn revision(&self) -> Option<u64> {
         self.current.load().as_ref().map(|c| c.revision())
     }
+
+    /// The content identity (revision, store, digest) of the configuration in force.
+    pub fn content(&self) -> Option<crate::sync::ContentId> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|c| crate::sync::ContentId::of(c.snapshot()))
+    }
 }
 
 impl ConfigSource for SharedConfig {

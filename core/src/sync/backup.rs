@@ -2,23 +2,38 @@
 //! checksummed, so a gateway started while the management plane is unreachable can
 //! serve at once.
 //!
-//! Layout (integers big-endian):
+//! Layout of version 2 (integers big-endian):
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `PCLSBKUP` |
-//! | 8 | 1 | format version (1) |
+//! | 8 | 1 | format version (2) |
 //! | 9 | 8 | revision of the snapshot |
 //! | 17 | 12 | AES-GCM nonce |
-//! | 29 | 8 | ciphertext length `n` (tag included) |
-//! | 37 | n | AES-256-GCM ciphertext of the snapshot JSON, then its 16-byte tag |
-//! | 37 + n | 32 | SHA-256 of every byte before it |
+//! | 29 | 2 | length `g` of the gateway id |
+//! | 31 | g | the gateway id (UTF-8) the file belongs to |
+//! | 31 + g | 2 | length `s` of the store identity |
+//! | 33 + g | s | the management store's identity (UTF-8; empty if unknown) |
+//! | 33 + g + s | 2 | length `x` of the signature |
+//! | 35 + g + s | x | the snapshot's `Portcullis-Signature` as received (empty if unsigned) |
+//! | 35 + g + s + x | 8 | ciphertext length `n` (tag included) |
+//! | h = 43 + g + s + x | n | AES-256-GCM ciphertext of the snapshot JSON, then its 16-byte tag |
+//! | h + n | 32 | SHA-256 of every byte before it |
 //!
-//! The header (the first 37 bytes) is the AEAD's associated data, so the revision
-//! cannot be changed without the key. The checksum is unkeyed: it tells a torn or
-//! truncated write ([`BackupError::Truncated`], [`BackupError::ChecksumMismatch`])
-//! apart from a file that is whole but was written under another key or altered
-//! by someone who recomputed the checksum ([`BackupError::Authentication`]).
+//! The header (the first `h` bytes) is the AEAD's associated data, so neither the
+//! revision nor the gateway or store it is bound to can be changed without the
+//! key (and the snapshot inside keeps its management signature, checked again
+//! at load when the gateway has the management key): a file copied from another gateway that shares the backup key is told
+//! apart ([`BackupError::OtherGateway`]) and never served. The checksum is
+//! unkeyed: it tells a torn or truncated write ([`BackupError::Truncated`],
+//! [`BackupError::ChecksumMismatch`]) apart from a file that is whole but was
+//! written under another key or altered by someone who recomputed the checksum
+//! ([`BackupError::Authentication`]).
+//!
+//! Version 1 files (no binding) are refused ([`BackupError::Unbound`]): the
+//! gateway fetches from the management plane again and writes a version 2 file.
+//! Other files sealed under a backup key (the telemetry buffer) keep the
+//! version 1 layout through [`seal_framed`]/[`open_framed`].
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::digest::{digest, SHA256, SHA256_OUTPUT_LEN};
@@ -28,10 +43,17 @@ use crate::config::{ConfigError, Snapshot};
 
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8; 8] = b"PCLSBKUP";
-/// The format version this code writes and reads.
+/// The version of the framed format ([`seal_framed`]), without a binding.
 pub const VERSION: u8 = 1;
-/// Length of the header (the associated data).
+/// The configuration backup's format version this code writes and reads.
+pub const BOUND_VERSION: u8 = 2;
+/// Length of the framed (version 1) header (the associated data); a version 2
+/// header adds the bound ids.
 pub const HEADER_LEN: usize = 8 + 1 + 8 + NONCE_LEN + 8;
+/// Length of a version 2 header with empty ids and no signature.
+pub const BOUND_HEADER_MIN: usize = HEADER_LEN + 2 + 2 + 2;
+/// The longest gateway id or store identity a backup header holds.
+pub const MAX_BOUND_ID: usize = 1024;
 /// Length of the checksum at the end.
 pub const CHECKSUM_LEN: usize = SHA256_OUTPUT_LEN;
 /// Length of the AES-GCM tag at the end of the ciphertext.
@@ -44,8 +66,35 @@ pub enum BackupError {
     #[error("not a configuration backup file (bad magic bytes)")]
     BadMagic,
     /// A format this version does not read.
-    #[error("backup file format version {0} is not supported (this gateway reads version 1)")]
+    #[error("backup file format version {0} is not supported (this gateway reads version 2)")]
     UnsupportedVersion(u8),
+    /// A version 1 backup: not bound to a gateway, so not trusted to be this one's.
+    #[error(
+        "backup file has format version 1, which does not record the gateway it belongs to; \
+         it is not used: let the gateway fetch its configuration from the management plane \
+         again, and it writes a version 2 backup"
+    )]
+    Unbound,
+    /// Written by another gateway (its file copied here, or a token of another
+    /// gateway given to this one).
+    #[error(
+        "backup file belongs to gateway `{file}`, not to this gateway `{this}`: it is not used \
+         and not overwritten; remove it (or give this gateway its own backup directory)"
+    )]
+    OtherGateway {
+        /// The gateway id the file is bound to.
+        file: String,
+        /// This gateway's id (from its token).
+        this: String,
+    },
+    /// The snapshot inside names another store than the header.
+    #[error("backup snapshot comes from store `{snapshot}`, its header says `{header}`")]
+    StoreMismatch {
+        /// The store identity in the header.
+        header: String,
+        /// The store identity in the snapshot.
+        snapshot: String,
+    },
     /// Shorter than its header says: a torn or truncated write.
     #[error("backup file truncated: {actual} bytes, expected {expected}")]
     Truncated {
@@ -82,13 +131,33 @@ pub enum BackupError {
     /// Too large to encrypt (AES-GCM's limit is about 64 GiB).
     #[error("snapshot too large to encrypt")]
     TooLarge,
+    /// The snapshot in the backup is not signed with the management key this
+    /// gateway was given.
+    #[error("backup snapshot refused: {0}")]
+    Signature(super::signature::SignatureError),
+    /// A gateway id or store identity too long for the header.
+    #[error("gateway id or store identity longer than {MAX_BOUND_ID} bytes")]
+    IdTooLong,
 }
 
-/// A backup file opened: its revision and the snapshot JSON.
+/// Whose a backup file is: what its header binds it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The gateway the file belongs to (the id its token names).
+    pub gateway_id: String,
+    /// The management store the snapshot came from (empty when unknown).
+    pub store_id: String,
+    /// The snapshot's signature header as received (empty when unsigned).
+    pub signature: String,
+}
+
+/// A backup file opened: its revision, binding and the snapshot JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedBackup {
     /// The revision in the header.
     pub revision: u64,
+    /// The gateway and store in the header.
+    pub binding: Binding,
     /// The snapshot JSON, decrypted.
     pub snapshot_json: Vec<u8>,
 }
@@ -124,14 +193,59 @@ fn aead_key(key: &BackupKey) -> LessSafeKey {
     LessSafeKey::new(unbound)
 }
 
-/// Encrypts `snapshot_json` (of revision `revision`) into backup file bytes.
+/// Encrypts `snapshot_json` (of revision `revision`) into backup file bytes
+/// bound to `binding`.
 pub fn seal(
     revision: u64,
     snapshot_json: &[u8],
+    binding: &Binding,
     key: &BackupKey,
     nonce: [u8; NONCE_LEN],
 ) -> Result<Vec<u8>, BackupError> {
-    seal_framed(MAGIC, revision, snapshot_json, key, nonce)
+    let fields = [
+        binding.gateway_id.as_bytes(),
+        binding.store_id.as_bytes(),
+        binding.signature.as_bytes(),
+    ];
+    if fields.iter().any(|f| f.len() > MAX_BOUND_ID) {
+        return Err(BackupError::IdTooLong);
+    }
+    let ct_len = snapshot_json.len() + TAG_LEN;
+    let header_len = BOUND_HEADER_MIN + fields.iter().map(|f| f.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(header_len + ct_len + CHECKSUM_LEN);
+    out.extend_from_slice(MAGIC);
+    out.push(BOUND_VERSION);
+    out.extend_from_slice(&revision.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    for id in fields {
+        // At most MAX_BOUND_ID: fits in two bytes.
+        out.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        out.extend_from_slice(id);
+    }
+    out.extend_from_slice(&(ct_len as u64).to_be_bytes());
+    encrypt_and_sum(out, snapshot_json, key, nonce)
+}
+
+/// Appends the ciphertext of `plaintext` (with `out`, the header, as associated
+/// data) and the checksum.
+fn encrypt_and_sum(
+    mut out: Vec<u8>,
+    plaintext: &[u8],
+    key: &BackupKey,
+    nonce: [u8; NONCE_LEN],
+) -> Result<Vec<u8>, BackupError> {
+    let mut body = plaintext.to_vec();
+    aead_key(key)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&out[..]),
+            &mut body,
+        )
+        .map_err(|_| BackupError::TooLarge)?;
+    out.extend_from_slice(&body);
+    let checksum = digest(&SHA256, &out);
+    out.extend_from_slice(checksum.as_ref());
+    Ok(out)
 }
 
 /// [`seal`] with another `magic` (and `number` in the revision's place): the
@@ -151,26 +265,103 @@ pub(crate) fn seal_framed(
     out.extend_from_slice(&number.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&(ct_len as u64).to_be_bytes());
-    let mut body = plaintext.to_vec();
-    aead_key(key)
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&out[..HEADER_LEN]),
-            &mut body,
-        )
-        .map_err(|_| BackupError::TooLarge)?;
-    out.extend_from_slice(&body);
-    let checksum = digest(&SHA256, &out);
-    out.extend_from_slice(checksum.as_ref());
-    Ok(out)
+    encrypt_and_sum(out, plaintext, key, nonce)
 }
 
-/// Checks and decrypts backup file bytes.
-pub fn open(file: &[u8], key: &BackupKey) -> Result<OpenedBackup, BackupError> {
-    let (revision, snapshot_json) = open_framed(MAGIC, file, key)?;
+/// Checks and decrypts backup file bytes written for gateway `gateway_id`; a
+/// file of another gateway is refused before it is decrypted.
+pub fn open(file: &[u8], key: &BackupKey, gateway_id: &str) -> Result<OpenedBackup, BackupError> {
+    let actual = file.len() as u64;
+    if file.len() < BOUND_HEADER_MIN {
+        let n = file.len().min(MAGIC.len());
+        return if file[..n] != MAGIC[..n] {
+            Err(BackupError::BadMagic)
+        } else if file.len() > 8 && file[8] == VERSION {
+            Err(BackupError::Unbound)
+        } else {
+            Err(BackupError::Truncated {
+                expected: (BOUND_HEADER_MIN + TAG_LEN + CHECKSUM_LEN) as u64,
+                actual,
+            })
+        };
+    }
+    if &file[..8] != MAGIC {
+        return Err(BackupError::BadMagic);
+    }
+    match file[8] {
+        BOUND_VERSION => {}
+        VERSION => return Err(BackupError::Unbound),
+        other => return Err(BackupError::UnsupportedVersion(other)),
+    }
+    let revision = u64::from_be_bytes(array(&file[9..17]));
+    let nonce: [u8; NONCE_LEN] = array(&file[17..29]);
+    let mut at = 29;
+    let mut ids = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let len = file
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes(array(b))))
+            .ok_or(BackupError::Truncated {
+                expected: (at + 2 + 8 + TAG_LEN + CHECKSUM_LEN) as u64,
+                actual,
+            })?;
+        let id = file
+            .get(at + 2..at + 2 + len)
+            .ok_or(BackupError::Truncated {
+                expected: (at + 2 + len + 8 + TAG_LEN + CHECKSUM_LEN) as u64,
+                actual,
+            })?;
+        ids.push(id);
+        at += 2 + len;
+    }
+    let ct_len = file
+        .get(at..at + 8)
+        .map(|b| u64::from_be_bytes(array(b)))
+        .ok_or(BackupError::Truncated {
+            expected: (at + 8 + TAG_LEN + CHECKSUM_LEN) as u64,
+            actual,
+        })?;
+    let header_len = at + 8;
+    let expected = ct_len.saturating_add((header_len + CHECKSUM_LEN) as u64);
+    if actual < expected {
+        return Err(BackupError::Truncated { expected, actual });
+    }
+    if actual > expected {
+        return Err(BackupError::TrailingBytes { expected, actual });
+    }
+    let computed = digest(&SHA256, &file[..file.len() - CHECKSUM_LEN]);
+    if computed.as_ref() != &file[file.len() - CHECKSUM_LEN..] {
+        return Err(BackupError::ChecksumMismatch);
+    }
+    // Whole and undamaged: which gateway it claims is worth saying even before
+    // the key is tried (the claim is authenticated just below).
+    let binding = Binding {
+        gateway_id: String::from_utf8_lossy(ids[0]).into_owned(),
+        store_id: String::from_utf8_lossy(ids[1]).into_owned(),
+        signature: String::from_utf8_lossy(ids[2]).into_owned(),
+    };
+    if binding.gateway_id != gateway_id {
+        return Err(BackupError::OtherGateway {
+            file: binding.gateway_id,
+            this: gateway_id.to_owned(),
+        });
+    }
+    let (header, rest) = file.split_at(header_len);
+    let ciphertext = &rest[..rest.len() - CHECKSUM_LEN];
+    let mut body = ciphertext.to_vec();
+    let plain_len = aead_key(key)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(header),
+            &mut body,
+        )
+        .map_err(|_| BackupError::Authentication)?
+        .len();
+    body.truncate(plain_len);
     Ok(OpenedBackup {
         revision,
-        snapshot_json,
+        binding,
+        snapshot_json: body,
     })
 }
 
@@ -229,15 +420,44 @@ pub(crate) fn open_framed(
     Ok((revision, body))
 }
 
-/// Opens a backup file and parses the snapshot in it, checking its revision.
-pub fn open_snapshot(file: &[u8], key: &BackupKey) -> Result<Snapshot, BackupError> {
-    let opened = open(file, key)?;
+/// Opens a backup file of gateway `gateway_id` and parses the snapshot in it,
+/// checking its revision and store against the header.
+pub fn open_snapshot(
+    file: &[u8],
+    key: &BackupKey,
+    gateway_id: &str,
+) -> Result<Snapshot, BackupError> {
+    open_verified(file, key, gateway_id, None)
+}
+
+/// [`open_snapshot`], and with `management_key` the snapshot's signature (kept
+/// in the header as received) must verify under it.
+pub fn open_verified(
+    file: &[u8],
+    key: &BackupKey,
+    gateway_id: &str,
+    management_key: Option<&super::signature::PublicKey>,
+) -> Result<Snapshot, BackupError> {
+    let opened = open(file, key, gateway_id)?;
+    if let Some(management_key) = management_key {
+        let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
+        management_key
+            .verify(&opened.snapshot_json, signature)
+            .map_err(BackupError::Signature)?;
+    }
     let snapshot = Snapshot::from_json(&opened.snapshot_json)
         .map_err(|e| BackupError::Invalid(Box::new(e)))?;
     if snapshot.revision != opened.revision {
         return Err(BackupError::RevisionMismatch {
             header: opened.revision,
             snapshot: snapshot.revision,
+        });
+    }
+    let store = snapshot.store_id.as_deref().unwrap_or_default();
+    if store != opened.binding.store_id {
+        return Err(BackupError::StoreMismatch {
+            header: opened.binding.store_id,
+            snapshot: store.to_owned(),
         });
     }
     Ok(snapshot)
@@ -253,30 +473,48 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 mod tests {
     use super::*;
 
-    const JSON: &[u8] = br#"{"revision": 42, "apis": []}"#;
+    const JSON: &[u8] = br#"{"revision": 42, "apis": [], "storeId": "st"}"#;
+    const GW: &str = "gw-1";
 
     fn key(b: u8) -> BackupKey {
         BackupKey::from_bytes([b; 32])
     }
 
-    fn sample() -> Vec<u8> {
-        seal(42, JSON, &key(1), [9; 12]).unwrap()
+    fn binding(gateway: &str) -> Binding {
+        Binding {
+            gateway_id: gateway.into(),
+            store_id: "st".into(),
+            signature: String::new(),
+        }
     }
+
+    fn sample() -> Vec<u8> {
+        seal(42, JSON, &binding(GW), &key(1), [9; 12]).unwrap()
+    }
+
+    /// Where the ciphertext length starts in [`sample`].
+    const CT_LEN_AT: usize = 29 + 2 + 4 + 2 + 2 + 2;
+    const SAMPLE_HEADER: usize = CT_LEN_AT + 8;
 
     #[test]
     fn round_trip() {
         let file = sample();
-        assert_eq!(file.len(), HEADER_LEN + JSON.len() + TAG_LEN + CHECKSUM_LEN);
+        assert_eq!(
+            file.len(),
+            SAMPLE_HEADER + JSON.len() + TAG_LEN + CHECKSUM_LEN
+        );
         assert_eq!(&file[..8], MAGIC);
-        let opened = open(&file, &key(1)).unwrap();
+        assert_eq!(file[8], BOUND_VERSION);
+        let opened = open(&file, &key(1), GW).unwrap();
         assert_eq!(opened.revision, 42);
+        assert_eq!(opened.binding, binding(GW));
         assert_eq!(opened.snapshot_json, JSON);
-        assert_eq!(open_snapshot(&file, &key(1)).unwrap().revision, 42);
+        assert_eq!(open_snapshot(&file, &key(1), GW).unwrap().revision, 42);
         // The plaintext does not appear in the file.
         assert!(!file.windows(8).any(|w| w == b"revision"));
         // An empty body round-trips too.
-        let empty = seal(0, b"", &key(1), [0; 12]).unwrap();
-        assert_eq!(open(&empty, &key(1)).unwrap().snapshot_json, b"");
+        let empty = seal(0, b"", &binding(GW), &key(1), [0; 12]).unwrap();
+        assert_eq!(open(&empty, &key(1), GW).unwrap().snapshot_json, b"");
     }
 
     #[test]
@@ -286,11 +524,12 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut bad = file.clone();
                 bad[i] ^= flip;
-                let err = open(&bad, &key(1)).unwrap_err();
+                let err = open(&bad, &key(1), GW).unwrap_err();
                 let expected_kind = match i {
                     0..=7 => matches!(err, BackupError::BadMagic),
                     8 => matches!(err, BackupError::UnsupportedVersion(_)),
-                    29..=36 => matches!(
+                    // The id lengths and the ciphertext length.
+                    29 | 30 | 35 | 36 | 39 | 40 | CT_LEN_AT..SAMPLE_HEADER => matches!(
                         err,
                         BackupError::Truncated { .. } | BackupError::TrailingBytes { .. }
                     ),
@@ -305,7 +544,7 @@ mod tests {
     fn every_truncation_is_detected() {
         let file = sample();
         for len in 0..file.len() {
-            let err = open(&file[..len], &key(1)).unwrap_err();
+            let err = open(&file[..len], &key(1), GW).unwrap_err();
             assert!(
                 matches!(err, BackupError::Truncated { .. }),
                 "length {len}: {err}"
@@ -314,7 +553,7 @@ mod tests {
         let mut longer = file.clone();
         longer.push(0);
         assert!(matches!(
-            open(&longer, &key(1)),
+            open(&longer, &key(1), GW),
             Err(BackupError::TrailingBytes { .. })
         ));
     }
@@ -322,7 +561,7 @@ mod tests {
     #[test]
     fn wrong_key_and_tampering_fail_authentication() {
         let file = sample();
-        assert_eq!(open(&file, &key(2)), Err(BackupError::Authentication));
+        assert_eq!(open(&file, &key(2), GW), Err(BackupError::Authentication));
         // Tampering that fixes up the checksum: a changed ciphertext byte...
         let refresh = |mut bad: Vec<u8>| {
             let end = bad.len() - CHECKSUM_LEN;
@@ -331,16 +570,23 @@ mod tests {
             bad
         };
         let mut bad = file.clone();
-        bad[HEADER_LEN + 3] ^= 1;
+        bad[SAMPLE_HEADER + 3] ^= 1;
         assert_eq!(
-            open(&refresh(bad), &key(1)),
+            open(&refresh(bad), &key(1), GW),
             Err(BackupError::Authentication)
         );
-        // ...or a changed revision in the header (authenticated as associated data).
+        // ...or a changed revision in the header (authenticated as associated data)...
         let mut bad = file.clone();
         bad[16] ^= 1;
         assert_eq!(
-            open(&refresh(bad), &key(1)),
+            open(&refresh(bad), &key(1), GW),
+            Err(BackupError::Authentication)
+        );
+        // ...or a changed store identity.
+        let mut bad = file.clone();
+        bad[37] ^= 1;
+        assert_eq!(
+            open(&refresh(bad), &key(1), GW),
             Err(BackupError::Authentication)
         );
     }
@@ -365,6 +611,16 @@ mod tests {
                 snapshot: 2,
             },
             BackupError::TooLarge,
+            BackupError::Unbound,
+            BackupError::OtherGateway {
+                file: "a".into(),
+                this: "b".into(),
+            },
+            BackupError::StoreMismatch {
+                header: "a".into(),
+                snapshot: "b".into(),
+            },
+            BackupError::IdTooLong,
         ];
         let texts: std::collections::BTreeSet<String> =
             errors.iter().map(ToString::to_string).collect();
@@ -379,14 +635,23 @@ mod tests {
 
     #[test]
     fn a_snapshot_that_does_not_fit_is_invalid() {
-        let file = seal(3, b"{\"revision\": 3, \"bogus\": 1}", &key(1), [0; 12]).unwrap();
+        let b = binding(GW);
+        let file = seal(3, b"{\"revision\": 3, \"bogus\": 1}", &b, &key(1), [0; 12]).unwrap();
         assert!(matches!(
-            open_snapshot(&file, &key(1)),
+            open_snapshot(&file, &key(1), GW),
             Err(BackupError::Invalid(_))
         ));
-        let file = seal(3, b"{\"revision\": 4}", &key(1), [0; 12]).unwrap();
+        let file = seal(3, b"{\"revision\": 3}", &b, &key(1), [0; 12]).unwrap();
         assert_eq!(
-            open_snapshot(&file, &key(1)),
+            open_snapshot(&file, &key(1), GW),
+            Err(BackupError::StoreMismatch {
+                header: "st".into(),
+                snapshot: String::new()
+            })
+        );
+        let file = seal(3, b"{\"revision\": 4}", &b, &key(1), [0; 12]).unwrap();
+        assert_eq!(
+            open_snapshot(&file, &key(1), GW),
             Err(BackupError::RevisionMismatch {
                 header: 3,
                 snapshot: 4
@@ -402,9 +667,51 @@ mod tests {
         assert_eq!(nonces.len(), 10_000);
         // Two sealings of the same snapshot differ, and both open.
         let mut seq = NonceSequence::new([7; 12]);
-        let a = seal(1, JSON, &key(1), seq.next_nonce()).unwrap();
-        let b = seal(1, JSON, &key(1), seq.next_nonce()).unwrap();
+        let a = seal(1, JSON, &binding(GW), &key(1), seq.next_nonce()).unwrap();
+        let b = seal(1, JSON, &binding(GW), &key(1), seq.next_nonce()).unwrap();
         assert_ne!(a, b);
-        assert!(open(&a, &key(1)).is_ok() && open(&b, &key(1)).is_ok());
+        assert!(open(&a, &key(1), GW).is_ok() && open(&b, &key(1), GW).is_ok());
+    }
+
+    #[test]
+    fn another_gateways_file_is_refused_naming_both() {
+        // The same key: only the binding tells the files apart.
+        let theirs = seal(42, JSON, &binding("gw-2"), &key(1), [9; 12]).unwrap();
+        let err = open(&theirs, &key(1), GW).unwrap_err();
+        assert_eq!(
+            err,
+            BackupError::OtherGateway {
+                file: "gw-2".into(),
+                this: GW.into()
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("`gw-2`") && text.contains("`gw-1`"), "{text}");
+        // Rewriting the gateway id in the header (checksum fixed up) does not
+        // make it this gateway's: the id is authenticated.
+        let mut forged = seal(42, JSON, &binding("gw-9"), &key(1), [9; 12]).unwrap();
+        forged[31..35].copy_from_slice(GW.as_bytes());
+        let end = forged.len() - CHECKSUM_LEN;
+        let sum = digest(&SHA256, &forged[..end]);
+        forged[end..].copy_from_slice(sum.as_ref());
+        assert_eq!(open(&forged, &key(1), GW), Err(BackupError::Authentication));
+    }
+
+    #[test]
+    fn version_1_files_are_refused_with_what_to_do() {
+        let old = seal_framed(MAGIC, 42, JSON, &key(1), [9; 12]).unwrap();
+        let err = open(&old, &key(1), GW).unwrap_err();
+        assert_eq!(err, BackupError::Unbound);
+        assert!(err.to_string().contains("fetch"), "{err}");
+        assert_eq!(open(&old[..20], &key(1), GW), Err(BackupError::Unbound));
+    }
+
+    #[test]
+    fn ids_too_long_are_refused_when_sealing() {
+        let long = "g".repeat(MAX_BOUND_ID + 1);
+        assert_eq!(
+            seal(1, JSON, &binding(&long), &key(1), [0; 12]),
+            Err(BackupError::IdTooLong)
+        );
     }
 }

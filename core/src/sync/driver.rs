@@ -101,7 +101,7 @@ pub fn plan(output: Output, endpoint: &Endpoint, request_timeout: Duration) -> S
             wait,
             timeout,
         } => {
-            let request = endpoint.fetch_request(if_none_match, wait, timeout);
+            let request = endpoint.fetch_request(if_none_match.as_ref(), wait, timeout);
             tracing::debug!(url = %request.url, ?if_none_match, "fetching the configuration");
             Step::Run(Job::Fetch(request))
         }

@@ -16,6 +16,12 @@ pub struct Heartbeat {
     pub version: String,
     /// The revision of the configuration in force, if any.
     pub applied_revision: Option<u64>,
+    /// The content digest of the configuration in force, if it carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_digest: Option<String>,
+    /// The store identity of the configuration in force, if it carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     /// Seconds since the gateway started.
     pub uptime_seconds: u64,
     /// Whether it serves, and how well.
@@ -139,6 +145,8 @@ mod tests {
             hostname: "host".into(),
             version: "0.1.0".into(),
             applied_revision: Some(12),
+            applied_digest: Some("d1".into()),
+            store_id: Some("s1".into()),
             uptime_seconds: 123,
             health: Health::NotReady,
             connectivity: Connectivity::Disconnected,
@@ -150,7 +158,7 @@ mod tests {
             json,
             serde_json::json!({
                 "instanceId": "i-1", "hostname": "host", "version": "0.1.0",
-                "appliedRevision": 12, "uptimeSeconds": 123, "health": "notReady",
+                "appliedRevision": 12, "appliedDigest": "d1", "storeId": "s1", "uptimeSeconds": 123, "health": "notReady",
                 "connectivity": "disconnected", "compileErrors": ["bad"],
                 "backup": "error: checksum"
             })
@@ -159,6 +167,8 @@ mod tests {
         assert_eq!(back, hb);
         let none = Heartbeat {
             applied_revision: None,
+            applied_digest: None,
+            store_id: None,
             health: Health::Healthy,
             connectivity: Connectivity::Starting,
             backup: BackupStatus::Loaded,
@@ -166,6 +176,7 @@ mod tests {
         };
         let json = serde_json::to_value(&none).unwrap();
         assert_eq!(json["appliedRevision"], serde_json::Value::Null);
+        assert!(json.get("appliedDigest").is_none(), "left out when unknown");
         assert_eq!(json["health"], "healthy");
         assert_eq!(json["connectivity"], "starting");
         assert_eq!(json["backup"], "loaded");

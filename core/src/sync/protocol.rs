@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::credential::Credential;
 
 use super::agent::FetchResult;
+use super::content::ContentId;
 use super::heartbeat::Heartbeat;
 use super::token::{self, TokenError, SCHEME};
 use crate::callout::{CalloutError, CalloutRequest, CalloutTarget};
@@ -192,7 +193,7 @@ impl Endpoint {
     /// The configuration fetch the agent asked for.
     pub fn fetch_request(
         &self,
-        if_none_match: Option<u64>,
+        if_none_match: Option<&ContentId>,
         wait: Option<Duration>,
         timeout: Duration,
     ) -> CalloutRequest {
@@ -201,9 +202,10 @@ impl Endpoint {
             .push(("Authorization".into(), self.authorization()));
         req.headers
             .push(("Accept".into(), "application/json".into()));
-        if let Some(revision) = if_none_match {
-            req.headers
-                .push(("If-None-Match".into(), format!("\"{revision}\"")));
+        // The ETag names content (revision and digest), not just a revision: a
+        // restored store at the same revision with other content must answer 200.
+        if let Some(id) = if_none_match {
+            req.headers.push(("If-None-Match".into(), id.etag()));
         }
         req
     }
@@ -254,7 +256,13 @@ pub enum TokenValidity {
 pub fn fetch_result(response: &Response) -> FetchResult {
     let body = response.body.clone().unwrap_or_default();
     match response.status {
-        200 => FetchResult::Snapshot(body),
+        200 => match response.headers.get(super::signature::SIGNATURE_HEADER) {
+            Some(signature) => FetchResult::SignedSnapshot {
+                body,
+                signature: signature.to_owned(),
+            },
+            None => FetchResult::Snapshot(body),
+        },
         304 => FetchResult::NotModified,
         401 | 403 => FetchResult::Unauthorized(detail(response)),
         status => FetchResult::Status {
@@ -359,8 +367,13 @@ mod tests {
         let ep = endpoint();
         assert_eq!(ep.gateway_id(), "gw-1");
         assert_eq!(ep.token_expiry_unix(), 1_900_000_000);
+        let id = ContentId {
+            revision: 12,
+            store_id: Some("s".into()),
+            digest: Some("ab".into()),
+        };
         let req = ep.fetch_request(
-            Some(12),
+            Some(&id),
             Some(Duration::from_secs(30)),
             Duration::from_secs(40),
         );
@@ -376,7 +389,7 @@ mod tests {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
-        assert_eq!(header("If-None-Match").as_deref(), Some("\"12\""));
+        assert_eq!(header("If-None-Match").as_deref(), Some("\"12-ab\""));
         let auth = header("Authorization").unwrap();
         assert!(auth.starts_with("GatewayKey gw-1&1900000000&"), "{auth}");
         let plain = ep.fetch_request(None, None, Duration::from_secs(10));
@@ -387,7 +400,9 @@ mod tests {
             instance_id: "i".into(),
             hostname: "h".into(),
             version: "v".into(),
-            applied_revision: None,
+            applied_revision: Some(12),
+            applied_digest: Some("ab".into()),
+            store_id: Some("s".into()),
             uptime_seconds: 0,
             health: crate::sync::heartbeat::Health::NotReady,
             connectivity: crate::sync::heartbeat::Connectivity::Starting,

@@ -43,6 +43,9 @@ impl Default for SyncTiming {
 pub struct BackupSettings {
     /// The AES-256-GCM key.
     pub key: BackupKey,
+    /// This gateway's id (from its token): files are bound to it, and a file of
+    /// another gateway is neither served nor overwritten.
+    pub gateway_id: String,
     /// 12 random bytes from the OS, fresh at each process start; nonces are this
     /// with a counter folded in, so they never repeat under the key.
     pub nonce_seed: [u8; 12],
@@ -61,6 +64,8 @@ pub struct SyncSettings {
     pub version: String,
     /// The configuration backup, if one is kept.
     pub backup: Option<BackupSettings>,
+    /// The key snapshots must be signed with; `None`: not checked.
+    pub management_key: Option<super::signature::PublicKey>,
 }
 
 impl SyncSettings {
@@ -72,6 +77,7 @@ impl SyncSettings {
             hostname: hostname.into(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             backup: None,
+            management_key: None,
         }
     }
 }
@@ -111,8 +117,15 @@ impl AgentSetup {
         };
         let mut settings = SyncSettings::new(instance_id, hostname);
         settings.timing = options.timing;
+        settings.management_key = options.management_public_key.clone();
+        // A token that does not parse stops the gateway before the agent runs
+        // (the endpoint refuses it); an empty id then binds nothing real.
+        let gateway_id = super::token::parse(&options.token)
+            .map(|t| t.gateway_id.to_owned())
+            .unwrap_or_default();
         settings.backup = options.backup.as_ref().map(|b| BackupSettings {
             key: b.key.clone(),
+            gateway_id,
             nonce_seed,
         });
         AgentSetup {

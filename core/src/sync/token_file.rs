@@ -218,7 +218,12 @@ mod tests {
             StartToken::KeptUnused(_)
         ));
         // The backup's own file never passes for a kept token.
-        let backup = backup::seal(1, b"{}", &key(1), [3; 12]).unwrap();
+        let binding = backup::Binding {
+            gateway_id: "gw".into(),
+            store_id: String::new(),
+            signature: String::new(),
+        };
+        let backup = backup::seal(1, b"{}", &binding, &key(1), [3; 12]).unwrap();
         assert!(matches!(
             start_token(&given, Some(&backup), &key(1), NOW),
             StartToken::KeptUnused(_)

@@ -73,10 +73,15 @@ impl From<BackupError> for BatchFileError {
             BackupError::ChecksumMismatch => BatchFileError::Damaged("checksum mismatch".into()),
             BackupError::Authentication => BatchFileError::Authentication,
             BackupError::TooLarge => BatchFileError::TooLarge,
-            // Snapshot errors: opening a batch never parses a snapshot.
-            other @ (BackupError::Invalid(_) | BackupError::RevisionMismatch { .. }) => {
-                BatchFileError::Damaged(other.to_string())
-            }
+            // Snapshot and binding errors: opening a batch never parses a
+            // snapshot nor reads a bound header.
+            other @ (BackupError::Invalid(_)
+            | BackupError::RevisionMismatch { .. }
+            | BackupError::Unbound
+            | BackupError::OtherGateway { .. }
+            | BackupError::StoreMismatch { .. }
+            | BackupError::Signature(_)
+            | BackupError::IdTooLong) => BatchFileError::Damaged(other.to_string()),
         }
     }
 }
@@ -230,7 +235,13 @@ mod tests {
         );
         // What an earlier version wrote, and a configuration backup.
         assert_eq!(open(JSON, 9, &key(1)), Err(BatchFileError::NotSealed));
-        let config = backup::seal(9, JSON, &BackupKey::from_bytes([1; 32]), [0; 12]).unwrap();
+        let binding = backup::Binding {
+            gateway_id: "gw".into(),
+            store_id: String::new(),
+            signature: String::new(),
+        };
+        let config =
+            backup::seal(9, JSON, &binding, &BackupKey::from_bytes([1; 32]), [0; 12]).unwrap();
         assert_eq!(open(&config, 9, &key(1)), Err(BatchFileError::NotSealed));
         assert!(BatchFileError::Authentication
             .to_string()

@@ -62,6 +62,10 @@ struct InstanceView {
     #[serde(skip_serializing_if = "Option::is_none")]
     token_expires_at: Option<String>,
     token_expired: bool,
+    /// Whether the instance serves exactly the store's current content for this
+    /// gateway (same store identity and digest); `null` while it serves nothing
+    /// or reports no digest.
+    content_matches: Option<bool>,
 }
 
 /// Response of `GET /gateways/{id}/status`.
@@ -69,6 +73,12 @@ struct InstanceView {
 #[serde(rename_all = "camelCase")]
 struct StatusView {
     gateway_id: String,
+    /// The store's identity.
+    store_id: String,
+    /// The store's current revision.
+    current_revision: u64,
+    /// The digest of the content the store would send this gateway now.
+    current_digest: Option<String>,
     instances: Vec<InstanceView>,
     /// The last refusal of a token sent for this gateway, if any.
     last_token_refusal: Option<super::token_renewal::RefusalView>,
@@ -142,7 +152,9 @@ async fn token(
 
 async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
     let now = state.now_unix();
-    let status = state.read(move |s| s.gateway_status(&id, now)).await?;
+    let (status, current) = state
+        .read(move |s| Ok((s.gateway_status(&id, now)?, s.gateway_config(&id)?)))
+        .await?;
     // Offline after three missed heartbeats of the configured interval.
     let window = state.heartbeat_interval.as_secs().max(1).saturating_mul(3);
     let instances = status
@@ -155,6 +167,10 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
                 // An expired token cannot heartbeat: the instance is cut off now.
                 online: now.saturating_sub(i.last_heartbeat_unix) <= window && !token_expired,
                 last_heartbeat: rfc3339(i.last_heartbeat_unix),
+                content_matches: i.heartbeat.applied_digest.as_ref().map(|digest| {
+                    Some(digest) == current.id.digest.as_ref()
+                        && i.heartbeat.store_id == current.id.store_id
+                }),
                 heartbeat: i.heartbeat,
                 token_expires_at,
                 token_expired,
@@ -164,6 +180,9 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
     let last_token_refusal = state.token_refusals.last(&status.gateway_id);
     Ok(Json(StatusView {
         gateway_id: status.gateway_id,
+        store_id: current.id.store_id.clone().unwrap_or_default(),
+        current_revision: current.revision,
+        current_digest: current.id.digest.clone(),
         instances,
         last_token_refusal,
     })

@@ -20,6 +20,7 @@ mod pagination;
 mod policies;
 pub mod problem;
 mod segments;
+mod signing_key;
 mod subscriptions;
 mod sync;
 mod token_renewal;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub(crate) sign_in_throttle: crate::web::throttle::Throttle,
     /// Refused gateway tokens: rate-limited log lines, the last per gateway.
     pub(crate) token_refusals: token_renewal::RefusalLog,
+    /// Signs configuration snapshots; none in states built without one (tests).
+    signing: Option<Arc<crate::signing::SigningKey>>,
 }
 
 impl AppState {
@@ -85,7 +88,19 @@ impl AppState {
             tls: false,
             sign_in_throttle: crate::web::throttle::Throttle::default(),
             token_refusals: token_renewal::RefusalLog::default(),
+            signing: None,
         }
+    }
+
+    /// The same state, signing configuration snapshots with `key`.
+    pub fn with_signing_key(mut self, key: Arc<crate::signing::SigningKey>) -> Self {
+        self.signing = Some(key);
+        self
+    }
+
+    /// The key configuration snapshots are signed with, if any.
+    pub fn signing_key(&self) -> Option<&crate::signing::SigningKey> {
+        self.signing.as_deref()
     }
 
     /// The same state with the wall clock and blocking policy of `env`.
@@ -240,6 +255,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .merge(sync::routes())
         .merge(token_renewal::routes())
+        .merge(signing_key::routes())
         .merge(analytics::gateway_routes())
         .merge(crate::admin_ui::routes())
         .merge(admin)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,6 @@ use super::auth::require_gateway;
 use super::body::{
     check_media_type_of, is_json, json_from_slice, read_limited, MAX_HEARTBEAT_BYTES,
 };
-use super::conditional::{if_none_match_versions, set_etag};
 use super::pagination::query_pairs;
 use super::problem::Problem;
 use super::Shared;
@@ -35,22 +34,36 @@ async fn configuration(
 ) -> Result<Response, Problem> {
     require_gateway(&state, &headers, &id).await?;
     let wait = wait_param(query.as_deref(), state.max_wait)?;
-    let known = if_none_match_versions(&headers);
-    if !known.is_empty() && !wait.is_zero() && wait_for_change(&state, &known, wait).await {
-        return Ok(shutting_down());
-    }
-    let config = state.read(move |s| s.gateway_config(&id)).await?;
-    let mut response = if known.contains(&config.revision) {
+    let known = if_none_match_tags(&headers);
+    let config = {
+        let id = id.clone();
+        state.read(move |s| s.gateway_config(&id)).await?
+    };
+    // Only the exact content (revision and digest) is "not modified": a gateway
+    // holding the same revision of other content (a restored store) gets it all.
+    let config = if known.contains(&config.etag()) && !wait.is_zero() {
+        if wait_for_change(&state, config.revision, wait).await {
+            return Ok(shutting_down());
+        }
+        state.read(move |s| s.gateway_config(&id)).await?
+    } else {
+        config
+    };
+    let mut response = if known.contains(&config.etag()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = Response::new(Body::from(config.json));
+        let mut response = Response::new(Body::from(config.json.clone()));
+        super::signing_key::sign(&state, response.headers_mut(), &config.json);
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     };
     let headers = response.headers_mut();
-    set_etag(headers, config.revision);
+    // Hex digits, digits, a dash and quotes: always a valid header value.
+    if let Ok(etag) = HeaderValue::from_str(&config.etag()) {
+        headers.insert(ETAG, etag);
+    }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -71,9 +84,22 @@ fn wait_param(query: Option<&str>, max: Duration) -> Result<Duration, Problem> {
     Ok(wait.min(max))
 }
 
-/// Waits until the revision is none of `known`, `wait` passes, or shutdown begins;
+/// The entity tags an `If-None-Match` header names, quotes included, weak
+/// prefixes dropped.
+fn if_none_match_tags(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/").to_owned())
+        .filter(|tag| !tag.is_empty())
+        .collect()
+}
+
+/// Waits until the revision is not `current`, `wait` passes, or shutdown begins;
 /// returns whether it was shutdown.
-async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) -> bool {
+async fn wait_for_change(state: &Shared, current: u64, wait: Duration) -> bool {
     let mut revisions = state.subscribe();
     let mut shutdown = state.shutdown.clone();
     let deadline = tokio::time::sleep(wait);
@@ -82,7 +108,7 @@ async fn wait_for_change(state: &Shared, known: &[u64], wait: Duration) -> bool 
         if *shutdown.borrow_and_update() {
             return true;
         }
-        if !known.contains(&*revisions.borrow_and_update()) {
+        if *revisions.borrow_and_update() != current {
             return false;
         }
         tokio::select! {
@@ -149,5 +175,16 @@ mod tests {
         );
         assert_eq!(wait_param(Some("wait=600"), max).expect("ok"), max);
         assert!(wait_param(Some("wait=soon"), max).is_err());
+    }
+
+    #[test]
+    fn if_none_match_tags_keep_the_whole_tag() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_static("\"3-ab\", W/\"4-cd\""),
+        );
+        assert_eq!(if_none_match_tags(&h), ["\"3-ab\"", "\"4-cd\""]);
+        assert!(if_none_match_tags(&HeaderMap::new()).is_empty());
     }
 }

@@ -80,6 +80,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          password_hash TEXT NOT NULL,
          created_unix INTEGER NOT NULL
      ) STRICT;",
+    // 4: the store's identity, made when the database is created (the row is
+    // written at open, from the OS random source): snapshots carry it, so a
+    // gateway can tell this store's content from another's at the same revision.
+    "CREATE TABLE store_identity (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         store_id TEXT NOT NULL
+     ) STRICT;",
 ];
 
 /// Opens `<dir>/portcullis.db` (creating both) with durable settings, and migrates it.
@@ -146,6 +153,27 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// The store's identity, if one was made.
+pub(crate) fn store_id(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT store_id FROM store_identity WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Records `store_id` as the store's identity, replacing any earlier one.
+pub(crate) fn set_store_id(conn: &Connection, store_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO store_identity (id, store_id) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET store_id = excluded.store_id",
+        [store_id],
+    )?;
+    Ok(())
 }
 
 /// The stored revision counter.

@@ -132,9 +132,11 @@ impl Store {
                 return Ok(config.clone());
             }
         }
-        let snapshot = self.state.gateway_snapshot(gateway);
+        let mut snapshot = self.state.gateway_snapshot(gateway);
+        portcullis_core::sync::content::stamp(&mut snapshot, &self.store_id);
         let config = GatewayConfig {
             revision: snapshot.revision,
+            id: portcullis_core::sync::ContentId::of(&snapshot),
             json: Bytes::from(snapshot.to_json()),
         };
         cache.insert(gateway_id.to_owned(), config.clone());

@@ -20,6 +20,8 @@ mod docs;
 mod error;
 mod fragment;
 mod gateways;
+#[cfg(test)]
+mod identity_tests;
 mod policies;
 mod portal;
 mod references;
@@ -68,6 +70,8 @@ pub struct Store {
     state: State,
     admin: Vec<[u8; 32]>,
     configs: Mutex<HashMap<String, GatewayConfig>>,
+    /// The store's identity; see [`Store::store_id`].
+    store_id: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,9 +123,19 @@ impl Store {
                 .insert(id, GatewayKeys { primary, secondary });
         }
         let admin = db::admin_digests(&conn)?;
+        let store_id = match db::store_id(&conn)? {
+            Some(id) => id,
+            None => {
+                let id = secrets::random_hex(16)?;
+                db::set_store_id(&conn, &id)?;
+                tracing::info!(store_id = %id, "store identity made");
+                id
+            }
+        };
         tracing::info!(
             path = %dir.join(db::FILE_NAME).display(),
             revision = state.revision,
+            store_id = %store_id,
             "store opened"
         );
         Ok(Store {
@@ -129,7 +143,29 @@ impl Store {
             state,
             admin,
             configs: Mutex::new(HashMap::new()),
+            store_id,
         })
+    }
+
+    /// The store's identity: random, made when the database was created and kept
+    /// in it (a restored copy keeps the copy's). Every snapshot carries it.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// Replaces the store's identity with a new random one and returns it: for an
+    /// operator after restoring the database from a copy, so every gateway
+    /// fetches the restored content whatever revision it holds.
+    pub fn new_store_identity(&mut self) -> Result<String, StoreError> {
+        let id = secrets::random_hex(16)?;
+        db::set_store_id(&self.conn, &id)?;
+        tracing::warn!(old = %self.store_id, new = %id, "store identity replaced");
+        self.store_id = id.clone();
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(id)
     }
 
     /// The current revision (0 before the first change).

@@ -249,6 +249,8 @@ impl State {
             products,
             policy: self.global_policy.as_ref().map(|p| p.xml.clone()),
             fragments: self.fragments().collect(),
+            store_id: None,
+            digest: None,
         }
     }
 }

@@ -193,10 +193,19 @@ pub struct GatewayToken {
 /// The configuration one gateway serves, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
-    /// The store's revision: the snapshot's `revision` field and the ETag.
+    /// The store's revision: the snapshot's `revision` field.
     pub revision: u64,
+    /// The store identity and content digest the snapshot carries, with the revision.
+    pub id: portcullis_core::sync::ContentId,
     /// The Snapshot JSON.
     pub json: Bytes,
+}
+
+impl GatewayConfig {
+    /// The ETag, quotes included: `"<revision>-<digest>"`.
+    pub fn etag(&self) -> String {
+        self.id.etag()
+    }
 }
 
 /// What a gateway instance reports every 60 s (unknown fields are ignored).
@@ -214,6 +223,12 @@ pub struct Heartbeat {
     /// Revision of the configuration it serves, if any.
     #[serde(default)]
     pub applied_revision: Option<u64>,
+    /// Content digest of the configuration it serves, if known.
+    #[serde(default)]
+    pub applied_digest: Option<String>,
+    /// Store identity of the configuration it serves, if known.
+    #[serde(default)]
+    pub store_id: Option<String>,
     /// Seconds since it started.
     #[serde(default)]
     pub uptime_seconds: u64,

@@ -93,12 +93,16 @@ pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     let gateway = Gateway::start_in(options, env).await?;
     let mut seen = None;
     loop {
-        let rev = gateway.revision();
-        if rev != seen {
-            if let Some(rev) = rev {
-                host.trace.now(Event::Applied { gw: host.gw, rev });
+        let content = gateway.content();
+        if content != seen {
+            if let Some(content) = &content {
+                host.trace.now(Event::Applied {
+                    gw: host.gw,
+                    rev: content.revision,
+                    digest: content.digest.clone(),
+                });
             }
-            seen = rev;
+            seen = content;
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }

@@ -75,18 +75,38 @@ pub fn setup(dir: &Path, seed: u64) -> Result<Vec<String>, String> {
     Ok(tokens)
 }
 
-/// The store's final revision and each gateway's last heartbeat (Unix seconds),
-/// read after the run.
-pub fn final_state(dir: &Path) -> Result<(u64, Vec<Option<u64>>), String> {
+/// What the store holds after the run.
+#[derive(Debug, Clone)]
+pub struct FinalState {
+    /// The store's revision.
+    pub revision: u64,
+    /// Each gateway's last heartbeat (Unix seconds).
+    pub beats: Vec<Option<u64>>,
+    /// The digest of the content the store would send each gateway now.
+    pub digests: Vec<Option<String>>,
+}
+
+/// The store's final revision, each gateway's last heartbeat and the digest of
+/// its current content, read after the run.
+pub fn final_state(dir: &Path) -> Result<FinalState, String> {
     let store = Store::open(dir).map_err(|e| e.to_string())?;
     let mut beats = Vec::new();
+    let mut digests = Vec::new();
     for gw in 0..2 {
+        let config = store
+            .gateway_config(&super::gateway_host(gw))
+            .map_err(|e| e.to_string())?;
+        digests.push(config.id.digest);
         let status = store
             .gateway_status(&super::gateway_host(gw), EPOCH_UNIX)
             .map_err(|e| e.to_string())?;
         beats.push(status.instances.iter().map(|i| i.last_heartbeat_unix).max());
     }
-    Ok((store.revision(), beats))
+    Ok(FinalState {
+        revision: store.revision(),
+        beats,
+        digests,
+    })
 }
 
 /// Runs the management plane until the host crashes.

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use super::backoff::Backoff;
 use super::backup::{self, BackupError, NonceSequence};
 use super::backup_key::BackupKey;
+use super::content::ContentId;
 use super::event::{Event, Origin};
 use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 use super::settings::{SyncSettings, SyncTiming};
@@ -40,8 +41,15 @@ pub const EARLY_ANSWERS_BEFORE_POLLING: u32 = 3;
 /// How a configuration fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchResult {
-    /// 200: the snapshot JSON.
+    /// 200: the snapshot JSON, unsigned.
     Snapshot(Bytes),
+    /// 200: the snapshot JSON and its `Portcullis-Signature` header value.
+    SignedSnapshot {
+        /// The snapshot JSON, as received.
+        body: Bytes,
+        /// The signature header's value.
+        signature: String,
+    },
     /// 304: the revision asked about is still current.
     NotModified,
     /// 401 (or 403): the token was refused; the server's explanation.
@@ -64,8 +72,8 @@ pub enum Output {
     LoadBackup,
     /// Fetch the configuration and call [`SyncAgent::handle_fetch`].
     Fetch {
-        /// Send `If-None-Match: "<revision>"`.
-        if_none_match: Option<u64>,
+        /// Send `If-None-Match` with this content's ETag (`"<revision>-<digest>"`).
+        if_none_match: Option<ContentId>,
         /// Ask the server to hold the request this long (`?wait=`): a long poll.
         wait: Option<Duration>,
         /// Give up on the request after this long.
@@ -89,6 +97,10 @@ pub struct SyncStatus {
     pub connectivity: Connectivity,
     /// The revision in force.
     pub applied_revision: Option<u64>,
+    /// The store identity of the configuration in force, if it carries one.
+    pub applied_store_id: Option<String>,
+    /// The content digest of the configuration in force, if it carries one.
+    pub applied_digest: Option<String>,
     /// Serving, and how well.
     pub health: Health,
     /// What became of the backup.
@@ -113,16 +125,24 @@ enum FetchState {
 #[derive(Debug)]
 struct Rejected {
     revision: Option<u64>,
+    /// The rejected snapshot's identity, when it could be read.
+    id: Option<ContentId>,
     error: String,
 }
 
 #[derive(Debug)]
 struct BackupState {
     key: BackupKey,
+    /// This gateway's id, which files are bound to.
+    gateway_id: String,
     nonces: NonceSequence,
     status: BackupStatus,
-    /// The load asked for at start has not been answered.
+    /// The load asked for at start has not been answered: saves wait for it, so
+    /// a file that turns out to be another gateway's is never overwritten.
     loading: bool,
+    /// The file on disk belongs to another gateway: nothing is written over it
+    /// until an operator removes it (and this process restarts).
+    foreign: bool,
     /// The revision being saved.
     saving: Option<u64>,
     /// The newest sealed file waiting for the save under way to finish.
@@ -139,7 +159,7 @@ pub struct SyncAgent {
     started: Instant,
     backoff: Backoff,
     connectivity: Connectivity,
-    applied: Option<u64>,
+    applied: Option<ContentId>,
     rejected: Option<Rejected>,
     last_error: Option<String>,
     fetch: FetchState,
@@ -149,6 +169,8 @@ pub struct SyncAgent {
     heartbeat_due: Option<Instant>,
     heartbeat_in_flight: bool,
     backup: Option<BackupState>,
+    /// The key snapshots must be signed with, if any.
+    management_key: Option<super::signature::PublicKey>,
     outputs: VecDeque<Output>,
 }
 
@@ -158,6 +180,8 @@ impl SyncAgent {
     pub fn new(settings: SyncSettings, seed: u64, now: Instant) -> SyncAgent {
         let backup = settings.backup.map(|b| BackupState {
             key: b.key,
+            gateway_id: b.gateway_id,
+            foreign: false,
             nonces: NonceSequence::new(b.nonce_seed),
             status: BackupStatus::None,
             loading: true,
@@ -181,6 +205,7 @@ impl SyncAgent {
             heartbeat_due: None,
             heartbeat_in_flight: false,
             backup,
+            management_key: settings.management_key,
             outputs: VecDeque::new(),
         };
         if agent.backup.is_some() {
@@ -225,7 +250,11 @@ impl SyncAgent {
         match result {
             FetchResult::Snapshot(body) => {
                 self.succeeded(now);
-                self.take_snapshot(&body, started, wait, now);
+                self.take_signed(&body, None, started, wait, now);
+            }
+            FetchResult::SignedSnapshot { body, signature } => {
+                self.succeeded(now);
+                self.take_signed(&body, Some(&signature), started, wait, now);
             }
             FetchResult::NotModified => {
                 self.succeeded(now);
@@ -252,29 +281,49 @@ impl SyncAgent {
         };
         state.loading = false;
         let key = state.key.clone();
+        let gateway_id = state.gateway_id.clone();
         match file {
             Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
             Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
-            Ok(Some(bytes)) => match backup::open_snapshot(bytes, &key) {
-                Err(error) => self.backup_rejected(error.to_string()),
-                // Whatever a fetch put in force is newer than the backup.
-                Ok(snapshot) if self.applied.is_some() => {
-                    self.outputs.push_back(Output::Event(Event::BackupStale {
-                        revision: snapshot.revision,
-                    }))
-                }
-                Ok(snapshot) => match CompiledConfig::compile(snapshot) {
-                    Ok(config) => {
-                        self.apply(config, Origin::Backup);
+            Ok(Some(bytes)) => {
+                match backup::open_verified(bytes, &key, &gateway_id, self.management_key.as_ref())
+                {
+                    Err(error @ BackupError::OtherGateway { .. }) => {
                         if let Some(state) = &mut self.backup {
-                            state.status = BackupStatus::Loaded;
+                            state.foreign = true;
+                            state.pending = None;
+                        }
+                        self.backup_rejected(error.to_string());
+                    }
+                    Err(error) => self.backup_rejected(error.to_string()),
+                    // Whatever a fetch put in force is newer than the backup.
+                    Ok(snapshot) if self.applied.is_some() => {
+                        self.outputs.push_back(Output::Event(Event::BackupStale {
+                            revision: snapshot.revision,
+                        }))
+                    }
+                    Ok(snapshot) => {
+                        let id = ContentId::of(&snapshot);
+                        match CompiledConfig::compile(snapshot) {
+                            Ok(config) => {
+                                self.apply(config, id, Origin::Backup);
+                                if let Some(state) = &mut self.backup {
+                                    state.status = BackupStatus::Loaded;
+                                }
+                            }
+                            Err(error) => self
+                                .backup_rejected(BackupError::Invalid(Box::new(error)).to_string()),
                         }
                     }
-                    Err(error) => {
-                        self.backup_rejected(BackupError::Invalid(Box::new(error)).to_string())
-                    }
-                },
-            },
+                }
+            }
+        }
+        // A save that waited for the load.
+        if let Some(state) = self.backup.as_mut().filter(|b| b.saving.is_none()) {
+            if let Some((revision, file)) = state.pending.take() {
+                state.saving = Some(revision);
+                self.outputs.push_back(Output::SaveBackup(file));
+            }
         }
         self.drive(now);
     }
@@ -329,14 +378,21 @@ impl SyncAgent {
 
     /// The revision in force.
     pub fn applied_revision(&self) -> Option<u64> {
-        self.applied
+        self.applied.as_ref().map(|id| id.revision)
+    }
+
+    /// The content identity of the configuration in force.
+    pub fn applied_content(&self) -> Option<&ContentId> {
+        self.applied.as_ref()
     }
 
     /// The agent's state.
     pub fn status(&self) -> SyncStatus {
         SyncStatus {
             connectivity: self.connectivity,
-            applied_revision: self.applied,
+            applied_revision: self.applied_revision(),
+            applied_store_id: self.applied.as_ref().and_then(|id| id.store_id.clone()),
+            applied_digest: self.applied.as_ref().and_then(|id| id.digest.clone()),
             health: self.health(),
             backup: self.backup_status(),
             compile_errors: self.compile_errors(),
@@ -350,7 +406,9 @@ impl SyncAgent {
             instance_id: self.instance_id.clone(),
             hostname: self.hostname.clone(),
             version: self.version.clone(),
-            applied_revision: self.applied,
+            applied_revision: self.applied_revision(),
+            applied_digest: self.applied.as_ref().and_then(|id| id.digest.clone()),
+            store_id: self.applied.as_ref().and_then(|id| id.store_id.clone()),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs(),
             health: self.health(),
             connectivity: self.connectivity,
@@ -384,10 +442,12 @@ impl SyncAgent {
             Some(Rejected {
                 revision: Some(r),
                 error,
+                ..
             }) => vec![format!("revision {r}: {error}")],
             Some(Rejected {
                 revision: None,
                 error,
+                ..
             }) => vec![error.clone()],
             None => Vec::new(),
         }
@@ -397,7 +457,7 @@ impl SyncAgent {
     fn drive(&mut self, now: Instant) {
         if let FetchState::Due(at) = self.fetch {
             if at <= now {
-                let if_none_match = self.applied;
+                let if_none_match = self.applied.clone();
                 let wait = (self.connectivity == Connectivity::Connected
                     && if_none_match.is_some()
                     && self.rejected.is_none()
@@ -491,27 +551,50 @@ impl SyncAgent {
         self.outputs.push_back(Output::Event(event));
     }
 
+    /// A 200: with a management key configured, a snapshot whose signature does
+    /// not verify is refused like one that does not compile (the configuration
+    /// in force stays, the heartbeat says why); else on to [`Self::take_snapshot`].
+    fn take_signed(
+        &mut self,
+        body: &[u8],
+        signature: Option<&str>,
+        started: Instant,
+        wait: Option<Duration>,
+        now: Instant,
+    ) {
+        if let Some(key) = &self.management_key {
+            if let Err(error) = key.verify(body, signature) {
+                return self.reject(None, None, error.to_string(), now);
+            }
+        }
+        self.take_snapshot(body, signature.unwrap_or_default(), started, wait, now)
+    }
+
     /// A 200: apply the snapshot if it is new and compiles.
     fn take_snapshot(
         &mut self,
         body: &[u8],
+        signature: &str,
         started: Instant,
         wait: Option<Duration>,
         now: Instant,
     ) {
         let snapshot = match Snapshot::from_json(body) {
             Ok(snapshot) => snapshot,
-            Err(error) => return self.reject(None, error.to_string(), now),
+            Err(error) => return self.reject(None, None, error.to_string(), now),
         };
         let revision = snapshot.revision;
-        if Some(revision) == self.applied {
+        let id = ContentId::of(&snapshot);
+        // Content, not the revision number, decides: a restored store may send
+        // a lower or equal revision with other content, and that is applied.
+        if self.applied.as_ref() == Some(&id) {
             // The server ignored If-None-Match (or this confirms the backup).
             return self.unchanged(started, wait, now);
         }
         if self
             .rejected
             .as_ref()
-            .is_some_and(|r| r.revision == Some(revision))
+            .is_some_and(|r| r.id.as_ref() == Some(&id))
         {
             // Known not to compile: wait for a newer one without compiling again.
             self.fetch = FetchState::Due(now + self.timing.poll_interval);
@@ -520,11 +603,11 @@ impl SyncAgent {
         match CompiledConfig::compile(snapshot) {
             Ok(config) => {
                 self.rejected = None;
-                self.apply(config, Origin::Management);
-                self.save_backup(revision, body);
+                self.apply(config, id, Origin::Management);
+                self.save_backup(revision, body, signature);
                 self.next_after_answer(now);
             }
-            Err(error) => self.reject(Some(revision), error.to_string(), now),
+            Err(error) => self.reject(Some(revision), Some(id), error.to_string(), now),
         }
     }
 
@@ -563,12 +646,22 @@ impl SyncAgent {
     }
 
     /// A fetched snapshot that is not applied.
-    fn reject(&mut self, revision: Option<u64>, error: String, now: Instant) {
+    fn reject(
+        &mut self,
+        revision: Option<u64>,
+        id: Option<ContentId>,
+        error: String,
+        now: Instant,
+    ) {
         self.outputs.push_back(Output::Event(Event::Rejected {
             revision,
             error: error.clone(),
         }));
-        self.rejected = Some(Rejected { revision, error });
+        self.rejected = Some(Rejected {
+            revision,
+            id,
+            error,
+        });
         // Poll, not long poll: the server would answer at once with the same one.
         self.fetch = FetchState::Due(now + self.timing.poll_interval);
         // Report it in a heartbeat soon rather than within the minute.
@@ -577,9 +670,9 @@ impl SyncAgent {
         }
     }
 
-    fn apply(&mut self, config: CompiledConfig, origin: Origin) {
+    fn apply(&mut self, config: CompiledConfig, id: ContentId, origin: Origin) {
         let revision = config.revision();
-        let previous = self.applied.replace(revision);
+        let previous = self.applied.replace(id).map(|p| p.revision);
         self.outputs.push_back(Output::Apply(Arc::new(config)));
         self.outputs.push_back(Output::Event(Event::Applied {
             revision,
@@ -588,13 +681,28 @@ impl SyncAgent {
         }));
     }
 
-    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8]) {
+    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8], signature: &str) {
         let Some(state) = &mut self.backup else {
             return;
         };
+        if state.foreign {
+            // Reported when the file was read (and in every heartbeat since).
+            return;
+        }
+        let binding = backup::Binding {
+            gateway_id: state.gateway_id.clone(),
+            store_id: self
+                .applied
+                .as_ref()
+                .and_then(|id| id.store_id.clone())
+                .unwrap_or_default(),
+            signature: signature.to_owned(),
+        };
         let nonce = state.nonces.next_nonce();
-        match backup::seal(revision, snapshot_json, &state.key, nonce) {
-            Ok(file) if state.saving.is_some() => state.pending = Some((revision, file)),
+        match backup::seal(revision, snapshot_json, &binding, &state.key, nonce) {
+            Ok(file) if state.saving.is_some() || state.loading => {
+                state.pending = Some((revision, file))
+            }
             Ok(file) => {
                 state.saving = Some(revision);
                 self.outputs.push_back(Output::SaveBackup(file));
