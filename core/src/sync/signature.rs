@@ -15,6 +15,11 @@ use ring::signature::{UnparsedPublicKey, ED25519};
 
 /// The response header that carries a snapshot's signature.
 pub const SIGNATURE_HEADER: &str = "Portcullis-Signature";
+/// The response header that carries the public key (base64) the snapshot is
+/// signed with, so a gateway without a configured key can pin it on first use.
+/// It proves nothing by itself: the signature must verify under it, and once
+/// pinned only the pinned key counts.
+pub const SIGNING_KEY_HEADER: &str = "Portcullis-Signing-Key";
 /// The scheme prefix of the header value.
 pub const SCHEME: &str = "ed25519=";
 /// Length of an Ed25519 public key.

@@ -44,6 +44,11 @@ pub(super) fn sign(state: &Shared, headers: &mut HeaderMap, body: &[u8]) {
         if let Ok(value) = HeaderValue::from_str(&key.sign_header(body)) {
             headers.insert(HeaderName::from_static("portcullis-signature"), value);
         }
+        // The key next to the signature: a gateway without
+        // `--management-public-key` pins it on first use (trust on first use).
+        if let Ok(value) = HeaderValue::from_str(&key.public_key().to_base64()) {
+            headers.insert(HeaderName::from_static("portcullis-signing-key"), value);
+        }
     }
 }
 
@@ -54,6 +59,10 @@ mod tests {
         assert_eq!(
             portcullis_core::sync::signature::SIGNATURE_HEADER.to_ascii_lowercase(),
             "portcullis-signature"
+        );
+        assert_eq!(
+            portcullis_core::sync::signature::SIGNING_KEY_HEADER.to_ascii_lowercase(),
+            "portcullis-signing-key"
         );
     }
 }
