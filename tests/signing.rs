@@ -1,6 +1,7 @@
 //! End to end: the management plane signs every configuration snapshot with its
 //! Ed25519 key, publishes the public key, and keeps the key across restarts.
-//! (Gateways do not check signatures yet.)
+//! A gateway given the key refuses snapshots not signed with it; a gateway
+//! without one pins the key on first use and then does the same.
 
 mod common;
 
@@ -57,6 +58,11 @@ async fn snapshots_are_signed_with_the_published_key() {
     assert_eq!(config.status, 200, "{}", config.body_str());
     let signature = config.header("portcullis-signature").expect("signed");
     assert_eq!(key.verify(&config.body, Some(&signature)), Ok(()));
+    // The key travels beside the signature, for trust on first use.
+    assert_eq!(
+        config.header("portcullis-signing-key").as_deref(),
+        Some(key.to_base64().as_str())
+    );
     let mut flipped = config.body.to_vec();
     flipped[2] ^= 1;
     assert!(key.verify(&flipped, Some(&signature)).is_err());
@@ -93,6 +99,18 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[runtimes]
 async fn a_snapshot_signed_with_another_key_is_refused(rt: Runtime) {
+    another_plane_is_refused(rt, true).await;
+}
+
+#[runtimes]
+async fn without_a_key_the_first_planes_key_is_pinned_and_another_refused(rt: Runtime) {
+    another_plane_is_refused(rt, false).await;
+}
+
+/// A gateway that trusts the first plane's key (`configured`: given with
+/// `--management-public-key`; else pinned on first use) refuses a second plane
+/// at the same URL with another key, and keeps serving what it had.
+async fn another_plane_is_refused(rt: Runtime, configured: bool) {
     use common::managed::ManagedGateway;
     use std::time::Duration;
 
@@ -115,14 +133,24 @@ async fn a_snapshot_signed_with_another_key_is_refused(rt: Runtime) {
     put(&mgmt, 1).await;
     let token = mgmt.gateway_with_token("gw-1", &["echo"]).await;
     let key = printed(&mgmt, "MANAGEMENT_SIGNING_KEY");
-    let gw_args = [
-        "--management-public-key",
-        key.as_str(),
-        "--heartbeat-interval",
-        "1",
-    ];
+    let mut gw_args = vec!["--heartbeat-interval", "1"];
+    if configured {
+        gw_args.extend(["--management-public-key", key.as_str()]);
+    }
     let gw = ManagedGateway::start(rt, &mgmt.url, &token, &gw_args).await;
     gw.ready().await;
+    let fingerprint = PublicKey::from_base64(&key).unwrap().fingerprint();
+    let first_use = format!("trusting the management signing key {fingerprint} on first use");
+    if configured {
+        assert!(!gw.log_text().contains("on first use"), "{}", gw.log_text());
+    } else {
+        within("the gateway logs the key it pins", async {
+            while !gw.log_text().contains(&first_use) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
     assert!(version_is("1")(&gw.get("/echo/x").await));
     put(&mgmt, 2).await;
     gw.wait_for("/echo/x", "a signed change is applied", version_is("2"))
@@ -138,7 +166,8 @@ async fn a_snapshot_signed_with_another_key_is_refused(rt: Runtime) {
     assert_ne!(printed(&impostor, "MANAGEMENT_SIGNING_KEY"), key);
     put(&impostor, 3).await;
     within("the gateway logs the refusal", async {
-        while !gw.log_text().contains("does not verify") {
+        let refusal = format!("does not verify under management key {fingerprint}");
+        while !gw.log_text().contains(&refusal) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
