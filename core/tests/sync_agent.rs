@@ -640,7 +640,7 @@ fn a_backup_older_than_a_fetched_configuration_is_ignored() {
     let plane = Plane::new();
     let with_key = || {
         let mut s = settings(true, Jitter::None);
-        s.management_key = Some(plane.key());
+        s.management_keys = vec![plane.key()];
         s
     };
     let mut a = Harness::new(with_key());
@@ -990,7 +990,7 @@ fn a_save_waits_for_the_backup_read() {
     // A configured key: a fetch is applied before the backup is read.
     let plane = Plane::new();
     let mut s = settings(true, Jitter::None);
-    s.management_key = Some(plane.key());
+    s.management_keys = vec![plane.key()];
     let mut h = Harness::new(s);
     h.outputs();
     // The fetch answers before the file is read: nothing is written yet.
@@ -1018,9 +1018,9 @@ fn with_a_management_key_only_snapshots_signed_with_it_are_applied() {
     };
     let (ours, theirs) = (pair(&rng), pair(&rng));
     let mut s = settings(false, Jitter::None);
-    s.management_key = Some(PublicKey::from_bytes(
+    s.management_keys = vec![PublicKey::from_bytes(
         ours.public_key().as_ref().try_into().unwrap(),
-    ));
+    )];
     let mut h = Harness::new(s);
     h.outputs();
     let signed = |pair: &Ed25519KeyPair, rev| {
@@ -1064,7 +1064,7 @@ fn a_backup_keeps_the_signature_and_is_checked_at_load() {
     let public = PublicKey::from_bytes(pair.public_key().as_ref().try_into().unwrap());
     let with_key = || {
         let mut s = settings(true, Jitter::None);
-        s.management_key = Some(public.clone());
+        s.management_keys = vec![public.clone()];
         s
     };
     // A gateway with the key saves a signed snapshot...
@@ -1254,7 +1254,7 @@ fn the_pin_survives_a_restart_through_the_backup() {
     // With --management-public-key of another plane, the backup is refused
     // naming both keys.
     let mut s = settings(true, Jitter::None);
-    s.management_key = Some(second.key());
+    s.management_keys = vec![second.key()];
     let mut c = Harness::new(s);
     c.outputs();
     c.agent.handle_backup_loaded(Ok(Some(&file)), c.now);
@@ -1269,7 +1269,7 @@ fn the_pin_survives_a_restart_through_the_backup() {
     );
     // The same key as the pin: served.
     let mut s = settings(true, Jitter::None);
-    s.management_key = Some(first.key());
+    s.management_keys = vec![first.key()];
     let mut d = Harness::new(s);
     d.outputs();
     d.agent.handle_backup_loaded(Ok(Some(&file)), d.now);
@@ -1289,4 +1289,63 @@ fn a_snapshot_fetched_while_the_backup_loads_waits_and_is_then_taken() {
     let out = h.outputs();
     assert_eq!(applied(&out), [1], "{out:?}");
     assert_eq!(saves(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_pinned_gateway_follows_a_rotation_the_old_key_endorses() {
+    let (old, new, stranger) = (Plane::new(), Plane::new(), Plane::new());
+    // The overlap: both signatures, the new (current) key listed first.
+    let overlap = |revision| {
+        let body = snapshot(revision);
+        FetchResult::SignedSnapshot {
+            signature: signature::join_values(&[
+                signature::header_value(new.0.sign(&body).as_ref()),
+                signature::header_value(old.0.sign(&body).as_ref()),
+            ]),
+            signing_key: Some(signature::join_values(&[
+                new.key().to_base64(),
+                old.key().to_base64(),
+            ])),
+            body,
+        }
+    };
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    h.outputs();
+    h.fetch(old.send(1));
+    h.outputs();
+    h.agent.handle_backup_saved(Ok(()), h.now);
+    h.advance(30 * SEC);
+    h.fetch(overlap(2));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [2]);
+    let rotated = Event::SigningKeyRotated {
+        from: old.key().fingerprint(),
+        to: new.key().fingerprint(),
+    };
+    assert!(events(&out).contains(&rotated), "{out:?}");
+    assert!(rotated.to_string().contains(&new.key().fingerprint()));
+    // The backup records the new key.
+    let file = saves(&out).remove(0);
+    let opened = backup::open(&file, &BackupKey::from_bytes(KEY), GW).unwrap();
+    assert_eq!(opened.binding.signing_key, Some(new.key()));
+    // After the overlap, the new key alone: applied; the old key alone or a
+    // stranger: refused.
+    h.advance(30 * SEC);
+    h.fetch(new.send(3));
+    assert_eq!(applied(&h.outputs()), [3]);
+    for plane in [&old, &stranger] {
+        h.advance(30 * SEC);
+        h.fetch(plane.send(4));
+        assert!(applied(&h.outputs()).is_empty());
+    }
+    // A gateway configured with the new key only serves the overlap's backup:
+    // its snapshot carries the new key's signature.
+    let mut s = settings(true, Jitter::None);
+    s.management_keys = vec![new.key()];
+    let mut c = Harness::new(s);
+    c.outputs();
+    c.agent.handle_backup_loaded(Ok(Some(&file)), c.now);
+    assert_eq!(applied(&c.outputs()), [2]);
 }

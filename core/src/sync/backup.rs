@@ -463,7 +463,7 @@ pub fn open_verified(
     gateway_id: &str,
     management_key: Option<&super::signature::PublicKey>,
 ) -> Result<Snapshot, BackupError> {
-    let mut trust = super::trust::Trust::new(management_key.cloned());
+    let mut trust = super::trust::Trust::new(management_key.into_iter().cloned().collect());
     open_trusted(file, key, gateway_id, &mut trust)
 }
 
@@ -478,13 +478,21 @@ pub fn open_trusted(
 ) -> Result<Snapshot, BackupError> {
     let opened = open(file, key, gateway_id)?;
     let mut adopted = trust.clone();
-    adopted
-        .adopt_backup(opened.binding.signing_key.as_ref())
-        .map_err(BackupError::PinMismatch)?;
-    if let Some(management_key) = adopted.key() {
+    if let Err(mismatch) = adopted.adopt_backup(opened.binding.signing_key.as_ref()) {
+        // Saved during a rotation's overlap, the snapshot also carries the
+        // signature of a key trusted now: that is enough.
         let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
-        management_key
-            .verify(&opened.snapshot_json, signature)
+        if adopted
+            .check(&opened.snapshot_json, signature, None)
+            .is_err()
+        {
+            return Err(BackupError::PinMismatch(mismatch));
+        }
+    }
+    if !adopted.keys().is_empty() {
+        let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
+        adopted
+            .check(&opened.snapshot_json, signature, None)
             .map_err(BackupError::Signature)?;
     }
     let snapshot = Snapshot::from_json(&opened.snapshot_json)

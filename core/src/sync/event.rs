@@ -53,6 +53,14 @@ pub enum Event {
         /// Pinned by the backup rather than by a fetched snapshot.
         from_backup: bool,
     },
+    /// The pinned management key endorsed the plane's new key (both signed a
+    /// snapshot during a rotation's overlap): the pin moved to it.
+    SigningKeyRotated {
+        /// The fingerprint of the key pinned until now.
+        from: String,
+        /// The fingerprint of the key pinned from now on.
+        to: String,
+    },
     /// A snapshot was applied without a signature to check (an older plane,
     /// and no management key configured or pinned).
     Unverified {
@@ -150,6 +158,7 @@ impl Event {
             | Event::ConnectivityLost { .. }
             | Event::HeartbeatFailed { .. }
             | Event::SigningKeyPinned { .. }
+            | Event::SigningKeyRotated { .. }
             | Event::Unverified { .. } => Severity::Warn,
             Event::Rejected { .. }
             | Event::Unauthorized { .. }
@@ -243,6 +252,11 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "trusting the management signing key {fingerprint}, pinned in the configuration backup"
+            ),
+            Event::SigningKeyRotated { from, to } => write!(
+                f,
+                "trusting the management signing key {to} from now on: the key pinned until \
+                 now, {from}, signed beside it (a key rotation)"
             ),
             Event::Unverified { revision } => write!(
                 f,

@@ -214,7 +214,7 @@ impl SyncAgent {
             heartbeat_due: None,
             heartbeat_in_flight: false,
             backup,
-            trust: Trust::new(settings.management_key),
+            trust: Trust::new(settings.management_keys),
             deferred: None,
             outputs: VecDeque::new(),
         };
@@ -307,7 +307,7 @@ impl SyncAgent {
             Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
             Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
             Ok(Some(bytes)) => {
-                let trusted = self.trust.key().cloned();
+                let trusted = !self.trust.keys().is_empty();
                 match backup::open_trusted(bytes, &key, &gateway_id, &mut self.trust) {
                     Err(error @ BackupError::OtherGateway { .. }) => {
                         if let Some(state) = &mut self.backup {
@@ -617,6 +617,15 @@ impl SyncAgent {
                     self.trust.pin(key.clone());
                     Some(key)
                 }
+                Ok(Accepted::Rotated { from, to }) => {
+                    self.outputs
+                        .push_back(Output::Event(Event::SigningKeyRotated {
+                            from: from.fingerprint(),
+                            to: to.fingerprint(),
+                        }));
+                    self.trust.rotate(to.clone());
+                    Some(to)
+                }
                 Ok(Accepted::Unverified) => None,
             };
         // An unverified signature is kept only when it cannot pass for a
@@ -632,9 +641,9 @@ impl SyncAgent {
     }
 
     /// After a backup opened under the trust: say so if it pinned a key.
-    fn pinned_from_backup(&mut self, trusted_before: Option<PublicKey>) {
-        if trusted_before.is_none() {
-            if let Some(key) = self.trust.key() {
+    fn pinned_from_backup(&mut self, trusted_before: bool) {
+        if !trusted_before {
+            if let Some(key) = self.trust.keys().first() {
                 self.outputs
                     .push_back(Output::Event(Event::SigningKeyPinned {
                         fingerprint: key.fingerprint(),
