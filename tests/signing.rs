@@ -189,3 +189,126 @@ async fn another_plane_is_refused(rt: Runtime, configured: bool) {
     })
     .await;
 }
+
+/// Runs `portcullis management --data <data> <flag>`; its success and stdout.
+fn management_cmd(data: &std::path::Path, flag: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("management")
+        .arg("--data")
+        .arg(data)
+        .arg(flag)
+        .env_clear()
+        .envs(clean_env())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn line_value(text: &str, name: &str) -> String {
+    let prefix = format!("{name}=");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{name} not printed: {text}"))
+}
+
+#[runtimes]
+async fn a_rotation_signs_with_both_keys_and_a_pinned_gateway_follows(rt: Runtime) {
+    use common::managed::ManagedGateway;
+    use std::time::Duration;
+
+    let backend = Backend::echo().await;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut mgmt = ManagementProcess::start(any_port(), &data, &[]).await;
+    let api = api("echo", "echo", &format!("http://{}", backend.addr));
+    mgmt.ok("PUT", "/apis/echo", Some(&api.to_string()), 201)
+        .await;
+    let put = |addr, v: u32| {
+        let xml = versioned_policy(v);
+        async move {
+            let r = common::managed::admin_call(addr, "PUT", "/apis/echo/policy", Some(&xml), &[])
+                .await;
+            assert!(r.status == 200 || r.status == 201, "{}", r.body_str());
+        }
+    };
+    put(mgmt.addr, 1).await;
+    let token = mgmt.gateway_with_token("gw-1", &["echo"]).await;
+    let old = PublicKey::from_base64(&printed(&mgmt, "MANAGEMENT_SIGNING_KEY")).unwrap();
+    // Pinned on first use.
+    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &["--heartbeat-interval", "1"]).await;
+    gw.ready().await;
+    assert!(version_is("1")(&gw.get("/echo/x").await));
+
+    // Refused while the plane holds the directory.
+    let (ok, text) = management_cmd(&data, "--rotate-signing-key");
+    assert!(!ok, "{text}");
+    let addr = mgmt.addr;
+    mgmt.kill().await;
+    let (ok, text) = management_cmd(&data, "--rotate-signing-key");
+    assert!(ok, "{text}");
+    let new = PublicKey::from_base64(&line_value(&text, "MANAGEMENT_SIGNING_KEY")).unwrap();
+    assert_eq!(
+        line_value(&text, "PREVIOUS_SIGNING_KEY_FINGERPRINT"),
+        old.fingerprint()
+    );
+    assert_ne!(new, old);
+
+    // The overlap: both signatures, both keys published.
+    let mut mgmt = ManagementProcess::start(addr, &data, &[]).await;
+    let config = http_call(
+        addr,
+        "GET",
+        "/gateways/gw-1/configuration",
+        &[("Authorization", &token)],
+        "",
+    )
+    .await;
+    let signature = config.header("portcullis-signature").expect("signed");
+    assert_eq!(signature.matches("ed25519=").count(), 2, "{signature}");
+    assert_eq!(new.verify(&config.body, Some(&signature)), Ok(()));
+    assert_eq!(old.verify(&config.body, Some(&signature)), Ok(()));
+    let published = http_call(addr, "GET", "/signing-key", &[], "").await.json();
+    assert_eq!(published["fingerprint"], new.fingerprint());
+    assert_eq!(published["previous"]["fingerprint"], old.fingerprint());
+    // The pinned gateway follows the old key's endorsement of the new one.
+    put(addr, 2).await;
+    gw.wait_for(
+        "/echo/x",
+        "the overlap's snapshot is applied",
+        version_is("2"),
+    )
+    .await;
+    let moved = format!("trusting the management signing key {}", new.fingerprint());
+    within("the gateway logs the new pin", async {
+        while !gw.log_text().contains(&moved) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // The overlap ends: the new key alone, still applied.
+    mgmt.kill().await;
+    let (ok, text) = management_cmd(&data, "--end-signing-key-overlap");
+    assert!(ok, "{text}");
+    assert_eq!(
+        line_value(&text, "REMOVED_SIGNING_KEY_FINGERPRINT"),
+        old.fingerprint()
+    );
+    let (ok, text) = management_cmd(&data, "--end-signing-key-overlap");
+    assert!(!ok && text.contains("no signing key rotation"), "{text}");
+    let mgmt = ManagementProcess::start(addr, &data, &[]).await;
+    let published = http_call(addr, "GET", "/signing-key", &[], "").await.json();
+    assert!(published.get("previous").is_none(), "{published}");
+    put(mgmt.addr, 3).await;
+    gw.wait_for(
+        "/echo/x",
+        "the new key's snapshot is applied",
+        version_is("3"),
+    )
+    .await;
+}
