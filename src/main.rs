@@ -512,3 +512,24 @@ impl ShutdownSignal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_management_keys_are_taken_comma_separated() {
+        let (a, b) = (
+            PublicKey::from_bytes([1; 32]),
+            PublicKey::from_bytes([2; 32]),
+        );
+        let both = format!("{}, {}", a.to_base64(), b.to_base64());
+        assert_eq!(
+            parse_public_keys(&both).map(|k| k.0),
+            Ok(vec![a.clone(), b])
+        );
+        assert_eq!(parse_public_keys(&a.to_base64()).map(|k| k.0), Ok(vec![a]));
+        assert!(parse_public_keys("AAAA").is_err());
+        assert!(parse_public_keys("").is_err());
+    }
+}

@@ -312,3 +312,94 @@ async fn a_rotation_signs_with_both_keys_and_a_pinned_gateway_follows(rt: Runtim
     )
     .await;
 }
+
+#[runtimes]
+async fn the_pin_survives_a_restart_through_the_backup(rt: Runtime) {
+    use common::managed::ManagedGateway;
+    use std::time::Duration;
+    const BACKUP_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    let backend = Backend::echo().await;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let backups = root.path().join("backups");
+    let backup_dir = backups.display().to_string();
+    let gw_args = [
+        "--backup-dir",
+        backup_dir.as_str(),
+        "--backup-key",
+        BACKUP_KEY,
+        "--heartbeat-interval",
+        "1",
+    ];
+    let mut mgmt = ManagementProcess::start(any_port(), &data, &[]).await;
+    let api = api("echo", "echo", &format!("http://{}", backend.addr));
+    mgmt.ok("PUT", "/apis/echo", Some(&api.to_string()), 201)
+        .await;
+    let xml = versioned_policy(1);
+    let r =
+        common::managed::admin_call(mgmt.addr, "PUT", "/apis/echo/policy", Some(&xml), &[]).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.body_str());
+    let token = mgmt.gateway_with_token("gw-1", &["echo"]).await;
+    let key = PublicKey::from_base64(&printed(&mgmt, "MANAGEMENT_SIGNING_KEY")).unwrap();
+    let mut gw = ManagedGateway::start(rt, &mgmt.url, &token, &gw_args).await;
+    gw.ready().await;
+    let file = backups.join("config.backup");
+    within("the gateway writes its backup", async {
+        while !file.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    gw.kill().await;
+
+    // Another plane at the same URL; the gateway restarts from its backup.
+    let addr = mgmt.addr;
+    mgmt.kill().await;
+    let other = root.path().join("other");
+    copy_dir(&data, &other);
+    std::fs::remove_file(other.join("signing-key.pk8")).unwrap();
+    let impostor = ManagementProcess::start(addr, &other, &[]).await;
+    let xml = versioned_policy(2);
+    let r = common::managed::admin_call(addr, "PUT", "/apis/echo/policy", Some(&xml), &[]).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.body_str());
+    let gw = ManagedGateway::start(rt, &impostor.url, &token, &gw_args).await;
+    gw.ready().await;
+    let refusal = format!("does not verify under management key {}", key.fingerprint());
+    within("the restarted gateway refuses the other plane", async {
+        while !gw.log_text().contains(&refusal) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let log = gw.log_text();
+    assert!(
+        log.contains(&format!(
+            "trusting the management signing key {}, pinned in the configuration backup",
+            key.fingerprint()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("on first use"), "{log}");
+    for _ in 0..10 {
+        assert!(version_is("1")(&gw.get("/echo/x").await));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(gw);
+
+    // A gateway told to trust the other plane's key refuses the backup.
+    let other_key = printed(&impostor, "MANAGEMENT_SIGNING_KEY");
+    let mut args = gw_args.to_vec();
+    args.extend(["--management-public-key", other_key.as_str()]);
+    let gw = ManagedGateway::start(rt, &impostor.url, &token, &args).await;
+    within("the backup is refused naming both keys", async {
+        loop {
+            let log = gw.log_text();
+            if log.contains("remove the backup file") && log.contains(&key.fingerprint()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
