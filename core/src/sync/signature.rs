@@ -3,7 +3,9 @@
 //! key it was given (or pinned on first use) before it applies the snapshot.
 //!
 //! The signature covers the snapshot JSON bytes exactly as sent, and travels in
-//! the [`SIGNATURE_HEADER`] response header as `ed25519=<base64>`. This module
+//! the [`SIGNATURE_HEADER`] response header as `ed25519=<base64>` (two, comma
+//! separated, during a key rotation's overlap: the new key's first), with the
+//! signing keys in [`SIGNING_KEY_HEADER`] in the same order. This module
 //! holds what both sides share: parsing and checking keys and signatures, and
 //! the key fingerprint shown to operators. It never makes keys (the management
 //! plane does, from the OS random source).
