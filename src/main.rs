@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis_core::options::{ConfigOrigin, TelemetryOptions};
-use portcullis_core::sync::signature::PublicKey;
+use portcullis_core::sync::signature::{parse_keys, PublicKey};
 use portcullis_core::telemetry::access_log::{
     AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
 };
@@ -156,19 +156,25 @@ struct ManagedArgs {
     )]
     heartbeat_interval: Option<u64>,
     /// The management plane's public signing key (base64, as it prints in
-    /// `MANAGEMENT_SIGNING_KEY=`): snapshots not signed with it are refused and
-    /// the configuration in force stays.
+    /// `MANAGEMENT_SIGNING_KEY=`), or several separated by commas during a key
+    /// rotation: snapshots not signed with one of them are refused and the
+    /// configuration in force stays. Without it the gateway pins the plane's
+    /// key on first use.
     #[arg(
         long,
         env = "PORTCULLIS_MANAGEMENT_PUBLIC_KEY",
         requires = "management_url",
-        value_parser = parse_public_key
+        value_parser = parse_public_keys
     )]
-    management_public_key: Option<PublicKey>,
+    management_public_key: Option<PublicKeys>,
 }
 
-fn parse_public_key(text: &str) -> Result<PublicKey, String> {
-    PublicKey::from_base64(text).map_err(|e| e.to_string())
+/// The keys given with `--management-public-key`.
+#[derive(Debug, Clone)]
+struct PublicKeys(Vec<PublicKey>);
+
+fn parse_public_keys(text: &str) -> Result<PublicKeys, String> {
+    parse_keys(text).map(PublicKeys).map_err(|e| e.to_string())
 }
 
 fn parse_backup_key(text: &str) -> Result<BackupKey, String> {
@@ -428,13 +434,17 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
         (None, Some(url)) => {
             let mut sync = ManagedOptions::new(url, managed.token.unwrap_or_default());
             sync.ca = managed.ca;
-            if let Some(key) = &managed.management_public_key {
+            let keys = managed
+                .management_public_key
+                .map(|k| k.0)
+                .unwrap_or_default();
+            for key in &keys {
                 tracing::info!(
                     fingerprint = %key.fingerprint(),
-                    "snapshots must be signed with this management key"
+                    "snapshots signed with this management key are accepted"
                 );
             }
-            sync.management_public_key = managed.management_public_key;
+            sync.management_public_keys = keys;
             sync.backup = match (managed.backup_dir, managed.backup_key) {
                 (Some(dir), Some(key)) => Some(BackupOptions { dir, key }),
                 _ => None,
@@ -500,5 +510,26 @@ impl ShutdownSignal {
             let _ = &mut self;
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_management_keys_are_taken_comma_separated() {
+        let (a, b) = (
+            PublicKey::from_bytes([1; 32]),
+            PublicKey::from_bytes([2; 32]),
+        );
+        let both = format!("{}, {}", a.to_base64(), b.to_base64());
+        assert_eq!(
+            parse_public_keys(&both).map(|k| k.0),
+            Ok(vec![a.clone(), b])
+        );
+        assert_eq!(parse_public_keys(&a.to_base64()).map(|k| k.0), Ok(vec![a]));
+        assert!(parse_public_keys("AAAA").is_err());
+        assert!(parse_public_keys("").is_err());
     }
 }

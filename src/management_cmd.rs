@@ -70,6 +70,16 @@ pub(crate) struct ManagementArgs {
     /// whatever revision it holds.
     #[arg(long)]
     new_store_identity: bool,
+    /// Start a signing key rotation in `--data` and exit without serving: the
+    /// key becomes the previous one, a new key is made and printed. Until
+    /// `--end-signing-key-overlap`, snapshots carry both keys' signatures.
+    #[arg(long, conflicts_with_all = ["new_store_identity", "end_signing_key_overlap"])]
+    rotate_signing_key: bool,
+    /// End a signing key rotation's overlap in `--data` and exit without
+    /// serving: the previous key is removed and snapshots are signed with the
+    /// new key only.
+    #[arg(long, conflicts_with = "new_store_identity")]
+    end_signing_key_overlap: bool,
 }
 
 impl ManagementArgs {
@@ -97,6 +107,9 @@ pub(crate) async fn run(args: ManagementArgs) -> anyhow::Result<()> {
     if args.new_store_identity {
         return new_store_identity(&args.data);
     }
+    if args.rotate_signing_key || args.end_signing_key_overlap {
+        return signing_key_rotation(&args.data, args.rotate_signing_key);
+    }
     let signal = ShutdownSignal::install()?;
     let management = Management::start(args.options())
         .await
@@ -118,6 +131,35 @@ fn new_store_identity(data: &std::path::Path) -> anyhow::Result<()> {
         .context("recording the new store identity")?;
     println!("PREVIOUS_STORE_ID={old}");
     println!("STORE_ID={new}");
+    Ok(())
+}
+
+/// `--rotate-signing-key` (`rotate`) or `--end-signing-key-overlap`: acts on
+/// the key files and prints the keys.
+fn signing_key_rotation(data: &std::path::Path, rotate: bool) -> anyhow::Result<()> {
+    use portcullis_management::signing::SigningKey;
+    // Opening the store takes the data directory's lock: a running plane
+    // would keep signing with the keys it loaded.
+    let store = portcullis_management::store::Store::open(data).with_context(|| {
+        format!(
+            "opening the store in {} (is a management plane running on it?)",
+            data.display()
+        )
+    })?;
+    if rotate {
+        let (new, previous) = SigningKey::rotate(data).context("rotating the signing key")?;
+        println!("MANAGEMENT_SIGNING_KEY={}", new.to_base64());
+        println!("MANAGEMENT_SIGNING_KEY_FINGERPRINT={}", new.fingerprint());
+        println!("PREVIOUS_SIGNING_KEY={}", previous.to_base64());
+        println!(
+            "PREVIOUS_SIGNING_KEY_FINGERPRINT={}",
+            previous.fingerprint()
+        );
+    } else {
+        let previous = SigningKey::end_overlap(data).context("ending the signing key overlap")?;
+        println!("REMOVED_SIGNING_KEY_FINGERPRINT={}", previous.fingerprint());
+    }
+    drop(store);
     Ok(())
 }
 

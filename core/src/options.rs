@@ -160,10 +160,9 @@ pub struct ManagedOptions {
     pub hostname: String,
     /// Poll, long poll, heartbeat and backoff timing.
     pub timing: SyncTiming,
-    /// The management plane's signing key: snapshots not signed with it are
-    /// refused. `None`: signatures are not checked (yet: trust on first use is
-    /// to come).
-    pub management_public_key: Option<crate::sync::signature::PublicKey>,
+    /// The management plane's signing keys: snapshots not signed with one of
+    /// them are refused. Empty: the gateway pins the plane's key on first use.
+    pub management_public_keys: Vec<crate::sync::signature::PublicKey>,
 }
 
 impl std::fmt::Debug for ManagedOptions {
@@ -196,7 +195,7 @@ impl ManagedOptions {
             instance_id: String::new(),
             hostname: String::new(),
             timing: SyncTiming::default(),
-            management_public_key: None,
+            management_public_keys: Vec::new(),
         }
     }
 }

@@ -17,6 +17,7 @@ fn binding(gateway: &str) -> backup::Binding {
         gateway_id: gateway.into(),
         store_id: String::new(),
         signature: String::new(),
+        signing_key: None,
     }
 }
 
@@ -634,15 +635,25 @@ fn a_fetch_of_the_backups_revision_is_not_applied_twice() {
 
 #[test]
 fn a_backup_older_than_a_fetched_configuration_is_ignored() {
-    let mut a = Harness::new(settings(true, Jitter::None));
+    // With a configured key: without one, a fetch waits for the backup (whose
+    // pin it must match) and cannot win the race.
+    let plane = Plane::new();
+    let with_key = || {
+        let mut s = settings(true, Jitter::None);
+        s.management_keys = vec![plane.key()];
+        s
+    };
+    let mut a = Harness::new(with_key());
     a.outputs();
     a.agent.handle_backup_loaded(Ok(None), a.now);
     a.outputs();
-    let file = saves(&a.serve(5)).remove(0);
-    let mut b = Harness::new(settings(true, Jitter::None));
+    a.fetch(plane.send(5));
+    let file = saves(&a.outputs()).remove(0);
+    let mut b = Harness::new(with_key());
     b.outputs();
     // The fetch wins the race against the file read.
-    b.serve(6);
+    b.fetch(plane.send(6));
+    assert_eq!(applied(&b.outputs()), [6]);
     b.agent.handle_backup_loaded(Ok(Some(&file)), b.now);
     let out = b.outputs();
     assert!(applied(&out).is_empty());
@@ -976,10 +987,16 @@ fn another_gateways_backup_is_neither_served_nor_overwritten() {
 
 #[test]
 fn a_save_waits_for_the_backup_read() {
-    let mut h = Harness::new(settings(true, Jitter::None));
+    // A configured key: a fetch is applied before the backup is read.
+    let plane = Plane::new();
+    let mut s = settings(true, Jitter::None);
+    s.management_keys = vec![plane.key()];
+    let mut h = Harness::new(s);
     h.outputs();
     // The fetch answers before the file is read: nothing is written yet.
-    let out = h.serve(3);
+    h.fetch(plane.send(3));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [3], "{out:?}");
     assert!(saves(&out).is_empty(), "{out:?}");
     h.agent.handle_backup_loaded(Ok(None), h.now);
     let out = h.outputs();
@@ -1001,15 +1018,19 @@ fn with_a_management_key_only_snapshots_signed_with_it_are_applied() {
     };
     let (ours, theirs) = (pair(&rng), pair(&rng));
     let mut s = settings(false, Jitter::None);
-    s.management_key = Some(PublicKey::from_bytes(
+    s.management_keys = vec![PublicKey::from_bytes(
         ours.public_key().as_ref().try_into().unwrap(),
-    ));
+    )];
     let mut h = Harness::new(s);
     h.outputs();
     let signed = |pair: &Ed25519KeyPair, rev| {
         let body = snapshot(rev);
         let signature = header_value(pair.sign(&body).as_ref());
-        FetchResult::SignedSnapshot { body, signature }
+        FetchResult::SignedSnapshot {
+            body,
+            signature,
+            signing_key: None,
+        }
     };
     h.fetch(signed(&ours, 1));
     assert_eq!(applied(&h.outputs()), [1]);
@@ -1043,7 +1064,7 @@ fn a_backup_keeps_the_signature_and_is_checked_at_load() {
     let public = PublicKey::from_bytes(pair.public_key().as_ref().try_into().unwrap());
     let with_key = || {
         let mut s = settings(true, Jitter::None);
-        s.management_key = Some(public.clone());
+        s.management_keys = vec![public.clone()];
         s
     };
     // A gateway with the key saves a signed snapshot...
@@ -1053,7 +1074,11 @@ fn a_backup_keeps_the_signature_and_is_checked_at_load() {
     a.outputs();
     let body = snapshot(5);
     let signature = header_value(pair.sign(&body).as_ref());
-    a.fetch(FetchResult::SignedSnapshot { body, signature });
+    a.fetch(FetchResult::SignedSnapshot {
+        body,
+        signature,
+        signing_key: None,
+    });
     let signed_file = saves(&a.outputs()).remove(0);
     // ...which a restart with the key serves.
     let mut b = Harness::new(with_key());
@@ -1077,4 +1102,250 @@ fn a_backup_keeps_the_signature_and_is_checked_at_load() {
         matches!(&events(&out)[..], [Event::BackupRejected { error }] if error.contains("not signed")),
         "{out:?}"
     );
+}
+
+/// A management plane's signing key, for the trust-on-first-use tests.
+struct Plane(ring::signature::Ed25519KeyPair);
+
+impl Plane {
+    fn new() -> Plane {
+        use ring::signature::Ed25519KeyPair;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        Plane(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
+    }
+
+    fn key(&self) -> signature::PublicKey {
+        use ring::signature::KeyPair;
+        signature::PublicKey::from_bytes(self.0.public_key().as_ref().try_into().unwrap())
+    }
+
+    /// A snapshot as this plane sends it: signed, its key beside the signature.
+    fn send(&self, revision: u64) -> FetchResult {
+        let body = snapshot(revision);
+        FetchResult::SignedSnapshot {
+            signature: signature::header_value(self.0.sign(&body).as_ref()),
+            body,
+            signing_key: Some(self.key().to_base64()),
+        }
+    }
+}
+
+#[test]
+fn without_a_key_the_first_signed_snapshot_pins_the_planes_key() {
+    let (first, second) = (Plane::new(), Plane::new());
+    let mut h = Harness::plain();
+    h.outputs();
+    h.fetch(first.send(1));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [1]);
+    let pinned: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|e| matches!(e, Event::SigningKeyPinned { .. }))
+        .collect();
+    assert_eq!(
+        pinned,
+        [Event::SigningKeyPinned {
+            fingerprint: first.key().fingerprint(),
+            from_backup: false
+        }]
+    );
+    let line = pinned[0].to_string();
+    assert!(
+        line.contains(&format!(
+            "trusting the management signing key {} on first use",
+            first.key().fingerprint()
+        )),
+        "{line}"
+    );
+    assert_eq!(pinned[0].severity(), Severity::Warn);
+
+    // Another plane at the same URL, and an unsigned snapshot: refused, the
+    // configuration in force stays, the heartbeat says why.
+    for (result, reason) in [
+        (second.send(2), "does not verify"),
+        (FetchResult::Snapshot(snapshot(3)), "not signed"),
+    ] {
+        h.advance(30 * SEC);
+        h.fetch(result);
+        let out = h.outputs();
+        assert!(applied(&out).is_empty(), "{reason}: {out:?}");
+        assert_eq!(h.agent.applied_revision(), Some(1));
+        let errors = h.agent.status().compile_errors;
+        assert!(errors.iter().any(|e| e.contains(reason)), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&first.key().fingerprint()) || e.contains("not signed")),
+            "{errors:?}"
+        );
+        assert_eq!(h.agent.status().health, Health::Degraded);
+    }
+    // The pinned plane is back: applied.
+    h.advance(30 * SEC);
+    h.fetch(first.send(4));
+    assert_eq!(applied(&h.outputs()), [4]);
+    assert!(h.agent.status().compile_errors.is_empty());
+}
+
+#[test]
+fn an_unsigned_first_snapshot_is_served_unverified_and_pins_nothing() {
+    let (plane, other) = (Plane::new(), Plane::new());
+    let mut h = Harness::plain();
+    h.outputs();
+    h.fetch(FetchResult::Snapshot(snapshot(1)));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [1]);
+    let unverified = events(&out)
+        .into_iter()
+        .find(|e| matches!(e, Event::Unverified { revision: 1 }))
+        .expect("an unverified warning");
+    assert_eq!(unverified.severity(), Severity::Warn);
+    // Nothing was pinned: the first signed snapshot, of any plane, pins.
+    h.advance(30 * SEC);
+    h.fetch(plane.send(2));
+    assert_eq!(applied(&h.outputs()), [2]);
+    h.advance(30 * SEC);
+    h.fetch(other.send(3));
+    assert!(applied(&h.outputs()).is_empty());
+}
+
+#[test]
+fn the_pin_survives_a_restart_through_the_backup() {
+    let (first, second) = (Plane::new(), Plane::new());
+    let mut a = Harness::new(settings(true, Jitter::None));
+    a.outputs();
+    a.agent.handle_backup_loaded(Ok(None), a.now);
+    a.outputs();
+    a.fetch(first.send(5));
+    let file = saves(&a.outputs()).remove(0);
+    let opened = backup::open(&file, &BackupKey::from_bytes(KEY), GW).unwrap();
+    assert_eq!(opened.binding.signing_key, Some(first.key()));
+    assert!(opened.binding.signature.starts_with("ed25519="));
+
+    // Restarted from the backup, without a key: the backup's pin holds, and
+    // another plane's snapshot fetched before the backup was read waits for
+    // it, then is refused.
+    let mut b = Harness::new(settings(true, Jitter::None));
+    b.outputs();
+    b.fetch(second.send(6));
+    assert!(applied(&b.outputs()).is_empty());
+    b.agent.handle_backup_loaded(Ok(Some(&file)), b.now);
+    let out = b.outputs();
+    assert_eq!(applied(&out), [5], "{out:?}");
+    assert!(
+        events(&out).contains(&Event::SigningKeyPinned {
+            fingerprint: first.key().fingerprint(),
+            from_backup: true
+        }),
+        "{out:?}"
+    );
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { error, .. } if error.contains(&first.key().fingerprint()))),
+        "{out:?}"
+    );
+    assert_eq!(b.agent.applied_revision(), Some(5));
+    // The first plane again: applied.
+    b.advance(30 * SEC);
+    b.fetch(first.send(7));
+    assert_eq!(applied(&b.outputs()), [7]);
+
+    // With --management-public-key of another plane, the backup is refused
+    // naming both keys.
+    let mut s = settings(true, Jitter::None);
+    s.management_keys = vec![second.key()];
+    let mut c = Harness::new(s);
+    c.outputs();
+    c.agent.handle_backup_loaded(Ok(Some(&file)), c.now);
+    let out = c.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    assert!(
+        matches!(&events(&out)[..], [Event::BackupRejected { error }]
+            if error.contains(&first.key().fingerprint())
+                && error.contains(&second.key().fingerprint())
+                && error.contains("remove the backup")),
+        "{out:?}"
+    );
+    // The same key as the pin: served.
+    let mut s = settings(true, Jitter::None);
+    s.management_keys = vec![first.key()];
+    let mut d = Harness::new(s);
+    d.outputs();
+    d.agent.handle_backup_loaded(Ok(Some(&file)), d.now);
+    assert_eq!(applied(&d.outputs()), [5]);
+}
+
+#[test]
+fn a_snapshot_fetched_while_the_backup_loads_waits_and_is_then_taken() {
+    let plane = Plane::new();
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    h.fetch(plane.send(1));
+    let out = h.outputs();
+    assert!(applied(&out).is_empty(), "{out:?}");
+    assert!(fetches(&out).is_empty(), "{out:?}");
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    let out = h.outputs();
+    assert_eq!(applied(&out), [1], "{out:?}");
+    assert_eq!(saves(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_pinned_gateway_follows_a_rotation_the_old_key_endorses() {
+    let (old, new, stranger) = (Plane::new(), Plane::new(), Plane::new());
+    // The overlap: both signatures, the new (current) key listed first.
+    let overlap = |revision| {
+        let body = snapshot(revision);
+        FetchResult::SignedSnapshot {
+            signature: signature::join_values(&[
+                signature::header_value(new.0.sign(&body).as_ref()),
+                signature::header_value(old.0.sign(&body).as_ref()),
+            ]),
+            signing_key: Some(signature::join_values(&[
+                new.key().to_base64(),
+                old.key().to_base64(),
+            ])),
+            body,
+        }
+    };
+    let mut h = Harness::new(settings(true, Jitter::None));
+    h.outputs();
+    h.agent.handle_backup_loaded(Ok(None), h.now);
+    h.outputs();
+    h.fetch(old.send(1));
+    h.outputs();
+    h.agent.handle_backup_saved(Ok(()), h.now);
+    h.advance(30 * SEC);
+    h.fetch(overlap(2));
+    let out = h.outputs();
+    assert_eq!(applied(&out), [2]);
+    let rotated = Event::SigningKeyRotated {
+        from: old.key().fingerprint(),
+        to: new.key().fingerprint(),
+    };
+    assert!(events(&out).contains(&rotated), "{out:?}");
+    assert!(rotated.to_string().contains(&new.key().fingerprint()));
+    // The backup records the new key.
+    let file = saves(&out).remove(0);
+    let opened = backup::open(&file, &BackupKey::from_bytes(KEY), GW).unwrap();
+    assert_eq!(opened.binding.signing_key, Some(new.key()));
+    // After the overlap, the new key alone: applied; the old key alone or a
+    // stranger: refused.
+    h.advance(30 * SEC);
+    h.fetch(new.send(3));
+    assert_eq!(applied(&h.outputs()), [3]);
+    for plane in [&old, &stranger] {
+        h.advance(30 * SEC);
+        h.fetch(plane.send(4));
+        assert!(applied(&h.outputs()).is_empty());
+    }
+    // A gateway configured with the new key only serves the overlap's backup:
+    // its snapshot carries the new key's signature.
+    let mut s = settings(true, Jitter::None);
+    s.management_keys = vec![new.key()];
+    let mut c = Harness::new(s);
+    c.outputs();
+    c.agent.handle_backup_loaded(Ok(Some(&file)), c.now);
+    assert_eq!(applied(&c.outputs()), [2]);
 }

@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         gateway_id: GW.into(),
         store_id: String::new(),
         signature: String::new(),
+        signing_key: None,
     };
     let header_len = BOUND_HEADER_MIN + GW.len();
     let file = seal(revision, rest, &binding, &key, nonce).expect("seal");

@@ -15,7 +15,7 @@
 //! | 31 + g | 2 | length `s` of the store identity |
 //! | 33 + g | s | the management store's identity (UTF-8; empty if unknown) |
 //! | 33 + g + s | 2 | length `x` of the signature |
-//! | 35 + g + s | x | the snapshot's `Portcullis-Signature` as received (empty if unsigned) |
+//! | 35 + g + s | x | the snapshot's `Portcullis-Signature` as received (empty if unsigned), then, when it verified under a trusted management key, ` key=` and that key in base64 |
 //! | 35 + g + s + x | 8 | ciphertext length `n` (tag included) |
 //! | h = 43 + g + s + x | n | AES-256-GCM ciphertext of the snapshot JSON, then its 16-byte tag |
 //! | h + n | 32 | SHA-256 of every byte before it |
@@ -23,7 +23,8 @@
 //! The header (the first `h` bytes) is the AEAD's associated data, so neither the
 //! revision nor the gateway or store it is bound to can be changed without the
 //! key (and the snapshot inside keeps its management signature, checked again
-//! at load when the gateway has the management key): a file copied from another gateway that shares the backup key is told
+//! at load under the management key the gateway was given or the one recorded
+//! beside the signature, its trust-on-first-use pin): a file copied from another gateway that shares the backup key is told
 //! apart ([`BackupError::OtherGateway`]) and never served. The checksum is
 //! unkeyed: it tells a torn or truncated write ([`BackupError::Truncated`],
 //! [`BackupError::ChecksumMismatch`]) apart from a file that is whole but was
@@ -135,6 +136,10 @@ pub enum BackupError {
     /// gateway was given.
     #[error("backup snapshot refused: {0}")]
     Signature(super::signature::SignatureError),
+    /// The backup records another management key than the one this gateway
+    /// trusts.
+    #[error("backup refused: {0}")]
+    PinMismatch(super::trust::PinMismatch),
     /// A gateway id or store identity too long for the header.
     #[error("gateway id or store identity longer than {MAX_BOUND_ID} bytes")]
     IdTooLong,
@@ -149,7 +154,14 @@ pub struct Binding {
     pub store_id: String,
     /// The snapshot's signature header as received (empty when unsigned).
     pub signature: String,
+    /// The management key the signature verified under (the gateway's
+    /// configured key or its pin); kept so a restart keeps the pin.
+    pub signing_key: Option<super::signature::PublicKey>,
 }
+
+/// Between the signature and the key in the header's signature field: neither
+/// a signature header value nor base64 holds a space.
+const KEY_SEPARATOR: &str = " key=";
 
 /// A backup file opened: its revision, binding and the snapshot JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,10 +214,14 @@ pub fn seal(
     key: &BackupKey,
     nonce: [u8; NONCE_LEN],
 ) -> Result<Vec<u8>, BackupError> {
+    let signature = match &binding.signing_key {
+        Some(key) => format!("{}{KEY_SEPARATOR}{}", binding.signature, key.to_base64()),
+        None => binding.signature.clone(),
+    };
     let fields = [
         binding.gateway_id.as_bytes(),
         binding.store_id.as_bytes(),
-        binding.signature.as_bytes(),
+        signature.as_bytes(),
     ];
     if fields.iter().any(|f| f.len() > MAX_BOUND_ID) {
         return Err(BackupError::IdTooLong);
@@ -335,10 +351,19 @@ pub fn open(file: &[u8], key: &BackupKey, gateway_id: &str) -> Result<OpenedBack
     }
     // Whole and undamaged: which gateway it claims is worth saying even before
     // the key is tried (the claim is authenticated just below).
+    let signature_field = String::from_utf8_lossy(ids[2]);
+    let (signature, signing_key) = match signature_field.split_once(KEY_SEPARATOR) {
+        Some((signature, key)) => (
+            signature.to_owned(),
+            Some(super::signature::PublicKey::from_base64(key).map_err(BackupError::Signature)?),
+        ),
+        None => (signature_field.into_owned(), None),
+    };
     let binding = Binding {
         gateway_id: String::from_utf8_lossy(ids[0]).into_owned(),
         store_id: String::from_utf8_lossy(ids[1]).into_owned(),
-        signature: String::from_utf8_lossy(ids[2]).into_owned(),
+        signature,
+        signing_key,
     };
     if binding.gateway_id != gateway_id {
         return Err(BackupError::OtherGateway {
@@ -438,11 +463,36 @@ pub fn open_verified(
     gateway_id: &str,
     management_key: Option<&super::signature::PublicKey>,
 ) -> Result<Snapshot, BackupError> {
+    let mut trust = super::trust::Trust::new(management_key.into_iter().cloned().collect());
+    open_trusted(file, key, gateway_id, &mut trust)
+}
+
+/// [`open_snapshot`] under `trust`: the key recorded in the file must be the
+/// trusted one (and is pinned when nothing is trusted yet), and the snapshot's
+/// signature must verify under the key then trusted.
+pub fn open_trusted(
+    file: &[u8],
+    key: &BackupKey,
+    gateway_id: &str,
+    trust: &mut super::trust::Trust,
+) -> Result<Snapshot, BackupError> {
     let opened = open(file, key, gateway_id)?;
-    if let Some(management_key) = management_key {
+    let mut adopted = trust.clone();
+    if let Err(mismatch) = adopted.adopt_backup(opened.binding.signing_key.as_ref()) {
+        // Saved during a rotation's overlap, the snapshot also carries the
+        // signature of a key trusted now: that is enough.
         let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
-        management_key
-            .verify(&opened.snapshot_json, signature)
+        if adopted
+            .check(&opened.snapshot_json, signature, None)
+            .is_err()
+        {
+            return Err(BackupError::PinMismatch(mismatch));
+        }
+    }
+    if !adopted.keys().is_empty() {
+        let signature = Some(opened.binding.signature.as_str()).filter(|s| !s.is_empty());
+        adopted
+            .check(&opened.snapshot_json, signature, None)
             .map_err(BackupError::Signature)?;
     }
     let snapshot = Snapshot::from_json(&opened.snapshot_json)
@@ -460,6 +510,8 @@ pub fn open_verified(
             snapshot: store.to_owned(),
         });
     }
+    // Only a backup that is whole and verified moves the pin.
+    *trust = adopted;
     Ok(snapshot)
 }
 
@@ -485,6 +537,7 @@ mod tests {
             gateway_id: gateway.into(),
             store_id: "st".into(),
             signature: String::new(),
+            signing_key: None,
         }
     }
 
@@ -495,6 +548,26 @@ mod tests {
     /// Where the ciphertext length starts in [`sample`].
     const CT_LEN_AT: usize = 29 + 2 + 4 + 2 + 2 + 2;
     const SAMPLE_HEADER: usize = CT_LEN_AT + 8;
+
+    #[test]
+    fn the_signing_key_is_kept_beside_the_signature_and_authenticated() {
+        let signing_key = crate::sync::signature::PublicKey::from_bytes([9; 32]);
+        let bound = Binding {
+            signature: "ed25519=c2ln".into(),
+            signing_key: Some(signing_key.clone()),
+            ..binding("gw")
+        };
+        let file = seal(7, JSON, &bound, &key(1), [3; NONCE_LEN]).unwrap();
+        let opened = open(&file, &key(1), "gw").unwrap();
+        assert_eq!(opened.binding, bound);
+        // Without a key, the field reads back as before.
+        let plain = Binding {
+            signature: "ed25519=c2ln".into(),
+            ..binding("gw")
+        };
+        let file = seal(7, JSON, &plain, &key(1), [3; NONCE_LEN]).unwrap();
+        assert_eq!(open(&file, &key(1), "gw").unwrap().binding, plain);
+    }
 
     #[test]
     fn round_trip() {

@@ -45,6 +45,28 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// A management signing key is trusted from now on (trust on first use):
+    /// an operator compares the fingerprint with the one the plane printed.
+    SigningKeyPinned {
+        /// The key's fingerprint (`SHA256:..`).
+        fingerprint: String,
+        /// Pinned by the backup rather than by a fetched snapshot.
+        from_backup: bool,
+    },
+    /// The pinned management key endorsed the plane's new key (both signed a
+    /// snapshot during a rotation's overlap): the pin moved to it.
+    SigningKeyRotated {
+        /// The fingerprint of the key pinned until now.
+        from: String,
+        /// The fingerprint of the key pinned from now on.
+        to: String,
+    },
+    /// A snapshot was applied without a signature to check (an older plane,
+    /// and no management key configured or pinned).
+    Unverified {
+        /// Its revision.
+        revision: u64,
+    },
     /// The first fetch was answered.
     Connected,
     /// A fetch failed after the previous one succeeded (or at start).
@@ -134,7 +156,10 @@ impl Event {
             } => Severity::Debug,
             Event::FetchFailed { .. }
             | Event::ConnectivityLost { .. }
-            | Event::HeartbeatFailed { .. } => Severity::Warn,
+            | Event::HeartbeatFailed { .. }
+            | Event::SigningKeyPinned { .. }
+            | Event::SigningKeyRotated { .. }
+            | Event::Unverified { .. } => Severity::Warn,
             Event::Rejected { .. }
             | Event::Unauthorized { .. }
             | Event::BackupRejected { .. }
@@ -213,6 +238,31 @@ impl fmt::Display for Event {
                 "management plane answered a {asked:?} long poll after {answered_after:.1?}; polling instead"
             ),
             Event::BackupMissing => f.write_str("no configuration backup yet"),
+            Event::SigningKeyPinned {
+                fingerprint,
+                from_backup: false,
+            } => write!(
+                f,
+                "trusting the management signing key {fingerprint} on first use; compare it \
+                 with the fingerprint `portcullis management` printed"
+            ),
+            Event::SigningKeyPinned {
+                fingerprint,
+                from_backup: true,
+            } => write!(
+                f,
+                "trusting the management signing key {fingerprint}, pinned in the configuration backup"
+            ),
+            Event::SigningKeyRotated { from, to } => write!(
+                f,
+                "trusting the management signing key {to} from now on: the key pinned until \
+                 now, {from}, signed beside it (a key rotation)"
+            ),
+            Event::Unverified { revision } => write!(
+                f,
+                "configuration revision {revision} applied unverified: it is not signed (an older \
+                 management plane) and no management key is configured or pinned"
+            ),
             Event::BackupRejected { error } => {
                 write!(f, "configuration backup rejected, not served: {error}")
             }

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod signature;
 pub mod token;
 pub mod token_file;
+pub mod trust;
 
 pub use agent::{FetchResult, Output, SyncAgent, SyncStatus};
 pub use backup_key::{BackupKey, BackupKeyError};

@@ -260,6 +260,10 @@ pub fn fetch_result(response: &Response) -> FetchResult {
             Some(signature) => FetchResult::SignedSnapshot {
                 body,
                 signature: signature.to_owned(),
+                signing_key: response
+                    .headers
+                    .get(super::signature::SIGNING_KEY_HEADER)
+                    .map(str::to_owned),
             },
             None => FetchResult::Snapshot(body),
         },

@@ -64,8 +64,8 @@ pub struct SyncSettings {
     pub version: String,
     /// The configuration backup, if one is kept.
     pub backup: Option<BackupSettings>,
-    /// The key snapshots must be signed with; `None`: not checked.
-    pub management_key: Option<super::signature::PublicKey>,
+    /// The keys snapshots must be signed with (any one); empty: trust on first use.
+    pub management_keys: Vec<super::signature::PublicKey>,
 }
 
 impl SyncSettings {
@@ -77,7 +77,7 @@ impl SyncSettings {
             hostname: hostname.into(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             backup: None,
-            management_key: None,
+            management_keys: Vec::new(),
         }
     }
 }
@@ -117,7 +117,7 @@ impl AgentSetup {
         };
         let mut settings = SyncSettings::new(instance_id, hostname);
         settings.timing = options.timing;
-        settings.management_key = options.management_public_key.clone();
+        settings.management_keys = options.management_public_keys.clone();
         // A token that does not parse stops the gateway before the agent runs
         // (the endpoint refuses it); an empty id then binds nothing real.
         let gateway_id = super::token::parse(&options.token)

@@ -3,7 +3,9 @@
 //! key it was given (or pinned on first use) before it applies the snapshot.
 //!
 //! The signature covers the snapshot JSON bytes exactly as sent, and travels in
-//! the [`SIGNATURE_HEADER`] response header as `ed25519=<base64>`. This module
+//! the [`SIGNATURE_HEADER`] response header as `ed25519=<base64>` (two, comma
+//! separated, during a key rotation's overlap: the new key's first), with the
+//! signing keys in [`SIGNING_KEY_HEADER`] in the same order. This module
 //! holds what both sides share: parsing and checking keys and signatures, and
 //! the key fingerprint shown to operators. It never makes keys (the management
 //! plane does, from the OS random source).
@@ -15,6 +17,11 @@ use ring::signature::{UnparsedPublicKey, ED25519};
 
 /// The response header that carries a snapshot's signature.
 pub const SIGNATURE_HEADER: &str = "Portcullis-Signature";
+/// The response header that carries the public key (base64) the snapshot is
+/// signed with, so a gateway without a configured key can pin it on first use.
+/// It proves nothing by itself: the signature must verify under it, and once
+/// pinned only the pinned key counts.
+pub const SIGNING_KEY_HEADER: &str = "Portcullis-Signing-Key";
 /// The scheme prefix of the header value.
 pub const SCHEME: &str = "ed25519=";
 /// Length of an Ed25519 public key.
@@ -86,18 +93,27 @@ impl PublicKey {
     }
 
     /// Checks `signature_header` (the value of [`SIGNATURE_HEADER`], if any)
-    /// over `body`.
+    /// over `body`: one of its signatures (a plane rotating its key sends two)
+    /// must verify under this key.
     pub fn verify(
         &self,
         body: &[u8],
         signature_header: Option<&str>,
     ) -> Result<(), SignatureError> {
-        let signature = parse_header(signature_header.ok_or(SignatureError::Missing)?)?;
-        UnparsedPublicKey::new(&ED25519, &self.0)
-            .verify(body, &signature)
-            .map_err(|_| SignatureError::Invalid {
+        let signatures = parse_header(signature_header.ok_or(SignatureError::Missing)?)?;
+        if signatures.iter().any(|s| self.signs(body, s)) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid {
                 fingerprint: self.fingerprint(),
             })
+        }
+    }
+
+    fn signs(&self, body: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(body, signature)
+            .is_ok()
     }
 }
 
@@ -116,15 +132,34 @@ pub fn header_value(signature: &[u8]) -> String {
     format!("{SCHEME}{}", STANDARD.encode(signature))
 }
 
-fn parse_header(value: &str) -> Result<[u8; SIGNATURE_LEN], SignatureError> {
-    let encoded = value
-        .trim()
-        .strip_prefix(SCHEME)
-        .ok_or(SignatureError::Malformed)?;
-    let bytes = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| SignatureError::Malformed)?;
-    bytes.try_into().map_err(|_| SignatureError::Malformed)
+/// Several header values (the current key's first) as one: `a, b`.
+pub fn join_values<S: AsRef<str>>(values: &[S]) -> String {
+    let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+    values.join(", ")
+}
+
+/// The keys of a [`SIGNING_KEY_HEADER`] value: comma-separated base64, the
+/// plane's current key first.
+pub fn parse_keys(value: &str) -> Result<Vec<PublicKey>, SignatureError> {
+    value.split(',').map(PublicKey::from_base64).collect()
+}
+
+/// The signatures of a [`SIGNATURE_HEADER`] value: `ed25519=<base64>`, several
+/// separated by commas.
+fn parse_header(value: &str) -> Result<Vec<[u8; SIGNATURE_LEN]>, SignatureError> {
+    value
+        .split(',')
+        .map(|one| {
+            let encoded = one
+                .trim()
+                .strip_prefix(SCHEME)
+                .ok_or(SignatureError::Malformed)?;
+            let bytes = STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| SignatureError::Malformed)?;
+            bytes.try_into().map_err(|_| SignatureError::Malformed)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -160,6 +195,25 @@ mod tests {
         let other = public(&self::pair());
         let err = other.verify(body, Some(&header)).unwrap_err();
         assert!(err.to_string().contains(&other.fingerprint()), "{err}");
+    }
+
+    #[test]
+    fn any_of_several_signatures_verifies() {
+        let (old, new) = (pair(), pair());
+        let body = br#"{"revision":3}"#;
+        let header = join_values(&[
+            header_value(new.sign(body).as_ref()),
+            header_value(old.sign(body).as_ref()),
+        ]);
+        assert_eq!(public(&old).verify(body, Some(&header)), Ok(()));
+        assert_eq!(public(&new).verify(body, Some(&header)), Ok(()));
+        assert!(public(&pair()).verify(body, Some(&header)).is_err());
+        let keys = join_values(&[public(&new).to_base64(), public(&old).to_base64()]);
+        assert_eq!(parse_keys(&keys), Ok(vec![public(&new), public(&old)]));
+        assert_eq!(
+            public(&old).verify(body, Some(&format!("{header}, rsa=AAAA"))),
+            Err(SignatureError::Malformed)
+        );
     }
 
     #[test]

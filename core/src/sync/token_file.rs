@@ -222,6 +222,7 @@ mod tests {
             gateway_id: "gw".into(),
             store_id: String::new(),
             signature: String::new(),
+            signing_key: None,
         };
         let backup = backup::seal(1, b"{}", &binding, &key(1), [3; 12]).unwrap();
         assert!(matches!(

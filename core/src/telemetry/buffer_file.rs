@@ -81,6 +81,7 @@ impl From<BackupError> for BatchFileError {
             | BackupError::OtherGateway { .. }
             | BackupError::StoreMismatch { .. }
             | BackupError::Signature(_)
+            | BackupError::PinMismatch(_)
             | BackupError::IdTooLong) => BatchFileError::Damaged(other.to_string()),
         }
     }
@@ -239,6 +240,7 @@ mod tests {
             gateway_id: "gw".into(),
             store_id: String::new(),
             signature: String::new(),
+            signing_key: None,
         };
         let config =
             backup::seal(9, JSON, &binding, &BackupKey::from_bytes([1; 32]), [0; 12]).unwrap();

@@ -23,6 +23,16 @@ struct SigningKeyView {
     algorithm: &'static str,
     public_key: String,
     fingerprint: String,
+    /// The key rotated out, while the overlap lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<KeyView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyView {
+    public_key: String,
+    fingerprint: String,
 }
 
 async fn signing_key(State(state): State<Shared>) -> Result<Response, Problem> {
@@ -33,6 +43,10 @@ async fn signing_key(State(state): State<Shared>) -> Result<Response, Problem> {
         algorithm: "Ed25519",
         public_key: key.public_key().to_base64(),
         fingerprint: key.public_key().fingerprint(),
+        previous: key.previous_public_key().map(|k| KeyView {
+            public_key: k.to_base64(),
+            fingerprint: k.fingerprint(),
+        }),
     })
     .into_response())
 }
@@ -44,6 +58,11 @@ pub(super) fn sign(state: &Shared, headers: &mut HeaderMap, body: &[u8]) {
         if let Ok(value) = HeaderValue::from_str(&key.sign_header(body)) {
             headers.insert(HeaderName::from_static("portcullis-signature"), value);
         }
+        // The key next to the signature: a gateway without
+        // `--management-public-key` pins it on first use (trust on first use).
+        if let Ok(value) = HeaderValue::from_str(&key.public_keys_header()) {
+            headers.insert(HeaderName::from_static("portcullis-signing-key"), value);
+        }
     }
 }
 
@@ -54,6 +73,10 @@ mod tests {
         assert_eq!(
             portcullis_core::sync::signature::SIGNATURE_HEADER.to_ascii_lowercase(),
             "portcullis-signature"
+        );
+        assert_eq!(
+            portcullis_core::sync::signature::SIGNING_KEY_HEADER.to_ascii_lowercase(),
+            "portcullis-signing-key"
         );
     }
 }

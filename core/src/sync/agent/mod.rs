@@ -31,6 +31,8 @@ use super::content::ContentId;
 use super::event::{Event, Origin};
 use super::heartbeat::{BackupStatus, Connectivity, Health, Heartbeat};
 use super::settings::{SyncSettings, SyncTiming};
+use super::signature::PublicKey;
+use super::trust::{Accepted, Trust};
 use crate::config::{CompiledConfig, Snapshot};
 
 /// Long polls answered early without a change, in a row and with no failure
@@ -49,6 +51,9 @@ pub enum FetchResult {
         body: Bytes,
         /// The signature header's value.
         signature: String,
+        /// The `Portcullis-Signing-Key` header's value, if sent: the key a
+        /// gateway without a configured one pins on first use.
+        signing_key: Option<String>,
     },
     /// 304: the revision asked about is still current.
     NotModified,
@@ -169,8 +174,12 @@ pub struct SyncAgent {
     heartbeat_due: Option<Instant>,
     heartbeat_in_flight: bool,
     backup: Option<BackupState>,
-    /// The key snapshots must be signed with, if any.
-    management_key: Option<super::signature::PublicKey>,
+    /// The key snapshots must be signed with: configured, pinned, or none yet.
+    trust: Trust,
+    /// A snapshot fetched while the backup was still loading, without a
+    /// configured key: it waits, because the backup may hold a pin it must
+    /// match (and trusting it first would let any plane replace the pin).
+    deferred: Option<Deferred>,
     outputs: VecDeque<Output>,
 }
 
@@ -205,7 +214,8 @@ impl SyncAgent {
             heartbeat_due: None,
             heartbeat_in_flight: false,
             backup,
-            management_key: settings.management_key,
+            trust: Trust::new(settings.management_keys),
+            deferred: None,
             outputs: VecDeque::new(),
         };
         if agent.backup.is_some() {
@@ -247,14 +257,25 @@ impl SyncAgent {
         let FetchState::InFlight { started, wait } = self.fetch else {
             return;
         };
+        let deferred = |body, signature, signing_key| Deferred {
+            body,
+            signature,
+            signing_key,
+            started,
+            wait,
+        };
         match result {
             FetchResult::Snapshot(body) => {
                 self.succeeded(now);
-                self.take_signed(&body, None, started, wait, now);
+                self.take_or_defer(deferred(body, None, None), now);
             }
-            FetchResult::SignedSnapshot { body, signature } => {
+            FetchResult::SignedSnapshot {
+                body,
+                signature,
+                signing_key,
+            } => {
                 self.succeeded(now);
-                self.take_signed(&body, Some(&signature), started, wait, now);
+                self.take_or_defer(deferred(body, Some(signature), signing_key), now);
             }
             FetchResult::NotModified => {
                 self.succeeded(now);
@@ -286,8 +307,8 @@ impl SyncAgent {
             Err(error) => self.backup_rejected(format!("cannot read the backup file: {error}")),
             Ok(None) => self.outputs.push_back(Output::Event(Event::BackupMissing)),
             Ok(Some(bytes)) => {
-                match backup::open_verified(bytes, &key, &gateway_id, self.management_key.as_ref())
-                {
+                let trusted = !self.trust.keys().is_empty();
+                match backup::open_trusted(bytes, &key, &gateway_id, &mut self.trust) {
                     Err(error @ BackupError::OtherGateway { .. }) => {
                         if let Some(state) = &mut self.backup {
                             state.foreign = true;
@@ -303,6 +324,7 @@ impl SyncAgent {
                         }))
                     }
                     Ok(snapshot) => {
+                        self.pinned_from_backup(trusted);
                         let id = ContentId::of(&snapshot);
                         match CompiledConfig::compile(snapshot) {
                             Ok(config) => {
@@ -317,6 +339,10 @@ impl SyncAgent {
                     }
                 }
             }
+        }
+        // A snapshot fetched meanwhile, now that the backup's pin is known.
+        if let Some(deferred) = self.deferred.take() {
+            self.take_signed(deferred, now);
         }
         // A save that waited for the load.
         if let Some(state) = self.backup.as_mut().filter(|b| b.saving.is_none()) {
@@ -551,30 +577,87 @@ impl SyncAgent {
         self.outputs.push_back(Output::Event(event));
     }
 
-    /// A 200: with a management key configured, a snapshot whose signature does
-    /// not verify is refused like one that does not compile (the configuration
-    /// in force stays, the heartbeat says why); else on to [`Self::take_snapshot`].
-    fn take_signed(
-        &mut self,
-        body: &[u8],
-        signature: Option<&str>,
-        started: Instant,
-        wait: Option<Duration>,
-        now: Instant,
-    ) {
-        if let Some(key) = &self.management_key {
-            if let Err(error) = key.verify(body, signature) {
-                return self.reject(None, None, error.to_string(), now);
+    /// A 200 while the backup is loading and no key is configured waits for
+    /// the load (see [`SyncAgent::deferred`]); else on to [`Self::take_signed`].
+    fn take_or_defer(&mut self, fetched: Deferred, now: Instant) {
+        let loading = self.backup.as_ref().is_some_and(|b| b.loading);
+        if loading && !matches!(self.trust, Trust::Configured(_)) {
+            // The fetch stays in flight, so nothing else is fetched meanwhile.
+            self.deferred = Some(fetched);
+        } else {
+            self.take_signed(fetched, now);
+        }
+    }
+
+    /// A 200: a snapshot whose signature does not verify under the trusted key
+    /// is refused like one that does not compile (the configuration in force
+    /// stays, the heartbeat says why); the first signed one pins its key when
+    /// none is trusted; else on to [`Self::take_snapshot`].
+    fn take_signed(&mut self, fetched: Deferred, now: Instant) {
+        let Deferred {
+            body,
+            signature,
+            signing_key,
+            started,
+            wait,
+        } = fetched;
+        let verified_by =
+            match self
+                .trust
+                .check(&body, signature.as_deref(), signing_key.as_deref())
+            {
+                Err(error) => return self.reject(None, None, error.to_string(), now),
+                Ok(Accepted::Verified(key)) => Some(key),
+                Ok(Accepted::FirstUse(key)) => {
+                    self.outputs
+                        .push_back(Output::Event(Event::SigningKeyPinned {
+                            fingerprint: key.fingerprint(),
+                            from_backup: false,
+                        }));
+                    self.trust.pin(key.clone());
+                    Some(key)
+                }
+                Ok(Accepted::Rotated { from, to }) => {
+                    self.outputs
+                        .push_back(Output::Event(Event::SigningKeyRotated {
+                            from: from.fingerprint(),
+                            to: to.fingerprint(),
+                        }));
+                    self.trust.rotate(to.clone());
+                    Some(to)
+                }
+                Ok(Accepted::Unverified) => None,
+            };
+        // An unverified signature is kept only when it cannot pass for a
+        // signature with its key (see the backup's layout).
+        let signature = signature
+            .filter(|s| verified_by.is_some() || !s.contains(' '))
+            .unwrap_or_default();
+        let signed = SignedBy {
+            signature,
+            key: verified_by,
+        };
+        self.take_snapshot(&body, signed, started, wait, now)
+    }
+
+    /// After a backup opened under the trust: say so if it pinned a key.
+    fn pinned_from_backup(&mut self, trusted_before: bool) {
+        if !trusted_before {
+            if let Some(key) = self.trust.keys().first() {
+                self.outputs
+                    .push_back(Output::Event(Event::SigningKeyPinned {
+                        fingerprint: key.fingerprint(),
+                        from_backup: true,
+                    }));
             }
         }
-        self.take_snapshot(body, signature.unwrap_or_default(), started, wait, now)
     }
 
     /// A 200: apply the snapshot if it is new and compiles.
     fn take_snapshot(
         &mut self,
         body: &[u8],
-        signature: &str,
+        signed: SignedBy,
         started: Instant,
         wait: Option<Duration>,
         now: Instant,
@@ -604,7 +687,11 @@ impl SyncAgent {
             Ok(config) => {
                 self.rejected = None;
                 self.apply(config, id, Origin::Management);
-                self.save_backup(revision, body, signature);
+                if signed.key.is_none() {
+                    self.outputs
+                        .push_back(Output::Event(Event::Unverified { revision }));
+                }
+                self.save_backup(revision, body, signed);
                 self.next_after_answer(now);
             }
             Err(error) => self.reject(Some(revision), Some(id), error.to_string(), now),
@@ -681,7 +768,7 @@ impl SyncAgent {
         }));
     }
 
-    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8], signature: &str) {
+    fn save_backup(&mut self, revision: u64, snapshot_json: &[u8], signed: SignedBy) {
         let Some(state) = &mut self.backup else {
             return;
         };
@@ -696,7 +783,8 @@ impl SyncAgent {
                 .as_ref()
                 .and_then(|id| id.store_id.clone())
                 .unwrap_or_default(),
-            signature: signature.to_owned(),
+            signature: signed.signature,
+            signing_key: signed.key,
         };
         let nonce = state.nonces.next_nonce();
         match backup::seal(revision, snapshot_json, &binding, &state.key, nonce) {
@@ -725,6 +813,24 @@ impl SyncAgent {
         self.outputs
             .push_back(Output::Event(Event::BackupRejected { error }));
     }
+}
+
+/// A fetched snapshot on its way to being applied.
+#[derive(Debug)]
+struct Deferred {
+    body: Bytes,
+    signature: Option<String>,
+    signing_key: Option<String>,
+    started: Instant,
+    wait: Option<Duration>,
+}
+
+/// How an accepted snapshot was signed, for its backup.
+struct SignedBy {
+    /// The signature header as received (empty when none is kept).
+    signature: String,
+    /// The trusted key it verified under; `None` when unverified.
+    key: Option<PublicKey>,
 }
 
 enum Failure {
