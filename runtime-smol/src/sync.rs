@@ -13,7 +13,7 @@ use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 use portcullis_core::sync::driver::{self, Finished, Job, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
 use portcullis_core::sync::renewal_driver::{self, Renewer};
-use portcullis_core::sync::token_file::{self, StartToken, TokenKeeper, TOKEN_FILE_NAME};
+use portcullis_core::sync::token_file::{TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use smol::channel::Sender;
 use smol::future::FutureExt;
@@ -85,25 +85,19 @@ impl Sync {
             None => None,
         };
         let extra: [u8; 20] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
-        let (nonce_base, renewal_seed) = split_random(extra);
+        let (nonce_base, renewal_seed) = renewal_driver::split_random(extra);
         let mut token = options.token.clone();
         let keeper = match (&options.backup, &backup) {
             (Some(b), Some(file)) => {
                 let kept_file = file.sibling(TOKEN_FILE_NAME);
-                let kept = kept_file.read().await.unwrap_or_else(|e| {
-                    tracing::warn!(path = %kept_file.path().display(), "the kept gateway token cannot be read: {e}");
-                    None
-                });
-                match token_file::start_token(&token, kept.as_deref(), &b.key, wall_unix()) {
-                    StartToken::Given => {}
-                    StartToken::Kept(renewed) => {
-                        tracing::info!(path = %kept_file.path().display(), "starting with the renewed gateway token kept next to the backup");
-                        token = renewed;
-                    }
-                    StartToken::KeptUnused(why) => {
-                        tracing::warn!(path = %kept_file.path().display(), "the kept gateway token is not used: {why}")
-                    }
-                }
+                let kept = kept_file.read().await.map_err(|e| e.to_string());
+                token = renewal_driver::pick_start_token(
+                    &options.token,
+                    kept,
+                    &b.key,
+                    &kept_file.path(),
+                    wall_unix(),
+                );
                 Some((
                     TokenKeeper::new(b.key.clone(), &options.token, nonce_base),
                     kept_file,
@@ -215,11 +209,7 @@ async fn run(mut agent: Box<SyncAgent>, mut renewer: Renewer, ctx: Context, stop
             spawn_job(job, &ctx, &tx);
         }
         let agent_deadline = agent.poll_timeout();
-        let renewal_deadline = renewer.deadline(now(), wall_unix());
-        let deadline = match (agent_deadline, renewal_deadline) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        };
+        let deadline = renewer.next_wake(agent_deadline, now(), wall_unix());
         match deadline {
             Some(at) => timer.set_at(at),
             None => timer = Timer::never(),
@@ -248,14 +238,7 @@ async fn run(mut agent: Box<SyncAgent>, mut renewer: Renewer, ctx: Context, stop
             Wake::Stop => return,
             Wake::Timer => {
                 // One timer for both machines: each is told only when it is due.
-                let at = now();
-                if agent_deadline.is_some_and(|due| due <= at) {
-                    agent.handle_timeout(at);
-                }
-                let unix = wall_unix();
-                if renewer.is_due(unix) {
-                    renewer.handle_timeout(unix);
-                }
+                renewer.handle_wake(&mut agent, agent_deadline, now(), wall_unix());
             }
             Wake::Done(done) if Renewer::owns(&done) => renewer.handle(done, wall_unix()),
             Wake::Done(done) => {
@@ -358,15 +341,6 @@ fn wall_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// 20 random bytes as the kept token's nonce base and the renewal's jitter seed.
-fn split_random(bytes: [u8; 20]) -> ([u8; 12], u64) {
-    let mut nonce = [0u8; 12];
-    nonce.copy_from_slice(&bytes[..12]);
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&bytes[12..]);
-    (nonce, u64::from_le_bytes(seed))
 }
 
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.

@@ -14,7 +14,7 @@ use portcullis_core::callout::CalloutLimits;
 use portcullis_core::sync::driver::{self, Finished, Job, JobKind, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
 use portcullis_core::sync::renewal_driver::{self, Renewer};
-use portcullis_core::sync::token_file::{self, StartToken, TokenKeeper, TOKEN_FILE_NAME};
+use portcullis_core::sync::token_file::{TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -89,25 +89,19 @@ impl Sync {
             None => None,
         };
         let extra: [u8; 20] = env.random_bytes().ok_or(SyncSetupError::Random)?;
-        let (nonce_base, renewal_seed) = split_random(extra);
+        let (nonce_base, renewal_seed) = renewal_driver::split_random(extra);
         let mut token = options.token.clone();
         let keeper = match (&options.backup, &backup) {
             (Some(b), Some(file)) => {
                 let kept_file = file.sibling(TOKEN_FILE_NAME);
-                let kept = kept_file.read().unwrap_or_else(|e| {
-                    tracing::warn!(path = %kept_file.path().display(), "the kept gateway token cannot be read: {e}");
-                    None
-                });
-                match token_file::start_token(&token, kept.as_deref(), &b.key, wall_unix(env)) {
-                    StartToken::Given => {}
-                    StartToken::Kept(renewed) => {
-                        tracing::info!(path = %kept_file.path().display(), "starting with the renewed gateway token kept next to the backup");
-                        token = renewed;
-                    }
-                    StartToken::KeptUnused(why) => {
-                        tracing::warn!(path = %kept_file.path().display(), "the kept gateway token is not used: {why}")
-                    }
-                }
+                let kept = kept_file.read().map_err(|e| e.to_string());
+                token = renewal_driver::pick_start_token(
+                    &options.token,
+                    kept,
+                    &b.key,
+                    &kept_file.path(),
+                    wall_unix(env),
+                );
                 Some((
                     TokenKeeper::new(b.key.clone(), &options.token, nonce_base),
                     kept_file,
@@ -247,11 +241,7 @@ async fn run(
             }
         }
         let agent_deadline = agent.poll_timeout();
-        let renewal_deadline = renewer.deadline(now(), wall_unix(&ctx.env));
-        let deadline = match (agent_deadline, renewal_deadline) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        };
+        let deadline = renewer.next_wake(agent_deadline, now(), wall_unix(&ctx.env));
         if let Some(at) = deadline {
             sleep.as_mut().reset(tokio::time::Instant::from_std(at));
         }
@@ -287,14 +277,7 @@ async fn run(
             }
             _ = &mut sleep, if deadline.is_some() => {
                 // One timer for both machines: each is told only when it is due.
-                let at = now();
-                if agent_deadline.is_some_and(|due| due <= at) {
-                    agent.handle_timeout(at);
-                }
-                let unix = wall_unix(&ctx.env);
-                if renewer.is_due(unix) {
-                    renewer.handle_timeout(unix);
-                }
+                renewer.handle_wake(&mut agent, agent_deadline, now(), wall_unix(&ctx.env));
             }
         }
     }
@@ -406,15 +389,6 @@ fn wall_unix(env: &Environment) -> u64 {
     (env.wall_clock)()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// 20 random bytes as the kept token's nonce base and the renewal's jitter seed.
-fn split_random(bytes: [u8; 20]) -> ([u8; 12], u64) {
-    let mut nonce = [0u8; 12];
-    nonce.copy_from_slice(&bytes[..12]);
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&bytes[12..]);
-    (nonce, u64::from_le_bytes(seed))
 }
 
 /// The host name: `$HOSTNAME`, else the kernel's, else `unknown`.

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -208,9 +208,16 @@ pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 /// whole (keys and issuer together) by the runtime's fetches.
 #[derive(Debug, Default)]
 pub struct KeySets {
-    sets: RwLock<HashMap<String, Arc<KeySet>>>,
+    sets: RwLock<Sets>,
+}
+
+/// What [`KeySets`] guards.
+#[derive(Debug, Default)]
+struct Sets {
+    /// The key set of each configuration URL.
+    by_url: HashMap<String, Arc<KeySet>>,
     /// When an unknown key last made each URL be fetched again.
-    refreshed_for_unknown_key: Mutex<HashMap<String, Instant>>,
+    refreshed_for_unknown_key: HashMap<String, Instant>,
 }
 
 impl KeySets {
@@ -233,7 +240,8 @@ impl KeySets {
         let keys = parse_jwks(jwks)?;
         let n = keys.len();
         let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
-        sets.insert(url.to_string(), Arc::new(KeySet { keys, issuer }));
+        sets.by_url
+            .insert(url.to_string(), Arc::new(KeySet { keys, issuer }));
         Ok(n)
     }
 
@@ -242,6 +250,7 @@ impl KeySets {
         self.sets
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .by_url
             .get(url)
             .cloned()
     }
@@ -253,16 +262,13 @@ impl KeySets {
     /// [`UNKNOWN_KEY_REFRESH_INTERVAL`]. They count as refetched from now on,
     /// so concurrent requests start one fetch, not many.
     pub fn claim_refresh(&self, urls: &[String], now: Instant) -> Vec<String> {
-        let installed: Vec<&String> = {
-            let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
-            urls.iter().filter(|u| sets.contains_key(*u)).collect()
-        };
-        let mut last = self
-            .refreshed_for_unknown_key
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let Sets {
+            by_url,
+            refreshed_for_unknown_key: last,
+        } = &mut *sets;
         let mut claimed = Vec::new();
-        for url in installed {
+        for url in urls.iter().filter(|u| by_url.contains_key(*u)) {
             let due = last.get(url).is_none_or(|at| {
                 now.saturating_duration_since(*at) >= UNKNOWN_KEY_REFRESH_INTERVAL
             });

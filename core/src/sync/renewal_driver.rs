@@ -3,16 +3,18 @@
 //! [`Endpoint`] sends, keeping the renewed token next to the backup, logging.
 //! The adapter runs the [`Job`]s and hands back their [`Finished`].
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::backup_key::BackupKey;
 use super::driver::{Finished, Job};
 use super::event::Severity;
 use super::protocol::{self, Endpoint};
 use super::renewal::{RenewResult, RenewalEvent, RenewalOutput, TokenRenewal};
-use super::token_file::TokenKeeper;
-use super::FetchResult;
+use super::token_file::{start_token, StartToken, TokenKeeper};
+use super::{FetchResult, SyncAgent};
 use crate::callout::{CalloutFailure, CalloutRequest};
 use crate::expr::encoding::uri_escape;
 use crate::policy::context::Response;
@@ -174,6 +176,75 @@ impl Renewer {
             .poll_timeout()
             .is_some_and(|due| due <= now_unix)
     }
+
+    /// The sync task's one timer, for the agent (whose own deadline is
+    /// `agent_deadline`) and this machine: the earlier of the two.
+    pub fn next_wake(
+        &self,
+        agent_deadline: Option<Instant>,
+        now: Instant,
+        now_unix: u64,
+    ) -> Option<Instant> {
+        match (agent_deadline, self.deadline(now, now_unix)) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
+    }
+
+    /// The sync task's timer went off at `now` (`now_unix` on the wall clock):
+    /// tells the agent (due at `agent_deadline`) and this machine, each only
+    /// when it is due.
+    pub fn handle_wake(
+        &mut self,
+        agent: &mut SyncAgent,
+        agent_deadline: Option<Instant>,
+        now: Instant,
+        now_unix: u64,
+    ) {
+        if agent_deadline.is_some_and(|due| due <= now) {
+            agent.handle_timeout(now);
+        }
+        if self.is_due(now_unix) {
+            self.handle_timeout(now_unix);
+        }
+    }
+}
+
+/// The token a gateway starts with: the one given (`--token`), or the renewed
+/// one kept at `path` beside the backup when [`start_token`] says it may be
+/// used; `kept` is what reading that file gave. Logs the choice.
+pub fn pick_start_token(
+    given: &str,
+    kept: Result<Option<Vec<u8>>, String>,
+    key: &BackupKey,
+    path: &Path,
+    now_unix: u64,
+) -> String {
+    let kept = kept.unwrap_or_else(|e| {
+        tracing::warn!(path = %path.display(), "the kept gateway token cannot be read: {e}");
+        None
+    });
+    match start_token(given, kept.as_deref(), key, now_unix) {
+        StartToken::Given => given.to_owned(),
+        StartToken::Kept(renewed) => {
+            tracing::info!(path = %path.display(), "starting with the renewed gateway token kept next to the backup");
+            renewed
+        }
+        StartToken::KeptUnused(why) => {
+            tracing::warn!(path = %path.display(), "the kept gateway token is not used: {why}");
+            given.to_owned()
+        }
+    }
+}
+
+/// 20 random bytes (from the adapter) as the kept token's nonce base and the
+/// renewal's jitter seed.
+pub fn split_random(bytes: [u8; 20]) -> ([u8; 12], u64) {
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&bytes[..12]);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&bytes[12..]);
+    (nonce, u64::from_le_bytes(seed))
 }
 
 fn log(event: &RenewalEvent) {
