@@ -373,16 +373,7 @@ pub fn open(file: &[u8], key: &BackupKey, gateway_id: &str) -> Result<OpenedBack
     }
     let (header, rest) = file.split_at(header_len);
     let ciphertext = &rest[..rest.len() - CHECKSUM_LEN];
-    let mut body = ciphertext.to_vec();
-    let plain_len = aead_key(key)
-        .open_in_place(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(header),
-            &mut body,
-        )
-        .map_err(|_| BackupError::Authentication)?
-        .len();
-    body.truncate(plain_len);
+    let body = decrypt(key, nonce, header, ciphertext)?;
     Ok(OpenedBackup {
         revision,
         binding,
@@ -432,6 +423,18 @@ pub(crate) fn open_framed(
     if computed.as_ref() != checksum {
         return Err(BackupError::ChecksumMismatch);
     }
+    let body = decrypt(key, nonce, header, ciphertext)?;
+    Ok((revision, body))
+}
+
+/// The plaintext of `ciphertext` (tag included) sealed under `key` and `nonce`
+/// with `header` as associated data.
+fn decrypt(
+    key: &BackupKey,
+    nonce: [u8; NONCE_LEN],
+    header: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, BackupError> {
     let mut body = ciphertext.to_vec();
     let plain_len = aead_key(key)
         .open_in_place(
@@ -442,7 +445,7 @@ pub(crate) fn open_framed(
         .map_err(|_| BackupError::Authentication)?
         .len();
     body.truncate(plain_len);
-    Ok((revision, body))
+    Ok(body)
 }
 
 /// Opens a backup file of gateway `gateway_id` and parses the snapshot in it,
