@@ -1,0 +1,12 @@
+//! The async half of the Portcullis gateway, written once for every runtime.
+//!
+//! `portcullis-core` decides; this crate moves bytes and time between the
+//! core's machines and the outside world: the client connection pump, the
+//! backend pool, the call-out client, the sync loop, telemetry uploads, file
+//! watching, start-up and shutdown. It reaches the runtime only through the
+//! [`Runtime`] trait, which `portcullis-runtime-tokio`, `portcullis-runtime-smol`
+//! and the simulation (`portcullis-sim`, on turmoil) implement.
+
+pub mod runtime;
+
+pub use runtime::{Listener, Runtime, Stream, Timer};
