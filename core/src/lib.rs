@@ -7,6 +7,7 @@ pub mod callout;
 pub mod config;
 pub mod expr;
 pub mod http;
+pub mod machine;
 pub mod ops;
 pub mod options;
 pub mod policy;

@@ -160,6 +160,7 @@ impl Uploader {
                 }
             }
         }
+        crate::machine::debug_check(self);
     }
 
     /// Records to upload.
@@ -173,6 +174,7 @@ impl Uploader {
                 self.close_batch();
             }
         }
+        crate::machine::debug_check(self);
     }
 
     /// Records dropped before they reached the uploader (counted in the next batch).
@@ -204,6 +206,7 @@ impl Uploader {
                 self.retry_at = Some(now + self.backoff.next_delay());
             }
         }
+        crate::machine::debug_check(self);
     }
 
     /// Time passed.
@@ -221,6 +224,7 @@ impl Uploader {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
         }
+        crate::machine::debug_check(self);
     }
 
     /// The next thing to do, if any.
@@ -265,6 +269,7 @@ impl Uploader {
         if !self.open.is_empty() || self.unreported_drops > 0 {
             self.close_batch();
         }
+        crate::machine::debug_check(self);
     }
 
     fn close_batch(&mut self) {
@@ -357,5 +362,73 @@ impl Uploader {
         self.waiting_bytes -= w.bytes.len() as u64;
         self.outputs.push_back(Output::Remove { seq });
         (w.records, w.carried)
+    }
+}
+
+/// The uploader under the machine contract ([`crate::machine`]). Invariants:
+///
+/// 1. **The buffer's size is known.** `waiting_bytes` is the sum of the
+///    waiting batches' sizes.
+/// 2. **Batches keep their order.** Waiting sequence numbers rise strictly and
+///    stay below the next one to be given out, so a batch is never sent under
+///    another's id.
+/// 3. **One upload at a time, of a batch still kept.** The batch in flight is
+///    one of the waiting batches, and no retry is scheduled while it flies.
+/// 4. **The bound holds, but for what cannot be dropped.** Over the bound, the
+///    buffer holds at most two batches: the newest, and the one that was in
+///    flight when it came.
+/// 5. **Records are never stranded.** An open batch has a start time (so a
+///    flush deadline), and is smaller than a full batch.
+impl crate::machine::Machine for Uploader {
+    type Output = Output;
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Uploader::poll_output(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Uploader::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Uploader::handle_timeout(self, now)
+    }
+
+    fn check_invariants(&self) {
+        let sum: u64 = self.waiting.iter().map(|w| w.bytes.len() as u64).sum();
+        assert_eq!(self.waiting_bytes, sum, "buffer size out of step");
+        let mut last = None;
+        for w in &self.waiting {
+            assert!(last.is_none_or(|l| l < w.seq), "batches out of order");
+            assert!(w.seq < self.next_seq, "a batch with an id not given out");
+            last = Some(w.seq);
+        }
+        if let Some(seq) = self.in_flight {
+            assert!(
+                self.waiting.iter().any(|w| w.seq == seq),
+                "batch {seq} in flight but no longer kept"
+            );
+            assert!(
+                self.retry_at.is_none(),
+                "a retry scheduled during an upload"
+            );
+        }
+        if self.waiting_bytes > self.settings.buffer_bytes {
+            assert!(
+                self.waiting.len() <= 2,
+                "over the bound with {} batches",
+                self.waiting.len()
+            );
+        }
+        if !self.open.is_empty() {
+            assert!(
+                self.open_since.is_some(),
+                "an open batch with no flush deadline"
+            );
+            assert!(
+                self.open.len() < self.settings.batch_records.max(1),
+                "a full batch left open"
+            );
+        }
     }
 }

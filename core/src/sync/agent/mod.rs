@@ -35,6 +35,8 @@ use super::signature::PublicKey;
 use super::trust::{Accepted, Trust};
 use crate::config::{CompiledConfig, Snapshot};
 
+mod invariants;
+
 /// Long polls answered early without a change, in a row and with no failure
 /// between them, before the agent takes the server for one that ignores `wait`.
 /// One is not enough: a plane shutting down (or a proxy closing idle requests)
@@ -257,6 +259,11 @@ impl SyncAgent {
         let FetchState::InFlight { started, wait } = self.fetch else {
             return;
         };
+        if self.deferred.is_some() {
+            // This fetch was answered already: its snapshot waits for the
+            // backup. A second answer is one nobody asked for.
+            return;
+        }
         let deferred = |body, signature, signing_key| Deferred {
             body,
             signature,
@@ -504,6 +511,7 @@ impl SyncAgent {
             self.heartbeat_in_flight = true;
             self.heartbeat_due = Some(now + self.timing.heartbeat_interval);
         }
+        crate::machine::debug_check(self);
     }
 
     fn long_poll_available(&mut self, now: Instant) -> bool {
