@@ -23,6 +23,7 @@ use crate::policy::send::CallRequest;
 use crate::policy::urlenc::decode;
 use policied::{Access, PolicyRun, Stage};
 
+mod invariants;
 mod policied;
 mod tally;
 use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
@@ -422,6 +423,7 @@ impl ProxyConn {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
+        crate::machine::debug_check(self);
         self.events.pop_front()
     }
 
