@@ -5,8 +5,8 @@
 #   bench/callgrind.sh [BINARY]        both runtimes, keep-alive
 #
 # Environment: REQUESTS (2000), WARMUP_REQUESTS (200), RUNTIMES ("tokio smol").
-# Needs nginx (the backend) and valgrind. The gateway runs under callgrind with
-# collection off; after the warm-up, collection is switched on, REQUESTS
+# Needs nginx (the backend) and valgrind. The gateway runs under callgrind,
+# uninstrumented; after the warm-up, instrumentation is switched on, REQUESTS
 # requests are sent one after another on one keep-alive connection, and the
 # counts are dumped: instructions / REQUESTS is the figure (everything the
 # process did meanwhile, the runtime's idle work included).
@@ -79,23 +79,25 @@ wait_up() {
 wait_up "$BACKEND_PORT"
 for rt in $RUNTIMES; do
     out="$WORK/cg.$rt"
-    PORTCULLIS_LOG=warn valgrind --tool=callgrind --collect-atstart=no \
+    PORTCULLIS_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$out" "$BIN" gateway --runtime "$rt" \
         --config "$WORK/gateway.json" --listen "127.0.0.1:$GATEWAY_PORT" \
         --ops-listen "127.0.0.1:18109" >"$WORK/gw-$rt.log" 2>&1 &
     pid=$!
     wait_up "$GATEWAY_PORT" || { cat "$WORK/gw-$rt.log"; exit 1; }
     client "$GATEWAY_PORT" "$WARMUP_REQUESTS"
-    callgrind_control -i on "$pid" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
     client "$GATEWAY_PORT" "$REQUESTS"
-    callgrind_control -i off "$pid" >/dev/null
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    callgrind_control -d "$pid" >/dev/null 2>&1
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
     total=0
     for f in "$out"*; do
-        n=$(grep -m1 '^summary:' "$f" 2>/dev/null | awk '{print $2}')
+        # The dump's "totals:" line: its instructions.
+        n=$(grep -m1 '^totals:' "$f" 2>/dev/null | awk '{print $2}')
         total=$((total + ${n:-0}))
     done
+    [[ -n ${KEEP_DIR:-} ]] && cp "$out"* "$KEEP_DIR/"
     echo "$rt: $((total / REQUESTS)) instructions per request ($REQUESTS requests, keep-alive)"
 done
