@@ -396,7 +396,7 @@ pub(crate) fn set_aes_on(target: &mut Value, f: AesField, a: &[Value]) -> R<Valu
         return fail(format!("'{f:?}' can only be set on an Aes object"));
     };
     set_aes(p, f, &v)?;
-    return Ok(v);
+    Ok(v)
 }
 
 /// Sets a property of an `Aes` object, checking sizes as .NET's setters do.
