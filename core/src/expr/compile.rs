@@ -676,15 +676,7 @@ impl Compiler {
                     return Ok(Comp::Val(Node::Mut(place, op, a), Ty::Any));
                 }
                 if name == "TryGetValue" {
-                    if args.len() != 2 {
-                        return Err(err(pos, "TryGetValue takes a key and an out variable"));
-                    }
-                    let k = self.value(&args[0].value)?.0;
-                    let slot = self.out_slot(&args[1])?;
-                    return Ok(Comp::Val(
-                        Node::TryGetValue(Box::new(node), Box::new(k), slot),
-                        Ty::Bool,
-                    ));
+                    return self.try_get_value(node, args, pos);
                 }
                 let Some(m) = method_of(name) else {
                     return Err(err(

@@ -3,7 +3,6 @@
 //! functions, dispatch to the areas, assignment); operators are in `ops`,
 //! and each .NET area's behaviour in `area::*`.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,7 +15,7 @@ use super::ast::BinOp;
 use super::compile::Compiled;
 use super::encoding;
 use super::node::*;
-use super::ops::{arith, binop, equals, num, truthy, unary, Num};
+use super::ops::{binop, compare, compare_result, equals, num, truthy, unary, Num};
 use super::value::{Obj, Value};
 use super::EvalError;
 
@@ -60,7 +59,7 @@ pub(crate) const MAX_CALL_DEPTH: usize = 16;
 pub struct Frame<'c> {
     pub(crate) ctx: &'c dyn ExprContext,
     funcs: &'c [Func],
-    locals: Vec<Value>,
+    pub(crate) locals: Vec<Value>,
     budget: u64,
     rng: u64,
     depth: usize,
@@ -739,82 +738,6 @@ impl<'c> Frame<'c> {
             }
         }
     }
-
-    // ---- assignment ----
-
-    pub(crate) fn read_place(&mut self, place: &Place) -> R<(Vec<Value>, Value)> {
-        let mut keys = Vec::with_capacity(place.path.len());
-        for k in &place.path {
-            keys.push(self.eval(k)?);
-        }
-        let mut cur = self.local(place.slot);
-        for k in &keys {
-            cur = collections::index_value(&cur, k)?;
-        }
-        Ok((keys, cur))
-    }
-
-    pub(crate) fn write_place(&mut self, place: &Place, keys: &[Value], v: Value) -> R<()> {
-        let Some(root) = self.locals.get_mut(place.slot as usize) else {
-            return fail("invalid local");
-        };
-        assign_path(root, keys, v)
-    }
-
-    pub(crate) fn assign(&mut self, place: &Place, op: Option<BinOp>, v: &Node) -> R<Value> {
-        let (keys, cur) = if op.is_some() {
-            self.read_place(place)?
-        } else {
-            let mut keys = Vec::with_capacity(place.path.len());
-            for k in &place.path {
-                keys.push(self.eval(k)?);
-            }
-            (keys, Value::Null)
-        };
-        let new = match op {
-            None => self.eval(v)?,
-            Some(BinOp::Coalesce) => {
-                if cur.is_null() {
-                    self.eval(v)?
-                } else {
-                    return Ok(cur);
-                }
-            }
-            Some(op) => {
-                let r = self.eval(v)?;
-                binop(op, &cur, &r)?
-            }
-        };
-        self.write_place(place, &keys, new.clone())?;
-        Ok(new)
-    }
-
-    pub(crate) fn inc_dec(&mut self, place: &Place, inc: bool, prefix: bool) -> R<Value> {
-        let (keys, cur) = self.read_place(place)?;
-        let new = arith(
-            if inc { BinOp::Add } else { BinOp::Sub },
-            &cur,
-            &Value::Int(1),
-        )?;
-        self.write_place(place, &keys, new.clone())?;
-        Ok(if prefix { new } else { cur })
-    }
-
-    pub(crate) fn mutate(&mut self, place: &Place, op: MutOp, args: &[Node]) -> R<Value> {
-        let a = self.eval_args(args)?;
-        let (keys, mut target) = if place.path.is_empty() {
-            let v = match self.locals.get_mut(place.slot as usize) {
-                Some(l) => std::mem::replace(l, Value::Null),
-                None => return fail("invalid local"),
-            };
-            (Vec::new(), v)
-        } else {
-            self.read_place(place)?
-        };
-        let r = mutate_value(&mut target, op, &a);
-        self.write_place(place, &keys, target)?;
-        r
-    }
 }
 
 /// Whether a parameter still holds the very object passed in (nothing
@@ -827,76 +750,6 @@ pub(crate) fn same_ref(a: &Value, b: &Value) -> bool {
         (Value::Bytes(x), Value::Bytes(y)) => x.as_ptr() == y.as_ptr() && x.len() == y.len(),
         (Value::Json(_) | Value::Array(_) | Value::Dict(_) | Value::Bytes(_), _) => false,
         _ => true,
-    }
-}
-
-/// Changes a local in place (`Add`, `Remove`, `Array.Copy` into it, `aes.Key = ...`).
-pub(crate) fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
-    match op {
-        MutOp::CopyInto => return collections::copy_into(target, a),
-        MutOp::SetAes(f) => return crypto::set_aes_on(target, f, a),
-        _ => {}
-    }
-    match target {
-        Value::Null => nre("the target"),
-        Value::Json(j) => json::mutate(j, op, a),
-        other => collections::mutate(other, op, a),
-    }
-}
-
-/// `local[k1][k2]... = v`.
-pub(crate) fn assign_path(root: &mut Value, keys: &[Value], v: Value) -> R<()> {
-    let Some((k, rest)) = keys.split_first() else {
-        *root = v;
-        return Ok(());
-    };
-    match root {
-        Value::Null => nre("the indexed value"),
-        Value::Json(j) => json::json_assign(Arc::make_mut(j), keys, v.to_json()),
-        Value::Array(xs) => {
-            let i = idx_arg(k, "index")?;
-            match Arc::make_mut(xs).get_mut(i) {
-                Some(slot) => assign_path(slot, rest, v),
-                None => fail("Index was outside the bounds of the array."),
-            }
-        }
-        Value::Bytes(b) if rest.is_empty() => {
-            let i = idx_arg(k, "index")?;
-            let byte = int_arg(&v, "value")? as u8;
-            let mut data = b.to_vec();
-            match data.get_mut(i) {
-                Some(x) => *x = byte,
-                None => return fail("Index was outside the bounds of the array."),
-            }
-            *b = Bytes::from(data);
-            Ok(())
-        }
-        Value::Dict(d) => {
-            let key = str_arg(k, "key")?;
-            let d = Arc::make_mut(d);
-            let ic = d.ignore_case;
-            let pos = d.entries.iter().position(|(n, _)| {
-                if ic {
-                    n.eq_ignore_ascii_case(&key)
-                } else {
-                    **n == *key
-                }
-            });
-            match pos {
-                Some(p) => assign_path(&mut d.entries[p].1, rest, v),
-                None if rest.is_empty() => {
-                    d.entries.push((key, v));
-                    Ok(())
-                }
-                None => fail(format!(
-                    "The given key '{key}' was not present in the dictionary."
-                )),
-            }
-        }
-        other => fail(format!(
-            "Cannot apply indexing to a value of type '{}'",
-            other.type_name()
-        )),
     }
 }
 
@@ -945,14 +798,8 @@ pub(crate) fn member(v: Value, m: Member) -> R<Value> {
 /// `ToString`, `Equals`, `GetHashCode`, `CompareTo`: the methods of every value.
 pub(crate) fn common_method(v: &Value, m: Method, a: &[Value]) -> R<Value> {
     match m {
+        // (`JToken.ToString(Formatting)` is the JSON area's.)
         Method::ToString => match a.first() {
-            Some(Value::Int(fmt)) if matches!(v, Value::Json(_)) => {
-                // JToken.ToString(Formatting)
-                match v {
-                    Value::Json(j) => Ok(s(json::json_to_string(j, *fmt == 1))),
-                    _ => Ok(s(v.to_display_string())),
-                }
-            }
             Some(f) => {
                 let f = str_arg(f, "format")?;
                 super::strings::format_value(v, &f)
@@ -970,11 +817,7 @@ pub(crate) fn common_method(v: &Value, m: Method, a: &[Value]) -> R<Value> {
             if o.is_null() {
                 return Ok(Value::Int(1));
             }
-            Ok(Value::Int(match super::ops::compare(v, o)? {
-                Ordering::Less => -1,
-                Ordering::Equal => 0,
-                Ordering::Greater => 1,
-            }))
+            Ok(Value::Int(compare_result(compare(v, o)?)))
         }
         _ => fail(format!("unsupported method '{m:?}' on {}", v.type_name())),
     }

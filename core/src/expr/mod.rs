@@ -27,6 +27,7 @@ mod lexer;
 mod node;
 mod ops;
 mod parser;
+mod place;
 pub mod regexp;
 mod stmt;
 pub mod strings;

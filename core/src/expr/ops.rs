@@ -107,6 +107,15 @@ pub(crate) fn compare(a: &Value, b: &Value) -> R<Ordering> {
     }
 }
 
+/// An ordering as .NET's `CompareTo` reports it: -1, 0 or 1.
+pub(crate) fn compare_result(o: Ordering) -> i64 {
+    match o {
+        Ordering::Less => -1,
+        Ordering::Equal => 0,
+        Ordering::Greater => 1,
+    }
+}
+
 /// `a + b` with a string operand.
 pub(crate) fn concat(a: &Value, b: &Value) -> R<Value> {
     let (x, y) = (a.to_display_string(), b.to_display_string());

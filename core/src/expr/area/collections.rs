@@ -88,6 +88,24 @@ pub(crate) fn dict_member_ok(m: Member) -> bool {
 }
 
 impl Compiler {
+    /// `TryGetValue(key, out x)` on a dictionary-like value (or a context dictionary).
+    pub(crate) fn try_get_value(
+        &mut self,
+        target: Node,
+        args: &[Arg],
+        pos: usize,
+    ) -> Result<Comp, ExprError> {
+        if args.len() != 2 {
+            return Err(err(pos, "TryGetValue takes a key and an out variable"));
+        }
+        let k = self.value(&args[0].value)?.0;
+        let slot = self.out_slot(&args[1])?;
+        Ok(Comp::Val(
+            Node::TryGetValue(Box::new(target), Box::new(k), slot),
+            Ty::Bool,
+        ))
+    }
+
     /// `Array.Copy(src, [srcIndex,] dst, [dstIndex,] length)`, `Buffer.BlockCopy(...)`:
     /// the destination must be a local (or an element of one).
     pub(crate) fn array_copy(

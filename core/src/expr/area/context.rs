@@ -329,15 +329,7 @@ impl Compiler {
                 Ok(Comp::Val(Node::CtxDict(*d, op, a, t), ty))
             }
             (CtxObj::Dict(d), "TryGetValue") => {
-                if args.len() != 2 {
-                    return Err(err(pos, "TryGetValue takes a key and an out variable"));
-                }
-                let k = self.value(&args[0].value)?.0;
-                let slot = self.out_slot(&args[1])?;
-                Ok(Comp::Val(
-                    Node::TryGetValue(Box::new(Node::Ctx(CtxProp::Dict(*d))), Box::new(k), slot),
-                    Ty::Bool,
-                ))
+                self.try_get_value(Node::Ctx(CtxProp::Dict(*d)), args, pos)
             }
             (CtxObj::Url(src), "ToString") if args.is_empty() => Ok(Comp::Val(
                 Node::Ctx(CtxProp::Url(*src, UrlPart::Whole)),

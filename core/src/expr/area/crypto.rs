@@ -82,12 +82,14 @@ impl Compiler {
                 EK::Str(n) if args.len() == 1 => {
                     return Err(err(a.value.pos, crypto::unsupported_alg(n)))
                 }
-                _ => return Err(err(
-                    pos,
-                    format!(
+                _ => {
+                    return Err(err(
+                        pos,
+                        format!(
                         "'{base}.Create' takes no arguments or an algorithm name literal (\"Aes\")"
                     ),
-                )),
+                    ))
+                }
             }
         }
         Ok(Comp::Val(

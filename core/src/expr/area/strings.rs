@@ -3,7 +3,6 @@
 //! and the instance methods of strings. The .NET text algorithms themselves
 //! are in `expr::strings`.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::expr::area::collections;
@@ -12,6 +11,7 @@ use crate::expr::encoding;
 use crate::expr::eval::{arr, check_len, fail, idx_arg, ignore_case, s, str_arg, strs, R};
 use crate::expr::jwt::Jwt;
 use crate::expr::node::{CastTy, Method, StaticFn};
+use crate::expr::ops::compare_result;
 use crate::expr::strings;
 use crate::expr::types::{StaticSig, Ty, TypeK};
 use crate::expr::value::{Obj, Value};
@@ -166,11 +166,7 @@ pub(crate) fn call_static(f: StaticFn, a: &[Value]) -> R<Value> {
             } else {
                 x.cmp(&y)
             };
-            Value::Int(match o {
-                Ordering::Less => -1,
-                Ordering::Equal => 0,
-                Ordering::Greater => 1,
-            })
+            Value::Int(compare_result(o))
         }
         F::CharIsDigit
         | F::CharIsLetter
@@ -411,16 +407,10 @@ pub(crate) fn str_method(st: &Arc<str>, m: Method, a: &[Value]) -> R<Value> {
             s(format!("{}{}", &st[..b0], &st[b1..]))
         }
         M::ToCharArray => arr(st.chars().map(Value::Char).collect()),
-        M::CompareTo => Value::Int(
-            match st
-                .as_ref()
-                .cmp(&*str_arg(arg(0), "strB").unwrap_or_default())
-            {
-                Ordering::Less => -1,
-                Ordering::Equal => 0,
-                Ordering::Greater => 1,
-            },
-        ),
+        M::CompareTo => Value::Int(compare_result(
+            st.as_ref()
+                .cmp(&*str_arg(arg(0), "strB").unwrap_or_default()),
+        )),
         _ => return collections::seq_method(st.chars().map(Value::Char).collect(), m, a),
     })
 }
