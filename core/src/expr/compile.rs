@@ -131,7 +131,7 @@ pub(crate) struct Compiler {
 }
 
 impl Compiler {
-    pub(crate) fn new_slot(&mut self) -> Result<u32, ExprError> {
+    fn new_slot(&mut self) -> Result<u32, ExprError> {
         let s = self.next_slot;
         if s >= 10_000 {
             return Err(err(0, "too many local variables"));
@@ -140,6 +140,7 @@ impl Compiler {
         Ok(s)
     }
 
+    /// Declares a local in the innermost scope (names may not shadow within a function).
     pub(crate) fn declare(&mut self, name: &str, ty: Ty, pos: usize) -> Result<u32, ExprError> {
         let taken = self.scopes[self.fn_scope_base.min(self.scopes.len())..]
             .iter()
@@ -158,6 +159,7 @@ impl Compiler {
         Ok(slot)
     }
 
+    /// A local's slot and static type, innermost first.
     pub(crate) fn lookup(&self, name: &str) -> Option<(u32, Ty)> {
         self.scopes
             .iter()
@@ -167,7 +169,7 @@ impl Compiler {
             .map(|(_, s, t)| (*s, *t))
     }
 
-    pub(crate) fn set_ty(&mut self, slot: u32, ty: Ty) {
+    fn set_ty(&mut self, slot: u32, ty: Ty) {
         for scope in self.scopes.iter_mut() {
             for entry in scope.iter_mut() {
                 if entry.1 == slot {
@@ -177,6 +179,7 @@ impl Compiler {
         }
     }
 
+    /// Runs `f` in a new scope (its locals and local functions end with it).
     pub(crate) fn scoped<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, ExprError>,
@@ -191,11 +194,13 @@ impl Compiler {
 
     // ---- expressions ----
 
+    /// Compiles an expression that must be a value.
     pub(crate) fn value(&mut self, e: &E) -> Result<(Node, Ty), ExprError> {
         let c = self.expr(e)?;
         self.materialize(c, e.pos)
     }
 
+    /// A compiled expression as a value (context objects that are values become nodes).
     pub(crate) fn materialize(&mut self, c: Comp, pos: usize) -> Result<(Node, Ty), ExprError> {
         Ok(match c {
             Comp::Val(n, t) => (n, t),
@@ -207,6 +212,7 @@ impl Compiler {
         })
     }
 
+    /// Compiles an expression.
     pub(crate) fn expr(&mut self, e: &E) -> Result<Comp, ExprError> {
         let pos = e.pos;
         Ok(match &e.kind {
@@ -438,6 +444,7 @@ impl Compiler {
         })
     }
 
+    /// An assignable place: a local, then indexer keys into it.
     pub(crate) fn place(&mut self, e: &E) -> Result<Place, ExprError> {
         match &e.kind {
             EK::Name(n) => match self.lookup(n) {
@@ -475,6 +482,7 @@ impl Compiler {
         }
     }
 
+    /// A simple name: a local, `context`, a type or a namespace.
     pub(crate) fn name(&mut self, n: &str, pos: usize) -> Result<Comp, ExprError> {
         if let Some((slot, ty)) = self.lookup(n) {
             return Ok(Comp::Val(Node::Local(slot), ty));
@@ -497,6 +505,7 @@ impl Compiler {
         ))
     }
 
+    /// `b.name`: dispatched on what `b` is.
     pub(crate) fn member(&mut self, b: Comp, name: &str, pos: usize) -> Result<Comp, ExprError> {
         match b {
             Comp::Ctx(obj) => self.ctx_member(obj, name, pos),
@@ -532,7 +541,7 @@ impl Compiler {
         }
     }
 
-    pub(crate) fn static_member(
+    fn static_member(
         &mut self,
         k: TypeK,
         tname: &str,
@@ -550,6 +559,7 @@ impl Compiler {
             .ok_or_else(|| err(pos, format!("unsupported member '{base}.{name}'")))
     }
 
+    /// Call arguments (lambdas allowed; `out` only where a binding takes it).
     pub(crate) fn args(&mut self, args: &[Arg], pos: usize) -> Result<Vec<Node>, ExprError> {
         let mut out = Vec::new();
         for a in args {
@@ -564,7 +574,7 @@ impl Compiler {
         Ok(out)
     }
 
-    pub(crate) fn arg_value(&mut self, e: &E) -> Result<Node, ExprError> {
+    fn arg_value(&mut self, e: &E) -> Result<Node, ExprError> {
         if let EK::Lambda(params, body) = &e.kind {
             return self.scoped(|me| {
                 let mut slots = Vec::new();
@@ -578,6 +588,7 @@ impl Compiler {
         Ok(self.value(e)?.0)
     }
 
+    /// An `out x` / `out var x` argument's slot.
     pub(crate) fn out_slot(&mut self, a: &Arg) -> Result<u32, ExprError> {
         if !a.out {
             return Err(err(a.value.pos, "expected an out argument"));
@@ -598,6 +609,7 @@ impl Compiler {
         }
     }
 
+    /// The single type argument of a generic call, if any.
     pub(crate) fn targ(&self, targs: &[TypeRef]) -> Result<Option<CastTy>, ExprError> {
         match targs {
             [] => Ok(None),
@@ -606,6 +618,7 @@ impl Compiler {
         }
     }
 
+    /// `callee(args)`: local functions, then dispatch on the receiver (context, type, value).
     pub(crate) fn call(
         &mut self,
         callee: &E,
@@ -704,7 +717,7 @@ impl Compiler {
         }
     }
 
-    pub(crate) fn static_call(
+    fn static_call(
         &mut self,
         k: TypeK,
         tname: &str,
@@ -769,7 +782,7 @@ impl Compiler {
         Ok(Comp::Val(Node::Static(f, a), ty))
     }
 
-    pub(crate) fn new_obj(
+    fn new_obj(
         &mut self,
         t: &TypeRef,
         args: &[Arg],

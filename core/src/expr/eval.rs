@@ -23,7 +23,7 @@ use super::EvalError;
 pub(crate) const NRE: &str = "Object reference not set to an instance of an object.";
 
 /// Loop iterations and lambda calls allowed per evaluation.
-pub(crate) const BUDGET: u64 = 1_000_000;
+const BUDGET: u64 = 1_000_000;
 
 /// Longest string or array an evaluation may build (bytes or items).
 pub(crate) const MAX_LEN: usize = 16 << 20;
@@ -43,7 +43,7 @@ pub(crate) fn nre<T>(what: &str) -> R<T> {
     fail(format!("{NRE} ({what} is null)"))
 }
 
-pub(crate) enum Flow {
+enum Flow {
     Normal,
     Return(Value),
     Break,
@@ -53,7 +53,7 @@ pub(crate) enum Flow {
 /// Local function calls nested deeper than this fail (recursion included):
 /// each level may nest expressions as deep as the parser allows, and the
 /// evaluator must stay within a small thread stack.
-pub(crate) const MAX_CALL_DEPTH: usize = 16;
+const MAX_CALL_DEPTH: usize = 16;
 
 /// Per-evaluation state.
 pub struct Frame<'c> {
@@ -187,7 +187,7 @@ pub(crate) fn s(v: impl Into<Arc<str>>) -> Value {
 }
 
 impl<'c> Frame<'c> {
-    pub(crate) fn tick(&mut self) -> R<()> {
+    fn tick(&mut self) -> R<()> {
         if self.budget == 0 {
             return fail("the expression ran too long (loop limit reached)");
         }
@@ -195,16 +195,19 @@ impl<'c> Frame<'c> {
         Ok(())
     }
 
+    /// The evaluation's next pseudo-random number.
     pub(crate) fn next_random(&mut self) -> u64 {
         encoding::splitmix64(&mut self.rng)
     }
 
+    /// Sets a local.
     pub(crate) fn set_local(&mut self, slot: u32, v: Value) {
         if let Some(l) = self.locals.get_mut(slot as usize) {
             *l = v;
         }
     }
 
+    /// A local's value (null when unset).
     pub(crate) fn local(&self, slot: u32) -> Value {
         self.locals
             .get(slot as usize)
@@ -214,7 +217,7 @@ impl<'c> Frame<'c> {
 
     // ---- statements ----
 
-    pub(crate) fn block(&mut self, stmts: &[Stmt]) -> R<Flow> {
+    fn block(&mut self, stmts: &[Stmt]) -> R<Flow> {
         for st in stmts {
             match self.stmt(st)? {
                 Flow::Normal => {}
@@ -224,7 +227,7 @@ impl<'c> Frame<'c> {
         Ok(Flow::Normal)
     }
 
-    pub(crate) fn stmt(&mut self, st: &Stmt) -> R<Flow> {
+    fn stmt(&mut self, st: &Stmt) -> R<Flow> {
         match st {
             Stmt::Expr(n) => {
                 self.eval(n)?;
@@ -348,7 +351,7 @@ impl<'c> Frame<'c> {
         }
     }
 
-    pub(crate) fn foreach(&mut self, slot: u32, it: &Node, body: &Stmt) -> R<Flow> {
+    fn foreach(&mut self, slot: u32, it: &Node, body: &Stmt) -> R<Flow> {
         let v = self.eval(it)?;
         for item in collections::items(&v)? {
             self.tick()?;
@@ -523,6 +526,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// A binary operator; `&&`, `||` and `??` short-circuit.
     pub(crate) fn binary(&mut self, op: BinOp, a: &Node, b: &Node) -> R<Value> {
         match op {
             BinOp::And => {
@@ -557,7 +561,7 @@ impl<'c> Frame<'c> {
         }
     }
 
-    pub(crate) fn interp(&mut self, parts: &[INode]) -> R<Value> {
+    fn interp(&mut self, parts: &[INode]) -> R<Value> {
         let mut out = String::new();
         for p in parts {
             match p {
@@ -582,6 +586,7 @@ impl<'c> Frame<'c> {
 
     // ---- methods ----
 
+    /// Evaluates call arguments in order.
     pub(crate) fn eval_args(&mut self, args: &[Node]) -> R<Vec<Value>> {
         let mut out = Vec::with_capacity(args.len());
         for a in args {
@@ -590,6 +595,7 @@ impl<'c> Frame<'c> {
         Ok(out)
     }
 
+    /// Calls a lambda argument with `args` (counts against the budget).
     pub(crate) fn call_lambda(&mut self, f: &Node, args: &[Value]) -> R<Value> {
         self.tick()?;
         match f {
@@ -603,6 +609,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// An instance method call: LINQ, or dispatch to the area of the receiver.
     pub(crate) fn method(
         &mut self,
         b: &Node,
@@ -643,7 +650,7 @@ impl<'c> Frame<'c> {
 
     // ---- static functions ----
 
-    pub(crate) fn static_fn(&mut self, f: StaticFn, args: &[Node]) -> R<Value> {
+    fn static_fn(&mut self, f: StaticFn, args: &[Node]) -> R<Value> {
         use StaticFn as F;
         match f {
             F::Now => return Ok(datetime::now(self.ctx.now_unix_ms())),
@@ -708,6 +715,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// `new T(args) { init }`: dispatch to the area of `T`.
     pub(crate) fn construct(&mut self, c: Ctor, args: &[Node], init: &[Node]) -> R<Value> {
         let a = self.eval_args(args)?;
         let mut items = Vec::with_capacity(init.len());
@@ -742,7 +750,7 @@ impl<'c> Frame<'c> {
 
 /// Whether a parameter still holds the very object passed in (nothing
 /// changed it in place); values without identity always do.
-pub(crate) fn same_ref(a: &Value, b: &Value) -> bool {
+fn same_ref(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Json(x), Value::Json(y)) => Arc::ptr_eq(x, y),
         (Value::Array(x), Value::Array(y)) => Arc::ptr_eq(x, y),

@@ -64,6 +64,7 @@ pub(crate) enum Num {
 }
 
 impl Num {
+    /// The number as a double.
     pub(crate) fn f(self) -> f64 {
         match self {
             Num::I(i) => i as f64,
@@ -117,7 +118,7 @@ pub(crate) fn compare_result(o: Ordering) -> i64 {
 }
 
 /// `a + b` with a string operand.
-pub(crate) fn concat(a: &Value, b: &Value) -> R<Value> {
+fn concat(a: &Value, b: &Value) -> R<Value> {
     let (x, y) = (a.to_display_string(), b.to_display_string());
     check_len(x.len() + y.len())?;
     Ok(Value::Str((x + &y).into()))
@@ -216,7 +217,7 @@ pub(crate) fn arith(op: BinOp, a: &Value, b: &Value) -> R<Value> {
     }
 }
 
-pub(crate) fn op_str(op: BinOp) -> &'static str {
+fn op_str(op: BinOp) -> &'static str {
     use BinOp::*;
     match op {
         Add => "+",

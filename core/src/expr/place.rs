@@ -14,7 +14,7 @@ use super::ops::{arith, binop};
 use super::value::Value;
 
 impl Frame<'_> {
-    pub(crate) fn read_place(&mut self, place: &Place) -> R<(Vec<Value>, Value)> {
+    fn read_place(&mut self, place: &Place) -> R<(Vec<Value>, Value)> {
         let mut keys = Vec::with_capacity(place.path.len());
         for k in &place.path {
             keys.push(self.eval(k)?);
@@ -26,13 +26,14 @@ impl Frame<'_> {
         Ok((keys, cur))
     }
 
-    pub(crate) fn write_place(&mut self, place: &Place, keys: &[Value], v: Value) -> R<()> {
+    fn write_place(&mut self, place: &Place, keys: &[Value], v: Value) -> R<()> {
         let Some(root) = self.locals.get_mut(place.slot as usize) else {
             return fail("invalid local");
         };
         assign_path(root, keys, v)
     }
 
+    /// `place = v` and `place op= v`.
     pub(crate) fn assign(&mut self, place: &Place, op: Option<BinOp>, v: &Node) -> R<Value> {
         let (keys, cur) = if op.is_some() {
             self.read_place(place)?
@@ -61,6 +62,7 @@ impl Frame<'_> {
         Ok(new)
     }
 
+    /// `++`/`--`, prefix or postfix.
     pub(crate) fn inc_dec(&mut self, place: &Place, inc: bool, prefix: bool) -> R<Value> {
         let (keys, cur) = self.read_place(place)?;
         let new = arith(
@@ -72,6 +74,7 @@ impl Frame<'_> {
         Ok(if prefix { new } else { cur })
     }
 
+    /// A mutating call (`Add`, `Remove`...) on a local or an element of one.
     pub(crate) fn mutate(&mut self, place: &Place, op: MutOp, args: &[Node]) -> R<Value> {
         let a = self.eval_args(args)?;
         let (keys, mut target) = if place.path.is_empty() {
@@ -90,7 +93,7 @@ impl Frame<'_> {
 }
 
 /// Changes a local in place (`Add`, `Remove`, `Array.Copy` into it, `aes.Key = ...`).
-pub(crate) fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
+fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
     match op {
         MutOp::CopyInto => return collections::copy_into(target, a),
         MutOp::SetAes(f) => return crypto::set_aes_on(target, f, a),
@@ -104,7 +107,7 @@ pub(crate) fn mutate_value(target: &mut Value, op: MutOp, a: &[Value]) -> R<Valu
 }
 
 /// `local[k1][k2]... = v`.
-pub(crate) fn assign_path(root: &mut Value, keys: &[Value], v: Value) -> R<()> {
+fn assign_path(root: &mut Value, keys: &[Value], v: Value) -> R<()> {
     let Some((k, rest)) = keys.split_first() else {
         *root = v;
         return Ok(());

@@ -20,7 +20,7 @@ pub(crate) fn always_returns(stmts: &[Stmt]) -> bool {
     stmts.iter().any(stmt_returns)
 }
 
-pub(crate) fn stmt_returns(s: &Stmt) -> bool {
+fn stmt_returns(s: &Stmt) -> bool {
     match s {
         Stmt::Return(_) | Stmt::Throw(_) => true,
         Stmt::Block(b) => always_returns(b),
@@ -67,6 +67,7 @@ impl Compiler {
         Ok(())
     }
 
+    /// The local function named `name` in scope, innermost first.
     pub(crate) fn lookup_fn(&self, name: &str) -> Option<u32> {
         self.fns
             .iter()
@@ -174,6 +175,7 @@ impl Compiler {
 
     // ---- statements ----
 
+    /// Compiles a statement.
     pub(crate) fn stmt(&mut self, s: &S) -> Result<Stmt, ExprError> {
         Ok(match s {
             S::Empty => Stmt::Block(Vec::new()),

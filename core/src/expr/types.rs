@@ -41,6 +41,7 @@ pub(crate) enum Ty {
 }
 
 impl Ty {
+    /// The C# name of the type, for error messages.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Ty::Any => "object",
@@ -65,6 +66,7 @@ impl Ty {
         }
     }
 
+    /// The static type of a cast target.
     pub(crate) fn of_cast(c: CastTy) -> Ty {
         match c {
             CastTy::Str => Ty::Str,
@@ -193,6 +195,7 @@ pub(crate) fn type_k(name: &str) -> Option<TypeK> {
     Some(k)
 }
 
+/// Namespaces that may prefix a type name (`System.Text.Encoding`).
 pub(crate) const NAMESPACES: &[&str] = &[
     "System",
     "System.Text",
@@ -272,6 +275,7 @@ pub(crate) fn unsupported_type(name: &str) -> String {
     format!("unsupported type '{name}'{why}")
 }
 
+/// A member name to its enum (whether the type has it is checked apart).
 pub(crate) fn member_of(name: &str) -> Option<Member> {
     use Member as M;
     Some(match name {
@@ -345,6 +349,7 @@ pub(crate) fn member_of(name: &str) -> Option<Member> {
     })
 }
 
+/// A method name to its enum (whether the type has it is checked apart).
 pub(crate) fn method_of(name: &str) -> Option<Method> {
     use Method as M;
     Some(match name {

@@ -420,7 +420,7 @@ pub(crate) fn mutate(target: &mut Value, op: MutOp, a: &[Value]) -> R<Value> {
     }
 }
 
-pub(crate) fn dict_add(d: &mut Dict, pair: &Value) -> R<()> {
+fn dict_add(d: &mut Dict, pair: &Value) -> R<()> {
     let Value::Array(kv) = pair else {
         return fail("dictionary initializers take { key, value } pairs");
     };
@@ -486,6 +486,7 @@ pub(crate) fn copy_into(target: &mut Value, a: &[Value]) -> R<Value> {
     }
 }
 
+/// LINQ and sequence methods without a lambda, over materialized items.
 pub(crate) fn seq_method(items: Vec<Value>, m: Method, a: &[Value]) -> R<Value> {
     use Method as M;
     Ok(match m {

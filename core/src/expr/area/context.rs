@@ -101,6 +101,7 @@ pub(crate) enum CtxObj {
 }
 
 impl CtxObj {
+    /// The C# path of the object, for error messages.
     pub(crate) fn path(&self) -> &'static str {
         match self {
             CtxObj::Context => "context",
@@ -170,13 +171,14 @@ impl Compiler {
         })
     }
 
-    pub(crate) fn mark_body(&mut self, m: MsgSrc) {
+    fn mark_body(&mut self, m: MsgSrc) {
         match m {
             MsgSrc::Request => self.req_body = true,
             MsgSrc::Response => self.resp_body = true,
         }
     }
 
+    /// `obj.name` on a context object.
     pub(crate) fn ctx_member(
         &mut self,
         obj: CtxObj,
@@ -289,10 +291,12 @@ impl Compiler {
         }
     }
 
+    /// The error for a member a context object does not have.
     pub(crate) fn no_member(&self, obj: &CtxObj, name: &str, pos: usize) -> ExprError {
         err(pos, format!("unsupported member '{}.{name}'", obj.path()))
     }
 
+    /// `obj.name(args)` on a context object.
     pub(crate) fn ctx_call(
         &mut self,
         obj: CtxObj,
@@ -406,7 +410,7 @@ impl Compiler {
         }
     }
 
-    pub(crate) fn body_src(&mut self, src: BodySrc) -> BodySrc {
+    fn body_src(&mut self, src: BodySrc) -> BodySrc {
         if let BodySrc::Ctx(m) = &src {
             self.mark_body(*m);
         }
@@ -416,7 +420,7 @@ impl Compiler {
 
 // ---- run time ----
 
-pub(crate) fn query_dict(u: &Url) -> Dict {
+fn query_dict(u: &Url) -> Dict {
     let mut d = Dict::default();
     for (k, v) in &u.query {
         push_multi(&mut d, k, v, false);
@@ -424,7 +428,7 @@ pub(crate) fn query_dict(u: &Url) -> Dict {
     d
 }
 
-pub(crate) fn push_multi(d: &mut Dict, k: &str, v: &str, ignore_case: bool) {
+fn push_multi(d: &mut Dict, k: &str, v: &str, ignore_case: bool) {
     let found = d.entries.iter_mut().find(|(n, _)| {
         if ignore_case {
             n.eq_ignore_ascii_case(k)
@@ -438,7 +442,7 @@ pub(crate) fn push_multi(d: &mut Dict, k: &str, v: &str, ignore_case: bool) {
     }
 }
 
-pub(crate) fn headers_dict(h: &Headers) -> Dict {
+fn headers_dict(h: &Headers) -> Dict {
     let mut d = Dict {
         entries: Vec::new(),
         ignore_case: true,
@@ -449,11 +453,12 @@ pub(crate) fn headers_dict(h: &Headers) -> Dict {
     d
 }
 
-pub(crate) fn response_value(r: &Response) -> Value {
+fn response_value(r: &Response) -> Value {
     Value::Response(Arc::new(r.clone()))
 }
 
 impl<'c> Frame<'c> {
+    /// A context property as a value.
     pub(crate) fn ctx_prop(&mut self, p: CtxProp) -> R<Value> {
         let ctx = self.ctx;
         Ok(match p {
@@ -580,6 +585,7 @@ impl<'c> Frame<'c> {
         })
     }
 
+    /// A message's header fields (`context.Response` must exist).
     pub(crate) fn headers(&self, m: MsgSrc) -> R<&'c Headers> {
         match m {
             MsgSrc::Request => Ok(self.ctx.request_headers()),
@@ -590,6 +596,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// A lookup (`GetValueOrDefault`, `ContainsKey`, `[k]`, `Count`, `Keys`) on a context dictionary.
     pub(crate) fn ctx_dict(
         &mut self,
         d: CtxDict,
@@ -725,7 +732,7 @@ impl<'c> Frame<'c> {
         }
     }
 
-    pub(crate) fn body_bytes(&mut self, src: &BodySrc) -> R<Bytes> {
+    fn body_bytes(&mut self, src: &BodySrc) -> R<Bytes> {
         match src {
             BodySrc::Ctx(MsgSrc::Request) => match self.ctx.request_body() {
                 Some(b) => Ok(b.clone()),
@@ -747,6 +754,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// `Body.As<T>()`: the body as a string, JSON or bytes.
     pub(crate) fn body_as(&mut self, src: &BodySrc, t: CastTy) -> R<Value> {
         let b = self.body_bytes(src)?;
         if t == CastTy::Bytes {
@@ -768,6 +776,7 @@ impl<'c> Frame<'c> {
         }
     }
 
+    /// `Body.AsFormUrlEncodedContent()`.
     pub(crate) fn body_form(&mut self, src: &BodySrc) -> R<Value> {
         let b = self.body_bytes(src)?;
         let text = String::from_utf8_lossy(&b);

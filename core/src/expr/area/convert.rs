@@ -128,7 +128,7 @@ impl Compiler {
     }
 }
 
-pub(crate) fn int_bound(w: IntW, max: bool) -> i64 {
+fn int_bound(w: IntW, max: bool) -> i64 {
     match (w, max) {
         (IntW::U8, true) => u8::MAX as i64,
         (IntW::I8, true) => i8::MAX as i64,
@@ -148,7 +148,7 @@ pub(crate) fn int_bound(w: IntW, max: bool) -> i64 {
 // ---- run time ----
 
 /// The .NET type name of a value, for cast errors.
-pub(crate) fn dotnet_name(v: &Value) -> String {
+fn dotnet_name(v: &Value) -> String {
     match v {
         Value::Str(_) => "System.String".into(),
         Value::Int(_) => "System.Int32".into(),
@@ -165,7 +165,7 @@ pub(crate) fn dotnet_name(v: &Value) -> String {
     }
 }
 
-pub(crate) fn cast_name(t: CastTy) -> &'static str {
+fn cast_name(t: CastTy) -> &'static str {
     match t {
         CastTy::Str => "System.String",
         CastTy::Int(IntW::I64) => "System.Int64",
@@ -193,7 +193,7 @@ pub(crate) fn cast_name(t: CastTy) -> &'static str {
     }
 }
 
-pub(crate) fn invalid_cast<T>(v: &Value, t: CastTy) -> R<T> {
+fn invalid_cast<T>(v: &Value, t: CastTy) -> R<T> {
     fail(format!(
         "Unable to cast object of type '{}' to type '{}'.",
         dotnet_name(v),
@@ -201,7 +201,7 @@ pub(crate) fn invalid_cast<T>(v: &Value, t: CastTy) -> R<T> {
     ))
 }
 
-pub(crate) fn wrap_int(i: i64, w: IntW) -> i64 {
+fn wrap_int(i: i64, w: IntW) -> i64 {
     match w {
         IntW::U8 => i as u8 as i64,
         IntW::I8 => i as i8 as i64,
@@ -213,6 +213,7 @@ pub(crate) fn wrap_int(i: i64, w: IntW) -> i64 {
     }
 }
 
+/// A double truncated to an integer as C#'s cast does (NaN is 0).
 pub(crate) fn f64_to_i64(d: f64) -> i64 {
     if d.is_nan() {
         0
@@ -402,6 +403,7 @@ pub(crate) fn is_type(v: &Value, t: CastTy) -> bool {
     }
 }
 
+/// `default(T)`: zero for value types, null otherwise.
 pub(crate) fn default_of(t: Option<CastTy>) -> Value {
     match t {
         Some(CastTy::Int(_)) => Value::Int(0),
@@ -415,7 +417,7 @@ pub(crate) fn default_of(t: Option<CastTy>) -> Value {
     }
 }
 
-pub(crate) fn parse_as(text: &str, t: CastTy) -> R<Value> {
+fn parse_as(text: &str, t: CastTy) -> R<Value> {
     let bad = || EvalError {
         message: format!("The input string '{text}' was not in a correct format."),
     };
@@ -457,7 +459,7 @@ pub(crate) fn parse_as(text: &str, t: CastTy) -> R<Value> {
     }
 }
 
-pub(crate) fn convert_to(v: &Value, t: CastTy, extra: Option<&Value>) -> R<Value> {
+fn convert_to(v: &Value, t: CastTy, extra: Option<&Value>) -> R<Value> {
     match (t, v) {
         (CastTy::Str, Value::Null) => Ok(s("")),
         (CastTy::Str, Value::Bytes(_) | Value::Int(_)) if extra.is_some() => {
@@ -651,6 +653,7 @@ pub(crate) fn construct_uri(a: &[Value]) -> R<Value> {
 }
 
 impl Frame<'_> {
+    /// `T.TryParse(s, out x)`: sets the `out` local to the value, or to `default(T)`.
     pub(crate) fn try_parse(&mut self, t: CastTy, sn: &Node, slot: u32) -> R<Value> {
         let v = self.eval(sn)?;
         let parsed = match &v {

@@ -402,7 +402,7 @@ pub(crate) fn set_aes_on(target: &mut Value, f: AesField, a: &[Value]) -> R<Valu
 }
 
 /// Sets a property of an `Aes` object, checking sizes as .NET's setters do.
-pub(crate) fn set_aes(p: &mut crypto::AesParams, f: AesField, v: &Value) -> R<()> {
+fn set_aes(p: &mut crypto::AesParams, f: AesField, v: &Value) -> R<()> {
     let err = |message: String| EvalError { message };
     match f {
         AesField::Key => {

@@ -246,7 +246,7 @@ pub(crate) fn mutate(j: &mut Arc<J>, op: MutOp, a: &[Value]) -> R<Value> {
 }
 
 /// Adds what `JObject.Add(x)` or `new JObject(x)` adds: a property, an object's properties...
-pub(crate) fn add_to_object(m: &mut serde_json::Map<String, J>, v: &Value) -> R<()> {
+fn add_to_object(m: &mut serde_json::Map<String, J>, v: &Value) -> R<()> {
     match v {
         Value::Object(o) => match &**o {
             Obj::Property(k, x) => {
@@ -317,7 +317,7 @@ pub(crate) fn json_assign(j: &mut J, keys: &[Value], v: J) -> R<()> {
 }
 
 /// A JSON scalar as a C# value (`JValue.Value`).
-pub(crate) fn json_scalar(j: &J) -> Value {
+fn json_scalar(j: &J) -> Value {
     match j {
         J::Null => Value::Null,
         J::Bool(b) => Value::Bool(*b),
@@ -331,7 +331,7 @@ pub(crate) fn json_scalar(j: &J) -> Value {
 }
 
 /// `JToken.ToString(Formatting)`.
-pub(crate) fn json_to_string(j: &J, indented: bool) -> String {
+fn json_to_string(j: &J, indented: bool) -> String {
     match j {
         J::Object(_) | J::Array(_) => json::token_to_string(j, indented),
         J::String(t) if !indented => {

@@ -113,7 +113,7 @@ pub(crate) fn round_half_even(d: f64) -> f64 {
 
 /// .NET's byte order of a `Guid` from (or to) its big-endian bytes: the first
 /// three groups little-endian. The swap is its own inverse.
-pub(crate) fn dotnet_guid_order(be: [u8; 16]) -> [u8; 16] {
+fn dotnet_guid_order(be: [u8; 16]) -> [u8; 16] {
     let mut out = be;
     out[0..4].copy_from_slice(&[be[3], be[2], be[1], be[0]]);
     out[4..6].copy_from_slice(&[be[5], be[4]]);
@@ -184,7 +184,7 @@ impl Frame<'_> {
     }
 }
 
-pub(crate) fn random_next(x: u64, m: Method, a: &[Value]) -> R<Value> {
+fn random_next(x: u64, m: Method, a: &[Value]) -> R<Value> {
     if m == Method::NextDouble {
         return Ok(Value::Double((x >> 11) as f64 / (1u64 << 53) as f64));
     }

@@ -76,7 +76,7 @@ impl Compiler {
 
     /// A pattern and options known at compile time, compiled (errors here
     /// are compile errors naming the pattern problem).
-    pub(crate) fn const_regex(
+    fn const_regex(
         &self,
         pat: &Node,
         opts: &Node,
@@ -161,7 +161,7 @@ impl Compiler {
 }
 
 /// An integer known at compile time: a constant, or constants combined with `|`.
-pub(crate) fn const_int(n: &Node) -> Option<i64> {
+fn const_int(n: &Node) -> Option<i64> {
     match n {
         Node::Const(Value::Int(i)) => Some(*i),
         Node::Binary(BinOp::BitOr, a, b) => Some(const_int(a)? | const_int(b)?),
@@ -252,12 +252,12 @@ pub(crate) fn group_at(m: &regexp::MatchData, key: &Value) -> R<Value> {
     Ok(Value::Object(Arc::new(Obj::Group(g))))
 }
 
-pub(crate) fn match_value(m: regexp::MatchData) -> Value {
+fn match_value(m: regexp::MatchData) -> Value {
     Value::Object(Arc::new(Obj::Match(Arc::new(m))))
 }
 
 /// `IsMatch`, `Match`, `Matches`, `Replace`, `Split` on a regex (`a[0]` is the input).
-pub(crate) fn regex_method(re: &DotnetRegex, m: Method, a: &[Value]) -> R<Value> {
+fn regex_method(re: &DotnetRegex, m: Method, a: &[Value]) -> R<Value> {
     let input = match a.first() {
         Some(Value::Null) | None => {
             return fail("Value cannot be null. (Parameter 'input')");
@@ -290,7 +290,7 @@ pub(crate) fn regex_method(re: &DotnetRegex, m: Method, a: &[Value]) -> R<Value>
 }
 
 /// `Success`, `Value`, `Index`, `Length` of a match or group (and `Groups` of a match).
-pub(crate) fn group_member(
+fn group_member(
     g: regexp::GroupData,
     m: Member,
     md: Option<&Arc<regexp::MatchData>>,
