@@ -8,9 +8,11 @@ use std::sync::Arc;
 use crate::expr::area::collections;
 use crate::expr::compile::{err, konst, Comp};
 use crate::expr::encoding;
-use crate::expr::eval::{arr, check_len, fail, idx_arg, ignore_case, s, str_arg, strs, R};
+use crate::expr::eval::{
+    arr, check_len, fail, idx_arg, ignore_case, no_member, s, str_arg, strs, R,
+};
 use crate::expr::jwt::Jwt;
-use crate::expr::node::{CastTy, Method, StaticFn};
+use crate::expr::node::{CastTy, Member, Method, StaticFn};
 use crate::expr::ops::compare_result;
 use crate::expr::strings;
 use crate::expr::types::{StaticSig, Ty, TypeK};
@@ -71,7 +73,7 @@ pub(crate) fn statics(k: TypeK, name: &str, pos: usize) -> Result<Option<StaticS
     }))
 }
 
-/// Whether `m` is a string method (LINQ aside).
+/// Whether `m` is a method of `string` (LINQ included: a string is a sequence of `char`).
 pub(crate) fn method_ok(m: Method) -> bool {
     use Method as M;
     collections::is_linq(m)
@@ -203,10 +205,10 @@ pub(crate) fn construct(a: &[Value]) -> R<Value> {
 }
 
 /// `Length` of a string.
-pub(crate) fn member(st: &str, v: &Value, m: crate::expr::node::Member) -> R<Value> {
+pub(crate) fn member(st: &str, v: &Value, m: Member) -> R<Value> {
     match m {
-        crate::expr::node::Member::Length => Ok(Value::Int(strings::char_len(st) as i64)),
-        _ => crate::expr::eval::no_member(v, m),
+        Member::Length => Ok(Value::Int(strings::char_len(st) as i64)),
+        _ => no_member(v, m),
     }
 }
 
