@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
-use crate::policy::context::{Context, LastError, Response, SubscriptionInfo, Url};
+// A concrete context to evaluate against: the pipeline's (tests only).
+use crate::policy::context::{Context, LastError, SubscriptionInfo};
 
 mod crypto;
 mod local_fn;

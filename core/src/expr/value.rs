@@ -9,7 +9,7 @@ use super::datetime;
 use super::json;
 use super::jwt::Jwt;
 use super::regexp::{DotnetRegex, GroupData, MatchData};
-use crate::policy::context::Response;
+use super::Response;
 
 /// A value an expression produces or a variable holds.
 #[derive(Debug, Clone, PartialEq)]

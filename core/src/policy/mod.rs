@@ -10,6 +10,7 @@ pub mod context;
 pub mod cors;
 pub mod counters;
 pub mod error;
+mod expr_context;
 pub mod ip_filter;
 pub mod jwt;
 pub mod lru;
