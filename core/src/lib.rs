@@ -7,7 +7,7 @@ pub mod callout;
 pub mod config;
 pub mod expr;
 pub mod http;
-pub mod ops;
+pub mod ops_endpoints;
 pub mod options;
 pub mod policy;
 pub mod pool;

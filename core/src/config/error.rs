@@ -1,5 +1,6 @@
 //! Why a configuration snapshot was rejected, with the ids of what is wrong.
 
+use crate::http::UrlError;
 use crate::router::TemplateError;
 
 /// A snapshot that cannot be served: bad JSON, or a validation failure naming the entity.
@@ -18,7 +19,7 @@ pub enum ConfigError {
         /// serde_json's description, without its own position suffix.
         message: String,
     },
-    /// A URL given to [`ServiceUrl::parse`](super::ServiceUrl::parse) is not usable.
+    /// An upstream URL is not usable (the [`UrlError`] of [`ServiceUrl::parse`](super::ServiceUrl::parse)).
     #[error("invalid URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -288,6 +289,15 @@ impl ConfigError {
             api: api.to_owned(),
             operation: operation.to_owned(),
             problem,
+        }
+    }
+}
+
+impl From<UrlError> for ConfigError {
+    fn from(e: UrlError) -> Self {
+        ConfigError::InvalidUrl {
+            url: e.url,
+            reason: e.reason,
         }
     }
 }

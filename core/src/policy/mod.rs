@@ -23,7 +23,6 @@ pub mod response_cache;
 pub mod send;
 pub mod state;
 pub mod transform;
-pub mod urlenc;
 pub mod xml;
 
 #[cfg(test)]

@@ -27,11 +27,11 @@ use super::response_cache::{decode_response, encode_response, CacheLookup};
 use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
-use super::urlenc::parse_query;
 use crate::callout::CalloutTarget;
-use crate::config::ServiceUrl;
 use crate::expr::Template;
 use crate::expr::Value;
+use crate::http::percent::parse_query;
+use crate::http::ServiceUrl;
 
 /// The documents that apply to a request, by scope; `None` inherits.
 #[derive(Debug, Clone, Default)]

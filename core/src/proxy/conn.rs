@@ -18,9 +18,9 @@ use bytes::{Buf, BytesMut};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
 use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
+use crate::http::percent::decode;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
-use crate::policy::urlenc::decode;
 use policied::{Access, PolicyRun, Stage};
 
 mod policied;

@@ -14,7 +14,7 @@
 //! unreserved characters decoded), as the backend will read them; API paths and
 //! template literals are case-sensitive.
 
-mod ops;
+mod operations;
 mod path;
 mod prefix;
 mod template;
@@ -26,9 +26,9 @@ use http::Method;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::config::host::normalize_hostname;
 use crate::config::{Api, ApiProblem, ConfigError, OperationProblem};
-use ops::{MethodMatch, OpTrie};
+use crate::http::host::normalize_hostname;
+use operations::{MethodMatch, OpTrie};
 use path::{canonical, host_key, is_routable, segment_is_safe, MAX_HOST_LEN, MAX_SEGMENT_LEN};
 use prefix::{CanonicalSegment, PrefixTrie};
 

@@ -16,7 +16,7 @@ use super::token::{self, TokenError, SCHEME};
 use crate::callout::{CalloutError, CalloutRequest, CalloutTarget};
 use crate::config::Scheme;
 use crate::expr::encoding::uri_escape;
-use crate::policy::context::Response;
+use crate::http::Response;
 
 /// The most of an error body kept for a log line or a heartbeat.
 const MAX_DETAIL: usize = 300;
