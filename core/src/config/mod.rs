@@ -14,6 +14,8 @@ mod validate;
 pub mod watch;
 
 #[cfg(test)]
+mod references_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::http::service_url::{is_loopback_host, is_loopback_ip, ServiceUrl, UrlError};

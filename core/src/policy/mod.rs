@@ -24,6 +24,3 @@ pub mod send;
 pub mod state;
 pub mod transform;
 pub mod xml;
-
-#[cfg(test)]
-mod references_tests;

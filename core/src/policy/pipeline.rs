@@ -23,7 +23,7 @@ use super::quota::{
 };
 use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedRateKey};
 use super::respond::{json_error, TraceRecord};
-use super::response_cache::{decode_response, encode_response, CacheLookup};
+use super::response_cache::{decode_response, encode_response, CacheLookup, CacheStatus};
 use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
@@ -451,8 +451,7 @@ impl Pipeline {
     }
 
     /// Whether a `cache-lookup` answered this request, missed, or did not run.
-    pub fn cache_status(&self) -> crate::telemetry::record::CacheStatus {
-        use crate::telemetry::record::CacheStatus;
+    pub fn cache_status(&self) -> CacheStatus {
         match (&self.lookup, self.cache_hit) {
             (_, true) => CacheStatus::Hit,
             (Some(_), false) => CacheStatus::Miss,

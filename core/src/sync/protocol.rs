@@ -285,19 +285,6 @@ pub fn heartbeat_result(response: &Response) -> Result<(), String> {
     }
 }
 
-/// What a telemetry upload's response means.
-pub fn upload_result(response: &Response) -> crate::telemetry::uploader::UploadResult {
-    use crate::telemetry::uploader::UploadResult;
-    match response.status {
-        200..=299 => UploadResult::Stored,
-        // The batch itself is refused: sending it again cannot help.
-        400 | 413 | 415 | 422 => {
-            UploadResult::Refused(format!("status {}: {}", response.status, detail(response)))
-        }
-        status => UploadResult::Failed(format!("status {status}: {}", detail(response))),
-    }
-}
-
 /// The `detail` (or `title`) of a problem+json body, else the start of the body.
 pub(crate) fn detail(response: &Response) -> String {
     let body = response.body.as_deref().unwrap_or_default();
