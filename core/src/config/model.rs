@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 pub use crate::http::service_url::Scheme;
+use crate::router::{ApiSource, OperationSource};
 
 /// One revision of everything a gateway serves, as the management plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,4 +354,38 @@ fn default_key_header() -> String {
 
 fn default_key_query() -> String {
     "subscription-key".to_owned()
+}
+
+impl ApiSource for Api {
+    type Operation = Operation;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn hostnames(&self) -> &[String] {
+        &self.hostnames
+    }
+
+    fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+}
+
+impl OperationSource for Operation {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn url_template(&self) -> &str {
+        &self.url_template
+    }
 }
