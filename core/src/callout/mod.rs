@@ -7,8 +7,7 @@
 //! The adapter opens the connection named by [`CalloutTarget`] (reusing a pooled one
 //! under [`CalloutTarget::pool_key`]), writes [`CalloutExchange::pending`], feeds what
 //! it reads to [`CalloutExchange::handle_data`] (an empty slice at end of stream)
-//! and gets a [`Completed`] response back. [`RefreshSchedule`] and [`KeySetFetch`]
-//! decide when and how the OpenID key sets are fetched.
+//! and gets a [`Completed`] response back.
 
 pub mod client;
 pub mod exchange;
