@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use portcullis_core::callout::{CalloutLimits, CalloutRequest};
 use portcullis_core::config::{CompiledConfig, Snapshot};
-use portcullis_core::policy::context::Response;
+use portcullis_core::http::Response;
 use portcullis_management::{Management, ManagementOptions};
 use portcullis_runtime_tokio::{
     Callouts, Gateway, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,

@@ -8,7 +8,7 @@ pub mod config;
 pub mod expr;
 pub mod http;
 pub mod machine;
-pub mod ops;
+pub mod ops_endpoints;
 pub mod options;
 pub mod policy;
 pub mod pool;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::http::Limits;
 use crate::pool::PoolLimits;
 use crate::proxy::Timeouts;
-use crate::sync::{BackupKey, SyncTiming};
+use crate::sync::{AgentSetup, BackupKey, BackupSettings, SyncSettings, SyncTiming};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::uploader::DEFAULT_BUFFER_BYTES;
 
@@ -196,6 +196,52 @@ impl ManagedOptions {
             hostname: String::new(),
             timing: SyncTiming::default(),
             management_public_keys: Vec::new(),
+        }
+    }
+}
+
+// Here rather than in `sync`: the sync agent's settings do not depend on how a
+// process is configured; the process options know how to make them.
+impl AgentSetup {
+    /// Settings for a connected gateway from its options and 32 random bytes the
+    /// adapter drew from the OS (the jitter seed, the backup nonces' seed and, when
+    /// none is given, the instance id come from them). `hostname` is asked only
+    /// when the options name none.
+    pub fn new(
+        options: &ManagedOptions,
+        random: [u8; 32],
+        hostname: impl FnOnce() -> String,
+    ) -> AgentSetup {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random[..8]);
+        let mut nonce_seed = [0u8; 12];
+        nonce_seed.copy_from_slice(&random[8..20]);
+        let instance_id = if options.instance_id.is_empty() {
+            random[20..28].iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            options.instance_id.clone()
+        };
+        let hostname = if options.hostname.is_empty() {
+            hostname()
+        } else {
+            options.hostname.clone()
+        };
+        let mut settings = SyncSettings::new(instance_id, hostname);
+        settings.timing = options.timing;
+        settings.management_keys = options.management_public_keys.clone();
+        // A token that does not parse stops the gateway before the agent runs
+        // (the endpoint refuses it); an empty id then binds nothing real.
+        let gateway_id = crate::sync::token::parse(&options.token)
+            .map(|t| t.gateway_id.to_owned())
+            .unwrap_or_default();
+        settings.backup = options.backup.as_ref().map(|b| BackupSettings {
+            key: b.key.clone(),
+            gateway_id,
+            nonce_seed,
+        });
+        AgentSetup {
+            settings,
+            seed: u64::from_le_bytes(seed),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::Response;
 use portcullis_core::policy::compile::{compile_document, CompileEnv};
-use portcullis_core::policy::context::{Context, Response};
+use portcullis_core::policy::context::Context;
 use portcullis_core::policy::error::Failure;
 use portcullis_core::policy::pipeline::{Chain, Env, ForwardFailure, Pipeline, Step};
 use portcullis_core::policy::program::{Document, Level};

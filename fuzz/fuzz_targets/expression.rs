@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::expr::{expression_extent, Expr, Template, Value};
-use portcullis_core::policy::context::{Context, LastError, Response, Url};
+use portcullis_core::http::{Response, Url};
+use portcullis_core::policy::context::{Context, LastError};
 
 const TOKENS: &[&str] = &[
     "context",

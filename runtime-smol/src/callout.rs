@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use portcullis_core::callout::client::{self, callout_pool_limits, CalloutClient, CalloutConns};
 use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::policy::context::Response;
+use portcullis_core::http::Response;
 
 use crate::now;
 use crate::stop::Stop;

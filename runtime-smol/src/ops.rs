@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use portcullis_core::http::HeadScanner;
-use portcullis_core::ops::respond;
+use portcullis_core::ops_endpoints::respond;
 use portcullis_core::telemetry::Telemetry;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;

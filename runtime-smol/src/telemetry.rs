@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use portcullis_core::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::http::Response;
 use portcullis_core::options::GatewayOptions;
-use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
 use portcullis_core::telemetry::pump::{

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use portcullis_core::callout::client::{self, callout_pool_limits, CalloutClient, CalloutConns};
 use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::policy::context::Response;
+use portcullis_core::http::Response;
 use tokio_util::sync::CancellationToken;
 
 use crate::now;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use portcullis_core::http::HeadScanner;
-use portcullis_core::ops::respond;
+use portcullis_core::ops_endpoints::respond;
 use portcullis_core::telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;

@@ -80,12 +80,8 @@ impl TelemetryHost for Host {
     fn call(
         &self,
         request: CalloutRequest,
-    ) -> Boxed<
-        Result<
-            portcullis_core::policy::context::Response,
-            portcullis_core::callout::CalloutFailure,
-        >,
-    > {
+    ) -> Boxed<Result<portcullis_core::http::Response, portcullis_core::callout::CalloutFailure>>
+    {
         #[cfg(feature = "sabotage")]
         let request = if self.env.sabotage.forget_telemetry_batch_ids {
             self.forget_batch_id(request)

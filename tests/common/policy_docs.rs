@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use super::{api, config, Response, TestGateway};
+use super::{api, config, response, Backend, Reply, Response, TestGateway};
 
 /// A policy document whose four sections start with `<base />`, followed by
 /// the given policies.
@@ -127,3 +127,95 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// Every value of a header field: all field lines, split at commas, trimmed.
+pub fn values(lines: Vec<String>) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|l| l.split(','))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Every value of header `name` in a response.
+pub fn response_values(r: &Response, name: &str) -> Vec<String> {
+    values(
+        r.head
+            .header_pairs()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect(),
+    )
+}
+
+/// A backend answering `/status/NNN...` with status NNN and anything else with
+/// 200; the body is the path it received.
+pub async fn status_backend() -> Backend {
+    Backend::start(|r| {
+        let target = r.target();
+        let status = target
+            .strip_prefix("/status/")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200);
+        Reply::Send(response(
+            status,
+            &[("Content-Type", "text/plain")],
+            target.as_bytes(),
+        ))
+    })
+    .await
+}
+
+/// Subscription keys the suites give out.
+pub const KEY_A: &str = "sub-a-primary-key-0123456789";
+pub const KEY_A2: &str = "sub-a-secondary-key-0123456789";
+pub const KEY_B: &str = "sub-b-primary-key-0123456789";
+
+/// A subscription with generated keys.
+pub fn subscription(id: &str, scope: &str, primary: &str, state: &str) -> Value {
+    json!({
+        "id": id,
+        "scope": scope,
+        "primaryKey": primary,
+        "secondaryKey": format!("{id}-secondary-key-0123456789"),
+        "state": state,
+    })
+}
+
+/// An operation `id` (`method` `template`) with this policy document, if any.
+pub fn op(id: &str, method: &str, template: &str, policy: &str) -> Value {
+    let mut o = json!({ "id": id, "method": method, "urlTemplate": template });
+    if !policy.is_empty() {
+        o["policy"] = json!(policy);
+    }
+    o
+}
+
+/// A document whose backend section is only `backend` (no `<base />`).
+pub fn own_backend(inbound: &str, backend: &str, outbound: &str, on_error: &str) -> String {
+    policies(inbound, backend, outbound, on_error).replacen("<backend>\n<base />", "<backend>", 1)
+}
+
+/// A set-header policy appending `value` to `X-Order` (request or response).
+pub fn mark(value: &str) -> String {
+    format!(
+        r#"<set-header name="X-Order" exists-action="append"><value>{value}</value></set-header>"#
+    )
+}
+
+/// The same mark on the way in and out: inbound `{before}<base/>{after}`.
+pub fn scope_doc(name: &str) -> String {
+    format!(
+        "<policies><inbound>{}<base />{}</inbound><backend><base /></backend><outbound><base />{}</outbound><on-error><base /></on-error></policies>",
+        mark(&format!("{name}-before")),
+        mark(&format!("{name}-after")),
+        mark(name)
+    )
+}
+
+/// APIM's message for a request without a subscription key.
+pub const MISSING_KEY: &str = "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.";
+/// APIM's message for a request with a key that opens nothing.
+pub const INVALID_KEY: &str = "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
+use crate::http::Url;
 use crate::policy::compile::{compile_document, CompileEnv};
-use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo, Url};
+use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo};
 use crate::policy::pipeline::Chain;
 use crate::policy::program::{Document, Level};
 use crate::router::Router;

@@ -1,6 +1,7 @@
 //! Why a configuration snapshot was rejected, with the ids of what is wrong.
 
-use crate::router::TemplateError;
+use crate::http::UrlError;
+use crate::router::{ApiRouteProblem, BuildError, OperationRouteProblem, TemplateError};
 
 /// A snapshot that cannot be served: bad JSON, or a validation failure naming the entity.
 ///
@@ -18,7 +19,7 @@ pub enum ConfigError {
         /// serde_json's description, without its own position suffix.
         message: String,
     },
-    /// A URL given to [`ServiceUrl::parse`](super::ServiceUrl::parse) is not usable.
+    /// An upstream URL is not usable (the [`UrlError`] of [`ServiceUrl::parse`](super::ServiceUrl::parse)).
     #[error("invalid URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -288,6 +289,58 @@ impl ConfigError {
             api: api.to_owned(),
             operation: operation.to_owned(),
             problem,
+        }
+    }
+}
+
+impl From<UrlError> for ConfigError {
+    fn from(e: UrlError) -> Self {
+        ConfigError::InvalidUrl {
+            url: e.url,
+            reason: e.reason,
+        }
+    }
+}
+
+// The router reports in its own terms; the configuration names them as its own
+// problems, with the same messages.
+impl From<BuildError> for ConfigError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::TooMany { what, limit } => ConfigError::TooMany { what, limit },
+            BuildError::Api { api, problem } => ConfigError::Api {
+                api,
+                problem: match problem {
+                    ApiRouteProblem::InvalidPath { path, reason } => {
+                        ApiProblem::InvalidPath { path, reason }
+                    }
+                    ApiRouteProblem::DuplicatePrefix { other, host, path } => {
+                        ApiProblem::DuplicatePrefix { other, host, path }
+                    }
+                    ApiRouteProblem::InvalidHostname { hostname, reason } => {
+                        ApiProblem::InvalidHostname { hostname, reason }
+                    }
+                },
+            },
+            BuildError::Operation {
+                api,
+                operation,
+                problem,
+            } => ConfigError::Operation {
+                api,
+                operation,
+                problem: match problem {
+                    OperationRouteProblem::InvalidMethod { method, reason } => {
+                        OperationProblem::InvalidMethod { method, reason }
+                    }
+                    OperationRouteProblem::InvalidTemplate { template, reason } => {
+                        OperationProblem::InvalidTemplate { template, reason }
+                    }
+                    OperationRouteProblem::Duplicate { other } => {
+                        OperationProblem::Duplicate { other }
+                    }
+                },
+            },
         }
     }
 }

@@ -7,17 +7,18 @@
 
 mod compiled;
 mod error;
-pub(crate) mod host;
 mod model;
 pub mod reload;
 mod shared;
-mod url;
 mod validate;
 pub mod watch;
 
 #[cfg(test)]
+mod references_tests;
+#[cfg(test)]
 mod tests;
 
+pub use crate::http::service_url::{is_loopback_host, is_loopback_ip, ServiceUrl, UrlError};
 pub use compiled::{CompiledConfig, KeyCheck};
 pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem};
 pub use model::{
@@ -26,4 +27,3 @@ pub use model::{
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use shared::SharedConfig;
-pub use url::{is_loopback_host, is_loopback_ip, ServiceUrl};

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+pub use crate::http::service_url::Scheme;
+use crate::router::{ApiSource, OperationSource};
 
 /// One revision of everything a gateway serves, as the management plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,40 +317,6 @@ impl Default for SubscriptionKeyParameterNames {
     }
 }
 
-/// A URL scheme: how a client reached the gateway, or how to reach an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scheme {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS.
-    Https,
-}
-
-impl Scheme {
-    /// The scheme's name, lowercase.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-
-    /// The port used when a URL names none.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        }
-    }
-}
-
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Snapshot {
     /// Parses a snapshot document; errors carry serde_json's line and column.
     pub fn from_json(bytes: &[u8]) -> Result<Snapshot, ConfigError> {
@@ -386,4 +354,38 @@ fn default_key_header() -> String {
 
 fn default_key_query() -> String {
     "subscription-key".to_owned()
+}
+
+impl ApiSource for Api {
+    type Operation = Operation;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn hostnames(&self) -> &[String] {
+        &self.hostnames
+    }
+
+    fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+}
+
+impl OperationSource for Operation {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn url_template(&self) -> &str {
+        &self.url_template
+    }
 }

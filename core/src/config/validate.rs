@@ -4,9 +4,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::compiled::{key_digest, SubScope, SubscriptionRef};
 use super::{
-    url, Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
+    Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
     SubscriptionProblem,
 };
+use crate::http::service_url;
 use crate::router::Router;
 
 /// What a valid snapshot compiles to.
@@ -30,7 +31,7 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
             problem,
         };
         check_id(&backend.id).map_err(|r| fail(EntityProblem::InvalidId(r)))?;
-        let parsed = url::parse(&backend.url).map_err(|reason| {
+        let parsed = service_url::parse(&backend.url).map_err(|reason| {
             fail(EntityProblem::InvalidUrl {
                 url: backend.url.clone(),
                 reason,
@@ -247,7 +248,7 @@ fn resolve_upstream(
     match (&api.service_url, &api.backend_id) {
         (Some(_), Some(_)) => Err(fail(ApiProblem::ConflictingUpstream)),
         (None, None) => Err(fail(ApiProblem::MissingUpstream)),
-        (Some(service_url), None) => url::parse(service_url).map_err(|reason| {
+        (Some(service_url), None) => service_url::parse(service_url).map_err(|reason| {
             fail(ApiProblem::InvalidServiceUrl {
                 url: service_url.clone(),
                 reason,

@@ -78,68 +78,12 @@ pub fn base64_decode(s: &str, strict: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `Uri.EscapeDataString`: everything but RFC 3986 unreserved characters percent-encoded.
-pub fn uri_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `WebUtility.UrlEncode`: like `uri_escape` but spaces become `+` and `!*()` stay.
-pub fn url_encode_form(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'*' | b'(' | b')')
-        {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `Uri.UnescapeDataString` (`plus_is_space` false) or `WebUtility.UrlDecode` (true).
-pub fn uri_unescape(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = (b[i + 1] as char).to_digit(16);
-                let l = (b[i + 2] as char).to_digit(16);
-                match (h, l) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+// Percent-encoding lives in `http::percent`; these names are the ones the
+// expression functions (`Uri.EscapeDataString`, `WebUtility.UrlEncode`,
+// `Uri.UnescapeDataString` / `WebUtility.UrlDecode`) call.
+pub use crate::http::percent::{
+    decode as uri_unescape, encode_component as uri_escape, encode_form as url_encode_form,
+};
 
 /// `WebUtility.HtmlEncode`.
 pub fn html_encode(s: &str) -> String {

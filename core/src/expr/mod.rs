@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 // The HTTP message types expressions read. They are the policy context's
 // today and move to `http/`; this is the one line that names them.
-pub(crate) use crate::policy::context::{Headers, Response, Url};
+pub(crate) use crate::http::{Headers, Response, Url};
 
 pub use area::context::ExprContext;
 pub use jwt::Jwt;

@@ -1,4 +1,6 @@
-//! HTTP/1.1 message codec: heads, body framing, chunked coding and the proxy header rules.
+//! HTTP/1.1 message codec: heads, body framing, chunked coding and the proxy header rules;
+//! plus the plain HTTP data the rest of core shares (owned messages, upstream URLs,
+//! percent-encoding).
 //!
 //! Everything here works on bytes handed in by the caller; nothing reads a socket.
 //! Parsed heads keep their raw bytes (`Bytes`) and refer to fields by offset, so a
@@ -13,7 +15,11 @@ pub mod framing;
 pub mod head;
 pub mod head_scan;
 pub mod hop;
+pub(crate) mod host;
 pub mod limits;
+pub mod message;
+pub mod percent;
+pub mod service_url;
 mod syntax;
 #[cfg(test)]
 mod tests;
@@ -24,3 +30,5 @@ pub use framing::BodyFraming;
 pub use head::{HeaderSpan, RequestHead, ResponseHead, Span, Version};
 pub use head_scan::HeadScanner;
 pub use limits::Limits;
+pub use message::{Headers, Response, Url};
+pub use service_url::{Scheme, ServiceUrl, UrlError};

@@ -2,6 +2,7 @@
 
 use super::context::Response;
 use super::xml::{Element, Pos, XmlError};
+use crate::callout::CalloutFailure;
 use crate::expr::ExprError;
 
 /// A policy document that cannot be compiled: where, which policy, and why.
@@ -64,5 +65,14 @@ impl Failure {
             message: message.into(),
             response: None,
         }
+    }
+}
+
+// Defined here rather than in `callout`, which sits below policies and must not
+// name their types.
+impl CalloutFailure {
+    /// The failure as a policy's `send-request` sees it (`context.LastError`).
+    pub fn to_policy_failure(&self) -> Failure {
+        Failure::new(self.kind().last_error_reason(), self.to_string())
     }
 }

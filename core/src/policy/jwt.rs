@@ -29,7 +29,7 @@ use super::error::{Failure, PolicyError};
 use super::param::{eval_text, json_error_body, parse_seconds_or_timespan, Param, ParamValue};
 use super::xml::Element;
 use crate::expr::Template;
-use crate::policy::context::{Headers, Response};
+use crate::http::{Headers, Response};
 
 /// Why key material could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

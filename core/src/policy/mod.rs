@@ -24,8 +24,4 @@ pub mod response_cache;
 pub mod send;
 pub mod state;
 pub mod transform;
-pub mod urlenc;
 pub mod xml;
-
-#[cfg(test)]
-mod references_tests;

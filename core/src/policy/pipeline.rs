@@ -23,15 +23,15 @@ use super::quota::{
 };
 use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedRateKey};
 use super::respond::{json_error, TraceRecord};
-use super::response_cache::{decode_response, encode_response, CacheLookup};
+use super::response_cache::{decode_response, encode_response, CacheLookup, CacheStatus};
 use super::send::CallRequest;
 use super::state::PolicyState;
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
-use super::urlenc::parse_query;
 use crate::callout::CalloutTarget;
-use crate::config::ServiceUrl;
 use crate::expr::Template;
 use crate::expr::Value;
+use crate::http::percent::parse_query;
+use crate::http::ServiceUrl;
 
 /// The documents that apply to a request, by scope; `None` inherits.
 #[derive(Debug, Clone, Default)]
@@ -451,8 +451,7 @@ impl Pipeline {
     }
 
     /// Whether a `cache-lookup` answered this request, missed, or did not run.
-    pub fn cache_status(&self) -> crate::telemetry::record::CacheStatus {
-        use crate::telemetry::record::CacheStatus;
+    pub fn cache_status(&self) -> CacheStatus {
         match (&self.lookup, self.cache_hit) {
             (_, true) => CacheStatus::Hit,
             (Some(_), false) => CacheStatus::Miss,

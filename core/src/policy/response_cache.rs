@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
 
 use super::attrs;
 use super::context::{Context, Headers, Response};
@@ -23,6 +24,35 @@ use super::error::{Failure, PolicyError};
 use super::param::{eval_text, Param, ParamValue};
 use super::xml::Element;
 use crate::expr::Template;
+
+/// Whether a response came from the gateway's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheStatus {
+    /// No cache policy looked the request up.
+    #[default]
+    None,
+    /// Answered from the cache.
+    Hit,
+    /// Looked up, not found, answered by the backend.
+    Miss,
+}
+
+impl CacheStatus {
+    /// The lowercase name used in logs and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::None => "none",
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+        }
+    }
+
+    /// True when the status is `None` (so it is left out of JSON).
+    pub fn is_none(&self) -> bool {
+        *self == CacheStatus::None
+    }
+}
 
 /// Which cache: only the internal one exists here, so `external` and
 /// `prefer-external` both use it (APIM falls back the same way for

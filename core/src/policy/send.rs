@@ -11,6 +11,7 @@ use super::error::{Failure, PolicyError};
 use super::program::SectionKind;
 use super::transform::{eval, AuthenticationBasic, SetBody, SetHeader, SetMethod};
 use super::xml::Element;
+use crate::callout::CalloutRequest;
 use crate::expr::Template;
 
 /// An HTTP call a policy asks the runtime to make.
@@ -26,6 +27,19 @@ pub struct CallRequest {
     pub body: Bytes,
     /// Give up after this long.
     pub timeout: Duration,
+}
+
+// The call-out layer sits below policies, so the conversion lives on this side.
+impl From<CallRequest> for CalloutRequest {
+    fn from(call: CallRequest) -> Self {
+        CalloutRequest {
+            method: call.method,
+            url: call.url,
+            headers: call.headers,
+            body: call.body,
+            timeout: call.timeout,
+        }
+    }
 }
 
 /// `send-request` or `send-one-way-request`.

@@ -8,8 +8,8 @@ use super::context::{Context, Headers, Url};
 use super::error::{Failure, PolicyError};
 use super::program::SectionKind;
 use super::xml::Element;
-use crate::config::ServiceUrl;
 use crate::expr::{EvalError, Template};
+use crate::http::ServiceUrl;
 
 /// Whether a policy changes the request or the response (by section, as APIM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +266,7 @@ impl RewriteUri {
             &ctx.request.url.query,
         );
         let (path, query) = match filled.split_once('?') {
-            Some((p, q)) => (p.to_string(), super::urlenc::parse_query(q)),
+            Some((p, q)) => (p.to_string(), crate::http::percent::parse_query(q)),
             None => (filled, Vec::new()),
         };
         let base = ctx.request.base_path.trim_end_matches('/');

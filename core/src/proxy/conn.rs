@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 
+use super::admission::{admit, Admission, Admitted, Gate, KeyStrip, Refusal};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::ConnSettings;
-use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
+use crate::http::percent::decode;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
-use crate::policy::urlenc::decode;
 use policied::{Access, PolicyRun, Stage};
 
 mod invariants;
 mod policied;
 mod tally;
-use crate::config::{CompiledConfig, KeyCheck, Scheme, ServiceUrl};
+use crate::config::{CompiledConfig, Scheme, ServiceUrl};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
@@ -38,7 +38,6 @@ use crate::http::hop::{
 use crate::http::{
     BodyFraming, CodecError, HeadScanner, Limits, RequestHead, ResponseHead, Version,
 };
-use crate::router::RouteOutcome;
 use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 use tally::Tally;
 
@@ -121,18 +120,6 @@ impl UpstreamTarget {
             None => self.config.upstream(self.api),
         }
     }
-}
-
-/// Whether the subscription key must be removed from the forwarded request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-enum KeyStrip {
-    /// No key to remove.
-    #[default]
-    None,
-    /// Drop the API's key header.
-    Header,
-    /// Send this query string (without `?`) instead of the client's.
-    Query(Vec<u8>),
 }
 
 /// Where and how a request is forwarded.
@@ -723,37 +710,30 @@ impl ProxyConn {
         if self.client_in.is_empty() && !self.client_eof {
             return false;
         }
+        match self.read_head(now) {
+            Ok(head) => self.dispatch(head, now),
+            Err(changed) => changed,
+        }
+    }
+
+    /// Parses the next request head; `Err` with whether the phase changed when
+    /// there is none (incomplete, end of stream, or refused as unparseable).
+    fn read_head(&mut self, now: Instant) -> Result<RequestHead, bool> {
         let consumed = self.consumed();
         let parsed = self.client_scan.parse_request(
             &mut self.client_in,
             &self.settings.limits,
             self.client_eof,
         );
-        let head = match parsed {
+        match parsed {
             Ok(Some(mut head)) => {
-                if !self.settings.allow_underscores_in_headers {
-                    // Before anything looks at the head: neither policies, routing,
-                    // telemetry nor the backend see such fields (nginx's
-                    // `underscores_in_headers off`).
-                    head.remove_underscored_fields();
-                }
-                self.tally.begin(now, consumed, self.produced());
-                let telemetry = &self.settings.telemetry;
-                if telemetry.wants_records() {
-                    self.tally.request_line(&head.method, head.path());
-                }
-                if telemetry.settings().tracing {
-                    let incoming = head.header("traceparent").and_then(parse_traceparent);
-                    let (trace_id, span_id) = self.settings.policy.next_span_ids();
-                    self.tally
-                        .trace(SpanContext::child_of(incoming, trace_id, span_id));
-                }
-                head
+                self.on_head(&mut head, consumed, now);
+                Ok(head)
             }
             Ok(None) => {
                 if self.client_eof {
                     self.close(now);
-                    return true;
+                    return Err(true);
                 }
                 if !self.client_in.is_empty() && self.phase == (Phase::Head { started: false }) {
                     // A pipelined head has begun: it gets the head timeout, not idle.
@@ -764,13 +744,41 @@ impl ProxyConn {
                         DeadlineKind::HeaderRead,
                     );
                 }
-                return false;
+                Err(false)
             }
             Err(err) => {
                 self.refuse_head(&err, consumed, now);
-                return true;
+                Err(true)
             }
-        };
+        }
+    }
+
+    /// Hook: a head was parsed. Drops the fields nobody may see and starts the
+    /// request's telemetry (request line, trace context).
+    fn on_head(&mut self, head: &mut RequestHead, consumed: u64, now: Instant) {
+        if !self.settings.allow_underscores_in_headers {
+            // Before anything looks at the head: neither policies, routing,
+            // telemetry nor the backend see such fields (nginx's
+            // `underscores_in_headers off`).
+            head.remove_underscored_fields();
+        }
+        self.tally.begin(now, consumed, self.produced());
+        let telemetry = &self.settings.telemetry;
+        if telemetry.wants_records() {
+            self.tally.request_line(&head.method, head.path());
+        }
+        if telemetry.settings().tracing {
+            let incoming = head.header("traceparent").and_then(parse_traceparent);
+            let (trace_id, span_id) = self.settings.policy.next_span_ids();
+            self.tally
+                .trace(SpanContext::child_of(incoming, trace_id, span_id));
+        }
+    }
+
+    /// Hook: what a parsed head gets. Answers what the connection answers
+    /// itself (unsupported `Expect`, the status probe, not ready), then admits
+    /// the request and starts it, with policies or without.
+    fn dispatch(&mut self, head: RequestHead, now: Instant) -> bool {
         let has_body = head.framing != BodyFraming::Empty;
         self.at_boundary = !has_body;
         // A body we do not forward cannot be skipped safely, so such answers close.
@@ -781,140 +789,118 @@ impl ProxyConn {
         }
         let config = self.settings.config.current();
         if head.path() == STATUS_PROBE_PATH {
-            // A health probe, as in APIM: not a request to count. It follows
-            // readiness, so a load balancer sends no traffic to a gateway that
-            // would answer every call with 503.
-            self.tally.forget();
-            if config.is_some() {
-                write_local_response(200, None, &[], b"", close_if_local, &mut self.client_out);
-            } else {
-                self.settings.not_ready_log.note(now);
-                write_error(503, close_if_local, &mut self.client_out);
-            }
-            return self.next_or_close(close_if_local, now);
+            return self.answer_probe(config.is_some(), close_if_local, now);
         }
         let Some(config) = config else {
             self.settings.not_ready_log.note(now);
             self.tally.error("gateway", "NotReady");
             return self.answer_locally(503, close_if_local, now);
         };
-        let path = head.path();
-        let route = config.router().route(head.authority(), &head.method, path);
-        let m = match route {
-            RouteOutcome::Matched(m) => m,
-            RouteOutcome::NotFound => {
-                self.tally.error("gateway", "NotFound");
-                return self.answer_locally(404, close_if_local, now);
-            }
-            RouteOutcome::BadPath => {
-                self.tally.error("client", "InvalidPath");
-                return self.answer_locally(400, true, now);
-            }
+        let gate = Gate {
+            scheme: if self.settings.proto == "https" {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            },
+            max_body_bytes: self.settings.limits.max_body_bytes,
         };
-        let api_idx = m.api as usize;
-        self.tally.routed(&config, api_idx, m.operation as usize);
-        if let (Some(max), BodyFraming::Length(n)) =
-            (self.settings.limits.max_body_bytes, head.framing)
-        {
-            if n > max {
-                self.tally.error("client", "RequestEntityTooLarge");
-                return self.answer_locally(413, true, now);
-            }
-        }
-        let api = config.api(api_idx);
-        let scheme = if self.settings.proto == "https" {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        };
-        if !api.allows(scheme) {
-            // An API not offered over this scheme does not exist on it, as in APIM.
-            self.tally.error("gateway", "NotFound");
-            return self.answer_locally(404, close_if_local, now);
-        }
-        let mut access = Access::default();
-        if api.subscription_required {
-            let names = &api.subscription_key_parameter_names;
-            let found = find_key(&head, names);
-            let check = found.map(|(key, _)| config.check_key(api_idx, key));
-            let denied = match check {
-                None => match config.open_product(api_idx) {
-                    // An open product lets its APIs be called without a key.
-                    Some(p) => {
-                        access.product = Some(p);
-                        None
-                    }
-                    None => Some(MISSING_KEY),
-                },
-                Some(KeyCheck::Invalid) => Some(INVALID_KEY),
-                Some(KeyCheck::Valid {
-                    subscription,
-                    product,
-                    secondary,
-                }) => {
-                    access.subscription = Some((subscription, secondary));
-                    access.product = product;
-                    None
+        // What admission decided, taken out of the match (which borrows the head
+        // and the configuration, both moving on to the exchange).
+        let (api_idx, op_idx, prefix, subscription, product, strip, params) =
+            match admit(&head, &config, gate) {
+                Admission::Admitted(admitted) => {
+                    let (api_idx, op_idx) = (admitted.api(), admitted.operation());
+                    self.tally.routed(&config, api_idx, op_idx);
+                    self.tally
+                        .access(admitted.product, admitted.subscription.map(|(s, _)| s));
+                    // Only policies see the template parameters.
+                    let params = (!config.policy_free(api_idx, op_idx))
+                        .then(|| template_params(&admitted, head.path()));
+                    (
+                        api_idx,
+                        op_idx,
+                        admitted.route.api_prefix_len,
+                        admitted.subscription,
+                        admitted.product,
+                        admitted.strip,
+                        params,
+                    )
+                }
+                Admission::Unrouted(refusal) => return self.refuse(refusal, close_if_local, now),
+                Admission::Refused {
+                    api,
+                    operation,
+                    refusal,
+                } => {
+                    self.tally.routed(&config, api, operation);
+                    return self.refuse(refusal, close_if_local, now);
                 }
             };
-            if let Some(msg) = denied {
-                let reason = if msg == MISSING_KEY {
-                    "SubscriptionKeyNotFound"
-                } else {
-                    "SubscriptionKeyInvalid"
-                };
-                self.tally.error("subscription", reason);
-                self.tally.status(401);
-                write_error_message(401, msg, close_if_local, &mut self.client_out);
+        let Some(params) = params else {
+            return self.start_plain_request(head, config, api_idx, prefix, strip, now);
+        };
+        let access = Access {
+            subscription,
+            product,
+            strip,
+        };
+        self.start_policy_request(head, config, api_idx, op_idx, prefix, params, access, now)
+    }
+
+    /// Hook: the status probe (`STATUS_PROBE_PATH`), answered 200 when `ready`.
+    fn answer_probe(&mut self, ready: bool, close: bool, now: Instant) -> bool {
+        // A health probe, as in APIM: not a request to count. It follows
+        // readiness, so a load balancer sends no traffic to a gateway that
+        // would answer every call with 503.
+        self.tally.forget();
+        if ready {
+            write_local_response(200, None, &[], b"", close, &mut self.client_out);
+        } else {
+            self.settings.not_ready_log.note(now);
+            write_error(503, close, &mut self.client_out);
+        }
+        self.next_or_close(close, now)
+    }
+
+    /// Hook: a request admission turned away gets its answer.
+    fn refuse(&mut self, refusal: Refusal, close_if_local: bool, now: Instant) -> bool {
+        let close = refusal.close || close_if_local;
+        self.tally.error(refusal.source, refusal.reason);
+        match refusal.message {
+            Some(message) => {
+                self.tally.status(refusal.status);
+                write_error_message(refusal.status, message, close, &mut self.client_out);
                 self.report(now);
-                return self.next_or_close(close_if_local, now);
+                self.next_or_close(close, now)
             }
-            if let Some((_, place)) = found {
-                access.strip = match place {
-                    KeyPlace::Header => KeyStrip::Header,
-                    KeyPlace::Query => KeyStrip::Query(query_without(
-                        head.query().unwrap_or(b""),
-                        names.query.as_bytes(),
-                    )),
-                };
-            }
+            None => self.answer_locally(refusal.status, close, now),
         }
-        self.tally
-            .access(access.product, access.subscription.map(|(s, _)| s));
-        let op_idx = m.operation as usize;
-        if !config.policy_free(api_idx, op_idx) {
-            let params: Vec<(String, String)> = m
-                .params
-                .iter()
-                .map(|c| {
-                    let raw = String::from_utf8_lossy(&path[c.start..c.end]);
-                    (c.name.to_string(), decode(&raw, false))
-                })
-                .collect();
-            let prefix = m.api_prefix_len;
-            return self.start_policy_request(
-                head,
-                config.clone(),
-                api_idx,
-                op_idx,
-                prefix,
-                params,
-                access,
-                now,
-            );
-        }
+    }
+
+    /// Hook: a request without policies is forwarded as it streams in.
+    fn start_plain_request(
+        &mut self,
+        head: RequestHead,
+        config: Arc<CompiledConfig>,
+        api_idx: usize,
+        api_prefix_len: usize,
+        strip: KeyStrip,
+        now: Instant,
+    ) -> bool {
+        let has_body = head.framing != BodyFraming::Empty;
         let req_framing = request_framing(&head);
         self.upstream_out.clear();
+        let response_timeout = Duration::from_secs(u64::from(config.api(api_idx).timeout_seconds));
         let target = UpstreamTarget {
-            config: config.clone(),
+            config,
             api: api_idx,
             custom: None,
         };
         let forward = Forward {
             target,
-            api_prefix_len: m.api_prefix_len,
+            api_prefix_len,
             framing: req_framing,
-            strip: access.strip,
+            strip,
             traceparent: self.tally.traceparent(),
         };
         forward.write_head(
@@ -946,7 +932,7 @@ impl ProxyConn {
             req_body,
             expect_continue,
             response: Response::AwaitingHead,
-            response_timeout: Duration::from_secs(u64::from(api.timeout_seconds)),
+            response_timeout,
             close,
             policy: None,
         });
@@ -1326,6 +1312,19 @@ impl ProxyConn {
             self.set_deadline(now, after, DeadlineKind::Response);
         }
     }
+}
+
+/// The matched operation's template parameters, decoded, for policies.
+fn template_params(admitted: &Admitted<'_>, path: &[u8]) -> Vec<(String, String)> {
+    admitted
+        .route
+        .params
+        .iter()
+        .map(|c| {
+            let raw = String::from_utf8_lossy(&path[c.start..c.end]);
+            (c.name.to_string(), decode(&raw, false))
+        })
+        .collect()
 }
 
 /// How a client request's body is framed towards the backend.

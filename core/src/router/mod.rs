@@ -14,9 +14,10 @@
 //! unreserved characters decoded), as the backend will read them; API paths and
 //! template literals are case-sensitive.
 
-mod ops;
+mod operations;
 mod path;
 mod prefix;
+mod source;
 mod template;
 
 #[cfg(test)]
@@ -26,12 +27,12 @@ use http::Method;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::config::host::normalize_hostname;
-use crate::config::{Api, ApiProblem, ConfigError, OperationProblem};
-use ops::{MethodMatch, OpTrie};
+use crate::http::host::normalize_hostname;
+use operations::{MethodMatch, OpTrie};
 use path::{canonical, host_key, is_routable, segment_is_safe, MAX_HOST_LEN, MAX_SEGMENT_LEN};
 use prefix::{CanonicalSegment, PrefixTrie};
 
+pub use source::{ApiRouteProblem, ApiSource, BuildError, OperationRouteProblem, OperationSource};
 pub use template::{Segment, TemplateError, UrlTemplate, MAX_TEMPLATE_SEGMENTS};
 
 /// Host and path to API, method and template to operation, for one snapshot.
@@ -99,10 +100,10 @@ impl Router {
     /// Errors name the API or operation: invalid path, hostname, method or template,
     /// two APIs with the same (host, path), two operations with the same method and
     /// template shape.
-    pub fn new(apis: &[Api]) -> Result<Router, ConfigError> {
+    pub fn new<A: ApiSource>(apis: &[A]) -> Result<Router, BuildError> {
         let limit = u32::MAX as usize;
         if apis.len() > limit {
-            return Err(ConfigError::TooMany {
+            return Err(BuildError::TooMany {
                 what: "APIs",
                 limit,
             });
@@ -114,21 +115,19 @@ impl Router {
         };
         for (idx, api) in (0u32..).zip(apis) {
             let (path, segments) = check_api_path(api)?;
-            if api.hostnames.is_empty() {
+            if api.hostnames().is_empty() {
                 router
                     .any_host
                     .insert(&segments, idx)
                     .map_err(|other| duplicate_prefix(apis, api, other, None, path))?;
             }
-            for hostname in &api.hostnames {
-                let host = normalize_hostname(hostname).map_err(|reason| {
-                    ConfigError::api(
-                        &api.id,
-                        ApiProblem::InvalidHostname {
-                            hostname: hostname.clone(),
-                            reason,
-                        },
-                    )
+            for hostname in api.hostnames() {
+                let host = normalize_hostname(hostname).map_err(|reason| BuildError::Api {
+                    api: api.id().to_owned(),
+                    problem: ApiRouteProblem::InvalidHostname {
+                        hostname: hostname.clone(),
+                        reason,
+                    },
                 })?;
                 router
                     .by_host
@@ -200,16 +199,14 @@ impl Router {
 }
 
 /// The API's normalized path and its canonical segments, checked to be matchable by some request.
-fn check_api_path(api: &Api) -> Result<(&str, Vec<CanonicalSegment>), ConfigError> {
-    let path = api.normalized_path();
-    let invalid = |reason| {
-        ConfigError::api(
-            &api.id,
-            ApiProblem::InvalidPath {
-                path: api.path.clone(),
-                reason,
-            },
-        )
+fn check_api_path<A: ApiSource>(api: &A) -> Result<(&str, Vec<CanonicalSegment>), BuildError> {
+    let path = api.path().trim_matches('/');
+    let invalid = |reason| BuildError::Api {
+        api: api.id().to_owned(),
+        problem: ApiRouteProblem::InvalidPath {
+            path: api.path().to_owned(),
+            reason,
+        },
     };
     if path.contains(['?', '#']) {
         return Err(invalid("must not contain '?' or '#'"));
@@ -245,55 +242,59 @@ fn check_api_path(api: &Api) -> Result<(&str, Vec<CanonicalSegment>), ConfigErro
     Ok((path, segments))
 }
 
-fn duplicate_prefix(
-    apis: &[Api],
-    api: &Api,
+fn duplicate_prefix<A: ApiSource>(
+    apis: &[A],
+    api: &A,
     other: u32,
     host: Option<String>,
     path: &str,
-) -> ConfigError {
+) -> BuildError {
     let other = apis
         .get(other as usize)
-        .map_or_else(String::new, |a| a.id.clone());
-    ConfigError::api(
-        &api.id,
-        ApiProblem::DuplicatePrefix {
+        .map_or_else(String::new, |a| a.id().to_owned());
+    BuildError::Api {
+        api: api.id().to_owned(),
+        problem: ApiRouteProblem::DuplicatePrefix {
             other,
             host,
             path: path.to_owned(),
         },
-    )
+    }
 }
 
-fn build_operations(api: &Api) -> Result<OpTrie, ConfigError> {
+fn build_operations<A: ApiSource>(api: &A) -> Result<OpTrie, BuildError> {
+    let operations = api.operations();
     let limit = u32::MAX as usize;
-    if api.operations.len() > limit {
-        return Err(ConfigError::TooMany {
+    if operations.len() > limit {
+        return Err(BuildError::TooMany {
             what: "operations in one API",
             limit,
         });
     }
-    let mut trie = OpTrie::with_capacity(api.operations.len());
-    for (idx, op) in (0u32..).zip(&api.operations) {
-        let fail = |problem| ConfigError::operation(&api.id, &op.id, problem);
-        let method = parse_method(&op.method).map_err(|reason| {
-            fail(OperationProblem::InvalidMethod {
-                method: op.method.clone(),
+    let mut trie = OpTrie::with_capacity(operations.len());
+    for (idx, op) in (0u32..).zip(operations) {
+        let fail = |problem| BuildError::Operation {
+            api: api.id().to_owned(),
+            operation: op.id().to_owned(),
+            problem,
+        };
+        let method = parse_method(op.method()).map_err(|reason| {
+            fail(OperationRouteProblem::InvalidMethod {
+                method: op.method().to_owned(),
                 reason,
             })
         })?;
-        let template = UrlTemplate::parse(&op.url_template).map_err(|reason| {
-            fail(OperationProblem::InvalidTemplate {
-                template: op.url_template.clone(),
+        let template = UrlTemplate::parse(op.url_template()).map_err(|reason| {
+            fail(OperationRouteProblem::InvalidTemplate {
+                template: op.url_template().to_owned(),
                 reason,
             })
         })?;
         trie.insert(idx, method, &template).map_err(|other| {
-            let other = api
-                .operations
+            let other = operations
                 .get(other as usize)
-                .map_or_else(String::new, |o| o.id.clone());
-            fail(OperationProblem::Duplicate { other })
+                .map_or_else(String::new, |o| o.id().to_owned());
+            fail(OperationRouteProblem::Duplicate { other })
         })?;
     }
     Ok(trie)

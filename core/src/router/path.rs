@@ -1,5 +1,7 @@
 //! Byte-level checks on request paths and Host values, allocation-free.
 
+use crate::http::percent::{hex_pair_at, is_unreserved};
+
 /// Longest Host name (without port) that can match a host-specific API.
 ///
 /// DNS names are at most 253 bytes, so nothing routable is cut off.
@@ -26,21 +28,20 @@ pub(crate) fn canonical<'a>(seg: &'a [u8], buf: &'a mut [u8; MAX_SEGMENT_LEN]) -
     let mut out = 0;
     let mut i = 0;
     while i < seg.len() {
-        let escape = match (seg[i], seg.get(i + 1), seg.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                Some((h, l))
-            }
+        let escape = match seg[i] {
+            b'%' => hex_pair_at(seg, i + 1),
             _ => None,
         };
         let (bytes, used): ([u8; 3], usize) = match escape {
-            Some((h, l)) => {
-                let value = (hex_value(h) << 4) | hex_value(l);
-                if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
-                    ([value, 0, 0], 1)
-                } else {
-                    ([b'%', h.to_ascii_uppercase(), l.to_ascii_uppercase()], 3)
-                }
-            }
+            Some(value) if is_unreserved(value) => ([value, 0, 0], 1),
+            Some(_) => (
+                [
+                    b'%',
+                    seg[i + 1].to_ascii_uppercase(),
+                    seg[i + 2].to_ascii_uppercase(),
+                ],
+                3,
+            ),
             None => ([seg[i], 0, 0], 1),
         };
         let dst = buf.get_mut(out..out + used)?;
@@ -49,15 +50,6 @@ pub(crate) fn canonical<'a>(seg: &'a [u8], buf: &'a mut [u8; MAX_SEGMENT_LEN]) -
         i += if escape.is_some() { 3 } else { 1 };
     }
     Some(&buf[..out])
-}
-
-fn hex_value(h: u8) -> u8 {
-    match h {
-        b'0'..=b'9' => h - b'0',
-        b'a'..=b'f' => h - b'a' + 10,
-        b'A'..=b'F' => h - b'A' + 10,
-        _ => 0,
-    }
 }
 
 /// Whether a raw request path may be routed.

@@ -1,40 +1,72 @@
 use http::Method;
 
 use super::*;
-use crate::config::{Operation, Scheme, SubscriptionKeyParameterNames};
+/// An API as the router sees it.
+struct TestApi {
+    id: String,
+    path: String,
+    hostnames: Vec<String>,
+    operations: Vec<TestOp>,
+}
 
-fn api(id: &str, path: &str, hostnames: &[&str], ops: &[(&str, &str)]) -> Api {
-    Api {
-        id: id.to_owned(),
-        display_name: String::new(),
-        description: String::new(),
-        path: path.to_owned(),
-        service_url: Some("http://127.0.0.1:8000".to_owned()),
-        backend_id: None,
-        protocols: vec![Scheme::Http, Scheme::Https],
-        hostnames: hostnames.iter().map(|h| (*h).to_owned()).collect(),
-        subscription_required: false,
-        subscription_key_parameter_names: SubscriptionKeyParameterNames::default(),
-        preserve_host_header: true,
-        timeout_seconds: 30,
-        operations: ops
-            .iter()
-            .enumerate()
-            .map(|(i, (method, template))| Operation {
-                id: format!("op{i}"),
-                display_name: String::new(),
-                description: String::new(),
-                method: (*method).to_owned(),
-                url_template: (*template).to_owned(),
-                policy: None,
-            })
-            .collect(),
-        policy: None,
-        telemetry: None,
+struct TestOp {
+    id: String,
+    method: String,
+    url_template: String,
+}
+
+impl ApiSource for TestApi {
+    type Operation = TestOp;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn hostnames(&self) -> &[String] {
+        &self.hostnames
+    }
+
+    fn operations(&self) -> &[TestOp] {
+        &self.operations
     }
 }
 
-fn router(apis: &[Api]) -> Router {
+impl OperationSource for TestOp {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn url_template(&self) -> &str {
+        &self.url_template
+    }
+}
+
+fn api(id: &str, path: &str, hostnames: &[&str], ops: &[(&str, &str)]) -> TestApi {
+    TestApi {
+        id: id.to_owned(),
+        path: path.to_owned(),
+        hostnames: hostnames.iter().map(|h| (*h).to_owned()).collect(),
+        operations: ops
+            .iter()
+            .enumerate()
+            .map(|(i, (method, template))| TestOp {
+                id: format!("op{i}"),
+                method: (*method).to_owned(),
+                url_template: (*template).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+fn router(apis: &[TestApi]) -> Router {
     match Router::new(apis) {
         Ok(r) => r,
         Err(e) => panic!("router: {e}"),
@@ -390,7 +422,7 @@ fn bad_paths() {
 
 #[test]
 fn build_errors_name_the_culprit() {
-    let err = |apis: &[Api]| match Router::new(apis) {
+    let err = |apis: &[TestApi]| match Router::new(apis) {
         Ok(_) => panic!("accepted"),
         Err(e) => e.to_string(),
     };

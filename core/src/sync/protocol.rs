@@ -16,7 +16,7 @@ use super::token::{self, TokenError, SCHEME};
 use crate::callout::{CalloutError, CalloutRequest, CalloutTarget};
 use crate::config::Scheme;
 use crate::expr::encoding::uri_escape;
-use crate::policy::context::Response;
+use crate::http::Response;
 
 /// The most of an error body kept for a log line or a heartbeat.
 const MAX_DETAIL: usize = 300;
@@ -282,19 +282,6 @@ pub fn heartbeat_result(response: &Response) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("status {}: {}", response.status, detail(response)))
-    }
-}
-
-/// What a telemetry upload's response means.
-pub fn upload_result(response: &Response) -> crate::telemetry::uploader::UploadResult {
-    use crate::telemetry::uploader::UploadResult;
-    match response.status {
-        200..=299 => UploadResult::Stored,
-        // The batch itself is refused: sending it again cannot help.
-        400 | 413 | 415 | 422 => {
-            UploadResult::Refused(format!("status {}: {}", response.status, detail(response)))
-        }
-        status => UploadResult::Failed(format!("status {status}: {}", detail(response))),
     }
 }
 

@@ -20,7 +20,8 @@ use super::Telemetry;
 use crate::callout::{CalloutFailure, CalloutRequest};
 use crate::options::{ConfigOrigin, GatewayOptions};
 use crate::policy::context::Response;
-use crate::sync::protocol::{upload_result, Endpoint};
+use crate::sync::protocol::Endpoint;
+use crate::telemetry::uploader::upload_result;
 
 /// Records taken from the queue at a time.
 const DRAIN: usize = 1024;

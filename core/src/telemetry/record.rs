@@ -3,34 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Whether a response came from the gateway's cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CacheStatus {
-    /// No cache policy looked the request up.
-    #[default]
-    None,
-    /// Answered from the cache.
-    Hit,
-    /// Looked up, not found, answered by the backend.
-    Miss,
-}
-
-impl CacheStatus {
-    /// The lowercase name used in logs and labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::None => "none",
-            CacheStatus::Hit => "hit",
-            CacheStatus::Miss => "miss",
-        }
-    }
-
-    /// True when the status is `None` (so it is left out of JSON).
-    pub fn is_none(&self) -> bool {
-        *self == CacheStatus::None
-    }
-}
+// The cache verdict is the pipeline's; records carry it as it is.
+pub use crate::policy::response_cache::CacheStatus;
 
 /// Why a request failed, APIM's `context.LastError` in short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

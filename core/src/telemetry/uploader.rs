@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use super::batch::{Batch, MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 use super::record::RequestRecord;
+use crate::http::Response;
 use crate::sync::backoff::{Backoff, BackoffPolicy};
+use crate::sync::protocol::detail;
 
 /// Default size of the buffer of batches waiting for upload.
 pub const DEFAULT_BUFFER_BYTES: u64 = 64 * 1024 * 1024;
@@ -56,6 +58,18 @@ pub enum UploadResult {
     Refused(String),
     /// Unreachable, timed out or a server error: try again later.
     Failed(String),
+}
+
+/// What a telemetry upload's response means.
+pub fn upload_result(response: &Response) -> UploadResult {
+    match response.status {
+        200..=299 => UploadResult::Stored,
+        // The batch itself is refused: sending it again cannot help.
+        400 | 413 | 415 | 422 => {
+            UploadResult::Refused(format!("status {}: {}", response.status, detail(response)))
+        }
+        status => UploadResult::Failed(format!("status {status}: {}", detail(response))),
+    }
 }
 
 /// What the adapter must do.

@@ -18,12 +18,12 @@ use crate::http::hop::{
     is_hop_by_hop, write_downstream_fields, write_downstream_response, write_upstream_fields,
     Forwarding, OutFraming,
 };
+use crate::http::percent::parse_query;
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
 use crate::policy::context::{self, Context, Headers, Request, Static, Url};
 use crate::policy::error::Failure;
 use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
 use crate::policy::program::Needs;
-use crate::policy::urlenc::parse_query;
 use crate::proxy::settings::PolicyEnv;
 
 /// Who the request is, as far as subscriptions go.

@@ -1,10 +1,10 @@
 //! The references a compiled document makes, and a configuration naming a backend
 //! it does not have refused when it is loaded.
 
-use super::compile::{compile_document, CompileEnv};
-use super::program::{Level, RefKind, Reference};
-use super::xml::Pos;
-use crate::config::{CompiledConfig, ConfigError, Snapshot};
+use super::{CompiledConfig, ConfigError, Snapshot};
+use crate::policy::compile::{compile_document, CompileEnv};
+use crate::policy::program::{Level, RefKind, Reference};
+use crate::policy::xml::Pos;
 
 fn env<'a>(named: &[(&'a str, &'a str)], fragments: &[(&'a str, &'a str)]) -> CompileEnv<'a> {
     CompileEnv {
@@ -143,7 +143,7 @@ fn a_missing_backend_inside_a_fragment_is_refused_at_the_include() {
         "<policies>\n<inbound><include-fragment fragment-id=\"f\" /></inbound></policies>",
         "[]",
     );
-    s.fragments.push(crate::config::PolicyFragment {
+    s.fragments.push(super::PolicyFragment {
         id: "f".into(),
         policy: "<fragment>\n\n<set-backend-service backend-id=\"ghost\" /></fragment>".into(),
     });
@@ -167,7 +167,7 @@ fn a_missing_backend_named_through_a_secret_value_does_not_show_the_secret() {
         "<policies><inbound><set-backend-service backend-id=\"{{route}}\" /></inbound></policies>",
         "[]",
     );
-    s.named_values.push(crate::config::NamedValue {
+    s.named_values.push(super::NamedValue {
         name: "route".into(),
         value: "s3cr3t-route".into(),
         secret: true,

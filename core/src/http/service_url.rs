@@ -4,8 +4,54 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::host::{check_name, is_ipv6};
-use super::{ConfigError, Scheme};
+use super::percent::hex_pair_at;
+
+/// A URL scheme: how a client reached the gateway, or how to reach an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's name, lowercase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port used when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A URL that [`ServiceUrl::parse`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid URL `{url}`: {reason}")]
+pub struct UrlError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
 
 /// An upstream base URL, split into the parts used to connect and to build requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +72,8 @@ pub struct ServiceUrl {
 
 impl ServiceUrl {
     /// Parses an absolute `http` or `https` URL without user info, query or fragment.
-    pub fn parse(input: &str) -> Result<ServiceUrl, ConfigError> {
-        parse(input).map_err(|reason| ConfigError::InvalidUrl {
+    pub fn parse(input: &str) -> Result<ServiceUrl, UrlError> {
+        parse(input).map_err(|reason| UrlError {
             url: input.to_owned(),
             reason,
         })
@@ -175,7 +221,7 @@ fn check_base_path(path: &str) -> Result<(), &'static str> {
         if !ok {
             return Err("path has a character that must be percent-encoded");
         }
-        if b == b'%' && !is_hex_pair(bytes, i + 1) {
+        if b == b'%' && hex_pair_at(bytes, i + 1).is_none() {
             return Err("path has a '%' not followed by two hex digits");
         }
     }
@@ -185,11 +231,6 @@ fn check_base_path(path: &str) -> Result<(), &'static str> {
         return Err("path has a '.' or '..' segment");
     }
     Ok(())
-}
-
-fn is_hex_pair(bytes: &[u8], at: usize) -> bool {
-    bytes.get(at).is_some_and(u8::is_ascii_hexdigit)
-        && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
 }
 
 #[cfg(test)]

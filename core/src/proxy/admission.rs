@@ -1,0 +1,326 @@
+//! Admission: the answer a request gets from its head and the configuration
+//! alone, before any policy runs. Which API and operation it is for (routing),
+//! whether that API is offered over the connection's scheme, whether the body
+//! is too large to accept, and who the caller is (subscription key, open
+//! product), or which 4xx it gets instead.
+//!
+//! Pure: no connection state, no telemetry, no clock. The connection machine
+//! records what [`admit`] decided and writes the answer.
+
+use crate::config::{CompiledConfig, KeyCheck, Scheme};
+use crate::http::{BodyFraming, RequestHead};
+use crate::router::{RouteMatch, RouteOutcome};
+
+use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
+
+/// What the connection brings to admission besides the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// The scheme the client reached the gateway over.
+    pub scheme: Scheme,
+    /// Largest request body accepted (`None`: no limit).
+    pub max_body_bytes: Option<u64>,
+}
+
+/// Whether the subscription key must be removed from the forwarded request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeyStrip {
+    /// No key to remove.
+    #[default]
+    None,
+    /// Drop the API's key header.
+    Header,
+    /// Send this query string (without `?`) instead of the client's.
+    Query(Vec<u8>),
+}
+
+/// A request let in: where it goes and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted<'r> {
+    /// The API and operation that matched, the prefix length and the captures.
+    pub route: RouteMatch<'r>,
+    /// Index of the subscription whose key the request carried, and whether it
+    /// was the secondary key.
+    pub subscription: Option<(usize, bool)>,
+    /// Index of the product (the subscription's, or an open product).
+    pub product: Option<usize>,
+    /// How to keep the key from the backend.
+    pub strip: KeyStrip,
+}
+
+impl Admitted<'_> {
+    /// Index of the API in the snapshot.
+    pub fn api(&self) -> usize {
+        self.route.api as usize
+    }
+
+    /// Index of the operation in its API.
+    pub fn operation(&self) -> usize {
+        self.route.operation as usize
+    }
+}
+
+/// A request turned away, with the answer it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// Status of the answer.
+    pub status: u16,
+    /// Who is at fault, as telemetry records it (`client`, `gateway`, `subscription`).
+    pub source: &'static str,
+    /// Machine-readable reason, as telemetry records it.
+    pub reason: &'static str,
+    /// The message of the answer's body, when it is not the status's default.
+    pub message: Option<&'static str>,
+    /// The connection must close after the answer: what follows the head cannot
+    /// be trusted to be the next request.
+    pub close: bool,
+}
+
+/// What [`admit`] decided.
+// Boxing the admitted request would cost a heap allocation per request (as for
+// `RouteOutcome`); the refusals are the rare, small case.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission<'r> {
+    /// Routed and let in.
+    Admitted(Admitted<'r>),
+    /// Refused before an API was chosen (no route, or an unroutable path).
+    Unrouted(Refusal),
+    /// Routed to this API and operation, then refused.
+    Refused {
+        /// Index of the API.
+        api: usize,
+        /// Index of the operation.
+        operation: usize,
+        /// The answer.
+        refusal: Refusal,
+    },
+}
+
+/// Routes `head` in `config` and checks body size, scheme and subscription, in
+/// that order (the first failing check gives the answer).
+pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) -> Admission<'r> {
+    let route = match config
+        .router()
+        .route(head.authority(), &head.method, head.path())
+    {
+        RouteOutcome::Matched(m) => m,
+        RouteOutcome::NotFound => return Admission::Unrouted(NOT_FOUND),
+        RouteOutcome::BadPath => {
+            return Admission::Unrouted(Refusal {
+                status: 400,
+                source: "client",
+                reason: "InvalidPath",
+                message: None,
+                close: true,
+            })
+        }
+    };
+    let (api_idx, op_idx) = (route.api as usize, route.operation as usize);
+    let refused = |refusal| Admission::Refused {
+        api: api_idx,
+        operation: op_idx,
+        refusal,
+    };
+    if let (Some(max), BodyFraming::Length(n)) = (gate.max_body_bytes, head.framing) {
+        if n > max {
+            return refused(Refusal {
+                status: 413,
+                source: "client",
+                reason: "RequestEntityTooLarge",
+                message: None,
+                close: true,
+            });
+        }
+    }
+    let api = config.api(api_idx);
+    if !api.allows(gate.scheme) {
+        // An API not offered over this scheme does not exist on it, as in APIM.
+        return refused(NOT_FOUND);
+    }
+    let mut admitted = Admitted {
+        route,
+        subscription: None,
+        product: None,
+        strip: KeyStrip::None,
+    };
+    if !api.subscription_required {
+        return Admission::Admitted(admitted);
+    }
+    let names = &api.subscription_key_parameter_names;
+    let found = find_key(head, names);
+    let denied = match found.map(|(key, _)| config.check_key(api_idx, key)) {
+        None => match config.open_product(api_idx) {
+            // An open product lets its APIs be called without a key.
+            Some(p) => {
+                admitted.product = Some(p);
+                None
+            }
+            None => Some(("SubscriptionKeyNotFound", MISSING_KEY)),
+        },
+        Some(KeyCheck::Invalid) => Some(("SubscriptionKeyInvalid", INVALID_KEY)),
+        Some(KeyCheck::Valid {
+            subscription,
+            product,
+            secondary,
+        }) => {
+            admitted.subscription = Some((subscription, secondary));
+            admitted.product = product;
+            None
+        }
+    };
+    if let Some((reason, message)) = denied {
+        return refused(Refusal {
+            status: 401,
+            source: "subscription",
+            reason,
+            message: Some(message),
+            close: false,
+        });
+    }
+    if let Some((_, place)) = found {
+        admitted.strip = match place {
+            KeyPlace::Header => KeyStrip::Header,
+            KeyPlace::Query => KeyStrip::Query(query_without(
+                head.query().unwrap_or(b""),
+                names.query.as_bytes(),
+            )),
+        };
+    }
+    Admission::Admitted(admitted)
+}
+
+/// No API or operation here (also: an API not offered over this scheme).
+const NOT_FOUND: Refusal = Refusal {
+    status: 404,
+    source: "gateway",
+    reason: "NotFound",
+    message: None,
+    close: false,
+};
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::config::Snapshot;
+    use crate::http::Limits;
+
+    const CONFIG: &str = r#"{
+      "revision": 1,
+      "apis": [
+        {"id": "a", "path": "a", "serviceUrl": "http://backend.test:9000",
+         "operations": [{"id": "any", "method": "*", "urlTemplate": "/{x}"}]},
+        {"id": "b", "path": "b", "serviceUrl": "http://backend.test:9000",
+         "subscriptionKeyParameterNames": {"header": "X-Key", "query": "key"},
+         "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]},
+        {"id": "open", "path": "open", "serviceUrl": "http://backend.test:9000",
+         "subscriptionRequired": false, "protocols": ["https"],
+         "operations": [{"id": "get", "method": "GET", "urlTemplate": "/"}]}
+      ],
+      "subscriptions": [
+        {"id": "all", "scope": "/apis", "primaryKey": "0123456789abcdef-all-1", "secondaryKey": "0123456789abcdef-all-2"}
+      ]
+    }"#;
+
+    fn config() -> CompiledConfig {
+        let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
+        CompiledConfig::compile(snapshot).expect("compiles")
+    }
+
+    fn head(text: &str) -> RequestHead {
+        let mut buf = BytesMut::from(text.as_bytes());
+        RequestHead::parse(&mut buf, &Limits::default())
+            .expect("valid")
+            .expect("complete")
+    }
+
+    const HTTP: Gate = Gate {
+        scheme: Scheme::Http,
+        max_body_bytes: Some(100),
+    };
+
+    fn refusal(admission: &Admission<'_>) -> Option<(u16, &'static str)> {
+        match admission {
+            Admission::Admitted(_) => None,
+            Admission::Unrouted(r) | Admission::Refused { refusal: r, .. } => {
+                Some((r.status, r.reason))
+            }
+        }
+    }
+
+    #[test]
+    fn routes_and_keys() {
+        let config = config();
+        let h =
+            head("GET /a/x?subscription-key=0123456789abcdef-all-1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        let Admission::Admitted(admitted) = admit(&h, &config, HTTP) else {
+            panic!("refused");
+        };
+        assert_eq!((admitted.api(), admitted.operation()), (0, 0));
+        assert_eq!(admitted.subscription, Some((0, false)));
+        assert_eq!(admitted.route.params.len(), 1);
+        assert_eq!(admitted.strip, KeyStrip::Query(Vec::new()));
+
+        let h = head("GET /b/x HTTP/1.1\r\nHost: h\r\nX-Key: 0123456789abcdef-all-2\r\n\r\n");
+        let Admission::Admitted(admitted) = admit(&h, &config, HTTP) else {
+            panic!("refused");
+        };
+        assert_eq!(admitted.subscription, Some((0, true)));
+        assert_eq!(admitted.strip, KeyStrip::Header);
+    }
+
+    #[test]
+    fn refusals_in_order() {
+        let config = config();
+        let cases = [
+            (
+                "GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n",
+                Some((404, "NotFound")),
+            ),
+            (
+                "GET /a/%2e%2e/b HTTP/1.1\r\nHost: h\r\n\r\n",
+                Some((400, "InvalidPath")),
+            ),
+            (
+                "POST /a/x HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n",
+                Some((413, "RequestEntityTooLarge")),
+            ),
+            (
+                "GET /open/ HTTP/1.1\r\nHost: h\r\n\r\n",
+                Some((404, "NotFound")),
+            ),
+            (
+                "GET /a/x HTTP/1.1\r\nHost: h\r\n\r\n",
+                Some((401, "SubscriptionKeyNotFound")),
+            ),
+            (
+                "GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: nope\r\n\r\n",
+                Some((401, "SubscriptionKeyInvalid")),
+            ),
+        ];
+        for (text, want) in cases {
+            let h = head(text);
+            assert_eq!(refusal(&admit(&h, &config, HTTP)), want, "{text}");
+        }
+        let https = Gate {
+            scheme: Scheme::Https,
+            max_body_bytes: None,
+        };
+        let h = head("GET /open/ HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(refusal(&admit(&h, &config, https)), None);
+        // Routing comes first: a refused route is not an API's refusal.
+        let h = head("GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(admit(&h, &config, HTTP), Admission::Unrouted(_)));
+        let h = head("GET /open/ HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(
+            admit(&h, &config, HTTP),
+            Admission::Refused {
+                api: 2,
+                operation: 0,
+                ..
+            }
+        ));
+    }
+}
