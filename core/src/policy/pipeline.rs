@@ -1023,18 +1023,23 @@ impl Pipeline {
             Action::ValidateJwt(v) => {
                 // OpenID keys come from the store, asked for anew each time the
                 // policy runs (again after a refetch).
+                let fetched;
+                let inline_only = KeySetsSnapshot::default();
                 let keys = if v.openid_urls().is_empty() {
-                    Arc::default()
+                    &inline_only
                 } else {
                     match self.key_sets.take() {
-                        Some(keys) => keys,
+                        Some(keys) => {
+                            fetched = keys;
+                            &*fetched
+                        }
                         None => {
                             let step = self.ask(Asked::KeySets, StoreOp::KeySets, ctx, env);
                             return Ok(Some(step));
                         }
                     }
                 };
-                let jwt = match v.validate(ctx, &keys, now_unix(ctx)) {
+                let jwt = match v.validate(ctx, keys, now_unix(ctx)) {
                     Ok(jwt) => jwt,
                     Err(failure) if !self.keys_refreshed && v.wants_key_refresh(&failure) => {
                         // The driver's store throttles the refetch per URL.
