@@ -77,7 +77,8 @@ pub enum Event {
     Trace(TraceRecord),
     /// Put this request to the shared-state store (counters, concurrency
     /// slots, the policy cache, key sets); answer with `handle_store_done`
-    /// unless `one_way` (writes nobody waits for).
+    /// unless `one_way` (writes nobody waits for). The request has no deadline
+    /// of its own: a store that cannot answer in time answers `Unavailable`.
     Store {
         /// The operations.
         request: StoreRequest,
