@@ -68,7 +68,7 @@ fn drain(
             Event::CloseClient { .. } => seen.close = true,
             Event::Store { request, one_way } => {
                 let a = answer(&request);
-                seen.stored.push((request.ops.clone(), one_way));
+                seen.stored.push((request.ops.to_vec(), one_way));
                 if !one_way {
                     conn.handle_store_done(a, now);
                 }

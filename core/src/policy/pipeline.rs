@@ -34,7 +34,7 @@ use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedR
 use super::respond::{json_error, TraceRecord};
 use super::response_cache::{encode_response, CacheLookup};
 use super::send::CallRequest;
-use super::store::{StoreOp, StoreRequest};
+use super::store::{StoreOp, StoreOps, StoreRequest};
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
 use super::urlenc::parse_query;
 use crate::callout::CalloutTarget;
@@ -145,7 +145,7 @@ impl SideEffects {
             return None;
         }
         Some(StoreRequest {
-            ops: std::mem::take(&mut self.store_writes),
+            ops: StoreOps::from_vec(std::mem::take(&mut self.store_writes)),
             now,
             now_unix,
         })
@@ -661,7 +661,7 @@ impl Pipeline {
         // The origin is filled in by `run_inner`.
         self.waiting = Waiting::Store { origin: (0, 0) };
         Step::Store(StoreRequest {
-            ops: vec![op],
+            ops: smallvec::smallvec![op],
             now: env.now,
             now_unix: now_unix(ctx),
         })

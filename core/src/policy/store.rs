@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::cache_store::CacheStore;
 use super::concurrency::ConcurrencyLimiter;
@@ -50,11 +51,18 @@ use super::jwt::{KeySets, KeySetsSnapshot};
 use super::quota::{self, QuotaCounter, QuotaOutcome};
 use super::rate_limit::{self, RateCounter, RateOutcome};
 
+/// A batch's operations: one inline (what the pipeline waits for is one
+/// operation), more on the heap.
+pub type StoreOps = SmallVec<[StoreOp; 1]>;
+
+/// A batch's results, one per operation, in their order.
+pub type StoreResults = SmallVec<[StoreResult; 1]>;
+
 /// A batch of operations on shared state, answered together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreRequest {
     /// The operations, answered in this order.
-    pub ops: Vec<StoreOp>,
+    pub ops: StoreOps,
     /// The monotonic time the operations happen at (rate windows, cache TTLs).
     pub now: Instant,
     /// The Unix time, in seconds, they happen at (quota periods).
@@ -175,7 +183,7 @@ pub enum StoreResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreAnswer {
     /// One result per operation, in the request's order.
-    Done(Vec<StoreResult>),
+    Done(StoreResults),
     /// The store could not answer (unreachable, timed out): no operation is
     /// known to have happened. The reason is for the log.
     Unavailable(String),
@@ -194,7 +202,7 @@ pub trait StoreTables: RateTable<Instant> + QuotaTable {
 
 /// Applies `request` to `tables`: what every operation means, written once for
 /// every store that keeps its state in this crate's tables.
-pub fn execute<S: StoreTables>(tables: &mut S, request: &StoreRequest) -> Vec<StoreResult> {
+pub fn execute<S: StoreTables>(tables: &mut S, request: &StoreRequest) -> StoreResults {
     let now = request.now;
     let now_unix = request.now_unix;
     request
@@ -339,7 +347,7 @@ mod tests {
         let mut s = LocalStore::default();
         let now = Instant::now();
         let req = StoreRequest {
-            ops: vec![
+            ops: smallvec::smallvec![
                 StoreOp::Rate {
                     counters: vec![rate("a", 1)],
                     add: Some(1),

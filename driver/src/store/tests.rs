@@ -20,7 +20,7 @@ fn rate(key: &str, calls: u64) -> StoreOp {
 
 fn request(ops: Vec<StoreOp>, now: Instant) -> StoreRequest {
     StoreRequest {
-        ops,
+        ops: ops.into(),
         now,
         now_unix: 1_000,
     }
@@ -28,7 +28,7 @@ fn request(ops: Vec<StoreOp>, now: Instant) -> StoreRequest {
 
 fn results(answer: StoreAnswer) -> Vec<StoreResult> {
     match answer {
-        StoreAnswer::Done(r) => r,
+        StoreAnswer::Done(r) => r.into_vec(),
         StoreAnswer::Unavailable(why) => panic!("unavailable: {why}"),
     }
 }
