@@ -13,7 +13,7 @@ use portcullis_core::http::Limits;
 use portcullis_core::http::{Headers, Url};
 use portcullis_core::policy::context::{Context, Request, Static};
 use portcullis_core::policy::pipeline::{Env, Pipeline, Step};
-use portcullis_core::policy::state::PolicyState;
+use portcullis_core::policy::store::LocalStore;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, Event, PolicyEnv, ProxyConn, Timeouts};
 
 struct Fixed(Arc<CompiledConfig>);
@@ -131,14 +131,35 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
     ProxyConn::new(settings, "192.0.2.1", Instant::now())
 }
 
-/// One keep-alive request through the machine, as an adapter drives it; the
-/// bytes sent upstream and to the client.
-fn one_request(conn: &mut ProxyConn, request: &[u8], now: Instant) -> (usize, usize) {
-    conn.handle_client_data(request, now);
+/// Handles the machine's events as an adapter does: store requests answered
+/// from `store`, the rest dropped; whether a backend connection was asked for.
+fn drain(conn: &mut ProxyConn, store: &mut LocalStore, now: Instant) -> bool {
     let mut connected = false;
     while let Some(event) = conn.poll_event() {
-        connected |= matches!(event, Event::ConnectUpstream { .. });
+        match event {
+            Event::ConnectUpstream { .. } => connected = true,
+            Event::Store { request, one_way } => {
+                let answer = store.answer(&request);
+                if !one_way {
+                    conn.handle_store_done(answer, now);
+                }
+            }
+            _ => {}
+        }
     }
+    connected
+}
+
+/// One keep-alive request through the machine, as an adapter drives it; the
+/// bytes sent upstream and to the client.
+fn one_request(
+    conn: &mut ProxyConn,
+    store: &mut LocalStore,
+    request: &[u8],
+    now: Instant,
+) -> (usize, usize) {
+    conn.handle_client_data(request, now);
+    let connected = drain(conn, store, now);
     assert!(connected, "request not forwarded");
     conn.handle_upstream_connected(true, now);
     let sent = conn.upstream_pending().len();
@@ -146,15 +167,15 @@ fn one_request(conn: &mut ProxyConn, request: &[u8], now: Instant) -> (usize, us
     conn.handle_upstream_data(RESPONSE, now);
     let answered = conn.client_pending().len();
     conn.client_written(answered, now);
-    while conn.poll_event().is_some() {}
+    drain(conn, store, now);
     (sent, answered)
 }
 
 /// What the policy did to the upstream request, checked once before timing.
-fn check_upstream(conn: &mut ProxyConn, request: &[u8], policies: bool) {
+fn check_upstream(conn: &mut ProxyConn, store: &mut LocalStore, request: &[u8], policies: bool) {
     let now = Instant::now();
     conn.handle_client_data(request, now);
-    while conn.poll_event().is_some() {}
+    drain(conn, store, now);
     conn.handle_upstream_connected(true, now);
     let up = String::from_utf8_lossy(conn.upstream_pending()).into_owned();
     let sent = up.len();
@@ -162,7 +183,7 @@ fn check_upstream(conn: &mut ProxyConn, request: &[u8], policies: bool) {
     conn.handle_upstream_data(RESPONSE, now);
     let down = String::from_utf8_lossy(conn.client_pending()).into_owned();
     conn.client_written(down.len(), now);
-    while conn.poll_event().is_some() {}
+    drain(conn, store, now);
     assert!(down.starts_with("HTTP/1.1 200"), "client got: {down}");
     assert!(
         !up.contains(KEY),
@@ -186,9 +207,17 @@ fn proxy_requests(c: &mut Criterion) {
     ] {
         let req = request(api);
         let mut conn = conn(&config);
-        check_upstream(&mut conn, &req, policies);
+        let mut store = LocalStore::new(7);
+        check_upstream(&mut conn, &mut store, &req, policies);
         g.bench_function(name, |b| {
-            b.iter(|| black_box(one_request(&mut conn, black_box(&req), Instant::now())))
+            b.iter(|| {
+                black_box(one_request(
+                    &mut conn,
+                    &mut store,
+                    black_box(&req),
+                    Instant::now(),
+                ))
+            })
         });
     }
     g.finish();
@@ -200,12 +229,13 @@ fn proxy_requests(c: &mut Criterion) {
     for (name, api) in [("typical_api_policy", "items"), ("no_policies", "plain")] {
         let req = request(api);
         let mut conn = conn(&config);
+        let mut store = LocalStore::new(7);
         let mut halves = |request_half: bool, iters: u64| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 let now = Instant::now();
                 conn.handle_client_data(black_box(&req), now);
-                while conn.poll_event().is_some() {}
+                drain(&mut conn, &mut store, now);
                 conn.handle_upstream_connected(true, now);
                 let sent = conn.upstream_pending().len();
                 conn.upstream_written(sent, now);
@@ -213,7 +243,7 @@ fn proxy_requests(c: &mut Criterion) {
                 conn.handle_upstream_data(black_box(RESPONSE), now);
                 let answered = conn.client_pending().len();
                 conn.client_written(answered, now);
-                while conn.poll_event().is_some() {}
+                drain(&mut conn, &mut store, now);
                 let t2 = Instant::now();
                 spent += if request_half { t1 - now } else { t2 - t1 };
             }
@@ -281,9 +311,33 @@ fn sample_context(config: &CompiledConfig) -> Context {
     }
 }
 
+/// Runs the pipeline, answering its store steps from `store`, to its next
+/// other step.
+fn run_to_forward(
+    p: &mut Pipeline,
+    ctx: &mut Context,
+    env: &Env<'_>,
+    store: &mut LocalStore,
+) -> Step {
+    loop {
+        match p.run(ctx, env) {
+            Step::Store(request) => {
+                let answer = store.answer(&request);
+                p.store_done(ctx, answer);
+            }
+            step => {
+                if let Some(writes) = p.side.take_store_writes(env.now, 0) {
+                    store.answer(&writes);
+                }
+                return step;
+            }
+        }
+    }
+}
+
 fn policy_parts(c: &mut Criterion) {
     let config = pipeline_config();
-    let state = PolicyState::new(7);
+    let mut store = LocalStore::new(7);
     let backend = |id: &str| config.backend_url(id);
     let mut g = c.benchmark_group("policy_parts");
     g.bench_function("context_build", |b| {
@@ -300,10 +354,9 @@ fn policy_parts(c: &mut Criterion) {
             |(mut ctx, mut p)| {
                 let env = Env {
                     now: Instant::now(),
-                    state: &state,
                     backend: &backend,
                 };
-                let step = p.run(&mut ctx, &env);
+                let step = run_to_forward(&mut p, &mut ctx, &env, &mut store);
                 assert!(matches!(step, Step::Forward(_)));
                 black_box((ctx, p))
             },
@@ -328,10 +381,9 @@ fn policy_parts(c: &mut Criterion) {
                 |(mut ctx, mut p)| {
                     let env = Env {
                         now: Instant::now(),
-                        state: &state,
                         backend: &backend,
                     };
-                    let step = p.run(&mut ctx, &env);
+                    let step = run_to_forward(&mut p, &mut ctx, &env, &mut store);
                     assert!(matches!(step, Step::Forward(_)));
                     black_box((ctx, p))
                 },

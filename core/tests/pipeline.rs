@@ -11,7 +11,8 @@ use portcullis_core::policy::context::Context;
 use portcullis_core::policy::error::Failure;
 use portcullis_core::policy::pipeline::{Chain, Env, ForwardFailure, Pipeline, Step};
 use portcullis_core::policy::program::{Document, Level};
-use portcullis_core::policy::state::PolicyState;
+use portcullis_core::policy::store::LocalStore;
+use std::cell::RefCell;
 
 fn doc(level: Level, xml: &str) -> Arc<Document> {
     doc_env(level, xml, &CompileEnv::default())
@@ -48,27 +49,41 @@ fn ctx() -> Context {
     c
 }
 
+/// Drives pipelines as the connection does, answering their store requests
+/// (and applying their store writes) from one local store.
 struct Harness {
-    state: PolicyState,
+    store: RefCell<LocalStore>,
     now: Instant,
 }
 
 impl Harness {
     fn new() -> Self {
         Harness {
-            state: PolicyState::default(),
+            store: RefCell::new(LocalStore::default()),
             now: Instant::now(),
         }
     }
 
+    /// Runs to the next step that is not a store request.
     fn run(&self, p: &mut Pipeline, c: &mut Context) -> Step {
         let none = |_: &str| -> Option<&ServiceUrl> { None };
         let env = Env {
             now: self.now,
-            state: &self.state,
             backend: &none,
         };
-        p.run(c, &env)
+        loop {
+            let step = p.run(c, &env);
+            if let Some(writes) = p.side.take_store_writes(self.now, 0) {
+                self.store.borrow_mut().answer(&writes);
+            }
+            match step {
+                Step::Store(request) => {
+                    let answer = self.store.borrow_mut().answer(&request);
+                    p.store_done(c, answer);
+                }
+                step => return step,
+            }
+        }
     }
 }
 
@@ -435,33 +450,27 @@ fn cache_lookup_hit_skips_the_backend_and_runs_outbound() {
     // First request: a miss, the backend answers, the response is stored.
     let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
     let mut c = ctx();
-    let Step::CacheGet(key) = h.run(&mut pl, &mut c) else {
-        panic!("expected a cache lookup");
-    };
-    pl.cache_done(&mut c, None);
     assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    assert_eq!(pl.cache_status().as_str(), "miss");
     backend_ok(&mut c, "cached body");
     pl.forward_done(&mut c, Ok(()));
     assert_eq!(h.run(&mut pl, &mut c), Step::Respond);
-    let writes = std::mem::take(&mut pl.side.cache_writes);
-    assert_eq!(writes.len(), 1);
-    let (wkey, value, ttl) = &writes[0];
-    assert_eq!(wkey, &key);
-    assert_eq!(*ttl, Duration::from_secs(60));
+    assert_eq!(h.store.borrow().cache.len(), 1, "the response was stored");
+    let bytes = h.store.borrow().cache.bytes();
 
     // Second request: a hit; no forward, outbound runs, nothing stored again.
     let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
     let mut c = ctx();
-    let Step::CacheGet(key2) = h.run(&mut pl, &mut c) else {
-        panic!("expected a cache lookup");
-    };
-    assert_eq!(key2, key);
-    pl.cache_done(&mut c, value.clone());
     assert_eq!(h.run(&mut pl, &mut c), Step::Respond);
+    assert_eq!(pl.cache_status().as_str(), "hit");
     let r = response(&c);
     assert_eq!(r.body.as_deref(), Some(&b"cached body"[..]));
     assert_eq!(r.headers.get("X-Out"), Some("1"));
-    assert!(pl.side.cache_writes.is_empty());
+    assert_eq!(
+        h.store.borrow().cache.bytes(),
+        bytes,
+        "nothing stored again"
+    );
 }
 
 #[test]

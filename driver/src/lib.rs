@@ -8,5 +8,6 @@
 //! and the simulation (`portcullis-sim`, on turmoil) implement.
 
 pub mod runtime;
+pub mod store;
 
 pub use runtime::{Listener, Runtime, Stream, Timer};

@@ -13,6 +13,7 @@ use portcullis_core::config::ServiceUrl;
 use portcullis_core::proxy::events::{handle_events, one_way_call, AfterEvents, ConnHost};
 use portcullis_core::proxy::{ConnSettings, ProxyConn, UpstreamFailure};
 use portcullis_core::stream::PollStream;
+use portcullis_driver::store::StoreSession;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer};
 
@@ -88,12 +89,12 @@ pub(crate) async fn serve(
     mut client: Async<TcpStream>,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
+    mut store: StoreSession,
     pool: Arc<Upstreams>,
     callouts: Callouts,
     stop: Stop,
 ) {
     let ip = peer.ip().to_string();
-    let state = settings.policy.state.clone();
     let mut conn = ProxyConn::new(settings, &ip, now());
     let mut upstream: Option<UpstreamConn> = None;
     let mut timer = Timer::never();
@@ -108,7 +109,7 @@ pub(crate) async fn serve(
 
     loop {
         if let AfterEvents::Close { linger } =
-            handle_events(&mut conn, &host, &mut upstream, &state).await
+            handle_events(&mut conn, &host, &mut upstream, &mut store).await
         {
             Box::pin(close_client(&mut client, conn.client_pending(), linger)).await;
             return;

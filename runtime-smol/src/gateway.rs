@@ -10,6 +10,7 @@ use portcullis_core::options::{ConfigOrigin, GatewayOptions};
 use portcullis_core::proxy::setup::{gateway_conn_settings, OpenIdUrls};
 use portcullis_core::proxy::ConnSettings;
 use portcullis_core::sync::SyncStatus;
+use portcullis_driver::store::InProcessStore;
 use smol::Async;
 
 use crate::callout::Callouts;
@@ -104,6 +105,8 @@ impl Gateway {
             std::time::SystemTime::now(),
             random_bytes().ok_or(GatewayError::Random)?,
         ));
+        // The policies\' shared state: counted in process, by this replica alone.
+        let store = Arc::new(InProcessStore::new(settings.policy.store_seed));
         let connector = Connector::new(options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
@@ -141,11 +144,11 @@ impl Gateway {
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
         let jwks = {
-            let state = settings.policy.state.clone();
+            let store = store.clone();
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, fetched| key_sets::store_key_set(&state, url, &fetched),
+                move |url, fetched| key_sets::store_key_set(&*store, url, &fetched),
             )
         };
         smol::spawn(follow_openid_urls(
@@ -168,6 +171,7 @@ impl Gateway {
             smol::spawn(accept_loop(
                 listener,
                 settings,
+                store,
                 pool,
                 callouts,
                 stop.clone(),
@@ -254,6 +258,7 @@ fn bind(addr: SocketAddr) -> Result<Async<TcpListener>, GatewayError> {
 async fn accept_loop(
     listener: Async<TcpListener>,
     settings: Arc<ConnSettings>,
+    store: Arc<InProcessStore>,
     pool: Arc<Upstreams>,
     callouts: Callouts,
     stop: Stop,
@@ -274,6 +279,7 @@ async fn accept_loop(
                     stream,
                     peer,
                     settings.clone(),
+                    store.session(),
                     pool.clone(),
                     callouts.clone(),
                     stop.clone(),

@@ -9,6 +9,7 @@ use portcullis_core::config::watch as config_watch;
 use portcullis_core::options::{ConfigOrigin, GatewayOptions};
 use portcullis_core::proxy::setup::{gateway_conn_settings, OpenIdUrls};
 use portcullis_core::proxy::ConnSettings;
+use portcullis_driver::store::InProcessStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -124,6 +125,8 @@ impl Gateway {
             (env.wall_clock)(),
             env.random_bytes().ok_or(GatewayError::Random)?,
         ));
+        // The policies\' shared state: counted in process, by this replica alone.
+        let store = Arc::new(InProcessStore::new(settings.policy.store_seed));
         let connector = Connector::on(env.net.clone(), options.upstream_ca.as_deref())?;
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
@@ -160,11 +163,11 @@ impl Gateway {
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
         let jwks = {
-            let state = settings.policy.state.clone();
+            let store = store.clone();
             JwksRefresher::spawn(
                 callouts.clone(),
                 JwksOptions::default(),
-                move |url, fetched| key_sets::store_key_set(&state, url, &fetched),
+                move |url, fetched| key_sets::store_key_set(&*store, url, &fetched),
             )
         };
         tokio::spawn(follow_openid_urls(
@@ -184,6 +187,7 @@ impl Gateway {
         let accept = tokio::spawn(accept_loop(
             listener,
             settings,
+            store,
             pool,
             callouts,
             stop.clone(),
@@ -280,6 +284,7 @@ async fn bind(env: &Environment, addr: SocketAddr) -> Result<Box<dyn Listener>, 
 async fn accept_loop(
     listener: Box<dyn Listener>,
     settings: Arc<ConnSettings>,
+    store: Arc<InProcessStore>,
     pool: Arc<Upstreams>,
     callouts: Callouts,
     stop: CancellationToken,
@@ -297,6 +302,7 @@ async fn accept_loop(
                     stream,
                     peer,
                     settings.clone(),
+                    store.session(),
                     pool.clone(),
                     callouts.clone(),
                     stop.clone(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::client::CalloutClient;
 use super::{FetchedKeySet, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule};
-use crate::policy::state::PolicyState;
+use crate::policy::jwt::KeySetSink;
 
 /// Most requests one key set fetch makes (configuration, key set).
 const MAX_STEPS: usize = 2;
@@ -90,15 +90,12 @@ pub fn handle_fetched(
 
 /// Hands a fetched issuer and key set to the policies' shared key store (the
 /// gateway's refresher callback, and [`refresh_for_unknown_key`]).
-pub fn store_key_set(state: &PolicyState, url: &str, fetched: &FetchedKeySet) {
+pub fn store_key_set<K: KeySetSink + ?Sized>(keys: &K, url: &str, fetched: &FetchedKeySet) {
     if fetched.issuer.is_none() {
         // Without it only the policy's own <issuers> can accept a token.
         tracing::warn!(%url, "OpenID configuration has no issuer");
     }
-    match state
-        .key_sets
-        .install(url, fetched.issuer.clone(), &fetched.jwks)
-    {
+    match keys.install_key_set(url, fetched.issuer.clone(), &fetched.jwks) {
         Ok(n) => {
             tracing::info!(%url, keys = n, issuer = ?fetched.issuer, "OpenID signing keys loaded")
         }
@@ -107,19 +104,19 @@ pub fn store_key_set(state: &PolicyState, url: &str, fetched: &FetchedKeySet) {
 }
 
 /// Refetches the configurations a token's unknown key made `validate-jwt` ask
-/// for (`Step::RefreshKeySets`, already throttled by
+/// for (`Step::RefreshKeySets`, already throttled by the store's
 /// [`KeySets::claim_refresh`](crate::policy::jwt::KeySets::claim_refresh)), and
 /// installs what they give; the request then validates its token again. A
 /// failed fetch leaves the key set as it was.
-pub async fn refresh_for_unknown_key<C: CalloutClient>(
+pub async fn refresh_for_unknown_key<C: CalloutClient, K: KeySetSink + ?Sized>(
     client: &C,
-    state: &PolicyState,
+    keys: &K,
     urls: &[String],
 ) {
     for url in urls {
         tracing::info!(%url, "token names an unknown signing key: fetching the OpenID key set again");
         match fetch_key_set(client, url, UNKNOWN_KEY_FETCH_TIMEOUT).await {
-            Ok(fetched) => store_key_set(state, url, &fetched),
+            Ok(fetched) => store_key_set(keys, url, &fetched),
             Err(error) => tracing::warn!(%url, %error, "OpenID key set refetch failed"),
         }
     }

@@ -1,12 +1,15 @@
 //! The internal cache of `cache-store`/`cache-lookup` and the `*-value`
 //! policies: bounded in bytes, least recently used entries evicted first,
-//! entries expiring after their TTL from the caller's `now`.
+//! entries expiring after their TTL from the caller's `now`. Single-threaded:
+//! the driver's store shards it behind locks (one budget share per shard).
 //!
 //! Each entry costs its key (held twice: map and list), its value and a fixed
-//! overhead for the bookkeeping. The byte budget is split evenly over the
-//! shards, so one entry can use at most a shard's share; larger ones are not stored.
+//! overhead for the bookkeeping. One entry can use at most the budget; larger
+//! ones are not stored.
+//!
+//! Invariants (checked by `check_invariants` in debug builds): `bytes` is the
+//! sum of the entries' sizes and never exceeds the budget.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,8 +19,6 @@ use super::lru::{Lru, SeededState};
 
 /// Bytes of bookkeeping counted per entry on top of key and value.
 pub const ENTRY_OVERHEAD: usize = 96;
-
-const SHARDS: usize = 16;
 
 struct Entry<T> {
     value: Bytes,
@@ -31,29 +32,22 @@ impl<T: Moment> Entry<T> {
     }
 }
 
-struct Shard<T> {
+/// A byte-bounded LRU cache with TTLs (`T` is the clock reading type:
+/// `Instant` outside tests).
+pub struct CacheStore<T = Instant> {
     lru: Lru<Box<str>, Entry<T>>,
     bytes: usize,
+    budget: usize,
 }
 
-impl<T: Moment> Shard<T> {
-    fn remove(&mut self, key: &str) -> bool {
-        match self.lru.remove(key) {
-            Some(e) => {
-                self.bytes -= e.size;
-                true
-            }
-            None => false,
-        }
+impl<T> std::fmt::Debug for CacheStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheStore")
+            .field("entries", &self.lru.len())
+            .field("bytes", &self.bytes)
+            .field("budget", &self.budget)
+            .finish()
     }
-}
-
-/// A byte-bounded LRU cache with TTLs, shared by every connection (`T` is the
-/// clock reading type: `Instant` outside tests).
-pub struct CacheStore<T = Instant> {
-    shards: Vec<Mutex<Shard<T>>>,
-    shard_budget: usize,
-    state: SeededState,
 }
 
 /// What an entry with this key and value costs.
@@ -65,70 +59,68 @@ impl<T: Moment> CacheStore<T> {
     /// A cache using at most `max_bytes`, hashing with `seed` (random bytes from
     /// the runtime).
     pub fn new(max_bytes: usize, seed: u128) -> Self {
-        let state = SeededState::new(seed);
         CacheStore {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        lru: Lru::new(state),
-                        bytes: 0,
-                    })
-                })
-                .collect(),
-            shard_budget: max_bytes / SHARDS,
-            state,
+            lru: Lru::new(SeededState::new(seed)),
+            bytes: 0,
+            budget: max_bytes,
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard<T>> {
-        let i = ((self.state.hash_one_of(key) >> 32) as usize) % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    fn check_invariants(&self) {
+        debug_assert!(self.bytes <= self.budget, "cache over its budget");
+    }
+
+    fn drop_entry(&mut self, key: &str) -> bool {
+        match self.lru.remove(key) {
+            Some(e) => {
+                self.bytes -= e.size;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The value under `key`, unless absent or expired (an expired entry is dropped).
-    pub fn get(&self, key: &str, now: T) -> Option<Bytes> {
-        let mut shard = self.shard(key);
-        let expired = shard.lru.peek(key)?.expired(now);
+    pub fn get(&mut self, key: &str, now: T) -> Option<Bytes> {
+        let expired = self.lru.peek(key)?.expired(now);
         if expired {
-            shard.remove(key);
+            self.drop_entry(key);
             return None;
         }
-        shard.lru.get_mut(key).map(|e| e.value.clone())
+        self.lru.get_mut(key).map(|e| e.value.clone())
     }
 
     /// The value under `key` with the time it has left.
-    pub fn get_with_ttl(&self, key: &str, now: T) -> Option<(Bytes, Duration)> {
-        let mut shard = self.shard(key);
-        let left = shard.lru.peek(key)?.expires.since(now);
+    pub fn get_with_ttl(&mut self, key: &str, now: T) -> Option<(Bytes, Duration)> {
+        let left = self.lru.peek(key)?.expires.since(now);
         if left.is_zero() {
-            shard.remove(key);
+            self.drop_entry(key);
             return None;
         }
-        shard.lru.get_mut(key).map(|e| (e.value.clone(), left))
+        self.lru.get_mut(key).map(|e| (e.value.clone(), left))
     }
 
     /// Stores `value` under `key` for `ttl`, evicting expired and then least
     /// recently used entries to make room. Returns false (and drops any old
-    /// value) if the entry is larger than a shard's budget or `ttl` is zero.
-    pub fn put(&self, key: &str, value: Bytes, ttl: Duration, now: T) -> bool {
+    /// value) if the entry is larger than the budget or `ttl` is zero.
+    pub fn put(&mut self, key: &str, value: Bytes, ttl: Duration, now: T) -> bool {
         let size = entry_size(key, &value);
-        let mut shard = self.shard(key);
-        shard.remove(key);
+        self.drop_entry(key);
         let Some(expires) = now.plus(ttl) else {
             return false;
         };
-        if ttl.is_zero() || size > self.shard_budget {
+        if ttl.is_zero() || size > self.budget {
             return false;
         }
         // The coldest entries go first; expired ones are usually among them.
-        while shard.bytes + size > self.shard_budget {
-            let Some((_, e)) = shard.lru.pop_lru() else {
+        while self.bytes + size > self.budget {
+            let Some((_, e)) = self.lru.pop_lru() else {
                 break;
             };
-            shard.bytes -= e.size;
+            self.bytes -= e.size;
         }
-        shard.bytes += size;
-        shard.lru.insert(
+        self.bytes += size;
+        self.lru.insert(
             key.into(),
             Entry {
                 value,
@@ -136,20 +128,18 @@ impl<T: Moment> CacheStore<T> {
                 size,
             },
         );
+        self.check_invariants();
         true
     }
 
     /// Removes `key`; returns whether it was there.
-    pub fn remove(&self, key: &str) -> bool {
-        self.shard(key).remove(key)
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.drop_entry(key)
     }
 
     /// Number of entries (expired ones not yet dropped included).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).lru.len())
-            .sum()
+        self.lru.len()
     }
 
     /// Whether the cache is empty.
@@ -159,32 +149,25 @@ impl<T: Moment> CacheStore<T> {
 
     /// Bytes accounted to entries.
     pub fn bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
-            .sum()
+        self.bytes
     }
 
-    /// The byte budget (a multiple of the shard count).
+    /// The byte budget.
     pub fn max_bytes(&self) -> usize {
-        self.shard_budget * SHARDS
+        self.budget
     }
 
     /// Drops expired entries; returns how many.
-    pub fn purge_expired(&self, now: T) -> usize {
-        let mut n = 0;
-        for s in &self.shards {
-            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
-            let mut freed = 0;
-            n += s.lru.retain(|_, e| {
-                let keep = !e.expired(now);
-                if !keep {
-                    freed += e.size;
-                }
-                keep
-            });
-            s.bytes -= freed;
-        }
+    pub fn purge_expired(&mut self, now: T) -> usize {
+        let mut freed = 0;
+        let n = self.lru.retain(|_, e| {
+            let keep = !e.expired(now);
+            if !keep {
+                freed += e.size;
+            }
+            keep
+        });
+        self.bytes -= freed;
         n
     }
 }
@@ -202,7 +185,7 @@ mod tests {
 
     #[test]
     fn get_put_remove_and_ttl() {
-        let c = cache(1 << 20);
+        let mut c = cache(1 << 20);
         assert!(c.put("a", Bytes::from_static(b"one"), MIN, T0));
         assert_eq!(c.get("a", T0), Some(Bytes::from_static(b"one")));
         let (_, left) = c
@@ -227,18 +210,10 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_by_bytes() {
-        // One shard's budget fits three 1000-byte entries.
+        // The budget fits three 1000-byte entries.
         let per = entry_size("k00", &[0; 1000]);
-        let c = cache(per * 3 * 16 + 16 * 10);
-        // Find keys in one shard so the budget bites.
-        let first_shard = |k: &str| (c.state.hash_one_of(k) >> 32) as usize % SHARDS;
-        let target = first_shard("k00");
-        let keys: Vec<String> = (0..1000)
-            .map(|i| format!("k{i:02}"))
-            .filter(|k| k.len() == 3 && first_shard(k) == target)
-            .take(4)
-            .collect();
-        assert_eq!(keys.len(), 4);
+        let mut c = cache(per * 3 + 10);
+        let keys: Vec<String> = (0..4).map(|i| format!("k{i:02}")).collect();
         for k in &keys[..3] {
             assert!(c.put(k, Bytes::from(vec![1; 1000]), MIN, T0));
         }
@@ -250,14 +225,14 @@ mod tests {
         assert!(c.get(&keys[2], T0).is_some());
         assert!(c.get(&keys[3], T0).is_some());
         assert!(c.bytes() <= c.max_bytes());
-        // Too big for a shard: refused, and the old value is gone.
+        // Too big for the budget: refused, and the old value is gone.
         assert!(!c.put(&keys[0], Bytes::from(vec![0; per * 4]), MIN, T0));
         assert!(c.get(&keys[0], T0).is_none());
     }
 
     #[test]
     fn a_flood_stays_within_the_budget() {
-        let c = cache(64 * 1024);
+        let mut c = cache(64 * 1024);
         for i in 0..20_000 {
             c.put(&format!("key-{i}"), Bytes::from(vec![0; i % 700]), MIN, T0);
             assert!(c.bytes() <= c.max_bytes());

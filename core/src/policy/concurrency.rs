@@ -1,15 +1,20 @@
 //! `limit-concurrency`: at most `max-count` requests inside the enclosed
 //! policies per key at a time.
 //!
-//! The pipeline evaluates the key, takes a permit with
-//! `ConcurrencyLimiter::try_acquire_owned` on entering the block and drops it
-//! on leaving (also when the request is abandoned, which is why the permit
-//! releases on drop); without a permit the request fails with `failure()`.
+//! The pipeline evaluates the key and asks the store for a slot
+//! (`StoreOp::Acquire`) on entering the block, and gives it back
+//! (`StoreOp::Release`) on leaving it, when the response is decided, or when
+//! the request is abandoned; without a slot the request fails with `failure()`.
+//! [`ConcurrencyLimiter`] is the table of one thread (or one shard of the
+//! driver's store).
+//!
+//! Invariants (checked by `check_invariants` in debug builds): a key is held
+//! only while its count is above zero, so memory follows the requests in
+//! flight.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attrs;
 use super::context::Context;
@@ -18,8 +23,6 @@ use super::lru::SeededState;
 use super::param::{eval_text, json_error_response};
 use super::xml::Element;
 use crate::expr::Template;
-
-const SHARDS: usize = 16;
 
 /// `<limit-concurrency key max-count>` (its children are compiled by the pipeline).
 #[derive(Debug, Clone)]
@@ -64,9 +67,9 @@ pub fn failure() -> Failure {
 
 /// In-flight counts per key. Keys are removed when their count drops to zero,
 /// so memory follows the number of requests in flight.
+#[derive(Debug)]
 pub struct ConcurrencyLimiter {
-    shards: Vec<Mutex<HashMap<Box<str>, u64, SeededState>>>,
-    state: SeededState,
+    map: HashMap<Box<str>, u64, SeededState>,
 }
 
 impl Default for ConcurrencyLimiter {
@@ -78,24 +81,18 @@ impl Default for ConcurrencyLimiter {
 impl ConcurrencyLimiter {
     /// An empty limiter hashing with `seed` (random bytes from the runtime).
     pub fn new(seed: u128) -> Self {
-        let state = SeededState::new(seed);
         ConcurrencyLimiter {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(state)))
-                .collect(),
-            state,
+            map: HashMap::with_hasher(SeededState::new(seed)),
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<Box<str>, u64, SeededState>> {
-        let i = ((self.state.hash_one_of(key) >> 32) as usize) % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    fn check_invariants(&self) {
+        debug_assert!(self.map.values().all(|&n| n > 0), "idle key kept");
     }
 
     /// Takes a place under `key` if fewer than `max` are taken.
-    pub fn try_acquire(&self, key: &str, max: u64) -> bool {
-        let mut shard = self.shard(key);
-        match shard.get_mut(key) {
+    pub fn try_acquire(&mut self, key: &str, max: u64) -> bool {
+        match self.map.get_mut(key) {
             Some(n) if *n >= max => false,
             Some(n) => {
                 *n += 1;
@@ -103,62 +100,31 @@ impl ConcurrencyLimiter {
             }
             None if max == 0 => false,
             None => {
-                shard.insert(key.into(), 1);
+                self.map.insert(key.into(), 1);
                 true
             }
         }
     }
 
     /// Gives back a place taken under `key`.
-    pub fn release(&self, key: &str) {
-        let mut shard = self.shard(key);
-        if let Some(n) = shard.get_mut(key) {
+    pub fn release(&mut self, key: &str) {
+        if let Some(n) = self.map.get_mut(key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                shard.remove(key);
+                self.map.remove(key);
             }
         }
+        self.check_invariants();
     }
 
     /// Places taken under `key`.
     pub fn in_flight(&self, key: &str) -> u64 {
-        self.shard(key).get(key).copied().unwrap_or(0)
+        self.map.get(key).copied().unwrap_or(0)
     }
 
     /// Keys with places taken.
     pub fn keys(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-
-    /// Takes a place that is given back when the permit is dropped.
-    pub fn try_acquire_owned(self: &Arc<Self>, key: &str, max: u64) -> Option<ConcurrencyPermit> {
-        self.try_acquire(key, max).then(|| ConcurrencyPermit {
-            limiter: Arc::clone(self),
-            key: key.into(),
-        })
-    }
-}
-
-/// A place inside a `limit-concurrency` block; dropping it gives the place back.
-pub struct ConcurrencyPermit {
-    limiter: Arc<ConcurrencyLimiter>,
-    key: Box<str>,
-}
-
-impl std::fmt::Debug for ConcurrencyPermit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConcurrencyPermit")
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-impl Drop for ConcurrencyPermit {
-    fn drop(&mut self) {
-        self.limiter.release(&self.key);
+        self.map.len()
     }
 }
 
@@ -169,7 +135,7 @@ mod tests {
 
     #[test]
     fn counts_per_key_and_releases() {
-        let l = ConcurrencyLimiter::new(5);
+        let mut l = ConcurrencyLimiter::new(5);
         assert!(l.try_acquire("a", 2));
         assert!(l.try_acquire("a", 2));
         assert!(!l.try_acquire("a", 2));
@@ -183,16 +149,6 @@ mod tests {
         assert_eq!(l.keys(), 0, "idle keys are forgotten");
         l.release("never");
         assert_eq!(l.in_flight("never"), 0);
-    }
-
-    #[test]
-    fn permits_release_on_drop() {
-        let l = Arc::new(ConcurrencyLimiter::default());
-        let p1 = l.try_acquire_owned("k", 1).expect("first");
-        assert!(l.try_acquire_owned("k", 1).is_none());
-        drop(p1);
-        let _p2 = l.try_acquire_owned("k", 1).expect("after drop");
-        assert_eq!(l.in_flight("k"), 1);
     }
 
     #[test]

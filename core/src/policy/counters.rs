@@ -1,5 +1,7 @@
-//! The rate-limit and quota counters shared by every connection: bounded in
-//! keys, sharded to keep worker threads apart, driven by the caller's clock.
+//! The rate-limit and quota counters: bounded in keys, driven by the caller's
+//! clock, single-threaded. The driver's store shards them behind locks so
+//! every connection shares them (see `policy::store`); [`RateTable`] and
+//! [`QuotaTable`] are how the policies' decisions reach the table holding a key.
 //!
 //! Rate limits use a bucketed sliding window: the period split into a fixed
 //! number of buckets ([`BUCKETS`]), the window being the buckets within
@@ -16,8 +18,13 @@
 //! evicting an idle key only forgets counts nobody is using, and an active key
 //! is touched on each request so a flood must cycle `max_keys` keys faster
 //! than that client's request interval to reset it.
+//!
+//! Invariants (checked by `check_invariants` in debug builds):
+//! - a table never holds more than its `max_keys` keys;
+//! - a rate window's buckets cover `(now - period, now]` of the newest call
+//!   seen, older buckets are zero;
+//! - a quota's counts belong to the period starting at its `start`.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::lru::{Lru, SeededState};
@@ -52,7 +59,6 @@ impl Moment for Duration {
 /// Default largest number of keys per store.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-const SHARDS: usize = 16;
 /// Expired entries examined at the LRU end per insert: keeps sweeping amortised.
 const SWEEP_PER_INSERT: usize = 2;
 
@@ -100,48 +106,22 @@ trait Expiring<N> {
     fn expired(&self, now: N) -> bool;
 }
 
-/// Keyed entries in `SHARDS` mutex-protected LRU maps.
-struct Sharded<E> {
-    /// Each shard with its share of the key bound.
-    shards: Vec<(Mutex<Lru<CounterKey, E>>, usize)>,
-    state: SeededState,
+/// Keyed entries in one LRU map with a key bound.
+struct Bounded<E> {
+    map: Lru<CounterKey, E>,
+    max_keys: usize,
 }
 
-impl<E> Sharded<E> {
+impl<E> Bounded<E> {
     fn new(max_keys: usize, seed: u128) -> Self {
-        let max_keys = max_keys.max(1);
-        // Fewer shards than SHARDS for tiny bounds, so the total never exceeds it.
-        let n = SHARDS.min(max_keys);
-        let state = SeededState::new(seed);
-        // The remainder goes one key each to the first shards: the bound is exact.
-        let cap = |i: usize| max_keys / n + usize::from(i < max_keys % n);
-        Sharded {
-            shards: (0..n)
-                .map(|i| (Mutex::new(Lru::new(state)), cap(i)))
-                .collect(),
-            state,
+        Bounded {
+            map: Lru::new(SeededState::new(seed)),
+            max_keys: max_keys.max(1),
         }
     }
 
-    /// The shard of `key`, locked, and its key bound.
-    fn shard(&self, key: &CounterKey) -> (MutexGuard<'_, Lru<CounterKey, E>>, usize) {
-        let h = self.state.hash_one_of(key);
-        // High bits pick the shard; the map inside uses the low bits.
-        let i = ((h >> 32) as usize) % self.shards.len();
-        // A panic elsewhere while holding the lock leaves counters usable.
-        let (m, cap) = &self.shards[i];
-        (m.lock().unwrap_or_else(|e| e.into_inner()), *cap)
-    }
-
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|(s, _)| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-
-    fn max_keys(&self) -> usize {
-        self.shards.iter().map(|(_, cap)| cap).sum()
+    fn check_invariants(&self) {
+        debug_assert!(self.map.len() <= self.max_keys, "key bound exceeded");
     }
 }
 
@@ -163,15 +143,34 @@ fn make_room<E: Expiring<N>, N: Copy>(map: &mut Lru<CounterKey, E>, per_shard: u
     }
 }
 
-fn purge<E: Expiring<N>, N: Copy>(s: &Sharded<E>, now: N) -> usize {
-    s.shards
-        .iter()
-        .map(|(m, _)| {
-            m.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|_, e| !e.expired(now))
-        })
-        .sum()
+fn purge<E: Expiring<N>, N: Copy>(s: &mut Bounded<E>, now: N) -> usize {
+    s.map.retain(|_, e| !e.expired(now))
+}
+
+/// Where the rate windows live: one [`RateLimiter`], or the shards of a
+/// shared store (the shard holding `key`).
+pub trait RateTable<T> {
+    /// Runs `f` on the limiter holding `key`.
+    fn with_rate<R>(&mut self, key: &CounterKey, f: impl FnOnce(&mut RateLimiter<T>) -> R) -> R;
+}
+
+impl<T: Moment> RateTable<T> for RateLimiter<T> {
+    fn with_rate<R>(&mut self, _key: &CounterKey, f: impl FnOnce(&mut RateLimiter<T>) -> R) -> R {
+        f(self)
+    }
+}
+
+/// Where the quota periods live: one [`QuotaStore`], or the shards of a
+/// shared store (the shard holding `key`).
+pub trait QuotaTable {
+    /// Runs `f` on the store holding `key`.
+    fn with_quota<R>(&mut self, key: &CounterKey, f: impl FnOnce(&mut QuotaStore) -> R) -> R;
+}
+
+impl QuotaTable for QuotaStore {
+    fn with_quota<R>(&mut self, _key: &CounterKey, f: impl FnOnce(&mut QuotaStore) -> R) -> R {
+        f(self)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -381,10 +380,19 @@ impl<T: Moment> Expiring<T> for Buckets<T> {
     }
 }
 
-/// Sliding-window rate limiter shared across connections (`T` is the clock
-/// reading type: `Instant` outside tests).
+/// Sliding-window rate limiter of one thread, or one shard of a shared store
+/// (`T` is the clock reading type: `Instant` outside tests).
 pub struct RateLimiter<T = Instant> {
-    map: Sharded<Buckets<T>>,
+    map: Bounded<Buckets<T>>,
+}
+
+impl<T> std::fmt::Debug for RateLimiter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("keys", &self.map.map.len())
+            .field("max_keys", &self.map.max_keys)
+            .finish()
+    }
 }
 
 impl<T: Moment> Default for RateLimiter<T> {
@@ -403,18 +411,24 @@ impl<T: Moment> RateLimiter<T> {
     /// bytes from the runtime, so clients cannot aim keys at one bucket).
     pub fn new(max_keys: usize, seed: u128) -> Self {
         RateLimiter {
-            map: Sharded::new(max_keys, seed),
+            map: Bounded::new(max_keys, seed),
         }
     }
 
     /// Whether one more call fits under `limit` calls per `period`, without counting it.
-    pub fn check(&self, key: &CounterKey, limit: u64, period: Duration, now: T) -> RateDecision {
+    pub fn check(
+        &mut self,
+        key: &CounterKey,
+        limit: u64,
+        period: Duration,
+        now: T,
+    ) -> RateDecision {
         self.check_cost(key, limit, period, 1, now)
     }
 
     /// Whether `cost` more calls fit, without counting them.
     pub fn check_cost(
-        &self,
+        &mut self,
         key: &CounterKey,
         limit: u64,
         period: Duration,
@@ -422,8 +436,7 @@ impl<T: Moment> RateLimiter<T> {
         now: T,
     ) -> RateDecision {
         let period = sane_period(period);
-        let (mut shard, _) = self.map.shard(key);
-        let w = match shard.get_mut(key) {
+        let w = match self.map.map.get_mut(key) {
             Some(w) => {
                 w.roll(now, period);
                 *w
@@ -434,26 +447,27 @@ impl<T: Moment> RateLimiter<T> {
     }
 
     /// Counts `count` calls (APIM's increment, possibly after the response).
-    pub fn add(&self, key: &CounterKey, count: u64, period: Duration, now: T) {
+    pub fn add(&mut self, key: &CounterKey, count: u64, period: Duration, now: T) {
         if count == 0 {
             return;
         }
         let period = sane_period(period);
-        let (mut shard, cap) = self.map.shard(key);
-        if let Some(w) = shard.get_mut(key) {
+        let Bounded { map, max_keys } = &mut self.map;
+        if let Some(w) = map.get_mut(key) {
             w.roll(now, period);
             w.add(count);
             return;
         }
-        make_room(&mut shard, cap, now);
+        make_room(map, *max_keys, now);
         let mut w = Buckets::new(now, period);
         w.add(count);
-        shard.insert(key.clone(), w);
+        map.insert(key.clone(), w);
+        self.map.check_invariants();
     }
 
     /// Checks that `count` calls fit and counts them if so, atomically.
     pub fn check_and_add(
-        &self,
+        &mut self,
         key: &CounterKey,
         limit: u64,
         period: Duration,
@@ -461,8 +475,8 @@ impl<T: Moment> RateLimiter<T> {
         now: T,
     ) -> RateDecision {
         let period = sane_period(period);
-        let (mut shard, cap) = self.map.shard(key);
-        if let Some(w) = shard.get_mut(key) {
+        let Bounded { map, max_keys } = &mut self.map;
+        if let Some(w) = map.get_mut(key) {
             w.roll(now, period);
             let d = decide(w, limit, count, now);
             if let RateDecision::Allowed { .. } = d {
@@ -477,9 +491,10 @@ impl<T: Moment> RateLimiter<T> {
         let d = decide(&w, limit, count, now);
         if let RateDecision::Allowed { .. } = d {
             if count > 0 {
-                make_room(&mut shard, cap, now);
+                make_room(map, *max_keys, now);
                 w.add(count);
-                shard.insert(key.clone(), w);
+                map.insert(key.clone(), w);
+                self.map.check_invariants();
             }
             return RateDecision::Allowed {
                 remaining: w.remaining(limit),
@@ -490,7 +505,7 @@ impl<T: Moment> RateLimiter<T> {
 
     /// Number of keys held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.map.len()
     }
 
     /// Whether no keys are held.
@@ -500,12 +515,12 @@ impl<T: Moment> RateLimiter<T> {
 
     /// The most keys this limiter holds.
     pub fn max_keys(&self) -> usize {
-        self.map.max_keys()
+        self.map.max_keys
     }
 
     /// Drops every key whose windows have passed; returns how many went.
-    pub fn purge_expired(&self, now: T) -> usize {
-        purge(&self.map, now)
+    pub fn purge_expired(&mut self, now: T) -> usize {
+        purge(&mut self.map, now)
     }
 }
 
@@ -663,9 +678,18 @@ impl Expiring<i64> for Usage {
     }
 }
 
-/// Call and bandwidth quotas shared across connections.
+/// Call and bandwidth quotas of one thread, or one shard of a shared store.
 pub struct QuotaStore {
-    map: Sharded<Usage>,
+    map: Bounded<Usage>,
+}
+
+impl std::fmt::Debug for QuotaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuotaStore")
+            .field("keys", &self.map.map.len())
+            .field("max_keys", &self.map.max_keys)
+            .finish()
+    }
 }
 
 impl Default for QuotaStore {
@@ -678,14 +702,18 @@ impl QuotaStore {
     /// A store holding at most `max_keys` keys, hashing with `seed`.
     pub fn new(max_keys: usize, seed: u128) -> Self {
         QuotaStore {
-            map: Sharded::new(max_keys, seed),
+            map: Bounded::new(max_keys, seed),
         }
     }
 
     /// Whether another call fits in the current period (counts nothing).
-    pub fn check(&self, key: &CounterKey, limits: &QuotaLimits, now_unix: i64) -> QuotaDecision {
-        let (mut shard, _) = self.map.shard(key);
-        match shard.get_mut(key) {
+    pub fn check(
+        &mut self,
+        key: &CounterKey,
+        limits: &QuotaLimits,
+        now_unix: i64,
+    ) -> QuotaDecision {
+        match self.map.map.get_mut(key) {
             Some(u) => {
                 u.roll(limits, now_unix);
                 u.decide(limits, now_unix)
@@ -694,44 +722,53 @@ impl QuotaStore {
         }
     }
 
-    fn add(&self, key: &CounterKey, limits: &QuotaLimits, calls: u64, bytes: u64, now: i64) {
+    /// Counts `calls` calls and `bytes` bytes.
+    pub fn add(
+        &mut self,
+        key: &CounterKey,
+        limits: &QuotaLimits,
+        calls: u64,
+        bytes: u64,
+        now: i64,
+    ) {
         if calls == 0 && bytes == 0 {
             return;
         }
-        let (mut shard, cap) = self.map.shard(key);
-        if let Some(u) = shard.get_mut(key) {
+        let Bounded { map, max_keys } = &mut self.map;
+        if let Some(u) = map.get_mut(key) {
             u.roll(limits, now);
             u.calls = u.calls.saturating_add(calls);
             u.bytes = u.bytes.saturating_add(bytes);
             return;
         }
-        make_room(&mut shard, cap, now);
+        make_room(map, *max_keys, now);
         let mut u = Usage::new(limits, now);
         u.calls = calls;
         u.bytes = bytes;
-        shard.insert(key.clone(), u);
+        map.insert(key.clone(), u);
+        self.map.check_invariants();
     }
 
     /// Counts `n` calls.
-    pub fn add_calls(&self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
+    pub fn add_calls(&mut self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
         self.add(key, limits, n, 0, now_unix);
     }
 
     /// Counts `n` bytes of bandwidth.
-    pub fn add_bytes(&self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
+    pub fn add_bytes(&mut self, key: &CounterKey, limits: &QuotaLimits, n: u64, now_unix: i64) {
         self.add(key, limits, 0, n, now_unix);
     }
 
     /// Checks and, when within quota, counts `calls` calls, atomically.
     pub fn check_and_add_calls(
-        &self,
+        &mut self,
         key: &CounterKey,
         limits: &QuotaLimits,
         calls: u64,
         now_unix: i64,
     ) -> QuotaDecision {
-        let (mut shard, cap) = self.map.shard(key);
-        if let Some(u) = shard.get_mut(key) {
+        let Bounded { map, max_keys } = &mut self.map;
+        if let Some(u) = map.get_mut(key) {
             u.roll(limits, now_unix);
             let d = u.decide(limits, now_unix);
             if let QuotaDecision::Allowed { .. } = d {
@@ -745,8 +782,9 @@ impl QuotaStore {
         if let QuotaDecision::Allowed { .. } = d {
             u.calls = calls;
             if calls > 0 {
-                make_room(&mut shard, cap, now_unix);
-                shard.insert(key.clone(), u);
+                make_room(map, *max_keys, now_unix);
+                map.insert(key.clone(), u);
+                self.map.check_invariants();
             }
             return u.decide_after(limits);
         }
@@ -755,7 +793,7 @@ impl QuotaStore {
 
     /// Number of keys held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.map.len()
     }
 
     /// Whether no keys are held.
@@ -765,12 +803,12 @@ impl QuotaStore {
 
     /// The most keys this store holds.
     pub fn max_keys(&self) -> usize {
-        self.map.max_keys()
+        self.map.max_keys
     }
 
     /// Drops every key whose period has ended; returns how many went.
-    pub fn purge_expired(&self, now_unix: i64) -> usize {
-        purge(&self.map, now_unix)
+    pub fn purge_expired(&mut self, now_unix: i64) -> usize {
+        purge(&mut self.map, now_unix)
     }
 }
 

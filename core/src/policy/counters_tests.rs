@@ -25,7 +25,7 @@ fn limited(d: RateDecision) -> Duration {
 
 #[test]
 fn allows_up_to_the_limit_then_limits() {
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     for i in 0..10 {
         assert_eq!(
@@ -46,7 +46,7 @@ fn allows_up_to_the_limit_then_limits() {
 fn a_burst_never_announces_more_than_the_period() {
     // <rate-limit calls="5" renewal-period="60">: five calls at t=0, a sixth at
     // t=1 s. The two-window approximation said 72 s (and refused at 60 s).
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     for _ in 0..5 {
         assert!(matches!(
@@ -68,7 +68,7 @@ fn a_burst_never_announces_more_than_the_period() {
 #[test]
 fn sliding_window_across_buckets() {
     // 60 s in 12 buckets of 5 s from the first call at t0.
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     rl.add(&key("a"), 3, P60, t0);
     rl.add(&key("a"), 2, P60, at(t0, 20_000));
@@ -131,7 +131,7 @@ fn sliding_window_across_buckets() {
 #[test]
 fn buckets_of_periods_not_divisible_by_the_bucket_count() {
     // 10 s in 12 buckets: edges at ceil(k * 10 s / 12), e.g. 833_333_334 ns.
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     rl.add(&key("a"), 10, P10, t0);
     assert_eq!(
@@ -155,7 +155,7 @@ fn buckets_of_periods_not_divisible_by_the_bucket_count() {
 
 #[test]
 fn check_does_not_count_and_costs_are_honoured() {
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     for _ in 0..20 {
         assert_eq!(
@@ -185,7 +185,7 @@ fn check_does_not_count_and_costs_are_honoured() {
 
 #[test]
 fn huge_counts_saturate_conservatively() {
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     rl.add(&key("a"), u64::MAX, P10, t0);
     rl.add(&key("a"), 7, P10, t0);
@@ -213,7 +213,7 @@ fn huge_counts_saturate_conservatively() {
 
 #[test]
 fn a_new_period_keeps_the_counts() {
-    let rl = RateLimiter::<Duration>::new(100, 1);
+    let mut rl = RateLimiter::<Duration>::new(100, 1);
     let t0 = Duration::from_secs(1_000);
     rl.add(&key("a"), 2, P60, t0);
     rl.add(&key("a"), 3, P60, at(t0, 30_000));
@@ -292,7 +292,7 @@ proptest! {
         limit in 0u64..8,
         steps in prop::collection::vec(step(), 1..120),
     ) {
-        let rl = RateLimiter::<Duration>::new(16, 7);
+        let mut rl = RateLimiter::<Duration>::new(16, 7);
         let k = key("k");
         let p = period.as_nanos();
         let n = BUCKETS as u128;
@@ -351,7 +351,7 @@ proptest! {
 
 #[test]
 fn a_flood_of_keys_never_exceeds_the_bound() {
-    let rl = RateLimiter::<Duration>::new(1_000, 42);
+    let mut rl = RateLimiter::<Duration>::new(1_000, 42);
     assert_eq!(rl.max_keys(), 1_000);
     let t0 = Duration::from_secs(1_000);
     for i in 0..50_000u32 {
@@ -361,7 +361,7 @@ fn a_flood_of_keys_never_exceeds_the_bound() {
         }
     }
     assert!(rl.len() <= 1_000);
-    let qs = QuotaStore::new(500, 42);
+    let mut qs = QuotaStore::new(500, 42);
     for i in 0..20_000i64 {
         let limits = QuotaLimits {
             calls: Some(10),
@@ -374,7 +374,7 @@ fn a_flood_of_keys_never_exceeds_the_bound() {
         assert!(qs.len() <= 500);
     }
     // Tiny bounds use fewer shards but still hold.
-    let tiny = RateLimiter::<Duration>::new(3, 0);
+    let mut tiny = RateLimiter::<Duration>::new(3, 0);
     for i in 0..100 {
         tiny.add(&key(&i.to_string()), 1, P10, t0);
         assert!(tiny.len() <= 3);
@@ -383,7 +383,7 @@ fn a_flood_of_keys_never_exceeds_the_bound() {
 
 #[test]
 fn an_active_key_survives_a_flood() {
-    let rl = RateLimiter::<Duration>::new(64, 9);
+    let mut rl = RateLimiter::<Duration>::new(64, 9);
     let t0 = Duration::from_secs(1_000);
     let active = key("active");
     for i in 0..5_000u32 {
@@ -403,7 +403,7 @@ fn an_active_key_survives_a_flood() {
 
 #[test]
 fn expired_entries_are_swept() {
-    let rl = RateLimiter::<Duration>::new(10_000, 3);
+    let mut rl = RateLimiter::<Duration>::new(10_000, 3);
     let t0 = Duration::from_secs(1_000);
     let p = Duration::from_secs(1);
     for i in 0..1_000 {
@@ -432,7 +432,7 @@ fn calls(n: u64, period: u64, anchor: QuotaAnchor) -> QuotaLimits {
 
 #[test]
 fn quota_calls_in_fixed_windows_from_first_use() {
-    let qs = QuotaStore::default();
+    let mut qs = QuotaStore::default();
     let l = calls(3, 300, QuotaAnchor::FirstUse);
     let k = key("sub");
     for i in 0..3 {
@@ -483,7 +483,7 @@ fn quota_calls_in_fixed_windows_from_first_use() {
 fn quota_aligned_to_an_anchor() {
     // APIM: renewal-period 600 aligned to midnight, exceeded at 00:41:36,
     // says Retry-After 504 ("00:08:24").
-    let qs = QuotaStore::default();
+    let mut qs = QuotaStore::default();
     let l = calls(1, 600, QuotaAnchor::At(0));
     let k = key("ip");
     assert!(matches!(
@@ -510,7 +510,7 @@ fn quota_aligned_to_an_anchor() {
 
 #[test]
 fn quota_bandwidth_and_infinite_period() {
-    let qs = QuotaStore::default();
+    let mut qs = QuotaStore::default();
     let l = QuotaLimits {
         calls: Some(100),
         kilobytes: Some(1),

@@ -9,13 +9,14 @@
 //!
 //! OpenID key sets: the runtime fetches each URL of `openid_urls()` (the
 //! configuration document, then its `jwks_uri`) and hands the documents to
-//! [`KeySets`]; until then tokens fail with `TokenSignatureKeyNotFound`.
+//! [`KeySets`] in its store; a request reads them as a [`KeySetsSnapshot`]
+//! through a store step. Until then tokens fail with `TokenSignatureKeyNotFound`.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -204,20 +205,52 @@ pub struct KeySet {
 /// cannot make the gateway hammer the provider.
 pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 
-/// OpenID key sets by configuration URL, shared by every request and replaced
-/// whole (keys and issuer together) by the runtime's fetches.
-#[derive(Debug, Default)]
-pub struct KeySets {
-    sets: RwLock<Sets>,
+/// OpenID key sets by configuration URL as they were at one moment: what a
+/// request validates its token against. Never changes once handed out; a
+/// fetch installs a new snapshot instead.
+#[derive(Debug, Default, Clone)]
+pub struct KeySetsSnapshot {
+    by_url: HashMap<String, Arc<KeySet>>,
 }
 
-/// What [`KeySets`] guards.
+impl KeySetsSnapshot {
+    /// The key set of `url`, if fetched.
+    pub fn get(&self, url: &str) -> Option<Arc<KeySet>> {
+        self.by_url.get(url).cloned()
+    }
+}
+
+impl PartialEq for KeySetsSnapshot {
+    /// The same URLs with the very same key sets (keys compare by identity).
+    fn eq(&self, other: &Self) -> bool {
+        self.by_url.len() == other.by_url.len()
+            && self
+                .by_url
+                .iter()
+                .all(|(u, s)| other.by_url.get(u).is_some_and(|o| Arc::ptr_eq(s, o)))
+    }
+}
+
+/// OpenID key sets by configuration URL and their refetch throttle: the
+/// table the driver's store keeps (behind its lock) and replaces whole (keys
+/// and issuer together) as fetches finish. Readers take a
+/// [`snapshot`](Self::snapshot).
+///
+/// Invariants: a URL is throttled only once it has a key set; a snapshot
+/// handed out is never changed (installing copies on write).
 #[derive(Debug, Default)]
-struct Sets {
-    /// The key set of each configuration URL.
-    by_url: HashMap<String, Arc<KeySet>>,
+pub struct KeySets {
+    current: Arc<KeySetsSnapshot>,
     /// When an unknown key last made each URL be fetched again.
     refreshed_for_unknown_key: HashMap<String, Instant>,
+}
+
+impl std::ops::Deref for KeySets {
+    type Target = KeySetsSnapshot;
+
+    fn deref(&self) -> &KeySetsSnapshot {
+        &self.current
+    }
 }
 
 impl KeySets {
@@ -232,27 +265,22 @@ impl KeySets {
     /// how many keys are usable (others are skipped); a document that is not a
     /// key set leaves the previous set in place.
     pub fn install(
-        &self,
+        &mut self,
         url: &str,
         issuer: Option<String>,
         jwks: &[u8],
     ) -> Result<usize, JwtError> {
         let keys = parse_jwks(jwks)?;
         let n = keys.len();
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
-        sets.by_url
+        Arc::make_mut(&mut self.current)
+            .by_url
             .insert(url.to_string(), Arc::new(KeySet { keys, issuer }));
         Ok(n)
     }
 
-    /// The key set of `url`, if fetched.
-    pub fn get(&self, url: &str) -> Option<Arc<KeySet>> {
-        self.sets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_url
-            .get(url)
-            .cloned()
+    /// The key sets as they are now.
+    pub fn snapshot(&self) -> Arc<KeySetsSnapshot> {
+        Arc::clone(&self.current)
     }
 
     /// Of `urls`, those a token with an unknown key may have fetched again at
@@ -261,12 +289,9 @@ impl KeySets {
     /// not refetched for an unknown key in the last
     /// [`UNKNOWN_KEY_REFRESH_INTERVAL`]. They count as refetched from now on,
     /// so concurrent requests start one fetch, not many.
-    pub fn claim_refresh(&self, urls: &[String], now: Instant) -> Vec<String> {
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
-        let Sets {
-            by_url,
-            refreshed_for_unknown_key: last,
-        } = &mut *sets;
+    pub fn claim_refresh(&mut self, urls: &[String], now: Instant) -> Vec<String> {
+        let by_url = &self.current.by_url;
+        let last = &mut self.refreshed_for_unknown_key;
         let mut claimed = Vec::new();
         for url in urls.iter().filter(|u| by_url.contains_key(*u)) {
             let due = last.get(url).is_none_or(|at| {
@@ -279,6 +304,18 @@ impl KeySets {
         }
         claimed
     }
+}
+
+/// Where fetched OpenID key sets go: the gateway's store (which keeps the
+/// [`KeySets`] behind its lock).
+pub trait KeySetSink {
+    /// Installs a fetched key set (see [`KeySets::install`]).
+    fn install_key_set(
+        &self,
+        url: &str,
+        issuer: Option<String>,
+        jwks: &[u8],
+    ) -> Result<usize, JwtError>;
 }
 
 /// The signing keys of a JWKS document (`{"keys": [...]}`), skipping keys
@@ -610,7 +647,7 @@ impl ValidateJwt {
     pub fn validate(
         &self,
         ctx: &Context,
-        keys: &KeySets,
+        keys: &KeySetsSnapshot,
         now_unix: i64,
     ) -> Result<ValidatedJwt, Failure> {
         let fail = |e: Denial| self.failure(ctx, e);

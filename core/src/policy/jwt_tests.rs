@@ -414,7 +414,7 @@ fn openid_key_sets_by_kid() {
         </validate-jwt>"#
     ));
     assert_eq!(p.openid_urls(), &[url.to_string()]);
-    let ks = KeySets::new();
+    let mut ks = KeySets::new();
     let claims = json!({"exp": NOW + 60, "aud": "api", "iss": "https://idp.example/"});
     let token = es256("ec-1", &claims);
     // Nothing fetched yet.
@@ -479,7 +479,7 @@ fn openid_key_sets_by_kid() {
 #[test]
 fn openid_config_issuer_is_enforced_without_issuers() {
     let url = "https://idp.example/.well-known/openid-configuration";
-    let ks = KeySets::new();
+    let mut ks = KeySets::new();
     let jwks =
         json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": EC_X, "y": EC_Y}]});
     ks.install(
@@ -538,7 +538,7 @@ fn openid_config_issuer_is_enforced_without_issuers() {
 
 #[test]
 fn unknown_keys_refresh_at_most_every_five_minutes_per_url() {
-    let ks = KeySets::new();
+    let mut ks = KeySets::new();
     let t0 = std::time::Instant::now();
     let (a, b) = ("https://a/c".to_owned(), "https://b/c".to_owned());
     // Not loaded yet: the refresher's fetch at start is what loads them.

@@ -22,6 +22,6 @@ pub mod rate_limit;
 pub mod respond;
 pub mod response_cache;
 pub mod send;
-pub mod state;
+pub mod store;
 pub mod transform;
 pub mod xml;

@@ -3,9 +3,20 @@
 //!
 //! The pipeline is a sans-IO machine. `run` executes policies until it needs
 //! something from outside (the backend's response, another service's answer, a
-//! timer) and returns that as a `Step`; the connection performs it and calls the
-//! matching `*_done` method, then `run` again. Nothing here allocates per
-//! operation beyond what the policies themselves produce.
+//! timer, shared state) and returns that as a `Step`; the connection performs it
+//! and calls the matching `*_done` method, then `run` again. Nothing here
+//! allocates per operation beyond what the policies themselves produce.
+//!
+//! Shared state (counters, concurrency slots, the cache, key sets) is reached
+//! only through the store protocol (`policy::store`): a `Step::Store` the
+//! pipeline waits for, and one-way writes in `side.store_writes`. What each
+//! policy does when the store answers `Unavailable` is in that module's docs.
+//!
+//! Invariants (checked by `check_invariants` in debug builds): the pipeline
+//! waits for at most one thing at a time; a store answer is only taken while
+//! waiting for one; the slots it holds are given back (as `Release` writes)
+//! exactly once, on leaving their block, when the response is decided, or on
+//! `abandon`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,19 +24,17 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use super::actions::{Action, ForwardSpec};
-use super::concurrency::{self, ConcurrencyPermit};
 use super::context::{Context, LastError, Response, Url};
 use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
 use super::error::Failure;
+use super::jwt::KeySetsSnapshot;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
-use super::quota::{
-    add_bytes, check_and_count_call, QuotaByKey, QuotaCounter, QuotaOutcome, ResolvedQuotaKey,
-};
+use super::quota::{QuotaByKey, QuotaCounter, ResolvedQuotaKey};
 use super::rate_limit::{RateLimitByKey, RateLimitOutputs, RateOutcome, ResolvedRateKey};
 use super::respond::{json_error, TraceRecord};
-use super::response_cache::{decode_response, encode_response, CacheLookup, CacheStatus};
+use super::response_cache::{encode_response, CacheLookup, CacheStatus};
 use super::send::CallRequest;
-use super::state::PolicyState;
+use super::store::{StoreOp, StoreOps, StoreRequest};
 use super::transform::{eval, expr_failure, retarget, SetBackendService};
 use crate::callout::CalloutTarget;
 use crate::expr::Template;
@@ -63,8 +72,9 @@ pub enum Step {
     Forward(ForwardSpec),
     /// Make this call and report with `call_done`.
     Call(CallRequest),
-    /// Look this key up in the cache and report with `cache_done`.
-    CacheGet(String),
+    /// Ask the store for this (counters, a slot, a cache entry, key sets)
+    /// and report its answer with `store_done`.
+    Store(StoreRequest),
     /// A token names a signing key no OpenID key set holds: fetch these
     /// configurations' key sets again (install them in the shared key sets) and
     /// report with `key_sets_refreshed`; the `validate-jwt` then runs again.
@@ -107,8 +117,10 @@ enum Waiting {
         ignore_error: bool,
     },
     Sleep,
-    CacheResponse,
-    CacheValue,
+    /// A store answer, for the policy at `origin` (see [`Asked`]).
+    Store {
+        origin: (u8, u32),
+    },
     KeySets,
 }
 
@@ -119,19 +131,37 @@ pub struct SideEffects {
     pub traces: Vec<TraceRecord>,
     /// `send-one-way-request` calls to make; nobody waits for them.
     pub one_way: Vec<CallRequest>,
-    /// Cache writes: (key, value, time to live); `None` value removes the key.
-    pub cache_writes: Vec<(String, Option<bytes::Bytes>, Duration)>,
+    /// Writes to shared state nobody waits for (cache writes, deferred
+    /// counting, slots given back), for the connection to send as one
+    /// one-way store request (`take_store_writes`).
+    pub store_writes: Vec<StoreOp>,
+}
+
+impl SideEffects {
+    /// The pending writes as one store request at `now` (`now_unix` in
+    /// seconds), if there are any.
+    pub fn take_store_writes(&mut self, now: Instant, now_unix: i64) -> Option<StoreRequest> {
+        if self.store_writes.is_empty() {
+            return None;
+        }
+        Some(StoreRequest {
+            ops: StoreOps::from_vec(std::mem::take(&mut self.store_writes)),
+            now,
+            now_unix,
+        })
+    }
 }
 
 /// Read-only facts the policies need besides the context.
 pub struct Env<'a> {
     /// Now (for timers and rate windows).
     pub now: Instant,
-    /// Shared counters and key sets.
-    pub state: &'a PolicyState,
     /// Backends by id, for `set-backend-service backend-id`.
     pub backend: &'a dyn Fn(&str) -> Option<&'a ServiceUrl>,
 }
+
+mod store_answers;
+use store_answers::Asked;
 
 /// The policy machine of one request.
 #[derive(Debug)]
@@ -164,8 +194,12 @@ pub struct Pipeline {
     value_lookup: Option<(String, Option<Template>)>,
     /// Headers rate limits add to the client's response.
     extra_headers: Vec<(String, String)>,
-    /// `limit-concurrency` slots held: (level, slot, permit).
-    permits: SmallVec<[(u8, u16, ConcurrencyPermit); 1]>,
+    /// `limit-concurrency` slots held: (level, slot, key).
+    permits: SmallVec<[(u8, u16, String); 1]>,
+    /// What the pending store request is for.
+    asked: Option<Asked>,
+    /// Key sets the store gave for the `validate-jwt` about to run again.
+    key_sets: Option<Arc<KeySetsSnapshot>>,
     /// Key sets were fetched again for this request once already: a token
     /// that still names an unknown key fails instead of asking again.
     keys_refreshed: bool,
@@ -195,6 +229,8 @@ impl Pipeline {
             value_lookup: None,
             extra_headers: Vec::new(),
             permits: SmallVec::new(),
+            asked: None,
+            key_sets: None,
             keys_refreshed: false,
             side: SideEffects::default(),
         };
@@ -217,8 +253,9 @@ impl Pipeline {
         let step = self.run_inner(ctx, env);
         if matches!(step, Step::Respond) && !self.finished {
             self.finished = true;
-            self.finish(ctx, env.state, env.now);
+            self.finish(ctx);
         }
+        self.check_invariants();
         step
     }
 
@@ -336,7 +373,16 @@ impl Pipeline {
                     }
                 }
                 Op::ReleaseConcurrency(slot) => {
-                    self.permits.retain(|(l, s, _)| !(*l == level && s == slot));
+                    let writes = &mut self.side.store_writes;
+                    self.permits.retain(|(l, s, key)| {
+                        let held = *l == level && s == slot;
+                        if held {
+                            writes.push(StoreOp::Release {
+                                key: std::mem::take(key),
+                            });
+                        }
+                        !held
+                    });
                 }
                 Op::Act(action, origin) => match self.act(action, ctx, env, level) {
                     Ok(None) => {}
@@ -345,6 +391,17 @@ impl Pipeline {
                             Step::Call(_) => {
                                 if let Waiting::Call { origin: o, .. } = &mut self.waiting {
                                     *o = (level, *origin);
+                                }
+                            }
+                            Step::Store(_) => {
+                                if let Waiting::Store { origin: o } = &mut self.waiting {
+                                    *o = (level, *origin);
+                                }
+                                // The same validate-jwt runs again with the keys.
+                                if matches!(self.asked, Some(Asked::KeySets)) {
+                                    if let Some(f) = self.frames.last_mut() {
+                                        f.pc = f.pc.saturating_sub(1);
+                                    }
                                 }
                             }
                             // The same validate-jwt runs again once the keys are in.
@@ -459,42 +516,24 @@ impl Pipeline {
         }
     }
 
-    /// A cache lookup finished (`None`: not found).
-    pub fn cache_done(&mut self, ctx: &mut Context, found: Option<bytes::Bytes>) {
-        let waiting = self.waiting;
-        self.waiting = Waiting::Nothing;
-        match waiting {
-            Waiting::CacheResponse => {
-                let Some(mut resp) = found.as_ref().and_then(decode_response) else {
-                    return;
-                };
-                if let Some((lookup, _)) = &self.lookup {
-                    // The entry's remaining life is not known here, so the
-                    // downstream header promises no freshness beyond now.
-                    if let Ok(Some(cc)) = lookup.downstream_cache_control(ctx, Duration::ZERO) {
-                        resp.headers.set("Cache-Control", cc);
-                    }
-                }
-                ctx.response = Some(resp);
-                self.cache_hit = true;
-                // A hit skips the backend; outbound still runs, as in APIM.
-                self.enter(SectionKind::Outbound);
-            }
-            Waiting::CacheValue => {
-                let Some((var, default)) = self.value_lookup.take() else {
-                    return;
-                };
-                let value = match found {
-                    Some(b) => Value::Str(String::from_utf8_lossy(&b).as_ref().into()),
-                    None => match default {
-                        Some(t) => t.eval(ctx).unwrap_or(Value::Null),
-                        None => Value::Null,
-                    },
-                };
-                ctx.variables.insert(var, value);
-            }
-            other => self.waiting = other,
+    /// The request is dropped before its response was decided (the client went
+    /// away, its body failed): the slots it holds go back as store writes.
+    pub fn abandon(&mut self) {
+        self.release_slots();
+    }
+
+    fn release_slots(&mut self) {
+        for (_, _, key) in self.permits.drain(..) {
+            self.side.store_writes.push(StoreOp::Release { key });
         }
+    }
+
+    /// Checks the invariants of the module docs (debug builds).
+    fn check_invariants(&self) {
+        debug_assert!(
+            matches!(self.waiting, Waiting::Store { .. }) == self.asked.is_some(),
+            "a store answer is expected exactly while waiting for one"
+        );
     }
 
     /// Whether the backend's response may go to the client as it is: nothing
@@ -538,6 +577,7 @@ impl Pipeline {
     /// Ends the pipeline with a 500 (e.g. the connection could not do a step).
     pub fn abort(&mut self, ctx: &mut Context, reason: &str, message: &str) {
         self.waiting = Waiting::Nothing;
+        self.asked = None;
         ctx.response = Some(json_error(500, message));
         ctx.last_error = Some(LastError {
             source: "gateway".into(),
@@ -612,6 +652,18 @@ impl Pipeline {
         self.forwarded = true;
         self.waiting = Waiting::Forward(spec);
         Step::Forward(spec)
+    }
+
+    /// Asks the store for `op`; its answer resumes `asked` (`store_done`).
+    fn ask(&mut self, asked: Asked, op: StoreOp, ctx: &Context, env: &Env<'_>) -> Step {
+        self.asked = Some(asked);
+        // The origin is filled in by `run_inner`.
+        self.waiting = Waiting::Store { origin: (0, 0) };
+        Step::Store(StoreRequest {
+            ops: smallvec::smallvec![op],
+            now: env.now,
+            now_unix: now_unix(ctx),
+        })
     }
 
     /// Runs one leaf policy: `Ok(None)` to go on, `Ok(Some(step))` to stop.
@@ -726,8 +778,8 @@ impl Pipeline {
             Action::CacheLookup(l) => {
                 if let Some(key) = l.cache_key(ctx)? {
                     self.lookup = Some((l.clone(), key.clone()));
-                    self.waiting = Waiting::CacheResponse;
-                    return Ok(Some(Step::CacheGet(key)));
+                    let op = StoreOp::CacheGet { key };
+                    return Ok(Some(self.ask(Asked::CacheResponse, op, ctx, env)));
                 }
             }
             Action::CacheStore(s) => {
@@ -736,9 +788,11 @@ impl Pipeline {
                 {
                     if let Some(ttl) = s.ttl_to_store(lookup, ctx, resp)? {
                         let stored = encode_response(resp);
-                        self.side
-                            .cache_writes
-                            .push((key.clone(), Some(stored), ttl));
+                        self.side.store_writes.push(StoreOp::CachePut {
+                            key: key.clone(),
+                            value: stored,
+                            ttl,
+                        });
                         if let Some(cc) = lookup.downstream_cache_control(ctx, ttl)? {
                             if let Some(r) = ctx.response.as_mut() {
                                 r.headers.set("Cache-Control", cc);
@@ -750,68 +804,88 @@ impl Pipeline {
             Action::CacheLookupValue(v) => {
                 let key = v.store_key(ctx)?;
                 self.value_lookup = Some((v.variable_name.clone(), v.default_value.clone()));
-                self.waiting = Waiting::CacheValue;
-                return Ok(Some(Step::CacheGet(key)));
+                let op = StoreOp::CacheGet { key };
+                return Ok(Some(self.ask(Asked::CacheValue, op, ctx, env)));
             }
             Action::CacheStoreValue(v) => {
                 let (key, value, ttl) = v.resolve(ctx)?;
-                self.side.cache_writes.push((key, Some(value), ttl));
+                self.side
+                    .store_writes
+                    .push(StoreOp::CachePut { key, value, ttl });
             }
             Action::CacheRemoveValue(v) => {
                 let key = v.store_key(ctx)?;
-                self.side.cache_writes.push((key, None, Duration::ZERO));
+                self.side.store_writes.push(StoreOp::CacheRemove { key });
             }
             Action::RateLimit(r) => {
                 let scope = scope_key(level, ctx);
                 let sub = subscription_id(ctx);
                 let counters = r.counters(&scope, &sub, &ctx.fixed.api, &ctx.fixed.operation);
-                let outcome = r.apply(&env.state.rates, &counters, env.now);
-                self.rate_outputs(&r.outputs, &outcome, ctx);
-                if let RateOutcome::Limited { .. } = outcome {
-                    return Err(r.failure(&outcome));
-                }
+                let op = StoreOp::Rate {
+                    counters,
+                    add: Some(1),
+                };
+                return Ok(Some(self.ask(Asked::Rate(r.clone()), op, ctx, env)));
             }
             Action::RateLimitByKey(r) => {
                 let resolved = r.resolve(ctx)?;
-                let outcome = r.check(&env.state.rates, &resolved, env.now);
-                self.rate_outputs(&r.outputs, &outcome, ctx);
-                if let RateOutcome::Limited { .. } = outcome {
-                    return Err(r.failure(&outcome));
-                }
-                if r.defers_increment() {
-                    self.deferred.push(Deferred::Rate(r.clone(), resolved));
-                }
+                let op = StoreOp::Rate {
+                    counters: vec![resolved.counter()],
+                    add: r.inbound_add(&resolved),
+                };
+                let asked = Asked::RateByKey(r.clone(), resolved);
+                return Ok(Some(self.ask(asked, op, ctx, env)));
             }
             Action::Quota(q) => {
                 let scope = scope_key(level, ctx);
                 let sub = subscription_id(ctx);
                 let counters = q.counters(&scope, &sub, None, &ctx.fixed.api, &ctx.fixed.operation);
-                let outcome = check_and_count_call(&env.state.quotas, &counters, now_unix(ctx));
-                if let QuotaOutcome::Exceeded { .. } = outcome {
-                    return Err(q.failure(&outcome));
-                }
-                self.deferred.push(Deferred::QuotaBytes(counters));
+                let op = StoreOp::Quota {
+                    counters: counters.clone(),
+                    add: Some(1),
+                };
+                return Ok(Some(self.ask(
+                    Asked::Quota(q.clone(), counters),
+                    op,
+                    ctx,
+                    env,
+                )));
             }
             Action::QuotaByKey(q) => {
                 let resolved = q.resolve(ctx)?;
-                let outcome = q.check(&env.state.quotas, &resolved, now_unix(ctx));
-                if let QuotaOutcome::Exceeded { .. } = outcome {
-                    return Err(q.failure(&outcome));
-                }
-                self.deferred
-                    .push(Deferred::QuotaByKey(q.clone(), resolved));
+                let op = StoreOp::Quota {
+                    counters: vec![resolved.counter()],
+                    add: q.inbound_add(&resolved),
+                };
+                let asked = Asked::QuotaByKey(q.clone(), resolved);
+                return Ok(Some(self.ask(asked, op, ctx, env)));
             }
             Action::ValidateJwt(v) => {
-                let jwt = match v.validate(ctx, &env.state.key_sets, now_unix(ctx)) {
+                // OpenID keys come from the store, asked for anew each time the
+                // policy runs (again after a refetch).
+                let fetched;
+                let inline_only = KeySetsSnapshot::default();
+                let keys = if v.openid_urls().is_empty() {
+                    &inline_only
+                } else {
+                    match self.key_sets.take() {
+                        Some(keys) => {
+                            fetched = keys;
+                            &*fetched
+                        }
+                        None => {
+                            let step = self.ask(Asked::KeySets, StoreOp::KeySets, ctx, env);
+                            return Ok(Some(step));
+                        }
+                    }
+                };
+                let jwt = match v.validate(ctx, keys, now_unix(ctx)) {
                     Ok(jwt) => jwt,
                     Err(failure) if !self.keys_refreshed && v.wants_key_refresh(&failure) => {
-                        let urls = env.state.key_sets.claim_refresh(v.openid_urls(), env.now);
-                        if urls.is_empty() {
-                            return Err(failure);
-                        }
+                        // The driver's store throttles the refetch per URL.
                         self.keys_refreshed = true;
                         self.waiting = Waiting::KeySets;
-                        return Ok(Some(Step::RefreshKeySets(urls)));
+                        return Ok(Some(Step::RefreshKeySets(v.openid_urls().to_vec())));
                     }
                     Err(failure) => return Err(failure),
                 };
@@ -823,30 +897,38 @@ impl Pipeline {
             }
             Action::LimitConcurrency(spec, slot) => {
                 let key = spec.resolve_key(ctx)?;
-                match env
-                    .state
-                    .concurrency
-                    .try_acquire_owned(&key, spec.max_count)
-                {
-                    Some(permit) => self.permits.push((level, *slot, permit)),
-                    None => return Err(concurrency::failure()),
-                }
+                let op = StoreOp::Acquire {
+                    key: key.clone(),
+                    max: spec.max_count,
+                };
+                let asked = Asked::Slot {
+                    level,
+                    slot: *slot,
+                    key,
+                };
+                return Ok(Some(self.ask(asked, op, ctx, env)));
             }
         }
         Ok(None)
     }
 
     /// The response body was streamed to the client: `bytes` of request and
-    /// response body went through, which bandwidth quotas now count.
-    pub fn streamed(&mut self, state: &PolicyState, bytes: u64, now_unix_ms: i64) {
-        let now_unix = now_unix_ms.div_euclid(1000);
+    /// response body went through, which bandwidth quotas now count (as
+    /// store writes).
+    pub fn streamed(&mut self, bytes: u64) {
         for d in std::mem::take(&mut self.after_stream) {
             match d {
-                Deferred::QuotaBytes(counters) => {
-                    add_bytes(&state.quotas, &counters, bytes, now_unix)
-                }
-                Deferred::QuotaByKey(q, resolved) => {
-                    q.add_bytes(&state.quotas, &resolved, bytes, now_unix)
+                Deferred::QuotaBytes(counters) => self.side.store_writes.push(StoreOp::QuotaAdd {
+                    counters,
+                    calls: 0,
+                    bytes,
+                }),
+                Deferred::QuotaByKey(_, resolved) => {
+                    self.side.store_writes.push(StoreOp::QuotaAdd {
+                        counters: vec![resolved.counter()],
+                        calls: 0,
+                        bytes,
+                    })
                 }
                 Deferred::Rate(..) => {}
             }
@@ -867,15 +949,14 @@ impl Pipeline {
     }
 
     /// Work after the response is decided: rate-limit headers on it, deferred
-    /// counting, concurrency slots given back.
-    fn finish(&mut self, ctx: &mut Context, state: &PolicyState, now: Instant) {
+    /// counting and concurrency slots given back (as store writes).
+    fn finish(&mut self, ctx: &mut Context) {
         if let Some(resp) = ctx.response.as_mut() {
             for (n, v) in self.extra_headers.drain(..) {
                 resp.headers.set(&n, v);
             }
         }
-        self.permits.clear();
-        let now_unix = now_unix(ctx);
+        self.release_slots();
         let bytes = ctx.request.body.as_ref().map_or(0, |b| b.len() as u64)
             + ctx
                 .response
@@ -894,21 +975,35 @@ impl Pipeline {
             match d {
                 Deferred::Rate(r, resolved) => {
                     if r.should_increment(ctx).unwrap_or(false) {
-                        r.increment(&state.rates, &resolved, now);
+                        self.side.store_writes.push(StoreOp::RateAdd {
+                            counters: vec![resolved.counter()],
+                            calls: resolved.count,
+                        });
                     }
                 }
                 Deferred::QuotaBytes(_) if streaming => self.after_stream.push(d),
-                Deferred::QuotaBytes(counters) => {
-                    add_bytes(&state.quotas, &counters, bytes, now_unix)
-                }
+                Deferred::QuotaBytes(counters) => self.side.store_writes.push(StoreOp::QuotaAdd {
+                    counters,
+                    calls: 0,
+                    bytes,
+                }),
                 Deferred::QuotaByKey(q, resolved) => {
-                    if q.defers_increment() && q.should_increment(ctx).unwrap_or(false) {
-                        q.increment(&state.quotas, &resolved, now_unix);
+                    let calls = if q.defers_increment() && q.should_increment(ctx).unwrap_or(false)
+                    {
+                        resolved.count
+                    } else {
+                        0
+                    };
+                    let bytes = if streaming { 0 } else { bytes };
+                    if calls > 0 || bytes > 0 {
+                        self.side.store_writes.push(StoreOp::QuotaAdd {
+                            counters: vec![resolved.counter()],
+                            calls,
+                            bytes,
+                        });
                     }
                     if streaming {
                         self.after_stream.push(Deferred::QuotaByKey(q, resolved));
-                    } else {
-                        q.add_bytes(&state.quotas, &resolved, bytes, now_unix);
                     }
                 }
             }

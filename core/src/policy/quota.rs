@@ -1,13 +1,16 @@
 //! `quota` (per subscription, with per-API and per-operation quotas) and
-//! `quota-by-key`: compiled configs and their decisions over a [`QuotaStore`].
+//! `quota-by-key`: compiled configs and their decisions over a [`QuotaTable`]
+//! (one [`QuotaStore`](super::counters::QuotaStore), or the shards of the
+//! driver's store).
 //!
 //! Run-time order for the pipeline:
-//! 1. inbound: `Quota::counters` + `check_and_count_call`, or
-//!    `QuotaByKey::resolve` + `check`; an exceeded outcome becomes `failure()` (403).
-//! 2. after the response: count bandwidth (request plus response bytes) with
-//!    `add_bytes`; for `quota-by-key` whose increment is deferred
-//!    (`defers_increment()`), evaluate `should_increment(ctx)` and call
-//!    `increment` (and count bytes only if it is true). APIM counts a key only
+//! 1. inbound: `Quota::counters`, or `QuotaByKey::resolve`, and ask the store
+//!    (`StoreOp::Quota`, whose meaning is [`decide`]: what
+//!    `check_and_count_call` / `QuotaByKey::check` do on a local table); an
+//!    exceeded outcome becomes `failure()` (403).
+//! 2. after the response: count bandwidth (request plus response bytes) and,
+//!    for `quota-by-key` whose increment is deferred (`defers_increment()`),
+//!    the calls if `should_increment(ctx)` (`StoreOp::QuotaAdd`, [`add`]). APIM counts a key only
 //!    once per request even if several policies name it: the pipeline should
 //!    skip a `CounterKey` it already counted for this request.
 
@@ -18,7 +21,7 @@ use std::time::Duration;
 use super::attrs;
 use super::context::{ApiInfo, Context, OperationInfo};
 use super::counters::{
-    format_timespan, CounterKey, QuotaAnchor, QuotaDecision, QuotaKind, QuotaLimits, QuotaStore,
+    format_timespan, CounterKey, QuotaAnchor, QuotaDecision, QuotaKind, QuotaLimits, QuotaTable,
 };
 use super::error::{Failure, PolicyError};
 use super::param::{eval_text, json_error_response, Param};
@@ -264,33 +267,71 @@ impl Quota {
 
 /// Checks every counter; if none is exhausted, counts one call in each.
 pub fn check_and_count_call(
-    store: &QuotaStore,
+    store: &mut impl QuotaTable,
     counters: &[QuotaCounter],
     now_unix: i64,
 ) -> QuotaOutcome {
-    // The longest wait wins; a period that never renews is the longest.
+    decide(store, counters, Some(1), now_unix)
+}
+
+/// What a quota store operation decides over `counters`.
+///
+/// Without `add`: whether each period has room left, counting nothing. With
+/// `add: Some(n)`: all or nothing, if every counter has room, `n` calls are
+/// counted in each (one counter: checked and counted at once). The outcome is
+/// the longest wait among the exhausted counters (a period that never renews
+/// is the longest), else the least left.
+pub fn decide(
+    store: &mut impl QuotaTable,
+    counters: &[QuotaCounter],
+    add: Option<u64>,
+    now_unix: i64,
+) -> QuotaOutcome {
+    if let ([c], Some(n)) = (counters, add) {
+        return store
+            .with_quota(&c.key, |s| {
+                s.check_and_add_calls(&c.key, &c.limits, n, now_unix)
+            })
+            .into();
+    }
     let wait = |r: Option<Duration>| r.unwrap_or(Duration::MAX);
     let mut worst: Option<(QuotaKind, Option<Duration>)> = None;
+    let mut calls: Option<u64> = None;
+    let mut bytes: Option<u64> = None;
     for c in counters {
-        if let QuotaDecision::Exceeded { kind, retry_after } =
-            store.check(&c.key, &c.limits, now_unix)
-        {
-            if worst.is_none_or(|(_, w)| wait(retry_after) > wait(w)) {
-                worst = Some((kind, retry_after));
+        match store.with_quota(&c.key, |s| s.check(&c.key, &c.limits, now_unix)) {
+            QuotaDecision::Exceeded { kind, retry_after } => {
+                if worst.is_none_or(|(_, w)| wait(retry_after) > wait(w)) {
+                    worst = Some((kind, retry_after));
+                }
+            }
+            QuotaDecision::Allowed {
+                remaining_calls,
+                remaining_bytes,
+            } => {
+                calls = min_opt(calls, remaining_calls);
+                bytes = min_opt(bytes, remaining_bytes);
             }
         }
     }
     if let Some((kind, retry_after)) = worst {
         return QuotaOutcome::Exceeded { kind, retry_after };
     }
+    let Some(n) = add else {
+        return QuotaOutcome::Allowed {
+            remaining_calls: calls,
+            remaining_bytes: bytes,
+        };
+    };
     let mut calls: Option<u64> = None;
     let mut bytes: Option<u64> = None;
     for c in counters {
         if let QuotaDecision::Allowed {
             remaining_calls,
             remaining_bytes,
-        } = store.check_and_add_calls(&c.key, &c.limits, 1, now_unix)
-        {
+        } = store.with_quota(&c.key, |s| {
+            s.check_and_add_calls(&c.key, &c.limits, n, now_unix)
+        }) {
             calls = min_opt(calls, remaining_calls);
             bytes = min_opt(bytes, remaining_bytes);
         }
@@ -301,11 +342,28 @@ pub fn check_and_count_call(
     }
 }
 
-/// Counts `bytes` of bandwidth in every counter (after the response).
-pub fn add_bytes(store: &QuotaStore, counters: &[QuotaCounter], bytes: u64, now_unix: i64) {
+/// Counts `calls` calls and `bytes` bytes in every counter, whatever their
+/// limits (deferred increments and bandwidth, after the response).
+pub fn add(
+    store: &mut impl QuotaTable,
+    counters: &[QuotaCounter],
+    calls: u64,
+    bytes: u64,
+    now_unix: i64,
+) {
     for c in counters {
-        store.add_bytes(&c.key, &c.limits, bytes, now_unix);
+        store.with_quota(&c.key, |s| s.add(&c.key, &c.limits, calls, bytes, now_unix));
     }
+}
+
+/// Counts `bytes` of bandwidth in every counter (after the response).
+pub fn add_bytes(
+    store: &mut impl QuotaTable,
+    counters: &[QuotaCounter],
+    bytes: u64,
+    now_unix: i64,
+) {
+    add(store, counters, 0, bytes, now_unix);
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -339,6 +397,16 @@ pub struct ResolvedQuotaKey {
     pub limits: QuotaLimits,
     /// Calls this request counts for.
     pub count: u64,
+}
+
+impl ResolvedQuotaKey {
+    /// The counter this key counts in.
+    pub fn counter(&self) -> QuotaCounter {
+        QuotaCounter {
+            key: self.key.clone(),
+            limits: self.limits,
+        }
+    }
 }
 
 impl QuotaByKey {
@@ -392,16 +460,21 @@ impl QuotaByKey {
         })
     }
 
-    /// Inbound decision: checks, and counts at once unless counting is deferred.
-    pub fn check(&self, store: &QuotaStore, r: &ResolvedQuotaKey, now_unix: i64) -> QuotaOutcome {
+    /// What the inbound decision counts: `r.count` at once, unless counting
+    /// is deferred or never happens (see [`decide`]).
+    pub fn inbound_add(&self, r: &ResolvedQuotaKey) -> Option<u64> {
         let never = matches!(self.increment_condition, Some(Param::Lit(false)));
-        if self.defers_increment() || never {
-            store.check(&r.key, &r.limits, now_unix).into()
-        } else {
-            store
-                .check_and_add_calls(&r.key, &r.limits, r.count, now_unix)
-                .into()
-        }
+        (!(self.defers_increment() || never)).then_some(r.count)
+    }
+
+    /// Inbound decision: checks, and counts at once unless counting is deferred.
+    pub fn check(
+        &self,
+        store: &mut impl QuotaTable,
+        r: &ResolvedQuotaKey,
+        now_unix: i64,
+    ) -> QuotaOutcome {
+        decide(store, &[r.counter()], self.inbound_add(r), now_unix)
     }
 
     /// Whether this request counts (true without a condition).
@@ -413,13 +486,19 @@ impl QuotaByKey {
     }
 
     /// The deferred call count, at the end of outbound.
-    pub fn increment(&self, store: &QuotaStore, r: &ResolvedQuotaKey, now_unix: i64) {
-        store.add_calls(&r.key, &r.limits, r.count, now_unix);
+    pub fn increment(&self, store: &mut impl QuotaTable, r: &ResolvedQuotaKey, now_unix: i64) {
+        add(store, &[r.counter()], r.count, 0, now_unix);
     }
 
     /// Counts bandwidth after the response.
-    pub fn add_bytes(&self, store: &QuotaStore, r: &ResolvedQuotaKey, bytes: u64, now_unix: i64) {
-        store.add_bytes(&r.key, &r.limits, bytes, now_unix);
+    pub fn add_bytes(
+        &self,
+        store: &mut impl QuotaTable,
+        r: &ResolvedQuotaKey,
+        bytes: u64,
+        now_unix: i64,
+    ) {
+        add(store, &[r.counter()], 0, bytes, now_unix);
     }
 
     /// The 403 for an exceeded outcome.

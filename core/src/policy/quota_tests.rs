@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::policy::context::{ApiInfo, OperationInfo};
+use crate::policy::counters::QuotaStore;
 use crate::policy::xml;
 
 fn el(src: &str) -> Element {
@@ -59,18 +60,18 @@ fn quota_per_subscription_and_operation() {
         <api id="echo" calls="5"><operation name="GET" calls="1"/></api>
     </quota>"#))
     .expect("compiles");
-    let store = QuotaStore::default();
+    let mut store = QuotaStore::default();
     let on_get = q.counters("product:p", "sub", None, &api("echo"), &op("get"));
     let on_post = q.counters("product:p", "sub", None, &api("echo"), &op("post"));
     assert_eq!((on_get.len(), on_post.len()), (3, 2));
     assert_eq!(
-        check_and_count_call(&store, &on_get, 1_000),
+        check_and_count_call(&mut store, &on_get, 1_000),
         QuotaOutcome::Allowed {
             remaining_calls: Some(0),
             remaining_bytes: None
         }
     );
-    let out = check_and_count_call(&store, &on_get, 1_010);
+    let out = check_and_count_call(&mut store, &on_get, 1_010);
     assert_eq!(
         out,
         QuotaOutcome::Exceeded {
@@ -94,12 +95,12 @@ fn quota_per_subscription_and_operation() {
     // Subscription-wide 3 calls: two more POSTs fit, then none.
     for _ in 0..2 {
         assert!(matches!(
-            check_and_count_call(&store, &on_post, 1_020),
+            check_and_count_call(&mut store, &on_post, 1_020),
             QuotaOutcome::Allowed { .. }
         ));
     }
     assert!(matches!(
-        check_and_count_call(&store, &on_post, 1_020),
+        check_and_count_call(&mut store, &on_post, 1_020),
         QuotaOutcome::Exceeded { .. }
     ));
     // Aligned to a subscription start, periods follow it.
@@ -110,17 +111,17 @@ fn quota_per_subscription_and_operation() {
 #[test]
 fn quota_bandwidth_message() {
     let q = Quota::from_element(&el(r#"<quota bandwidth="1" renewal-period="0"/>"#)).expect("ok");
-    let store = QuotaStore::default();
+    let mut store = QuotaStore::default();
     let c = q.counters("s", "sub", None, &api("a"), &op("o"));
     assert!(matches!(
-        check_and_count_call(&store, &c, 0),
+        check_and_count_call(&mut store, &c, 0),
         QuotaOutcome::Allowed {
             remaining_bytes: Some(1024),
             ..
         }
     ));
-    add_bytes(&store, &c, 4096, 1);
-    let out = check_and_count_call(&store, &c, 2);
+    add_bytes(&mut store, &c, 4096, 1);
+    let out = check_and_count_call(&mut store, &c, 2);
     let f = q.failure(&out);
     assert_eq!(f.message, "Out of bandwidth quota.");
     assert!(!f.response.expect("r").headers.contains("Retry-After"));
@@ -134,22 +135,22 @@ fn quota_by_key() {
     assert!(!q.defers_increment());
     let r = q.resolve(&Context::default()).expect("resolve");
     assert_eq!(r.limits.anchor, QuotaAnchor::At(0));
-    let store = QuotaStore::default();
+    let mut store = QuotaStore::default();
     assert!(matches!(
-        q.check(&store, &r, 2_400),
+        q.check(&mut store, &r, 2_400),
         QuotaOutcome::Allowed { .. }
     ));
     assert!(matches!(
-        q.check(&store, &r, 2_401),
+        q.check(&mut store, &r, 2_401),
         QuotaOutcome::Allowed { .. }
     ));
-    let out = q.check(&store, &r, 2_496);
+    let out = q.check(&mut store, &r, 2_496);
     assert_eq!(
         q.failure(&out).message,
         "Out of call volume quota. Quota will be replenished in 00:08:24."
     );
     assert!(matches!(
-        q.check(&store, &r, 3_000),
+        q.check(&mut store, &r, 3_000),
         QuotaOutcome::Allowed { .. }
     ));
 

@@ -1,15 +1,19 @@
 //! `rate-limit` (per subscription, with per-API and per-operation limits) and
 //! `rate-limit-by-key`: compiled configs and their decisions over a
-//! [`RateLimiter`].
+//! [`RateTable`] (one [`RateLimiter`](super::counters::RateLimiter), or the
+//! shards of the driver's store).
 //!
 //! Run-time order for the pipeline:
 //! 1. inbound: build the counters (`RateLimit::counters`) or resolve the key
-//!    (`RateLimitByKey::resolve`), then `apply`/`check`; a limited outcome
-//!    becomes `failure()` (429); an allowed one sets `variables()`.
+//!    (`RateLimitByKey::resolve`), and ask the store (`StoreOp::Rate`, whose
+//!    meaning is [`decide`]: what `apply`/`check` do on a local table); a
+//!    limited outcome becomes `failure()` (429); an allowed one sets
+//!    `variables()`.
 //! 2. end of outbound: for `rate-limit-by-key` whose increment is deferred
 //!    (`defers_increment()`: an `increment-condition` or an expression
 //!    `increment-count`), evaluate `should_increment(ctx)` against the final
-//!    response and call `increment`. Add `response_headers()` to the response.
+//!    response and count (`StoreOp::RateAdd`, [`add_calls`]; `increment` on a
+//!    local table). Add `response_headers()` to the response.
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
 
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use super::attrs;
 use super::context::{ApiInfo, Context, OperationInfo};
-use super::counters::{retry_after_secs, CounterKey, Moment, RateDecision, RateLimiter};
+use super::counters::{retry_after_secs, CounterKey, Moment, RateDecision, RateTable};
 use super::error::{Failure, PolicyError};
 use super::param::{eval_text, json_error_response, Param};
 use super::xml::Element;
@@ -345,11 +349,11 @@ impl RateLimit {
     /// Checks every counter and, if all allow, counts the call in each.
     pub fn apply<T: Moment>(
         &self,
-        limiter: &RateLimiter<T>,
+        limiter: &mut impl RateTable<T>,
         counters: &[RateCounter],
         now: T,
     ) -> RateOutcome {
-        apply_counters(limiter, counters, now)
+        decide(limiter, counters, Some(1), now)
     }
 
     /// The 429 for a limited outcome.
@@ -358,34 +362,64 @@ impl RateLimit {
     }
 }
 
-/// Checks all `counters`; if all allow, adds one call to each. The limits are
-/// applied independently, as APIM does for product, API and operation.
-pub fn apply_counters<T: Moment>(
-    limiter: &RateLimiter<T>,
+/// What a rate-limit store operation decides over `counters`.
+///
+/// Without `add`: whether one more call fits in each, counting nothing. With
+/// `add: Some(n)`: all or nothing, if one call fits in every counter, `n` are
+/// counted in each (one counter: checked and counted at once). The limits are
+/// applied independently, as APIM does for product, API and operation: the
+/// outcome is the longest wait among the counters that refuse, else the
+/// fewest calls left.
+pub fn decide<T: Moment>(
+    table: &mut impl RateTable<T>,
     counters: &[RateCounter],
+    add: Option<u64>,
     now: T,
 ) -> RateOutcome {
+    let outcome = |d: RateDecision, total: u64| match d {
+        RateDecision::Allowed { remaining } => RateOutcome::Allowed { remaining, total },
+        RateDecision::Limited { retry_after } => RateOutcome::Limited { retry_after, total },
+    };
+    if let ([c], Some(n)) = (counters, add) {
+        let d = table.with_rate(&c.key, |l| {
+            l.check_and_add(&c.key, c.limit.calls, c.limit.period, n, now)
+        });
+        return outcome(d, c.limit.calls);
+    }
     let mut worst: Option<(Duration, u64)> = None;
+    let mut best: Option<(u64, u64)> = None;
     for c in counters {
-        if let RateDecision::Limited { retry_after } =
-            limiter.check(&c.key, c.limit.calls, c.limit.period, now)
-        {
-            if worst.is_none_or(|(r, _)| retry_after > r) {
-                worst = Some((retry_after, c.limit.calls));
+        match table.with_rate(&c.key, |l| {
+            l.check(&c.key, c.limit.calls, c.limit.period, now)
+        }) {
+            RateDecision::Limited { retry_after } => {
+                if worst.is_none_or(|(r, _)| retry_after > r) {
+                    worst = Some((retry_after, c.limit.calls));
+                }
+            }
+            RateDecision::Allowed { remaining } => {
+                if best.is_none_or(|(r, _)| remaining < r) {
+                    best = Some((remaining, c.limit.calls));
+                }
             }
         }
     }
     if let Some((retry_after, total)) = worst {
         return RateOutcome::Limited { retry_after, total };
     }
+    let Some(n) = add else {
+        let (remaining, total) = best.unwrap_or((0, 0));
+        return RateOutcome::Allowed { remaining, total };
+    };
     let mut best: Option<(u64, u64)> = None;
     for c in counters {
         // Another thread may have filled a counter since the check; the call
         // was admitted on the check, so it is counted regardless.
-        limiter.add(&c.key, 1, c.limit.period, now);
-        if let RateDecision::Allowed { remaining } =
-            limiter.check_cost(&c.key, c.limit.calls, c.limit.period, 0, now)
-        {
+        let d = table.with_rate(&c.key, |l| {
+            l.add(&c.key, n, c.limit.period, now);
+            l.check_cost(&c.key, c.limit.calls, c.limit.period, 0, now)
+        });
+        if let RateDecision::Allowed { remaining } = d {
             if best.is_none_or(|(r, _)| remaining < r) {
                 best = Some((remaining, c.limit.calls));
             }
@@ -393,6 +427,19 @@ pub fn apply_counters<T: Moment>(
     }
     let (remaining, total) = best.unwrap_or((0, 0));
     RateOutcome::Allowed { remaining, total }
+}
+
+/// Counts `calls` calls in every counter, whatever their limits (a deferred
+/// increment).
+pub fn add_calls<T: Moment>(
+    table: &mut impl RateTable<T>,
+    counters: &[RateCounter],
+    calls: u64,
+    now: T,
+) {
+    for c in counters {
+        table.with_rate(&c.key, |l| l.add(&c.key, calls, c.limit.period, now));
+    }
 }
 
 /// `<rate-limit-by-key>`: call rate per arbitrary key.
@@ -421,6 +468,16 @@ pub struct ResolvedRateKey {
     pub limit: Limit,
     /// How much this request counts.
     pub count: u64,
+}
+
+impl ResolvedRateKey {
+    /// The counter this key counts in.
+    pub fn counter(&self) -> RateCounter {
+        RateCounter {
+            key: self.key.clone(),
+            limit: self.limit,
+        }
+    }
 }
 
 impl RateLimitByKey {
@@ -481,30 +538,22 @@ impl RateLimitByKey {
         })
     }
 
+    /// What the inbound decision counts: `r.count` at once, unless counting
+    /// is deferred or never happens (see [`decide`]).
+    pub fn inbound_add(&self, r: &ResolvedRateKey) -> Option<u64> {
+        // A literal `increment-condition="false"` never counts.
+        let never = matches!(self.increment_condition, Some(Param::Lit(false)));
+        (!(self.defers_increment() || never)).then_some(r.count)
+    }
+
     /// Inbound decision: checks, and counts at once unless counting is deferred.
     pub fn check<T: Moment>(
         &self,
-        limiter: &RateLimiter<T>,
+        limiter: &mut impl RateTable<T>,
         r: &ResolvedRateKey,
         now: T,
     ) -> RateOutcome {
-        // A literal `increment-condition="false"` never counts.
-        let never = matches!(self.increment_condition, Some(Param::Lit(false)));
-        let d = if self.defers_increment() || never {
-            limiter.check(&r.key, r.limit.calls, r.limit.period, now)
-        } else {
-            limiter.check_and_add(&r.key, r.limit.calls, r.limit.period, r.count, now)
-        };
-        match d {
-            RateDecision::Allowed { remaining } => RateOutcome::Allowed {
-                remaining,
-                total: r.limit.calls,
-            },
-            RateDecision::Limited { retry_after } => RateOutcome::Limited {
-                retry_after,
-                total: r.limit.calls,
-            },
-        }
+        decide(limiter, &[r.counter()], self.inbound_add(r), now)
     }
 
     /// Whether this request counts (the increment condition against the final
@@ -517,8 +566,13 @@ impl RateLimitByKey {
     }
 
     /// The deferred count, at the end of outbound (only when `defers_increment`).
-    pub fn increment<T: Moment>(&self, limiter: &RateLimiter<T>, r: &ResolvedRateKey, now: T) {
-        limiter.add(&r.key, r.count, r.limit.period, now);
+    pub fn increment<T: Moment>(
+        &self,
+        limiter: &mut impl RateTable<T>,
+        r: &ResolvedRateKey,
+        now: T,
+    ) {
+        add_calls(limiter, &[r.counter()], r.count, now);
     }
 
     /// The 429 for a limited outcome.

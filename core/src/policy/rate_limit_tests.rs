@@ -67,7 +67,7 @@ fn product_api_and_operation_limits_apply_independently() {
         </api>
     </rate-limit>"#))
     .expect("compiles");
-    let limiter = RateLimiter::<Duration>::new(100, 0);
+    let mut limiter = RateLimiter::<Duration>::new(100, 0);
     let (a, get, post) = (api("echo", "Echo"), op("get", "Get it"), op("post", "Post"));
     let on_get = rl.counters("product:p", "sub1", &a, &get);
     assert_eq!(on_get.len(), 3);
@@ -80,35 +80,35 @@ fn product_api_and_operation_limits_apply_independently() {
     );
 
     assert_eq!(
-        rl.apply(&limiter, &on_get, T0),
+        rl.apply(&mut limiter, &on_get, T0),
         RateOutcome::Allowed {
             remaining: 1,
             total: 2
         }
     );
     assert!(matches!(
-        rl.apply(&limiter, &on_get, T0),
+        rl.apply(&mut limiter, &on_get, T0),
         RateOutcome::Allowed { remaining: 0, .. }
     ));
     // The operation limit refuses the third GET...
-    let limited = rl.apply(&limiter, &on_get, T0);
+    let limited = rl.apply(&mut limiter, &on_get, T0);
     assert!(
         matches!(limited, RateOutcome::Limited { total: 2, .. }),
         "{limited:?}"
     );
     // ...but a POST still fits the API limit (3), then that refuses.
     assert!(matches!(
-        rl.apply(&limiter, &on_post, T0),
+        rl.apply(&mut limiter, &on_post, T0),
         RateOutcome::Allowed { remaining: 0, .. }
     ));
     assert!(matches!(
-        rl.apply(&limiter, &on_post, T0),
+        rl.apply(&mut limiter, &on_post, T0),
         RateOutcome::Limited { total: 3, .. }
     ));
     // Another subscription has its own counters.
     let other = rl.counters("product:p", "sub2", &a, &get);
     assert!(matches!(
-        rl.apply(&limiter, &other, T0),
+        rl.apply(&mut limiter, &other, T0),
         RateOutcome::Allowed { .. }
     ));
 
@@ -129,11 +129,11 @@ fn product_api_and_operation_limits_apply_independently() {
     );
     // The wait is honest: 60 s later the third GET goes through.
     assert!(matches!(
-        rl.apply(&limiter, &on_get, T0 + Duration::from_secs(59)),
+        rl.apply(&mut limiter, &on_get, T0 + Duration::from_secs(59)),
         RateOutcome::Limited { .. }
     ));
     assert!(matches!(
-        rl.apply(&limiter, &on_get, T0 + Duration::from_secs(60)),
+        rl.apply(&mut limiter, &on_get, T0 + Duration::from_secs(60)),
         RateOutcome::Allowed { .. }
     ));
     assert_eq!(
@@ -165,8 +165,8 @@ fn rate_limit_by_key_counts_per_key() {
     let r = p.resolve(&ctx).expect("resolves");
     assert_eq!(r.key, CounterKey::new("rate-limit-by-key", "client-1"));
     assert_eq!(r.limit.period, Duration::from_secs(10));
-    let limiter = RateLimiter::<Duration>::new(100, 0);
-    let first = p.check(&limiter, &r, T0);
+    let mut limiter = RateLimiter::<Duration>::new(100, 0);
+    let first = p.check(&mut limiter, &r, T0);
     assert_eq!(
         first,
         RateOutcome::Allowed {
@@ -178,8 +178,8 @@ fn rate_limit_by_key_counts_per_key() {
         p.outputs.variables(&first),
         vec![("left".into(), Value::Int(1))]
     );
-    p.check(&limiter, &r, T0);
-    let limited = p.check(&limiter, &r, T0 + Duration::from_secs(5));
+    p.check(&mut limiter, &r, T0);
+    let limited = p.check(&mut limiter, &r, T0 + Duration::from_secs(5));
     let RateOutcome::Limited { retry_after, .. } = limited else {
         panic!("{limited:?}")
     };
@@ -204,19 +204,19 @@ fn literal_false_condition_never_counts() {
         r#"<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" increment-condition="false"/>"#,
     ))
     .expect("compiles");
-    let limiter = RateLimiter::<Duration>::new(100, 0);
+    let mut limiter = RateLimiter::<Duration>::new(100, 0);
     let r = p.resolve(&Context::default()).expect("resolves");
     for _ in 0..5 {
         assert!(matches!(
-            p.check(&limiter, &r, T0),
+            p.check(&mut limiter, &r, T0),
             RateOutcome::Allowed { .. }
         ));
     }
     assert_eq!(p.should_increment(&Context::default()), Ok(false));
     // The deferred path counts when the pipeline calls it.
-    p.increment(&limiter, &r, T0);
+    p.increment(&mut limiter, &r, T0);
     assert!(matches!(
-        p.check(&limiter, &r, T0),
+        p.check(&mut limiter, &r, T0),
         RateOutcome::Limited { .. }
     ));
 

@@ -21,6 +21,7 @@ use super::settings::ConnSettings;
 use crate::http::percent::decode;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
+use crate::policy::store::StoreRequest;
 use policied::{Access, PolicyRun, Stage};
 
 mod invariants;
@@ -74,25 +75,21 @@ pub enum Event {
     },
     /// A `trace` policy's record, for the log.
     Trace(TraceRecord),
-    /// Look `key` up in the policy cache; answer with `handle_cache_done`.
-    CacheGet {
-        /// The key.
-        key: String,
+    /// Put this request to the shared-state store (counters, concurrency
+    /// slots, the policy cache, key sets); answer with `handle_store_done`
+    /// unless `one_way` (writes nobody waits for). The request has no deadline
+    /// of its own: a store that cannot answer in time answers `Unavailable`.
+    Store {
+        /// The operations.
+        request: StoreRequest,
+        /// Nobody waits for the answer.
+        one_way: bool,
     },
     /// Fetch these OpenID configurations' key sets again and install them
     /// (a token named an unknown key); answer with `handle_key_sets_refreshed`.
     RefreshKeySets {
         /// The configuration URLs.
         urls: Vec<String>,
-    },
-    /// Store (`Some`) or remove (`None`) `key` in the policy cache.
-    CacheWrite {
-        /// The key.
-        key: String,
-        /// The value, or `None` to remove.
-        value: Option<bytes::Bytes>,
-        /// How long to keep it.
-        ttl: Duration,
     },
     /// Write what is pending for the client, then close the connection.
     CloseClient {
@@ -626,7 +623,10 @@ impl ProxyConn {
         if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
             self.deadline = None;
-            if let Some(ex) = self.exchange.take() {
+            if let Some(mut ex) = self.exchange.take() {
+                if let Some(event) = ex.policy.as_mut().and_then(|run| run.abandon()) {
+                    self.events.push_back(event);
+                }
                 if ex.upstream != Upstream::Released {
                     self.events
                         .push_back(Event::ReleaseUpstream { reuse: false });
@@ -976,7 +976,7 @@ impl ProxyConn {
                 Stage::CollectRequest => return self.collect_request(now),
                 Stage::Running => return self.drive_pipeline(now),
                 Stage::Forwarding => {}
-                Stage::AwaitCall | Stage::AwaitSleep => return false,
+                Stage::AwaitCall | Stage::AwaitStore | Stage::AwaitSleep => return false,
             }
         }
         if !matches!(ex.upstream, Upstream::Connected { .. }) {
@@ -1240,9 +1240,12 @@ impl ProxyConn {
         };
         self.tally.error(source, reason);
         self.note_policy_outcome();
-        let Some(ex) = self.exchange.take() else {
+        let Some(mut ex) = self.exchange.take() else {
             return true;
         };
+        if let Some(event) = ex.policy.as_mut().and_then(|run| run.abandon()) {
+            self.events.push_back(event);
+        }
         if ex.upstream != Upstream::Released {
             self.events
                 .push_back(Event::ReleaseUpstream { reuse: false });

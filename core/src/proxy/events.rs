@@ -3,8 +3,8 @@
 //!
 //! The adapter provides what only it can do (pooled and new backend sockets,
 //! tasks, the clock) through [`ConnHost`]; the decisions about what an event means
-//! (the pool or a new connection, the policy cache, the log level of a `trace`)
-//! are made here once.
+//! (the pool or a new connection, the log level of a `trace`) are made here
+//! once. Shared state is the host's [`ConnStore`]: this file holds no state.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use crate::callout::client::CalloutClient;
 use crate::callout::key_sets;
 use crate::callout::{CalloutRequest, OneWaySlot};
 use crate::config::ServiceUrl;
+use crate::policy::jwt::KeySetSink;
 use crate::policy::respond::TraceRecord;
-use crate::policy::state::PolicyState;
+use crate::policy::store::{StoreAnswer, StoreRequest};
 
 /// How long connecting to a backend may take when the connection has no deadline
 /// of its own.
@@ -52,6 +53,17 @@ pub trait ConnHost {
     fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot);
 }
 
+/// Where a connection's shared-state requests go: the driver's store session
+/// (in process, or a remote store).
+pub trait ConnStore: KeySetSink {
+    /// Answers `request` (a one-way request's answer is dropped).
+    fn submit(&mut self, request: StoreRequest) -> impl Future<Output = StoreAnswer>;
+
+    /// Of `urls`, those a token naming an unknown key may have fetched again
+    /// at `now` (throttled per URL across the gateway).
+    fn claim_key_refresh(&mut self, urls: &[String], now: Instant) -> Vec<String>;
+}
+
 /// What is left to do once the pending events are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterEvents {
@@ -65,12 +77,12 @@ pub enum AfterEvents {
 }
 
 /// Handles every event `conn` has pending; `upstream` is the connection's backend
-/// connection, opened and released here.
-pub async fn handle_events<H: ConnHost>(
+/// connection, opened and released here; `store` answers its store requests.
+pub async fn handle_events<H: ConnHost, S: ConnStore>(
     conn: &mut ProxyConn,
     host: &H,
     upstream: &mut Option<H::Upstream>,
-    state: &PolicyState,
+    store: &mut S,
 ) -> AfterEvents {
     while let Some(event) = conn.poll_event() {
         match event {
@@ -131,28 +143,26 @@ pub async fn handle_events<H: ConnHost>(
                 let result = Box::pin(host.calls().perform(request.into())).await;
                 conn.handle_call_done(result.map_err(|e| e.to_policy_failure()), host.now());
             }
-            Event::CacheGet { key } => {
-                let found = state.cache.get(&key, host.now());
-                conn.handle_cache_done(found, host.now());
+            Event::Store { request, one_way } => {
+                let answer = store.submit(request).await;
+                if let StoreAnswer::Unavailable(reason) = &answer {
+                    tracing::warn!(%reason, "shared-state store unavailable: policies fail open");
+                }
+                if !one_way {
+                    conn.handle_store_done(answer, host.now());
+                }
             }
             Event::RefreshKeySets { urls } => {
+                let urls = store.claim_key_refresh(&urls, host.now());
                 // Boxed like calls: only requests that refresh carry the future.
                 Box::pin(key_sets::refresh_for_unknown_key(
                     host.calls(),
-                    state,
+                    &*store,
                     &urls,
                 ))
                 .await;
                 conn.handle_key_sets_refreshed(host.now());
             }
-            Event::CacheWrite { key, value, ttl } => match value {
-                Some(v) => {
-                    state.cache.put(&key, v, ttl, host.now());
-                }
-                None => {
-                    state.cache.remove(&key);
-                }
-            },
             Event::Trace(t) => log_trace(&t),
             Event::CloseClient { linger } => {
                 drop(upstream.take());

@@ -85,8 +85,9 @@ pub struct PolicyEnv {
     /// A monotonic instant and the Unix time in milliseconds at that instant, so
     /// `DateTime.UtcNow` is computed from `now` without reading a clock.
     pub wall_anchor: Option<(std::time::Instant, i64)>,
-    /// Counters and key sets shared by every connection of the gateway.
-    pub state: Arc<crate::policy::state::PolicyState>,
+    /// Keys the hashing of the gateway's shared-state store (the driver
+    /// builds the store; the core only carries the adapter's random seed).
+    pub store_seed: u128,
     /// Keys the per-request ids and random seeds (SipHash-2-4 of a counter, a
     /// pseudo-random function under a secret key), so they cannot be predicted
     /// from ones seen before.
@@ -128,9 +129,7 @@ impl PolicyEnv {
             gateway_id,
             region: "".into(),
             wall_anchor,
-            state: Arc::new(crate::policy::state::PolicyState::new(u128::from_le_bytes(
-                seed,
-            ))),
+            store_seed: u128::from_le_bytes(seed),
             key: (word(0), word(8)),
             ids: std::sync::atomic::AtomicU64::new(0),
         }

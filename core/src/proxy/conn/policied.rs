@@ -24,6 +24,7 @@ use crate::policy::context::{self, Context, Headers, Request, Static, Url};
 use crate::policy::error::Failure;
 use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
 use crate::policy::program::Needs;
+use crate::policy::store::{StoreAnswer, StoreRequest};
 use crate::proxy::settings::PolicyEnv;
 
 /// Who the request is, as far as subscriptions go.
@@ -47,8 +48,10 @@ pub(super) enum Stage {
     Running,
     /// The backend call is in progress.
     Forwarding,
-    /// Waiting for `handle_call_done`.
+    /// Waiting for `handle_call_done` (or `handle_key_sets_refreshed`).
     AwaitCall,
+    /// Waiting for `handle_store_done`.
+    AwaitStore,
     /// Waiting for the `PolicySleep` deadline.
     AwaitSleep,
 }
@@ -69,6 +72,20 @@ pub(super) struct PolicyRun {
 }
 
 impl PolicyRun {
+    /// The request is dropped before its response was decided: what it holds
+    /// in the store (concurrency slots) goes back, as a one-way store request
+    /// at the time the pipeline last ran.
+    pub(super) fn abandon(&mut self) -> Option<Event> {
+        self.pipeline.abandon();
+        let now = self.started + self.ctx.elapsed;
+        let now_unix = self.ctx.now_unix_ms.div_euclid(1000);
+        let request: StoreRequest = self.pipeline.side.take_store_writes(now, now_unix)?;
+        Some(Event::Store {
+            request,
+            one_way: true,
+        })
+    }
+
     /// Hands what the policies knew about the request to its tally.
     pub(super) fn note_outcome(&mut self, tally: &mut super::Tally, want_id: bool) {
         tally.policy_outcome(
@@ -265,6 +282,7 @@ impl ProxyConn {
             match decoder.decode(&mut self.client_in) {
                 Ok(Some(BodyEvent::Data(data))) => {
                     if run.req_buf.len() + data.len() > MAX_POLICY_BODY {
+                        // The pipeline has not run yet: it holds nothing.
                         ex.policy = None;
                         return self.fail_exchange(413, now);
                     }
@@ -286,6 +304,7 @@ impl ProxyConn {
                     return false;
                 }
                 Err(err) => {
+                    // The pipeline has not run yet: it holds nothing.
                     ex.policy = None;
                     return self.fail_exchange(err.status(), now);
                 }
@@ -307,7 +326,6 @@ impl ProxyConn {
         let backend = |id: &str| config.backend_url(id);
         let env = Env {
             now,
-            state: &self.settings.policy.state,
             backend: &backend,
         };
         let step = run.pipeline.run(&mut run.ctx, &env);
@@ -320,8 +338,12 @@ impl ProxyConn {
                 one_way: true,
             });
         }
-        for (key, value, ttl) in run.pipeline.side.cache_writes.drain(..) {
-            self.events.push_back(Event::CacheWrite { key, value, ttl });
+        let now_unix = run.ctx.now_unix_ms.div_euclid(1000);
+        if let Some(request) = run.pipeline.side.take_store_writes(now, now_unix) {
+            self.events.push_back(Event::Store {
+                request,
+                one_way: true,
+            });
         }
         match step {
             Step::Forward(spec) => self.start_forward(spec.timeout, now),
@@ -335,10 +357,14 @@ impl ProxyConn {
                 });
                 false
             }
-            Step::CacheGet(key) => {
-                run.stage = Stage::AwaitCall;
+            Step::Store(request) => {
+                run.stage = Stage::AwaitStore;
+                // The store answers (or says it cannot) within its own timeout.
                 self.deadline = None;
-                self.events.push_back(Event::CacheGet { key });
+                self.events.push_back(Event::Store {
+                    request,
+                    one_way: false,
+                });
                 false
             }
             Step::RefreshKeySets(urls) => {
@@ -566,6 +592,9 @@ impl ProxyConn {
             return true;
         };
         if status < 500 {
+            if let Some(event) = run.abandon() {
+                self.events.push_back(event);
+            }
             ex.policy = None;
             return self.fail_exchange(status, now);
         }
@@ -620,11 +649,11 @@ impl ProxyConn {
         self.progress(now);
     }
 
-    /// A cache lookup asked for with `Event::CacheGet` finished.
-    pub fn handle_cache_done(&mut self, found: Option<bytes::Bytes>, now: Instant) {
+    /// The store answered the request of an `Event::Store` that is not one-way.
+    pub fn handle_store_done(&mut self, answer: StoreAnswer, now: Instant) {
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
-            if run.stage == Stage::AwaitCall {
-                run.pipeline.cache_done(&mut run.ctx, found);
+            if run.stage == Stage::AwaitStore {
+                run.pipeline.store_done(&mut run.ctx, answer);
                 run.stage = Stage::Running;
             }
         }
@@ -645,11 +674,22 @@ impl ProxyConn {
     /// The exchange is complete: bandwidth quotas count what was streamed.
     pub(super) fn policy_exchange_done(&mut self, now: Instant) {
         let unix_ms = self.settings.policy.unix_ms(now);
-        let state = &self.settings.policy.state;
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
             let buffered = run.ctx.request.body.as_ref().map_or(0, |b| b.len() as u64);
-            run.pipeline
-                .streamed(state, run.streamed.saturating_add(buffered), unix_ms);
+            run.pipeline.streamed(run.streamed.saturating_add(buffered));
+            // Nothing is held past the response (a passed-through response
+            // never held anything); this only makes sure.
+            run.pipeline.abandon();
+            let writes = run
+                .pipeline
+                .side
+                .take_store_writes(now, unix_ms.div_euclid(1000));
+            if let Some(request) = writes {
+                self.events.push_back(Event::Store {
+                    request,
+                    one_way: true,
+                });
+            }
         }
     }
 
