@@ -8,9 +8,6 @@
 //! and gets a [`Completed`] response back. [`RefreshSchedule`] and [`KeySetFetch`]
 //! decide when and how the OpenID key sets are fetched.
 
-pub mod client;
-pub mod key_sets;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,38 +178,6 @@ impl CalloutFailure {
     /// The failure as a policy's `send-request` sees it (`context.LastError`).
     pub fn to_policy_failure(&self) -> crate::policy::error::Failure {
         crate::policy::error::Failure::new(self.kind().last_error_reason(), self.to_string())
-    }
-}
-
-/// Most `send-one-way-request` calls in flight at once, process-wide.
-pub const MAX_ONE_WAY_IN_FLIGHT: usize = 1024;
-
-/// `send-one-way-request` calls in flight.
-static ONE_WAY_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// One counted place among the one-way calls in flight, given back on drop.
-#[derive(Debug)]
-pub struct OneWaySlot(());
-
-impl OneWaySlot {
-    /// A place for one more `send-one-way-request`, or `None` over
-    /// [`MAX_ONE_WAY_IN_FLIGHT`]: nobody waits for these, so a flood of them must
-    /// not pile up tasks without bound; over the cap they are dropped.
-    pub fn try_acquire() -> Option<OneWaySlot> {
-        use std::sync::atomic::Ordering;
-        let in_flight = ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        if in_flight >= MAX_ONE_WAY_IN_FLIGHT {
-            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-            None
-        } else {
-            Some(OneWaySlot(()))
-        }
-    }
-}
-
-impl Drop for OneWaySlot {
-    fn drop(&mut self) {
-        ONE_WAY_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

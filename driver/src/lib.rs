@@ -7,6 +7,16 @@
 //! [`Runtime`] trait, which `portcullis-runtime-tokio`, `portcullis-runtime-smol`
 //! and the simulation (`portcullis-sim`, on turmoil) implement.
 
+pub mod callout;
+pub mod config_file;
+pub mod conn;
+pub mod jwks;
+pub mod options;
 pub mod runtime;
+pub mod setup;
+pub mod shared_config;
+pub mod sync;
+pub mod telemetry;
+pub mod upstream;
 
 pub use runtime::{Listener, Runtime, Stream, Timer};

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_core::callout::client::{self, callout_pool_limits, CalloutClient, CalloutConns};
 use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::policy::context::Response;
+use portcullis_driver::callout::client::{self, callout_pool_limits, CalloutClient, CalloutConns};
 
 use crate::now;
 use crate::stop::Stop;
@@ -20,6 +20,8 @@ use crate::upstream::{Connector, TlsSetupError, UpstreamConn, UpstreamStream, Up
 /// the pool of idle connections).
 #[derive(Clone)]
 pub struct Callouts {
+    /// The gateway\'s `send-one-way-request` calls in flight.
+    pub(crate) one_way: portcullis_driver::callout::OneWayCalls,
     inner: Arc<Upstreams>,
     limits: CalloutLimits,
 }
@@ -45,6 +47,7 @@ impl Callouts {
         Callouts {
             inner: Arc::new(Upstreams::new(callout_pool_limits(), connector)),
             limits: CalloutLimits::default(),
+            one_way: Default::default(),
         }
     }
 

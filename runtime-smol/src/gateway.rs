@@ -4,12 +4,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portcullis_core::callout::key_sets;
-use portcullis_core::config::watch as config_watch;
-use portcullis_core::options::{ConfigOrigin, GatewayOptions};
-use portcullis_core::proxy::setup::{gateway_conn_settings, OpenIdUrls};
+use portcullis_core::proxy::setup::OpenIdUrls;
 use portcullis_core::proxy::ConnSettings;
 use portcullis_core::sync::SyncStatus;
+use portcullis_driver::config_file as config_watch;
+use portcullis_driver::jwks::key_sets;
+use portcullis_driver::options::{ConfigOrigin, GatewayOptions};
+use portcullis_driver::setup::gateway_conn_settings;
 use smol::Async;
 
 use crate::callout::Callouts;

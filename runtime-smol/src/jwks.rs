@@ -5,11 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-pub use portcullis_core::callout::key_sets::JwksOptions;
-use portcullis_core::callout::key_sets::{self, fetch_key_set};
 use portcullis_core::callout::{
     CalloutLimits, FetchedKeySet, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
 };
+pub use portcullis_driver::jwks::key_sets::JwksOptions;
+use portcullis_driver::jwks::key_sets::{self, fetch_key_set};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Task, Timer};

@@ -23,11 +23,11 @@ pub use config_file::{load_config, ConfigError, SharedConfig};
 pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use portcullis_core::callout::CalloutFailure;
-pub use portcullis_core::options::{
-    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
-};
 pub use portcullis_core::sync::{
     BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
+};
+pub use portcullis_driver::options::{
+    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
 };
 pub use sync::SyncSetupError;
 pub use upstream::TlsSetupError;

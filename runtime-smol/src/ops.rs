@@ -64,7 +64,7 @@ async fn answer(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(out) = respond(&mut buf, &mut scan, config, telemetry) {
+        if let Some(out) = respond(&mut buf, &mut scan, config.revision(), telemetry) {
             break out;
         }
     };

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_core::callout::CalloutLimits;
-use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
-use portcullis_core::sync::driver::{self, Finished, Job, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
-use portcullis_core::sync::renewal_driver::{self, Renewer};
 use portcullis_core::sync::token_file::{TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
+use portcullis_driver::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
+use portcullis_driver::sync::jobs::{self, Finished, Job, Step};
+use portcullis_driver::sync::renewal::{self, Renewer};
 use smol::channel::Sender;
 use smol::future::FutureExt;
 use smol::Timer;
@@ -70,7 +70,8 @@ impl Sync {
             ..CalloutLimits::default()
         });
         let random: [u8; 32] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
-        let AgentSetup { settings, seed } = AgentSetup::new(options, random, system_hostname);
+        let AgentSetup { settings, seed } =
+            portcullis_driver::setup::agent_setup(options, random, system_hostname);
         let backup = match &options.backup {
             Some(b) => {
                 let file = BackupFile::new(&b.dir);
@@ -85,13 +86,13 @@ impl Sync {
             None => None,
         };
         let extra: [u8; 20] = crate::gateway::random_bytes().ok_or(SyncSetupError::Random)?;
-        let (nonce_base, renewal_seed) = renewal_driver::split_random(extra);
+        let (nonce_base, renewal_seed) = renewal::split_random(extra);
         let mut token = options.token.clone();
         let keeper = match (&options.backup, &backup) {
             (Some(b), Some(file)) => {
                 let kept_file = file.sibling(TOKEN_FILE_NAME);
                 let kept = kept_file.read().await.map_err(|e| e.to_string());
-                token = renewal_driver::pick_start_token(
+                token = renewal::pick_start_token(
                     &options.token,
                     kept,
                     &b.key,
@@ -137,7 +138,7 @@ impl Sync {
     /// in `shared` until `stop`. The status is kept up to date in what is returned.
     pub(crate) fn spawn(self, shared: Arc<SharedConfig>, stop: Stop) -> Arc<Mutex<SyncStatus>> {
         let backup_path = self.backup.as_ref().map(BackupFile::path);
-        driver::log_start(
+        jobs::log_start(
             &self.endpoint,
             &self.settings.instance_id,
             backup_path.as_deref(),
@@ -199,7 +200,7 @@ async fn run(mut agent: Box<SyncAgent>, mut renewer: Renewer, ctx: Context, stop
         let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll_output()).collect();
         *ctx.status.lock().unwrap_or_else(|e| e.into_inner()) = agent.status();
         for output in outputs {
-            match driver::plan(output, &ctx.endpoint, ctx.request_timeout) {
+            match jobs::plan(output, &ctx.endpoint, ctx.request_timeout) {
                 Step::Run(job) => spawn_job(job, &ctx, &tx),
                 Step::Apply(config) => ctx.shared.store_shared(config),
                 Step::Nothing => {}
@@ -246,7 +247,7 @@ async fn run(mut agent: Box<SyncAgent>, mut renewer: Renewer, ctx: Context, stop
                 match handle(agent, done).await {
                     Some(a) => agent = a,
                     None => {
-                        driver::log_agent_failed();
+                        jobs::log_agent_failed();
                         return;
                     }
                 }
@@ -304,12 +305,8 @@ fn spawn_job(job: Job, ctx: &Context, tx: &Sender<Finished>) {
         }
         Job::RenewToken(request) => {
             let callouts = ctx.callouts.clone();
-            async move {
-                Finished::Renewed(renewal_driver::renew_result(
-                    callouts.perform(request).await,
-                ))
-            }
-            .boxed()
+            async move { Finished::Renewed(renewal::renew_result(callouts.perform(request).await)) }
+                .boxed()
         }
         Job::SaveToken(bytes) => {
             let Some(file) = ctx.token_file.clone() else {
@@ -348,5 +345,5 @@ fn system_hostname() -> String {
     let files = ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .into_iter()
         .map(|path| std::fs::read_to_string(path).ok());
-    driver::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
+    jobs::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
 }

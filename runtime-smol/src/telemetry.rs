@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use portcullis_core::callout::{CalloutFailure, CalloutRequest};
-use portcullis_core::options::GatewayOptions;
 use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
-use portcullis_core::telemetry::pump::{
+use portcullis_core::telemetry::Telemetry;
+use portcullis_driver::options::GatewayOptions;
+use portcullis_driver::telemetry::pump::{
     self, batch_file_name, batch_temp_name, buffer_disk, new_uploader, restore_batches, Sinks,
     TelemetryHost,
 };
-use portcullis_core::telemetry::Telemetry;
 
 use crate::callout::Callouts;
 use crate::stop::Stop;

@@ -14,7 +14,7 @@ use crate::env::Disk;
 use crate::env::OsDisk;
 
 pub use portcullis_core::sync::backup_file::BACKUP_FILE_NAME;
-use portcullis_core::sync::backup_file::{is_leftover_temp, next_temp_name, read_result};
+use portcullis_core::sync::backup_file::{is_leftover_temp, read_result, temp_name};
 
 /// The backup file of one gateway.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub(crate) struct BackupFile {
     dir: PathBuf,
     /// The file's name in `dir` (the backup's, or the kept token's).
     name: &'static str,
+    /// Writes so far, shared with siblings: names each write's temporary file.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     disk: Arc<dyn Disk>,
 }
 
@@ -37,6 +39,7 @@ impl BackupFile {
         BackupFile {
             dir: dir.to_owned(),
             name: BACKUP_FILE_NAME,
+            writes: Default::default(),
             disk,
         }
     }
@@ -73,7 +76,11 @@ impl BackupFile {
 
     /// Replaces the file with `bytes`, atomically and durably.
     pub(crate) fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let temp = self.dir.join(next_temp_name(std::process::id()));
+        let temp = self.dir.join(temp_name(
+            std::process::id(),
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        ));
         let result = self.write_via(&temp, bytes);
         if result.is_err() {
             let _ = self.disk.remove_file(&temp);

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::config::watch;
-pub use portcullis_core::config::watch::ConfigFileError as ConfigError;
-pub use portcullis_core::config::SharedConfig;
 use portcullis_core::config::{CompiledConfig, ConfigReload, FileStamp};
+use portcullis_driver::config_file as watch;
+pub use portcullis_driver::config_file::ConfigFileError as ConfigError;
+pub use portcullis_driver::shared_config::SharedConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Reads, parses and compiles a configuration file.

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use portcullis_core::callout::{CalloutRequest, OneWaySlot};
+use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::proxy::events::{handle_events, one_way_call, AfterEvents, ConnHost};
 use portcullis_core::proxy::{ConnSettings, ProxyConn, UpstreamFailure};
-use portcullis_core::stream::PollStream;
+use portcullis_driver::callout::OneWaySlot;
+use portcullis_driver::conn::events::{handle_events, one_way_call, AfterEvents, ConnHost};
+use portcullis_driver::upstream::stream::PollStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,10 @@ impl ConnHost for Host<'_> {
 
     fn calls(&self) -> &Callouts {
         self.callouts
+    }
+
+    fn one_way_slot(&self) -> Option<OneWaySlot> {
+        self.callouts.one_way.try_acquire()
     }
 
     fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {

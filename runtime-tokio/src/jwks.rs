@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use portcullis_core::callout::key_sets::JwksOptions;
-use portcullis_core::callout::key_sets::{self, fetch_key_set};
 use portcullis_core::callout::{
     CalloutLimits, FetchedKeySet, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
 };
+pub use portcullis_driver::jwks::key_sets::JwksOptions;
+use portcullis_driver::jwks::key_sets::{self, fetch_key_set};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 

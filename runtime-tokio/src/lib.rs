@@ -27,11 +27,11 @@ pub use env::{
 pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use portcullis_core::callout::CalloutFailure;
-pub use portcullis_core::options::{
-    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
-};
 pub use portcullis_core::sync::{
     BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
+};
+pub use portcullis_driver::options::{
+    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
 };
 pub use sync::SyncSetupError;
 pub use upstream::TlsSetupError;

@@ -54,7 +54,7 @@ async fn answer(
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        if let Some(out) = respond(&mut buf, &mut scan, config, telemetry) {
+        if let Some(out) = respond(&mut buf, &mut scan, config.revision(), telemetry) {
             break out;
         }
     };

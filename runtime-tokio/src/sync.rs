@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use portcullis_core::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
+use portcullis_driver::options::{ManagedOptions, MAX_SNAPSHOT_BYTES};
 
 use portcullis_core::callout::CalloutLimits;
-use portcullis_core::sync::driver::{self, Finished, Job, JobKind, Step};
 use portcullis_core::sync::protocol::{Endpoint, EndpointError};
-use portcullis_core::sync::renewal_driver::{self, Renewer};
 use portcullis_core::sync::token_file::{TokenKeeper, TOKEN_FILE_NAME};
 use portcullis_core::sync::{AgentSetup, Output, SyncAgent, SyncSettings, SyncStatus};
+use portcullis_driver::sync::jobs::{self, Finished, Job, JobKind, Step};
+use portcullis_driver::sync::renewal::{self, Renewer};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +76,8 @@ impl Sync {
             ..CalloutLimits::default()
         });
         let random: [u8; 32] = env.random_bytes().ok_or(SyncSetupError::Random)?;
-        let AgentSetup { settings, seed } = AgentSetup::new(options, random, system_hostname);
+        let AgentSetup { settings, seed } =
+            portcullis_driver::setup::agent_setup(options, random, system_hostname);
         let backup = match &options.backup {
             Some(b) => {
                 let file = BackupFile::on(env.disk.clone(), &b.dir);
@@ -89,13 +90,13 @@ impl Sync {
             None => None,
         };
         let extra: [u8; 20] = env.random_bytes().ok_or(SyncSetupError::Random)?;
-        let (nonce_base, renewal_seed) = renewal_driver::split_random(extra);
+        let (nonce_base, renewal_seed) = renewal::split_random(extra);
         let mut token = options.token.clone();
         let keeper = match (&options.backup, &backup) {
             (Some(b), Some(file)) => {
                 let kept_file = file.sibling(TOKEN_FILE_NAME);
                 let kept = kept_file.read().map_err(|e| e.to_string());
-                token = renewal_driver::pick_start_token(
+                token = renewal::pick_start_token(
                     &options.token,
                     kept,
                     &b.key,
@@ -146,7 +147,7 @@ impl Sync {
         stop: CancellationToken,
     ) -> watch::Receiver<SyncStatus> {
         let backup_path = self.backup.as_ref().map(BackupFile::path);
-        driver::log_start(
+        jobs::log_start(
             &self.endpoint,
             &self.settings.instance_id,
             backup_path.as_deref(),
@@ -223,7 +224,7 @@ async fn run(
             }
         });
         for output in outputs {
-            match driver::plan(output, &ctx.endpoint, ctx.request_timeout) {
+            match jobs::plan(output, &ctx.endpoint, ctx.request_timeout) {
                 Step::Run(job) => {
                     let kind = job.kind();
                     if let Some(id) = spawn_job(job, &ctx, &mut tasks) {
@@ -270,7 +271,7 @@ async fn run(
                 match handle(agent, done, &ctx.env).await {
                     Some(a) => agent = a,
                     None => {
-                        driver::log_agent_failed();
+                        jobs::log_agent_failed();
                         return;
                     }
                 }
@@ -363,9 +364,7 @@ fn spawn_job(job: Job, ctx: &Context, tasks: &mut JoinSet<Finished>) -> Option<t
         Job::RenewToken(request) => {
             let callouts = ctx.callouts.clone();
             tasks.spawn(async move {
-                Finished::Renewed(renewal_driver::renew_result(
-                    callouts.perform(request).await,
-                ))
+                Finished::Renewed(renewal::renew_result(callouts.perform(request).await))
             })
         }
         Job::SaveToken(bytes) => {
@@ -396,7 +395,7 @@ fn system_hostname() -> String {
     let files = ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .into_iter()
         .map(|path| std::fs::read_to_string(path).ok());
-    driver::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
+    jobs::pick_hostname(std::iter::once(std::env::var("HOSTNAME").ok()).chain(files))
 }
 
 /// The sync agent's fault switches (`Sabotage`), simulation only.

@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use portcullis_core::config::{Scheme, ServiceUrl};
-use portcullis_core::pool::{PoolLimits, PooledConn, SharedPool};
-use portcullis_core::stream::PollStream;
+use portcullis_core::pool::PoolLimits;
+use portcullis_driver::upstream::pool::{PooledConn, SharedPool};
+use portcullis_driver::upstream::stream::PollStream;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};

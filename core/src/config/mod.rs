@@ -10,10 +10,8 @@ mod error;
 pub(crate) mod host;
 mod model;
 pub mod reload;
-mod shared;
 mod url;
 mod validate;
-pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -25,5 +23,4 @@ pub use model::{
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
-pub use shared::SharedConfig;
 pub use url::{is_loopback_host, is_loopback_ip, ServiceUrl};

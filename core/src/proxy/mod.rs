@@ -1,7 +1,6 @@
 //! The proxy: the per-connection state machine and the responses the gateway makes itself.
 
 pub mod conn;
-pub mod events;
 pub mod local;
 pub mod settings;
 pub mod setup;

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::{
+use portcullis_core::callout::{
     CalloutError, CalloutExchange, CalloutFailure, CalloutLimits, CalloutRequest, CalloutTarget,
     Completed,
 };
-use crate::config::ServiceUrl;
-use crate::policy::context::Response;
-use crate::pool::{PoolLimits, PooledConn};
-use crate::stream::PollStream;
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::policy::context::Response;
+use portcullis_core::pool::PoolLimits;
+
+use crate::upstream::pool::PooledConn;
+use crate::upstream::stream::PollStream;
 
 /// Size of the read buffer of one call.
 const READ_BUFFER: usize = 16 * 1024;

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::http::Limits;
-use crate::pool::PoolLimits;
-use crate::proxy::Timeouts;
-use crate::sync::{BackupKey, SyncTiming};
-use crate::telemetry::access_log::AccessLog;
-use crate::telemetry::uploader::DEFAULT_BUFFER_BYTES;
+use portcullis_core::http::Limits;
+use portcullis_core::pool::PoolLimits;
+use portcullis_core::proxy::Timeouts;
+use portcullis_core::sync::{BackupKey, SyncTiming};
+use portcullis_core::telemetry::access_log::AccessLog;
+use portcullis_core::telemetry::uploader::DEFAULT_BUFFER_BYTES;
 
 /// The largest configuration snapshot accepted from the management plane.
 pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
@@ -162,7 +162,7 @@ pub struct ManagedOptions {
     pub timing: SyncTiming,
     /// The management plane's signing keys: snapshots not signed with one of
     /// them are refused. Empty: the gateway pins the plane's key on first use.
-    pub management_public_keys: Vec<crate::sync::signature::PublicKey>,
+    pub management_public_keys: Vec<portcullis_core::sync::signature::PublicKey>,
 }
 
 impl std::fmt::Debug for ManagedOptions {

@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::reload::compile_json;
-use super::{CompiledConfig, ConfigError, ConfigReload, Reload, SharedConfig};
+use portcullis_core::config::reload::compile_json;
+use portcullis_core::config::{CompiledConfig, ConfigError, ConfigReload, Reload};
+
+use crate::shared_config::SharedConfig;
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -10,13 +10,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::{Event, ProxyConn, UpstreamFailure};
+use portcullis_core::callout::CalloutRequest;
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::policy::respond::TraceRecord;
+use portcullis_core::policy::state::PolicyState;
+use portcullis_core::proxy::conn::{Event, ProxyConn, UpstreamFailure};
+
 use crate::callout::client::CalloutClient;
-use crate::callout::key_sets;
-use crate::callout::{CalloutRequest, OneWaySlot};
-use crate::config::ServiceUrl;
-use crate::policy::respond::TraceRecord;
-use crate::policy::state::PolicyState;
+use crate::callout::OneWaySlot;
+use crate::jwks::key_sets;
 
 /// How long connecting to a backend may take when the connection has no deadline
 /// of its own.
@@ -47,6 +49,10 @@ pub trait ConnHost {
 
     /// The client for `send-request` calls.
     fn calls(&self) -> &Self::Calls;
+
+    /// A place for one more `send-one-way-request`, or `None` when too many
+    /// are in flight (see [`OneWaySlot`]).
+    fn one_way_slot(&self) -> Option<OneWaySlot>;
 
     /// Runs a `send-one-way-request` in a task of its own (see [`one_way_call`]).
     fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot);
@@ -116,7 +122,7 @@ pub async fn handle_events<H: ConnHost>(
             } => {
                 // Nobody waits for these, so a flood of them must not pile up
                 // tasks without bound: over the cap they are dropped, loudly.
-                if let Some(slot) = OneWaySlot::try_acquire() {
+                if let Some(slot) = host.one_way_slot() {
                     host.spawn_one_way(request.into(), slot);
                 } else {
                     tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::backup_key::BackupKey;
-use super::driver::{Finished, Job};
-use super::event::Severity;
-use super::protocol::{self, Endpoint};
-use super::renewal::{RenewResult, RenewalEvent, RenewalOutput, TokenRenewal};
-use super::token_file::{start_token, StartToken, TokenKeeper};
-use super::{FetchResult, SyncAgent};
-use crate::callout::{CalloutFailure, CalloutRequest};
-use crate::expr::encoding::uri_escape;
-use crate::policy::context::Response;
+use portcullis_core::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::expr::encoding::uri_escape;
+use portcullis_core::policy::context::Response;
+use portcullis_core::sync::backup_key::BackupKey;
+use portcullis_core::sync::event::Severity;
+use portcullis_core::sync::protocol::{self, Endpoint};
+use portcullis_core::sync::renewal::{RenewResult, RenewalEvent, RenewalOutput, TokenRenewal};
+use portcullis_core::sync::token_file::{start_token, StartToken, TokenKeeper};
+use portcullis_core::sync::{FetchResult, SyncAgent};
+
+use super::jobs::{Finished, Job};
 
 /// `POST {base}/gateways/{id}/token/renew`, with the token in use.
 pub fn renew_request(endpoint: &Endpoint, timeout: Duration) -> CalloutRequest {
@@ -259,7 +260,7 @@ fn log(event: &RenewalEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::token::sign;
+    use portcullis_core::sync::token::sign;
 
     const T0: u64 = 1_800_000_000;
 

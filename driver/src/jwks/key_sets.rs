@@ -5,9 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::client::CalloutClient;
-use super::{FetchedKeySet, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule};
-use crate::policy::state::PolicyState;
+use portcullis_core::callout::{
+    FetchedKeySet, KeySetFetch, KeySetStep, RefreshPolicy, RefreshSchedule,
+};
+use portcullis_core::policy::state::PolicyState;
+
+use crate::callout::client::CalloutClient;
 
 /// Most requests one key set fetch makes (configuration, key set).
 const MAX_STEPS: usize = 2;
@@ -108,7 +111,7 @@ pub fn store_key_set(state: &PolicyState, url: &str, fetched: &FetchedKeySet) {
 
 /// Refetches the configurations a token's unknown key made `validate-jwt` ask
 /// for (`Step::RefreshKeySets`, already throttled by
-/// [`KeySets::claim_refresh`](crate::policy::jwt::KeySets::claim_refresh)), and
+/// [`KeySets::claim_refresh`](portcullis_core::policy::jwt::KeySets::claim_refresh)), and
 /// installs what they give; the request then validates its token again. A
 /// failed fetch leaves the key set as it was.
 pub async fn refresh_for_unknown_key<C: CalloutClient>(

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::{Pool, PoolLimits};
-use crate::stream::PollStream;
+use portcullis_core::pool::{Pool, PoolLimits};
+
+use super::stream::PollStream;
 
 /// A backend connection and the pool key it belongs to.
 #[derive(Debug)]

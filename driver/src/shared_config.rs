@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use super::CompiledConfig;
-use crate::proxy::ConfigSource;
+use portcullis_core::config::CompiledConfig;
+use portcullis_core::proxy::ConfigSource;
 
 /// The configuration in force, swapped atomically on reload.
 ///
@@ -45,11 +45,11 @@ impl SharedConfig {
     }
 
     /// The content identity (revision, store, digest) of the configuration in force.
-    pub fn content(&self) -> Option<crate::sync::ContentId> {
+    pub fn content(&self) -> Option<portcullis_core::sync::ContentId> {
         self.current
             .load()
             .as_ref()
-            .map(|c| crate::sync::ContentId::of(c.snapshot()))
+            .map(|c| portcullis_core::sync::ContentId::of(c.snapshot()))
     }
 }
 

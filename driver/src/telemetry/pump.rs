@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::buffer_file::{self, BatchKey, BatchSealer};
-use super::otlp;
-use super::record::RequestRecord;
-use super::uploader::{Output, UploadResult, UploadSettings, Uploader};
-use super::Telemetry;
-use crate::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::policy::context::Response;
+use portcullis_core::sync::protocol::{upload_result, Endpoint};
+use portcullis_core::telemetry::buffer_file::{self, BatchKey, BatchSealer};
+use portcullis_core::telemetry::otlp;
+use portcullis_core::telemetry::record::RequestRecord;
+use portcullis_core::telemetry::uploader::{Output, UploadResult, UploadSettings, Uploader};
+use portcullis_core::telemetry::Telemetry;
+
 use crate::options::{ConfigOrigin, GatewayOptions};
-use crate::policy::context::Response;
-use crate::sync::protocol::{upload_result, Endpoint};
 
 /// Records taken from the queue at a time.
 const DRAIN: usize = 1024;
@@ -478,7 +479,7 @@ mod tests {
     #[test]
     fn batches_wait_on_disk_only_with_a_backup_key() {
         use crate::options::{BackupOptions, ManagedOptions};
-        use crate::sync::BackupKey;
+        use portcullis_core::sync::BackupKey;
         let key = BackupKey::from_bytes([6; 32]);
         let mut managed = ManagedOptions::new("http://mgmt", "token");
         let mut options = GatewayOptions::managed(managed.clone());
@@ -504,7 +505,7 @@ mod tests {
 
     #[test]
     fn restore_opens_batches_removes_temporaries_and_sets_refused_ones_aside() {
-        use crate::sync::BackupKey;
+        use portcullis_core::sync::BackupKey;
         let key = BatchKey::derive(&BackupKey::from_bytes([4; 32]));
         let mut sealer = BatchSealer::new(key.clone(), [1; 12]);
         let mut other =

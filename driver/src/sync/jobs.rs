@@ -10,12 +10,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::protocol::{self, Endpoint};
-use super::renewal::RenewResult;
-use super::{Event, FetchResult, Output, Severity, SyncAgent};
-use crate::callout::{CalloutFailure, CalloutRequest};
-use crate::config::CompiledConfig;
-use crate::policy::context::Response;
+use portcullis_core::callout::{CalloutFailure, CalloutRequest};
+use portcullis_core::config::CompiledConfig;
+use portcullis_core::policy::context::Response;
+use portcullis_core::sync::protocol::{self, Endpoint};
+use portcullis_core::sync::renewal::RenewResult;
+use portcullis_core::sync::{Event, FetchResult, Output, Severity, SyncAgent};
 
 /// A piece of IO the agent asked for, for the adapter to run as a task and answer
 /// with a [`Finished`].
@@ -29,7 +29,7 @@ pub enum Job {
     SaveBackup(Vec<u8>),
     /// Send this heartbeat.
     Heartbeat(CalloutRequest),
-    /// Send this token renewal (see [`super::renewal_driver`]).
+    /// Send this token renewal (see [`super::renewal`]).
     RenewToken(CalloutRequest),
     /// Write these bytes to the kept token file atomically.
     SaveToken(Vec<u8>),
@@ -133,9 +133,9 @@ pub enum Finished {
     Saved(Result<(), String>),
     /// A heartbeat.
     Heartbeat(Result<(), String>),
-    /// A token renewal (for the [`Renewer`](super::renewal_driver::Renewer)).
+    /// A token renewal (for the [`Renewer`](super::renewal::Renewer)).
     Renewed(RenewResult),
-    /// A kept token write (for the [`Renewer`](super::renewal_driver::Renewer)).
+    /// A kept token write (for the [`Renewer`](super::renewal::Renewer)).
     TokenSaved(Result<(), String>),
 }
 
@@ -231,7 +231,7 @@ pub fn warn_if_cleartext(endpoint: &Endpoint, when: Connection) {
 
 /// Logs how connected mode starts and warns about a management URL that is plain
 /// HTTP to another machine. (The token's expiry is warned about by the
-/// [`Renewer`](super::renewal_driver::Renewer), at start and then daily.)
+/// [`Renewer`](super::renewal::Renewer), at start and then daily.)
 pub fn log_start(endpoint: &Endpoint, instance_id: &str, backup: Option<&Path>) {
     tracing::info!(
         url = endpoint.base_url(),
@@ -264,7 +264,7 @@ pub fn pick_hostname(candidates: impl IntoIterator<Item = Option<String>>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::token::sign;
+    use portcullis_core::sync::token::sign;
 
     fn endpoint(url: &str) -> Endpoint {
         Endpoint::new(url, &sign("gw-1", 1_900_000_000, b"k")).unwrap()

@@ -1,0 +1,3 @@
+//! Keeping `validate-jwt`'s OpenID key sets fresh.
+
+pub mod key_sets;

@@ -1,0 +1,3 @@
+//! The telemetry task: access log, span export and uploads.
+
+pub mod pump;
