@@ -1,14 +1,18 @@
-//! A configuration file, as both adapters load and watch it: the error a file
-//! gives, and what a check of the file leads to once the adapter has read it
-//! (what [`ConfigReload`] decided, put in force or logged). The adapter stats and
+//! A configuration file, loaded at start and watched: the error a file gives,
+//! and what a check of the file leads to once it has been read (what
+//! [`ConfigReload`] decided, put in force or logged). The watch task stats and
 //! reads the file on its timer.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_core::config::reload::compile_json;
-use portcullis_core::config::{CompiledConfig, ConfigError, ConfigReload, Reload};
+use portcullis_core::config::{CompiledConfig, ConfigError, ConfigReload, FileStamp, Reload};
 
+use crate::runtime::Runtime;
 use crate::shared_config::SharedConfig;
+use crate::stop::Stop;
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -89,5 +93,76 @@ pub fn handle_read(
             let err = ConfigFileError::invalid(path, source);
             tracing::error!(error = %err, "configuration rejected; keeping the configuration in force");
         }
+    }
+}
+
+/// Reads, parses and compiles a configuration file.
+pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigFileError> {
+    load_config_bytes(path).map(|(config, _)| config)
+}
+
+/// Like [`load_config`], also returning the bytes the configuration came from.
+pub(crate) fn load_config_bytes(path: &Path) -> Result<(CompiledConfig, Vec<u8>), ConfigFileError> {
+    load_file(path, std::fs::read(path))
+}
+
+/// The file's stamp (see [`FileStamp`]), if it can be stat'ed.
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        #[cfg(unix)]
+        inode: meta.ino(),
+        #[cfg(not(unix))]
+        inode: 0,
+        #[cfg(unix)]
+        changed: (meta.ctime(), meta.ctime_nsec()),
+        #[cfg(not(unix))]
+        changed: (0, 0),
+    })
+}
+
+/// Watches `path` every `interval` and puts each new valid version in force; an
+/// invalid version is logged and the configuration in force stays. `loaded` is the
+/// content the configuration in force came from: the first check compares against
+/// it, so a change made between loading and the first check is not missed.
+pub(crate) async fn watch_file<R: Runtime>(
+    rt: R,
+    path: PathBuf,
+    shared: Arc<SharedConfig>,
+    loaded: Vec<u8>,
+    interval: Duration,
+    stop: Stop,
+) {
+    let mut reload = ConfigReload::new(loaded);
+    // The first check is at once, then every `interval`; a late tick delays the
+    // ones after it rather than bunching them up.
+    let mut next = rt.now();
+    loop {
+        if crate::runtime::until_stopped(&stop, rt.timer(next))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let now = rt.now();
+        next += interval;
+        if next < now {
+            next = now + interval;
+        }
+        let target = path.clone();
+        let stamped = rt.blocking(move || stamp(&target)).await.ok().flatten();
+        if !reload.needs_read(stamped) {
+            continue;
+        }
+        let target = path.clone();
+        let read = rt
+            .blocking(move || std::fs::read(&target))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        handle_read(&mut reload, &path, read, &shared);
     }
 }

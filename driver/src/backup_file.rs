@@ -9,16 +9,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::env::Disk;
+use crate::disk::Disk;
 #[cfg(test)]
-use crate::env::OsDisk;
+use crate::disk::OsDisk;
 
 pub use portcullis_core::sync::backup_file::BACKUP_FILE_NAME;
 use portcullis_core::sync::backup_file::{is_leftover_temp, read_result, temp_name};
 
 /// The backup file of one gateway.
 #[derive(Debug, Clone)]
-pub(crate) struct BackupFile {
+pub struct BackupFile {
     dir: PathBuf,
     /// The file's name in `dir` (the backup's, or the kept token's).
     name: &'static str,
@@ -30,12 +30,12 @@ pub(crate) struct BackupFile {
 impl BackupFile {
     /// The backup file in `dir` on the OS file system.
     #[cfg(test)]
-    pub(crate) fn new(dir: &Path) -> Self {
+    fn new(dir: &Path) -> Self {
         BackupFile::on(Arc::new(OsDisk), dir)
     }
 
     /// The backup file in `dir` on `disk`.
-    pub(crate) fn on(disk: Arc<dyn Disk>, dir: &Path) -> Self {
+    pub fn on(disk: Arc<dyn Disk>, dir: &Path) -> Self {
         BackupFile {
             dir: dir.to_owned(),
             name: BACKUP_FILE_NAME,
@@ -45,12 +45,12 @@ impl BackupFile {
     }
 
     /// The file's path.
-    pub(crate) fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.dir.join(self.name)
     }
 
     /// The file named `name` in the same directory (the kept token's).
-    pub(crate) fn sibling(&self, name: &'static str) -> Self {
+    pub fn sibling(&self, name: &'static str) -> Self {
         BackupFile {
             name,
             ..self.clone()
@@ -59,7 +59,7 @@ impl BackupFile {
 
     /// Creates the directory if needed (owner-only on Unix) and removes temporary
     /// files a crash left behind.
-    pub(crate) fn prepare(&self) -> io::Result<()> {
+    pub fn prepare(&self) -> io::Result<()> {
         self.disk.create_dir_all(&self.dir)?;
         for name in self.disk.list(&self.dir)? {
             if is_leftover_temp(&name) {
@@ -70,12 +70,12 @@ impl BackupFile {
     }
 
     /// The file's bytes, or `None` when there is no file yet.
-    pub(crate) fn read(&self) -> io::Result<Option<Vec<u8>>> {
+    pub fn read(&self) -> io::Result<Option<Vec<u8>>> {
         read_result(self.disk.read(&self.path()))
     }
 
     /// Replaces the file with `bytes`, atomically and durably.
-    pub(crate) fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
+    pub fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
         let temp = self.dir.join(temp_name(
             std::process::id(),
             self.writes
@@ -91,7 +91,7 @@ impl BackupFile {
     /// Overwrites the file in place, unsynced: broken on purpose
     /// (`Sabotage::write_backup_in_place`).
     #[cfg(feature = "sabotage")]
-    pub(crate) fn overwrite_unsynced(&self, bytes: &[u8]) -> io::Result<()> {
+    pub fn overwrite_unsynced(&self, bytes: &[u8]) -> io::Result<()> {
         self.disk.overwrite_unsynced(&self.path(), bytes)
     }
 

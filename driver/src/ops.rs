@@ -1,63 +1,68 @@
 //! The operations listener: `/healthz`, `/readyz` and `/metrics`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use portcullis_core::http::HeadScanner;
 use portcullis_core::ops::respond;
 use portcullis_core::telemetry::Telemetry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
-use crate::config_file::SharedConfig;
-use crate::env::{Listener, NetStream};
+use crate::runtime::{sleep, timeout, until_stopped, Listener, Runtime};
+use crate::shared_config::SharedConfig;
+use crate::stop::Stop;
 
 /// Serves the operations endpoints until `stop`.
-pub(crate) async fn serve(
-    listener: Box<dyn Listener>,
+pub(crate) async fn serve<R: Runtime>(
+    rt: R,
+    listener: R::Listener,
     config: Arc<SharedConfig>,
     telemetry: Arc<Telemetry>,
-    stop: CancellationToken,
+    stop: Stop,
 ) {
     loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
+        let Some(accepted) = until_stopped(&stop, listener.accept()).await else {
+            return;
         };
         match accepted {
             Ok((stream, _)) => {
                 let config = config.clone();
                 let telemetry = telemetry.clone();
-                tokio::spawn(async move {
-                    let timeout = std::time::Duration::from_secs(10);
-                    let _ =
-                        tokio::time::timeout(timeout, answer(stream, &config, &telemetry)).await;
+                let task_rt = rt.clone();
+                rt.spawn(async move {
+                    let limit = Duration::from_secs(10);
+                    let _ = timeout(&task_rt, limit, answer(stream, &config, &telemetry)).await;
                 });
             }
             Err(err) => {
                 tracing::warn!(error = %err, "ops listener accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                sleep(&rt, Duration::from_millis(50)).await;
             }
         }
     }
 }
 
 /// Answers one request and closes; probes do not need keep-alive.
-async fn answer(
-    mut stream: NetStream,
+async fn answer<S: crate::runtime::Stream>(
+    mut stream: S,
     config: &SharedConfig,
     telemetry: &Telemetry,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut scan = HeadScanner::new();
+    let mut chunk = [0u8; 1024];
     let out = loop {
-        if stream.read_buf(&mut buf).await? == 0 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
             return Ok(());
         }
+        buf.extend_from_slice(&chunk[..n]);
         if let Some(out) = respond(&mut buf, &mut scan, config.revision(), telemetry) {
             break out;
         }
     };
     stream.write_all(&out).await?;
-    stream.shutdown().await
+    stream.flush().await?;
+    stream.close().await
 }
