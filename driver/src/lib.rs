@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod sabotage;
 pub mod setup;
 pub mod shared_config;
+pub mod socket;
 pub mod stop;
 pub mod sync;
 pub mod telemetry;

@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use portcullis_driver::disk::{Disk, OsDisk};
-use portcullis_driver::runtime::{os_random, Listener, Runtime, Stream, Timer};
+use portcullis_driver::runtime::{os_random, Listener, Runtime, Timer};
+use portcullis_driver::socket::{Socket, SocketKind};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -19,54 +20,18 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioRuntime;
 
-/// A tokio TCP connection, as `futures-io` streams.
-#[derive(Debug)]
-pub struct TokioStream(Compat<TcpStream>);
+/// A tokio TCP connection, as `futures-io` streams (with
+/// [`TokioRuntime`]'s socket checks).
+pub type TokioStream = Socket<Compat<TcpStream>, TokioRuntime>;
 
-impl futures_io::AsyncRead for TokioStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl futures_io::AsyncWrite for TokioStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
-    }
-}
-
-impl Stream for TokioStream {
-    fn set_nodelay(&self) {
-        let _ = self.0.get_ref().set_nodelay(true);
+impl SocketKind<Compat<TcpStream>> for TokioRuntime {
+    fn set_nodelay(io: &Compat<TcpStream>) {
+        let _ = io.get_ref().set_nodelay(true);
     }
 
     /// Costs no system call while nothing happened.
-    fn still_open(&mut self) -> bool {
-        let tcp = self.0.get_ref();
+    fn still_open(io: &mut Compat<TcpStream>) -> bool {
+        let tcp = io.get_ref();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match tcp.poll_read_ready(&mut cx) {
             Poll::Pending => true,
@@ -88,7 +53,7 @@ impl Listener for TokioListener {
 
     async fn accept(&self) -> io::Result<(TokioStream, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        Ok((TokioStream(stream.compat()), peer))
+        Ok((Socket::new(stream.compat()), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -149,7 +114,7 @@ impl Runtime for TokioRuntime {
 
     async fn connect(&self, host: &str, port: u16) -> io::Result<TokioStream> {
         let tcp = TcpStream::connect((host, port)).await?;
-        Ok(TokioStream(tcp.compat()))
+        Ok(Socket::new(tcp.compat()))
     }
 
     async fn blocking<T: Send + 'static>(

@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::{Instant, SystemTime};
 
-use portcullis_driver::runtime::{Listener, Runtime, Stream, Timer};
+use portcullis_driver::runtime::{Listener, Runtime};
+use portcullis_driver::socket::{Socket, SocketKind};
 use portcullis_driver::{Disk, Sabotage};
+use portcullis_runtime_tokio::{TokioRuntime, TokioTimer};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::hosts::{wall_clock, SimDisk, SimNet, MANAGEMENT};
@@ -41,43 +43,20 @@ impl SimRuntime {
 }
 
 /// A simulated TCP connection, as `futures-io` streams.
+pub type SimStream = Socket<Compat<turmoil::net::TcpStream>, SimTcp>;
+
+/// The socket checks of turmoil's TCP streams.
 #[derive(Debug)]
-pub struct SimStream(Compat<turmoil::net::TcpStream>);
+pub struct SimTcp;
 
-impl futures_io::AsyncRead for SimStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
+impl SocketKind<Compat<turmoil::net::TcpStream>> for SimTcp {
+    fn set_nodelay(_: &Compat<turmoil::net::TcpStream>) {}
 
-impl futures_io::AsyncWrite for SimStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
-    }
-}
-
-impl Stream for SimStream {
     /// Anything readable (data or the end) makes an idle connection unusable.
-    fn still_open(&mut self) -> bool {
+    fn still_open(io: &mut Compat<turmoil::net::TcpStream>) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut probe = [0u8; 1];
-        futures_io::AsyncRead::poll_read(Pin::new(self), &mut cx, &mut probe).is_pending()
+        futures_io::AsyncRead::poll_read(Pin::new(io), &mut cx, &mut probe).is_pending()
     }
 }
 
@@ -88,8 +67,8 @@ impl Listener for SimListener {
     type Stream = SimStream;
 
     async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {
-        let (stream, peer) = self.0.accept().await?;
-        Ok((SimStream(stream.compat()), peer))
+        let accepted = self.0.accept().await;
+        accepted.map(|(tcp, peer)| (Socket::new(tcp.compat()), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -97,47 +76,23 @@ impl Listener for SimListener {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A tokio `Sleep` on the simulated clock.
-    #[derive(Debug)]
-    pub struct SimTimer {
-        #[pin]
-        sleep: tokio::time::Sleep,
-    }
-}
-
-impl Future for SimTimer {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().sleep.poll(cx)
-    }
-}
-
-impl Timer for SimTimer {
-    fn reset(self: Pin<&mut Self>, deadline: Instant) {
-        self.project().sleep.reset(deadline.into());
-    }
-}
-
 impl Runtime for SimRuntime {
     type Stream = SimStream;
     type Listener = SimListener;
-    type Timer = SimTimer;
+    type Timer = TokioTimer;
 
+    /// On the host's tokio runtime, which turmoil runs.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        tokio::spawn(task);
+        TokioRuntime.spawn(task);
     }
 
-    fn timer(&self, deadline: Instant) -> SimTimer {
-        SimTimer {
-            sleep: tokio::time::sleep_until(deadline.into()),
-        }
+    /// Tokio's timers: turmoil drives tokio's clock.
+    fn timer(&self, deadline: Instant) -> TokioTimer {
+        TokioRuntime.timer(deadline)
     }
 
-    /// Turmoil drives tokio's clock.
     fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
+        TokioRuntime.now()
     }
 
     fn wall_clock(&self) -> SystemTime {
@@ -158,7 +113,7 @@ impl Runtime for SimRuntime {
             ));
         }
         let stream = turmoil::net::TcpStream::connect((host, port)).await?;
-        Ok(SimStream(stream.compat()))
+        Ok(Socket::new(stream.compat()))
     }
 
     async fn blocking<T: Send + 'static>(
