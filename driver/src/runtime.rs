@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -146,7 +146,6 @@ pub async fn sleep<R: Runtime>(rt: &R, limit: Duration) {
 
 /// Resolves when `fut` does or `stop` fires, whichever is first; `None` on stop.
 pub async fn until_stopped<T>(stop: &crate::stop::Stop, fut: impl Future<Output = T>) -> Option<T> {
-    let fut = pin!(fut);
     futures_lite::future::or(async { Some(fut.await) }, async {
         stop.cancelled().await;
         None

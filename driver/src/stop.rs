@@ -75,3 +75,32 @@ impl Default for Tracker {
         Tracker::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::{block_on, poll_once};
+
+    #[test]
+    fn a_stop_fires_once_for_every_clone() {
+        let stop = Stop::new();
+        let other = stop.clone();
+        assert!(!other.is_cancelled());
+        assert!(block_on(poll_once(other.cancelled())).is_none());
+        stop.cancel();
+        assert!(other.is_cancelled());
+        block_on(other.cancelled());
+    }
+
+    #[test]
+    fn a_tracker_waits_for_every_token() {
+        let tracker = Tracker::new();
+        let (a, b) = (tracker.token(), tracker.token());
+        let mut wait = Box::pin(tracker.wait());
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        drop(a);
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        drop(b);
+        block_on(wait);
+    }
+}
