@@ -204,7 +204,10 @@ impl<R: Runtime> Gateway<R> {
             tracker.token(),
             accept.token(),
         ));
-        tracing::info!(%addr, ops = ?ops_addr, "gateway listening");
+        match rt.log_name() {
+            Some(runtime) => tracing::info!(%addr, ops = ?ops_addr, runtime, "gateway listening"),
+            None => tracing::info!(%addr, ops = ?ops_addr, "gateway listening"),
+        }
         Ok(Gateway {
             rt,
             addr,

@@ -94,6 +94,12 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// (used from [`blocking`](Self::blocking) work).
     fn disk(&self) -> Arc<dyn Disk>;
 
+    /// The runtime's name for the start-up log line, if it gives one (smol
+    /// does: it is not the default runtime).
+    fn log_name(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The fault switches this gateway runs with (simulation only; all off by
     /// default).
     #[cfg(feature = "sabotage")]

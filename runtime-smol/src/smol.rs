@@ -111,6 +111,10 @@ impl Runtime for SmolRuntime {
     fn disk(&self) -> Arc<dyn Disk> {
         Arc::new(OsDisk)
     }
+
+    fn log_name(&self) -> Option<&'static str> {
+        Some("smol")
+    }
 }
 
 /// The checks of smol's sockets.
