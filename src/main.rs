@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_core::options::{ConfigOrigin, TelemetryOptions};
 use portcullis_core::sync::signature::{parse_keys, PublicKey};
 use portcullis_core::telemetry::access_log::{
     AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
 };
+use portcullis_driver::options::{ConfigOrigin, TelemetryOptions};
 use portcullis_runtime_tokio::{BackupKey, BackupOptions, Gateway, GatewayOptions, ManagedOptions};
 
 /// Portcullis: a self-hosted API gateway.

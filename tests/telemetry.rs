@@ -14,7 +14,7 @@ use common::managed::{ManagedGateway, ManagementProcess};
 use common::*;
 use portcullis_core::sync::BackupKey;
 use portcullis_core::telemetry::buffer_file::{self, BatchKey};
-use portcullis_core::telemetry::pump::{batch_file_name, batch_file_seq, rejected_name};
+use portcullis_driver::telemetry::pump::{batch_file_name, batch_file_seq, rejected_name};
 use serde_json::Value;
 
 const BACKUP_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";

@@ -1,6 +1,5 @@
 //! Answers of the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 
-use crate::config::SharedConfig;
 use crate::telemetry::{prometheus, Telemetry};
 
 /// Status and body for a request to the operations port; `ready` when a configuration
@@ -17,12 +16,13 @@ pub fn ops_response(path: &[u8], ready: bool) -> (u16, &'static str) {
 /// Answers what was read so far of a request to the operations port: `None`
 /// while the head is incomplete, else the whole response (the adapter writes it
 /// and closes: probes need no keep-alive). `/metrics` is the Prometheus
-/// exposition of `telemetry`. `scan` is kept by the adapter beside `buf`, so a
+/// exposition of `telemetry`; `revision` is the configuration in force, if
+/// one is loaded (readiness). `scan` is kept by the adapter beside `buf`, so a
 /// head arriving a byte at a time is not re-parsed on every read.
 pub fn respond(
     buf: &mut bytes::BytesMut,
     scan: &mut crate::http::HeadScanner,
-    config: &SharedConfig,
+    revision: Option<u64>,
     telemetry: &Telemetry,
 ) -> Option<bytes::BytesMut> {
     use crate::http::encode::write_local_response;
@@ -31,7 +31,7 @@ pub fn respond(
     match scan.parse_request(buf, &Limits::default(), false) {
         Ok(None) => return None,
         Ok(Some(head)) if head.path() == b"/metrics" => {
-            let body = telemetry.render_metrics(config.revision());
+            let body = telemetry.render_metrics(revision);
             write_local_response(
                 200,
                 Some(prometheus::CONTENT_TYPE),
@@ -42,7 +42,7 @@ pub fn respond(
             );
         }
         Ok(Some(head)) => {
-            let (status, body) = ops_response(head.path(), config.is_loaded());
+            let (status, body) = ops_response(head.path(), revision.is_some());
             write_local_response(
                 status,
                 Some("text/plain"),
@@ -72,21 +72,18 @@ mod tests {
 
     #[test]
     fn responds_once_the_head_is_complete() {
-        let config = SharedConfig::new(None);
         let telemetry = Telemetry::default();
         let mut buf = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\n"[..]);
-        assert!(respond(&mut buf, &mut HeadScanner::new(), &config, &telemetry).is_none());
+        assert!(respond(&mut buf, &mut HeadScanner::new(), None, &telemetry).is_none());
         buf.extend_from_slice(b"Host: x\r\n\r\n");
-        let out =
-            respond(&mut buf, &mut HeadScanner::new(), &config, &telemetry).expect("a response");
+        let out = respond(&mut buf, &mut HeadScanner::new(), None, &telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 503 "), "{out:?}");
         let mut bad = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\nHost: x\r\n y\r\n\r\n"[..]);
-        let out =
-            respond(&mut bad, &mut HeadScanner::new(), &config, &telemetry).expect("a response");
+        let out = respond(&mut bad, &mut HeadScanner::new(), None, &telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 400 "), "{out:?}");
         let mut metrics = bytes::BytesMut::from(&b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
-        let out = respond(&mut metrics, &mut HeadScanner::new(), &config, &telemetry)
-            .expect("a response");
+        let out =
+            respond(&mut metrics, &mut HeadScanner::new(), None, &telemetry).expect("a response");
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
         assert!(text.contains("text/plain; version=0.0.4"), "{text}");

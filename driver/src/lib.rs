@@ -7,7 +7,41 @@
 //! [`Runtime`] trait, which `portcullis-runtime-tokio`, `portcullis-runtime-smol`
 //! and the simulation (`portcullis-sim`, on turmoil) implement.
 
+pub mod api;
+pub mod backup_file;
+pub mod callout;
+pub mod config_file;
+pub mod conn;
+pub mod disk;
+pub mod gateway;
+pub mod jwks;
+mod ops;
+pub mod options;
 pub mod runtime;
+#[cfg(feature = "sabotage")]
+pub mod sabotage;
+pub mod setup;
+pub mod shared_config;
+pub mod socket;
+pub mod stop;
 pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod upstream;
 
+pub use backup_file::BACKUP_FILE_NAME;
+pub use callout::Callouts;
+pub use config_file::{load_config, ConfigFileError};
+pub use disk::{Disk, OsDisk};
+pub use gateway::{Gateway, GatewayError};
+pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
+pub use options::{
+    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, TelemetryOptions,
+    MAX_SNAPSHOT_BYTES,
+};
 pub use runtime::{Listener, Runtime, Stream, Timer};
+#[cfg(feature = "sabotage")]
+pub use sabotage::Sabotage;
+pub use shared_config::SharedConfig;
+pub use sync::SyncSetupError;
+pub use upstream::TlsSetupError;

@@ -8,7 +8,11 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::disk::Disk;
 
 /// A connected byte stream: TCP on the runtime, or a simulated one.
 ///
@@ -36,10 +40,12 @@ pub trait Listener: Send + Sync + 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
-/// A timer that can be moved to a new deadline without allocating.
-pub trait Timer: Future<Output = ()> + Send + Unpin + 'static {
+/// A timer that can be moved to a new deadline without allocating. Not `Unpin`
+/// (tokio's is not): the connection pump pins it in its own state, so an idle
+/// connection's timer costs no allocation of its own.
+pub trait Timer: Future<Output = ()> + Send + 'static {
     /// Fires at `deadline` instead.
-    fn reset(&mut self, deadline: Instant);
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
 }
 
 /// What the driver needs from an async runtime.
@@ -83,4 +89,80 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Fills `out` with random bytes (the OS's, or a simulation's seeded
     /// stream); `false` if there are none.
     fn fill_random(&self, out: &mut [u8]) -> bool;
+
+    /// The file system of the configuration backup and the telemetry buffer
+    /// (used from [`blocking`](Self::blocking) work).
+    fn disk(&self) -> Arc<dyn Disk>;
+
+    /// The runtime's name for the start-up log line, if it gives one (smol
+    /// does: it is not the default runtime).
+    fn log_name(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The fault switches this gateway runs with (simulation only; all off by
+    /// default).
+    #[cfg(feature = "sabotage")]
+    #[doc(hidden)]
+    fn sabotage(&self) -> crate::sabotage::Sabotage {
+        crate::sabotage::Sabotage::default()
+    }
+}
+
+/// Fills `out` from the operating system's random source; `false` if it failed
+/// (the production runtimes' [`Runtime::fill_random`]).
+pub fn os_random(out: &mut [u8]) -> bool {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new().fill(out).is_ok()
+}
+
+/// `N` random bytes from `rt`, if it has them.
+pub(crate) fn random_bytes<R: Runtime, const N: usize>(rt: &R) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    rt.fill_random(&mut out).then_some(out)
+}
+
+/// Runs `fut` until `deadline`; `None` if the deadline passed first.
+pub async fn timeout_at<R: Runtime, T>(
+    rt: &R,
+    deadline: Instant,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let timer = rt.timer(deadline);
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        timer.await;
+        None
+    })
+    .await
+}
+
+/// Runs `fut` for at most `limit`; `None` if the time ran out first.
+pub async fn timeout<R: Runtime, T>(
+    rt: &R,
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    timeout_at(rt, rt.now() + limit, fut).await
+}
+
+/// Resolves `limit` from now.
+pub async fn sleep<R: Runtime>(rt: &R, limit: Duration) {
+    rt.timer(rt.now() + limit).await;
+}
+
+/// Resolves when `fut` does or `stop` fires, whichever is first; `None` on stop.
+pub async fn until_stopped<T>(stop: &crate::stop::Stop, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        stop.cancelled().await;
+        None
+    })
+    .await
+}
+
+/// Resolves at `deadline`, or never without one.
+pub async fn sleep_until<R: Runtime>(rt: &R, deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => rt.timer(at).await,
+        None => futures_lite::future::pending().await,
+    }
 }

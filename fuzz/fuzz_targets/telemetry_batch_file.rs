@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::sync::BackupKey;
 use portcullis_core::telemetry::buffer_file::{open, BatchFileError, BatchKey, BatchSealer};
-use portcullis_core::telemetry::pump::{batch_file_name, rejected_name, restore_batches};
+use portcullis_driver::telemetry::pump::{batch_file_name, rejected_name, restore_batches};
 use portcullis_core::telemetry::uploader::{UploadSettings, Uploader};
 
 fn scaled(index: u8, len: usize) -> usize {

@@ -1,58 +1,21 @@
-//! The smol adapter of the Portcullis gateway: sockets, timers and files on smol.
+//! The smol runtime of the Portcullis gateway: the driver's [`Runtime`] trait
+//! on smol ([`SmolRuntime`]), and the gateway on it. Tasks run on smol's global
+//! executor (`smol::spawn`; `SMOL_THREADS` threads).
 //!
-//! Like the tokio adapter, it moves bytes and events between sockets, files and
-//! timers and the sans-IO machines of `portcullis-core`, and sleeps until the
-//! deadlines they hand it. It makes no HTTP, policy or sync decision of its own.
-//! Tasks run on smol's global executor (`smol::spawn`; `SMOL_THREADS` threads).
+//! The gateway code itself (connection pump, pools, call-outs, sync, telemetry,
+//! start-up and shutdown) is `portcullis-driver`'s, shared with tokio.
+//!
+//! [`Runtime`]: portcullis_driver::Runtime
 
-mod backup_file;
-mod callout;
-mod config_file;
-mod connection;
-mod gateway;
-mod jwks;
-mod ops;
-mod stop;
-mod sync;
-mod telemetry;
-mod upstream;
+mod smol;
 
-pub use backup_file::BACKUP_FILE_NAME;
-pub use callout::Callouts;
-pub use config_file::{load_config, ConfigError, SharedConfig};
-pub use gateway::{Gateway, GatewayError};
-pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
-pub use portcullis_core::callout::CalloutFailure;
-pub use portcullis_core::options::{
-    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
-};
-pub use portcullis_core::sync::{
-    BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
-};
-pub use sync::SyncSetupError;
-pub use upstream::TlsSetupError;
+pub use portcullis_driver::api::*;
 
-/// The current time as the core expects it.
-pub(crate) fn now() -> std::time::Instant {
-    std::time::Instant::now()
-}
+pub use crate::smol::{SmolListener, SmolRuntime, SmolStream, SmolTimer};
 
-/// Runs `fut` for at most `limit`; `None` if the time ran out first.
-pub(crate) async fn timeout<T>(
-    limit: std::time::Duration,
-    fut: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    timeout_at(now() + limit, fut).await
-}
+/// A gateway on smol: `Gateway::start(options)` from any executor; its tasks
+/// run on smol's global one.
+pub type Gateway = portcullis_driver::Gateway<SmolRuntime>;
 
-/// Runs `fut` until `deadline`; `None` if the deadline passed first.
-pub(crate) async fn timeout_at<T>(
-    deadline: std::time::Instant,
-    fut: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    smol::future::or(async { Some(fut.await) }, async {
-        smol::Timer::at(deadline).await;
-        None
-    })
-    .await
-}
+/// The call-out client on smol (`Callouts::new(extra_ca)`).
+pub type Callouts = portcullis_driver::Callouts<SmolRuntime>;

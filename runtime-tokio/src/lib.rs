@@ -1,45 +1,20 @@
-//! The tokio adapter of the Portcullis gateway: sockets, timers and files.
+//! The tokio runtime of the Portcullis gateway: the driver's [`Runtime`] trait
+//! on tokio ([`TokioRuntime`]), and the gateway on it.
 //!
-//! It moves bytes and events between sockets and the sans-IO machines of
-//! `portcullis-core` and sleeps until the deadlines they hand it. It makes no HTTP
-//! decision of its own.
+//! Everything else (the connection pump, pools, call-outs, sync, telemetry,
+//! start-up and shutdown) is `portcullis-driver`'s, the same on every runtime.
+//!
+//! [`Runtime`]: portcullis_driver::Runtime
 
-mod backup_file;
-mod callout;
-mod config_file;
-mod connection;
-mod env;
-mod gateway;
-mod jwks;
-mod ops;
-mod sync;
-mod telemetry;
-mod upstream;
+mod tokio;
 
-pub use backup_file::BACKUP_FILE_NAME;
-pub use callout::Callouts;
-pub use config_file::{load_config, ConfigError, SharedConfig};
-#[cfg(feature = "sabotage")]
-pub use env::Sabotage;
-pub use env::{
-    Blocking, BoxFuture, Disk, Environment, Io, Listener, Net, NetStream, OsDisk, TokioNet,
-};
-pub use gateway::{Gateway, GatewayError};
-pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
-pub use portcullis_core::callout::CalloutFailure;
-pub use portcullis_core::options::{
-    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, MAX_SNAPSHOT_BYTES,
-};
-pub use portcullis_core::sync::{
-    BackupKey, BackupKeyError, BackupStatus, Connectivity, Health, SyncStatus, SyncTiming,
-};
-pub use sync::SyncSetupError;
-pub use upstream::TlsSetupError;
+pub use portcullis_driver::api::*;
 
-/// The current time as the core expects it.
-///
-/// Taken from tokio's clock so a simulation (turmoil) that drives tokio's time also
-/// drives the core's.
-pub(crate) fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub use crate::tokio::{TokioListener, TokioRuntime, TokioStream, TokioTimer};
+
+/// A gateway on tokio; start it with `Gateway::start(options)` inside a tokio
+/// runtime.
+pub type Gateway = portcullis_driver::Gateway<TokioRuntime>;
+
+/// The call-out client on tokio (`Callouts::new(extra_ca)`).
+pub type Callouts = portcullis_driver::Callouts<TokioRuntime>;

@@ -15,13 +15,15 @@
 pub mod faults;
 pub mod hosts;
 pub mod invariants;
+pub mod runtime;
 pub mod trace;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use portcullis_runtime_tokio::{Sabotage, SyncTiming};
+use portcullis_driver::api::SyncTiming;
+use portcullis_driver::Sabotage;
 
 use faults::{Plan, State};
 use hosts::gateway::GatewayHost;

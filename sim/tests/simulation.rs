@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use portcullis_runtime_tokio::Sabotage;
+use portcullis_driver::Sabotage;
 use portcullis_sim::invariants::Invariant;
 use portcullis_sim::{run, Options};
 

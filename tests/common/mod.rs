@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use portcullis_core::http::{
     BodyDecoder, BodyEvent, BodyFraming, Limits, RequestHead, ResponseHead,
 };
-pub use portcullis_core::options::GatewayOptions;
+pub use portcullis_driver::options::GatewayOptions;
 // Not every test binary runs on both runtimes.
 #[allow(unused_imports)]
 pub use portcullis_test_macros::runtimes;

@@ -9,9 +9,7 @@
 //! it reads to [`CalloutExchange::handle_data`] (an empty slice at end of stream)
 //! and gets a [`Completed`] response back.
 
-pub mod client;
 pub mod exchange;
-pub mod key_sets;
 pub mod openid;
 
 use std::sync::Arc;
@@ -168,38 +166,6 @@ impl CalloutFailure {
             CalloutFailure::Io { .. } => CalloutFailureKind::Connection,
             CalloutFailure::Response { source, .. } => source.kind(),
         }
-    }
-}
-
-/// Most `send-one-way-request` calls in flight at once, process-wide.
-pub const MAX_ONE_WAY_IN_FLIGHT: usize = 1024;
-
-/// `send-one-way-request` calls in flight.
-static ONE_WAY_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// One counted place among the one-way calls in flight, given back on drop.
-#[derive(Debug)]
-pub struct OneWaySlot(());
-
-impl OneWaySlot {
-    /// A place for one more `send-one-way-request`, or `None` over
-    /// [`MAX_ONE_WAY_IN_FLIGHT`]: nobody waits for these, so a flood of them must
-    /// not pile up tasks without bound; over the cap they are dropped.
-    pub fn try_acquire() -> Option<OneWaySlot> {
-        use std::sync::atomic::Ordering;
-        let in_flight = ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        if in_flight >= MAX_ONE_WAY_IN_FLIGHT {
-            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-            None
-        } else {
-            Some(OneWaySlot(()))
-        }
-    }
-}
-
-impl Drop for OneWaySlot {
-    fn drop(&mut self) {
-        ONE_WAY_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -9,9 +9,7 @@ mod compiled;
 mod error;
 mod model;
 pub mod reload;
-mod shared;
 mod validate;
-pub mod watch;
 
 #[cfg(test)]
 mod references_tests;
@@ -26,4 +24,3 @@ pub use model::{
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
-pub use shared::SharedConfig;

@@ -7,10 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod shared;
-
-pub use shared::{PooledConn, SharedPool};
-
 /// Limits of the idle pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {

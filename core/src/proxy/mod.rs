@@ -2,7 +2,6 @@
 
 pub mod admission;
 pub mod conn;
-pub mod events;
 pub mod local;
 pub mod settings;
 pub mod setup;

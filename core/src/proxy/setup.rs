@@ -1,62 +1,10 @@
-//! Setting up a gateway's proxy, the same on every runtime: the settings every
-//! client connection shares, and which OpenID configuration URLs the key set
-//! refresher must follow. The adapter binds, spawns and reads the clocks.
+//! Setting up a gateway's proxy, the same on every runtime: the policies' time
+//! anchor, and which OpenID configuration URLs the key set refresher must
+//! follow. The driver binds, spawns and reads the clocks.
 
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::settings::{ConfigSource, ConnSettings, PolicyEnv};
-use crate::options::{ConfigOrigin, GatewayOptions};
-use crate::telemetry::{Telemetry, TelemetrySettings, DEFAULT_QUEUE_CAPACITY};
-
-/// The settings every client connection of a gateway shares. `now` and `wall`
-/// are the same moment on the monotonic and the wall clock (the policies' time
-/// anchor); `secret` is random bytes from the OS; `instance` is the sync
-/// agent's instance id in connected mode.
-#[allow(clippy::too_many_arguments)]
-pub fn gateway_conn_settings(
-    options: &GatewayOptions,
-    config: Arc<dyn ConfigSource>,
-    gateway_id: &str,
-    instance: Option<&str>,
-    now: Instant,
-    wall: SystemTime,
-    secret: [u8; 32],
-) -> ConnSettings {
-    ConnSettings {
-        limits: options.limits,
-        timeouts: options.timeouts,
-        proto: "http",
-        config,
-        policy: PolicyEnv::new(gateway_id.into(), Some((now, unix_millis(wall))), secret),
-        telemetry: Arc::new(Telemetry::new(telemetry_settings(
-            options, gateway_id, instance,
-        ))),
-        allow_underscores_in_headers: options.allow_underscores_in_headers,
-        not_ready_log: Default::default(),
-    }
-}
-
-/// What the gateway does with its requests' telemetry, from its options.
-pub fn telemetry_settings(
-    options: &GatewayOptions,
-    gateway_id: &str,
-    instance: Option<&str>,
-) -> TelemetrySettings {
-    let t = &options.telemetry;
-    // Nowhere to upload to without a management plane.
-    let upload = t.upload && matches!(options.origin, ConfigOrigin::Managed(_));
-    let instance = instance.unwrap_or("local");
-    TelemetrySettings {
-        gateway: gateway_id.into(),
-        instance: instance.into(),
-        access_log: t.access_log,
-        metrics: t.metrics,
-        upload,
-        tracing: t.otlp_endpoint.is_some(),
-        queue_capacity: DEFAULT_QUEUE_CAPACITY,
-    }
-}
+use super::settings::ConfigSource;
 
 /// Milliseconds since the Unix epoch (0 before it, saturating far after it).
 pub fn unix_millis(wall: SystemTime) -> i64 {

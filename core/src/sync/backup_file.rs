@@ -3,7 +3,6 @@
 //! cleans up after the other's crash). The adapter does the file IO.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The name of the backup file inside the backup directory.
 pub const BACKUP_FILE_NAME: &str = "config.backup";
@@ -12,13 +11,10 @@ pub const BACKUP_FILE_NAME: &str = "config.backup";
 const TEMP_PREFIX: &str = ".config.backup.";
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// Distinguishes the temporary files of one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A new temporary file name for a write of the backup by process `pid`: unique
-/// within the process, so concurrent writes never share a temporary file.
-pub fn next_temp_name(pid: u32) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+/// The temporary file name of write number `n` of the backup by process `pid`:
+/// the caller counts its writes, so concurrent writes never share a temporary
+/// file.
+pub fn temp_name(pid: u32, n: u64) -> String {
     format!("{TEMP_PREFIX}{pid}.{n}{TEMP_SUFFIX}")
 }
 
@@ -44,7 +40,7 @@ mod tests {
 
     #[test]
     fn temporary_names_are_unique_and_recognised_as_leftovers() {
-        let (a, b) = (next_temp_name(7), next_temp_name(7));
+        let (a, b) = (temp_name(7, 0), temp_name(7, 1));
         assert_ne!(a, b);
         assert!(is_leftover_temp(&a) && is_leftover_temp(".config.backup.1.2.tmp"));
         assert!(!is_leftover_temp(BACKUP_FILE_NAME));

@@ -286,7 +286,7 @@ pub fn heartbeat_result(response: &Response) -> Result<(), String> {
 }
 
 /// The `detail` (or `title`) of a problem+json body, else the start of the body.
-pub(crate) fn detail(response: &Response) -> String {
+pub fn detail(response: &Response) -> String {
     let body = response.body.as_deref().unwrap_or_default();
     if let Ok(serde_json::Value::Object(problem)) = serde_json::from_slice(body) {
         for field in ["detail", "title"] {

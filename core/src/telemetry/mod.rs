@@ -14,7 +14,6 @@ pub mod histogram;
 pub mod metrics;
 pub mod otlp;
 pub mod prometheus;
-pub mod pump;
 pub mod record;
 pub mod trace_context;
 pub mod uploader;

@@ -26,6 +26,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
+use crate::conn::events::ConnStore;
 use portcullis_core::policy::cache_store::CacheStore;
 use portcullis_core::policy::concurrency::ConcurrencyLimiter;
 use portcullis_core::policy::counters::{
@@ -36,7 +37,6 @@ use portcullis_core::policy::lru::SeededState;
 use portcullis_core::policy::store::{
     execute, StoreAnswer, StoreOp, StoreRequest, StoreResult, StoreTables, DEFAULT_CACHE_BYTES,
 };
-use portcullis_core::proxy::events::ConnStore;
 
 /// Shards per table.
 const SHARDS: usize = 16;

@@ -1,5 +1,6 @@
-//! A gateway host: the real tokio gateway (`portcullis-runtime-tokio`) in connected
-//! mode, on turmoil's network and disk, with a probe recording each revision it
+//! A gateway host: the real gateway (`portcullis-driver`, all the code either
+//! runtime runs) in connected mode, on the simulation's runtime (turmoil's
+//! network and disk), with a probe recording each revision it
 //! puts in force. Its request records are uploaded to the management plane.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,13 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_runtime_tokio::{
-    BackupKey, BackupOptions, Blocking, Environment, Gateway, GatewayOptions, ManagedOptions,
-    Sabotage, SyncTiming, BACKUP_FILE_NAME,
+use portcullis_driver::api::{
+    BackupKey, BackupOptions, GatewayOptions, ManagedOptions, SyncTiming,
 };
+use portcullis_driver::{Gateway, Sabotage, BACKUP_FILE_NAME};
 use turmoil::fs::shim::std::fs as simfs;
 
-use super::{gateway_host, wall_clock, SimDisk, SimNet, GATEWAY_PORT, MANAGEMENT, MANAGEMENT_PORT};
+use super::{gateway_host, SimNet, GATEWAY_PORT, MANAGEMENT, MANAGEMENT_PORT};
+use crate::runtime::SimRuntime;
 use crate::trace::{Event, Trace};
 
 /// The backup directory on the gateway's simulated disk.
@@ -81,16 +83,12 @@ pub async fn serve(host: Arc<GatewayHost>) -> turmoil::Result {
     // backup, else in memory only.
     options.telemetry.upload = true;
     options.telemetry.buffer_bytes = host.buffer_bytes;
-    let mut env = Environment::new(Arc::new(host.net.clone()), Arc::new(SimDisk));
-    env.wall_clock = wall_clock;
-    env.seed = Some(
-        host.seed
-            .wrapping_mul(31)
-            .wrapping_add(host.gw as u64 * 1_000 + n),
-    );
-    env.blocking = Blocking::Inline;
-    env.sabotage = host.sabotage;
-    let gateway = Gateway::start_in(options, env).await?;
+    let seed = host
+        .seed
+        .wrapping_mul(31)
+        .wrapping_add(host.gw as u64 * 1_000 + n);
+    let rt = SimRuntime::new(host.net.clone(), seed, host.sabotage);
+    let gateway = Gateway::start_on(options, rt).await?;
     let mut seen = None;
     loop {
         let content = gateway.content();

@@ -1,5 +1,6 @@
 //! The simulated hosts and what they run on: turmoil's network and disk put into
-//! the real gateway and management plane through their seams.
+//! the real gateway (the driver, through [`crate::runtime::SimRuntime`]) and
+//! management plane.
 
 pub mod audit;
 pub mod gateway;
@@ -9,11 +10,11 @@ pub mod traffic;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portcullis_runtime_tokio::{BoxFuture, Disk, Listener, Net, NetStream};
+use portcullis_driver::Disk;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::fs::shim::std::fs as simfs;
 
@@ -45,47 +46,10 @@ pub fn unix_now() -> u64 {
 }
 
 /// turmoil's network; name resolution of the management plane fails while
-/// `dns_failure` is set.
+/// `dns_failure` is set (see [`crate::runtime::SimRuntime`]).
 #[derive(Debug, Clone, Default)]
 pub struct SimNet {
     pub dns_failure: Arc<AtomicBool>,
-}
-
-struct SimListener(turmoil::net::TcpListener);
-
-impl Listener for SimListener {
-    fn accept(&self) -> BoxFuture<'_, io::Result<(NetStream, SocketAddr)>> {
-        Box::pin(async move {
-            let (stream, peer) = self.0.accept().await?;
-            Ok((NetStream::other(stream), peer))
-        })
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-impl Net for SimNet {
-    fn bind(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<Box<dyn Listener>>> {
-        Box::pin(async move {
-            let listener = turmoil::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(SimListener(listener)) as Box<dyn Listener>)
-        })
-    }
-
-    fn connect<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, io::Result<NetStream>> {
-        Box::pin(async move {
-            if host == MANAGEMENT && self.dns_failure.load(Ordering::Relaxed) {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "failed to lookup address information",
-                ));
-            }
-            let stream = turmoil::net::TcpStream::connect((host, port)).await?;
-            Ok(NetStream::other(stream))
-        })
-    }
 }
 
 /// The management plane's listener on turmoil's network, for axum.

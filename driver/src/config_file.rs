@@ -1,0 +1,168 @@
+//! A configuration file, loaded at start and watched: the error a file gives,
+//! and what a check of the file leads to once it has been read (what
+//! [`ConfigReload`] decided, put in force or logged). The watch task stats and
+//! reads the file on its timer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::config::reload::compile_json;
+use portcullis_core::config::{CompiledConfig, ConfigError, ConfigReload, FileStamp, Reload};
+
+use crate::runtime::Runtime;
+use crate::shared_config::SharedConfig;
+use crate::stop::Stop;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file does not hold a valid configuration.
+    #[error("invalid configuration in {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column where known (boxed: errors are rare
+        /// and the variant would otherwise bloat every `Result`).
+        source: Box<ConfigError>,
+    },
+}
+
+impl ConfigFileError {
+    /// The file at `path` does not hold a valid configuration.
+    pub fn invalid(path: &Path, source: ConfigError) -> Self {
+        ConfigFileError::Invalid {
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Compiles what was read from `path` (`read`: the adapter's read of the file),
+/// also returning the bytes the configuration came from.
+pub fn load_file(
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+) -> Result<(CompiledConfig, Vec<u8>), ConfigFileError> {
+    let bytes = read.map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let config = compile_json(&bytes).map_err(|source| ConfigFileError::invalid(path, source))?;
+    Ok((config, bytes))
+}
+
+/// Logs that the configuration at `path` was loaded at start.
+pub fn log_loaded(path: &Path, revision: u64) {
+    tracing::info!(revision, path = %path.display(), "configuration loaded");
+}
+
+/// Acts on one read of a watched file (`read`: the adapter's read, after
+/// [`ConfigReload::needs_read`] asked for it): a new valid version goes in force in
+/// `shared`; an unreadable or invalid one is logged and the configuration in
+/// force stays.
+pub fn handle_read(
+    reload: &mut ConfigReload,
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+    shared: &SharedConfig,
+) {
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            tracing::error!(path = %path.display(), error = %err, "configuration file unreadable; keeping the configuration in force");
+            return;
+        }
+    };
+    match reload.handle_contents(bytes) {
+        Reload::Unchanged => {}
+        Reload::Apply(config) => {
+            let revision = config.revision();
+            shared.store(*config);
+            tracing::info!(path = %path.display(), revision, "configuration reloaded");
+        }
+        Reload::Rejected(source) => {
+            let err = ConfigFileError::invalid(path, source);
+            tracing::error!(error = %err, "configuration rejected; keeping the configuration in force");
+        }
+    }
+}
+
+/// Reads, parses and compiles a configuration file.
+pub fn load_config(path: &Path) -> Result<CompiledConfig, ConfigFileError> {
+    load_config_bytes(path).map(|(config, _)| config)
+}
+
+/// Like [`load_config`], also returning the bytes the configuration came from.
+pub(crate) fn load_config_bytes(path: &Path) -> Result<(CompiledConfig, Vec<u8>), ConfigFileError> {
+    load_file(path, std::fs::read(path))
+}
+
+/// The file's stamp (see [`FileStamp`]), if it can be stat'ed.
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        #[cfg(unix)]
+        inode: meta.ino(),
+        #[cfg(not(unix))]
+        inode: 0,
+        #[cfg(unix)]
+        changed: (meta.ctime(), meta.ctime_nsec()),
+        #[cfg(not(unix))]
+        changed: (0, 0),
+    })
+}
+
+/// Watches `path` every `interval` and puts each new valid version in force; an
+/// invalid version is logged and the configuration in force stays. `loaded` is the
+/// content the configuration in force came from: the first check compares against
+/// it, so a change made between loading and the first check is not missed.
+pub(crate) async fn watch_file<R: Runtime>(
+    rt: R,
+    path: PathBuf,
+    shared: Arc<SharedConfig>,
+    loaded: Vec<u8>,
+    interval: Duration,
+    stop: Stop,
+) {
+    let mut reload = ConfigReload::new(loaded);
+    // The first check is at once, then every `interval`; a late tick delays the
+    // ones after it rather than bunching them up.
+    let mut next = rt.now();
+    loop {
+        if crate::runtime::until_stopped(&stop, rt.timer(next))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let now = rt.now();
+        next += interval;
+        if next < now {
+            next = now + interval;
+        }
+        let target = path.clone();
+        let stamped = rt.blocking(move || stamp(&target)).await.ok().flatten();
+        if !reload.needs_read(stamped) {
+            continue;
+        }
+        let target = path.clone();
+        let read = rt
+            .blocking(move || std::fs::read(&target))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        handle_read(&mut reload, &path, read, &shared);
+    }
+}

@@ -1,0 +1,283 @@
+//! Client connections: the byte pump around the core's `ProxyConn` and what
+//! its events ask for.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::AsyncWriteExt;
+use portcullis_core::callout::CalloutRequest;
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::proxy::{ConnSettings, ProxyConn, UpstreamFailure};
+
+use crate::callout::{Callouts, OneWayCalls, OneWaySlot};
+use crate::runtime::{Runtime, Timer};
+use crate::stop::Stop;
+use crate::store::InProcessStore;
+use crate::upstream::stream::PollStream;
+use crate::upstream::{UpstreamConn, Upstreams};
+
+pub mod events;
+
+use events::{handle_events, one_way_call, AfterEvents, ConnHost};
+
+/// How long a closing connection keeps draining what the client still sends, so the
+/// client reads our last response instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Size of the per-thread read buffer; what is read is copied into the connection's
+/// own buffer, sized to what is pending.
+const SCRATCH_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread, so idle connections hold none.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// What every client connection of a gateway shares: the backend pool, the
+/// callout client and the one-way calls in flight.
+pub struct Shared<R: Runtime> {
+    /// The settings of every connection.
+    pub settings: Arc<ConnSettings>,
+    /// The policies' shared state (counters, cache, slots, key sets).
+    pub store: Arc<InProcessStore>,
+    /// Backend connections.
+    pub pool: Arc<Upstreams<R>>,
+    /// The client for `send-request` calls.
+    pub callouts: Callouts<R>,
+    /// The gateway's `send-one-way-request` calls in flight.
+    pub one_way: OneWayCalls,
+}
+
+/// What a client connection's events need from the runtime: the backend pool,
+/// the callout client, tasks and the clock.
+struct Host<'a, R: Runtime> {
+    rt: &'a R,
+    shared: &'a Shared<R>,
+}
+
+impl<R: Runtime> ConnHost for Host<'_, R> {
+    type Upstream = UpstreamConn<R>;
+    type Calls = Callouts<R>;
+
+    fn now(&self) -> Instant {
+        self.rt.now()
+    }
+
+    fn checkout(&self, key: &Arc<str>, now: Instant) -> Option<UpstreamConn<R>> {
+        self.shared.pool.checkout(key, now)
+    }
+
+    fn checkin(&self, upstream: UpstreamConn<R>, now: Instant) {
+        self.shared.pool.checkin(upstream, now);
+    }
+
+    async fn connect(
+        &self,
+        service: &ServiceUrl,
+        deadline: Instant,
+    ) -> Option<std::io::Result<UpstreamConn<R>>> {
+        crate::runtime::timeout_at(self.rt, deadline, self.shared.pool.connect(service)).await
+    }
+
+    fn calls(&self) -> &Callouts<R> {
+        &self.shared.callouts
+    }
+
+    fn one_way_slot(&self) -> Option<OneWaySlot> {
+        self.shared.one_way.try_acquire()
+    }
+
+    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
+        self.rt
+            .spawn(one_way_call(self.shared.callouts.clone(), request, slot));
+    }
+}
+
+/// What one pass of IO did.
+enum Step {
+    /// Something moved or a deadline passed; run the machine again.
+    Progress,
+    /// The client connection failed.
+    ClientGone,
+}
+
+/// Serves a client connection until it closes.
+pub async fn serve<R: Runtime>(
+    rt: R,
+    mut client: R::Stream,
+    peer: SocketAddr,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+) {
+    let ip = peer.ip().to_string();
+    // Gives back, when the connection ends, any concurrency slot it still holds.
+    let mut store = shared.store.session();
+    let mut conn = ProxyConn::new(shared.settings.clone(), &ip, rt.now());
+    let mut upstream: Option<UpstreamConn<R>> = None;
+    let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
+    let mut armed: Option<Instant> = None;
+    let mut stopping = pin!(stop.cancelled());
+    let mut draining = false;
+
+    let host = Host {
+        rt: &rt,
+        shared: &shared,
+    };
+
+    loop {
+        if let AfterEvents::Close { linger } =
+            handle_events(&mut conn, &host, &mut upstream, &mut store).await
+        {
+            Box::pin(close_client(
+                &rt,
+                &mut client,
+                conn.client_pending(),
+                linger,
+            ))
+            .await;
+            return;
+        }
+
+        let step = poll_fn(|cx| {
+            let mut progressed = false;
+            // Checked before anything moves, and again before a response is taken in,
+            // so a response whose head is written after shutdown began says
+            // `Connection: close`.
+            if !draining && stop.is_cancelled() {
+                draining = true;
+                conn.begin_shutdown();
+                return Poll::Ready(Step::Progress);
+            }
+            while !conn.client_pending().is_empty() {
+                match Pin::new(&mut client).poll_write(cx, conn.client_pending()) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        return Poll::Ready(Step::ClientGone)
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        conn.client_written(n, rt.now());
+                        progressed = true;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(up) = upstream.as_mut() {
+                while !conn.upstream_pending().is_empty() {
+                    match up.stream.poll_write(cx, conn.upstream_pending()) {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            conn.upstream_written(n, rt.now());
+                            progressed = true;
+                        }
+                        Poll::Ready(_) => {
+                            conn.handle_upstream_failed(UpstreamFailure::Io, rt.now());
+                            return Poll::Ready(Step::Progress);
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+                if let Poll::Ready(Err(_)) = up.stream.poll_flush(cx) {
+                    conn.handle_upstream_failed(UpstreamFailure::Io, rt.now());
+                    return Poll::Ready(Step::Progress);
+                }
+            }
+            if conn.wants_client_read() {
+                // Through `poll_read` rather than readiness plus a read: tokio then
+                // forgets the readiness after a short read, which spares the
+                // `EAGAIN` read that would otherwise follow every request.
+                let read = SCRATCH.with_borrow_mut(|buf| {
+                    let read = Pin::new(&mut client).poll_read(cx, buf);
+                    if let Poll::Ready(Ok(n)) = read {
+                        conn.handle_client_data(&buf[..n], rt.now());
+                    }
+                    read
+                });
+                match read {
+                    Poll::Ready(Ok(_)) => progressed = true,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::ClientGone),
+                    Poll::Pending => {}
+                }
+            }
+            if conn.wants_upstream_read() {
+                if let Some(up) = upstream.as_mut() {
+                    if !draining && stop.is_cancelled() {
+                        draining = true;
+                        conn.begin_shutdown();
+                    }
+                    let read = SCRATCH.with_borrow_mut(|buf| {
+                        let read = up.stream.poll_read(cx, buf);
+                        if let Poll::Ready(Ok(n)) = read {
+                            conn.handle_upstream_data(&buf[..n], rt.now());
+                        }
+                        read
+                    });
+                    match read {
+                        Poll::Ready(Ok(_)) => progressed = true,
+                        Poll::Ready(Err(_)) => {
+                            conn.handle_upstream_failed(UpstreamFailure::Io, rt.now());
+                            progressed = true;
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            if progressed {
+                return Poll::Ready(Step::Progress);
+            }
+            if !draining && stopping.as_mut().poll(cx).is_ready() {
+                draining = true;
+                conn.begin_shutdown();
+                return Poll::Ready(Step::Progress);
+            }
+            if let Some(deadline) = conn.poll_timeout() {
+                if armed != Some(deadline) {
+                    armed = Some(deadline);
+                    sleep.as_mut().reset(deadline);
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    armed = None;
+                    conn.handle_timeout(rt.now());
+                    return Poll::Ready(Step::Progress);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+
+        if let Step::ClientGone = step {
+            return;
+        }
+    }
+}
+
+/// Writes the last bytes and closes; with `linger`, closes our side first and drains
+/// the client's for a moment so a final error response is read rather than lost to a
+/// reset.
+async fn close_client<R: Runtime>(rt: &R, client: &mut R::Stream, pending: &[u8], linger: bool) {
+    let _ = crate::runtime::timeout(rt, LINGER, async {
+        if client.write_all(pending).await.is_err() || client.flush().await.is_err() || !linger {
+            return;
+        }
+        if client.close().await.is_err() {
+            return;
+        }
+        // Drained through the thread's scratch buffer: a buffer here would be part
+        // of every connection's future, idle or not.
+        let mut drained = 0usize;
+        while drained < 1 << 20 {
+            let read = poll_fn(|cx| {
+                SCRATCH.with_borrow_mut(|buf| Pin::new(&mut *client).poll_read(cx, buf))
+            })
+            .await;
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}

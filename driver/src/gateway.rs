@@ -1,0 +1,336 @@
+//! The gateway: listeners, connection tasks, configuration reload and graceful
+//! shutdown, on any [`Runtime`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis_core::proxy::setup::OpenIdUrls;
+use portcullis_core::sync::{ContentId, SyncStatus};
+
+use crate::callout::{Callouts, OneWayCalls};
+use crate::config_file::{self, load_config_bytes, watch_file, ConfigFileError};
+use crate::conn::Shared;
+use crate::jwks::{key_sets, JwksOptions, JwksRefresher};
+use crate::options::{ConfigOrigin, GatewayOptions};
+use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime, Stream};
+use crate::setup::gateway_conn_settings;
+use crate::shared_config::SharedConfig;
+use crate::stop::{Stop, Tracker};
+use crate::store::InProcessStore;
+use crate::sync::{Sync, SyncSetupError};
+use crate::telemetry::TelemetryTask;
+use crate::upstream::{Connector, TlsSetupError, Upstreams};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration file could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
+    /// The TLS client for `https://` backends could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// Connected mode could not be set up (URL, token, CA, backup directory).
+    #[error(transparent)]
+    Sync(#[from] SyncSetupError),
+    /// The OS gave no random bytes.
+    #[error("the operating system's random source failed")]
+    Random,
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway on runtime `R`.
+pub struct Gateway<R: Runtime> {
+    rt: R,
+    addr: SocketAddr,
+    ops_addr: Option<SocketAddr>,
+    config: Arc<SharedConfig>,
+    stop: Stop,
+    tracker: Tracker,
+    /// The accept loop: shutdown waits for it, so the port is closed when it returns.
+    accept: Tracker,
+    grace: Duration,
+    sync: Option<Arc<Mutex<SyncStatus>>>,
+    telemetry: Option<TelemetryTask>,
+}
+
+impl<R: Runtime + Default> Gateway<R> {
+    /// Loads the configuration, binds the listeners and starts serving.
+    ///
+    /// A configuration that does not load is an error at start: a gateway never
+    /// serves an empty configuration.
+    pub async fn start(options: GatewayOptions) -> Result<Self, GatewayError> {
+        Gateway::start_on(options, R::default()).await
+    }
+}
+
+impl<R: Runtime> Gateway<R> {
+    /// Like [`Gateway::start`], on `rt` (a simulation's, say).
+    pub async fn start_on(options: GatewayOptions, rt: R) -> Result<Self, GatewayError> {
+        #[cfg(feature = "sabotage")]
+        if rt.sabotage() != crate::sabotage::Sabotage::default() {
+            // The marker CI looks for in the release binary, which must not
+            // hold it (.ci/run): keep the words "fault switches on".
+            tracing::warn!(sabotage = ?rt.sabotage(), "portcullis fault switches on: this gateway breaks invariants on purpose (simulation only)");
+        }
+        // A local file must load now; in connected mode nothing is served until the
+        // sync agent applies a configuration (from the backup or a fetch).
+        let (config, file, sync) = match &options.origin {
+            ConfigOrigin::File(path) => {
+                let target = path.clone();
+                let (initial, loaded) = rt
+                    .blocking(move || load_config_bytes(&target))
+                    .await
+                    .map_err(|e| ConfigFileError::Read {
+                        path: path.clone(),
+                        source: std::io::Error::other(e),
+                    })??;
+                config_file::log_loaded(path, initial.revision());
+                (
+                    SharedConfig::new(Some(initial)),
+                    Some((path.clone(), loaded)),
+                    None,
+                )
+            }
+            ConfigOrigin::Managed(managed) => (
+                SharedConfig::new(None),
+                None,
+                Some(Sync::prepare(managed, &rt).await?),
+            ),
+        };
+        let config = Arc::new(config);
+        let gateway_id = options.effective_gateway_id(sync.as_ref().map(|s| s.gateway_id()));
+        let listener = bind(&rt, options.listen).await?;
+        let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let ops = match options.ops_listen {
+            Some(ops) => Some(bind(&rt, ops).await?),
+            None => None,
+        };
+        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+
+        let stop = Stop::new();
+        let tracker = Tracker::new();
+        let settings = Arc::new(gateway_conn_settings(
+            &options,
+            config.clone(),
+            &gateway_id,
+            sync.as_ref().map(|s| s.instance_id()),
+            rt.now(),
+            rt.wall_clock(),
+            random_bytes(&rt).ok_or(GatewayError::Random)?,
+        ));
+        // The policies' shared state: counted in process, by this replica alone.
+        let store = Arc::new(InProcessStore::new(settings.policy.store_seed));
+        let connector = Connector::new(rt.clone(), options.upstream_ca.as_deref())?;
+        let callouts = Callouts::with_connector(connector.clone());
+        let pool = Arc::new(Upstreams::new(options.pool, connector));
+        rt.spawn({
+            let callouts = callouts.clone();
+            let stop = stop.clone();
+            async move { callouts.reap(stop).await }
+        });
+        rt.spawn(pool.clone().reap(stop.clone()));
+        if let Some((path, loaded)) = file {
+            rt.spawn(watch_file(
+                rt.clone(),
+                path,
+                config.clone(),
+                loaded,
+                options.reload_interval,
+                stop.clone(),
+            ));
+        }
+        let management = sync.as_ref().map(|s| s.management());
+        if let Some((endpoint, _)) = &management {
+            settings
+                .telemetry
+                .attach_token(endpoint.credential().clone());
+        }
+        let telemetry = crate::telemetry::spawn(
+            &options,
+            &rt,
+            settings.telemetry.clone(),
+            management,
+            callouts.clone(),
+        )
+        .await;
+        let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
+        // validate-jwt's <openid-config> key sets: fetched and refreshed in the
+        // background, handed to the core's shared key store.
+        let jwks = {
+            let store = store.clone();
+            JwksRefresher::spawn(
+                callouts.clone(),
+                JwksOptions::default(),
+                move |url, fetched| key_sets::store_key_set(&*store, url, &fetched),
+            )
+        };
+        rt.spawn(follow_openid_urls(
+            rt.clone(),
+            config.clone(),
+            jwks,
+            options.reload_interval,
+            stop.clone(),
+        ));
+        if let Some(ops) = ops {
+            rt.spawn(crate::ops::serve(
+                rt.clone(),
+                ops,
+                config.clone(),
+                settings.telemetry.clone(),
+                stop.clone(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            settings,
+            store,
+            pool,
+            callouts,
+            one_way: OneWayCalls::default(),
+        });
+        let accept = Tracker::new();
+        rt.spawn(accept_loop(
+            rt.clone(),
+            listener,
+            shared,
+            stop.clone(),
+            tracker.token(),
+            accept.token(),
+        ));
+        match rt.log_name() {
+            Some(runtime) => tracing::info!(%addr, ops = ?ops_addr, runtime, "gateway listening"),
+            None => tracing::info!(%addr, ops = ?ops_addr, "gateway listening"),
+        }
+        Ok(Gateway {
+            rt,
+            addr,
+            ops_addr,
+            config,
+            stop,
+            tracker,
+            accept,
+            grace: options.shutdown_grace,
+            sync,
+            telemetry,
+        })
+    }
+
+    /// The address API traffic is served on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address of the operations endpoints, if enabled.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
+    }
+
+    /// The revision of the configuration in force.
+    pub fn revision(&self) -> Option<u64> {
+        self.config.revision()
+    }
+
+    /// The content identity (revision, store, digest) of the configuration in force.
+    pub fn content(&self) -> Option<ContentId> {
+        self.config.content()
+    }
+
+    /// The sync agent's state in connected mode (connectivity, applied revision,
+    /// backup, compile errors); `None` for a local configuration file.
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        self.sync
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the grace period), and
+    /// returns when every connection is closed.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        // The listener is gone once the accept loop has ended.
+        std::mem::take(&mut self.accept).wait().await;
+        let tracker = std::mem::take(&mut self.tracker);
+        if timeout(&self.rt, self.grace, tracker.wait())
+            .await
+            .is_none()
+        {
+            tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+        // After the connections: their last records are logged and kept.
+        if let Some(t) = self.telemetry.take() {
+            t.finish().await;
+        }
+    }
+}
+
+/// Keeps the key set refresher's list of OpenID configuration URLs in step
+/// with the configuration in force.
+async fn follow_openid_urls<R: Runtime>(
+    rt: R,
+    config: Arc<SharedConfig>,
+    jwks: JwksRefresher,
+    every: Duration,
+    stop: Stop,
+) {
+    let mut urls = OpenIdUrls::default();
+    loop {
+        if let Some(changed) = urls.poll_changed(&*config) {
+            jwks.set_urls(changed);
+        }
+        if until_stopped(&stop, sleep(&rt, every)).await.is_none() {
+            return;
+        }
+    }
+}
+
+async fn bind<R: Runtime>(rt: &R, addr: SocketAddr) -> Result<R::Listener, GatewayError> {
+    rt.bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+async fn accept_loop<R: Runtime>(
+    rt: R,
+    listener: R::Listener,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+    tracker: Option<crate::stop::TaskToken>,
+    running: Option<crate::stop::TaskToken>,
+) {
+    loop {
+        let Some(accepted) = until_stopped(&stop, listener.accept()).await else {
+            break;
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                stream.set_nodelay();
+                let token = tracker.clone();
+                let serve =
+                    crate::conn::serve(rt.clone(), stream, peer, shared.clone(), stop.clone());
+                rt.spawn(async move {
+                    let _token = token;
+                    serve.await;
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %err, "accept failed");
+                sleep(&rt, Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // The port is closed before shutdown hears the loop has ended.
+    drop(listener);
+    drop(running);
+}

@@ -1,0 +1,201 @@
+//! How a gateway is started: plain data both adapters take, so the binary builds
+//! one set of options whichever runtime it picks. Nothing here does IO: paths and
+//! addresses are only carried to the adapter that opens them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portcullis_core::http::Limits;
+use portcullis_core::pool::PoolLimits;
+use portcullis_core::proxy::Timeouts;
+use portcullis_core::sync::{BackupKey, SyncTiming};
+use portcullis_core::telemetry::access_log::AccessLog;
+use portcullis_core::telemetry::uploader::DEFAULT_BUFFER_BYTES;
+
+/// The largest configuration snapshot accepted from the management plane.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where a gateway's configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    /// A local JSON file, watched for changes.
+    File(PathBuf),
+    /// The management plane (connected mode), with an optional backup.
+    Managed(Box<ManagedOptions>),
+}
+
+/// How a gateway is started.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Address for API traffic (HTTP).
+    pub listen: SocketAddr,
+    /// Address for `/healthz` and `/readyz`, if any.
+    pub ops_listen: Option<SocketAddr>,
+    /// Where the configuration comes from.
+    pub origin: ConfigOrigin,
+    /// How often the configuration file is checked for changes.
+    pub reload_interval: Duration,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Backend connection pool limits.
+    pub pool: PoolLimits,
+    /// How long a shutdown waits for requests in flight before it gives up on them.
+    pub shutdown_grace: Duration,
+    /// PEM file of CA certificates trusted for `https://` backends, besides the
+    /// Mozilla roots.
+    pub upstream_ca: Option<PathBuf>,
+    /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
+    /// the id the token is for.
+    pub gateway_id: String,
+    /// Access log, trace export and telemetry upload.
+    pub telemetry: TelemetryOptions,
+    /// Forward request header and trailer fields whose names contain `_`
+    /// (dropped by default, as nginx's `underscores_in_headers off`).
+    pub allow_underscores_in_headers: bool,
+}
+
+/// What a gateway does with the telemetry of its requests (metrics are always
+/// kept and served at `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryOptions {
+    /// Count requests in `/metrics` (off only to measure what telemetry costs).
+    pub metrics: bool,
+    /// Access log lines on stdout.
+    pub access_log: AccessLog,
+    /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
+    /// tracing.
+    pub otlp_endpoint: Option<String>,
+    /// Upload request records to the management plane (connected mode only).
+    pub upload: bool,
+    /// Where batches wait for upload; `None`: the backup directory's
+    /// `telemetry/` when there is a backup, else memory only.
+    pub buffer_dir: Option<PathBuf>,
+    /// Most bytes of batches waiting for upload.
+    pub buffer_bytes: u64,
+}
+
+impl Default for TelemetryOptions {
+    fn default() -> Self {
+        TelemetryOptions {
+            metrics: true,
+            access_log: AccessLog::default(),
+            otlp_endpoint: None,
+            upload: true,
+            buffer_dir: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+        }
+    }
+}
+
+impl GatewayOptions {
+    /// Options with the defaults for everything but the configuration file.
+    pub fn new(config_path: PathBuf) -> Self {
+        GatewayOptions::with_origin(ConfigOrigin::File(config_path))
+    }
+
+    /// Options for connected mode: the configuration comes from the management
+    /// plane; the gateway id from the token.
+    pub fn managed(managed: ManagedOptions) -> Self {
+        let mut options = GatewayOptions::with_origin(ConfigOrigin::Managed(Box::new(managed)));
+        options.gateway_id = String::new();
+        options
+    }
+
+    fn with_origin(origin: ConfigOrigin) -> Self {
+        GatewayOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
+            origin,
+            reload_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            pool: PoolLimits::default(),
+            shutdown_grace: Duration::from_secs(30),
+            upstream_ca: None,
+            gateway_id: "portcullis".into(),
+            telemetry: TelemetryOptions::default(),
+            allow_underscores_in_headers: false,
+        }
+    }
+
+    /// The gateway id policies see: the one set, or in connected mode (none set)
+    /// the one the token is for.
+    pub fn effective_gateway_id(&self, token_gateway_id: Option<&str>) -> String {
+        match token_gateway_id {
+            Some(id) if self.gateway_id.is_empty() => id.to_owned(),
+            _ => self.gateway_id.clone(),
+        }
+    }
+}
+
+/// Where a connected gateway keeps its configuration backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The key the file is encrypted under.
+    pub key: BackupKey,
+}
+
+/// How a gateway connects to its management plane. `Debug` does not show the
+/// token's signature.
+#[derive(Clone)]
+pub struct ManagedOptions {
+    /// The management plane's URL, e.g. `https://mgmt.example:8443`.
+    pub url: String,
+    /// The gateway token (`GatewayKey <id>&<expiry>&<signature>`); the gateway id
+    /// comes from it.
+    pub token: String,
+    /// The configuration backup, if one is kept.
+    pub backup: Option<BackupOptions>,
+    /// PEM file of CA certificates trusted for the management plane, besides the
+    /// Mozilla roots.
+    pub ca: Option<PathBuf>,
+    /// This process in heartbeats; empty: random at start.
+    pub instance_id: String,
+    /// The host in heartbeats; empty: the system's host name.
+    pub hostname: String,
+    /// Poll, long poll, heartbeat and backoff timing.
+    pub timing: SyncTiming,
+    /// The management plane's signing keys: snapshots not signed with one of
+    /// them are refused. Empty: the gateway pins the plane's key on first use.
+    pub management_public_keys: Vec<portcullis_core::sync::signature::PublicKey>,
+}
+
+impl std::fmt::Debug for ManagedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id and expiry are not secret; the signature is.
+        let token = match self.token.rsplit_once('&') {
+            Some((public, _)) => format!("{public}&…"),
+            None => "…".to_owned(),
+        };
+        f.debug_struct("ManagedOptions")
+            .field("url", &self.url)
+            .field("token", &token)
+            .field("backup", &self.backup)
+            .field("ca", &self.ca)
+            .field("instance_id", &self.instance_id)
+            .field("hostname", &self.hostname)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl ManagedOptions {
+    /// Options with default timing, no backup and no extra CA.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        ManagedOptions {
+            url: url.into(),
+            token: token.into(),
+            backup: None,
+            ca: None,
+            instance_id: String::new(),
+            hostname: String::new(),
+            timing: SyncTiming::default(),
+            management_public_keys: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The driver's [`Runtime`] on smol: `Async` TCP sockets, `async-io` timers,
+//! smol's global executor and `smol::unblock` for blocking work.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use portcullis_driver::disk::{Disk, OsDisk};
+use portcullis_driver::runtime::{os_random, Listener, Runtime, Timer};
+use portcullis_driver::socket::{Socket, SocketKind};
+use smol::Async;
+
+/// smol: tasks on its global executor (`SMOL_THREADS` threads).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolRuntime;
+
+/// A smol TCP connection (its socket checks are [`SmolRuntime`]'s).
+pub type SmolStream = Socket<Async<TcpStream>, SmolRuntime>;
+
+/// A smol TCP listener.
+#[derive(Debug)]
+pub struct SmolListener(Async<TcpListener>);
+
+impl Listener for SmolListener {
+    type Stream = SmolStream;
+
+    fn accept(&self) -> impl Future<Output = io::Result<(SmolStream, SocketAddr)>> + Send {
+        let accepted = self.0.accept();
+        async { accepted.await.map(|(tcp, peer)| (Socket::new(tcp), peer)) }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
+
+/// An `async-io` timer (already `Unpin`, so resettable through any pin).
+#[derive(Debug)]
+pub struct SmolTimer(smol::Timer);
+
+impl Future for SmolTimer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+impl Timer for SmolTimer {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+impl Runtime for SmolRuntime {
+    type Stream = SmolStream;
+    type Listener = SmolListener;
+    type Timer = SmolTimer;
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(task).detach();
+    }
+
+    fn timer(&self, deadline: Instant) -> SmolTimer {
+        SmolTimer(smol::Timer::at(deadline))
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SmolListener>> + Send {
+        let bound = Async::<TcpListener>::bind(addr).map(SmolListener);
+        async { bound }
+    }
+
+    /// Connects to the first resolved address that answers.
+    async fn connect(&self, host: &str, port: u16) -> io::Result<SmolStream> {
+        let addrs = smol::net::resolve((host, port)).await?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
+        for addr in addrs {
+            match Async::<TcpStream>::connect(addr).await {
+                Ok(tcp) => return Ok(Socket::new(tcp)),
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        smol::unblock(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
+            .await
+            .map_err(|_| "blocking work panicked".to_owned())
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> bool {
+        os_random(out)
+    }
+
+    fn disk(&self) -> Arc<dyn Disk> {
+        Arc::new(OsDisk)
+    }
+
+    fn log_name(&self) -> Option<&'static str> {
+        Some("smol")
+    }
+}
+
+/// The checks of smol's sockets.
+impl SocketKind<Async<TcpStream>> for SmolRuntime {
+    /// A backend that closed it (or sent anything at all, a TLS close_notify
+    /// included) makes a peek return.
+    fn still_open(io: &mut Async<TcpStream>) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(io.get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    fn set_nodelay(io: &Async<TcpStream>) {
+        io.get_ref().set_nodelay(true).ok();
+    }
+}
