@@ -15,6 +15,8 @@
 //!
 //! Prints markdown tables; BENCHMARKS.md has a run and what it means.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! policy check endpoint it uses, and the console itself driven in headless
 //! Chromium against a real management plane and a real gateway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -2,6 +2,8 @@
 //! file copied into gateway A's backup directory (same backup key) is refused,
 //! never served, and never overwritten.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,8 @@
 //! the admin console and portal set over plain HTTP on 127.0.0.1 (their sign-in
 //! depends on it).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use axum::http::header::{COOKIE, SET_COOKIE};

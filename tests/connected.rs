@@ -1,6 +1,8 @@
 //! End to end over real processes: `portcullis management`, gateways connected to
 //! it, and fail static across management outages and gateway restarts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! End to end over real processes: what a connected gateway answers before it has
 //! a configuration, and how it keeps long polling across management restarts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! README promises (real binary), configuration reload with requests in flight and
 //! invalid files rejected (in-process), and refusing an invalid file at start.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

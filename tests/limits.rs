@@ -1,6 +1,8 @@
 //! Size limits and the statuses they produce: 431 for heads, 413 for bodies, 408
 //! for a head that never completes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! End to end: the management data directory is owner-only, and a loosened one
 //! is warned about at start.
 #![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

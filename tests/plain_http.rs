@@ -6,6 +6,8 @@
 //! loopback. Actual traffic stays on loopback: the TEST-NET address below is only
 //! ever tried, never reached.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::{SocketAddr, ToSocketAddrs};

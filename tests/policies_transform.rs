@@ -8,6 +8,8 @@
 //! generous hang guard of `common::within`. The suite's shared helpers are in
 //! `common::policy_docs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::policy_docs::*;

@@ -4,6 +4,8 @@
 //! journey; raw HTTP checks sessions, CSRF and that users only reach their own
 //! subscriptions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

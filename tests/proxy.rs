@@ -1,6 +1,8 @@
 //! Proxying over real sockets: routing, bodies in both directions, keep-alive and
 //! pipelining, Expect: 100-continue, header rules, local answers and backend errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use axum::http::Method;

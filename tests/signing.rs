@@ -3,6 +3,8 @@
 //! A gateway given the key refuses snapshots not signed with it; a gateway
 //! without one pins the key on first use and then does the same.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::managed::{http_call, ManagementProcess};

@@ -1,6 +1,8 @@
 //! `portcullis gateway --runtime tokio|smol`: the real binary serves on the
 //! runtime it is told, reloads its file and stops cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

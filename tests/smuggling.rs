@@ -3,6 +3,8 @@
 //! and the request a lenient parser would have seen hidden in the payload never
 //! reaches the backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! again until its revision is back where a gateway was. The gateway must not
 //! mistake the new content for what it holds because the revision matches.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! 1 GiB download through the real binary, with the byte count and a running
 //! checksum checked end to end and the gateway's resident memory sampled from /proc.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -4,6 +4,8 @@
 //! restart) reach analytics after it is back, each exactly once; the batches
 //! waiting on disk meanwhile are encrypted, and a tampered one is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -1,5 +1,7 @@
 //! `https://` backends: the gateway speaks TLS to them and verifies their certificate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! management status, and starts again from the renewed token it kept next to
 //! its backup once the operator's token has expired.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

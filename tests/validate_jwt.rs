@@ -4,6 +4,8 @@
 //! it follows (a token naming an unknown key makes it fetch the key set again,
 //! at most once per 5 minutes per configuration).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! HTTP/1.1 codec hot paths: head parsing, chunked decoding, writing the upstream head;
 //! and the slow-client case: a large head arriving one byte per read.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

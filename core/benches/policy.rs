@@ -2,6 +2,8 @@
 //! (against the same request without policies), the parts of it (context,
 //! pipeline, expressions), and compiling a large configuration.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

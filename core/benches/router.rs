@@ -1,5 +1,7 @@
 //! Route lookup time against the number of APIs: it should stay flat from 10 to 10,000.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

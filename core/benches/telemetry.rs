@@ -2,6 +2,8 @@
 //! connection machine with telemetry off, metrics only (the default), records
 //! for upload, records plus the JSON access log line, and tracing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Waker};

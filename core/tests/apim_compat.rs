@@ -22,6 +22,8 @@
 //! `cargo test -p portcullis-core --test apim_compat -- --nocapture` prints the
 //! results as the markdown tables of COMPATIBILITY.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -5,6 +5,8 @@
 //! whatever the cuts. Driven in memory, as the driver would, with outputs
 //! drained after every input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -6,6 +6,8 @@
 //! `check_invariants` must hold, and the driver must never see two of the same
 //! request outstanding.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

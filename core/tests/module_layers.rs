@@ -6,6 +6,8 @@
 //! `cargo test -p portcullis-core --test module_layers -- --nocapture` to print
 //! every edge between top-level modules.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,10 @@
 //! the connection is warm: routing, head parsing, the upstream head, the response head
 //! and the body copy all reuse what the connection already holds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A counting global allocator needs `unsafe impl GlobalAlloc`.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;

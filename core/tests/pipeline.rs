@@ -1,6 +1,8 @@
 //! The policy pipeline driven by hand: scopes and `<base />`, control flow,
 //! errors, suspension for the backend, calls, caches and timers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! Idle backend connection bookkeeping: reuse order, bounds, expiry.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! Tests of the connection state machine, driven by hand as an adapter would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

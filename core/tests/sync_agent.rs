@@ -1,5 +1,7 @@
 //! The sync agent against a fake clock: plain `Instant`s advanced by hand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -2,6 +2,8 @@
 //! management plane, say) is a compile error for the sync agent: kept out, the
 //! configuration in force stays, and the heartbeat reports why.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use bytes::Bytes;

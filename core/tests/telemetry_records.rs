@@ -1,6 +1,8 @@
 //! The connection machine reports every request to telemetry: the record's
 //! route, status, bytes, times and error, driven by hand with a fake clock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! bounded buffer, retries with the same batch id, restore after a restart,
 //! and the accounting that makes every record stored once or counted dropped.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -120,6 +120,7 @@ pub fn prepare(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::expect_used)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

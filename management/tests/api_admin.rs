@@ -2,6 +2,8 @@
 //! `Management::start` on 127.0.0.1:0 with a temporary data directory, driven
 //! by a small HTTP client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_common;
 #[allow(dead_code)]
 mod client;

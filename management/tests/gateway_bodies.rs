@@ -3,6 +3,8 @@
 //! body over the endpoint's limit gets 413 whether it declares its length or is
 //! streamed chunked.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod client;
 

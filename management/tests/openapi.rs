@@ -2,6 +2,8 @@
 //! fetched from a loopback server (refused unless private fetches are allowed),
 //! Swagger 2.0 stored as OpenAPI 3, and operations for any method round-tripping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod client;
 

@@ -3,6 +3,8 @@
 //! refused (and `validate` says why, with the line), and deleting one that a
 //! policy still names is 409 naming the policy, until the policy goes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod client;
 

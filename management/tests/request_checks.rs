@@ -2,6 +2,8 @@
 //! entity: `.` and `..` as ids, bodies without a `Content-Type`, and bodies that
 //! are not UTF-8 (each a problem+json answer).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod client;
 

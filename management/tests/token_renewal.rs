@@ -3,6 +3,8 @@
 //! (and show in the gateway's status); an instance whose token has expired is not
 //! shown healthy or connected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod client;
 

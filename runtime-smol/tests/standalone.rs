@@ -2,6 +2,8 @@
 //! proxying with bodies of both framings, keep-alive, policies, reload, the
 //! operations endpoints and graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::SocketAddr;

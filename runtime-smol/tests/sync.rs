@@ -2,6 +2,8 @@
 //! loopback (the configuration endpoint with ETag, 304 and long poll, and
 //! heartbeats), the same shape as the tokio adapter's tests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

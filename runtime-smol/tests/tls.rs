@@ -1,6 +1,8 @@
 //! `https://` backends through futures-rustls: the smol gateway speaks TLS to them
 //! and verifies their certificate against the configured CA.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::TcpListener;

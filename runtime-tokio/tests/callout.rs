@@ -1,6 +1,8 @@
 //! `Callouts::perform` against real servers on loopback: plain and TLS, keep-alive,
 //! body framings, timeouts, refused connections and bad responses.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! The OpenID key set refresher against a local server serving configuration
 //! documents and key sets; and the core's refresh schedule it follows.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

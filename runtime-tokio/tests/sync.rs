@@ -2,6 +2,8 @@
 //! endpoint (ETag, 304, long poll) and heartbeats, written here; the real one is
 //! `management/`, tested with the gateway end to end in the workspace's tests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

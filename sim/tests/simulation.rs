@@ -1,6 +1,8 @@
 //! The simulation is deterministic, passes on correct code, and catches each
 //! kind of fail-static bug when the code is broken on purpose.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use portcullis_driver::Sabotage;

@@ -199,8 +199,9 @@ impl NonceSequence {
     }
 }
 
+// A 32-byte key is always accepted by AES-256-GCM: the expect cannot fire.
+#[allow(clippy::expect_used)]
 fn aead_key(key: &BackupKey) -> LessSafeKey {
-    // A 32-byte key is always accepted by AES-256-GCM.
     let unbound = UnboundKey::new(&AES_256_GCM, key.as_bytes()).expect("AES-256 key length");
     LessSafeKey::new(unbound)
 }
