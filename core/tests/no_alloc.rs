@@ -2,6 +2,9 @@
 //! the connection is warm: routing, head parsing, the upstream head, the response head
 //! and the body copy all reuse what the connection already holds.
 
+#[path = "support/sink.rs"]
+mod sink;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
@@ -94,7 +97,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         proto: "http",
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
-        telemetry: Default::default(),
+        telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     });

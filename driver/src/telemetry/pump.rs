@@ -20,7 +20,9 @@ use portcullis_core::telemetry::otlp;
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::uploader::upload_result;
 use portcullis_core::telemetry::uploader::{Output, UploadResult, UploadSettings, Uploader};
-use portcullis_core::telemetry::Telemetry;
+use portcullis_core::telemetry::RecordSink;
+
+use super::Hub;
 
 use crate::options::{ConfigOrigin, GatewayOptions};
 
@@ -201,7 +203,7 @@ pub struct Sinks {
 
 struct Task<H: TelemetryHost> {
     host: Arc<H>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     upload: Option<(Uploader, Endpoint)>,
     buffer: Option<BatchSealer>,
     otlp: Option<String>,
@@ -217,7 +219,7 @@ struct Task<H: TelemetryHost> {
 /// Runs until `stop` resolves, then saves what waits for upload.
 pub async fn run<H: TelemetryHost>(
     host: Arc<H>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     sinks: Sinks,
     stop: impl Future<Output = ()> + Send,
 ) {
