@@ -15,6 +15,7 @@ pub mod buffer_file;
 pub mod histogram;
 pub mod metrics;
 pub mod otlp;
+pub mod otlp_exporter;
 pub mod prometheus;
 pub mod record;
 pub mod trace_context;
