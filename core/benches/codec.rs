@@ -16,7 +16,8 @@ use portcullis_core::http::{
     BodyDecoder, BodyEvent, BodyFraming, HeadScanner, Limits, RequestHead, ResponseHead,
 };
 use portcullis_core::proxy::{ConfigSource, ConnSettings, PolicyEnv, ProxyConn, Timeouts};
-use portcullis_core::telemetry::{Telemetry, TelemetrySettings};
+#[path = "../tests/support/sink.rs"]
+mod sink;
 
 /// A typical API request head: GET with 8 header fields, about 400 bytes.
 const REQUEST: &[u8] = b"GET /api/v1/orders/12345?include=items&expand=customer HTTP/1.1\r\n\
@@ -209,7 +210,7 @@ fn conn_for(max_head: usize) -> ProxyConn {
         proto: "http",
         config: Arc::new(NoConfig),
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
-        telemetry: Arc::new(Telemetry::new(TelemetrySettings::default())),
+        telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     });

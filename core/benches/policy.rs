@@ -126,7 +126,7 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         proto: "http",
         config: Arc::new(Fixed(config.clone())),
         policy: PolicyEnv::default(),
-        telemetry: Default::default(),
+        telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     });

@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -14,7 +13,11 @@ use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::http::Limits;
 use portcullis_core::proxy::*;
 use portcullis_core::telemetry::access_log::{AccessLog, LogFormat, LogLevel};
-use portcullis_core::telemetry::{Telemetry, TelemetrySettings};
+use portcullis_core::telemetry::TelemetrySettings;
+
+#[path = "../tests/support/sink.rs"]
+mod sink;
+use sink::Sink;
 
 struct Fixed(Arc<CompiledConfig>);
 
@@ -31,7 +34,7 @@ const CONFIG: &str = r#"{"revision": 1, "apis": [{"id": "items", "path": "items"
 const REQUEST: &[u8] = b"GET /items/42?full=true HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\nAccept: application/json\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"id\":42,\"name\":\"an item\"}\n";
 
-fn conn(telemetry: Arc<Telemetry>) -> ProxyConn {
+fn conn(telemetry: Arc<Sink>) -> ProxyConn {
     let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
     let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let settings = Arc::new(ConnSettings {
@@ -99,7 +102,7 @@ fn telemetry_cost(c: &mut Criterion) {
     let mut g = c.benchmark_group("telemetry_request");
     for (name, settings) in variants {
         let log = settings.access_log;
-        let telemetry = Arc::new(Telemetry::new(settings));
+        let telemetry = Arc::new(Sink::new(settings));
         let mut conn = conn(telemetry.clone());
         let mut records = Vec::new();
         let mut line = String::new();
@@ -107,8 +110,7 @@ fn telemetry_cost(c: &mut Criterion) {
             b.iter(|| {
                 let n = one_request(&mut conn, Instant::now());
                 // What the adapter's telemetry task does with each record.
-                let mut cx = Context::from_waker(Waker::noop());
-                let _ = telemetry.poll_records(&mut cx, 64, &mut records);
+                records.append(&mut telemetry.take_records());
                 for r in records.drain(..) {
                     line.clear();
                     log.write_line(&r, &mut line);

@@ -22,6 +22,7 @@
 //!
 //! The machines: the client connection (`proxy::ProxyConn`), the sync agent
 //! (`sync::SyncAgent`), the telemetry uploader (`telemetry::uploader::Uploader`),
+//! the OTLP span exporter (`telemetry::otlp_exporter::OtlpExporter`),
 //! and the per-request ones they drive (the policy pipeline, the call-out
 //! exchange, the OpenID key-set fetch).
 

@@ -1,6 +1,6 @@
 //! Answers of the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 
-use crate::telemetry::{prometheus, Telemetry};
+use crate::telemetry::prometheus;
 
 /// Status and body for a request to the operations port; `ready` when a configuration
 /// is loaded and requests can be served.
@@ -16,14 +16,14 @@ pub fn ops_response(path: &[u8], ready: bool) -> (u16, &'static str) {
 /// Answers what was read so far of a request to the operations port: `None`
 /// while the head is incomplete, else the whole response (the adapter writes it
 /// and closes: probes need no keep-alive). `/metrics` is the Prometheus
-/// exposition of `telemetry`; `revision` is the configuration in force, if
+/// exposition `metrics` renders (called for that path only); `revision` is the configuration in force, if
 /// one is loaded (readiness). `scan` is kept by the adapter beside `buf`, so a
 /// head arriving a byte at a time is not re-parsed on every read.
 pub fn respond(
     buf: &mut bytes::BytesMut,
     scan: &mut crate::http::HeadScanner,
     revision: Option<u64>,
-    telemetry: &Telemetry,
+    metrics: impl FnOnce() -> String,
 ) -> Option<bytes::BytesMut> {
     use crate::http::encode::write_local_response;
     use crate::http::Limits;
@@ -31,7 +31,7 @@ pub fn respond(
     match scan.parse_request(buf, &Limits::default(), false) {
         Ok(None) => return None,
         Ok(Some(head)) if head.path() == b"/metrics" => {
-            let body = telemetry.render_metrics(revision);
+            let body = metrics();
             write_local_response(
                 200,
                 Some(prometheus::CONTENT_TYPE),
@@ -72,18 +72,29 @@ mod tests {
 
     #[test]
     fn responds_once_the_head_is_complete() {
-        let telemetry = Telemetry::default();
+        let telemetry = || {
+            prometheus::render(
+                &[],
+                &prometheus::GatewayGauges {
+                    revision: None,
+                    ready: false,
+                    dropped_queue: 0,
+                    dropped_buffer: 0,
+                    token: None,
+                },
+            )
+        };
         let mut buf = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\n"[..]);
-        assert!(respond(&mut buf, &mut HeadScanner::new(), None, &telemetry).is_none());
+        assert!(respond(&mut buf, &mut HeadScanner::new(), None, telemetry).is_none());
         buf.extend_from_slice(b"Host: x\r\n\r\n");
-        let out = respond(&mut buf, &mut HeadScanner::new(), None, &telemetry).expect("a response");
+        let out = respond(&mut buf, &mut HeadScanner::new(), None, telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 503 "), "{out:?}");
         let mut bad = bytes::BytesMut::from(&b"GET /readyz HTTP/1.1\r\nHost: x\r\n y\r\n\r\n"[..]);
-        let out = respond(&mut bad, &mut HeadScanner::new(), None, &telemetry).expect("a response");
+        let out = respond(&mut bad, &mut HeadScanner::new(), None, telemetry).expect("a response");
         assert!(out.starts_with(b"HTTP/1.1 400 "), "{out:?}");
         let mut metrics = bytes::BytesMut::from(&b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
         let out =
-            respond(&mut metrics, &mut HeadScanner::new(), None, &telemetry).expect("a response");
+            respond(&mut metrics, &mut HeadScanner::new(), None, telemetry).expect("a response");
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
         assert!(text.contains("text/plain; version=0.0.4"), "{text}");

@@ -1,5 +1,5 @@
-//! The machine contract under random event orders: the sync agent and the
-//! telemetry uploader driven by a random driver that answers what they asked
+//! The machine contract under random event orders: the sync agent, the
+//! telemetry uploader and the OTLP exporter driven by a random driver that answers what they asked
 //! for in any order, late, twice, or not at all (a lost answer is answered by
 //! a failure, as the driver's timeout would), lets time jump, and sometimes
 //! sends an answer nobody asked for. After every step each machine's
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use portcullis_core::machine::Machine;
 use portcullis_core::sync::backoff::Jitter;
 use portcullis_core::sync::*;
+use portcullis_core::telemetry::otlp_exporter::{self, ExportResult, ExportSettings, OtlpExporter};
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::uploader::{self, UploadResult, UploadSettings, Uploader};
 use proptest::prelude::*;
@@ -271,6 +272,105 @@ proptest! {
                 }
             }
             up.check_invariants();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ExportStep {
+    /// Records arrive; bit `i` of the mask: record `i` has a span.
+    Records(u8, u16),
+    Advance(u64),
+    /// Answers the export in flight (ok or failed).
+    Answer(bool),
+    Stray(u64),
+}
+
+fn export_step() -> impl Strategy<Value = ExportStep> {
+    prop_oneof![
+        ((1u8..16), any::<u16>()).prop_map(|(n, m)| ExportStep::Records(n, m)),
+        (0u64..3_000).prop_map(ExportStep::Advance),
+        any::<bool>().prop_map(ExportStep::Answer),
+        (0u64..20).prop_map(ExportStep::Stray),
+    ]
+}
+
+fn traced(n: u64, with_span: bool) -> RequestRecord {
+    let mut r = record(n);
+    if with_span {
+        r.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        r.span_id = Some(format!("{:016x}", n + 1));
+    }
+    r
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_otlp_exporter_keeps_its_invariants_and_accounts_for_every_span(
+        per_export in 1usize..8,
+        waiting in 8usize..24,
+        steps in proptest::collection::vec(export_step(), 1..120),
+    ) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let settings = ExportSettings { per_export, waiting, ..ExportSettings::default() };
+        let mut x = OtlpExporter::new("g", "i", settings);
+        let mut in_flight: Option<u64> = None;
+        let (mut next, mut given, mut exported, mut failed) = (0u64, 0u64, 0u64, 0u64);
+        for step in steps {
+            match step {
+                ExportStep::Records(n, mask) => {
+                    let records: Vec<RequestRecord> = (0..u64::from(n))
+                        .map(|i| traced(next + i, mask & (1 << i) != 0))
+                        .collect();
+                    given += records.iter().filter(|r| r.span_id.is_some()).count() as u64;
+                    next += u64::from(n);
+                    x.handle_spans(&records, now);
+                }
+                ExportStep::Advance(ms) => {
+                    now += Duration::from_millis(ms);
+                    if x.poll_timeout().is_some_and(|at| at <= now) {
+                        Machine::handle_timeout(&mut x, now);
+                    }
+                }
+                ExportStep::Answer(ok) => {
+                    if let Some(seq) = in_flight.take() {
+                        let result = if ok {
+                            ExportResult::Exported
+                        } else {
+                            failed += 1;
+                            ExportResult::Failed("down".into())
+                        };
+                        x.handle_export_result(seq, result, now);
+                    }
+                }
+                ExportStep::Stray(seq) => {
+                    if in_flight != Some(seq) {
+                        x.handle_export_result(seq, ExportResult::Failed("stray".into()), now);
+                    }
+                }
+            }
+            while let Some(out) = Machine::poll_output(&mut x) {
+                match out {
+                    otlp_exporter::Output::Export { seq, spans, .. } => {
+                        prop_assert!(in_flight.is_none(), "a second export while {in_flight:?} flies");
+                        prop_assert!(spans as usize <= per_export);
+                        in_flight = Some(seq);
+                        exported += spans;
+                    }
+                    otlp_exporter::Output::Dropped { failures, .. } => {
+                        prop_assert_eq!(failures % 100, 1, "only every hundredth failure is reported");
+                    }
+                }
+            }
+            x.check_invariants();
+            // Every span is waiting, handed out in an export, or counted as dropped.
+            prop_assert_eq!(given, x.waiting() as u64 + exported + x.overflowed());
+            prop_assert_eq!(x.failures(), x.overflowed() + failed);
+            // Never silent: spans waiting with nothing in flight have a deadline.
+            prop_assert!(in_flight.is_some() || x.waiting() == 0 || x.poll_timeout().is_some());
         }
     }
 }

@@ -6,6 +6,9 @@
 // A counting global allocator needs `unsafe impl GlobalAlloc`.
 #![allow(unsafe_code)]
 
+#[path = "support/sink.rs"]
+mod sink;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
@@ -98,7 +101,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         proto: "http",
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
-        telemetry: Default::default(),
+        telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     });

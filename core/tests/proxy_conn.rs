@@ -44,7 +44,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         proto: "http",
         config: Arc::new(Fixed(config)),
         policy: portcullis_core::proxy::PolicyEnv::default(),
-        telemetry: Default::default(),
+        telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     })

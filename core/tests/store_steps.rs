@@ -41,7 +41,7 @@ fn conn(policy: &str) -> ProxyConn {
         proto: "http",
         config: Arc::new(Fixed(config)),
         policy: PolicyEnv::default(),
-        telemetry: Default::default(),
+        telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
         not_ready_log: Default::default(),
     });

@@ -4,14 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::http::Limits;
 use portcullis_core::proxy::*;
 use portcullis_core::telemetry::record::RequestRecord;
-use portcullis_core::telemetry::{Telemetry, TelemetrySettings};
+use portcullis_core::telemetry::TelemetrySettings;
+
+#[path = "support/sink.rs"]
+mod sink;
+use sink::Sink;
 
 struct Fixed(Arc<CompiledConfig>);
 
@@ -52,7 +55,7 @@ const CONFIG: &str = r#"{
 
 struct Harness {
     conn: ProxyConn,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Sink>,
     now: Instant,
 }
 
@@ -69,7 +72,7 @@ impl Harness {
     fn with(telemetry: TelemetrySettings) -> Self {
         let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
         let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
-        let telemetry = Arc::new(Telemetry::new(telemetry));
+        let telemetry = Arc::new(Sink::new(telemetry));
         // The fake clock: any instant, with the wall clock anchored to it.
         let now = Instant::now();
         let settings = Arc::new(ConnSettings {
@@ -111,10 +114,7 @@ impl Harness {
     }
 
     fn records(&self) -> Vec<RequestRecord> {
-        let mut out = Vec::new();
-        let mut cx = Context::from_waker(Waker::noop());
-        while let Poll::Ready(()) = self.telemetry.poll_records(&mut cx, 100, &mut out) {}
-        out
+        self.telemetry.take_records()
     }
 }
 

@@ -14,11 +14,12 @@ use crate::conn::Shared;
 use crate::jwks::{key_sets, JwksOptions, JwksRefresher};
 use crate::options::{ConfigOrigin, GatewayOptions};
 use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime, Stream};
-use crate::setup::gateway_conn_settings;
+use crate::setup::{gateway_conn_settings, telemetry_settings};
 use crate::shared_config::SharedConfig;
 use crate::stop::{Stop, Tracker};
 use crate::store::InProcessStore;
 use crate::sync::{Sync, SyncSetupError};
+use crate::telemetry::Hub;
 use crate::telemetry::TelemetryTask;
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 
@@ -121,11 +122,16 @@ impl<R: Runtime> Gateway<R> {
 
         let stop = Stop::new();
         let tracker = Tracker::new();
+        let hub = Arc::new(Hub::new(telemetry_settings(
+            &options,
+            &gateway_id,
+            sync.as_ref().map(|s| s.instance_id()),
+        )));
         let settings = Arc::new(gateway_conn_settings(
             &options,
             config.clone(),
             &gateway_id,
-            sync.as_ref().map(|s| s.instance_id()),
+            hub.clone(),
             rt.now(),
             rt.wall_clock(),
             random_bytes(&rt).ok_or(GatewayError::Random)?,
@@ -153,18 +159,10 @@ impl<R: Runtime> Gateway<R> {
         }
         let management = sync.as_ref().map(|s| s.management());
         if let Some((endpoint, _)) = &management {
-            settings
-                .telemetry
-                .attach_token(endpoint.credential().clone());
+            hub.attach_token(endpoint.credential().clone());
         }
-        let telemetry = crate::telemetry::spawn(
-            &options,
-            &rt,
-            settings.telemetry.clone(),
-            management,
-            callouts.clone(),
-        )
-        .await;
+        let telemetry =
+            crate::telemetry::spawn(&options, &rt, hub.clone(), management, callouts.clone()).await;
         let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
@@ -188,7 +186,7 @@ impl<R: Runtime> Gateway<R> {
                 rt.clone(),
                 ops,
                 config.clone(),
-                settings.telemetry.clone(),
+                hub.clone(),
                 stop.clone(),
             ));
         }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::Hub;
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use portcullis_core::http::HeadScanner;
 use portcullis_core::ops_endpoints::respond;
-use portcullis_core::telemetry::Telemetry;
 
 use crate::runtime::{sleep, timeout, until_stopped, Listener, Runtime};
 use crate::shared_config::SharedConfig;
@@ -18,7 +18,7 @@ pub(crate) async fn serve<R: Runtime>(
     rt: R,
     listener: R::Listener,
     config: Arc<SharedConfig>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     stop: Stop,
 ) {
     loop {
@@ -47,7 +47,7 @@ pub(crate) async fn serve<R: Runtime>(
 async fn answer<S: crate::runtime::Stream>(
     mut stream: S,
     config: &SharedConfig,
-    telemetry: &Telemetry,
+    telemetry: &Hub,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut scan = HeadScanner::new();
@@ -58,7 +58,10 @@ async fn answer<S: crate::runtime::Stream>(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(out) = respond(&mut buf, &mut scan, config.revision(), telemetry) {
+        let revision = config.revision();
+        if let Some(out) = respond(&mut buf, &mut scan, revision, || {
+            telemetry.render_metrics(revision)
+        }) {
             break out;
         }
     };

@@ -7,20 +7,20 @@ use std::time::{Instant, SystemTime};
 use portcullis_core::proxy::setup::unix_millis;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, PolicyEnv};
 use portcullis_core::sync::{AgentSetup, BackupSettings, SyncSettings};
-use portcullis_core::telemetry::{Telemetry, TelemetrySettings, DEFAULT_QUEUE_CAPACITY};
+use portcullis_core::telemetry::{RecordSink, TelemetrySettings, DEFAULT_QUEUE_CAPACITY};
 
 use crate::options::{ConfigOrigin, GatewayOptions, ManagedOptions};
 
 /// The settings every client connection of a gateway shares. `now` and `wall`
 /// are the same moment on the monotonic and the wall clock (the policies' time
-/// anchor); `secret` is random bytes from the OS; `instance` is the sync
-/// agent's instance id in connected mode.
+/// anchor); `secret` is random bytes from the OS; `telemetry` is where
+/// finished requests go (the gateway's [`crate::telemetry::Hub`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gateway_conn_settings(
     options: &GatewayOptions,
     config: Arc<dyn ConfigSource>,
     gateway_id: &str,
-    instance: Option<&str>,
+    telemetry: Arc<dyn RecordSink>,
     now: Instant,
     wall: SystemTime,
     secret: [u8; 32],
@@ -31,9 +31,7 @@ pub fn gateway_conn_settings(
         proto: "http",
         config,
         policy: PolicyEnv::new(gateway_id.into(), Some((now, unix_millis(wall))), secret),
-        telemetry: Arc::new(Telemetry::new(telemetry_settings(
-            options, gateway_id, instance,
-        ))),
+        telemetry,
         allow_underscores_in_headers: options.allow_underscores_in_headers,
         not_ready_log: Default::default(),
     }

@@ -662,7 +662,7 @@ impl ProxyConn {
         let (consumed, produced) = (self.consumed(), self.produced());
         let settings = &self.settings;
         self.tally.report(
-            &settings.telemetry,
+            &*settings.telemetry,
             now,
             (consumed, produced),
             &self.client_ip,

@@ -53,7 +53,7 @@ pub struct ConnSettings {
     /// Identity, time and ids for policies.
     pub policy: PolicyEnv,
     /// Where finished requests are reported.
-    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub telemetry: Arc<dyn crate::telemetry::RecordSink>,
     /// Keep request header and trailer fields whose names contain `_`; when
     /// false (the default, as nginx) they are dropped as the head is parsed.
     pub allow_underscores_in_headers: bool,

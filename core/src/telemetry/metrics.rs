@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 
 use super::histogram::Histogram;
 
@@ -60,12 +59,13 @@ pub struct Series {
     pub classes: [ClassStats; 6],
 }
 
-/// Every series of a gateway, shared by its connections.
-#[derive(Debug, Default)]
+/// Every series of a gateway: a single-threaded value (the driver shares it
+/// behind its hub's lock).
+#[derive(Debug, Default, Clone)]
 pub struct Metrics {
     // Keyed by a hash of the labels so that a lookup borrows them: a request
     // allocates nothing once its series exists.
-    series: Mutex<HashMap<u64, Vec<Series>>>,
+    series: HashMap<u64, Vec<Series>>,
 }
 
 fn key(api: &str, operation: &str, product: &str) -> u64 {
@@ -86,14 +86,9 @@ fn class_index(status: u16) -> usize {
 
 impl Metrics {
     /// Adds a finished request.
-    pub fn observe(&self, o: &Observation<'_>) {
+    pub fn observe(&mut self, o: &Observation<'_>) {
         let k = key(o.api, o.operation, o.product);
-        let mut map = match self.series.lock() {
-            Ok(m) => m,
-            // A panic while holding the lock leaves counts, not broken invariants.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let bucket = map.entry(k).or_default();
+        let bucket = self.series.entry(k).or_default();
         let pos = bucket
             .iter()
             .position(|s| s.api == o.api && s.operation == o.operation && s.product == o.product);
@@ -124,12 +119,7 @@ impl Metrics {
 
     /// A copy of every series, sorted by labels (a stable exposition order).
     pub fn snapshot(&self) -> Vec<Series> {
-        let map = match self.series.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut all: Vec<Series> = map.values().flatten().cloned().collect();
-        drop(map);
+        let mut all: Vec<Series> = self.series.values().flatten().cloned().collect();
         all.sort_by(|a, b| {
             (&a.api, &a.operation, &a.product).cmp(&(&b.api, &b.operation, &b.product))
         });
@@ -143,7 +133,7 @@ mod tests {
 
     #[test]
     fn requests_are_counted_per_series_and_class() {
-        let m = Metrics::default();
+        let mut m = Metrics::default();
         let o = Observation {
             api: "echo",
             operation: "get",
@@ -189,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_request_that_never_reached_a_backend_has_no_backend_time() {
-        let m = Metrics::default();
+        let mut m = Metrics::default();
         m.observe(&Observation {
             status: 401,
             total_us: 50,

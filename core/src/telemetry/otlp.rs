@@ -10,11 +10,28 @@ use opentelemetry_proto::tonic::trace::v1::{
 use prost::Message;
 
 use super::record::RequestRecord;
+use crate::callout::CalloutRequest;
 
 /// The content type of an encoded export.
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
 /// The path a collector takes traces on.
 pub const TRACES_PATH: &str = "/v1/traces";
+
+/// The request that sends an encoded export (`body`) to the collector at base
+/// URL `collector`, allowed `timeout`.
+pub fn export_request(
+    collector: &str,
+    body: bytes::Bytes,
+    timeout: std::time::Duration,
+) -> CalloutRequest {
+    CalloutRequest {
+        method: "POST".into(),
+        url: format!("{}{}", collector.trim_end_matches('/'), TRACES_PATH),
+        headers: vec![("Content-Type".into(), CONTENT_TYPE.into())],
+        body,
+        timeout,
+    }
+}
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let bytes = s.as_bytes();

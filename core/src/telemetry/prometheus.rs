@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_gauges() {
-        let m = Metrics::default();
+        let mut m = Metrics::default();
         m.observe(&Observation {
             api: "echo",
             operation: "get \"x\"",

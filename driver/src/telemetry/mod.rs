@@ -15,7 +15,7 @@ use portcullis_core::sync::protocol::Endpoint;
 #[cfg(feature = "sabotage")]
 use portcullis_core::telemetry::batch::Batch;
 use portcullis_core::telemetry::buffer_file::{BatchKey, BatchSealer};
-use portcullis_core::telemetry::Telemetry;
+use portcullis_core::telemetry::RecordSink;
 
 use crate::callout::Callouts;
 use crate::disk::Disk;
@@ -23,7 +23,10 @@ use crate::options::GatewayOptions;
 use crate::runtime::{random_bytes, Runtime};
 use crate::stop::{Stop, TaskToken, Tracker};
 
+pub mod hub;
 pub mod pump;
+
+pub use hub::Hub;
 
 use pump::{
     batch_file_name, batch_temp_name, buffer_disk, new_uploader, restore_batches, Sinks,
@@ -173,7 +176,7 @@ fn restore(disk: &dyn Disk, dir: &Path, key: &BatchKey) -> Option<Vec<(u64, Byte
 pub(crate) async fn spawn<R: Runtime>(
     options: &GatewayOptions,
     rt: &R,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     management: Option<(Endpoint, Callouts<R>)>,
     callouts: Callouts<R>,
 ) -> Option<TelemetryTask> {

@@ -1,14 +1,16 @@
-//! The telemetry task both adapters run: drains request records into the
-//! access log, the OTLP exporter and the uploader, and does what the uploader
-//! asks. Written once over [`TelemetryHost`], which the adapter implements with
-//! its clock, timers, files, stdout and callouts; nothing here does IO itself.
+//! The telemetry task every runtime runs: drains request records from the
+//! [`Hub`] into the access log, the OTLP exporter and the uploader (both core
+//! machines), and does what those machines ask. Written once over
+//! [`TelemetryHost`], which the runtime implements with its clock, timers,
+//! files, stdout and callouts; nothing here does IO itself or decides what the
+//! machines decide (batching, when to send, backoff).
 
 use std::future::{poll_fn, Future};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -17,21 +19,18 @@ use portcullis_core::policy::context::Response;
 use portcullis_core::sync::protocol::Endpoint;
 use portcullis_core::telemetry::buffer_file::{self, BatchKey, BatchSealer};
 use portcullis_core::telemetry::otlp;
+use portcullis_core::telemetry::otlp_exporter::{self, ExportResult, ExportSettings, OtlpExporter};
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::uploader::upload_result;
 use portcullis_core::telemetry::uploader::{Output, UploadResult, UploadSettings, Uploader};
-use portcullis_core::telemetry::Telemetry;
+use portcullis_core::telemetry::RecordSink;
+
+use super::Hub;
 
 use crate::options::{ConfigOrigin, GatewayOptions};
 
 /// Records taken from the queue at a time.
 const DRAIN: usize = 1024;
-/// Spans sent in one export at most; more wait for the next.
-const SPANS_PER_EXPORT: usize = 512;
-/// Spans waiting for export at most; more are dropped.
-const SPANS_WAITING: usize = 8 * SPANS_PER_EXPORT;
-/// How long spans wait for more before they are exported.
-const EXPORT_AFTER: Duration = Duration::from_secs(1);
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -201,15 +200,13 @@ pub struct Sinks {
 
 struct Task<H: TelemetryHost> {
     host: Arc<H>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     upload: Option<(Uploader, Endpoint)>,
     buffer: Option<BatchSealer>,
-    otlp: Option<String>,
-    spans: Vec<RequestRecord>,
-    spans_since: Option<Instant>,
+    /// The collector's base URL and the exporter, when spans are exported.
+    otlp: Option<(String, OtlpExporter)>,
     uploading: Option<(u64, Boxed<UploadResult>)>,
-    exporting: Option<Boxed<Result<(), String>>>,
-    export_failures: u64,
+    exporting: Option<(u64, Boxed<ExportResult>)>,
     /// Queue overflows already handed to the uploader.
     queue_drops_reported: u64,
 }
@@ -217,21 +214,27 @@ struct Task<H: TelemetryHost> {
 /// Runs until `stop` resolves, then saves what waits for upload.
 pub async fn run<H: TelemetryHost>(
     host: Arc<H>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Hub>,
     sinks: Sinks,
     stop: impl Future<Output = ()> + Send,
 ) {
+    let otlp = sinks.otlp.map(|url| {
+        let settings = telemetry.settings();
+        let exporter = OtlpExporter::new(
+            &settings.gateway,
+            &settings.instance,
+            ExportSettings::default(),
+        );
+        (url, exporter)
+    });
     let mut task = Task {
         host,
         telemetry,
         upload: sinks.upload,
         buffer: sinks.buffer,
-        otlp: sinks.otlp,
-        spans: Vec::new(),
-        spans_since: None,
+        otlp,
         uploading: None,
         exporting: None,
-        export_failures: 0,
         queue_drops_reported: 0,
     };
     let mut stop = Box::pin(stop);
@@ -249,9 +252,9 @@ pub async fn run<H: TelemetryHost>(
                     return Poll::Ready(Wake::Uploaded(*seq, result));
                 }
             }
-            if let Some(export) = task.exporting.as_mut() {
+            if let Some((seq, export)) = task.exporting.as_mut() {
                 if let Poll::Ready(result) = export.as_mut().poll(cx) {
-                    return Poll::Ready(Wake::Exported(result));
+                    return Poll::Ready(Wake::Exported(*seq, result));
                 }
             }
             if task
@@ -281,15 +284,10 @@ pub async fn run<H: TelemetryHost>(
                     u.handle_result(seq, result, now);
                 }
             }
-            Wake::Exported(result) => {
+            Wake::Exported(seq, result) => {
                 task.exporting = None;
-                if let Err(reason) = result {
-                    task.export_failures += 1;
-                    // The first failure and then every hundredth: a collector that
-                    // is down must not flood the log.
-                    if task.export_failures % 100 == 1 {
-                        tracing::warn!(%reason, failures = task.export_failures, "span export failed; the spans are dropped");
-                    }
+                if let Some((_, x)) = task.otlp.as_mut() {
+                    x.handle_export_result(seq, result, now);
                 }
             }
             Wake::Records => task.take(std::mem::take(&mut records), now).await,
@@ -298,7 +296,8 @@ pub async fn run<H: TelemetryHost>(
         task.on_time(now);
     }
     // The last requests' records, then whatever waits for upload, are saved
-    // for the next start.
+    // for the next start; spans still waiting are dropped (best effort).
+    task.otlp = None;
     loop {
         let got = {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -321,7 +320,7 @@ pub async fn run<H: TelemetryHost>(
 enum Wake {
     Stop,
     Uploaded(u64, UploadResult),
-    Exported(Result<(), String>),
+    Exported(u64, ExportResult),
     Records,
     Timer,
 }
@@ -329,7 +328,7 @@ enum Wake {
 impl<H: TelemetryHost> Task<H> {
     fn deadline(&self) -> Option<Instant> {
         let upload = self.upload.as_ref().and_then(|(u, _)| u.poll_timeout());
-        let export = self.spans_since.map(|s| s + EXPORT_AFTER);
+        let export = self.otlp.as_ref().and_then(|(_, x)| x.poll_timeout());
         match (upload, export) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -347,18 +346,8 @@ impl<H: TelemetryHost> Task<H> {
                 self.host.write_log(lines).await;
             }
         }
-        if self.otlp.is_some() {
-            let traced = records.iter().filter(|r| r.span_id.is_some());
-            for r in traced {
-                if self.spans.len() >= SPANS_WAITING {
-                    self.export_failures += 1;
-                    continue;
-                }
-                self.spans.push(r.clone());
-            }
-            if !self.spans.is_empty() {
-                self.spans_since.get_or_insert(now);
-            }
+        if let Some((_, x)) = self.otlp.as_mut() {
+            x.handle_spans(&records, now);
         }
         if let Some((u, _)) = self.upload.as_mut() {
             // Records the in-memory queue had no room for are reported in the
@@ -374,44 +363,45 @@ impl<H: TelemetryHost> Task<H> {
         if let Some((u, _)) = self.upload.as_mut() {
             u.handle_timeout(now);
         }
-        let due = self.spans.len() >= SPANS_PER_EXPORT
-            || self.spans_since.is_some_and(|s| now >= s + EXPORT_AFTER);
-        if due && self.exporting.is_none() {
-            self.export();
+        if let Some((_, x)) = self.otlp.as_mut() {
+            if x.poll_timeout().is_some_and(|at| at <= now) {
+                x.handle_timeout(now);
+            }
         }
     }
 
-    fn export(&mut self) {
-        let Some(url) = &self.otlp else { return };
-        let n = self.spans.len().min(SPANS_PER_EXPORT);
-        let batch: Vec<RequestRecord> = self.spans.drain(..n).collect();
-        self.spans_since = None;
-        if !self.spans.is_empty() {
-            self.spans_since = Some(self.host.now());
-        }
-        let settings = self.telemetry.settings();
-        let Some(body) = otlp::encode(&batch, &settings.gateway, &settings.instance) else {
+    /// Does what the exporter asked: starts its export, which runs alongside.
+    fn perform_exports(&mut self) {
+        let Some((url, x)) = self.otlp.as_mut() else {
             return;
         };
-        let request = CalloutRequest {
-            method: "POST".into(),
-            url: format!("{}{}", url.trim_end_matches('/'), otlp::TRACES_PATH),
-            headers: vec![("Content-Type".into(), otlp::CONTENT_TYPE.into())],
-            body: Bytes::from(body),
-            timeout: Duration::from_secs(10),
-        };
-        let call = self.host.call(request);
-        self.exporting = Some(Box::pin(async move {
-            match call.await {
-                Ok(r) if (200..300).contains(&r.status) => Ok(()),
-                Ok(r) => Err(format!("collector answered {}", r.status)),
-                Err(e) => Err(e.to_string()),
+        while let Some(output) = x.poll_output() {
+            match output {
+                otlp_exporter::Output::Export {
+                    seq, body, timeout, ..
+                } => {
+                    let call = self.host.call(otlp::export_request(url, body, timeout));
+                    self.exporting = Some((
+                        seq,
+                        Box::pin(async move {
+                            match call.await {
+                                Ok(response) => otlp_exporter::export_result(&response),
+                                Err(e) => ExportResult::Failed(e.to_string()),
+                            }
+                        }),
+                    ));
+                }
+                otlp_exporter::Output::Dropped { failures, reason } => {
+                    tracing::warn!(%reason, failures, "span export failed; the spans are dropped");
+                }
             }
-        }));
+        }
     }
 
-    /// Does what the uploader asked, but the upload itself, which runs alongside.
+    /// Does what the exporter and the uploader asked, but the export and the
+    /// upload themselves, which run alongside.
     async fn perform_outputs(&mut self) {
+        self.perform_exports();
         loop {
             let Some((u, endpoint)) = self.upload.as_mut() else {
                 return;

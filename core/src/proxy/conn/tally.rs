@@ -9,7 +9,7 @@ use crate::policy::context::LastError;
 use crate::telemetry::metrics::Observation;
 use crate::telemetry::record::{CacheStatus, ErrorInfo, RequestRecord};
 use crate::telemetry::trace_context::{hex, SpanContext, TRACEPARENT_LEN};
-use crate::telemetry::Telemetry;
+use crate::telemetry::RecordSink;
 
 /// Why the gateway itself failed a request: (source, reason).
 pub(super) type GatewayError = (&'static str, &'static str);
@@ -161,7 +161,7 @@ impl Tally {
     /// for a record of a request that had none.
     pub(super) fn report(
         &mut self,
-        telemetry: &Telemetry,
+        telemetry: &dyn RecordSink,
         now: Instant,
         (consumed, produced): (u64, u64),
         client_ip: &str,
@@ -198,7 +198,8 @@ impl Tally {
         };
         let settings = telemetry.settings();
         let tally = &mut *self;
-        telemetry.finish(
+        crate::telemetry::report(
+            telemetry,
             &observation,
             api.and_then(|a| a.telemetry.as_ref()),
             |weight| {
