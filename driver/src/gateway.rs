@@ -152,10 +152,8 @@ impl<R: Runtime> Gateway<R> {
             ));
         }
         let management = sync.as_ref().map(|s| s.management());
-        if let Some((endpoint, _)) = &management {
-            settings
-                .telemetry
-                .attach_token(endpoint.credential().clone());
+        if let Some(sync) = &sync {
+            settings.telemetry.attach_token(sync.credential().clone());
         }
         let telemetry = crate::telemetry::spawn(
             &options,
