@@ -701,12 +701,15 @@ fn documents_that_change_nothing_are_recognised() {
 
 #[test]
 fn request_ids_are_unique_guids_and_depend_on_the_secret() {
+    use portcullis_core::proxy::IdSeq;
     use portcullis_core::proxy::PolicyEnv;
     let a = PolicyEnv::new("gw".into(), None, [1; 32]);
     let b = PolicyEnv::new("gw".into(), None, [2; 32]);
     let mut seen = std::collections::HashSet::new();
-    for _ in 0..1000 {
-        let (id, _) = a.next_request_id();
+    // Connections draw from their own runs, yet no id repeats across them.
+    let mut conns = [IdSeq::new(0), IdSeq::new(1), IdSeq::new(2)];
+    for i in 0..1000 {
+        let (id, _) = a.next_request_id(&mut conns[i % 3]);
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4", "version 4: {id}");
         assert!(
@@ -716,8 +719,9 @@ fn request_ids_are_unique_guids_and_depend_on_the_secret() {
         assert!(seen.insert(id));
     }
     // Another secret gives other ids for the same counter values.
-    let (first_b, seed_b) = b.next_request_id();
-    let (first_a, seed_a) = PolicyEnv::new("gw".into(), None, [1; 32]).next_request_id();
+    let (first_b, seed_b) = b.next_request_id(&mut IdSeq::new(0));
+    let (first_a, seed_a) =
+        PolicyEnv::new("gw".into(), None, [1; 32]).next_request_id(&mut IdSeq::new(0));
     assert_ne!(first_a, first_b);
     assert_ne!(seed_a, seed_b);
 }

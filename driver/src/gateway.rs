@@ -196,6 +196,8 @@ impl<R: Runtime> Gateway<R> {
             pool,
             callouts,
             one_way: OneWayCalls::default(),
+            not_ready_log: Default::default(),
+            conns: Default::default(),
         });
         let accept = Tracker::new();
         rt.spawn(accept_loop(

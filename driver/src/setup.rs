@@ -35,7 +35,6 @@ pub fn gateway_conn_settings(
             options, gateway_id, instance,
         ))),
         allow_underscores_in_headers: options.allow_underscores_in_headers,
-        not_ready_log: Default::default(),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::policy::error::Failure;
 use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
 use crate::policy::program::Needs;
 use crate::policy::store::{StoreAnswer, StoreRequest};
-use crate::proxy::settings::PolicyEnv;
+use crate::proxy::settings::{IdSeq, PolicyEnv};
 
 /// Who the request is, as far as subscriptions go.
 #[derive(Debug, Default)]
@@ -191,7 +191,7 @@ impl ProxyConn {
             &access,
             &self.client_ip,
             self.settings.proto,
-            &self.settings.policy,
+            (&self.settings.policy, &mut self.ids),
         );
         let has_body = head.framing != BodyFraming::Empty;
         let req_body = has_body.then(|| {
@@ -804,7 +804,7 @@ fn build_context(
     access: &Access,
     client_ip: &str,
     proto: &str,
-    env: &PolicyEnv,
+    (env, ids): (&PolicyEnv, &mut IdSeq),
 ) -> Context {
     let api = config.api(api_idx);
     let service = config.upstream(api_idx);
@@ -840,7 +840,7 @@ fn build_context(
         }
         headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
     }
-    let (request_id, rng_seed) = env.next_request_id();
+    let (request_id, rng_seed) = env.next_request_id(ids);
     let subscription = access
         .subscription
         .map(|(i, secondary)| config.subscription_info(i, secondary).clone());
