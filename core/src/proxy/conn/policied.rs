@@ -20,9 +20,10 @@ use crate::http::hop::{
 };
 use crate::http::percent::parse_query;
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
+use crate::machine::Machine;
 use crate::policy::context::{self, Context, Headers, Request, Static, Url};
 use crate::policy::error::Failure;
-use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
+use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, PipelineOutput, Step};
 use crate::policy::program::Needs;
 use crate::policy::store::{StoreAnswer, StoreRequest};
 use crate::proxy::settings::{IdSeq, PolicyEnv};
@@ -329,13 +330,13 @@ impl ProxyConn {
             backend: &backend,
         };
         let step = run.pipeline.run(&mut run.ctx, &env);
-        for t in run.pipeline.side.traces.drain(..) {
-            self.events.push_back(Event::Trace(t));
-        }
-        for c in run.pipeline.side.one_way.drain(..) {
-            self.events.push_back(Event::Call {
-                request: c,
-                one_way: true,
+        while let Some(output) = run.pipeline.poll_output() {
+            self.events.push_back(match output {
+                PipelineOutput::Trace(t) => Event::Trace(t),
+                PipelineOutput::OneWay(request) => Event::Call {
+                    request,
+                    one_way: true,
+                },
             });
         }
         let now_unix = run.ctx.now_unix_ms.div_euclid(1000);
