@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::http::Response;
+use portcullis_core::machine::Machine;
 use portcullis_core::policy::compile::{compile_document, CompileEnv};
 use portcullis_core::policy::context::Context;
 use portcullis_core::policy::error::Failure;
-use portcullis_core::policy::pipeline::{Chain, Env, ForwardFailure, Pipeline, Step};
+use portcullis_core::policy::pipeline::{
+    Chain, Env, ForwardFailure, Pipeline, PipelineOutput, Step,
+};
 use portcullis_core::policy::program::{Document, Level};
 use portcullis_core::policy::store::LocalStore;
 use std::cell::RefCell;
@@ -336,7 +339,12 @@ fn retry_repeats_the_backend_call_with_waits() {
             }
             Step::Sleep(at) => {
                 sleeps.push(at.duration_since(h.now));
-                pl.sleep_done();
+                // The interval is the machine's timer: not over a moment early.
+                assert_eq!(pl.poll_timeout(), Some(at));
+                pl.handle_timeout(at - Duration::from_millis(1));
+                assert_eq!(pl.poll_timeout(), Some(at));
+                pl.handle_timeout(at);
+                assert_eq!(pl.poll_timeout(), None);
             }
             Step::Respond => break,
             other => panic!("unexpected {other:?}"),
@@ -630,6 +638,14 @@ fn one_way_requests_and_traces_are_side_effects() {
         pl.side.traces[0].metadata,
         [("k".to_string(), "v".to_string())]
     );
+    // Drained through the machine contract: traces, then one-way calls.
+    let outputs: Vec<PipelineOutput> = std::iter::from_fn(|| pl.poll_output()).collect();
+    assert!(matches!(
+        &outputs[..],
+        [PipelineOutput::Trace(t), PipelineOutput::OneWay(c)]
+            if t.message == "seen 10.1.2.3" && c.url == "http://audit.example/log"
+    ));
+    assert!(pl.side.traces.is_empty() && pl.side.one_way.is_empty());
 }
 
 #[test]
