@@ -212,9 +212,13 @@ fn conn_for(max_head: usize) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
-    ProxyConn::new(settings, "192.0.2.1", Instant::now())
+    ProxyConn::new(
+        settings,
+        "192.0.2.1",
+        portcullis_core::proxy::IdSeq::default(),
+        Instant::now(),
+    )
 }
 
 /// A client sending a large head one byte per read: the cost must grow with the

@@ -128,9 +128,13 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
-    ProxyConn::new(settings, "192.0.2.1", Instant::now())
+    ProxyConn::new(
+        settings,
+        "192.0.2.1",
+        portcullis_core::proxy::IdSeq::default(),
+        Instant::now(),
+    )
 }
 
 /// Handles the machine's events as an adapter does: store requests answered
@@ -367,8 +371,9 @@ fn policy_parts(c: &mut Criterion) {
     });
     g.bench_function("context_clone", |b| b.iter(|| black_box(ctx.clone())));
     let policy_env = PolicyEnv::default();
+    let mut ids = portcullis_core::proxy::IdSeq::new(1);
     g.bench_function("request_id", |b| {
-        b.iter(|| black_box(policy_env.next_request_id()))
+        b.iter(|| black_box(policy_env.next_request_id(&mut ids)))
     });
     // Each policy of API_POLICY alone.
     for (name, inbound) in SINGLE_POLICIES {

@@ -45,9 +45,13 @@ fn conn(telemetry: Arc<Sink>) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry,
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
-    ProxyConn::new(settings, "192.0.2.1", Instant::now())
+    ProxyConn::new(
+        settings,
+        "192.0.2.1",
+        portcullis_core::proxy::IdSeq::default(),
+        Instant::now(),
+    )
 }
 
 fn one_request(conn: &mut ProxyConn, now: Instant) -> usize {

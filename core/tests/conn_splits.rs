@@ -48,9 +48,13 @@ fn conn(now: Instant) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
-    ProxyConn::new(settings, "192.0.2.7", now)
+    ProxyConn::new(
+        settings,
+        "192.0.2.7",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    )
 }
 
 /// One request of the pipeline: a GET, or a POST with a body sent with a

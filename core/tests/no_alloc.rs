@@ -103,10 +103,14 @@ fn warm_keep_alive_request_does_not_allocate() {
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
     let now = Instant::now();
-    let mut conn = ProxyConn::new(settings, "192.0.2.1", now);
+    let mut conn = ProxyConn::new(
+        settings,
+        "192.0.2.1",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    );
     let first = one_request(&mut conn, now);
     assert!(first > 0, "the counter does not count");
     for _ in 0..3 {

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::http::Response;
+use portcullis_core::machine::Machine;
 use portcullis_core::policy::compile::{compile_document, CompileEnv};
 use portcullis_core::policy::context::Context;
 use portcullis_core::policy::error::Failure;
-use portcullis_core::policy::pipeline::{Chain, Env, ForwardFailure, Pipeline, Step};
+use portcullis_core::policy::pipeline::{
+    Chain, Env, ForwardFailure, Pipeline, PipelineOutput, Step,
+};
 use portcullis_core::policy::program::{Document, Level};
 use portcullis_core::policy::store::LocalStore;
 use std::cell::RefCell;
@@ -338,7 +341,12 @@ fn retry_repeats_the_backend_call_with_waits() {
             }
             Step::Sleep(at) => {
                 sleeps.push(at.duration_since(h.now));
-                pl.sleep_done();
+                // The interval is the machine's timer: not over a moment early.
+                assert_eq!(pl.poll_timeout(), Some(at));
+                pl.handle_timeout(at - Duration::from_millis(1));
+                assert_eq!(pl.poll_timeout(), Some(at));
+                pl.handle_timeout(at);
+                assert_eq!(pl.poll_timeout(), None);
             }
             Step::Respond => break,
             other => panic!("unexpected {other:?}"),
@@ -632,6 +640,14 @@ fn one_way_requests_and_traces_are_side_effects() {
         pl.side.traces[0].metadata,
         [("k".to_string(), "v".to_string())]
     );
+    // Drained through the machine contract: traces, then one-way calls.
+    let outputs: Vec<PipelineOutput> = std::iter::from_fn(|| pl.poll_output()).collect();
+    assert!(matches!(
+        &outputs[..],
+        [PipelineOutput::Trace(t), PipelineOutput::OneWay(c)]
+            if t.message == "seen 10.1.2.3" && c.url == "http://audit.example/log"
+    ));
+    assert!(pl.side.traces.is_empty() && pl.side.one_way.is_empty());
 }
 
 #[test]
@@ -703,12 +719,15 @@ fn documents_that_change_nothing_are_recognised() {
 
 #[test]
 fn request_ids_are_unique_guids_and_depend_on_the_secret() {
+    use portcullis_core::proxy::IdSeq;
     use portcullis_core::proxy::PolicyEnv;
     let a = PolicyEnv::new("gw".into(), None, [1; 32]);
     let b = PolicyEnv::new("gw".into(), None, [2; 32]);
     let mut seen = std::collections::HashSet::new();
-    for _ in 0..1000 {
-        let (id, _) = a.next_request_id();
+    // Connections draw from their own runs, yet no id repeats across them.
+    let mut conns = [IdSeq::new(0), IdSeq::new(1), IdSeq::new(2)];
+    for i in 0..1000 {
+        let (id, _) = a.next_request_id(&mut conns[i % 3]);
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4", "version 4: {id}");
         assert!(
@@ -718,8 +737,9 @@ fn request_ids_are_unique_guids_and_depend_on_the_secret() {
         assert!(seen.insert(id));
     }
     // Another secret gives other ids for the same counter values.
-    let (first_b, seed_b) = b.next_request_id();
-    let (first_a, seed_a) = PolicyEnv::new("gw".into(), None, [1; 32]).next_request_id();
+    let (first_b, seed_b) = b.next_request_id(&mut IdSeq::new(0));
+    let (first_a, seed_a) =
+        PolicyEnv::new("gw".into(), None, [1; 32]).next_request_id(&mut IdSeq::new(0));
     assert_ne!(first_a, first_b);
     assert_ne!(seed_a, seed_b);
 }

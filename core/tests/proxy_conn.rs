@@ -46,7 +46,6 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     })
 }
 
@@ -68,7 +67,12 @@ impl Harness {
     fn with_limits(limits: Limits) -> Self {
         let now = Instant::now();
         Harness {
-            conn: ProxyConn::new(settings_with(limits, Some(config())), "192.0.2.7", now),
+            conn: ProxyConn::new(
+                settings_with(limits, Some(config())),
+                "192.0.2.7",
+                portcullis_core::proxy::IdSeq::default(),
+                now,
+            ),
             now,
         }
     }
@@ -187,29 +191,28 @@ fn status_probe_answers_200() {
 fn status_probe_without_configuration_answers_503() {
     let now = Instant::now();
     let settings = settings_with(Limits::default(), None);
-    let mut conn = ProxyConn::new(settings.clone(), "::1", now);
+    let mut conn = ProxyConn::new(
+        settings.clone(),
+        "::1",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    );
     let req = b"GET /status-0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n";
     conn.handle_client_data(req, now);
     assert!(conn.client_pending().starts_with(b"HTTP/1.1 503"));
-    // The 503 was logged already: a second one within the interval is not.
-    assert!(!settings.not_ready_log.note(now));
-}
-
-#[test]
-fn not_ready_log_is_rate_limited() {
-    let log = portcullis_core::proxy::NotReadyLog::default();
-    let t0 = Instant::now();
-    assert!(log.note(t0));
-    assert!(!log.note(t0 + Duration::from_secs(1)));
-    let later = t0 + portcullis_core::proxy::settings::NOT_READY_LOG_INTERVAL;
-    assert!(log.note(later));
-    assert!(!log.note(later));
+    // The driver logs the 503 (rate-limited), told by an event.
+    assert!(matches!(conn.poll_event(), Some(Event::NotReady)));
 }
 
 #[test]
 fn no_configuration_gives_503() {
     let now = Instant::now();
-    let mut conn = ProxyConn::new(settings_with(Limits::default(), None), "::1", now);
+    let mut conn = ProxyConn::new(
+        settings_with(Limits::default(), None),
+        "::1",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    );
     let req = b"GET /users/1 HTTP/1.1\r\nHost: a\r\n\r\n";
     conn.handle_client_data(req, now);
     assert!(conn.client_pending().starts_with(b"HTTP/1.1 503"));
@@ -573,7 +576,12 @@ fn keyed_status(request: &str) -> String {
     let snapshot = Snapshot::from_json(KEYED.as_bytes()).expect("parses");
     let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let now = Instant::now();
-    let mut conn = ProxyConn::new(settings_with(Limits::default(), Some(config)), "::1", now);
+    let mut conn = ProxyConn::new(
+        settings_with(Limits::default(), Some(config)),
+        "::1",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    );
     conn.handle_client_data(request.as_bytes(), now);
     let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
     if matches!(events.first(), Some(Event::ConnectUpstream { .. })) {
@@ -656,7 +664,12 @@ fn api_not_offered_over_http_is_not_found_there() {
     let snapshot = Snapshot::from_json(config.as_bytes()).expect("parses");
     let compiled = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let now = Instant::now();
-    let mut conn = ProxyConn::new(settings_with(Limits::default(), Some(compiled)), "::1", now);
+    let mut conn = ProxyConn::new(
+        settings_with(Limits::default(), Some(compiled)),
+        "::1",
+        portcullis_core::proxy::IdSeq::default(),
+        now,
+    );
     conn.handle_client_data(
         b"GET /a/x HTTP/1.1\r\nHost: h\r\nOcp-Apim-Subscription-Key: 0123456789abcdef-all-1\r\n\r\n",
         now,

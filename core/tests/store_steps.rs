@@ -43,9 +43,13 @@ fn conn(policy: &str) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
-        not_ready_log: Default::default(),
     });
-    ProxyConn::new(settings, "192.0.2.9", Instant::now())
+    ProxyConn::new(
+        settings,
+        "192.0.2.9",
+        portcullis_core::proxy::IdSeq::default(),
+        Instant::now(),
+    )
 }
 
 /// What the driver saw while handling the pending events.

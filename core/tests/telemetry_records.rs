@@ -83,10 +83,14 @@ impl Harness {
             policy: PolicyEnv::new("gw-1".into(), Some((now, 1_700_000_000_000)), [7; 32]),
             telemetry: telemetry.clone(),
             allow_underscores_in_headers: false,
-            not_ready_log: Default::default(),
         });
         Harness {
-            conn: ProxyConn::new(settings, "192.0.2.7", now),
+            conn: ProxyConn::new(
+                settings,
+                "192.0.2.7",
+                portcullis_core::proxy::IdSeq::default(),
+                now,
+            ),
             telemetry,
             now,
         }

@@ -158,8 +158,8 @@ impl<R: Runtime> Gateway<R> {
             ));
         }
         let management = sync.as_ref().map(|s| s.management());
-        if let Some((endpoint, _)) = &management {
-            hub.attach_token(endpoint.credential().clone());
+        if let Some(sync) = &sync {
+            hub.attach_token(sync.credential().clone());
         }
         let telemetry =
             crate::telemetry::spawn(&options, &rt, hub.clone(), management, callouts.clone()).await;
@@ -196,6 +196,8 @@ impl<R: Runtime> Gateway<R> {
             pool,
             callouts,
             one_way: OneWayCalls::default(),
+            not_ready_log: Default::default(),
+            conns: Default::default(),
         });
         let accept = Tracker::new();
         rt.spawn(accept_loop(

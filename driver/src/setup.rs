@@ -33,7 +33,6 @@ pub fn gateway_conn_settings(
         policy: PolicyEnv::new(gateway_id.into(), Some((now, unix_millis(wall))), secret),
         telemetry,
         allow_underscores_in_headers: options.allow_underscores_in_headers,
-        not_ready_log: Default::default(),
     }
 }
 

@@ -2,6 +2,18 @@
 //! and bytes out. Builds the request head, parses the response (interim
 //! responses skipped, body framed and limited) and says whether the connection
 //! may be reused.
+//!
+//! A [`Machine`]: the inputs are response bytes ([`CalloutExchange::handle_input`],
+//! an empty slice at end of stream) and request bytes written
+//! ([`CalloutExchange::written`]); the one output is the outcome (the completed
+//! response, or why there is none), given once by `poll_output`. It has no
+//! timers: the driver enforces the call's timeout.
+//!
+//! Invariants (checked by `check_invariants` after every input in debug builds):
+//! no more request bytes are counted written than the request has; an outcome
+//! waits only once the exchange is over; no more interim responses are skipped
+//! than the limit allows; a body is read only after a response byte arrived,
+//! and never grows past the body limit.
 
 use bytes::{Bytes, BytesMut};
 
@@ -12,6 +24,7 @@ use crate::http::{
     BodyDecoder, BodyEvent, BodyFraming, CodecError, HeadScanner, Headers, Limits, Response,
     ResponseHead, Version,
 };
+use crate::machine::{debug_check, Machine};
 
 /// Size limits on a callout's response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +79,8 @@ pub struct CalloutExchange {
     /// Any response byte has arrived.
     received: bool,
     state: State,
+    /// How the exchange ended, until `poll_output` takes it.
+    outcome: Option<Result<Completed, CalloutError>>,
 }
 
 #[derive(Debug)]
@@ -139,6 +154,7 @@ impl CalloutExchange {
             scan: HeadScanner::new(),
             received: false,
             state: State::Head { interim: 0 },
+            outcome: None,
         })
     }
 
@@ -150,6 +166,7 @@ impl CalloutExchange {
     /// `n` bytes of [`pending`](Self::pending) were written.
     pub fn written(&mut self, n: usize) {
         self.written = self.written.saturating_add(n).min(self.request.len());
+        debug_check(self);
     }
 
     /// Whether the whole request has been written.
@@ -176,23 +193,32 @@ impl CalloutExchange {
     }
 
     /// Takes response bytes; an empty `data` means the connection reached end of
-    /// stream. `Ok(Some)` once, when the response is complete; `Ok(None)` while more
-    /// is needed (never at end of stream unless already done). After `Some` or an
+    /// stream. Once the response is complete or cannot be, the outcome waits in
+    /// [`poll_output`](Machine::poll_output) (never later than end of stream);
+    /// bytes after that are ignored.
+    pub fn handle_input(&mut self, data: &[u8]) {
+        if !self.is_done() {
+            let eof = data.is_empty();
+            if !eof {
+                self.received = true;
+                self.input.extend_from_slice(data);
+            }
+            let result = self.advance(eof);
+            if !matches!(result, Ok(None)) {
+                self.state = State::Done;
+                self.outcome = result.transpose();
+            }
+        }
+        debug_check(self);
+    }
+
+    /// [`handle_input`](Self::handle_input), then the outcome if there is one:
+    /// `Ok(Some)` once, when the response is complete; `Ok(None)` while more is
+    /// needed (never at end of stream unless already done). After `Some` or an
     /// error every call returns `Ok(None)`.
     pub fn handle_data(&mut self, data: &[u8]) -> Result<Option<Completed>, CalloutError> {
-        if self.is_done() {
-            return Ok(None);
-        }
-        let eof = data.is_empty();
-        if !eof {
-            self.received = true;
-            self.input.extend_from_slice(data);
-        }
-        let result = self.advance(eof);
-        if !matches!(result, Ok(None)) {
-            self.state = State::Done;
-        }
-        result
+        self.handle_input(data);
+        self.poll_output().transpose()
     }
 
     fn advance(&mut self, eof: bool) -> Result<Option<Completed>, CalloutError> {
@@ -270,6 +296,46 @@ impl CalloutExchange {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Machine for CalloutExchange {
+    type Output = Result<Completed, CalloutError>;
+
+    fn poll_output(&mut self) -> Option<Self::Output> {
+        self.outcome.take()
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        // The driver enforces the call's timeout; the exchange has no timers.
+        None
+    }
+
+    fn handle_timeout(&mut self, _now: std::time::Instant) {}
+
+    fn check_invariants(&self) {
+        assert!(
+            self.written <= self.request.len(),
+            "more request bytes written than the request has"
+        );
+        assert!(
+            self.outcome.is_none() || self.is_done(),
+            "an outcome waits only once the exchange is over"
+        );
+        match &self.state {
+            State::Head { interim } => assert!(
+                *interim <= self.limits.max_interim,
+                "more interim responses skipped than allowed"
+            ),
+            State::Body { body, .. } => {
+                assert!(self.received, "a body is read only after a response byte");
+                assert!(
+                    body.len() as u64 <= self.limits.max_body_bytes,
+                    "the body grew past its limit"
+                );
+            }
+            State::Done => {}
         }
     }
 }

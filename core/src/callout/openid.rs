@@ -1,6 +1,19 @@
 //! OpenID key sets (`validate-jwt` `<openid-config url="...">`): when each
 //! configuration is fetched again ([`RefreshSchedule`]) and the two requests of
 //! one fetch, configuration then key set ([`KeySetFetch`]).
+//!
+//! Both are [`Machine`]s. The schedule's inputs (sources, fetch results, the
+//! timer) carry `now`; its outputs are the sources due for a fetch, each
+//! marked in flight as it is given; its timer is the next source falling due.
+//! A fetch's first request is [`KeySetFetch::start`]; each response
+//! ([`KeySetFetch::handle_input`]) gives exactly one output: the next request,
+//! the key set, or why there is none. It has no timers (the driver enforces
+//! each request's timeout).
+//!
+//! Invariants (checked by `check_invariants` after every input in debug
+//! builds): a schedule holds each source once; a fetch knows no issuer before
+//! the configuration document answered, and holds an output only after a
+//! response.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +21,7 @@ use bytes::Bytes;
 
 use super::{CalloutRequest, CalloutTarget};
 use crate::http::Response;
+use crate::machine::{debug_check, Machine};
 
 /// How often key sets are fetched again, and how failures back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +69,8 @@ struct Source {
 pub struct RefreshSchedule {
     policy: RefreshPolicy,
     sources: Vec<Source>,
+    /// The latest time an input brought (what `poll_output` is due against).
+    now: Option<Instant>,
 }
 
 impl RefreshSchedule {
@@ -63,6 +79,7 @@ impl RefreshSchedule {
         RefreshSchedule {
             policy,
             sources: Vec::new(),
+            now: None,
         }
     }
 
@@ -74,6 +91,7 @@ impl RefreshSchedule {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.tick(now);
         let mut next: Vec<Source> = Vec::new();
         for url in urls {
             let url = url.into();
@@ -90,6 +108,7 @@ impl RefreshSchedule {
             }
         }
         self.sources = next;
+        debug_check(self);
     }
 
     /// The sources, in the order given.
@@ -99,8 +118,19 @@ impl RefreshSchedule {
 
     /// A source due for a fetch at `now`, marked in flight until its result is
     /// reported with [`handle_success`](Self::handle_success) or
-    /// [`handle_failure`](Self::handle_failure).
+    /// [`handle_failure`](Self::handle_failure): `handle_timeout(now)`, then
+    /// `poll_output`.
     pub fn poll_due(&mut self, now: Instant) -> Option<String> {
+        self.handle_timeout(now);
+        self.poll_output()
+    }
+
+    /// Moves the schedule's clock to `now` (never back).
+    fn tick(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |was| was.max(now)));
+    }
+
+    fn take_due(&mut self, now: Instant) -> Option<String> {
         let source = self
             .sources
             .iter_mut()
@@ -117,32 +147,67 @@ impl RefreshSchedule {
     /// The fetch of `url` succeeded; `false` if the source is no longer wanted
     /// (its keys should then be dropped, not installed).
     pub fn handle_success(&mut self, url: &str, now: Instant) -> bool {
+        self.tick(now);
         let interval = self.policy.interval;
-        match self.in_flight(url) {
+        let wanted = match self.in_flight(url) {
             Some(source) => {
                 source.failures = 0;
                 source.due = Some(now + interval);
                 true
             }
             None => false,
-        }
+        };
+        debug_check(self);
+        wanted
     }
 
     /// The fetch of `url` failed; the wait before the next try (`None` if the
     /// source is no longer wanted).
     pub fn handle_failure(&mut self, url: &str, now: Instant) -> Option<Duration> {
+        self.tick(now);
         let policy = self.policy;
-        let source = self.in_flight(url)?;
-        source.failures = source.failures.saturating_add(1);
-        let wait = policy.backoff(source.failures);
-        source.due = Some(now + wait);
-        Some(wait)
+        let wait = self.in_flight(url).map(|source| {
+            source.failures = source.failures.saturating_add(1);
+            let wait = policy.backoff(source.failures);
+            source.due = Some(now + wait);
+            wait
+        });
+        debug_check(self);
+        wait
     }
 
     fn in_flight(&mut self, url: &str) -> Option<&mut Source> {
         self.sources
             .iter_mut()
             .find(|s| s.url == url && s.due.is_none())
+    }
+}
+
+impl Machine for RefreshSchedule {
+    /// A source to fetch now (marked in flight).
+    type Output = String;
+
+    fn poll_output(&mut self) -> Option<String> {
+        let now = self.now?;
+        self.take_due(now)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        RefreshSchedule::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        debug_check(self);
+    }
+
+    fn check_invariants(&self) {
+        for (i, source) in self.sources.iter().enumerate() {
+            assert!(
+                self.sources[..i].iter().all(|s| s.url != source.url),
+                "a source is held once"
+            );
+        }
     }
 }
 
@@ -207,6 +272,8 @@ pub struct KeySetFetch {
     stage: FetchStage,
     /// The issuer the configuration document named.
     issuer: Option<String>,
+    /// What the last response gave, until `poll_output` takes it.
+    outcome: Option<Result<KeySetStep, DiscoveryError>>,
 }
 
 impl KeySetFetch {
@@ -218,6 +285,7 @@ impl KeySetFetch {
             timeout,
             stage: FetchStage::Config,
             issuer: None,
+            outcome: None,
         }
     }
 
@@ -226,8 +294,25 @@ impl KeySetFetch {
         json_get(&self.config_url, self.timeout)
     }
 
-    /// Takes the response to the last request: the next request, or the key set.
+    /// Takes the response to the last request; what it gives (the next
+    /// request, the key set, or why not) waits in `poll_output`.
+    pub fn handle_input(&mut self, response: &Response) {
+        self.outcome = Some(self.step(response));
+        debug_check(self);
+    }
+
+    /// Takes the response to the last request: the next request, or the key set
+    /// ([`handle_input`](Self::handle_input), then its output).
     pub fn handle_response(&mut self, response: &Response) -> Result<KeySetStep, DiscoveryError> {
+        self.handle_input(response);
+        // `handle_input` always leaves an output; the fallback is never taken.
+        self.poll_output().unwrap_or(Err(DiscoveryError::Invalid {
+            what: "key set",
+            reason: "the fetch gave no answer".to_owned(),
+        }))
+    }
+
+    fn step(&mut self, response: &Response) -> Result<KeySetStep, DiscoveryError> {
         let stage = self.stage;
         let what = match stage {
             FetchStage::Config => "OpenID configuration",
@@ -278,6 +363,32 @@ impl KeySetFetch {
     }
 }
 
+impl Machine for KeySetFetch {
+    /// The next request, the key set, or why there is none.
+    type Output = Result<KeySetStep, DiscoveryError>;
+
+    fn poll_output(&mut self) -> Option<Self::Output> {
+        self.outcome.take()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        // The driver enforces each request's timeout.
+        None
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn check_invariants(&self) {
+        if self.stage == FetchStage::Config {
+            assert!(
+                self.issuer.is_none(),
+                "no issuer before the configuration answered"
+            );
+            assert!(self.outcome.is_none(), "an output only after a response");
+        }
+    }
+}
+
 fn json_get(url: &str, timeout: Duration) -> CalloutRequest {
     let mut request = CalloutRequest::get(url, timeout);
     request
@@ -289,6 +400,38 @@ fn json_get(url: &str, timeout: Duration) -> CalloutRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // ---- the schedule ----
+
+    #[test]
+    fn the_schedule_gives_due_sources_once_and_backs_off() {
+        let t0 = Instant::now();
+        let policy = RefreshPolicy::default();
+        let mut schedule = RefreshSchedule::new(policy);
+        assert_eq!(schedule.poll_output(), None, "no time yet, nothing due");
+        schedule.set_sources(["a", "b", "a"], t0);
+        schedule.check_invariants();
+        assert_eq!(schedule.sources().collect::<Vec<_>>(), ["a", "b"]);
+        let due: Vec<String> = std::iter::from_fn(|| schedule.poll_output()).collect();
+        assert_eq!(due, ["a", "b"]);
+        // In flight: no timer until a result comes back.
+        assert_eq!(Machine::poll_timeout(&schedule), None);
+        assert!(schedule.handle_success("a", t0));
+        assert_eq!(schedule.handle_failure("b", t0), Some(policy.min_backoff));
+        assert!(!schedule.handle_success("b", t0), "no longer in flight");
+        assert_eq!(
+            Machine::poll_timeout(&schedule),
+            Some(t0 + policy.min_backoff)
+        );
+        assert_eq!(schedule.poll_output(), None);
+        schedule.handle_timeout(t0 + policy.min_backoff);
+        assert_eq!(schedule.poll_output().as_deref(), Some("b"));
+        assert_eq!(schedule.poll_output(), None);
+        assert_eq!(
+            schedule.poll_due(t0 + policy.interval).as_deref(),
+            Some("a")
+        );
+    }
 
     // ---- key sets ----
 

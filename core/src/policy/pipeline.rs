@@ -12,11 +12,20 @@
 //! pipeline waits for, and one-way writes in `side.store_writes`. What each
 //! policy does when the store answers `Unavailable` is in that module's docs.
 //!
-//! Invariants (checked by `check_invariants` in debug builds): the pipeline
-//! waits for at most one thing at a time; a store answer is only taken while
-//! waiting for one; the slots it holds are given back (as `Release` writes)
-//! exactly once, on leaving their block, when the response is decided, or on
-//! `abandon`.
+//! A [`Machine`]: besides the step `run` returns (what the pipeline waits
+//! for, answered through `forward_done`, `call_done`, `store_done`,
+//! `key_sets_refreshed`), a run's side outputs (`trace` records and
+//! `send-one-way-request` calls, [`PipelineOutput`]) are drained with
+//! `poll_output` after every input, and a `retry` interval is its one timer
+//! (`poll_timeout`, then `handle_timeout`). One-way store writes carry the
+//! time, so they are taken with [`SideEffects::take_store_writes`].
+//!
+//! Invariants (checked by `check_invariants` after every input in debug
+//! builds): the pipeline waits for at most one thing at a time; a store answer
+//! is expected exactly while waiting for one; a finished pipeline waits for no
+//! timer; no more redirects are followed than the limit. The slots it holds are
+//! given back (as `Release` writes) exactly once, on leaving their block, when
+//! the response is decided, or on `abandon`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +50,7 @@ use crate::expr::Template;
 use crate::expr::Value;
 use crate::http::percent::parse_query;
 use crate::http::ServiceUrl;
+use crate::machine::{debug_check, Machine};
 
 /// The documents that apply to a request, by scope; `None` inherits.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +126,8 @@ enum Waiting {
         origin: (u8, u32),
         ignore_error: bool,
     },
-    Sleep,
+    /// The `retry` interval, until this time.
+    Sleep(Instant),
     /// A store answer, for the policy at `origin` (see [`Asked`]).
     Store {
         origin: (u8, u32),
@@ -149,6 +160,60 @@ impl SideEffects {
             now,
             now_unix,
         })
+    }
+}
+
+/// A side output of a run, drained with [`Machine::poll_output`] after every
+/// input (in order: traces, then one-way calls).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineOutput {
+    /// A `trace` policy's record, for the log.
+    Trace(TraceRecord),
+    /// A `send-one-way-request` call to make; nobody waits for it.
+    OneWay(CallRequest),
+}
+
+impl Machine for Pipeline {
+    type Output = PipelineOutput;
+
+    fn poll_output(&mut self) -> Option<PipelineOutput> {
+        // Both lists are a few entries at most: taking from the front is cheap.
+        if !self.side.traces.is_empty() {
+            return Some(PipelineOutput::Trace(self.side.traces.remove(0)));
+        }
+        if !self.side.one_way.is_empty() {
+            return Some(PipelineOutput::OneWay(self.side.one_way.remove(0)));
+        }
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self.waiting {
+            Waiting::Sleep(at) => Some(at),
+            _ => None,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.waiting, Waiting::Sleep(at) if at <= now) {
+            self.waiting = Waiting::Nothing;
+        }
+        debug_check(self);
+    }
+
+    fn check_invariants(&self) {
+        assert!(
+            matches!(self.waiting, Waiting::Store { .. }) == self.asked.is_some(),
+            "a store answer is expected exactly while waiting for one"
+        );
+        assert!(
+            !(self.done && matches!(self.waiting, Waiting::Sleep(_))),
+            "a finished pipeline waits for no timer"
+        );
+        assert!(
+            self.redirects <= MAX_REDIRECTS,
+            "no more redirects than the limit"
+        );
     }
 }
 
@@ -255,7 +320,7 @@ impl Pipeline {
             self.finished = true;
             self.finish(ctx);
         }
-        self.check_invariants();
+        debug_check(self);
         step
     }
 
@@ -365,8 +430,9 @@ impl Pipeline {
                             self.set_pc(start + 1);
                             let wait = spec.wait_before(n);
                             if wait > Duration::ZERO {
-                                self.waiting = Waiting::Sleep;
-                                return Step::Sleep(env.now + wait);
+                                let at = env.now + wait;
+                                self.waiting = Waiting::Sleep(at);
+                                return Step::Sleep(at);
                             }
                         }
                         None => self.retries.retain(|(l, s, _)| !(*l == level && s == slot)),
@@ -426,6 +492,11 @@ impl Pipeline {
 
     /// The backend answered (its response is in `context.Response`) or failed.
     pub fn forward_done(&mut self, ctx: &mut Context, result: Result<(), ForwardFailure>) {
+        self.take_forward_result(ctx, result);
+        debug_check(self);
+    }
+
+    fn take_forward_result(&mut self, ctx: &mut Context, result: Result<(), ForwardFailure>) {
         let Waiting::Forward(spec) = self.waiting else {
             return;
         };
@@ -475,6 +546,11 @@ impl Pipeline {
 
     /// A `send-request` finished.
     pub fn call_done(&mut self, ctx: &mut Context, result: Result<Response, Failure>) {
+        self.take_call_result(ctx, result);
+        debug_check(self);
+    }
+
+    fn take_call_result(&mut self, ctx: &mut Context, result: Result<Response, Failure>) {
         let Waiting::Call {
             origin,
             ignore_error,
@@ -520,20 +596,13 @@ impl Pipeline {
     /// away, its body failed): the slots it holds go back as store writes.
     pub fn abandon(&mut self) {
         self.release_slots();
+        debug_check(self);
     }
 
     fn release_slots(&mut self) {
         for (_, _, key) in self.permits.drain(..) {
             self.side.store_writes.push(StoreOp::Release { key });
         }
-    }
-
-    /// Checks the invariants of the module docs (debug builds).
-    fn check_invariants(&self) {
-        debug_assert!(
-            matches!(self.waiting, Waiting::Store { .. }) == self.asked.is_some(),
-            "a store answer is expected exactly while waiting for one"
-        );
     }
 
     /// Whether the backend's response may go to the client as it is: nothing
@@ -557,6 +626,7 @@ impl Pipeline {
         self.waiting = Waiting::Nothing;
         self.done = true;
         self.finished = true;
+        debug_check(self);
     }
 
     /// The key sets asked for with `Step::RefreshKeySets` were fetched (or
@@ -565,13 +635,16 @@ impl Pipeline {
         if self.waiting == Waiting::KeySets {
             self.waiting = Waiting::Nothing;
         }
+        debug_check(self);
     }
 
-    /// The timer from `Step::Sleep` went off.
+    /// The timer from `Step::Sleep` went off (the connection keeps that
+    /// deadline; [`Machine::handle_timeout`] is the same with the time).
     pub fn sleep_done(&mut self) {
-        if self.waiting == Waiting::Sleep {
+        if matches!(self.waiting, Waiting::Sleep(_)) {
             self.waiting = Waiting::Nothing;
         }
+        debug_check(self);
     }
 
     /// Ends the pipeline with a 500 (e.g. the connection could not do a step).
@@ -587,6 +660,7 @@ impl Pipeline {
             ..Default::default()
         });
         self.done = true;
+        debug_check(self);
     }
 
     // ----- internals -----

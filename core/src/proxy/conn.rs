@@ -17,7 +17,7 @@ use bytes::{Buf, BytesMut};
 
 use super::admission::{admit, Admission, Admitted, Gate, KeyStrip, Refusal};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
-use super::settings::ConnSettings;
+use super::settings::{ConnSettings, IdSeq};
 use crate::http::percent::decode;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
@@ -75,6 +75,9 @@ pub enum Event {
     },
     /// A `trace` policy's record, for the log.
     Trace(TraceRecord),
+    /// A request (or status probe) was answered 503 for lack of configuration:
+    /// the driver logs it, at a rate it chooses. Nothing to answer.
+    NotReady,
     /// Put this request to the shared-state store (counters, concurrency
     /// slots, the policy cache, key sets); answer with `handle_store_done`
     /// unless `one_way` (writes nobody waits for). The request has no deadline
@@ -311,14 +314,18 @@ pub struct ProxyConn {
     upstream_limits: Limits,
     /// The request in progress, for its telemetry record.
     tally: Tally,
+    /// This connection's request and span id inputs.
+    ids: IdSeq,
     /// Bytes read from the client, and written to it, since the connection began.
     read_total: u64,
     written_total: u64,
 }
 
 impl ProxyConn {
-    /// A machine for a connection just accepted from `client_ip` at `now`.
-    pub fn new(settings: Arc<ConnSettings>, client_ip: &str, now: Instant) -> Self {
+    /// A machine for a connection just accepted from `client_ip` at `now`;
+    /// `ids` is its own run of request ids (see [`IdSeq`]: distinct per
+    /// connection).
+    pub fn new(settings: Arc<ConnSettings>, client_ip: &str, ids: IdSeq, now: Instant) -> Self {
         let idle = settings.timeouts.idle;
         let upstream_limits = Limits {
             // Backends get more room for response heads (large cookies) than clients.
@@ -352,6 +359,7 @@ impl ProxyConn {
             draining: false,
             upstream_limits,
             tally: Tally::default(),
+            ids,
             read_total: 0,
             written_total: 0,
         }
@@ -661,13 +669,14 @@ impl ProxyConn {
     fn report(&mut self, now: Instant) {
         let (consumed, produced) = (self.consumed(), self.produced());
         let settings = &self.settings;
+        let ids = &mut self.ids;
         self.tally.report(
             &*settings.telemetry,
             now,
             (consumed, produced),
             &self.client_ip,
             |at| settings.policy.unix_ms(at),
-            || settings.policy.next_request_id().0,
+            || settings.policy.next_request_id(ids).0,
         );
     }
 
@@ -769,7 +778,7 @@ impl ProxyConn {
         }
         if telemetry.settings().tracing {
             let incoming = head.header("traceparent").and_then(parse_traceparent);
-            let (trace_id, span_id) = self.settings.policy.next_span_ids();
+            let (trace_id, span_id) = self.settings.policy.next_span_ids(&mut self.ids);
             self.tally
                 .trace(SpanContext::child_of(incoming, trace_id, span_id));
         }
@@ -792,7 +801,7 @@ impl ProxyConn {
             return self.answer_probe(config.is_some(), close_if_local, now);
         }
         let Some(config) = config else {
-            self.settings.not_ready_log.note(now);
+            self.events.push_back(Event::NotReady);
             self.tally.error("gateway", "NotReady");
             return self.answer_locally(503, close_if_local, now);
         };
@@ -856,7 +865,7 @@ impl ProxyConn {
         if ready {
             write_local_response(200, None, &[], b"", close, &mut self.client_out);
         } else {
-            self.settings.not_ready_log.note(now);
+            self.events.push_back(Event::NotReady);
             write_error(503, close, &mut self.client_out);
         }
         self.next_or_close(close, now)

@@ -8,4 +8,4 @@ pub mod setup;
 pub mod subscription;
 
 pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
-pub use settings::{ConfigSource, ConnSettings, NotReadyLog, PolicyEnv, Timeouts};
+pub use settings::{ConfigSource, ConnSettings, IdSeq, PolicyEnv, Timeouts};

@@ -1,8 +1,7 @@
 //! Settings shared by every connection of a listener.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::CompiledConfig;
 use crate::http::Limits;
@@ -57,8 +56,6 @@ pub struct ConnSettings {
     /// Keep request header and trailer fields whose names contain `_`; when
     /// false (the default, as nginx) they are dropped as the head is parsed.
     pub allow_underscores_in_headers: bool,
-    /// Rate limit of the "answering 503: no configuration" log line.
-    pub not_ready_log: NotReadyLog,
 }
 
 impl std::fmt::Debug for ConnSettings {
@@ -88,11 +85,10 @@ pub struct PolicyEnv {
     /// Keys the hashing of the gateway's shared-state store (the driver
     /// builds the store; the core only carries the adapter's random seed).
     pub store_seed: u128,
-    /// Keys the per-request ids and random seeds (SipHash-2-4 of a counter, a
-    /// pseudo-random function under a secret key), so they cannot be predicted
-    /// from ones seen before.
+    /// Keys the per-request ids and random seeds (SipHash-2-4 of a connection
+    /// number and a counter, a pseudo-random function under a secret key), so
+    /// they cannot be predicted from ones seen before.
     key: (u64, u64),
-    ids: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PolicyEnv {
@@ -131,7 +127,6 @@ impl PolicyEnv {
             wall_anchor,
             store_seed: u128::from_le_bytes(seed),
             key: (word(0), word(8)),
-            ids: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -153,11 +148,12 @@ impl PolicyEnv {
         }
     }
 
-    /// The pseudo-random function behind ids: SipHash-2-4 of (`n`, `domain`)
-    /// under the secret key.
-    fn prf(&self, n: u64, domain: u64) -> u64 {
+    /// The pseudo-random function behind ids: SipHash-2-4 of (`conn`, `n`,
+    /// `domain`) under the secret key.
+    fn prf(&self, (conn, n): (u64, u64), domain: u64) -> u64 {
         #[allow(deprecated)] // SipHash-2-4 with a chosen key; still in std.
         let mut h = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
+        std::hash::Hasher::write_u64(&mut h, conn);
         std::hash::Hasher::write_u64(&mut h, n);
         std::hash::Hasher::write_u64(&mut h, domain);
         std::hash::Hasher::finish(&h)
@@ -166,8 +162,8 @@ impl PolicyEnv {
     /// A new trace id and span id, unpredictable (an all-zero one, which W3C
     /// forbids, is fixed by
     /// [`crate::telemetry::trace_context::SpanContext::child_of`]).
-    pub fn next_span_ids(&self) -> ([u8; 16], [u8; 8]) {
-        let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub fn next_span_ids(&self, ids: &mut IdSeq) -> ([u8; 16], [u8; 8]) {
+        let n = ids.take();
         let prf = |domain: u64| self.prf(n, domain);
         let mut trace = [0u8; 16];
         trace[..8].copy_from_slice(&prf(4).to_be_bytes());
@@ -175,10 +171,11 @@ impl PolicyEnv {
         (trace, prf(6).to_be_bytes())
     }
 
-    /// A new request id (a version-4 GUID, unique within this gateway run) and a
-    /// seed for the request's `Guid.NewGuid()` and `Random`.
-    pub fn next_request_id(&self) -> (String, u64) {
-        let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// A new request id (a version-4 GUID, unique within this gateway run when
+    /// every connection has its own [`IdSeq`]) and a seed for the request's
+    /// `Guid.NewGuid()` and `Random`.
+    pub fn next_request_id(&self, ids: &mut IdSeq) -> (String, u64) {
+        let n = ids.take();
         let prf = |domain: u64| self.prf(n, domain);
         let mut g = [0u8; 16];
         g[..8].copy_from_slice(&prf(1).to_be_bytes());
@@ -198,42 +195,25 @@ impl PolicyEnv {
     }
 }
 
-/// How often, at most, a gateway without configuration logs that it answers 503.
-pub const NOT_READY_LOG_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Logs "answering 503: no configuration" for the first such answer, then at most
-/// once per [`NOT_READY_LOG_INTERVAL`] with the number left unlogged: an operator
-/// sees why callers get 503 without one line per request flooding the log.
-#[derive(Debug, Default)]
-pub struct NotReadyLog {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
+/// A connection's own run of id inputs for [`PolicyEnv`]'s request and span
+/// ids: the driver gives every connection it accepts a distinct number, so ids
+/// are unique across the gateway with no counter shared between connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdSeq {
+    conn: u64,
+    next: u64,
 }
 
-impl NotReadyLog {
-    /// Notes one 503 answered for lack of configuration at `now`; returns whether
-    /// it was logged.
-    pub fn note(&self, now: Instant) -> bool {
-        // A connection that finds the lock taken leaves the decision to the holder:
-        // the request path never waits for a log line.
-        let Ok(mut last) = self.last.try_lock() else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return false;
-        };
-        let due = match *last {
-            None => true,
-            Some(at) => now.saturating_duration_since(at) >= NOT_READY_LOG_INTERVAL,
-        };
-        if !due {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        *last = Some(now);
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-        tracing::warn!(
-            suppressed,
-            "answering 503: no configuration (none received from the management plane or a backup yet)"
-        );
-        true
+impl IdSeq {
+    /// The ids of connection number `conn` (distinct per connection of a run).
+    pub fn new(conn: u64) -> IdSeq {
+        IdSeq { conn, next: 0 }
+    }
+
+    /// The next (connection, counter) pair, never the same one twice.
+    fn take(&mut self) -> (u64, u64) {
+        let n = self.next;
+        self.next = self.next.wrapping_add(1);
+        (self.conn, n)
     }
 }

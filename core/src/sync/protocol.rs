@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::credential::Credential;
+pub use super::credential::TokenValidity;
+use super::credential::{TokenSource, TokenState};
 
 use super::agent::FetchResult;
 use super::content::ContentId;
@@ -38,12 +39,14 @@ pub enum EndpointError {
 }
 
 /// Where and as whom a gateway talks to the management plane. Clones share one
-/// [`Credential`], so a renewed token reaches every user of the endpoint.
+/// [`TokenSource`]: the driver puts its renewable credential there (see
+/// [`with_token_source`](Self::with_token_source)), so a renewed token reaches
+/// every user of the endpoint.
 #[derive(Clone)]
 pub struct Endpoint {
     base: String,
     gateway_id: String,
-    credential: Arc<Credential>,
+    token: Arc<dyn TokenSource>,
     /// Plain `http://` to a host that may be another machine.
     cleartext_remote: bool,
 }
@@ -88,7 +91,7 @@ impl Endpoint {
         };
         Ok(Endpoint {
             gateway_id: parsed.gateway_id.to_owned(),
-            credential: Arc::new(Credential::new(
+            token: Arc::new(TokenState::new(
                 format!("{SCHEME} {body}"),
                 parsed.expiry_unix,
             )),
@@ -112,32 +115,25 @@ impl Endpoint {
 
     /// When the token in use expires, Unix seconds.
     pub fn token_expiry_unix(&self) -> u64 {
-        self.credential.expiry_unix()
+        self.token.expiry_unix()
     }
 
-    /// The token in use (shared by every clone), for renewal and the metrics.
-    pub fn credential(&self) -> &Arc<Credential> {
-        &self.credential
+    /// This endpoint with its requests taking the token from `source` (shared
+    /// by every clone made from then on), e.g. the driver's renewable credential.
+    pub fn with_token_source(mut self, source: Arc<dyn TokenSource>) -> Endpoint {
+        self.token = source;
+        self
     }
 
     /// The `Authorization` header value to send now.
     pub fn authorization(&self) -> String {
-        self.credential.authorization()
+        self.token.authorization()
     }
 
     /// Whether the token is still good at `now_unix` (Unix seconds), for the
     /// warning a gateway logs at start.
     pub fn token_validity(&self, now_unix: u64) -> TokenValidity {
-        let expiry_unix = self.token_expiry_unix();
-        if expiry_unix <= now_unix {
-            TokenValidity::Expired
-        } else if expiry_unix - now_unix < 3 * 24 * 3600 {
-            TokenValidity::ExpiresSoon {
-                hours: (expiry_unix - now_unix) / 3600,
-            }
-        } else {
-            TokenValidity::Valid
-        }
+        TokenValidity::at(self.token_expiry_unix(), now_unix)
     }
 
     /// The management URL, without a trailing `/`.
@@ -236,20 +232,6 @@ impl Endpoint {
         }
         serde_json::to_vec(&body).unwrap_or_default()
     }
-}
-
-/// How long a gateway token has left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenValidity {
-    /// More than three days.
-    Valid,
-    /// Less than three days: `hours` whole hours.
-    ExpiresSoon {
-        /// Whole hours left.
-        hours: u64,
-    },
-    /// Already expired: the management plane will refuse it.
-    Expired,
 }
 
 /// What a configuration response means to the agent.

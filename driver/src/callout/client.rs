@@ -15,6 +15,7 @@ use portcullis_core::callout::{
     Completed,
 };
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::machine::Machine;
 use portcullis_core::policy::context::Response;
 use portcullis_core::pool::PoolLimits;
 
@@ -208,13 +209,14 @@ async fn exchange_on<S: PollStream>(
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                 Err(e) => return Poll::Ready(Err(Broken::Io(e))),
             };
-            match exchange.handle_data(&buf[..n]) {
-                Ok(Some(done)) => return Poll::Ready(Ok(done)),
-                Ok(None) if n == 0 => {
+            exchange.handle_input(&buf[..n]);
+            match exchange.poll_output() {
+                Some(Ok(done)) => return Poll::Ready(Ok(done)),
+                Some(Err(e)) => return Poll::Ready(Err(Broken::Response(e))),
+                None if n == 0 => {
                     return Poll::Ready(Err(Broken::Response(CalloutError::NoResponse)))
                 }
-                Ok(None) => progressed = true,
-                Err(e) => return Poll::Ready(Err(Broken::Response(e))),
+                None => progressed = true,
             }
         }
         if !progressed {

@@ -57,6 +57,10 @@ pub trait ConnHost {
 
     /// Runs a `send-one-way-request` in a task of its own (see [`one_way_call`]).
     fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot);
+
+    /// A request was answered 503 for lack of configuration at `now`: logged,
+    /// rate-limited across the gateway.
+    fn note_not_ready(&self, now: Instant);
 }
 
 /// Where a connection's shared-state requests go: the driver's store session
@@ -170,6 +174,7 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                 conn.handle_key_sets_refreshed(host.now());
             }
             Event::Trace(t) => log_trace(&t),
+            Event::NotReady => host.note_not_ready(host.now()),
             Event::CloseClient { linger } => {
                 drop(upstream.take());
                 return AfterEvents::Close { linger };

@@ -4,6 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::proxy::{ConnSettings, ProxyConn, UpstreamFailure};
+use portcullis_core::proxy::{ConnSettings, IdSeq, ProxyConn, UpstreamFailure};
 
 use crate::callout::{Callouts, OneWayCalls, OneWaySlot};
 use crate::runtime::{Runtime, Timer};
@@ -22,8 +23,10 @@ use crate::upstream::stream::PollStream;
 use crate::upstream::{UpstreamConn, Upstreams};
 
 pub mod events;
+pub mod not_ready;
 
 use events::{handle_events, one_way_call, AfterEvents, ConnHost};
+use not_ready::NotReadyLog;
 
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
@@ -52,6 +55,10 @@ pub struct Shared<R: Runtime> {
     pub callouts: Callouts<R>,
     /// The gateway's `send-one-way-request` calls in flight.
     pub one_way: OneWayCalls,
+    /// The "answering 503: no configuration" log line, rate-limited.
+    pub not_ready_log: NotReadyLog,
+    /// Numbers the connections accepted, so each draws request ids of its own.
+    pub conns: AtomicU64,
 }
 
 /// What a client connection's events need from the runtime: the backend pool,
@@ -97,6 +104,10 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
         self.rt
             .spawn(one_way_call(self.shared.callouts.clone(), request, slot));
     }
+
+    fn note_not_ready(&self, now: Instant) {
+        self.shared.not_ready_log.note(now);
+    }
 }
 
 /// What one pass of IO did.
@@ -118,7 +129,8 @@ pub async fn serve<R: Runtime>(
     let ip = peer.ip().to_string();
     // Gives back, when the connection ends, any concurrency slot it still holds.
     let mut store = shared.store.session();
-    let mut conn = ProxyConn::new(shared.settings.clone(), &ip, rt.now());
+    let ids = IdSeq::new(shared.conns.fetch_add(1, Ordering::Relaxed));
+    let mut conn = ProxyConn::new(shared.settings.clone(), &ip, ids, rt.now());
     let mut upstream: Option<UpstreamConn<R>> = None;
     let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
     let mut armed: Option<Instant> = None;

@@ -10,6 +10,7 @@ use futures_lite::FutureExt;
 use portcullis_core::callout::{
     CalloutLimits, FetchedKeySet, RefreshSchedule, MAX_DISCOVERY_DOCUMENT,
 };
+use portcullis_core::machine::Machine;
 
 use crate::callout::Callouts;
 use crate::runtime::{sleep_until, Runtime};
@@ -85,7 +86,8 @@ async fn run<R: Runtime>(
     let mut schedule = RefreshSchedule::new(options.policy);
     let (done_tx, done_rx) = async_channel::unbounded::<(String, Result<FetchedKeySet, String>)>();
     loop {
-        while let Some(url) = schedule.poll_due(rt.now()) {
+        schedule.handle_timeout(rt.now());
+        while let Some(url) = schedule.poll_output() {
             key_sets::log_fetch_started(&url);
             let (callouts, done_tx) = (callouts.clone(), done_tx.clone());
             let timeout = options.request_timeout;

@@ -22,9 +22,11 @@ use crate::shared_config::SharedConfig;
 use crate::stop::Stop;
 use crate::upstream::{Connector, TlsSetupError};
 
+pub mod credential;
 pub mod jobs;
 pub mod renewal;
 
+use credential::Credential;
 use jobs::{Finished, Job, Step};
 use renewal::Renewer;
 
@@ -53,6 +55,8 @@ pub enum SyncSetupError {
 /// A sync task ready to run: what it needs, checked before the gateway binds.
 pub(crate) struct Sync<R: Runtime> {
     endpoint: Endpoint,
+    /// The token every clone of `endpoint` sends, renewed in place.
+    credential: Arc<Credential>,
     callouts: Callouts<R>,
     backup: Option<BackupFile>,
     settings: SyncSettings,
@@ -117,9 +121,10 @@ impl<R: Runtime> Sync<R> {
             }
             _ => None,
         };
-        let endpoint = Endpoint::new(&options.url, &token)?;
+        let (endpoint, credential) = Credential::attach(Endpoint::new(&options.url, &token)?);
         Ok(Sync {
             endpoint,
+            credential,
             callouts,
             backup,
             settings,
@@ -138,6 +143,11 @@ impl<R: Runtime> Sync<R> {
     /// This process' instance id.
     pub(crate) fn instance_id(&self) -> &str {
         &self.settings.instance_id
+    }
+
+    /// The gateway token in use (renewed in place), for its gauges.
+    pub(crate) fn credential(&self) -> &Arc<Credential> {
+        &self.credential
     }
 
     /// The management plane's endpoint and the callouts that reach it (for
@@ -161,6 +171,7 @@ impl<R: Runtime> Sync<R> {
             .map_or((None, None), |(k, f)| (Some(k), Some(f)));
         let renewer = Renewer::new(
             self.endpoint.clone(),
+            self.credential.clone(),
             keeper,
             self.renewal_seed,
             wall_unix(&self.rt),

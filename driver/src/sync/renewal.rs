@@ -4,6 +4,7 @@
 //! The adapter runs the [`Job`]s and hands back their [`Finished`].
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use portcullis_core::sync::renewal::{RenewResult, RenewalEvent, RenewalOutput, T
 use portcullis_core::sync::token_file::{start_token, StartToken, TokenKeeper};
 use portcullis_core::sync::{FetchResult, SyncAgent};
 
+use super::credential::Credential;
 use super::jobs::{Finished, Job};
 
 /// `POST {base}/gateways/{id}/token/renew`, with the token in use.
@@ -67,15 +69,19 @@ pub fn renew_result(result: Result<Response, CalloutFailure>) -> RenewResult {
 pub struct Renewer {
     machine: TokenRenewal,
     endpoint: Endpoint,
+    /// The token `endpoint` sends: swapped on renewal, counting refusals.
+    credential: Arc<Credential>,
     keeper: Option<TokenKeeper>,
     request_timeout: Duration,
 }
 
 impl Renewer {
-    /// Renews the token of `endpoint` (its credential is swapped in place);
-    /// renewed tokens are kept with `keeper` when a backup is configured.
+    /// Renews the token of `endpoint`, `credential` (attached to it, see
+    /// [`Credential::attach`], and swapped in place); renewed tokens are kept
+    /// with `keeper` when a backup is configured.
     pub fn new(
         endpoint: Endpoint,
+        credential: Arc<Credential>,
         keeper: Option<TokenKeeper>,
         seed: u64,
         now_unix: u64,
@@ -90,6 +96,7 @@ impl Renewer {
         Renewer {
             machine,
             endpoint,
+            credential,
             keeper,
             request_timeout,
         }
@@ -109,9 +116,7 @@ impl Renewer {
                     )));
                 }
                 RenewalOutput::Adopt { token, expiry_unix } => {
-                    self.endpoint
-                        .credential()
-                        .replace(token.clone(), expiry_unix);
+                    self.credential.replace(token.clone(), expiry_unix);
                     if let Some(keeper) = &mut self.keeper {
                         match keeper.seal(&token, expiry_unix) {
                             Ok(bytes) => jobs.push(Job::SaveToken(bytes)),
@@ -129,7 +134,7 @@ impl Renewer {
     /// the metrics.
     pub fn observe(&self, finished: &Finished) {
         if let Finished::Fetched(FetchResult::Unauthorized(detail)) = finished {
-            self.endpoint.credential().record_refusal(detail);
+            self.credential.record_refusal(detail);
         }
     }
 
@@ -143,7 +148,7 @@ impl Renewer {
         match finished {
             Finished::Renewed(result) => {
                 if let RenewResult::Refused(detail) = &result {
-                    self.endpoint.credential().record_refusal(detail);
+                    self.credential.record_refusal(detail);
                 }
                 self.machine.handle_renewed(result, now_unix);
             }
@@ -276,8 +281,16 @@ mod tests {
     #[test]
     fn a_renewal_swaps_the_token_every_clone_of_the_endpoint_sends() {
         let endpoint = Endpoint::new("http://m:1", &sign("gw", T0 + 30, b"k")).unwrap();
+        let (endpoint, credential) = Credential::attach(endpoint);
         let telemetry_side = endpoint.clone();
-        let mut renewer = Renewer::new(endpoint, None, 1, T0, Duration::from_secs(5));
+        let mut renewer = Renewer::new(
+            endpoint,
+            credential.clone(),
+            None,
+            1,
+            T0,
+            Duration::from_secs(5),
+        );
         assert!(renewer.jobs().is_empty());
         assert!(!renewer.is_due(T0 + 18));
         renewer.handle_timeout(T0 + 20);
@@ -295,7 +308,7 @@ mod tests {
         assert_eq!(telemetry_side.authorization(), fresh);
         let req = telemetry_side.telemetry_request(Bytes::new(), Duration::from_secs(1));
         assert!(req.headers.iter().any(|(_, v)| *v == fresh));
-        assert_eq!(telemetry_side.credential().gauges().renewals, 1);
+        assert_eq!(credential.gauges().renewals, 1);
         assert_eq!(telemetry_side.token_expiry_unix(), T0 + 3600);
     }
 
@@ -317,7 +330,15 @@ mod tests {
             RenewResult::Failed(_)
         ));
         let endpoint = Endpoint::new("http://m:1", &sign("gw", T0 + 30, b"k")).unwrap();
-        let mut renewer = Renewer::new(endpoint.clone(), None, 1, T0, Duration::from_secs(5));
+        let (endpoint, credential) = Credential::attach(endpoint);
+        let mut renewer = Renewer::new(
+            endpoint.clone(),
+            credential.clone(),
+            None,
+            1,
+            T0,
+            Duration::from_secs(5),
+        );
         renewer.observe(&Finished::Fetched(FetchResult::Unauthorized(
             "gateway token expired".into(),
         )));
@@ -329,7 +350,7 @@ mod tests {
             )),
             T0 + 25,
         );
-        assert_eq!(endpoint.credential().gauges().refusals, [1, 1, 0, 0]);
+        assert_eq!(credential.gauges().refusals, [1, 1, 0, 0]);
         assert_eq!(endpoint.authorization(), sign("gw", T0 + 30, b"k"));
     }
 }

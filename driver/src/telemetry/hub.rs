@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use portcullis_core::sync::credential::Credential;
+use crate::sync::credential::Credential;
 use portcullis_core::telemetry::metrics::{Metrics, Observation};
 use portcullis_core::telemetry::prometheus::{self, GatewayGauges};
 use portcullis_core::telemetry::record::RequestRecord;

@@ -37,6 +37,11 @@ pub(super) enum Asked {
 impl Pipeline {
     /// The store answered the request of the last `Step::Store`.
     pub fn store_done(&mut self, ctx: &mut Context, answer: StoreAnswer) {
+        self.take_store_answer(ctx, answer);
+        crate::machine::debug_check(self);
+    }
+
+    fn take_store_answer(&mut self, ctx: &mut Context, answer: StoreAnswer) {
         let Waiting::Store { origin } = self.waiting else {
             return;
         };

@@ -20,12 +20,13 @@ use crate::http::hop::{
 };
 use crate::http::percent::parse_query;
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
+use crate::machine::Machine;
 use crate::policy::context::{self, Context, Headers, Request, Static, Url};
 use crate::policy::error::Failure;
-use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, Step};
+use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, PipelineOutput, Step};
 use crate::policy::program::Needs;
 use crate::policy::store::{StoreAnswer, StoreRequest};
-use crate::proxy::settings::PolicyEnv;
+use crate::proxy::settings::{IdSeq, PolicyEnv};
 
 /// Who the request is, as far as subscriptions go.
 #[derive(Debug, Default)]
@@ -191,7 +192,7 @@ impl ProxyConn {
             &access,
             &self.client_ip,
             self.settings.proto,
-            &self.settings.policy,
+            (&self.settings.policy, &mut self.ids),
         );
         let has_body = head.framing != BodyFraming::Empty;
         let req_body = has_body.then(|| {
@@ -329,13 +330,13 @@ impl ProxyConn {
             backend: &backend,
         };
         let step = run.pipeline.run(&mut run.ctx, &env);
-        for t in run.pipeline.side.traces.drain(..) {
-            self.events.push_back(Event::Trace(t));
-        }
-        for c in run.pipeline.side.one_way.drain(..) {
-            self.events.push_back(Event::Call {
-                request: c,
-                one_way: true,
+        while let Some(output) = run.pipeline.poll_output() {
+            self.events.push_back(match output {
+                PipelineOutput::Trace(t) => Event::Trace(t),
+                PipelineOutput::OneWay(request) => Event::Call {
+                    request,
+                    one_way: true,
+                },
             });
         }
         let now_unix = run.ctx.now_unix_ms.div_euclid(1000);
@@ -804,7 +805,7 @@ fn build_context(
     access: &Access,
     client_ip: &str,
     proto: &str,
-    env: &PolicyEnv,
+    (env, ids): (&PolicyEnv, &mut IdSeq),
 ) -> Context {
     let api = config.api(api_idx);
     let service = config.upstream(api_idx);
@@ -840,7 +841,7 @@ fn build_context(
         }
         headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
     }
-    let (request_id, rng_seed) = env.next_request_id();
+    let (request_id, rng_seed) = env.next_request_id(ids);
     let subscription = access
         .subscription
         .map(|(i, secondary)| config.subscription_info(i, secondary).clone());
