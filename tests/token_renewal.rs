@@ -146,7 +146,14 @@ async fn a_short_token_is_renewed_and_syncing_goes_on_past_its_expiry(rt: Runtim
         .await
         .expect("expiry gauge");
     assert!(renewed_expiry > expiry + 29 * 24 * 3600, "{renewed_expiry}");
-    assert!(backup.path().join("token.backup").is_file());
+    // The renewed token is counted when it is in use; it is kept on disk just
+    // after (a separate write), so wait for the file rather than race it.
+    let kept = backup.path().join("token.backup");
+    eventually("the renewed token is kept", 10, || {
+        let kept = kept.clone();
+        async move { kept.is_file() }
+    })
+    .await;
 
     // Past the old token's expiry, a change still reaches the gateway.
     let wait = expiry.saturating_sub(now_unix()) + 2;
