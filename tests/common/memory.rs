@@ -1,0 +1,371 @@
+//! The in-memory harness: the gateway's connection machine (`ProxyConn`)
+//! driven exactly as the driver drives it, outputs drained after every input,
+//! with no socket, thread or clock. Backends are scripted in memory and record
+//! what they receive; shared state is a `LocalStore`; time is an input the test
+//! advances by hand (`MemGateway::advance`), so windows need no sleeping.
+//!
+//! The shapes match the socket suite's: `MemBackend` has the `addr`,
+//! `only_request()` and `requests()` of `common::Backend` (recording the same
+//! `Received`), and `get_with`/`call` give the same `Response`, so a decision
+//! test moves from sockets to memory with few edits.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use portcullis_core::config::{CompiledConfig, Snapshot};
+use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, RequestHead, ResponseHead};
+use portcullis_core::policy::store::LocalStore;
+use portcullis_core::proxy::setup::unix_millis;
+use portcullis_core::proxy::{ConfigSource, ConnSettings, Event, IdSeq, PolicyEnv, ProxyConn};
+use serde_json::Value;
+
+use super::{response, GatewayOptions, Received, Reply, Response};
+
+/// Most steps one exchange may take before the harness calls it stuck.
+const MAX_STEPS: usize = 100_000;
+
+type Handler = dyn Fn(&Received) -> Reply;
+
+struct BackendState {
+    handler: Box<Handler>,
+    connections: Cell<usize>,
+    requests: RefCell<Vec<Received>>,
+}
+
+/// A scripted in-memory backend: answers each request as its handler says and
+/// records it. Its `addr` is a made-up address no socket listens on; it is how
+/// the configuration names it (`papi(.., backend.addr, ..)`).
+pub struct MemBackend {
+    pub addr: SocketAddr,
+    state: Rc<BackendState>,
+}
+
+thread_local! {
+    /// The backends of the running test (each `#[test]` has its own thread),
+    /// by `host:port`.
+    static BACKENDS: RefCell<HashMap<String, Rc<BackendState>>> = RefCell::new(HashMap::new());
+}
+
+impl MemBackend {
+    /// A backend answering as `handler` says. Only `Reply::Send`,
+    /// `SendAndClose` and `Drop` have a meaning in memory.
+    pub fn start(handler: impl Fn(&Received) -> Reply + 'static) -> MemBackend {
+        let state = Rc::new(BackendState {
+            handler: Box::new(handler),
+            connections: Cell::new(0),
+            requests: RefCell::new(Vec::new()),
+        });
+        let addr = BACKENDS.with(|b| {
+            let mut b = b.borrow_mut();
+            let n = u8::try_from(b.len() + 1).expect("fewer than 256 backends");
+            let addr = SocketAddr::from(([192, 0, 2, n], 8080));
+            b.insert(addr.to_string(), state.clone());
+            addr
+        });
+        MemBackend { addr, state }
+    }
+
+    /// As `common::Backend::echo`: `200`, the request's body echoed, `X-Path`
+    /// set to the path received.
+    pub fn echo() -> MemBackend {
+        MemBackend::start(|r| {
+            let target = r.target();
+            Reply::Send(response(
+                200,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("X-Path", &target),
+                ],
+                &r.body,
+            ))
+        })
+    }
+
+    /// Connections opened to this backend so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.get()
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.state.requests.borrow().clone()
+    }
+
+    /// The one request received; panics if there is not exactly one.
+    pub fn only_request(&self) -> Received {
+        let reqs = self.requests();
+        assert_eq!(reqs.len(), 1, "backend requests: {reqs:#?}");
+        reqs.into_iter().next().unwrap()
+    }
+}
+
+struct Fixed(Arc<CompiledConfig>);
+
+impl ConfigSource for Fixed {
+    fn current(&self) -> Option<Arc<CompiledConfig>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A gateway in memory: the settings the driver would build from default
+/// options, a shared-state store and a hand-driven clock.
+pub struct MemGateway {
+    settings: Arc<ConnSettings>,
+    store: RefCell<LocalStore>,
+    now: Cell<Instant>,
+    conns: Cell<u64>,
+}
+
+impl MemGateway {
+    /// A gateway serving the configuration document `doc`.
+    pub fn start(doc: &Value) -> MemGateway {
+        let bytes = serde_json::to_vec(doc).unwrap();
+        let snapshot = Snapshot::from_json(&bytes).expect("the document parses");
+        let config = Arc::new(CompiledConfig::compile(snapshot).expect("the document compiles"));
+        let options = GatewayOptions::new("gateway.json".into());
+        let now = Instant::now();
+        let settings = Arc::new(ConnSettings {
+            limits: options.limits,
+            timeouts: options.timeouts,
+            proto: "http",
+            config: Arc::new(Fixed(config)),
+            policy: PolicyEnv::new(
+                "portcullis".into(),
+                Some((now, unix_millis(SystemTime::now()))),
+                [7; 32],
+            ),
+            telemetry: portcullis_core::telemetry::discard(),
+            allow_underscores_in_headers: options.allow_underscores_in_headers,
+        });
+        MemGateway {
+            settings,
+            store: RefCell::new(LocalStore::default()),
+            now: Cell::new(now),
+            conns: Cell::new(0),
+        }
+    }
+
+    /// Moves the gateway's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.now.set(self.now.get() + by);
+    }
+
+    /// Nothing to stop in memory; kept so moved tests read the same.
+    pub fn stop(self) {}
+
+    /// Sends `request` on a new client connection and returns the complete
+    /// response to `method` (1xx skipped).
+    pub fn exchange(&self, method: &str, request: &[u8]) -> Response {
+        let n = self.conns.get();
+        self.conns.set(n + 1);
+        let mut conn = ProxyConn::new(
+            self.settings.clone(),
+            "192.0.2.200",
+            IdSeq::new(n),
+            self.now.get(),
+        );
+        let mut client = Some(request.to_vec());
+        let mut got = BytesMut::new();
+        let mut upstream: Option<Upstream> = None;
+        let mut closed = false;
+        for _ in 0..MAX_STEPS {
+            let now = self.now.get();
+            let mut progressed = false;
+            if conn.wants_client_read() {
+                if let Some(bytes) = client.take() {
+                    conn.handle_client_data(&bytes, now);
+                    progressed = true;
+                }
+            }
+            while let Some(event) = conn.poll_event() {
+                progressed = true;
+                match event {
+                    Event::ConnectUpstream { target, .. } => {
+                        let key = target.service().authority.clone();
+                        let state = BACKENDS
+                            .with(|b| b.borrow().get(&key).cloned())
+                            .unwrap_or_else(|| panic!("no in-memory backend at {key}"));
+                        let idx = state.connections.get();
+                        state.connections.set(idx + 1);
+                        upstream = Some(Upstream {
+                            state,
+                            idx,
+                            buf: BytesMut::new(),
+                            replies: Vec::new(),
+                            close_after: false,
+                        });
+                        conn.handle_upstream_connected(false, now);
+                    }
+                    Event::ReleaseUpstream { .. } => upstream = None,
+                    Event::Store { request, one_way } => {
+                        let answer = self.store.borrow_mut().answer(&request);
+                        if !one_way {
+                            conn.handle_store_done(answer, now);
+                        }
+                    }
+                    Event::Trace(_) | Event::NotReady => {}
+                    Event::CloseClient { .. } => closed = true,
+                    other => panic!("the in-memory harness cannot answer {other:?}"),
+                }
+            }
+            if let Some(up) = upstream.as_mut() {
+                let pending = conn.upstream_pending().to_vec();
+                if !pending.is_empty() {
+                    conn.upstream_written(pending.len(), now);
+                    up.receive(&pending);
+                    progressed = true;
+                }
+                if conn.wants_upstream_read() && !up.replies.is_empty() {
+                    let bytes = std::mem::take(&mut up.replies);
+                    conn.handle_upstream_data(&bytes, now);
+                    progressed = true;
+                } else if conn.wants_upstream_read() && up.close_after {
+                    up.close_after = false;
+                    conn.handle_upstream_data(b"", now);
+                    progressed = true;
+                }
+            }
+            let out = conn.client_pending().to_vec();
+            if !out.is_empty() {
+                conn.client_written(out.len(), now);
+                got.extend_from_slice(&out);
+                progressed = true;
+            }
+            if let Some(r) = parse_response(&mut got.clone(), method) {
+                return r;
+            }
+            if !progressed {
+                if closed {
+                    break;
+                }
+                match conn.poll_timeout() {
+                    // Nothing left but waiting: let the deadline pass.
+                    Some(at) if at > now => {
+                        self.now.set(at);
+                        conn.handle_timeout(at);
+                    }
+                    Some(at) => conn.handle_timeout(at.max(now)),
+                    None => break,
+                }
+            }
+        }
+        panic!(
+            "no complete response; got {:?}",
+            String::from_utf8_lossy(&got)
+        )
+    }
+}
+
+/// The backend side of one upstream connection.
+struct Upstream {
+    state: Rc<BackendState>,
+    idx: usize,
+    buf: BytesMut,
+    /// Answer bytes not yet read by the gateway.
+    replies: Vec<u8>,
+    /// The backend closes once its answer is read.
+    close_after: bool,
+}
+
+impl Upstream {
+    /// Takes bytes the gateway wrote; records and answers each complete request.
+    fn receive(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        let limits = Limits {
+            max_head_bytes: 1 << 20,
+            max_headers: 1000,
+            max_body_bytes: None,
+            max_trailer_bytes: 64 * 1024,
+        };
+        loop {
+            let mut rest = self.buf.clone();
+            let Ok(Some(head)) = RequestHead::parse(&mut rest, &limits) else {
+                return;
+            };
+            let mut decoder = BodyDecoder::new(head.framing, None, limits.max_trailer_bytes);
+            let mut body = Vec::new();
+            let trailers = loop {
+                match decoder.decode(&mut rest) {
+                    Ok(Some(BodyEvent::Data(d))) => body.extend_from_slice(&d),
+                    Ok(Some(BodyEvent::End { trailers })) => break trailers,
+                    Ok(None) => return,
+                    Err(e) => panic!("in-memory backend: invalid request body: {e}"),
+                }
+            };
+            self.buf = rest;
+            let received = Received {
+                conn: self.idx,
+                head,
+                body,
+                trailers,
+                complete: true,
+            };
+            self.state.requests.borrow_mut().push(received.clone());
+            match (self.state.handler)(&received) {
+                Reply::Send(bytes) => self.replies.extend_from_slice(&bytes),
+                Reply::SendAndClose(bytes) => {
+                    self.replies.extend_from_slice(&bytes);
+                    self.close_after = true;
+                }
+                Reply::Drop => self.close_after = true,
+                _ => panic!("in-memory backend: only Send, SendAndClose and Drop"),
+            }
+        }
+    }
+}
+
+/// A complete final response at the start of `buf`, if all there.
+fn parse_response(buf: &mut BytesMut, method: &str) -> Option<Response> {
+    let limits = Limits {
+        max_head_bytes: 1 << 20,
+        max_headers: 1000,
+        ..Limits::default()
+    };
+    let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
+    loop {
+        let head = ResponseHead::parse(buf, &limits, &method).ok()??;
+        if head.status < 200 {
+            continue;
+        }
+        let mut decoder = BodyDecoder::new(head.framing, None, 64 * 1024);
+        let mut body = Vec::new();
+        loop {
+            match decoder.decode(buf).ok()? {
+                Some(BodyEvent::Data(d)) => body.extend_from_slice(&d),
+                Some(BodyEvent::End { trailers }) => {
+                    return Some(Response {
+                        status: head.status,
+                        head,
+                        body,
+                        trailers,
+                    })
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// One request on a new connection; the complete response.
+pub fn call(
+    gw: &MemGateway,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    gw.exchange(
+        method,
+        &super::policy_docs::request(method, path, headers, body),
+    )
+}
+
+/// `GET path` with these headers on a new connection.
+pub fn get_with(gw: &MemGateway, path: &str, headers: &[(&str, &str)]) -> Response {
+    call(gw, "GET", path, headers, b"")
+}
