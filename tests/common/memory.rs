@@ -165,7 +165,7 @@ impl MemGateway {
         self.conns.set(n + 1);
         let mut conn = ProxyConn::new(
             self.settings.clone(),
-            "192.0.2.200",
+            "127.0.0.1",
             IdSeq::new(n),
             self.now.get(),
         );
@@ -173,6 +173,8 @@ impl MemGateway {
         let mut got = BytesMut::new();
         let mut upstream: Option<Upstream> = None;
         let mut closed = false;
+        let mut answered = None;
+        let mut left = false;
         for _ in 0..MAX_STEPS {
             let now = self.now.get();
             let mut progressed = false;
@@ -236,10 +238,22 @@ impl MemGateway {
                 got.extend_from_slice(&out);
                 progressed = true;
             }
-            if let Some(r) = parse_response(&mut got.clone(), method) {
-                return r;
+            if answered.is_none() {
+                answered = parse_response(&mut got.clone(), method);
             }
             if !progressed {
+                // Answered: what the connection still does (one-way store
+                // writes, releasing the backend) is done; then the client leaves, as
+                // `policy_docs::call` does, and what that releases is done too.
+                if let Some(r) = answered.take() {
+                    if left {
+                        return r;
+                    }
+                    conn.handle_client_data(b"", now);
+                    left = true;
+                    answered = Some(r);
+                    continue;
+                }
                 if closed {
                     break;
                 }
@@ -368,4 +382,22 @@ pub fn call(
 /// `GET path` with these headers on a new connection.
 pub fn get_with(gw: &MemGateway, path: &str, headers: &[(&str, &str)]) -> Response {
     call(gw, "GET", path, headers, b"")
+}
+
+/// As `policy_docs::status_backend`: `/status/NNN...` answered with status
+/// NNN, anything else 200; the body is the path received.
+pub fn status_backend() -> MemBackend {
+    MemBackend::start(|r| {
+        let target = r.target();
+        let status = target
+            .strip_prefix("/status/")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200);
+        Reply::Send(response(
+            status,
+            &[("Content-Type", "text/plain")],
+            target.as_bytes(),
+        ))
+    })
 }
