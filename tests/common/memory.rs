@@ -24,7 +24,9 @@ use portcullis_core::proxy::setup::unix_millis;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, Event, IdSeq, PolicyEnv, ProxyConn};
 use serde_json::Value;
 
-use super::{response, GatewayOptions, Received, Reply, Response};
+use axum::http::Method;
+
+use super::{config_for, response, GatewayOptions, Received, Reply, Response};
 
 /// Most steps one exchange may take before the harness calls it stuck.
 const MAX_STEPS: usize = 100_000;
@@ -113,12 +115,15 @@ impl ConfigSource for Fixed {
 }
 
 /// A gateway in memory: the settings the driver would build from default
-/// options, a shared-state store and a hand-driven clock.
+/// options, a shared-state store, a pool of idle backend connections and a
+/// hand-driven clock.
 pub struct MemGateway {
     settings: Arc<ConnSettings>,
     store: RefCell<LocalStore>,
     now: Cell<Instant>,
     conns: Cell<u64>,
+    /// Idle backend connections by `host:port`, as the driver's pool keeps them.
+    pool: RefCell<HashMap<String, Vec<Upstream>>>,
 }
 
 impl MemGateway {
@@ -147,7 +152,13 @@ impl MemGateway {
             store: RefCell::new(LocalStore::default()),
             now: Cell::new(now),
             conns: Cell::new(0),
+            pool: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// A gateway with API `/api` in front of `backend`.
+    pub fn for_backend(backend: &MemBackend) -> MemGateway {
+        MemGateway::start(&config_for(backend.addr))
     }
 
     /// Moves the gateway's clock forward.
@@ -158,125 +169,203 @@ impl MemGateway {
     /// Nothing to stop in memory; kept so moved tests read the same.
     pub fn stop(self) {}
 
-    /// Sends `request` on a new client connection and returns the complete
-    /// response to `method` (1xx skipped).
-    pub fn exchange(&self, method: &str, request: &[u8]) -> Response {
+    /// A new client connection.
+    pub fn client(&self) -> MemClient<'_> {
         let n = self.conns.get();
         self.conns.set(n + 1);
-        let mut conn = ProxyConn::new(
+        let conn = ProxyConn::new(
             self.settings.clone(),
             "127.0.0.1",
             IdSeq::new(n),
             self.now.get(),
         );
-        let mut client = Some(request.to_vec());
-        let mut got = BytesMut::new();
-        let mut upstream: Option<Upstream> = None;
-        let mut closed = false;
-        let mut answered = None;
-        let mut left = false;
+        MemClient {
+            gw: self,
+            conn,
+            input: Vec::new(),
+            got: BytesMut::new(),
+            upstream: None,
+            closed: false,
+        }
+    }
+
+    /// Sends `request` on a new client connection and returns the complete
+    /// response to `method`; then the client leaves.
+    pub fn exchange(&self, method: &str, request: &[u8]) -> Response {
+        let mut c = self.client();
+        c.send(request);
+        c.response_to(&Method::from_bytes(method.as_bytes()).unwrap())
+    }
+}
+
+/// A client connection to a `MemGateway`: what the socket suite's `Client`
+/// does, in memory. Dropping it is the client closing its side.
+pub struct MemClient<'g> {
+    gw: &'g MemGateway,
+    conn: ProxyConn,
+    /// Bytes sent, not yet read by the gateway.
+    input: Vec<u8>,
+    /// Bytes the gateway wrote, not yet taken as responses.
+    got: BytesMut,
+    upstream: Option<Upstream>,
+    /// The gateway closed the connection.
+    closed: bool,
+}
+
+impl MemClient<'_> {
+    /// Sends `bytes` as they are.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.input.extend_from_slice(bytes.as_ref());
+    }
+
+    /// Reads a complete final response to a request with `method` (1xx
+    /// skipped), after the gateway has done everything it can (its one-way
+    /// store writes included). Time passes only when nothing else can happen.
+    pub fn response_to(&mut self, method: &Method) -> Response {
         for _ in 0..MAX_STEPS {
-            let now = self.now.get();
-            let mut progressed = false;
-            if conn.wants_client_read() {
-                if let Some(bytes) = client.take() {
-                    conn.handle_client_data(&bytes, now);
-                    progressed = true;
-                }
+            self.settle();
+            if let Some(r) = take_response(&mut self.got, method, self.closed) {
+                return r;
             }
-            while let Some(event) = conn.poll_event() {
-                progressed = true;
-                match event {
-                    Event::ConnectUpstream { target, .. } => {
-                        let key = target.service().authority.clone();
-                        let state = BACKENDS
-                            .with(|b| b.borrow().get(&key).cloned())
-                            .unwrap_or_else(|| panic!("no in-memory backend at {key}"));
-                        let idx = state.connections.get();
-                        state.connections.set(idx + 1);
-                        upstream = Some(Upstream {
-                            state,
-                            idx,
-                            buf: BytesMut::new(),
-                            replies: Vec::new(),
-                            close_after: false,
-                        });
-                        conn.handle_upstream_connected(false, now);
-                    }
-                    Event::ReleaseUpstream { .. } => upstream = None,
-                    Event::Store { request, one_way } => {
-                        let answer = self.store.borrow_mut().answer(&request);
-                        if !one_way {
-                            conn.handle_store_done(answer, now);
-                        }
-                    }
-                    Event::Trace(_) | Event::NotReady => {}
-                    Event::CloseClient { .. } => closed = true,
-                    other => panic!("the in-memory harness cannot answer {other:?}"),
-                }
+            if self.closed {
+                break;
             }
-            if let Some(up) = upstream.as_mut() {
-                let pending = conn.upstream_pending().to_vec();
-                if !pending.is_empty() {
-                    conn.upstream_written(pending.len(), now);
-                    up.receive(&pending);
-                    progressed = true;
-                }
-                if conn.wants_upstream_read() && !up.replies.is_empty() {
-                    let bytes = std::mem::take(&mut up.replies);
-                    conn.handle_upstream_data(&bytes, now);
-                    progressed = true;
-                } else if conn.wants_upstream_read() && up.close_after {
-                    up.close_after = false;
-                    conn.handle_upstream_data(b"", now);
-                    progressed = true;
-                }
-            }
-            let out = conn.client_pending().to_vec();
-            if !out.is_empty() {
-                conn.client_written(out.len(), now);
-                got.extend_from_slice(&out);
-                progressed = true;
-            }
-            if answered.is_none() {
-                answered = parse_response(&mut got.clone(), method);
-            }
-            if !progressed {
-                // Answered: what the connection still does (one-way store
-                // writes, releasing the backend) is done; then the client leaves, as
-                // `policy_docs::call` does, and what that releases is done too.
-                if let Some(r) = answered.take() {
-                    if left {
-                        return r;
-                    }
-                    conn.handle_client_data(b"", now);
-                    left = true;
-                    answered = Some(r);
-                    continue;
-                }
-                if closed {
-                    break;
-                }
-                match conn.poll_timeout() {
-                    // Nothing left but waiting: let the deadline pass.
-                    Some(at) if at > now => {
-                        self.now.set(at);
-                        conn.handle_timeout(at);
-                    }
-                    Some(at) => conn.handle_timeout(at.max(now)),
-                    None => break,
-                }
-            }
+            // Nothing left but waiting: let the next deadline pass.
+            let Some(at) = self.conn.poll_timeout() else {
+                break;
+            };
+            let at = at.max(self.gw.now.get());
+            self.gw.now.set(at);
+            self.conn.handle_timeout(at);
         }
         panic!(
             "no complete response; got {:?}",
-            String::from_utf8_lossy(&got)
+            String::from_utf8_lossy(&self.got)
         )
+    }
+
+    /// Reads a complete final response to a GET.
+    pub fn response(&mut self) -> Response {
+        self.response_to(&Method::GET)
+    }
+
+    /// Sends `request` and reads the response.
+    pub fn roundtrip(&mut self, request: impl AsRef<[u8]>) -> Response {
+        self.send(request);
+        self.response()
+    }
+
+    /// Asserts the gateway closes the connection with nothing more sent.
+    pub fn expect_closed(&mut self) {
+        self.settle();
+        assert!(self.closed, "the gateway kept the connection open");
+        assert!(
+            self.got.is_empty(),
+            "gateway sent more bytes before closing: {:?}",
+            String::from_utf8_lossy(&self.got)
+        );
+    }
+
+    /// Drives the machine as the driver does until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..MAX_STEPS {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("the connection never settles");
+    }
+
+    /// One round of the driver's loop: input, events, bytes both ways.
+    fn step(&mut self) -> bool {
+        let gw = self.gw;
+        let now = gw.now.get();
+        let mut progressed = false;
+        if self.conn.wants_client_read() && !self.input.is_empty() && !self.closed {
+            let bytes = std::mem::take(&mut self.input);
+            self.conn.handle_client_data(&bytes, now);
+            progressed = true;
+        }
+        while let Some(event) = self.conn.poll_event() {
+            progressed = true;
+            match event {
+                Event::ConnectUpstream { target, fresh } => {
+                    let key = target.service().authority.clone();
+                    let pooled = if fresh {
+                        None
+                    } else {
+                        gw.pool.borrow_mut().get_mut(&key).and_then(Vec::pop)
+                    };
+                    let reused = pooled.is_some();
+                    self.upstream = Some(pooled.unwrap_or_else(|| Upstream::open(key)));
+                    self.conn.handle_upstream_connected(reused, now);
+                }
+                Event::ReleaseUpstream { reuse } => {
+                    if let Some(up) = self.upstream.take().filter(|_| reuse) {
+                        gw.pool
+                            .borrow_mut()
+                            .entry(up.key.clone())
+                            .or_default()
+                            .push(up);
+                    }
+                }
+                Event::Store { request, one_way } => {
+                    let answer = gw.store.borrow_mut().answer(&request);
+                    if !one_way {
+                        self.conn.handle_store_done(answer, now);
+                    }
+                }
+                Event::Trace(_) | Event::NotReady => {}
+                Event::CloseClient { .. } => self.closed = true,
+                other => panic!("the in-memory harness cannot answer {other:?}"),
+            }
+        }
+        if let Some(up) = self.upstream.as_mut() {
+            let pending = self.conn.upstream_pending().to_vec();
+            if !pending.is_empty() {
+                self.conn.upstream_written(pending.len(), now);
+                up.receive(&pending);
+                progressed = true;
+            }
+            if self.conn.wants_upstream_read() {
+                if !up.replies.is_empty() {
+                    let bytes = std::mem::take(&mut up.replies);
+                    self.conn.handle_upstream_data(&bytes, now);
+                    progressed = true;
+                } else if up.close_after && !up.eof_sent {
+                    up.eof_sent = true;
+                    self.conn.handle_upstream_data(b"", now);
+                    progressed = true;
+                }
+            }
+        }
+        let out = self.conn.client_pending().to_vec();
+        if !out.is_empty() {
+            self.conn.client_written(out.len(), now);
+            self.got.extend_from_slice(&out);
+            progressed = true;
+        }
+        progressed
+    }
+}
+
+impl Drop for MemClient<'_> {
+    /// The client closes its side; what that releases (a concurrency slot, a
+    /// backend connection) is done before the next request, as with sockets.
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.closed {
+            return;
+        }
+        let now = self.gw.now.get();
+        self.conn.handle_client_data(b"", now);
+        self.settle();
     }
 }
 
 /// The backend side of one upstream connection.
 struct Upstream {
+    /// `host:port` of the backend, the pool's key.
+    key: String,
     state: Rc<BackendState>,
     idx: usize,
     buf: BytesMut,
@@ -284,9 +373,29 @@ struct Upstream {
     replies: Vec<u8>,
     /// The backend closes once its answer is read.
     close_after: bool,
+    /// The close was delivered.
+    eof_sent: bool,
 }
 
 impl Upstream {
+    /// A new connection to the in-memory backend at `key`.
+    fn open(key: String) -> Upstream {
+        let state = BACKENDS
+            .with(|b| b.borrow().get(&key).cloned())
+            .unwrap_or_else(|| panic!("no in-memory backend at {key}"));
+        let idx = state.connections.get();
+        state.connections.set(idx + 1);
+        Upstream {
+            key,
+            state,
+            idx,
+            buf: BytesMut::new(),
+            replies: Vec::new(),
+            close_after: false,
+            eof_sent: false,
+        }
+    }
+
     /// Takes bytes the gateway wrote; records and answers each complete request.
     fn receive(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -333,33 +442,38 @@ impl Upstream {
     }
 }
 
-/// A complete final response at the start of `buf`, if all there.
-fn parse_response(buf: &mut BytesMut, method: &str) -> Option<Response> {
+/// Takes a complete final response (1xx skipped) from the start of `buf`, if
+/// all there; `eof`: the connection ended, which ends a close-delimited body.
+fn take_response(buf: &mut BytesMut, method: &Method, eof: bool) -> Option<Response> {
     let limits = Limits {
         max_head_bytes: 1 << 20,
         max_headers: 1000,
         ..Limits::default()
     };
-    let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut rest = buf.clone();
     loop {
-        let head = ResponseHead::parse(buf, &limits, &method).ok()??;
+        let head = ResponseHead::parse(&mut rest, &limits, method).ok()??;
         if head.status < 200 {
             continue;
         }
         let mut decoder = BodyDecoder::new(head.framing, None, 64 * 1024);
         let mut body = Vec::new();
         loop {
-            match decoder.decode(buf).ok()? {
-                Some(BodyEvent::Data(d)) => body.extend_from_slice(&d),
-                Some(BodyEvent::End { trailers }) => {
+            let step = match decoder.decode(&mut rest).ok()? {
+                None if eof => Some(decoder.finish_on_eof().ok()?),
+                other => other,
+            };
+            match step? {
+                BodyEvent::Data(d) => body.extend_from_slice(&d),
+                BodyEvent::End { trailers } => {
+                    *buf = rest;
                     return Some(Response {
                         status: head.status,
                         head,
                         body,
                         trailers,
-                    })
+                    });
                 }
-                None => return None,
             }
         }
     }
