@@ -167,7 +167,7 @@ impl MemGateway {
     }
 
     /// Nothing to stop in memory; kept so moved tests read the same.
-    pub fn stop(self) {}
+    pub fn stop(&self) {}
 
     /// A new client connection.
     pub fn client(&self) -> MemClient<'_> {
