@@ -12,6 +12,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::memory::*;
 use common::policy_docs::{
@@ -444,4 +445,24 @@ fn open_product_lets_its_apis_be_called_without_a_key() {
     let r = get_with(&gw, "/closed/x", &[]);
     assert_apim_error(&r, 401, MISSING_KEY);
     gw.stop();
+}
+
+#[test]
+fn rate_limit_window_renews_on_the_clock() {
+    // Time is an input here: the window is checked to the second, no sleeping.
+    let backend = MemBackend::echo();
+    let policy = inbound(r#"<rate-limit-by-key calls="1" renewal-period="60" counter-key="k" />"#);
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    assert_eq!(get_with(&gw, "/api/1", &[]).status, 200);
+    let r = get_with(&gw, "/api/2", &[]);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.header("retry-after").as_deref(), Some("60"), "{r:?}");
+    gw.advance(Duration::from_secs(59));
+    let r = get_with(&gw, "/api/3", &[]);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"), "{r:?}");
+    gw.advance(Duration::from_secs(1));
+    assert_eq!(get_with(&gw, "/api/4", &[]).status, 200);
+    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    assert_eq!(targets, ["/1", "/4"]);
 }
