@@ -5,17 +5,23 @@
 //! advances by hand (`MemGateway::advance`), so windows need no sleeping.
 //!
 //! The shapes match the socket suite's: `MemBackend` has the `addr`,
-//! `only_request()` and `requests()` of `common::Backend` (recording the same
-//! `Received`), and `get_with`/`call` give the same `Response`, so a decision
-//! test moves from sockets to memory with few edits.
+//! `only_request()`, `requests()` and `connections()` of `common::Backend`
+//! (recording the same `Received`); `MemGateway::client()` gives a connection
+//! with the `send`/`response`/`roundtrip`/`expect_closed` of `common::Client`;
+//! `get_with`/`call` give the same `Response`. So a decision test moves from
+//! sockets to memory with few edits: `#[runtimes] async fn` becomes `#[test]
+//! fn`, `TestGateway::start(rt, ..)` becomes `MemGateway::start(..)`,
+//! `Backend` becomes `MemBackend`, and the `.await`s go.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::Method;
 use bytes::BytesMut;
 use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, RequestHead, ResponseHead};
@@ -23,8 +29,6 @@ use portcullis_core::policy::store::LocalStore;
 use portcullis_core::proxy::setup::unix_millis;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, Event, IdSeq, PolicyEnv, ProxyConn};
 use serde_json::Value;
-
-use axum::http::Method;
 
 use super::{config_for, response, GatewayOptions, Received, Reply, Response};
 
@@ -53,22 +57,30 @@ thread_local! {
     static BACKENDS: RefCell<HashMap<String, Rc<BackendState>>> = RefCell::new(HashMap::new());
 }
 
+/// Numbers the made-up backend addresses, never the same one twice in a run.
+static NEXT_BACKEND: AtomicU32 = AtomicU32::new(1);
+
+impl Drop for MemBackend {
+    fn drop(&mut self) {
+        let key = self.addr.to_string();
+        // `try_with`: the map may already be gone when the thread ends.
+        let _ = BACKENDS.try_with(|b| b.borrow_mut().remove(&key));
+    }
+}
+
 impl MemBackend {
-    /// A backend answering as `handler` says. Only `Reply::Send`,
-    /// `SendAndClose` and `Drop` have a meaning in memory.
+    /// A backend answering as `handler` says. `Reply::Send`, `SendAndClose`,
+    /// `Drop` and `Hang` have a meaning in memory; the gated replies need a
+    /// second task, so those tests stay on sockets.
     pub fn start(handler: impl Fn(&Received) -> Reply + 'static) -> MemBackend {
         let state = Rc::new(BackendState {
             handler: Box::new(handler),
             connections: Cell::new(0),
             requests: RefCell::new(Vec::new()),
         });
-        let addr = BACKENDS.with(|b| {
-            let mut b = b.borrow_mut();
-            let n = u8::try_from(b.len() + 1).expect("fewer than 256 backends");
-            let addr = SocketAddr::from(([192, 0, 2, n], 8080));
-            b.insert(addr.to_string(), state.clone());
-            addr
-        });
+        let n = NEXT_BACKEND.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let addr = SocketAddr::from(([10, n[1], n[2], n[3]], 8080));
+        BACKENDS.with(|b| b.borrow_mut().insert(addr.to_string(), state.clone()));
         MemBackend { addr, state }
     }
 
@@ -436,7 +448,12 @@ impl Upstream {
                     self.close_after = true;
                 }
                 Reply::Drop => self.close_after = true,
-                _ => panic!("in-memory backend: only Send, SendAndClose and Drop"),
+                // Never answers: the gateway's own deadlines decide, on the
+                // harness's clock.
+                Reply::Hang => {}
+                Reply::AfterGate(..) | Reply::SplitAtGate(..) => {
+                    panic!("in-memory backend: gated replies need sockets")
+                }
             }
         }
     }
