@@ -134,7 +134,7 @@ pub struct MemGateway {
     store: RefCell<LocalStore>,
     now: Cell<Instant>,
     conns: Cell<u64>,
-    /// Idle backend connections by `host:port`, as the driver's pool keeps them.
+    /// Idle backend connections by pool key, as the driver's pool keeps them.
     pool: RefCell<HashMap<String, Vec<Upstream>>>,
 }
 
@@ -293,7 +293,10 @@ impl MemClient<'_> {
         let gw = self.gw;
         let now = gw.now.get();
         let mut progressed = false;
-        if self.conn.wants_client_read() && !self.input.is_empty() && !self.closed {
+        if self.closed {
+            return self.flush_client(now);
+        }
+        if self.conn.wants_client_read() && !self.input.is_empty() {
             let bytes = std::mem::take(&mut self.input);
             self.conn.handle_client_data(&bytes, now);
             progressed = true;
@@ -302,14 +305,16 @@ impl MemClient<'_> {
             progressed = true;
             match event {
                 Event::ConnectUpstream { target, fresh } => {
-                    let key = target.service().authority.clone();
+                    let service = target.service();
+                    let key = service.pool_key.to_string();
                     let pooled = if fresh {
                         None
                     } else {
                         gw.pool.borrow_mut().get_mut(&key).and_then(Vec::pop)
                     };
                     let reused = pooled.is_some();
-                    self.upstream = Some(pooled.unwrap_or_else(|| Upstream::open(key)));
+                    let addr = format!("{}:{}", service.host, service.port);
+                    self.upstream = Some(pooled.unwrap_or_else(|| Upstream::open(key, &addr)));
                     self.conn.handle_upstream_connected(reused, now);
                 }
                 Event::ReleaseUpstream { reuse } => {
@@ -328,7 +333,14 @@ impl MemClient<'_> {
                     }
                 }
                 Event::Trace(_) | Event::NotReady => {}
-                Event::CloseClient { .. } => self.closed = true,
+                Event::CloseClient { .. } => {
+                    // As the driver: the backend connection goes, no more
+                    // events are handled, what is pending is written, then
+                    // the connection closes.
+                    self.upstream = None;
+                    self.closed = true;
+                    break;
+                }
                 other => panic!("the in-memory harness cannot answer {other:?}"),
             }
         }
@@ -351,13 +363,18 @@ impl MemClient<'_> {
                 }
             }
         }
+        self.flush_client(now) || progressed
+    }
+
+    /// Takes what the gateway has pending for the client; whether there was any.
+    fn flush_client(&mut self, now: Instant) -> bool {
         let out = self.conn.client_pending().to_vec();
-        if !out.is_empty() {
-            self.conn.client_written(out.len(), now);
-            self.got.extend_from_slice(&out);
-            progressed = true;
+        if out.is_empty() {
+            return false;
         }
-        progressed
+        self.conn.client_written(out.len(), now);
+        self.got.extend_from_slice(&out);
+        true
     }
 }
 
@@ -376,7 +393,7 @@ impl Drop for MemClient<'_> {
 
 /// The backend side of one upstream connection.
 struct Upstream {
-    /// `host:port` of the backend, the pool's key.
+    /// The pool's key (`scheme://host:port`).
     key: String,
     state: Rc<BackendState>,
     idx: usize,
@@ -390,11 +407,12 @@ struct Upstream {
 }
 
 impl Upstream {
-    /// A new connection to the in-memory backend at `key`.
-    fn open(key: String) -> Upstream {
+    /// A new connection to the in-memory backend at `addr` (`host:port`),
+    /// pooled under `key`.
+    fn open(key: String, addr: &str) -> Upstream {
         let state = BACKENDS
-            .with(|b| b.borrow().get(&key).cloned())
-            .unwrap_or_else(|| panic!("no in-memory backend at {key}"));
+            .with(|b| b.borrow().get(addr).cloned())
+            .unwrap_or_else(|| panic!("no in-memory backend at {addr}"));
         let idx = state.connections.get();
         state.connections.set(idx + 1);
         Upstream {
