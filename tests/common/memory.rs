@@ -151,6 +151,9 @@ impl MemGateway {
             timeouts: options.timeouts,
             proto: "http",
             config: Arc::new(Fixed(config)),
+            // The wall clock is read once, for the anchor policies compute
+            // their time from (tokens minted by tests carry real times); after
+            // that, time moves only with `advance`.
             policy: PolicyEnv::new(
                 "portcullis".into(),
                 Some((now, unix_millis(SystemTime::now()))),
@@ -185,6 +188,8 @@ impl MemGateway {
     pub fn client(&self) -> MemClient<'_> {
         let n = self.conns.get();
         self.conns.set(n + 1);
+        // Loopback, as the socket suite's clients: ip-filter and
+        // X-Forwarded-For assertions read the same in both.
         let conn = ProxyConn::new(
             self.settings.clone(),
             "127.0.0.1",
