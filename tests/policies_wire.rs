@@ -1,4 +1,6 @@
-//! APIM policies end to end, policies and the wire: keep-alive, pipelining, framing, bodies, reloads: a real gateway (in-process, loopback
+//! APIM policies end to end, policies and the wire: keep-alive, pipelining,
+//! framing, bodies, reloads, timeouts (what policies decide from the backend's
+//! answers is tested in memory, in `decisions_backend`): a real gateway (in-process, loopback
 //! sockets) in front of recording test backends, configured with policy
 //! documents at the global, product, API and operation scopes. Each test checks
 //! what the client sees (status, headers, body) and what the backends received.
@@ -326,28 +328,6 @@ async fn send_request_copy_mode_sends_the_current_request(rt: Runtime) {
 }
 
 #[runtimes]
-async fn custom_subscription_key_names_are_not_forwarded(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let mut a = papi("a", "api", backend.addr, &inbound(&mark("api")));
-    a["subscriptionRequired"] = json!(true);
-    a["subscriptionKeyParameterNames"] = json!({ "header": "X-Api-Key", "query": "apikey" });
-    let mut doc = cfg(vec![a]);
-    doc["subscriptions"] = json!([subscription("s", "/apis/a", KEY_A, "active")]);
-    let gw = TestGateway::start(rt, &doc).await;
-    let r = get_with(&gw, "/api/h", &[("X-Api-Key", KEY_A)]).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = get_with(&gw, &format!("/api/q?apikey={KEY_A}&z=1"), &[]).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = get_with(&gw, "/api/h", &[("Ocp-Apim-Subscription-Key", KEY_A)]).await;
-    assert_apim_error(&r, 401, MISSING_KEY);
-    let reqs = backend.requests();
-    assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[0].header("x-api-key"), None);
-    assert_eq!(reqs[1].target(), "/q?z=1");
-    gw.stop().await;
-}
-
-#[runtimes]
 async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc_with = |revision: u64, policy: &str| {
@@ -413,97 +393,6 @@ async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runti
             .as_deref(),
         Some("three")
     );
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn outbound_policy_reads_an_empty_backend_body(rt: Runtime) {
-    // Content-Length: 0, and 204 without a body.
-    let backend = Backend::start(|r| {
-        let status = if r.target() == "/none" { 204 } else { 200 };
-        Reply::Send(response(status, &[], b""))
-    })
-    .await;
-    let policy = policies(
-        "",
-        "",
-        r#"<set-header name="X-Len" exists-action="override"><value>@(context.Response.Body.As&lt;string&gt;().Length.ToString())</value></set-header>"#,
-        LAST_ERROR_HEADER,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let mut c = gw.client().await;
-    for path in ["/api/empty", "/api/none", "/api/empty"] {
-        let r = c.roundtrip(get(path)).await;
-        assert!(r.status == 200 || r.status == 204, "{path}: {r:?}");
-        assert_eq!(r.header("x-error"), None, "{path}");
-        assert_eq!(r.header("x-len").as_deref(), Some("0"), "{path}: {r:?}");
-        assert!(r.body.is_empty());
-    }
-    assert_eq!(backend.connections(), 1, "the backend connection is reused");
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn fail_on_error_status_code_goes_to_on_error(rt: Runtime) {
-    let backend = status_backend().await;
-    let policy = own_backend(
-        "",
-        r#"<forward-request fail-on-error-status-code="true" />"#,
-        r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#,
-        LAST_ERROR_HEADER,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/status/503", &[]).await;
-    assert!(r.status >= 500, "{r:?}");
-    let error = r.header("x-error").unwrap_or_default();
-    assert!(error.starts_with("BackendErrorStatusCode: "), "{r:?}");
-    assert!(!r.has("x-outbound"), "outbound is skipped: {r:?}");
-    let r = get_with(&gw, "/api/fine", &[]).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.header("x-outbound").as_deref(), Some("ran"));
-    assert_eq!(r.header("x-error"), None);
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn forward_request_follows_redirects(rt: Runtime) {
-    let backend = Backend::start(|r| {
-        if r.target() == "/old" {
-            Reply::Send(response(302, &[("Location", "/new")], b""))
-        } else {
-            Reply::Send(ok("text/plain", r.target().as_bytes()))
-        }
-    })
-    .await;
-    let policy = own_backend("", r#"<forward-request follow-redirects="true" />"#, "", "");
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/old", &[]).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body_str(), "/new");
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn quota_bandwidth_runs_out(rt: Runtime) {
-    let backend = Backend::start(|_| Reply::Send(ok("text/plain", &[b'x'; 3000]))).await;
-    // 2 KB per period: the first 3000-byte answer uses it up.
-    let policy = inbound(r#"<quota bandwidth="2" renewal-period="3600" />"#);
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/1", &[]).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body.len(), 3000);
-    let r = get_with(&gw, "/api/2", &[]).await;
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.has("retry-after"), "{r:?}");
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Out of bandwidth quota."),
-        "{}",
-        r.body_str()
-    );
-    assert_eq!(backend.requests().len(), 1);
     gw.stop().await;
 }
 

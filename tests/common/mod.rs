@@ -16,6 +16,7 @@
 
 pub mod browser;
 pub mod managed;
+pub mod memory;
 pub mod policy_docs;
 
 use std::net::SocketAddr;

@@ -1,28 +1,25 @@
-//! APIM policies end to end, transformation policies (headers, query, URI, method, body, backend, variables): a real gateway (in-process, loopback
-//! sockets) in front of recording test backends, configured with policy
-//! documents at the global, product, API and operation scopes. Each test checks
-//! what the client sees (status, headers, body) and what the backends received.
-//!
-//! Nothing here depends on timing: rate limits and quotas use periods of a minute
-//! or more, slow backends are held by gates the test opens, and every wait has the
-//! generous hang guard of `common::within`. The suite's shared helpers are in
-//! `common::policy_docs`.
+//! APIM transformation policies (headers, query, URI, method, body, backend,
+//! variables), tested where they are decided: the connection machine driven in
+//! memory (`common::memory`) in front of scripted in-memory backends. Each test
+//! checks what the client sees (status, headers, body) and what the backends
+//! received. One run each: no socket, no runtime, no clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::policy_docs::*;
-use common::*;
+use common::memory::*;
+use common::policy_docs::{cfg, inbound, op, outbound, papi, policies, response_values, values};
+use common::{ok, response, Reply};
 use serde_json::json;
 
 // ---------------------------------------------------------------------------
 // Transformation
 // ---------------------------------------------------------------------------
 
-#[runtimes]
-async fn set_header_on_the_request(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn set_header_on_the_request() {
+    let backend = MemBackend::echo();
     let policy = inbound(
         r#"<set-header name="X-Over" exists-action="override"><value>new</value></set-header>
            <set-header name="X-Skip" exists-action="skip"><value>ignored</value></set-header>
@@ -32,7 +29,7 @@ async fn set_header_on_the_request(rt: Runtime) {
            <set-header name="X-Multi" exists-action="override"><value>m1</value><value>m2</value></set-header>
            <set-header name="X-Expr" exists-action="override"><value>@(context.Request.Method + " " + context.Request.Url.Path)</value></set-header>"#,
     );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
     let r = get_with(
         &gw,
         "/api/things",
@@ -42,8 +39,7 @@ async fn set_header_on_the_request(rt: Runtime) {
             ("X-App", "one"),
             ("X-Del", "gone"),
         ],
-    )
-    .await;
+    );
     assert_eq!(r.status, 200, "{r:?}");
     let req = backend.only_request();
     assert_eq!(req.headers("x-over"), ["new"]);
@@ -53,12 +49,12 @@ async fn set_header_on_the_request(rt: Runtime) {
     assert!(req.headers("x-del").is_empty(), "{}", req.raw_head());
     assert_eq!(values(req.headers("x-multi")), ["m1", "m2"]);
     assert_eq!(req.header("x-expr").as_deref(), Some("GET /things"));
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_header_on_the_response(rt: Runtime) {
-    let backend = Backend::start(|_| {
+#[test]
+fn set_header_on_the_response() {
+    let backend = MemBackend::start(|_| {
         Reply::Send(response(
             200,
             &[
@@ -69,8 +65,7 @@ async fn set_header_on_the_response(rt: Runtime) {
             ],
             b"body",
         ))
-    })
-    .await;
+    });
     let policy = outbound(
         r#"<set-header name="X-Powered-By" exists-action="delete" />
            <set-header name="X-Keep" exists-action="skip"><value>replaced</value></set-header>
@@ -78,8 +73,8 @@ async fn set_header_on_the_response(rt: Runtime) {
            <set-header name="X-Added" exists-action="override"><value>@(context.Response.StatusCode.ToString())</value></set-header>
            <set-header name="Content-Type" exists-action="override"><value>text/x-changed</value></set-header>"#,
     );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/x", &[]).await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = get_with(&gw, "/api/x", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "body");
     assert!(!r.has("x-powered-by"), "{r:?}");
@@ -88,12 +83,12 @@ async fn set_header_on_the_response(rt: Runtime) {
     assert_eq!(r.header("x-added").as_deref(), Some("200"));
     assert_eq!(r.header("content-type").as_deref(), Some("text/x-changed"));
     assert_eq!(r.header("content-length").as_deref(), Some("4"));
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_query_parameter(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn set_query_parameter() {
+    let backend = MemBackend::echo();
     let policy = inbound(
         r#"<set-query-parameter name="over" exists-action="override"><value>new</value></set-query-parameter>
            <set-query-parameter name="skip" exists-action="skip"><value>ignored</value></set-query-parameter>
@@ -101,8 +96,8 @@ async fn set_query_parameter(rt: Runtime) {
            <set-query-parameter name="del" exists-action="delete" />
            <set-query-parameter name="added" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("over", "none"))</value></set-query-parameter>"#,
     );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/q?over=old&skip=keep&app=1&del=x&other=y", &[]).await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = get_with(&gw, "/api/q?over=old&skip=keep&app=1&del=x&other=y", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let target = backend.only_request().target();
     let (path, query) = target.split_once('?').expect("a query");
@@ -121,12 +116,12 @@ async fn set_query_parameter(rt: Runtime) {
         ],
         "{target}"
     );
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn rewrite_uri_with_template_parameters(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn rewrite_uri_with_template_parameters() {
+    let backend = MemBackend::echo();
     let mut a = papi("users", "users", backend.addr, "");
     a["serviceUrl"] = json!(format!("http://{}/base", backend.addr));
     a["operations"] = json!([
@@ -145,11 +140,11 @@ async fn rewrite_uri_with_template_parameters(rt: Runtime) {
             ),
         ),
     ]);
-    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
+    let gw = MemGateway::start(&cfg(vec![a]));
 
-    let r = get_with(&gw, "/users/users/42?verbose=1", &[]).await;
+    let r = get_with(&gw, "/users/users/42?verbose=1", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let r = get_with(&gw, "/users/orders/7?verbose=1", &[]).await;
+    let r = get_with(&gw, "/users/orders/7?verbose=1", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
     assert_eq!(
@@ -159,26 +154,26 @@ async fn rewrite_uri_with_template_parameters(rt: Runtime) {
             "/base/orders?id=7"
         ]
     );
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_method(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn set_method() {
+    let backend = MemBackend::echo();
     let policy = inbound("<set-method>PUT</set-method>");
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = call(&gw, "POST", "/api/doc", &[], b"payload").await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = call(&gw, "POST", "/api/doc", &[], b"payload");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "payload");
     let req = backend.only_request();
     assert_eq!(req.method(), "PUT");
     assert_eq!(req.body, b"payload");
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_body_on_the_request_literal_and_expression(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn set_body_on_the_request_literal_and_expression() {
+    let backend = MemBackend::echo();
     let mut a = papi("a", "api", backend.addr, "");
     a["operations"] = json!([
         op(
@@ -202,15 +197,15 @@ async fn set_body_on_the_request_literal_and_expression(rt: Runtime) {
             &inbound(r#"<set-body>@("made for " + context.Request.Method)</set-body>"#)
         ),
     ]);
-    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
+    let gw = MemGateway::start(&cfg(vec![a]));
 
-    let r = call(&gw, "POST", "/api/literal", &[], b"original").await;
+    let r = call(&gw, "POST", "/api/literal", &[], b"original");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), r#"{"replaced": true}"#);
-    let r = call(&gw, "POST", "/api/expr", &[], b"shout").await;
+    let r = call(&gw, "POST", "/api/expr", &[], b"shout");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "SHOUT!");
-    let r = get_with(&gw, "/api/from-nothing", &[]).await;
+    let r = get_with(&gw, "/api/from-nothing", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "made for GET");
 
@@ -221,18 +216,17 @@ async fn set_body_on_the_request_literal_and_expression(rt: Runtime) {
     assert_eq!(reqs[1].body, b"SHOUT!");
     assert_eq!(reqs[1].header("content-length").as_deref(), Some("6"));
     assert_eq!(reqs[2].body, b"made for GET");
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_body_on_the_response(rt: Runtime) {
-    let backend = Backend::start(|r| {
+#[test]
+fn set_body_on_the_response() {
+    let backend = MemBackend::start(|r| {
         Reply::Send(ok(
             "text/plain",
             if r.target() == "/lit" { b"a" } else { b"inner" },
         ))
-    })
-    .await;
+    });
     let mut a = papi("a", "api", backend.addr, "");
     a["operations"] = json!([
         op(
@@ -250,38 +244,38 @@ async fn set_body_on_the_response(rt: Runtime) {
             )
         ),
     ]);
-    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
-    let r = get_with(&gw, "/api/lit", &[]).await;
+    let gw = MemGateway::start(&cfg(vec![a]));
+    let r = get_with(&gw, "/api/lit", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "constant");
     assert_eq!(r.header("content-length").as_deref(), Some("8"));
-    let r = get_with(&gw, "/api/expr", &[]).await;
+    let r = get_with(&gw, "/api/expr", &[]);
     assert_eq!(r.body_str(), "[inner]");
     assert_eq!(r.header("content-length").as_deref(), Some("7"));
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn find_and_replace_in_request_and_response(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn find_and_replace_in_request_and_response() {
+    let backend = MemBackend::echo();
     let policy = policies(
         r#"<find-and-replace from="cat" to="dog" />"#,
         "",
         r#"<find-and-replace from="dog" to="wolf" />"#,
         "",
     );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = call(&gw, "POST", "/api/x", &[], b"cat and cat").await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = call(&gw, "POST", "/api/x", &[], b"cat and cat");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(backend.only_request().body, b"dog and dog");
     assert_eq!(r.body_str(), "wolf and wolf");
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_backend_service_sends_to_another_backend(rt: Runtime) {
-    let first = Backend::echo().await;
-    let second = Backend::echo().await;
+#[test]
+fn set_backend_service_sends_to_another_backend() {
+    let first = MemBackend::echo();
+    let second = MemBackend::echo();
     let mut a = papi("a", "api", first.addr, "");
     a["operations"] = json!([
         op(
@@ -303,34 +297,34 @@ async fn set_backend_service_sends_to_another_backend(rt: Runtime) {
     ]);
     let mut doc = cfg(vec![a]);
     doc["backends"] = json!([{ "id": "second", "url": format!("http://{}/named", second.addr) }]);
-    let gw = TestGateway::start(rt, &doc).await;
+    let gw = MemGateway::start(&doc);
 
-    let r = get_with(&gw, "/api/moved/here?q=1", &[]).await;
+    let r = get_with(&gw, "/api/moved/here?q=1", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let r = get_with(&gw, "/api/by-id", &[]).await;
+    let r = get_with(&gw, "/api/by-id", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    let r = get_with(&gw, "/api/stays", &[]).await;
+    let r = get_with(&gw, "/api/stays", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let on_second: Vec<String> = second.requests().iter().map(|r| r.target()).collect();
     assert_eq!(on_second, ["/elsewhere/moved/here?q=1", "/named/by-id"]);
     assert_eq!(first.only_request().target(), "/stays");
-    gw.stop().await;
+    gw.stop();
 }
 
-#[runtimes]
-async fn set_variable_then_used_in_a_header(rt: Runtime) {
-    let backend = Backend::echo().await;
+#[test]
+fn set_variable_then_used_in_a_header() {
+    let backend = MemBackend::echo();
     let policy = inbound(
         r#"<set-variable name="who" value="@(context.Request.Headers.GetValueOrDefault(&quot;X-User&quot;, &quot;nobody&quot;))" />
            <set-variable name="n" value="@(41 + 1)" />
            <set-header name="X-Greeting" exists-action="override"><value>@("hello " + (string)context.Variables["who"] + " " + context.Variables["n"])</value></set-header>
            <set-header name="X-Has" exists-action="override"><value>@(context.Variables.ContainsKey("who").ToString())</value></set-header>"#,
     );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/x", &[("X-User", "ada")]).await;
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = get_with(&gw, "/api/x", &[("X-User", "ada")]);
     assert_eq!(r.status, 200, "{r:?}");
     let req = backend.only_request();
     assert_eq!(req.header("x-greeting").as_deref(), Some("hello ada 42"));
     assert_eq!(req.header("x-has").as_deref(), Some("True"));
-    gw.stop().await;
+    gw.stop();
 }
