@@ -1,7 +1,7 @@
 //! Why a configuration snapshot was rejected, with the ids of what is wrong.
 
 use crate::http::UrlError;
-use crate::router::{ApiRouteProblem, BuildError, OperationRouteProblem, TemplateError};
+use crate::router::{ApiRouteProblem, BuildError, OperationRouteProblem};
 
 /// A snapshot that cannot be served: bad JSON, or a validation failure naming the entity.
 ///
@@ -134,32 +134,10 @@ pub enum ApiProblem {
     /// Another API has the same id.
     #[error("duplicate API id")]
     DuplicateId,
-    /// The path suffix cannot be routed.
-    #[error("invalid path `{path}`: {reason}")]
-    InvalidPath {
-        /// The path as configured.
-        path: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// Another API already serves this path on the same host (or on any host).
-    #[error("path `/{path}` {} is already used by api `{other}`", host_phrase(.host))]
-    DuplicatePrefix {
-        /// The other API's id.
-        other: String,
-        /// The hostname both claim, `None` for APIs without hostnames.
-        host: Option<String>,
-        /// The normalized path both claim.
-        path: String,
-    },
-    /// A hostname is not a DNS name or IP address.
-    #[error("invalid hostname `{hostname}`: {reason}")]
-    InvalidHostname {
-        /// The hostname as configured.
-        hostname: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// The router cannot route it (path, duplicate prefix, hostname); the
+    /// router's own message.
+    #[error(transparent)]
+    Route(#[from] ApiRouteProblem),
     /// `protocols` is empty, so no request could ever reach the API.
     #[error("protocols must list http, https or both")]
     NoProtocols,
@@ -207,28 +185,10 @@ pub enum OperationProblem {
     /// Another operation of the same API has the same id.
     #[error("duplicate operation id")]
     DuplicateId,
-    /// The method is not an HTTP token (or `*`).
-    #[error("invalid method `{method}`: {reason}")]
-    InvalidMethod {
-        /// The method as configured.
-        method: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The URL template cannot be matched.
-    #[error("invalid urlTemplate `{template}`: {reason}")]
-    InvalidTemplate {
-        /// The template as configured.
-        template: String,
-        /// What is wrong with it.
-        reason: TemplateError,
-    },
-    /// Another operation has the same method and the same template shape.
-    #[error("same method and URL template as operation `{other}`")]
-    Duplicate {
-        /// The other operation's id.
-        other: String,
-    },
+    /// The router cannot route it (method, URL template, a duplicate); the
+    /// router's own message.
+    #[error(transparent)]
+    Route(#[from] OperationRouteProblem),
 }
 
 /// What is wrong with a backend or a named value.
@@ -251,13 +211,6 @@ pub enum EntityProblem {
     /// A product lists an API that is not configured.
     #[error("unknown api `{0}`")]
     UnknownApi(String),
-}
-
-fn host_phrase(host: &Option<String>) -> String {
-    match host {
-        Some(h) => format!("on host `{h}`"),
-        None => "on any host".to_owned(),
-    }
 }
 
 impl ConfigError {
@@ -302,25 +255,14 @@ impl From<UrlError> for ConfigError {
     }
 }
 
-// The router reports in its own terms; the configuration names them as its own
-// problems, with the same messages.
+// The router reports in its own terms; the configuration wraps them.
 impl From<BuildError> for ConfigError {
     fn from(e: BuildError) -> Self {
         match e {
             BuildError::TooMany { what, limit } => ConfigError::TooMany { what, limit },
             BuildError::Api { api, problem } => ConfigError::Api {
                 api,
-                problem: match problem {
-                    ApiRouteProblem::InvalidPath { path, reason } => {
-                        ApiProblem::InvalidPath { path, reason }
-                    }
-                    ApiRouteProblem::DuplicatePrefix { other, host, path } => {
-                        ApiProblem::DuplicatePrefix { other, host, path }
-                    }
-                    ApiRouteProblem::InvalidHostname { hostname, reason } => {
-                        ApiProblem::InvalidHostname { hostname, reason }
-                    }
-                },
+                problem: problem.into(),
             },
             BuildError::Operation {
                 api,
@@ -329,17 +271,7 @@ impl From<BuildError> for ConfigError {
             } => ConfigError::Operation {
                 api,
                 operation,
-                problem: match problem {
-                    OperationRouteProblem::InvalidMethod { method, reason } => {
-                        OperationProblem::InvalidMethod { method, reason }
-                    }
-                    OperationRouteProblem::InvalidTemplate { template, reason } => {
-                        OperationProblem::InvalidTemplate { template, reason }
-                    }
-                    OperationRouteProblem::Duplicate { other } => {
-                        OperationProblem::Duplicate { other }
-                    }
-                },
+                problem: problem.into(),
             },
         }
     }
