@@ -29,6 +29,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/Masterminds/sprig"
 	"github.com/ghodss/yaml"
 )
@@ -450,6 +451,21 @@ func run(o options) (string, error) {
 		KubeVersion: kubeVersion{Version: o.kube, Major: major, Minor: minor, GitVersion: o.kube},
 		APIVersions: versionSet{"v1", "apps/v1", "policy/v1", "autoscaling/v2", "autoscaling/v1"},
 		HelmVersion: map[string]string{"Version": "v3.14.0"},
+	}
+
+	// Like Helm, refuse a chart whose kubeVersion range excludes the target.
+	if meta.KubeVersion != "" {
+		c, err := semver.NewConstraint(meta.KubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("Chart.yaml kubeVersion: %w", err)
+		}
+		v, err := semver.NewVersion(o.kube)
+		if err != nil {
+			return "", fmt.Errorf("--kube-version: %w", err)
+		}
+		if !c.Check(v) {
+			return "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", meta.KubeVersion, o.kube)
+		}
 	}
 
 	r := &renderer{chartName: meta.Name}
