@@ -29,7 +29,6 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/Masterminds/sprig"
 	"github.com/ghodss/yaml"
 )
@@ -455,15 +454,13 @@ func run(o options) (string, error) {
 
 	// Like Helm, refuse a chart whose kubeVersion range excludes the target.
 	if meta.KubeVersion != "" {
-		c, err := semver.NewConstraint(meta.KubeVersion)
+		// sprig's semverCompare is Masterminds/semver, which Helm uses here.
+		check := sprig.TxtFuncMap()["semverCompare"].(func(string, string) (bool, error))
+		ok, err := check(meta.KubeVersion, o.kube)
 		if err != nil {
 			return "", fmt.Errorf("Chart.yaml kubeVersion: %w", err)
 		}
-		v, err := semver.NewVersion(o.kube)
-		if err != nil {
-			return "", fmt.Errorf("--kube-version: %w", err)
-		}
-		if !c.Check(v) {
+		if !ok {
 			return "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", meta.KubeVersion, o.kube)
 		}
 	}
