@@ -95,8 +95,13 @@ spec:
         - name: PORTCULLIS_LOG_FORMAT
           value: {{ .Values.gateway.logFormat | quote }}
         {{- range $name, $value := .Values.gateway.env }}
+        {{- /* YAML numbers arrive as float64: print 10485760, not 1.048576e+07. */}}
+        {{- $v := $value }}
+        {{- if and (kindIs "float64" $value) (eq ($value | int64 | float64) $value) }}
+        {{- $v = $value | int64 }}
+        {{- end }}
         - name: {{ $name }}
-          value: {{ $value | toString | quote }}
+          value: {{ $v | toString | quote }}
         {{- end }}
         {{- with .Values.gateway.extraEnv }}
         {{- toYaml . | nindent 8 }}
