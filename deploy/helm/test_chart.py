@@ -454,6 +454,22 @@ class Rendering(unittest.TestCase):
         self.assertIn(("Deployment", "portcullis-gateway"), parse(named.stdout))
 
 
+class Renderer(unittest.TestCase):
+    def test_renderer_is_gofmt_clean_and_vets(self):
+        src = os.path.join(HERE, "render")
+        unformatted = subprocess.run(["gofmt", "-l", "."], cwd=src, capture_output=True,
+                                     text=True, check=True).stdout
+        self.assertEqual(unformatted, "", "run gofmt -w deploy/helm/render")
+        env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                   GOCACHE=os.path.join(_work, "gocache"), GOFLAGS="")
+        vet = subprocess.run(["go", "vet", "."], cwd=src, env=env, capture_output=True, text=True)
+        self.assertEqual(vet.returncode, 0, vet.stderr)
+
+    def test_kube_version_range_of_the_chart_is_enforced(self):
+        err = render_error(*BASE, "--kube-version", "v1.22.0")
+        self.assertIn("incompatible with Kubernetes v1.22.0", err)
+
+
 VALUES_SECTION = "## Values"
 
 
