@@ -4,8 +4,9 @@
 No cluster is needed. The chart is rendered with deploy/helm/render (Go's
 text/template + sprig, as `helm template` renders), built offline from Debian's
 packages (golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev),
-with several value sets; every document must parse as YAML and carry the
-expected objects and fields. It also checks that the chart's README documents
+with several value sets; every document must parse as YAML, validate against
+Kubernetes' schemas (kubernetes-validate, strict) and carry the expected
+objects and fields. It also checks that the chart's README documents
 exactly the keys of values.yaml, and that the committed plain manifests
 (deploy/kubernetes/portcullis-gateway.yaml) equal a fresh render.
 """
@@ -23,6 +24,10 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - a setup problem, not a test result
     sys.exit("PyYAML is missing: apt-get install python3-yaml (or pip install pyyaml)")
+try:
+    import kubernetes_validate
+except ImportError:  # pragma: no cover - a setup problem, not a test result
+    sys.exit("kubernetes-validate is missing: python3 -m pip install kubernetes-validate")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHART = os.path.join(HERE, "portcullis-gateway")
@@ -36,6 +41,11 @@ FULLNAME = "edge-portcullis-gateway"
 # The minimum a render needs: a management URL and a token.
 BASE = ["--set", "gateway.configuration.uri=https://mgmt.example:8090",
         "--set-string", "gateway.auth.key=" + TOKEN]
+
+# Every rendered object is checked against Kubernetes' own OpenAPI schemas
+# (strict: unknown fields fail), for the oldest version kubernetes-validate
+# ships and its newest.
+SCHEMA_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 
 _work = None
 _render_bin = None
@@ -87,6 +97,12 @@ def parse(text):
         for field in ("apiVersion", "kind", "metadata"):
             if field not in obj:
                 raise AssertionError("document without %s:\n%s" % (field, doc))
+        for version in SCHEMA_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                raise AssertionError("%s %s is not valid for Kubernetes %s: %s" % (
+                    obj["kind"], obj["metadata"].get("name"), version, e)) from None
         key = (obj["kind"], obj["metadata"]["name"])
         if key in objects:
             raise AssertionError("duplicate object %s" % (key,))
