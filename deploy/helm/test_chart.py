@@ -458,6 +458,14 @@ class Rendering(unittest.TestCase):
         (spread,) = pod["spec"]["topologySpreadConstraints"]
         self.assertEqual(spread["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"], RELEASE)
 
+    def test_notes_name_the_service_and_the_management_url(self):
+        done = run_render("--notes", *BASE, "--set", "gateway.tls.enabled=true",
+                          "--set", "gateway.tls.secretName=gw-tls")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("connects to\n  https://mgmt.example:8090", done.stdout)
+        self.assertIn("service %s port 8080 (http) and 8081 (https)" % FULLNAME, done.stdout)
+        self.assertIn("svc/%s 8080:8080" % FULLNAME, done.stdout)
+
     def test_name_overrides(self):
         objects = render("--set", "fullnameOverride=gw")
         self.assertIn(("Deployment", "gw"), objects)

@@ -8,8 +8,11 @@
 //
 // Usage:
 //
-//	render [--name NAME] [--namespace NS] [--kube-version v1.29.0]
+//	render [--name NAME] [--namespace NS] [--kube-version v1.29.0] [--notes]
 //	       [-f values.yaml]... [--set k=v,...]... [--set-string k=v]... CHART_DIR
+//
+// --notes prints the rendered NOTES.txt (what `helm install` shows) instead of
+// the manifests; the manifests are rendered all the same, so errors show.
 //
 // Build offline with Debian's Go packages:
 //
@@ -29,6 +32,8 @@ type options struct {
 	sets                  []string
 	setStrings            []string
 	chartDir              string
+	// notes prints the rendered NOTES.txt instead of the manifests.
+	notes bool
 }
 
 func parseArgs(args []string) (options, error) {
@@ -44,6 +49,10 @@ func parseArgs(args []string) (options, error) {
 		a := args[i]
 		var err error
 		var v string
+		if a == "--notes" {
+			o.notes = true
+			continue
+		}
 		key, inline, hasInline := strings.Cut(a, "=")
 		if hasInline && strings.HasPrefix(a, "--") {
 			a, v = key, inline

@@ -131,13 +131,14 @@ func run(o options) (string, error) {
 	sort.Strings(names)
 
 	var out []manifest
+	notes := ""
 	for _, name := range names {
 		base := filepath.Base(name)
-		if strings.HasPrefix(base, "_") || base == "NOTES.txt" {
+		if strings.HasPrefix(base, "_") {
 			continue
 		}
 		ext := filepath.Ext(base)
-		if ext != ".yaml" && ext != ".yml" && ext != ".json" {
+		if base != "NOTES.txt" && ext != ".yaml" && ext != ".yml" && ext != ".json" {
 			continue
 		}
 		data := map[string]interface{}{
@@ -158,6 +159,10 @@ func run(o options) (string, error) {
 			return "", fmt.Errorf("execution error in %q: %w", name, err)
 		}
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
+		if base == "NOTES.txt" {
+			notes = text
+			continue
+		}
 		for _, doc := range docSep.Split(strings.TrimSpace(text), -1) {
 			doc = strings.TrimSpace(doc)
 			if doc == "" {
@@ -182,6 +187,10 @@ func run(o options) (string, error) {
 		}
 		return false
 	})
+
+	if o.notes {
+		return notes, nil
+	}
 
 	var b strings.Builder
 	for _, m := range out {
