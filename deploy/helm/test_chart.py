@@ -210,6 +210,8 @@ class Rendering(unittest.TestCase):
         self.assertIs(pod["securityContext"]["runAsNonRoot"], True)
         self.assertEqual(pod["securityContext"]["runAsUser"], 65532)
         self.assertEqual(pod["securityContext"]["fsGroup"], 65532)
+        # With the lines below: the Pod Security Standard "restricted".
+        self.assertEqual(pod["securityContext"]["seccompProfile"], {"type": "RuntimeDefault"})
         sc = container(objects)["securityContext"]
         self.assertIs(sc["runAsNonRoot"], True)
         self.assertEqual(sc["runAsUser"], 65532)
