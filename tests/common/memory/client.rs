@@ -1,0 +1,299 @@
+//! A client connection to a `MemGateway`, driven as the driver's pump
+//! (`portcullis_driver::conn::serve`) drives one: the driver's own
+//! `handle_events` acts on the machine's events (pool or connect, call-outs,
+//! the store session, key set refreshes, the close), then bytes move both
+//! ways in reads of the driver's size. Only the sockets are memory.
+
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use axum::http::Method;
+use bytes::BytesMut;
+use portcullis_core::callout::CalloutRequest;
+use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::Scheme;
+use portcullis_core::proxy::{ProxyConn, UpstreamFailure};
+use portcullis_driver::callout::OneWaySlot;
+use portcullis_driver::conn::events::{handle_events, one_way_call, AfterEvents, ConnHost};
+use portcullis_driver::store::StoreSession;
+use portcullis_driver::upstream::stream::PollStream;
+
+use super::backend::MemStream;
+use super::callout::{poll_now, MemCallouts};
+use super::{take_response, MemGateway, MAX_STEPS};
+use crate::common::Response;
+
+/// The driver's per-read buffer size (`conn::SCRATCH_SIZE`): the gateway reads
+/// at most this much of either side at once.
+const READ_SIZE: usize = 16 * 1024;
+
+/// What a connection's events need: the gateway's pool, call-outs and clock.
+pub(super) struct MemHost<'g> {
+    pub(super) gw: &'g MemGateway,
+}
+
+impl ConnHost for MemHost<'_> {
+    type Upstream = MemStream;
+    type Calls = MemCallouts;
+
+    fn now(&self) -> Instant {
+        self.gw.clock.now()
+    }
+
+    fn checkout(&self, key: &std::sync::Arc<str>, _now: Instant) -> Option<MemStream> {
+        let mut pool = self.gw.pool.borrow_mut();
+        let idle = pool.get_mut(key)?;
+        // As the driver's pool: a connection the backend closed is dropped.
+        while let Some(up) = idle.pop() {
+            if !up.is_closed() {
+                return Some(up);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, upstream: MemStream, _now: Instant) {
+        let mut pool = self.gw.pool.borrow_mut();
+        pool.entry(upstream.key.clone()).or_default().push(upstream);
+    }
+
+    fn connect(
+        &self,
+        service: &ServiceUrl,
+        _deadline: Instant,
+    ) -> impl std::future::Future<Output = Option<std::io::Result<MemStream>>> {
+        std::future::ready(Some(MemStream::connect(
+            service.pool_key.clone(),
+            &service.host,
+            service.port,
+            service.scheme == Scheme::Https,
+        )))
+    }
+
+    fn calls(&self) -> &MemCallouts {
+        &self.gw.callouts
+    }
+
+    fn one_way_slot(&self) -> Option<OneWaySlot> {
+        self.gw.one_way.try_acquire()
+    }
+
+    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
+        // The task runs to its end at once: its target answers from memory.
+        let calls = self.gw.callouts.clone().detached();
+        poll_now(one_way_call(calls, request, slot))
+            .unwrap_or_else(|| panic!("an in-memory one-way call waited on nothing"));
+    }
+
+    fn note_not_ready(&self, _now: Instant) {
+        self.gw.not_ready.set(self.gw.not_ready.get() + 1);
+    }
+}
+
+/// A client connection to a `MemGateway`: what the socket suite's `Client`
+/// does, in memory. Dropping it is the client closing its side.
+pub struct MemClient<'g> {
+    pub(super) gw: &'g MemGateway,
+    pub(super) conn: ProxyConn,
+    /// The connection's handle on the store (gives back its slots when dropped).
+    pub(super) store: StoreSession,
+    /// Bytes sent, not yet read by the gateway.
+    pub(super) input: Vec<u8>,
+    /// Bytes the gateway wrote, not yet taken as responses.
+    pub(super) got: BytesMut,
+    /// Every byte the gateway wrote to this client.
+    pub(super) written: Vec<u8>,
+    pub(super) upstream: Option<MemStream>,
+    /// The gateway closed the connection; `Some(linger)`: it closed its side
+    /// first and drained the client's (an orderly end, never a reset).
+    pub(super) closed: Option<bool>,
+    /// The client closed its side; `eof_read`: the gateway has read that.
+    pub(super) eof: bool,
+    pub(super) eof_read: bool,
+}
+
+impl MemClient<'_> {
+    /// Sends `bytes` as they are.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.input.extend_from_slice(bytes.as_ref());
+    }
+
+    /// As `send`: kept so moved tests read the same (a socket write may fail
+    /// once the gateway closed; in memory the bytes are just left unread).
+    pub fn send_lossy(&mut self, bytes: impl AsRef<[u8]>) {
+        self.send(bytes);
+    }
+
+    /// Reads a complete final response to a request with `method` (1xx
+    /// skipped), after the gateway has done everything it can (its one-way
+    /// store writes included). Time passes only when nothing else can happen.
+    pub fn response_to(&mut self, method: &Method) -> Response {
+        for _ in 0..MAX_STEPS {
+            self.pump();
+            if let Some(r) = take_response(&mut self.got, method, self.closed.is_some()) {
+                return r;
+            }
+            if self.closed.is_some() {
+                break;
+            }
+            // Nothing left but waiting: let the next deadline pass.
+            let Some(at) = self.conn.poll_timeout() else {
+                break;
+            };
+            self.gw.clock.advance_to(at);
+            self.conn.handle_timeout(self.gw.clock.now());
+        }
+        panic!(
+            "no complete response; got {:?}",
+            String::from_utf8_lossy(&self.got)
+        )
+    }
+
+    /// Reads a complete final response to a GET.
+    pub fn response(&mut self) -> Response {
+        self.response_to(&Method::GET)
+    }
+
+    /// Sends `request` and reads the response.
+    pub fn roundtrip(&mut self, request: impl AsRef<[u8]>) -> Response {
+        self.send(request);
+        self.response()
+    }
+
+    /// Asserts the gateway closes the connection with nothing more sent.
+    pub fn expect_closed(&mut self) {
+        self.pump();
+        assert!(
+            self.closed.is_some(),
+            "the gateway kept the connection open"
+        );
+        assert!(
+            self.got.is_empty(),
+            "gateway sent more bytes before closing: {:?}",
+            String::from_utf8_lossy(&self.got)
+        );
+    }
+
+    /// Whether the gateway has closed the connection (after driving it);
+    /// `Some(true)`: an orderly close that drains the client first, so the
+    /// last response is read rather than lost to a reset.
+    pub fn closed(&mut self) -> Option<bool> {
+        self.pump();
+        self.closed
+    }
+
+    /// Every byte the gateway wrote to this client so far, exactly.
+    pub fn written(&mut self) -> Vec<u8> {
+        self.pump();
+        self.written.clone()
+    }
+
+    /// Bytes written and not yet taken as a response.
+    pub fn unread(&mut self) -> Vec<u8> {
+        self.pump();
+        self.got.to_vec()
+    }
+
+    /// Drives the connection as the driver does until nothing moves, without
+    /// letting time pass: a request waiting on a held backend answer stays in
+    /// flight.
+    pub fn pump(&mut self) {
+        for _ in 0..MAX_STEPS {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("the connection never settles");
+    }
+
+    /// One round of the driver's loop: events, then bytes both ways.
+    fn step(&mut self) -> bool {
+        let now = self.gw.clock.now();
+        if self.closed.is_some() {
+            return self.flush_client(now);
+        }
+        let host = MemHost { gw: self.gw };
+        let after = poll_now(handle_events(
+            &mut self.conn,
+            &host,
+            &mut self.upstream,
+            &mut self.store,
+        ))
+        .unwrap_or_else(|| panic!("the driver's event handling waited on nothing"));
+        if let AfterEvents::Close { linger } = after {
+            self.closed = Some(linger);
+            self.flush_client(now);
+            return true;
+        }
+        let now = self.gw.clock.now();
+        let mut progressed = self.flush_client(now);
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Some(up) = self.upstream.as_mut() {
+            while !self.conn.upstream_pending().is_empty() {
+                match up.poll_write(&mut cx, self.conn.upstream_pending()) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        self.conn.upstream_written(n, now);
+                        progressed = true;
+                    }
+                    _ => {
+                        self.conn.handle_upstream_failed(UpstreamFailure::Io, now);
+                        return true;
+                    }
+                }
+            }
+        }
+        if self.conn.wants_client_read() {
+            if !self.input.is_empty() {
+                let n = self.input.len().min(READ_SIZE);
+                let bytes: Vec<u8> = self.input.drain(..n).collect();
+                self.conn.handle_client_data(&bytes, now);
+                progressed = true;
+            } else if self.eof && !self.eof_read {
+                self.eof_read = true;
+                self.conn.handle_client_data(b"", now);
+                progressed = true;
+            }
+        }
+        if self.conn.wants_upstream_read() {
+            if let Some(up) = self.upstream.as_mut() {
+                let mut buf = vec![0u8; READ_SIZE];
+                match up.poll_read(&mut cx, &mut buf) {
+                    Poll::Ready(Ok(n)) => {
+                        self.conn.handle_upstream_data(&buf[..n], now);
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(_)) => {
+                        self.conn.handle_upstream_failed(UpstreamFailure::Io, now);
+                        progressed = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Takes what the gateway has pending for the client; whether there was any.
+    fn flush_client(&mut self, now: Instant) -> bool {
+        let out = self.conn.client_pending().to_vec();
+        if out.is_empty() {
+            return false;
+        }
+        self.conn.client_written(out.len(), now);
+        self.got.extend_from_slice(&out);
+        self.written.extend_from_slice(&out);
+        true
+    }
+}
+
+impl Drop for MemClient<'_> {
+    /// The client closes its side; what that releases (a concurrency slot, a
+    /// backend connection) is done before the next request, as with sockets.
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.closed.is_some() {
+            return;
+        }
+        self.eof = true;
+        self.pump();
+    }
+}
