@@ -97,8 +97,6 @@ pub(super) struct BackendState {
     requests: RefCell<Vec<Received>>,
     /// Every byte received, per connection.
     raw: RefCell<Vec<Vec<u8>>>,
-    /// Connections the gateway has closed.
-    ended: Cell<usize>,
     /// New answers are held until `release`.
     holding: Cell<bool>,
 }
@@ -145,7 +143,6 @@ impl MemBackend {
             conns: RefCell::new(Vec::new()),
             requests: RefCell::new(Vec::new()),
             raw: RefCell::new(Vec::new()),
-            ended: Cell::new(0),
             holding: Cell::new(false),
         });
         let n = NEXT_BACKEND.fetch_add(1, Ordering::Relaxed).to_be_bytes();
@@ -175,9 +172,17 @@ impl MemBackend {
         self.state.conns.borrow().len()
     }
 
-    /// Connections the gateway has closed so far.
+    /// Connections ended so far, by the gateway or by the backend.
     pub fn closed_connections(&self) -> usize {
-        self.state.ended.get()
+        let conns = self.state.conns.borrow();
+        conns.iter().filter(|c| c.ended || c.close_after).count()
+    }
+
+    /// As `common::Backend::wait_closed`, in memory nothing to wait for: asserts
+    /// at least `n` connections have ended.
+    pub fn wait_closed(&self, n: usize) {
+        let closed = self.closed_connections();
+        assert!(closed >= n, "{closed} backend connections ended, not {n}");
     }
 
     /// Requests received so far (an incomplete one once its connection ended).
@@ -388,7 +393,6 @@ impl BackendState {
         if let Some(r) = partial {
             self.requests.borrow_mut().push(r);
         }
-        self.ended.set(self.ended.get() + 1);
     }
 }
 

@@ -8,10 +8,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use axum::http::Method;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::http::Scheme;
+use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead};
 use portcullis_core::proxy::{ProxyConn, UpstreamFailure};
 use portcullis_driver::callout::OneWaySlot;
 use portcullis_driver::conn::events::{handle_events, one_way_call, AfterEvents, ConnHost};
@@ -21,7 +22,7 @@ use portcullis_driver::upstream::stream::PollStream;
 use super::backend::MemStream;
 use super::callout::{poll_now, MemCallouts};
 use super::{take_response, MemGateway, MAX_STEPS};
-use crate::common::Response;
+use crate::common::{Closed, Response};
 
 /// The driver's per-read buffer size (`conn::SCRATCH_SIZE`): the gateway reads
 /// at most this much of either side at once.
@@ -124,19 +125,18 @@ impl MemClient<'_> {
         self.send(bytes);
     }
 
-    /// Reads a complete final response to a request with `method` (1xx
-    /// skipped), after the gateway has done everything it can (its one-way
-    /// store writes included). Time passes only when nothing else can happen.
-    pub fn response_to(&mut self, method: &Method) -> Response {
+    /// Drives the connection until `take` finds what it wants in the bytes
+    /// written and not yet taken (`true`: the gateway closed). Time passes
+    /// only when nothing else can happen: the next deadline is let pass.
+    fn drive_until<T>(&mut self, mut take: impl FnMut(&mut BytesMut, bool) -> Option<T>) -> T {
         for _ in 0..MAX_STEPS {
             self.pump();
-            if let Some(r) = take_response(&mut self.got, method, self.closed.is_some()) {
-                return r;
+            if let Some(found) = take(&mut self.got, self.closed.is_some()) {
+                return found;
             }
             if self.closed.is_some() {
                 break;
             }
-            // Nothing left but waiting: let the next deadline pass.
             let Some(at) = self.conn.poll_timeout() else {
                 break;
             };
@@ -144,9 +144,78 @@ impl MemClient<'_> {
             self.conn.handle_timeout(self.gw.clock.now());
         }
         panic!(
-            "no complete response; got {:?}",
-            String::from_utf8_lossy(&self.got)
+            "not what the test waits for; got {:?} (closed: {:?})",
+            String::from_utf8_lossy(&self.got),
+            self.closed
         )
+    }
+
+    /// Reads a complete final response to a request with `method` (1xx
+    /// skipped), after the gateway has done everything it can (its one-way
+    /// store writes included).
+    pub fn response_to(&mut self, method: &Method) -> Response {
+        self.drive_until(|got, closed| take_response(got, method, closed))
+    }
+
+    /// Reads the next response head (1xx included), as `Client::read_head`.
+    pub fn read_head(&mut self, method: &Method) -> ResponseHead {
+        let limits = Limits {
+            max_head_bytes: 1 << 20,
+            max_headers: 1000,
+            ..Limits::default()
+        };
+        self.drive_until(|got, _| match ResponseHead::parse(got, &limits, method) {
+            Ok(head) => head,
+            Err(e) => panic!(
+                "invalid response head from the gateway ({e}): {:?}",
+                String::from_utf8_lossy(got)
+            ),
+        })
+    }
+
+    /// Reads the body that follows `head`, as `Client::read_body`.
+    pub fn read_body(&mut self, head: &ResponseHead) -> (Vec<u8>, Option<Bytes>) {
+        self.drive_until(|got, closed| {
+            let mut rest = got.clone();
+            let mut decoder = BodyDecoder::new(head.framing, None, 64 * 1024);
+            let mut body = Vec::new();
+            loop {
+                let step = match decoder.decode(&mut rest) {
+                    Ok(None) if closed => decoder.finish_on_eof(),
+                    Ok(None) => return None,
+                    Ok(Some(ev)) => Ok(ev),
+                    Err(e) => Err(e),
+                };
+                match step {
+                    Ok(BodyEvent::Data(d)) => body.extend_from_slice(&d),
+                    Ok(BodyEvent::End { trailers }) => {
+                        *got = rest;
+                        return Some((body, trailers));
+                    }
+                    Err(e) => panic!("invalid or truncated response body ({e})"),
+                }
+            }
+        })
+    }
+
+    /// The next `n` bytes written (fewer if the gateway closed first).
+    pub fn read_exact_bytes(&mut self, n: usize) -> Vec<u8> {
+        self.drive_until(|got, closed| {
+            (got.len() >= n || closed).then(|| got.split_to(n.min(got.len())).to_vec())
+        })
+    }
+
+    /// Drives until the gateway closes; how it closed and the bytes written
+    /// before the close and not yet taken, as `Client::read_to_end`. A close
+    /// that does not drain the client while bytes it sent are still unread is
+    /// what a socket reports as a reset.
+    pub fn read_to_end(&mut self) -> (Closed, Vec<u8>) {
+        self.drive_until(|_, closed| closed.then_some(()));
+        let how = match self.closed {
+            Some(false) if !self.input.is_empty() => Closed::Reset,
+            _ => Closed::Eof,
+        };
+        (how, self.got.split().to_vec())
     }
 
     /// Reads a complete final response to a GET.

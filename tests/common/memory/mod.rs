@@ -22,6 +22,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -249,6 +250,12 @@ fn take_response(buf: &mut BytesMut, method: &Method, eof: bool) -> Option<Respo
             }
         }
     }
+}
+
+/// An address no in-memory backend has: connecting to it is refused, as to
+/// `common::closed_port()`.
+pub fn closed_port() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 0], 9))
 }
 
 /// One request on a new connection; the complete response.
