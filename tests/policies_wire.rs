@@ -254,80 +254,6 @@ async fn head_and_http10_requests_with_policies(rt: Runtime) {
 }
 
 #[runtimes]
-async fn limit_concurrency_slot_is_released_after_a_failure(rt: Runtime) {
-    let backend = Backend::start(|r| {
-        if r.target() == "/hang" {
-            Reply::Hang
-        } else {
-            Reply::Send(ok("text/plain", b"fine"))
-        }
-    })
-    .await;
-    let policy = own_backend(
-        "",
-        r#"<limit-concurrency key="one" max-count="1"><forward-request timeout="1" /></limit-concurrency>"#,
-        "",
-        "",
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/hang", &[]).await;
-    assert_eq!(r.status, 504, "{r:?}");
-    let r = get_with(&gw, "/api/ok", &[]).await;
-    assert_eq!(r.status, 200, "the slot was given back: {r:?}");
-    // And after a client that went away in the middle.
-    {
-        let mut c = gw.client().await;
-        c.send(get("/api/hang")).await;
-        backend.wait_requests(3).await;
-    }
-    let r = within("the slot is given back after the client left", async {
-        loop {
-            let r = get_with(&gw, "/api/ok", &[]).await;
-            if r.status != 429 {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn send_request_copy_mode_sends_the_current_request(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let mirror = Backend::start(|_| Reply::Send(ok("text/plain", b"mirrored"))).await;
-    let policy = inbound(&format!(
-        r#"<send-request mode="copy" response-variable-name="m" timeout="20">
-             <set-url>http://{}/mirror</set-url>
-             <set-header name="X-Mirror" exists-action="override"><value>1</value></set-header>
-           </send-request>
-           <set-header name="X-Mirror-Said" exists-action="override"><value>@(((IResponse)context.Variables["m"]).Body.As&lt;string&gt;())</value></set-header>"#,
-        mirror.addr
-    ));
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = call(&gw, "POST", "/api/orig", &[("X-Client", "c1")], b"payload").await;
-    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
-    assert_eq!(r.body_str(), "payload");
-    let copy = mirror.only_request();
-    assert_eq!(copy.method(), "POST");
-    assert_eq!(copy.target(), "/mirror");
-    assert_eq!(copy.body, b"payload");
-    assert_eq!(copy.header("x-client").as_deref(), Some("c1"));
-    assert_eq!(copy.header("x-mirror").as_deref(), Some("1"));
-    let orig = backend.only_request();
-    assert_eq!(orig.body, b"payload");
-    assert_eq!(
-        orig.header("x-mirror"),
-        None,
-        "the copy's headers stay in the copy"
-    );
-    assert_eq!(orig.header("x-mirror-said").as_deref(), Some("mirrored"));
-    gw.stop().await;
-}
-
-#[runtimes]
 async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runtime) {
     let backend = Backend::echo().await;
     let doc_with = |revision: u64, policy: &str| {
@@ -393,27 +319,5 @@ async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runti
             .as_deref(),
         Some("three")
     );
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn send_request_timeout_goes_to_on_error(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let slow = Backend::start(|_| Reply::Hang).await;
-    let policy = policies(
-        &format!(
-            r#"<send-request mode="new" response-variable-name="r" timeout="1"><set-url>http://{}/slow</set-url></send-request>"#,
-            slow.addr
-        ),
-        "",
-        "",
-        LAST_ERROR_HEADER,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/x", &[]).await;
-    assert!(r.status >= 500, "{r:?}");
-    let error = r.header("x-error").unwrap_or_default();
-    assert!(error.starts_with("Timeout"), "{r:?}");
-    assert!(backend.requests().is_empty());
     gw.stop().await;
 }

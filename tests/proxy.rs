@@ -7,9 +7,7 @@
 
 mod common;
 
-use axum::http::Method;
 use common::*;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[runtimes]

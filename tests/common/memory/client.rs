@@ -356,13 +356,26 @@ impl MemClient<'_> {
 }
 
 impl Drop for MemClient<'_> {
-    /// The client closes its side; what that releases (a concurrency slot, a
-    /// backend connection) is done before the next request, as with sockets.
+    /// The client closes its side. The connection then runs on as the
+    /// driver's task does until the machine is done with it (time passing
+    /// to its deadlines if it waits on a backend that never answers), so what
+    /// that releases (a concurrency slot, a backend connection) is released
+    /// before the next request, as with sockets.
     fn drop(&mut self) {
         if std::thread::panicking() || self.closed.is_some() {
             return;
         }
         self.eof = true;
-        self.pump();
+        for _ in 0..MAX_STEPS {
+            self.pump();
+            if self.closed.is_some() {
+                return;
+            }
+            let Some(at) = self.conn.poll_timeout() else {
+                return;
+            };
+            self.gw.clock.advance_to(at);
+            self.conn.handle_timeout(self.gw.clock.now());
+        }
     }
 }
