@@ -255,3 +255,32 @@ fn send_request_timeout_goes_to_on_error() {
     assert!(backend.requests().is_empty());
     gw.stop();
 }
+
+#[test]
+fn send_one_way_request_is_sent_and_not_waited_for() {
+    // The target never answers: the request goes on at once, the call is made
+    // with what the policy set, and the client's answer does not wait for it.
+    let backend = MemBackend::echo();
+    let audit = MemBackend::start(|_| Reply::Hang);
+    let policy = inbound(&format!(
+        r#"<send-one-way-request mode="new">
+             <set-url>@("http://{}/audit?of=" + context.Request.Url.Path)</set-url>
+             <set-method>PUT</set-method>
+             <set-header name="X-Audit" exists-action="override"><value>1</value></set-header>
+             <set-body>seen</set-body>
+           </send-one-way-request>"#,
+        audit.addr
+    ));
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let before = gw.clock().now();
+    let r = get_with(&gw, "/api/audited", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(gw.clock().now(), before, "nobody waited for the call");
+    assert_eq!(backend.only_request().target(), "/audited");
+    let got = audit.only_request();
+    assert_eq!(got.method(), "PUT");
+    assert_eq!(got.target(), "/audit?of=/audited");
+    assert_eq!(got.header("x-audit").as_deref(), Some("1"));
+    assert_eq!(got.body, b"seen");
+    gw.stop();
+}

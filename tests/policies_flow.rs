@@ -1,6 +1,7 @@
-//! APIM policies end to end, what needs real sockets: forward-request timeouts,
-//! unreachable backends, calls to other services (flow decisions and caching
-//! are tested in memory, in `decisions_flow`): a real gateway (in-process, loopback
+//! APIM policies end to end, what needs real sockets: a `send-one-way-request`
+//! made in a task of its own on each runtime (flow decisions and caching are
+//! tested in memory, in `decisions_flow`; `send-request`, `wait` and
+//! forward-request failures in `decisions_calls`): a real gateway (in-process, loopback
 //! sockets) in front of recording test backends, configured with policy
 //! documents at the global, product, API and operation scopes. Each test checks
 //! what the client sees (status, headers, body) and what the backends received.
@@ -16,11 +17,6 @@ mod common;
 
 use common::policy_docs::*;
 use common::*;
-use serde_json::json;
-
-// ---------------------------------------------------------------------------
-// Flow
-// ---------------------------------------------------------------------------
 
 #[runtimes]
 async fn send_one_way_request_reaches_the_other_server(rt: Runtime) {
