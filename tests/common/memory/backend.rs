@@ -49,8 +49,11 @@ struct ConnState {
     held: VecDeque<Held>,
     /// The backend closes once `replies` and `held` are read.
     close_after: bool,
-    /// The backend stopped reading (it hangs, closed or failed to parse).
+    /// The backend stopped reading (it closed or failed to parse).
     deaf: bool,
+    /// The backend answers nothing more; it reads (records) what comes
+    /// until the gateway closes, as the socket backend does.
+    hung: bool,
     /// The gateway closed the connection.
     ended: bool,
 }
@@ -259,10 +262,17 @@ impl BackendState {
     /// Takes bytes the gateway wrote on connection `idx`; records and answers
     /// each complete request.
     fn receive(&self, idx: usize, bytes: &[u8]) {
-        if self.conns.borrow()[idx].deaf {
+        let (deaf, hung) = {
+            let conns = self.conns.borrow();
+            (conns[idx].deaf, conns[idx].hung)
+        };
+        if deaf {
             return;
         }
         self.raw.borrow_mut()[idx].extend_from_slice(bytes);
+        if hung {
+            return;
+        }
         self.conns.borrow_mut()[idx].buf.extend_from_slice(bytes);
         while let Some(received) = self.next_request(idx) {
             self.requests.borrow_mut().push(received.clone());
@@ -279,7 +289,7 @@ impl BackendState {
     fn next_request(&self, idx: usize) -> Option<Received> {
         let mut conns = self.conns.borrow_mut();
         let conn = &mut conns[idx];
-        if conn.deaf {
+        if conn.deaf || conn.hung {
             return None;
         }
         let mut rest = conn.buf.clone();
@@ -330,7 +340,7 @@ impl BackendState {
             // Never answers; reads (and drops) what else comes until the gateway
             // closes, its own deadlines deciding on the harness's clock.
             Reply::Hang => {
-                conn.deaf = true;
+                conn.hung = true;
                 return;
             }
             Reply::AfterGate(gate, bytes) => {
@@ -366,7 +376,7 @@ impl BackendState {
                 return;
             }
             conn.ended = true;
-            if conn.deaf {
+            if conn.deaf || conn.hung {
                 None
             } else {
                 let mut rest = conn.buf.clone();

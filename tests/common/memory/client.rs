@@ -24,9 +24,9 @@ use super::callout::{poll_now, MemCallouts};
 use super::{take_response, MemGateway, MAX_STEPS};
 use crate::common::{Closed, Response};
 
-/// The driver's per-read buffer size (`conn::SCRATCH_SIZE`): the gateway reads
-/// at most this much of either side at once.
-const READ_SIZE: usize = 16 * 1024;
+/// The driver's per-read buffer size: the gateway reads at most this much of
+/// either side at once.
+const READ_SIZE: usize = portcullis_driver::conn::SCRATCH_SIZE;
 
 /// What a connection's events need: the gateway's pool, call-outs and clock.
 pub(super) struct MemHost<'g> {
