@@ -228,4 +228,9 @@ fn stalled_request_body_gets_408() {
     drop(c);
     gw.stop();
     assert!(backend.requests().iter().all(|r| !r.complete));
+    // The backend got the head and the 5 bytes, and saw the request cut short
+    // when the gateway gave up its connection.
+    let cut = backend.only_request();
+    assert_eq!(cut.body, b"hello");
+    assert_eq!(backend.closed_connections(), 1);
 }
