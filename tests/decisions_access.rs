@@ -4,8 +4,8 @@
 //! in-memory backends, with a shared-state store answered in memory. Each test
 //! checks what the client sees (status, headers, body) and what the backends
 //! received. The clock is an input: windows are exact and need no sleeping.
-//! `limit-concurrency` (two requests in flight at once) stays in the socket
-//! suite, `policies_access`.
+//! `limit-concurrency` (requests in flight at once, held by the backend) is
+//! in `decisions_concurrency`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

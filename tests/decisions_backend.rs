@@ -2,9 +2,9 @@
 //! bodies, error statuses sent to on-error, redirects followed, the
 //! bandwidth quota, custom subscription key names; tested where they are
 //! decided: the connection machine driven in memory (`common::memory`) in
-//! front of scripted in-memory backends. What needs real sockets (keep-alive
-//! and pipelining under policies, streamed bodies, reloads, timeouts) stays
-//! in `policies_wire`.
+//! front of scripted in-memory backends. Keep-alive and pipelining under
+//! policies are in `decisions_policy_wire`; what needs real sockets (streamed
+//! bodies, reloads) stays in `policies_wire`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

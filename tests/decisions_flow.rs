@@ -2,9 +2,9 @@
 //! retry), trace, authentication-basic and caching, tested where they are
 //! decided: the connection machine driven in memory (`common::memory`) in
 //! front of scripted in-memory backends, its store answered in memory. Retry
-//! intervals pass on the harness's clock, without sleeping. What needs real
-//! sockets (backend timeouts, unreachable backends, calls to other services)
-//! stays in `policies_flow`.
+//! intervals pass on the harness's clock, without sleeping. Backend timeouts,
+//! unreachable backends and calls to other services are in `decisions_calls`;
+//! a one-way call in a task of its own on each runtime stays in `policies_flow`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

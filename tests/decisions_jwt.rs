@@ -1,7 +1,8 @@
 //! `validate-jwt` with inline keys, tested where it is decided: the connection
 //! machine driven in memory (`common::memory`) in front of a scripted
 //! in-memory backend. OpenID configurations fetched from an identity provider
-//! (and their key rotation) stay on sockets, in `validate_jwt`.
+//! (and their key rotation) are in `decisions_openid`; the background fetch
+//! over real sockets in `validate_jwt`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,9 +1,10 @@
 //! Proxying decisions, tested where they are made: routing, local answers
 //! (404, 400, status probe, missing keys), which headers are forwarded and how,
 //! how requests are framed for the backend. The connection machine is driven in
-//! memory (`common::memory`) in front of scripted in-memory backends; what only
-//! real sockets show (bodies streamed, keep-alive and pipelining under
-//! load, timeouts, backend failures, half-closes) stays in `proxy`.
+//! memory (`common::memory`) in front of scripted in-memory backends; bodies,
+//! keep-alive, pipelining and backend failures are in `decisions_framing`;
+//! what only real sockets show (bodies streamed, backpressure, half-closes)
+//! stays in `proxy`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

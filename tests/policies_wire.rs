@@ -1,6 +1,8 @@
-//! APIM policies end to end, policies and the wire: keep-alive, pipelining,
-//! framing, bodies, reloads, timeouts (what policies decide from the backend's
-//! answers is tested in memory, in `decisions_backend`): a real gateway (in-process, loopback
+//! APIM policies end to end, policies and the wire over real sockets: large
+//! bodies streamed past policies, reloads from the watched file (keep-alive,
+//! pipelining and framing under policies are tested in memory, in
+//! `decisions_policy_wire`; what policies decide from the backend's answers in
+//! `decisions_backend`): a real gateway (in-process, loopback
 //! sockets) in front of recording test backends, configured with policy
 //! documents at the global, product, API and operation scopes. Each test checks
 //! what the client sees (status, headers, body) and what the backends received.
@@ -16,7 +18,6 @@ mod common;
 
 use std::time::Duration;
 
-use axum::http::Method;
 use common::policy_docs::*;
 use common::*;
 use serde_json::{json, Value};
@@ -24,135 +25,6 @@ use serde_json::{json, Value};
 // ---------------------------------------------------------------------------
 // Policies and the wire: keep-alive, framing, reloads
 // ---------------------------------------------------------------------------
-
-#[runtimes]
-async fn policy_requests_share_a_keep_alive_connection(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let mut a = papi("a", "api", backend.addr, &inbound(&mark("api")));
-    a["operations"] = json!([
-        op(
-            "upper",
-            "POST",
-            "/upper",
-            &inbound(
-                r#"<set-body>@(context.Request.Body.As&lt;string&gt;().ToUpper())</set-body>"#
-            )
-        ),
-        op(
-            "local",
-            "GET",
-            "/local",
-            &inbound(
-                r#"<return-response><set-status code="200" reason="OK" /><set-body>local</set-body></return-response>"#
-            )
-        ),
-        op(
-            "wrapped",
-            "GET",
-            "/wrapped",
-            &outbound(
-                r#"<set-body>@("(" + context.Response.Body.As&lt;string&gt;() + ")")</set-body>"#
-            )
-        ),
-        op("plain", "*", "/*", ""),
-    ]);
-    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
-    let mut c = gw.client().await;
-    for round in 0..2 {
-        let r = c.roundtrip(get("/api/plain")).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert!(!r.says_close(), "{r:?}");
-        let r = c.roundtrip(post("/api/upper", b"quiet")).await;
-        assert_eq!(r.body_str(), "QUIET", "round {round}: {r:?}");
-        assert!(!r.says_close(), "{r:?}");
-        let r = c.roundtrip(get("/api/local")).await;
-        assert_eq!(r.body_str(), "local");
-        assert!(!r.says_close(), "{r:?}");
-        let r = c.roundtrip(post("/api/wrapped-not", b"streamed")).await;
-        assert_eq!(r.body_str(), "streamed");
-        let r = c.roundtrip(get("/api/wrapped")).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(r.body_str(), "()");
-        assert!(!r.says_close(), "{r:?}");
-    }
-    let reqs = backend.requests();
-    assert_eq!(reqs.len(), 8);
-    assert!(reqs.iter().all(|r| r.complete));
-    assert!(reqs.iter().all(|r| values(r.headers("x-order")) == ["api"]));
-    assert_eq!(reqs[1].body, b"QUIET");
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn pipelined_requests_with_policies_are_answered_in_order(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let policy = policies(
-        r#"<choose><when condition="@(context.Request.Url.Path.EndsWith(&quot;/local&quot;))">
-             <return-response><set-status code="202" reason="Accepted" /><set-body>local</set-body></return-response>
-           </when></choose>"#,
-        "",
-        r#"<set-header name="X-Seen" exists-action="override"><value>@(context.Request.Url.Path)</value></set-header>"#,
-        "",
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let mut c = gw.client().await;
-    let mut batch = Vec::new();
-    for p in ["/api/1", "/api/local", "/api/3"] {
-        batch.extend_from_slice(get(p).as_bytes());
-    }
-    batch.extend_from_slice(&post("/api/5", b"body"));
-    c.send(&batch).await;
-    let r = c.response().await;
-    assert_eq!((r.status, r.header("x-seen")), (200, Some("/1".into())));
-    let r = c.response().await;
-    assert_eq!((r.status, r.body_str().as_str()), (202, "local"));
-    let r = c.response().await;
-    assert_eq!((r.status, r.header("x-seen")), (200, Some("/3".into())));
-    let r = c.response().await;
-    assert_eq!((r.status, r.body_str().as_str()), (200, "body"));
-    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
-    assert_eq!(targets, ["/1", "/3", "/5"]);
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn chunked_and_expect_continue_bodies_are_collected_for_policies(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let policy = inbound(
-        r#"<set-body>@(context.Request.Body.As&lt;string&gt;().Replace("-", ""))</set-body>"#,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-
-    let mut c = gw.client().await;
-    let mut req =
-        b"POST /api/c HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-            .to_vec();
-    req.extend_from_slice(&chunked(&[b"a-b-", b"c-d"]));
-    let r = c.roundtrip(&req).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body_str(), "abcd");
-
-    // Expect: 100-continue: the gateway asks for the body itself.
-    c.send(
-        b"POST /api/e HTTP/1.1\r\nHost: gateway.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
-    )
-    .await;
-    let interim = c.read_head(&Method::POST).await;
-    assert_eq!(interim.status, 100);
-    c.send(b"x-y-z").await;
-    let r = c.response_to(&Method::POST).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body_str(), "xyz");
-
-    let reqs = backend.requests();
-    assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[0].body, b"abcd");
-    assert_eq!(reqs[0].header("content-length").as_deref(), Some("4"));
-    assert_eq!(reqs[0].header("transfer-encoding"), None);
-    assert_eq!(reqs[1].body, b"xyz");
-    assert_eq!(reqs[1].header("expect"), None);
-    gw.stop().await;
-}
 
 #[runtimes]
 async fn large_bodies_stream_past_header_only_policies(rt: Runtime) {
@@ -200,130 +72,6 @@ async fn large_bodies_stream_past_header_only_policies(rt: Runtime) {
     let got = &backend.requests()[1];
     assert!(got.body == upload, "uploaded body differs");
     assert_eq!(values(got.headers("x-order")), ["in"]);
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn head_and_http10_requests_with_policies(rt: Runtime) {
-    let backend = Backend::start(|_| Reply::Send(ok("text/plain", b"hello"))).await;
-    let policy = outbound(
-        r#"<set-header name="X-Out" exists-action="override"><value>yes</value></set-header>"#,
-    );
-    let mut a = papi("a", "api", backend.addr, &policy);
-    a["operations"] = json!([
-        op(
-            "local",
-            "*",
-            "/local",
-            &inbound(
-                r#"<return-response><set-status code="200" reason="OK" /><set-body>made here</set-body></return-response>"#
-            )
-        ),
-        op("any", "*", "/*", ""),
-    ]);
-    let gw = TestGateway::start(rt, &cfg(vec![a])).await;
-
-    for path in ["/api/x", "/api/local"] {
-        let mut c = gw.client().await;
-        c.send(format!(
-            "HEAD {path} HTTP/1.1\r\nHost: gateway.test\r\n\r\n"
-        ))
-        .await;
-        let r = c.response_to(&Method::HEAD).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert!(r.body.is_empty());
-        // The connection is still in step: the next answer parses.
-        let r = c.roundtrip(get(path)).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert!(!r.body.is_empty());
-    }
-
-    for (path, body) in [("/api/x", "hello"), ("/api/local", "made here")] {
-        let mut c = gw.client().await;
-        c.send(format!("GET {path} HTTP/1.0\r\nHost: gateway.test\r\n\r\n"))
-            .await;
-        let head = c.read_head(&Method::GET).await;
-        assert_eq!(head.status, 200);
-        let raw = String::from_utf8_lossy(&head.raw).to_lowercase();
-        assert!(!raw.contains("transfer-encoding"), "{raw}");
-        // Content-Length or close-delimited: either way the body ends at the close.
-        let (_, got) = c.read_to_end().await;
-        assert_eq!(String::from_utf8_lossy(&got), body, "{raw}");
-    }
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn limit_concurrency_slot_is_released_after_a_failure(rt: Runtime) {
-    let backend = Backend::start(|r| {
-        if r.target() == "/hang" {
-            Reply::Hang
-        } else {
-            Reply::Send(ok("text/plain", b"fine"))
-        }
-    })
-    .await;
-    let policy = own_backend(
-        "",
-        r#"<limit-concurrency key="one" max-count="1"><forward-request timeout="1" /></limit-concurrency>"#,
-        "",
-        "",
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/hang", &[]).await;
-    assert_eq!(r.status, 504, "{r:?}");
-    let r = get_with(&gw, "/api/ok", &[]).await;
-    assert_eq!(r.status, 200, "the slot was given back: {r:?}");
-    // And after a client that went away in the middle.
-    {
-        let mut c = gw.client().await;
-        c.send(get("/api/hang")).await;
-        backend.wait_requests(3).await;
-    }
-    let r = within("the slot is given back after the client left", async {
-        loop {
-            let r = get_with(&gw, "/api/ok", &[]).await;
-            if r.status != 429 {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn send_request_copy_mode_sends_the_current_request(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let mirror = Backend::start(|_| Reply::Send(ok("text/plain", b"mirrored"))).await;
-    let policy = inbound(&format!(
-        r#"<send-request mode="copy" response-variable-name="m" timeout="20">
-             <set-url>http://{}/mirror</set-url>
-             <set-header name="X-Mirror" exists-action="override"><value>1</value></set-header>
-           </send-request>
-           <set-header name="X-Mirror-Said" exists-action="override"><value>@(((IResponse)context.Variables["m"]).Body.As&lt;string&gt;())</value></set-header>"#,
-        mirror.addr
-    ));
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = call(&gw, "POST", "/api/orig", &[("X-Client", "c1")], b"payload").await;
-    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
-    assert_eq!(r.body_str(), "payload");
-    let copy = mirror.only_request();
-    assert_eq!(copy.method(), "POST");
-    assert_eq!(copy.target(), "/mirror");
-    assert_eq!(copy.body, b"payload");
-    assert_eq!(copy.header("x-client").as_deref(), Some("c1"));
-    assert_eq!(copy.header("x-mirror").as_deref(), Some("1"));
-    let orig = backend.only_request();
-    assert_eq!(orig.body, b"payload");
-    assert_eq!(
-        orig.header("x-mirror"),
-        None,
-        "the copy's headers stay in the copy"
-    );
-    assert_eq!(orig.header("x-mirror-said").as_deref(), Some("mirrored"));
     gw.stop().await;
 }
 
@@ -393,27 +141,5 @@ async fn reload_puts_new_policies_in_force_and_keeps_them_on_a_bad_one(rt: Runti
             .as_deref(),
         Some("three")
     );
-    gw.stop().await;
-}
-
-#[runtimes]
-async fn send_request_timeout_goes_to_on_error(rt: Runtime) {
-    let backend = Backend::echo().await;
-    let slow = Backend::start(|_| Reply::Hang).await;
-    let policy = policies(
-        &format!(
-            r#"<send-request mode="new" response-variable-name="r" timeout="1"><set-url>http://{}/slow</set-url></send-request>"#,
-            slow.addr
-        ),
-        "",
-        "",
-        LAST_ERROR_HEADER,
-    );
-    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
-    let r = get_with(&gw, "/api/x", &[]).await;
-    assert!(r.status >= 500, "{r:?}");
-    let error = r.header("x-error").unwrap_or_default();
-    assert!(error.starts_with("Timeout"), "{r:?}");
-    assert!(backend.requests().is_empty());
     gw.stop().await;
 }

@@ -33,8 +33,9 @@ use not_ready::NotReadyLog;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Size of the per-thread read buffer; what is read is copied into the connection's
-/// own buffer, sized to what is pending.
-const SCRATCH_SIZE: usize = 16 * 1024;
+/// own buffer, sized to what is pending. Public so the in-memory test harness
+/// reads in the same pieces.
+pub const SCRATCH_SIZE: usize = 16 * 1024;
 
 thread_local! {
     /// One read buffer per worker thread, so idle connections hold none.
