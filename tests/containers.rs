@@ -126,6 +126,7 @@ fn a_restart_during_an_outage_serves_from_the_backup_and_none_without_one() {
     let start = Instant::now();
     docker(&["start", &edge1]);
     wait_version(&p, p.ports.edge1.0, 3, Duration::from_secs(30));
+    assert_applied_from_backup(&edge1);
     eprintln!(
         "MEASURED `docker start` to first 200 from the backup (management paused): {} ms",
         start.elapsed().as_millis()
@@ -143,6 +144,8 @@ fn a_restart_during_an_outage_serves_from_the_backup_and_none_without_one() {
         &name,
         "--label",
         &label,
+        "--label",
+        &harness::extra_label(&p),
         "--read-only",
         "--network",
         &p.private_network(),
@@ -191,7 +194,7 @@ fn a_gateway_whose_management_name_does_not_resolve_serves_its_backup() {
     };
     serve_test_api(&p);
     wait_backup(&p, "edge-1");
-    p.compose_ok(&["rm", "--stop", "--force", "management"]);
+    p.compose_ok(&["rm", "--stop", "--force", "-v", "management"]);
     let edge1 = p.container("edge-1");
     docker(&["restart", "-t", "10", &edge1]);
     let start = Instant::now();
@@ -200,13 +203,12 @@ fn a_gateway_whose_management_name_does_not_resolve_serves_its_backup() {
         "MEASURED restart (management name unresolvable) to first 200: {} ms",
         start.elapsed().as_millis()
     );
-    // The configuration came from the backup: the management plane is gone.
+    // The configuration came from the backup, and the name did not resolve.
     assert_eq!(p.compose_ok(&["ps", "-q", "management"]), "");
-    let logs = harness::run("docker", &["logs", "--tail", "5", &edge1]);
-    eprintln!(
-        "edge-1's last log lines:\n{}",
-        String::from_utf8_lossy(&logs.stderr)
-    );
+    assert_applied_from_backup(&edge1);
+    let logs = harness::run("docker", &["logs", "--tail", "20", &edge1]);
+    let text = String::from_utf8_lossy(&logs.stderr);
+    assert!(text.contains("failed to lookup address"), "{text}");
 }
 
 /// `docker stop` during a slow request: the request finishes, new connections
@@ -290,8 +292,12 @@ fn containers_run_as_non_root_on_a_read_only_root() {
         let readonly = docker(&["inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", &id]);
         assert_eq!(readonly, "true", "{service}");
         // The process itself, as the kernel sees it.
-        let uid = docker(&["top", &id, "-o", "uid"]);
-        let uids: Vec<&str> = uid.lines().skip(1).map(str::trim).collect();
+        let uid = docker(&["top", &id, "-o", "pid,uid"]);
+        let uids: Vec<&str> = uid
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
         assert!(!uids.is_empty());
         assert!(uids.iter().all(|u| *u == "65532"), "{service}: {uid}");
     }
@@ -344,6 +350,18 @@ fn wait_backup(p: &Project, service: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The gateway's log since its last start says the configuration came from
+/// its backup file.
+fn assert_applied_from_backup(container: &str) {
+    let since = docker(&["inspect", "-f", "{{.State.StartedAt}}", container]);
+    let logs = harness::run("docker", &["logs", "--since", &since, container]);
+    let text = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        text.contains("applied from the backup file"),
+        "not served from the backup:\n{text}"
+    );
 }
 
 /// The names in a tar archive (`tar -t`).

@@ -258,6 +258,12 @@ impl Drop for Project {
         for id in String::from_utf8_lossy(&paused.stdout).split_whitespace() {
             run("docker", &["unpause", id]);
         }
+        // Containers the tests ran beside Compose first: they hold the network.
+        let extra = format!("label={}", extra_label(self));
+        let left = run("docker", &["ps", "-aq", "--filter", &extra]);
+        for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
+            run("docker", &["rm", "-f", "-v", id]);
+        }
         let out = self.compose(&["down", "-v", "--remove-orphans", "-t", "2"]);
         if !out.status.success() {
             eprintln!(
@@ -266,7 +272,7 @@ impl Drop for Project {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        // Containers the tests ran beside Compose carry the project label too.
+        // Whatever else carries the project's label.
         let left = run("docker", &["ps", "-aq", "--filter", &label]);
         for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
             run("docker", &["rm", "-f", "-v", id]);
@@ -278,6 +284,12 @@ impl Drop for Project {
             }
         }
     }
+}
+
+/// The label of containers a test runs beside Compose (`docker run`), so the
+/// teardown finds them.
+pub fn extra_label(p: &Project) -> String {
+    format!("portcullis.test.extra={}", p.name)
 }
 
 /// 127.0.0.1:`port`.
