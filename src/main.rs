@@ -50,7 +50,8 @@ enum LogFormat {
 enum Command {
     /// Run a gateway: connected to a management plane (`--management-url`), or
     /// serving the configuration in a local file (`--config`, reloaded on change).
-    Gateway(GatewayArgs),
+    // Boxed: the gateway's options are most of the enum's size.
+    Gateway(Box<GatewayArgs>),
     /// Run the management plane: the REST API gateways are configured from, the
     /// configuration endpoint they sync with, and their status.
     Management(management_cmd::ManagementArgs),
@@ -350,7 +351,7 @@ fn main() -> anyhow::Result<()> {
     // A gateway on smol runs on smol's executor: no tokio runtime is built.
     let command = match cli.command {
         Command::Gateway(args) if matches!(args.runtime, Runtime::Smol) => {
-            return run_smol_gateway(args)
+            return run_smol_gateway(*args)
         }
         // No runtime: one blocking GET.
         Command::Healthcheck(args) => return healthcheck::run(args),
@@ -380,7 +381,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         match command {
-            Command::Gateway(args) => run_gateway(args).await,
+            Command::Gateway(args) => run_gateway(*args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Management(args) => management_cmd::run(args).await,
             Command::Bootstrap(args) => bootstrap::run(args).await,
@@ -580,7 +581,7 @@ mod tests {
         let base = ["portcullis", "gateway", "--management-url", "http://m:8090"];
         let parse = |extra: &[&str]| {
             Cli::try_parse_from(base.iter().chain(extra)).map(|cli| match cli.command {
-                Command::Gateway(args) => args,
+                Command::Gateway(args) => *args,
                 other => panic!("{other:?}"),
             })
         };
