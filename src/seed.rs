@@ -147,15 +147,24 @@ pub(crate) async fn seed(admin: &Admin, backend_url: &str) -> anyhow::Result<See
             fields.remove("primaryKey");
             fields.remove("secondaryKey");
         }
+        let sub_id = id(&subscription)?;
         let created = admin
-            .call(
-                "PUT",
-                &format!("/subscriptions/{}", id(&subscription)?),
-                &subscription,
-            )
+            .call("PUT", &format!("/subscriptions/{sub_id}"), &subscription)
             .await?;
         if subscription_key.is_none() {
-            subscription_key = created["primaryKey"].as_str().map(str::to_owned);
+            subscription_key = match created["primaryKey"].as_str() {
+                Some(key) => Some(key.to_owned()),
+                // Seeded before (an update does not show the keys): ask for them.
+                None => admin
+                    .call(
+                        "POST",
+                        &format!("/subscriptions/{sub_id}/secrets"),
+                        &json!({}),
+                    )
+                    .await?["primaryKey"]
+                    .as_str()
+                    .map(str::to_owned),
+            };
         }
     }
     Ok(Seeded {
