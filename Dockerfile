@@ -28,9 +28,13 @@ WORKDIR /var/lib/portcullis
 # 8080 API (HTTP), 8081 API (HTTPS), 9090 /healthz /readyz /metrics,
 # 8090 the management plane (`management` command).
 EXPOSE 8080 8081 9090 8090
-# The configuration backup: give the gateway PORTCULLIS_BACKUP_DIR=/var/lib/portcullis/backup
-# and PORTCULLIS_BACKUP_KEY. (The management plane's data: /var/lib/portcullis/data.)
-VOLUME ["/var/lib/portcullis/backup"]
+# Volumes to mount (owned by 65532, so a fresh named volume is writable):
+#   /var/lib/portcullis/backup  the gateway's configuration backup, with
+#                               PORTCULLIS_BACKUP_DIR=/var/lib/portcullis/backup
+#                               and PORTCULLIS_BACKUP_KEY (APIM: /apim/config)
+#   /var/lib/portcullis/data    the management plane's database
+# No VOLUME line: it would leave an anonymous volume behind every container,
+# including the management plane and gateways that keep no backup.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/portcullis", "healthcheck"]
