@@ -33,5 +33,7 @@ if ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
 fi
 docker build --build-arg "VERSION=$version" -t "$tag" "$context"
+# The build stage's image (a copy of the root file system) is of no further use.
+docker image prune -f --filter label=io.portcullis.stage=rootfs >/dev/null
 echo "IMAGE=$tag"
 docker image inspect -f 'SIZE_BYTES={{.Size}}' "$tag"
