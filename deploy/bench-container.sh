@@ -32,7 +32,7 @@ WORK=$(mktemp -d /tmp/portcullis-bench-container.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
-    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    docker rm -f -v "$NAME" >/dev/null 2>&1 || true
     for pid in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
