@@ -5,7 +5,10 @@
 # stage without pulling anything (deploy/Dockerfile.local); the test
 # tests/containers/dockerfiles.rs keeps the two final stages identical.
 
-FROM rust:1-bookworm AS build
+# A mirror or a pinned toolchain: --build-arg RUST_IMAGE=registry.example/rust:1.85-bookworm
+# (a Debian bookworm base: the final stage carries its glibc).
+ARG RUST_IMAGE=rust:1-bookworm
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p portcullis \

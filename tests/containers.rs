@@ -174,9 +174,23 @@ fn a_restart_during_an_outage_serves_from_the_backup_and_none_without_one() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(answers > 30, "the gateway without a backup never answered");
+    // The image's HEALTHCHECK command says unhealthy meanwhile.
+    let healthcheck = [
+        "exec",
+        name.as_str(),
+        "/usr/local/bin/portcullis",
+        "healthcheck",
+    ];
+    assert!(!harness::run("docker", &healthcheck).status.success());
     // It was only the outage: with the management plane back, it serves.
     docker(&["unpause", &p.container("management")]);
     wait_version(&p, api, 3, Duration::from_secs(90));
+    let out = harness::run("docker", &healthcheck);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The management plane's host name does not resolve at start (its container
