@@ -6,7 +6,7 @@
 # tests/containers/dockerfiles.rs keeps the two final stages identical.
 
 # A mirror or a pinned toolchain: --build-arg RUST_IMAGE=registry.example/rust:1.85-bookworm
-# (a Debian bookworm base: the final stage carries its glibc).
+# (any glibc-based image with ldd and strip: the final stage copies its libraries).
 ARG RUST_IMAGE=rust:1-bookworm
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
