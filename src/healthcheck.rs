@@ -60,11 +60,13 @@ fn get_status(url: &str) -> anyhow::Result<u16> {
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
-    write!(
-        stream,
+    // One write: `write!` on the stream would send each piece as its own segment.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: portcullis-healthcheck\r\nConnection: close\r\n\r\n"
-    )
-    .context("sending the request")?;
+    );
+    stream
+        .write_all(request.as_bytes())
+        .context("sending the request")?;
     // The status line is all that is read: the first bytes of the answer.
     let mut head = [0u8; 64];
     let mut len = 0;
@@ -155,8 +157,14 @@ mod tests {
         let server = std::thread::spawn(move || {
             for status in ["200 OK", "503 Service Unavailable"] {
                 let (mut s, _) = listener.accept().unwrap();
+                // The whole head, as a server reads it before answering.
+                let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).unwrap();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "the request ended early");
+                    head.extend_from_slice(&buf[..n]);
+                }
                 write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").unwrap();
             }
         });
