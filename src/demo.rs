@@ -7,24 +7,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
-use portcullis_core::callout::CalloutRequest;
 use portcullis_management::{Management, ManagementOptions};
-use portcullis_runtime_tokio::{
-    BackupKey, BackupOptions, Callouts, GatewayOptions, ManagedOptions,
-};
+use portcullis_runtime_tokio::{BackupKey, BackupOptions, GatewayOptions, ManagedOptions};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::seed::{gateway_with_token, seed, Admin};
 use crate::{sample_backend, DemoArgs, Runtime, ShutdownSignal};
 
-/// The example configuration shipped in the repository: what the demo seeds.
-const EXAMPLE_CONFIG: &str = include_str!("../examples/gateway.json");
-/// The sample backend's OpenAPI description: imported into the sample APIs so the
-/// developer portal shows their operations with schemas and examples.
-const SAMPLE_OPENAPI: &str = include_str!("../examples/sample-openapi.yaml");
-/// The backend address the example configuration points at.
-const EXAMPLE_BACKEND: &str = "http://127.0.0.1:8000";
 /// The demo gateway's id.
 const GATEWAY_ID: &str = "demo-gateway";
 
@@ -57,14 +47,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .to_owned();
     let management_url = management.base_url().to_owned();
 
-    let admin = Admin {
-        client: Callouts::new(None).context("setting up the HTTP client")?,
-        base: management_url.clone(),
-        token: admin_token.clone(),
-    };
+    let admin = Admin::new(&management_url, &admin_token)?;
     let seeded = seed(&admin, &backend_url).await?;
+    let gateway_token =
+        gateway_with_token(&admin, GATEWAY_ID, &gateway_entity(&seeded.api_ids, None)).await?;
 
-    let mut managed = ManagedOptions::new(management_url.clone(), seeded.gateway_token.clone());
+    let mut managed = ManagedOptions::new(management_url.clone(), gateway_token);
     managed.backup = Some(BackupOptions {
         dir: backup_dir.clone(),
         key: BackupKey::from_bytes(random_key()?),
@@ -179,168 +167,6 @@ fn gateway_entity(api_ids: &[String], url: Option<&str>) -> Value {
         gateway["url"] = Value::String(url.to_owned());
     }
     gateway
-}
-
-/// What seeding produced.
-struct Seeded {
-    api_ids: Vec<String>,
-    gateway_token: String,
-    subscription_key: String,
-    open_path: String,
-    keyed_path: String,
-}
-
-/// A management API client with the admin token.
-struct Admin {
-    client: Callouts,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    /// Sends `method path` with a JSON body; returns the JSON answer of a 2xx.
-    async fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let body = Bytes::from(serde_json::to_vec(body)?);
-        self.send(method, path, "application/json", body).await
-    }
-
-    /// Sends `method path` with a body of `content_type`; returns the JSON answer of a 2xx.
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: &str,
-        body: Bytes,
-    ) -> anyhow::Result<Value> {
-        let request = CalloutRequest {
-            method: method.to_owned(),
-            url: format!("{}{path}", self.base),
-            headers: vec![
-                ("Authorization".into(), format!("Bearer {}", self.token)),
-                ("Content-Type".into(), content_type.to_owned()),
-            ],
-            body,
-            timeout: Duration::from_secs(30),
-        };
-        let response = self
-            .client
-            .perform(request)
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let body = response.body.unwrap_or_default();
-        if !(200..300).contains(&response.status) {
-            bail!(
-                "{method} {path}: {} {}",
-                response.status,
-                String::from_utf8_lossy(&body)
-            );
-        }
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&body)
-            .with_context(|| format!("{method} {path}: answer is not JSON"))
-    }
-}
-
-/// Puts the example configuration into the management plane, one entity at a
-/// time as an operator would, and makes a gateway for it.
-async fn seed(admin: &Admin, backend_url: &str) -> anyhow::Result<Seeded> {
-    let example: Value =
-        serde_json::from_str(EXAMPLE_CONFIG).context("parsing the example configuration")?;
-    let list = |name: &str| example[name].as_array().cloned().unwrap_or_default();
-
-    let mut api_ids = Vec::new();
-    let (mut open_path, mut keyed_path) = (None, None);
-    for backend in list("backends") {
-        let mut backend = backend;
-        point_at(&mut backend["url"], backend_url);
-        admin
-            .call("PUT", &format!("/backends/{}", id(&backend)?), &backend)
-            .await?;
-    }
-    for api in list("apis") {
-        let mut api = api;
-        point_at(&mut api["serviceUrl"], backend_url);
-        let api_id = id(&api)?.to_owned();
-        let path = api["path"].as_str().unwrap_or_default().to_owned();
-        if api["subscriptionRequired"] == Value::Bool(false) {
-            open_path.get_or_insert(path);
-        } else {
-            keyed_path.get_or_insert(path);
-        }
-        admin.call("PUT", &format!("/apis/{api_id}"), &api).await?;
-        // Both sample APIs front the same backend: one description for both.
-        admin
-            .send(
-                "PUT",
-                &format!("/apis/{api_id}/openapi"),
-                "application/yaml",
-                Bytes::from_static(SAMPLE_OPENAPI.as_bytes()),
-            )
-            .await?;
-        api_ids.push(api_id);
-    }
-    for product in list("products") {
-        admin
-            .call("PUT", &format!("/products/{}", id(&product)?), &product)
-            .await?;
-    }
-    // Subscriptions get fresh keys from the management plane, not the example's.
-    let mut subscription_key = None;
-    for subscription in list("subscriptions") {
-        let mut subscription = subscription;
-        if let Some(fields) = subscription.as_object_mut() {
-            fields.remove("primaryKey");
-            fields.remove("secondaryKey");
-        }
-        let created = admin
-            .call(
-                "PUT",
-                &format!("/subscriptions/{}", id(&subscription)?),
-                &subscription,
-            )
-            .await?;
-        if subscription_key.is_none() {
-            subscription_key = created["primaryKey"].as_str().map(str::to_owned);
-        }
-    }
-    admin
-        .call(
-            "PUT",
-            &format!("/gateways/{GATEWAY_ID}"),
-            &gateway_entity(&api_ids, None),
-        )
-        .await?;
-    let token = admin
-        .call("POST", &format!("/gateways/{GATEWAY_ID}/token"), &json!({}))
-        .await?;
-    Ok(Seeded {
-        api_ids,
-        gateway_token: token["value"]
-            .as_str()
-            .context("the token answer has no value")?
-            .to_owned(),
-        subscription_key: subscription_key
-            .context("the example configuration has no subscription")?,
-        open_path: open_path.context("the example configuration has no open API")?,
-        keyed_path: keyed_path.context("the example configuration has no keyed API")?,
-    })
-}
-
-fn id(entity: &Value) -> anyhow::Result<&str> {
-    entity["id"]
-        .as_str()
-        .context("an entity of the example configuration has no id")
-}
-
-/// Replaces the example's backend address in a URL with the sample backend's.
-fn point_at(url: &mut Value, backend_url: &str) {
-    if let Some(s) = url.as_str() {
-        if s.starts_with(EXAMPLE_BACKEND) {
-            *url = Value::String(s.replacen(EXAMPLE_BACKEND, backend_url, 1));
-        }
-    }
 }
 
 /// Waits until the gateway has applied its first configuration.

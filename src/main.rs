@@ -1,8 +1,11 @@
 //! `portcullis`: the self-hosted API gateway's one binary.
 
+mod bootstrap;
 mod demo;
+mod healthcheck;
 mod management_cmd;
 mod sample_backend;
+mod seed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,7 +50,8 @@ enum LogFormat {
 enum Command {
     /// Run a gateway: connected to a management plane (`--management-url`), or
     /// serving the configuration in a local file (`--config`, reloaded on change).
-    Gateway(GatewayArgs),
+    // Boxed: the gateway's options are most of the enum's size.
+    Gateway(Box<GatewayArgs>),
     /// Run the management plane: the REST API gateways are configured from, the
     /// configuration endpoint they sync with, and their status.
     Management(management_cmd::ManagementArgs),
@@ -64,6 +68,12 @@ enum Command {
         )]
         listen: SocketAddr,
     },
+    /// Seed a management plane with the sample configuration, create gateways
+    /// and write their tokens to files (Compose's one-shot `init` service).
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// GET a URL (default: the gateway's probe path) and exit 0 on a 2xx: the
+    /// container image's HEALTHCHECK, which has no shell or curl to run.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// The IO runtimes a gateway can run on.
@@ -104,10 +114,11 @@ struct GatewayArgs {
 
 /// Connected mode: the management plane, the token and the backup.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("gateway_token").args(["token", "token_file"])))]
 struct ManagedArgs {
     /// The management plane's URL (e.g. https://mgmt.example:8443); the gateway
     /// fetches its configuration there and sends heartbeats.
-    #[arg(long, env = "PORTCULLIS_MANAGEMENT_URL", requires = "token")]
+    #[arg(long, env = "PORTCULLIS_MANAGEMENT_URL", requires = "gateway_token")]
     management_url: Option<String>,
     /// Gateway token (`GatewayKey <id>&<expiry>&<signature>`, from POST
     /// /gateways/{id}/token); the gateway id is taken from it.
@@ -118,6 +129,14 @@ struct ManagedArgs {
         requires = "management_url"
     )]
     token: Option<String>,
+    /// File holding the gateway token (e.g. a mounted Secret, or the file
+    /// `portcullis bootstrap` writes); read once at start. Instead of `--token`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_GATEWAY_TOKEN_FILE",
+        requires = "management_url"
+    )]
+    token_file: Option<PathBuf>,
     /// Directory for the encrypted configuration backup: each applied
     /// configuration is saved there, and a gateway started while the management
     /// plane is unreachable serves from it.
@@ -332,15 +351,17 @@ fn main() -> anyhow::Result<()> {
     // A gateway on smol runs on smol's executor: no tokio runtime is built.
     let command = match cli.command {
         Command::Gateway(args) if matches!(args.runtime, Runtime::Smol) => {
-            return run_smol_gateway(args)
+            return run_smol_gateway(*args)
         }
+        // No runtime: one blocking GET.
+        Command::Healthcheck(args) => return healthcheck::run(args),
         command => command,
     };
     let workers = match &command {
         Command::Gateway(args) => args.tuning.workers,
         Command::Demo(args) => args.tuning.workers,
         Command::Management(_) => None,
-        Command::SampleBackend { .. } => Some(1),
+        Command::SampleBackend { .. } | Command::Bootstrap(_) | Command::Healthcheck(_) => Some(1),
     };
     let workers = workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -360,9 +381,11 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         match command {
-            Command::Gateway(args) => run_gateway(args).await,
+            Command::Gateway(args) => run_gateway(*args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Management(args) => management_cmd::run(args).await,
+            Command::Bootstrap(args) => bootstrap::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args),
             Command::SampleBackend { listen } => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
@@ -432,7 +455,13 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
     let mut options = match (args.config, managed.management_url) {
         (Some(path), _) => GatewayOptions::new(path),
         (None, Some(url)) => {
-            let mut sync = ManagedOptions::new(url, managed.token.unwrap_or_default());
+            let token = match (managed.token, managed.token_file) {
+                (Some(token), _) => token,
+                (None, Some(path)) => read_token_file(&path)?,
+                // clap requires one of the two with a management URL.
+                (None, None) => anyhow::bail!("give --token or --token-file"),
+            };
+            let mut sync = ManagedOptions::new(url, token);
             sync.ca = managed.ca;
             let keys = managed
                 .management_public_key
@@ -472,6 +501,17 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
         );
     }
     Ok(options)
+}
+
+/// The token in `path`, without the line end a file usually has.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the gateway token from {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("the gateway token file {} is empty", path.display());
+    }
+    Ok(token.to_owned())
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made, so a
@@ -531,5 +571,29 @@ mod tests {
         assert_eq!(parse_public_keys(&a.to_base64()).map(|k| k.0), Ok(vec![a]));
         assert!(parse_public_keys("AAAA").is_err());
         assert!(parse_public_keys("").is_err());
+    }
+
+    #[test]
+    fn the_token_comes_from_the_option_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edge-1.token");
+        std::fs::write(&file, "GatewayKey edge-1&1&sig\n").unwrap();
+        let base = ["portcullis", "gateway", "--management-url", "http://m:8090"];
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(base.iter().chain(extra)).map(|cli| match cli.command {
+                Command::Gateway(args) => *args,
+                other => panic!("{other:?}"),
+            })
+        };
+        let file_arg = file.to_str().unwrap();
+        let options = gateway_options(parse(&["--token-file", file_arg]).unwrap()).unwrap();
+        match options.origin {
+            ConfigOrigin::Managed(m) => assert_eq!(m.token, "GatewayKey edge-1&1&sig"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&[]).is_err(), "a token or a token file is required");
+        assert!(parse(&["--token", "t", "--token-file", file_arg]).is_err());
+        std::fs::write(&file, "\n").unwrap();
+        assert!(gateway_options(parse(&["--token-file", file_arg]).unwrap()).is_err());
     }
 }
