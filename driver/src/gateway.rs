@@ -260,7 +260,9 @@ impl<R: Runtime> Gateway<R> {
             Some(runtime) => {
                 tracing::info!(%addr, https = ?https_addr, ops = ?ops_addr, runtime, "gateway listening")
             }
-            None => tracing::info!(%addr, https = ?https_addr, ops = ?ops_addr, "gateway listening"),
+            None => {
+                tracing::info!(%addr, https = ?https_addr, ops = ?ops_addr, "gateway listening")
+            }
         }
         Ok(Gateway {
             rt,
@@ -433,8 +435,12 @@ async fn tls_accept_loop<R: Runtime>(
             Ok((stream, peer)) => {
                 stream.set_nodelay();
                 let token = tracker.clone();
-                let (rt2, shared, stop, tls) =
-                    (rt.clone(), shared.clone(), stop.clone(), listener_tls.clone());
+                let (rt2, shared, stop, tls) = (
+                    rt.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                    listener_tls.clone(),
+                );
                 rt.spawn(async move {
                     let _token = token;
                     let deadline = rt2.now() + shared.settings.timeouts.header_read;

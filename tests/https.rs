@@ -1,0 +1,414 @@
+//! The HTTPS listener (TLS at the edge), on both runtimes, over real sockets:
+//! requests through it, the scheme the core and the backend see, SNI's
+//! certificate choice and its swap, refused versions and suites, session
+//! resumption, and clients that never finish a handshake.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::policy_docs::{inbound, papi};
+use common::tls::{any_cert_client, https_get, TestCa};
+use common::*;
+use portcullis_driver::options::{CertificateFiles, HttpsOptions};
+use portcullis_driver::tls_server::{load_certificates, CertSet};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::version::{TLS12, TLS13};
+use tokio_rustls::rustls::ProtocolVersion;
+
+/// A gateway serving `doc` over HTTP and HTTPS with `certs` (the first is the
+/// default), with `tweak` applied.
+async fn https_gateway(
+    rt: Runtime,
+    doc: &Value,
+    certs: Vec<CertificateFiles>,
+    tweak: impl FnOnce(&mut GatewayOptions),
+) -> (TestGateway, SocketAddr) {
+    let gw = TestGateway::start_with(rt, doc, |o| {
+        o.https = Some(HttpsOptions {
+            listen: any_port(),
+            certificates: certs,
+        });
+        tweak(o);
+    })
+    .await;
+    let https = gw.gateway.https_addr().expect("an HTTPS listener");
+    (gw, https)
+}
+
+/// The value of the unlabelled-or-labelled metric line starting with `series`.
+async fn metric(gw: &TestGateway, series: &str) -> u64 {
+    let text = fetch(gw.ops_addr, "/metrics").await.body_str();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+#[runtimes]
+async fn https_requests_reach_the_backend_and_see_the_https_scheme(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.issue(dir.path(), "local", &["localhost", "127.0.0.1"]);
+    // The scheme the client used, as policies read it.
+    let policy = inbound(
+        r#"<set-header name="x-original-scheme" exists-action="override"><value>@(context.Request.OriginalUrl.Scheme)</value></set-header>"#,
+    );
+    let mut secure = papi("secure", "secure", backend.addr, &policy);
+    secure["protocols"] = json!(["https"]);
+    let both = papi("both", "both", backend.addr, &policy);
+    let doc = config(1, vec![secure, both]);
+    let (gw, https) = https_gateway(rt, &doc, vec![files], |_| {}).await;
+    let client = Arc::new(ca.client(&[&TLS13, &TLS12]));
+
+    let r = https_get(https, &client, "localhost", "/secure/hello").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.version, ProtocolVersion::TLSv1_3);
+    assert_eq!(r.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let seen = backend.only_request();
+    assert_eq!(seen.target(), "/hello");
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(seen.header("x-original-scheme").as_deref(), Some("https"));
+
+    // An https-only API does not exist on the HTTP listener: the same 404 as
+    // a path no API has, as APIM answers.
+    let mut c = gw.client().await;
+    let on_http = c.roundtrip(get("/secure/hello")).await;
+    let nowhere = c.roundtrip(get("/nothing/here")).await;
+    assert_eq!(on_http.status, 404);
+    assert_eq!(on_http.body_str(), nowhere.body_str());
+    assert_eq!(
+        backend.requests().len(),
+        1,
+        "the backend saw only the HTTPS call"
+    );
+
+    // An API on both schemes tells them apart.
+    let r = c.roundtrip(get("/both/x")).await;
+    assert_eq!(r.status, 200);
+    let r = https_get(https, &client, "127.0.0.1", "/both/y").await;
+    assert_eq!(r.status, 200);
+    let seen = backend.requests();
+    let scheme = |i: usize| {
+        (
+            seen[i].header("x-forwarded-proto"),
+            seen[i].header("x-original-scheme"),
+        )
+    };
+    assert_eq!(scheme(1), (Some("http".into()), Some("http".into())));
+    assert_eq!(scheme(2), (Some("https".into()), Some("https".into())));
+    assert_eq!(
+        metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}").await,
+        2
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn sni_picks_the_exact_then_the_wildcard_then_the_default_certificate(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (default, default_der) = ca.issue(dir.path(), "default", &["localhost", "127.0.0.1"]);
+    let (wild, wild_der) = ca.issue(dir.path(), "wild", &["*.example.com"]);
+    let (exact, exact_der) = ca.issue(dir.path(), "exact", &["api.example.com"]);
+    let (gw, https) = https_gateway(
+        rt,
+        &config_for(backend.addr),
+        vec![default.clone(), wild, exact],
+        |_| {},
+    )
+    .await;
+    let any = Arc::new(any_cert_client());
+    for (name, want) in [
+        ("api.example.com", &exact_der),
+        ("web.example.com", &wild_der),
+        // A wildcard covers one label only.
+        ("a.b.example.com", &default_der),
+        ("unknown.test", &default_der),
+        // No SNI at all.
+        ("127.0.0.1", &default_der),
+    ] {
+        let r = https_get(https, &any, name, "/api/x").await;
+        assert_eq!(r.status, 200, "{name}");
+        assert!(r.leaf == *want, "{name} got another certificate");
+    }
+    // And the chosen ones verify against the CA for their names.
+    let trusting = Arc::new(ca.client(&[&TLS13, &TLS12]));
+    for name in ["api.example.com", "web.example.com", "localhost"] {
+        assert_eq!(
+            https_get(https, &trusting, name, "/api/x").await.status,
+            200
+        );
+    }
+
+    // A new certificate set is served from the next handshake on; a
+    // connection opened before keeps working.
+    let tcp = TcpStream::connect(https).await.unwrap();
+    let mut open = tokio_rustls::TlsConnector::from(trusting.clone())
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (renewed, renewed_der) = ca.issue(dir.path(), "renewed", &["localhost", "127.0.0.1"]);
+    let certs = load_certificates(&[renewed]).unwrap();
+    match &gw.gateway {
+        Gateway::Tokio(g) => g
+            .server_tls()
+            .unwrap()
+            .resolver()
+            .replace(CertSet::new(&certs)),
+        Gateway::Smol(g) => g
+            .server_tls()
+            .unwrap()
+            .resolver()
+            .replace(CertSet::new(&certs)),
+    }
+    // A fresh client: a resumed session would show the certificate of the
+    // session it resumes.
+    let any = Arc::new(any_cert_client());
+    let r = https_get(https, &any, "localhost", "/api/x").await;
+    assert!(r.leaf == renewed_der, "the new default is served");
+    let r = https_get(https, &any, "api.example.com", "/api/x").await;
+    assert!(r.leaf == renewed_der, "the old set is gone");
+    for path in ["/api/one", "/api/two"] {
+        open.write_all(get(path).as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = within("answer on the open connection", open.read(&mut buf))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    }
+    drop(open);
+    gw.stop().await;
+}
+
+/// A ClientHello offering `version` (no supported_versions extension, as TLS
+/// 1.0, 1.1 and 1.2 clients send) and only `suites`, with the extensions such
+/// clients send.
+fn client_hello(version: [u8; 2], suites: &[u16]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&version);
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&u16::try_from(suites.len() * 2).unwrap().to_be_bytes());
+    for s in suites {
+        body.extend_from_slice(&s.to_be_bytes());
+    }
+    body.extend_from_slice(&[1, 0]);
+    let extensions: &[u8] = &[
+        // supported_groups: x25519, secp256r1
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17,
+        // ec_point_formats: uncompressed
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00,
+        // signature_algorithms: rsa_pkcs1_sha256, ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x01, 0x04, 0x03, 0x08, 0x04,
+    ];
+    body.extend_from_slice(&u16::try_from(extensions.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(extensions);
+    let mut handshake = vec![1];
+    handshake.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&u16::try_from(handshake.len()).unwrap().to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// Sends `hello` and returns everything the server wrote before closing.
+async fn answer_to(https: SocketAddr, hello: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(https).await.unwrap();
+    tcp.write_all(hello).await.unwrap();
+    let mut out = Vec::new();
+    // A reset after the alert is a close too.
+    let _ = within("the server closes", tcp.read_to_end(&mut out)).await;
+    out
+}
+
+/// The description of the fatal alert record `bytes` start with.
+fn fatal_alert(bytes: &[u8]) -> u8 {
+    assert!(
+        bytes.len() >= 7 && bytes[0] == 0x15 && bytes[5] == 2,
+        "not a fatal alert: {bytes:?}"
+    );
+    bytes[6]
+}
+
+#[runtimes]
+async fn tls_1_0_and_1_1_and_weak_suites_are_refused(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.issue(dir.path(), "local", &["localhost"]);
+    let (gw, https) = https_gateway(rt, &config_for(backend.addr), vec![files], |_| {}).await;
+    // Modern suites, old versions: protocol_version (70).
+    let modern = [0xc02b, 0xc02f, 0xc009, 0xc013, 0x002f];
+    for version in [[3, 1], [3, 2]] {
+        let out = answer_to(https, &client_hello(version, &modern)).await;
+        assert_eq!(fatal_alert(&out), 70, "version {version:?}");
+    }
+    // TLS 1.2 with only CBC, static-RSA and 3DES suites (for ECDSA and RSA
+    // keys alike): handshake_failure (40).
+    let weak = [
+        0xc009, 0xc00a, 0xc023, 0xc024, 0xc013, 0xc014, 0x002f, 0x0035, 0x000a, 0x009c,
+    ];
+    let out = answer_to(https, &client_hello([3, 3], &weak)).await;
+    assert_eq!(fatal_alert(&out), 40);
+    // The same hello with a modern suite gets a ServerHello.
+    let out = answer_to(https, &client_hello([3, 3], &[0xc009, 0xc02b])).await;
+    assert_eq!(out.first(), Some(&0x16), "a handshake record: {out:?}");
+    assert_eq!(
+        metric(
+            &gw,
+            "portcullis_tls_handshake_failures_total{reason=\"incompatible\"}"
+        )
+        .await,
+        3
+    );
+    assert_eq!(backend.requests().len(), 0);
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn sessions_resume_with_tls_1_3_tickets_and_tls_1_2(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.issue(dir.path(), "local", &["localhost"]);
+    let (gw, https) = https_gateway(rt, &config_for(backend.addr), vec![files], |_| {}).await;
+    for (versions, want) in [
+        (&[&TLS13][..], ProtocolVersion::TLSv1_3),
+        (&[&TLS12][..], ProtocolVersion::TLSv1_2),
+    ] {
+        let client = Arc::new(ca.client(versions));
+        let first = https_get(https, &client, "localhost", "/api/a").await;
+        assert_eq!((first.status, first.version), (200, want));
+        assert!(
+            !first.resumed,
+            "{want:?}: a first connection is a full handshake"
+        );
+        let second = https_get(https, &client, "localhost", "/api/b").await;
+        assert_eq!(second.status, 200);
+        assert!(second.resumed, "{want:?}: the second connection resumes");
+    }
+    assert_eq!(
+        metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}").await,
+        2
+    );
+    assert_eq!(
+        metric(&gw, "portcullis_tls_handshakes_total{kind=\"resumed\"}").await,
+        2
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn plain_http_and_stalled_handshakes_are_closed_without_holding_others_up(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.issue(dir.path(), "local", &["localhost"]);
+    let (gw, https) = https_gateway(rt, &config_for(backend.addr), vec![files], |o| {
+        o.timeouts.header_read = Duration::from_secs(1);
+    })
+    .await;
+    // Plain HTTP to the HTTPS port: closed, never answered as HTTP.
+    let out = answer_to(https, get("/api/x").as_bytes()).await;
+    assert!(!out.starts_with(b"HTTP/"), "{out:?}");
+
+    // Clients that connect and say nothing, or half a hello.
+    let mut silent = TcpStream::connect(https).await.unwrap();
+    let mut half = TcpStream::connect(https).await.unwrap();
+    let hello = client_hello([3, 3], &[0xc02b]);
+    half.write_all(&hello[..hello.len() / 2]).await.unwrap();
+    // Meanwhile others are served.
+    let client = Arc::new(ca.client(&[&TLS13, &TLS12]));
+    assert_eq!(
+        https_get(https, &client, "localhost", "/api/x")
+            .await
+            .status,
+        200
+    );
+    // The header timeout closes the stalled ones.
+    for stalled in [&mut silent, &mut half] {
+        let mut out = Vec::new();
+        let _ = within(
+            "a stalled handshake is closed",
+            stalled.read_to_end(&mut out),
+        )
+        .await;
+    }
+    assert_eq!(
+        metric(
+            &gw,
+            "portcullis_tls_handshake_failures_total{reason=\"not_tls\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        metric(
+            &gw,
+            "portcullis_tls_handshake_failures_total{reason=\"timeout\"}"
+        )
+        .await,
+        2
+    );
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn the_binary_serves_https_with_tls_cert_and_key(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.issue(dir.path(), "local", &["localhost"]);
+    let (cert, key) = (
+        files.cert.display().to_string(),
+        files.key.display().to_string(),
+    );
+    let gw = GatewayProcess::start(
+        rt,
+        &config_for(backend.addr),
+        &[
+            "--https-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    )
+    .await;
+    let https = https_addr_from_log(&gw.log_text());
+    let client = Arc::new(ca.client(&[&TLS13, &TLS12]));
+    let r = https_get(https, &client, "localhost", "/api/x").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        backend
+            .only_request()
+            .header("x-forwarded-proto")
+            .as_deref(),
+        Some("https")
+    );
+}
+
+/// The HTTPS address from the binary's "gateway listening" log line (`https`
+/// is logged as `Some(addr)`).
+fn https_addr_from_log(log: &str) -> SocketAddr {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| {
+            let fields = v.get("fields")?;
+            (fields.get("message")?.as_str()? == "gateway listening").then_some(())?;
+            let https = fields.get("https")?.as_str()?;
+            https.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no HTTPS address in the log: {log}"))
+}
