@@ -47,7 +47,7 @@ enum LogFormat {
 enum Command {
     /// Run a gateway: connected to a management plane (`--management-url`), or
     /// serving the configuration in a local file (`--config`, reloaded on change).
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
     /// Run the management plane: the REST API gateways are configured from, the
     /// configuration endpoint they sync with, and their status.
     Management(management_cmd::ManagementArgs),
@@ -377,7 +377,7 @@ fn main() -> anyhow::Result<()> {
     // A gateway on smol runs on smol's executor: no tokio runtime is built.
     let command = match cli.command {
         Command::Gateway(args) if matches!(args.runtime, Runtime::Smol) => {
-            return run_smol_gateway(args)
+            return run_smol_gateway(*args)
         }
         command => command,
     };
@@ -405,7 +405,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         match command {
-            Command::Gateway(args) => run_gateway(args).await,
+            Command::Gateway(args) => run_gateway(*args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Management(args) => management_cmd::run(args).await,
             Command::SampleBackend { listen } => {
