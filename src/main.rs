@@ -232,6 +232,14 @@ struct DemoArgs {
     /// Address for the gateway (falls back to a free port if this one is taken).
     #[arg(long, default_value = "127.0.0.1:8080", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
+    /// Address for the gateway's HTTPS, with a certificate from a generated
+    /// local CA (falls back to a free port if this one is taken).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8081",
+        env = "PORTCULLIS_HTTPS_LISTEN"
+    )]
+    https_listen: SocketAddr,
     /// Address for the operations endpoints (falls back to a free port).
     #[arg(long, default_value = "127.0.0.1:9090", env = "PORTCULLIS_OPS_LISTEN")]
     ops_listen: SocketAddr,

@@ -84,6 +84,24 @@ impl TestCa {
     }
 }
 
+/// A client configuration trusting the PEM CA certificates in `ca_file` only.
+pub fn client_trusting(ca_file: &Path) -> ClientConfig {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).expect("read the CA file") {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("trust it");
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
 /// A client configuration that accepts any certificate, to see which one the
 /// server chose for a name the certificate may not even have.
 pub fn any_cert_client() -> ClientConfig {
