@@ -42,12 +42,30 @@ async fn https_gateway(
     (gw, https)
 }
 
-/// The value of the unlabelled-or-labelled metric line starting with `series`.
+/// The value on the metric line `series`.
 async fn metric(gw: &TestGateway, series: &str) -> u64 {
     let text = fetch(gw.ops_addr, "/metrics").await.body_str();
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+/// Waits until the metric line `series` shows `want` (a failed handshake is
+/// counted just after its connection closes, so the client may see the close
+/// first).
+async fn wait_metric(gw: &TestGateway, series: &str, want: u64) {
+    let mut last = 0;
+    let reached = tokio::time::timeout(WAIT, async {
+        loop {
+            last = metric(gw, series).await;
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "{series} is {last}, not {want}");
 }
 
 #[runtimes]
@@ -103,10 +121,7 @@ async fn https_requests_reach_the_backend_and_see_the_https_scheme(rt: Runtime) 
     };
     assert_eq!(scheme(1), (Some("http".into()), Some("http".into())));
     assert_eq!(scheme(2), (Some("https".into()), Some("https".into())));
-    assert_eq!(
-        metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}").await,
-        2
-    );
+    wait_metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}", 2).await;
     gw.stop().await;
 }
 
@@ -261,16 +276,22 @@ async fn tls_1_0_and_1_1_and_weak_suites_are_refused(rt: Runtime) {
     let out = answer_to(https, &client_hello([3, 3], &weak)).await;
     assert_eq!(fatal_alert(&out), 40);
     // The same hello with a modern suite gets a ServerHello.
-    let out = answer_to(https, &client_hello([3, 3], &[0xc009, 0xc02b])).await;
-    assert_eq!(out.first(), Some(&0x16), "a handshake record: {out:?}");
-    assert_eq!(
-        metric(
-            &gw,
-            "portcullis_tls_handshake_failures_total{reason=\"incompatible\"}"
-        )
-        .await,
-        3
-    );
+    let mut tcp = TcpStream::connect(https).await.unwrap();
+    tcp.write_all(&client_hello([3, 3], &[0xc009, 0xc02b]))
+        .await
+        .unwrap();
+    let mut first = [0u8; 1];
+    within("a ServerHello", tcp.read_exact(&mut first))
+        .await
+        .unwrap();
+    assert_eq!(first[0], 0x16, "a handshake record");
+    drop(tcp);
+    wait_metric(
+        &gw,
+        "portcullis_tls_handshake_failures_total{reason=\"incompatible\"}",
+        3,
+    )
+    .await;
     assert_eq!(backend.requests().len(), 0);
     gw.stop().await;
 }
@@ -297,14 +318,8 @@ async fn sessions_resume_with_tls_1_3_tickets_and_tls_1_2(rt: Runtime) {
         assert_eq!(second.status, 200);
         assert!(second.resumed, "{want:?}: the second connection resumes");
     }
-    assert_eq!(
-        metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}").await,
-        2
-    );
-    assert_eq!(
-        metric(&gw, "portcullis_tls_handshakes_total{kind=\"resumed\"}").await,
-        2
-    );
+    wait_metric(&gw, "portcullis_tls_handshakes_total{kind=\"full\"}", 2).await;
+    wait_metric(&gw, "portcullis_tls_handshakes_total{kind=\"resumed\"}", 2).await;
     gw.stop().await;
 }
 
@@ -318,9 +333,12 @@ async fn plain_http_and_stalled_handshakes_are_closed_without_holding_others_up(
         o.timeouts.header_read = Duration::from_secs(1);
     })
     .await;
-    // Plain HTTP to the HTTPS port: closed, never answered as HTTP.
+    // Plain HTTP to the HTTPS port: a 400 that says so, then a close.
     let out = answer_to(https, get("/api/x").as_bytes()).await;
-    assert!(!out.starts_with(b"HTTP/"), "{out:?}");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.ends_with("sent to an HTTPS port\n"), "{text}");
+    assert_eq!(backend.requests().len(), 0);
 
     // Clients that connect and say nothing, or half a hello.
     let mut silent = TcpStream::connect(https).await.unwrap();
@@ -344,22 +362,18 @@ async fn plain_http_and_stalled_handshakes_are_closed_without_holding_others_up(
         )
         .await;
     }
-    assert_eq!(
-        metric(
-            &gw,
-            "portcullis_tls_handshake_failures_total{reason=\"not_tls\"}"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        metric(
-            &gw,
-            "portcullis_tls_handshake_failures_total{reason=\"timeout\"}"
-        )
-        .await,
-        2
-    );
+    wait_metric(
+        &gw,
+        "portcullis_tls_handshake_failures_total{reason=\"not_tls\"}",
+        1,
+    )
+    .await;
+    wait_metric(
+        &gw,
+        "portcullis_tls_handshake_failures_total{reason=\"timeout\"}",
+        2,
+    )
+    .await;
     gw.stop().await;
 }
 

@@ -16,12 +16,16 @@ use futures_rustls::TlsAcceptor;
 use portcullis_core::telemetry::prometheus::TlsFailure;
 
 use crate::options::CertificateFiles;
-use crate::runtime::{timeout_at, until_stopped, Runtime};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use crate::runtime::{timeout_at, until_stopped, Runtime, Stream};
 use crate::stop::Stop;
 
 pub mod certs;
+pub mod peeked;
 
 pub use certs::{CertError, CertResolver, CertSet, ServedCert};
+pub use peeked::Peeked;
 
 /// Sessions kept for TLS 1.2 clients that resume by session id (tickets need
 /// no server memory); about 200 bytes each.
@@ -75,7 +79,7 @@ pub struct ServerTls {
 /// resumed.
 pub struct Handshaken<S> {
     /// The stream the connection pump reads and writes.
-    pub stream: TlsStream<S>,
+    pub stream: TlsStream<Peeked<S>>,
     /// Resumed from a ticket or the session cache.
     pub resumed: bool,
 }
@@ -109,7 +113,7 @@ impl ServerTls {
 
     /// Runs the server side of the handshake on `tcp` until `deadline` (the
     /// header timeout: a client that stalls its handshake is treated like one
-    /// that stalls its request head) or `stop`.
+    /// that stalls its request head) or `stop`. Plain HTTP gets a 400.
     pub async fn handshake<R: Runtime>(
         &self,
         rt: &R,
@@ -117,16 +121,39 @@ impl ServerTls {
         deadline: Instant,
         stop: &Stop,
     ) -> Result<Handshaken<R::Stream>, TlsFailure> {
-        let accept = timeout_at(rt, deadline, self.acceptor.accept(tcp));
+        let accept = timeout_at(rt, deadline, self.accept(tcp));
         match until_stopped(stop, accept).await {
             None => Err(TlsFailure::Closed),
             Some(None) => Err(TlsFailure::Timeout),
-            Some(Some(Err(e))) => Err(failure(&e)),
+            Some(Some(Err(e))) => Err(e),
             Some(Some(Ok(stream))) => {
                 let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
                 Ok(Handshaken { stream, resumed })
             }
         }
+    }
+}
+
+impl ServerTls {
+    /// Reads the first byte, then runs the handshake or answers plain HTTP.
+    async fn accept<S: Stream>(&self, mut tcp: S) -> Result<TlsStream<Peeked<S>>, TlsFailure> {
+        let mut first = [0u8; 1];
+        match tcp.read(&mut first).await {
+            Ok(1) => {}
+            Ok(_) => return Err(TlsFailure::Closed),
+            Err(e) => return Err(failure(&e)),
+        }
+        if first[0] != peeked::HANDSHAKE_RECORD {
+            // Best effort: the client learns why, then the connection closes.
+            if tcp.write_all(peeked::PLAIN_HTTP_ANSWER).await.is_ok() {
+                let _ = tcp.close().await;
+            }
+            return Err(TlsFailure::NotTls);
+        }
+        self.acceptor
+            .accept(Peeked::new(first[0], tcp))
+            .await
+            .map_err(|e| failure(&e))
     }
 }
 
