@@ -426,3 +426,34 @@ fn https_addr_from_log(log: &str) -> SocketAddr {
         })
         .unwrap_or_else(|| panic!("no HTTPS address in the log: {log}"))
 }
+
+#[runtimes]
+async fn a_key_that_is_not_the_certificates_stops_the_start(rt: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (one, _) = ca.issue(dir.path(), "one", &["localhost"]);
+    let (other, _) = ca.issue(dir.path(), "other", &["localhost"]);
+    let config_path = dir.path().join("gateway.json");
+    write_atomically(
+        &config_path,
+        &serde_json::to_vec(&config(1, vec![])).unwrap(),
+    );
+    let mut options = GatewayOptions::new(config_path);
+    options.listen = any_port();
+    options.ops_listen = None;
+    options.https = Some(HttpsOptions {
+        listen: any_port(),
+        certificates: vec![CertificateFiles {
+            cert: one.cert.clone(),
+            key: other.key,
+        }],
+    });
+    let err = match Gateway::start(rt, options).await {
+        Ok(_) => panic!("a gateway started with a key of another certificate"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("HTTPS listener") && err.contains("one.crt"),
+        "{err}"
+    );
+}
