@@ -223,8 +223,10 @@ pub async fn https_get(
         .await
         .expect("write the request");
     let mut raw = Vec::new();
-    // The gateway may close without close_notify; what arrived is the answer.
-    let _ = within("read answer", tls.read_to_end(&mut raw)).await;
+    // The gateway ends with close_notify: a cut connection would be an error.
+    within("read answer", tls.read_to_end(&mut raw))
+        .await
+        .expect("the answer, then close_notify");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")

@@ -284,10 +284,12 @@ async fn close_client<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     linger: bool,
 ) {
     let _ = crate::runtime::timeout(rt, LINGER, async {
-        if client.write_all(pending).await.is_err() || client.flush().await.is_err() || !linger {
+        if client.write_all(pending).await.is_err() || client.flush().await.is_err() {
             return;
         }
-        if client.close().await.is_err() {
+        // On TLS this sends close_notify, so a client reading to the end can
+        // tell the end from a cut.
+        if client.close().await.is_err() || !linger {
             return;
         }
         // Drained through the thread's scratch buffer: a buffer here would be part
