@@ -435,28 +435,17 @@ async fn tls_accept_loop<R: Runtime>(
             Ok((stream, peer)) => {
                 stream.set_nodelay();
                 let token = tracker.clone();
-                let (rt2, shared, stop, tls) = (
+                let serve = handshake_then_serve(
                     rt.clone(),
+                    stream,
+                    peer,
+                    listener_tls.clone(),
                     shared.clone(),
                     stop.clone(),
-                    listener_tls.clone(),
                 );
                 rt.spawn(async move {
                     let _token = token;
-                    let deadline = rt2.now() + shared.settings.timeouts.header_read;
-                    match tls.tls.handshake(&rt2, stream, deadline, &stop).await {
-                        Ok(done) => {
-                            tls.hub.count_handshake(done.resumed);
-                            let settings = tls.settings.clone();
-                            drop(tls);
-                            let client = Box::new(done.stream);
-                            crate::conn::serve(rt2, client, peer, settings, shared, stop).await;
-                        }
-                        Err(reason) => {
-                            tls.hub.count_handshake_failure(reason);
-                            tracing::debug!(%peer, reason = reason.as_str(), "TLS handshake failed");
-                        }
-                    }
+                    serve.await;
                 });
             }
             Err(err) => {
@@ -467,4 +456,31 @@ async fn tls_accept_loop<R: Runtime>(
     }
     drop(listener);
     drop(running);
+}
+
+/// One HTTPS connection: the handshake (bounded by the header timeout), then
+/// the same connection pump as plain HTTP over the TLS stream.
+async fn handshake_then_serve<R: Runtime>(
+    rt: R,
+    stream: R::Stream,
+    peer: SocketAddr,
+    listener: Arc<TlsListener>,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+) {
+    let deadline = rt.now() + shared.settings.timeouts.header_read;
+    match listener.tls.handshake(&rt, stream, deadline, &stop).await {
+        Ok(done) => {
+            listener.hub.count_handshake(done.resumed);
+            let settings = listener.settings.clone();
+            drop(listener);
+            // Boxed: the TLS session is large, and the pump's future holds it.
+            let client = Box::new(done.stream);
+            crate::conn::serve(rt, client, peer, settings, shared, stop).await;
+        }
+        Err(reason) => {
+            listener.hub.count_handshake_failure(reason);
+            tracing::debug!(%peer, reason = reason.as_str(), "TLS handshake failed");
+        }
+    }
 }
