@@ -26,6 +26,7 @@ VERSIONS=${VERSIONS:-tls1_3 tls1_2}
 TLS13_RESUMED_CONNECTIONS=${TLS13_RESUMED_CONNECTIONS:-300}
 GATEWAY_PORT=18181
 NGINX_PORT=18182
+GATEWAY_OPS_PORT=18183
 # The suites both servers offer (rustls' ring defaults, ECDSA certificate).
 TLS12_CIPHERS=ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305
 TLS13_SUITES=TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256
@@ -169,13 +170,15 @@ measure nginx $NGINX_PORT $NGINX_PIDS
 
 for rt in $RUNTIMES; do
     "$BIN" gateway --runtime "$rt" --workers 1 --config "$WORK/gateway.json" \
-        --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+        --listen 127.0.0.1:0 --ops-listen 127.0.0.1:$GATEWAY_OPS_PORT \
         --https-listen 127.0.0.1:$GATEWAY_PORT \
         --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" 2>"$WORK/gateway-$rt.log" &
     pid=$!
     PIDS+=("$pid")
     wait_port $GATEWAY_PORT
     measure "portcullis ($rt)" $GATEWAY_PORT "$pid"
+    # The gateway's own count, to check the clients' view of resumption.
+    curl -s "http://127.0.0.1:$GATEWAY_OPS_PORT/metrics" | grep '^portcullis_tls_handshake' | sed 's/^/# /' >&2
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 done
