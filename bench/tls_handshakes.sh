@@ -6,7 +6,8 @@
 #   bench/tls_handshakes.sh [BINARY]
 #
 # Environment: SECONDS_PER_RUN (10), RUNTIMES ("tokio smol"), VERSIONS
-# ("tls1_3 tls1_2"), TLS13_RESUMED_CONNECTIONS (300). Needs openssl (the client: `openssl s_time`) and nginx.
+# ("tls1_3 tls1_2"), TLS13_RESUMED_CONNECTIONS (300), KEY_TYPE (`ec`: P-256,
+# or `rsa`: RSA 2048, whose signature makes full handshakes far dearer). Needs openssl (the client: `openssl s_time`) and nginx.
 # Every server runs one worker (gateway --workers 1, nginx worker_processes 1).
 # Each run opens connections one after another for SECONDS_PER_RUN: `-new`
 # makes a full handshake every time, `-reuse` resumes the first session
@@ -24,11 +25,16 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNTIMES=${RUNTIMES:-tokio smol}
 VERSIONS=${VERSIONS:-tls1_3 tls1_2}
 TLS13_RESUMED_CONNECTIONS=${TLS13_RESUMED_CONNECTIONS:-300}
+KEY_TYPE=${KEY_TYPE:-ec}
 GATEWAY_PORT=18181
 NGINX_PORT=18182
 GATEWAY_OPS_PORT=18183
-# The suites both servers offer (rustls' ring defaults, ECDSA certificate).
-TLS12_CIPHERS=ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305
+# The suites both servers offer (rustls' ring defaults).
+if [[ $KEY_TYPE == rsa ]]; then
+    TLS12_CIPHERS=ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305
+else
+    TLS12_CIPHERS=ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305
+fi
 TLS13_SUITES=TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256
 WORK=$(mktemp -d)
 PIDS=()
@@ -39,10 +45,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One P-256 certificate for localhost, signed by a throwaway CA.
-openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/ca.key" 2>/dev/null
+# One certificate for localhost, signed by a throwaway CA.
+newkey() {
+    if [[ $KEY_TYPE == rsa ]]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null
+    else
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
+    fi
+}
+newkey "$WORK/ca.key"
 openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=bench CA" -days 2 -out "$WORK/ca.pem" 2>/dev/null
-openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/server.key" 2>/dev/null
+newkey "$WORK/server.key"
 openssl req -new -key "$WORK/server.key" -subj "/CN=localhost" -out "$WORK/server.csr" 2>/dev/null
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/ext.cnf"
 openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
