@@ -6,7 +6,7 @@
 #   bench/tls_handshakes.sh [BINARY]
 #
 # Environment: SECONDS_PER_RUN (10), RUNTIMES ("tokio smol"), VERSIONS
-# ("tls1_3 tls1_2"), TLS13_RESUMED_CONNECTIONS (300), KEY_TYPE (`ec`: P-256,
+# ("tls1_3 tls1_2"), KEY_TYPE (`ec`: P-256,
 # or `rsa`: RSA 2048, whose signature makes full handshakes far dearer). Needs openssl (the client: `openssl s_time`) and nginx.
 # Every server runs one worker (gateway --workers 1, nginx worker_processes 1).
 # Each run opens connections one after another for SECONDS_PER_RUN: `-new`
@@ -24,7 +24,6 @@ BIN=${1:-${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNTIMES=${RUNTIMES:-tokio smol}
 VERSIONS=${VERSIONS:-tls1_3 tls1_2}
-TLS13_RESUMED_CONNECTIONS=${TLS13_RESUMED_CONNECTIONS:-300}
 KEY_TYPE=${KEY_TYPE:-ec}
 GATEWAY_PORT=18181
 NGINX_PORT=18182
@@ -141,33 +140,44 @@ measure() { # NAME PORT PIDS...
 }
 
 # `openssl s_time -reuse` keeps the session before a TLS 1.3 ticket arrives,
-# so it never resumes TLS 1.3: those runs use one `openssl s_client` per
-# connection with the session saved by a first one. The rate is then the
-# client's process start-up, not the server's: only the CPU figure counts.
+# so it never resumes TLS 1.3: those runs use a Python (OpenSSL) client that
+# reads each answer, keeps the first connection's session and resumes it on
+# every following connection, one after another for SECONDS_PER_RUN.
 resumed_tls13() { # NAME PORT PIDS...
-    local name=$1 port=$2 i before after reused ticks start end
+    local name=$1 port=$2 before after out ticks
     shift 2
-    local request='GET / HTTP/1.0\r\n\r\n'
-    # shellcheck disable=SC2059
-    printf "$request" | openssl s_client -connect "127.0.0.1:$port" -tls1_3 -CAfile "$WORK/ca.pem" \
-        -sess_out "$WORK/session.pem" -ign_eof >/dev/null 2>&1 || true
     before=$(cpu_ticks "$@")
-    start=$(date +%s.%N)
-    reused=0
-    for i in $(seq "$TLS13_RESUMED_CONNECTIONS"); do
-        # shellcheck disable=SC2059
-        if printf "$request" | openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
-            -CAfile "$WORK/ca.pem" -sess_in "$WORK/session.pem" -ign_eof 2>/dev/null |
-            grep -q '^Reused, TLSv1.3'; then
-            reused=$((reused + 1))
-        fi
-    done
-    end=$(date +%s.%N)
+    out=$(python3 - "$port" "$WORK/ca.pem" "$SECONDS_PER_RUN" <<'PY'
+import socket, ssl, sys, time
+port, ca, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+def one(session=None):
+    tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                          server_hostname="localhost", session=session)
+    tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    try:
+        while tls.recv(4096):
+            pass
+    except ssl.SSLEOFError:
+        pass
+    kept, reused = tls.session, tls.session_reused
+    tls.close()
+    return kept, reused
+session, _ = one()
+start, count, reused = time.monotonic(), 0, 0
+while time.monotonic() - start < seconds:
+    reused += one(session)[1]
+    count += 1
+print(count, time.monotonic() - start, reused)
+PY
+    )
     after=$(cpu_ticks "$@")
     ticks=$((after - before))
-    awk -v name="$name" -v c="$TLS13_RESUMED_CONNECTIONS" -v r="$reused" -v t="$ticks" \
-        -v hz="$(getconf CLK_TCK)" -v s="$(awk -v a="$start" -v b="$end" 'BEGIN{print b-a}')" 'BEGIN {
-            printf "| %s | tls1_3 | resumed (%d of %d) | (%.0f, client-bound) | %.0f |\n", name, r, c, c / s, t / hz / c * 1e6
+    read -r count secs reused <<<"$out"
+    awk -v name="$name" -v c="$count" -v s="$secs" -v r="$reused" -v t="$ticks" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN {
+            printf "| %s | tls1_3 | resumed (%d of %d) | %.0f | %.0f |\n", name, r, c, c / s, t / hz / (c + 1) * 1e6
         }'
 }
 
