@@ -457,3 +457,50 @@ async fn a_key_that_is_not_the_certificates_stops_the_start(rt: Runtime) {
         "{err}"
     );
 }
+
+#[runtimes]
+async fn renewed_certificate_files_are_served_without_a_restart(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, first_der) = ca.issue(dir.path(), "site", &["localhost"]);
+    let (gw, https) = https_gateway(rt, &config_for(backend.addr), vec![files.clone()], |o| {
+        o.reload_interval = Duration::from_millis(50);
+    })
+    .await;
+    let trusting = Arc::new(ca.client(&[&TLS13, &TLS12]));
+    let tcp = TcpStream::connect(https).await.unwrap();
+    let mut open = tokio_rustls::TlsConnector::from(trusting)
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+
+    // A broken renewal is refused: the certificate in force stays.
+    std::fs::write(&files.cert, "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = https_get(https, &Arc::new(any_cert_client()), "localhost", "/api/x").await;
+    assert_eq!(r.status, 200);
+    assert!(r.leaf == first_der, "the certificate in force stays");
+
+    // A good one is served from the next handshakes on.
+    let (_, renewed_der) = ca.issue(dir.path(), "site", &["localhost"]);
+    within("the renewed certificate is served", async {
+        loop {
+            let r = https_get(https, &Arc::new(any_cert_client()), "localhost", "/api/x").await;
+            if r.leaf == renewed_der {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The connection opened before still works.
+    open.write_all(get("/api/still").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within("answer on the open connection", open.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 "));
+    drop(open);
+    gw.stop().await;
+}

@@ -21,7 +21,7 @@ use crate::store::InProcessStore;
 use crate::sync::{Sync, SyncSetupError};
 use crate::telemetry::Hub;
 use crate::telemetry::TelemetryTask;
-use crate::tls_server::{load_certificates, ServerTls, ServerTlsError};
+use crate::tls_server::{watch, CertError, ServerTls, ServerTlsError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 use portcullis_core::proxy::ConnSettings;
 
@@ -123,8 +123,12 @@ impl<R: Runtime> Gateway<R> {
         let https = match &options.https {
             Some(https) => {
                 let files = https.certificates.clone();
-                let certs = rt
-                    .blocking(move || load_certificates(&files))
+                let (content, certs) = rt
+                    .blocking(move || {
+                        let content = watch::read_files(&files)?;
+                        let certs = watch::parse(&files, &content)?;
+                        Ok::<_, CertError>((content, certs))
+                    })
                     .await
                     .map_err(ServerTlsError::Load)?
                     .map_err(ServerTlsError::from)?;
@@ -134,7 +138,7 @@ impl<R: Runtime> Gateway<R> {
                     addr: https.listen,
                     source,
                 })?;
-                Some((listener, addr, tls))
+                Some((listener, addr, tls, content))
             }
             None => None,
         };
@@ -231,7 +235,17 @@ impl<R: Runtime> Gateway<R> {
             conns: Default::default(),
         });
         let accept = Tracker::new();
-        let https = https.map(|(listener, addr, tls)| {
+        let https = https.map(|(listener, addr, tls, content)| {
+            if let Some(files) = options.https.as_ref().map(|h| h.certificates.clone()) {
+                rt.spawn(watch::watch_certificates(
+                    rt.clone(),
+                    files,
+                    content,
+                    tls.resolver().clone(),
+                    options.reload_interval,
+                    stop.clone(),
+                ));
+            }
             rt.spawn(tls_accept_loop(
                 rt.clone(),
                 listener,

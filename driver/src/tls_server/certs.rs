@@ -50,19 +50,33 @@ impl ServedCert {
     /// Loads a PEM chain (leaf first) and its PEM private key (PKCS#8, PKCS#1
     /// or SEC1). Blocking file IO: run it off the async threads.
     pub fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Self, CertError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| CertError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+        };
+        ServedCert::from_pem((cert, &read(cert)?), (key, &read(key)?), provider)
+    }
+
+    /// A served certificate from the PEM contents of `cert` and `key` (their
+    /// paths name them in errors).
+    pub fn from_pem(
+        (cert, pem): (&Path, &[u8]),
+        (key, key_pem): (&Path, &[u8]),
+        provider: &CryptoProvider,
+    ) -> Result<Self, CertError> {
         let file = |path: &Path, reason: String| CertError::File {
             path: path.to_owned(),
             reason,
         };
-        let pem = std::fs::read(cert).map_err(|e| file(cert, e.to_string()))?;
-        let chain = CertificateDer::pem_slice_iter(&pem)
+        let chain = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| file(cert, e.to_string()))?;
         if chain.is_empty() {
             return Err(file(cert, "no CERTIFICATE block".into()));
         }
-        let pem = std::fs::read(key).map_err(|e| file(key, e.to_string()))?;
-        let private = PrivateKeyDer::from_pem_slice(&pem)
+        let private = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| file(key, format!("no usable private key: {e}")))?;
         ServedCert::from_der(chain, private, provider).map_err(|reason| CertError::Unusable {
             cert: cert.to_owned(),

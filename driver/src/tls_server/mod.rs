@@ -23,6 +23,7 @@ use crate::stop::Stop;
 
 pub mod certs;
 pub mod peeked;
+pub mod watch;
 
 pub use certs::{CertError, CertResolver, CertSet, ServedCert};
 pub use peeked::Peeked;
