@@ -504,3 +504,43 @@ async fn renewed_certificate_files_are_served_without_a_restart(rt: Runtime) {
     drop(open);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_wants_one_key_per_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (one, _) = ca.issue(dir.path(), "one", &["localhost"]);
+    let (two, _) = ca.issue(dir.path(), "two", &["example.com"]);
+    let config_path = dir.path().join("gateway.json");
+    write_atomically(
+        &config_path,
+        &serde_json::to_vec(&config(1, vec![])).unwrap(),
+    );
+    let out = within(
+        "the binary exits",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("gateway")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+            .args(["--https-listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&one.cert)
+            .arg("--tls-cert")
+            .arg(&two.cert)
+            .arg("--tls-key")
+            .arg(&one.key)
+            .env_clear()
+            .envs(clean_env())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("one --tls-key per --tls-cert (got 2 certificates and 1 keys)"),
+        "{stderr}"
+    );
+}
