@@ -268,6 +268,29 @@ async fn tls_1_0_and_1_1_and_weak_suites_are_refused(rt: Runtime) {
         let out = answer_to(https, &client_hello(version, &modern)).await;
         assert_eq!(fatal_alert(&out), 70, "version {version:?}");
     }
+    // As TLS 1.0 and 1.1 clients (openssl's among them) send it, without
+    // signature_algorithms: refused before the version is looked at, with
+    // handshake_failure (40).
+    for version in [[3, 1], [3, 2]] {
+        let mut hello = client_hello(version, &modern);
+        // Drop the last extension (signature_algorithms, 12 bytes) and fix
+        // the three lengths that count it.
+        hello.truncate(hello.len() - 12);
+        for (at, width) in [(3usize, 2usize), (6, 3)] {
+            let mut n = 0usize;
+            for b in &hello[at..at + width] {
+                n = n << 8 | usize::from(*b);
+            }
+            n -= 12;
+            for i in 0..width {
+                hello[at + width - 1 - i] = (n >> (8 * i)) as u8;
+            }
+        }
+        let ext_len_at = hello.len() - 16 - 2;
+        hello[ext_len_at..ext_len_at + 2].copy_from_slice(&16u16.to_be_bytes());
+        let out = answer_to(https, &hello).await;
+        assert_eq!(fatal_alert(&out), 40, "version {version:?}");
+    }
     // TLS 1.2 with only CBC, static-RSA and 3DES suites (for ECDSA and RSA
     // keys alike): handshake_failure (40).
     let weak = [
@@ -289,7 +312,7 @@ async fn tls_1_0_and_1_1_and_weak_suites_are_refused(rt: Runtime) {
     wait_metric(
         &gw,
         "portcullis_tls_handshake_failures_total{reason=\"incompatible\"}",
-        3,
+        5,
     )
     .await;
     assert_eq!(backend.requests().len(), 0);
