@@ -1,13 +1,15 @@
 //! TLS at the edge: the HTTPS listener's rustls server (ring, TLS 1.2 and
 //! 1.3 only, ALPN `http/1.1`), its certificates chosen by SNI, session
 //! resumption, and the bounded handshake every accepted connection goes
-//! through before the connection pump sees its bytes. Written once over any
-//! runtime's [`Stream`].
+//! through before the connection pump sees its bytes (`peeked`: plain HTTP
+//! gets a 400), and renewed certificate files swapped in (`watch`). Written
+//! once over any runtime's [`Stream`].
 
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::rustls::crypto::{ring as ring_provider, CryptoProvider};
 use futures_rustls::rustls::server::ServerSessionMemoryCache;
 use futures_rustls::rustls::{self, HandshakeKind, ServerConfig};
@@ -16,8 +18,6 @@ use futures_rustls::TlsAcceptor;
 use portcullis_core::telemetry::prometheus::TlsFailure;
 
 use crate::options::CertificateFiles;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-
 use crate::runtime::{timeout_at, until_stopped, Runtime, Stream};
 use crate::stop::Stop;
 
