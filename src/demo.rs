@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use portcullis_management::{Management, ManagementOptions};
-use portcullis_runtime_tokio::{BackupKey, BackupOptions, GatewayOptions, ManagedOptions};
+use portcullis_runtime_tokio::{
+    BackupKey, BackupOptions, CertificateFiles, GatewayOptions, HttpsOptions, ManagedOptions,
+};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -32,6 +34,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("creating the demo's data directory")?;
     let data_dir = dir.path().join("management");
     let backup_dir = dir.path().join("gateway-backup");
+    // The gateway's HTTPS: a local CA and a certificate for localhost,
+    // 127.0.0.1 and ::1, in the demo's (owner-only) temporary directory.
+    let tls_dir = dir.path().join("gateway-tls");
+    std::fs::create_dir(&tls_dir).context("creating the demo's TLS directory")?;
+    let tls = portcullis_certs::ensure_local_tls(&tls_dir, "Portcullis demo CA")
+        .context("generating the demo's certificate")?;
 
     let mut options = ManagementOptions::new(
         free_or_fallback(args.management_listen).await,
@@ -60,6 +68,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut options = GatewayOptions::managed(managed);
     options.listen = free_or_fallback(args.listen).await;
     options.ops_listen = Some(free_or_fallback(args.ops_listen).await);
+    options.https = Some(HttpsOptions {
+        listen: free_or_fallback(args.https_listen).await,
+        certificates: vec![CertificateFiles {
+            cert: tls.server_cert.clone(),
+            key: tls.server_key.clone(),
+        }],
+    });
     args.tuning.apply(&mut options);
     let gateway = Gateway::start(args.runtime, options).await?;
     wait_ready(&gateway).await?;
@@ -74,6 +89,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?;
 
     println!("GATEWAY_URL={gateway_url}");
+    if let Some(https) = gateway.https_addr() {
+        println!("HTTPS_GATEWAY_URL=https://{https}");
+    }
+    println!("GATEWAY_CA={}", tls.ca_cert.display());
     println!("MANAGEMENT_URL={management_url}");
     println!("PORTAL_URL={management_url}/portal");
     println!("ADMIN_URL={management_url}/admin");
@@ -94,6 +113,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         seeded.subscription_key, seeded.keyed_path
     );
     println!("curl -i http://{addr}/{}/hello", seeded.open_path);
+    if let Some(https) = gateway.https_addr() {
+        println!(
+            "curl -i --cacert {} https://{https}/{}/hello",
+            tls.ca_cert.display(),
+            seeded.open_path
+        );
+    }
     println!("curl -s -H 'Authorization: Bearer {admin_token}' {management_url}/apis");
     println!("# the developer portal: sign up at PORTAL_URL, subscribe to a product, try an API;");
     println!("# the admin console: sign in at ADMIN_URL with ADMIN_TOKEN.");
@@ -130,6 +156,13 @@ impl Gateway {
         match self {
             Gateway::Tokio(g) => g.local_addr(),
             Gateway::Smol(g) => g.local_addr(),
+        }
+    }
+
+    fn https_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Tokio(g) => g.https_addr(),
+            Gateway::Smol(g) => g.https_addr(),
         }
     }
 

@@ -17,7 +17,7 @@ use portcullis_core::sync::signature::{parse_keys, PublicKey};
 use portcullis_core::telemetry::access_log::{
     AccessLog, LogFormat as AccessLogFormat, LogLevel, UnknownSetting,
 };
-use portcullis_driver::options::{ConfigOrigin, TelemetryOptions};
+use portcullis_driver::options::{CertificateFiles, ConfigOrigin, HttpsOptions, TelemetryOptions};
 use portcullis_runtime_tokio::{BackupKey, BackupOptions, Gateway, GatewayOptions, ManagedOptions};
 
 /// Portcullis: a self-hosted API gateway.
@@ -109,7 +109,52 @@ struct GatewayArgs {
     #[arg(long, default_value = "0.0.0.0:9090", env = "PORTCULLIS_OPS_LISTEN")]
     ops_listen: SocketAddr,
     #[command(flatten)]
+    https: HttpsArgs,
+    #[command(flatten)]
     tuning: Tuning,
+}
+
+/// The HTTPS listener (on when a certificate is given).
+#[derive(Debug, clap::Args)]
+struct HttpsArgs {
+    /// Address for API traffic over HTTPS (used when --tls-cert is given).
+    #[arg(long, default_value = "0.0.0.0:8081", env = "PORTCULLIS_HTTPS_LISTEN")]
+    https_listen: SocketAddr,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; repeat it (or
+    /// separate files with commas in the variable) for several hosts: the
+    /// certificate is chosen by SNI from its subjectAltName names (exact, then
+    /// wildcard), and the first one is the default.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT", value_delimiter = ',')]
+    tls_cert: Vec<PathBuf>,
+    /// PEM private key of each --tls-cert, in the same order.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY", value_delimiter = ',')]
+    tls_key: Vec<PathBuf>,
+}
+
+impl HttpsArgs {
+    /// The HTTPS listener's options; `None` without a certificate.
+    fn options(self) -> anyhow::Result<Option<HttpsOptions>> {
+        if self.tls_cert.len() != self.tls_key.len() {
+            anyhow::bail!(
+                "give one --tls-key per --tls-cert (got {} certificates and {} keys)",
+                self.tls_cert.len(),
+                self.tls_key.len()
+            );
+        }
+        if self.tls_cert.is_empty() {
+            return Ok(None);
+        }
+        let certificates = self
+            .tls_cert
+            .into_iter()
+            .zip(self.tls_key)
+            .map(|(cert, key)| CertificateFiles { cert, key })
+            .collect();
+        Ok(Some(HttpsOptions {
+            listen: self.https_listen,
+            certificates,
+        }))
+    }
 }
 
 /// Connected mode: the management plane, the token and the backup.
@@ -206,6 +251,14 @@ struct DemoArgs {
     /// Address for the gateway (falls back to a free port if this one is taken).
     #[arg(long, default_value = "127.0.0.1:8080", env = "PORTCULLIS_LISTEN")]
     listen: SocketAddr,
+    /// Address for the gateway's HTTPS, with a certificate from a generated
+    /// local CA (falls back to a free port if this one is taken).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8081",
+        env = "PORTCULLIS_HTTPS_LISTEN"
+    )]
+    https_listen: SocketAddr,
     /// Address for the operations endpoints (falls back to a free port).
     #[arg(long, default_value = "127.0.0.1:9090", env = "PORTCULLIS_OPS_LISTEN")]
     ops_listen: SocketAddr,
@@ -491,6 +544,7 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
     };
     options.listen = args.listen;
     options.ops_listen = Some(args.ops_listen);
+    options.https = args.https.options()?;
     args.tuning.apply(&mut options);
     let has_backup = matches!(&options.origin, ConfigOrigin::Managed(m) if m.backup.is_some());
     if options.telemetry.buffer_dir.is_some() && !has_backup {

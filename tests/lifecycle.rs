@@ -214,6 +214,8 @@ async fn demo_serves_the_sample_api(rt: Runtime) {
             "127.0.0.1:0",
             "--ops-listen",
             "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
             // Not the default 8090: the two runtimes' demos run at the same
             // time, and both would find it free before either binds it.
             "--management-listen",
@@ -267,6 +269,23 @@ async fn demo_serves_the_sample_api(rt: Runtime) {
     assert!(body["message"].as_str().is_some(), "{body}");
     assert_eq!(body["forwardedFor"], "127.0.0.1");
     assert_eq!(body["forwardedProto"], "http");
+
+    // HTTPS, trusting the CA the demo printed, as its curl --cacert line does.
+    let https: std::net::SocketAddr = vars
+        .get("HTTPS_GATEWAY_URL")
+        .expect("HTTPS_GATEWAY_URL printed")
+        .strip_prefix("https://")
+        .expect("https URL")
+        .parse()
+        .expect("HTTPS_GATEWAY_URL is host:port");
+    let ca = std::path::PathBuf::from(vars.get("GATEWAY_CA").expect("GATEWAY_CA printed"));
+    let client = std::sync::Arc::new(common::tls::client_trusting(&ca));
+    for name in ["localhost", "127.0.0.1"] {
+        let r = common::tls::https_get(https, &client, name, &format!("{path}/hello")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let body: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(body["forwardedProto"], "https", "{body}");
+    }
 
     // The keyed API, as the README's second curl line shows.
     if let (Some(keyed), Some(key)) = (vars.get("KEYED_API_PATH"), vars.get("SUBSCRIPTION_KEY")) {

@@ -81,6 +81,7 @@ mod tests {
                     dropped_queue: 0,
                     dropped_buffer: 0,
                     token: None,
+                    tls: None,
                 },
             )
         };

@@ -21,7 +21,9 @@ use crate::store::InProcessStore;
 use crate::sync::{Sync, SyncSetupError};
 use crate::telemetry::Hub;
 use crate::telemetry::TelemetryTask;
+use crate::tls_server::{watch, CertError, ServerTls, ServerTlsError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
+use portcullis_core::proxy::ConnSettings;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum GatewayError {
     /// The TLS client for `https://` backends could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    /// The HTTPS listener's certificates or TLS server could not be set up.
+    #[error("HTTPS listener: {0}")]
+    ServerTls(#[from] ServerTlsError),
     /// Connected mode could not be set up (URL, token, CA, backup directory).
     #[error(transparent)]
     Sync(#[from] SyncSetupError),
@@ -52,6 +57,7 @@ pub enum GatewayError {
 pub struct Gateway<R: Runtime> {
     rt: R,
     addr: SocketAddr,
+    https: Option<(SocketAddr, ServerTls)>,
     ops_addr: Option<SocketAddr>,
     config: Arc<SharedConfig>,
     stop: Stop,
@@ -114,6 +120,28 @@ impl<R: Runtime> Gateway<R> {
             addr: options.listen,
             source,
         })?;
+        let https = match &options.https {
+            Some(https) => {
+                let files = https.certificates.clone();
+                let (content, certs) = rt
+                    .blocking(move || {
+                        let content = watch::read_files(&files)?;
+                        let certs = watch::parse(&files, &content)?;
+                        Ok::<_, CertError>((content, certs))
+                    })
+                    .await
+                    .map_err(ServerTlsError::Load)?
+                    .map_err(ServerTlsError::from)?;
+                let tls = ServerTls::new(&certs)?;
+                let listener = bind(&rt, https.listen).await?;
+                let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+                    addr: https.listen,
+                    source,
+                })?;
+                Some((listener, addr, tls, content))
+            }
+            None => None,
+        };
         let ops = match options.ops_listen {
             Some(ops) => Some(bind(&rt, ops).await?),
             None => None,
@@ -127,6 +155,9 @@ impl<R: Runtime> Gateway<R> {
             &gateway_id,
             sync.as_ref().map(|s| s.instance_id()),
         )));
+        if https.is_some() {
+            hub.attach_tls();
+        }
         let settings = Arc::new(gateway_conn_settings(
             &options,
             config.clone(),
@@ -190,6 +221,10 @@ impl<R: Runtime> Gateway<R> {
                 stop.clone(),
             ));
         }
+        let https_settings = Arc::new(ConnSettings {
+            proto: "https",
+            ..(*settings).clone()
+        });
         let shared = Arc::new(Shared {
             settings,
             store,
@@ -200,6 +235,33 @@ impl<R: Runtime> Gateway<R> {
             conns: Default::default(),
         });
         let accept = Tracker::new();
+        let https = https.map(|(listener, addr, tls, content)| {
+            if let Some(files) = options.https.as_ref().map(|h| h.certificates.clone()) {
+                rt.spawn(watch::watch_certificates(
+                    rt.clone(),
+                    files,
+                    content,
+                    tls.resolver().clone(),
+                    options.reload_interval,
+                    stop.clone(),
+                ));
+            }
+            rt.spawn(tls_accept_loop(
+                rt.clone(),
+                listener,
+                TlsListener {
+                    tls: tls.clone(),
+                    settings: https_settings,
+                    hub: hub.clone(),
+                },
+                shared.clone(),
+                stop.clone(),
+                tracker.token(),
+                accept.token(),
+            ));
+            (addr, tls)
+        });
+        let https_addr = https.as_ref().map(|(addr, _)| *addr);
         rt.spawn(accept_loop(
             rt.clone(),
             listener,
@@ -209,12 +271,17 @@ impl<R: Runtime> Gateway<R> {
             accept.token(),
         ));
         match rt.log_name() {
-            Some(runtime) => tracing::info!(%addr, ops = ?ops_addr, runtime, "gateway listening"),
-            None => tracing::info!(%addr, ops = ?ops_addr, "gateway listening"),
+            Some(runtime) => {
+                tracing::info!(%addr, https = ?https_addr, ops = ?ops_addr, runtime, "gateway listening")
+            }
+            None => {
+                tracing::info!(%addr, https = ?https_addr, ops = ?ops_addr, "gateway listening")
+            }
         }
         Ok(Gateway {
             rt,
             addr,
+            https,
             ops_addr,
             config,
             stop,
@@ -229,6 +296,17 @@ impl<R: Runtime> Gateway<R> {
     /// The address API traffic is served on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address API traffic is served on over HTTPS, if enabled.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The HTTPS listener's TLS server, if enabled: its certificate resolver
+    /// swaps the served certificates without dropping connections.
+    pub fn server_tls(&self) -> Option<&ServerTls> {
+        self.https.as_ref().map(|(_, tls)| tls)
     }
 
     /// The address of the operations endpoints, if enabled.
@@ -316,8 +394,14 @@ async fn accept_loop<R: Runtime>(
             Ok((stream, peer)) => {
                 stream.set_nodelay();
                 let token = tracker.clone();
-                let serve =
-                    crate::conn::serve(rt.clone(), stream, peer, shared.clone(), stop.clone());
+                let serve = crate::conn::serve(
+                    rt.clone(),
+                    stream,
+                    peer,
+                    shared.settings.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                );
                 rt.spawn(async move {
                     let _token = token;
                     serve.await;
@@ -333,4 +417,84 @@ async fn accept_loop<R: Runtime>(
     // The port is closed before shutdown hears the loop has ended.
     drop(listener);
     drop(running);
+}
+
+/// What the HTTPS accept loop hands each connection besides the shared state.
+struct TlsListener {
+    tls: ServerTls,
+    /// The connections' settings (scheme `https`).
+    settings: Arc<ConnSettings>,
+    /// Where handshakes are counted.
+    hub: Arc<Hub>,
+}
+
+/// The HTTPS listener's accept loop: each connection's handshake runs in its
+/// own task, bounded by the header timeout, so a slow or silent client never
+/// holds up the next accept.
+async fn tls_accept_loop<R: Runtime>(
+    rt: R,
+    listener: R::Listener,
+    listener_tls: TlsListener,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+    tracker: Option<crate::stop::TaskToken>,
+    running: Option<crate::stop::TaskToken>,
+) {
+    let listener_tls = Arc::new(listener_tls);
+    loop {
+        let Some(accepted) = until_stopped(&stop, listener.accept()).await else {
+            break;
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                stream.set_nodelay();
+                let token = tracker.clone();
+                let serve = handshake_then_serve(
+                    rt.clone(),
+                    stream,
+                    peer,
+                    listener_tls.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                );
+                rt.spawn(async move {
+                    let _token = token;
+                    serve.await;
+                });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                sleep(&rt, Duration::from_millis(20)).await;
+            }
+        }
+    }
+    drop(listener);
+    drop(running);
+}
+
+/// One HTTPS connection: the handshake (bounded by the header timeout), then
+/// the same connection pump as plain HTTP over the TLS stream.
+async fn handshake_then_serve<R: Runtime>(
+    rt: R,
+    stream: R::Stream,
+    peer: SocketAddr,
+    listener: Arc<TlsListener>,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+) {
+    let deadline = rt.now() + shared.settings.timeouts.header_read;
+    match listener.tls.handshake(&rt, stream, deadline, &stop).await {
+        Ok(done) => {
+            listener.hub.count_handshake(done.resumed);
+            let settings = listener.settings.clone();
+            drop(listener);
+            // Boxed: the TLS session is large, and the pump's future holds it.
+            let client = Box::new(done.stream);
+            crate::conn::serve(rt, client, peer, settings, shared, stop).await;
+        }
+        Err(reason) => {
+            listener.hub.count_handshake_failure(reason);
+            tracing::debug!(%peer, reason = reason.as_str(), "TLS handshake failed");
+        }
+    }
 }

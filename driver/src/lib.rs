@@ -27,6 +27,7 @@ pub mod stop;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tls_server;
 pub mod upstream;
 
 pub use backup_file::BACKUP_FILE_NAME;
@@ -36,8 +37,8 @@ pub use disk::{Disk, OsDisk};
 pub use gateway::{Gateway, GatewayError};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use options::{
-    BackupOptions, ConfigOrigin, GatewayOptions, ManagedOptions, TelemetryOptions,
-    MAX_SNAPSHOT_BYTES,
+    BackupOptions, CertificateFiles, ConfigOrigin, GatewayOptions, HttpsOptions, ManagedOptions,
+    TelemetryOptions, DEFAULT_HTTPS_LISTEN, MAX_SNAPSHOT_BYTES,
 };
 pub use runtime::{Listener, Runtime, Stream, Timer};
 #[cfg(feature = "sabotage")]

@@ -30,6 +30,8 @@ pub enum ConfigOrigin {
 pub struct GatewayOptions {
     /// Address for API traffic (HTTP).
     pub listen: SocketAddr,
+    /// The HTTPS listener, if any (it needs a certificate).
+    pub https: Option<HttpsOptions>,
     /// Address for `/healthz` and `/readyz`, if any.
     pub ops_listen: Option<SocketAddr>,
     /// Where the configuration comes from.
@@ -55,6 +57,39 @@ pub struct GatewayOptions {
     /// Forward request header and trailer fields whose names contain `_`
     /// (dropped by default, as nginx's `underscores_in_headers off`).
     pub allow_underscores_in_headers: bool,
+}
+
+/// APIM's HTTPS port, where the HTTPS listener listens by default.
+pub const DEFAULT_HTTPS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8081);
+
+/// The HTTPS listener: where, and with which certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsOptions {
+    /// Address for API traffic over HTTPS.
+    pub listen: SocketAddr,
+    /// The certificates, chosen by SNI (exact name, then wildcard, then the
+    /// first, which is the default).
+    pub certificates: Vec<CertificateFiles>,
+}
+
+impl HttpsOptions {
+    /// On [`DEFAULT_HTTPS_LISTEN`] with `certificates`.
+    pub fn new(certificates: Vec<CertificateFiles>) -> Self {
+        HttpsOptions {
+            listen: DEFAULT_HTTPS_LISTEN,
+            certificates,
+        }
+    }
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// The chain.
+    pub cert: PathBuf,
+    /// The key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// What a gateway does with the telemetry of its requests (metrics are always
@@ -107,6 +142,7 @@ impl GatewayOptions {
     fn with_origin(origin: ConfigOrigin) -> Self {
         GatewayOptions {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            https: None,
             ops_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
             origin,
             reload_interval: Duration::from_secs(1),

@@ -2,14 +2,10 @@
 //! and server certificate generated once into `<data>/tls/` for trials.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
@@ -50,50 +46,16 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// rcgen could not generate the self-signed certificates.
-    #[error("generating the self-signed certificate: {0}")]
-    Generate(#[from] rcgen::Error),
+    /// The self-signed certificates could not be generated or written.
+    #[error(transparent)]
+    SelfSigned(#[from] portcullis_certs::LocalTlsError),
     /// rustls refused the certificate or key.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
 }
 
 /// The files of the self-signed setup, inside `<data>/tls/`.
-#[derive(Debug, Clone)]
-pub struct SelfSignedPaths {
-    /// The CA certificate clients trust (`ca.pem`).
-    pub ca_cert: PathBuf,
-    /// The CA's private key (`ca-key.pem`).
-    pub ca_key: PathBuf,
-    /// The server certificate (`server.pem`).
-    pub server_cert: PathBuf,
-    /// The server's private key (`server-key.pem`).
-    pub server_key: PathBuf,
-}
-
-impl SelfSignedPaths {
-    /// The paths under `<data_dir>/tls/`.
-    pub fn new(data_dir: &Path) -> Self {
-        let dir = data_dir.join("tls");
-        SelfSignedPaths {
-            ca_cert: dir.join("ca.pem"),
-            ca_key: dir.join("ca-key.pem"),
-            server_cert: dir.join("server.pem"),
-            server_key: dir.join("server-key.pem"),
-        }
-    }
-
-    fn all_exist(&self) -> bool {
-        [
-            &self.ca_cert,
-            &self.ca_key,
-            &self.server_cert,
-            &self.server_key,
-        ]
-        .iter()
-        .all(|p| p.is_file())
-    }
-}
+pub use portcullis_certs::LocalTlsPaths as SelfSignedPaths;
 
 /// A ready rustls server configuration and, for the self-signed mode, the CA to trust.
 pub struct ServerTls {
@@ -123,58 +85,15 @@ pub fn server_tls(mode: &TlsMode, data_dir: &Path) -> Result<Option<ServerTls>, 
 
 /// Generates the CA and server certificate into `<data_dir>/tls/` unless they are all there.
 pub fn ensure_self_signed(data_dir: &Path) -> Result<SelfSignedPaths, TlsError> {
-    let paths = SelfSignedPaths::new(data_dir);
-    if paths.all_exist() {
-        tracing::debug!(ca = %paths.ca_cert.display(), "reusing the self-signed certificate");
-        return Ok(paths);
-    }
     let dir = data_dir.join("tls");
     crate::data_dir::create_private_dir(&dir).map_err(|source| TlsError::Io {
         path: dir.clone(),
         source,
     })?;
-
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    let mut ca_name = DistinguishedName::new();
-    ca_name.push(DnType::CommonName, "Portcullis management self-signed CA");
-    ca_name.push(DnType::OrganizationName, "Portcullis");
-    ca_params.distinguished_name = ca_name;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, &ca_key);
-
-    let server_key = KeyPair::generate()?;
-    let mut server_params = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ])?;
-    let mut server_name = DistinguishedName::new();
-    server_name.push(DnType::CommonName, "localhost");
-    server_params.distinguished_name = server_name;
-    server_params.is_ca = IsCa::ExplicitNoCa;
-    server_params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server_params.use_authority_key_identifier_extension = true;
-    let server_cert = server_params.signed_by(&server_key, &issuer)?;
-
-    // Keys first, the CA certificate last: a run interrupted half-way leaves a set
-    // that `all_exist` refuses, so the next run generates a fresh one.
-    write_file(&paths.server_key, server_key.serialize_pem().as_bytes())?;
-    write_file(&paths.ca_key, ca_key.serialize_pem().as_bytes())?;
-    write_file(&paths.server_cert, server_cert.pem().as_bytes())?;
-    write_file(&paths.ca_cert, ca_cert.pem().as_bytes())?;
-    tracing::info!(ca = %paths.ca_cert.display(), "generated a self-signed certificate");
-    Ok(paths)
+    Ok(portcullis_certs::ensure_local_tls(
+        &dir,
+        "Portcullis management self-signed CA",
+    )?)
 }
 
 /// Loads a PEM certificate chain and private key into a rustls server configuration.
@@ -220,28 +139,6 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, readable by its
-/// owner only (the certificates too: everything in the data directory is).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension("pem.tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(crate::data_dir::FILE_MODE);
-    }
-    let mut file = options.open(&tmp).map_err(io_err)?;
-    file.write_all(bytes).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_err)
 }
 
 #[cfg(test)]

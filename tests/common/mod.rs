@@ -18,6 +18,7 @@ pub mod browser;
 pub mod managed;
 pub mod memory;
 pub mod policy_docs;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -187,6 +188,14 @@ impl Gateway {
         match self {
             Gateway::Tokio(g) => g.ops_addr(),
             Gateway::Smol(g) => g.ops_addr(),
+        }
+    }
+
+    /// The HTTPS listener's address, if it has one.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Tokio(g) => g.https_addr(),
+            Gateway::Smol(g) => g.https_addr(),
         }
     }
 

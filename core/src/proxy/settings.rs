@@ -39,13 +39,16 @@ impl Default for Timeouts {
     }
 }
 
-/// Settings of one listener, shared by its connections.
+/// Settings of one listener, shared by its connections (cloned for a second
+/// listener that differs only in [`ConnSettings::proto`]).
+#[derive(Clone)]
 pub struct ConnSettings {
     /// Message size limits for client requests.
     pub limits: Limits,
     /// Timeouts.
     pub timeouts: Timeouts,
-    /// Scheme clients use on this listener (`http` or `https`), for X-Forwarded-Proto.
+    /// Scheme clients use on this listener (`http` or `https`): the `protocols`
+    /// check, `context.Request.OriginalUrl.Scheme` and X-Forwarded-Proto.
     pub proto: &'static str,
     /// Where the configuration comes from.
     pub config: Arc<dyn ConfigSource>,
@@ -74,6 +77,7 @@ impl std::fmt::Debug for ConnSettings {
 
 /// What policies need from the gateway besides the configuration: its identity,
 /// wall-clock time, request ids and randomness, all derived from inputs.
+#[derive(Clone)]
 pub struct PolicyEnv {
     /// `context.Deployment.GatewayId`.
     pub gateway_id: Arc<str>,

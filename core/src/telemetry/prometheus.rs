@@ -17,7 +17,9 @@
 //! connected mode `portcullis_gateway_token_expiry_seconds` (the Unix expiry of the
 //! token in use), `portcullis_gateway_token_refusals_total{reason}` (`expired`,
 //! `bad_signature`, `unknown_gateway`, `other`) and
-//! `portcullis_gateway_token_renewals_total`.
+//! `portcullis_gateway_token_renewals_total`; with an HTTPS listener,
+//! `portcullis_tls_handshakes_total{kind}` (`full`, `resumed`) and
+//! `portcullis_tls_handshake_failures_total{reason}` (see [`TlsFailure`]).
 
 use std::fmt::Write;
 
@@ -41,6 +43,62 @@ pub struct GatewayGauges {
     pub dropped_buffer: u64,
     /// The gateway token's values, in connected mode.
     pub token: Option<TokenGauges>,
+    /// The HTTPS listener's handshake counts, when there is one.
+    pub tls: Option<TlsGauges>,
+}
+
+/// Why a client's TLS handshake failed, as `/metrics` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The client did not finish within the header timeout.
+    Timeout,
+    /// The client closed or reset the connection during the handshake.
+    Closed,
+    /// No TLS version, cipher suite, group or ALPN protocol in common (TLS 1.0
+    /// and 1.1 clients, weak suites).
+    Incompatible,
+    /// What arrived is not TLS (plain HTTP sent to the HTTPS port, say).
+    NotTls,
+    /// Anything else (a bad certificate alert from the client, say).
+    Other,
+}
+
+impl TlsFailure {
+    /// Every reason, in the order of [`TlsGauges::failures`].
+    pub const ALL: [TlsFailure; 5] = [
+        TlsFailure::Timeout,
+        TlsFailure::Closed,
+        TlsFailure::Incompatible,
+        TlsFailure::NotTls,
+        TlsFailure::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsFailure::Timeout => "timeout",
+            TlsFailure::Closed => "closed",
+            TlsFailure::Incompatible => "incompatible",
+            TlsFailure::NotTls => "not_tls",
+            TlsFailure::Other => "other",
+        }
+    }
+
+    /// Its index in [`TlsGauges::failures`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Handshake counts of the HTTPS listener since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsGauges {
+    /// Full handshakes completed.
+    pub full: u64,
+    /// Resumed handshakes completed (session ticket or session id).
+    pub resumed: u64,
+    /// Failed handshakes, by [`TlsFailure::ALL`].
+    pub failures: [u64; 5],
 }
 
 /// Writes a label value with Prometheus' escapes.
@@ -182,7 +240,29 @@ pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
     if let Some(token) = &gauges.token {
         token_gauges(&mut out, token);
     }
+    if let Some(tls) = &gauges.tls {
+        tls_gauges(&mut out, tls);
+    }
     out
+}
+
+fn tls_gauges(out: &mut String, tls: &TlsGauges) {
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_tls_handshakes_total TLS handshakes completed on the HTTPS listener.\n# TYPE portcullis_tls_handshakes_total counter\nportcullis_tls_handshakes_total{{kind=\"full\"}} {}\nportcullis_tls_handshakes_total{{kind=\"resumed\"}} {}",
+        tls.full, tls.resumed
+    );
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_tls_handshake_failures_total TLS handshakes on the HTTPS listener that failed.\n# TYPE portcullis_tls_handshake_failures_total counter"
+    );
+    for (reason, n) in TlsFailure::ALL.iter().zip(tls.failures) {
+        let _ = writeln!(
+            out,
+            "portcullis_tls_handshake_failures_total{{reason=\"{}\"}} {n}",
+            reason.as_str()
+        );
+    }
 }
 
 fn token_gauges(out: &mut String, token: &TokenGauges) {
@@ -239,9 +319,18 @@ mod tests {
                     refusals: [3, 0, 0, 1],
                     renewals: 2,
                 }),
+                tls: Some(TlsGauges {
+                    full: 3,
+                    resumed: 5,
+                    failures: [0, 0, 2, 0, 0],
+                }),
             },
         );
         for line in [
+            "portcullis_tls_handshakes_total{kind=\"full\"} 3\n",
+            "portcullis_tls_handshakes_total{kind=\"resumed\"} 5\n",
+            "portcullis_tls_handshake_failures_total{reason=\"incompatible\"} 2\n",
+            "portcullis_tls_handshake_failures_total{reason=\"timeout\"} 0\n",
             "portcullis_gateway_token_expiry_seconds 1900000000\n",
             "portcullis_gateway_token_refusals_total{reason=\"expired\"} 3\n",
             "portcullis_gateway_token_refusals_total{reason=\"other\"} 1\n",

@@ -46,7 +46,8 @@ thread_local! {
 /// What every client connection of a gateway shares: the backend pool, the
 /// callout client and the one-way calls in flight.
 pub struct Shared<R: Runtime> {
-    /// The settings of every connection.
+    /// The settings of the HTTP listener's connections (the HTTPS listener's
+    /// differ only in their scheme).
     pub settings: Arc<ConnSettings>,
     /// The policies' shared state (counters, cache, slots, key sets).
     pub store: Arc<InProcessStore>,
@@ -119,11 +120,14 @@ enum Step {
     ClientGone,
 }
 
-/// Serves a client connection until it closes.
-pub async fn serve<R: Runtime>(
+/// Serves a client connection until it closes: `client` is the accepted TCP
+/// stream, or the TLS stream over it on the HTTPS listener, whose `settings`
+/// say `https`.
+pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     rt: R,
-    mut client: R::Stream,
+    mut client: S,
     peer: SocketAddr,
+    settings: Arc<ConnSettings>,
     shared: Arc<Shared<R>>,
     stop: Stop,
 ) {
@@ -131,7 +135,7 @@ pub async fn serve<R: Runtime>(
     // Gives back, when the connection ends, any concurrency slot it still holds.
     let mut store = shared.store.session();
     let ids = IdSeq::new(shared.conns.fetch_add(1, Ordering::Relaxed));
-    let mut conn = ProxyConn::new(shared.settings.clone(), &ip, ids, rt.now());
+    let mut conn = ProxyConn::new(settings, &ip, ids, rt.now());
     let mut upstream: Option<UpstreamConn<R>> = None;
     let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
     let mut armed: Option<Instant> = None;
@@ -178,6 +182,10 @@ pub async fn serve<R: Runtime>(
                     }
                     Poll::Pending => break,
                 }
+            }
+            // TLS keeps records it could not send yet; plain TCP has nothing to flush.
+            if let Poll::Ready(Err(_)) = Pin::new(&mut client).poll_flush(cx) {
+                return Poll::Ready(Step::ClientGone);
             }
             if let Some(up) = upstream.as_mut() {
                 while !conn.upstream_pending().is_empty() {
@@ -270,12 +278,19 @@ pub async fn serve<R: Runtime>(
 /// Writes the last bytes and closes; with `linger`, closes our side first and drains
 /// the client's for a moment so a final error response is read rather than lost to a
 /// reset.
-async fn close_client<R: Runtime>(rt: &R, client: &mut R::Stream, pending: &[u8], linger: bool) {
+async fn close_client<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
+    rt: &R,
+    client: &mut S,
+    pending: &[u8],
+    linger: bool,
+) {
     let _ = crate::runtime::timeout(rt, LINGER, async {
-        if client.write_all(pending).await.is_err() || client.flush().await.is_err() || !linger {
+        if client.write_all(pending).await.is_err() || client.flush().await.is_err() {
             return;
         }
-        if client.close().await.is_err() {
+        // On TLS this sends close_notify, so a client reading to the end can
+        // tell the end from a cut.
+        if client.close().await.is_err() || !linger {
             return;
         }
         // Drained through the thread's scratch buffer: a buffer here would be part

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::sync::credential::Credential;
 use portcullis_core::telemetry::metrics::{Metrics, Observation};
-use portcullis_core::telemetry::prometheus::{self, GatewayGauges};
+use portcullis_core::telemetry::prometheus::{self, GatewayGauges, TlsFailure, TlsGauges};
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::{RecordSink, TelemetrySettings};
 
@@ -33,6 +33,16 @@ pub struct Hub {
     dropped_buffer: AtomicU64,
     /// The gateway token in use (connected mode), for its gauges.
     token: OnceLock<Arc<Credential>>,
+    /// The HTTPS listener's handshake counts, once it is attached.
+    tls: OnceLock<TlsCounters>,
+}
+
+/// Handshake counts of the HTTPS listener, counted without a lock.
+#[derive(Debug, Default)]
+struct TlsCounters {
+    full: AtomicU64,
+    resumed: AtomicU64,
+    failures: [AtomicU64; TlsFailure::ALL.len()],
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +97,26 @@ impl Hub {
         let _ = self.token.set(credential);
     }
 
+    /// Shows the HTTPS listener's handshake counts in `/metrics` (from zero).
+    pub fn attach_tls(&self) {
+        let _ = self.tls.set(TlsCounters::default());
+    }
+
+    /// Counts a completed handshake (`resumed`: from a ticket or the session cache).
+    pub fn count_handshake(&self, resumed: bool) {
+        if let Some(tls) = self.tls.get() {
+            let n = if resumed { &tls.resumed } else { &tls.full };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failed handshake.
+    pub fn count_handshake_failure(&self, reason: TlsFailure) {
+        if let Some(tls) = self.tls.get() {
+            tls.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// A copy of the aggregated metrics.
     pub fn metrics(&self) -> Metrics {
         lock(&self.metrics).clone()
@@ -132,6 +162,11 @@ impl Hub {
                 dropped_queue: self.dropped_queue.load(Ordering::Relaxed),
                 dropped_buffer: self.dropped_buffer.load(Ordering::Relaxed),
                 token: self.token.get().map(|c| c.gauges()),
+                tls: self.tls.get().map(|t| TlsGauges {
+                    full: t.full.load(Ordering::Relaxed),
+                    resumed: t.resumed.load(Ordering::Relaxed),
+                    failures: std::array::from_fn(|i| t.failures[i].load(Ordering::Relaxed)),
+                }),
             },
         )
     }
