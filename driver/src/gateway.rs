@@ -1,6 +1,7 @@
 //! The gateway: listeners, connection tasks, configuration reload and graceful
 //! shutdown, on any [`Runtime`].
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -246,15 +247,29 @@ impl<R: Runtime> Gateway<R> {
                     stop.clone(),
                 ));
             }
-            rt.spawn(tls_accept_loop(
+            let per_conn = Arc::new(TlsListener {
+                tls: tls.clone(),
+                settings: https_settings,
+                hub: hub.clone(),
+            });
+            let (conn_rt, conn_shared, conn_stop) = (rt.clone(), shared.clone(), stop.clone());
+            // Each handshake runs in the connection's own task, bounded by the
+            // header timeout, so a slow or silent client never holds up the
+            // next accept.
+            let serve = move |stream, peer| {
+                handshake_then_serve(
+                    conn_rt.clone(),
+                    stream,
+                    peer,
+                    per_conn.clone(),
+                    conn_shared.clone(),
+                    conn_stop.clone(),
+                )
+            };
+            rt.spawn(accept_loop(
                 rt.clone(),
                 listener,
-                TlsListener {
-                    tls: tls.clone(),
-                    settings: https_settings,
-                    hub: hub.clone(),
-                },
-                shared.clone(),
+                serve,
                 stop.clone(),
                 tracker.token(),
                 accept.token(),
@@ -262,10 +277,21 @@ impl<R: Runtime> Gateway<R> {
             (addr, tls)
         });
         let https_addr = https.as_ref().map(|(addr, _)| *addr);
+        let (conn_rt, conn_stop) = (rt.clone(), stop.clone());
+        let serve = move |stream, peer| {
+            crate::conn::serve(
+                conn_rt.clone(),
+                stream,
+                peer,
+                shared.settings.clone(),
+                shared.clone(),
+                conn_stop.clone(),
+            )
+        };
         rt.spawn(accept_loop(
             rt.clone(),
             listener,
-            shared,
+            serve,
             stop.clone(),
             tracker.token(),
             accept.token(),
@@ -378,14 +404,21 @@ async fn bind<R: Runtime>(rt: &R, addr: SocketAddr) -> Result<R::Listener, Gatew
         .map_err(|source| GatewayError::Bind { addr, source })
 }
 
-async fn accept_loop<R: Runtime>(
+/// An accept loop: each accepted connection runs `serve` in a task of its
+/// own (tracked, so shutdown waits for it) until `stop`; the port is closed
+/// before shutdown hears the loop has ended. Plain HTTP and HTTPS share it.
+async fn accept_loop<R, F, Fut>(
     rt: R,
     listener: R::Listener,
-    shared: Arc<Shared<R>>,
+    serve: F,
     stop: Stop,
     tracker: Option<crate::stop::TaskToken>,
     running: Option<crate::stop::TaskToken>,
-) {
+) where
+    R: Runtime,
+    F: Fn(R::Stream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         let Some(accepted) = until_stopped(&stop, listener.accept()).await else {
             break;
@@ -394,14 +427,7 @@ async fn accept_loop<R: Runtime>(
             Ok((stream, peer)) => {
                 stream.set_nodelay();
                 let token = tracker.clone();
-                let serve = crate::conn::serve(
-                    rt.clone(),
-                    stream,
-                    peer,
-                    shared.settings.clone(),
-                    shared.clone(),
-                    stop.clone(),
-                );
+                let serve = serve(stream, peer);
                 rt.spawn(async move {
                     let _token = token;
                     serve.await;
@@ -414,7 +440,6 @@ async fn accept_loop<R: Runtime>(
             }
         }
     }
-    // The port is closed before shutdown hears the loop has ended.
     drop(listener);
     drop(running);
 }
@@ -426,50 +451,6 @@ struct TlsListener {
     settings: Arc<ConnSettings>,
     /// Where handshakes are counted.
     hub: Arc<Hub>,
-}
-
-/// The HTTPS listener's accept loop: each connection's handshake runs in its
-/// own task, bounded by the header timeout, so a slow or silent client never
-/// holds up the next accept.
-async fn tls_accept_loop<R: Runtime>(
-    rt: R,
-    listener: R::Listener,
-    listener_tls: TlsListener,
-    shared: Arc<Shared<R>>,
-    stop: Stop,
-    tracker: Option<crate::stop::TaskToken>,
-    running: Option<crate::stop::TaskToken>,
-) {
-    let listener_tls = Arc::new(listener_tls);
-    loop {
-        let Some(accepted) = until_stopped(&stop, listener.accept()).await else {
-            break;
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                stream.set_nodelay();
-                let token = tracker.clone();
-                let serve = handshake_then_serve(
-                    rt.clone(),
-                    stream,
-                    peer,
-                    listener_tls.clone(),
-                    shared.clone(),
-                    stop.clone(),
-                );
-                rt.spawn(async move {
-                    let _token = token;
-                    serve.await;
-                });
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "accept failed");
-                sleep(&rt, Duration::from_millis(20)).await;
-            }
-        }
-    }
-    drop(listener);
-    drop(running);
 }
 
 /// One HTTPS connection: the handshake (bounded by the header timeout), then
