@@ -3,8 +3,11 @@
 # machine, unlike wall-clock or CPU time. See BENCHMARKS.md.
 #
 #   bench/callgrind.sh [BINARY]        both runtimes, keep-alive
+#   CONNECTION=close bench/callgrind.sh [BINARY]   a new connection per request
 #
-# Environment: REQUESTS (2000), WARMUP_REQUESTS (200), RUNTIMES ("tokio smol").
+# Environment: REQUESTS (2000), WARMUP_REQUESTS (200), RUNTIMES ("tokio smol"),
+# CONNECTION (keep-alive, or close: each request on a connection of its own,
+# `Connection: close`, so accepting and closing are counted too).
 # Needs nginx (the backend) and valgrind. The gateway runs under callgrind,
 # uninstrumented; after the warm-up, instrumentation is switched on, REQUESTS
 # requests are sent one after another on one keep-alive connection, and the
@@ -53,16 +56,23 @@ nginx -p "$WORK/" -c "$WORK/backend.conf" -e "$WORK/error.log" &
 PIDS+=($!)
 sed "s/127.0.0.1:18000/127.0.0.1:$BACKEND_PORT/" "$BENCH_DIR/gateway.json" >"$WORK/gateway.json"
 
-client() { # PORT COUNT: COUNT GETs on one keep-alive connection
-    python3 - "$1" "$2" <<'PY'
+CONNECTION=${CONNECTION:-keep-alive}
+client() { # PORT COUNT: COUNT GETs, on one keep-alive connection or one each
+    python3 - "$1" "$2" "$CONNECTION" <<'PY'
 import http.client, sys
-port, count = int(sys.argv[1]), int(sys.argv[2])
+port, count, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for _ in range(count):
-    c.request("GET", "/bench/item")
+    if mode == "close":
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("GET", "/bench/item", headers={"Connection": "close"})
+    else:
+        c.request("GET", "/bench/item")
     r = c.getresponse()
     r.read()
     assert r.status == 200, r.status
+    if mode == "close":
+        c.close()
 PY
 }
 
@@ -99,5 +109,5 @@ for rt in $RUNTIMES; do
         total=$((total + ${n:-0}))
     done
     [[ -n ${KEEP_DIR:-} ]] && cp "$out"* "$KEEP_DIR/"
-    echo "$rt: $((total / REQUESTS)) instructions per request ($REQUESTS requests, keep-alive)"
+    echo "$rt: $((total / REQUESTS)) instructions per request ($REQUESTS requests, $CONNECTION)"
 done
