@@ -10,22 +10,10 @@ mod common;
 
 use common::memory::*;
 use common::policy_docs::{
-    assert_apim_error, base64, cfg, inbound, papi, policies, unix_now, LAST_ERROR_HEADER,
+    assert_apim_error, base64, cfg, inbound, mint, papi, policies, unix_now, JWT_SECRET,
+    LAST_ERROR_HEADER,
 };
-use serde_json::{json, Value};
-
-const JWT_SECRET: &[u8] = b"portcullis-end-to-end-secret-0123456789";
-
-fn mint(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .expect("mint token")
-}
+use serde_json::json;
 
 #[test]
 fn validate_jwt_with_an_inline_hs256_key() {

@@ -16,19 +16,6 @@ use common::policy_docs::*;
 use common::*;
 use serde_json::{json, Value};
 
-const JWT_SECRET: &[u8] = b"portcullis-end-to-end-secret-0123456789";
-
-fn mint(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .expect("mint token")
-}
-
 /// The issuer the identity provider's configuration names.
 const IDP_ISSUER: &str = "https://idp.test/";
 
