@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod callout;
+pub mod cert;
 pub mod config;
 pub mod expr;
 pub mod http;

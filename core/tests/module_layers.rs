@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// before it, never one listed after it.
 const LAYERS: &[&str] = &[
     "machine",
+    "cert",
     "pool",
     "http",
     "expr",

@@ -9,6 +9,7 @@ mod compiled;
 mod error;
 mod model;
 pub mod reload;
+mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -23,4 +24,5 @@ pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
+pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};
 pub use reload::{ConfigReload, FileStamp, Reload};

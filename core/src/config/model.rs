@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls::{BackendTls, CaCertificate, Certificate, Hostname};
 use super::ConfigError;
 pub use crate::http::service_url::Scheme;
 use crate::router::{ApiSource, OperationSource};
@@ -36,6 +37,16 @@ pub struct Snapshot {
     /// Policy fragments that documents include with `<include-fragment>`.
     #[serde(default)]
     pub fragments: Vec<PolicyFragment>,
+    /// Certificates with their private keys (custom hostnames, client
+    /// certificates presented to backends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+    /// Trusted CAs for client certificates and backends, with their CRLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<CaCertificate>,
+    /// The custom hostnames of the HTTPS listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<Hostname>,
     /// The identity of the management store the snapshot came from (made when its
     /// database was created): a restored database can reach the same revision
     /// with other content, so the revision alone does not identify content.
@@ -188,6 +199,11 @@ pub struct Api {
     /// Request records of this API: on or off, and the share kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<ApiTelemetry>,
+    /// Answer a request that came over `http` with a redirect to the same URL
+    /// over `https` (301 for GET and HEAD, 308 otherwise), when the API
+    /// accepts only `https`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub https_redirect: bool,
 }
 
 /// An API's request-record settings (APIM's diagnostics sampling). Metrics
@@ -265,6 +281,9 @@ pub struct Backend {
     pub description: String,
     /// Base URL of the upstream.
     pub url: String,
+    /// How an `https://` URL's TLS is checked, and the certificate presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
 }
 
 /// A name and value for `{{name}}` substitution; a secret value is never printed.

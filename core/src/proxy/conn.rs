@@ -18,6 +18,7 @@ use bytes::{Buf, BytesMut};
 use super::admission::{admit, Admission, Admitted, Gate, KeyStrip, Refusal};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::{ConnSettings, IdSeq};
+use crate::cert::ClientCertificate;
 use crate::http::percent::decode;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
@@ -294,6 +295,8 @@ struct Exchange {
 pub struct ProxyConn {
     settings: Arc<ConnSettings>,
     client_ip: Box<str>,
+    /// The certificate the client sent during the TLS handshake, if any.
+    client_cert: Option<Arc<ClientCertificate>>,
     client_in: BytesMut,
     client_out: BytesMut,
     upstream_in: BytesMut,
@@ -338,6 +341,7 @@ impl ProxyConn {
         ProxyConn {
             settings,
             client_ip: client_ip.into(),
+            client_cert: None,
             // Buffers are allocated when bytes arrive, not before.
             client_in: BytesMut::new(),
             client_out: BytesMut::new(),
@@ -363,6 +367,19 @@ impl ProxyConn {
             read_total: 0,
             written_total: 0,
         }
+    }
+
+    /// Sets the certificate the client sent during the TLS handshake (on the
+    /// HTTPS listener, before the first bytes): `context.Request.Certificate`
+    /// and `validate-client-certificate` read it for every request of the
+    /// connection.
+    pub fn set_client_certificate(&mut self, cert: Option<Arc<ClientCertificate>>) {
+        self.client_cert = cert;
+    }
+
+    /// The certificate the client sent during the TLS handshake, if any.
+    pub fn client_certificate(&self) -> Option<&Arc<ClientCertificate>> {
+        self.client_cert.as_ref()
     }
 
     // ----- what the adapter asks -----

@@ -249,6 +249,11 @@ impl State {
             products,
             policy: self.global_policy.as_ref().map(|p| p.xml.clone()),
             fragments: self.fragments().collect(),
+            // Filled in by the certificate work (issue 17): the certificates and
+            // CAs a gateway needs, and its custom hostnames.
+            certificates: Vec::new(),
+            ca_certificates: Vec::new(),
+            hostnames: Vec::new(),
             store_id: None,
             digest: None,
         }
