@@ -285,10 +285,13 @@ impl CompiledConfig {
 /// client-certificate checks; what cannot be read is logged and left out.
 fn certificate_store(snapshot: &Snapshot) -> CertificateStore {
     let (store, skipped) = CertificateStore::build(
-        snapshot
-            .ca_certificates
-            .iter()
-            .map(|c| (c.id.as_str(), c.certificate_pem.as_str(), c.crl_pem.as_deref())),
+        snapshot.ca_certificates.iter().map(|c| {
+            (
+                c.id.as_str(),
+                c.certificate_pem.as_str(),
+                c.crl_pem.as_deref(),
+            )
+        }),
         snapshot
             .certificates
             .iter()

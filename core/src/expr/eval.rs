@@ -9,8 +9,7 @@ use bytes::Bytes;
 
 use super::area::context::ExprContext;
 use super::area::{
-    certificate, collections, context, convert, crypto, datetime, json, jwt, math, regex,
-    strings,
+    certificate, collections, context, convert, crypto, datetime, json, jwt, math, regex, strings,
 };
 use super::ast::BinOp;
 use super::compile::Compiled;

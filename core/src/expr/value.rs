@@ -9,8 +9,8 @@ use super::datetime;
 use super::json;
 use super::jwt::Jwt;
 use super::regexp::{DotnetRegex, GroupData, MatchData};
-use crate::cert::ClientCertificate;
 use super::Response;
+use crate::cert::ClientCertificate;
 
 /// A value an expression produces or a variable holds.
 #[derive(Debug, Clone, PartialEq)]

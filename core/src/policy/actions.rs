@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::attrs;
-use super::concurrency::LimitConcurrency;
 use super::client_cert::ValidateClientCertificate;
+use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
 use super::error::PolicyError;
 use super::ip_filter::IpFilter;

@@ -67,7 +67,9 @@ impl CertificateStore {
             let ders = match pem_certs(pem) {
                 Ok(d) if !d.is_empty() => d,
                 _ => {
-                    skipped.push(format!("CA certificate `{id}`: no readable PEM certificate"));
+                    skipped.push(format!(
+                        "CA certificate `{id}`: no readable PEM certificate"
+                    ));
                     continue;
                 }
             };
@@ -87,10 +89,9 @@ impl CertificateStore {
             }
             if let Some(crl) = crl {
                 for item in CertificateRevocationListDer::pem_slice_iter(crl.as_bytes()) {
-                    match item
-                        .map_err(|e| e.to_string())
-                        .and_then(|d| OwnedCertRevocationList::from_der(&d).map_err(|e| e.to_string()))
-                    {
+                    match item.map_err(|e| e.to_string()).and_then(|d| {
+                        OwnedCertRevocationList::from_der(&d).map_err(|e| e.to_string())
+                    }) {
                         Ok(list) => store.crls.push(CertRevocationList::Owned(list)),
                         Err(e) => skipped.push(format!("CRL of CA certificate `{id}`: {e}")),
                     }

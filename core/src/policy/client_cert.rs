@@ -285,19 +285,19 @@ fn hex_eq(a: &str, b: &str) -> bool {
 
 /// Whether every attribute of `id` matches `cert`.
 pub fn identity_matches(id: &Identity, cert: &ClientCertificate, store: &CertificateStore) -> bool {
-    let ok = |want: &Option<String>, check: &dyn Fn(&str) -> bool| want.as_deref().is_none_or(check);
-    let issuer_thumbprint = id
-        .issuer_thumbprint
-        .clone()
-        .or_else(|| {
-            id.issuer_certificate_id
-                .as_deref()
-                // An id that names nothing matches no issuer.
-                .map(|i| store.thumbprint_of(i).unwrap_or("-").to_string())
-        });
+    let ok =
+        |want: &Option<String>, check: &dyn Fn(&str) -> bool| want.as_deref().is_none_or(check);
+    let issuer_thumbprint = id.issuer_thumbprint.clone().or_else(|| {
+        id.issuer_certificate_id
+            .as_deref()
+            // An id that names nothing matches no issuer.
+            .map(|i| store.thumbprint_of(i).unwrap_or("-").to_string())
+    });
     ok(&id.thumbprint, &|t| hex_eq(t, &cert.thumbprint))
         && ok(&id.serial_number, &|s| hex_eq(s, &cert.serial_number))
-        && ok(&id.common_name, &|cn| cert.common_name.as_deref() == Some(cn))
+        && ok(&id.common_name, &|cn| {
+            cert.common_name.as_deref() == Some(cn)
+        })
         && ok(&id.subject, &|s| s == cert.subject)
         && ok(&id.dns_name, &|d| {
             cert.dns_names.iter().any(|n| n.eq_ignore_ascii_case(d))
