@@ -578,4 +578,6 @@ fn unknown_certificate_members_fail_at_compile_time() {
     assert!(e.message.contains("PrivateKey"), "{e}");
     let e = Expr::compile("@(context.Request.Certificate.Claims)").expect_err("jwt member");
     assert!(e.message.contains("X509Certificate2"), "{e}");
+    let e = Expr::compile("@(new X509Certificate2(new byte[0]).Subject)").expect_err("new");
+    assert!(e.message.contains("cannot be made in expressions"), "{e}");
 }

@@ -273,6 +273,9 @@ pub(crate) fn unsupported_type(name: &str) -> String {
             " (of symmetric encryption only AES in CBC mode is supported: Aes, byte[].Encrypt/Decrypt)"
         }
         "RSA" | "RSACryptoServiceProvider" | "ECDsa" => " (asymmetric keys are not supported)",
+        "X509Certificate2" | "X509Certificate" => {
+            " (certificates cannot be made in expressions: read context.Request.Certificate or context.Deployment.Certificates)"
+        }
         "XDocument" | "XElement" | "XmlDocument" | "XmlReader" | "XPathDocument" => {
             " (XML documents are not supported)"
         }
