@@ -176,6 +176,18 @@ fn intermediates_come_from_the_client_chain() {
         p.decide(Some(&leaf(&c)), &pki.store, NOW),
         Err(Refusal::NotTrusted)
     );
+    // The issuer's thumbprint is found in the client's chain too.
+    let inter_thumb = parsed(&[&pki.inter.der]).thumbprint;
+    let by_issuer = policy(&format!(
+        r#"<validate-client-certificate><identities><identity issuer-thumbprint="{inter_thumb}" issuer-subject="CN=Test Intermediate, O=Portcullis Tests" /></identities></validate-client-certificate>"#
+    ));
+    let with_chain = parsed(&[&c.der, &pki.inter.der]);
+    assert_eq!(by_issuer.decide(Some(&with_chain), &pki.store, NOW), Ok(()));
+    let root_client = leaf(&pki.root.client("erin", 8, GOOD));
+    assert_eq!(
+        by_issuer.decide(Some(&root_client), &pki.store, NOW),
+        Err(Refusal::IdentityMismatch)
+    );
     // An uploaded intermediate is trusted on its own.
     let (with_inter, _) = CertificateStore::build(
         [("inter", pki.inter.pem.as_str(), None)],

@@ -37,8 +37,21 @@ pub enum ChainError {
 #[derive(Debug)]
 struct Known {
     id: String,
-    der: CertificateDer<'static>,
+    /// The subject name as webpki reads it (compared with issuers).
+    subject: Vec<u8>,
     thumbprint: String,
+}
+
+impl Known {
+    fn new(id: &str, der: &CertificateDer<'_>) -> Known {
+        Known {
+            id: id.to_string(),
+            subject: EndEntityCert::try_from(der)
+                .map(|c| c.subject().to_vec())
+                .unwrap_or_default(),
+            thumbprint: thumbprint(der),
+        }
+    }
 }
 
 /// The trust material of one configuration revision.
@@ -81,11 +94,7 @@ impl CertificateStore {
                         continue;
                     }
                 }
-                store.known.push(Known {
-                    id: id.to_string(),
-                    thumbprint: thumbprint(&der),
-                    der,
-                });
+                store.known.push(Known::new(id, &der));
             }
             if let Some(crl) = crl {
                 for item in CertificateRevocationListDer::pem_slice_iter(crl.as_bytes()) {
@@ -105,12 +114,10 @@ impl CertificateStore {
             };
             match ClientCertificate::from_der_chain(chain.clone()) {
                 Ok(c) => {
-                    if let Some(leaf) = chain.into_iter().next() {
-                        store.known.push(Known {
-                            id: id.to_string(),
-                            thumbprint: c.thumbprint.clone(),
-                            der: CertificateDer::from(leaf),
-                        });
+                    if let Some(leaf) = chain.first() {
+                        store
+                            .known
+                            .push(Known::new(id, &CertificateDer::from(leaf.as_slice())));
                     }
                     store.deployment.push(Arc::new(c));
                 }
@@ -202,11 +209,14 @@ impl CertificateStore {
             return Vec::new();
         };
         let issuer = ee.issuer();
-        let mut out = Vec::new();
-        let sent = cert.chain.iter().skip(1).map(|c| c.as_slice());
-        let known = self.known.iter().map(|k| k.der.as_ref());
-        for der in sent.chain(known) {
-            let d = CertificateDer::from(der);
+        let mut out: Vec<String> = self
+            .known
+            .iter()
+            .filter(|k| k.subject == issuer)
+            .map(|k| k.thumbprint.clone())
+            .collect();
+        for der in cert.chain.iter().skip(1) {
+            let d = CertificateDer::from(der.as_slice());
             if let Ok(c) = EndEntityCert::try_from(&d) {
                 if c.subject() == issuer {
                     let t = thumbprint(&d);
