@@ -406,10 +406,7 @@ fn pem_problem(field: &'static str, reason: impl Into<String>) -> TlsProblem {
 }
 
 /// The PEM blocks of `text`, or why it is not PEM.
-fn pem_blocks(
-    text: &str,
-    field: &'static str,
-) -> Result<Vec<x509_parser::pem::Pem>, TlsProblem> {
+fn pem_blocks(text: &str, field: &'static str) -> Result<Vec<x509_parser::pem::Pem>, TlsProblem> {
     let blocks = x509_parser::pem::Pem::iter_from_buffer(text.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_problem(field, format!("not PEM: {e}")))?;
@@ -424,7 +421,10 @@ fn check_certificate_pem(text: &str, single: bool) -> Result<(), TlsProblem> {
     const FIELD: &str = "certificatePem";
     let blocks = pem_blocks(text, FIELD)?;
     if single && blocks.len() != 1 {
-        return Err(pem_problem(FIELD, "must hold exactly one CERTIFICATE block"));
+        return Err(pem_problem(
+            FIELD,
+            "must hold exactly one CERTIFICATE block",
+        ));
     }
     for (index, block) in blocks.iter().enumerate() {
         if block.label != "CERTIFICATE" {
@@ -434,7 +434,10 @@ fn check_certificate_pem(text: &str, single: bool) -> Result<(), TlsProblem> {
             ));
         }
         block.parse_x509().map_err(|e| {
-            pem_problem(FIELD, format!("certificate {} is not X.509: {e}", index + 1))
+            pem_problem(
+                FIELD,
+                format!("certificate {} is not X.509: {e}", index + 1),
+            )
         })?;
     }
     Ok(())
@@ -445,7 +448,10 @@ fn check_private_key_pem(text: &str) -> Result<(), TlsProblem> {
     const FIELD: &str = "privateKeyPem";
     let blocks = pem_blocks(text, FIELD)?;
     if blocks.len() != 1 {
-        return Err(pem_problem(FIELD, "must hold exactly one private key block"));
+        return Err(pem_problem(
+            FIELD,
+            "must hold exactly one private key block",
+        ));
     }
     match blocks[0].label.as_str() {
         "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => Ok(()),

@@ -1222,7 +1222,10 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/gateways/{id}/token/renew", &["post"]),
     ("/gateways/{id}/status", &["get"]),
     ("/gateways/{id}/hostnames", &["get"]),
-    ("/gateways/{id}/hostnames/{hostname}", &["get", "put", "delete"]),
+    (
+        "/gateways/{id}/hostnames/{hostname}",
+        &["get", "put", "delete"],
+    ),
     ("/gateways/{id}/configuration", &["get"]),
     ("/gateways/{id}/heartbeat", &["post"]),
     ("/gateways/{id}/telemetry", &["post"]),

@@ -7,7 +7,7 @@
 //! whole does, like the signing key next to it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -56,7 +56,7 @@ impl KeyEncryptionKey {
         Self::from_bytes(&bytes, &path)
     }
 
-    fn from_bytes(bytes: &[u8], path: &PathBuf) -> Result<KeyEncryptionKey, StoreError> {
+    fn from_bytes(bytes: &[u8], path: &Path) -> Result<KeyEncryptionKey, StoreError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| {
             StoreError::Corrupt(format!("{} does not hold a 32-byte key", path.display()))
         })?;
@@ -88,9 +88,8 @@ impl KeyEncryptionKey {
 
     /// Opens what [`seal`](Self::seal) made for certificate `id`.
     pub fn open(&self, id: &str, sealed: &str) -> Result<String, StoreError> {
-        let corrupt = |why: &str| {
-            StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"))
-        };
+        let corrupt =
+            |why: &str| StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"));
         let encoded = sealed
             .strip_prefix(SEALED_PREFIX)
             .ok_or_else(|| corrupt("is sealed in an unknown format"))?;

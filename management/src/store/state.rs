@@ -340,8 +340,7 @@ impl State {
             // A candidate: every certificate, so backends' references are checked;
             // hostnames are checked per gateway (`hostnames_snapshot`).
             None => {
-                snapshot.certificates =
-                    self.certificate_docs().map(snapshot_certificate).collect();
+                snapshot.certificates = self.certificate_docs().map(snapshot_certificate).collect();
             }
             Some(gateway) => {
                 snapshot.hostnames = self.hostnames_of(&gateway.id).cloned().collect();
@@ -363,7 +362,11 @@ impl State {
             .map(|h| h.certificate_id.as_str())
             .collect();
         for b in &snapshot.backends {
-            if let Some(id) = b.tls.as_ref().and_then(|t| t.client_certificate_id.as_deref()) {
+            if let Some(id) = b
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_certificate_id.as_deref())
+            {
                 wanted.insert(id);
             }
         }

@@ -68,7 +68,10 @@ impl CertificateDoc {
         let mut value = serde_json::to_value(&self.info).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(map) = &mut value {
             map.insert("id".to_owned(), self.id.clone().into());
-            map.insert("certificatePem".to_owned(), self.certificate_pem.clone().into());
+            map.insert(
+                "certificatePem".to_owned(),
+                self.certificate_pem.clone().into(),
+            );
             map.insert(
                 "hasPrivateKey".to_owned(),
                 (!self.sealed_private_key.is_empty()).into(),
@@ -213,7 +216,11 @@ fn check_key_matches(
     let signing = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| format!("the private key is not usable (RSA 2048+ bits, ECDSA P-256/P-384 or Ed25519): {e}"))?;
+        .map_err(|e| {
+            format!(
+                "the private key is not usable (RSA 2048+ bits, ECDSA P-256/P-384 or Ed25519): {e}"
+            )
+        })?;
     let certified = rustls::sign::CertifiedKey::new(chain.to_vec(), signing);
     match certified.keys_match() {
         Ok(()) => Ok(()),
@@ -353,11 +360,10 @@ pub(crate) fn read_ca_upload(body: serde_json::Value) -> Result<CaCertificateDoc
                         block.label
                     )));
                 }
-                let (_, crl) =
-                    x509_parser::revocation_list::CertificateRevocationList::from_der(
-                        &block.contents,
-                    )
-                    .map_err(|e| invalid(format!("crlPem: CRL {n} does not parse: {e}")))?;
+                let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(
+                    &block.contents,
+                )
+                .map_err(|e| invalid(format!("crlPem: CRL {n} does not parse: {e}")))?;
                 if crl.issuer().as_raw() != cert.subject().as_raw() {
                     return Err(invalid(format!(
                         "crlPem: CRL {n} was issued by `{}`, not by this CA (`{}`)",
