@@ -455,6 +455,13 @@ async fn ca_certificates_with_crls_are_described() {
     assert_eq!(r.json()["kind"], "intermediate");
     assert_eq!(r.json()["selfSigned"], false);
     assert_eq!(a.get("/ca-certificates").await.json()["count"], 2);
+    // What a GET shows goes back as a PUT body; the shown fields are recomputed.
+    let mut shown = a.get("/ca-certificates/root").await.json();
+    shown["thumbprint"] = json!("00");
+    let r = a.put_json("/ca-certificates/root", &shown).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["thumbprint"], thumbprint(root.cert.der()));
+    assert_eq!(r.json()["crls"][0]["revokedCount"], 3);
 
     // A CRL from another CA, two certificates in one upload, no PEM: 400.
     let other = Ca::new("Other Root");
@@ -609,6 +616,16 @@ async fn hostnames_are_managed_per_gateway() {
         )
         .await;
     assert_eq!(not_modified.status, 304);
+    // What a GET shows goes back as a PUT body unchanged.
+    let round_trip = a
+        .put_json_with(
+            "/gateways/gw1/hostnames/api.example.com",
+            &got.json(),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(round_trip.status, 200, "{}", round_trip.text());
+    assert_eq!(round_trip.json(), got.json());
     let list = a.get("/gateways/gw1/hostnames").await.json();
     assert_eq!(list["count"], 2);
     assert_eq!(list["value"][0]["hostname"], "*.example.com");

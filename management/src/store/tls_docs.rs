@@ -326,6 +326,25 @@ struct CaInput {
 /// Reads a CA upload: one certificate, and CRLs that it issued.
 pub(crate) fn read_ca_upload(body: serde_json::Value) -> Result<CaCertificateDoc, StoreError> {
     use x509_parser::prelude::FromDer;
+    let mut body = body;
+    if let serde_json::Value::Object(map) = &mut body {
+        // What a GET shows may be sent back: the fields read from the upload are
+        // computed again, never taken from the body.
+        for shown in [
+            "subject",
+            "issuer",
+            "thumbprint",
+            "serialNumber",
+            "notBefore",
+            "notAfter",
+            "dnsNames",
+            "selfSigned",
+            "kind",
+            "crls",
+        ] {
+            map.remove(shown);
+        }
+    }
     let input: CaInput = serde_json::from_value(body)
         .map_err(|e| StoreError::Invalid(format!("invalid CA certificate body: {e}")))?;
     let id = input.id;
@@ -430,6 +449,16 @@ pub(crate) fn read_hostname(
             "the hostname body must be a JSON object".to_owned(),
         ));
     };
+    // What a GET shows may be sent back as it is.
+    match map.remove("gatewayId") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(given)) if given == gateway => {}
+        Some(other) => {
+            return Err(StoreError::Invalid(format!(
+                "`gatewayId` in the body ({other}) differs from gateway `{gateway}` in the URL"
+            )))
+        }
+    }
     match map.get("hostname") {
         None | Some(serde_json::Value::Null) => {
             map.insert("hostname".to_owned(), hostname.into());
