@@ -93,6 +93,76 @@ pub enum ConfigError {
         /// What is wrong.
         problem: SubscriptionProblem,
     },
+    /// Something wrong with a certificate (a chain with its private key).
+    #[error("certificate `{certificate}`: {problem}")]
+    Certificate {
+        /// The certificate's id.
+        certificate: String,
+        /// What is wrong.
+        problem: TlsProblem,
+    },
+    /// Something wrong with a CA certificate or its revocation lists.
+    #[error("CA certificate `{ca}`: {problem}")]
+    CaCertificate {
+        /// The CA certificate's id.
+        ca: String,
+        /// What is wrong.
+        problem: TlsProblem,
+    },
+    /// Something wrong with a custom hostname of the HTTPS listener.
+    #[error("hostname `{hostname}`: {problem}")]
+    Hostname {
+        /// The hostname as configured.
+        hostname: String,
+        /// What is wrong.
+        problem: TlsProblem,
+    },
+    /// Something wrong with a backend's `tls` settings.
+    #[error("backend `{backend}` tls: {problem}")]
+    BackendTls {
+        /// The backend's id.
+        backend: String,
+        /// What is wrong.
+        problem: TlsProblem,
+    },
+}
+
+/// What is wrong with a certificate, a CA, a hostname or a backend's TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsProblem {
+    /// The id is empty or has characters outside `A-Z a-z 0-9 - . _ ~`.
+    #[error("invalid id: {0}")]
+    InvalidId(&'static str),
+    /// Another entity of the same kind has the same id (or hostname).
+    #[error("duplicate id")]
+    DuplicateId,
+    /// A PEM field that does not hold what it should.
+    #[error("{field}: {reason}")]
+    InvalidPem {
+        /// The field: `certificatePem`, `privateKeyPem` or `crlPem`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The host name is not a lowercase DNS name or a `*.` wildcard.
+    #[error("not a lowercase DNS name or `*.` wildcard: {0}")]
+    InvalidHostname(&'static str),
+    /// A second hostname marked `defaultSslBinding` (there is at most one).
+    #[error("defaultSslBinding is already set on hostname `{0}`")]
+    SecondDefault(String),
+    /// `certificateId` or `clientCertificateId` names no certificate of the snapshot.
+    #[error("certificate `{0}` is not configured")]
+    UnknownCertificate(String),
+    /// `caCertificateIds` names no CA certificate of the snapshot.
+    #[error("CA certificate `{0}` is not configured")]
+    UnknownCaCertificate(String),
+    /// A cipher suite name the gateway does not offer (the allowed names are
+    /// [`CIPHER_SUITES`](super::CIPHER_SUITES)).
+    #[error("unknown cipher suite `{0}`: use IANA names of TLS 1.2 ECDHE AEAD or TLS 1.3 suites, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")]
+    UnknownCipherSuite(String),
+    /// `serverName` is not a DNS name or an IP address.
+    #[error("serverName `{0}` is not a DNS name or an IP address")]
+    InvalidServerName(String),
 }
 
 /// What is wrong with a subscription.

@@ -19,10 +19,12 @@ mod tests;
 
 pub use crate::http::service_url::{is_loopback_host, is_loopback_ip, ServiceUrl, UrlError};
 pub use compiled::{CompiledConfig, KeyCheck};
-pub use error::{ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem};
+pub use error::{
+    ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem, TlsProblem,
+};
 pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
-pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};
+pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};

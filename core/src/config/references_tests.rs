@@ -181,3 +181,190 @@ fn a_missing_backend_named_through_a_secret_value_does_not_show_the_secret() {
         Ok(_) => panic!("a missing backend was accepted"),
     }
 }
+
+/// A self-signed certificate (public material only; the key below is a
+/// placeholder: core checks a key's PEM label, the management plane checks
+/// that it matches).
+const FIXTURE_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBjDCCATGgAwIBAgIUMNcZ28+fAcBoc+d+zqdp996bYsQwCgYIKoZIzj0EAwIw\nGjEYMBYGA1UEAwwPZml4dHVyZS5leGFtcGxlMCAXDTI2MTIwNzE2MjczNloYDzIx\nMjYxMTEzMTYyNzM2WjAaMRgwFgYDVQQDDA9maXh0dXJlLmV4YW1wbGUwWTATBgcq\nhkjOPQIBBggqhkjOPQMBBwNCAAQTvMT9t6nV7F8YfBuVYy7EocfeU4KBw7eXZ9XX\nZkv/mgn3Rf3zv2nw7eY1LEE2ARd4Ky7ZvNH7akYeBJxKX+4Lo1MwUTAdBgNVHQ4E\nFgQUFRBdhLWwzafZKM1bUTQ5KFt8Z3kwHwYDVR0jBBgwFoAUFRBdhLWwzafZKM1b\nUTQ5KFt8Z3kwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAoHoS\nxlMpFdoLAAQOBHWqQ0RiT9KsS5QsPPll+s79tcwCIQD298fF/5K6JhGWbN3xsRYU\nnIhR9X+4hDOldzUUFxVDng==\n-----END CERTIFICATE-----\n";
+const PLACEHOLDER_KEY: &str = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+
+/// A snapshot with certificate `c1`, CA `ca1`, and the given hostnames and backends (JSON arrays).
+fn tls_snapshot(hostnames: &str, backends: &str) -> Snapshot {
+    let json = format!(
+        r#"{{"revision": 1,
+            "certificates": [{{"id": "c1", "certificatePem": {cert}, "privateKeyPem": {key}}}],
+            "caCertificates": [{{"id": "ca1", "certificatePem": {cert}}}],
+            "hostnames": {hostnames},
+            "backends": {backends}}}"#,
+        cert = serde_json::Value::from(FIXTURE_CERT),
+        key = serde_json::Value::from(PLACEHOLDER_KEY),
+    );
+    match Snapshot::from_json(json.as_bytes()) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}: {json}"),
+    }
+}
+
+fn tls_error(hostnames: &str, backends: &str) -> ConfigError {
+    match tls_snapshot(hostnames, backends).validate() {
+        Ok(()) => panic!("accepted: {hostnames} {backends}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn hostnames_and_backend_tls_refer_to_what_the_snapshot_has() {
+    use super::TlsProblem;
+    let ok = tls_snapshot(
+        r#"[{"hostname": "api.example.com", "certificateId": "c1", "defaultSslBinding": true},
+            {"hostname": "*.example.com", "certificateId": "c1", "cipherSuites": ["TLS13_AES_128_GCM_SHA256"]}]"#,
+        r#"[{"id": "b1", "url": "https://b.internal/", "tls": {"caCertificateIds": ["ca1"], "clientCertificateId": "c1", "serverName": "b.internal"}}]"#,
+    );
+    assert_eq!(ok.clone().validate(), Ok(()));
+    CompiledConfig::compile(ok).expect("compiles");
+
+    let host = |hostname: &str, problem| ConfigError::Hostname {
+        hostname: hostname.to_owned(),
+        problem,
+    };
+    assert_eq!(
+        tls_error(
+            r#"[{"hostname": "a.example.com", "certificateId": "nope"}]"#,
+            "[]"
+        ),
+        host(
+            "a.example.com",
+            TlsProblem::UnknownCertificate("nope".into())
+        )
+    );
+    assert_eq!(
+        tls_error(
+            r#"[{"hostname": "a.example.com", "certificateId": "c1", "defaultSslBinding": true},
+                {"hostname": "b.example.com", "certificateId": "c1", "defaultSslBinding": true}]"#,
+            "[]"
+        ),
+        host(
+            "b.example.com",
+            TlsProblem::SecondDefault("a.example.com".into())
+        )
+    );
+    assert_eq!(
+        tls_error(
+            r#"[{"hostname": "a.example.com", "certificateId": "c1"},
+                {"hostname": "a.example.com", "certificateId": "c1"}]"#,
+            "[]"
+        ),
+        host("a.example.com", TlsProblem::DuplicateId)
+    );
+    assert_eq!(
+        tls_error(
+            r#"[{"hostname": "a.example.com", "certificateId": "c1", "cipherSuites": ["TLS_RSA_WITH_RC4_128_SHA"]}]"#,
+            "[]"
+        ),
+        host(
+            "a.example.com",
+            TlsProblem::UnknownCipherSuite("TLS_RSA_WITH_RC4_128_SHA".into())
+        )
+    );
+    for bad in [
+        "A.example.com",
+        "a..b",
+        "*.*.example.com",
+        "a.*.b",
+        "-a.b",
+        "",
+        "a b",
+    ] {
+        let json = format!(r#"[{{"hostname": "{bad}", "certificateId": "c1"}}]"#);
+        match tls_error(&json, "[]") {
+            ConfigError::Hostname {
+                problem: TlsProblem::InvalidHostname(_),
+                ..
+            } => {}
+            other => panic!("{bad}: {other}"),
+        }
+    }
+
+    let backend = |problem| ConfigError::BackendTls {
+        backend: "b1".into(),
+        problem,
+    };
+    assert_eq!(
+        tls_error(
+            "[]",
+            r#"[{"id": "b1", "url": "https://b/", "tls": {"caCertificateIds": ["ca1", "ca2"]}}]"#
+        ),
+        backend(TlsProblem::UnknownCaCertificate("ca2".into()))
+    );
+    assert_eq!(
+        tls_error(
+            "[]",
+            r#"[{"id": "b1", "url": "https://b/", "tls": {"clientCertificateId": "c2"}}]"#
+        ),
+        backend(TlsProblem::UnknownCertificate("c2".into()))
+    );
+    assert_eq!(
+        tls_error(
+            "[]",
+            r#"[{"id": "b1", "url": "https://b/", "tls": {"serverName": "not a name"}}]"#
+        ),
+        backend(TlsProblem::InvalidServerName("not a name".into()))
+    );
+}
+
+#[test]
+fn certificate_and_crl_pems_must_parse() {
+    use super::TlsProblem;
+    let mut s = tls_snapshot("[]", "[]");
+    s.certificates[0].certificate_pem = "garbage".into();
+    assert!(matches!(
+        s.validate(),
+        Err(ConfigError::Certificate {
+            problem: TlsProblem::InvalidPem {
+                field: "certificatePem",
+                ..
+            },
+            ..
+        })
+    ));
+    let mut s = tls_snapshot("[]", "[]");
+    s.certificates[0].private_key_pem = FIXTURE_CERT.into();
+    assert!(matches!(
+        s.validate(),
+        Err(ConfigError::Certificate {
+            problem: TlsProblem::InvalidPem {
+                field: "privateKeyPem",
+                ..
+            },
+            ..
+        })
+    ));
+    let mut s = tls_snapshot("[]", "[]");
+    s.ca_certificates[0].certificate_pem = format!("{FIXTURE_CERT}{FIXTURE_CERT}");
+    assert!(matches!(
+        s.validate(),
+        Err(ConfigError::CaCertificate { .. })
+    ));
+    let mut s = tls_snapshot("[]", "[]");
+    s.ca_certificates[0].crl_pem =
+        Some("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n".into());
+    assert!(matches!(
+        s.validate(),
+        Err(ConfigError::CaCertificate {
+            problem: TlsProblem::InvalidPem {
+                field: "crlPem",
+                ..
+            },
+            ..
+        })
+    ));
+    let mut s = tls_snapshot("[]", "[]");
+    s.certificates.push(s.certificates[0].clone());
+    assert!(matches!(
+        s.validate(),
+        Err(ConfigError::Certificate {
+            problem: TlsProblem::DuplicateId,
+            ..
+        })
+    ));
+}

@@ -7,6 +7,20 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The cipher suites the gateway offers (rustls with the ring provider), by
+/// IANA name: the names a hostname's or a backend's `cipherSuites` may list.
+pub const CIPHER_SUITES: [&str; 9] = [
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
 /// A certificate chain with its private key: served for custom hostnames,
 /// presented to backends (`authentication-certificate`, a backend's
 /// `tls.clientCertificateId`).

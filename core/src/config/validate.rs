@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use super::compiled::{key_digest, SubScope, SubscriptionRef};
 use super::{
     Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
-    SubscriptionProblem,
+    SubscriptionProblem, TlsProblem, CIPHER_SUITES,
 };
 use crate::http::service_url;
 use crate::router::Router;
@@ -79,6 +79,7 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
     // Paths, hostnames, methods, templates and duplicates are checked by the
     // router builder itself, so what validates is exactly what routes.
     let router = Router::new(&snapshot.apis)?;
+    check_tls(snapshot)?;
     check_products(snapshot)?;
     let keys = check_subscriptions(snapshot)?;
     Ok(Checked {
@@ -269,6 +270,211 @@ fn check_operation_ids(api: &Api) -> Result<(), ConfigError> {
         if !seen.insert(op.id.as_str()) {
             return Err(fail(OperationProblem::DuplicateId));
         }
+    }
+    Ok(())
+}
+
+/// Checks certificates, CAs, hostnames and backends' TLS settings: ids, that
+/// PEMs parse (cheaply: blocks decode and certificates and CRLs are DER X.509;
+/// whether a key matches its certificate is the management plane's check) and
+/// that every reference resolves.
+fn check_tls(snapshot: &Snapshot) -> Result<(), ConfigError> {
+    let mut certificates = HashSet::new();
+    for cert in &snapshot.certificates {
+        let fail = |problem| ConfigError::Certificate {
+            certificate: cert.id.clone(),
+            problem,
+        };
+        check_id(&cert.id).map_err(|r| fail(TlsProblem::InvalidId(r)))?;
+        if !certificates.insert(cert.id.as_str()) {
+            return Err(fail(TlsProblem::DuplicateId));
+        }
+        check_certificate_pem(&cert.certificate_pem, false).map_err(&fail)?;
+        check_private_key_pem(&cert.private_key_pem).map_err(&fail)?;
+    }
+    let mut cas = HashSet::new();
+    for ca in &snapshot.ca_certificates {
+        let fail = |problem| ConfigError::CaCertificate {
+            ca: ca.id.clone(),
+            problem,
+        };
+        check_id(&ca.id).map_err(|r| fail(TlsProblem::InvalidId(r)))?;
+        if !cas.insert(ca.id.as_str()) {
+            return Err(fail(TlsProblem::DuplicateId));
+        }
+        check_certificate_pem(&ca.certificate_pem, true).map_err(&fail)?;
+        if let Some(crl) = &ca.crl_pem {
+            check_crl_pem(crl).map_err(&fail)?;
+        }
+    }
+    let mut names = HashSet::new();
+    let mut default: Option<&str> = None;
+    for host in &snapshot.hostnames {
+        let fail = |problem| ConfigError::Hostname {
+            hostname: host.hostname.clone(),
+            problem,
+        };
+        check_hostname(&host.hostname).map_err(|r| fail(TlsProblem::InvalidHostname(r)))?;
+        if !names.insert(host.hostname.as_str()) {
+            return Err(fail(TlsProblem::DuplicateId));
+        }
+        if !certificates.contains(host.certificate_id.as_str()) {
+            return Err(fail(TlsProblem::UnknownCertificate(
+                host.certificate_id.clone(),
+            )));
+        }
+        if host.default_ssl_binding {
+            if let Some(other) = default {
+                return Err(fail(TlsProblem::SecondDefault(other.to_owned())));
+            }
+            default = Some(&host.hostname);
+        }
+        check_cipher_suites(&host.cipher_suites).map_err(&fail)?;
+    }
+    for backend in &snapshot.backends {
+        let Some(tls) = &backend.tls else { continue };
+        let fail = |problem| ConfigError::BackendTls {
+            backend: backend.id.clone(),
+            problem,
+        };
+        for id in &tls.ca_certificate_ids {
+            if !cas.contains(id.as_str()) {
+                return Err(fail(TlsProblem::UnknownCaCertificate(id.clone())));
+            }
+        }
+        if let Some(id) = &tls.client_certificate_id {
+            if !certificates.contains(id.as_str()) {
+                return Err(fail(TlsProblem::UnknownCertificate(id.clone())));
+            }
+        }
+        if let Some(name) = &tls.server_name {
+            if name.parse::<std::net::IpAddr>().is_err() && check_dns_name(name).is_err() {
+                return Err(fail(TlsProblem::InvalidServerName(name.clone())));
+            }
+        }
+        check_cipher_suites(&tls.cipher_suites).map_err(&fail)?;
+    }
+    Ok(())
+}
+
+fn check_cipher_suites(suites: &[String]) -> Result<(), TlsProblem> {
+    match suites.iter().find(|s| !CIPHER_SUITES.contains(&s.as_str())) {
+        Some(unknown) => Err(TlsProblem::UnknownCipherSuite(unknown.clone())),
+        None => Ok(()),
+    }
+}
+
+/// A hostname is what SNI carries, lowercased: a DNS name, or `*.` and one.
+fn check_hostname(name: &str) -> Result<(), &'static str> {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    if rest.contains('*') {
+        return Err("`*` only as the whole first label (`*.example.com`)");
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("has uppercase letters");
+    }
+    check_dns_name(rest)
+}
+
+/// Letters, digits and inner hyphens in labels of 1 to 63 bytes, 253 bytes at most.
+fn check_dns_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("must have 1 to 253 characters");
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("every label must have 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err("may hold only letters, digits, '-' and '.'");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label must not start or end with '-'");
+        }
+    }
+    Ok(())
+}
+
+fn pem_problem(field: &'static str, reason: impl Into<String>) -> TlsProblem {
+    TlsProblem::InvalidPem {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// The PEM blocks of `text`, or why it is not PEM.
+fn pem_blocks(text: &str, field: &'static str) -> Result<Vec<x509_parser::pem::Pem>, TlsProblem> {
+    let blocks = x509_parser::pem::Pem::iter_from_buffer(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_problem(field, format!("not PEM: {e}")))?;
+    if blocks.is_empty() {
+        return Err(pem_problem(field, "holds no PEM block"));
+    }
+    Ok(blocks)
+}
+
+/// `CERTIFICATE` blocks that parse as X.509; exactly one for a CA.
+fn check_certificate_pem(text: &str, single: bool) -> Result<(), TlsProblem> {
+    const FIELD: &str = "certificatePem";
+    let blocks = pem_blocks(text, FIELD)?;
+    if single && blocks.len() != 1 {
+        return Err(pem_problem(
+            FIELD,
+            "must hold exactly one CERTIFICATE block",
+        ));
+    }
+    for (index, block) in blocks.iter().enumerate() {
+        if block.label != "CERTIFICATE" {
+            return Err(pem_problem(
+                FIELD,
+                format!("block {} is `{}`, not CERTIFICATE", index + 1, block.label),
+            ));
+        }
+        block.parse_x509().map_err(|e| {
+            pem_problem(
+                FIELD,
+                format!("certificate {} is not X.509: {e}", index + 1),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// One PKCS#8, PKCS#1 or SEC1 private key block.
+fn check_private_key_pem(text: &str) -> Result<(), TlsProblem> {
+    const FIELD: &str = "privateKeyPem";
+    let blocks = pem_blocks(text, FIELD)?;
+    if blocks.len() != 1 {
+        return Err(pem_problem(
+            FIELD,
+            "must hold exactly one private key block",
+        ));
+    }
+    match blocks[0].label.as_str() {
+        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => Ok(()),
+        other => Err(pem_problem(
+            FIELD,
+            format!("`{other}` is not PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY"),
+        )),
+    }
+}
+
+/// `X509 CRL` blocks that parse as revocation lists.
+fn check_crl_pem(text: &str) -> Result<(), TlsProblem> {
+    use x509_parser::prelude::FromDer;
+    const FIELD: &str = "crlPem";
+    for (index, block) in pem_blocks(text, FIELD)?.iter().enumerate() {
+        if block.label != "X509 CRL" {
+            return Err(pem_problem(
+                FIELD,
+                format!("block {} is `{}`, not X509 CRL", index + 1, block.label),
+            ));
+        }
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&block.contents)
+            .map_err(|e| pem_problem(FIELD, format!("CRL {} does not parse: {e}", index + 1)))?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::store::{Entity, Kind, Written};
 /// `/{collection}` and `/{collection}/{id}` for every kind.
 pub fn routes() -> Router<Shared> {
     let mut router = Router::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ROUTED {
         let collection = format!("/{}", kind.collection());
         let item = format!("/{}/{{id}}", kind.collection());
         router = router

@@ -15,6 +15,7 @@ pub(crate) mod clock;
 mod conditional;
 mod entities;
 mod gateways;
+mod hostnames;
 pub mod openapi;
 mod pagination;
 mod policies;
@@ -240,6 +241,7 @@ pub fn router(state: Shared) -> Router {
         .merge(api_docs::routes())
         .merge(subscriptions::routes())
         .merge(gateways::routes())
+        .merge(hostnames::routes())
         .merge(policies::routes())
         .merge(analytics::admin_routes())
         .route("/revision", get(revision))

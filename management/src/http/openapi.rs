@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 use super::problem::PROBLEM_JSON;
 use crate::store::Kind;
 
+mod tls;
+
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
@@ -24,7 +26,7 @@ pub async fn serve() -> Response {
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ROUTED {
         let (collection, item) = entity_paths(kind);
         paths.insert(format!("/{}", kind.collection()), collection);
         paths.insert(format!("/{}/{{id}}", kind.collection()), item);
@@ -36,6 +38,7 @@ pub fn document() -> Value {
         .chain(sync_paths())
         .chain(analytics_paths())
         .chain(misc_paths())
+        .chain(tls::hostname_paths())
     {
         paths.insert(path, item);
     }
@@ -63,6 +66,9 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::NamedValue => "NamedValue",
         Kind::Fragment => "PolicyFragment",
         Kind::Gateway => "Gateway",
+        Kind::Certificate => "Certificate",
+        Kind::CaCertificate => "CaCertificate",
+        Kind::Hostname => "Hostname",
     }
 }
 
@@ -183,7 +189,7 @@ fn entity_paths(kind: Kind) -> (Value, Value) {
             vec![
                 ("204", json!({ "description": "Deleted" })),
                 ("404", problem("No such entity")),
-                ("409", problem("Still referenced: an API in a product, a product a subscription is scoped to, a backend, fragment or named value a policy or fragment names (the detail names each referrer, element and line), ...")),
+                ("409", problem("Still referenced: an API in a product, a product a subscription is scoped to, a backend, fragment or named value a policy or fragment names (the detail names each referrer, element and line), a certificate a hostname or a backend's tls uses, a CA certificate a backend trusts, ...")),
                 ("412", problem("If-Match does not hold")),
             ],
         ),
@@ -897,7 +903,7 @@ fn schemas() -> Value {
         json!({
             "type": "object",
             "required": ["url"],
-            "properties": { "id": string, "description": string, "url": string },
+            "properties": { "id": string, "description": string, "url": string, "tls": schema_ref("BackendTls") },
         }),
     );
     schemas.insert(
@@ -1050,6 +1056,9 @@ fn schemas() -> Value {
                     "products": { "type": "array", "items": schema_ref("Product") },
                     "policy": policy,
                     "fragments": { "type": "array", "items": { "type": "object", "properties": { "id": string, "policy": string } } },
+                    "certificates": { "type": "array", "description": "The certificates this gateway uses, private keys in the clear", "items": { "type": "object", "properties": { "id": string, "certificatePem": string, "privateKeyPem": string } } },
+                    "caCertificates": { "type": "array", "items": { "type": "object", "properties": { "id": string, "certificatePem": string, "crlPem": string } } },
+                    "hostnames": { "type": "array", "items": schema_ref("Hostname") },
                 },
             }),
     );
@@ -1069,6 +1078,7 @@ fn schemas() -> Value {
         }),
     );
     analytics_schemas(&mut schemas);
+    tls::tls_schemas(&mut schemas);
     Value::Object(schemas)
 }
 
@@ -1211,6 +1221,11 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/gateways/{id}/token", &["post"]),
     ("/gateways/{id}/token/renew", &["post"]),
     ("/gateways/{id}/status", &["get"]),
+    ("/gateways/{id}/hostnames", &["get"]),
+    (
+        "/gateways/{id}/hostnames/{hostname}",
+        &["get", "put", "delete"],
+    ),
     ("/gateways/{id}/configuration", &["get"]),
     ("/gateways/{id}/heartbeat", &["post"]),
     ("/gateways/{id}/telemetry", &["post"]),
@@ -1230,7 +1245,7 @@ mod tests {
             .iter()
             .map(|(p, m)| ((*p).to_owned(), m.to_vec()))
             .collect();
-        for kind in Kind::ALL {
+        for kind in Kind::ROUTED {
             expected.push((format!("/{}", kind.collection()), vec!["get"]));
             expected.push((
                 format!("/{}/{{id}}", kind.collection()),

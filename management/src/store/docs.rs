@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::secrets::random_hex;
+use super::tls_docs::{CaCertificateDoc, CertificateDoc, HostnameDoc};
 use super::{Kind, StoreError};
 
 /// A stored entity, typed.
@@ -29,6 +30,12 @@ pub(crate) enum Doc {
     Fragment(FragmentDoc),
     /// A gateway (its keys are kept apart).
     Gateway(GatewayDoc),
+    /// A certificate with its private key (sealed in the database).
+    Certificate(CertificateDoc),
+    /// A trusted CA certificate.
+    CaCertificate(CaCertificateDoc),
+    /// A custom hostname of a gateway.
+    Hostname(HostnameDoc),
 }
 
 /// A subscription as stored: the core's fields plus its owner.
@@ -186,12 +193,15 @@ pub(crate) fn table_kind(kind: Kind) -> &'static str {
         Kind::NamedValue => "named-value",
         Kind::Fragment => "fragment",
         Kind::Gateway => "gateway",
+        Kind::Certificate => "certificate",
+        Kind::CaCertificate => "ca-certificate",
+        Kind::Hostname => "hostname",
     }
 }
 
 /// The kind named `name` in the `entities` table.
 pub(crate) fn kind_from_table(name: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| table_kind(*k) == name)
+    Kind::STORED.into_iter().find(|k| table_kind(*k) == name)
 }
 
 /// The field of a body that holds the id: `name` for named values, `id` otherwise.
@@ -238,6 +248,9 @@ impl Doc {
             Doc::NamedValue(_) => Kind::NamedValue,
             Doc::Fragment(_) => Kind::Fragment,
             Doc::Gateway(_) => Kind::Gateway,
+            Doc::Certificate(_) => Kind::Certificate,
+            Doc::CaCertificate(_) => Kind::CaCertificate,
+            Doc::Hostname(_) => Kind::Hostname,
         }
     }
 
@@ -275,6 +288,25 @@ impl Doc {
             Kind::Product => Doc::Product(parse(kind, body)?),
             Kind::Backend => Doc::Backend(parse(kind, body)?),
             Kind::Fragment => Doc::Fragment(parse(kind, body)?),
+            Kind::CaCertificate => Doc::CaCertificate(super::tls_docs::read_ca_upload(body)?),
+            // The key stays in the clear here: the store seals it before writing.
+            Kind::Certificate => {
+                let upload = super::tls_docs::read_certificate_upload(body)?;
+                Doc::Certificate(CertificateDoc {
+                    id: upload.id,
+                    certificate_pem: upload.certificate_pem,
+                    info: upload.info,
+                    sealed_private_key: String::new(),
+                    private_key_pem: upload.private_key_pem,
+                })
+            }
+            // Hostnames have their own routes (`Store::put_hostname`).
+            Kind::Hostname => {
+                return Err(StoreError::Invalid(format!(
+                    "a {} is not written through this path",
+                    kind.noun()
+                )))
+            }
             Kind::Gateway => {
                 let gateway: GatewayDoc = parse(kind, body)?;
                 if let Some(url) = &gateway.url {
@@ -352,6 +384,9 @@ impl Doc {
             Kind::NamedValue => Doc::NamedValue(read(json)?),
             Kind::Fragment => Doc::Fragment(read(json)?),
             Kind::Gateway => Doc::Gateway(read(json)?),
+            Kind::Certificate => Doc::Certificate(read(json)?),
+            Kind::CaCertificate => Doc::CaCertificate(read(json)?),
+            Kind::Hostname => Doc::Hostname(read(json)?),
         })
     }
 
@@ -366,6 +401,9 @@ impl Doc {
             Doc::NamedValue(d) => serde_json::to_value(d),
             Doc::Fragment(d) => serde_json::to_value(d),
             Doc::Gateway(d) => serde_json::to_value(d),
+            Doc::Certificate(d) => serde_json::to_value(d),
+            Doc::CaCertificate(d) => serde_json::to_value(d),
+            Doc::Hostname(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers, bools, options and vectors: serializing
         // them to a Value cannot fail.
@@ -374,6 +412,12 @@ impl Doc {
 
     /// The body as responses show it: subscription keys left out, secret values `null`.
     pub fn to_output(&self) -> Value {
+        match self {
+            // Never the key, sealed or not.
+            Doc::Certificate(cert) => return cert.to_output(),
+            Doc::Hostname(host) => return host.to_output(),
+            _ => {}
+        }
         let mut value = self.to_stored();
         if let Value::Object(map) = &mut value {
             match self {

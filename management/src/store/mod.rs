@@ -8,7 +8,7 @@
 //! control it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use portcullis_core::config::{Api, CompiledConfig};
@@ -20,8 +20,10 @@ mod docs;
 mod error;
 mod fragment;
 mod gateways;
+mod hostnames;
 #[cfg(test)]
 mod identity_tests;
+pub mod kek;
 mod policies;
 mod portal;
 mod references;
@@ -31,6 +33,7 @@ mod state;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+mod tls_docs;
 mod token_renewal;
 mod types;
 
@@ -72,6 +75,11 @@ pub struct Store {
     configs: Mutex<HashMap<String, GatewayConfig>>,
     /// The store's identity; see [`Store::store_id`].
     store_id: String,
+    /// The data directory (where the key-encryption key is kept).
+    dir: PathBuf,
+    /// Seals certificates' private keys; loaded at open if its file exists,
+    /// made on the first certificate upload otherwise.
+    kek: Option<kek::KeyEncryptionKey>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,10 +117,20 @@ impl Store {
             revision: db::revision(&conn)?,
             ..State::default()
         };
+        let kek = kek::KeyEncryptionKey::load(dir)?;
         for (kind, id, body, version) in db::entity_rows(&conn)? {
             let kind = docs::kind_from_table(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown entity kind `{kind}`")))?;
-            let doc = Doc::from_stored(kind, &body)?;
+            let mut doc = Doc::from_stored(kind, &body)?;
+            if let Doc::Certificate(cert) = &mut doc {
+                let kek = kek.as_ref().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "certificate '{id}' has a sealed private key but {} is missing from the data directory",
+                        kek::FILE_NAME
+                    ))
+                })?;
+                cert.private_key_pem = kek.open(&id, &cert.sealed_private_key)?;
+            }
             state.put(doc, &id, version);
         }
         state.global_policy =
@@ -144,7 +162,19 @@ impl Store {
             admin,
             configs: Mutex::new(HashMap::new()),
             store_id,
+            dir: dir.to_owned(),
+            kek,
         })
+    }
+
+    /// The key-encryption key, made now if this is the first certificate.
+    fn kek(&mut self) -> Result<&kek::KeyEncryptionKey, StoreError> {
+        if self.kek.is_none() {
+            self.kek = Some(kek::KeyEncryptionKey::load_or_create(&self.dir)?);
+        }
+        self.kek
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("no key-encryption key".to_owned()))
     }
 
     /// The store's identity: random, made when the database was created and kept
@@ -213,11 +243,15 @@ impl Store {
         let what = describe(kind, id);
         let existing = self.state.get(kind, id).cloned();
         check_precondition(existing.as_ref().map(|s| s.version), precondition, &what)?;
-        let doc = Doc::from_request(kind, id, body, existing.as_ref().map(|s| &*s.doc))?;
+        let mut doc = Doc::from_request(kind, id, body, existing.as_ref().map(|s| &*s.doc))?;
+        if let Doc::Certificate(cert) = &mut doc {
+            cert.sealed_private_key = self.kek()?.seal(id, &cert.private_key_pem)?;
+        }
         self.check_references(&doc, &what)?;
         let created = existing.is_none();
-        // The create response is the only one that shows generated keys and secret values.
-        let body = if created {
+        // The create response is the only one that shows generated keys and secret
+        // values (a certificate's key is never shown).
+        let body = if created && kind != Kind::Certificate {
             doc.to_stored()
         } else {
             doc.to_output()
@@ -282,6 +316,12 @@ impl Store {
         if kind == Kind::Gateway {
             next.gateway_keys.remove(id);
             rows.push(Row::GatewayKeys(id.to_owned()));
+            // A gateway's custom hostnames go with it.
+            for host in self.state.hostnames_of(id) {
+                let host_id = tls_docs::HostnameDoc::entity_id(id, &host.hostname);
+                next.remove(Kind::Hostname, &host_id);
+                rows.push(Row::Entity(Kind::Hostname, host_id));
+            }
         }
         if kind == Kind::Api {
             rows.push(Row::ApiDocument(id.to_owned(), None));
@@ -644,6 +684,7 @@ fn compile_candidate(next: &State, check: Check<'_>) -> Result<(), StoreError> {
         Check::Full => Some(next.candidate_snapshot(|_| true)),
         Check::Api(changed) => Some(next.candidate_snapshot(|api| api == changed)),
         Check::Structure => Some(next.candidate_snapshot(|_| false)),
+        Check::Hostnames(gateway) => Some(next.hostnames_snapshot(gateway)),
     };
     if let Some(snapshot) = snapshot {
         CompiledConfig::compile(snapshot)?;
@@ -668,6 +709,9 @@ enum Check<'a> {
     Api(&'a str),
     /// No API document can be affected: the products' and the global document.
     Structure,
+    /// A gateway's custom hostnames changed: they and the certificates alone
+    /// (hostnames are per gateway; two gateways may serve the same name).
+    Hostnames(&'a str),
 }
 
 /// The check for a PUT of `kind` / `id`.
@@ -676,7 +720,12 @@ fn check_for(kind: Kind, id: &str) -> Check<'_> {
         Kind::User | Kind::Gateway => Check::Skip,
         Kind::NamedValue | Kind::Fragment => Check::Full,
         Kind::Api => Check::Api(id),
-        Kind::Product | Kind::Subscription | Kind::Backend => Check::Structure,
+        Kind::Product
+        | Kind::Subscription
+        | Kind::Backend
+        | Kind::Certificate
+        | Kind::CaCertificate => Check::Structure,
+        Kind::Hostname => Check::Hostnames(id.split('/').next().unwrap_or_default()),
     }
 }
 
@@ -690,11 +739,21 @@ fn entity(id: &str, stored: &Stored) -> Entity {
 
 /// `api 'echo'`, for messages.
 fn describe(kind: Kind, id: &str) -> String {
+    if kind == Kind::Hostname {
+        if let Some((gateway, host)) = id.split_once('/') {
+            return format!("hostname '{host}' of gateway '{gateway}'");
+        }
+    }
     format!("{} '{id}'", kind.noun())
 }
 
 /// `/apis/echo`, for the audit log.
 fn resource(kind: Kind, id: &str) -> String {
+    if kind == Kind::Hostname {
+        if let Some((gateway, host)) = id.split_once('/') {
+            return format!("/gateways/{gateway}/hostnames/{host}");
+        }
+    }
     format!("/{}/{id}", kind.collection())
 }
 

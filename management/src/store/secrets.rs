@@ -20,6 +20,11 @@ pub fn seed_random_on_this_thread(seed: Option<u64>) {
 
 /// `bytes` random bytes from the operating system, hex-encoded.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    random_bytes(bytes).map(|buf| hex(&buf))
+}
+
+/// `bytes` random bytes from the operating system (or this thread's seeded stream).
+pub(crate) fn random_bytes(bytes: usize) -> Result<Vec<u8>, StoreError> {
     let mut buf = vec![0u8; bytes];
     if let Some((seed, drawn)) = SEEDED.with(std::cell::Cell::get) {
         let mut n = drawn;
@@ -32,12 +37,12 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
             n += 1;
         }
         SEEDED.with(|s| s.set(Some((seed, n))));
-        return Ok(hex(&buf));
+        return Ok(buf);
     }
     SystemRandom::new()
         .fill(&mut buf)
         .map_err(|_| StoreError::Io(std::io::Error::other("the system random source failed")))?;
-    Ok(hex(&buf))
+    Ok(buf)
 }
 
 /// Lowercase hex.

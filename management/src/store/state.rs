@@ -4,10 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use portcullis_core::config::{
-    Api, Backend, NamedValue, PolicyFragment, Product, Snapshot, Subscription,
+    Api, Backend, CaCertificate, Certificate, Hostname, NamedValue, PolicyFragment, Product,
+    Snapshot, Subscription,
 };
 
 use super::docs::{Doc, GatewayDoc, SubscriptionDoc};
+use super::tls_docs::{CaCertificateDoc, CertificateDoc};
 use super::{GatewayKeys, Kind, PolicyDoc};
 
 /// One entity and the revision it was last written at.
@@ -166,9 +168,88 @@ impl State {
                     out.push(format!("subscription '{}'", s.id));
                 }
             }
-            Kind::Subscription | Kind::NamedValue | Kind::Fragment | Kind::Gateway => {}
+            Kind::Certificate => {
+                for (gateway, host) in self.all_hostnames() {
+                    if host.certificate_id == id {
+                        out.push(format!(
+                            "hostname '{}' of gateway '{gateway}'",
+                            host.hostname
+                        ));
+                    }
+                }
+                for b in self.backends() {
+                    let tls = b.tls.as_ref();
+                    if tls.and_then(|t| t.client_certificate_id.as_deref()) == Some(id) {
+                        out.push(format!("backend '{}' (tls.clientCertificateId)", b.id));
+                    }
+                }
+            }
+            Kind::CaCertificate => {
+                for b in self.backends() {
+                    let tls = b.tls.as_ref();
+                    if tls.is_some_and(|t| t.ca_certificate_ids.iter().any(|c| c == id)) {
+                        out.push(format!("backend '{}' (tls.caCertificateIds)", b.id));
+                    }
+                }
+            }
+            Kind::Subscription
+            | Kind::NamedValue
+            | Kind::Fragment
+            | Kind::Gateway
+            | Kind::Hostname => {}
         }
         out
+    }
+
+    /// Every custom hostname, with its gateway's id.
+    fn all_hostnames(&self) -> impl Iterator<Item = (&str, &Hostname)> {
+        self.all(Kind::Hostname).filter_map(|(_, s)| match &*s.doc {
+            Doc::Hostname(h) => Some((h.gateway_id.as_str(), &h.hostname)),
+            _ => None,
+        })
+    }
+
+    /// The custom hostnames of gateway `gateway`, by name.
+    pub fn hostnames_of<'a>(&'a self, gateway: &'a str) -> impl Iterator<Item = &'a Hostname> {
+        self.all_hostnames()
+            .filter(move |(g, _)| *g == gateway)
+            .map(|(_, h)| h)
+    }
+
+    fn certificate_docs(&self) -> impl Iterator<Item = &CertificateDoc> {
+        self.all(Kind::Certificate)
+            .filter_map(|(_, s)| match &*s.doc {
+                Doc::Certificate(c) => Some(c),
+                _ => None,
+            })
+    }
+
+    fn ca_docs(&self) -> impl Iterator<Item = &CaCertificateDoc> {
+        self.all(Kind::CaCertificate)
+            .filter_map(|(_, s)| match &*s.doc {
+                Doc::CaCertificate(c) => Some(c),
+                _ => None,
+            })
+    }
+
+    /// What a change of gateway `gateway`'s hostnames is compiled with: its
+    /// hostnames and every certificate, nothing else.
+    pub fn hostnames_snapshot(&self, gateway: &str) -> Snapshot {
+        Snapshot {
+            revision: self.revision,
+            apis: Vec::new(),
+            backends: Vec::new(),
+            named_values: Vec::new(),
+            subscriptions: Vec::new(),
+            products: Vec::new(),
+            policy: None,
+            fragments: Vec::new(),
+            certificates: self.certificate_docs().map(snapshot_certificate).collect(),
+            ca_certificates: Vec::new(),
+            hostnames: self.hostnames_of(gateway).cloned().collect(),
+            store_id: None,
+            digest: None,
+        }
     }
 
     /// The whole configuration, every API included, as a write's candidate is compiled:
@@ -240,7 +321,7 @@ impl State {
                 state: s.state,
             })
             .collect();
-        Snapshot {
+        let mut snapshot = Snapshot {
             revision: self.revision,
             apis,
             backends: self.backends().cloned().collect(),
@@ -249,14 +330,66 @@ impl State {
             products,
             policy: self.global_policy.as_ref().map(|p| p.xml.clone()),
             fragments: self.fragments().collect(),
-            // Filled in by the certificate work (issue 17): the certificates and
-            // CAs a gateway needs, and its custom hostnames.
             certificates: Vec::new(),
-            ca_certificates: Vec::new(),
+            ca_certificates: self.ca_docs().map(snapshot_ca).collect(),
             hostnames: Vec::new(),
             store_id: None,
             digest: None,
+        };
+        match gateway {
+            // A candidate: every certificate, so backends' references are checked;
+            // hostnames are checked per gateway (`hostnames_snapshot`).
+            None => {
+                snapshot.certificates = self.certificate_docs().map(snapshot_certificate).collect();
+            }
+            Some(gateway) => {
+                snapshot.hostnames = self.hostnames_of(&gateway.id).cloned().collect();
+                snapshot.certificates = self.certificates_for(&snapshot);
+            }
         }
+        snapshot
+    }
+
+    /// The certificates a gateway's snapshot needs: those of its hostnames, its
+    /// backends' client certificates, and any whose id or thumbprint a policy
+    /// document, fragment or named value it serves mentions (for
+    /// `authentication-certificate`; a plain search: a spare certificate costs
+    /// little, a missing one breaks a call).
+    fn certificates_for(&self, snapshot: &Snapshot) -> Vec<Certificate> {
+        let mut wanted: BTreeSet<&str> = snapshot
+            .hostnames
+            .iter()
+            .map(|h| h.certificate_id.as_str())
+            .collect();
+        for b in &snapshot.backends {
+            if let Some(id) = b
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_certificate_id.as_deref())
+            {
+                wanted.insert(id);
+            }
+        }
+        let mut texts: Vec<&str> = Vec::new();
+        texts.extend(snapshot.policy.as_deref());
+        for p in &snapshot.products {
+            texts.extend(p.policy.as_deref());
+        }
+        for a in &snapshot.apis {
+            texts.extend(a.policy.as_deref());
+            texts.extend(a.operations.iter().filter_map(|o| o.policy.as_deref()));
+        }
+        texts.extend(snapshot.fragments.iter().map(|f| f.policy.as_str()));
+        texts.extend(snapshot.named_values.iter().map(|n| n.value.as_str()));
+        self.certificate_docs()
+            .filter(|c| {
+                wanted.contains(c.id.as_str())
+                    || texts.iter().any(|t| {
+                        t.contains(c.id.as_str()) || contains_ignore_case(t, &c.info.thumbprint)
+                    })
+            })
+            .map(snapshot_certificate)
+            .collect()
     }
 }
 
@@ -286,4 +419,32 @@ pub(crate) fn scope_target(scope: &str) -> Option<ScopeTarget<'_>> {
 /// The user id in an owner reference: `u1` or APIM's `/users/u1`.
 pub(crate) fn owner_user(owner: &str) -> &str {
     owner.strip_prefix("/users/").unwrap_or(owner)
+}
+
+/// A certificate as a snapshot carries it: the chain and the key in the clear
+/// (the snapshot is signed, sent over the gateway's authenticated channel and
+/// sealed in its backup).
+fn snapshot_certificate(doc: &CertificateDoc) -> Certificate {
+    Certificate {
+        id: doc.id.clone(),
+        certificate_pem: doc.certificate_pem.clone(),
+        private_key_pem: doc.private_key_pem.clone(),
+    }
+}
+
+fn snapshot_ca(doc: &CaCertificateDoc) -> CaCertificate {
+    CaCertificate {
+        id: doc.id.clone(),
+        certificate_pem: doc.certificate_pem.clone(),
+        crl_pem: doc.crl_pem.clone(),
+    }
+}
+
+/// Whether `text` holds `needle` in any ASCII case (thumbprints are written either way).
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    !needle.is_empty()
+        && text
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }

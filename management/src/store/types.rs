@@ -22,6 +22,13 @@ pub enum Kind {
     Fragment,
     /// A gateway: location and assigned APIs; it has two keys.
     Gateway,
+    /// A certificate chain with its private key (sealed at rest).
+    Certificate,
+    /// A trusted CA certificate with its revocation lists.
+    CaCertificate,
+    /// A custom hostname of a gateway (id `<gateway>/<hostname>`; its routes
+    /// are under `/gateways/{id}/hostnames`).
+    Hostname,
 }
 
 impl Kind {
@@ -37,6 +44,36 @@ impl Kind {
         Kind::Gateway,
     ];
 
+    /// The kinds with `/{collection}` and `/{collection}/{id}` routes: every
+    /// kind of [`ALL`](Self::ALL), certificates and CA certificates.
+    pub const ROUTED: [Kind; 10] = [
+        Kind::Api,
+        Kind::Product,
+        Kind::Subscription,
+        Kind::User,
+        Kind::Backend,
+        Kind::NamedValue,
+        Kind::Fragment,
+        Kind::Gateway,
+        Kind::Certificate,
+        Kind::CaCertificate,
+    ];
+
+    /// Every kind the `entities` table holds.
+    pub const STORED: [Kind; 11] = [
+        Kind::Api,
+        Kind::Product,
+        Kind::Subscription,
+        Kind::User,
+        Kind::Backend,
+        Kind::NamedValue,
+        Kind::Fragment,
+        Kind::Gateway,
+        Kind::Certificate,
+        Kind::CaCertificate,
+        Kind::Hostname,
+    ];
+
     /// The collection's path segment: `apis`, `products`, ..., `named-values`, `policy-fragments`, `gateways`.
     pub fn collection(self) -> &'static str {
         match self {
@@ -48,12 +85,15 @@ impl Kind {
             Kind::NamedValue => "named-values",
             Kind::Fragment => "policy-fragments",
             Kind::Gateway => "gateways",
+            Kind::Certificate => "certificates",
+            Kind::CaCertificate => "ca-certificates",
+            Kind::Hostname => "hostnames",
         }
     }
 
     /// The kind whose collection path segment is `segment`.
     pub fn from_collection(segment: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.collection() == segment)
+        Kind::ROUTED.into_iter().find(|k| k.collection() == segment)
     }
 
     /// Singular name for messages: `api`, `product`, ..., `named value`, `policy fragment`, `gateway`.
@@ -67,6 +107,9 @@ impl Kind {
             Kind::NamedValue => "named value",
             Kind::Fragment => "policy fragment",
             Kind::Gateway => "gateway",
+            Kind::Certificate => "certificate",
+            Kind::CaCertificate => "CA certificate",
+            Kind::Hostname => "hostname",
         }
     }
 }

@@ -1,0 +1,175 @@
+//! The key-encryption key: certificates' private keys are stored sealed with it
+//! (AES-256-GCM, the certificate id as associated data), never in the clear.
+//!
+//! It is 32 random bytes in its own owner-only file in the data directory
+//! (`certificate-keys.kek`), made on the first certificate upload. The database
+//! alone (a copy, a backup) then reveals no private key; the data directory as a
+//! whole does, like the signing key next to it.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+
+use super::secrets::random_bytes;
+use super::StoreError;
+
+/// The file in the data directory that holds the key.
+pub const FILE_NAME: &str = "certificate-keys.kek";
+
+/// The prefix of a sealed value: the format's version.
+const SEALED_PREFIX: &str = "v1:";
+
+/// The key that seals and opens certificates' private keys.
+pub(crate) struct KeyEncryptionKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryptionKey(<redacted>)")
+    }
+}
+
+impl KeyEncryptionKey {
+    /// The key in `<dir>/certificate-keys.kek`; `None` when there is no file yet.
+    pub fn load(dir: &Path) -> Result<Option<KeyEncryptionKey>, StoreError> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::from_bytes(&bytes, &path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io(e)),
+        }
+    }
+
+    /// The key in `<dir>/certificate-keys.kek`, made (owner-only, durably) if
+    /// there is none.
+    pub fn load_or_create(dir: &Path) -> Result<KeyEncryptionKey, StoreError> {
+        if let Some(key) = Self::load(dir)? {
+            return Ok(key);
+        }
+        let path = dir.join(FILE_NAME);
+        let bytes = random_bytes(32)?;
+        write_private(&path, &bytes)?;
+        tracing::info!(path = %path.display(), "certificate key-encryption key made");
+        Self::from_bytes(&bytes, &path)
+    }
+
+    fn from_bytes(bytes: &[u8], path: &Path) -> Result<KeyEncryptionKey, StoreError> {
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| {
+            StoreError::Corrupt(format!("{} does not hold a 32-byte key", path.display()))
+        })?;
+        Ok(KeyEncryptionKey {
+            key: LessSafeKey::new(unbound),
+        })
+    }
+
+    /// Seals `plain` for certificate `id`: `v1:` and base64 of nonce, ciphertext and tag.
+    pub fn seal(&self, id: &str, plain: &str) -> Result<String, StoreError> {
+        let nonce_bytes = random_bytes(NONCE_LEN)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&nonce_bytes);
+        let mut buf = plain.as_bytes().to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(id)),
+                &mut buf,
+            )
+            .map_err(|_| StoreError::Corrupt("sealing a private key failed".to_owned()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(format!(
+            "{SEALED_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        ))
+    }
+
+    /// Opens what [`seal`](Self::seal) made for certificate `id`.
+    pub fn open(&self, id: &str, sealed: &str) -> Result<String, StoreError> {
+        let corrupt =
+            |why: &str| StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"));
+        let encoded = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or_else(|| corrupt("is sealed in an unknown format"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| corrupt("is not base64"))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(corrupt("is truncated"));
+        }
+        let (nonce, rest) = bytes.split_at(NONCE_LEN);
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        nonce_bytes.copy_from_slice(nonce);
+        let mut buf = rest.to_vec();
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad(id)),
+                &mut buf,
+            )
+            .map_err(|_| {
+                corrupt(&format!(
+                    "does not open with the key in {FILE_NAME} (another data directory's key?)"
+                ))
+            })?;
+        String::from_utf8(plain.to_vec()).map_err(|_| corrupt("is not text"))
+    }
+}
+
+/// Binds a sealed key to its certificate: one cannot be moved to another id.
+fn aad(id: &str) -> Vec<u8> {
+    let mut out = b"portcullis certificate private key\0".to_vec();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+/// Creates `path` with `bytes`, owner-only, durably; never replaces a file.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(crate::data_dir::FILE_MODE);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_opens_and_binds_to_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(KeyEncryptionKey::load(dir.path()).unwrap().is_none());
+        let kek = KeyEncryptionKey::load_or_create(dir.path()).unwrap();
+        let sealed = kek.seal("c1", "secret key").unwrap();
+        assert!(sealed.starts_with("v1:"));
+        assert!(!sealed.contains("secret"));
+        assert_eq!(kek.open("c1", &sealed).unwrap(), "secret key");
+        assert!(kek.open("c2", &sealed).is_err(), "bound to the id");
+        // The same file gives the same key back.
+        let again = KeyEncryptionKey::load(dir.path()).unwrap().unwrap();
+        assert_eq!(again.open("c1", &sealed).unwrap(), "secret key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Another directory's key does not open it.
+        let other = tempfile::tempdir().unwrap();
+        let other = KeyEncryptionKey::load_or_create(other.path()).unwrap();
+        assert!(other.open("c1", &sealed).is_err());
+    }
+}
