@@ -24,5 +24,5 @@ pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
-pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};
 pub use reload::{ConfigReload, FileStamp, Reload};
+pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};

@@ -214,6 +214,12 @@ impl ServerTls {
         &self.inner.resolver
     }
 
+    /// The custom hostnames' configurations in force (the same `Arc` until
+    /// hostnames, their certificates or the CAs hinted change).
+    pub fn hostname_configs(&self) -> Arc<HostnameConfigs> {
+        self.inner.hostnames.load().configs.clone()
+    }
+
     /// Brings the custom hostnames in line with the configuration in force:
     /// nothing when it is the one they were made for, a pointer swap when a
     /// new revision left hostnames, certificates and CAs as they were, else a
