@@ -17,7 +17,13 @@ use std::time::Duration;
 
 use common::tls::{any_cert_client, https_get, TestCa};
 use common::*;
+use portcullis_core::cert::ClientCertificate;
+use portcullis_core::config::reload::compile_json;
 use portcullis_driver::options::{CertificateFiles, HttpsOptions};
+use portcullis_driver::stop::Stop;
+use portcullis_driver::tls_server::{load_certificates, ServerTls};
+use portcullis_driver::SharedConfig;
+use portcullis_runtime_tokio::TokioRuntime;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -664,4 +670,107 @@ impl ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The driver's TLS server alone, on tokio, with the configuration `doc` and
+/// certificate file `file`: each accepted connection's handshake result is
+/// sent on the channel.
+async fn bare_server(
+    doc: &Value,
+    file: &Issued,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Option<Arc<ClientCertificate>>>,
+    Stop,
+) {
+    use portcullis_driver::{Listener, Runtime as _};
+    let rt = TokioRuntime;
+    let compiled = compile_json(&serde_json::to_vec(doc).unwrap()).unwrap();
+    let source = Arc::new(SharedConfig::new(Some(compiled)));
+    let certs = load_certificates(std::slice::from_ref(&file.files)).unwrap();
+    let tls = ServerTls::new(&certs, Some(source)).unwrap();
+    let listener = rt.bind(any_port()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Stop::new();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let deadline = rt.now() + Duration::from_secs(10);
+            match tls.handshake(&rt, stream, deadline, &stopping).await {
+                Ok(mut done) => {
+                    let _ = tx.send(done.client_certificate.take());
+                    // Answers one request so the client sees a finished exchange.
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 4096];
+                        let _ = smol::io::AsyncReadExt::read(&mut done.stream, &mut buf).await;
+                        let answer =
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                        let _ = smol::io::AsyncWriteExt::write_all(&mut done.stream, answer).await;
+                        let _ = smol::io::AsyncWriteExt::close(&mut done.stream).await;
+                    });
+                }
+                Err(_) => {
+                    let _ = tx.send(None);
+                }
+            }
+        }
+    });
+    (addr, rx, stop)
+}
+
+#[tokio::test]
+async fn the_handshake_hands_over_the_client_certificate_and_a_resumed_session_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let file = issue(&ca, dir.path(), "file", &["localhost"]);
+    let site = issue(
+        &ca,
+        dir.path(),
+        "site",
+        &["mtls.example.com", "plain.example.com"],
+    );
+    let client_cert = issue(&TestCa::new(), dir.path(), "client", &["client.test"]);
+    let hostnames = vec![
+        hostname(
+            "mtls.example.com",
+            "site",
+            json!({ "negotiateClientCertificate": true }),
+        ),
+        hostname("plain.example.com", "site", json!({})),
+    ];
+    let doc = doc(SocketAddr::from(([127, 0, 0, 1], 9)), 1, &[&site], hostnames);
+    let (addr, mut handshakes, stop) = bare_server(&doc, &file).await;
+    let want = ClientCertificate::from_der_chain(vec![client_cert.der.to_vec()]).unwrap();
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let presenter = Presenter::new(Some(client_cert.certified_key()));
+        let config = client(&ca, versions, &[], &presenter);
+        for (name, resumed, sent) in [
+            ("mtls.example.com", false, true),
+            // The resumed session carries the certificate of the full one.
+            ("mtls.example.com", true, true),
+            ("plain.example.com", false, false),
+        ] {
+            let r = https_get(addr, &config, name, "/").await;
+            assert_eq!((r.status, r.resumed), (200, resumed), "{name} {versions:?}");
+            let got = within("the handshake", handshakes.recv()).await.unwrap();
+            match sent {
+                true => assert_eq!(got.as_deref(), Some(&want), "{name} {versions:?}"),
+                false => assert!(got.is_none(), "{name} {versions:?}"),
+            }
+        }
+        // A client with none: none.
+        let empty = Presenter::new(None);
+        let r = https_get(
+            addr,
+            &client(&ca, versions, &[], &empty),
+            "mtls.example.com",
+            "/",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let got = within("the handshake", handshakes.recv()).await.unwrap();
+        assert!(got.is_none(), "{versions:?}");
+    }
+    stop.cancel();
 }
