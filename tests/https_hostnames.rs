@@ -739,7 +739,12 @@ async fn the_handshake_hands_over_the_client_certificate_and_a_resumed_session_k
         ),
         hostname("plain.example.com", "site", json!({})),
     ];
-    let doc = doc(SocketAddr::from(([127, 0, 0, 1], 9)), 1, &[&site], hostnames);
+    let doc = doc(
+        SocketAddr::from(([127, 0, 0, 1], 9)),
+        1,
+        &[&site],
+        hostnames,
+    );
     let (addr, mut handshakes, stop) = bare_server(&doc, &file).await;
     let want = ClientCertificate::from_der_chain(vec![client_cert.der.to_vec()]).unwrap();
     for versions in [&[&TLS13][..], &[&TLS12][..]] {
@@ -773,4 +778,96 @@ async fn the_handshake_hands_over_the_client_certificate_and_a_resumed_session_k
         assert!(got.is_none(), "{versions:?}");
     }
     stop.cancel();
+}
+
+/// The value on the metric line `series` once it shows `want`.
+async fn wait_metric(gw: &TestGateway, series: &str, want: u64) {
+    let mut last = None;
+    let reached = tokio::time::timeout(WAIT, async {
+        loop {
+            let text = fetch(gw.ops_addr, "/metrics").await.body_str();
+            last = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok());
+            if last == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "{series} is {last:?}, not {want}");
+}
+
+#[runtimes]
+async fn with_hostnames_plain_http_gets_its_400_and_stalled_hellos_their_deadline(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let file = issue(&ca, dir.path(), "file", &["localhost"]);
+    let site = issue(&ca, dir.path(), "site", &["api.example.com"]);
+    let hostnames = vec![hostname(
+        "api.example.com",
+        "site",
+        json!({ "minTlsVersion": "1.3" }),
+    )];
+    let doc = doc(backend.addr, 1, &[&site], hostnames);
+    let gw = TestGateway::start_with(rt, &doc, |o| {
+        o.https = Some(HttpsOptions {
+            listen: any_port(),
+            ..HttpsOptions::new(vec![file.files.clone()])
+        });
+        o.timeouts.header_read = Duration::from_secs(1);
+    })
+    .await;
+    let https = gw.gateway.https_addr().unwrap();
+    // Plain HTTP: the 400 that says why.
+    let mut plain = TcpStream::connect(https).await.unwrap();
+    plain.write_all(get("/api/x").as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = within("the 400", plain.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    // A ClientHello that never completes: closed at the header timeout,
+    // while others are served meanwhile.
+    let mut stalled = TcpStream::connect(https).await.unwrap();
+    stalled.write_all(&[0x16, 3, 1, 0, 200, 1]).await.unwrap();
+    let none = Presenter::new(None);
+    let r = https_get(
+        https,
+        &client(&ca, &[&TLS13], &[], &none),
+        "api.example.com",
+        "/api/x",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let mut out = Vec::new();
+    let _ = within("a stalled hello is closed", stalled.read_to_end(&mut out)).await;
+    // A refused version is counted as incompatible.
+    assert!(
+        refused(
+            https,
+            &client(&ca, &[&TLS12], &[], &none),
+            "api.example.com"
+        )
+        .await
+    );
+    for (series, want) in [
+        (
+            "portcullis_tls_handshake_failures_total{reason=\"not_tls\"}",
+            1,
+        ),
+        (
+            "portcullis_tls_handshake_failures_total{reason=\"timeout\"}",
+            1,
+        ),
+        (
+            "portcullis_tls_handshake_failures_total{reason=\"incompatible\"}",
+            1,
+        ),
+        ("portcullis_tls_handshakes_total{kind=\"full\"}", 1),
+    ] {
+        wait_metric(&gw, series, want).await;
+    }
+    gw.stop().await;
 }
