@@ -401,11 +401,21 @@ async fn only_hostnames_that_negotiate_ask_for_a_client_certificate(rt: Runtime)
         let r = https_get(https, &with_cert, "mtls.example.com", "/api/x").await;
         assert_eq!(r.status, 200, "{versions:?}");
         assert_eq!(presenting.asked(), 1, "{versions:?}: asked once");
-        assert_eq!(
-            presenting.hints.lock().unwrap().len(),
-            1,
-            "{versions:?}: the configuration's CA is hinted"
-        );
+        {
+            // The CA's subject, as a DER Name (a SEQUENCE).
+            let hints = presenting.hints.lock().unwrap();
+            assert_eq!(
+                hints.len(),
+                1,
+                "{versions:?}: the configuration's CA is hinted"
+            );
+            assert_eq!(hints[0][0], 0x30, "{versions:?}");
+            assert!(
+                hints[0].windows(22).any(|w| w == b"rcgen self signed cert"),
+                "{versions:?}: {:?}",
+                hints[0]
+            );
+        }
         // A client without a certificate proceeds too.
         let empty = Presenter::new(None);
         let without = client(&ca, versions, &[], &empty);
