@@ -881,3 +881,59 @@ async fn with_hostnames_plain_http_gets_its_400_and_stalled_hellos_their_deadlin
     }
     gw.stop().await;
 }
+
+#[runtimes]
+async fn sessions_resume_across_revisions_but_not_into_client_certificate_negotiation(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let file = issue(&ca, dir.path(), "file", &["localhost"]);
+    let site = issue(&ca, dir.path(), "site", &["api.example.com"]);
+    let client_cert = issue(&ca, dir.path(), "client", &["client.test"]);
+    let plain = vec![hostname("api.example.com", "site", json!({}))];
+    let asking = vec![hostname(
+        "api.example.com",
+        "site",
+        json!({ "negotiateClientCertificate": true }),
+    )];
+    let (gw, https) = gateway(rt, &doc(backend.addr, 1, &[&site], plain.clone()), &file).await;
+    let mut revision = 1;
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let presenter = Presenter::new(Some(client_cert.certified_key()));
+        let config = client(&ca, versions, &[], &presenter);
+        let first = https_get(https, &config, "api.example.com", "/api/a").await;
+        assert!(!first.resumed);
+        // A revision that leaves the hostname as it was: sessions resume.
+        revision += 1;
+        let mut unrelated = doc(backend.addr, revision, &[&site], plain.clone());
+        unrelated["apis"][0]["displayName"] = json!(format!("r{revision}"));
+        reload(&gw, &unrelated, revision).await;
+        let r = https_get(https, &config, "api.example.com", "/api/b").await;
+        assert!(r.resumed, "{versions:?}: resumed across revisions");
+        // Negotiation turned on: the session made without a certificate does
+        // not resume; the client is asked.
+        revision += 1;
+        reload(
+            &gw,
+            &doc(backend.addr, revision, &[&site], asking.clone()),
+            revision,
+        )
+        .await;
+        let r = https_get(https, &config, "api.example.com", "/api/c").await;
+        assert_eq!(r.status, 200);
+        assert!(!r.resumed, "{versions:?}: resumed into negotiation");
+        assert_eq!(presenter.asked(), 1, "{versions:?}");
+        // Its new session resumes, with the certificate.
+        let r = https_get(https, &config, "api.example.com", "/api/d").await;
+        assert!(r.resumed, "{versions:?}");
+        // Back to no negotiation for the next round.
+        revision += 1;
+        reload(
+            &gw,
+            &doc(backend.addr, revision, &[&site], plain.clone()),
+            revision,
+        )
+        .await;
+    }
+    gw.stop().await;
+}

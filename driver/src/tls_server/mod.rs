@@ -9,7 +9,7 @@
 //! [`Stream`].
 
 use std::io;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -82,24 +82,35 @@ pub fn load_certificates(files: &[CertificateFiles]) -> Result<Vec<ServedCert>, 
         .collect()
 }
 
-/// What every rustls configuration of the listener shares: one session cache
+/// What the rustls configurations of the listener share: one session cache
 /// and one ticketer (ring's, whose key rotates every six hours and still
 /// accepts tickets of the previous key) for the whole process, so sessions
 /// resume across hostnames' configurations and revisions (rustls still
-/// refuses to resume a session under another SNI name).
+/// refuses to resume a session under another SNI name). Hostnames that ask
+/// for client certificates have a cache and ticketer of their own: a session
+/// made where none was asked for (before a revision turned negotiation on,
+/// say) cannot resume there, so the client is asked on its next handshake
+/// instead of resuming without a certificate until its session lapses.
 pub struct Common {
     /// ring, with all its suites.
     pub provider: Arc<CryptoProvider>,
     ticketer: Arc<dyn ProducesTickets>,
     sessions: Arc<dyn StoresServerSessions>,
+    /// Made with the first hostname that negotiates (a cache preallocates).
+    asking: OnceLock<Resumption>,
 }
+
+/// Where sessions are kept for resumption.
+type Resumption = (Arc<dyn ProducesTickets>, Arc<dyn StoresServerSessions>);
 
 impl Common {
     fn new() -> Result<Self, rustls::Error> {
+        let (ticketer, sessions) = resumption()?;
         Ok(Common {
             provider: provider(),
-            ticketer: ring_provider::Ticketer::new()?,
-            sessions: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+            ticketer,
+            sessions,
+            asking: OnceLock::new(),
         })
     }
 
@@ -113,6 +124,10 @@ impl Common {
         verifier: Option<Arc<dyn ClientCertVerifier>>,
         resolver: Arc<dyn ResolvesServerCert>,
     ) -> Result<ServerConfig, rustls::Error> {
+        let (ticketer, sessions) = match verifier {
+            Some(_) => self.asking()?,
+            None => (self.ticketer.clone(), self.sessions.clone()),
+        };
         let builder =
             ServerConfig::builder_with_provider(provider).with_protocol_versions(versions)?;
         let mut config = match verifier {
@@ -121,10 +136,30 @@ impl Common {
         }
         .with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        config.session_storage = self.sessions.clone();
-        config.ticketer = self.ticketer.clone();
+        config.session_storage = sessions;
+        config.ticketer = ticketer;
         Ok(config)
     }
+
+    /// The cache and ticketer of the hostnames that ask for certificates.
+    fn asking(&self) -> Result<Resumption, rustls::Error> {
+        if let Some(made) = self.asking.get() {
+            return Ok(made.clone());
+        }
+        // Two builds racing: the first set wins, both use it.
+        let _ = self.asking.set(resumption()?);
+        self.asking.get().cloned().ok_or(rustls::Error::General(
+            "no session cache for client certificates".into(),
+        ))
+    }
+}
+
+/// A ticketer and a session cache.
+fn resumption() -> Result<Resumption, rustls::Error> {
+    Ok((
+        ring_provider::Ticketer::new()?,
+        ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+    ))
 }
 
 /// The HTTPS listener's TLS server, shared by all its connections: the
