@@ -181,7 +181,7 @@ struct Inner {
     source: Option<Arc<SharedConfig>>,
     hostnames: ArcSwap<Served>,
     /// Held while the hostnames are rebuilt, so concurrent handshakes after a
-    /// new revision build them once (the others go on with the set in force).
+    /// new revision build them once (the others wait for that build).
     rebuilding: Mutex<()>,
 }
 
@@ -255,22 +255,33 @@ impl ServerTls {
         self.inner.hostnames.load().configs.clone()
     }
 
+    /// Whether the custom hostnames are the ones of the configuration in force.
+    fn is_current(&self) -> bool {
+        let inner = &*self.inner;
+        let Some(source) = &inner.source else {
+            return true;
+        };
+        match source.current() {
+            None => true,
+            Some(current) => inner.hostnames.load().from.as_ptr() == Arc::as_ptr(&current),
+        }
+    }
+
     /// Brings the custom hostnames in line with the configuration in force:
     /// nothing when it is the one they were made for, a pointer swap when a
     /// new revision left hostnames, certificates and CAs as they were, else a
     /// rebuild. Cheap when nothing changed: every handshake calls it.
     pub fn refresh(&self) {
-        let inner = &*self.inner;
-        let Some(source) = &inner.source else { return };
-        let Some(current) = source.current() else {
-            return;
-        };
-        if inner.hostnames.load().from.as_ptr() == Arc::as_ptr(&current) {
+        if self.is_current() {
             return;
         }
-        let Ok(_building) = inner.rebuilding.try_lock() else {
+        let inner = &*self.inner;
+        let Some(current) = inner.source.as_ref().and_then(|s| s.current()) else {
             return;
         };
+        // A handshake that comes while the follower builds waits for it (a
+        // few milliseconds, once per change), so it gets the new set.
+        let _building = inner.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
         let served = inner.hostnames.load_full();
         if served.from.as_ptr() == Arc::as_ptr(&current) {
             return;
@@ -376,10 +387,15 @@ fn client_certificate(
 
 /// Keeps the custom hostnames in line with the configuration in force every
 /// `every` until `stop`, so a new revision's are built (and their problems
-/// logged) without waiting for a handshake.
+/// logged) off the async threads, without waiting for a handshake to do it.
 pub async fn follow_config<R: Runtime>(rt: R, tls: ServerTls, every: Duration, stop: Stop) {
     loop {
-        tls.refresh();
+        if !tls.is_current() {
+            let tls = tls.clone();
+            if let Err(e) = rt.blocking(move || tls.refresh()).await {
+                tracing::warn!(error = %e, "building the custom hostnames' TLS configurations failed");
+            }
+        }
         if until_stopped(&stop, crate::runtime::sleep(&rt, every))
             .await
             .is_none()
