@@ -74,6 +74,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             cert: tls.server_cert.clone(),
             key: tls.server_key.clone(),
         }],
+        public_port: None,
     });
     args.tuning.apply(&mut options);
     let gateway = Gateway::start(args.runtime, options).await?;

@@ -129,6 +129,11 @@ struct HttpsArgs {
     /// PEM private key of each --tls-cert, in the same order.
     #[arg(long, env = "PORTCULLIS_TLS_KEY", value_delimiter = ',')]
     tls_key: Vec<PathBuf>,
+    /// The port clients reach the HTTPS listener on, when a load balancer or a
+    /// port mapping puts it elsewhere (default: --https-listen's port): APIs
+    /// with httpsRedirect send plain HTTP requests there.
+    #[arg(long, env = "PORTCULLIS_HTTPS_PUBLIC_PORT")]
+    https_public_port: Option<u16>,
 }
 
 impl HttpsArgs {
@@ -153,6 +158,7 @@ impl HttpsArgs {
         Ok(Some(HttpsOptions {
             listen: self.https_listen,
             certificates,
+            public_port: self.https_public_port,
         }))
     }
 }

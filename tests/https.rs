@@ -34,6 +34,7 @@ async fn https_gateway(
         o.https = Some(HttpsOptions {
             listen: any_port(),
             certificates: certs,
+            public_port: None,
         });
         tweak(o);
     })
@@ -470,6 +471,7 @@ async fn a_key_that_is_not_the_certificates_stops_the_start(rt: Runtime) {
             cert: one.cert.clone(),
             key: other.key,
         }],
+        public_port: None,
     });
     let err = match Gateway::start(rt, options).await {
         Ok(_) => panic!("a gateway started with a key of another certificate"),

@@ -212,6 +212,7 @@ fn conn_for(max_head: usize) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     ProxyConn::new(
         settings,

@@ -128,6 +128,7 @@ fn conn(config: &Arc<CompiledConfig>) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     ProxyConn::new(
         settings,
@@ -289,6 +290,7 @@ fn sample_context(config: &CompiledConfig) -> Context {
             gateway_id: "portcullis".into(),
             region: "".into(),
             service_name: "portcullis".into(),
+            certificates: Default::default(),
         },
         request_id: "0b0e5bd0-57b4-4a2f-9c39-5d1a83b9a7c1".to_string(),
         request: Request {
@@ -312,6 +314,7 @@ fn sample_context(config: &CompiledConfig) -> Context {
             ip_address: "192.0.2.1".to_string(),
             base_path: "/v1".to_string(),
             matched_parameters: vec![("id".to_string(), "42".to_string())],
+            certificate: None,
         },
         ..Default::default()
     }

@@ -45,6 +45,7 @@ fn conn(telemetry: Arc<Sink>) -> ProxyConn {
         policy: PolicyEnv::new("bench".into(), Some((Instant::now(), 0)), [3; 32]),
         telemetry,
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     ProxyConn::new(
         settings,

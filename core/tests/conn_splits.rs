@@ -48,6 +48,7 @@ fn conn(now: Instant) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     ProxyConn::new(
         settings,

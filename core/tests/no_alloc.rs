@@ -103,6 +103,7 @@ fn warm_keep_alive_request_does_not_allocate() {
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: Arc::new(sink::Sink::default()),
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     let now = Instant::now();
     let mut conn = ProxyConn::new(

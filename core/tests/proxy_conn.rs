@@ -46,6 +46,7 @@ fn settings_with(limits: Limits, config: Option<Arc<CompiledConfig>>) -> Arc<Con
         policy: portcullis_core::proxy::PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
+        https_port: None,
     })
 }
 

@@ -43,6 +43,7 @@ fn conn(policy: &str) -> ProxyConn {
         policy: PolicyEnv::default(),
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
+        https_port: None,
     });
     ProxyConn::new(
         settings,

@@ -83,6 +83,7 @@ impl Harness {
             policy: PolicyEnv::new("gw-1".into(), Some((now, 1_700_000_000_000)), [7; 32]),
             telemetry: telemetry.clone(),
             allow_underscores_in_headers: false,
+            https_port: None,
         });
         Harness {
             conn: ProxyConn::new(

@@ -159,7 +159,7 @@ impl<R: Runtime> Gateway<R> {
         if https.is_some() {
             hub.attach_tls();
         }
-        let settings = Arc::new(gateway_conn_settings(
+        let mut settings = gateway_conn_settings(
             &options,
             config.clone(),
             &gateway_id,
@@ -167,7 +167,17 @@ impl<R: Runtime> Gateway<R> {
             rt.now(),
             rt.wall_clock(),
             random_bytes(&rt).ok_or(GatewayError::Random)?,
-        ));
+        );
+        // Where `httpsRedirect` sends plain HTTP: the port clients know the
+        // HTTPS listener by (a load balancer's), else the one it is bound to.
+        settings.https_port = https.as_ref().map(|(_, addr, ..)| {
+            options
+                .https
+                .as_ref()
+                .and_then(|h| h.public_port)
+                .unwrap_or(addr.port())
+        });
+        let settings = Arc::new(settings);
         // The policies' shared state: counted in process, by this replica alone.
         let store = Arc::new(InProcessStore::new(settings.policy.store_seed));
         let connector = Connector::new(rt.clone(), options.upstream_ca.as_deref())?;

@@ -71,6 +71,10 @@ pub struct HttpsOptions {
     /// The certificates, chosen by SNI (exact name, then wildcard, then the
     /// first, which is the default).
     pub certificates: Vec<CertificateFiles>,
+    /// The port clients reach the HTTPS listener on when it differs from the
+    /// bound one (behind a load balancer or a container port mapping): the
+    /// port of `httpsRedirect` locations.
+    pub public_port: Option<u16>,
 }
 
 impl HttpsOptions {
@@ -79,6 +83,7 @@ impl HttpsOptions {
         HttpsOptions {
             listen: DEFAULT_HTTPS_LISTEN,
             certificates,
+            public_port: None,
         }
     }
 }

@@ -33,6 +33,11 @@ pub fn gateway_conn_settings(
         policy: PolicyEnv::new(gateway_id.into(), Some((now, unix_millis(wall))), secret),
         telemetry,
         allow_underscores_in_headers: options.allow_underscores_in_headers,
+        // The gateway corrects it to the bound port when the listener's is 0.
+        https_port: options
+            .https
+            .as_ref()
+            .map(|h| h.public_port.unwrap_or(h.listen.port())),
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
 use crate::http::Url;
+use crate::policy::cert_store::CertificateStore;
 use crate::policy::compile::{compile_document, CompileEnv};
 use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo};
 use crate::policy::pipeline::Chain;
@@ -26,6 +27,9 @@ pub struct CompiledConfig {
     policies: PolicySet,
     /// Every backend's parsed URL, by id.
     backends: HashMap<String, ServiceUrl>,
+    /// The CAs, CRLs and certificates as client-certificate checks use them,
+    /// parsed once per revision.
+    certificates: Arc<CertificateStore>,
 }
 
 /// What a subscription opens.
@@ -107,6 +111,7 @@ impl CompiledConfig {
     pub fn compile(snapshot: Snapshot) -> Result<CompiledConfig, ConfigError> {
         let checked = validate::check(&snapshot)?;
         let policies = compile_policies(&snapshot, &checked.upstreams)?;
+        let certificates = Arc::new(certificate_store(&snapshot));
         Ok(CompiledConfig {
             snapshot,
             upstreams: checked.upstreams,
@@ -114,6 +119,7 @@ impl CompiledConfig {
             router: checked.router,
             policies,
             backends: checked.backends,
+            certificates,
         })
     }
 
@@ -264,10 +270,37 @@ impl CompiledConfig {
         &self.policies.subscription_info[index][usize::from(secondary)]
     }
 
+    /// The revision's trust anchors, revocation lists and certificates.
+    pub fn certificate_store(&self) -> &Arc<CertificateStore> {
+        &self.certificates
+    }
+
     /// `context.Product` of product `product`.
     pub fn product_info(&self, product: usize) -> &Arc<ProductInfo> {
         &self.policies.product_info[product]
     }
+}
+
+/// The snapshot's CAs (with their CRLs) and certificates, parsed for
+/// client-certificate checks; what cannot be read is logged and left out.
+fn certificate_store(snapshot: &Snapshot) -> CertificateStore {
+    let (store, skipped) = CertificateStore::build(
+        snapshot.ca_certificates.iter().map(|c| {
+            (
+                c.id.as_str(),
+                c.certificate_pem.as_str(),
+                c.crl_pem.as_deref(),
+            )
+        }),
+        snapshot
+            .certificates
+            .iter()
+            .map(|c| (c.id.as_str(), c.certificate_pem.as_str())),
+    );
+    for s in skipped {
+        tracing::warn!(revision = snapshot.revision, "left out: {s}");
+    }
+    store
 }
 
 /// Compares two byte strings in time that depends only on their lengths.

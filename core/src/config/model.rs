@@ -199,9 +199,11 @@ pub struct Api {
     /// Request records of this API: on or off, and the share kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<ApiTelemetry>,
-    /// Answer a request that came over `http` with a redirect to the same URL
-    /// over `https` (301 for GET and HEAD, 308 otherwise), when the API
-    /// accepts only `https`.
+    /// Answer every request that comes over `http` with a redirect to the same
+    /// URL over `https` (301 for GET and HEAD, 308 otherwise, so a method and
+    /// body are kept), when `protocols` has `https` and the gateway has an
+    /// HTTPS listener; otherwise a request over `http` is served or 404'd as
+    /// `protocols` says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub https_redirect: bool,
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::area::context::ExprContext;
 use super::area::{
-    collections, context, convert, crypto, datetime, json, jwt, math, regex, strings,
+    certificate, collections, context, convert, crypto, datetime, json, jwt, math, regex, strings,
 };
 use super::ast::BinOp;
 use super::compile::Compiled;
@@ -642,6 +642,7 @@ impl<'c> Frame<'c> {
                 Obj::Random(seed) if matches!(m, Method::Next | Method::NextDouble) => {
                     self.random_method(*seed, m, &a)
                 }
+                Obj::Certificate(c) => certificate::method(self.ctx, c, &recv, m, &a),
                 _ => common_method(&recv, m, &a),
             },
             _ => common_method(&recv, m, &a),
@@ -797,6 +798,8 @@ pub(crate) fn member(v: Value, m: Member) -> R<Value> {
             Obj::Uri(u) => convert::uri_member(u, m),
             Obj::Hasher(..) | Obj::Aes(_) => crypto::object_member(o, &v, m),
             Obj::Match(_) | Obj::Group(_) | Obj::Groups(_) => regex::object_member(o, &v, m),
+            Obj::Certificate(c) => certificate::member(c, &v, m),
+            Obj::X500Name(n) => certificate::name_member(n, &v, m),
             Obj::Random(_) | Obj::Regex(_) => no_member(&v, m),
         },
         _ => no_member(&v, m),

@@ -197,6 +197,30 @@ pub fn value_to_json(v: &Value) -> J {
             Obj::Match(md) => group_json(md.groups.first().cloned().flatten()),
             Obj::Group(g) => group_json(g.clone()),
             Obj::Groups(md) => J::Array(md.groups.iter().cloned().map(group_json).collect()),
+            Obj::Certificate(c) => {
+                // The public properties policies read, as Newtonsoft names them.
+                let mut m = serde_json::Map::new();
+                for (k, v) in [
+                    ("Subject", &c.subject),
+                    ("Issuer", &c.issuer),
+                    ("Thumbprint", &c.thumbprint),
+                    ("SerialNumber", &c.serial_number),
+                ] {
+                    m.insert(k.into(), J::String(v.clone()));
+                }
+                for (k, secs) in [("NotBefore", c.not_before), ("NotAfter", c.not_after)] {
+                    let ms = secs
+                        .saturating_mul(1000)
+                        .clamp(datetime::MIN_MS, datetime::MAX_MS);
+                    m.insert(k.into(), value_to_json(&Value::DateTime(ms)));
+                }
+                J::Object(m)
+            }
+            Obj::X500Name(n) => {
+                let mut m = serde_json::Map::new();
+                m.insert("Name".into(), J::String(n.to_string()));
+                J::Object(m)
+            }
         },
     }
 }

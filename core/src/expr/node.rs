@@ -124,6 +124,10 @@ pub enum CtxProp {
     Elapsed,
     /// `context.Timestamp` (now minus elapsed).
     Timestamp,
+    /// `context.Request.Certificate` (null without one).
+    Certificate,
+    /// `context.Deployment.Certificates`: thumbprint → certificate.
+    DeploymentCertificates,
 }
 
 /// `context.Subscription` members.
@@ -300,6 +304,13 @@ pub enum Member {
     Success,
     Groups,
     Index,
+    Thumbprint,
+    SerialNumber,
+    NotAfter,
+    SubjectName,
+    IssuerName,
+    RawData,
+    FriendlyName,
 }
 
 /// Instance methods resolved at compile time.
@@ -390,6 +401,9 @@ pub enum Method {
     Match,
     Matches,
     Result,
+    Verify,
+    GetCertHashString,
+    GetSerialNumberString,
 }
 
 /// Static functions and properties of known types.

@@ -3,7 +3,9 @@
 //! and cast targets. Which member or method exists on which type is asked
 //! of the area that owns the type (`area::*`).
 
-use super::area::{collections, context, crypto, datetime, json, jwt, math, regex, strings};
+use super::area::{
+    certificate, collections, context, crypto, datetime, json, jwt, math, regex, strings,
+};
 use super::ast::TypeRef;
 use super::compile::err;
 use super::crypto as crypto_lib;
@@ -37,6 +39,8 @@ pub(crate) enum Ty {
     Cipher,
     /// A `Regex` object.
     Regex,
+    /// An `X509Certificate2`.
+    Cert,
     Null,
 }
 
@@ -62,6 +66,7 @@ impl Ty {
             Ty::Crypto => "HashAlgorithm",
             Ty::Cipher => "Aes",
             Ty::Regex => "Regex",
+            Ty::Cert => "X509Certificate2",
             Ty::Null => "null",
         }
     }
@@ -184,6 +189,10 @@ pub(crate) fn type_k(name: &str) -> Option<TypeK> {
         "PaddingMode" => TypeK::PaddingMode,
         "Regex" => TypeK::Regex,
         "RegexOptions" => TypeK::RegexOptions,
+        // Declared as such, a certificate variable keeps its static type.
+        "X509Certificate2" | "X509Certificate" | "X500DistinguishedName" => {
+            TypeK::Cast(CastTy::Object)
+        }
         "Match" | "Group" | "Capture" | "GroupCollection" | "MatchCollection" => {
             TypeK::Cast(CastTy::Object)
         }
@@ -263,8 +272,9 @@ pub(crate) fn unsupported_type(name: &str) -> String {
         "AesGcm" | "AesCcm" | "TripleDES" | "DES" | "RC2" | "ChaCha20Poly1305" => {
             " (of symmetric encryption only AES in CBC mode is supported: Aes, byte[].Encrypt/Decrypt)"
         }
-        "RSA" | "RSACryptoServiceProvider" | "ECDsa" | "X509Certificate2" => {
-            " (certificates and asymmetric keys are not supported)"
+        "RSA" | "RSACryptoServiceProvider" | "ECDsa" => " (asymmetric keys are not supported)",
+        "X509Certificate2" | "X509Certificate" => {
+            " (certificates cannot be made in expressions: read context.Request.Certificate or context.Deployment.Certificates)"
         }
         "XDocument" | "XElement" | "XmlDocument" | "XmlReader" | "XPathDocument" => {
             " (XML documents are not supported)"
@@ -345,6 +355,13 @@ pub(crate) fn member_of(name: &str) -> Option<Member> {
         "Success" => M::Success,
         "Groups" => M::Groups,
         "Index" => M::Index,
+        "Thumbprint" => M::Thumbprint,
+        "SerialNumber" => M::SerialNumber,
+        "NotAfter" => M::NotAfter,
+        "SubjectName" => M::SubjectName,
+        "IssuerName" => M::IssuerName,
+        "RawData" => M::RawData,
+        "FriendlyName" => M::FriendlyName,
         _ => return None,
     })
 }
@@ -437,6 +454,9 @@ pub(crate) fn method_of(name: &str) -> Option<Method> {
         "Match" => M::Match,
         "Matches" => M::Matches,
         "Result" => M::Result,
+        "Verify" => M::Verify,
+        "GetCertHashString" => M::GetCertHashString,
+        "GetSerialNumberString" => M::GetSerialNumberString,
         _ => return None,
     })
 }
@@ -459,6 +479,7 @@ pub(crate) fn method_ok(ty: Ty, m: Method) -> bool {
             Ty::TimeSpan => datetime::timespan_method_ok(m),
             Ty::Guid => math::guid_method_ok(m),
             Ty::Crypto => crypto::hasher_method_ok(m),
+            Ty::Cert => certificate::method_ok(m),
             Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Response | Ty::Jwt => false,
         }
 }
@@ -475,7 +496,8 @@ pub(crate) fn method_result(ty: Ty, m: Method) -> Ty {
         M::AsJwt => Ty::Jwt,
         M::Split | M::Where | M::Select | M::ToArray | M::Skip | M::Take | M::Reverse => Ty::Array,
         M::ToByteArray | M::ComputeHash | M::Encrypt | M::Decrypt => Ty::Bytes,
-        M::IsMatch => Ty::Bool,
+        M::IsMatch | M::Verify => Ty::Bool,
+        M::GetCertHashString | M::GetSerialNumberString => Ty::Str,
         M::Matches => Ty::Array,
         M::Result => Ty::Str,
         M::Replace if ty == Ty::Regex => Ty::Str,
@@ -514,7 +536,10 @@ pub(crate) fn method_result(ty: Ty, m: Method) -> Ty {
 pub(crate) fn member_ok(ty: Ty, m: Member) -> bool {
     use Member as M;
     if matches!(m, M::Value | M::HasValue)
-        && !matches!(ty, Ty::Str | Ty::Array | Ty::Dict | Ty::Jwt | Ty::Response)
+        && !matches!(
+            ty,
+            Ty::Str | Ty::Array | Ty::Dict | Ty::Jwt | Ty::Response | Ty::Cert
+        )
     {
         // `Nullable<T>.Value` / `.HasValue`.
         return true;
@@ -531,6 +556,7 @@ pub(crate) fn member_ok(ty: Ty, m: Member) -> bool {
         Ty::Jwt => jwt::member_ok(m),
         Ty::Crypto => crypto::hasher_member_ok(m),
         Ty::Cipher => crypto::cipher_member_ok(m),
+        Ty::Cert => certificate::member_ok(m),
         Ty::Regex => false,
         Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Guid => false,
     }
@@ -558,7 +584,9 @@ pub(crate) fn member_result(m: Member) -> Ty {
         M::TimeOfDay => Ty::TimeSpan,
         M::HasValues | M::Success => Ty::Bool,
         M::Index | M::Mode | M::Padding | M::KeySize | M::BlockSize => Ty::Int,
-        M::IV => Ty::Bytes,
+        M::IV | M::RawData => Ty::Bytes,
+        M::Thumbprint | M::SerialNumber | M::FriendlyName => Ty::Str,
+        M::NotAfter => Ty::DateTime,
         _ => Ty::Any,
     }
 }

@@ -10,6 +10,7 @@ use super::json;
 use super::jwt::Jwt;
 use super::regexp::{DotnetRegex, GroupData, MatchData};
 use super::Response;
+use crate::cert::ClientCertificate;
 
 /// A value an expression produces or a variable holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +104,10 @@ pub enum Obj {
     Groups(Arc<MatchData>),
     /// A `Group` (`None`: it did not take part: `Success` false, `Value` "").
     Group(GroupData),
+    /// An `X509Certificate2` (`context.Request.Certificate`).
+    Certificate(Arc<ClientCertificate>),
+    /// An `X500DistinguishedName` (`SubjectName`, `IssuerName`): its `Name`.
+    X500Name(Arc<str>),
 }
 
 impl Value {
@@ -167,6 +172,10 @@ impl Value {
                     .unwrap_or_default(),
                 Obj::Groups(_) => "System.Text.RegularExpressions.GroupCollection".into(),
                 Obj::Group(g) => g.as_ref().map(|(_, v)| v.to_string()).unwrap_or_default(),
+                Obj::Certificate(c) => super::area::certificate::to_display_string(c),
+                Obj::X500Name(_) => {
+                    "System.Security.Cryptography.X509Certificates.X500DistinguishedName".into()
+                }
             },
         }
     }
@@ -202,6 +211,8 @@ impl Value {
                 Obj::Match(_) => "Match",
                 Obj::Groups(_) => "GroupCollection",
                 Obj::Group(_) => "Group",
+                Obj::Certificate(_) => "X509Certificate2",
+                Obj::X500Name(_) => "X500DistinguishedName",
             },
         }
     }

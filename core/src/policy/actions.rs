@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::attrs;
+use super::client_cert::ValidateClientCertificate;
 use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
 use super::error::PolicyError;
@@ -132,6 +133,8 @@ pub enum Action {
     QuotaByKey(Arc<QuotaByKey>),
     /// `validate-jwt`.
     ValidateJwt(Box<ValidateJwt>),
+    /// `validate-client-certificate`.
+    ValidateClientCertificate(Box<ValidateClientCertificate>),
     /// Entering a `limit-concurrency` block (slot numbers the block).
     LimitConcurrency(LimitConcurrency, u16),
     /// `cors`.
@@ -264,6 +267,12 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
         "validate-jwt" => {
             only_in(&[Inbound])?;
             Action::ValidateJwt(Box::new(ValidateJwt::from_element(el)?))
+        }
+        "validate-client-certificate" => {
+            only_in(&[Inbound])?;
+            Action::ValidateClientCertificate(Box::new(ValidateClientCertificate::from_element(
+                el,
+            )?))
         }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(

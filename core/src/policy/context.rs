@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::cert_store::CertificateStore;
+use crate::cert::ClientCertificate;
 use crate::expr::Value;
 // Plain HTTP data, re-exported here because `Context` is made of them and
 // expression code names them from here.
@@ -36,6 +38,9 @@ pub struct Request {
     pub base_path: String,
     /// URL template parameters of the matched operation.
     pub matched_parameters: Vec<(String, String)>,
+    /// The certificate the client sent during the TLS handshake
+    /// (`context.Request.Certificate`).
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// The error that sent the pipeline to `<on-error>` (`context.LastError`).
@@ -135,6 +140,9 @@ pub struct Static {
     pub region: Arc<str>,
     /// `context.Deployment.ServiceName`.
     pub service_name: Arc<str>,
+    /// The revision's CAs, CRLs and certificates (client-certificate checks,
+    /// `context.Deployment.Certificates`).
+    pub certificates: Arc<CertificateStore>,
 }
 
 /// Everything an expression can read: APIM's `context`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::context::{Context, Headers, Response, Url};
+use crate::cert::ClientCertificate;
 use crate::expr::{ErrField, ExprContext, SubField, UrlSrc, Value};
 
 impl ExprContext for Context {
@@ -130,5 +131,17 @@ impl ExprContext for Context {
             ErrField::Path => &e.path,
             ErrField::PolicyId => &e.policy_id,
         })
+    }
+
+    fn client_certificate(&self) -> Option<&Arc<ClientCertificate>> {
+        self.request.certificate.as_ref()
+    }
+
+    fn verify_certificate(&self, cert: &ClientCertificate) -> bool {
+        self.fixed.certificates.verify(cert, self.now_unix_ms)
+    }
+
+    fn deployment_certificates(&self) -> &[Arc<ClientCertificate>] {
+        self.fixed.certificates.deployment_certificates()
     }
 }

@@ -4,6 +4,8 @@
 pub mod actions;
 pub mod attrs;
 pub mod cache_store;
+pub mod cert_store;
+pub mod client_cert;
 pub mod compile;
 pub mod concurrency;
 pub mod context;

@@ -20,6 +20,9 @@ pub struct Gate {
     pub scheme: Scheme,
     /// Largest request body accepted (`None`: no limit).
     pub max_body_bytes: Option<u64>,
+    /// The port clients reach the HTTPS listener on, when there is one: where
+    /// an API's `httpsRedirect` sends plain HTTP requests.
+    pub https_port: Option<u16>,
 }
 
 /// Whether the subscription key must be removed from the forwarded request.
@@ -86,6 +89,16 @@ pub enum Admission<'r> {
     Admitted(Admitted<'r>),
     /// Refused before an API was chosen (no route, or an unroutable path).
     Unrouted(Refusal),
+    /// Routed to an API that wants HTTPS (`httpsRedirect`): the same URL
+    /// over HTTPS on this port.
+    Redirect {
+        /// Index of the API.
+        api: usize,
+        /// Index of the operation.
+        operation: usize,
+        /// The HTTPS listener's public port.
+        port: u16,
+    },
     /// Routed to this API and operation, then refused.
     Refused {
         /// Index of the API.
@@ -134,6 +147,18 @@ pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) 
         }
     }
     let api = config.api(api_idx);
+    if let (Scheme::Http, true, Some(port)) = (gate.scheme, api.https_redirect, gate.https_port) {
+        // Before the scheme check: an HTTPS-only API sends plain HTTP to
+        // HTTPS instead of hiding behind a 404. Without a Host there is no
+        // URL to send the client to.
+        if api.allows(Scheme::Https) && head.authority().is_some() {
+            return Admission::Redirect {
+                api: api_idx,
+                operation: op_idx,
+                port,
+            };
+        }
+    }
     if !api.allows(gate.scheme) {
         // An API not offered over this scheme does not exist on it, as in APIM.
         return refused(NOT_FOUND);
@@ -217,7 +242,10 @@ mod tests {
          "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]},
         {"id": "open", "path": "open", "serviceUrl": "http://backend.test:9000",
          "subscriptionRequired": false, "protocols": ["https"],
-         "operations": [{"id": "get", "method": "GET", "urlTemplate": "/"}]}
+         "operations": [{"id": "get", "method": "GET", "urlTemplate": "/"}]},
+        {"id": "moved", "path": "moved", "serviceUrl": "http://backend.test:9000",
+         "subscriptionRequired": false, "protocols": ["http", "https"], "httpsRedirect": true,
+         "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]}
       ],
       "subscriptions": [
         {"id": "all", "scope": "/apis", "primaryKey": "0123456789abcdef-all-1", "secondaryKey": "0123456789abcdef-all-2"}
@@ -239,11 +267,13 @@ mod tests {
     const HTTP: Gate = Gate {
         scheme: Scheme::Http,
         max_body_bytes: Some(100),
+        https_port: None,
     };
 
     fn refusal(admission: &Admission<'_>) -> Option<(u16, &'static str)> {
         match admission {
             Admission::Admitted(_) => None,
+            Admission::Redirect { .. } => Some((301, "Redirect")),
             Admission::Unrouted(r) | Admission::Refused { refusal: r, .. } => {
                 Some((r.status, r.reason))
             }
@@ -307,6 +337,7 @@ mod tests {
         let https = Gate {
             scheme: Scheme::Https,
             max_body_bytes: None,
+            https_port: None,
         };
         let h = head("GET /open/ HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(refusal(&admit(&h, &config, https)), None);
@@ -321,6 +352,44 @@ mod tests {
                 operation: 0,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn https_redirect_only_over_http_with_a_listener_and_a_host() {
+        let config = config();
+        let with_https = Gate {
+            https_port: Some(8443),
+            ..HTTP
+        };
+        let h = head("GET /moved/x HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(
+            admit(&h, &config, with_https),
+            Admission::Redirect {
+                api: 3,
+                port: 8443,
+                ..
+            }
+        ));
+        // No HTTPS listener: served as `protocols` says (http is allowed).
+        assert_eq!(refusal(&admit(&h, &config, HTTP)), None);
+        // Over HTTPS: served.
+        let over_https = Gate {
+            scheme: Scheme::Https,
+            ..with_https
+        };
+        assert_eq!(refusal(&admit(&h, &config, over_https)), None);
+        // An API without the setting keeps APIM's 404.
+        let h = head("GET /open/ HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            refusal(&admit(&h, &config, with_https)),
+            Some((404, "NotFound"))
+        );
+        // HTTP/1.0 without Host: nowhere to send the client.
+        let h = head("GET /moved/x HTTP/1.0\r\n\r\n");
+        assert!(!matches!(
+            admit(&h, &config, with_https),
+            Admission::Redirect { .. }
         ));
     }
 }

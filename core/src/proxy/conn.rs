@@ -829,6 +829,7 @@ impl ProxyConn {
                 Scheme::Http
             },
             max_body_bytes: self.settings.limits.max_body_bytes,
+            https_port: self.settings.https_port,
         };
         // What admission decided, taken out of the match (which borrows the head
         // and the configuration, both moving on to the exchange).
@@ -853,6 +854,14 @@ impl ProxyConn {
                     )
                 }
                 Admission::Unrouted(refusal) => return self.refuse(refusal, close_if_local, now),
+                Admission::Redirect {
+                    api,
+                    operation,
+                    port,
+                } => {
+                    self.tally.routed(&config, api, operation);
+                    return self.redirect_to_https(&head, port, close_if_local, now);
+                }
                 Admission::Refused {
                     api,
                     operation,
@@ -901,6 +910,35 @@ impl ProxyConn {
             }
             None => self.answer_locally(refusal.status, close, now),
         }
+    }
+
+    /// Hook: a plain HTTP request to an API with `httpsRedirect` gets the
+    /// same URL over HTTPS: 301 for GET and HEAD, 308 for the rest (which
+    /// must repeat their method and body, RFC 9110 15.4.9).
+    fn redirect_to_https(
+        &mut self,
+        head: &RequestHead,
+        port: u16,
+        close: bool,
+        now: Instant,
+    ) -> bool {
+        let status = if matches!(head.method.as_str(), "GET" | "HEAD") {
+            301
+        } else {
+            308
+        };
+        let location = https_location(head.authority().unwrap_or_default(), port, head);
+        self.tally.status(status);
+        write_local_response(
+            status,
+            None,
+            &[(b"Location", &location)],
+            b"",
+            close,
+            &mut self.client_out,
+        );
+        self.report(now);
+        self.next_or_close(close, now)
     }
 
     /// Hook: a request without policies is forwarded as it streams in.
@@ -1422,4 +1460,23 @@ fn is_idempotent(method: &http::Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
+}
+
+/// `https://host[:port]/path?query` for a request that came with `authority`
+/// (its port, if any, dropped: the HTTPS listener has its own; 443 is left out).
+fn https_location(authority: &[u8], port: u16, head: &RequestHead) -> Vec<u8> {
+    let host = match authority.iter().rposition(|&b| b == b':') {
+        // An IPv6 literal's colons are inside the brackets.
+        Some(i) if !authority[i..].contains(&b']') => &authority[..i],
+        _ => authority,
+    };
+    let mut out = Vec::with_capacity(host.len() + head.path_and_query().len() + 16);
+    out.extend_from_slice(b"https://");
+    out.extend_from_slice(host);
+    if port != 443 {
+        out.push(b':');
+        out.extend_from_slice(port.to_string().as_bytes());
+    }
+    out.extend_from_slice(head.path_and_query());
+    out
 }

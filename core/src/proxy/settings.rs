@@ -59,6 +59,9 @@ pub struct ConnSettings {
     /// Keep request header and trailer fields whose names contain `_`; when
     /// false (the default, as nginx) they are dropped as the head is parsed.
     pub allow_underscores_in_headers: bool,
+    /// The port clients reach the gateway's HTTPS listener on (`None`: no
+    /// HTTPS listener): where an API's `httpsRedirect` sends plain HTTP.
+    pub https_port: Option<u16>,
 }
 
 impl std::fmt::Debug for ConnSettings {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for ConnSettings {
                 "allow_underscores_in_headers",
                 &self.allow_underscores_in_headers,
             )
+            .field("https_port", &self.https_port)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::http::Method;
 use bytes::{Bytes, BytesMut};
 use portcullis_core::callout::CalloutRequest;
+use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::http::Scheme;
 use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead};
@@ -114,6 +115,15 @@ pub struct MemClient<'g> {
 }
 
 impl MemClient<'_> {
+    /// The certificate chain (DER, leaf first) this client presented in its
+    /// TLS handshake, handed to the connection machine as the driver does
+    /// after one.
+    pub fn present_certificate(&mut self, chain: Vec<Vec<u8>>) {
+        let cert = ClientCertificate::from_der_chain(chain).expect("a readable certificate");
+        self.conn
+            .set_client_certificate(Some(std::sync::Arc::new(cert)));
+    }
+
     /// Sends `bytes` as they are.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.input.extend_from_slice(bytes.as_ref());

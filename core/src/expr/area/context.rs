@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::cert::ClientCertificate;
+use crate::expr::area::certificate;
 use crate::expr::area::convert::{cast, default_of};
 use crate::expr::ast::{Arg, TypeRef};
 use crate::expr::compile::{err, konst, Comp, Compiler};
@@ -78,6 +80,19 @@ pub trait ExprContext {
     fn service_name(&self) -> Arc<str>;
     /// A `context.LastError` field (`None`: not in `<on-error>`).
     fn last_error(&self, f: ErrField) -> Option<&str>;
+    /// `context.Request.Certificate`: what the client sent during the TLS
+    /// handshake (`None`: no certificate, or not over TLS).
+    fn client_certificate(&self) -> Option<&Arc<ClientCertificate>> {
+        None
+    }
+    /// `X509Certificate2.Verify()`: valid now, chained to a trusted CA, not revoked.
+    fn verify_certificate(&self, _cert: &ClientCertificate) -> bool {
+        false
+    }
+    /// `context.Deployment.Certificates`: the uploaded certificates.
+    fn deployment_certificates(&self) -> &[Arc<ClientCertificate>] {
+        &[]
+    }
 }
 
 // ---- compile time ----
@@ -211,7 +226,7 @@ impl Compiler {
             (CtxObj::Request, "IpAddress") => v(P::RequestIp, Ty::Str),
             (CtxObj::Request, "Body") => Ok(Comp::Ctx(CtxObj::Body(BodySrc::Ctx(MsgSrc::Request)))),
             (CtxObj::Request, "MatchedParameters") => Ok(Comp::Ctx(CtxObj::Dict(CtxDict::Matched))),
-            (CtxObj::Request, "Certificate") => Ok(konst(Value::Null, Ty::Null)),
+            (CtxObj::Request, "Certificate") => v(P::Certificate, Ty::Cert),
             (CtxObj::Response, "StatusCode") => v(P::StatusCode, Ty::Int),
             (CtxObj::Response, "StatusReason") => v(P::StatusReason, Ty::Str),
             (CtxObj::Response, "Headers") => {
@@ -269,6 +284,7 @@ impl Compiler {
             (CtxObj::Deployment, "GatewayId") => v(P::GatewayId, Ty::Str),
             (CtxObj::Deployment, "Region") => v(P::Region, Ty::Str),
             (CtxObj::Deployment, "ServiceName") => v(P::ServiceName, Ty::Str),
+            (CtxObj::Deployment, "Certificates") => v(P::DeploymentCertificates, Ty::Dict),
             (CtxObj::LastError, _) => {
                 let f = match name {
                     "Source" => ErrField::Source,
@@ -571,6 +587,13 @@ impl<'c> Frame<'c> {
             },
             CtxProp::User => return nre("context.User"),
             CtxProp::RequestId => s(ctx.request_id()),
+            CtxProp::Certificate => match ctx.client_certificate() {
+                Some(c) => certificate::value(c),
+                None => Value::Null,
+            },
+            CtxProp::DeploymentCertificates => Value::Dict(Arc::new(certificate::deployment_dict(
+                ctx.deployment_certificates(),
+            ))),
             CtxProp::Elapsed => {
                 Value::TimeSpan(i64::try_from(ctx.elapsed().as_millis()).unwrap_or(i64::MAX))
             }

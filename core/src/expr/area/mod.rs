@@ -8,6 +8,7 @@
 //! The .NET algorithms the areas call (formats, calendars, codecs, regexes)
 //! are the library files next to them (`expr::strings`, `expr::datetime`...).
 
+pub(crate) mod certificate;
 pub(crate) mod collections;
 pub(crate) mod context;
 pub(crate) mod convert;

@@ -184,7 +184,7 @@ impl ProxyConn {
     ) -> bool {
         let chain = config.chain(api_idx, op_idx, access.product);
         let needs = chain.needs();
-        let ctx = build_context(
+        let mut ctx = build_context(
             &head,
             &config,
             (api_idx, op_idx, prefix),
@@ -194,6 +194,7 @@ impl ProxyConn {
             self.settings.proto,
             (&self.settings.policy, &mut self.ids),
         );
+        ctx.request.certificate = self.client_cert.clone();
         let has_body = head.framing != BodyFraming::Empty;
         let req_body = has_body.then(|| {
             BodyDecoder::new(
@@ -854,6 +855,7 @@ fn build_context(
             gateway_id: env.gateway_id.clone(),
             region: env.region.clone(),
             service_name: env.gateway_id.clone(),
+            certificates: config.certificate_store().clone(),
         },
         request_id,
         rng_seed,
@@ -878,6 +880,8 @@ fn build_context(
             ip_address: client_ip.to_string(),
             base_path: service.base_path.to_string(),
             matched_parameters: params,
+            // Set by the caller from the connection.
+            certificate: None,
         },
         ..Default::default()
     }
