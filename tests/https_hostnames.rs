@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::policy_docs::{inbound, papi};
 use common::tls::{any_cert_client, https_get, TestCa};
 use common::*;
 use portcullis_core::cert::ClientCertificate;
@@ -935,5 +936,67 @@ async fn sessions_resume_across_revisions_but_not_into_client_certificate_negoti
         )
         .await;
     }
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn policies_see_the_handshakes_client_certificate(rt: Runtime) {
+    let backend = Backend::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let file = issue(&ca, dir.path(), "file", &["localhost"]);
+    let site = issue(
+        &ca,
+        dir.path(),
+        "site",
+        &["mtls.example.com", "plain.example.com"],
+    );
+    let clients = TestCa::new();
+    let trusted = issue(&clients, dir.path(), "alice", &["alice.test"]);
+    let stranger = issue(&TestCa::new(), dir.path(), "mallory", &["mallory.test"]);
+    let c = "context.Request.Certificate";
+    let policy = inbound(&format!(
+        r#"<validate-client-certificate /><set-header name="x-thumbprint" exists-action="override"><value>@({c} == null ? "none" : {c}.Thumbprint)</value></set-header>"#
+    ));
+    let mut config = config(1, vec![papi("api", "api", backend.addr, &policy)]);
+    config["certificates"] = json!([site.json()]);
+    config["caCertificates"] = json!([{ "id": "clients", "certificatePem": clients.pem }]);
+    config["hostnames"] = json!([
+        hostname(
+            "mtls.example.com",
+            "site",
+            json!({ "negotiateClientCertificate": true })
+        ),
+        hostname("plain.example.com", "site", json!({})),
+    ]);
+    let (gw, https) = gateway(rt, &config, &file).await;
+    let thumbprint = ClientCertificate::from_der_chain(vec![trusted.der.to_vec()])
+        .unwrap()
+        .thumbprint;
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let alice = Presenter::new(Some(trusted.certified_key()));
+        let as_alice = client(&ca, versions, &[], &alice);
+        // The certificate from the uploaded CA passes, on the full handshake
+        // and on the resumed one.
+        for resumed in [false, true] {
+            let r = https_get(https, &as_alice, "mtls.example.com", "/api/x").await;
+            assert_eq!((r.status, r.resumed), (200, resumed), "{versions:?}: {r:?}");
+            let seen = backend.requests().pop().unwrap();
+            assert_eq!(seen.header("x-thumbprint"), Some(thumbprint.clone()));
+        }
+        // Another CA's, none, or a hostname that never asked: 403.
+        let mallory = Presenter::new(Some(stranger.certified_key()));
+        let nobody = Presenter::new(None);
+        for (presenter, name) in [
+            (&mallory, "mtls.example.com"),
+            (&nobody, "mtls.example.com"),
+            (&alice, "plain.example.com"),
+        ] {
+            let config = client(&ca, versions, &[], presenter);
+            let r = https_get(https, &config, name, "/api/x").await;
+            assert_eq!(r.status, 403, "{versions:?} {name}: {r:?}");
+        }
+    }
+    assert_eq!(backend.requests().len(), 4);
     gw.stop().await;
 }
