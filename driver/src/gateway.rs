@@ -133,7 +133,7 @@ impl<R: Runtime> Gateway<R> {
                     .await
                     .map_err(ServerTlsError::Load)?
                     .map_err(ServerTlsError::from)?;
-                let tls = ServerTls::new(&certs)?;
+                let tls = ServerTls::new(&certs, Some(config.clone()))?;
                 let listener = bind(&rt, https.listen).await?;
                 let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
                     addr: https.listen,
@@ -257,6 +257,12 @@ impl<R: Runtime> Gateway<R> {
                     stop.clone(),
                 ));
             }
+            rt.spawn(crate::tls_server::follow_config(
+                rt.clone(),
+                tls.clone(),
+                options.reload_interval,
+                stop.clone(),
+            ));
             let per_conn = Arc::new(TlsListener {
                 tls: tls.clone(),
                 settings: https_settings,
@@ -294,6 +300,7 @@ impl<R: Runtime> Gateway<R> {
                 stream,
                 peer,
                 shared.settings.clone(),
+                None,
                 shared.clone(),
                 conn_stop.clone(),
             )
@@ -485,7 +492,8 @@ async fn handshake_then_serve<R: Runtime>(
             drop(listener);
             // Boxed: the TLS session is large, and the pump's future holds it.
             let client = Box::new(done.stream);
-            crate::conn::serve(rt, client, peer, settings, shared, stop).await;
+            let cert = done.client_certificate;
+            crate::conn::serve(rt, client, peer, settings, cert, shared, stop).await;
         }
         Err(reason) => {
             listener.hub.count_handshake_failure(reason);

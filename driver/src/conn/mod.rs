@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
 use portcullis_core::callout::CalloutRequest;
+use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::proxy::{ConnSettings, IdSeq, ProxyConn, UpstreamFailure};
 
@@ -122,12 +123,14 @@ enum Step {
 
 /// Serves a client connection until it closes: `client` is the accepted TCP
 /// stream, or the TLS stream over it on the HTTPS listener, whose `settings`
-/// say `https`.
+/// say `https` and whose `client_cert` is the certificate the client sent in
+/// the handshake, if any.
 pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     rt: R,
     mut client: S,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
+    client_cert: Option<Arc<ClientCertificate>>,
     shared: Arc<Shared<R>>,
     stop: Stop,
 ) {
@@ -136,6 +139,9 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     let mut store = shared.store.session();
     let ids = IdSeq::new(shared.conns.fetch_add(1, Ordering::Relaxed));
     let mut conn = ProxyConn::new(settings, &ip, ids, rt.now());
+    if client_cert.is_some() {
+        conn.set_client_certificate(client_cert);
+    }
     let mut upstream: Option<UpstreamConn<R>> = None;
     let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
     let mut armed: Option<Instant> = None;

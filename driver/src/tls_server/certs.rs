@@ -2,7 +2,6 @@
 //! (exact name, then wildcard, then the default), and the resolver rustls asks,
 //! whose set can be swapped while connections stay open.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +13,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::names::NameTable;
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -131,10 +132,7 @@ fn dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 /// The certificates of the listener, indexed for the SNI choice.
 #[derive(Debug, Default)]
 pub struct CertSet {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// By the suffix after `*.` (`example.com` for `*.example.com`).
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-    default: Option<Arc<CertifiedKey>>,
+    table: NameTable<Arc<CertifiedKey>>,
 }
 
 impl CertSet {
@@ -142,48 +140,23 @@ impl CertSet {
     /// no SNI name (an IP address, say) or a name no certificate has. When two
     /// certificates claim a name, the first given keeps it.
     pub fn new(certs: &[ServedCert]) -> Self {
-        let mut set = CertSet {
-            default: certs.first().map(|c| c.key.clone()),
-            ..CertSet::default()
-        };
+        let mut table = NameTable::default();
+        if let Some(first) = certs.first() {
+            table.set_default(first.key.clone());
+        }
         for cert in certs {
             for name in &cert.names {
-                let (table, name) = match name.strip_prefix("*.") {
-                    Some(suffix) => (&mut set.wildcard, suffix),
-                    None => (&mut set.exact, name.as_str()),
-                };
-                table
-                    .entry(name.to_owned())
-                    .or_insert_with(|| cert.key.clone());
+                table.insert(name, cert.key.clone());
             }
         }
-        set
+        CertSet { table }
     }
 
     /// The certificate for SNI name `sni`: exact, then a wildcard one label
     /// deep (`*.example.com` serves `api.example.com`, not `a.b.example.com`,
     /// as browsers match), then the default.
     pub fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let Some(sni) = sni else {
-            return self.default.clone();
-        };
-        let lower;
-        let name = if sni.bytes().any(|b| b.is_ascii_uppercase()) {
-            lower = sni.to_ascii_lowercase();
-            lower.as_str()
-        } else {
-            sni
-        };
-        let name = name.strip_suffix('.').unwrap_or(name);
-        if let Some(key) = self.exact.get(name) {
-            return Some(key.clone());
-        }
-        if let Some((_, parent)) = name.split_once('.') {
-            if let Some(key) = self.wildcard.get(parent) {
-                return Some(key.clone());
-            }
-        }
-        self.default.clone()
+        self.table.choose(sni).cloned()
     }
 }
 

@@ -2,30 +2,46 @@
 //! 1.3 only, ALPN `http/1.1`), its certificates chosen by SNI, session
 //! resumption, and the bounded handshake every accepted connection goes
 //! through before the connection pump sees its bytes (`peeked`: plain HTTP
-//! gets a 400), and renewed certificate files swapped in (`watch`). Written
-//! once over any runtime's [`Stream`].
+//! gets a 400), and renewed certificate files swapped in (`watch`). The
+//! configuration's custom hostnames (`hostnames`) each get a rustls
+//! configuration of their own, chosen by SNI from the ClientHello; the
+//! certificate files stay the fallback. Written once over any runtime's
+//! [`Stream`].
 
 use std::io;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::rustls::crypto::{ring as ring_provider, CryptoProvider};
-use futures_rustls::rustls::server::ServerSessionMemoryCache;
-use futures_rustls::rustls::{self, HandshakeKind, ServerConfig};
+use futures_rustls::rustls::server::danger::ClientCertVerifier;
+use futures_rustls::rustls::server::{
+    Acceptor, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
+use futures_rustls::rustls::{self, HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use futures_rustls::server::TlsStream;
-use futures_rustls::TlsAcceptor;
+use futures_rustls::{LazyConfigAcceptor, TlsAcceptor};
+use portcullis_core::cert::ClientCertificate;
+use portcullis_core::config::CompiledConfig;
+use portcullis_core::proxy::ConfigSource;
 use portcullis_core::telemetry::prometheus::TlsFailure;
 
 use crate::options::CertificateFiles;
 use crate::runtime::{timeout_at, until_stopped, Runtime, Stream};
+use crate::shared_config::SharedConfig;
 use crate::stop::Stop;
 
 pub mod certs;
+pub mod client_auth;
+pub mod hostnames;
+pub mod names;
 pub mod peeked;
+pub mod suites;
 pub mod watch;
 
 pub use certs::{CertError, CertResolver, CertSet, ServedCert};
+pub use hostnames::HostnameConfigs;
 pub use peeked::Peeked;
 
 /// Sessions kept for TLS 1.2 clients that resume by session id (tickets need
@@ -66,14 +82,116 @@ pub fn load_certificates(files: &[CertificateFiles]) -> Result<Vec<ServedCert>, 
         .collect()
 }
 
-/// The HTTPS listener's TLS server, shared by all its connections: one rustls
-/// configuration, so one session cache and one ticketer (ring's, whose key
-/// rotates every six hours and still accepts tickets of the previous key) for
-/// the whole process.
+/// What the rustls configurations of the listener share: one session cache
+/// and one ticketer (ring's, whose key rotates every six hours and still
+/// accepts tickets of the previous key) for the whole process, so sessions
+/// resume across hostnames' configurations and revisions (rustls still
+/// refuses to resume a session under another SNI name). Hostnames that ask
+/// for client certificates have a cache and ticketer of their own: a session
+/// made where none was asked for (before a revision turned negotiation on,
+/// say) cannot resume there, so the client is asked on its next handshake
+/// instead of resuming without a certificate until its session lapses.
+pub struct Common {
+    /// ring, with all its suites.
+    pub provider: Arc<CryptoProvider>,
+    ticketer: Arc<dyn ProducesTickets>,
+    sessions: Arc<dyn StoresServerSessions>,
+    /// Made with the first hostname that negotiates (a cache preallocates).
+    asking: OnceLock<Resumption>,
+}
+
+/// Where sessions are kept for resumption.
+type Resumption = (Arc<dyn ProducesTickets>, Arc<dyn StoresServerSessions>);
+
+impl Common {
+    fn new() -> Result<Self, rustls::Error> {
+        let (ticketer, sessions) = resumption()?;
+        Ok(Common {
+            provider: provider(),
+            ticketer,
+            sessions,
+            asking: OnceLock::new(),
+        })
+    }
+
+    /// A configuration with the listener's settings: `versions` (of TLS 1.2
+    /// and 1.3), ALPN `http/1.1`, the shared cache and ticketer; client
+    /// certificates asked for only with a `verifier`.
+    pub fn config(
+        &self,
+        provider: Arc<CryptoProvider>,
+        versions: &[&'static SupportedProtocolVersion],
+        verifier: Option<Arc<dyn ClientCertVerifier>>,
+        resolver: Arc<dyn ResolvesServerCert>,
+    ) -> Result<ServerConfig, rustls::Error> {
+        let (ticketer, sessions) = match verifier {
+            Some(_) => self.asking()?,
+            None => (self.ticketer.clone(), self.sessions.clone()),
+        };
+        let builder =
+            ServerConfig::builder_with_provider(provider).with_protocol_versions(versions)?;
+        let mut config = match verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        }
+        .with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.session_storage = sessions;
+        config.ticketer = ticketer;
+        Ok(config)
+    }
+
+    /// The cache and ticketer of the hostnames that ask for certificates.
+    fn asking(&self) -> Result<Resumption, rustls::Error> {
+        if let Some(made) = self.asking.get() {
+            return Ok(made.clone());
+        }
+        // Two builds racing: the first set wins, both use it.
+        let _ = self.asking.set(resumption()?);
+        self.asking.get().cloned().ok_or(rustls::Error::General(
+            "no session cache for client certificates".into(),
+        ))
+    }
+}
+
+/// A ticketer and a session cache.
+fn resumption() -> Result<Resumption, rustls::Error> {
+    Ok((
+        ring_provider::Ticketer::new()?,
+        ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+    ))
+}
+
+/// The HTTPS listener's TLS server, shared by all its connections: the
+/// certificate files' configuration, and the custom hostnames' ones of the
+/// configuration in force.
 #[derive(Clone)]
 pub struct ServerTls {
-    acceptor: TlsAcceptor,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    common: Common,
+    /// The certificate files' configuration: every handshake when the
+    /// configuration has no custom hostname, else the ones no hostname takes.
+    files: TlsAcceptor,
+    files_config: Arc<ServerConfig>,
     resolver: Arc<CertResolver>,
+    /// Where the custom hostnames come from (none: files only).
+    source: Option<Arc<SharedConfig>>,
+    hostnames: ArcSwap<Served>,
+    /// Held while the hostnames are rebuilt, so concurrent handshakes after a
+    /// new revision build them once (the others wait for that build).
+    rebuilding: Mutex<()>,
+}
+
+/// The hostnames' configurations and the compiled configuration they are
+/// for.
+struct Served {
+    /// Compared by address: a new configuration is a new allocation, and the
+    /// `Weak` keeps this one's address from being reused.
+    from: Weak<CompiledConfig>,
+    configs: Arc<HostnameConfigs>,
 }
 
 /// A handshake that finished: the TLS stream and whether the session was
@@ -83,33 +201,106 @@ pub struct Handshaken<S> {
     pub stream: TlsStream<Peeked<S>>,
     /// Resumed from a ticket or the session cache.
     pub resumed: bool,
+    /// The certificate chain the client sent (hostnames that negotiate client
+    /// certificates only), or the one of the session it resumed.
+    pub client_certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl ServerTls {
     /// A server serving `certs` (the first is the default for clients without
-    /// SNI or with a name no certificate has).
-    pub fn new(certs: &[ServedCert]) -> Result<Self, ServerTlsError> {
+    /// SNI or with a name no certificate has), and the custom hostnames of the
+    /// configuration in `source`, from the next handshake after it changes.
+    pub fn new(
+        certs: &[ServedCert],
+        source: Option<Arc<SharedConfig>>,
+    ) -> Result<Self, ServerTlsError> {
         if certs.is_empty() {
             return Err(ServerTlsError::NoCertificate);
         }
+        let common = Common::new()?;
         let resolver = Arc::new(CertResolver::new(CertSet::new(certs)));
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-        config.ticketer = ring_provider::Ticketer::new()?;
-        Ok(ServerTls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            resolver,
-        })
+        let files_config = Arc::new(common.config(
+            common.provider.clone(),
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            None,
+            resolver.clone(),
+        )?);
+        let tls = ServerTls {
+            inner: Arc::new(Inner {
+                common,
+                files: TlsAcceptor::from(files_config.clone()),
+                files_config,
+                resolver,
+                source,
+                hostnames: ArcSwap::from_pointee(Served {
+                    from: Weak::new(),
+                    configs: Arc::default(),
+                }),
+                rebuilding: Mutex::new(()),
+            }),
+        };
+        tls.refresh();
+        Ok(tls)
     }
 
-    /// The certificate resolver: [`CertResolver::replace`] serves a new set
-    /// from the next handshake on, without touching open connections.
+    /// The certificate files' resolver: [`CertResolver::replace`] serves a new
+    /// set from the next handshake on, without touching open connections.
     pub fn resolver(&self) -> &Arc<CertResolver> {
-        &self.resolver
+        &self.inner.resolver
+    }
+
+    /// The custom hostnames' configurations in force (the same `Arc` until
+    /// hostnames, their certificates or the CAs hinted change).
+    pub fn hostname_configs(&self) -> Arc<HostnameConfigs> {
+        self.inner.hostnames.load().configs.clone()
+    }
+
+    /// Whether the custom hostnames are the ones of the configuration in force.
+    fn is_current(&self) -> bool {
+        let inner = &*self.inner;
+        let Some(source) = &inner.source else {
+            return true;
+        };
+        match source.current() {
+            None => true,
+            Some(current) => inner.hostnames.load().from.as_ptr() == Arc::as_ptr(&current),
+        }
+    }
+
+    /// Brings the custom hostnames in line with the configuration in force:
+    /// nothing when it is the one they were made for, a pointer swap when a
+    /// new revision left hostnames, certificates and CAs as they were, else a
+    /// rebuild. Cheap when nothing changed: every handshake calls it.
+    pub fn refresh(&self) {
+        if self.is_current() {
+            return;
+        }
+        let inner = &*self.inner;
+        let Some(current) = inner.source.as_ref().and_then(|s| s.current()) else {
+            return;
+        };
+        // A handshake that comes while the follower builds waits for it (a
+        // few milliseconds, once per change), so it gets the new set.
+        let _building = inner.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        let served = inner.hostnames.load_full();
+        if served.from.as_ptr() == Arc::as_ptr(&current) {
+            return;
+        }
+        let configs = if served.configs.same_source(current.snapshot()) {
+            served.configs.clone()
+        } else {
+            let built = HostnameConfigs::build(current.snapshot(), &inner.common);
+            tracing::info!(
+                revision = current.revision(),
+                hostnames = current.snapshot().hostnames.len(),
+                "serving the configuration's custom hostnames"
+            );
+            Arc::new(built)
+        };
+        inner.hostnames.store(Arc::new(Served {
+            from: Arc::downgrade(&current),
+            configs,
+        }));
     }
 
     /// Runs the server side of the handshake on `tcp` until `deadline` (the
@@ -128,8 +319,14 @@ impl ServerTls {
             Some(None) => Err(TlsFailure::Timeout),
             Some(Some(Err(e))) => Err(e),
             Some(Some(Ok(stream))) => {
-                let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-                Ok(Handshaken { stream, resumed })
+                let conn = stream.get_ref().1;
+                let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+                let client_certificate = conn.peer_certificates().and_then(client_certificate);
+                Ok(Handshaken {
+                    stream,
+                    resumed,
+                    client_certificate,
+                })
             }
         }
     }
@@ -151,10 +348,60 @@ impl ServerTls {
             }
             return Err(TlsFailure::NotTls);
         }
-        self.acceptor
-            .accept(Peeked::new(first[0], tcp))
+        let tcp = Peeked::new(first[0], tcp);
+        self.refresh();
+        let hostnames = self.inner.hostnames.load().configs.clone();
+        if hostnames.is_empty() {
+            // No custom hostname: the files' configuration, without reading
+            // the ClientHello first (the cost measured in BENCHMARKS.md).
+            return self.inner.files.accept(tcp).await.map_err(|e| failure(&e));
+        }
+        let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
             .await
-            .map_err(|e| failure(&e))
+            .map_err(|e| failure(&e))?;
+        let config = hostnames
+            .choose(start.client_hello().server_name())
+            .unwrap_or(&self.inner.files_config)
+            .clone();
+        start.into_stream(config).await.map_err(|e| failure(&e))
+    }
+}
+
+/// The client's certificate as policies read it; a chain that does not parse
+/// is as good as none (logged: the handshake's signature check passed, so the
+/// client holds its key, but nothing can be read from it).
+fn client_certificate(
+    chain: &[rustls_pki_types::CertificateDer<'static>],
+) -> Option<Arc<ClientCertificate>> {
+    if chain.is_empty() {
+        return None;
+    }
+    match ClientCertificate::from_der_chain(chain.iter().map(|c| c.to_vec()).collect()) {
+        Ok(cert) => Some(Arc::new(cert)),
+        Err(e) => {
+            tracing::debug!(error = %e, "client certificate unreadable; treated as none");
+            None
+        }
+    }
+}
+
+/// Keeps the custom hostnames in line with the configuration in force every
+/// `every` until `stop`, so a new revision's are built (and their problems
+/// logged) off the async threads, without waiting for a handshake to do it.
+pub async fn follow_config<R: Runtime>(rt: R, tls: ServerTls, every: Duration, stop: Stop) {
+    loop {
+        if !tls.is_current() {
+            let tls = tls.clone();
+            if let Err(e) = rt.blocking(move || tls.refresh()).await {
+                tracing::warn!(error = %e, "building the custom hostnames' TLS configurations failed");
+            }
+        }
+        if until_stopped(&stop, crate::runtime::sleep(&rt, every))
+            .await
+            .is_none()
+        {
+            return;
+        }
     }
 }
 
