@@ -45,9 +45,8 @@ impl ClientCertificate {
         let leaf = chain.first().ok_or(CertParseError::Empty)?;
         let (_, cert) =
             X509Certificate::from_der(leaf).map_err(|e| CertParseError::Der(e.to_string()))?;
-        let thumbprint = upper_hex(
-            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf).as_ref(),
-        );
+        let thumbprint =
+            upper_hex(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf).as_ref());
         let serial_number = upper_hex(cert.raw_serial());
         let subject = dotnet_name(cert.subject());
         let issuer = dotnet_name(cert.issuer());

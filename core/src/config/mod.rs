@@ -5,6 +5,7 @@
 //! checked with [`Snapshot::validate`], and compiled once into a [`CompiledConfig`]
 //! that requests read without touching the JSON model again.
 
+mod backend_tls;
 mod compiled;
 mod error;
 mod model;
@@ -24,5 +25,5 @@ pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
-pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};
 pub use reload::{ConfigReload, FileStamp, Reload};
+pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion};

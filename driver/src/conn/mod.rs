@@ -13,6 +13,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::proxy::{ConnSettings, IdSeq, ProxyConn, UpstreamFailure};
 
 use crate::callout::{Callouts, OneWayCalls, OneWaySlot};
@@ -89,9 +90,15 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
     async fn connect(
         &self,
         service: &ServiceUrl,
+        tls: Option<&Arc<UpstreamTls>>,
+        key: &Arc<str>,
         deadline: Instant,
     ) -> Option<std::io::Result<UpstreamConn<R>>> {
-        crate::runtime::timeout_at(self.rt, deadline, self.shared.pool.connect(service)).await
+        let connect = self
+            .shared
+            .pool
+            .connect(service, tls.map(|t| &**t), key.clone());
+        crate::runtime::timeout_at(self.rt, deadline, connect).await
     }
 
     fn calls(&self) -> &Callouts<R> {

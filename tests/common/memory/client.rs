@@ -11,8 +11,8 @@ use axum::http::Method;
 use bytes::{Bytes, BytesMut};
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::http::Scheme;
 use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead};
+use portcullis_core::http::{Scheme, UpstreamTls};
 use portcullis_core::proxy::{ProxyConn, UpstreamFailure};
 use portcullis_driver::callout::OneWaySlot;
 use portcullis_driver::conn::events::{handle_events, one_way_call, AfterEvents, ConnHost};
@@ -61,10 +61,13 @@ impl ConnHost for MemHost<'_> {
     fn connect(
         &self,
         service: &ServiceUrl,
+        _tls: Option<&std::sync::Arc<UpstreamTls>>,
+        key: &std::sync::Arc<str>,
         _deadline: Instant,
     ) -> impl std::future::Future<Output = Option<std::io::Result<MemStream>>> {
+        // TLS settings only matter to https backends, which live in the socket suites.
         std::future::ready(Some(MemStream::connect(
-            service.pool_key.clone(),
+            key.clone(),
             &service.host,
             service.port,
             service.scheme == Scheme::Https,
