@@ -20,9 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::version::TLS12;
-use tokio_rustls::rustls::{
-    HandshakeKind, RootCertStore, ServerConfig, SupportedProtocolVersion,
-};
+use tokio_rustls::rustls::{HandshakeKind, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
 /// A certificate authority signing certificates for the tests.
@@ -55,8 +53,9 @@ impl Ca {
 
     fn issue(&self, names: &[&str]) -> Leaf {
         let key = KeyPair::generate().expect("leaf key");
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .expect("leaf params");
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("leaf params");
         let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
         leaf(cert, key)
     }
@@ -389,8 +388,14 @@ async fn minimum_version_and_cipher_suites_limit_the_handshake(rt: Runtime) {
     for (id, extra) in [
         ("tls12", json!({"minTlsVersion": "1.2"})),
         ("tls13", json!({"minTlsVersion": "1.3"})),
-        ("other-suite", json!({"cipherSuites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]})),
-        ("same-suite", json!({"cipherSuites": ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]})),
+        (
+            "other-suite",
+            json!({"cipherSuites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}),
+        ),
+        (
+            "same-suite",
+            json!({"cipherSuites": ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]}),
+        ),
     ] {
         let mut tls = json!({"caCertificateIds": ["private"]});
         for (k, v) in extra.as_object().expect("object") {

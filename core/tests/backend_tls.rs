@@ -83,12 +83,19 @@ fn a_backend_entitys_tls_is_resolved_once_per_revision() {
     let config = compiled(&snapshot(
         1,
         backends(),
-        vec![api("plain", "plain", None), api("strict", "strict", None), api("lax", "lax", None)],
+        vec![
+            api("plain", "plain", None),
+            api("strict", "strict", None),
+            api("lax", "lax", None),
+        ],
     ));
     assert!(config.upstream_tls(0).is_none(), "a backend without tls");
     let strict = config.upstream_tls(1).expect("strict has tls");
     assert!(strict.validate_chain && strict.validate_name);
-    assert_eq!(strict.trusted_cas.as_deref(), Some(&[CERT_PEM.to_string()][..]));
+    assert_eq!(
+        strict.trusted_cas.as_deref(),
+        Some(&[CERT_PEM.to_string()][..])
+    );
     assert_eq!(strict.server_name.as_deref(), Some("internal.test"));
     assert!(strict.tls13_only);
     assert_eq!(strict.cipher_suites, ["TLS13_AES_256_GCM_SHA384"]);
@@ -117,10 +124,21 @@ fn pool_keys_keep_settings_apart_and_survive_revisions_that_keep_them() {
     let one = compiled(&snapshot(1, backends(), apis()));
     let keys: Vec<&str> = (0..4).map(|i| &**one.upstream_pool_key(i)).collect();
     assert_eq!(keys[0], "https://backend.test:443");
-    assert!(keys[1].starts_with("https://backend.test:443#tls="), "{}", keys[1]);
-    assert!(keys[2].starts_with("https://backend.test:443#tls="), "{}", keys[2]);
+    assert!(
+        keys[1].starts_with("https://backend.test:443#tls="),
+        "{}",
+        keys[1]
+    );
+    assert!(
+        keys[2].starts_with("https://backend.test:443#tls="),
+        "{}",
+        keys[2]
+    );
     assert_ne!(keys[1], keys[2]);
-    assert_eq!(keys[3], "http://backend.test:80", "plain HTTP has no TLS to tell apart");
+    assert_eq!(
+        keys[3], "http://backend.test:80",
+        "plain HTTP has no TLS to tell apart"
+    );
 
     // The same settings in a later revision: the same keys, so pooled
     // connections and the driver's TLS configurations carry over.
@@ -138,7 +156,11 @@ fn pool_keys_keep_settings_apart_and_survive_revisions_that_keep_them() {
 
 #[test]
 fn adding_a_client_identity_changes_the_key_and_keeps_the_rest() {
-    let config = compiled(&snapshot(1, backends(), vec![api("strict", "strict", None)]));
+    let config = compiled(&snapshot(
+        1,
+        backends(),
+        vec![api("strict", "strict", None)],
+    ));
     let strict = config.upstream_tls(0).expect("tls");
     let bare = UpstreamTls::default();
     let identity = strict.client_identity.clone().expect("identity");
@@ -169,11 +191,18 @@ fn policy_error(policy: &str) -> String {
 
 #[test]
 fn unknown_certificates_are_refused_at_load_with_line_and_reason() {
-    let e = policy_error(&inbound(r#"<authentication-certificate certificate-id="nope" />"#));
+    let e = policy_error(&inbound(
+        r#"<authentication-certificate certificate-id="nope" />"#,
+    ));
     assert!(e.contains("line 3"), "{e}");
     assert!(e.contains("certificate 'nope' does not exist"), "{e}");
-    let e = policy_error(&inbound(r#"<authentication-certificate thumbprint="00FF" />"#));
-    assert!(e.contains("certificate with thumbprint '00FF' does not exist"), "{e}");
+    let e = policy_error(&inbound(
+        r#"<authentication-certificate thumbprint="00FF" />"#,
+    ));
+    assert!(
+        e.contains("certificate with thumbprint '00FF' does not exist"),
+        "{e}"
+    );
     // Inside send-request too.
     let e = policy_error(&inbound(
         r#"<send-request mode="new" response-variable-name="r">
@@ -218,7 +247,10 @@ fn bad_authentication_certificate_elements_are_refused() {
     // Known by id, by thumbprint in any case, or from an expression (checked per request).
     for ok in [
         r#"<authentication-certificate certificate-id="client" />"#,
-        &format!(r#"<authentication-certificate thumbprint="{}" />"#, THUMBPRINT.to_lowercase()),
+        &format!(
+            r#"<authentication-certificate thumbprint="{}" />"#,
+            THUMBPRINT.to_lowercase()
+        ),
         r#"<authentication-certificate certificate-id="@("cli" + "ent")" />"#,
     ] {
         let doc = snapshot(1, backends(), vec![api("a", "plain", Some(&inbound(ok)))]);
@@ -234,8 +266,8 @@ impl ConfigSource for Fixed {
     }
 }
 
-/// Sends a GET for `path` to a connection on `config`; the events that follow.
-fn request(config: Arc<CompiledConfig>, path: &str) -> Vec<Event> {
+/// A client connection on `config`, as an adapter would make it.
+fn connection(config: Arc<CompiledConfig>, now: Instant) -> ProxyConn {
     let settings = Arc::new(ConnSettings {
         limits: Limits::default(),
         timeouts: Timeouts::default(),
@@ -245,8 +277,13 @@ fn request(config: Arc<CompiledConfig>, path: &str) -> Vec<Event> {
         telemetry: portcullis_core::telemetry::discard(),
         allow_underscores_in_headers: false,
     });
+    ProxyConn::new(settings, "192.0.2.7", IdSeq::default(), now)
+}
+
+/// Sends a GET for `path` to a connection on `config`; the events that follow.
+fn request(config: Arc<CompiledConfig>, path: &str) -> Vec<Event> {
     let now = Instant::now();
-    let mut conn = ProxyConn::new(settings, "192.0.2.7", IdSeq::default(), now);
+    let mut conn = connection(config, now);
     let head = format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n\r\n");
     conn.handle_client_data(head.as_bytes(), now);
     std::iter::from_fn(|| conn.poll_event()).collect()
@@ -286,32 +323,45 @@ fn connect_upstream_carries_the_tls_the_policies_chose() {
     // The API's backend entity.
     let events = request(config.clone(), "/strict/x");
     let target = connect_target(&events);
-    assert_eq!(target.tls().map(|t| t.key()), config.upstream_tls(0).map(|t| t.key()));
+    assert_eq!(
+        target.tls().map(|t| t.key()),
+        config.upstream_tls(0).map(|t| t.key())
+    );
     assert_eq!(target.pool_key(), config.upstream_pool_key(0));
 
     // authentication-certificate on a backend without tls: the defaults and the certificate.
     let events = request(config.clone(), "/cert/x");
     let target = connect_target(&events);
     let tls = target.tls().expect("tls chosen");
-    assert_eq!(tls.client_identity.as_ref().map(|i| i.id.as_str()), Some("client"));
+    assert_eq!(
+        tls.client_identity.as_ref().map(|i| i.id.as_str()),
+        Some("client")
+    );
     assert!(tls.validate_chain && tls.trusted_cas.is_none());
     assert_ne!(target.pool_key(), config.upstream_pool_key(1));
     assert!(target.pool_key().ends_with(&**tls.key()));
 
     // set-backend-service backend-id: that backend's tls, not the API's.
-    let lax = config.upstream_tls(2).cloned();
+    let lax = config.tls_lookup().backend_tls("lax");
     let events = request(config.clone(), "/retarget/x");
     let target = connect_target(&events);
     let tls = target.tls().expect("tls chosen");
     assert!(!tls.validate_chain && !tls.validate_name);
     assert!(tls.client_identity.is_none());
-    assert_eq!(Some(tls.key()), lax.as_ref().map(|t| t.key()), "exactly the lax backend's");
+    assert_eq!(
+        Some(tls.key()),
+        lax.as_ref().map(|t| t.key()),
+        "exactly the lax backend's"
+    );
 
     // Both: the chosen backend's settings with the certificate.
     let events = request(config.clone(), "/both/x");
     let tls = connect_target(&events).tls().expect("tls chosen");
     assert!(!tls.validate_chain);
-    assert_eq!(tls.client_identity.as_ref().map(|i| i.id.as_str()), Some("client"));
+    assert_eq!(
+        tls.client_identity.as_ref().map(|i| i.id.as_str()),
+        Some("client")
+    );
 
     // A base URL is no backend entity: the defaults, and the URL's own pool.
     let events = request(config.clone(), "/url/x");
@@ -336,20 +386,63 @@ fn send_request_carries_the_certificate_of_its_authentication_certificate() {
     let config = compiled(&snapshot(
         1,
         backends(),
-        vec![api("a", "plain", Some(&policy)), api("b", "plain", Some(&plain))],
+        vec![
+            api("a", "plain", Some(&policy)),
+            api("b", "plain", Some(&plain)),
+        ],
     ));
     let call_tls = |path: &str| {
         let events = request(config.clone(), path);
         match events.as_slice() {
-            [Event::Call { request, one_way: false }] => request.tls.clone(),
+            [Event::Call {
+                request,
+                one_way: false,
+            }] => request.tls.clone(),
             other => panic!("expected a call, got {other:?}"),
         }
     };
     let tls = call_tls("/a/x").expect("tls for the call");
     assert_eq!(
-        tls.client_identity.as_ref().and_then(|i| i.thumbprint.as_deref()),
+        tls.client_identity
+            .as_ref()
+            .and_then(|i| i.thumbprint.as_deref()),
         Some(THUMBPRINT)
     );
     assert!(tls.validate_chain && tls.validate_name && tls.trusted_cas.is_none());
     assert!(call_tls("/b/x").is_none());
+}
+
+#[test]
+fn a_computed_certificate_that_does_not_exist_fails_the_request() {
+    let policy = inbound(r#"<authentication-certificate certificate-id="@("no" + "pe")" />"#);
+    let with_handler = format!(
+        "<policies>\n<inbound>{}</inbound>\n<backend><forward-request /></backend>\n<outbound />\n\
+         <on-error><return-response><set-status code=\"599\" reason=\"x\" />\
+         <set-header name=\"X-Reason\" exists-action=\"override\"><value>@(context.LastError.Reason)</value></set-header>\
+         </return-response></on-error></policies>",
+        r#"<authentication-certificate certificate-id="@("no" + "pe")" />"#
+    );
+    let config = compiled(&snapshot(
+        1,
+        backends(),
+        vec![
+            api("a", "plain", Some(&policy)),
+            api("b", "plain", Some(&with_handler)),
+        ],
+    ));
+    for path in ["/a/x", "/b/x"] {
+        let events = request(config.clone(), path);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::ConnectUpstream { .. })),
+            "{path}: nothing is forwarded: {events:?}"
+        );
+    }
+    let now = Instant::now();
+    let mut conn = connection(config, now);
+    conn.handle_client_data(b"GET /b/x HTTP/1.1\r\nHost: gw.test\r\n\r\n", now);
+    let out = String::from_utf8_lossy(conn.client_pending()).into_owned();
+    assert!(out.starts_with("HTTP/1.1 599"), "{out}");
+    assert!(out.contains("X-Reason: CertificateNotFound\r\n"), "{out}");
 }
