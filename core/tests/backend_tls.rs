@@ -91,15 +91,12 @@ fn a_backend_entitys_tls_is_resolved_once_per_revision() {
     ));
     assert!(config.upstream_tls(0).is_none(), "a backend without tls");
     let strict = config.upstream_tls(1).expect("strict has tls");
-    assert!(strict.validate_chain && strict.validate_name);
-    assert_eq!(
-        strict.trusted_cas.as_deref(),
-        Some(&[CERT_PEM.to_string()][..])
-    );
-    assert_eq!(strict.server_name.as_deref(), Some("internal.test"));
-    assert!(strict.tls13_only);
-    assert_eq!(strict.cipher_suites, ["TLS13_AES_256_GCM_SHA384"]);
-    let identity = strict.client_identity.as_ref().expect("client certificate");
+    assert!(strict.validate_chain() && strict.validate_name());
+    assert_eq!(strict.trusted_cas(), Some(&[CERT_PEM.to_string()][..]));
+    assert_eq!(strict.server_name(), Some("internal.test"));
+    assert!(strict.tls13_only());
+    assert_eq!(strict.cipher_suites(), ["TLS13_AES_256_GCM_SHA384"]);
+    let identity = strict.client_identity().expect("client certificate");
     assert_eq!(identity.id, "client");
     assert_eq!(identity.thumbprint.as_deref(), Some(THUMBPRINT));
     assert!(
@@ -107,8 +104,8 @@ fn a_backend_entitys_tls_is_resolved_once_per_revision() {
         "the key is never printed"
     );
     let lax = config.upstream_tls(2).expect("lax has tls");
-    assert!(!lax.validate_chain && !lax.validate_name);
-    assert_eq!(lax.trusted_cas, None, "the gateway's roots");
+    assert!(!lax.validate_chain() && !lax.validate_name());
+    assert_eq!(lax.trusted_cas(), None, "the gateway's roots");
 }
 
 #[test]
@@ -163,14 +160,14 @@ fn adding_a_client_identity_changes_the_key_and_keeps_the_rest() {
     ));
     let strict = config.upstream_tls(0).expect("tls");
     let bare = UpstreamTls::default();
-    let identity = strict.client_identity.clone().expect("identity");
+    let identity = strict.client_identity().cloned().expect("identity");
     let with = bare.with_identity(identity);
     assert_ne!(with.key(), bare.key());
-    assert!(with.validate_chain && with.trusted_cas.is_none());
+    assert!(with.validate_chain() && with.trusted_cas().is_none());
     assert_eq!(
         with.key(),
         UpstreamTls::default()
-            .with_identity(strict.client_identity.clone().expect("identity"))
+            .with_identity(strict.client_identity().cloned().expect("identity"))
             .key()
     );
 }
@@ -333,11 +330,8 @@ fn connect_upstream_carries_the_tls_the_policies_chose() {
     let events = request(config.clone(), "/cert/x");
     let target = connect_target(&events);
     let tls = target.tls().expect("tls chosen");
-    assert_eq!(
-        tls.client_identity.as_ref().map(|i| i.id.as_str()),
-        Some("client")
-    );
-    assert!(tls.validate_chain && tls.trusted_cas.is_none());
+    assert_eq!(tls.client_identity().map(|i| i.id.as_str()), Some("client"));
+    assert!(tls.validate_chain() && tls.trusted_cas().is_none());
     assert_ne!(target.pool_key(), config.upstream_pool_key(1));
     assert!(target.pool_key().ends_with(&**tls.key()));
 
@@ -346,8 +340,8 @@ fn connect_upstream_carries_the_tls_the_policies_chose() {
     let events = request(config.clone(), "/retarget/x");
     let target = connect_target(&events);
     let tls = target.tls().expect("tls chosen");
-    assert!(!tls.validate_chain && !tls.validate_name);
-    assert!(tls.client_identity.is_none());
+    assert!(!tls.validate_chain() && !tls.validate_name());
+    assert!(tls.client_identity().is_none());
     assert_eq!(
         Some(tls.key()),
         lax.as_ref().map(|t| t.key()),
@@ -357,11 +351,8 @@ fn connect_upstream_carries_the_tls_the_policies_chose() {
     // Both: the chosen backend's settings with the certificate.
     let events = request(config.clone(), "/both/x");
     let tls = connect_target(&events).tls().expect("tls chosen");
-    assert!(!tls.validate_chain);
-    assert_eq!(
-        tls.client_identity.as_ref().map(|i| i.id.as_str()),
-        Some("client")
-    );
+    assert!(!tls.validate_chain());
+    assert_eq!(tls.client_identity().map(|i| i.id.as_str()), Some("client"));
 
     // A base URL is no backend entity: the defaults, and the URL's own pool.
     let events = request(config.clone(), "/url/x");
@@ -403,12 +394,12 @@ fn send_request_carries_the_certificate_of_its_authentication_certificate() {
     };
     let tls = call_tls("/a/x").expect("tls for the call");
     assert_eq!(
-        tls.client_identity
+        tls.client_identity()
             .as_ref()
             .and_then(|i| i.thumbprint.as_deref()),
         Some(THUMBPRINT)
     );
-    assert!(tls.validate_chain && tls.validate_name && tls.trusted_cas.is_none());
+    assert!(tls.validate_chain() && tls.validate_name() && tls.trusted_cas().is_none());
     assert!(call_tls("/b/x").is_none());
 }
 

@@ -64,24 +64,25 @@ fn leaf_der(pem: &str) -> Option<Vec<u8>> {
 
 /// TLS settings for a backend. The default is what a plain service URL gets:
 /// chain and name checked against the gateway's roots, TLS 1.2 and 1.3, the
-/// default suites, no client certificate.
+/// default suites, no client certificate. The fields are read-only (set by
+/// [`UpstreamTls::new`]), so the content key always names the content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTls {
     /// Check that the chain leads to a trusted CA.
-    pub validate_chain: bool,
+    validate_chain: bool,
     /// Check that the certificate names the host (or [`Self::server_name`]).
-    pub validate_name: bool,
+    validate_name: bool,
     /// The CAs trusted (PEM); `None`: the gateway's roots (public ones and its
     /// `--backend-ca`). `Some` of an empty list trusts nothing.
-    pub trusted_cas: Option<Vec<String>>,
+    trusted_cas: Option<Vec<String>>,
     /// The name sent as SNI and checked, instead of the URL's host.
-    pub server_name: Option<String>,
+    server_name: Option<String>,
     /// Refuse TLS 1.2.
-    pub tls13_only: bool,
+    tls13_only: bool,
     /// IANA names of the suites offered; empty: the defaults.
-    pub cipher_suites: Vec<String>,
+    cipher_suites: Vec<String>,
     /// What is presented when the backend asks for a certificate.
-    pub client_identity: Option<Arc<ClientIdentity>>,
+    client_identity: Option<Arc<ClientIdentity>>,
     /// Names these settings by content, see [`Self::key`].
     key: Arc<str>,
 }
@@ -130,6 +131,42 @@ impl UpstreamTls {
     /// built for them lives on across revisions that do not change them.
     pub fn key(&self) -> &Arc<str> {
         &self.key
+    }
+
+    /// Check that the chain leads to a trusted CA.
+    pub fn validate_chain(&self) -> bool {
+        self.validate_chain
+    }
+
+    /// Check that the certificate names the host (or [`Self::server_name`]).
+    pub fn validate_name(&self) -> bool {
+        self.validate_name
+    }
+
+    /// The CAs trusted (PEM); `None`: the gateway's roots (public ones and
+    /// its `--backend-ca`). An empty list trusts nothing.
+    pub fn trusted_cas(&self) -> Option<&[String]> {
+        self.trusted_cas.as_deref()
+    }
+
+    /// The name sent as SNI and checked, instead of the URL's host.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Refuse TLS 1.2.
+    pub fn tls13_only(&self) -> bool {
+        self.tls13_only
+    }
+
+    /// IANA names of the suites offered; empty: the defaults.
+    pub fn cipher_suites(&self) -> &[String] {
+        &self.cipher_suites
+    }
+
+    /// What is presented when the backend asks for a certificate.
+    pub fn client_identity(&self) -> Option<&Arc<ClientIdentity>> {
+        self.client_identity.as_ref()
     }
 
     fn compute_key(&self) -> Arc<str> {

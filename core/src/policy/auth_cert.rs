@@ -139,14 +139,13 @@ impl BackendTlsChoice {
             Some(chosen) => chosen.clone(),
             None => api.cloned(),
         };
-        match &self.certificate {
-            None => base,
-            Some(identity) => Some(Arc::new(
-                base.as_deref()
-                    .cloned()
-                    .unwrap_or_default()
-                    .with_identity(identity.clone()),
-            )),
-        }
+        let Some(identity) = &self.certificate else {
+            return base;
+        };
+        let with = match base {
+            Some(base) => base.with_identity(identity.clone()),
+            None => UpstreamTls::default().with_identity(identity.clone()),
+        };
+        Some(Arc::new(with))
     }
 }

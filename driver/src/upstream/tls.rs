@@ -73,14 +73,14 @@ impl TlsConfigs {
             return Ok(found.clone());
         }
         // Built outside the lock: parsing PEMs is slow next to a lookup. Two
-        // connections racing here build twice; the second one's is kept.
+        // connections racing here build twice; the first one's is kept, so
+        // they share one session cache.
         let config = Arc::new(self.build(tls)?);
         let mut built = self.lock();
-        if built.len() >= MAX_CONFIGS {
+        if built.len() >= MAX_CONFIGS && !built.contains_key(tls.key()) {
             built.clear();
         }
-        built.insert(tls.key().clone(), config.clone());
-        Ok(config)
+        Ok(built.entry(tls.key().clone()).or_insert(config).clone())
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<ClientConfig>>> {
@@ -90,34 +90,34 @@ impl TlsConfigs {
 
     fn build(&self, tls: &UpstreamTls) -> Result<ClientConfig, String> {
         let mut provider = (*self.provider).clone();
-        if !tls.cipher_suites.is_empty() {
+        if !tls.cipher_suites().is_empty() {
             provider.cipher_suites.retain(|s| {
                 s.suite()
                     .as_str()
-                    .is_some_and(|name| tls.cipher_suites.iter().any(|n| n == name))
+                    .is_some_and(|name| tls.cipher_suites().iter().any(|n| n == name))
             });
             if provider.cipher_suites.is_empty() {
                 return Err(format!(
                     "none of the cipher suites {:?} is supported",
-                    tls.cipher_suites
+                    tls.cipher_suites()
                 ));
             }
         }
         let provider = Arc::new(provider);
-        let versions: &[&'static SupportedProtocolVersion] = if tls.tls13_only {
+        let versions: &[&'static SupportedProtocolVersion] = if tls.tls13_only() {
             &[&TLS13]
         } else {
             &[&TLS13, &TLS12]
         };
-        let roots = match &tls.trusted_cas {
+        let roots = match tls.trusted_cas() {
             None => self.roots.clone(),
             Some(pems) => Arc::new(roots_from(pems)?),
         };
-        let verifier: Arc<dyn ServerCertVerifier> = if tls.validate_chain {
+        let verifier: Arc<dyn ServerCertVerifier> = if tls.validate_chain() {
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| format!("cannot check the backend's chain: {e}"))?;
-            if tls.validate_name {
+            if tls.validate_name() {
                 webpki
             } else {
                 Arc::new(AnyName(webpki))
@@ -125,7 +125,7 @@ impl TlsConfigs {
         } else {
             Arc::new(AnyChain {
                 algorithms: provider.signature_verification_algorithms,
-                check_name: tls.validate_name,
+                check_name: tls.validate_name(),
             })
         };
         let builder = ClientConfig::builder_with_provider(provider)
@@ -133,7 +133,7 @@ impl TlsConfigs {
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        match &tls.client_identity {
+        match tls.client_identity() {
             None => Ok(builder.with_no_client_auth()),
             Some(identity) => {
                 let fail = |e: String| format!("certificate '{}': {e}", identity.id);
@@ -152,7 +152,7 @@ impl TlsConfigs {
 
 /// The name to send as SNI and to check: the setting's override, or the host.
 pub fn server_name(tls: Option<&UpstreamTls>, host: &str) -> Result<ServerName<'static>, String> {
-    let name = tls.and_then(|t| t.server_name.as_deref()).unwrap_or(host);
+    let name = tls.and_then(|t| t.server_name()).unwrap_or(host);
     ServerName::try_from(name.to_owned()).map_err(|e| format!("server name '{name}': {e}"))
 }
 
