@@ -123,11 +123,17 @@ impl<'a> BackendSpec<'a> {
 struct TlsBackend {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    targets: Arc<Mutex<Vec<String>>>,
 }
 
 impl TlsBackend {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The targets of the requests answered, in order.
+    fn targets(&self) -> Vec<String> {
+        self.targets.lock().unwrap().clone()
     }
 }
 
@@ -160,12 +166,15 @@ async fn tls_backend(spec: BackendSpec<'_>) -> TlsBackend {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let targets = Arc::new(Mutex::new(Vec::new()));
     let close = spec.close;
     let log = seen.clone();
+    let answered = targets.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let log = log.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
@@ -186,15 +195,24 @@ async fn tls_backend(spec: BackendSpec<'_>) -> TlsBackend {
                             .map(thumbprint),
                     });
                 }
-                serve_requests(&mut tls, close).await;
+                serve_requests(&mut tls, close, &answered).await;
             });
         }
     });
-    TlsBackend { port, seen }
+    TlsBackend {
+        port,
+        seen,
+        targets,
+    }
 }
 
-/// Answers requests (without bodies) on one connection with their targets.
-async fn serve_requests<S: AsyncReadExt + AsyncWriteExt + Unpin>(tls: &mut S, close: bool) {
+/// Answers requests (without bodies) on one connection with their targets,
+/// noting them in `answered`.
+async fn serve_requests<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    tls: &mut S,
+    close: bool,
+    answered: &Mutex<Vec<String>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -208,6 +226,7 @@ async fn serve_requests<S: AsyncReadExt + AsyncWriteExt + Unpin>(tls: &mut S, cl
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
         let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+        answered.lock().unwrap().push(target.clone());
         let body = format!("{{\"target\":\"{target}\"}}");
         let connection = if close { "close" } else { "keep-alive" };
         let response = format!(
@@ -545,9 +564,20 @@ async fn send_request_presents_the_policy_certificate(rt: Runtime) {
     };
     let with = call(r#"<authentication-certificate certificate-id="client" />"#);
     let without = call("");
+    let one_way = format!(
+        r#"<policies><inbound>
+          <send-one-way-request mode="new">
+            <set-url>https://localhost:{}/one-way</set-url>
+            <authentication-certificate certificate-id="client" />
+          </send-one-way-request>
+          <return-response><set-status code="202" reason="Accepted" /></return-response>
+        </inbound><backend><forward-request /></backend><outbound /><on-error /></policies>"#,
+        b.port
+    );
     let apis = vec![
         api("with", "plain", Some(&with)),
         api("without", "plain", Some(&without)),
+        api("one-way", "plain", Some(&one_way)),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     // Call-outs are not routed to backend entities: they trust `--backend-ca`.
@@ -565,6 +595,21 @@ async fn send_request_presents_the_policy_certificate(rt: Runtime) {
     assert_eq!(status, 500, "the call without a certificate fails: {body}");
     let presented: Vec<Option<String>> = b.seen().into_iter().map(|s| s.client_cert).collect();
     assert_eq!(presented, [Some(thumbprint(&client.der))]);
+
+    // Nobody waits for a one-way call: wait for the backend to answer it. It
+    // requires a certificate, and every handshake it saw presented this one.
+    assert_eq!(get(&gw, "/one-way/x").await.0, 202);
+    common::within("the one-way call", async {
+        while !b.targets().contains(&"/one-way".to_string()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(b.targets(), ["/called", "/one-way"]);
+    assert!(b
+        .seen()
+        .iter()
+        .all(|s| s.client_cert == Some(thumbprint(&client.der))));
     gw.shutdown().await;
 }
 

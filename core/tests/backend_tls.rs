@@ -227,11 +227,6 @@ fn bad_authentication_certificate_elements_are_refused() {
             r#"<authentication-certificate certificate-id="client" store="x" />"#,
             "unknown attribute 'store'",
         ),
-        (
-            r#"<send-one-way-request mode="new"><set-url>https://o.test/</set-url>
-               <authentication-certificate certificate-id="client" /></send-one-way-request>"#,
-            "not supported in <send-one-way-request>",
-        ),
     ];
     for (policy, why) in cases {
         let e = policy_error(&inbound(policy));
@@ -374,14 +369,35 @@ fn send_request_carries_the_certificate_of_its_authentication_certificate() {
              <set-url>https://other.test/call</set-url>
            </send-request>"#,
     );
+    let one_way = inbound(
+        r#"<send-one-way-request mode="new">
+             <set-url>https://other.test/call</set-url>
+             <authentication-certificate certificate-id="client" />
+           </send-one-way-request>"#,
+    );
     let config = compiled(&snapshot(
         1,
         backends(),
         vec![
             api("a", "plain", Some(&policy)),
             api("b", "plain", Some(&plain)),
+            api("c", "plain", Some(&one_way)),
         ],
     ));
+    let events = request(config.clone(), "/c/x");
+    match events.first() {
+        Some(Event::Call {
+            request,
+            one_way: true,
+        }) => {
+            let id = request
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_identity().cloned());
+            assert_eq!(id.map(|i| i.id.clone()).as_deref(), Some("client"));
+        }
+        other => panic!("expected a one-way call first, got {other:?}"),
+    }
     let call_tls = |path: &str| {
         let events = request(config.clone(), path);
         match events.as_slice() {
@@ -394,9 +410,7 @@ fn send_request_carries_the_certificate_of_its_authentication_certificate() {
     };
     let tls = call_tls("/a/x").expect("tls for the call");
     assert_eq!(
-        tls.client_identity()
-            .as_ref()
-            .and_then(|i| i.thumbprint.as_deref()),
+        tls.client_identity().and_then(|i| i.thumbprint.as_deref()),
         Some(THUMBPRINT)
     );
     assert!(tls.validate_chain() && tls.validate_name() && tls.trusted_cas().is_none());

@@ -89,10 +89,13 @@ impl SendRequest {
         }
         for c in el.elements() {
             match c.name.as_str() {
-                "set-url" | "set-method" | "set-header" | "set-body" | "authentication-basic" => {}
-                // The driver's one-way calls take no TLS settings yet.
-                "authentication-certificate" if !one_way => {}
-                "authentication-certificate" | "authentication-managed-identity" | "proxy" => {
+                "set-url"
+                | "set-method"
+                | "set-header"
+                | "set-body"
+                | "authentication-basic"
+                | "authentication-certificate" => {}
+                "authentication-managed-identity" | "proxy" => {
                     return Err(PolicyError::at(
                         c,
                         format!("<{}> is not supported in <{}>", c.name, el.name),

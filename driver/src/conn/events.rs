@@ -59,8 +59,14 @@ pub trait ConnHost {
     /// are in flight (see [`OneWaySlot`]).
     fn one_way_slot(&self) -> Option<OneWaySlot>;
 
-    /// Runs a `send-one-way-request` in a task of its own (see [`one_way_call`]).
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot);
+    /// Runs a `send-one-way-request` in a task of its own, with TLS as `tls`
+    /// says (see [`one_way_call`]).
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    );
 
     /// A request was answered 503 for lack of configuration at `now`: logged,
     /// rate-limited across the gateway.
@@ -146,7 +152,8 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                 // Nobody waits for these, so a flood of them must not pile up
                 // tasks without bound: over the cap they are dropped, loudly.
                 if let Some(slot) = host.one_way_slot() {
-                    host.spawn_one_way(request.into(), slot);
+                    let tls = request.tls.clone();
+                    host.spawn_one_way(request.into(), tls, slot);
                 } else {
                     tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
                 }
@@ -194,10 +201,15 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
 
 /// Makes a `send-one-way-request` call; the adapter runs it as a task of its own.
 /// `slot` is given back however the task ends (also if it is dropped).
-pub async fn one_way_call<C: CalloutClient>(calls: C, request: CalloutRequest, slot: OneWaySlot) {
+pub async fn one_way_call<C: CalloutClient>(
+    calls: C,
+    request: CalloutRequest,
+    tls: Option<Arc<UpstreamTls>>,
+    slot: OneWaySlot,
+) {
     let _slot = slot;
     let url = request.url.clone();
-    if let Err(err) = calls.perform(request).await {
+    if let Err(err) = calls.perform_with_tls(request, tls).await {
         tracing::warn!(error = %err, %url, "send-one-way-request failed");
     }
 }

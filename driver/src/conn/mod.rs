@@ -109,9 +109,14 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
         self.shared.one_way.try_acquire()
     }
 
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
-        self.rt
-            .spawn(one_way_call(self.shared.callouts.clone(), request, slot));
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    ) {
+        let calls = self.shared.callouts.clone();
+        self.rt.spawn(one_way_call(calls, request, tls, slot));
     }
 
     fn note_not_ready(&self, now: Instant) {

@@ -82,10 +82,15 @@ impl ConnHost for MemHost<'_> {
         self.gw.one_way.try_acquire()
     }
 
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<std::sync::Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    ) {
         // The task runs to its end at once: its target answers from memory.
         let calls = self.gw.callouts.clone().detached();
-        poll_now(one_way_call(calls, request, slot))
+        poll_now(one_way_call(calls, request, tls, slot))
             .unwrap_or_else(|| panic!("an in-memory one-way call waited on nothing"));
     }
 
