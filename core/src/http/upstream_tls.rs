@@ -177,8 +177,8 @@ impl UpstreamTls {
             u8::from(self.trusted_cas.is_some()),
         ];
         let mut parts: Vec<&[u8]> = vec![&flags];
-        // Each part is followed by a separator no PEM or name contains, so
-        // different lists cannot run together into the same bytes.
+        // Parts are length-prefixed (see `digest_hex`) and each is followed by
+        // a tag naming its kind, so different settings never hash the same bytes.
         for ca in self.trusted_cas.iter().flatten() {
             parts.extend([ca.as_bytes(), b"\0ca"]);
         }
