@@ -272,6 +272,8 @@ async fn gateway(
     let mut options = GatewayOptions::new(path);
     options.listen = "127.0.0.1:0".parse().expect("addr");
     options.ops_listen = None;
+    // Quick to see a rewritten file (the revision tests).
+    options.reload_interval = Duration::from_millis(50);
     if let Some(pem) = backend_ca {
         let ca = dir.path().join("backend-ca.pem");
         std::fs::write(&ca, pem).expect("write ca");
@@ -635,5 +637,41 @@ async fn a_second_connection_to_a_tls_backend_resumes_the_session(rt: Runtime) {
     assert_eq!(get(&gw, "/b/two").await.0, 200);
     let resumed: Vec<bool> = b.seen().into_iter().map(|s| s.resumed).collect();
     assert_eq!(resumed, [false, true]);
+    gw.shutdown().await;
+}
+
+#[runtimes(flavor = "current_thread")]
+async fn a_new_revision_changes_a_backends_tls_from_the_next_request(rt: Runtime) {
+    let ca = Ca::new();
+    let other = Ca::new();
+    let server = ca.issue(&["localhost"]);
+    // Keeps connections open: a pooled one made under one revision's
+    // settings must not serve another's.
+    let b = tls_backend(BackendSpec::new(&server)).await;
+    let snapshot = |revision: u64, trusted: &str| {
+        json!({
+            "revision": revision,
+            "caCertificates": [
+                {"id": "private", "certificatePem": ca.pem},
+                {"id": "other", "certificatePem": other.pem},
+            ],
+            "backends": [backend("b", "localhost", b.port, json!({"caCertificateIds": [trusted]}))],
+            "apis": [api("b", "b", None)],
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(rt, &dir, snapshot(1, "other"), None).await;
+    let path = dir.path().join("gateway.json");
+    assert_eq!(get(&gw, "/b/x").await.0, 502);
+    for (revision, trusted, status) in [(2, "private", 200), (3, "other", 502)] {
+        common::write_atomically(&path, snapshot(revision, trusted).to_string().as_bytes());
+        common::within("the new revision", async {
+            while gw.revision() != Some(revision) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(get(&gw, "/b/x").await.0, status, "revision {revision}");
+    }
     gw.shutdown().await;
 }
