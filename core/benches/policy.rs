@@ -364,6 +364,7 @@ fn policy_parts(c: &mut Criterion) {
                 let env = Env {
                     now: Instant::now(),
                     backend: &backend,
+                    tls: &portcullis_core::policy::auth_cert::NoTls,
                 };
                 let step = run_to_forward(&mut p, &mut ctx, &env, &mut store);
                 assert!(matches!(step, Step::Forward(_)));
@@ -392,6 +393,7 @@ fn policy_parts(c: &mut Criterion) {
                     let env = Env {
                         now: Instant::now(),
                         backend: &backend,
+                        tls: &portcullis_core::policy::auth_cert::NoTls,
                     };
                     let step = run_to_forward(&mut p, &mut ctx, &env, &mut store);
                     assert!(matches!(step, Step::Forward(_)));

@@ -338,6 +338,7 @@ fn run(xml_doc: &str, c: &mut Context) -> usize {
     let env = Env {
         now: Instant::now(),
         backend: &none,
+        tls: &portcullis_core::policy::auth_cert::NoTls,
     };
     let mut forwards = 0;
     loop {

@@ -75,6 +75,7 @@ impl Harness {
         let env = Env {
             now: self.now,
             backend: &none,
+            tls: &portcullis_core::policy::auth_cert::NoTls,
         };
         loop {
             let step = p.run(c, &env);

@@ -4,9 +4,12 @@ use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
+use super::backend_tls::TlsIndex;
 use super::{validate, Api, ConfigError, Operation, ServiceUrl, Snapshot, SubscriptionState};
+use crate::http::UpstreamTls;
 use crate::http::Url;
 use crate::policy::cert_store::CertificateStore;
+use crate::policy::auth_cert::TlsLookup;
 use crate::policy::compile::{compile_document, CompileEnv};
 use crate::policy::context::{ApiInfo, OperationInfo, ProductInfo, SubscriptionInfo};
 use crate::policy::pipeline::Chain;
@@ -30,6 +33,8 @@ pub struct CompiledConfig {
     /// The CAs, CRLs and certificates as client-certificate checks use them,
     /// parsed once per revision.
     certificates: Arc<CertificateStore>,
+    /// Backend TLS settings and the certificates presentable to backends.
+    tls: TlsIndex,
 }
 
 /// What a subscription opens.
@@ -110,8 +115,9 @@ impl CompiledConfig {
     /// compiles every policy document.
     pub fn compile(snapshot: Snapshot) -> Result<CompiledConfig, ConfigError> {
         let checked = validate::check(&snapshot)?;
-        let policies = compile_policies(&snapshot, &checked.upstreams)?;
         let certificates = Arc::new(certificate_store(&snapshot));
+        let tls = TlsIndex::build(&snapshot, &checked.upstreams);
+        let policies = compile_policies(&snapshot, &checked.upstreams, &tls)?;
         Ok(CompiledConfig {
             snapshot,
             upstreams: checked.upstreams,
@@ -120,6 +126,7 @@ impl CompiledConfig {
             policies,
             backends: checked.backends,
             certificates,
+            tls,
         })
     }
 
@@ -161,6 +168,26 @@ impl CompiledConfig {
     pub fn backend_url(&self, id: &str) -> Option<&ServiceUrl> {
         // Any backend of the snapshot, whether or not an API names it.
         self.backends.get(id)
+    }
+
+    /// The TLS settings of API `api_idx`'s backend entity, if it has some.
+    pub fn upstream_tls(&self, api_idx: usize) -> Option<&Arc<UpstreamTls>> {
+        self.tls.api_tls(api_idx)
+    }
+
+    /// The pool key of API `api_idx`'s upstream with its TLS settings.
+    ///
+    /// # Panics
+    /// If `api_idx` does not come from this configuration's router.
+    pub fn upstream_pool_key(&self, api_idx: usize) -> &Arc<str> {
+        self.tls
+            .api_pool_key(api_idx)
+            .unwrap_or(&self.upstreams[api_idx].pool_key)
+    }
+
+    /// Backend TLS settings and certificates, as policies look them up.
+    pub fn tls_lookup(&self) -> &dyn TlsLookup {
+        &self.tls
     }
 
     /// Whether `key` opens API `api_idx`, and through which product.
@@ -314,6 +341,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn compile_policies(
     snapshot: &Snapshot,
     upstreams: &[ServiceUrl],
+    tls: &TlsIndex,
 ) -> Result<PolicySet, ConfigError> {
     let mut env = CompileEnv::default();
     for nv in &snapshot.named_values {
@@ -336,6 +364,7 @@ fn compile_policies(
                 // Found at load time, not as a failure of every request reaching it.
                 .and_then(|d| {
                     d.check_backends(|id| backends.contains(id))
+                        .and_then(|()| d.check_certificates(|r| tls.certificate(r).is_some()))
                         .map_err(|e| env.redact(e))
                         .map(|()| d)
                 })

@@ -5,6 +5,7 @@
 //! checked with [`Snapshot::validate`], and compiled once into a [`CompiledConfig`]
 //! that requests read without touching the JSON model again.
 
+mod backend_tls;
 mod compiled;
 mod error;
 mod model;

@@ -23,6 +23,7 @@ pub mod service_url;
 mod syntax;
 #[cfg(test)]
 mod tests;
+pub mod upstream_tls;
 
 pub use body::{BodyDecoder, BodyEvent};
 pub use error::CodecError;
@@ -32,3 +33,4 @@ pub use head_scan::HeadScanner;
 pub use limits::Limits;
 pub use message::{Headers, Response, Url};
 pub use service_url::{Scheme, ServiceUrl, UrlError};
+pub use upstream_tls::{ClientIdentity, UpstreamTls};

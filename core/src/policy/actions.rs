@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::attrs;
 use super::client_cert::ValidateClientCertificate;
+use super::auth_cert::AuthenticationCertificate;
 use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
 use super::error::PolicyError;
@@ -107,6 +108,8 @@ pub enum Action {
     SetVariable(SetVariable),
     /// `authentication-basic`.
     AuthenticationBasic(AuthenticationBasic),
+    /// `authentication-certificate`.
+    AuthenticationCertificate(AuthenticationCertificate),
     /// `set-status`.
     SetStatus(SetStatus),
     /// `return-response`.
@@ -212,6 +215,10 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
         "authentication-basic" => {
             only_in(&[Inbound])?;
             Action::AuthenticationBasic(AuthenticationBasic::compile(el)?)
+        }
+        "authentication-certificate" => {
+            only_in(&[Inbound, Backend])?;
+            Action::AuthenticationCertificate(AuthenticationCertificate::compile(el)?)
         }
         "set-status" => Action::SetStatus(SetStatus::compile(el)?),
         "return-response" => Action::ReturnResponse(ReturnResponse::compile(el)?),

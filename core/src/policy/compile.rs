@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::actions::{self, Action};
 use super::attrs;
+use super::auth_cert::CertRef;
 use super::error::PolicyError;
 use super::program::{
     Document, Level, Needs, Op, Origin, RefKind, Reference, RetrySpec, Section, SectionKind,
@@ -188,6 +189,26 @@ impl Builder<'_, '_> {
             pos,
             fragment,
         });
+    }
+
+    /// Notes the certificate an `authentication-certificate` (on its own or
+    /// inside `send-request`) names by a literal, to be checked at load time.
+    fn note_certificate_ref(&mut self, el: &Element, action: &Action) {
+        let (cert, at) = match action {
+            Action::AuthenticationCertificate(c) => (c, el),
+            Action::Send(s) => match (&s.certificate, el.child("authentication-certificate")) {
+                (Some(c), Some(child)) => (c, child),
+                _ => return,
+            },
+            _ => return,
+        };
+        let (kind, id) = match cert.static_ref() {
+            Some(CertRef::Id(id)) => (RefKind::Certificate, id),
+            Some(CertRef::Thumbprint(t)) => (RefKind::CertificateThumbprint, t),
+            None => return,
+        };
+        let id = id.to_string();
+        self.note_ref(kind, &id, "authentication-certificate", at.pos);
     }
 
     fn note_named(&mut self, named: Vec<NamedUse>) {
@@ -399,6 +420,7 @@ impl Builder<'_, '_> {
                 if let Action::SetBackendService(SetBackendService::Backend(id)) = &action {
                     self.note_ref(RefKind::Backend, id, &el.name, el.pos);
                 }
+                self.note_certificate_ref(el, &action);
                 self.note_needs(el, &action, section);
                 let origin = self.origin(el, path);
                 ops.push(Op::Act(Box::new(action), origin));

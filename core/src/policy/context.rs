@@ -167,4 +167,6 @@ pub struct Context {
     pub elapsed: Duration,
     /// Wall-clock time for `DateTime.UtcNow`, milliseconds since the Unix epoch.
     pub now_unix_ms: i64,
+    /// The backend TLS policies chose (`set-backend-service`, `authentication-certificate`).
+    pub backend_tls: super::auth_cert::BackendTlsChoice,
 }

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod attrs;
+pub mod auth_cert;
 pub mod cache_store;
 pub mod cert_store;
 pub mod client_cert;

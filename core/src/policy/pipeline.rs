@@ -223,6 +223,9 @@ pub struct Env<'a> {
     pub now: Instant,
     /// Backends by id, for `set-backend-service backend-id`.
     pub backend: &'a dyn Fn(&str) -> Option<&'a ServiceUrl>,
+    /// Backend TLS settings and certificates (`set-backend-service`,
+    /// `authentication-certificate`).
+    pub tls: &'a dyn super::auth_cert::TlsLookup,
 }
 
 mod store_answers;
@@ -780,6 +783,13 @@ impl Pipeline {
                     ),
                 };
                 retarget(ctx, &service);
+                ctx.backend_tls.backend = Some(match a {
+                    SetBackendService::Backend(id) => env.tls.backend_tls(id),
+                    _ => None,
+                });
+            }
+            Action::AuthenticationCertificate(a) => {
+                ctx.backend_tls.certificate = Some(a.identity(ctx, env.tls)?);
             }
             Action::ReturnResponse(a) => {
                 a.run(ctx)?;
@@ -806,7 +816,7 @@ impl Pipeline {
                 return Ok(Some(self.forward(*spec)));
             }
             Action::Send(s) => {
-                let req = s.build(ctx)?;
+                let req = s.build(ctx, env.tls)?;
                 if s.one_way {
                     self.side.one_way.push(req);
                 } else {

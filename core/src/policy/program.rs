@@ -205,6 +205,10 @@ pub enum RefKind {
     Fragment,
     /// A named value, by `{{name}}`.
     NamedValue,
+    /// A certificate, by `authentication-certificate certificate-id`.
+    Certificate,
+    /// A certificate, by `authentication-certificate thumbprint`.
+    CertificateThumbprint,
 }
 
 impl RefKind {
@@ -214,6 +218,8 @@ impl RefKind {
             RefKind::Backend => "backend",
             RefKind::Fragment => "policy fragment",
             RefKind::NamedValue => "named value",
+            RefKind::Certificate => "certificate",
+            RefKind::CertificateThumbprint => "certificate with thumbprint",
         }
     }
 }
@@ -316,6 +322,24 @@ impl Document {
             .iter()
             .find(|r| r.kind == RefKind::Backend && !exists(&r.id))
         {
+            Some(r) => Err(r.unresolved()),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a document whose `authentication-certificate` names (by a
+    /// literal id or thumbprint) a certificate for which `exists` is false.
+    pub fn check_certificates(
+        &self,
+        exists: impl Fn(super::auth_cert::CertRef<'_>) -> bool,
+    ) -> Result<(), PolicyError> {
+        use super::auth_cert::CertRef;
+        let missing = self.references.iter().find(|r| match r.kind {
+            RefKind::Certificate => !exists(CertRef::Id(&r.id)),
+            RefKind::CertificateThumbprint => !exists(CertRef::Thumbprint(&r.id)),
+            _ => false,
+        });
+        match missing {
             Some(r) => Err(r.unresolved()),
             None => Ok(()),
         }

@@ -1,11 +1,13 @@
 //! `send-request` and `send-one-way-request`: calls to other services, which the
 //! pipeline hands to the runtime and resumes from with the answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::attrs;
+use super::auth_cert::{AuthenticationCertificate, TlsLookup};
 use super::context::{Context, Request};
 use super::error::{Failure, PolicyError};
 use super::program::SectionKind;
@@ -13,6 +15,7 @@ use super::transform::{eval, AuthenticationBasic, SetBody, SetHeader, SetMethod}
 use super::xml::Element;
 use crate::callout::CalloutRequest;
 use crate::expr::Template;
+use crate::http::UpstreamTls;
 
 /// An HTTP call a policy asks the runtime to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct CallRequest {
     pub body: Bytes,
     /// Give up after this long.
     pub timeout: Duration,
+    /// TLS for an `https://` URL other than the defaults (a certificate to
+    /// present, from `authentication-certificate`).
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 // The call-out layer sits below policies, so the conversion lives on this side.
@@ -63,6 +69,8 @@ pub struct SendRequest {
     pub body: Option<SetBody>,
     /// `authentication-basic`.
     pub basic: Option<AuthenticationBasic>,
+    /// `authentication-certificate`.
+    pub certificate: Option<AuthenticationCertificate>,
     /// Whether this is `send-one-way-request` (nobody waits for the answer).
     pub one_way: bool,
 }
@@ -81,8 +89,13 @@ impl SendRequest {
         }
         for c in el.elements() {
             match c.name.as_str() {
-                "set-url" | "set-method" | "set-header" | "set-body" | "authentication-basic" => {}
-                "authentication-certificate" | "authentication-managed-identity" | "proxy" => {
+                "set-url"
+                | "set-method"
+                | "set-header"
+                | "set-body"
+                | "authentication-basic"
+                | "authentication-certificate" => {}
+                "authentication-managed-identity" | "proxy" => {
                     return Err(PolicyError::at(
                         c,
                         format!("<{}> is not supported in <{}>", c.name, el.name),
@@ -142,13 +155,18 @@ impl SendRequest {
                 .child("authentication-basic")
                 .map(AuthenticationBasic::compile)
                 .transpose()?,
+            certificate: el
+                .child("authentication-certificate")
+                .map(AuthenticationCertificate::compile)
+                .transpose()?,
             one_way,
         })
     }
 
     /// Builds the request to send; expressions in it see the request being
-    /// processed as `context.Request`, as in APIM.
-    pub fn build(&self, ctx: &Context) -> Result<CallRequest, Failure> {
+    /// processed as `context.Request`, as in APIM. `tls` finds the
+    /// certificate of `authentication-certificate`.
+    pub fn build(&self, ctx: &Context, tls: &dyn TlsLookup) -> Result<CallRequest, Failure> {
         let mut req = if self.copy {
             ctx.request.clone()
         } else {
@@ -179,6 +197,13 @@ impl SendRequest {
                 format!("'{url}' is not an absolute http(s) URL"),
             ));
         }
+        // A call-out is not routed to a backend entity: the defaults, with the certificate.
+        let tls = match &self.certificate {
+            Some(c) => Some(Arc::new(
+                UpstreamTls::default().with_identity(c.identity(ctx, tls)?),
+            )),
+            None => None,
+        };
         Ok(CallRequest {
             method: req.method,
             url,
@@ -192,6 +217,7 @@ impl SendRequest {
                 .collect(),
             body: req.body.unwrap_or_default(),
             timeout: self.timeout,
+            tls,
         })
     }
 }

@@ -15,6 +15,7 @@ use portcullis_core::callout::{
     Completed,
 };
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::machine::Machine;
 use portcullis_core::policy::context::Response;
 use portcullis_core::pool::PoolLimits;
@@ -42,6 +43,14 @@ pub trait CalloutClient {
         &self,
         request: CalloutRequest,
     ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send;
+
+    /// Makes the call with TLS as `tls` says (`None`: the defaults) for an
+    /// `https://` URL (`send-request` with `authentication-certificate`).
+    fn perform_with_tls(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+    ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send;
 }
 
 /// What an adapter provides for callouts: its connections, clock and timer.
@@ -61,10 +70,13 @@ pub trait CalloutConns: Sync {
     /// Closes connections idle for too long.
     fn close_expired(&self, now: Instant);
 
-    /// Opens a new connection (name resolution, TCP, TLS) to `service`.
+    /// Opens a new connection (name resolution, TCP, TLS as `tls` says) to
+    /// `service`, for pool `key`.
     fn connect(
         &self,
         service: &ServiceUrl,
+        tls: Option<&UpstreamTls>,
+        key: Arc<str>,
     ) -> impl Future<Output = std::io::Result<PooledConn<Self::Stream>>> + Send;
 
     /// Runs `fut` for at most `limit`; `None` if the time ran out first.
@@ -76,12 +88,14 @@ pub trait CalloutConns: Sync {
 }
 
 /// Makes the call: connect (or a pooled connection), request, response, all within
-/// `req.timeout`. A pooled connection that turns out closed before any response
-/// byte is replaced by a new one when the exchange says the request may be retried.
+/// `req.timeout`, with TLS as `tls` says (`None`: the defaults). A pooled
+/// connection that turns out closed before any response byte is replaced by a
+/// new one when the exchange says the request may be retried.
 pub async fn perform<C: CalloutConns>(
     conns: &C,
     limits: CalloutLimits,
     req: CalloutRequest,
+    tls: Option<&UpstreamTls>,
 ) -> Result<Response, CalloutFailure> {
     let (target, _) = req
         .prepare(limits)
@@ -90,7 +104,7 @@ pub async fn perform<C: CalloutConns>(
     let started = conns.now();
     // Boxed: the exchange is a large future, and only the calls carry it.
     let outcome = conns
-        .within(timeout, Box::pin(run(conns, limits, &req, &target)))
+        .within(timeout, Box::pin(run(conns, limits, &req, &target, tls)))
         .await;
     let result = outcome.unwrap_or(Err(CalloutFailure::Timeout(timeout)));
     let elapsed = conns.now().saturating_duration_since(started);
@@ -119,18 +133,25 @@ async fn run<C: CalloutConns>(
     limits: CalloutLimits,
     req: &CalloutRequest,
     target: &CalloutTarget,
+    tls: Option<&UpstreamTls>,
 ) -> Result<Response, CalloutFailure> {
-    let key = target.pool_key();
+    // Connections with other TLS settings (another client certificate) are
+    // in pools of their own.
+    let key = &match tls {
+        Some(tls) => UpstreamTls::pool_key(Some(tls), &target.service),
+        None => target.pool_key().clone(),
+    };
     loop {
         let (mut conn, reused) = match conns.checkout(key, conns.now()) {
             Some(conn) => (conn, true),
             None => {
-                let conn = conns.connect(&target.service).await.map_err(|source| {
-                    CalloutFailure::Connect {
+                let conn = conns
+                    .connect(&target.service, tls, key.clone())
+                    .await
+                    .map_err(|source| CalloutFailure::Connect {
                         target: key.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 (conn, false)
             }
         };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::policy::context::Response;
 
 use crate::runtime::Runtime;
@@ -87,7 +88,16 @@ impl<R: Runtime> Callouts<R> {
     /// request, response, all within `req.timeout` (the runtime's clock); see
     /// [`client::perform`].
     pub async fn perform(&self, req: CalloutRequest) -> Result<Response, CalloutFailure> {
-        client::perform(&*self.inner, self.limits, req).await
+        client::perform(&*self.inner, self.limits, req, None).await
+    }
+
+    /// [`Callouts::perform`] with TLS as `tls` says (`None`: the defaults).
+    pub async fn perform_with_tls(
+        &self,
+        req: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+    ) -> Result<Response, CalloutFailure> {
+        client::perform(&*self.inner, self.limits, req, tls.as_deref()).await
     }
 }
 
@@ -97,6 +107,14 @@ impl<R: Runtime> CalloutClient for Callouts<R> {
         request: CalloutRequest,
     ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send {
         Callouts::perform(self, request)
+    }
+
+    fn perform_with_tls(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+    ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send {
+        Callouts::perform_with_tls(self, request, tls)
     }
 }
 
@@ -122,8 +140,10 @@ impl<R: Runtime> CalloutConns for Upstreams<R> {
     fn connect(
         &self,
         service: &ServiceUrl,
+        tls: Option<&UpstreamTls>,
+        key: Arc<str>,
     ) -> impl Future<Output = std::io::Result<UpstreamConn<R>>> + Send {
-        Upstreams::connect(self, service)
+        Upstreams::connect(self, service, tls, key)
     }
 
     async fn within<F: Future + Send>(&self, limit: Duration, fut: F) -> Option<F::Output> {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::policy::jwt::KeySetSink;
 use portcullis_core::policy::respond::TraceRecord;
 use portcullis_core::policy::store::{StoreAnswer, StoreRequest};
@@ -41,10 +42,13 @@ pub trait ConnHost {
     /// Gives a clean connection back for reuse.
     fn checkin(&self, upstream: Self::Upstream, now: Instant);
 
-    /// Opens a new connection to `service`, giving up at `deadline` (`None`).
+    /// Opens a new connection to `service` with TLS as `tls` says (`None`:
+    /// the defaults), for pool `key`, giving up at `deadline` (`None`).
     fn connect(
         &self,
         service: &ServiceUrl,
+        tls: Option<&Arc<UpstreamTls>>,
+        key: &Arc<str>,
         deadline: Instant,
     ) -> impl Future<Output = Option<std::io::Result<Self::Upstream>>>;
 
@@ -55,8 +59,14 @@ pub trait ConnHost {
     /// are in flight (see [`OneWaySlot`]).
     fn one_way_slot(&self) -> Option<OneWaySlot>;
 
-    /// Runs a `send-one-way-request` in a task of its own (see [`one_way_call`]).
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot);
+    /// Runs a `send-one-way-request` in a task of its own, with TLS as `tls`
+    /// says (see [`one_way_call`]).
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    );
 
     /// A request was answered 503 for lack of configuration at `now`: logged,
     /// rate-limited across the gateway.
@@ -98,10 +108,13 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
         match event {
             Event::ConnectUpstream { target, fresh } => {
                 let service = target.service();
+                // The backend with its TLS settings: a pooled connection made
+                // with others (or another client certificate) is not this one's.
+                let key = target.pool_key();
                 let pooled = if fresh {
                     None
                 } else {
-                    host.checkout(&service.pool_key, host.now())
+                    host.checkout(key, host.now())
                 };
                 if let Some(pooled) = pooled {
                     *upstream = Some(pooled);
@@ -113,13 +126,13 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                     .unwrap_or_else(|| host.now() + DEFAULT_CONNECT_TIMEOUT);
                 // Boxed: connecting (with name resolution) is a large future that
                 // would otherwise be part of every connection's state, idle or not.
-                match Box::pin(host.connect(service, deadline)).await {
+                match Box::pin(host.connect(service, target.tls(), key, deadline)).await {
                     Some(Ok(opened)) => {
                         *upstream = Some(opened);
                         conn.handle_upstream_connected(false, host.now());
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(error = %err, backend = %service.pool_key, "backend connect failed");
+                        tracing::warn!(error = %err, backend = %key, "backend connect failed");
                         conn.handle_upstream_failed(UpstreamFailure::ConnectFailed, host.now());
                     }
                     None => conn.handle_timeout(host.now()),
@@ -139,7 +152,8 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                 // Nobody waits for these, so a flood of them must not pile up
                 // tasks without bound: over the cap they are dropped, loudly.
                 if let Some(slot) = host.one_way_slot() {
-                    host.spawn_one_way(request.into(), slot);
+                    let tls = request.tls.clone();
+                    host.spawn_one_way(request.into(), tls, slot);
                 } else {
                     tracing::warn!(url = %request.url, "send-one-way-request dropped: too many in flight");
                 }
@@ -150,7 +164,8 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
             } => {
                 // Boxed for the same reason as connecting: only requests that
                 // make calls carry the future.
-                let result = Box::pin(host.calls().perform(request.into())).await;
+                let tls = request.tls.clone();
+                let result = Box::pin(host.calls().perform_with_tls(request.into(), tls)).await;
                 conn.handle_call_done(result.map_err(|e| e.to_policy_failure()), host.now());
             }
             Event::Store { request, one_way } => {
@@ -186,10 +201,15 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
 
 /// Makes a `send-one-way-request` call; the adapter runs it as a task of its own.
 /// `slot` is given back however the task ends (also if it is dropped).
-pub async fn one_way_call<C: CalloutClient>(calls: C, request: CalloutRequest, slot: OneWaySlot) {
+pub async fn one_way_call<C: CalloutClient>(
+    calls: C,
+    request: CalloutRequest,
+    tls: Option<Arc<UpstreamTls>>,
+    slot: OneWaySlot,
+) {
     let _slot = slot;
     let url = request.url.clone();
-    if let Err(err) = calls.perform(request).await {
+    if let Err(err) = calls.perform_with_tls(request, tls).await {
         tracing::warn!(error = %err, %url, "send-one-way-request failed");
     }
 }

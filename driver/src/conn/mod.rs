@@ -14,6 +14,7 @@ use futures_lite::AsyncWriteExt;
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::ServiceUrl;
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::proxy::{ConnSettings, IdSeq, ProxyConn, UpstreamFailure};
 
 use crate::callout::{Callouts, OneWayCalls, OneWaySlot};
@@ -90,9 +91,15 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
     async fn connect(
         &self,
         service: &ServiceUrl,
+        tls: Option<&Arc<UpstreamTls>>,
+        key: &Arc<str>,
         deadline: Instant,
     ) -> Option<std::io::Result<UpstreamConn<R>>> {
-        crate::runtime::timeout_at(self.rt, deadline, self.shared.pool.connect(service)).await
+        let connect = self
+            .shared
+            .pool
+            .connect(service, tls.map(|t| &**t), key.clone());
+        crate::runtime::timeout_at(self.rt, deadline, connect).await
     }
 
     fn calls(&self) -> &Callouts<R> {
@@ -103,9 +110,14 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
         self.shared.one_way.try_acquire()
     }
 
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
-        self.rt
-            .spawn(one_way_call(self.shared.callouts.clone(), request, slot));
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    ) {
+        let calls = self.shared.callouts.clone();
+        self.rt.spawn(one_way_call(calls, request, tls, slot));
     }
 
     fn note_not_ready(&self, now: Instant) {

@@ -10,21 +10,24 @@ use std::time::{Duration, Instant};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
-use futures_rustls::rustls::{ClientConfig, RootCertStore};
+use futures_rustls::rustls::RootCertStore;
 use futures_rustls::TlsConnector;
 use portcullis_core::config::{Scheme, ServiceUrl};
+use portcullis_core::http::UpstreamTls;
 use portcullis_core::pool::PoolLimits;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 
 use crate::runtime::{Runtime, Stream};
 use crate::stop::Stop;
 
 pub mod pool;
 pub mod stream;
+pub mod tls;
 
 use pool::{PooledConn, SharedPool};
 use stream::PollStream;
+use tls::TlsConfigs;
 
 /// A connection to a backend, over TCP or TLS.
 pub enum UpstreamStream<S> {
@@ -86,7 +89,7 @@ pub enum TlsSetupError {
 /// Opens backend connections on the runtime, with TLS for `https://` backends.
 #[derive(Clone)]
 pub struct Connector<R> {
-    tls: TlsConnector,
+    tls: Arc<TlsConfigs>,
     rt: R,
 }
 
@@ -112,17 +115,12 @@ impl<R: Runtime> Connector<R> {
                 roots.add(cert).map_err(|e| fail(e.to_string()))?;
             }
         }
-        let provider = Arc::new(futures_rustls::rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError::CaFile {
-                path: Default::default(),
-                reason: e.to_string(),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = TlsConfigs::new(roots).map_err(|reason| TlsSetupError::CaFile {
+            path: Default::default(),
+            reason,
+        })?;
         Ok(Connector {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: Arc::new(tls),
             rt,
         })
     }
@@ -132,22 +130,33 @@ impl<R: Runtime> Connector<R> {
         &self.rt
     }
 
-    /// Opens a new connection to the backend of `service`.
-    pub async fn connect(&self, service: &ServiceUrl) -> io::Result<UpstreamConn<R>> {
-        let tcp = self.rt.connect(service.host.as_str(), service.port).await?;
-        tcp.set_nodelay();
-        let stream = match service.scheme {
-            Scheme::Http => UpstreamStream::Plain(tcp),
+    /// Opens a new connection to the backend of `service`, with TLS as `tls`
+    /// says (`None`: the defaults) for `https://`; it belongs to pool `key`.
+    pub async fn connect(
+        &self,
+        service: &ServiceUrl,
+        tls: Option<&UpstreamTls>,
+        key: Arc<str>,
+    ) -> io::Result<UpstreamConn<R>> {
+        let tls_setup = match service.scheme {
+            Scheme::Http => None,
             Scheme::Https => {
-                let name = ServerName::try_from(service.host.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                UpstreamStream::Tls(Box::new(self.tls.connect(name, tcp).await?))
+                let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+                let name = tls::server_name(tls, &service.host).map_err(invalid)?;
+                let config = self.tls.config(tls).map_err(invalid)?;
+                Some((name, config))
             }
         };
-        Ok(UpstreamConn::<R> {
-            key: service.pool_key.clone(),
-            stream,
-        })
+        let tcp = self.rt.connect(service.host.as_str(), service.port).await?;
+        tcp.set_nodelay();
+        let stream = match tls_setup {
+            None => UpstreamStream::Plain(tcp),
+            Some((name, config)) => {
+                let connector = TlsConnector::from(config);
+                UpstreamStream::Tls(Box::new(connector.connect(name, tcp).await?))
+            }
+        };
+        Ok(UpstreamConn::<R> { key, stream })
     }
 }
 
@@ -172,9 +181,15 @@ impl<R: Runtime> Upstreams<R> {
         self.connector.runtime()
     }
 
-    /// Opens a new connection to the backend of `service`.
-    pub async fn connect(&self, service: &ServiceUrl) -> io::Result<UpstreamConn<R>> {
-        self.connector.connect(service).await
+    /// Opens a new connection to the backend of `service` with TLS as `tls`
+    /// says, for pool `key` (see [`Connector::connect`]).
+    pub async fn connect(
+        &self,
+        service: &ServiceUrl,
+        tls: Option<&UpstreamTls>,
+        key: Arc<str>,
+    ) -> io::Result<UpstreamConn<R>> {
+        self.connector.connect(service, tls, key).await
     }
 
     /// An idle connection to `key` that is still open, if any.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::callout::{CalloutFailure, CalloutLimits, CalloutRequest};
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::http::Scheme;
+use portcullis_core::http::{Scheme, UpstreamTls};
 use portcullis_core::policy::context::Response;
 use portcullis_driver::callout::client::{perform, CalloutClient, CalloutConns};
 use portcullis_driver::upstream::pool::PooledConn;
@@ -107,7 +107,15 @@ impl CalloutClient for MemCallouts {
         &self,
         request: CalloutRequest,
     ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send {
-        let result = poll_now(perform(self, self.limits, request))
+        self.perform_with_tls(request, None)
+    }
+
+    fn perform_with_tls(
+        &self,
+        request: CalloutRequest,
+        tls: Option<Arc<UpstreamTls>>,
+    ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send {
+        let result = poll_now(perform(self, self.limits, request, tls.as_deref()))
             .unwrap_or_else(|| panic!("an in-memory call-out waited on nothing"));
         std::future::ready(result)
     }
@@ -142,17 +150,17 @@ impl CalloutConns for MemCallouts {
     fn connect(
         &self,
         service: &ServiceUrl,
+        _tls: Option<&UpstreamTls>,
+        key: Arc<str>,
     ) -> impl Future<Output = std::io::Result<PooledConn<MemStream>>> + Send {
+        // TLS settings only matter to https targets, which live in the socket suites.
         let opened = MemStream::connect(
-            service.pool_key.clone(),
+            key.clone(),
             &service.host,
             service.port,
             service.scheme == Scheme::Https,
         )
-        .map(|stream| PooledConn {
-            key: service.pool_key.clone(),
-            stream,
-        });
+        .map(|stream| PooledConn { key, stream });
         std::future::ready(opened)
     }
 

@@ -12,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use portcullis_core::callout::CalloutRequest;
 use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::ServiceUrl;
-use portcullis_core::http::Scheme;
 use portcullis_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead};
+use portcullis_core::http::{Scheme, UpstreamTls};
 use portcullis_core::proxy::{ProxyConn, UpstreamFailure};
 use portcullis_driver::callout::OneWaySlot;
 use portcullis_driver::conn::events::{handle_events, one_way_call, AfterEvents, ConnHost};
@@ -62,10 +62,13 @@ impl ConnHost for MemHost<'_> {
     fn connect(
         &self,
         service: &ServiceUrl,
+        _tls: Option<&std::sync::Arc<UpstreamTls>>,
+        key: &std::sync::Arc<str>,
         _deadline: Instant,
     ) -> impl std::future::Future<Output = Option<std::io::Result<MemStream>>> {
+        // TLS settings only matter to https backends, which live in the socket suites.
         std::future::ready(Some(MemStream::connect(
-            service.pool_key.clone(),
+            key.clone(),
             &service.host,
             service.port,
             service.scheme == Scheme::Https,
@@ -80,10 +83,15 @@ impl ConnHost for MemHost<'_> {
         self.gw.one_way.try_acquire()
     }
 
-    fn spawn_one_way(&self, request: CalloutRequest, slot: OneWaySlot) {
+    fn spawn_one_way(
+        &self,
+        request: CalloutRequest,
+        tls: Option<std::sync::Arc<UpstreamTls>>,
+        slot: OneWaySlot,
+    ) {
         // The task runs to its end at once: its target answers from memory.
         let calls = self.gw.callouts.clone().detached();
-        poll_now(one_way_call(calls, request, slot))
+        poll_now(one_way_call(calls, request, tls, slot))
             .unwrap_or_else(|| panic!("an in-memory one-way call waited on nothing"));
     }
 

@@ -225,6 +225,7 @@ impl ProxyConn {
                 config: config.clone(),
                 api: api_idx,
                 custom: None,
+                custom_tls: None,
             },
             api_prefix_len: prefix,
             framing: request_framing(&head),
@@ -329,6 +330,7 @@ impl ProxyConn {
         let env = Env {
             now,
             backend: &backend,
+            tls: config.tls_lookup(),
         };
         let step = run.pipeline.run(&mut run.ctx, &env);
         while let Some(output) = run.pipeline.poll_output() {
@@ -432,6 +434,7 @@ impl ProxyConn {
                 }
             }
         };
+        ex.forward.target.choose_tls(&run.ctx.backend_tls);
         let api = ex.forward.target.config.api(ex.forward.target.api);
         ex.response_timeout = timeout.unwrap_or(api.timeout());
         if let Some(body) = &run.ctx.request.body {
