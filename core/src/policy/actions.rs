@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::attrs;
-use super::client_cert::ValidateClientCertificate;
 use super::auth_cert::AuthenticationCertificate;
+use super::client_cert::ValidateClientCertificate;
 use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
 use super::error::PolicyError;
