@@ -117,9 +117,13 @@ struct GatewayArgs {
 /// The HTTPS listener (on when a certificate is given).
 #[derive(Debug, clap::Args)]
 struct HttpsArgs {
-    /// Address for API traffic over HTTPS (used when --tls-cert is given).
-    #[arg(long, default_value = "0.0.0.0:8081", env = "PORTCULLIS_HTTPS_LISTEN")]
-    https_listen: SocketAddr,
+    /// Address for API traffic over HTTPS [default: 0.0.0.0:8081]. The HTTPS
+    /// listener opens when --tls-cert is given, or when this is set: then
+    /// the certificates may all come from the configuration's custom
+    /// hostnames (the management plane's /gateways/{id}/hostnames, or the
+    /// file's "hostnames").
+    #[arg(long, env = "PORTCULLIS_HTTPS_LISTEN")]
+    https_listen: Option<SocketAddr>,
     /// PEM certificate chain (leaf first) to serve HTTPS with; repeat it (or
     /// separate files with commas in the variable) for several hosts: the
     /// certificate is chosen by SNI from its subjectAltName names (exact, then
@@ -146,7 +150,7 @@ impl HttpsArgs {
                 self.tls_key.len()
             );
         }
-        if self.tls_cert.is_empty() {
+        if self.tls_cert.is_empty() && self.https_listen.is_none() {
             return Ok(None);
         }
         let certificates = self
@@ -156,7 +160,9 @@ impl HttpsArgs {
             .map(|(cert, key)| CertificateFiles { cert, key })
             .collect();
         Ok(Some(HttpsOptions {
-            listen: self.https_listen,
+            listen: self
+                .https_listen
+                .unwrap_or(portcullis_driver::options::DEFAULT_HTTPS_LISTEN),
             certificates,
             public_port: self.https_public_port,
         }))

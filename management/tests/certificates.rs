@@ -515,7 +515,7 @@ async fn hostnames_are_managed_per_gateway() {
                 "negotiateClientCertificate": true,
                 "defaultSslBinding": true,
                 "minTlsVersion": "1.3",
-                "cipherSuites": ["TLS13_AES_256_GCM_SHA384"],
+                "cipherSuites": ["TLS_AES_256_GCM_SHA384"],
             }),
         )
         .await;

@@ -29,3 +29,4 @@ pub use model::{
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};
+pub use tls::cipher_suite;

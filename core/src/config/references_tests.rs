@@ -217,7 +217,7 @@ fn hostnames_and_backend_tls_refer_to_what_the_snapshot_has() {
     use super::TlsProblem;
     let ok = tls_snapshot(
         r#"[{"hostname": "api.example.com", "certificateId": "c1", "defaultSslBinding": true},
-            {"hostname": "*.example.com", "certificateId": "c1", "cipherSuites": ["TLS13_AES_128_GCM_SHA256"]}]"#,
+            {"hostname": "*.example.com", "certificateId": "c1", "cipherSuites": ["TLS_AES_128_GCM_SHA256"]}]"#,
         r#"[{"id": "b1", "url": "https://b.internal/", "tls": {"caCertificateIds": ["ca1"], "clientCertificateId": "c1", "serverName": "b.internal"}}]"#,
     );
     assert_eq!(ok.clone().validate(), Ok(()));

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 /// The cipher suites the gateway offers (rustls with the ring provider), by
 /// IANA name: the names a hostname's or a backend's `cipherSuites` may list.
 pub const CIPHER_SUITES: [&str; 9] = [
-    "TLS13_AES_128_GCM_SHA256",
-    "TLS13_AES_256_GCM_SHA384",
-    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
@@ -20,6 +20,30 @@ pub const CIPHER_SUITES: [&str; 9] = [
     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 ];
+
+/// rustls's (and OpenSSL-minded tools') names for the TLS 1.3 suites,
+/// accepted for IANA's.
+const TLS13_ALIASES: [(&str, &str); 3] = [
+    ("TLS13_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"),
+    ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
+    ("TLS13_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"),
+];
+
+/// The IANA name of the suite `name` (IANA's name or rustls's, any case), if
+/// the gateway has it.
+pub fn cipher_suite(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    CIPHER_SUITES
+        .iter()
+        .copied()
+        .find(|iana| iana.eq_ignore_ascii_case(name))
+        .or_else(|| {
+            TLS13_ALIASES
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+                .map(|(_, iana)| *iana)
+        })
+}
 
 /// A certificate chain with its private key: served for custom hostnames,
 /// presented to backends (`authentication-certificate`, a backend's

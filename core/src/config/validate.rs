@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use super::compiled::{key_digest, SubScope, SubscriptionRef};
 use super::{
     Api, ApiProblem, ConfigError, EntityProblem, OperationProblem, ServiceUrl, Snapshot,
-    SubscriptionProblem, TlsProblem, CIPHER_SUITES,
+    SubscriptionProblem, TlsProblem,
 };
 use crate::http::service_url;
 use crate::router::Router;
@@ -358,7 +358,7 @@ fn check_tls(snapshot: &Snapshot) -> Result<(), ConfigError> {
 }
 
 fn check_cipher_suites(suites: &[String]) -> Result<(), TlsProblem> {
-    match suites.iter().find(|s| !CIPHER_SUITES.contains(&s.as_str())) {
+    match suites.iter().find(|s| super::cipher_suite(s).is_none()) {
         Some(unknown) => Err(TlsProblem::UnknownCipherSuite(unknown.clone())),
         None => Ok(()),
     }

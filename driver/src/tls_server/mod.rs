@@ -57,7 +57,7 @@ pub enum ServerTlsError {
     /// The blocking task loading the certificates did not finish.
     #[error("loading the certificates failed: {0}")]
     Load(String),
-    /// No certificate was given.
+    /// No certificate was given and no configuration can bring one.
     #[error("the HTTPS listener needs at least one certificate (--tls-cert and --tls-key)")]
     NoCertificate,
     /// rustls refused the configuration (or the ticket keys could not be made).
@@ -214,7 +214,10 @@ impl ServerTls {
         certs: &[ServedCert],
         source: Option<Arc<SharedConfig>>,
     ) -> Result<Self, ServerTlsError> {
-        if certs.is_empty() {
+        // Without files, every certificate comes from the configuration's
+        // custom hostnames (a handshake no hostname takes fails); with neither
+        // there is nothing to serve.
+        if certs.is_empty() && source.is_none() {
             return Err(ServerTlsError::NoCertificate);
         }
         let common = Common::new()?;

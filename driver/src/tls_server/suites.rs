@@ -48,8 +48,9 @@ const IANA: &[(&str, CipherSuite)] = &[
 
 /// The suite IANA calls `name` (any case), if ring's provider has it.
 pub fn by_iana_name(name: &str) -> Option<CipherSuite> {
+    let iana = portcullis_core::config::cipher_suite(name)?;
     IANA.iter()
-        .find(|(iana, _)| iana.eq_ignore_ascii_case(name.trim()))
+        .find(|(known, _)| *known == iana)
         .map(|(_, suite)| *suite)
 }
 

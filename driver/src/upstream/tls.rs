@@ -4,6 +4,7 @@
 //! key. A configuration lives as long as its setting does, across revisions
 //! that keep it, so its session cache makes later connections resume.
 
+use portcullis_core::config::cipher_suite;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -94,7 +95,12 @@ impl TlsConfigs {
             provider.cipher_suites.retain(|s| {
                 s.suite()
                     .as_str()
-                    .is_some_and(|name| tls.cipher_suites().iter().any(|n| n == name))
+                    .and_then(cipher_suite)
+                    .is_some_and(|name| {
+                        tls.cipher_suites()
+                            .iter()
+                            .any(|n| cipher_suite(n) == Some(name))
+                    })
             });
             if provider.cipher_suites.is_empty() {
                 return Err(format!(
