@@ -28,5 +28,5 @@ pub use model::{
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
-pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};
 pub use tls::cipher_suite;
+pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};

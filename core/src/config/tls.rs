@@ -26,7 +26,10 @@ pub const CIPHER_SUITES: [&str; 9] = [
 const TLS13_ALIASES: [(&str, &str); 3] = [
     ("TLS13_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"),
     ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
-    ("TLS13_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"),
+    (
+        "TLS13_CHACHA20_POLY1305_SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ),
 ];
 
 /// The IANA name of the suite `name` (IANA's name or rustls's, any case), if

@@ -20,8 +20,6 @@ use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::{ConnSettings, IdSeq};
 use crate::cert::ClientCertificate;
 use crate::http::percent::decode;
-use crate::http::UpstreamTls;
-use crate::policy::auth_cert::BackendTlsChoice;
 use crate::policy::respond::TraceRecord;
 use crate::policy::send::CallRequest;
 use crate::policy::store::StoreRequest;
@@ -30,7 +28,8 @@ use policied::{Access, PolicyRun, Stage};
 mod invariants;
 mod policied;
 mod tally;
-use crate::config::{CompiledConfig, Scheme, ServiceUrl};
+mod target;
+use crate::config::{CompiledConfig, Scheme};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
@@ -44,6 +43,7 @@ use crate::http::{
 };
 use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 use tally::Tally;
+pub use target::UpstreamTarget;
 
 /// Most bytes of a body read in full for policies (request or response).
 const MAX_POLICY_BODY: usize = 16 * 1024 * 1024;
@@ -104,71 +104,6 @@ pub enum Event {
         /// a reset.
         linger: bool,
     },
-}
-
-/// The backend of the request in progress.
-#[derive(Debug, Clone)]
-pub struct UpstreamTarget {
-    config: Arc<CompiledConfig>,
-    api: usize,
-    /// A backend a policy chose instead of the API's.
-    custom: Option<Arc<ServiceUrl>>,
-    /// The TLS policies chose, with the pool key it gives; `None`: the API's.
-    custom_tls: Option<Arc<ChosenTls>>,
-}
-
-/// Backend TLS settings chosen by policies, and the pool key of the backend with them.
-#[derive(Debug)]
-struct ChosenTls {
-    tls: Option<Arc<UpstreamTls>>,
-    pool_key: Arc<str>,
-}
-
-impl UpstreamTarget {
-    /// Scheme, host, port and pool key of the backend.
-    pub fn service(&self) -> &ServiceUrl {
-        match &self.custom {
-            Some(s) => s,
-            None => self.config.upstream(self.api),
-        }
-    }
-
-    /// How to make TLS to an `https://` backend: `None` for the defaults.
-    pub fn tls(&self) -> Option<&Arc<UpstreamTls>> {
-        match &self.custom_tls {
-            Some(chosen) => chosen.tls.as_ref(),
-            None if self.custom.is_some() => None,
-            None => self.config.upstream_tls(self.api),
-        }
-    }
-
-    /// The key of the pool its connections go to: the backend and the TLS
-    /// settings, so a connection made with one setting (or client
-    /// certificate) never serves a request needing another.
-    pub fn pool_key(&self) -> &Arc<str> {
-        match (&self.custom_tls, &self.custom) {
-            (Some(chosen), _) => &chosen.pool_key,
-            (None, Some(service)) => &service.pool_key,
-            (None, None) => self.config.upstream_pool_key(self.api),
-        }
-    }
-
-    /// Sets the TLS policies chose (`choice`) for the backend chosen.
-    fn choose_tls(&mut self, choice: &BackendTlsChoice) {
-        self.custom_tls = if choice.is_default() && self.custom.is_none() {
-            None
-        } else {
-            // A URL of a policy's own is not the API's backend entity: its
-            // settings do not follow the request there.
-            let api_tls = match self.custom {
-                Some(_) => None,
-                None => self.config.upstream_tls(self.api),
-            };
-            let tls = choice.resolve(api_tls);
-            let pool_key = UpstreamTls::pool_key(tls.as_deref(), self.service());
-            Some(Arc::new(ChosenTls { tls, pool_key }))
-        };
-    }
 }
 
 /// Where and how a request is forwarded.
