@@ -330,11 +330,7 @@ async fn a_certificate_changed_on_the_plane_is_served_next_without_dropping_conn
 
     // The same id, another certificate: the next handshake gets it.
     let r = mgmt
-        .call(
-            "PUT",
-            "/certificates/site",
-            Some(&b.upload.to_string()),
-        )
+        .call("PUT", "/certificates/site", Some(&b.upload.to_string()))
         .await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     edge.follows(&mgmt).await;
@@ -350,16 +346,21 @@ async fn a_certificate_changed_on_the_plane_is_served_next_without_dropping_conn
     assert_eq!(r.status, 200);
     assert!(r.leaf == b.der, "certificate B is served after the change");
 
-    // The connection opened under A still serves requests.
+    // The connection opened under A still serves requests, still under A.
     let (status, _) = tls_roundtrip(&mut open, "api.example.test", "/echo/third").await;
     assert_eq!(status, 200);
+    assert!(leaf_of(&open) == a.der);
     let paths: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
     assert_eq!(paths, ["/first", "/second", "/third"]);
 
     // In use by a hostname: the plane refuses to delete it.
     let r = mgmt.call("DELETE", "/certificates/site", None).await;
     assert_eq!(r.status, 409, "{}", r.body_str());
-    assert!(r.body_str().contains("api.example.test"), "{}", r.body_str());
+    assert!(
+        r.body_str().contains("api.example.test"),
+        "{}",
+        r.body_str()
+    );
     drop(open);
     edge.stop().await;
 }
@@ -404,7 +405,10 @@ async fn a_gateway_restarted_during_an_outage_serves_the_hostname_from_its_backu
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.leaf == site.der, "the backup's certificate is served");
     assert_eq!(
-        backend.only_request().header("x-forwarded-proto").as_deref(),
+        backend
+            .only_request()
+            .header("x-forwarded-proto")
+            .as_deref(),
         Some("https")
     );
     edge.stop().await;
@@ -664,10 +668,14 @@ async fn https_only_apis_answer_on_the_https_listener_and_redirect_when_asked(rt
     let r = https_get(edge.https, &any, "api.example.test", "/secure/x").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.leaf == site.der);
+    // The default binding serves names no hostname has, too.
+    let r = https_get(edge.https, &any, "elsewhere.test", "/secure/y").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.leaf == site.der);
     // Over HTTP: APIM's 404, the backend never asked.
     let r = edge.http_get("api.example.test", "/secure/x").await;
     assert_eq!(r.status, 404, "{}", r.body_str());
-    assert_eq!(backend.requests().len(), 1);
+    assert_eq!(backend.requests().len(), 2);
 
     // With httpsRedirect: 301 to the same URL on the HTTPS listener's port.
     let host = format!("api.example.test:{}", edge.http.port());
@@ -686,6 +694,108 @@ async fn https_only_apis_answer_on_the_https_listener_and_redirect_when_asked(rt
     assert_eq!(r.status, 200, "{r:?}");
     let seen = backend.requests().pop().unwrap();
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("https"));
-    assert_eq!(backend.requests().len(), 2);
+    assert_eq!(backend.requests().len(), 3);
+    edge.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. A hostname's TLS settings from the plane, and resumption
+// ---------------------------------------------------------------------------
+
+/// A client trusting `ca` with `versions` and only `suites` (all when empty).
+fn limited_client(
+    ca: &TestCa,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    suites: &[rustls::CipherSuite],
+) -> Arc<ClientConfig> {
+    let mut provider = ring::default_provider();
+    if !suites.is_empty() {
+        provider
+            .cipher_suites
+            .retain(|s| suites.contains(&s.suite()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Whether the gateway turns down a handshake for `name` with `config` (at
+/// the handshake, or for TLS 1.3, where the client finishes first, on the
+/// first read).
+async fn refused(https: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> bool {
+    let tcp = TcpStream::connect(https).await.unwrap();
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    let connect = TlsConnector::from(config.clone()).connect(name, tcp);
+    match within("the handshake ends", connect).await {
+        Err(_) => true,
+        Ok(mut tls) => {
+            let request = "GET /echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            if tls.write_all(request.as_bytes()).await.is_err() {
+                return true;
+            }
+            let mut out = Vec::new();
+            within("the answer", tls.read_to_end(&mut out))
+                .await
+                .is_err()
+                || !out.starts_with(b"HTTP/1.1 200 ")
+        }
+    }
+}
+
+#[runtimes]
+async fn a_hostnames_version_and_suites_from_the_plane_limit_handshakes_and_sessions_resume(
+    rt: Runtime,
+) {
+    use rustls::CipherSuite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    let backend = Backend::echo().await;
+    let root = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let site = server_cert(
+        &ca,
+        root.path(),
+        "site",
+        &["modern.example.test", "open.example.test"],
+    );
+    let (mgmt, token) = plane(&root.path().join("data"), backend.addr).await;
+    bind_hostname(&mgmt, "site", &site, "open.example.test", json!({})).await;
+    let modern = json!({
+        "certificateId": "site",
+        "minTlsVersion": "1.3",
+        "cipherSuites": ["TLS_AES_256_GCM_SHA384"],
+    });
+    mgmt.ok(
+        "PUT",
+        "/gateways/gw-1/hostnames/modern.example.test",
+        Some(&modern.to_string()),
+        201,
+    )
+    .await;
+    let edge = Edge::start(rt, &mgmt.url, &token, None).await;
+    edge.follows(&mgmt).await;
+
+    let tls12 = limited_client(&ca, &[&TLS12], &[]);
+    let aes128 = limited_client(&ca, &[&TLS13], &[TLS13_AES_128_GCM_SHA256]);
+    let aes256 = limited_client(&ca, &[&TLS13], &[TLS13_AES_256_GCM_SHA384]);
+    assert!(refused(edge.https, &tls12, "modern.example.test").await);
+    assert!(refused(edge.https, &aes128, "modern.example.test").await);
+    assert!(!refused(edge.https, &aes256, "modern.example.test").await);
+    // The other hostname keeps the defaults.
+    assert!(!refused(edge.https, &tls12, "open.example.test").await);
+    assert!(!refused(edge.https, &aes128, "open.example.test").await);
+
+    // The second connection of a client resumes its session, on both versions.
+    for versions in [&[&TLS13][..], &[&TLS12][..]] {
+        let client = Arc::new(ca.client(versions));
+        let first = https_get(edge.https, &client, "open.example.test", "/echo/a").await;
+        let second = https_get(edge.https, &client, "open.example.test", "/echo/b").await;
+        assert_eq!((first.status, first.resumed), (200, false), "{versions:?}");
+        assert_eq!((second.status, second.resumed), (200, true), "{versions:?}");
+    }
     edge.stop().await;
 }
