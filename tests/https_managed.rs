@@ -23,6 +23,7 @@ use common::managed::ManagementProcess;
 use common::policy_docs::{inbound, unix_now};
 use common::tls::{any_cert_client, https_get, TestCa};
 use common::*;
+use portcullis_core::cert::ClientCertificate;
 use portcullis_core::sync::backoff::{BackoffPolicy, Jitter};
 use portcullis_core::sync::{BackupKey, SyncTiming};
 use portcullis_driver::options::{BackupOptions, HttpsOptions, ManagedOptions};
@@ -361,6 +362,22 @@ async fn a_certificate_changed_on_the_plane_is_served_next_without_dropping_conn
         "{}",
         r.body_str()
     );
+
+    // Once no hostname uses it, it goes; its name is served no more, and the
+    // open connection still is.
+    mgmt.ok(
+        "DELETE",
+        "/gateways/gw-1/hostnames/api.example.test",
+        None,
+        204,
+    )
+    .await;
+    mgmt.ok("DELETE", "/certificates/site", None, 204).await;
+    edge.follows(&mgmt).await;
+    let fresh = Arc::new(ca.client(&[&TLS13, &TLS12]));
+    assert!(refused(edge.https, &fresh, "api.example.test").await);
+    let (status, _) = tls_roundtrip(&mut open, "api.example.test", "/echo/fourth").await;
+    assert_eq!(status, 200);
     drop(open);
     edge.stop().await;
 }
@@ -376,7 +393,9 @@ async fn a_gateway_restarted_during_an_outage_serves_the_hostname_from_its_backu
     let backup = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
     let site = server_cert(&ca, root.path(), "site", &["api.example.test"]);
-    let (mut mgmt, token) = plane(&root.path().join("data"), backend.addr).await;
+    let renewed = server_cert(&ca, root.path(), "renewed", &["api.example.test"]);
+    let data = root.path().join("data");
+    let (mut mgmt, token) = plane(&data, backend.addr).await;
     bind_hostname(&mgmt, "site", &site, "api.example.test", json!({})).await;
     let revision = mgmt.revision().await;
 
@@ -391,7 +410,7 @@ async fn a_gateway_restarted_during_an_outage_serves_the_hostname_from_its_backu
     edge.stop().await;
 
     // The plane goes away; a new gateway starts from the backup alone.
-    let url = mgmt.url.clone();
+    let (url, addr) = (mgmt.url.clone(), mgmt.addr);
     mgmt.kill().await;
     let edge = Edge::start(rt, &url, &token, Some(backup.path())).await;
     edge.reaches(revision).await;
@@ -411,6 +430,27 @@ async fn a_gateway_restarted_during_an_outage_serves_the_hostname_from_its_backu
             .as_deref(),
         Some("https")
     );
+
+    // The plane comes back where the gateway looks for it, and a renewed
+    // certificate reaches the gateway that started without it.
+    let mgmt = ManagementProcess::start(addr, &data, &[]).await;
+    mgmt.ok(
+        "PUT",
+        "/certificates/site",
+        Some(&renewed.upload.to_string()),
+        200,
+    )
+    .await;
+    edge.follows(&mgmt).await;
+    let r = https_get(
+        edge.https,
+        &Arc::new(ca.client(&[&TLS13, &TLS12])),
+        "api.example.test",
+        "/echo/renewed",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.leaf == renewed.der, "the renewed certificate is served");
     edge.stop().await;
 }
 
@@ -440,6 +480,9 @@ async fn client_certificates_are_checked_against_the_uploaded_ca_and_crl(rt: Run
     let mallory = stranger.client("mallory", 2, good);
     let expired = clients.client("old", 3, client_pki::around(now, -3 * 365 * DAY, -DAY));
     let revoked = clients.client("revoked", REVOKED_SERIAL, good);
+    let alice_thumbprint = ClientCertificate::from_der_chain(vec![alice.der.clone()])
+        .unwrap()
+        .thumbprint;
 
     let (mgmt, token) = plane(&root.path().join("data"), backend.addr).await;
     let crl = clients.crl_between(
@@ -457,7 +500,9 @@ async fn client_certificates_are_checked_against_the_uploaded_ca_and_crl(rt: Run
         .call(
             "PUT",
             "/apis/echo/policy",
-            Some(&inbound("<validate-client-certificate />")),
+            Some(&inbound(
+                r#"<validate-client-certificate /><set-header name="x-thumbprint" exists-action="override"><value>@(context.Request.Certificate.Thumbprint)</value></set-header>"#,
+            )),
         )
         .await;
     assert!(r.status == 200 || r.status == 201, "{}", r.body_str());
@@ -486,6 +531,8 @@ async fn client_certificates_are_checked_against_the_uploaded_ca_and_crl(rt: Run
         let r = https_get(edge.https, &config, "mtls.example.test", "/echo/x").await;
         assert_eq!(r.status, 200, "{versions:?}: {r:?}");
         assert_eq!(presenter.asked(), 1, "{versions:?}");
+        let seen = backend.requests().pop().unwrap();
+        assert_eq!(seen.header("x-thumbprint"), Some(alice_thumbprint.clone()));
 
         // Another CA's, an expired one and a revoked one: APIM's 403.
         for (who, cert) in [
