@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::managed::ManagementProcess;
-use common::policy_docs::{inbound, unix_now};
+use common::policy_docs::{base64, inbound, unix_now};
 use common::tls::{any_cert_client, https_get, TestCa};
 use common::*;
 use portcullis_core::cert::ClientCertificate;
@@ -146,16 +146,37 @@ async fn plane(data: &Path, backend: SocketAddr) -> (ManagementProcess, String) 
 struct ServerCert {
     der: CertificateDer<'static>,
     upload: Value,
+    key_pem: String,
+}
+
+impl ServerCert {
+    /// The same certificate and key as a base64 PKCS#12 file sealed with
+    /// `password`, with `ca` after the leaf.
+    fn pfx_upload(&self, ca: &TestCa, password: &str) -> Value {
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap();
+        let chain = [self.der.as_ref(), ca.der.as_ref()]
+            .iter()
+            .map(|der| p12_keystore::Certificate::from_der(der).unwrap())
+            .collect::<Vec<_>>();
+        let key = p12_keystore::PrivateKey::from_der(key.secret_der()).unwrap();
+        let entry = p12_keystore::PrivateKeyChain::new(b"k1".as_slice(), key, chain);
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("leaf", p12_keystore::KeyStoreEntry::PrivateKeyChain(entry));
+        let bytes = store.writer(password).write().unwrap();
+        json!({ "pfx": base64(&bytes), "password": password })
+    }
 }
 
 fn server_cert(ca: &TestCa, dir: &Path, file: &str, names: &[&str]) -> ServerCert {
     let (files, der) = ca.issue(dir, file, names);
+    let key_pem = std::fs::read_to_string(&files.key).unwrap();
     ServerCert {
         der,
         upload: json!({
             "certificatePem": std::fs::read_to_string(&files.cert).unwrap(),
-            "privateKeyPem": std::fs::read_to_string(&files.key).unwrap(),
+            "privateKeyPem": key_pem,
         }),
+        key_pem,
     }
 }
 
@@ -329,9 +350,11 @@ async fn a_certificate_changed_on_the_plane_is_served_next_without_dropping_conn
     let (status, _) = tls_roundtrip(&mut open, "api.example.test", "/echo/first").await;
     assert_eq!(status, 200);
 
-    // The same id, another certificate: the next handshake gets it.
+    // The same id, another certificate (PKCS#12 this time): the next
+    // handshake gets it.
+    let pfx = b.pfx_upload(&ca, "s3cret!");
     let r = mgmt
-        .call("PUT", "/certificates/site", Some(&b.upload.to_string()))
+        .call("PUT", "/certificates/site", Some(&pfx.to_string()))
         .await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     edge.follows(&mgmt).await;
