@@ -32,6 +32,12 @@ async fn openapi_document_covers_every_route() {
         "/users/{id}",
         "/backends",
         "/backends/{id}",
+        "/certificates",
+        "/certificates/{id}",
+        "/ca-certificates",
+        "/ca-certificates/{id}",
+        "/gateways/{id}/hostnames",
+        "/gateways/{id}/hostnames/{hostname}",
         "/named-values",
         "/named-values/{id}",
         "/policy-fragments",
@@ -82,7 +88,10 @@ async fn openapi_document_covers_every_route() {
     // Every documented path and method is routed: the server answers neither 405 nor
     // "no such route" (an unknown entity's 404 is fine).
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "nope").replace("{opId}", "nope");
+        let concrete = path
+            .replace("{id}", "nope")
+            .replace("{opId}", "nope")
+            .replace("{hostname}", "nope.example.test");
         for method in item.as_object().expect("item").keys() {
             let method: hyper::Method = method.to_uppercase().parse().expect("method");
             let body = (method == hyper::Method::PUT || method == hyper::Method::POST)

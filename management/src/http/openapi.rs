@@ -811,6 +811,7 @@ fn schemas() -> Value {
                     "serviceUrl": { "type": "string", "nullable": true },
                     "backendId": { "type": "string", "nullable": true },
                     "protocols": { "type": "array", "items": { "type": "string", "enum": ["http", "https"] } },
+                    "httpsRedirect": { "type": "boolean", "default": false, "description": "Answer plain HTTP with a redirect to the same URL over HTTPS (301 for GET and HEAD, 308 otherwise) when protocols has https and the gateway has an HTTPS listener" },
                     "hostnames": strings,
                     "subscriptionRequired": { "type": "boolean", "default": true },
                     "subscriptionKeyParameterNames": { "type": "object", "properties": { "header": string, "query": string } },
