@@ -13,9 +13,9 @@
 # hostname `localhost` of the configuration file and no --tls-cert, so every
 # handshake takes the ClientHello-first path that picks a hostname's rustls
 # configuration; `negotiate`, that hostname with negotiateClientCertificate,
-# the client sending none), NGINX (1; 0 leaves nginx out, whose rows do not
-# depend on MODE). Needs openssl (the client: `openssl s_time`), python3 and
-# nginx.
+# the client sending none), WITH_NGINX (1; 0 leaves nginx out, whose rows
+# do not depend on MODE; not NGINX, which nginx reads for inherited sockets).
+# Needs openssl (the client: `openssl s_time`), python3 and nginx.
 # Every server runs one worker (gateway --workers 1, nginx worker_processes 1).
 # Each run opens connections one after another for SECONDS_PER_RUN: `-new`
 # makes a full handshake every time, `-reuse` resumes the first session
@@ -41,7 +41,7 @@ RUNTIMES=${RUNTIMES:-tokio smol}
 VERSIONS=${VERSIONS:-tls1_3 tls1_2}
 KEY_TYPE=${KEY_TYPE:-ec}
 MODE=${MODE:-files}
-NGINX=${NGINX:-1}
+WITH_NGINX=${WITH_NGINX:-1}
 GATEWAY_PORT=18181
 NGINX_PORT=18182
 GATEWAY_OPS_PORT=18183
@@ -287,7 +287,7 @@ ratios() { # the second table, from CPU
 
 echo "| server | version | handshake | handshakes/s | server CPU µs/handshake |"
 echo "| --- | --- | --- | --- | --- |"
-if [[ $NGINX == 1 ]]; then
+if [[ $WITH_NGINX == 1 ]]; then
     nginx -p "$WORK/" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
     master=$!
     PIDS+=("$master")
