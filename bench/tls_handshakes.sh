@@ -7,7 +7,15 @@
 #
 # Environment: SECONDS_PER_RUN (10), RUNTIMES ("tokio smol"), VERSIONS
 # ("tls1_3 tls1_2"), KEY_TYPE (`ec`: P-256,
-# or `rsa`: RSA 2048, whose signature makes full handshakes far dearer). Needs openssl (the client: `openssl s_time`) and nginx.
+# or `rsa`: RSA 2048, whose signature makes full handshakes far dearer),
+# MODE (how the gateway gets its certificate: `files`, the default, with
+# --tls-cert/--tls-key; `hostnames`, the same certificate as the custom
+# hostname `localhost` of the configuration file and no --tls-cert, so every
+# handshake takes the ClientHello-first path that picks a hostname's rustls
+# configuration; `negotiate`, that hostname with negotiateClientCertificate,
+# the client sending none), WITH_NGINX (1; 0 leaves nginx out, whose rows
+# do not depend on MODE; not NGINX, which nginx reads for inherited sockets).
+# Needs openssl (the client: `openssl s_time`), python3 and nginx.
 # Every server runs one worker (gateway --workers 1, nginx worker_processes 1).
 # Each run opens connections one after another for SECONDS_PER_RUN: `-new`
 # makes a full handshake every time, `-reuse` resumes the first session
@@ -16,6 +24,13 @@
 # CPU is the server's user+system time over the run (from /proc), divided by
 # the connections made: on a busy machine wall-clock rates move, CPU per
 # handshake much less.
+# Every server also gets a `plain` row: the same connect, `GET /`, 404 and
+# close over plain HTTP (the gateway's HTTP listener, an nginx plain listener),
+# so the handshake alone is a TLS row minus the plain row. A second table puts
+# full, resumed and plain side by side with two ratios: full/resumed as
+# measured, and (full - plain)/(resumed - plain), the handshakes alone.
+# `openssl s_time` sends no SNI, so in the hostnames modes `localhost` is also
+# the defaultSslBinding (the TLS 1.3 resumed client sends SNI `localhost`).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,9 +40,20 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RUNTIMES=${RUNTIMES:-tokio smol}
 VERSIONS=${VERSIONS:-tls1_3 tls1_2}
 KEY_TYPE=${KEY_TYPE:-ec}
+MODE=${MODE:-files}
+WITH_NGINX=${WITH_NGINX:-1}
 GATEWAY_PORT=18181
 NGINX_PORT=18182
 GATEWAY_OPS_PORT=18183
+GATEWAY_HTTP_PORT=18184
+NGINX_PLAIN_PORT=18185
+case $MODE in
+files | hostnames | negotiate) ;;
+*)
+    echo "MODE must be files, hostnames or negotiate, not $MODE" >&2
+    exit 2
+    ;;
+esac
 # The suites both servers offer (rustls' ring defaults).
 if [[ $KEY_TYPE == rsa ]]; then
     TLS12_CIPHERS=ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305
@@ -86,9 +112,32 @@ http {
         ssl_session_tickets on;
         location / { return 404; }
     }
+    server {
+        listen 127.0.0.1:$NGINX_PLAIN_PORT;
+        location / { return 404; }
+    }
 }
 CONF
-echo '{"revision":1,"apis":[],"backends":[],"namedValues":[],"subscriptions":[]}' >"$WORK/gateway.json"
+# The gateway's configuration: no APIs (every request is a 404); in the
+# hostnames modes the certificate and the hostname `localhost` serving it.
+python3 - "$MODE" "$WORK/server.pem" "$WORK/server.key" >"$WORK/gateway.json" <<'PY'
+import json, sys
+mode, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+doc = {"revision": 1, "apis": [], "backends": [], "namedValues": [], "subscriptions": []}
+if mode != "files":
+    doc["certificates"] = [{
+        "id": "bench",
+        "certificatePem": open(cert).read(),
+        "privateKeyPem": open(key).read(),
+    }]
+    doc["hostnames"] = [{
+        "hostname": "localhost",
+        "certificateId": "bench",
+        "defaultSslBinding": True,
+        "negotiateClientCertificate": mode == "negotiate",
+    }]
+print(json.dumps(doc))
+PY
 
 cpu_ticks() { # PID...: user+system clock ticks of these processes
     local total=0 p
@@ -112,8 +161,7 @@ wait_port() {
 measure() { # NAME PORT PIDS...
     local name=$1 port=$2
     shift 2
-    local hz version mode before after out conns ticks
-    hz=$(getconf CLK_TCK)
+    local version mode before after out conns ticks
     for version in $VERSIONS; do
         for mode in new reuse; do
             if [[ $version == tls1_3 && $mode == reuse ]]; then
@@ -130,13 +178,53 @@ measure() { # NAME PORT PIDS...
                 continue
             fi
             ticks=$((after - before))
-            awk -v name="$name" -v v="$version" -v m="$mode" -v c="${conns%% *}" \
-                -v s="$(awk '{print $4}' <<<"$conns")" -v t="$ticks" -v hz="$hz" 'BEGIN {
-                    kind = (m == "new") ? "full" : "resumed";
-                    printf "| %s | %s | %s | %.0f | %.0f |\n", name, v, kind, c / s, (c > 0) ? t / hz / c * 1e6 : 0
-                }'
+            row "$name" "$version" "$([[ $mode == new ]] && echo full || echo resumed)" \
+                "${conns%% *}" "${conns%% *}" "$(awk '{print $4}' <<<"$conns")" "$ticks"
         done
     done
+}
+
+# The rows' CPU figures, by "NAME|VERSION|KIND", for the ratio table.
+declare -A CPU=()
+NAMES=()
+
+row() { # NAME VERSION KIND CONNECTIONS CONNECTIONS_TIMED SECONDS TICKS
+    local name=$1 version=$2 kind=$3 conns=$4 timed=$5 secs=$6 ticks=$7 label
+    label=$kind
+    # The TLS 1.3 resumed row says how many connections did resume.
+    [[ $version == tls1_3 && $kind == resumed ]] && label="resumed (${RESUMED:-?} of $timed)"
+    [[ $kind == plain ]] && label="none (plain HTTP)"
+    CPU["$name|$version|$kind"]=$(awk -v c="$conns" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.0f", (c > 0) ? t / hz / c * 1e6 : 0 }')
+    [[ " ${NAMES[*]} " == *" $name "* ]] || NAMES+=("$name")
+    awk -v name="$name" -v v="${version/plain/-}" -v k="$label" -v c="$timed" -v s="$secs" -v cpu="${CPU["$name|$version|$kind"]}" \
+        'BEGIN { printf "| %s | %s | %s | %.0f | %s |\n", name, v, k, c / s, cpu }'
+}
+
+# The same connection, request, answer and close without TLS, from a Python
+# client like the TLS 1.3 resumed one: the part of every row that is not the
+# handshake.
+plain() { # NAME PORT PIDS...
+    local name=$1 port=$2 before after out count secs
+    shift 2
+    before=$(cpu_ticks "$@")
+    out=$(python3 - "$port" "$SECONDS_PER_RUN" <<'PY'
+import socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+start, count = time.monotonic(), 0
+while time.monotonic() - start < seconds:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    while s.recv(4096):
+        pass
+    s.close()
+    count += 1
+print(count, time.monotonic() - start)
+PY
+    )
+    after=$(cpu_ticks "$@")
+    read -r count secs <<<"$out"
+    row "$name" plain plain "$count" "$count" "$secs" "$((after - before))"
 }
 
 # `openssl s_time -reuse` keeps the session before a TLS 1.3 ticket arrives,
@@ -173,35 +261,66 @@ print(count, time.monotonic() - start, reused)
 PY
     )
     after=$(cpu_ticks "$@")
-    ticks=$((after - before))
     read -r count secs reused <<<"$out"
-    awk -v name="$name" -v c="$count" -v s="$secs" -v r="$reused" -v t="$ticks" \
-        -v hz="$(getconf CLK_TCK)" 'BEGIN {
-            printf "| %s | tls1_3 | resumed (%d of %d) | %.0f | %.0f |\n", name, r, c, c / s, t / hz / (c + 1) * 1e6
-        }'
+    # CPU over every connection, the first (full) one too.
+    RESUMED=$reused row "$name" tls1_3 resumed "$((count + 1))" "$count" "$secs" "$((after - before))"
+}
+
+ratios() { # the second table, from CPU
+    local name version full resumed base
+    echo
+    echo "| server | version | full µs | resumed µs | plain µs | full/resumed | (full−plain)/(resumed−plain) |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for name in "${NAMES[@]}"; do
+        base=${CPU["$name|plain|plain"]:-}
+        for version in $VERSIONS; do
+            full=${CPU["$name|$version|full"]:-}
+            resumed=${CPU["$name|$version|resumed"]:-}
+            [[ -n $full && -n $resumed && -n $base ]] || continue
+            awk -v n="$name" -v v="$version" -v f="$full" -v r="$resumed" -v p="$base" 'BEGIN {
+                alone = (r > p) ? sprintf("%.1f×", (f - p) / (r - p)) : "n/a (resumed ≤ plain)";
+                printf "| %s | %s | %d | %d | %d | %.1f× | %s |\n", n, v, f, r, p, (r > 0) ? f / r : 0, alone
+            }'
+        done
+    done
 }
 
 echo "| server | version | handshake | handshakes/s | server CPU µs/handshake |"
 echo "| --- | --- | --- | --- | --- |"
-nginx -p "$WORK/" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
-master=$!
-PIDS+=("$master")
-wait_port $NGINX_PORT
-NGINX_PIDS="$master $(pgrep -d ' ' -P "$master")"
-# shellcheck disable=SC2086
-measure nginx $NGINX_PORT $NGINX_PIDS
+if [[ $WITH_NGINX == 1 ]]; then
+    nginx -p "$WORK/" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
+    master=$!
+    PIDS+=("$master")
+    wait_port $NGINX_PORT
+    NGINX_PIDS="$master $(pgrep -d ' ' -P "$master")"
+    # shellcheck disable=SC2086
+    plain nginx $NGINX_PLAIN_PORT $NGINX_PIDS
+    # shellcheck disable=SC2086
+    measure nginx $NGINX_PORT $NGINX_PIDS
+fi
+
+if [[ $MODE == files ]]; then
+    CERT_ARGS=(--tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key")
+    SUFFIX=
+else
+    CERT_ARGS=()
+    SUFFIX=", $MODE"
+fi
 
 for rt in $RUNTIMES; do
     "$BIN" gateway --runtime "$rt" --workers 1 --config "$WORK/gateway.json" \
-        --listen 127.0.0.1:0 --ops-listen 127.0.0.1:$GATEWAY_OPS_PORT \
-        --https-listen 127.0.0.1:$GATEWAY_PORT \
-        --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" 2>"$WORK/gateway-$rt.log" &
+        --listen 127.0.0.1:$GATEWAY_HTTP_PORT --ops-listen 127.0.0.1:$GATEWAY_OPS_PORT \
+        --https-listen 127.0.0.1:$GATEWAY_PORT "${CERT_ARGS[@]}" 2>"$WORK/gateway-$rt.log" &
     pid=$!
     PIDS+=("$pid")
     wait_port $GATEWAY_PORT
-    measure "portcullis ($rt)" $GATEWAY_PORT "$pid"
+    wait_port $GATEWAY_HTTP_PORT
+    plain "portcullis ($rt$SUFFIX)" $GATEWAY_HTTP_PORT "$pid"
+    measure "portcullis ($rt$SUFFIX)" $GATEWAY_PORT "$pid"
     # The gateway's own count, to check the clients' view of resumption.
     curl -s "http://127.0.0.1:$GATEWAY_OPS_PORT/metrics" | grep '^portcullis_tls_handshake' | sed 's/^/# /' >&2
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 done
+
+ratios
