@@ -726,6 +726,30 @@ async fn backends_refer_to_certificates_and_cas_that_exist() {
     );
     assert_eq!(a.delete("/backends/b1").await.status, 204);
     assert_eq!(a.delete("/ca-certificates/root").await.status, 204);
+
+    // A policy that presents the certificate, by id and then by thumbprint
+    // (any case): 409 naming the policy and its line.
+    let api = json!({"path": "pay", "serviceUrl": "https://pay.internal/",
+        "operations": [{"id": "any", "method": "*", "urlTemplate": "/*"}]});
+    assert_eq!(a.put_json("/apis/pay", &api).await.status, 201);
+    let by_id = "<policies>\n<inbound>\n<authentication-certificate certificate-id=\"client\" />\n</inbound>\n</policies>";
+    let r = a.put_xml("/apis/pay/policy", by_id).await;
+    assert!(r.status < 300, "{}", r.text());
+    let r = a.delete("/certificates/client").await.problem(409);
+    let detail = r["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("api 'pay'") && detail.contains("authentication-certificate, line 3"),
+        "{r}"
+    );
+    let by_thumbprint = format!(
+        "<policies><inbound><authentication-certificate thumbprint=\"{}\" /></inbound></policies>",
+        thumbprint(leaf.der()).to_ascii_lowercase()
+    );
+    let r = a.put_xml("/apis/pay/policy", &by_thumbprint).await;
+    assert!(r.status < 300, "{}", r.text());
+    let r = a.delete("/certificates/client").await.problem(409);
+    assert!(r["detail"].as_str().unwrap().contains("api 'pay'"), "{r}");
+    assert_eq!(a.delete("/apis/pay").await.status, 204);
     assert_eq!(a.delete("/certificates/client").await.status, 204);
     p.management.shutdown().await;
 }

@@ -1,5 +1,5 @@
-//! Who names an entity in a policy document: what a delete of a backend, fragment or
-//! named value still used by a policy must name in its 409.
+//! Who names an entity in a policy document: what a delete of a backend, fragment,
+//! named value or certificate still used by a policy must name in its 409.
 
 use portcullis_core::policy::compile::compile_document;
 use portcullis_core::policy::program::{Level, RefKind};
@@ -18,13 +18,35 @@ pub(crate) fn policy_referrers(state: &State, kind: Kind, id: &str) -> Vec<Strin
         Kind::Backend => RefKind::Backend,
         Kind::Fragment => RefKind::Fragment,
         Kind::NamedValue => RefKind::NamedValue,
+        Kind::Certificate => RefKind::Certificate,
         _ => return Vec::new(),
+    };
+    // `authentication-certificate` names a certificate by id or by thumbprint.
+    let thumbprint = match state.get(Kind::Certificate, id).map(|s| s.doc.clone()) {
+        Some(doc) if kind == Kind::Certificate => match &*doc {
+            Doc::Certificate(c) => Some(c.info.thumbprint.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let names = |r: &portcullis_core::policy::program::Reference| {
+        (r.kind == wanted && r.id == id)
+            || (r.kind == RefKind::CertificateThumbprint
+                && thumbprint
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&r.id)))
+    };
+    let may_name = |xml: &str| {
+        may_name(xml, id)
+            || thumbprint
+                .as_deref()
+                .is_some_and(|t| xml.to_ascii_uppercase().contains(t))
     };
     let env = fragment::Env::of(state);
     let env = env.compile_env();
     let mut out = Vec::new();
     for (owner, level, xml) in documents(state) {
-        if !may_name(&xml, id) {
+        if !may_name(&xml) {
             continue;
         }
         // Stored documents compiled when they were stored; one that no longer does
@@ -33,7 +55,7 @@ pub(crate) fn policy_referrers(state: &State, kind: Kind, id: &str) -> Vec<Strin
             continue;
         };
         for r in doc.references() {
-            if r.kind == wanted && r.id == id && r.fragment.is_none() {
+            if names(r) && r.fragment.is_none() {
                 push(
                     &mut out,
                     format!("the policy of {owner} ({}, line {})", r.policy, r.pos.line),
@@ -42,7 +64,7 @@ pub(crate) fn policy_referrers(state: &State, kind: Kind, id: &str) -> Vec<Strin
         }
     }
     for f in state.fragments() {
-        if !may_name(&f.policy, id) {
+        if !may_name(&f.policy) {
             continue;
         }
         let Ok(doc) = fragment::probe(&env, &f.id) else {
@@ -50,7 +72,7 @@ pub(crate) fn policy_referrers(state: &State, kind: Kind, id: &str) -> Vec<Strin
         };
         for r in doc.references() {
             match &r.fragment {
-                Some((inner, pos)) if *inner == f.id && r.kind == wanted && r.id == id => push(
+                Some((inner, pos)) if *inner == f.id && names(r) => push(
                     &mut out,
                     format!(
                         "policy fragment '{}' ({}, line {})",
