@@ -201,6 +201,15 @@ async fn certificates_are_uploaded_described_and_never_show_their_key() {
     assert_eq!(body["thumbprint"], thumbprint(leaf2.der()));
     let marker2 = key_marker(&key2);
     assert_no_key(&body, &[&marker2, "s3cret!"]);
+    // APIM's name for the PKCS#12 field, `data`, is accepted too.
+    let r = a
+        .put_json(
+            "/certificates/from-pfx",
+            &json!({"data": pfx(&key2, &[&leaf2, &ca.cert], "s3cret!"), "password": "s3cret!"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["thumbprint"], thumbprint(leaf2.der()));
 
     // GET, list and the audit log show neither key nor password.
     let got = a.get("/certificates/site").await;

@@ -90,7 +90,8 @@ struct CertificateInput {
     certificate_pem: Option<String>,
     #[serde(default)]
     private_key_pem: Option<String>,
-    #[serde(default)]
+    /// `data` is APIM's name for it, so APIM-shaped uploads work unchanged.
+    #[serde(default, alias = "data")]
     pfx: Option<String>,
     #[serde(default)]
     password: Option<String>,

@@ -84,6 +84,7 @@ pub(super) fn tls_schemas(schemas: &mut Map<String, Value>) {
                 "certificatePem": { "type": "string", "description": "The chain, PEM CERTIFICATE blocks, leaf first (shown in responses, normalized)" },
                 "privateKeyPem": { "type": "string", "writeOnly": true, "description": "Unencrypted PKCS#8, PKCS#1 or SEC1 PEM; never returned" },
                 "pfx": { "type": "string", "format": "byte", "writeOnly": true, "description": "A PKCS#12 file, base64; never returned" },
+                "data": { "type": "string", "format": "byte", "writeOnly": true, "description": "APIM's name for `pfx` (the same field)" },
                 "password": { "type": "string", "writeOnly": true, "description": "The PKCS#12 file's password; never stored" },
                 "subject": { "type": "string", "readOnly": true },
                 "issuer": { "type": "string", "readOnly": true },
