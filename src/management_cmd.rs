@@ -55,6 +55,13 @@ pub(crate) struct ManagementArgs {
     /// addresses. Off by default: for labs whose documents are served locally.
     #[arg(long, env = "PORTCULLIS_OPENAPI_FETCH_PRIVATE")]
     openapi_fetch_private: bool,
+    /// The file with the key that seals uploaded certificates' private keys
+    /// [default: DATA/certificate-keys.kek]; made (0600) on the first upload.
+    /// Keep it apart from the database (a mounted secret) so a copy of the
+    /// database alone reveals no key; back it up: without it the plane
+    /// refuses to start once certificates exist.
+    #[arg(long, env = "PORTCULLIS_KEY_ENCRYPTION_KEY_FILE")]
+    key_encryption_key_file: Option<PathBuf>,
     /// Seconds between gateway heartbeats, as the gateways are configured (their
     /// `--heartbeat-interval`); an instance is shown offline after three missed.
     #[arg(
@@ -89,6 +96,7 @@ impl ManagementArgs {
         options.admin_token = self.admin_token.clone();
         options.analytics_retention_days = self.analytics_retention_days;
         options.fetch_private_addresses = self.openapi_fetch_private;
+        options.key_encryption_key_file = self.key_encryption_key_file.clone();
         options.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
         options.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => TlsMode::Files {

@@ -48,6 +48,9 @@ pub struct ManagementOptions {
     /// Whether OpenAPI documents may be fetched from loopback, private, link-local
     /// and other non-public addresses (`import-url`); off, for labs only.
     pub fetch_private_addresses: bool,
+    /// The file holding the key that seals certificates' private keys
+    /// (`None`: `<data_dir>/certificate-keys.kek`); made on the first upload.
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 impl ManagementOptions {
@@ -62,6 +65,7 @@ impl ManagementOptions {
             max_wait: Duration::from_secs(60),
             analytics_retention_days: crate::store::analytics::DEFAULT_RETENTION_DAYS,
             fetch_private_addresses: false,
+            key_encryption_key_file: None,
         }
     }
 }
@@ -217,6 +221,7 @@ impl Management {
         // The store last: an admin token it creates is only printed if the start
         // succeeds, so nothing that can still fail comes after it.
         let data_dir = options.data_dir.clone();
+        let kek_file = options.key_encryption_key_file.clone();
         let admin_token = options.admin_token.clone();
         if env.seed.is_some() {
             crate::store::seed_random_on_this_thread(env.seed);
@@ -225,7 +230,7 @@ impl Management {
         let retention_days = options.analytics_retention_days;
         let (store, analytics, created_admin_token, signing) = env
             .blocking(move || {
-                let mut store = Store::open(&data_dir)?;
+                let mut store = Store::open_with_kek(&data_dir, kek_file.as_deref())?;
                 // After the store: its exclusive lock on the data directory is held.
                 let analytics = AnalyticsStore::open(&data_dir, retention_days)?;
                 let signing = crate::signing::SigningKey::load_or_create(&data_dir)?;

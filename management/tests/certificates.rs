@@ -429,6 +429,47 @@ async fn private_keys_are_encrypted_at_rest_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn the_key_encryption_key_can_live_apart_from_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let kek = secrets.path().join("kek");
+    let with_kek = || {
+        let mut o = options(dir.path());
+        o.key_encryption_key_file = Some(kek.clone());
+        o
+    };
+    let management = Management::start(with_kek()).await.unwrap();
+    let token = management.created_admin_token().unwrap().to_owned();
+    let a = Client::new(management.local_addr()).admin(&token);
+    let ca = Ca::new("Test Root");
+    let (leaf, key) = ca.leaf(&["api.example.com"], 9);
+    let r = a
+        .put_json("/certificates/site", &pem_upload(&leaf, &ca, &key))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    management.shutdown().await;
+    // Made where it was told, not in the data directory.
+    assert_eq!(std::fs::read(&kek).unwrap().len(), 32);
+    let default = dir
+        .path()
+        .join("data")
+        .join(portcullis_management::store::kek::FILE_NAME);
+    assert!(!default.exists());
+
+    // Restarted with it: the certificate is served with its key.
+    let management = Management::start(with_kek()).await.unwrap();
+    let a = Client::new(management.local_addr()).admin(&token);
+    assert_eq!(a.get("/certificates/site").await.status, 200);
+    management.shutdown().await;
+    // Without it (the data directory alone): refused, naming the file.
+    let err = match Management::start(options(dir.path())).await {
+        Ok(_) => panic!("started without the key-encryption key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("certificate 'site'"), "{err}");
+}
+
+#[tokio::test]
 async fn ca_certificates_with_crls_are_described() {
     let p = start().await;
     let a = &p.admin;

@@ -33,27 +33,25 @@ impl std::fmt::Debug for KeyEncryptionKey {
 }
 
 impl KeyEncryptionKey {
-    /// The key in `<dir>/certificate-keys.kek`; `None` when there is no file yet.
-    pub fn load(dir: &Path) -> Result<Option<KeyEncryptionKey>, StoreError> {
-        let path = dir.join(FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::from_bytes(&bytes, &path).map(Some),
+    /// The key in file `path` (by default `<data dir>/certificate-keys.kek`);
+    /// `None` when there is no file yet.
+    pub fn load(path: &Path) -> Result<Option<KeyEncryptionKey>, StoreError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Self::from_bytes(&bytes, path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::Io(e)),
         }
     }
 
-    /// The key in `<dir>/certificate-keys.kek`, made (owner-only, durably) if
-    /// there is none.
-    pub fn load_or_create(dir: &Path) -> Result<KeyEncryptionKey, StoreError> {
-        if let Some(key) = Self::load(dir)? {
+    /// The key in file `path`, made (owner-only, durably) if there is none.
+    pub fn load_or_create(path: &Path) -> Result<KeyEncryptionKey, StoreError> {
+        if let Some(key) = Self::load(path)? {
             return Ok(key);
         }
-        let path = dir.join(FILE_NAME);
         let bytes = random_bytes(32)?;
-        write_private(&path, &bytes)?;
+        write_private(path, &bytes)?;
         tracing::info!(path = %path.display(), "certificate key-encryption key made");
-        Self::from_bytes(&bytes, &path)
+        Self::from_bytes(&bytes, path)
     }
 
     fn from_bytes(bytes: &[u8], path: &Path) -> Result<KeyEncryptionKey, StoreError> {
@@ -148,28 +146,26 @@ mod tests {
     #[test]
     fn seals_opens_and_binds_to_the_id() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(KeyEncryptionKey::load(dir.path()).unwrap().is_none());
-        let kek = KeyEncryptionKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert!(KeyEncryptionKey::load(&path).unwrap().is_none());
+        let kek = KeyEncryptionKey::load_or_create(&path).unwrap();
         let sealed = kek.seal("c1", "secret key").unwrap();
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("secret"));
         assert_eq!(kek.open("c1", &sealed).unwrap(), "secret key");
         assert!(kek.open("c2", &sealed).is_err(), "bound to the id");
         // The same file gives the same key back.
-        let again = KeyEncryptionKey::load(dir.path()).unwrap().unwrap();
+        let again = KeyEncryptionKey::load(&path).unwrap().unwrap();
         assert_eq!(again.open("c1", &sealed).unwrap(), "secret key");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(FILE_NAME))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // Another directory's key does not open it.
         let other = tempfile::tempdir().unwrap();
-        let other = KeyEncryptionKey::load_or_create(other.path()).unwrap();
+        let other = KeyEncryptionKey::load_or_create(&other.path().join(FILE_NAME)).unwrap();
         assert!(other.open("c1", &sealed).is_err());
     }
 }

@@ -75,11 +75,11 @@ pub struct Store {
     configs: Mutex<HashMap<String, GatewayConfig>>,
     /// The store's identity; see [`Store::store_id`].
     store_id: String,
-    /// The data directory (where the key-encryption key is kept).
-    dir: PathBuf,
     /// Seals certificates' private keys; loaded at open if its file exists,
     /// made on the first certificate upload otherwise.
     kek: Option<kek::KeyEncryptionKey>,
+    /// Where the key-encryption key is (made on the first certificate upload).
+    kek_path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -112,12 +112,20 @@ struct AuditNote {
 impl Store {
     /// Opens (creating the directory and database if needed) `<dir>/portcullis.db` and migrates it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_kek(dir, None)
+    }
+
+    /// [`Store::open`] with the certificates' key-encryption key in `kek_file`
+    /// instead of `<dir>/certificate-keys.kek` (a secret mounted apart from the
+    /// database's volume).
+    pub fn open_with_kek(dir: &Path, kek_file: Option<&Path>) -> Result<Store, StoreError> {
+        let kek_path = kek_file.map_or_else(|| dir.join(kek::FILE_NAME), Path::to_owned);
         let conn = db::open(dir)?;
         let mut state = State {
             revision: db::revision(&conn)?,
             ..State::default()
         };
-        let kek = kek::KeyEncryptionKey::load(dir)?;
+        let kek = kek::KeyEncryptionKey::load(&kek_path)?;
         for (kind, id, body, version) in db::entity_rows(&conn)? {
             let kind = docs::kind_from_table(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown entity kind `{kind}`")))?;
@@ -125,8 +133,8 @@ impl Store {
             if let Doc::Certificate(cert) = &mut doc {
                 let kek = kek.as_ref().ok_or_else(|| {
                     StoreError::Corrupt(format!(
-                        "certificate '{id}' has a sealed private key but {} is missing from the data directory",
-                        kek::FILE_NAME
+                        "certificate '{id}' has a sealed private key but its key-encryption key {} is missing",
+                        kek_path.display()
                     ))
                 })?;
                 cert.private_key_pem = kek.open(&id, &cert.sealed_private_key)?;
@@ -162,15 +170,15 @@ impl Store {
             admin,
             configs: Mutex::new(HashMap::new()),
             store_id,
-            dir: dir.to_owned(),
             kek,
+            kek_path,
         })
     }
 
     /// The key-encryption key, made now if this is the first certificate.
     fn kek(&mut self) -> Result<&kek::KeyEncryptionKey, StoreError> {
         if self.kek.is_none() {
-            self.kek = Some(kek::KeyEncryptionKey::load_or_create(&self.dir)?);
+            self.kek = Some(kek::KeyEncryptionKey::load_or_create(&self.kek_path)?);
         }
         self.kek
             .as_ref()
