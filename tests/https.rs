@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::policy_docs::{inbound, papi};
-use common::tls::{any_cert_client, https_get, TestCa};
+use common::tls::{any_cert_client, https_get, wait_metric, TestCa};
 use common::*;
 use portcullis_driver::options::{CertificateFiles, HttpsOptions};
 use portcullis_driver::tls_server::{load_certificates, CertSet};
@@ -41,32 +41,6 @@ async fn https_gateway(
     .await;
     let https = gw.gateway.https_addr().expect("an HTTPS listener");
     (gw, https)
-}
-
-/// The value on the metric line `series`.
-async fn metric(gw: &TestGateway, series: &str) -> u64 {
-    let text = fetch(gw.ops_addr, "/metrics").await.body_str();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no {series} in {text}"))
-}
-
-/// Waits until the metric line `series` shows `want` (a failed handshake is
-/// counted just after its connection closes, so the client may see the close
-/// first).
-async fn wait_metric(gw: &TestGateway, series: &str, want: u64) {
-    let mut last = 0;
-    let reached = tokio::time::timeout(WAIT, async {
-        loop {
-            last = metric(gw, series).await;
-            if last == want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(reached.is_ok(), "{series} is {last}, not {want}");
 }
 
 #[runtimes]

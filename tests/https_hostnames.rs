@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::policy_docs::{inbound, papi};
-use common::tls::{any_cert_client, https_get, AcceptAny, TestCa};
+use common::tls::{any_cert_client, https_get, refused, wait_metric, AcceptAny, TestCa};
 use common::*;
 use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::reload::compile_json;
@@ -186,29 +186,6 @@ fn client(
     Arc::new(config)
 }
 
-/// Whether a handshake with `config` for `name` fails.
-async fn refused(https: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> bool {
-    let tcp = TcpStream::connect(https).await.unwrap();
-    let name = ServerName::try_from(name.to_owned()).unwrap();
-    let connect = TlsConnector::from(config.clone()).connect(name, tcp);
-    match within("the handshake ends", connect).await {
-        Err(_) => true,
-        // TLS 1.3: the client finishes before the server has read its
-        // Finished; a refusal shows on the first read.
-        Ok(mut tls) => {
-            let request = "GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-            if tls.write_all(request.as_bytes()).await.is_err() {
-                return true;
-            }
-            let mut out = Vec::new();
-            within("the answer", tls.read_to_end(&mut out))
-                .await
-                .is_err()
-                || !out.starts_with(b"HTTP/1.1 200 ")
-        }
-    }
-}
-
 #[runtimes]
 async fn sni_picks_the_exact_then_the_wildcard_hostname_then_the_default_binding(rt: Runtime) {
     let backend = Backend::echo().await;
@@ -333,7 +310,7 @@ async fn a_hostname_refuses_versions_and_suites_it_does_not_allow(rt: Runtime) {
     let tls13 = client(&ca, &[&TLS13], &[], &none);
 
     // Lowest version 1.3: a TLS 1.2 client is refused, a 1.3 one served.
-    assert!(refused(https, &tls12, "modern.example.com").await);
+    assert!(refused(https, &tls12, "modern.example.com", "/api/x").await);
     let r = https_get(https, &tls13, "modern.example.com", "/api/x").await;
     assert_eq!((r.status, r.version), (200, ProtocolVersion::TLSv1_3));
     // The same certificate under another hostname takes 1.2.
@@ -347,8 +324,8 @@ async fn a_hostname_refuses_versions_and_suites_it_does_not_allow(rt: Runtime) {
         &[CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256],
         &none,
     );
-    assert!(refused(https, &other, "narrow.example.com").await);
-    assert!(refused(https, &tls13, "narrow.example.com").await);
+    assert!(refused(https, &other, "narrow.example.com", "/api/x").await);
+    assert!(refused(https, &tls13, "narrow.example.com", "/api/x").await);
     let allowed = client(
         &ca,
         &[&TLS12, &TLS13],
@@ -738,25 +715,6 @@ async fn the_handshake_hands_over_the_client_certificate_and_a_resumed_session_k
     stop.cancel();
 }
 
-/// The value on the metric line `series` once it shows `want`.
-async fn wait_metric(gw: &TestGateway, series: &str, want: u64) {
-    let mut last = None;
-    let reached = tokio::time::timeout(WAIT, async {
-        loop {
-            let text = fetch(gw.ops_addr, "/metrics").await.body_str();
-            last = text
-                .lines()
-                .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok());
-            if last == Some(want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(reached.is_ok(), "{series} is {last:?}, not {want}");
-}
-
 #[runtimes]
 async fn with_hostnames_plain_http_gets_its_400_and_stalled_hellos_their_deadline(rt: Runtime) {
     let backend = Backend::echo().await;
@@ -806,7 +764,8 @@ async fn with_hostnames_plain_http_gets_its_400_and_stalled_hellos_their_deadlin
         refused(
             https,
             &client(&ca, &[&TLS12], &[], &none),
-            "api.example.com"
+            "api.example.com",
+            "/api/x"
         )
         .await
     );

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use common::managed::ManagementProcess;
 use common::policy_docs::{base64, inbound, unix_now};
-use common::tls::{any_cert_client, https_get, TestCa};
+use common::tls::{any_cert_client, https_get, refused, TestCa};
 use common::*;
 use portcullis_core::cert::ClientCertificate;
 use portcullis_core::sync::backoff::{BackoffPolicy, Jitter};
@@ -398,7 +398,7 @@ async fn a_certificate_changed_on_the_plane_is_served_next_without_dropping_conn
     mgmt.ok("DELETE", "/certificates/site", None, 204).await;
     edge.follows(&mgmt).await;
     let fresh = Arc::new(ca.client(&[&TLS13, &TLS12]));
-    assert!(refused(edge.https, &fresh, "api.example.test").await);
+    assert!(refused(edge.https, &fresh, "api.example.test", "/echo/x").await);
     let (status, _) = tls_roundtrip(&mut open, "api.example.test", "/echo/fourth").await;
     assert_eq!(status, 200);
     drop(open);
@@ -795,29 +795,6 @@ fn limited_client(
     Arc::new(config)
 }
 
-/// Whether the gateway turns down a handshake for `name` with `config` (at
-/// the handshake, or for TLS 1.3, where the client finishes first, on the
-/// first read).
-async fn refused(https: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> bool {
-    let tcp = TcpStream::connect(https).await.unwrap();
-    let name = ServerName::try_from(name.to_owned()).unwrap();
-    let connect = TlsConnector::from(config.clone()).connect(name, tcp);
-    match within("the handshake ends", connect).await {
-        Err(_) => true,
-        Ok(mut tls) => {
-            let request = "GET /echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-            if tls.write_all(request.as_bytes()).await.is_err() {
-                return true;
-            }
-            let mut out = Vec::new();
-            within("the answer", tls.read_to_end(&mut out))
-                .await
-                .is_err()
-                || !out.starts_with(b"HTTP/1.1 200 ")
-        }
-    }
-}
-
 #[runtimes]
 async fn a_hostnames_version_and_suites_from_the_plane_limit_handshakes_and_sessions_resume(
     rt: Runtime,
@@ -852,12 +829,12 @@ async fn a_hostnames_version_and_suites_from_the_plane_limit_handshakes_and_sess
     let tls12 = limited_client(&ca, &[&TLS12], &[]);
     let aes128 = limited_client(&ca, &[&TLS13], &[TLS13_AES_128_GCM_SHA256]);
     let aes256 = limited_client(&ca, &[&TLS13], &[TLS13_AES_256_GCM_SHA384]);
-    assert!(refused(edge.https, &tls12, "modern.example.test").await);
-    assert!(refused(edge.https, &aes128, "modern.example.test").await);
-    assert!(!refused(edge.https, &aes256, "modern.example.test").await);
+    assert!(refused(edge.https, &tls12, "modern.example.test", "/echo/x").await);
+    assert!(refused(edge.https, &aes128, "modern.example.test", "/echo/x").await);
+    assert!(!refused(edge.https, &aes256, "modern.example.test", "/echo/x").await);
     // The other hostname keeps the defaults.
-    assert!(!refused(edge.https, &tls12, "open.example.test").await);
-    assert!(!refused(edge.https, &aes128, "open.example.test").await);
+    assert!(!refused(edge.https, &tls12, "open.example.test", "/echo/x").await);
+    assert!(!refused(edge.https, &aes128, "open.example.test", "/echo/x").await);
 
     // The second connection of a client resumes its session, on both versions.
     for versions in [&[&TLS13][..], &[&TLS12][..]] {

@@ -248,3 +248,52 @@ pub async fn https_get(
         alpn,
     }
 }
+
+/// Whether the gateway turns down a handshake for `name` with `config`: at
+/// the handshake, or (TLS 1.3, where the client finishes first) on the first
+/// read of `GET path`, which a served handshake answers 200.
+pub async fn refused(
+    https: std::net::SocketAddr,
+    config: &Arc<ClientConfig>,
+    name: &str,
+    path: &str,
+) -> bool {
+    let tcp = TcpStream::connect(https).await.unwrap();
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    let connect = TlsConnector::from(config.clone()).connect(name, tcp);
+    match within("the handshake ends", connect).await {
+        Err(_) => true,
+        Ok(mut tls) => {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            if tls.write_all(request.as_bytes()).await.is_err() {
+                return true;
+            }
+            let mut out = Vec::new();
+            within("the answer", tls.read_to_end(&mut out))
+                .await
+                .is_err()
+                || !out.starts_with(b"HTTP/1.1 200 ")
+        }
+    }
+}
+
+/// Waits until the gateway's metric line `series` shows `want` (a failed
+/// handshake is counted just after its connection closes, so the client may
+/// see the close first).
+pub async fn wait_metric(gw: &super::TestGateway, series: &str, want: u64) {
+    let mut last = None;
+    let reached = tokio::time::timeout(super::WAIT, async {
+        loop {
+            let text = super::fetch(gw.ops_addr, "/metrics").await.body_str();
+            last = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok());
+            if last == Some(want) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "{series} is {last:?}, not {want}");
+}
