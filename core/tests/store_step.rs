@@ -52,8 +52,12 @@ fn a_batch_is_answered_in_order() {
                 key: "c".into(),
                 value: Bytes::from_static(b"v"),
                 ttl: Duration::from_secs(5),
+                caching: CachingType::Internal,
             },
-            StoreOp::CacheGet { key: "c".into() },
+            StoreOp::CacheGet {
+                key: "c".into(),
+                caching: CachingType::Internal,
+            },
             StoreOp::Quota {
                 counters: vec![QuotaCounter {
                     key: CounterKey::new("q", "a"),
@@ -87,7 +91,10 @@ fn a_batch_is_answered_in_order() {
     assert_eq!(results[4], StoreResult::Done);
     assert_eq!(
         results[6],
-        StoreResult::Value(Some(Bytes::from_static(b"v")))
+        StoreResult::Value(Some(Cached {
+            value: Bytes::from_static(b"v"),
+            ttl_left: Duration::from_secs(5),
+        }))
     );
     assert!(matches!(
         results[7],

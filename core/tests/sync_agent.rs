@@ -278,6 +278,7 @@ fn heartbeats_follow_the_first_fetch_then_every_minute() {
             connectivity: Connectivity::Connected,
             compile_errors: vec![],
             backup: BackupStatus::None,
+            state_store: None,
         }
     );
     h.agent.handle_heartbeat_done(Ok(()), h.now);

@@ -125,6 +125,9 @@ pub enum ConfigError {
         /// What is wrong.
         problem: TlsProblem,
     },
+    /// The shared-state store setting is not usable.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 /// What is wrong with a certificate, a CA, a hostname or a backend's TLS settings.

@@ -10,6 +10,7 @@ mod compiled;
 mod error;
 mod model;
 pub mod reload;
+pub mod store;
 mod tls;
 mod validate;
 

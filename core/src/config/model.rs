@@ -47,6 +47,10 @@ pub struct Snapshot {
     /// The custom hostnames of the HTTPS listener.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<Hostname>,
+    /// Where this gateway keeps the policies' shared state (absent: in process,
+    /// unless the gateway's own flag says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<super::store::StoreSettings>,
     /// The identity of the management store the snapshot came from (made when its
     /// database was created): a restored database can reach the same revision
     /// with other content, so the revision alone does not identify content.

@@ -863,7 +863,10 @@ impl Pipeline {
             Action::CacheLookup(l) => {
                 if let Some(key) = l.cache_key(ctx)? {
                     self.lookup = Some((l.clone(), key.clone()));
-                    let op = StoreOp::CacheGet { key };
+                    let op = StoreOp::CacheGet {
+                        key,
+                        caching: l.caching_type,
+                    };
                     return Ok(Some(self.ask(Asked::CacheResponse, op, ctx, env)));
                 }
             }
@@ -877,6 +880,7 @@ impl Pipeline {
                             key: key.clone(),
                             value: stored,
                             ttl,
+                            caching: lookup.caching_type,
                         });
                         if let Some(cc) = lookup.downstream_cache_control(ctx, ttl)? {
                             if let Some(r) = ctx.response.as_mut() {
@@ -889,18 +893,27 @@ impl Pipeline {
             Action::CacheLookupValue(v) => {
                 let key = v.store_key(ctx)?;
                 self.value_lookup = Some((v.variable_name.clone(), v.default_value.clone()));
-                let op = StoreOp::CacheGet { key };
+                let op = StoreOp::CacheGet {
+                    key,
+                    caching: v.caching_type,
+                };
                 return Ok(Some(self.ask(Asked::CacheValue, op, ctx, env)));
             }
             Action::CacheStoreValue(v) => {
                 let (key, value, ttl) = v.resolve(ctx)?;
-                self.side
-                    .store_writes
-                    .push(StoreOp::CachePut { key, value, ttl });
+                self.side.store_writes.push(StoreOp::CachePut {
+                    key,
+                    value,
+                    ttl,
+                    caching: v.caching_type,
+                });
             }
             Action::CacheRemoveValue(v) => {
                 let key = v.store_key(ctx)?;
-                self.side.store_writes.push(StoreOp::CacheRemove { key });
+                self.side.store_writes.push(StoreOp::CacheRemove {
+                    key,
+                    caching: v.caching_type,
+                });
             }
             Action::RateLimit(r) => {
                 let scope = scope_key(level, ctx);

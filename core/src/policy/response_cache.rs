@@ -54,14 +54,16 @@ impl CacheStatus {
     }
 }
 
-/// Which cache: only the internal one exists here, so `external` and
-/// `prefer-external` both use it (APIM falls back the same way for
-/// `prefer-external` when no external cache is configured).
+/// Which cache a `cache-*` policy uses. The store decides: `external` goes to
+/// the gateway's shared store (Redis) and, with none configured, misses and
+/// stores nothing (logged and counted, never served from the built-in cache);
+/// `prefer-external` uses the shared store if there is one, else the built-in
+/// cache, as APIM does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachingType {
     /// The built-in cache.
     Internal,
-    /// An external Redis-compatible cache (not available: treated as internal).
+    /// The external (Redis) cache only.
     External,
     /// External if configured, else internal.
     PreferExternal,

@@ -24,6 +24,7 @@
 //! | `rate-limit`, `rate-limit-by-key` | fail open: the call is allowed, remaining = the configured calls |
 //! | `quota`, `quota-by-key` | fail open: the call is allowed, remaining = the configured amounts |
 //! | `limit-concurrency` | fail open: the request enters without a slot (none is given back) |
+//! | any of those, store answers `Refused` (fail closed) | 503 with `Retry-After: 1` |
 //! | `cache-lookup`, `cache-lookup-value` | a miss |
 //! | `cache-store`, `*-value` writes, deferred counting | lost (one-way) |
 //! | `validate-jwt` with `<openid-config>` | no OpenID keys: fail closed, only inline keys validate |
@@ -50,6 +51,7 @@ use super::counters::{CounterKey, QuotaStore, QuotaTable, RateLimiter, RateTable
 use super::jwt::{KeySets, KeySetsSnapshot};
 use super::quota::{self, QuotaCounter, QuotaOutcome};
 use super::rate_limit::{self, RateCounter, RateOutcome};
+pub use super::response_cache::CachingType;
 
 /// A batch's operations: one inline (what the pipeline waits for is one
 /// operation), more on the heap.
@@ -128,6 +130,8 @@ pub enum StoreOp {
     CacheGet {
         /// The cache key.
         key: String,
+        /// Which cache (`caching-type`).
+        caching: CachingType,
     },
     /// Stores `value` under `key` for `ttl`. One-way.
     CachePut {
@@ -137,11 +141,15 @@ pub enum StoreOp {
         value: Bytes,
         /// Its time to live.
         ttl: Duration,
+        /// Which cache (`caching-type`).
+        caching: CachingType,
     },
     /// Removes `key` from the cache. One-way.
     CacheRemove {
         /// The cache key.
         key: String,
+        /// Which cache (`caching-type`).
+        caching: CachingType,
     },
     /// The OpenID key sets as they are now. Answered with
     /// [`StoreResult::KeySets`].
@@ -172,11 +180,20 @@ pub enum StoreResult {
     /// Whether `Acquire` took a slot.
     Acquired(bool),
     /// A `CacheGet`'s value, `None` when absent or expired.
-    Value(Option<Bytes>),
+    Value(Option<Cached>),
     /// The key sets of a `KeySets` op.
     KeySets(Arc<KeySetsSnapshot>),
     /// A write was applied.
     Done,
+}
+
+/// A value found in a cache, with the time it has left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    /// The value as stored.
+    pub value: Bytes,
+    /// Until it expires (a hit's `max-age`).
+    pub ttl_left: Duration,
 }
 
 /// The answer to a [`StoreRequest`].
@@ -185,8 +202,11 @@ pub enum StoreAnswer {
     /// One result per operation, in the request's order.
     Done(StoreResults),
     /// The store could not answer (unreachable, timed out): no operation is
-    /// known to have happened. The reason is for the log.
+    /// known to have happened. The reason is for the log. Limits fail open.
     Unavailable(String),
+    /// As `Unavailable`, on a gateway set to fail closed: limits refuse the
+    /// request (503 with `Retry-After`) instead of letting it through.
+    Refused(String),
 }
 
 /// The tables a store keeps, reached by key: one of each in a [`LocalStore`],
@@ -234,14 +254,18 @@ pub fn execute<S: StoreTables>(tables: &mut S, request: &StoreRequest) -> StoreR
                 tables.with_slots(key, |s| s.release(key));
                 StoreResult::Done
             }
-            StoreOp::CacheGet { key } => {
-                StoreResult::Value(tables.with_cache(key, |c| c.get(key, now)))
-            }
-            StoreOp::CachePut { key, value, ttl } => {
+            StoreOp::CacheGet { key, .. } => StoreResult::Value(
+                tables
+                    .with_cache(key, |c| c.get_with_ttl(key, now))
+                    .map(|(value, ttl_left)| Cached { value, ttl_left }),
+            ),
+            StoreOp::CachePut {
+                key, value, ttl, ..
+            } => {
                 tables.with_cache(key, |c| c.put(key, value.clone(), *ttl, now));
                 StoreResult::Done
             }
-            StoreOp::CacheRemove { key } => {
+            StoreOp::CacheRemove { key, .. } => {
                 tables.with_cache(key, |c| c.remove(key));
                 StoreResult::Done
             }

@@ -34,6 +34,32 @@ pub struct Heartbeat {
     /// What became of the configuration backup.
     #[serde(default)]
     pub backup: BackupStatus,
+    /// The policies' shared-state store (absent: in process, nothing to report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_store: Option<StateStoreHealth>,
+}
+
+/// How the gateway's shared-state store (Redis) is doing, as the heartbeat
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateStoreHealth {
+    /// Where it is, password hidden (`redis://:***@host:6379/0`).
+    pub target: String,
+    /// `exact` or `approximate`.
+    pub counting: String,
+    /// `open` or `closed`.
+    pub on_failure: String,
+    /// Whether the last call was answered in time.
+    pub healthy: bool,
+    /// Calls that failed (timed out, refused, unreachable) since start.
+    pub errors: u64,
+    /// Why the last failed call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Latency of recent calls, 99th percentile, in microseconds.
+    #[serde(default)]
+    pub p99_micros: u64,
 }
 
 /// How well a gateway instance serves.
@@ -152,6 +178,7 @@ mod tests {
             connectivity: Connectivity::Disconnected,
             compile_errors: vec!["bad".into()],
             backup: BackupStatus::Error("checksum".into()),
+            state_store: None,
         };
         let json: serde_json::Value = serde_json::to_value(&hb).unwrap();
         assert_eq!(
@@ -172,6 +199,7 @@ mod tests {
             health: Health::Healthy,
             connectivity: Connectivity::Starting,
             backup: BackupStatus::Loaded,
+            state_store: None,
             ..hb
         };
         let json = serde_json::to_value(&none).unwrap();

@@ -381,6 +381,7 @@ mod tests {
             connectivity: crate::sync::heartbeat::Connectivity::Starting,
             compile_errors: vec![],
             backup: Default::default(),
+            state_store: None,
         };
         let post = ep.heartbeat_request(&hb, Duration::from_secs(10));
         assert_eq!(post.method, "POST");

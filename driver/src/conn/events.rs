@@ -170,8 +170,14 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
             }
             Event::Store { request, one_way } => {
                 let answer = store.submit(request).await;
-                if let StoreAnswer::Unavailable(reason) = &answer {
-                    tracing::warn!(%reason, "shared-state store unavailable: policies fail open");
+                match &answer {
+                    StoreAnswer::Unavailable(reason) => {
+                        tracing::warn!(%reason, "shared-state store unavailable: limits fail open");
+                    }
+                    StoreAnswer::Refused(reason) => {
+                        tracing::warn!(%reason, "shared-state store unavailable: limits fail closed");
+                    }
+                    StoreAnswer::Done(_) => {}
                 }
                 if !one_way {
                     conn.handle_store_done(answer, host.now());

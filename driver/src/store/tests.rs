@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use portcullis_core::policy::rate_limit::{Limit, RateCounter, RateOutcome};
+use portcullis_core::policy::store::{Cached, CachingType};
 
 use super::*;
 
@@ -29,7 +30,7 @@ fn request(ops: Vec<StoreOp>, now: Instant) -> StoreRequest {
 fn results(answer: StoreAnswer) -> Vec<StoreResult> {
     match answer {
         StoreAnswer::Done(r) => r.into_vec(),
-        StoreAnswer::Unavailable(why) => panic!("unavailable: {why}"),
+        StoreAnswer::Unavailable(why) | StoreAnswer::Refused(why) => panic!("unavailable: {why}"),
     }
 }
 
@@ -112,10 +113,18 @@ fn cache_and_key_sets_round_trip() {
         key: "k".into(),
         value: Bytes::from_static(b"v"),
         ttl: Duration::from_secs(1),
+        caching: CachingType::Internal,
     };
-    let get = StoreOp::CacheGet { key: "k".into() };
+    let get = StoreOp::CacheGet {
+        key: "k".into(),
+        caching: CachingType::Internal,
+    };
     let r = results(store.answer(&request(vec![put, get.clone()], now)));
-    assert_eq!(r[1], StoreResult::Value(Some(Bytes::from_static(b"v"))));
+    let hit = Cached {
+        value: Bytes::from_static(b"v"),
+        ttl_left: Duration::from_secs(1),
+    };
+    assert_eq!(r[1], StoreResult::Value(Some(hit)));
     let later = now + Duration::from_secs(1);
     let r = results(store.answer(&request(vec![get], later)));
     assert_eq!(r[0], StoreResult::Value(None), "expired at its TTL");

@@ -247,6 +247,7 @@ impl State {
             certificates: self.certificate_docs().map(snapshot_certificate).collect(),
             ca_certificates: Vec::new(),
             hostnames: self.hostnames_of(gateway).cloned().collect(),
+            store: None,
             store_id: None,
             digest: None,
         }
@@ -333,6 +334,7 @@ impl State {
             certificates: Vec::new(),
             ca_certificates: self.ca_docs().map(snapshot_ca).collect(),
             hostnames: Vec::new(),
+            store: None,
             store_id: None,
             digest: None,
         };

@@ -2,14 +2,15 @@
 //! a result, and of `Unavailable` (see `policy::store` for the rules).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::super::concurrency;
 use super::super::context::Context;
+use super::super::error::Failure;
+use super::super::param::json_error_response;
 use super::super::quota::{Quota, QuotaByKey, QuotaCounter, QuotaOutcome, ResolvedQuotaKey};
 use super::super::rate_limit::{RateLimit, RateLimitByKey, RateOutcome, ResolvedRateKey};
 use super::super::response_cache::decode_response;
-use super::super::store::{StoreAnswer, StoreResult};
+use super::super::store::{Cached, StoreAnswer, StoreResult};
 use super::{Deferred, Pipeline, SectionKind, Waiting};
 use crate::expr::Value;
 
@@ -50,11 +51,22 @@ impl Pipeline {
             return;
         };
         // Every request the pipeline waits for has one operation.
-        let result = match answer {
-            StoreAnswer::Done(results) => results.into_iter().next(),
-            StoreAnswer::Unavailable(_) => None,
+        let (result, closed) = match answer {
+            StoreAnswer::Done(results) => (results.into_iter().next(), false),
+            StoreAnswer::Unavailable(_) => (None, false),
+            StoreAnswer::Refused(_) => (None, true),
         };
         let failure = match asked {
+            // Fail closed: the limits that could not be checked refuse.
+            Asked::Rate(_)
+            | Asked::RateByKey(..)
+            | Asked::Quota(..)
+            | Asked::QuotaByKey(..)
+            | Asked::Slot { .. }
+                if closed =>
+            {
+                Some(store_unavailable())
+            }
             Asked::Rate(r) => {
                 let outcome = match result {
                     Some(StoreResult::Rate(o)) => o,
@@ -146,14 +158,16 @@ impl Pipeline {
     }
 
     /// A `cache-lookup` finished (`None`: not found).
-    fn cache_found(&mut self, ctx: &mut Context, found: Option<bytes::Bytes>) {
-        let Some(mut resp) = found.as_ref().and_then(decode_response) else {
+    fn cache_found(&mut self, ctx: &mut Context, found: Option<Cached>) {
+        let Some((mut resp, ttl_left)) = found
+            .as_ref()
+            .and_then(|c| decode_response(&c.value).map(|r| (r, c.ttl_left)))
+        else {
             return;
         };
         if let Some((lookup, _)) = &self.lookup {
-            // The entry's remaining life is not known here, so the
-            // downstream header promises no freshness beyond now.
-            if let Ok(Some(cc)) = lookup.downstream_cache_control(ctx, Duration::ZERO) {
+            // The downstream header promises the entry's remaining life.
+            if let Ok(Some(cc)) = lookup.downstream_cache_control(ctx, ttl_left) {
                 resp.headers.set("Cache-Control", cc);
             }
         }
@@ -164,12 +178,12 @@ impl Pipeline {
     }
 
     /// A `cache-lookup-value` finished (`None`: not found).
-    fn value_found(&mut self, ctx: &mut Context, found: Option<bytes::Bytes>) {
+    fn value_found(&mut self, ctx: &mut Context, found: Option<Cached>) {
         let Some((var, default)) = self.value_lookup.take() else {
             return;
         };
         let value = match found {
-            Some(b) => Value::Str(String::from_utf8_lossy(&b).as_ref().into()),
+            Some(c) => Value::Str(String::from_utf8_lossy(&c.value).as_ref().into()),
             None => match default {
                 Some(t) => t.eval(ctx).unwrap_or(Value::Null),
                 None => Value::Null,
@@ -214,4 +228,20 @@ fn fail_open_quota(counters: &[QuotaCounter]) -> QuotaOutcome {
             other => other,
         },
     )
+}
+
+/// What a limit answers when the store cannot check it and the gateway fails
+/// closed: 503 with `Retry-After: 1`, in APIM's error shape.
+fn store_unavailable() -> Failure {
+    let mut response = json_error_response(
+        503,
+        "Service Unavailable",
+        "The limit cannot be checked: the shared-state store is unavailable. Try again in 1 seconds.",
+    );
+    response.headers.append("Retry-After", "1");
+    Failure {
+        reason: "StoreUnavailable".into(),
+        message: "The shared-state store is unavailable".into(),
+        response: Some(Box::new(response)),
+    }
 }

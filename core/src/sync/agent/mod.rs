@@ -447,6 +447,7 @@ impl SyncAgent {
             connectivity: self.connectivity,
             compile_errors: self.compile_errors(),
             backup: self.backup_status(),
+            state_store: None,
         }
     }
 
