@@ -129,8 +129,10 @@ mod tests {
             error(json!({"url": "redis://h:0"}), None),
             "gateway `g1`: store.url: the port must be 1 to 65535"
         );
-        assert!(error(json!({"counting": "fast"}), None).starts_with("gateway `g1`: store.counting: unknown variant `fast`"));
-        assert!(error(json!({"timeoutMs": "soon"}), None).starts_with("gateway `g1`: store.timeoutMs: invalid type"));
+        assert!(error(json!({"counting": "fast"}), None)
+            .starts_with("gateway `g1`: store.counting: unknown variant `fast`"));
+        assert!(error(json!({"timeoutMs": "soon"}), None)
+            .starts_with("gateway `g1`: store.timeoutMs: invalid type"));
         assert_eq!(
             error(json!({"timeoutMs": 0}), None),
             "gateway `g1`: store.timeoutMs must be 1 to 60000, not 0"
@@ -141,7 +143,12 @@ mod tests {
 
     #[test]
     fn the_placeholder_keeps_the_password_for_the_same_server_only() {
-        let old = read("g1", json!({"url": "redis://app:secret@cache:6380/1"}), None).unwrap();
+        let old = read(
+            "g1",
+            json!({"url": "redis://app:secret@cache:6380/1"}),
+            None,
+        )
+        .unwrap();
         assert_eq!(password(&old), Some("secret"));
         // Same server and user, another database: kept.
         let again = read(
@@ -158,12 +165,20 @@ mod tests {
             "redis://ops:***@cache:6380/1",
             "rediss://app:***@cache:6380/1",
         ] {
-            assert!(error(json!({ "url": moved }), Some(&old)).contains("send the password"), "{moved}");
+            assert!(
+                error(json!({ "url": moved }), Some(&old)).contains("send the password"),
+                "{moved}"
+            );
         }
         // Nothing stored to keep.
         assert!(error(json!({"url": "redis://:***@cache"}), None).contains("send the password"));
         // A new password replaces the old one.
-        let new = read("g1", json!({"url": "redis://app:n3w@cache:6380/1"}), Some(&old)).unwrap();
+        let new = read(
+            "g1",
+            json!({"url": "redis://app:n3w@cache:6380/1"}),
+            Some(&old),
+        )
+        .unwrap();
         assert_eq!(password(&new), Some("n3w"));
     }
 }

@@ -72,7 +72,9 @@ impl KeyEncryptionKey {
     /// Opens what [`seal`](Self::seal) made for certificate `id`.
     pub fn open(&self, id: &str, sealed: &str) -> Result<String, StoreError> {
         self.open_bound(&aad(CERTIFICATE_KEY, id), sealed)
-            .map_err(|why| StoreError::Corrupt(format!("the private key of certificate '{id}' {why}")))
+            .map_err(|why| {
+                StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"))
+            })
     }
 
     /// Seals the password of gateway `gateway_id`'s Redis store.
@@ -81,7 +83,11 @@ impl KeyEncryptionKey {
     }
 
     /// Opens what [`seal_store_password`](Self::seal_store_password) made for `gateway_id`.
-    pub fn open_store_password(&self, gateway_id: &str, sealed: &str) -> Result<String, StoreError> {
+    pub fn open_store_password(
+        &self,
+        gateway_id: &str,
+        sealed: &str,
+    ) -> Result<String, StoreError> {
         self.open_bound(&aad(STORE_PASSWORD, gateway_id), sealed)
             .map_err(|why| {
                 StoreError::Corrupt(format!(
