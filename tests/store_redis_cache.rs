@@ -106,9 +106,9 @@ async fn a_response_cached_through_one_gateway_is_a_hit_on_another(rt: Runtime) 
         "the backend was called once"
     );
 
-    // Another URL is another entry, a miss on both.
-    let r = get_at(b.addr, "/api/item?q=2", &[]).await;
-    assert_eq!(r.body_str(), "response 2 for /item?q=2");
+    // Another path is another entry, a miss.
+    let r = get_at(b.addr, "/api/other?q=1", &[]).await;
+    assert_eq!(r.body_str(), "response 2 for /other?q=1");
     assert_eq!(backend.requests().len(), 2);
     for gw in &gws {
         let errors = metric_sum(gw.ops_addr, "portcullis_store_errors_total").await;

@@ -323,6 +323,42 @@ async fn approximate_rate_limit_overshoots_within_the_bound_then_every_gateway_r
         "admitted {admitted} + {late} after the burst, above limit x gateways"
     );
     assert_eq!(backend.requests().len(), admitted + late);
+
+    // Calls counted on one gateway reach the others: carol uses up her limit
+    // on gateway 0 alone; after a few sync intervals gateways 1 and 2 refuse
+    // her, long before they could have counted the limit themselves (a
+    // gateway counting alone would admit all of its own 30).
+    let carol = [("X-Client", "carol")];
+    for i in 0..LIMIT {
+        let r = get_at(gws[0].addr, &format!("/api/carol/{i}"), &carol).await;
+        assert_eq!(r.status, 200, "carol's call {i} on gateway 0: {r:?}");
+    }
+    assert_eq!(
+        get_at(gws[0].addr, "/api/carol/over", &carol).await.status,
+        429
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5 * 200)).await;
+    for (i, gw) in gws.iter().enumerate().skip(1) {
+        let mut admitted_here = 0;
+        within(&format!("gateway {i} refuses carol"), async {
+            loop {
+                let r = get_at(gw.addr, "/api/carol/elsewhere", &carol).await;
+                match r.status {
+                    429 => break,
+                    200 => admitted_here += 1,
+                    other => panic!("gateway {i}: status {other}: {r:?}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        eprintln!("approximate counting, {rt:?}: gateway {i} admitted {admitted_here} of carol's calls after gateway 0 used her limit");
+        assert!(
+            admitted_here < LIMIT,
+            "gateway {i} admitted {admitted_here} of carol's calls: it never heard of gateway 0's"
+        );
+    }
+
     // Another key is not affected.
     let r = get_at(gws[0].addr, "/api/bob", &[("X-Client", "bob")]).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -393,4 +429,45 @@ async fn limit_concurrency_slots_are_shared_by_gateways(rt: Runtime) {
     .await;
     let r = get_at(gws[0].addr, "/api/five", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[runtimes]
+async fn approximate_counting_decides_locally_without_waiting_for_redis(rt: Runtime) {
+    // Approximate counting makes no round trip on the request path: with Redis
+    // frozen, the gateway still counts its own calls and refuses past the
+    // limit (exact counting would wait for the store timeout on every call and
+    // fail open, admitting them all).
+    let redis = RedisServer::start();
+    let backend = Backend::echo().await;
+    let policy = inbound(&format!(
+        r#"<rate-limit-by-key calls="5" renewal-period="60" counter-key="{BY_CLIENT}" />"#
+    ));
+    let doc = cfg(vec![papi("limited", "api", backend.addr, &policy)]);
+    let args = [
+        "--store",
+        &redis.url(),
+        "--store-counting",
+        "approximate",
+        "--store-sync-interval-ms",
+        "200",
+        "--store-timeout-ms",
+        "300",
+    ];
+    let gw = GatewayProcess::start(rt, &doc, &args).await;
+    redis.pause();
+    let alice = [("X-Client", "alice")];
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for i in 0..7 {
+            v.push(get_at(gw.addr, &format!("/api/{i}"), &alice).await.status);
+        }
+        v
+    };
+    redis.resume();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429, 429],
+        "approximate counting refuses past the limit on its own count while Redis is frozen"
+    );
+    assert_eq!(backend.requests().len(), 5);
 }
