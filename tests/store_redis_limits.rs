@@ -433,10 +433,11 @@ async fn limit_concurrency_slots_are_shared_by_gateways(rt: Runtime) {
 
 #[runtimes]
 async fn approximate_counting_decides_locally_without_waiting_for_redis(rt: Runtime) {
-    // Approximate counting makes no round trip on the request path: with Redis
-    // frozen, the gateway still counts its own calls and refuses past the
-    // limit (exact counting would wait for the store timeout on every call and
-    // fail open, admitting them all).
+    // Approximate counting makes no round trip on the request path once a key
+    // is known (its first decision goes to Redis, to start from the shared
+    // count): with Redis frozen after that, the gateway still counts its own
+    // calls and refuses past the limit. Exact counting would wait for the
+    // store timeout on every call and fail open, admitting them all.
     let redis = RedisServer::start();
     let backend = Backend::echo().await;
     let policy = inbound(&format!(
@@ -454,20 +455,41 @@ async fn approximate_counting_decides_locally_without_waiting_for_redis(rt: Runt
         "300",
     ];
     let gw = GatewayProcess::start(rt, &doc, &args).await;
-    redis.pause();
     let alice = [("X-Client", "alice")];
-    let statuses: Vec<u16> = {
-        let mut v = Vec::new();
-        for i in 0..7 {
-            v.push(get_at(gw.addr, &format!("/api/{i}"), &alice).await.status);
-        }
-        v
-    };
+    let first = get_at(gw.addr, "/api/first", &alice).await;
+    assert_eq!(first.status, 200, "{first:?}");
+
+    redis.pause();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(get_at(gw.addr, &format!("/api/{i}"), &alice).await.status);
+    }
     redis.resume();
     assert_eq!(
         statuses,
-        [200, 200, 200, 200, 200, 429, 429],
-        "approximate counting refuses past the limit on its own count while Redis is frozen"
+        [200, 200, 200, 200, 429, 429],
+        "with Redis frozen, approximate counting refuses past the limit on its own count"
     );
     assert_eq!(backend.requests().len(), 5);
+    // Thawed, the calls counted meanwhile reach Redis with the next sync: a
+    // second gateway started now sees the limit used up. Without that sync it
+    // would see only the first call (made in exact fashion) and admit 4 more.
+    let other = GatewayProcess::start(rt, &doc, &args).await;
+    let mut admitted_there = 0;
+    within("the second gateway sees the synced count", async {
+        loop {
+            let r = get_at(other.addr, "/api/other", &alice).await;
+            match r.status {
+                429 => return,
+                200 => admitted_there += 1,
+                s => panic!("status {s}: {r:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    assert!(
+        admitted_there < 4,
+        "the second gateway admitted {admitted_there}: the frozen-time calls never reached Redis"
+    );
 }
