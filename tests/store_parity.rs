@@ -4,6 +4,8 @@
 //! within a rate window's bucket: in process a window starts at its key's first
 //! call, on Redis at the Unix epoch (so every replica agrees).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;
