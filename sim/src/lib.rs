@@ -15,6 +15,7 @@
 pub mod faults;
 pub mod hosts;
 pub mod invariants;
+pub mod limits;
 pub mod runtime;
 pub mod trace;
 
