@@ -77,6 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         public_port: None,
     });
     args.tuning.apply(&mut options);
+    options.store = args.tuning.store.settings()?;
     let gateway = Gateway::start(args.runtime, options).await?;
     wait_ready(&gateway).await?;
     let addr = gateway.local_addr();

@@ -6,6 +6,7 @@ mod healthcheck;
 mod management_cmd;
 mod sample_backend;
 mod seed;
+mod store_args;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ enum Command {
     Management(management_cmd::ManagementArgs),
     /// Run the whole product on loopback: a management plane, a gateway connected
     /// to it and a sample backend, seeded with a sample API; prints how to call it.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Run the sample backend alone (the one `demo` uses).
     SampleBackend {
         /// Address to listen on.
@@ -339,6 +340,8 @@ struct Tuning {
     workers: Option<usize>,
     #[command(flatten)]
     telemetry: TelemetryArgs,
+    #[command(flatten)]
+    store: store_args::StoreArgs,
 }
 
 /// Access log, tracing and telemetry upload (metrics are always at /metrics).
@@ -447,7 +450,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match command {
             Command::Gateway(args) => run_gateway(*args).await,
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(*args).await,
             Command::Management(args) => management_cmd::run(args).await,
             Command::Bootstrap(args) => bootstrap::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args),
@@ -558,6 +561,7 @@ fn gateway_options(args: GatewayArgs) -> anyhow::Result<GatewayOptions> {
     options.ops_listen = Some(args.ops_listen);
     options.https = args.https.options()?;
     args.tuning.apply(&mut options);
+    options.store = args.tuning.store.settings()?;
     let has_backup = matches!(&options.origin, ConfigOrigin::Managed(m) if m.backup.is_some());
     if options.telemetry.buffer_dir.is_some() && !has_backup {
         // Buffered batches hold client addresses and paths: they are written

@@ -521,6 +521,91 @@ async fn admin_console_in_a_browser() {
     wait_text(&b, ".instances .badge", "online").await;
     b.screenshot("admin-gateways").await;
 
+    // A gateway on Redis: its card shows the setting (password hidden), and a
+    // table shows each instance's store as its heartbeat reports it.
+    let on_redis = json!({
+        "location": { "name": "rack 2" }, "apis": ["echo"],
+        "store": { "url": "redis://:console-s3cret@cache.internal:6379/0",
+                   "counting": "approximate", "onFailure": "closed" },
+    });
+    mgmt.ok(
+        "PUT",
+        "/gateways/gw-redis",
+        Some(&on_redis.to_string()),
+        201,
+    )
+    .await;
+    let redis_token = mgmt
+        .ok("POST", "/gateways/gw-redis/token", Some("{}"), 200)
+        .await["value"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let beat = json!({
+        "instanceId": "edge-redis-1", "hostname": "rack-2", "version": "0.1.0",
+        "health": "degraded", "connectivity": "connected",
+        "stateStore": { "target": "redis://:***@cache.internal:6379/0", "counting": "approximate",
+                        "onFailure": "closed", "healthy": false, "errors": 4,
+                        "lastError": "timed out after 100 ms", "p99Micros": 1500 },
+    });
+    let r = common::managed::http_call(
+        mgmt.addr,
+        "POST",
+        "/gateways/gw-redis/heartbeat",
+        &[
+            ("Authorization", &redis_token),
+            ("Content-Type", "application/json"),
+        ],
+        &beat.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body_str());
+    b.goto(&format!("{base}/admin/gateways")).await;
+    let redis_card = "section[aria-labelledby='gw-gw-redis']";
+    wait_text(
+        &b,
+        &format!("{redis_card} > p"),
+        "shared state: redis://:***@cache.internal:6379/0 (approximate, fail closed)",
+    )
+    .await;
+    let row = wait_text(
+        &b,
+        "[aria-label='Shared-state stores of gw-redis'] tbody tr",
+        "edge-redis-1",
+    )
+    .await;
+    for shown in [
+        "redis://:***@cache.internal:6379/0",
+        "approximate",
+        "closed",
+        "unhealthy",
+        "4",
+        "timed out after 100 ms",
+        "1.5 ms",
+    ] {
+        assert!(row.contains(shown), "{shown} not in {row:?}");
+    }
+    wait_text(&b, "[data-store='edge-redis-1']", "unhealthy").await;
+    // The gateway that counts in process says so, and has no store table.
+    wait_text(
+        &b,
+        "section[aria-labelledby='gw-gw-1'] > p",
+        "shared state: in process",
+    )
+    .await;
+    assert!(b
+        .client
+        .find_all(Locator::Css("[aria-label='Shared-state stores of gw-1']"))
+        .await
+        .expect("find")
+        .is_empty());
+    let source = b.client.source().await.expect("source");
+    assert!(
+        !source.contains("console-s3cret"),
+        "the password reached the page"
+    );
+    b.screenshot("admin-gateway-stores").await;
+
     // Dashboard: the gateway's requests, charted per API once uploaded.
     within("requests reach analytics", async {
         loop {
@@ -784,10 +869,12 @@ async fn admin_console_in_a_browser() {
     docs_server.abort();
 
     // Gateways: the killed gateway turns offline on the page by itself.
+    // (gw-1's card: gw-redis's instance, which sent one heartbeat, is offline by now.)
     b.goto(&format!("{base}/admin/gateways")).await;
-    wait_text(&b, ".instances .badge", "online").await;
+    let gw1_badge = "section[aria-labelledby='gw-gw-1'] .instances .badge";
+    wait_text(&b, gw1_badge, "online").await;
     gw.kill().await;
-    wait_text(&b, ".instances .badge", "offline").await;
+    wait_text(&b, gw1_badge, "offline").await;
     b.screenshot("admin-gateway-offline").await;
 
     // Every screen has the accessibility basics, contrast included; keyboard users

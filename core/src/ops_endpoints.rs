@@ -82,6 +82,7 @@ mod tests {
                     dropped_buffer: 0,
                     token: None,
                     tls: None,
+                    store: None,
                 },
             )
         };

@@ -18,12 +18,16 @@ use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runt
 use crate::setup::{gateway_conn_settings, telemetry_settings};
 use crate::shared_config::SharedConfig;
 use crate::stop::{Stop, Tracker};
+use crate::store::redis::client::Client as RedisClient;
+use crate::store::stats::StoreStats;
 use crate::store::InProcessStore;
 use crate::sync::{Sync, SyncSetupError};
 use crate::telemetry::Hub;
 use crate::telemetry::TelemetryTask;
 use crate::tls_server::{watch, CertError, ServerTls, ServerTlsError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
+use portcullis_core::config::store::{StoreSettings, StoreUrl};
+use portcullis_core::proxy::ConfigSource;
 use portcullis_core::proxy::ConnSettings;
 
 /// Why a gateway could not start.
@@ -178,9 +182,34 @@ impl<R: Runtime> Gateway<R> {
                 .unwrap_or(addr.port())
         });
         let settings = Arc::new(settings);
-        // The policies' shared state: counted in process, by this replica alone.
-        let store = Arc::new(InProcessStore::new(settings.policy.store_seed));
+        // The policies' shared state: in process, and in Redis when the store
+        // setting names one (counters, slots, the external cache).
+        let stats = {
+            let clock = rt.clone();
+            Arc::new(StoreStats::new(Arc::new(move || clock.now())))
+        };
+        hub.attach_store(stats.clone());
+        let store = Arc::new(InProcessStore::new(settings.policy.store_seed).with_stats(stats));
         let connector = Connector::new(rt.clone(), options.upstream_ca.as_deref())?;
+        let instance = match sync.as_ref() {
+            Some(s) => s.instance_id().to_owned(),
+            None => random_bytes::<_, 8>(&rt)
+                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+                .unwrap_or_else(|| "gateway".into()),
+        };
+        let mut follower = StoreFollower {
+            rt: rt.clone(),
+            config: config.clone(),
+            store: store.clone(),
+            flag: options.store.clone(),
+            gateway_id: gateway_id.clone(),
+            instance,
+            connector: connector.clone(),
+            current: None,
+        };
+        // In force before the first request: limits must not start local.
+        follower.follow(true);
+        rt.spawn(follower.run(options.reload_interval, stop.clone()));
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
         rt.spawn({
@@ -205,7 +234,10 @@ impl<R: Runtime> Gateway<R> {
         }
         let telemetry =
             crate::telemetry::spawn(&options, &rt, hub.clone(), management, callouts.clone()).await;
-        let sync = sync.map(|sync| sync.spawn(config.clone(), stop.clone()));
+        let sync = sync.map(|sync| {
+            sync.with_store_stats(store.stats().clone())
+                .spawn(config.clone(), stop.clone())
+        });
         // validate-jwt's <openid-config> key sets: fetched and refreshed in the
         // background, handed to the core's shared key store.
         let jwks = {
@@ -397,6 +429,83 @@ impl<R: Runtime> Gateway<R> {
 
 /// Keeps the key set refresher's list of OpenID configuration URLs in step
 /// with the configuration in force.
+/// Puts the store setting in force: the gateway's flag, else the one of the
+/// configuration in force (the management plane's gateway entity), else in
+/// process. A changed setting takes effect for the next request; counts kept
+/// so far stay where they were.
+struct StoreFollower<R: Runtime> {
+    rt: R,
+    config: Arc<SharedConfig>,
+    store: Arc<InProcessStore>,
+    flag: Option<StoreSettings>,
+    gateway_id: String,
+    instance: String,
+    connector: Connector<R>,
+    /// The setting in force (`None`: in process).
+    current: Option<StoreSettings>,
+}
+
+impl<R: Runtime> StoreFollower<R> {
+    fn follow(&mut self, first: bool) {
+        let wanted = self
+            .flag
+            .clone()
+            .or_else(|| {
+                self.config
+                    .current()
+                    .and_then(|c| c.snapshot().store.clone())
+            })
+            .filter(StoreSettings::is_shared);
+        if !first && wanted == self.current {
+            return;
+        }
+        self.store.stats().set_settings(wanted.as_ref());
+        match &wanted {
+            Some(settings) => {
+                if let StoreUrl::Redis(url) = &settings.url {
+                    tracing::info!(
+                        target = %url.display_redacted(),
+                        counting = ?settings.counting,
+                        on_failure = ?settings.on_failure,
+                        "shared-state store: Redis (limits and the external cache shared by every replica)"
+                    );
+                    let client = RedisClient::new(
+                        self.rt.clone(),
+                        self.connector.clone(),
+                        url.clone(),
+                        format!("portcullis:{}:{}", self.gateway_id, self.instance),
+                        Duration::from_millis(settings.timeout_ms),
+                    );
+                    self.store.set_remote(Some(crate::store::redis::remote(
+                        client,
+                        settings.clone(),
+                        &self.gateway_id,
+                        self.instance.clone(),
+                        self.store.stats().clone(),
+                    )));
+                }
+            }
+            None => {
+                if !first {
+                    tracing::info!("shared-state store: in process (this replica counts alone)");
+                }
+                self.store.set_remote(None);
+            }
+        }
+        self.current = wanted;
+    }
+
+    async fn run(mut self, every: Duration, stop: Stop) {
+        loop {
+            if until_stopped(&stop, sleep(&self.rt, every)).await.is_none() {
+                self.store.set_remote(None);
+                return;
+            }
+            self.follow(false);
+        }
+    }
+}
+
 async fn follow_openid_urls<R: Runtime>(
     rt: R,
     config: Arc<SharedConfig>,

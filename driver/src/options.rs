@@ -57,6 +57,9 @@ pub struct GatewayOptions {
     /// Forward request header and trailer fields whose names contain `_`
     /// (dropped by default, as nginx's `underscores_in_headers off`).
     pub allow_underscores_in_headers: bool,
+    /// The shared-state store from the gateway's own flag: wins over the
+    /// management plane's setting (`None`: that setting, else in process).
+    pub store: Option<portcullis_core::config::store::StoreSettings>,
 }
 
 /// APIM's HTTPS port, where the HTTPS listener listens by default.
@@ -159,6 +162,7 @@ impl GatewayOptions {
             gateway_id: "portcullis".into(),
             telemetry: TelemetryOptions::default(),
             allow_underscores_in_headers: false,
+            store: None,
         }
     }
 

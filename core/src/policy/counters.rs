@@ -846,3 +846,120 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 #[cfg(test)]
 #[path = "counters_tests.rs"]
 mod tests;
+
+// ---------------------------------------------------------------------------
+// Counters kept by a shared store
+//
+// A shared store (Redis) keeps the same windows and periods, decided by a
+// script next to the data; these types read what it returns, so the outcome
+// (remaining calls, `Retry-After`) is computed by the code above, the same on
+// every replica. Windows there are aligned to the Unix epoch (all replicas
+// agree on the buckets) and the store's own clock is the time.
+
+/// Buckets per rate window, in process and in a shared store.
+pub const RATE_BUCKETS: usize = BUCKETS;
+
+/// A rate window as a shared store returns it: bucket `head` is the newest,
+/// bucket `i` covers `[ceil(i * period / 12), ceil((i + 1) * period / 12))`
+/// after the Unix epoch, and `counts[i % 12]` holds its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateWindow {
+    /// Index of the newest bucket.
+    pub head: u64,
+    /// Calls per bucket, by slot (`index % 12`).
+    pub counts: [u32; BUCKETS],
+}
+
+impl RateWindow {
+    fn buckets(&self, period: Duration) -> Buckets<Duration> {
+        Buckets {
+            origin: Duration::ZERO,
+            period: sane_period(period),
+            head: self.head,
+            counts: self.counts,
+        }
+    }
+
+    /// The index of the bucket holding `now` (time since the Unix epoch).
+    pub fn index_at(period: Duration, now: Duration) -> u64 {
+        Buckets::new(Duration::ZERO, sane_period(period)).index_at(now)
+    }
+
+    /// Moves the window to `now`, emptying the buckets that slid out.
+    pub fn roll(&mut self, period: Duration, now: Duration) {
+        let mut b = self.buckets(period);
+        b.roll(now, b.period);
+        self.head = b.head;
+        self.counts = b.counts;
+    }
+
+    /// Counts `n` calls in the newest bucket.
+    pub fn add(&mut self, n: u64) {
+        let mut b = self.buckets(Duration::from_secs(1));
+        b.add(n);
+        self.counts = b.counts;
+    }
+
+    /// Calls in the window.
+    pub fn total(&self) -> u64 {
+        u64::try_from(self.buckets(Duration::from_secs(1)).total()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `cost` more calls fit under `limit` at `now`, as the local
+    /// limiter decides (the window is taken as rolled to `now`).
+    pub fn decide(&self, limit: u64, period: Duration, cost: u64, now: Duration) -> RateDecision {
+        decide(&self.buckets(period), limit, cost, now)
+    }
+}
+
+/// A quota period as a shared store returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Unix second the period started.
+    pub start: i64,
+    /// Calls counted in it.
+    pub calls: u64,
+    /// Bytes counted in it.
+    pub bytes: u64,
+}
+
+impl QuotaUsage {
+    fn usage(&self, limits: &QuotaLimits) -> Usage {
+        Usage {
+            start: self.start,
+            period: limits.period_secs,
+            calls: self.calls,
+            bytes: self.bytes,
+        }
+    }
+
+    /// A fresh period for a key first used at `now`.
+    pub fn new(limits: &QuotaLimits, now: i64) -> Self {
+        QuotaUsage {
+            start: Usage::period_start(limits, None, now),
+            calls: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Moves to the period holding `now`, forgetting old counts.
+    pub fn roll(&mut self, limits: &QuotaLimits, now: i64) {
+        let mut u = self.usage(limits);
+        u.roll(limits, now);
+        *self = QuotaUsage {
+            start: u.start,
+            calls: u.calls,
+            bytes: u.bytes,
+        };
+    }
+
+    /// Whether the period has room, as the local store decides.
+    pub fn decide(&self, limits: &QuotaLimits, now: i64) -> QuotaDecision {
+        self.usage(limits).decide(limits, now)
+    }
+
+    /// What is left after calls were counted (an admitted call's answer).
+    pub fn decide_after(&self, limits: &QuotaLimits) -> QuotaDecision {
+        self.usage(limits).decide_after(limits)
+    }
+}

@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod respond;
 pub mod response_cache;
 pub mod send;
+pub mod shared_counters;
 pub mod store;
 pub mod transform;
 pub mod xml;

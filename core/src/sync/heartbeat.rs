@@ -36,7 +36,7 @@ pub struct Heartbeat {
     pub backup: BackupStatus,
     /// The policies' shared-state store (absent: in process, nothing to report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_store: Option<StateStoreHealth>,
+    pub state_store: Option<Box<StateStoreHealth>>,
 }
 
 /// How the gateway's shared-state store (Redis) is doing, as the heartbeat

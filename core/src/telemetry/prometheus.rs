@@ -45,6 +45,51 @@ pub struct GatewayGauges {
     pub token: Option<TokenGauges>,
     /// The HTTPS listener's handshake counts, when there is one.
     pub tls: Option<TlsGauges>,
+    /// The shared-state store's calls, when it is remote (Redis).
+    pub store: Option<StoreGauges>,
+}
+
+/// Upper bounds of the store call latency buckets, in microseconds (the last
+/// bucket is +Inf): finer than the request histogram, a Redis call takes
+/// about a tenth of a millisecond.
+pub const STORE_BOUNDS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// The reasons a store call fails, as `/metrics` labels them.
+pub const STORE_ERROR_REASONS: [&str; 4] = ["timeout", "unavailable", "error", "no_external_cache"];
+
+/// The shared-state store's call latency and failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Calls per latency bucket (not cumulative; the last is above every bound).
+    pub buckets: [u64; STORE_BOUNDS_US.len() + 1],
+    /// Calls answered.
+    pub count: u64,
+    /// Their summed latency, in microseconds.
+    pub sum_us: u64,
+    /// Failures, in the order of [`STORE_ERROR_REASONS`].
+    pub errors: [u64; STORE_ERROR_REASONS.len()],
+}
+
+impl StoreGauges {
+    /// The bucket bound below which a fraction `q` of the calls took (an
+    /// upper estimate; 0 without calls).
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        // Rounded up: the q-th call, counted from one.
+        let want = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut acc = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            acc += n;
+            if acc >= want {
+                return STORE_BOUNDS_US.get(i).copied().unwrap_or(u64::MAX);
+            }
+        }
+        u64::MAX
+    }
 }
 
 /// Why a client's TLS handshake failed, as `/metrics` labels it.
@@ -240,10 +285,53 @@ pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
     if let Some(token) = &gauges.token {
         token_gauges(&mut out, token);
     }
+    if let Some(store) = &gauges.store {
+        store_gauges(&mut out, store);
+    }
     if let Some(tls) = &gauges.tls {
         tls_gauges(&mut out, tls);
     }
     out
+}
+
+fn store_gauges(out: &mut String, s: &StoreGauges) {
+    use std::fmt::Write as _;
+    out.push_str("# HELP portcullis_store_call_duration_seconds Round trips to the shared-state store (Redis).\n");
+    out.push_str("# TYPE portcullis_store_call_duration_seconds histogram\n");
+    let mut acc = 0;
+    for (bound, n) in STORE_BOUNDS_US.iter().zip(s.buckets) {
+        acc += n;
+        let _ = writeln!(
+            out,
+            "portcullis_store_call_duration_seconds_bucket{{le=\"{}\"}} {acc}",
+            *bound as f64 / 1e6
+        );
+    }
+    let _ = writeln!(
+        out,
+        "portcullis_store_call_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        s.count
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_store_call_duration_seconds_sum {}",
+        s.sum_us as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_store_call_duration_seconds_count {}",
+        s.count
+    );
+    out.push_str(
+        "# HELP portcullis_store_errors_total Shared-state store calls that failed, by reason.\n",
+    );
+    out.push_str("# TYPE portcullis_store_errors_total counter\n");
+    for (reason, n) in STORE_ERROR_REASONS.iter().zip(s.errors) {
+        let _ = writeln!(
+            out,
+            "portcullis_store_errors_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
 }
 
 fn tls_gauges(out: &mut String, tls: &TlsGauges) {
@@ -324,6 +412,7 @@ mod tests {
                     resumed: 5,
                     failures: [0, 0, 2, 0, 0],
                 }),
+                store: None,
             },
         );
         for line in [

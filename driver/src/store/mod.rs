@@ -3,12 +3,15 @@
 //! sharded behind mutexes so connections on different worker threads rarely
 //! meet.
 //!
-//! [`InProcessStore`] is one per gateway; every replica counts alone with it (a
-//! remote store, Redis, is what shares counts between replicas, and plugs in
-//! at the same seam). [`StoreSession`] is one per client connection: it
-//! answers that connection's requests and remembers the `limit-concurrency`
-//! slots it holds, so a connection that ends mid-request (the client went
-//! away, the task was cancelled) still gives them back.
+//! [`InProcessStore`] is one per gateway; with no remote store every replica
+//! counts alone with it. A remote store ([`Remote`], Redis in [`redis`]) is
+//! what shares counts between replicas: when one is set, the counters, the
+//! `limit-concurrency` slots and the external cache (`caching-type`
+//! `external`, and `prefer-external`) go to it, and the rest (the internal
+//! cache, OpenID key sets) stays here. [`StoreSession`] is one per client
+//! connection: it answers that connection's requests and remembers the
+//! `limit-concurrency` slots it holds, so a connection that ends mid-request
+//! (the client went away, the task was cancelled) still gives them back.
 //!
 //! Invariants:
 //! - every key lives in exactly one shard, picked from the high bits of its
@@ -21,10 +24,16 @@
 //! - a session's held slots are exactly those it acquired and has not yet
 //!   released; dropping the session releases them.
 
+pub mod redis;
+pub mod stats;
+
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
 
 use crate::conn::events::ConnStore;
 use portcullis_core::policy::cache_store::CacheStore;
@@ -35,8 +44,54 @@ use portcullis_core::policy::counters::{
 use portcullis_core::policy::jwt::{JwtError, KeySetSink, KeySets, KeySetsSnapshot};
 use portcullis_core::policy::lru::SeededState;
 use portcullis_core::policy::store::{
-    execute, StoreAnswer, StoreOp, StoreRequest, StoreResult, StoreTables, DEFAULT_CACHE_BYTES,
+    execute, CachingType, StoreAnswer, StoreOp, StoreOps, StoreRequest, StoreResult, StoreResults,
+    StoreTables, DEFAULT_CACHE_BYTES,
 };
+
+use self::redis::Leases;
+use self::stats::StoreStats;
+
+/// A store other replicas share (Redis): answers the operations
+/// [`goes_remote`] sends it.
+pub trait Remote: Send + Sync + 'static {
+    /// Answers `request`; `leases` are the calling connection's slots.
+    fn answer<'a>(
+        &'a self,
+        request: StoreRequest,
+        leases: &'a mut Leases,
+    ) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + 'a>>;
+
+    /// Gives back the slots of a connection that ended holding them.
+    fn release_all(&self, leases: Leases);
+}
+
+/// Whether `op` goes to the remote store when there is one: counters, slots,
+/// and the external cache.
+pub fn goes_remote(op: &StoreOp) -> bool {
+    match op {
+        StoreOp::CacheGet { caching, .. }
+        | StoreOp::CachePut { caching, .. }
+        | StoreOp::CacheRemove { caching, .. } => *caching != CachingType::Internal,
+        StoreOp::KeySets => false,
+        _ => true,
+    }
+}
+
+fn external_only(op: &StoreOp) -> bool {
+    matches!(
+        op,
+        StoreOp::CacheGet {
+            caching: CachingType::External,
+            ..
+        } | StoreOp::CachePut {
+            caching: CachingType::External,
+            ..
+        } | StoreOp::CacheRemove {
+            caching: CachingType::External,
+            ..
+        }
+    )
+}
 
 /// Shards per table.
 const SHARDS: usize = 16;
@@ -92,6 +147,10 @@ pub struct InProcessStore {
     /// Read on every `validate-jwt` with OpenID keys, written when a key set
     /// is fetched: readers only clone the current snapshot.
     key_sets: RwLock<KeySets>,
+    /// The remote store in force, if any (the gateway's store setting).
+    remote: ArcSwapOption<Box<dyn Remote>>,
+    /// Latency, failures and health of the remote store.
+    stats: Arc<StoreStats>,
 }
 
 impl std::fmt::Debug for InProcessStore {
@@ -132,7 +191,31 @@ impl InProcessStore {
                 CacheStore::new(cache_bytes / SHARDS, cache_seed)
             }),
             key_sets: RwLock::new(KeySets::new()),
+            remote: ArcSwapOption::empty(),
+            stats: Arc::new(StoreStats::new(Arc::new(Instant::now))),
         }
+    }
+
+    /// The same store reporting into `stats` (whose clock is the runtime's).
+    pub fn with_stats(mut self, stats: Arc<StoreStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// The store's counters and health.
+    pub fn stats(&self) -> &Arc<StoreStats> {
+        &self.stats
+    }
+
+    /// Sends counters, slots and the external cache to `remote` from now on
+    /// (`None`: everything in process again).
+    pub fn set_remote(&self, remote: Option<Box<dyn Remote>>) {
+        self.remote.store(remote.map(Arc::new));
+    }
+
+    /// Whether a remote store is in force.
+    pub fn has_remote(&self) -> bool {
+        self.remote.load().is_some()
     }
 
     /// Answers `request`: the in-process store always can.
@@ -145,6 +228,7 @@ impl InProcessStore {
         StoreSession {
             store: Arc::clone(self),
             held: HashMap::new(),
+            leases: Leases::new(),
         }
     }
 
@@ -265,6 +349,8 @@ pub struct StoreSession {
     store: Arc<InProcessStore>,
     /// Slots taken and not given back yet, by key.
     held: HashMap<String, u64>,
+    /// Slots taken in the remote store, by key.
+    leases: Leases,
 }
 
 impl std::fmt::Debug for StoreSession {
@@ -276,8 +362,93 @@ impl std::fmt::Debug for StoreSession {
 }
 
 impl StoreSession {
-    /// Answers `request` and keeps track of the slots it takes and gives back.
+    /// Answers `request` in process and keeps track of the slots it takes and
+    /// gives back. Without a remote store, the external cache misses and
+    /// stores nothing (counted): it is never served from the built-in cache.
     pub fn answer(&mut self, request: &StoreRequest) -> StoreAnswer {
+        if request.ops.iter().any(external_only) {
+            return self.answer_without_external(request);
+        }
+        self.answer_local(request)
+    }
+
+    fn answer_without_external(&mut self, request: &StoreRequest) -> StoreAnswer {
+        self.store
+            .stats
+            .failed("no_external_cache", "no external cache configured");
+        let local = StoreRequest {
+            ops: request
+                .ops
+                .iter()
+                .filter(|op| !external_only(op))
+                .cloned()
+                .collect(),
+            now: request.now,
+            now_unix: request.now_unix,
+        };
+        let StoreAnswer::Done(mut local) = self.answer_local(&local) else {
+            return StoreAnswer::Unavailable("in-process store".into());
+        };
+        let mut local = local.drain(..);
+        let results = request
+            .ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::CacheGet { .. } if external_only(op) => StoreResult::Value(None),
+                _ if external_only(op) => StoreResult::Done,
+                _ => local.next().unwrap_or(StoreResult::Done),
+            })
+            .collect();
+        StoreAnswer::Done(results)
+    }
+
+    /// Answers `request` with the remote store for what goes there.
+    async fn answer_with(
+        &mut self,
+        remote: Arc<Box<dyn Remote>>,
+        request: StoreRequest,
+    ) -> StoreAnswer {
+        let to_remote: SmallBools = request.ops.iter().map(goes_remote).collect();
+        if to_remote.iter().all(|r| *r) {
+            return remote.answer(request, &mut self.leases).await;
+        }
+        if !to_remote.iter().any(|r| *r) {
+            return self.answer_local(&request);
+        }
+        let (mut there, mut here) = (StoreOps::new(), StoreOps::new());
+        for (op, r) in request.ops.into_iter().zip(&to_remote) {
+            if *r {
+                there.push(op);
+            } else {
+                here.push(op);
+            }
+        }
+        let local = StoreRequest {
+            ops: here,
+            now: request.now,
+            now_unix: request.now_unix,
+        };
+        let far = StoreRequest {
+            ops: there,
+            now: request.now,
+            now_unix: request.now_unix,
+        };
+        let StoreAnswer::Done(near) = self.answer_local(&local) else {
+            return StoreAnswer::Unavailable("in-process store".into());
+        };
+        let far = match remote.answer(far, &mut self.leases).await {
+            StoreAnswer::Done(r) => r,
+            other => return other,
+        };
+        let (mut near, mut far) = (near.into_iter(), far.into_iter());
+        let results: StoreResults = to_remote
+            .iter()
+            .map(|r| if *r { far.next() } else { near.next() }.unwrap_or(StoreResult::Done))
+            .collect();
+        StoreAnswer::Done(results)
+    }
+
+    fn answer_local(&mut self, request: &StoreRequest) -> StoreAnswer {
         let answer = self.store.answer(request);
         if let StoreAnswer::Done(results) = &answer {
             for (op, result) in request.ops.iter().zip(results) {
@@ -322,9 +493,17 @@ impl KeySetSink for StoreSession {
     }
 }
 
+type SmallBools = smallvec::SmallVec<[bool; 4]>;
+
 impl ConnStore for StoreSession {
     fn submit(&mut self, request: StoreRequest) -> impl Future<Output = StoreAnswer> {
-        std::future::ready(self.answer(&request))
+        let remote = self.store.remote.load_full();
+        async move {
+            match remote {
+                None => self.answer(&request),
+                Some(remote) => self.answer_with(remote, request).await,
+            }
+        }
     }
 
     fn claim_key_refresh(&mut self, urls: &[String], now: Instant) -> Vec<String> {
@@ -334,6 +513,11 @@ impl ConnStore for StoreSession {
 
 impl Drop for StoreSession {
     fn drop(&mut self) {
+        if !self.leases.is_empty() {
+            if let Some(remote) = self.store.remote.load_full() {
+                remote.release_all(std::mem::take(&mut self.leases));
+            }
+        }
         let mut tables = Tables(&self.store);
         for (key, n) in self.held.drain() {
             tables.with_slots(&key, |s| {

@@ -65,6 +65,8 @@ pub(crate) struct Sync<R: Runtime> {
     /// Keeps renewed tokens next to the backup, when there is one.
     keeper: Option<(TokenKeeper, BackupFile)>,
     renewal_seed: u64,
+    /// The shared-state store's health, for the heartbeat.
+    store_stats: Option<Arc<crate::store::stats::StoreStats>>,
 }
 
 impl<R: Runtime> Sync<R> {
@@ -132,6 +134,7 @@ impl<R: Runtime> Sync<R> {
             rt: rt.clone(),
             keeper,
             renewal_seed,
+            store_stats: None,
         })
     }
 
@@ -154,6 +157,12 @@ impl<R: Runtime> Sync<R> {
     /// telemetry upload).
     pub(crate) fn management(&self) -> (Endpoint, Callouts<R>) {
         (self.endpoint.clone(), self.callouts.clone())
+    }
+
+    /// Reports the shared-state store's health in the heartbeat.
+    pub(crate) fn with_store_stats(mut self, stats: Arc<crate::store::stats::StoreStats>) -> Self {
+        self.store_stats = Some(stats);
+        self
     }
 
     /// Starts the agent and its task; the task puts each applied configuration
@@ -191,6 +200,7 @@ impl<R: Runtime> Sync<R> {
             status: status.clone(),
             request_timeout,
             rt: self.rt.clone(),
+            store_stats: self.store_stats,
             #[cfg(feature = "sabotage")]
             saves: std::cell::Cell::new(0),
         };
@@ -209,6 +219,8 @@ struct Context<R: Runtime> {
     status: Arc<Mutex<SyncStatus>>,
     request_timeout: Duration,
     rt: R,
+    /// The shared-state store's health, for the heartbeat.
+    store_stats: Option<Arc<crate::store::stats::StoreStats>>,
     /// Backup writes asked for (for `Sabotage::skip_some_backup_writes`).
     #[cfg(feature = "sabotage")]
     saves: std::cell::Cell<u64>,
@@ -234,7 +246,10 @@ async fn run<R: Runtime>(
         // a configuration in force also sees the status that goes with it.
         let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll_output()).collect();
         *ctx.status.lock().unwrap_or_else(|e| e.into_inner()) = agent.status();
-        for output in outputs {
+        for mut output in outputs {
+            if let (Output::Heartbeat(hb), Some(stats)) = (&mut output, &ctx.store_stats) {
+                hb.state_store = stats.health().map(Box::new);
+            }
             match jobs::plan(output, &ctx.endpoint, ctx.request_timeout) {
                 Step::Run(job) => spawn_job(job, &ctx, &tx),
                 Step::Apply(config) => ctx.shared.store_shared(config),

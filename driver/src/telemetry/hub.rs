@@ -35,6 +35,8 @@ pub struct Hub {
     token: OnceLock<Arc<Credential>>,
     /// The HTTPS listener's handshake counts, once it is attached.
     tls: OnceLock<TlsCounters>,
+    /// The shared-state store's counters, once attached.
+    store: OnceLock<Arc<crate::store::stats::StoreStats>>,
 }
 
 /// Handshake counts of the HTTPS listener, counted without a lock.
@@ -95,6 +97,11 @@ impl Hub {
     /// mode; the first credential attached stays).
     pub fn attach_token(&self, credential: Arc<Credential>) {
         let _ = self.token.set(credential);
+    }
+
+    /// Shows the shared-state store's calls in `/metrics` (while it is remote).
+    pub fn attach_store(&self, stats: Arc<crate::store::stats::StoreStats>) {
+        let _ = self.store.set(stats);
     }
 
     /// Shows the HTTPS listener's handshake counts in `/metrics` (from zero).
@@ -167,6 +174,7 @@ impl Hub {
                     resumed: t.resumed.load(Ordering::Relaxed),
                     failures: std::array::from_fn(|i| t.failures[i].load(Ordering::Relaxed)),
                 }),
+                store: self.store.get().map(|s| s.gauges()),
             },
         )
     }

@@ -160,6 +160,31 @@ impl<R: Runtime> Connector<R> {
     }
 }
 
+impl<R: Runtime> Connector<R> {
+    /// Opens a TCP connection to `host:port`, with TLS (the default client
+    /// settings: the Mozilla roots and `--upstream-ca`) when `tls` is set: how
+    /// the gateway reaches services of its own, such as its Redis store.
+    pub async fn open(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> io::Result<UpstreamStream<R::Stream>> {
+        let tcp = self.rt.connect(host, port).await?;
+        tcp.set_nodelay();
+        if !tls {
+            return Ok(UpstreamStream::Plain(tcp));
+        }
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let name = tls::server_name(None, host).map_err(invalid)?;
+        let config = self.tls.config(None).map_err(invalid)?;
+        let connector = TlsConnector::from(config);
+        Ok(UpstreamStream::Tls(Box::new(
+            connector.connect(name, tcp).await?,
+        )))
+    }
+}
+
 /// Backend connections shared by all client connections: the idle pool and the
 /// connector for new ones.
 pub struct Upstreams<R: Runtime> {

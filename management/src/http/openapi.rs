@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::problem::PROBLEM_JSON;
 use crate::store::Kind;
 
+mod store;
 mod tls;
 
 /// `GET /openapi.json`.
@@ -945,6 +946,7 @@ fn schemas() -> Value {
                     },
                     "apis": { "type": "array", "items": { "type": "string" }, "description": "Ids of the APIs the gateway serves" },
                     "url": { "type": "string", "format": "uri", "example": "http://127.0.0.1:8080", "description": "Where API consumers reach this gateway (absolute http or https URL); the developer portal's try-it console sends requests there" },
+                    "store": schema_ref("StoreSettings"),
                 },
             }),
     );
@@ -1001,6 +1003,7 @@ fn schemas() -> Value {
                     "compileErrors": strings,
                     "backup": { "type": "string", "description": "none, saved, loaded or error: ..." },
                     "tokenExpiry": { "type": "integer", "description": "When the instance's gateway token expires, Unix seconds" },
+                    "stateStore": schema_ref("StateStoreHealth"),
                 },
             }),
     );
@@ -1060,6 +1063,7 @@ fn schemas() -> Value {
                     "certificates": { "type": "array", "description": "The certificates this gateway uses, private keys in the clear", "items": { "type": "object", "properties": { "id": string, "certificatePem": string, "privateKeyPem": string } } },
                     "caCertificates": { "type": "array", "items": { "type": "object", "properties": { "id": string, "certificatePem": string, "crlPem": string } } },
                     "hostnames": { "type": "array", "items": schema_ref("Hostname") },
+                    "store": { "allOf": [schema_ref("StoreSettings")], "description": "This gateway's store setting, password in the clear" },
                 },
             }),
     );
@@ -1080,6 +1084,7 @@ fn schemas() -> Value {
     );
     analytics_schemas(&mut schemas);
     tls::tls_schemas(&mut schemas);
+    store::store_schemas(&mut schemas);
     Value::Object(schemas)
 }
 

@@ -2,11 +2,13 @@
 
 use std::fmt;
 
+use portcullis_core::config::store::StoreSettings;
 use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::gateway_store;
 use super::secrets::random_hex;
 use super::tls_docs::{CaCertificateDoc, CertificateDoc, HostnameDoc};
 use super::{Kind, StoreError};
@@ -139,8 +141,8 @@ pub(crate) struct Location {
     pub country_or_region: Option<String>,
 }
 
-/// A gateway: where it is and which APIs it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A gateway: where it is, which APIs it serves, where it keeps shared state.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct GatewayDoc {
     pub id: String,
@@ -153,6 +155,48 @@ pub(crate) struct GatewayDoc {
     /// developer portal's "try it" sends requests there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Where the gateway keeps the policies' shared state (absent: in process,
+    /// unless its own flag says otherwise). In memory with the Redis password;
+    /// serialized (database, answers, audit) with `***` in its place.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "gateway_store::serialize_redacted"
+    )]
+    pub store: Option<StoreSettings>,
+    /// The store's password sealed with the key-encryption key: in the
+    /// database only, never in answers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sealed_store_password: String,
+}
+
+impl fmt::Debug for GatewayDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayDoc")
+            .field("id", &self.id)
+            .field("location", &self.location)
+            .field("apis", &self.apis)
+            .field("url", &self.url)
+            // The URL's Debug never shows the password.
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A gateway as a PUT body gives it (no sealed password; `store` read apart).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GatewayInput {
+    id: String,
+    #[serde(default)]
+    description: String,
+    location: Location,
+    #[serde(default)]
+    apis: Vec<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    store: Option<Value>,
 }
 
 /// Checks a gateway's public URL: absolute http or https, a host, no user info,
@@ -307,12 +351,30 @@ impl Doc {
                     kind.noun()
                 )))
             }
+            // The store's password stays in the clear here: the store seals it
+            // before writing.
             Kind::Gateway => {
-                let gateway: GatewayDoc = parse(kind, body)?;
-                if let Some(url) = &gateway.url {
+                let input: GatewayInput = parse(kind, body)?;
+                if let Some(url) = &input.url {
                     check_gateway_url(id, url)?;
                 }
-                Doc::Gateway(gateway)
+                let old_store = match existing {
+                    Some(Doc::Gateway(old)) => old.store.as_ref(),
+                    _ => None,
+                };
+                let store = input
+                    .store
+                    .map(|value| gateway_store::read(id, value, old_store))
+                    .transpose()?;
+                Doc::Gateway(GatewayDoc {
+                    id: input.id,
+                    description: input.description,
+                    location: input.location,
+                    apis: input.apis,
+                    url: input.url,
+                    store,
+                    sealed_store_password: String::new(),
+                })
             }
             Kind::User => {
                 let user: UserDoc = parse(kind, body)?;
@@ -410,7 +472,8 @@ impl Doc {
         value.unwrap_or(Value::Null)
     }
 
-    /// The body as responses show it: subscription keys left out, secret values `null`.
+    /// The body as responses show it: subscription keys left out, secret values
+    /// `null`, a gateway's store password `***` and its sealed form left out.
     pub fn to_output(&self) -> Value {
         match self {
             // Never the key, sealed or not.
@@ -427,6 +490,9 @@ impl Doc {
                 }
                 Doc::NamedValue(nv) if nv.secret => {
                     map.insert("value".to_owned(), Value::Null);
+                }
+                Doc::Gateway(_) => {
+                    map.remove("sealedStorePassword");
                 }
                 _ => {}
             }

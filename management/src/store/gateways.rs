@@ -1,6 +1,7 @@
 //! Gateways: keys, tokens, the configuration they fetch, heartbeats and status.
 
 use bytes::Bytes;
+use portcullis_core::config::store::StoreUrl;
 use portcullis_core::sync::token;
 use rusqlite::params;
 
@@ -159,7 +160,11 @@ impl Store {
                 "instanceId must have 1 to 256 characters".to_owned(),
             ));
         }
-        let json = serde_json::to_string(heartbeat)
+        let mut heartbeat = heartbeat.clone();
+        if let Some(store) = &mut heartbeat.state_store {
+            store.target = redact_target(&store.target);
+        }
+        let json = serde_json::to_string(&heartbeat)
             .map_err(|e| StoreError::Invalid(format!("heartbeat: {e}")))?;
         let now = db::to_i64(now_unix)?;
         let tx = self.conn.transaction()?;
@@ -211,5 +216,14 @@ impl Store {
             gateway_id: gateway_id.to_owned(),
             instances,
         })
+    }
+}
+
+/// A heartbeat's store target with any password hidden: gateways send it
+/// redacted, and what the status shows must not depend on that.
+fn redact_target(target: &str) -> String {
+    match target.parse::<StoreUrl>() {
+        Ok(StoreUrl::Redis(url)) if url.password.is_some() => url.display_redacted(),
+        _ => target.to_owned(),
     }
 }

@@ -1,10 +1,11 @@
-//! The key-encryption key: certificates' private keys are stored sealed with it
-//! (AES-256-GCM, the certificate id as associated data), never in the clear.
+//! The key-encryption key: certificates' private keys and the passwords of
+//! gateways' Redis stores are stored sealed with it (AES-256-GCM, what the
+//! secret is and whose it is as associated data), never in the clear.
 //!
 //! It is 32 random bytes in its own owner-only file in the data directory
-//! (`certificate-keys.kek`), made on the first certificate upload. The database
-//! alone (a copy, a backup) then reveals no private key; the data directory as a
-//! whole does, like the signing key next to it.
+//! (`certificate-keys.kek`), made on the first secret sealed. The database
+//! alone (a copy, a backup) then reveals no private key or password; the data
+//! directory as a whole does, like the signing key next to it.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,7 +22,7 @@ pub const FILE_NAME: &str = "certificate-keys.kek";
 /// The prefix of a sealed value: the format's version.
 const SEALED_PREFIX: &str = "v1:";
 
-/// The key that seals and opens certificates' private keys.
+/// The key that seals and opens certificates' private keys and store passwords.
 pub(crate) struct KeyEncryptionKey {
     key: LessSafeKey,
 }
@@ -65,6 +66,38 @@ impl KeyEncryptionKey {
 
     /// Seals `plain` for certificate `id`: `v1:` and base64 of nonce, ciphertext and tag.
     pub fn seal(&self, id: &str, plain: &str) -> Result<String, StoreError> {
+        self.seal_bound(&aad(CERTIFICATE_KEY, id), plain)
+    }
+
+    /// Opens what [`seal`](Self::seal) made for certificate `id`.
+    pub fn open(&self, id: &str, sealed: &str) -> Result<String, StoreError> {
+        self.open_bound(&aad(CERTIFICATE_KEY, id), sealed)
+            .map_err(|why| {
+                StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"))
+            })
+    }
+
+    /// Seals the password of gateway `gateway_id`'s Redis store.
+    pub fn seal_store_password(&self, gateway_id: &str, plain: &str) -> Result<String, StoreError> {
+        self.seal_bound(&aad(STORE_PASSWORD, gateway_id), plain)
+    }
+
+    /// Opens what [`seal_store_password`](Self::seal_store_password) made for `gateway_id`.
+    pub fn open_store_password(
+        &self,
+        gateway_id: &str,
+        sealed: &str,
+    ) -> Result<String, StoreError> {
+        self.open_bound(&aad(STORE_PASSWORD, gateway_id), sealed)
+            .map_err(|why| {
+                StoreError::Corrupt(format!(
+                    "the store password of gateway '{gateway_id}' {why}"
+                ))
+            })
+    }
+
+    /// `v1:` and base64 of nonce, ciphertext and tag, bound to `aad`.
+    fn seal_bound(&self, aad: &[u8], plain: &str) -> Result<String, StoreError> {
         let nonce_bytes = random_bytes(NONCE_LEN)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&nonce_bytes);
@@ -72,10 +105,10 @@ impl KeyEncryptionKey {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(id)),
+                Aad::from(aad),
                 &mut buf,
             )
-            .map_err(|_| StoreError::Corrupt("sealing a private key failed".to_owned()))?;
+            .map_err(|_| StoreError::Corrupt("sealing a secret failed".to_owned()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(format!(
@@ -84,18 +117,17 @@ impl KeyEncryptionKey {
         ))
     }
 
-    /// Opens what [`seal`](Self::seal) made for certificate `id`.
-    pub fn open(&self, id: &str, sealed: &str) -> Result<String, StoreError> {
-        let corrupt =
-            |why: &str| StoreError::Corrupt(format!("the private key of certificate '{id}' {why}"));
+    /// Opens what [`seal_bound`](Self::seal_bound) made with the same `aad`;
+    /// the error says why, to follow the secret's name.
+    fn open_bound(&self, aad: &[u8], sealed: &str) -> Result<String, String> {
         let encoded = sealed
             .strip_prefix(SEALED_PREFIX)
-            .ok_or_else(|| corrupt("is sealed in an unknown format"))?;
+            .ok_or("is sealed in an unknown format")?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|_| corrupt("is not base64"))?;
+            .map_err(|_| "is not base64")?;
         if bytes.len() < NONCE_LEN {
-            return Err(corrupt("is truncated"));
+            return Err("is truncated".to_owned());
         }
         let (nonce, rest) = bytes.split_at(NONCE_LEN);
         let mut nonce_bytes = [0u8; NONCE_LEN];
@@ -105,21 +137,26 @@ impl KeyEncryptionKey {
             .key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(aad(id)),
+                Aad::from(aad),
                 &mut buf,
             )
             .map_err(|_| {
-                corrupt(&format!(
-                    "does not open with the key in {FILE_NAME} (another data directory's key?)"
-                ))
+                format!("does not open with the key in {FILE_NAME} (another data directory's key?)")
             })?;
-        String::from_utf8(plain.to_vec()).map_err(|_| corrupt("is not text"))
+        String::from_utf8(plain.to_vec()).map_err(|_| "is not text".to_owned())
     }
 }
 
-/// Binds a sealed key to its certificate: one cannot be moved to another id.
-fn aad(id: &str) -> Vec<u8> {
-    let mut out = b"portcullis certificate private key\0".to_vec();
+/// What a certificate's sealed private key is bound to (with the certificate id).
+const CERTIFICATE_KEY: &[u8] = b"portcullis certificate private key\0";
+
+/// What a gateway's sealed store password is bound to (with the gateway id).
+const STORE_PASSWORD: &[u8] = b"portcullis gateway store password\0";
+
+/// Binds a sealed secret to what it is and whose it is: one cannot be moved to
+/// another id, nor a certificate's key read as a store password.
+fn aad(what: &[u8], id: &str) -> Vec<u8> {
+    let mut out = what.to_vec();
     out.extend_from_slice(id.as_bytes());
     out
 }
@@ -163,6 +200,12 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // A store password is bound to its gateway, and is not a certificate's key.
+        let password = kek.seal_store_password("g1", "pw").unwrap();
+        assert_eq!(kek.open_store_password("g1", &password).unwrap(), "pw");
+        assert!(kek.open_store_password("g2", &password).is_err());
+        assert!(kek.open("g1", &password).is_err());
+        assert!(kek.open_store_password("c1", &sealed).is_err());
         // Another directory's key does not open it.
         let other = tempfile::tempdir().unwrap();
         let other = KeyEncryptionKey::load_or_create(&other.path().join(FILE_NAME)).unwrap();

@@ -19,6 +19,7 @@ mod db;
 mod docs;
 mod error;
 mod fragment;
+mod gateway_store;
 mod gateways;
 mod hostnames;
 #[cfg(test)]
@@ -139,6 +140,20 @@ impl Store {
                 })?;
                 cert.private_key_pem = kek.open(&id, &cert.sealed_private_key)?;
             }
+            if let Doc::Gateway(gateway) = &mut doc {
+                if !gateway.sealed_store_password.is_empty() {
+                    let kek = kek.as_ref().ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "gateway '{id}' has a sealed store password but its key-encryption key {} is missing",
+                            kek_path.display()
+                        ))
+                    })?;
+                    let password = kek.open_store_password(&id, &gateway.sealed_store_password)?;
+                    if let Some(settings) = &mut gateway.store {
+                        gateway_store::set_password(settings, password);
+                    }
+                }
+            }
             state.put(doc, &id, version);
         }
         state.global_policy =
@@ -255,11 +270,18 @@ impl Store {
         if let Doc::Certificate(cert) = &mut doc {
             cert.sealed_private_key = self.kek()?.seal(id, &cert.private_key_pem)?;
         }
+        if let Doc::Gateway(gateway) = &mut doc {
+            gateway.sealed_store_password =
+                match gateway.store.as_ref().and_then(gateway_store::password) {
+                    Some(password) => self.kek()?.seal_store_password(id, password)?,
+                    None => String::new(),
+                };
+        }
         self.check_references(&doc, &what)?;
         let created = existing.is_none();
         // The create response is the only one that shows generated keys and secret
-        // values (a certificate's key is never shown).
-        let body = if created && kind != Kind::Certificate {
+        // values (a certificate's key and a gateway's store password are never shown).
+        let body = if created && !matches!(kind, Kind::Certificate | Kind::Gateway) {
             doc.to_stored()
         } else {
             doc.to_output()

@@ -334,7 +334,9 @@ impl State {
             certificates: Vec::new(),
             ca_certificates: self.ca_docs().map(snapshot_ca).collect(),
             hostnames: Vec::new(),
-            store: None,
+            // The gateway's own, password included: the snapshot is signed and
+            // read only with the gateway's token.
+            store: gateway.and_then(|g| g.store.clone()),
             store_id: None,
             digest: None,
         };

@@ -1,6 +1,7 @@
 //! The store's public types: kinds, entities, preconditions, keys, tokens, heartbeats.
 
 use bytes::Bytes;
+pub use portcullis_core::sync::heartbeat::StateStoreHealth;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of entity the REST API manages.
@@ -291,6 +292,11 @@ pub struct Heartbeat {
     /// renew their token send it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expiry: Option<u64>,
+    /// The instance's shared-state store (Redis): target (password hidden),
+    /// counting, on failure, health, errors, last error, p99 latency; absent
+    /// for an in-process store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_store: Option<StateStoreHealth>,
 }
 
 /// One instance in a gateway's status.

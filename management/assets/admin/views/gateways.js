@@ -1,5 +1,5 @@
-// Gateways: where they run, their instances' status (refreshed every few
-// seconds), and tokens shown once with a copy button.
+// Gateways: where they run, their instances' status and shared-state stores
+// (refreshed every few seconds), and tokens shown once with a copy button.
 
 import { all, call, explain, get } from "../api.js";
 import { field, h, replace, say, statusArea, table, when } from "../dom.js";
@@ -23,6 +23,45 @@ function instancesTable(gateway, status) {
       when(i.lastHeartbeat),
     ]),
     "No instance has reported yet.",
+  );
+}
+
+/** A latency in microseconds for people: `850 µs`, `1.2 ms`. */
+function micros(us) {
+  if (typeof us !== "number") return "—";
+  return us < 1000 ? `${us} µs` : `${(us / 1000).toFixed(us < 10000 ? 1 : 0)} ms`;
+}
+
+/** What the gateway entity says about its shared-state store. */
+function storeSetting(gateway) {
+  const s = gateway.store;
+  if (!s || !s.url || s.url === "local") return " · shared state: in process";
+  return ` · shared state: ${s.url} (${s.counting || "exact"}, fail ${s.onFailure || "open"})`;
+}
+
+/** Each instance's shared-state store as its last heartbeat reported it (a Redis store). */
+function storesTable(gateway, status) {
+  const rows = (status.instances || [])
+    .filter((i) => i.stateStore)
+    .map((i) => {
+      const s = i.stateStore;
+      return [
+        h("code", {}, i.instanceId || "—"),
+        h("code", {}, s.target || "—"),
+        s.counting || "—",
+        s.onFailure || "—",
+        h("span", { class: `badge ${s.healthy ? "healthy" : "unhealthy"}`, "data-store": i.instanceId }, s.healthy ? "healthy" : "unhealthy"),
+        String(s.errors ?? 0),
+        s.lastError || "—",
+        micros(s.p99Micros),
+      ];
+    });
+  // Nothing when every instance counts in process (they report no store).
+  if (rows.length === 0) return null;
+  return table(
+    `Shared-state stores of ${gateway.id}`,
+    ["Instance", "Store", "Counting", "On failure", "Store health", "Errors", "Last error", "p99"],
+    rows,
   );
 }
 
@@ -111,7 +150,7 @@ export async function gatewayList(main) {
         "section",
         { class: "card gateway", "aria-labelledby": `gw-${g.id}` },
         h("h2", { id: `gw-${g.id}` }, g.id),
-        h("p", {}, g.location?.name || "", g.apis?.length ? ` · serves ${g.apis.join(", ")}` : " · serves no API"),
+        h("p", {}, g.location?.name || "", g.apis?.length ? ` · serves ${g.apis.join(", ")}` : " · serves no API", storeSetting(g)),
         instances,
         tokenBox(g),
       ),
@@ -122,7 +161,7 @@ export async function gatewayList(main) {
       cards.map(async (c) => {
         try {
           const status = await get(`/gateways/${enc(c.gateway.id)}/status`);
-          if (!stopped) replace(c.instances, instancesTable(c.gateway, status));
+          if (!stopped) replace(c.instances, instancesTable(c.gateway, status), storesTable(c.gateway, status));
         } catch (err) {
           if (!stopped) replace(c.instances, h("p", { class: "status error" }, `Status unavailable: ${explain(err)}`));
         }
