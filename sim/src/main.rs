@@ -1,8 +1,10 @@
 //! `portcullis-sim --seeds N [--from S] [--minutes M] [--limits-minutes L]
-//! [--scenario all|fail-static|limits] [--verbose]`: runs seeds `S..S+N` (each
-//! seed runs the fail-static scenario, M simulated minutes, then the
-//! shared-limits one, L minutes), reports each failing one with the command
-//! that replays it, and exits non-zero if any failed.
+//! [--scenario all|fail-static|limits] [--black-holes] [--verbose]`: runs seeds
+//! `S..S+N` (each seed runs the shared-limits scenario, L simulated minutes,
+//! then the fail-static one, M minutes), reports each failing one with the
+//! command that replays it, and exits non-zero if any failed. `--black-holes`
+//! adds to the shared-limits faults those that lose messages between a
+//! gateway and Redis.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -22,8 +24,9 @@ fn main() -> ExitCode {
     let mut seeds = 10u64;
     let mut from = 0u64;
     let mut minutes = 60u64;
-    let mut limits_minutes = 5u64;
+    let mut limits_minutes = 3u64;
     let mut scenario = Scenario::All;
+    let mut black_holes = false;
     let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,10 +52,11 @@ fn main() -> ExitCode {
                 }
             }
             "--verbose" | "-v" => verbose = true,
+            "--black-holes" => black_holes = true,
             "--help" | "-h" => {
                 println!(
                     "usage: portcullis-sim [--seeds N] [--from S] [--minutes M] [--limits-minutes L] \
-                     [--scenario all|fail-static|limits] [--verbose]"
+                     [--scenario all|fail-static|limits] [--black-holes] [--verbose]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
     };
     let limits_options = LimitsOptions {
         duration: Duration::from_secs(limits_minutes * 60),
+        black_holes,
         ..LimitsOptions::default()
     };
     let started = Instant::now();
@@ -157,7 +162,8 @@ fn main() -> ExitCode {
 /// Runs the shared-limits scenario of `seed` and reports it; whether it passed.
 fn run_limits(seed: u64, options: &LimitsOptions, verbose: bool) -> bool {
     let replay = format!(
-        "cargo run --release -p portcullis-sim -- --seeds 1 --from {seed} --scenario limits --verbose"
+        "cargo run --release -p portcullis-sim -- --seeds 1 --from {seed} --scenario limits{} --verbose",
+        if options.black_holes { " --black-holes" } else { "" }
     );
     match limits::run(seed, options) {
         Ok(outcome) => {

@@ -1,6 +1,7 @@
 //! The shared-limits scenario: replicas sharing one Redis keep an exact limit
-//! through faults, follow their failure rule, and recover; and the checks
-//! catch replicas that count alone.
+//! through partitions, latency and Redis restarts, follow their failure rule,
+//! and decide with Redis again after the last repair; and the checks catch
+//! replicas that count alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,44 +9,55 @@ use std::time::Duration;
 
 use portcullis_core::config::store::OnFailure;
 use portcullis_sim::invariants::Invariant;
+use portcullis_sim::limits::plan::StoreFault;
 use portcullis_sim::limits::{run, LimitsOptions};
 
-fn options(on_failure: Option<OnFailure>) -> LimitsOptions {
+fn options() -> LimitsOptions {
     LimitsOptions {
         duration: Duration::from_secs(180),
-        on_failure,
         ..LimitsOptions::default()
     }
 }
 
 #[test]
 fn replicas_sharing_redis_keep_the_limit_and_their_failure_rule() {
-    for (seed, rule) in [
-        (0, OnFailure::Open),
-        (1, OnFailure::Closed),
-        (2, OnFailure::Closed),
-    ] {
-        let outcome = run(seed, &options(Some(rule))).unwrap();
+    // Seed 3 fails closed, seed 4 open; both restart Redis, partition a
+    // gateway from it and slow a link.
+    for (seed, rule) in [(3, OnFailure::Closed), (4, OnFailure::Open)] {
+        let outcome = run(seed, &options()).unwrap();
         assert!(
             outcome.violations.is_empty(),
-            "seed {seed} ({rule:?}): {:#?}",
+            "seed {seed}: {:#?}",
             outcome.violations
         );
-        assert!(outcome.admitted > 100, "seed {seed}: traffic went through");
-        assert!(outcome.limited > 100, "seed {seed}: the limit bit");
-        assert!(
-            !outcome.plan.windows.is_empty(),
-            "seed {seed}: faults happened"
-        );
+        let plan = &outcome.plan;
+        assert_eq!(plan.on_failure, rule, "seed {seed}");
+        for kind in ["Partition", "Latency", "RedisDown"] {
+            assert!(
+                plan.windows
+                    .iter()
+                    .any(|w| format!("{:?}", w.fault).starts_with(kind)),
+                "seed {seed} has a {kind}: {:?}",
+                plan.windows
+            );
+        }
+        assert!(outcome.admitted > 300, "seed {seed}: traffic went through");
+        assert!(outcome.limited > 0, "seed {seed}: the limit bit");
+        assert_eq!(outcome.failed, 0, "seed {seed}: every request was answered");
+        match rule {
+            OnFailure::Closed => assert!(outcome.refused > 0, "seed {seed}: it failed closed"),
+            OnFailure::Open => assert_eq!(outcome.refused, 0, "seed {seed}: it failed open"),
+        }
     }
 }
 
 #[test]
 fn the_same_seed_gives_the_same_limits_trace() {
-    let a = run(3, &options(None)).unwrap();
-    let b = run(3, &options(None)).unwrap();
+    let a = run(7, &options()).unwrap();
+    let b = run(7, &options()).unwrap();
     assert_eq!(a.trace_hash, b.trace_hash);
-    let c = run(4, &options(None)).unwrap();
+    assert_eq!(a.trace.len(), b.trace.len());
+    let c = run(8, &options()).unwrap();
     assert_ne!(a.trace_hash, c.trace_hash, "another seed, another run");
 }
 
@@ -55,7 +67,7 @@ fn replicas_counting_alone_break_invariant_8() {
         0,
         &LimitsOptions {
             local_store: true,
-            ..options(None)
+            ..options()
         },
     )
     .unwrap();
@@ -67,4 +79,24 @@ fn replicas_counting_alone_break_invariant_8() {
         "{:#?}",
         outcome.violations
     );
+}
+
+#[test]
+fn black_holes_are_drawn_only_when_asked_for() {
+    let black_hole = |w: &portcullis_sim::limits::plan::StoreWindow| {
+        matches!(
+            w.fault,
+            StoreFault::BlackHole { .. } | StoreFault::Loss { .. }
+        )
+    };
+    let plan = |seed, black_holes| {
+        portcullis_sim::limits::plan::LimitsPlan::new(
+            seed,
+            Duration::from_secs(180),
+            None,
+            black_holes,
+        )
+    };
+    assert!((0..50).all(|seed| !plan(seed, false).windows.iter().any(black_hole)));
+    assert!((0..50).any(|seed| plan(seed, true).windows.iter().any(black_hole)));
 }

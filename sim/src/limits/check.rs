@@ -202,3 +202,103 @@ fn overfull(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(on_failure: OnFailure) -> Facts {
+        Facts {
+            calls: 2,
+            window_ms: 1000,
+            on_failure,
+            final_repair_ms: 10_000,
+            recover_bound_ms: 1_000,
+        }
+    }
+
+    /// An answer at `at` to a request sent 100 ms before.
+    fn answer(at: u64, n: u64, status: Option<u16>, remaining: Option<u64>) -> (u64, Event) {
+        (
+            at,
+            Event::LimitAnswer {
+                gw: (n % 3) as usize,
+                key: 0,
+                n,
+                sent_ms: at - 100,
+                status,
+                remaining,
+            },
+        )
+    }
+
+    fn invariants(v: &[Violation]) -> Vec<Invariant> {
+        v.iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn more_than_the_limit_in_a_window_is_caught_unless_redis_restarted_in_it() {
+        let f = facts(OnFailure::Open);
+        let two = [
+            answer(200, 0, Some(200), Some(1)),
+            answer(500, 1, Some(200), Some(0)),
+        ];
+        assert!(check(&two, &f).is_empty());
+        let mut three = two.to_vec();
+        three.push(answer(1000, 2, Some(200), Some(0)));
+        assert_eq!(invariants(&check(&three, &f)), [Invariant::SharedLimit]);
+        // The third one's decision may have been after the window: no proof.
+        let mut late = two.to_vec();
+        late.push(answer(1200, 2, Some(200), Some(0)));
+        assert!(check(&late, &f).is_empty());
+        // A fail-open admission (the whole limit left) is not the store's.
+        let mut open = two.to_vec();
+        open.push(answer(1000, 2, Some(200), Some(2)));
+        assert!(check(&open, &f).is_empty());
+        // Redis came back empty within the window.
+        let mut restarted = three.clone();
+        restarted.insert(1, (400, Event::RedisCrashed));
+        assert!(check(&restarted, &f).is_empty());
+    }
+
+    #[test]
+    fn each_failure_rule_is_checked() {
+        let refused = [answer(200, 0, Some(503), None)];
+        assert_eq!(
+            invariants(&check(&refused, &facts(OnFailure::Open))),
+            [Invariant::FailureRule]
+        );
+        assert!(check(&refused, &facts(OnFailure::Closed)).is_empty());
+        let unanswered = [answer(200, 0, None, None)];
+        assert_eq!(
+            invariants(&check(&unanswered, &facts(OnFailure::Open))),
+            [Invariant::FailureRule]
+        );
+        let without_store = [answer(200, 0, Some(200), Some(2))];
+        assert_eq!(
+            invariants(&check(&without_store, &facts(OnFailure::Closed))),
+            [Invariant::FailureRule]
+        );
+        assert!(check(&without_store, &facts(OnFailure::Open)).is_empty());
+    }
+
+    #[test]
+    fn the_store_must_decide_again_after_the_last_repair() {
+        let f = facts(OnFailure::Closed);
+        let within_bound = [answer(10_900, 0, Some(503), None)];
+        assert!(check(&within_bound, &f).is_empty());
+        let after = [answer(11_200, 0, Some(503), None)];
+        assert_eq!(invariants(&check(&after, &f)), [Invariant::StoreRecovers]);
+        let decided = [
+            answer(11_200, 0, Some(429), Some(0)),
+            answer(11_300, 1, Some(200), Some(1)),
+        ];
+        assert!(check(&decided, &f).is_empty());
+        let open = facts(OnFailure::Open);
+        let failed_open = [answer(11_200, 0, Some(200), Some(2))];
+        assert_eq!(
+            invariants(&check(&failed_open, &open)),
+            [Invariant::StoreRecovers]
+        );
+    }
+}

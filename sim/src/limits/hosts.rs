@@ -35,8 +35,9 @@ pub fn redis_url() -> String {
 
 /// The configuration file: one API whose operation is limited per counter
 /// key (the path's `{key}`) to `calls` calls per `period_secs`, announcing the
-/// calls left in `X-Remaining`, and the store.
-pub fn config(calls: u64, period_secs: u64, store: &StoreSettings) -> serde_json::Value {
+/// calls left in `X-Remaining`, and the store when it comes from the
+/// configuration (as it does from the management plane's snapshot).
+pub fn config(calls: u64, period_secs: u64, store: Option<&StoreSettings>) -> serde_json::Value {
     let policy = format!(
         "<policies><inbound><base />\
          <rate-limit-by-key calls=\"{calls}\" renewal-period=\"{period_secs}\" \
@@ -45,7 +46,7 @@ pub fn config(calls: u64, period_secs: u64, store: &StoreSettings) -> serde_json
          </inbound><backend><base /></backend><outbound><base /></outbound>\
          <on-error><base /></on-error></policies>"
     );
-    json!({
+    let mut config = json!({
         "revision": 1,
         "apis": [{
             "id": API_PATH,
@@ -61,9 +62,12 @@ pub fn config(calls: u64, period_secs: u64, store: &StoreSettings) -> serde_json
                 "urlTemplate": "/hit/{key}/{id}"
             }],
             "policy": policy
-        }],
-        "store": store
-    })
+        }]
+    });
+    if let Some(store) = store {
+        config["store"] = json!(store);
+    }
+    config
 }
 
 /// What a gateway host needs across its restarts.
@@ -72,6 +76,9 @@ pub struct LimitsGateway {
     pub gw: usize,
     /// The configuration file (a real file: read, never changed).
     pub config: PathBuf,
+    /// The store from the gateway's own flag (`--store...`), if not from
+    /// the file.
+    pub store_flag: Option<StoreSettings>,
     pub seed: u64,
     pub net: SimNet,
     pub starts: AtomicU64,
@@ -85,6 +92,7 @@ pub async fn gateway(host: Arc<LimitsGateway>) -> turmoil::Result {
     options.ops_listen = None;
     options.gateway_id = GATEWAY_ID.into();
     options.telemetry.upload = false;
+    options.store = host.store_flag.clone();
     let seed = host
         .seed
         .wrapping_mul(37)

@@ -40,15 +40,19 @@ pub struct LimitsOptions {
     /// Every replica keeps its counters in process instead of Redis (tests:
     /// invariant 8 must then fail).
     pub local_store: bool,
+    /// Add the faults that lose messages between a gateway and Redis: black
+    /// holes and message loss (see [`plan::StoreFault::BlackHole`]).
+    pub black_holes: bool,
 }
 
 impl Default for LimitsOptions {
     fn default() -> Self {
         LimitsOptions {
-            duration: Duration::from_secs(300),
+            duration: Duration::from_secs(180),
             counting: Counting::Exact,
             on_failure: None,
             local_store: false,
+            black_holes: false,
         }
     }
 }
@@ -73,8 +77,9 @@ pub struct LimitsOutcome {
     pub trace: Vec<(u64, Event)>,
 }
 
-/// The store's timeout (the default).
-pub const STORE_TIMEOUT_MS: u64 = 100;
+/// The store's timeout: five ticks. (The default, 100 ms, is two ticks of
+/// the simulation, about one round trip: every call would time out.)
+pub const STORE_TIMEOUT_MS: u64 = 250;
 
 /// How long after the last repair the gateways may take to decide with Redis
 /// again: a reconnection's backoff, with slack.
@@ -103,14 +108,20 @@ pub fn window_ms(period_secs: u64) -> u64 {
 /// Runs one seed of the shared-limits scenario and checks its invariants.
 pub fn run(seed: u64, options: &LimitsOptions) -> Result<LimitsOutcome, String> {
     let started = Instant::now();
-    let plan = LimitsPlan::new(seed, options.duration, options.on_failure);
+    let plan = LimitsPlan::new(
+        seed,
+        options.duration,
+        options.on_failure,
+        options.black_holes,
+    );
     let mut store = store_settings(options.counting, plan.on_failure)?;
     if options.local_store {
         store.url = StoreUrl::Local;
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("gateway.json");
-    let text = serde_json::to_vec_pretty(&hosts::config(plan.calls, plan.period_secs, &store))
+    let in_file = (!plan.store_from_flag).then_some(&store);
+    let text = serde_json::to_vec_pretty(&hosts::config(plan.calls, plan.period_secs, in_file))
         .map_err(|e| e.to_string())?;
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let trace = Trace::default();
@@ -141,6 +152,7 @@ pub fn run(seed: u64, options: &LimitsOptions) -> Result<LimitsOutcome, String> 
         let host = Arc::new(LimitsGateway {
             gw,
             config: config.clone(),
+            store_flag: plan.store_from_flag.then(|| store.clone()),
             seed,
             net: net.clone(),
             starts: AtomicU64::new(0),
@@ -205,9 +217,9 @@ fn apply(sim: &mut turmoil::Sim<'_>, from: &StoreState, to: &StoreState, trace: 
         let host = host.as_str();
         if from.partitioned[gw] != to.partitioned[gw] {
             if to.partitioned[gw] {
-                sim.partition(host, REDIS);
+                sim.hold(host, REDIS);
             } else {
-                sim.repair(host, REDIS);
+                sim.release(host, REDIS);
             }
             trace.push(
                 now,
@@ -215,6 +227,17 @@ fn apply(sim: &mut turmoil::Sim<'_>, from: &StoreState, to: &StoreState, trace: 
                     "{host} partitioned from redis: {}",
                     to.partitioned[gw]
                 )),
+            );
+        }
+        if from.black_holed[gw] != to.black_holed[gw] {
+            if to.black_holed[gw] {
+                sim.partition(host, REDIS);
+            } else {
+                sim.repair(host, REDIS);
+            }
+            trace.push(
+                now,
+                Event::Fault(format!("{host}-redis black hole: {}", to.black_holed[gw])),
             );
         }
         if from.latency_ms[gw] != to.latency_ms[gw] {
