@@ -233,8 +233,14 @@ impl<R: Runtime> Client<R> {
             replies: commands.count,
             answer,
         };
-        if jobs.try_send(job).is_err() {
-            return Err(CallError::Unavailable("too many calls queued".into()));
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(async_channel::TrySendError::Full(_)) => {
+                return Err(CallError::Unavailable("too many calls queued".into()));
+            }
+            Err(async_channel::TrySendError::Closed(_)) => {
+                return Err(CallError::Unavailable("connection closed".into()));
+            }
         }
         match timeout_at(&self.inner.rt, deadline, replies.recv()).await {
             None => Err(CallError::Timeout(self.inner.timeout)),
@@ -305,10 +311,14 @@ impl<R: Runtime> Client<R> {
                 guard.0 = State::Up { jobs };
                 drop(guard);
                 tracing::info!(target = %inner.url.display_redacted(), "shared-state store connected");
-                let this = self.clone();
+                // The task holds the client weakly: when the store is dropped
+                // the queue closes and the connection ends.
+                let weak = Arc::downgrade(&self.inner);
                 inner.rt.spawn(async move {
                     let error = Pump::new(stream, queue).await;
-                    this.connection_lost(gen, error);
+                    if let Some(inner) = weak.upgrade() {
+                        Client { inner }.connection_lost(gen, error);
+                    }
                 });
             }
             Err(error) => {
