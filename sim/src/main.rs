@@ -171,7 +171,9 @@ fn run_limits(seed: u64, options: &LimitsOptions, verbose: bool) -> bool {
                 println!("seed {seed} limits: plan {:#?}", outcome.plan);
             }
             println!(
-                "seed {seed} limits: {} in {:.2}s, {} admitted, {} limited, {} refused, {} unanswered, trace {:016x}",
+                "seed {seed} limits ({:?}, fail {:?}): {} in {:.2}s, {} admitted, {} limited, {} refused, {} unanswered, trace {:016x}",
+                outcome.plan.counting,
+                outcome.plan.on_failure,
                 if outcome.violations.is_empty() {
                     "ok"
                 } else {

@@ -7,14 +7,15 @@
 
 use std::time::Duration;
 
-use portcullis_core::config::store::OnFailure;
+use portcullis_core::config::store::{Counting, OnFailure};
 use portcullis_sim::invariants::Invariant;
 use portcullis_sim::limits::plan::StoreFault;
-use portcullis_sim::limits::{run, LimitsOptions};
+use portcullis_sim::limits::{check, facts, run, LimitsOptions};
 
 fn options() -> LimitsOptions {
     LimitsOptions {
         duration: Duration::from_secs(180),
+        counting: Some(Counting::Exact),
         ..LimitsOptions::default()
     }
 }
@@ -94,9 +95,57 @@ fn black_holes_are_drawn_only_when_asked_for() {
             seed,
             Duration::from_secs(180),
             None,
+            None,
             black_holes,
         )
     };
     assert!((0..50).all(|seed| !plan(seed, false).windows.iter().any(black_hole)));
     assert!((0..50).any(|seed| plan(seed, true).windows.iter().any(black_hole)));
+}
+
+#[test]
+fn approximate_counting_stays_within_its_bound_and_its_rule() {
+    for seed in [3, 4] {
+        let outcome = run(
+            seed,
+            &LimitsOptions {
+                counting: Some(Counting::Approximate),
+                ..options()
+            },
+        )
+        .unwrap();
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            outcome.violations
+        );
+        assert!(outcome.limited > 0, "seed {seed}: the limit bit");
+    }
+}
+
+#[test]
+fn approximate_counting_overshoots_the_exact_bound() {
+    // Invariant 8 held to exact counting's bound catches the overshoot
+    // approximate counting allows (what replicas admit between two syncs).
+    for seed in 0..6 {
+        let outcome = run(
+            seed,
+            &LimitsOptions {
+                counting: Some(Counting::Approximate),
+                ..options()
+            },
+        )
+        .unwrap();
+        let exact = check::Facts {
+            bound: outcome.plan.calls,
+            ..facts(&outcome.plan)
+        };
+        if check::check(&outcome.trace, &exact)
+            .iter()
+            .any(|v| v.invariant == Invariant::SharedLimit)
+        {
+            return;
+        }
+    }
+    panic!("approximate counting never went over the limit in seeds 0..6");
 }

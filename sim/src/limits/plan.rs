@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use portcullis_core::config::store::OnFailure;
+use portcullis_core::config::store::{Counting, OnFailure};
 
 use crate::faults::Rng;
 
@@ -56,6 +56,8 @@ pub struct LimitsPlan {
     /// The store comes from the gateways' flag (`GatewayOptions::store`),
     /// else from their configuration (the snapshot's `store`).
     pub store_from_flag: bool,
+    /// How the gateways count: exact in three seeds of four.
+    pub counting: Counting,
     /// The faults.
     pub windows: Vec<StoreWindow>,
     /// From here on nothing is faulty.
@@ -95,13 +97,14 @@ impl StoreState {
 
 impl LimitsPlan {
     /// The plan of `seed` for a run of `duration` (a minute at least);
-    /// `on_failure` fixes the rule instead of drawing it; `black_holes` adds
-    /// the faults that lose messages ([`StoreFault::BlackHole`],
-    /// [`StoreFault::Loss`]).
+    /// `on_failure` and `counting` fix the rule and the counting instead of
+    /// drawing them; `black_holes` adds the faults that lose messages
+    /// ([`StoreFault::BlackHole`], [`StoreFault::Loss`]).
     pub fn new(
         seed: u64,
         duration: Duration,
         on_failure: Option<OnFailure>,
+        counting: Option<Counting>,
         black_holes: bool,
     ) -> LimitsPlan {
         // A stream of its own: the fail-static plan of the seed is unchanged.
@@ -148,12 +151,20 @@ impl LimitsPlan {
             });
         }
         windows.sort_by_key(|w| w.from);
+        // Drawn last, so the rest of the plan does not depend on it.
+        let drawn = if rng.chance(0.25) {
+            Counting::Approximate
+        } else {
+            Counting::Exact
+        };
+        let counting = counting.unwrap_or(drawn);
         LimitsPlan {
             seed,
             calls,
             period_secs,
             on_failure,
             store_from_flag,
+            counting,
             windows,
             final_repair: Duration::from_secs(final_repair),
             duration,
