@@ -1,10 +1,10 @@
 //! `portcullis-sim --seeds N [--from S] [--minutes M] [--limits-minutes L]
-//! [--scenario all|fail-static|limits] [--black-holes] [--verbose]`: runs seeds
-//! `S..S+N` (each seed runs the shared-limits scenario, L simulated minutes,
-//! then the fail-static one, M minutes), reports each failing one with the
-//! command that replays it, and exits non-zero if any failed. `--black-holes`
-//! adds to the shared-limits faults those that lose messages between a
-//! gateway and Redis.
+//! [--scenario all|fail-static|limits] [--no-black-holes] [--verbose]`: runs
+//! seeds `S..S+N` (each seed runs the shared-limits scenario, L simulated
+//! minutes, then the fail-static one, M minutes), reports each failing one with
+//! the command that replays it, and exits non-zero if any failed. The
+//! shared-limits faults include those that lose messages between a gateway and
+//! Redis unless `--no-black-holes`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ fn main() -> ExitCode {
     let mut minutes = 60u64;
     let mut limits_minutes = 3u64;
     let mut scenario = Scenario::All;
-    let mut black_holes = false;
+    // On since the store's client replaces a connection that stops answering.
+    let mut black_holes = true;
     let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -53,10 +54,11 @@ fn main() -> ExitCode {
             }
             "--verbose" | "-v" => verbose = true,
             "--black-holes" => black_holes = true,
+            "--no-black-holes" => black_holes = false,
             "--help" | "-h" => {
                 println!(
                     "usage: portcullis-sim [--seeds N] [--from S] [--minutes M] [--limits-minutes L] \
-                     [--scenario all|fail-static|limits] [--black-holes] [--verbose]"
+                     [--scenario all|fail-static|limits] [--no-black-holes] [--verbose]"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -163,7 +165,7 @@ fn main() -> ExitCode {
 fn run_limits(seed: u64, options: &LimitsOptions, verbose: bool) -> bool {
     let replay = format!(
         "cargo run --release -p portcullis-sim -- --seeds 1 --from {seed} --scenario limits{} --verbose",
-        if options.black_holes { " --black-holes" } else { "" }
+        if options.black_holes { "" } else { " --no-black-holes" }
     );
     match limits::run(seed, options) {
         Ok(outcome) => {
