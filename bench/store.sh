@@ -11,15 +11,16 @@
 #    exact and approximate counting), next to nginx as a reverse proxy (no
 #    limit), keep-alive, interleaved rounds. Gateway CPU and Redis CPU per
 #    request.
-# 2. accuracy: three gateways on one Redis, one limit of ACC_LIMIT calls per
-#    ACC_PERIOD seconds on one fixed counter key, three wrk (one per gateway)
-#    started together for one window; 200s and 429s counted per gateway.
+# 2. accuracy: three gateways on one Redis, one limit of N calls (each of
+#    ACC_LIMITS) per ACC_PERIOD seconds on one fixed counter key, three wrk
+#    (one per gateway) started together for one window; 200s and 429s counted
+#    per gateway.
 #
 # Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
 # PARTS ("cost accuracy"),
 # TARGETS ("nginx local exact approximate"; also "backend": the backend alone),
-# ACC_MODES ("local approximate exact"), ACC_LIMIT (2000), ACC_PERIOD (10, in
-# seconds), ACC_ROUNDS (3), ACC_CONNS (16: wrk connections per gateway),
+# ACC_MODES ("local approximate exact"), ACC_LIMITS ("2000 20000"), ACC_PERIOD
+# (10, in seconds), ACC_ROUNDS (3), ACC_CONNS (16: wrk connections per gateway),
 # SYNC_INTERVAL_MS (unset: the gateway's default, 200), SKIP_BUILD=1,
 # PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
 # PORTCULLIS_LOG (warn), REDIS_SERVER (redis-server),
@@ -39,9 +40,9 @@ WARMUP=${WARMUP:-2s}
 PARTS=${PARTS:-cost accuracy}
 TARGETS=${TARGETS:-nginx local exact approximate}
 ACC_MODES=${ACC_MODES:-local approximate exact}
-ACC_LIMIT=${ACC_LIMIT:-2000}
+ACC_LIMITS=${ACC_LIMITS:-2000 20000}
 ACC_PERIOD=${ACC_PERIOD:-10}
-ACC_ROUNDS=${ACC_ROUNDS:-3}
+ACC_ROUNDS=${ACC_ROUNDS:-2}
 ACC_CONNS=${ACC_CONNS:-16}
 SYNC_INTERVAL_MS=${SYNC_INTERVAL_MS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -74,7 +75,7 @@ usage() {
 
 while (($#)); do
     case $1 in
-        --quick) RUNS=1 DURATION=3s WARMUP=1s ACC_ROUNDS=1 ACC_PERIOD=3 ;;
+        --quick) RUNS=1 DURATION=3s WARMUP=1s ACC_ROUNDS=1 ACC_PERIOD=3 ACC_LIMITS=2000 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -334,46 +335,55 @@ part_cost() {
 # --------------------------------------------------------- 2. accuracy --
 
 part_accuracy() {
-    local config=$WORK/accuracy.json mode round i prefix
-    write_config "$config" "<rate-limit-by-key calls=\"$ACC_LIMIT\" renewal-period=\"$ACC_PERIOD\" counter-key=\"bench-accuracy\" />"
-    cp "$config" "$RESULTS/accuracy-gateway.json"
+    local config mode round limit i prefix
+    for limit in $ACC_LIMITS; do
+        config=$WORK/accuracy-$limit.json
+        write_config "$config" "<rate-limit-by-key calls=\"$limit\" renewal-period=\"$ACC_PERIOD\" counter-key=\"bench-accuracy\" />"
+        cp "$config" "$RESULTS/accuracy-gateway-$limit.json"
+    done
     printf 'mode\tround\tgateway\tlimit\tperiod_s\tsync_interval_ms\tstart_ms\tdeadline_ms\tadmitted\trefused\tother\tclient_ok\tclient_429\tclient_other\tstore_errors\n' \
         >"$RESULTS/accuracy.tsv"
     wait_quiet
     for round in $(seq "$ACC_ROUNDS"); do
-        for mode in $ACC_MODES; do
-            # Fresh gateways and fresh Redis keys: nothing counted before.
-            prefix="bench:acc:$STAMP:$mode:$round:"
-            local -a gw=() m0=() lines=()
-            for i in 0 1 2; do
-                start_gateway "acc-$mode-$round-$i" "${ACC_PORTS[$i]}" "${ACC_OPS[$i]}" "$config" "$mode" "$prefix" ||
-                    die "accuracy: gateway $i ($mode) did not start"
-                gw+=("$GW_PID")
-                m0+=("$(gateway_metrics "${ACC_OPS[$i]}")")
+        for limit in $ACC_LIMITS; do
+            for mode in $ACC_MODES; do
+                accuracy_round "$mode" "$round" "$limit"
             done
-            local urls=()
-            for i in 0 1 2; do urls+=("http://127.0.0.1:${ACC_PORTS[$i]}$URL_PATH"); done
-            mapfile -t lines < <(python3 "$BENCH_DIR/store_accuracy.py" --period-ms $((ACC_PERIOD * 1000)) \
-                --cpu "$CPU_LOAD" --conns "$ACC_CONNS" --out "$RESULTS/wrk-acc-$mode-$round" "${urls[@]}") ||
-                die "accuracy: the wrk round failed ($RESULTS/wrk-acc-$mode-$round-*.txt)"
-            ((${#lines[@]} == 3)) || die "accuracy: expected 3 wrk results, got ${#lines[@]}"
-            local total=0 per=()
-            for i in 0 1 2; do
-                local a b c
-                read -r -a a <<<"${m0[$i]}"
-                read -r -a b <<<"$(gateway_metrics "${ACC_OPS[$i]}")"
-                IFS=$'\t' read -r -a c <<<"${lines[$i]}"
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n' "$mode" "$round" "$i" \
-                    "$ACC_LIMIT" "$ACC_PERIOD" "${SYNC_INTERVAL_MS:-default}" "${c[1]}" "${c[2]}" \
-                    $((b[0] - a[0])) $((b[1] - a[1])) $((b[2] - a[2])) "${c[3]}" "${c[4]}" "${c[5]}" \
-                    $((b[5] - a[5])) >>"$RESULTS/accuracy.tsv"
-                total=$((total + b[0] - a[0]))
-                per+=($((b[0] - a[0])))
-            done
-            log "accuracy $mode round $round: limit $ACC_LIMIT, admitted $total (${per[*]})"
-            for i in 0 1 2; do stop_started "${gw[$i]}"; done
         done
     done
+}
+
+accuracy_round() { # MODE ROUND LIMIT
+    local mode=$1 round=$2 limit=$3 name=$1-$3-$2 i
+    # Fresh gateways and fresh Redis keys: nothing counted before.
+    local prefix="bench:acc:$STAMP:$name:"
+    local -a gw=() m0=() lines=() urls=()
+    for i in 0 1 2; do
+        start_gateway "acc-$name-$i" "${ACC_PORTS[$i]}" "${ACC_OPS[$i]}" "$WORK/accuracy-$limit.json" "$mode" "$prefix" ||
+            die "accuracy: gateway $i ($mode) did not start"
+        gw+=("$GW_PID")
+        m0+=("$(gateway_metrics "${ACC_OPS[$i]}")")
+        urls+=("http://127.0.0.1:${ACC_PORTS[$i]}$URL_PATH")
+    done
+    python3 "$BENCH_DIR/store_accuracy.py" --period-ms $((ACC_PERIOD * 1000)) --cpu "$CPU_LOAD" \
+        --conns "$ACC_CONNS" --out "$RESULTS/wrk-acc-$name" "${urls[@]}" >"$WORK/acc.tsv" ||
+        die "accuracy: a wrk failed ($RESULTS/wrk-acc-$name-*.txt)"
+    mapfile -t lines <"$WORK/acc.tsv"
+    ((${#lines[@]} == 3)) || die "accuracy: expected 3 wrk results, got ${#lines[@]} ($RESULTS/wrk-acc-$name-*.txt)"
+    local total=0 per=() a b c
+    for i in 0 1 2; do
+        read -r -a a <<<"${m0[$i]}"
+        read -r -a b <<<"$(gateway_metrics "${ACC_OPS[$i]}")"
+        IFS=$'\t' read -r -a c <<<"${lines[$i]}"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n' "$mode" "$round" "$i" \
+            "$limit" "$ACC_PERIOD" "${SYNC_INTERVAL_MS:-default}" "${c[1]}" "${c[2]}" \
+            $((b[0] - a[0])) $((b[1] - a[1])) $((b[2] - a[2])) "${c[3]}" "${c[4]}" "${c[5]}" \
+            $((b[5] - a[5])) >>"$RESULTS/accuracy.tsv"
+        total=$((total + b[0] - a[0]))
+        per+=($((b[0] - a[0])))
+    done
+    log "accuracy $mode, limit $limit, round $round: admitted $total (${per[*]})"
+    for i in 0 1 2; do stop_started "${gw[$i]}"; done
 }
 
 # ------------------------------------------------------------------- main --
