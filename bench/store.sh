@@ -21,7 +21,8 @@
 # TARGETS ("nginx local exact approximate"; also "backend": the backend alone),
 # ACC_MODES ("local approximate exact"), ACC_LIMITS ("2000 20000"), ACC_PERIOD
 # (10, in seconds), ACC_ROUNDS (3), ACC_CONNS (16: wrk connections per gateway),
-# SYNC_INTERVAL_MS (unset: the gateway's default, 200), SKIP_BUILD=1,
+# SYNC_INTERVAL_MS (unset: the gateway's default, 200), STORE_TIMEOUT_MS (unset:
+# the gateway's default, 100; a call that takes longer fails open), SKIP_BUILD=1,
 # PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
 # PORTCULLIS_LOG (warn), REDIS_SERVER (redis-server),
 # QUIET_WAIT (120), QUIET_FOR (10), NOISE_PCT (10), NOISE_RETRIES (2): as in
@@ -45,6 +46,7 @@ ACC_PERIOD=${ACC_PERIOD:-10}
 ACC_ROUNDS=${ACC_ROUNDS:-2}
 ACC_CONNS=${ACC_CONNS:-16}
 SYNC_INTERVAL_MS=${SYNC_INTERVAL_MS:-}
+STORE_TIMEOUT_MS=${STORE_TIMEOUT_MS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
 PORTCULLIS_BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
@@ -169,6 +171,7 @@ store_flags() { # MODE KEY_PREFIX
                 --store-key-prefix "$2"
             [[ $1 == approximate && -n $SYNC_INTERVAL_MS ]] &&
                 printf '%s\n' --store-sync-interval-ms "$SYNC_INTERVAL_MS"
+            [[ -n $STORE_TIMEOUT_MS ]] && printf '%s\n' --store-timeout-ms "$STORE_TIMEOUT_MS"
             ;;
     esac
     return 0
@@ -416,6 +419,7 @@ start_redis
     echo "threads=$THREADS"
     echo "acc_conns=$ACC_CONNS"
     echo "sync_interval_ms=${SYNC_INTERVAL_MS:-200}"
+    echo "store_timeout_ms=${STORE_TIMEOUT_MS:-100}"
     echo "machine=$MACHINE_NOTE"
     echo "noise_pct=$NOISE_PCT"
     echo "load_avg=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -179,7 +179,9 @@ def accuracy(rows, meta, p):
             bound = (f"{sum(one) - min(one):,.0f} (one interval per gateway: "
                      + " / ".join(f"{x:,.0f}" for x in one) + ")")
         elif mode == "exact":
-            bound = "0"
+            # Every decision is one atomic script call; only a call that
+            # failed (timed out) and so failed open admits past N.
+            bound = f"{sum(int(r['store_errors']) for r in gws):,} (store calls that failed open)"
         else:
             bound = f"{(len(gws) - 1) * limit:,} (each counts alone)"
         p(f"| {mode} | {limit:,} | {rnd} | {total:,} "
@@ -190,7 +192,9 @@ def accuracy(rows, meta, p):
     p(f"Approximate bound: per other gateway at most what it admits in one sync "
       f"interval ({interval * 1000:.0f} ms): its measured rate times the "
       f"interval, capped at N; the column sums that over the other gateways of "
-      f"the worst placed one (all but the slowest).")
+      f"the worst placed one (all but the slowest). Exact counting admits past N "
+      f"only the calls whose store call failed (`--store-on-failure open`, the "
+      f"default, admits them; `portcullis_store_errors_total`).")
     p("")
 
 
