@@ -35,6 +35,10 @@ PLAIN = os.path.join(HERE, "..", "kubernetes", "portcullis-gateway.yaml")
 BACKUP_DIR = "/var/lib/portcullis/backup"
 TOKEN = "GatewayKey gw1&202612310000&c2lnbmF0dXJl"
 BACKUP_KEY = "00" * 32
+REDIS_PASSWORD = "s3cr%40t-redis-pw"
+STORE_URL = "rediss://app:%s@redis.example:6380/2" % REDIS_PASSWORD
+STORE_SETTINGS = ("PORTCULLIS_STORE_COUNTING", "PORTCULLIS_STORE_ON_FAILURE",
+                  "PORTCULLIS_STORE_TIMEOUT_MS", "PORTCULLIS_STORE_SYNC_INTERVAL_MS")
 RELEASE = "edge"
 FULLNAME = "edge-portcullis-gateway"
 
@@ -261,6 +265,110 @@ class Rendering(unittest.TestCase):
                          "--set", "gateway.backup.existingSecretKey=k")
         self.assertSecretRef(objects, "PORTCULLIS_BACKUP_KEY", "bk", "k")
         self.assertEqual(set(objects[("Secret", FULLNAME)]["data"]), {"token"})
+
+    def test_no_store_by_default_so_the_management_planes_setting_applies(self):
+        objects = render("--set", "replicaCount=3")
+        self.assertEqual([n for n in env_of(objects) if n.startswith("PORTCULLIS_STORE")], [])
+        self.assertEqual(set(objects[("Secret", FULLNAME)]["data"]), {"token"})
+
+    def test_store_url_as_a_value_is_kept_in_the_charts_secret_only(self):
+        # A values file: its numbers arrive as floats and must print as integers.
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump({"replicaCount": 3, "gateway": {"store": {
+                "url": STORE_URL, "counting": "approximate", "onFailure": "closed",
+                "timeoutMs": 250, "syncIntervalMs": 1000, "keyPrefix": "edge:{shared}:"}}}, f)
+        try:
+            done = run_render(*BASE, "-f", f.name)
+            notes = run_render("--notes", *BASE, "-f", f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        objects = parse(done.stdout)
+        env = env_of(objects)
+        self.assertSecretRef(objects, "PORTCULLIS_STORE", FULLNAME, "store-url")
+        self.assertNotIn("value", env["PORTCULLIS_STORE"])
+        self.assertEqual([env[n]["value"] for n in STORE_SETTINGS],
+                         ["approximate", "closed", "250", "1000"])
+        self.assertEqual(env["PORTCULLIS_STORE_KEY_PREFIX"]["value"], "edge:{shared}:")
+        secret = objects[("Secret", FULLNAME)]
+        self.assertEqual(set(secret["data"]), {"token", "store-url"})
+        self.assertEqual(base64.b64decode(secret["data"]["store-url"]).decode(), STORE_URL)
+        # The password is nowhere in clear: not in the manifests (the Secret
+        # has it in base64), not in any object but the Secret, not in the notes.
+        self.assertNotIn(REDIS_PASSWORD, done.stdout)
+        for key, obj in objects.items():
+            if key != ("Secret", FULLNAME):
+                self.assertNotIn(REDIS_PASSWORD, yaml.safe_dump(obj), key)
+                self.assertNotIn(base64.b64encode(STORE_URL.encode()).decode(),
+                                 yaml.safe_dump(obj), key)
+        self.assertEqual(notes.returncode, 0, notes.stderr)
+        self.assertNotIn(REDIS_PASSWORD, notes.stdout)
+        self.assertIn("Redis (the URL from Secret %s, key store-url)" % FULLNAME, notes.stdout)
+        self.assertIn("counting approximate, on failure closed", notes.stdout)
+        self.assertNotIn("WARNING", notes.stdout)
+
+    def test_a_new_store_url_restarts_the_pods(self):
+        def checksum(url):
+            objects = render("--set-string", "gateway.store.url=" + url)
+            return workload(objects)["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+        self.assertNotEqual(checksum(STORE_URL), checksum(STORE_URL.replace("/2", "/3")))
+
+    def test_store_url_from_an_existing_secret(self):
+        done = run_render("--set", "gateway.configuration.uri=https://m:8090",
+                          "--set", "gateway.auth.existingSecretName=gw-token",
+                          "--set", "gateway.store.existingSecretName=redis-url",
+                          "--set", "gateway.store.existingSecretKey=url",
+                          "--set", "gateway.store.timeoutMs=40")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        objects = parse(done.stdout)
+        # Nothing secret is a value: the chart creates no Secret at all.
+        self.assertNotIn("Secret", kinds(objects))
+        self.assertSecretRef(objects, "PORTCULLIS_STORE", "redis-url", "url")
+        env = env_of(objects)
+        self.assertEqual([env[n]["value"] for n in STORE_SETTINGS], ["exact", "open", "40", "200"])
+        self.assertNotIn("PORTCULLIS_STORE_KEY_PREFIX", env)
+        # With the token as a value the chart's Secret holds the token alone.
+        objects = render("--set", "gateway.store.existingSecretName=redis-url")
+        self.assertSecretRef(objects, "PORTCULLIS_STORE", "redis-url", "store-url")
+        self.assertEqual(set(objects[("Secret", FULLNAME)]["data"]), {"token"})
+
+    def test_store_values_are_checked_without_showing_the_url(self):
+        cases = [("gateway.store.url=http://:hunter2@redis:6379", "gateway.store.url must be"),
+                 ("gateway.store.counting=fast", "gateway.store.counting must be exact or approximate"),
+                 ("gateway.store.onFailure=shut", "gateway.store.onFailure must be open or closed"),
+                 ("gateway.store.timeoutMs=0", "gateway.store.timeoutMs must be 1 to 60000"),
+                 ("gateway.store.syncIntervalMs=5", "gateway.store.syncIntervalMs must be 10 to 60000"),
+                 ("gateway.store.keyPrefix=a b", "gateway.store.keyPrefix must be 1 to 200")]
+        for value, message in cases:
+            err = render_error(*BASE, "--set-string", "gateway.store.url=redis://:hunter2@redis:6379",
+                               "--set-string", value)
+            self.assertIn(message, err)
+            self.assertNotIn("hunter2", err)
+        # The edges are accepted, and so is local (this replica counts alone).
+        objects = render("--set-string", "gateway.store.url=local",
+                         "--set", "gateway.store.timeoutMs=60000",
+                         "--set", "gateway.store.syncIntervalMs=10")
+        self.assertEqual(env_of(objects)["PORTCULLIS_STORE_TIMEOUT_MS"]["value"], "60000")
+
+    def test_notes_warn_that_limits_are_per_pod_without_a_store(self):
+        def notes(*args):
+            done = run_render("--notes", *BASE, *args)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return done.stdout
+        self.assertNotIn("WARNING", notes())
+        three = notes("--set", "replicaCount=3")
+        self.assertIn("WARNING: 3 pods and no shared-state store", three)
+        self.assertIn("counted per pod", three)
+        self.assertIn("unless the management plane's\nsetting for this gateway names a Redis store",
+                      three)
+        scaled = notes("--set", "autoscaling.enabled=true", "--set-string", "gateway.store.url=local")
+        self.assertIn("WARNING: up to 10 pods and no shared-state store (gateway.store.url is local)",
+                      scaled)
+        self.assertNotIn("management plane's", scaled)
+        shared = notes("--set", "autoscaling.enabled=true",
+                       "--set", "gateway.store.existingSecretName=redis-url")
+        self.assertNotIn("WARNING", shared)
+        self.assertIn("Redis (the URL from Secret redis-url, key store-url)", shared)
 
     def test_persistent_backup_with_three_replicas_is_a_statefulset_with_a_claim_per_pod(self):
         objects = render("--set", "replicaCount=3",
@@ -599,6 +707,8 @@ class PlainManifests(unittest.TestCase):
                          "http://portcullis-management:8090")
         ref = env["PORTCULLIS_GATEWAY_TOKEN"]["valueFrom"]["secretKeyRef"]
         self.assertEqual((ref["name"], ref["key"]), ("portcullis-gateway-token", "token"))
+        # No store: the management plane's setting for the gateway applies.
+        self.assertEqual([n for n in env if n.startswith("PORTCULLIS_STORE")], [])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ use crate::telemetry::TelemetryTask;
 use crate::tls_server::{watch, CertError, ServerTls, ServerTlsError};
 use crate::upstream::{Connector, TlsSetupError, Upstreams};
 use portcullis_core::config::store::{StoreSettings, StoreUrl};
+use portcullis_core::config::CompiledConfig;
 use portcullis_core::proxy::ConfigSource;
 use portcullis_core::proxy::ConnSettings;
 
@@ -197,19 +198,30 @@ impl<R: Runtime> Gateway<R> {
                 .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
                 .unwrap_or_else(|| "gateway".into()),
         };
-        let mut follower = StoreFollower {
+        let follower = Arc::new(Mutex::new(StoreFollower {
             rt: rt.clone(),
-            config: config.clone(),
             store: store.clone(),
             flag: options.store.clone(),
             gateway_id: gateway_id.clone(),
             instance,
             connector: connector.clone(),
             current: None,
-        };
-        // In force before the first request: limits must not start local.
-        follower.follow(true);
-        rt.spawn(follower.run(options.reload_interval, stop.clone()));
+        }));
+        // In force before the first request, and with every configuration
+        // right as it is put in force: limits must not count locally meanwhile.
+        lock_follower(&follower).follow(config.current().as_deref(), true);
+        config.on_apply({
+            let follower = follower.clone();
+            Box::new(move |c| lock_follower(&follower).follow(Some(c), false))
+        });
+        rt.spawn({
+            let stop = stop.clone();
+            let store = store.clone();
+            async move {
+                stop.cancelled().await;
+                store.set_remote(None);
+            }
+        });
         let callouts = Callouts::with_connector(connector.clone());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
         rt.spawn({
@@ -435,7 +447,6 @@ impl<R: Runtime> Gateway<R> {
 /// so far stay where they were.
 struct StoreFollower<R: Runtime> {
     rt: R,
-    config: Arc<SharedConfig>,
     store: Arc<InProcessStore>,
     flag: Option<StoreSettings>,
     gateway_id: String,
@@ -445,16 +456,19 @@ struct StoreFollower<R: Runtime> {
     current: Option<StoreSettings>,
 }
 
+fn lock_follower<R: Runtime>(
+    m: &Mutex<StoreFollower<R>>,
+) -> std::sync::MutexGuard<'_, StoreFollower<R>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<R: Runtime> StoreFollower<R> {
-    fn follow(&mut self, first: bool) {
+    /// Puts in force the store `config` asks for (the flag wins).
+    fn follow(&mut self, config: Option<&CompiledConfig>, first: bool) {
         let wanted = self
             .flag
             .clone()
-            .or_else(|| {
-                self.config
-                    .current()
-                    .and_then(|c| c.snapshot().store.clone())
-            })
+            .or_else(|| config.and_then(|c| c.snapshot().store.clone()))
             .filter(StoreSettings::is_shared);
         if !first && wanted == self.current {
             return;
@@ -493,16 +507,6 @@ impl<R: Runtime> StoreFollower<R> {
             }
         }
         self.current = wanted;
-    }
-
-    async fn run(mut self, every: Duration, stop: Stop) {
-        loop {
-            if until_stopped(&stop, sleep(&self.rt, every)).await.is_none() {
-                self.store.set_remote(None);
-                return;
-            }
-            self.follow(false);
-        }
     }
 }
 

@@ -11,9 +11,22 @@ use portcullis_core::proxy::ConfigSource;
 ///
 /// Requests keep the `Arc` they started with, so a reload never changes the
 /// configuration under a request in flight.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SharedConfig {
     current: ArcSwapOption<CompiledConfig>,
+    /// Told of every configuration put in force, right after the swap.
+    hooks: std::sync::Mutex<Vec<ApplyHook>>,
+}
+
+/// What runs when a configuration is put in force.
+pub type ApplyHook = Box<dyn Fn(&CompiledConfig) + Send + Sync>;
+
+impl std::fmt::Debug for SharedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConfig")
+            .field("revision", &self.revision())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SharedConfig {
@@ -21,17 +34,31 @@ impl SharedConfig {
     pub fn new(config: Option<CompiledConfig>) -> Self {
         SharedConfig {
             current: ArcSwapOption::new(config.map(Arc::new)),
+            hooks: Default::default(),
         }
     }
 
     /// Puts a new configuration in force.
     pub fn store(&self, config: CompiledConfig) {
-        self.current.store(Some(Arc::new(config)));
+        self.store_shared(Arc::new(config));
     }
 
     /// Puts a compiled configuration in force, as handed out by the sync agent.
     pub fn store_shared(&self, config: Arc<CompiledConfig>) {
-        self.current.store(Some(config));
+        self.current.store(Some(config.clone()));
+        for hook in self.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            hook(&config);
+        }
+    }
+
+    /// Runs `hook` on every configuration put in force from now on (settings
+    /// that must follow the configuration before its first request, such as
+    /// the shared-state store).
+    pub fn on_apply(&self, hook: ApplyHook) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     /// Whether a configuration is loaded (readiness).

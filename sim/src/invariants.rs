@@ -48,6 +48,14 @@ pub enum Invariant {
     TelemetryExactlyOnce = 6,
     /// 7: one content per revision, and the store's content at the end.
     ContentMatches = 7,
+    /// 8 (shared limits): the replicas together never admit more than the
+    /// limit in exact mode.
+    SharedLimit = 8,
+    /// 9 (shared limits): fail open never fails a request because of the
+    /// store; fail closed never admits one without it.
+    FailureRule = 9,
+    /// 10 (shared limits): after the last repair, the store decides again.
+    StoreRecovers = 10,
 }
 
 /// One broken invariant, with what showed it.

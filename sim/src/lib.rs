@@ -11,10 +11,17 @@
 //! links to the management plane, the management plane itself, the gateways'
 //! processes and name resolution: backend traffic stays up, so any failed
 //! request is the gateway's doing.
+//!
+//! A second scenario, [`limits`], runs three replicas of one gateway whose
+//! `rate-limit-by-key` counters live in one Redis ([`hosts::redis`], a
+//! stand-in speaking RESP2 with real Lua scripts), with faults between the
+//! replicas and Redis, and checks invariants 8 to 10 (exact counting across
+//! replicas, the failure rule, recovery).
 
 pub mod faults;
 pub mod hosts;
 pub mod invariants;
+pub mod limits;
 pub mod runtime;
 pub mod trace;
 

@@ -75,6 +75,25 @@ pub enum Event {
     },
     /// The auditor could not read the records.
     TelemetryUnreadable(String),
+    /// Shared limits: request `n` of the client of gateway `gw`, for counter
+    /// key `key`, sent at `sent_ms`, was answered (`status` `None`: no
+    /// answer) with the calls left per the `X-Remaining` header.
+    LimitAnswer {
+        gw: usize,
+        key: usize,
+        n: u64,
+        sent_ms: u64,
+        status: Option<u16>,
+        remaining: Option<u64>,
+    },
+    /// Shared limits: whether gateway `gw` can reach Redis changed.
+    StoreCut {
+        gw: usize,
+        cut: bool,
+    },
+    /// Shared limits: the Redis host crashed (every key lost) / started.
+    RedisCrashed,
+    RedisStarted,
 }
 
 /// Events with their simulated time in milliseconds, shared by every host.

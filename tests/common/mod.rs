@@ -18,6 +18,8 @@ pub mod browser;
 pub mod managed;
 pub mod memory;
 pub mod policy_docs;
+pub mod redis;
+pub mod store;
 pub mod tls;
 
 use std::net::SocketAddr;

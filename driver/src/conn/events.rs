@@ -170,14 +170,10 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
             }
             Event::Store { request, one_way } => {
                 let answer = store.submit(request).await;
-                match &answer {
-                    StoreAnswer::Unavailable(reason) => {
-                        tracing::warn!(%reason, "shared-state store unavailable: limits fail open");
-                    }
-                    StoreAnswer::Refused(reason) => {
-                        tracing::warn!(%reason, "shared-state store unavailable: limits fail closed");
-                    }
-                    StoreAnswer::Done(_) => {}
+                // A failure was counted and logged (at most once a second) by
+                // the store; here it is one request's.
+                if let StoreAnswer::Unavailable(reason) | StoreAnswer::Refused(reason) = &answer {
+                    tracing::debug!(%reason, "shared-state store unavailable");
                 }
                 if !one_way {
                     conn.handle_store_done(answer, host.now());

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod gateway;
 pub mod management;
+pub mod redis;
 pub mod traffic;
 
 use std::io;

@@ -89,10 +89,43 @@ The Secret holding the backup key, and its key.
 {{- end }}
 
 {{/*
-Whether the chart creates the Secret: for a token or backup key given as a value.
+Whether a store is set (PORTCULLIS_STORE and its settings are passed): a URL
+as a value or from an existing Secret. Empty: the management plane's setting
+for the gateway applies, else each pod counts alone.
+*/}}
+{{- define "portcullis-gateway.storeEnabled" -}}
+{{- if or .Values.gateway.store.url .Values.gateway.store.existingSecretName }}true{{- end }}
+{{- end }}
+
+{{/*
+Whether the pods share counters through Redis as far as the chart knows:
+a store from a Secret (which holds a Redis URL) or a redis:// value.
+*/}}
+{{- define "portcullis-gateway.storeShared" -}}
+{{- if or .Values.gateway.store.existingSecretName (hasPrefix "redis" (toString (default "" .Values.gateway.store.url))) }}true{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the store URL (its password with it), and its key.
+*/}}
+{{- define "portcullis-gateway.storeSecretName" -}}
+{{- .Values.gateway.store.existingSecretName | default (include "portcullis-gateway.fullname" .) }}
+{{- end }}
+
+{{- define "portcullis-gateway.storeSecretKey" -}}
+{{- if .Values.gateway.store.existingSecretName }}
+{{- .Values.gateway.store.existingSecretKey | default "store-url" }}
+{{- else }}
+{{- "store-url" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the chart creates the Secret: for a token, backup key or store URL
+given as a value.
 */}}
 {{- define "portcullis-gateway.createSecret" -}}
-{{- if or (not .Values.gateway.auth.existingSecretName) (and .Values.gateway.backup.enabled (not .Values.gateway.backup.existingSecretName)) }}true{{- end }}
+{{- if or (not .Values.gateway.auth.existingSecretName) (and .Values.gateway.backup.enabled (not .Values.gateway.backup.existingSecretName)) (and .Values.gateway.store.url (not .Values.gateway.store.existingSecretName)) }}true{{- end }}
 {{- end }}
 
 {{/*
@@ -122,5 +155,37 @@ Refuses value combinations that cannot work, before anything is applied.
 {{- end }}
 {{- if and .Values.gateway.tls.enabled (not .Values.gateway.tls.secretName) }}
 {{- fail "gateway.tls.secretName (a kubernetes.io/tls Secret) is required when gateway.tls.enabled" }}
+{{- end }}
+{{- include "portcullis-gateway.validateStore" . }}
+{{- end }}
+
+{{/*
+The store's values, checked as the gateway checks them (a pod would
+otherwise fail to start). Messages never show the URL: it holds a password.
+*/}}
+{{- define "portcullis-gateway.validateStore" -}}
+{{- $s := .Values.gateway.store }}
+{{- $url := toString (default "" $s.url) }}
+{{- if and $url (ne $url "local") (not (hasPrefix "redis://" $url)) (not (hasPrefix "rediss://" $url)) }}
+{{- fail "gateway.store.url must be \"\", local, or start with redis:// or rediss://" }}
+{{- end }}
+{{- if not (has (toString $s.counting) (list "exact" "approximate")) }}
+{{- fail "gateway.store.counting must be exact or approximate" }}
+{{- end }}
+{{- if not (has (toString $s.onFailure) (list "open" "closed")) }}
+{{- fail "gateway.store.onFailure must be open or closed" }}
+{{- end }}
+{{- $t := int64 $s.timeoutMs }}
+{{- if or (lt $t 1) (gt $t 60000) }}
+{{- fail "gateway.store.timeoutMs must be 1 to 60000" }}
+{{- end }}
+{{- $i := int64 $s.syncIntervalMs }}
+{{- if or (lt $i 10) (gt $i 60000) }}
+{{- fail "gateway.store.syncIntervalMs must be 10 to 60000" }}
+{{- end }}
+{{- with $s.keyPrefix }}
+{{- if not (regexMatch "^[^\\s[:cntrl:]]{1,200}$" (toString .)) }}
+{{- fail "gateway.store.keyPrefix must be 1 to 200 characters without spaces or control characters" }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -88,6 +88,27 @@ spec:
               name: {{ include "portcullis-gateway.backupSecretName" . }}
               key: {{ include "portcullis-gateway.backupSecretKey" . }}
         {{- end }}
+        {{- if include "portcullis-gateway.storeEnabled" . }}
+        {{- $store := .Values.gateway.store }}
+        # The URL carries the Redis password: only ever from a Secret.
+        - name: PORTCULLIS_STORE
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "portcullis-gateway.storeSecretName" . }}
+              key: {{ include "portcullis-gateway.storeSecretKey" . }}
+        - name: PORTCULLIS_STORE_COUNTING
+          value: {{ $store.counting | quote }}
+        - name: PORTCULLIS_STORE_ON_FAILURE
+          value: {{ $store.onFailure | quote }}
+        - name: PORTCULLIS_STORE_TIMEOUT_MS
+          value: {{ $store.timeoutMs | int64 | quote }}
+        - name: PORTCULLIS_STORE_SYNC_INTERVAL_MS
+          value: {{ $store.syncIntervalMs | int64 | quote }}
+        {{- with $store.keyPrefix }}
+        - name: PORTCULLIS_STORE_KEY_PREFIX
+          value: {{ . | toString | quote }}
+        {{- end }}
+        {{- end }}
         - name: PORTCULLIS_SHUTDOWN_GRACE
           value: {{ .Values.gateway.shutdownGraceSeconds | int | quote }}
         - name: PORTCULLIS_LOG

@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -45,6 +46,10 @@ use crate::upstream::{Connector, UpstreamStream};
 const QUEUE: usize = 8192;
 /// Wait after a failed connection attempt before the next.
 const BACKOFF: Duration = Duration::from_millis(500);
+/// Calls in a row without an answer after which the connection is taken for
+/// dead (a peer that vanished, a middlebox that forgot the connection): it is
+/// closed and the next call opens a new one.
+const DEAD_AFTER_TIMEOUTS: u32 = 3;
 /// Largest reply accepted (a cached response is at most the entry limit).
 const MAX_REPLY_BYTES: usize = 600 * 1024 * 1024;
 
@@ -147,6 +152,8 @@ struct Inner<R: Runtime> {
     name: String,
     timeout: Duration,
     state: Mutex<(State, u64)>,
+    /// Calls in a row that timed out on the open connection.
+    timeouts: std::sync::atomic::AtomicU32,
 }
 
 /// A Redis client: one pipelined connection, opened on demand.
@@ -188,6 +195,7 @@ impl<R: Runtime> Client<R> {
                     },
                     0,
                 )),
+                timeouts: Default::default(),
             }),
         }
     }
@@ -233,13 +241,50 @@ impl<R: Runtime> Client<R> {
             replies: commands.count,
             answer,
         };
-        if jobs.try_send(job).is_err() {
-            return Err(CallError::Unavailable("too many calls queued".into()));
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(async_channel::TrySendError::Full(_)) => {
+                return Err(CallError::Unavailable("too many calls queued".into()));
+            }
+            Err(async_channel::TrySendError::Closed(_)) => {
+                return Err(CallError::Unavailable("connection closed".into()));
+            }
         }
         match timeout_at(&self.inner.rt, deadline, replies.recv()).await {
-            None => Err(CallError::Timeout(self.inner.timeout)),
+            None => {
+                self.timed_out(&jobs);
+                Err(CallError::Timeout(self.inner.timeout))
+            }
             Some(Err(_)) => Err(CallError::Unavailable("connection closed".into())),
-            Some(Ok(result)) => result,
+            Some(Ok(result)) => {
+                self.inner.timeouts.store(0, Ordering::Relaxed);
+                result
+            }
+        }
+    }
+
+    /// A call on the connection of `jobs` got no answer in time; after
+    /// [`DEAD_AFTER_TIMEOUTS`] in a row the connection is closed (its IO task
+    /// ends, failing what still waits) and the next call reconnects.
+    fn timed_out(&self, jobs: &async_channel::Sender<Job>) {
+        let n = self.inner.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < DEAD_AFTER_TIMEOUTS {
+            return;
+        }
+        let mut guard = lock(&self.inner.state);
+        if let State::Up { jobs: current } = &guard.0 {
+            if current.same_channel(jobs) {
+                current.close();
+                guard.0 = State::Down {
+                    retry_at: self.inner.rt.now(),
+                    error: format!("no answer to {n} calls in a row"),
+                };
+                self.inner.timeouts.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    target = %self.inner.url.display_redacted(),
+                    "shared-state store: no answers on the connection, reconnecting"
+                );
+            }
         }
     }
 
@@ -305,10 +350,14 @@ impl<R: Runtime> Client<R> {
                 guard.0 = State::Up { jobs };
                 drop(guard);
                 tracing::info!(target = %inner.url.display_redacted(), "shared-state store connected");
-                let this = self.clone();
+                // The task holds the client weakly: when the store is dropped
+                // the queue closes and the connection ends.
+                let weak = Arc::downgrade(&self.inner);
                 inner.rt.spawn(async move {
                     let error = Pump::new(stream, queue).await;
-                    this.connection_lost(gen, error);
+                    if let Some(inner) = weak.upgrade() {
+                        Client { inner }.connection_lost(gen, error);
+                    }
                 });
             }
             Err(error) => {
@@ -464,8 +513,10 @@ impl<S: crate::runtime::Stream> Pump<S> {
                 Poll::Pending => break,
             }
         }
-        if !self.queue_open && self.in_flight.is_empty() {
-            return Poll::Ready("client dropped".into());
+        if !self.queue_open {
+            // The client closed the queue (it took the connection for dead, or
+            // it is gone): end now, failing what still waits.
+            return Poll::Ready("closed by the client".into());
         }
         // Write what is pending.
         while self.written < self.out.len() {

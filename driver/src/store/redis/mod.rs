@@ -13,6 +13,7 @@
 //! `rl:` rate windows, `q:` quota periods, `cc:` concurrency leases, `c:`
 //! cache entries (response entries name their API).
 
+mod approx;
 pub mod client;
 mod scripts;
 
@@ -22,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use portcullis_core::config::store::{OnFailure, StoreSettings};
-use portcullis_core::policy::counters::{QuotaAnchor, QuotaUsage, RateWindow, RATE_BUCKETS};
+use portcullis_core::config::store::{Counting, OnFailure, StoreSettings};
+use portcullis_core::policy::counters::{
+    QuotaAnchor, QuotaLimits, QuotaUsage, RateWindow, RATE_BUCKETS,
+};
 use portcullis_core::policy::quota::QuotaCounter;
 use portcullis_core::policy::rate_limit::RateCounter;
 use portcullis_core::policy::shared_counters::{quota_outcome, rate_cost, rate_outcome};
@@ -32,6 +35,7 @@ use portcullis_core::policy::store::{
 };
 use redis_protocol::resp2::types::BytesFrame;
 
+use self::approx::{Approx, SyncItem};
 use self::client::{CallError, Client, Commands};
 use self::scripts::Script;
 use super::stats::StoreStats;
@@ -53,6 +57,8 @@ pub struct RedisStore<R: Runtime> {
     /// Names this process's leases.
     instance: String,
     next_lease: AtomicU64,
+    /// Approximate counting's counters (`None`: exact).
+    approx: Option<Arc<Approx>>,
 }
 
 impl<R: Runtime> RedisStore<R> {
@@ -66,13 +72,27 @@ impl<R: Runtime> RedisStore<R> {
         stats: Arc<StoreStats>,
     ) -> Self {
         client.connect();
+        let prefix = settings.prefix_for(gateway_id);
+        let approx = (settings.counting == Counting::Approximate).then(|| {
+            let approx = Arc::new(Approx::default());
+            let every = Duration::from_millis(settings.sync_interval_ms);
+            let task = sync_loop(
+                client.clone(),
+                Arc::downgrade(&approx),
+                every,
+                stats.clone(),
+            );
+            client.runtime().spawn(task);
+            approx
+        });
         RedisStore {
             client,
-            prefix: settings.prefix_for(gateway_id),
+            prefix,
             settings,
             stats,
             instance,
             next_lease: AtomicU64::new(0),
+            approx,
         }
     }
 
@@ -89,69 +109,74 @@ impl<R: Runtime> RedisStore<R> {
         Bytes::from(k)
     }
 
-    /// Answers `request`, every operation of it on Redis, in one round trip;
-    /// `leases` are the calling connection's slots.
+    /// Answers `request`, every operation of it on Redis, in one round trip
+    /// (approximate counters in process); `leases` are the calling
+    /// connection's slots.
     pub async fn answer(&self, request: &StoreRequest, leases: &mut Leases) -> StoreAnswer {
+        let now = self.stats.now();
+        let mut done: Vec<Option<StoreResult>> = request
+            .ops
+            .iter()
+            .map(|op| {
+                let approx = self.approx.as_ref()?;
+                approx.answer(op, &self.counter_keys(op)?, now)
+            })
+            .collect();
         let plan: Vec<Option<Cmd>> = request
             .ops
             .iter()
-            .map(|op| self.command(op, leases))
+            .zip(&done)
+            .map(|(op, d)| {
+                if d.is_some() {
+                    None
+                } else {
+                    self.command(op, leases)
+                }
+            })
             .collect();
-        let mut cmds = Commands::new();
-        let mut slots = Vec::with_capacity(plan.len());
-        for cmd in &plan {
-            slots.push(cmd.as_ref().map(|c| {
-                c.encode(&mut cmds, false);
-                cmds.len() - 1
-            }));
-        }
-        let started = self.stats.now();
-        let mut replies = if cmds.is_empty() {
-            Vec::new()
-        } else {
-            match self.client.call(cmds).await {
-                Ok(r) => r,
+        let mut replies = Vec::new();
+        if plan.iter().any(Option::is_some) {
+            let started = self.stats.now();
+            match call(&self.client, plan.iter().flatten()).await {
+                Ok(r) => replies = r,
                 Err(e) => return self.failed(&e),
             }
-        };
-        // Scripts Redis does not know (it restarted, or flushed them) run again
-        // by their text: only those commands, with the same arguments, so
-        // nothing is applied twice.
-        let mut again = Commands::new();
-        let mut again_slots = Vec::new();
-        for (cmd, slot) in plan.iter().zip(&slots) {
-            if let (Some(cmd), Some(slot)) = (cmd, slot) {
-                let unknown = matches!(replies.get(*slot),
-                    Some(BytesFrame::Error(e)) if e.starts_with("NOSCRIPT"));
-                if unknown {
-                    cmd.encode(&mut again, true);
-                    again_slots.push(*slot);
-                }
-            }
+            self.stats
+                .observe(self.stats.now().saturating_duration_since(started));
         }
-        if !again.is_empty() {
-            match self.client.call(again).await {
-                Ok(r) => {
-                    for (slot, frame) in again_slots.into_iter().zip(r) {
-                        if let Some(f) = replies.get_mut(slot) {
-                            *f = frame;
-                        }
-                    }
-                }
-                Err(e) => return self.failed(&e),
-            }
-        }
-        self.stats
-            .observe(self.stats.now().saturating_duration_since(started));
+        let mut replies = replies.into_iter();
         let mut results = StoreResults::new();
-        for (op, slot) in request.ops.iter().zip(&slots) {
-            let reply = slot.and_then(|i| replies.get(i));
-            match self.result(op, reply, leases) {
+        for ((op, cmd), d) in request.ops.iter().zip(&plan).zip(&mut done) {
+            if let Some(r) = d.take() {
+                results.push(r);
+                continue;
+            }
+            let reply = if cmd.is_some() { replies.next() } else { None };
+            match self.result(op, reply.as_ref(), leases, now) {
                 Ok(r) => results.push(r),
                 Err(e) => return self.failed(&e),
             }
         }
         StoreAnswer::Done(results)
+    }
+
+    /// The Redis keys of a counter operation's counters.
+    fn counter_keys(&self, op: &StoreOp) -> Option<Vec<Bytes>> {
+        match op {
+            StoreOp::Rate { counters, .. } | StoreOp::RateAdd { counters, .. } => Some(
+                counters
+                    .iter()
+                    .map(|c| self.key("rl:", c.key.as_str()))
+                    .collect(),
+            ),
+            StoreOp::Quota { counters, .. } | StoreOp::QuotaAdd { counters, .. } => Some(
+                counters
+                    .iter()
+                    .map(|c| self.key("q:", c.key.as_str()))
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     /// The answer when Redis could not answer: counted, logged (rate-limited),
@@ -290,15 +315,7 @@ impl<R: Runtime> RedisStore<R> {
             Bytes::from_static(mode.as_bytes()),
         ];
         for c in counters {
-            let l = &c.limits;
-            args.push(Bytes::from(l.calls.map_or(-1, clamp).to_string()));
-            let max_bytes = l.kilobytes.map(|kb| kb.saturating_mul(1024));
-            args.push(Bytes::from(max_bytes.map_or(-1, clamp).to_string()));
-            args.push(Bytes::from(l.period_secs.to_string()));
-            args.push(match l.anchor {
-                QuotaAnchor::FirstUse => Bytes::new(),
-                QuotaAnchor::At(t) => Bytes::from(t.to_string()),
-            });
+            args.extend(quota_limit_args(&c.limits));
         }
         (keys, args)
     }
@@ -309,6 +326,7 @@ impl<R: Runtime> RedisStore<R> {
         op: &StoreOp,
         reply: Option<&BytesFrame>,
         leases: &mut Leases,
+        now: std::time::Instant,
     ) -> Result<StoreResult, CallError> {
         let reply = match reply {
             None => return Ok(StoreResult::Done),
@@ -318,6 +336,9 @@ impl<R: Runtime> RedisStore<R> {
         Ok(match op {
             StoreOp::Rate { counters, add } => {
                 let (now_ms, admitted, windows) = rate_reply(reply, counters.len())?;
+                if let (Some(a), Some(keys)) = (&self.approx, self.counter_keys(op)) {
+                    a.learn_rate(counters, &keys, &windows, now_ms, now);
+                }
                 StoreResult::Rate(rate_outcome(
                     counters,
                     *add,
@@ -327,8 +348,11 @@ impl<R: Runtime> RedisStore<R> {
                 ))
             }
             StoreOp::Quota { counters, add } => {
-                let (now, admitted, usages) = quota_reply(reply, counters.len())?;
-                StoreResult::Quota(quota_outcome(counters, *add, admitted, &usages, now))
+                let (unix, admitted, usages) = quota_reply(reply, counters.len())?;
+                if let (Some(a), Some(keys)) = (&self.approx, self.counter_keys(op)) {
+                    a.learn_quota(counters, &keys, &usages, unix, now);
+                }
+                StoreResult::Quota(quota_outcome(counters, *add, admitted, &usages, unix))
             }
             StoreOp::Acquire { key, .. } => {
                 let taken = client::int(reply, "acquire")? == 1;
@@ -358,6 +382,124 @@ impl<R: Runtime> RedisStore<R> {
     }
 }
 
+/// Sends `cmds` in one round trip; scripts Redis does not know (it restarted,
+/// or flushed them) are sent again by their text: only those commands, with
+/// the same arguments, so nothing is applied twice.
+async fn call<'a, R: Runtime>(
+    client: &Client<R>,
+    cmds: impl Iterator<Item = &'a Cmd> + Clone,
+) -> Result<Vec<BytesFrame>, CallError> {
+    let mut first = Commands::new();
+    for c in cmds.clone() {
+        c.encode(&mut first, false);
+    }
+    let mut replies = client.call(first).await?;
+    let unknown: Vec<usize> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, BytesFrame::Error(e) if e.starts_with("NOSCRIPT")))
+        .map(|(i, _)| i)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(replies);
+    }
+    let mut again = Commands::new();
+    for (i, c) in cmds.enumerate() {
+        if unknown.contains(&i) {
+            c.encode(&mut again, true);
+        }
+    }
+    for (i, frame) in unknown.into_iter().zip(client.call(again).await?) {
+        if let Some(f) = replies.get_mut(i) {
+            *f = frame;
+        }
+    }
+    Ok(replies)
+}
+
+/// Approximate counting's sync: every `every`, the calls counted here go to
+/// Redis and the shared counts come back, in one round trip per 256 counters.
+/// Ends when the store is dropped.
+async fn sync_loop<R: Runtime>(
+    client: Client<R>,
+    approx: std::sync::Weak<Approx>,
+    every: Duration,
+    stats: Arc<StoreStats>,
+) {
+    loop {
+        crate::runtime::sleep(client.runtime(), every).await;
+        let Some(approx) = approx.upgrade() else {
+            return;
+        };
+        let items = approx.to_sync(stats.now());
+        for chunk in items.chunks(256) {
+            let cmds: Vec<Cmd> = chunk.iter().map(sync_command).collect();
+            let started = stats.now();
+            let replies = match call(&client, cmds.iter()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Kept for the next sync; decisions go on locally.
+                    stats.failed(e.reason(), &e.to_string());
+                    break;
+                }
+            };
+            let now = stats.now();
+            stats.observe(now.saturating_duration_since(started));
+            for (item, reply) in chunk.iter().zip(&replies) {
+                match item {
+                    SyncItem::Rate(key, _, _, sent) => {
+                        if let Ok((ms, _, w)) = rate_reply(reply, 1) {
+                            if let Some(w) = w.first() {
+                                approx.synced_rate(key, *sent, *w, ms, now);
+                            }
+                        }
+                    }
+                    SyncItem::Quota(key, _, calls, bytes) => {
+                        if let Ok((_, _, u)) = quota_reply(reply, 1) {
+                            if let Some(u) = u.first() {
+                                approx.synced_quota(key, *calls, *bytes, *u);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The command that adds a counter's pending calls and reads it back.
+fn sync_command(item: &SyncItem) -> Cmd {
+    let num = |n: u64| Bytes::from(n.to_string());
+    match item {
+        SyncItem::Rate(key, limit, period, pending) => Cmd {
+            script: Some(scripts::rate()),
+            args: vec![
+                num(1),
+                key.clone(),
+                num(0),
+                num(*pending),
+                Bytes::from_static(b"1"),
+                num(*limit),
+                num(period_ms(*period)),
+            ],
+        },
+        SyncItem::Quota(key, l, calls, bytes) => {
+            let mut args = vec![
+                num(1),
+                key.clone(),
+                num(*calls),
+                num(*bytes),
+                Bytes::from_static(b"force"),
+            ];
+            args.extend(quota_limit_args(l));
+            Cmd {
+                script: Some(scripts::quota()),
+                args,
+            }
+        }
+    }
+}
+
 /// One operation's command: a script call (`EVALSHA`, or `EVAL` by its text)
 /// with `args` = key count, keys, arguments; or a plain command.
 struct Cmd {
@@ -384,6 +526,20 @@ impl Cmd {
             }
         }
     }
+}
+
+/// `quota.lua`'s arguments for one counter's limits.
+fn quota_limit_args(l: &QuotaLimits) -> [Bytes; 4] {
+    let max_bytes = l.kilobytes.map(|kb| kb.saturating_mul(1024));
+    [
+        Bytes::from(l.calls.map_or(-1, clamp).to_string()),
+        Bytes::from(max_bytes.map_or(-1, clamp).to_string()),
+        Bytes::from(l.period_secs.to_string()),
+        match l.anchor {
+            QuotaAnchor::FirstUse => Bytes::new(),
+            QuotaAnchor::At(t) => Bytes::from(t.to_string()),
+        },
+    ]
 }
 
 fn clamp(n: u64) -> i64 {
