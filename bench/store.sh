@@ -18,7 +18,8 @@
 #
 # Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
 # PARTS ("cost accuracy"),
-# TARGETS ("nginx local exact approximate"; also "backend": the backend alone),
+# TARGETS ("nginx nolimit local exact approximate"; nolimit: the gateway without
+# the policy; also "backend": the backend alone),
 # ACC_MODES ("local approximate exact"), ACC_LIMITS ("2000 20000"), ACC_PERIOD
 # (10, in seconds), ACC_ROUNDS (3), ACC_CONNS (16: wrk connections per gateway),
 # SYNC_INTERVAL_MS (unset: the gateway's default, 200), STORE_TIMEOUT_MS (unset:
@@ -39,7 +40,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 PARTS=${PARTS:-cost accuracy}
-TARGETS=${TARGETS:-nginx local exact approximate}
+TARGETS=${TARGETS:-nginx nolimit local exact approximate}
 ACC_MODES=${ACC_MODES:-local approximate exact}
 ACC_LIMITS=${ACC_LIMITS:-2000 20000}
 ACC_PERIOD=${ACC_PERIOD:-10}
@@ -63,8 +64,8 @@ unset PORTCULLIS_STORE PORTCULLIS_STORE_COUNTING PORTCULLIS_STORE_ON_FAILURE \
 # and tls_handshakes.sh's (18181-18185).
 BACKEND_PORT=18200
 NGINX_PORT=18201
-declare -A COST_PORT=([local]=18202 [exact]=18203 [approximate]=18204)
-declare -A COST_OPS=([local]=19202 [exact]=19203 [approximate]=19204)
+declare -A COST_PORT=([local]=18202 [exact]=18203 [approximate]=18204 [nolimit]=18205)
+declare -A COST_OPS=([local]=19202 [exact]=19203 [approximate]=19204 [nolimit]=19205)
 ACC_PORTS=(18211 18212 18213)
 ACC_OPS=(19211 19212 19213)
 CPU_PROXY=0   # the proxy (or the three gateways) under test
@@ -93,7 +94,7 @@ for tool in nginx wrk taskset curl python3 getconf "$REDIS_SERVER" redis-cli; do
 done
 [[ $(nproc --all) -ge 2 ]] || die "needs at least 2 CPUs (proxy on CPU $CPU_PROXY, load on CPU $CPU_LOAD)"
 for t in $TARGETS; do
-    [[ $t =~ ^(backend|nginx|local|exact|approximate)$ ]] || die "unknown target $t"
+    [[ $t =~ ^(backend|nginx|nolimit|local|exact|approximate)$ ]] || die "unknown target $t"
 done
 for m in $ACC_MODES; do
     [[ $m =~ ^(local|exact|approximate)$ ]] || die "unknown accuracy mode $m"
@@ -229,7 +230,7 @@ build_gateway() {
 declare -A URL PIDS_OF
 URL[backend]=http://127.0.0.1:$BACKEND_PORT$URL_PATH
 URL[nginx]=http://127.0.0.1:$NGINX_PORT$URL_PATH
-for m in local exact approximate; do URL[$m]=http://127.0.0.1:${COST_PORT[$m]}$URL_PATH; done
+for m in nolimit local exact approximate; do URL[$m]=http://127.0.0.1:${COST_PORT[$m]}$URL_PATH; done
 
 cost_run() { # TARGET RUN
     local target=$1 run=$2 out=$RESULTS/wrk-cost-$1-$2.txt
@@ -265,15 +266,15 @@ cost_run() { # TARGET RUN
             o = (wt > 0) ? 100 * other / wt : 0
             if (o < 0) o = 0
             mean = (calls > 0) ? sprintf("%.1f", (s[1] - s[2]) * 1e6 / calls) : "nan"
-            printf "%s\t%s\t%d\t%s\t%.3f\t%.3f\t%.2f\t%.2f\t%.3f\t%.3f\t%s\t%d\t%d\t%.1f\t%.1f\n",
+            printf "%s\t%s\t%d\t%s\t%.3f\t%.3f\t%.2f\t%.2f\t%.5f\t%.6f\t%s\t%d\t%d\t%.1f\t%.1f\n",
                 t, r, n, rps, p50, p99, gw * per, rd * per,
                 (n > 0 ? cmds / n : 0), (n > 0 ? calls / n : 0), mean, serr, e, o,
                 (wt > 0 ? 100 * load / wt : 0)
         }')
     local -a f
     IFS=$'\t' read -r -a f <<<"$RUN_LINE"
-    log "$(printf '%-11s run %s: %8s req/s  p50 %6s ms  p99 %6s ms  gateway %6s us/req  redis %5s us/req  (%s redis cmds/req, store errors %s, errors %s, other CPU %s%%)' \
-        "${f[0]}" "${f[1]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[8]}" "${f[11]}" "${f[12]}" "${f[13]}")"
+    log "$(printf '%-11s run %s: %8s req/s  p50 %6s ms  p99 %6s ms  gateway %6s us/req  redis %5s us/req  (%s store calls/req, store errors %s, errors %s, other CPU %s%%)' \
+        "${f[0]}" "${f[1]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[9]}" "${f[11]}" "${f[12]}" "${f[13]}")"
     RUN_NOISY=0
     if awk -v o="${f[13]}" -v max="$NOISE_PCT" 'BEGIN { exit !(o > max) }'; then
         RUN_NOISY=1
@@ -285,6 +286,7 @@ part_cost() {
     local -a active=()
     local t config=$WORK/cost.json
     write_config "$config" '<rate-limit-by-key calls="1000000000" renewal-period="60" counter-key="@(context.Request.IpAddress)" />'
+    write_config "$WORK/nolimit.json" ''
     cp "$config" "$RESULTS/cost-gateway.json"
     PIDS_OF[backend]=$(nginx_pids "$BACKEND_PID")
     for t in $TARGETS; do
@@ -296,7 +298,9 @@ part_cost() {
                 active+=(nginx)
                 ;;
             *)
-                if start_gateway "cost-$t" "${COST_PORT[$t]}" "${COST_OPS[$t]}" "$config" "$t" "bench:cost:$t:$STAMP:"; then
+                local c=$config mode=$t
+                [[ $t == nolimit ]] && c=$WORK/nolimit.json mode=local
+                if start_gateway "cost-$t" "${COST_PORT[$t]}" "${COST_OPS[$t]}" "$c" "$mode" "bench:cost:$t:$STAMP:"; then
                     PIDS_OF[$t]=$GW_PID
                     active+=("$t")
                     [[ $(http_code "${URL[$t]}") == 200 ]] || die "gateway $t does not answer 200 on ${URL[$t]}"
@@ -330,7 +334,7 @@ part_cost() {
     for t in "${active[@]}"; do
         case $t in
             nginx) stop_started "$PROXY_PID" ;;
-            local | exact | approximate) stop_started "${PIDS_OF[$t]}" ;;
+            nolimit | local | exact | approximate) stop_started "${PIDS_OF[$t]}" ;;
         esac
     done
 }

@@ -17,12 +17,13 @@ import sys
 LABEL = {
     "backend": "backend direct (nginx `return 200`)",
     "nginx": "nginx proxy (no limit)",
+    "nolimit": "portcullis, no policy",
     "local": "portcullis, `--store local`",
     "exact": "portcullis, Redis, `exact`",
     "approximate": "portcullis, Redis, `approximate`",
 }
-ORDER = ("backend", "nginx", "local", "exact", "approximate")
-GATEWAYS = ("local", "exact", "approximate")
+ORDER = ("backend", "nginx", "nolimit", "local", "exact", "approximate")
+GATEWAYS = ("nolimit", "local", "exact", "approximate")
 
 
 def read_tsv(path):
@@ -60,13 +61,21 @@ def fmt(x, digits):
     return "n/a" if x != x else f"{x:,.{digits}f}"
 
 
+def calls(x):
+    """Store calls per request: enough digits to tell a sync every 200 ms from none."""
+    if x != x:
+        return "n/a"
+    return f"{x:.3f}" if x == 0 or x >= 0.01 else f"{x:.1e}"
+
+
 def cost(rows, meta, p):
     p(f"`wrk -t{meta.get('threads', '?')} -c{meta.get('conns', '?')} "
       f"-d{meta.get('duration', '?')} --latency`, keep-alive, median of "
       f"{meta.get('runs', '?')} interleaved rounds. The proxy under test on CPU 0; "
       f"wrk, the backend and redis-server on CPU 1. Gateway policy: "
       f"`<rate-limit-by-key calls=\"1000000000\" renewal-period=\"60\" "
-      f"counter-key=\"@(context.Request.IpAddress)\"/>` (never refuses).")
+      f"counter-key=\"@(context.Request.IpAddress)\"/>` (never refuses; "
+      f"\"no policy\": the same gateway and API without it).")
     p("")
     p("| target | req/s | p50 (ms) | p99 (ms) | gateway CPU (µs/req) "
       "| Redis CPU (µs/req) | gateway + Redis (µs/req) | store calls/req "
@@ -85,7 +94,7 @@ def cost(rows, meta, p):
         p(f"| {LABEL[t]} | {fmt(median(tr, 'rps'), 0)} | {fmt(median(tr, 'p50_ms'), 2)} "
           f"| {fmt(median(tr, 'p99_ms'), 2)} | {fmt(gw, 1)} "
           f"| {fmt(median(tr, 'redis_cpu_us_per_req'), 2)} | {fmt(both[t], 1)} "
-          f"| {fmt(median(tr, 'store_calls_per_req'), 3) if is_gw else '—'} "
+          f"| {calls(median(tr, 'store_calls_per_req')) if is_gw else '—'} "
           f"| {fmt(median(tr, 'redis_cmds_per_req'), 2)} "
           f"| {fmt(median(tr, 'store_call_mean_us'), 0) if t in ('exact', 'approximate') else '—'} "
           f"| {sum(int(r['store_errors']) for r in tr) if is_gw else '—'} "
@@ -123,7 +132,9 @@ def cost(rows, meta, p):
     p("")
     p("| | ratio |")
     p("| --- | ---: |")
-    for g in GATEWAYS:
+    ratio("nolimit", "nginx", "gateway_cpu_us_per_req", "no policy: gateway / nginx")
+    ratio("local", "nolimit", "gateway_cpu_us_per_req", "local / no policy")
+    for g in ("local", "exact", "approximate"):
         ratio(g, "nginx", "gateway_cpu_us_per_req", f"{g}: gateway / nginx")
         ratio(g, "nginx", "both", f"{g}: gateway + Redis / nginx")
     for g in ("exact", "approximate"):
