@@ -9,8 +9,8 @@
 #    client address (never refuses: every request pays the decision), its
 #    counters in process (`--store local`) or in Redis (`--store redis://...`,
 #    exact and approximate counting), next to nginx as a reverse proxy (no
-#    limit), keep-alive, interleaved rounds. Gateway CPU and Redis CPU per
-#    request.
+#    limit) and the gateway without the policy, keep-alive, interleaved rounds.
+#    Gateway CPU and Redis CPU per request.
 # 2. accuracy: three gateways on one Redis, one limit of N calls (each of
 #    ACC_LIMITS) per ACC_PERIOD seconds on one fixed counter key, three wrk
 #    (one per gateway) started together for one window; 200s and 429s counted
@@ -21,7 +21,7 @@
 # TARGETS ("nginx nolimit local exact approximate"; nolimit: the gateway without
 # the policy; also "backend": the backend alone),
 # ACC_MODES ("local approximate exact"), ACC_LIMITS ("2000 20000"), ACC_PERIOD
-# (10, in seconds), ACC_ROUNDS (3), ACC_CONNS (16: wrk connections per gateway),
+# (10, in seconds), ACC_ROUNDS (2), ACC_CONNS (16: wrk connections per gateway),
 # SYNC_INTERVAL_MS (unset: the gateway's default, 200), STORE_TIMEOUT_MS (unset:
 # the gateway's default, 100; a call that takes longer fails open), SKIP_BUILD=1,
 # PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
