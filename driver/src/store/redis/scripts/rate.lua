@@ -51,19 +51,23 @@ if admitted and add > 0 then
   for i = 1, n do
     local s = heads[i] % 12
     counts[i][s] = counts[i][s] + add
-    changed[i] = true
+    -- The window did not move: only the newest bucket is written.
+    if not changed[i] then changed[i] = 'add' end
   end
 end
 local out = {now, admitted and 1 or 0}
 for i = 1, n do
   local c = counts[i]
-  if changed[i] then
+  if changed[i] == true then
     local period = tonumber(ARGV[3 + 2 * i])
     redis.call('HSET', KEYS[i], 'p', period, 'h', heads[i],
       '0', c[0], '1', c[1], '2', c[2], '3', c[3], '4', c[4], '5', c[5],
       '6', c[6], '7', c[7], '8', c[8], '9', c[9], '10', c[10], '11', c[11])
-    -- A window lives for its period after its newest bucket.
+    -- A window lives for its period after its newest bucket started (set
+    -- whenever the window moves, so it always covers the newest bucket).
     redis.call('PEXPIRE', KEYS[i], period + math.ceil(period / 12) + 1000)
+  elseif changed[i] == 'add' then
+    redis.call('HINCRBY', KEYS[i], tostring(heads[i] % 12), add)
   end
   out[#out + 1] = heads[i]
   for s = 0, 11 do out[#out + 1] = c[s] end
