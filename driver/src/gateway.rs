@@ -439,8 +439,6 @@ impl<R: Runtime> Gateway<R> {
     }
 }
 
-/// Keeps the key set refresher's list of OpenID configuration URLs in step
-/// with the configuration in force.
 /// Puts the store setting in force: the gateway's flag, else the one of the
 /// configuration in force (the management plane's gateway entity), else in
 /// process. A changed setting takes effect for the next request; counts kept
@@ -510,6 +508,8 @@ impl<R: Runtime> StoreFollower<R> {
     }
 }
 
+/// Keeps the key set refresher's list of OpenID configuration URLs in step
+/// with the configuration in force.
 async fn follow_openid_urls<R: Runtime>(
     rt: R,
     config: Arc<SharedConfig>,

@@ -366,22 +366,23 @@ impl StoreSession {
     /// gives back. Without a remote store, the external cache misses and
     /// stores nothing (counted): it is never served from the built-in cache.
     pub fn answer(&mut self, request: &StoreRequest) -> StoreAnswer {
-        if request.ops.iter().any(external_only) {
-            return self.answer_without_external(request);
+        let skip = |op: &StoreOp| external_only(op) || self.not_held_here(op);
+        if !request.ops.iter().any(skip) {
+            return self.answer_local(request);
         }
-        self.answer_local(request)
-    }
-
-    fn answer_without_external(&mut self, request: &StoreRequest) -> StoreAnswer {
-        self.store
-            .stats
-            .failed("no_external_cache", "no external cache configured");
+        if request.ops.iter().any(external_only) {
+            self.store
+                .stats
+                .failed("no_external_cache", "no external cache configured");
+        }
+        let skipped: SmallBools = request.ops.iter().map(skip).collect();
         let local = StoreRequest {
             ops: request
                 .ops
                 .iter()
-                .filter(|op| !external_only(op))
-                .cloned()
+                .zip(&skipped)
+                .filter(|(_, s)| !**s)
+                .map(|(op, _)| op.clone())
                 .collect(),
             now: request.now,
             now_unix: request.now_unix,
@@ -393,13 +394,22 @@ impl StoreSession {
         let results = request
             .ops
             .iter()
-            .map(|op| match op {
-                StoreOp::CacheGet { .. } if external_only(op) => StoreResult::Value(None),
-                _ if external_only(op) => StoreResult::Done,
+            .zip(&skipped)
+            .map(|(op, skipped)| match op {
+                StoreOp::CacheGet { .. } if *skipped => StoreResult::Value(None),
+                _ if *skipped => StoreResult::Done,
                 _ => local.next().unwrap_or(StoreResult::Done),
             })
             .collect();
         StoreAnswer::Done(results)
+    }
+
+    /// A `Release` of a slot this connection does not hold here (it was taken
+    /// in the remote store, which the setting has since turned off): there is
+    /// nothing to give back in process, and giving one back would free another
+    /// connection's slot.
+    fn not_held_here(&self, op: &StoreOp) -> bool {
+        matches!(op, StoreOp::Release { key } if !self.held.contains_key(key))
     }
 
     /// Answers `request` with the remote store for what goes there.
@@ -408,7 +418,15 @@ impl StoreSession {
         remote: Arc<Box<dyn Remote>>,
         request: StoreRequest,
     ) -> StoreAnswer {
-        let to_remote: SmallBools = request.ops.iter().map(goes_remote).collect();
+        // A slot goes back where it was taken.
+        let to_remote: SmallBools = request
+            .ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::Release { key } => !self.held.contains_key(key),
+                op => goes_remote(op),
+            })
+            .collect();
         if to_remote.iter().all(|r| *r) {
             return remote.answer(request, &mut self.leases).await;
         }

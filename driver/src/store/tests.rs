@@ -144,3 +144,30 @@ fn cache_and_key_sets_round_trip() {
     assert_eq!(store.claim_key_refresh(&urls, now), urls);
     assert!(store.claim_key_refresh(&urls, now).is_empty(), "throttled");
 }
+
+#[test]
+fn a_release_of_a_slot_not_held_here_frees_nothing() {
+    let store = Arc::new(InProcessStore::default());
+    let now = Instant::now();
+    let acquire = || StoreOp::Acquire {
+        key: "k".into(),
+        max: 1,
+    };
+    let mut a = store.session();
+    let mut b = store.session();
+    let mut c = store.session();
+    let r = results(a.answer(&request(vec![acquire()], now)));
+    assert_eq!(r[0], StoreResult::Acquired(true));
+    // B never took the slot (say it took it in a remote store since turned off).
+    let r = results(b.answer(&request(vec![StoreOp::Release { key: "k".into() }], now)));
+    assert_eq!(r[0], StoreResult::Done);
+    let r = results(c.answer(&request(vec![acquire()], now)));
+    assert_eq!(
+        r[0],
+        StoreResult::Acquired(false),
+        "A still holds the only slot"
+    );
+    drop(a);
+    let r = results(c.answer(&request(vec![acquire()], now)));
+    assert_eq!(r[0], StoreResult::Acquired(true));
+}
