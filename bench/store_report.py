@@ -9,10 +9,12 @@ and RESULTS_DIR/meta.env, and prints the tables that go into BENCHMARKS.md.
 Python 3 stdlib only.
 """
 
-import csv
 import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import read_meta, read_tsv  # noqa: E402  (the load benchmark's readers)
 
 LABEL = {
     "backend": "backend direct (nginx `return 200`)",
@@ -24,24 +26,6 @@ LABEL = {
 }
 ORDER = ("backend", "nginx", "nolimit", "local", "exact", "approximate")
 GATEWAYS = ("nolimit", "local", "exact", "approximate")
-
-
-def read_tsv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-def read_meta(path):
-    meta = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                k, _, v = line.rstrip("\n").partition("=")
-                if k:
-                    meta[k] = v
-    return meta
 
 
 def num(v):
