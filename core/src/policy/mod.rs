@@ -15,6 +15,7 @@ pub mod counters;
 pub mod error;
 mod expr_context;
 pub mod ip_filter;
+pub mod json_xml;
 pub mod jwt;
 pub mod lru;
 pub mod param;

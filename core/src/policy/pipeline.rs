@@ -758,6 +758,8 @@ impl Pipeline {
             Action::SetMethod(a) => a.run(ctx)?,
             Action::SetBody(a) => a.run(ctx)?,
             Action::FindAndReplace(a) => a.run(ctx)?,
+            Action::JsonToXml(a) => a.run(ctx)?,
+            Action::XmlToJson(a) => a.run(ctx)?,
             Action::SetVariable(a) => a.run(ctx)?,
             Action::AuthenticationBasic(a) => a.run(ctx)?,
             Action::SetStatus(a) => a.run(ctx)?,
