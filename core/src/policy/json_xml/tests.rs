@@ -297,3 +297,57 @@ fn round_trip_keeps_the_data() {
     let xml = to_xml(json);
     assert_eq!(direct(&xml), serde_json::from_str::<Value>(json).unwrap());
 }
+
+fn compile_error(policy: &str) -> String {
+    use crate::policy::compile::{compile_document, CompileEnv};
+    use crate::policy::program::Level;
+    let doc = format!(
+        "<policies>\n<inbound>\n<base />\n</inbound>\n<outbound>\n{policy}\n</outbound>\n</policies>"
+    );
+    compile_document(&doc, Level::Api, &CompileEnv::default())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_settings_are_compile_errors_naming_the_element_line_and_reason() {
+    assert_eq!(
+        compile_error(r#"<json-to-xml apply="sometimes" />"#),
+        "line 6, column 1: <json-to-xml>: attribute 'apply' must be always or content-type-json, not 'sometimes'"
+    );
+    assert_eq!(
+        compile_error(r#"<json-to-xml consider-accept-header="false" />"#),
+        "line 6, column 1: <json-to-xml>: attribute 'apply' is required"
+    );
+    assert_eq!(
+        compile_error(r#"<json-to-xml apply="always" parse-date="@(true)" />"#),
+        "line 6, column 1: <json-to-xml>: attribute 'parse-date' must be true or false, not '@(true)'"
+    );
+    assert_eq!(
+        compile_error(r#"<json-to-xml apply="always" namespace-separator="::" />"#),
+        "line 6, column 1: <json-to-xml>: attribute 'namespace-separator' must be one character, not '::'"
+    );
+    assert_eq!(
+        compile_error(r#"<xml-to-json kind="pretty" apply="always" />"#),
+        "line 6, column 1: <xml-to-json>: attribute 'kind' must be javascript-friendly or direct, not 'pretty'"
+    );
+    assert_eq!(
+        compile_error(r#"<xml-to-json kind="direct" apply="always" always-array="true" />"#),
+        "line 6, column 1: <xml-to-json>: unknown attribute 'always-array'"
+    );
+    assert_eq!(
+        compile_error(r#"<xml-to-json kind="direct" apply="always"><frob /></xml-to-json>"#),
+        "line 6, column 43: <frob>: unexpected element <frob> inside <xml-to-json>"
+    );
+    let in_backend = crate::policy::compile::compile_document(
+        "<policies><backend><xml-to-json kind=\"direct\" apply=\"always\" /></backend></policies>",
+        crate::policy::program::Level::Api,
+        &crate::policy::compile::CompileEnv::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        in_backend.contains("is not allowed in <backend>"),
+        "{in_backend}"
+    );
+}
