@@ -294,6 +294,12 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             only_in(&[Inbound, Outbound, OnError])?;
             Action::XmlToJson(Box::new(XmlToJson::compile(el, section)?))
         }
+        "xsl-transform" => {
+            return Err(PolicyError::at(
+                el,
+                "<xsl-transform> is not supported yet: Portcullis has no XSLT 1.0 engine",
+            ))
+        }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(
                 el,

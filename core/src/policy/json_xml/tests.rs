@@ -260,6 +260,14 @@ fn text_entities_cdata_and_non_ascii_survive() {
 }
 
 #[test]
+fn attribute_values_are_normalised_as_xml_says() {
+    assert_eq!(
+        direct("<a v=\"one\ntwo&#10;three\"/>"),
+        json!({ "a": { "@v": "one two\nthree" } })
+    );
+}
+
+#[test]
 fn malformed_xml_is_an_error_naming_the_place() {
     for bad in [
         "<a><b></a>",

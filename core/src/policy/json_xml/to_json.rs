@@ -264,8 +264,20 @@ fn start_element(start: &BytesStart<'_>) -> Result<XElement, String> {
     for a in start.attributes() {
         let a = a.map_err(|e| format!("bad attribute in <{name}>: {e}"))?;
         let key = a.key.as_ref().to_string();
-        let raw: &str = &a.value;
-        let value = quick_xml::escape::unescape(raw)
+        // XML's attribute-value normalisation: a literal line break or tab is
+        // a space (a character reference to one stays what it says).
+        let raw: String = a
+            .value
+            .chars()
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let value = quick_xml::escape::unescape(&raw)
             .map_err(|e| format!("bad value of attribute '{key}' in <{name}>: {e}"))?
             .into_owned();
         attrs.push((key, value));
