@@ -76,6 +76,41 @@ fn apim_soap_example_with_namespaces_and_attribute_block() {
 }
 
 #[test]
+fn apim_documented_example_verbatim() {
+    // The input of APIM's page, as published. The page's expected output drops
+    // the <v1:QueryItem> element around <name>; we keep it (every property is
+    // an element, as everywhere else on the page), and write no indentation.
+    let body = r##"{
+      "soapenv:Envelope": {
+        "xmlns:soapenv": "http://schemas.xmlsoap.org/soap/envelope/",
+        "xmlns:v1": "http://localdomain.com/core/v1",
+        "soapenv:Header": {},
+        "soapenv:Body": {
+          "v1:QueryList": {
+            "#attrs": { "queryName": "test" },
+            "v1:QueryItem": { "name": "dummy text" }
+          }
+        }
+      }
+    }"##;
+    let opts = ToXml {
+        parse_date: false,
+        separator: ":",
+        namespace_prefix: Some("xmlns"),
+        attribute_block: Some("#attrs"),
+    };
+    assert_eq!(
+        json_to_xml(body.as_bytes(), &opts).unwrap(),
+        concat!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:v1="http://localdomain.com/core/v1">"#,
+            "<soapenv:Header /><soapenv:Body>",
+            r#"<v1:QueryList queryName="test"><v1:QueryItem><name>dummy text</name></v1:QueryItem></v1:QueryList>"#,
+            "</soapenv:Body></soapenv:Envelope>"
+        )
+    );
+}
+
+#[test]
 fn several_properties_are_wrapped_in_document() {
     assert_eq!(
         to_xml(r#"{"id": 7, "name": "Zoë", "active": true, "note": null}"#),
