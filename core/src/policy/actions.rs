@@ -26,6 +26,7 @@ use super::transform::{
     SetMethod, SetQueryParameter, SetVariable,
 };
 use super::xml::Element;
+use super::xslt::XslTransform;
 
 /// `forward-request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +158,8 @@ pub enum Action {
     JsonToXml(Box<JsonToXml>),
     /// `xml-to-json`.
     XmlToJson(Box<XmlToJson>),
+    /// `xsl-transform`.
+    XslTransform(Box<XslTransform>),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -295,10 +298,8 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             Action::XmlToJson(Box::new(XmlToJson::compile(el, section)?))
         }
         "xsl-transform" => {
-            return Err(PolicyError::at(
-                el,
-                "<xsl-transform> is not supported yet: Portcullis has no XSLT 1.0 engine",
-            ))
+            only_in(&[Inbound, Outbound, OnError])?;
+            Action::XslTransform(Box::new(XslTransform::compile(el, section)?))
         }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(

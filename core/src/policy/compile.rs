@@ -497,6 +497,7 @@ impl Builder<'_, '_> {
                 | Action::FindAndReplace(_)
                 | Action::JsonToXml(_)
                 | Action::XmlToJson(_)
+                | Action::XslTransform(_)
         );
         if matches!(action, Action::CacheStore(_)) {
             // A stored response needs its body.

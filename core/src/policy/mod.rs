@@ -30,3 +30,4 @@ pub mod shared_counters;
 pub mod store;
 pub mod transform;
 pub mod xml;
+pub mod xslt;

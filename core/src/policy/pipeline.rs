@@ -760,6 +760,7 @@ impl Pipeline {
             Action::FindAndReplace(a) => a.run(ctx)?,
             Action::JsonToXml(a) => a.run(ctx)?,
             Action::XmlToJson(a) => a.run(ctx)?,
+            Action::XslTransform(a) => a.run(ctx)?,
             Action::SetVariable(a) => a.run(ctx)?,
             Action::AuthenticationBasic(a) => a.run(ctx)?,
             Action::SetStatus(a) => a.run(ctx)?,
