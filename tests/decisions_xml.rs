@@ -277,3 +277,76 @@ fn json_to_xml_in_on_error_converts_the_error_answer() {
     assert_eq!(r.header("content-length"), Some(xml.len().to_string()));
     gw.stop();
 }
+
+const XSL_TRANSFORM: &str = include_str!("../core/tests/apim-corpus-2/xsl-transform.xml");
+
+#[test]
+fn corpus_xsl_transform_stamps_the_request_and_unwraps_the_soap_response() {
+    let backend = MemBackend::start(|_| {
+        Reply::Send(ok(
+            "text/xml; charset=utf-8",
+            br#"<?xml version="1.0"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Body>
+    <m:OrdersResponse xmlns:m="urn:orders">
+      <m:Order id="a" amount="5">  pens </m:Order>
+      <m:Order id="b" amount="20.5">paper</m:Order>
+    </m:OrdersResponse>
+  </soap:Body>
+</soap:Envelope>"#,
+        ))
+    });
+    let gw = MemGateway::start(&cfg(vec![papi("a", "orders", backend.addr, XSL_TRANSFORM)]));
+    let r = call(
+        &gw,
+        "POST",
+        "/orders/list",
+        &[
+            ("Content-Type", "text/xml"),
+            ("User-Agent", "partner-client/2.1 \"beta\""),
+            ("X-Plan", "gold"),
+        ],
+        b"<GetOrders><Customer id=\"7\">acme</Customer></GetOrders>",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let expected = r#"<orders count="2" total="25.50"><order id="b" amount="20.50">paper</order><order id="a" amount="5.00">pens</order></orders>"#;
+    assert_eq!(r.body_str().trim_end(), expected);
+    assert_eq!(r.header("content-length"), Some(r.body.len().to_string()));
+    let req = backend.only_request();
+    assert_eq!(
+        String::from_utf8(req.body.clone()).unwrap().trim_end(),
+        r#"<GetOrders User-Agent="partner-client/2.1 &quot;beta&quot;" plan="gold"><Customer id="7">acme</Customer></GetOrders>"#
+    );
+    assert_eq!(
+        req.header("content-length"),
+        Some(req.body.len().to_string())
+    );
+    // A request body that is not XML stops in the pipeline with the reason.
+    let r = call(&gw, "POST", "/orders/list", &[], b"{\"json\": true}");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(backend.requests().len(), 1);
+    gw.stop();
+}
+
+#[test]
+fn xsl_transform_failure_reaches_on_error_with_last_error() {
+    let backend = MemBackend::echo();
+    let policy = policies(
+        r#"<xsl-transform>
+             <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+               <xsl:template match="/"><xsl:message terminate="yes">no orders here</xsl:message></xsl:template>
+             </xsl:stylesheet>
+           </xsl-transform>"#,
+        "",
+        "",
+        LAST_ERROR_HEADER,
+    );
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = call(&gw, "POST", "/api/x", &[], b"<a/>");
+    assert_eq!(r.status, 500, "{r:?}");
+    let err = r.header("x-error").unwrap();
+    assert!(err.starts_with("XslTransformFailed: "), "{err}");
+    assert!(err.contains("no orders here"), "{err}");
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}
