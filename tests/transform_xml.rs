@@ -64,3 +64,58 @@ async fn json_client_in_front_of_an_xml_backend(rt: Runtime) {
     }
     gw.stop().await;
 }
+
+#[runtimes]
+async fn xsl_transform_on_both_bodies(rt: Runtime) {
+    let backend = Backend::start(|r| {
+        let body = format!(
+            "<echo><got>{}</got></echo>",
+            String::from_utf8_lossy(&r.body).replace('<', "&lt;")
+        );
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        out.extend_from_slice(&chunked(&[body.as_bytes()]));
+        Reply::Send(out)
+    })
+    .await;
+    let policy = policies(
+        r#"<xsl-transform>
+             <parameter parameter-name="who">@(context.Request.Headers.GetValueOrDefault("X-Who", "nobody"))</parameter>
+             <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+               <xsl:output method="xml" omit-xml-declaration="yes" />
+               <xsl:param name="who" />
+               <xsl:template match="/*"><req from="{$who}" n="{count(*)}" /></xsl:template>
+             </xsl:stylesheet>
+           </xsl-transform>"#,
+        "",
+        r#"<xsl-transform>
+             <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+               <xsl:output method="text" />
+               <xsl:template match="/">got: <xsl:value-of select="echo/got" /></xsl:template>
+             </xsl:stylesheet>
+           </xsl-transform>"#,
+        "",
+    );
+    let gw = TestGateway::start(rt, &cfg(vec![papi("a", "api", backend.addr, &policy)])).await;
+    let mut c = gw.client().await;
+    let req = request(
+        "POST",
+        "/api/x",
+        &[("X-Who", "Zoë"), ("Content-Type", "application/xml")],
+        "<list><i/><i/><i/></list>".as_bytes(),
+    );
+    let r = c.roundtrip(req).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let sent = r#"<req from="Zoë" n="3"/>"#;
+    assert_eq!(r.body_str(), format!("got: {sent}\n"));
+    assert_eq!(r.header("content-length"), Some(r.body.len().to_string()));
+    let got = &backend.requests()[0];
+    assert_eq!(
+        String::from_utf8(got.body.clone()).unwrap().trim_end(),
+        sent
+    );
+    assert_eq!(
+        got.header("content-length"),
+        Some(got.body.len().to_string())
+    );
+    gw.stop().await;
+}

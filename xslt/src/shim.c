@@ -116,6 +116,11 @@ xsltStylesheetPtr pc_xslt_compile(const char *text, int len) {
         xsltFreeStylesheet(style);
         return NULL;
     }
+    /* XSLT's default output encoding is UTF-8; without one named, libxslt
+     * would write every non-ASCII character as a character reference. */
+    if (style->encoding == NULL) {
+        style->encoding = xmlStrdup((const xmlChar *)"UTF-8");
+    }
     return style;
 }
 

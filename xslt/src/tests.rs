@@ -122,6 +122,19 @@ fn include_import_document_and_entities_are_refused() {
 }
 
 #[test]
+fn output_is_utf8_unless_the_stylesheet_names_another_encoding() {
+    let body = r#"<xsl:output method="xml" omit-xml-declaration="yes"/><xsl:param name="p"/><xsl:template match="/"><r p="{$p}"><xsl:value-of select="."/></r></xsl:template>"#;
+    assert_eq!(
+        run(body, "<a>東京</a>", &[("p", "Zoë")]).trim_end(),
+        r#"<r p="Zoë">東京</r>"#
+    );
+    let latin = r#"<xsl:output method="xml" encoding="ISO-8859-1"/><xsl:template match="/"><r><xsl:value-of select="."/></r></xsl:template>"#;
+    let s = Stylesheet::compile(&sheet(latin)).unwrap();
+    let out = s.transform("<a>é</a>".as_bytes(), &[]).unwrap();
+    assert!(out.ends_with(b"<r>\xE9</r>\n"), "{out:?}");
+}
+
+#[test]
 fn a_body_that_is_not_xml_fails_with_its_line() {
     let s = Stylesheet::compile(&sheet(r#"<xsl:template match="/"><x/></xsl:template>"#)).unwrap();
     let err = s.transform(b"<a>\n<b></a>", &[]).unwrap_err();
