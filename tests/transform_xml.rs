@@ -1,8 +1,9 @@
-//! `json-to-xml` and `xml-to-json` over real sockets on both runtimes: a
-//! chunked JSON upload reaches the backend as XML with a Content-Length, and a
-//! chunked XML answer reaches the client as JSON with a Content-Length, on one
-//! keep-alive connection (the conversions themselves are tested in core and in
-//! `decisions_xml`).
+//! `json-to-xml`, `xml-to-json` and `xsl-transform` over real sockets on both
+//! runtimes: a chunked JSON upload reaches the backend as XML with a
+//! Content-Length, a chunked XML answer reaches the client as JSON with a
+//! Content-Length, on one keep-alive connection; an XSLT stylesheet with a
+//! parameter rewrites both bodies (the conversions themselves are tested in
+//! core and in `decisions_xml`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
