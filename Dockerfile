@@ -11,7 +11,10 @@ ARG RUST_IMAGE=rust:1-bookworm
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p portcullis \
+# xsl-transform links libxslt (rust:1-bookworm usually has it; install if not).
+RUN (dpkg -s libxslt1-dev >/dev/null 2>&1 \
+        || (apt-get update && apt-get install -y --no-install-recommends libxslt1-dev)) \
+    && cargo build --release --locked -p portcullis \
     && sh deploy/rootfs.sh target/release/portcullis /rootfs
 
 # ---- final stage (identical in deploy/Dockerfile.local) ----

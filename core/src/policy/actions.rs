@@ -11,6 +11,7 @@ use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
 use super::error::PolicyError;
 use super::ip_filter::IpFilter;
+use super::json_xml::{JsonToXml, XmlToJson};
 use super::jwt::ValidateJwt;
 use super::program::SectionKind;
 use super::quota::{Quota, QuotaByKey};
@@ -25,6 +26,7 @@ use super::transform::{
     SetMethod, SetQueryParameter, SetVariable,
 };
 use super::xml::Element;
+use super::xslt::XslTransform;
 
 /// `forward-request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +154,12 @@ pub enum Action {
     CacheStoreValue(CacheStoreValue),
     /// `cache-remove-value`.
     CacheRemoveValue(CacheRemoveValue),
+    /// `json-to-xml`.
+    JsonToXml(Box<JsonToXml>),
+    /// `xml-to-json`.
+    XmlToJson(Box<XmlToJson>),
+    /// `xsl-transform`.
+    XslTransform(Box<XslTransform>),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -280,6 +288,18 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             Action::ValidateClientCertificate(Box::new(ValidateClientCertificate::from_element(
                 el,
             )?))
+        }
+        "json-to-xml" => {
+            only_in(&[Inbound, Outbound, OnError])?;
+            Action::JsonToXml(Box::new(JsonToXml::compile(el, section)?))
+        }
+        "xml-to-json" => {
+            only_in(&[Inbound, Outbound, OnError])?;
+            Action::XmlToJson(Box::new(XmlToJson::compile(el, section)?))
+        }
+        "xsl-transform" => {
+            only_in(&[Inbound, Outbound, OnError])?;
+            Action::XslTransform(Box::new(XslTransform::compile(el, section)?))
         }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(

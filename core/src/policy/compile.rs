@@ -491,7 +491,14 @@ impl Builder<'_, '_> {
 
     fn note_needs(&mut self, el: &Element, action: &Action, section: SectionKind) {
         let on_request = matches!(section, SectionKind::Inbound | SectionKind::Backend);
-        let structural = matches!(action, Action::SetBody(_) | Action::FindAndReplace(_));
+        let structural = matches!(
+            action,
+            Action::SetBody(_)
+                | Action::FindAndReplace(_)
+                | Action::JsonToXml(_)
+                | Action::XmlToJson(_)
+                | Action::XslTransform(_)
+        );
         if matches!(action, Action::CacheStore(_)) {
             // A stored response needs its body.
             self.needs.response_body = true;
