@@ -5,6 +5,7 @@
 //! checked with [`Snapshot::validate`], and compiled once into a [`CompiledConfig`]
 //! that requests read without touching the JSON model again.
 
+mod api_type;
 mod backend_tls;
 mod compiled;
 mod error;
@@ -24,6 +25,7 @@ pub use compiled::{CompiledConfig, KeyCheck};
 pub use error::{
     ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem, TlsProblem,
 };
+pub use model::{ApiType, ON_HANDSHAKE};
 pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,

@@ -15,6 +15,7 @@ pub mod framing;
 pub mod head;
 pub mod head_scan;
 pub mod hop;
+pub mod websocket;
 pub(crate) mod host;
 pub mod limits;
 pub mod message;
