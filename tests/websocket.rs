@@ -1,0 +1,305 @@
+//! WebSocket APIs over real sockets, on both runtimes: a real WebSocket
+//! client (tungstenite, blocking, on its own thread) through the gateway to a
+//! real WebSocket echo backend (tungstenite too). The handshake runs the
+//! onHandshake policies of the second corpus (subscription key, rate limit,
+//! headers); then frames of every size go both ways; idle tunnels close; the
+//! gateway's limit answers 503; a backend refusing the upgrade is answered as
+//! it answered; shutdown closes open tunnels.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::policy_docs::{subscription, KEY_A, KEY_B};
+use common::*;
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response as ServerResponse};
+use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+
+/// The onHandshake policy document of the second corpus.
+const ON_HANDSHAKE: &str = include_str!("../core/tests/apim-corpus-2/websocket-onhandshake.xml");
+
+/// A WebSocket echo backend: every text or binary message comes back as it
+/// was; each handshake's request head is kept. `refuse`: every handshake is
+/// answered 403 instead.
+struct EchoBackend {
+    addr: SocketAddr,
+    handshakes: Arc<Mutex<Vec<Request>>>,
+}
+
+impl EchoBackend {
+    fn start(refuse: bool) -> EchoBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshakes = Arc::new(Mutex::new(Vec::new()));
+        let seen = handshakes.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || echo(stream, &seen, refuse));
+            }
+        });
+        EchoBackend { addr, handshakes }
+    }
+
+    fn handshakes(&self) -> Vec<Request> {
+        self.handshakes.lock().unwrap().clone()
+    }
+}
+
+fn echo(stream: TcpStream, seen: &Mutex<Vec<Request>>, refuse: bool) {
+    let callback = |req: &Request, resp: ServerResponse| {
+        seen.lock().unwrap().push(req.clone());
+        if refuse {
+            let mut no = ErrorResponse::new(Some("no sockets today".into()));
+            *no.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
+            return Err(no);
+        }
+        Ok(resp)
+    };
+    let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else {
+        return;
+    };
+    loop {
+        match ws.read() {
+            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(msg).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The WebSocket API `chat` at `/chat` in front of `backend`, keys required,
+/// its onHandshake operation with the corpus document.
+fn chat_config(backend: SocketAddr) -> Value {
+    json!({
+        "revision": 1,
+        "apis": [{
+            "id": "chat",
+            "displayName": "Chat",
+            "type": "websocket",
+            "path": "chat",
+            "serviceUrl": format!("ws://{backend}/feed"),
+            "subscriptionRequired": true,
+            "operations": [{
+                "id": "onHandshake", "method": "GET", "urlTemplate": "/",
+                "policy": ON_HANDSHAKE
+            }]
+        }],
+        "backends": [],
+        "namedValues": [],
+        "products": [],
+        "subscriptions": [
+            subscription("alice", "/apis/chat", KEY_A, "active"),
+            subscription("bob", "/apis/chat", KEY_B, "active"),
+        ]
+    })
+}
+
+type Socket = WebSocket<TcpStream>;
+
+/// Opens a WebSocket to `gw` at `path_and_query` with `key` in the APIM
+/// header: the socket, or the handshake's HTTP status when it was refused.
+async fn open(gw: SocketAddr, path_and_query: &str, key: Option<&str>) -> Result<Socket, u16> {
+    let url = format!("ws://{gw}{path_and_query}");
+    let key = key.map(str::to_owned);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut req = url.into_client_request().unwrap();
+        if let Some(key) = key {
+            req.headers_mut()
+                .insert("Ocp-Apim-Subscription-Key", key.parse().unwrap());
+        }
+        req.headers_mut()
+            .insert("Authorization", "Bearer secret".parse().unwrap());
+        let stream = TcpStream::connect(gw).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        match tungstenite::client(req, stream) {
+            Ok((ws, resp)) => {
+                assert_eq!(resp.status(), 101);
+                Ok(ws)
+            }
+            Err(HandshakeError::Failure(WsError::Http(resp))) => Err(resp.status().as_u16()),
+            Err(e) => panic!("handshake failed: {e}"),
+        }
+    });
+    within("websocket handshake", result).await.unwrap()
+}
+
+/// Sends each message and reads its echo, on a blocking thread.
+async fn echo_all(mut ws: Socket, messages: Vec<Message>) -> Socket {
+    let run = tokio::task::spawn_blocking(move || {
+        for msg in messages {
+            ws.send(msg.clone()).unwrap();
+            let back = ws.read().unwrap();
+            assert_eq!(back, msg, "the echo of a {}-byte message", msg.len());
+        }
+        ws
+    });
+    within("echo", run).await.unwrap()
+}
+
+/// Reads until the connection ends; `true` if it ended (not a read timeout).
+async fn ended(mut ws: Socket) -> bool {
+    let run = tokio::task::spawn_blocking(move || loop {
+        match ws.read() {
+            Ok(_) => continue,
+            Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    });
+    within("tunnel end", run).await.unwrap()
+}
+
+#[runtimes]
+async fn echo_through_the_gateway_with_a_subscription_key(rt: Runtime) {
+    let backend = EchoBackend::start(false);
+    let gw = TestGateway::start(rt, &chat_config(backend.addr)).await;
+    let ws = open(gw.addr, "/chat?room=rust", Some(KEY_A)).await.unwrap();
+    // Frames of every length encoding (7-bit, 16-bit, 64-bit), both ways.
+    let mut messages = vec![Message::text(""), Message::text("hello")];
+    for size in [1usize, 125, 126, 65_535, 65_536, 300_000] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        messages.push(Message::binary(bytes));
+    }
+    messages.push(Message::text("é".repeat(40_000)));
+    let mut ws = echo_all(ws, messages).await;
+    // The handshake went on with its policies' work, without the key.
+    let seen = backend.handshakes();
+    assert_eq!(seen.len(), 1);
+    let h = &seen[0];
+    assert_eq!(h.uri().path(), "/feed");
+    assert_eq!(h.uri().query(), Some("room=rust"));
+    let header = |name: &str| h.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("x-subscription-name").as_deref(), Some("alice"));
+    assert_eq!(header("x-chat-room").as_deref(), Some("rust"));
+    assert_eq!(header("authorization"), None);
+    assert_eq!(header("ocp-apim-subscription-key"), None);
+    assert!(header("x-forwarded-for").is_some());
+    // A closing handshake goes through and ends the connection.
+    let closed = tokio::task::spawn_blocking(move || {
+        ws.close(None).unwrap();
+        loop {
+            match ws.read() {
+                Ok(_) => continue,
+                Err(WsError::ConnectionClosed) => return true,
+                Err(e) => panic!("after close: {e}"),
+            }
+        }
+    });
+    assert!(within("close", closed).await.unwrap());
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn the_handshake_is_rate_limited_and_keyed(rt: Runtime) {
+    let backend = EchoBackend::start(false);
+    let gw = TestGateway::start(rt, &chat_config(backend.addr)).await;
+    // No key, a wrong key: 401, and nothing reaches the backend.
+    assert_eq!(open(gw.addr, "/chat", None).await.err(), Some(401));
+    assert_eq!(open(gw.addr, "/chat", Some("wrong-key")).await.err(), Some(401));
+    assert!(backend.handshakes().is_empty());
+    // Three handshakes a minute per subscription: the fourth gets 429.
+    let mut open_sockets = Vec::new();
+    for _ in 0..3 {
+        open_sockets.push(open(gw.addr, "/chat", Some(KEY_A)).await.unwrap());
+    }
+    assert_eq!(open(gw.addr, "/chat", Some(KEY_A)).await.err(), Some(429));
+    // Another subscription has its own count; the key may be in the query.
+    let query = format!("/chat?subscription-key={KEY_B}");
+    let ws = open(gw.addr, &query, None).await.unwrap();
+    let ws = echo_all(ws, vec![Message::text("still here")]).await;
+    assert_eq!(backend.handshakes().len(), 4);
+    drop((ws, open_sockets));
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn a_backend_refusing_the_upgrade_is_answered_as_it_answered(rt: Runtime) {
+    let backend = EchoBackend::start(true);
+    let gw = TestGateway::start(rt, &chat_config(backend.addr)).await;
+    assert_eq!(open(gw.addr, "/chat", Some(KEY_A)).await.err(), Some(403));
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn an_idle_tunnel_is_closed(rt: Runtime) {
+    let backend = EchoBackend::start(false);
+    let gw = TestGateway::start_with(rt, &chat_config(backend.addr), |o| {
+        o.timeouts.tunnel_idle = Duration::from_millis(600);
+    })
+    .await;
+    let ws = open(gw.addr, "/chat", Some(KEY_A)).await.unwrap();
+    // Traffic keeps it open past the idle time.
+    let mut ws = ws;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ws = echo_all(ws, vec![Message::text("tick")]).await;
+    }
+    let started = std::time::Instant::now();
+    assert!(ended(ws).await, "the idle tunnel is closed");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn the_gateway_limits_open_websockets(rt: Runtime) {
+    let backend = EchoBackend::start(false);
+    let gw = TestGateway::start_with(rt, &chat_config(backend.addr), |o| {
+        o.max_websockets = 1;
+    })
+    .await;
+    let ws = open(gw.addr, "/chat", Some(KEY_A)).await.unwrap();
+    let ws = echo_all(ws, vec![Message::text("one")]).await;
+    // A second one at once: 503, without reaching the backend.
+    assert_eq!(open(gw.addr, "/chat", Some(KEY_B)).await.err(), Some(503));
+    assert_eq!(backend.handshakes().len(), 1);
+    // Once the first is closed its room is free again.
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut ws = ws;
+        ws.close(None).unwrap();
+        while ws.read().is_ok() {}
+    });
+    within("close", closed).await.unwrap();
+    let mut reopened = None;
+    for _ in 0..50 {
+        match open(gw.addr, "/chat", Some(KEY_B)).await {
+            Ok(ws) => {
+                reopened = Some(ws);
+                break;
+            }
+            Err(503) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(status) => panic!("reopening: {status}"),
+        }
+    }
+    let ws = reopened.expect("room again after the first closed");
+    echo_all(ws, vec![Message::text("two")]).await;
+    gw.stop().await;
+}
+
+#[runtimes]
+async fn shutdown_closes_open_tunnels(rt: Runtime) {
+    let backend = EchoBackend::start(false);
+    let gw = TestGateway::start(rt, &chat_config(backend.addr)).await;
+    let ws = open(gw.addr, "/chat", Some(KEY_A)).await.unwrap();
+    let ws = echo_all(ws, vec![Message::text("before")]).await;
+    let started = std::time::Instant::now();
+    gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an open tunnel does not hold the shutdown for its grace period"
+    );
+    assert!(ended(ws).await, "the tunnel is closed");
+}
