@@ -38,7 +38,14 @@ const CONFIG: &str = r#"{
   "backends": [], "namedValues": []
 }"#;
 
+#[path = "support/sink.rs"]
+mod sink;
+
 fn conn(now: Instant) -> ProxyConn {
+    conn_with(now, portcullis_core::telemetry::discard())
+}
+
+fn conn_with(now: Instant, telemetry: Arc<dyn portcullis_core::telemetry::RecordSink>) -> ProxyConn {
     let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
     let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let settings = Arc::new(ConnSettings {
@@ -47,7 +54,7 @@ fn conn(now: Instant) -> ProxyConn {
         proto: "http",
         config: Arc::new(Fixed(config)),
         policy: PolicyEnv::default(),
-        telemetry: portcullis_core::telemetry::discard(),
+        telemetry,
         allow_underscores_in_headers: false,
         https_port: None,
     });
@@ -366,4 +373,36 @@ fn an_upgrade_on_an_http_api_is_not_forwarded() {
     conn.handle_upstream_data(SWITCH, now);
     drain(&mut conn, &mut seen, now);
     assert!(String::from_utf8_lossy(&seen.client).starts_with("HTTP/1.1 502 "));
+}
+
+#[test]
+fn the_handshake_is_one_record_with_every_byte_relayed() {
+    let start = Instant::now();
+    let sink = Arc::new(sink::Sink::new(portcullis_core::telemetry::TelemetrySettings {
+        upload: true,
+        ..Default::default()
+    }));
+    let mut conn = conn_with(start, sink.clone());
+    let mut seen = Seen::default();
+    conn.handle_client_data(HANDSHAKE, start);
+    drain(&mut conn, &mut seen, start);
+    conn.handle_upstream_data(SWITCH, start);
+    drain(&mut conn, &mut seen, start);
+    assert!(sink.take_records().is_empty(), "reported when the tunnel ends");
+    let later = start + std::time::Duration::from_secs(5);
+    conn.handle_client_data(&[0x81, 0x82, 1, 2, 3, 4, 5, 6], later);
+    conn.handle_upstream_data(&[0x81, 0x02, b'h', b'i'], later);
+    conn.handle_client_data(&[], later);
+    conn.handle_upstream_data(&[], later);
+    drain(&mut conn, &mut seen, later);
+    assert!(seen.closed);
+    let records = sink.take_records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!((r.api.as_str(), r.operation.as_str()), ("chat", "onHandshake"));
+    assert_eq!(r.status, 101);
+    assert_eq!(r.bytes_in, HANDSHAKE.len() as u64 + 8);
+    assert_eq!(r.bytes_out, SWITCHED.len() as u64 + 4);
+    assert_eq!(r.total_us, 5_000_000, "the tunnel's whole life");
+    assert_eq!(r.error, None);
 }

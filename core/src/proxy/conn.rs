@@ -602,10 +602,8 @@ impl ProxyConn {
             DeadlineKind::PolicySleep => {
                 self.policy_sleep_done(now);
             }
-            DeadlineKind::TunnelIdle => {
-                self.tally.error("gateway", "WebSocketIdleTimeout");
-                self.end_tunnel(now);
-            }
+            // An idle tunnel ending is its normal end, not an error of the handshake.
+            DeadlineKind::TunnelIdle => self.end_tunnel(now),
             DeadlineKind::BodyIdle => {
                 let client_stalled = self
                     .exchange
