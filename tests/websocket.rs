@@ -53,6 +53,8 @@ impl EchoBackend {
     }
 }
 
+// The callback's error type is tungstenite's (a whole HTTP response).
+#[allow(clippy::result_large_err)]
 fn echo(stream: TcpStream, seen: &Mutex<Vec<Request>>, refuse: bool) {
     let callback = |req: &Request, resp: ServerResponse| {
         seen.lock().unwrap().push(req.clone());
@@ -182,7 +184,11 @@ async fn echo_through_the_gateway_with_a_subscription_key(rt: Runtime) {
     let h = &seen[0];
     assert_eq!(h.uri().path(), "/feed");
     assert_eq!(h.uri().query(), Some("room=rust"));
-    let header = |name: &str| h.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let header = |name: &str| {
+        h.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
     assert_eq!(header("x-subscription-name").as_deref(), Some("alice"));
     assert_eq!(header("x-chat-room").as_deref(), Some("rust"));
     assert_eq!(header("authorization"), None);
@@ -209,7 +215,10 @@ async fn the_handshake_is_rate_limited_and_keyed(rt: Runtime) {
     let gw = TestGateway::start(rt, &chat_config(backend.addr)).await;
     // No key, a wrong key: 401, and nothing reaches the backend.
     assert_eq!(open(gw.addr, "/chat", None).await.err(), Some(401));
-    assert_eq!(open(gw.addr, "/chat", Some("wrong-key")).await.err(), Some(401));
+    assert_eq!(
+        open(gw.addr, "/chat", Some("wrong-key")).await.err(),
+        Some(401)
+    );
     assert!(backend.handshakes().is_empty());
     // Three handshakes a minute per subscription: the fourth gets 429.
     let mut open_sockets = Vec::new();

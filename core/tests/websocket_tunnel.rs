@@ -45,7 +45,10 @@ fn conn(now: Instant) -> ProxyConn {
     conn_with(now, portcullis_core::telemetry::discard())
 }
 
-fn conn_with(now: Instant, telemetry: Arc<dyn portcullis_core::telemetry::RecordSink>) -> ProxyConn {
+fn conn_with(
+    now: Instant,
+    telemetry: Arc<dyn portcullis_core::telemetry::RecordSink>,
+) -> ProxyConn {
     let snapshot = Snapshot::from_json(CONFIG.as_bytes()).expect("parses");
     let config = Arc::new(CompiledConfig::compile(snapshot).expect("compiles"));
     let settings = Arc::new(ConnSettings {
@@ -92,7 +95,11 @@ fn drain(conn: &mut ProxyConn, seen: &mut Seen, now: Instant) {
             progressed = true;
             match event {
                 Event::ConnectUpstream { target, fresh } => {
-                    assert_eq!(fresh, target.is_tunnel(), "a handshake never takes a pooled connection");
+                    assert_eq!(
+                        fresh,
+                        target.is_tunnel(),
+                        "a handshake never takes a pooled connection"
+                    );
                     seen.connects.push(target.is_tunnel());
                     conn.handle_upstream_connected(false, now);
                 }
@@ -132,7 +139,12 @@ fn drain(conn: &mut ProxyConn, seen: &mut Seen, now: Instant) {
 
 /// The backend's view of the forwarded handshake head.
 fn forwarded_head(seen: &Seen) -> String {
-    let end = seen.backend.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let end = seen
+        .backend
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
     String::from_utf8_lossy(&seen.backend[..end]).into_owned()
 }
 
@@ -283,7 +295,10 @@ fn a_refused_upgrade_is_an_ordinary_response() {
     let mut seen = Seen::default();
     conn.handle_client_data(HANDSHAKE, now);
     drain(&mut conn, &mut seen, now);
-    conn.handle_upstream_data(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", now);
+    conn.handle_upstream_data(
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno",
+        now,
+    );
     drain(&mut conn, &mut seen, now);
     let text = String::from_utf8_lossy(&seen.client);
     assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
@@ -378,17 +393,22 @@ fn an_upgrade_on_an_http_api_is_not_forwarded() {
 #[test]
 fn the_handshake_is_one_record_with_every_byte_relayed() {
     let start = Instant::now();
-    let sink = Arc::new(sink::Sink::new(portcullis_core::telemetry::TelemetrySettings {
-        upload: true,
-        ..Default::default()
-    }));
+    let sink = Arc::new(sink::Sink::new(
+        portcullis_core::telemetry::TelemetrySettings {
+            upload: true,
+            ..Default::default()
+        },
+    ));
     let mut conn = conn_with(start, sink.clone());
     let mut seen = Seen::default();
     conn.handle_client_data(HANDSHAKE, start);
     drain(&mut conn, &mut seen, start);
     conn.handle_upstream_data(SWITCH, start);
     drain(&mut conn, &mut seen, start);
-    assert!(sink.take_records().is_empty(), "reported when the tunnel ends");
+    assert!(
+        sink.take_records().is_empty(),
+        "reported when the tunnel ends"
+    );
     let later = start + std::time::Duration::from_secs(5);
     conn.handle_client_data(&[0x81, 0x82, 1, 2, 3, 4, 5, 6], later);
     conn.handle_upstream_data(&[0x81, 0x02, b'h', b'i'], later);
@@ -399,7 +419,10 @@ fn the_handshake_is_one_record_with_every_byte_relayed() {
     let records = sink.take_records();
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
-    assert_eq!((r.api.as_str(), r.operation.as_str()), ("chat", "onHandshake"));
+    assert_eq!(
+        (r.api.as_str(), r.operation.as_str()),
+        ("chat", "onHandshake")
+    );
     assert_eq!(r.status, 101);
     assert_eq!(r.bytes_in, HANDSHAKE.len() as u64 + 8);
     assert_eq!(r.bytes_out, SWITCHED.len() as u64 + 4);

@@ -54,9 +54,11 @@ mod tests {
 
     #[test]
     fn websocket_api_with_ws_backend_and_handshake_is_valid() {
-        let api = format!(r#""type": "websocket", "serviceUrl": "ws://127.0.0.1:9/echo", {HANDSHAKE}"#);
+        let api =
+            format!(r#""type": "websocket", "serviceUrl": "ws://127.0.0.1:9/echo", {HANDSHAKE}"#);
         assert_eq!(error(&api), "");
-        let api = format!(r#""type": "websocket", "serviceUrl": "wss://echo.example", {HANDSHAKE}"#);
+        let api =
+            format!(r#""type": "websocket", "serviceUrl": "wss://echo.example", {HANDSHAKE}"#);
         assert_eq!(error(&api), "");
     }
 

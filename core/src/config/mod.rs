@@ -25,11 +25,11 @@ pub use compiled::{CompiledConfig, KeyCheck};
 pub use error::{
     ApiProblem, ConfigError, EntityProblem, OperationProblem, SubscriptionProblem, TlsProblem,
 };
-pub use model::{ApiType, ON_HANDSHAKE};
 pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
+pub use model::{ApiType, ON_HANDSHAKE};
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::cipher_suite;
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};

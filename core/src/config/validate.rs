@@ -74,7 +74,8 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
         check_key_names(api)?;
         upstreams.push(resolve_upstream(api, &backends)?);
         check_operation_ids(api)?;
-        super::api_type::check(api, &snapshot.backends).map_err(|r| fail(ApiProblem::ApiType(r)))?;
+        super::api_type::check(api, &snapshot.backends)
+            .map_err(|r| fail(ApiProblem::ApiType(r)))?;
     }
 
     // Paths, hostnames, methods, templates and duplicates are checked by the

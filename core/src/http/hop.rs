@@ -59,7 +59,9 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 pub(super) type ConnectionNames<'a> = SmallVec<[&'a [u8]; 8]>;
 
 /// The names listed in every `Connection` field of a head.
-pub(super) fn connection_names<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> ConnectionNames<'a> {
+pub(super) fn connection_names<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> ConnectionNames<'a> {
     let mut names = ConnectionNames::new();
     for (name, value) in fields {
         if name.eq_ignore_ascii_case(b"connection") {

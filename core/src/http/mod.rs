@@ -15,7 +15,6 @@ pub mod framing;
 pub mod head;
 pub mod head_scan;
 pub mod hop;
-pub mod websocket;
 pub(crate) mod host;
 pub mod limits;
 pub mod message;
@@ -25,6 +24,7 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 pub mod upstream_tls;
+pub mod websocket;
 
 pub use body::{BodyDecoder, BodyEvent};
 pub use error::CodecError;

@@ -131,7 +131,9 @@ pub fn is_websocket_url(url: &str) -> bool {
 /// over TLS for `wss`, so they are kept as `http` and `https`).
 pub(crate) fn parse_upstream(input: &str) -> Result<ServiceUrl, &'static str> {
     match input.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => parse(&format!("http://{rest}")),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => {
+            parse(&format!("http://{rest}"))
+        }
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => {
             parse(&format!("https://{rest}"))
         }

@@ -34,12 +34,12 @@ use crate::config::{ApiType, CompiledConfig, Scheme};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
-use crate::http::websocket::{classify, switches_to_websocket, Handshake};
 use crate::http::field_rules::forwardable_trailers;
 use crate::http::hop::{
     write_downstream_response, write_upstream_fields, write_upstream_request, Forwarding,
     OutFraming,
 };
+use crate::http::websocket::{classify, switches_to_websocket, Handshake};
 use crate::http::{
     BodyFraming, CodecError, HeadScanner, Limits, RequestHead, ResponseHead, Version,
 };

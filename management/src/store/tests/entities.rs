@@ -439,7 +439,8 @@ fn secrets_are_redacted() {
 #[test]
 fn websocket_apis_get_their_handshake_and_are_checked() {
     let (_dir, mut store) = open();
-    let body = json!({"type": "websocket", "path": "chat", "serviceUrl": "wss://chat.example/feed"});
+    let body =
+        json!({"type": "websocket", "path": "chat", "serviceUrl": "wss://chat.example/feed"});
     must_put(&mut store, Kind::Api, "chat", body);
     let api = store.get(Kind::Api, "chat").unwrap();
     assert_eq!(api.body["type"], "websocket");
