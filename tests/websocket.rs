@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::policy_docs::{subscription, KEY_A, KEY_B};
 use common::*;
 use serde_json::{json, Value};
+use tokio_rustls::rustls;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response as ServerResponse};
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
@@ -34,6 +35,11 @@ struct EchoBackend {
 
 impl EchoBackend {
     fn start(refuse: bool) -> EchoBackend {
+        Self::start_with(refuse, None)
+    }
+
+    /// With `tls`, a `wss://` backend.
+    fn start_with(refuse: bool, tls: Option<Arc<rustls::ServerConfig>>) -> EchoBackend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handshakes = Arc::new(Mutex::new(Vec::new()));
@@ -42,7 +48,14 @@ impl EchoBackend {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let seen = seen.clone();
-                std::thread::spawn(move || echo(stream, &seen, refuse));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config).unwrap();
+                        echo(rustls::StreamOwned::new(conn, stream), &seen, refuse)
+                    }
+                    None => echo(stream, &seen, refuse),
+                });
             }
         });
         EchoBackend { addr, handshakes }
@@ -55,7 +68,7 @@ impl EchoBackend {
 
 // The callback's error type is tungstenite's (a whole HTTP response).
 #[allow(clippy::result_large_err)]
-fn echo(stream: TcpStream, seen: &Mutex<Vec<Request>>, refuse: bool) {
+fn echo<S: std::io::Read + std::io::Write>(stream: S, seen: &Mutex<Vec<Request>>, refuse: bool) {
     let callback = |req: &Request, resp: ServerResponse| {
         seen.lock().unwrap().push(req.clone());
         if refuse {
@@ -311,4 +324,46 @@ async fn shutdown_closes_open_tunnels(rt: Runtime) {
         "an open tunnel does not hold the shutdown for its grace period"
     );
     assert!(ended(ws).await, "the tunnel is closed");
+}
+
+/// A CA's PEM and a `localhost` server configuration it signed.
+fn tls_backend_config() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    (ca_cert.pem(), Arc::new(config))
+}
+
+#[runtimes]
+async fn a_wss_backend_is_reached_over_tls(rt: Runtime) {
+    let (ca_pem, tls) = tls_backend_config();
+    let backend = EchoBackend::start_with(false, Some(tls));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mut doc = chat_config(backend.addr);
+    doc["apis"][0]["serviceUrl"] = json!(format!("wss://localhost:{}/feed", backend.addr.port()));
+    let gw = TestGateway::start_with(rt, &doc, |o| o.upstream_ca = Some(ca_file)).await;
+    let ws = open(gw.addr, "/chat", Some(KEY_A)).await.unwrap();
+    let big: Vec<u8> = (0..100_000).map(|i| (i % 253) as u8).collect();
+    echo_all(ws, vec![Message::text("over tls"), Message::binary(big)]).await;
+    assert_eq!(backend.handshakes()[0].uri().path(), "/feed");
+    gw.stop().await;
 }
