@@ -367,3 +367,105 @@ async fn a_wss_backend_is_reached_over_tls(rt: Runtime) {
     assert_eq!(backend.handshakes()[0].uri().path(), "/feed");
     gw.stop().await;
 }
+
+/// A raw backend: answers the first handshake with a 101, then writes
+/// `total` bytes as fast as the gateway takes them, with a write timeout;
+/// reports how many it wrote before the first timeout (all of them if none).
+fn flooding_backend(total: usize) -> (SocketAddr, std::sync::mpsc::Receiver<usize>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        )
+        .unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut written = 0;
+        let mut reported = false;
+        while written < total {
+            match s.write(&chunk[..chunk.len().min(total - written)]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !reported {
+                        tx.send(written).unwrap();
+                        reported = true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if !reported {
+                        tx.send(written).unwrap();
+                        reported = true;
+                    }
+                }
+                Err(e) => panic!("backend write: {e}"),
+            }
+        }
+        if !reported {
+            tx.send(written).unwrap();
+        }
+    });
+    (addr, rx)
+}
+
+#[runtimes]
+async fn a_client_that_does_not_read_holds_the_backend_back(rt: Runtime) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOTAL: usize = 256 * 1024 * 1024;
+    let (backend, written) = flooding_backend(TOTAL);
+    let mut doc = chat_config(backend);
+    doc["apis"][0]["subscriptionRequired"] = json!(false);
+    doc["apis"][0]["operations"][0]["policy"] = Value::Null;
+    let gw = TestGateway::start(rt, &doc).await;
+    let mut c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    c.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The client reads nothing: the backend is held back by the gateway's
+    // bounded buffers (plus the sockets' own), far short of what it has.
+    let held_at = within(
+        "backend blocked",
+        tokio::task::spawn_blocking(move || written.recv_timeout(Duration::from_secs(25)).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        held_at < TOTAL / 4,
+        "the backend wrote {held_at} bytes unread"
+    );
+    // Reading again, everything arrives.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut head_done = false;
+    let mut pending = Vec::new();
+    while got < TOTAL {
+        let n = within("tunnel read", c.read(&mut buf)).await.unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        if head_done {
+            got += n;
+        } else {
+            pending.extend_from_slice(&buf[..n]);
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(pending.starts_with(b"HTTP/1.1 101 "));
+                got += pending.len() - end - 4;
+                head_done = true;
+            }
+        }
+    }
+    assert_eq!(got, TOTAL);
+    gw.stop().await;
+}
