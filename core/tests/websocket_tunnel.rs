@@ -429,3 +429,19 @@ fn the_handshake_is_one_record_with_every_byte_relayed() {
     assert_eq!(r.total_us, 5_000_000, "the tunnel's whole life");
     assert_eq!(r.error, None);
 }
+
+#[test]
+fn no_tunnel_begins_while_the_gateway_stops() {
+    let now = Instant::now();
+    let mut conn = conn(now);
+    let mut seen = Seen::default();
+    conn.handle_client_data(HANDSHAKE, now);
+    drain(&mut conn, &mut seen, now);
+    conn.begin_shutdown();
+    conn.handle_upstream_data(SWITCH, now);
+    drain(&mut conn, &mut seen, now);
+    let text = String::from_utf8_lossy(&seen.client);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(seen.closed);
+    assert_eq!(seen.releases, vec![false]);
+}

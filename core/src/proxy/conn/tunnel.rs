@@ -73,6 +73,10 @@ impl ProxyConn {
     /// response to change), and what the handshake's policies hold (concurrency
     /// slots) goes back now.
     pub(super) fn start_tunnel(&mut self, head: &ResponseHead, now: Instant) -> bool {
+        if self.draining {
+            // The gateway is stopping: a tunnel begun now would only be cut.
+            return self.fail_exchange(503, now);
+        }
         self.policy_exchange_done(now);
         self.tally.status(101);
         self.tally.backend_end(now);
