@@ -308,6 +308,13 @@ struct Tuning {
     /// Seconds a body may stall in either direction.
     #[arg(long, default_value_t = 60, env = "PORTCULLIS_BODY_TIMEOUT")]
     body_timeout: u64,
+    /// Seconds a WebSocket tunnel may go without a byte either way before it
+    /// is closed.
+    #[arg(long, default_value_t = 600, env = "PORTCULLIS_WEBSOCKET_IDLE_TIMEOUT")]
+    websocket_idle_timeout: u64,
+    /// Most WebSocket connections open at once; a handshake beyond gets 503.
+    #[arg(long, default_value_t = 1000, env = "PORTCULLIS_MAX_WEBSOCKETS")]
+    max_websockets: usize,
     /// Seconds an idle backend connection is kept for reuse.
     #[arg(long, default_value_t = 30, env = "PORTCULLIS_UPSTREAM_IDLE_TIMEOUT")]
     upstream_idle_timeout: u64,
@@ -389,6 +396,8 @@ impl Tuning {
         options.timeouts.idle = Duration::from_secs(self.idle_timeout);
         options.timeouts.connect = Duration::from_secs(self.connect_timeout);
         options.timeouts.body_idle = Duration::from_secs(self.body_timeout);
+        options.timeouts.tunnel_idle = Duration::from_secs(self.websocket_idle_timeout);
+        options.max_websockets = self.max_websockets;
         options.pool.idle_timeout = Duration::from_secs(self.upstream_idle_timeout);
         options.pool.max_idle_per_backend = self.upstream_max_idle;
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);

@@ -115,6 +115,7 @@ fn write_upstream(c: &mut Criterion) {
         proto: b"https",
         host_override: Some(b"orders.internal:8080"),
         traceparent: None,
+        upgrade: None,
     };
     let mut out = BytesMut::with_capacity(1024);
     c.bench_function("write_upstream_request", |b| {

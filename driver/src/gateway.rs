@@ -288,6 +288,7 @@ impl<R: Runtime> Gateway<R> {
             one_way: OneWayCalls::default(),
             not_ready_log: Default::default(),
             conns: Default::default(),
+            tunnels: crate::conn::tunnels::TunnelLimit::new(options.max_websockets),
         });
         let accept = Tracker::new();
         let https = https.map(|(listener, addr, tls, content)| {

@@ -60,7 +60,13 @@ pub struct GatewayOptions {
     /// The shared-state store from the gateway's own flag: wins over the
     /// management plane's setting (`None`: that setting, else in process).
     pub store: Option<portcullis_core::config::store::StoreSettings>,
+    /// Most WebSocket tunnels open at once across the gateway; a handshake
+    /// over the limit is answered 503 without reaching the backend.
+    pub max_websockets: usize,
 }
+
+/// The default of [`GatewayOptions::max_websockets`].
+pub const DEFAULT_MAX_WEBSOCKETS: usize = 1000;
 
 /// APIM's HTTPS port, where the HTTPS listener listens by default.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr =
@@ -163,6 +169,7 @@ impl GatewayOptions {
             telemetry: TelemetryOptions::default(),
             allow_underscores_in_headers: false,
             store: None,
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
         }
     }
 

@@ -19,6 +19,12 @@ pub trait SocketKind<S>: Send + Sync + 'static {
 
     /// Whether an idle connection can still be used (see [`Stream::still_open`]).
     fn still_open(io: &mut S) -> bool;
+
+    /// Shuts the write side once `poll_close` has flushed, for a runtime whose
+    /// close only flushes (async-io's): a half-close must send the FIN.
+    fn shutdown_write(_io: &S) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A runtime's stream `S` with the checks of `K`.
@@ -58,7 +64,7 @@ impl<S: AsyncRead + Unpin, K> AsyncRead for Socket<S, K> {
     }
 }
 
-impl<S: AsyncWrite + Unpin, K> AsyncWrite for Socket<S, K> {
+impl<S: AsyncWrite + Unpin, K: SocketKind<S>> AsyncWrite for Socket<S, K> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -80,7 +86,10 @@ impl<S: AsyncWrite + Unpin, K> AsyncWrite for Socket<S, K> {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
+        match Pin::new(&mut self.io).poll_close(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(K::shutdown_write(&self.io)),
+            other => other,
+        }
     }
 }
 

@@ -87,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
         proto: if options & 8 == 0 { b"http" } else { b"https" },
         host_override: (options & 16 != 0).then_some(&b"backend.internal:8080"[..]),
         traceparent: None,
+        upgrade: None,
     };
     // In pieces, the way the proxy joins backend base path, path and query.
     let base: &[u8] = if options & 32 != 0 { b"/base" } else { b"" };

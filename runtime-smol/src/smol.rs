@@ -129,4 +129,13 @@ impl SocketKind<Async<TcpStream>> for SmolRuntime {
     fn set_nodelay(io: &Async<TcpStream>) {
         io.get_ref().set_nodelay(true).ok();
     }
+
+    /// async-io's close only flushes; the FIN is sent here.
+    fn shutdown_write(io: &Async<TcpStream>) -> io::Result<()> {
+        match io.get_ref().shutdown(std::net::Shutdown::Write) {
+            // The peer already closed: nothing left to shut.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
 }

@@ -237,6 +237,11 @@ pub enum ApiProblem {
     /// `timeoutSeconds` outside 1..=3600.
     #[error("timeoutSeconds must be between 1 and 3600, not {0}")]
     InvalidTimeout(u32),
+    /// The API's `type` does not fit its backend or operations (a
+    /// `websocket` API needs a `ws://`/`wss://` backend and one `GET`
+    /// operation; an `http` API cannot have a `ws://` backend).
+    #[error("{0}")]
+    ApiType(&'static str),
     /// A subscription key parameter name is unusable.
     #[error("invalid subscription key {which} name `{name}`: {reason}")]
     InvalidKeyParameterName {

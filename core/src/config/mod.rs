@@ -5,6 +5,7 @@
 //! checked with [`Snapshot::validate`], and compiled once into a [`CompiledConfig`]
 //! that requests read without touching the JSON model again.
 
+mod api_type;
 mod backend_tls;
 mod compiled;
 mod error;
@@ -28,6 +29,7 @@ pub use model::{
     Api, ApiTelemetry, Backend, NamedValue, Operation, PolicyFragment, Product, Scheme, Snapshot,
     Subscription, SubscriptionKeyParameterNames, SubscriptionState,
 };
+pub use model::{ApiType, ON_HANDSHAKE};
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::cipher_suite;
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};

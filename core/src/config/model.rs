@@ -165,6 +165,11 @@ pub struct Api {
     /// Name shown to people; may be empty.
     #[serde(default)]
     pub display_name: String,
+    /// APIM's API type: `http` (the default) or `websocket` (a `ws://` or
+    /// `wss://` backend, one `GET` operation, `onHandshake`, whose policies
+    /// run on the upgrade request; then bytes are relayed both ways).
+    #[serde(rename = "type", default, skip_serializing_if = "ApiType::is_http")]
+    pub api_type: ApiType,
     /// Free text for the portal; may be empty.
     #[serde(default)]
     pub description: String,
@@ -211,6 +216,27 @@ pub struct Api {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub https_redirect: bool,
 }
+
+/// What kind of API an [`Api`] is (APIM's `type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiType {
+    /// Requests and responses (APIM's `http`, and `soap` passthrough).
+    #[default]
+    Http,
+    /// WebSocket passthrough: the handshake runs policies, then a tunnel.
+    Websocket,
+}
+
+impl ApiType {
+    /// Whether this is the default, plain HTTP (left out when serialized).
+    pub fn is_http(&self) -> bool {
+        *self == ApiType::Http
+    }
+}
+
+/// The id APIM gives a WebSocket API's one operation.
+pub const ON_HANDSHAKE: &str = "onHandshake";
 
 /// An API's request-record settings (APIM's diagnostics sampling). Metrics
 /// count every request whatever these say.

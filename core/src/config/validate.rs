@@ -31,7 +31,7 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
             problem,
         };
         check_id(&backend.id).map_err(|r| fail(EntityProblem::InvalidId(r)))?;
-        let parsed = service_url::parse(&backend.url).map_err(|reason| {
+        let parsed = service_url::parse_upstream(&backend.url).map_err(|reason| {
             fail(EntityProblem::InvalidUrl {
                 url: backend.url.clone(),
                 reason,
@@ -74,6 +74,8 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
         check_key_names(api)?;
         upstreams.push(resolve_upstream(api, &backends)?);
         check_operation_ids(api)?;
+        super::api_type::check(api, &snapshot.backends)
+            .map_err(|r| fail(ApiProblem::ApiType(r)))?;
     }
 
     // Paths, hostnames, methods, templates and duplicates are checked by the
@@ -249,7 +251,7 @@ fn resolve_upstream(
     match (&api.service_url, &api.backend_id) {
         (Some(_), Some(_)) => Err(fail(ApiProblem::ConflictingUpstream)),
         (None, None) => Err(fail(ApiProblem::MissingUpstream)),
-        (Some(service_url), None) => service_url::parse(service_url).map_err(|reason| {
+        (Some(service_url), None) => service_url::parse_upstream(service_url).map_err(|reason| {
             fail(ApiProblem::InvalidServiceUrl {
                 url: service_url.clone(),
                 reason,

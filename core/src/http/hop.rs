@@ -31,6 +31,10 @@ pub struct Forwarding<'a> {
     pub host_override: Option<&'a [u8]>,
     /// A `traceparent` to send instead of the client's (the gateway's span).
     pub traceparent: Option<&'a [u8]>,
+    /// A WebSocket handshake on a WebSocket API: the protocol the client asked
+    /// to switch to, sent on as `Connection: Upgrade` and `Upgrade: {value}`
+    /// (hop-by-hop fields, otherwise never forwarded).
+    pub upgrade: Option<&'a [u8]>,
 }
 
 /// Whether `name` is a hop-by-hop field that a proxy never forwards (fixed list:
@@ -52,10 +56,12 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Field names listed in a message's Connection fields (RFC 9110 7.6.1), borrowed
 /// from the head; inline up to 8 names, which covers real traffic without allocating.
-type ConnectionNames<'a> = SmallVec<[&'a [u8]; 8]>;
+pub(super) type ConnectionNames<'a> = SmallVec<[&'a [u8]; 8]>;
 
 /// The names listed in every `Connection` field of a head.
-fn connection_names<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> ConnectionNames<'a> {
+pub(super) fn connection_names<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> ConnectionNames<'a> {
     let mut names = ConnectionNames::new();
     for (name, value) in fields {
         if name.eq_ignore_ascii_case(b"connection") {
@@ -66,7 +72,7 @@ fn connection_names<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> C
 }
 
 /// Whether `name` is one of `names` (ASCII case-insensitive).
-fn named_in(name: &[u8], names: &ConnectionNames<'_>) -> bool {
+pub(super) fn named_in(name: &[u8], names: &ConnectionNames<'_>) -> bool {
     names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
@@ -179,6 +185,10 @@ pub fn write_upstream_fields<'f, I>(
     if let Some(traceparent) = fwd.traceparent {
         write_field(b"traceparent", traceparent, out);
     }
+    if let Some(protocol) = fwd.upgrade {
+        write_field(b"Connection", b"Upgrade", out);
+        write_field(b"Upgrade", protocol, out);
+    }
 
     // X-Forwarded-For: the client's list (all its lines, in order), then this hop.
     out.extend_from_slice(b"X-Forwarded-For: ");
@@ -284,6 +294,7 @@ mod tests {
         proto: b"https",
         host_override: None,
         traceparent: None,
+        upgrade: None,
     };
 
     fn upstream(head: &RequestHead, framing: OutFraming, fwd: &Forwarding<'_>) -> String {
@@ -372,6 +383,7 @@ mod tests {
         let fwd = Forwarding {
             host_override: Some(b"backend:8080"),
             traceparent: None,
+            upgrade: None,
             ..FWD
         };
         let mut out = BytesMut::new();

@@ -24,6 +24,7 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 pub mod upstream_tls;
+pub mod websocket;
 
 pub use body::{BodyDecoder, BodyEvent};
 pub use error::CodecError;

@@ -119,6 +119,28 @@ impl fmt::Display for ServiceUrl {
     }
 }
 
+/// Whether `url` names a WebSocket backend (`ws://` or `wss://`, any case).
+pub fn is_websocket_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("ws") || scheme.eq_ignore_ascii_case("wss")
+    })
+}
+
+/// Parses a backend's or an API's upstream URL: as [`parse`], and also
+/// `ws://` and `wss://` (a WebSocket API's backend: its handshake is HTTP/1.1,
+/// over TLS for `wss`, so they are kept as `http` and `https`).
+pub(crate) fn parse_upstream(input: &str) -> Result<ServiceUrl, &'static str> {
+    match input.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => {
+            parse(&format!("http://{rest}"))
+        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => {
+            parse(&format!("https://{rest}"))
+        }
+        _ => parse(input),
+    }
+}
+
 /// Parses `input`, returning the reason on failure so callers can add their context.
 pub(crate) fn parse(input: &str) -> Result<ServiceUrl, &'static str> {
     if !input.bytes().all(|b| b.is_ascii_graphic()) {

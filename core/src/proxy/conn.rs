@@ -29,7 +29,8 @@ mod invariants;
 mod policied;
 mod tally;
 mod target;
-use crate::config::{CompiledConfig, Scheme};
+mod tunnel;
+use crate::config::{ApiType, CompiledConfig, Scheme};
 use crate::http::body::{BodyDecoder, BodyEvent};
 use crate::http::chunked::{write_chunk_end, write_chunk_size, write_last_chunk};
 use crate::http::encode::write_local_response;
@@ -38,6 +39,7 @@ use crate::http::hop::{
     write_downstream_response, write_upstream_fields, write_upstream_request, Forwarding,
     OutFraming,
 };
+use crate::http::websocket::{classify, switches_to_websocket, Handshake};
 use crate::http::{
     BodyFraming, CodecError, HeadScanner, Limits, RequestHead, ResponseHead, Version,
 };
@@ -118,6 +120,9 @@ struct Forward {
     strip: KeyStrip,
     /// The gateway's span, as the backend's `traceparent` (when tracing).
     traceparent: Option<[u8; TRACEPARENT_LEN]>,
+    /// A WebSocket handshake to a WebSocket API: its `Upgrade` goes on, and
+    /// a `101` makes the connection a tunnel.
+    upgrade: bool,
 }
 
 impl Forward {
@@ -149,6 +154,7 @@ impl Forward {
                 Some(service.authority.as_bytes())
             },
             traceparent: self.traceparent.as_ref().map(|t| &t[..]),
+            upgrade: self.upgrade.then_some(&b"websocket"[..]),
         };
         let pq: [&[u8]; 4] = [base, rest_or_root, q_sep, q];
         if self.strip == KeyStrip::Header {
@@ -179,6 +185,9 @@ pub enum UpstreamFailure {
     ConnectFailed,
     /// Reading from or writing to the connection failed (reset).
     Io,
+    /// Not attempted: the gateway's limit of concurrent WebSocket connections
+    /// is reached (a handshake; answered 503).
+    TunnelLimit,
 }
 
 /// Which deadline `poll_timeout` currently reports.
@@ -202,6 +211,8 @@ enum DeadlineKind {
     BodyIdle,
     /// A policy (`retry`, `wait`) waits until then.
     PolicySleep,
+    /// A WebSocket tunnel with no byte moving either way.
+    TunnelIdle,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -210,6 +221,9 @@ enum Phase {
     Head { started: bool },
     /// A request is being proxied; see `Exchange`.
     Exchange,
+    /// A WebSocket API's backend switched protocols: bytes are relayed both
+    /// ways, no HTTP (see `conn/tunnel.rs`).
+    Tunnel(tunnel::Tunnel),
     /// `CloseClient` was emitted; nothing else happens.
     Closed,
 }
@@ -369,12 +383,15 @@ impl ProxyConn {
 
     /// Whether the adapter should read from the client now.
     pub fn wants_client_read(&self) -> bool {
+        if let Phase::Tunnel(_) = self.phase {
+            return self.tunnel_wants_client_read();
+        }
         if self.client_eof || self.client_out.len() >= HIGH_WATER {
             return false;
         }
         match self.phase {
             Phase::Head { .. } => true,
-            Phase::Closed => false,
+            Phase::Closed | Phase::Tunnel(_) => false,
             Phase::Exchange => match &self.exchange {
                 Some(ex) if ex.collecting_request() => {
                     self.client_in.len() < self.settings.limits.max_head_bytes.max(HIGH_WATER)
@@ -392,6 +409,9 @@ impl ProxyConn {
 
     /// Whether the adapter should read from the backend now.
     pub fn wants_upstream_read(&self) -> bool {
+        if let Phase::Tunnel(tunnel) = &self.phase {
+            return self.tunnel_wants_upstream_read(tunnel);
+        }
         match &self.exchange {
             Some(ex) => {
                 matches!(ex.upstream, Upstream::Connected { .. })
@@ -482,6 +502,9 @@ impl ProxyConn {
 
     /// Bytes read from the backend (empty: the backend closed).
     pub fn handle_upstream_data(&mut self, data: &[u8], now: Instant) {
+        if let Phase::Tunnel(_) = self.phase {
+            return self.tunnel_upstream_data(data, now);
+        }
         self.upstream_in.extend_from_slice(data);
         let n = data.len();
         if let Some(ex) = &mut self.exchange {
@@ -517,6 +540,17 @@ impl ProxyConn {
 
     /// Connecting to, writing to or reading from the backend failed.
     pub fn handle_upstream_failed(&mut self, failure: UpstreamFailure, now: Instant) {
+        if let Phase::Tunnel(_) = self.phase {
+            // A tunnel's backend is gone: nothing to answer, the client's closed.
+            return self.end_tunnel(now);
+        }
+        if failure == UpstreamFailure::TunnelLimit {
+            // The gateway has no room for another WebSocket connection.
+            if self.fail_exchange(503, now) {
+                self.progress(now);
+            }
+            return;
+        }
         if self.exchange.is_none() {
             return;
         }
@@ -568,6 +602,8 @@ impl ProxyConn {
             DeadlineKind::PolicySleep => {
                 self.policy_sleep_done(now);
             }
+            // An idle tunnel ending is its normal end, not an error of the handshake.
+            DeadlineKind::TunnelIdle => self.end_tunnel(now),
             DeadlineKind::BodyIdle => {
                 let client_stalled = self
                     .exchange
@@ -584,9 +620,19 @@ impl ProxyConn {
     /// connection closes), then close.
     pub fn begin_shutdown(&mut self) {
         self.draining = true;
-        if let Phase::Head { .. } = self.phase {
+        match self.phase {
             // Between requests: nothing to report, so no time is needed.
-            self.close_between_requests();
+            Phase::Head { .. } => self.close_between_requests(),
+            // A tunnel may last for hours: it ends now. Its record is
+            // reported with the time it last moved a byte.
+            Phase::Tunnel(_) => {
+                if let Some((at, DeadlineKind::TunnelIdle)) = self.deadline {
+                    let idle = self.settings.timeouts.tunnel_idle;
+                    let last = at.checked_sub(idle).unwrap_or(at);
+                    self.end_tunnel(last);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -594,12 +640,18 @@ impl ProxyConn {
 
     /// A body moved: its idle deadline starts again.
     fn touch(&mut self, now: Instant) {
-        if let Some((_, DeadlineKind::BodyIdle)) = self.deadline {
-            self.set_deadline(
+        match self.deadline {
+            Some((_, DeadlineKind::BodyIdle)) => self.set_deadline(
                 now,
                 self.settings.timeouts.body_idle,
                 DeadlineKind::BodyIdle,
-            );
+            ),
+            Some((_, DeadlineKind::TunnelIdle)) => self.set_deadline(
+                now,
+                self.settings.timeouts.tunnel_idle,
+                DeadlineKind::TunnelIdle,
+            ),
+            _ => {}
         }
     }
 
@@ -692,6 +744,11 @@ impl ProxyConn {
                 }
                 Phase::Exchange => {
                     if !self.pump_exchange(now) {
+                        return;
+                    }
+                }
+                Phase::Tunnel(_) => {
+                    if !self.pump_tunnel(now) {
                         return;
                     }
                 }
@@ -854,15 +911,32 @@ impl ProxyConn {
                     return self.refuse(refusal, close_if_local, now);
                 }
             };
+        // A WebSocket API's handshake keeps its Upgrade; any other request
+        // (and an upgrade on another API) follows the hop-by-hop rules.
+        let upgrade = config.api(api_idx).api_type == ApiType::Websocket
+            && match classify(&head) {
+                Handshake::WebSocket => true,
+                Handshake::None => false,
+                refused => return self.refuse_handshake(refused, now),
+            };
         let Some(params) = params else {
-            return self.start_plain_request(head, config, api_idx, prefix, strip, now);
+            return self.start_plain_request(head, config, (api_idx, upgrade), prefix, strip, now);
         };
         let access = Access {
             subscription,
             product,
             strip,
         };
-        self.start_policy_request(head, config, api_idx, op_idx, prefix, params, access, now)
+        self.start_policy_request(
+            head,
+            config,
+            (api_idx, upgrade),
+            op_idx,
+            prefix,
+            params,
+            access,
+            now,
+        )
     }
 
     /// Hook: the status probe (`STATUS_PROBE_PATH`), answered 200 when `ready`.
@@ -929,7 +1003,7 @@ impl ProxyConn {
         &mut self,
         head: RequestHead,
         config: Arc<CompiledConfig>,
-        api_idx: usize,
+        (api_idx, upgrade): (usize, bool),
         api_prefix_len: usize,
         strip: KeyStrip,
         now: Instant,
@@ -943,6 +1017,7 @@ impl ProxyConn {
             api: api_idx,
             custom: None,
             custom_tls: None,
+            tunnel: upgrade,
         };
         let forward = Forward {
             target,
@@ -950,6 +1025,7 @@ impl ProxyConn {
             framing: req_framing,
             strip,
             traceparent: self.tally.traceparent(),
+            upgrade,
         };
         forward.write_head(
             &head,
@@ -988,7 +1064,8 @@ impl ProxyConn {
         self.tally.backend_start(now);
         self.events.push_back(Event::ConnectUpstream {
             target,
-            fresh: false,
+            // A connection that may become a tunnel is never a pooled one.
+            fresh: upgrade,
         });
         self.set_deadline(now, self.settings.timeouts.connect, DeadlineKind::Connect);
         true
@@ -1086,7 +1163,11 @@ impl ProxyConn {
                     ) {
                         Ok(Some(head)) if head.status < 200 => {
                             if head.status == 101 {
-                                // We never forward Upgrade, so a switch is a backend bug.
+                                if ex.forward.upgrade && switches_to_websocket(&head) {
+                                    return self.start_tunnel(&head, now);
+                                }
+                                // Only a WebSocket handshake is sent with its
+                                // Upgrade, so another switch is a backend bug.
                                 return self.fail_exchange(502, now);
                             }
                             // Interim responses (103 and a stray 100) are not relayed.
@@ -1334,6 +1415,7 @@ impl ProxyConn {
                 self.close(now)
             }
             Phase::Closed => {}
+            Phase::Tunnel(_) => self.tunnel_client_eof(now),
             Phase::Exchange => {
                 let mid_body = self
                     .exchange

@@ -26,6 +26,9 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Longest pause while a body streams in either direction.
     pub body_idle: Duration,
+    /// Longest pause of a WebSocket tunnel (no byte either way) before it is
+    /// closed.
+    pub tunnel_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -35,6 +38,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(60),
             connect: Duration::from_secs(5),
             body_idle: Duration::from_secs(60),
+            tunnel_idle: Duration::from_secs(600),
         }
     }
 }

@@ -71,6 +71,17 @@ pub trait ConnHost {
     /// A request was answered 503 for lack of configuration at `now`: logged,
     /// rate-limited across the gateway.
     fn note_not_ready(&self, now: Instant);
+
+    /// A WebSocket handshake is about to go to its backend: whether the
+    /// gateway has room for one more tunnel. The room is held until
+    /// [`ConnHost::release_tunnel`] (or the connection ends).
+    fn reserve_tunnel(&self) -> bool {
+        true
+    }
+
+    /// The backend connection of a handshake or tunnel was let go: its room
+    /// goes back (nothing when the connection holds none).
+    fn release_tunnel(&self) {}
 }
 
 /// Where a connection's shared-state requests go: the driver's store session
@@ -107,6 +118,11 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
     while let Some(event) = conn.poll_event() {
         match event {
             Event::ConnectUpstream { target, fresh } => {
+                if target.is_tunnel() && !host.reserve_tunnel() {
+                    tracing::warn!("WebSocket handshake refused: too many tunnels open");
+                    conn.handle_upstream_failed(UpstreamFailure::TunnelLimit, host.now());
+                    continue;
+                }
                 let service = target.service();
                 // The backend with its TLS settings: a pooled connection made
                 // with others (or another client certificate) is not this one's.
@@ -139,6 +155,7 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                 }
             }
             Event::ReleaseUpstream { reuse } => {
+                host.release_tunnel();
                 if let Some(up) = upstream.take() {
                     if reuse {
                         host.checkin(up, host.now());

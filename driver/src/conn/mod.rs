@@ -26,9 +26,11 @@ use crate::upstream::{UpstreamConn, Upstreams};
 
 pub mod events;
 pub mod not_ready;
+pub mod tunnels;
 
 use events::{handle_events, one_way_call, AfterEvents, ConnHost};
 use not_ready::NotReadyLog;
+use tunnels::TunnelLimit;
 
 /// How long a closing connection keeps draining what the client still sends, so the
 /// client reads our last response instead of a reset.
@@ -63,6 +65,8 @@ pub struct Shared<R: Runtime> {
     pub not_ready_log: NotReadyLog,
     /// Numbers the connections accepted, so each draws request ids of its own.
     pub conns: AtomicU64,
+    /// The WebSocket tunnels open across the gateway, and their limit.
+    pub tunnels: TunnelLimit,
 }
 
 /// What a client connection's events need from the runtime: the backend pool,
@@ -70,6 +74,15 @@ pub struct Shared<R: Runtime> {
 struct Host<'a, R: Runtime> {
     rt: &'a R,
     shared: &'a Shared<R>,
+    /// This connection holds room in the gateway's tunnel limit.
+    tunnel: std::sync::atomic::AtomicBool,
+}
+
+impl<R: Runtime> Drop for Host<'_, R> {
+    /// A connection that ends (its task dropped too) gives its room back.
+    fn drop(&mut self) {
+        self.release_tunnel();
+    }
 }
 
 impl<R: Runtime> ConnHost for Host<'_, R> {
@@ -123,6 +136,20 @@ impl<R: Runtime> ConnHost for Host<'_, R> {
     fn note_not_ready(&self, now: Instant) {
         self.shared.not_ready_log.note(now);
     }
+
+    fn reserve_tunnel(&self) -> bool {
+        // One connection's own flag (a task's futures must be Send + Sync).
+        if !self.tunnel.load(Ordering::Relaxed) && self.shared.tunnels.try_acquire() {
+            self.tunnel.store(true, Ordering::Relaxed);
+        }
+        self.tunnel.load(Ordering::Relaxed)
+    }
+
+    fn release_tunnel(&self) {
+        if self.tunnel.swap(false, Ordering::Relaxed) {
+            self.shared.tunnels.release();
+        }
+    }
 }
 
 /// What one pass of IO did.
@@ -163,6 +190,7 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     let host = Host {
         rt: &rt,
         shared: &shared,
+        tunnel: std::sync::atomic::AtomicBool::new(false),
     };
 
     loop {
@@ -223,6 +251,20 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
                     conn.handle_upstream_failed(UpstreamFailure::Io, rt.now());
                     return Poll::Ready(Step::Progress);
                 }
+            }
+            // A WebSocket tunnel passes each side's close on as a half-close.
+            if conn.wants_upstream_shutdown() {
+                let shut = upstream
+                    .as_mut()
+                    .map_or(Poll::Ready(Ok(())), |up| up.poll_shutdown(cx));
+                if shut.is_ready() {
+                    conn.upstream_shut_down(rt.now());
+                    progressed = true;
+                }
+            }
+            if conn.wants_client_shutdown() && Pin::new(&mut client).poll_close(cx).is_ready() {
+                conn.client_shut_down(rt.now());
+                progressed = true;
             }
             if conn.wants_client_read() {
                 // Through `poll_read` rather than readiness plus a read: tokio then

@@ -68,6 +68,13 @@ impl<S: Stream> PollStream for UpstreamStream<S> {
             UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_close(cx),
+            UpstreamStream::Tls(s) => Pin::new(&mut **s).poll_close(cx),
+        }
+    }
 }
 
 /// A backend connection on runtime `R` and the pool key it belongs to.

@@ -30,6 +30,10 @@ impl<S: PollStream> PollStream for PooledConn<S> {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.stream.poll_flush(cx)
     }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream.poll_shutdown(cx)
+    }
 }
 
 /// A [`Pool`] shared between tasks (client connections, callouts, the reaper).

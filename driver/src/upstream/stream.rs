@@ -18,4 +18,10 @@ pub trait PollStream {
 
     /// Pushes out what the stream still buffers (TLS records, say).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Shuts the write side (a half-close: TLS close_notify, then TCP FIN);
+    /// reading goes on. A stream that cannot half-close does nothing.
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }

@@ -807,6 +807,7 @@ fn schemas() -> Value {
                 "properties": {
                     "id": string,
                     "displayName": string,
+                    "type": { "type": "string", "enum": ["http", "websocket"], "default": "http", "description": "websocket: a ws:// or wss:// backend and one operation, onHandshake (GET /, created when none is given), whose policies run on the opening handshake; then frames are relayed both ways" },
                     "description": string,
                     "path": { "type": "string", "description": "URL suffix, \"\" for the root API" },
                     "serviceUrl": { "type": "string", "nullable": true },

@@ -4,6 +4,7 @@ use std::fmt;
 
 use portcullis_core::config::store::StoreSettings;
 use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState};
+use portcullis_core::config::{ApiType, Operation, ON_HANDSHAKE};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -328,7 +329,7 @@ impl Doc {
         }
         let body = Value::Object(map);
         Ok(match kind {
-            Kind::Api => Doc::Api(parse(kind, body)?),
+            Kind::Api => Doc::Api(with_handshake(parse(kind, body)?)),
             Kind::Product => Doc::Product(parse(kind, body)?),
             Kind::Backend => Doc::Backend(parse(kind, body)?),
             Kind::Fragment => Doc::Fragment(parse(kind, body)?),
@@ -525,6 +526,22 @@ fn strip_policies(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(strip_policies),
         _ => {}
     }
+}
+
+/// A WebSocket API given without operations gets its one operation,
+/// `onHandshake` (`GET /`), which APIM creates with the API.
+fn with_handshake(mut api: Api) -> Api {
+    if api.api_type == ApiType::Websocket && api.operations.is_empty() {
+        api.operations.push(Operation {
+            id: ON_HANDSHAKE.to_owned(),
+            display_name: ON_HANDSHAKE.to_owned(),
+            description: String::new(),
+            method: "GET".to_owned(),
+            url_template: "/".to_owned(),
+            policy: None,
+        });
+    }
+    api
 }
 
 fn parse<T: DeserializeOwned>(kind: Kind, body: Value) -> Result<T, StoreError> {

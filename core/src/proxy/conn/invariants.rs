@@ -12,13 +12,18 @@
 //!    always closed in the end.
 //! 5. **Bytes add up.** What was taken from the client is never more than was
 //!    read from it.
+//! 6. **A tunnel relays, nothing else.** In the tunnel phase there is no
+//!    exchange and no HTTP: every byte read from either side has been handed
+//!    to the other (nothing waits unrelayed), the idle deadline is set, and a
+//!    side's write half is shut only after that side's peer closed and all it
+//!    sent was written.
 //!
 //! The driver drains [`ProxyConn::poll_event`] after every input, so debug
 //! builds check these there, once per input.
 
 use std::time::Instant;
 
-use super::{Event, Phase, ProxyConn};
+use super::{DeadlineKind, Event, Phase, ProxyConn};
 use crate::machine::Machine;
 
 impl Machine for ProxyConn {
@@ -48,6 +53,26 @@ impl Machine for ProxyConn {
                 assert!(
                     self.deadline.is_some(),
                     "a waiting connection with no deadline"
+                );
+            }
+            Phase::Tunnel(tunnel) => {
+                assert!(self.exchange.is_none(), "a tunnel with an exchange");
+                assert!(
+                    self.client_in.is_empty() && self.upstream_in.is_empty(),
+                    "bytes waiting unrelayed in a tunnel"
+                );
+                assert!(
+                    matches!(self.deadline, Some((_, DeadlineKind::TunnelIdle))),
+                    "a tunnel without its idle deadline"
+                );
+                let (upstream_eof, upstream_shut, client_shut) = tunnel.sides();
+                assert!(
+                    !upstream_shut || self.client_eof,
+                    "the backend's write side shut before the client closed"
+                );
+                assert!(
+                    !client_shut || upstream_eof,
+                    "the client's write side shut before the backend closed"
                 );
             }
             Phase::Closed => {

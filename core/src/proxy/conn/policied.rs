@@ -144,6 +144,7 @@ impl PolicyRun {
             proto: proto.as_bytes(),
             host_override: Some(host),
             traceparent: fwd.traceparent.as_ref().map(|t| &t[..]),
+            upgrade: fwd.upgrade.then_some(&b"websocket"[..]),
         };
         let query = req.url.query_string();
         let path: &[u8] = if req.url.path.is_empty() {
@@ -175,7 +176,7 @@ impl ProxyConn {
         &mut self,
         head: RequestHead,
         config: Arc<CompiledConfig>,
-        api_idx: usize,
+        (api_idx, upgrade): (usize, bool),
         op_idx: usize,
         prefix: usize,
         params: Vec<(String, String)>,
@@ -226,11 +227,13 @@ impl ProxyConn {
                 api: api_idx,
                 custom: None,
                 custom_tls: None,
+                tunnel: upgrade,
             },
             api_prefix_len: prefix,
             framing: request_framing(&head),
             strip: access.strip,
             traceparent: self.tally.traceparent(),
+            upgrade,
         };
         let mut expect_continue = head.expect_continue && has_body;
         if collect && expect_continue {
@@ -467,7 +470,8 @@ impl ProxyConn {
         self.tally.backend_start(now);
         self.events.push_back(Event::ConnectUpstream {
             target: ex.forward.target.clone(),
-            fresh: false,
+            // A connection that may become a tunnel is never a pooled one.
+            fresh: ex.forward.upgrade,
         });
         self.set_deadline(now, self.settings.timeouts.connect, DeadlineKind::Connect);
         true

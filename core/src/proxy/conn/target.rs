@@ -16,6 +16,8 @@ pub struct UpstreamTarget {
     pub(super) custom: Option<Arc<ServiceUrl>>,
     /// The TLS policies chose, with the pool key it gives; `None`: the API's.
     pub(super) custom_tls: Option<Arc<ChosenTls>>,
+    /// A WebSocket handshake: the connection may become a tunnel.
+    pub(super) tunnel: bool,
 }
 
 /// Backend TLS settings chosen by policies, and the pool key of the backend with them.
@@ -26,6 +28,12 @@ pub(super) struct ChosenTls {
 }
 
 impl UpstreamTarget {
+    /// Whether the request is a WebSocket handshake, whose connection becomes
+    /// a tunnel on a `101` (counted against the gateway's limit of them).
+    pub fn is_tunnel(&self) -> bool {
+        self.tunnel
+    }
+
     /// Scheme, host, port and pool key of the backend.
     pub fn service(&self) -> &ServiceUrl {
         match &self.custom {

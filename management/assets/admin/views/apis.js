@@ -84,6 +84,11 @@ function settingsForm(api, done) {
   const description = field("Description", { tag: "textarea", rows: "3" });
   description.input.value = api?.description || "";
   const subscription = field("Subscription key required", { type: "checkbox", checked: api ? api.subscriptionRequired !== false : true });
+  const websocket = field(
+    "WebSocket API",
+    { type: "checkbox", checked: api?.type === "websocket" },
+    "A ws:// or wss:// backend URL; its one operation, onHandshake, is created with it and its policies run on the handshake.",
+  );
   return h(
     "form",
     {
@@ -95,6 +100,7 @@ function settingsForm(api, done) {
           body.path = path.input.value.trim();
           body.description = description.input.value;
           body.subscriptionRequired = subscription.input.checked;
+          body.type = websocket.input.checked ? "websocket" : "http";
           if (serviceUrl.input.value.trim()) body.serviceUrl = serviceUrl.input.value.trim();
           else delete body.serviceUrl;
           return body;
@@ -115,6 +121,7 @@ function settingsForm(api, done) {
     serviceUrl.row,
     description.row,
     subscription.row,
+    websocket.row,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, api ? "Save settings" : "Create")),
     status,
   );
@@ -166,7 +173,7 @@ export async function apiDetail(main, id) {
     main,
     h("p", { class: "crumbs" }, link("/admin/apis", "APIs"), " / ", api.id),
     h("h1", {}, api.displayName || api.id),
-    h("p", {}, "Served at ", h("code", {}, `/${api.path}`), api.serviceUrl ? [" → ", h("code", {}, api.serviceUrl)] : null, " · ", h("a", { href: `/apis/${enc(api.id)}/openapi?format=yaml`, download: `${api.id}.yaml` }, "Export OpenAPI (YAML)")),
+    h("p", {}, api.type === "websocket" ? "WebSocket API served at " : "Served at ", h("code", {}, `/${api.path}`), api.serviceUrl ? [" → ", h("code", {}, api.serviceUrl)] : null, " · ", h("a", { href: `/apis/${enc(api.id)}/openapi?format=yaml`, download: `${api.id}.yaml` }, "Export OpenAPI (YAML)")),
     h("section", { "aria-labelledby": "ops-title" }, h("h2", { id: "ops-title" }, "Operations"), operations),
     policyEditor(`/apis/${enc(api.id)}/policy`, "API policy"),
     h("div", { class: "two" }, settingsForm(api, reload), importForm(api.id, false, reload)),

@@ -435,3 +435,44 @@ fn secrets_are_redacted() {
         .iter()
         .any(|s| s.id == "s" && s.primary_key == primary));
 }
+
+#[test]
+fn websocket_apis_get_their_handshake_and_are_checked() {
+    let (_dir, mut store) = open();
+    let body =
+        json!({"type": "websocket", "path": "chat", "serviceUrl": "wss://chat.example/feed"});
+    must_put(&mut store, Kind::Api, "chat", body);
+    let api = store.get(Kind::Api, "chat").unwrap();
+    assert_eq!(api.body["type"], "websocket");
+    assert_eq!(
+        api.body["operations"],
+        json!([{"id": "onHandshake", "displayName": "onHandshake", "description": "",
+                "method": "GET", "urlTemplate": "/", "policy": null}])
+    );
+    // The snapshot carries the type to gateways.
+    must_put(
+        &mut store,
+        Kind::Gateway,
+        "g",
+        json!({"location": {"name": "x"}, "apis": ["chat"]}),
+    );
+    let config = store.gateway_config("g").unwrap();
+    let snapshot = Snapshot::from_json(&config.json).unwrap();
+    assert!(snapshot
+        .apis
+        .iter()
+        .any(|a| a.id == "chat" && a.api_type == portcullis_core::config::ApiType::Websocket));
+    // An http backend for a websocket API, and a ws backend for an http one,
+    // are refused with the reason.
+    let wrong = json!({"type": "websocket", "path": "c2", "serviceUrl": "http://x/"});
+    match put(&mut store, Kind::Api, "c2", wrong) {
+        Err(StoreError::Config(e)) => assert!(e.to_string().contains("ws:// or wss://"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let wrong = json!({"path": "c3", "serviceUrl": "ws://x/",
+                       "operations": [{"id": "g", "method": "GET", "urlTemplate": "/"}]});
+    match put(&mut store, Kind::Api, "c3", wrong) {
+        Err(StoreError::Config(e)) => assert!(e.to_string().contains("type websocket"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
