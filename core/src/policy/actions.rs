@@ -275,6 +275,10 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             only_in(&[Inbound])?;
             Action::ValidateJwt(Box::new(ValidateJwt::from_element(el)?))
         }
+        "validate-azure-ad-token" => {
+            only_in(&[Inbound])?;
+            Action::ValidateJwt(Box::new(super::azure_ad::compile(el)?))
+        }
         "validate-client-certificate" => {
             only_in(&[Inbound])?;
             Action::ValidateClientCertificate(Box::new(ValidateClientCertificate::from_element(

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod attrs;
 pub mod auth_cert;
+pub mod azure_ad;
 pub mod cache_store;
 pub mod cert_store;
 pub mod client_cert;
