@@ -324,6 +324,12 @@ struct Tuning {
     /// policies' send-request and OpenID key set fetches).
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA")]
     upstream_ca: Option<PathBuf>,
+    /// Base URL of Microsoft Entra ID's authority for `validate-azure-ad-token`:
+    /// the tenant's OpenID configuration is fetched from
+    /// {url}/{tenant}/v2.0/.well-known/openid-configuration (a proxy, a
+    /// national cloud, or a local identity provider in tests).
+    #[arg(long, default_value = "https://login.microsoftonline.com", env = "PORTCULLIS_ENTRA_AUTHORITY")]
+    entra_authority: String,
     /// This gateway's id, as policies see it (`context.Deployment.GatewayId`)
     /// [default: the token's gateway id, or `portcullis` with a local file].
     #[arg(long, env = "PORTCULLIS_GATEWAY_ID")]
@@ -394,6 +400,7 @@ impl Tuning {
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
         options.upstream_ca = self.upstream_ca.clone();
+        options.entra_authority = Some(self.entra_authority.clone());
         options.allow_underscores_in_headers = self.allow_underscores_in_headers;
         if let Some(id) = &self.gateway_id {
             options.gateway_id = id.clone();

@@ -222,7 +222,8 @@ impl<R: Runtime> Gateway<R> {
                 store.set_remote(None);
             }
         });
-        let callouts = Callouts::with_connector(connector.clone());
+        let callouts = Callouts::with_connector(connector.clone())
+            .with_entra_authority(options.entra_authority.as_deref());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
         rt.spawn({
             let callouts = callouts.clone();

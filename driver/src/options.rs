@@ -49,6 +49,9 @@ pub struct GatewayOptions {
     /// PEM file of CA certificates trusted for `https://` backends, besides the
     /// Mozilla roots.
     pub upstream_ca: Option<PathBuf>,
+    /// Where Entra ID's OpenID configurations (`validate-azure-ad-token`) are
+    /// fetched from instead of `https://login.microsoftonline.com` (`None`: from there).
+    pub entra_authority: Option<String>,
     /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
     /// the id the token is for.
     pub gateway_id: String,
@@ -159,6 +162,7 @@ impl GatewayOptions {
             pool: PoolLimits::default(),
             shutdown_grace: Duration::from_secs(30),
             upstream_ca: None,
+            entra_authority: None,
             gateway_id: "portcullis".into(),
             telemetry: TelemetryOptions::default(),
             allow_underscores_in_headers: false,

@@ -12,6 +12,7 @@
 pub mod access_log;
 pub mod batch;
 pub mod buffer_file;
+pub mod custom_metrics;
 pub mod histogram;
 pub mod metrics;
 pub mod otlp;
@@ -89,6 +90,12 @@ pub trait RecordSink: Send + Sync {
     /// Takes a record sampling kept (queued for the access log, spans and
     /// upload; dropped and counted when the queue is full).
     fn record(&self, record: RequestRecord);
+
+    /// Keeps a custom metric sample (`emit-metric`, `llm-emit-token-metric`);
+    /// a sink without custom metrics drops it.
+    fn emit_metric(&self, sample: &crate::policy::emit_metric::MetricSample) {
+        let _ = sample;
+    }
 }
 
 impl TelemetrySettings {
