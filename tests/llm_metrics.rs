@@ -1,0 +1,100 @@
+//! `llm-token-limit`, `llm-emit-token-metric` and `emit-metric` over real
+//! sockets, on each runtime: an OpenAI-compatible backend on loopback reports
+//! `usage`, the gateway counts it against the limits and shows the custom
+//! metrics on its ops listener's `/metrics`. The arithmetic is tested in
+//! memory (`decisions_llm`); here the whole path, with the second corpus's
+//! documents.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::policy_docs::*;
+use common::*;
+use serde_json::json;
+
+const TOKEN_LIMIT: &str = include_str!("../core/tests/apim-corpus-2/llm-token-limit.xml");
+const TOKEN_METRIC: &str = include_str!("../core/tests/apim-corpus-2/llm-emit-token-metric.xml");
+const EMIT_METRIC: &str = include_str!("../core/tests/apim-corpus-2/emit-metric.xml");
+
+/// A chat completion reporting 10 prompt and 30 completion tokens.
+async fn openai() -> Backend {
+    Backend::start(|_| {
+        let body = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Hi!" }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 10, "completion_tokens": 30, "total_tokens": 40 }
+        });
+        Reply::Send(ok("application/json", body.to_string().as_bytes()))
+    })
+    .await
+}
+
+const PROMPT: &[u8] = br#"{"model":"m","messages":[{"role":"user","content":"Say hi"}]}"#;
+
+async fn chat(gw: &TestGateway, path: &str, key: &str) -> Response {
+    call(
+        gw,
+        "POST",
+        path,
+        &[("api-key", key), ("Content-Type", "application/json")],
+        PROMPT,
+    )
+    .await
+}
+
+/// 100 tokens a minute: three calls of 40 go through (the third leaves
+/// none), the fourth is refused with 429 and `Retry-After` before the model
+/// is asked.
+#[runtimes]
+async fn llm_token_limit_refuses_over_the_minute_tokens(rt: Runtime) {
+    let backend = openai().await;
+    let gw = TestGateway::start(rt, &cfg(vec![papi("chat", "chat", backend.addr, TOKEN_LIMIT)])).await;
+    for left in ["60", "20", "0"] {
+        let r = chat(&gw, "/chat/completions", "team-a").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.header("x-tokens-consumed").as_deref(), Some("40"));
+        assert_eq!(r.header("x-ratelimit-remaining-tokens").as_deref(), Some(left));
+    }
+    let r = chat(&gw, "/chat/completions", "team-a").await;
+    assert_eq!(r.status, 429, "{r:?}");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r.header("x-error").as_deref(), Some("TokenLimitExceeded"));
+    assert_eq!(backend.requests().len(), 3);
+    assert_eq!(chat(&gw, "/chat/completions", "team-b").await.status, 200);
+    gw.stop().await;
+}
+
+/// `emit-metric` and `llm-emit-token-metric` samples show on `/metrics` as
+/// `portcullis_custom_metric` series labelled with their dimensions.
+#[runtimes]
+async fn custom_metrics_show_on_the_metrics_endpoint(rt: Runtime) {
+    let llm = openai().await;
+    let orders = Backend::start(|_| Reply::Send(ok("text/plain", b"0123456789"))).await;
+    let gw = TestGateway::start(
+        rt,
+        &cfg(vec![
+            papi("chat", "chat", llm.addr, TOKEN_METRIC),
+            papi("orders", "orders", orders.addr, EMIT_METRIC),
+        ]),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(chat(&gw, "/chat/completions", "team-a").await.status, 200);
+        let r = get_with(&gw, "/orders/1", &[("X-Client-Name", "web")]).await;
+        assert_eq!(r.status, 200);
+    }
+    let metrics = fetch(gw.ops_addr, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body_str();
+    for line in [
+        "portcullis_custom_metric_sum{namespace=\"llm-usage\",name=\"Total Tokens\",api_id=\"chat\",client=\"team-a\"} 80\n",
+        "portcullis_custom_metric_count{namespace=\"llm-usage\",name=\"Prompt Tokens\",api_id=\"chat\",client=\"team-a\"} 2\n",
+        "portcullis_custom_metric_sum{namespace=\"orders-api\",name=\"Requests\",api_id=\"orders\",client=\"web\",operation_id=\"any\"} 2\n",
+        "portcullis_custom_metric_sum{namespace=\"orders-api\",name=\"Response characters\",api_id=\"orders\",status=\"200\"} 20\n",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    gw.stop().await;
+}
