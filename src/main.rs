@@ -328,7 +328,11 @@ struct Tuning {
     /// the tenant's OpenID configuration is fetched from
     /// {url}/{tenant}/v2.0/.well-known/openid-configuration (a proxy, a
     /// national cloud, or a local identity provider in tests).
-    #[arg(long, default_value = "https://login.microsoftonline.com", env = "PORTCULLIS_ENTRA_AUTHORITY")]
+    #[arg(
+        long,
+        default_value = "https://login.microsoftonline.com",
+        env = "PORTCULLIS_ENTRA_AUTHORITY"
+    )]
     entra_authority: String,
     /// This gateway's id, as policies see it (`context.Deployment.GatewayId`)
     /// [default: the token's gateway id, or `portcullis` with a local file].

@@ -77,7 +77,9 @@ fn validate_azure_ad_token_checks_tenant_client_audience_and_claims() {
     let v1_iss = format!("https://sts.windows.net/{TENANT}/");
     let token = |c: Value| mint(&claims(c), JWT_SECRET, Some("entra-1"));
 
-    let v2 = token(json!({ "iss": v2_iss, "aud": BACKEND_APP, "azp": CLIENT, "roles": ["Orders.Read"] }));
+    let v2 = token(
+        json!({ "iss": v2_iss, "aud": BACKEND_APP, "azp": CLIENT, "roles": ["Orders.Read"] }),
+    );
     let r = bearer(&gw, &v2);
     assert_eq!(r.status, 200, "a v2 token: {r:?} {}", r.body_str());
     let v1 = token(

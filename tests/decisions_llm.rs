@@ -76,7 +76,11 @@ fn llm_token_limit_counts_usage_per_minute_and_per_day() {
     for (n, minute_left, day_left) in [(1, "60", "110"), (2, "20", "70"), (3, "0", "30")] {
         let r = chat(&gw, "team-a", PROMPT);
         assert_eq!(r.status, 200, "call {n}: {r:?} {}", r.body_str());
-        assert_eq!(header(&r, "x-tokens-consumed").as_deref(), Some("40"), "call {n}");
+        assert_eq!(
+            header(&r, "x-tokens-consumed").as_deref(),
+            Some("40"),
+            "call {n}"
+        );
         assert_eq!(
             header(&r, "x-ratelimit-remaining-tokens").as_deref(),
             Some(minute_left),
@@ -99,7 +103,11 @@ fn llm_token_limit_counts_usage_per_minute_and_per_day() {
         body["message"],
         format!("Token limit is exceeded. Try again in {retry} seconds.")
     );
-    assert_eq!(backend.requests().len(), 3, "the refused call did not go on");
+    assert_eq!(
+        backend.requests().len(),
+        3,
+        "the refused call did not go on"
+    );
 
     // Another key has its own counters.
     assert_eq!(chat(&gw, "team-b", PROMPT).status, 200);
@@ -115,11 +123,15 @@ fn llm_token_limit_counts_usage_per_minute_and_per_day() {
     assert_eq!(header(&r, "x-error").as_deref(), Some("TokenQuotaExceeded"));
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["statusCode"], 403);
-    assert!(header(&r, "retry-after").is_some(), "the quota renews at midnight");
+    assert!(
+        header(&r, "retry-after").is_some(),
+        "the quota renews at midnight"
+    );
     assert_eq!(backend.requests().len(), 5);
 
     // A prompt estimated over the minute's tokens never reaches the model.
-    let long = json!({ "model": "m", "messages": [{ "role": "user", "content": "x".repeat(600) }] });
+    let long =
+        json!({ "model": "m", "messages": [{ "role": "user", "content": "x".repeat(600) }] });
     let r = chat(&gw, "team-c", long.to_string().as_bytes());
     assert_eq!(r.status, 429, "{r:?}");
     assert_eq!(backend.requests().len(), 5);
@@ -142,7 +154,10 @@ fn llm_emit_token_metric_reports_prompt_completion_and_total_tokens() {
         br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}"#,
     );
     assert_eq!(r.status, 200);
-    assert!(r.body_str().contains("[DONE]"), "the stream went through whole");
+    assert!(
+        r.body_str().contains("[DONE]"),
+        "the stream went through whole"
+    );
 
     let m = gw.hub().custom_metrics();
     let get = |name: &str, client: &str| {
@@ -166,9 +181,18 @@ fn llm_emit_token_metric_reports_prompt_completion_and_total_tokens() {
 #[test]
 fn emit_metric_samples_reach_the_metrics() {
     let backend = MemBackend::start(|_| {
-        Reply::Send(response(200, &[("Content-Type", "text/plain")], b"0123456789"))
+        Reply::Send(response(
+            200,
+            &[("Content-Type", "text/plain")],
+            b"0123456789",
+        ))
     });
-    let gw = MemGateway::start(&cfg(vec![papi("orders", "orders", backend.addr, EMIT_METRIC)]));
+    let gw = MemGateway::start(&cfg(vec![papi(
+        "orders",
+        "orders",
+        backend.addr,
+        EMIT_METRIC,
+    )]));
     for client in ["web", "web", "mobile"] {
         let r = get_with(&gw, "/orders/1", &[("X-Client-Name", client)]);
         assert_eq!(r.status, 200, "{r:?}");
@@ -179,7 +203,11 @@ fn emit_metric_samples_reach_the_metrics() {
         m.get(
             "orders-api",
             "Requests",
-            &[("api_id", "orders"), ("operation_id", "any"), ("client", client)],
+            &[
+                ("api_id", "orders"),
+                ("operation_id", "any"),
+                ("client", client),
+            ],
         )
         .map(|s| (s.sum, s.count))
     };
@@ -188,8 +216,15 @@ fn emit_metric_samples_reach_the_metrics() {
     assert_eq!(requests("mobile"), Some((1.0, 1)));
     assert_eq!(requests("unknown"), Some((1.0, 1)));
     let bytes = m
-        .get("orders-api", "Response characters", &[("api_id", "orders"), ("status", "200")])
+        .get(
+            "orders-api",
+            "Response characters",
+            &[("api_id", "orders"), ("status", "200")],
+        )
         .map(|s| (s.sum, s.count));
     assert_eq!(bytes, Some((40.0, 4)), "{text}");
-    assert!(text.contains("# TYPE portcullis_custom_metric summary\n"), "{text}");
+    assert!(
+        text.contains("# TYPE portcullis_custom_metric summary\n"),
+        "{text}"
+    );
 }

@@ -49,12 +49,19 @@ async fn chat(gw: &TestGateway, path: &str, key: &str) -> Response {
 #[runtimes]
 async fn llm_token_limit_refuses_over_the_minute_tokens(rt: Runtime) {
     let backend = openai().await;
-    let gw = TestGateway::start(rt, &cfg(vec![papi("chat", "chat", backend.addr, TOKEN_LIMIT)])).await;
+    let gw = TestGateway::start(
+        rt,
+        &cfg(vec![papi("chat", "chat", backend.addr, TOKEN_LIMIT)]),
+    )
+    .await;
     for left in ["60", "20", "0"] {
         let r = chat(&gw, "/chat/completions", "team-a").await;
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.header("x-tokens-consumed").as_deref(), Some("40"));
-        assert_eq!(r.header("x-ratelimit-remaining-tokens").as_deref(), Some(left));
+        assert_eq!(
+            r.header("x-ratelimit-remaining-tokens").as_deref(),
+            Some(left)
+        );
     }
     let r = chat(&gw, "/chat/completions", "team-a").await;
     assert_eq!(r.status, 429, "{r:?}");

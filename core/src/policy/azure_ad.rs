@@ -52,13 +52,22 @@ impl EntraRules {
     }
 
     /// Checks the client application of a token that passed `validate-jwt`'s checks.
-    pub fn check_client(&self, claims: &Map<String, Json>, ctx: &Context) -> Result<(), CheckError> {
+    pub fn check_client(
+        &self,
+        claims: &Map<String, Json>,
+        ctx: &Context,
+    ) -> Result<(), CheckError> {
         if self.client_application_ids.is_empty() {
             return Ok(());
         }
         let mut allowed = Vec::with_capacity(self.client_application_ids.len());
         for t in &self.client_application_ids {
-            allowed.push(eval_text(t, ctx).map_err(CheckError::Eval)?.trim().to_string());
+            allowed.push(
+                eval_text(t, ctx)
+                    .map_err(CheckError::Eval)?
+                    .trim()
+                    .to_string(),
+            );
         }
         let client = ["azp", "appid"]
             .iter()
@@ -224,8 +233,10 @@ pub fn compile(el: &Element) -> Result<ValidateJwt, PolicyError> {
     )];
     // The tenant's issuers when it is given by id; by domain name they come
     // from the configuration (see `EntraRules::v1_issuers`).
-    jwt.issuers.push(literal(&format!("{authority}/{tenant}/v2.0"))?);
-    jwt.issuers.push(literal(&format!("{V1_ISSUER_BASE}{tenant}/"))?);
+    jwt.issuers
+        .push(literal(&format!("{authority}/{tenant}/v2.0"))?);
+    jwt.issuers
+        .push(literal(&format!("{V1_ISSUER_BASE}{tenant}/"))?);
     // A backend application is the audience by its id (v2) or its
     // application id URI `api://{id}` (v1).
     for b in backends {
@@ -264,10 +275,7 @@ mod tests {
         );
         let aud: Vec<_> = p.audiences.iter().filter_map(|t| t.literal()).collect();
         assert_eq!(aud, vec!["api://b1", "b1"]);
-        assert_eq!(
-            p.entra.as_ref().unwrap().client_application_ids.len(),
-            1
-        );
+        assert_eq!(p.entra.as_ref().unwrap().client_application_ids.len(), 1);
         assert!(matches!(
             &p.source,
             super::super::jwt::TokenSource::Header(_)
@@ -277,7 +285,10 @@ mod tests {
     #[test]
     fn v1_issuer_is_derived_from_the_configuration() {
         assert_eq!(
-            EntraRules::v1_issuers(&["https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0".into()]),
+            EntraRules::v1_issuers(&[
+                "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+                    .into()
+            ]),
             vec!["https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/".to_string()]
         );
     }
@@ -293,8 +304,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.policy, "validate-azure-ad-token");
-        let e = compile_src(r#"<validate-azure-ad-token tenant-id="t"><frob/></validate-azure-ad-token>"#)
-            .unwrap_err();
+        let e = compile_src(
+            r#"<validate-azure-ad-token tenant-id="t"><frob/></validate-azure-ad-token>"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("frob"), "{e:?}");
     }
 }

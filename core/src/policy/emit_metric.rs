@@ -92,7 +92,9 @@ impl DefaultDimension {
         match self {
             DefaultDimension::ApiId => f.api.id.clone(),
             DefaultDimension::OperationId => f.operation.id.clone(),
-            DefaultDimension::ProductId => f.product.as_ref().map_or(String::new(), |p| p.id.clone()),
+            DefaultDimension::ProductId => {
+                f.product.as_ref().map_or(String::new(), |p| p.id.clone())
+            }
             // The gateway knows subscriptions, not their owners.
             DefaultDimension::UserId => String::new(),
             DefaultDimension::SubscriptionId => f
@@ -180,9 +182,12 @@ impl Dimension {
 /// Rejects an expression in an attribute APIM takes only as text.
 fn literal_attr(el: &Element, name: &str) -> Result<Option<String>, PolicyError> {
     match el.attr(name) {
-        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => Err(
-            PolicyError::at(el, format!("attribute '{name}' does not allow policy expressions")),
-        ),
+        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {
+            Err(PolicyError::at(
+                el,
+                format!("attribute '{name}' does not allow policy expressions"),
+            ))
+        }
         Some(v) if v.trim().is_empty() => Err(PolicyError::at(
             el,
             format!("attribute '{name}' must not be empty"),
@@ -265,13 +270,31 @@ mod tests {
     #[test]
     fn bad_documents_are_refused_with_the_reason() {
         for (src, want) in [
-            (r#"<emit-metric namespace="n"><dimension name="API ID"/></emit-metric>"#, "'name' is required"),
+            (
+                r#"<emit-metric namespace="n"><dimension name="API ID"/></emit-metric>"#,
+                "'name' is required",
+            ),
             (r#"<emit-metric name="m" />"#, "at least one <dimension>"),
-            (r#"<emit-metric name="m"><dimension name="Tenant" /></emit-metric>"#, "needs a value"),
-            (r#"<emit-metric name="m" value="lots"><dimension name="API ID" /></emit-metric>"#, "must be a number"),
-            (r#"<emit-metric name="@(1)"><dimension name="API ID" /></emit-metric>"#, "does not allow policy expressions"),
-            (r#"<emit-metric name="m"><dimension name="API ID" /><dimension name="api id" /></emit-metric>"#, "appears twice"),
-            (r#"<emit-metric name="m"><dimension name="API ID"><x/></dimension></emit-metric>"#, "x"),
+            (
+                r#"<emit-metric name="m"><dimension name="Tenant" /></emit-metric>"#,
+                "needs a value",
+            ),
+            (
+                r#"<emit-metric name="m" value="lots"><dimension name="API ID" /></emit-metric>"#,
+                "must be a number",
+            ),
+            (
+                r#"<emit-metric name="@(1)"><dimension name="API ID" /></emit-metric>"#,
+                "does not allow policy expressions",
+            ),
+            (
+                r#"<emit-metric name="m"><dimension name="API ID" /><dimension name="api id" /></emit-metric>"#,
+                "appears twice",
+            ),
+            (
+                r#"<emit-metric name="m"><dimension name="API ID"><x/></dimension></emit-metric>"#,
+                "x",
+            ),
         ] {
             let e = compile(src).unwrap_err();
             assert!(e.message.contains(want), "{src}: {e:?}");

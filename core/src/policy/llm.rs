@@ -22,6 +22,7 @@
 //! plus 3 tokens a message and 3 for the reply's priming: OpenAI's rule of
 //! thumb, not a tokenizer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -73,10 +74,13 @@ pub fn usage(response: &Response) -> Option<Usage> {
     }
     let text = std::str::from_utf8(body).ok()?;
     text.lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Json>(d.trim()).ok())
-        .filter_map(|v| usage_of(&v))
-        .last()
+        .find_map(|d| {
+            serde_json::from_str::<Json>(d.trim())
+                .ok()
+                .and_then(|v| usage_of(&v))
+        })
 }
 
 /// The completion tokens of a streamed body without `usage`: the text of
@@ -212,9 +216,12 @@ fn name_attr(el: &Element, a: &str) -> Result<Option<String>, PolicyError> {
             el,
             format!("attribute '{a}' must not be empty"),
         )),
-        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => Err(
-            PolicyError::at(el, format!("attribute '{a}' does not allow policy expressions")),
-        ),
+        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {
+            Err(PolicyError::at(
+                el,
+                format!("attribute '{a}' does not allow policy expressions"),
+            ))
+        }
         Some(v) => Ok(Some(v.trim().to_string())),
     }
 }
@@ -389,7 +396,7 @@ impl LlmTokenLimit {
     /// Admission from the store's results (in [`store_ops`](Self::store_ops)'
     /// order; missing: the store could not answer and limits fail open).
     pub fn admit(
-        &self,
+        self: &Arc<Self>,
         r: &ResolvedTokenLimit,
         mut results: impl Iterator<Item = StoreResult>,
         ctx: &mut Context,
@@ -400,8 +407,14 @@ impl LlmTokenLimit {
                 Some(StoreResult::Rate(RateOutcome::Limited { retry_after, .. })) => {
                     let secs = retry_after_secs(retry_after);
                     self.set_var(ctx, &self.remaining_tokens_variable_name, 0);
-                    return Err(self.refusal(ctx, 429, "Too Many Requests", "TokenLimitExceeded",
-                        format!("Token limit is exceeded. Try again in {secs} seconds."), secs));
+                    return Err(self.refusal(
+                        ctx,
+                        429,
+                        "Too Many Requests",
+                        "TokenLimitExceeded",
+                        format!("Token limit is exceeded. Try again in {secs} seconds."),
+                        secs,
+                    ));
                 }
                 Some(StoreResult::Rate(RateOutcome::Allowed { remaining, .. })) => {
                     remaining_tokens = Some(remaining)
@@ -415,12 +428,18 @@ impl LlmTokenLimit {
                 Some(StoreResult::Quota(QuotaOutcome::Exceeded { retry_after, .. })) => {
                     let secs = retry_after.map_or(0, retry_after_secs);
                     self.set_var(ctx, &self.remaining_quota_tokens_variable_name, 0);
-                    return Err(self.refusal(ctx, 403, "Forbidden", "TokenQuotaExceeded",
-                        format!("Token quota is exceeded. Try again in {secs} seconds."), secs));
+                    return Err(self.refusal(
+                        ctx,
+                        403,
+                        "Forbidden",
+                        "TokenQuotaExceeded",
+                        format!("Token quota is exceeded. Try again in {secs} seconds."),
+                        secs,
+                    ));
                 }
-                Some(StoreResult::Quota(QuotaOutcome::Allowed { remaining_calls, .. })) => {
-                    remaining_quota = remaining_calls
-                }
+                Some(StoreResult::Quota(QuotaOutcome::Allowed {
+                    remaining_calls, ..
+                })) => remaining_quota = remaining_calls,
                 _ => remaining_quota = q.limits.calls,
             }
         }
@@ -431,7 +450,7 @@ impl LlmTokenLimit {
             self.set_var(ctx, &self.remaining_quota_tokens_variable_name, n);
         }
         Ok(LlmDeferred::Count {
-            limit: Box::new(self.clone()),
+            limit: Arc::clone(self),
             resolved: Box::new(r.clone()),
             remaining_tokens,
             remaining_quota,
@@ -516,7 +535,7 @@ pub enum LlmDeferred {
     /// `llm-token-limit`: count the tokens used.
     Count {
         /// The policy.
-        limit: Box<LlmTokenLimit>,
+        limit: Arc<LlmTokenLimit>,
         /// Its counters for this request.
         resolved: Box<ResolvedTokenLimit>,
         /// Tokens left this minute at admission (the estimate counted).
@@ -590,8 +609,8 @@ impl LlmDeferred {
                         bytes: 0,
                     });
                 }
-                let left_tokens =
-                    remaining_tokens.map(|r| r.saturating_sub(used.saturating_sub(resolved.estimate)));
+                let left_tokens = remaining_tokens
+                    .map(|r| r.saturating_sub(used.saturating_sub(resolved.estimate)));
                 let left_quota = remaining_quota.map(|r| r.saturating_sub(used));
                 limit.set_var(ctx, &limit.tokens_consumed_variable_name, used);
                 if let Some(n) = left_tokens {

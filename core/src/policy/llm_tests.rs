@@ -17,14 +17,39 @@ fn usage_comes_from_the_json_body_or_the_last_stream_event_with_one() {
         "application/json",
         r#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42}}"#,
     );
-    assert_eq!(usage(&r), Some(Usage { prompt: 12, completion: 30, total: 42 }));
-    let r = resp("application/json", r#"{"usage":{"input_tokens":5,"output_tokens":7}}"#);
-    assert_eq!(usage(&r), Some(Usage { prompt: 5, completion: 7, total: 12 }));
+    assert_eq!(
+        usage(&r),
+        Some(Usage {
+            prompt: 12,
+            completion: 30,
+            total: 42
+        })
+    );
+    let r = resp(
+        "application/json",
+        r#"{"usage":{"input_tokens":5,"output_tokens":7}}"#,
+    );
+    assert_eq!(
+        usage(&r),
+        Some(Usage {
+            prompt: 5,
+            completion: 7,
+            total: 12
+        })
+    );
     let sse = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
                data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n\
                data: [DONE]\n\n";
-    assert_eq!(usage(&resp("text/event-stream", sse)), Some(Usage { prompt: 3, completion: 2, total: 5 }));
-    let bare = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello, world!\"}}]}\n\ndata: [DONE]\n\n";
+    assert_eq!(
+        usage(&resp("text/event-stream", sse)),
+        Some(Usage {
+            prompt: 3,
+            completion: 2,
+            total: 5
+        })
+    );
+    let bare =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hello, world!\"}}]}\n\ndata: [DONE]\n\n";
     let r = resp("text/event-stream", bare);
     assert_eq!(usage(&r), None);
     assert_eq!(streamed_completion_estimate(&r), 4);
@@ -52,11 +77,26 @@ fn token_limit_attributes_follow_apim() {
     assert_eq!(p.retry_after_header_name, "Retry-After");
     for (src, want) in [
         (r#"<llm-token-limit counter-key="k" />"#, "are required"),
-        (r#"<llm-token-limit counter-key="k" token-quota="5" />"#, "needs token-quota-period"),
-        (r#"<llm-token-limit counter-key="k" token-quota="5" token-quota-period="Fortnightly" />"#, "Fortnightly"),
-        (r#"<llm-token-limit tokens-per-minute="5" />"#, "counter-key"),
-        (r#"<llm-token-limit counter-key="k" tokens-per-minute="lots" />"#, "non-negative integer"),
-        (r#"<llm-token-limit counter-key="k" tokens-per-minute="5" frob="1" />"#, "frob"),
+        (
+            r#"<llm-token-limit counter-key="k" token-quota="5" />"#,
+            "needs token-quota-period",
+        ),
+        (
+            r#"<llm-token-limit counter-key="k" token-quota="5" token-quota-period="Fortnightly" />"#,
+            "Fortnightly",
+        ),
+        (
+            r#"<llm-token-limit tokens-per-minute="5" />"#,
+            "counter-key",
+        ),
+        (
+            r#"<llm-token-limit counter-key="k" tokens-per-minute="lots" />"#,
+            "non-negative integer",
+        ),
+        (
+            r#"<llm-token-limit counter-key="k" tokens-per-minute="5" frob="1" />"#,
+            "frob",
+        ),
     ] {
         let e = compile(src).unwrap_err();
         assert!(e.message.contains(want), "{src}: {e:?}");

@@ -837,7 +837,9 @@ impl Pipeline {
                 }
             }
             Action::EmitMetric(m) => self.side.metrics.push(m.sample(ctx)?),
-            Action::LlmEmitTokenMetric(m) => self.deferred.push(Deferred::Llm(Box::new(m.defer(ctx)?))),
+            Action::LlmEmitTokenMetric(m) => {
+                self.deferred.push(Deferred::Llm(Box::new(m.defer(ctx)?)))
+            }
             Action::LlmTokenLimit(l) => {
                 let resolved = l.resolve(ctx)?;
                 let ops = l.store_ops(&resolved);

@@ -150,7 +150,9 @@ impl CustomMetrics {
         out.push_str("# TYPE portcullis_custom_metric summary\n");
         for ((namespace, name), metric) in &self.metrics {
             for (labels, v) in &metric.series {
-                for (suffix, value) in [("_sum", format_f64(v.sum)), ("_count", v.count.to_string())] {
+                for (suffix, value) in
+                    [("_sum", format_f64(v.sum)), ("_count", v.count.to_string())]
+                {
                     out.push_str("portcullis_custom_metric");
                     out.push_str(suffix);
                     out.push_str("{namespace=\"");
@@ -228,14 +230,32 @@ mod tests {
     #[test]
     fn samples_sum_per_dimension_set_and_render_as_a_summary() {
         let mut m = CustomMetrics::default();
-        assert_eq!(m.add(&sample("Request", 1.0, &[("API ID", "echo"), ("Client IP", "::1")])), Added::Counted);
-        m.add(&sample("Request", 2.5, &[("Client IP", "::1"), ("API ID", "echo")]));
-        m.add(&sample("Request", 1.0, &[("API ID", "other"), ("Client IP", "::1")]));
+        assert_eq!(
+            m.add(&sample(
+                "Request",
+                1.0,
+                &[("API ID", "echo"), ("Client IP", "::1")]
+            )),
+            Added::Counted
+        );
+        m.add(&sample(
+            "Request",
+            2.5,
+            &[("Client IP", "::1"), ("API ID", "echo")],
+        ));
+        m.add(&sample(
+            "Request",
+            1.0,
+            &[("API ID", "other"), ("Client IP", "::1")],
+        ));
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("portcullis_custom_metric_sum{namespace=\"my-metrics\",name=\"Request\",api_id=\"echo\",client_ip=\"::1\"} 3.5\n"), "{out}");
         assert!(out.contains("portcullis_custom_metric_count{namespace=\"my-metrics\",name=\"Request\",api_id=\"echo\",client_ip=\"::1\"} 2\n"), "{out}");
-        assert!(out.contains("api_id=\"other\",client_ip=\"::1\"} 1\n"), "{out}");
+        assert!(
+            out.contains("api_id=\"other\",client_ip=\"::1\"} 1\n"),
+            "{out}"
+        );
         assert_eq!(label_name("2nd Name"), "_2nd_name");
         assert_eq!(label_name("name"), "dimension_name");
     }
@@ -244,15 +264,29 @@ mod tests {
     fn dimension_sets_are_capped_and_the_excess_counted() {
         let mut m = CustomMetrics::default();
         for i in 0..MAX_SERIES_PER_METRIC {
-            assert_eq!(m.add(&sample("m", 1.0, &[("User", &i.to_string())])), Added::Counted);
+            assert_eq!(
+                m.add(&sample("m", 1.0, &[("User", &i.to_string())])),
+                Added::Counted
+            );
         }
-        assert_eq!(m.add(&sample("m", 1.0, &[("User", "new")])), Added::FirstDropped);
-        assert_eq!(m.add(&sample("m", 1.0, &[("User", "newer")])), Added::Dropped);
+        assert_eq!(
+            m.add(&sample("m", 1.0, &[("User", "new")])),
+            Added::FirstDropped
+        );
+        assert_eq!(
+            m.add(&sample("m", 1.0, &[("User", "newer")])),
+            Added::Dropped
+        );
         // Known sets still count.
         assert_eq!(m.add(&sample("m", 1.0, &[("User", "0")])), Added::Counted);
         let mut out = String::new();
         m.render(&mut out);
-        assert!(out.contains("portcullis_custom_metric_dropped_total{namespace=\"my-metrics\",name=\"m\"} 2\n"), "{out}");
+        assert!(
+            out.contains(
+                "portcullis_custom_metric_dropped_total{namespace=\"my-metrics\",name=\"m\"} 2\n"
+            ),
+            "{out}"
+        );
         assert!(!out.contains("user=\"new\""));
     }
 }

@@ -69,8 +69,7 @@ pub async fn fetch_key_set<C: CalloutClient>(
 fn entra_target(url: &str, authority: Option<&str>) -> Option<String> {
     let authority = authority?;
     let rest = url.strip_prefix(portcullis_core::policy::azure_ad::ENTRA_AUTHORITY)?;
-    rest.starts_with('/')
-        .then(|| format!("{authority}{rest}"))
+    rest.starts_with('/').then(|| format!("{authority}{rest}"))
 }
 
 /// Logs that the refresher starts fetching `url`.
@@ -149,9 +148,18 @@ mod tests {
         );
         assert_eq!(entra_target(url, None), None);
         assert_eq!(
-            entra_target("https://login.microsoftonline.com.evil.test/x", Some("http://a")),
+            entra_target(
+                "https://login.microsoftonline.com.evil.test/x",
+                Some("http://a")
+            ),
             None
         );
-        assert_eq!(entra_target("https://idp.test/.well-known/openid-configuration", Some("http://a")), None);
+        assert_eq!(
+            entra_target(
+                "https://idp.test/.well-known/openid-configuration",
+                Some("http://a")
+            ),
+            None
+        );
     }
 }
