@@ -371,6 +371,10 @@ struct TelemetryArgs {
     /// the backend, and spans are sent to {url}/v1/traces.
     #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Seconds between exports of custom metrics (emit-metric,
+    /// llm-emit-token-metric) to {otlp-endpoint}/v1/metrics.
+    #[arg(long, default_value_t = 60, env = "PORTCULLIS_OTLP_METRICS_INTERVAL")]
+    otlp_metrics_interval: u64,
     /// Upload request records to the management plane for analytics (connected mode).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_TELEMETRY_UPLOAD")]
     telemetry_upload: bool,
@@ -417,6 +421,7 @@ impl Tuning {
                 level: t.access_log_level,
             },
             otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_metrics_interval: Duration::from_secs(t.otlp_metrics_interval.max(1)),
             upload: t.telemetry_upload,
             buffer_dir: t.telemetry_buffer_dir.clone(),
             buffer_bytes: t.telemetry_buffer_bytes,

@@ -105,3 +105,57 @@ async fn custom_metrics_show_on_the_metrics_endpoint(rt: Runtime) {
     }
     gw.stop().await;
 }
+
+/// With `--otlp-endpoint`, custom metrics also go to `{url}/v1/metrics` as
+/// OTLP summaries, every `--otlp-metrics-interval`.
+#[runtimes]
+async fn custom_metrics_are_exported_over_otlp(rt: Runtime) {
+    let orders = Backend::start(|_| Reply::Send(ok("text/plain", b"0123456789"))).await;
+    let collector = Backend::start(|_| Reply::Send(ok("application/x-protobuf", b""))).await;
+    let url = format!("http://{}", collector.addr);
+    let gw = TestGateway::start_with(
+        rt,
+        &cfg(vec![papi("orders", "orders", orders.addr, EMIT_METRIC)]),
+        |o| {
+            o.telemetry.otlp_endpoint = Some(url);
+            o.telemetry.otlp_metrics_interval = std::time::Duration::from_millis(100);
+        },
+    )
+    .await;
+    let r = get_with(&gw, "/orders/1", &[("X-Client-Name", "otlp-client")]).await;
+    assert_eq!(r.status, 200);
+    let export = within("custom metrics are exported", async {
+        loop {
+            if let Some(r) = collector
+                .requests()
+                .into_iter()
+                .find(|r| r.target() == "/v1/metrics")
+            {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(export.method(), "POST");
+    assert_eq!(
+        export.header("content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    let body = &export.body;
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    for needle in [
+        &b"orders-api"[..],
+        b"Requests",
+        b"Response characters",
+        b"client",
+        b"otlp-client",
+    ] {
+        assert!(
+            contains(needle),
+            "{} in the export",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    gw.stop().await;
+}

@@ -114,6 +114,8 @@ pub struct TelemetryOptions {
     /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
     /// tracing.
     pub otlp_endpoint: Option<String>,
+    /// How often custom metrics go to `{otlp_endpoint}/v1/metrics`.
+    pub otlp_metrics_interval: Duration,
     /// Upload request records to the management plane (connected mode only).
     pub upload: bool,
     /// Where batches wait for upload; `None`: the backup directory's
@@ -129,6 +131,7 @@ impl Default for TelemetryOptions {
             metrics: true,
             access_log: AccessLog::default(),
             otlp_endpoint: None,
+            otlp_metrics_interval: Duration::from_secs(60),
             upload: true,
             buffer_dir: None,
             buffer_bytes: DEFAULT_BUFFER_BYTES,

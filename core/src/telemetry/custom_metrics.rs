@@ -140,6 +140,20 @@ impl CustomMetrics {
         metric.series.get(&want).copied()
     }
 
+    /// Whether no sample was kept.
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+
+    /// Every series: namespace, name, labels (in name order) and value.
+    pub fn series(&self) -> impl Iterator<Item = (&str, &str, &[(String, String)], SeriesValue)> {
+        self.metrics.iter().flat_map(|((namespace, name), m)| {
+            m.series
+                .iter()
+                .map(move |(labels, v)| (namespace.as_str(), name.as_str(), labels.as_slice(), *v))
+        })
+    }
+
     /// Writes the Prometheus exposition of the custom metrics (nothing when
     /// no policy emitted any).
     pub fn render(&self, out: &mut String) {

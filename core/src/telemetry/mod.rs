@@ -17,6 +17,7 @@ pub mod histogram;
 pub mod metrics;
 pub mod otlp;
 pub mod otlp_exporter;
+pub mod otlp_metrics;
 pub mod prometheus;
 pub mod record;
 pub mod trace_context;
