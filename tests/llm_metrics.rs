@@ -159,3 +159,45 @@ async fn custom_metrics_are_exported_over_otlp(rt: Runtime) {
     }
     gw.stop().await;
 }
+
+/// Two gateways with `--store redis://…` count one key's tokens together:
+/// the admission (minute and quota in one store request) and the usage
+/// counted after each response go through Redis's rate and quota scripts.
+#[runtimes]
+async fn llm_token_limit_is_shared_through_redis(rt: Runtime) {
+    use common::redis::RedisServer;
+    use common::store::{call_at, gateways, redis_args};
+    let redis = RedisServer::start();
+    let backend = openai().await;
+    let doc = cfg(vec![papi("chat", "chat", backend.addr, TOKEN_LIMIT)]);
+    let gws = gateways(rt, &doc, 2, &redis_args(&redis, &[])).await;
+    let headers = [("api-key", "team-a"), ("Content-Type", "application/json")];
+    for (i, (minute, day)) in [("60", "110"), ("20", "70"), ("0", "30")]
+        .into_iter()
+        .enumerate()
+    {
+        let r = call_at(
+            gws[i % 2].addr,
+            "POST",
+            "/chat/completions",
+            &headers,
+            PROMPT,
+        )
+        .await;
+        assert_eq!(r.status, 200, "call {i}: {r:?}");
+        assert_eq!(
+            r.header("x-ratelimit-remaining-tokens").as_deref(),
+            Some(minute),
+            "call {i}"
+        );
+        assert_eq!(
+            r.header("x-quota-remaining-tokens").as_deref(),
+            Some(day),
+            "call {i}"
+        );
+    }
+    let r = call_at(gws[1].addr, "POST", "/chat/completions", &headers, PROMPT).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(backend.requests().len(), 3);
+}
