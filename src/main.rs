@@ -331,6 +331,16 @@ struct Tuning {
     /// policies' send-request and OpenID key set fetches).
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA")]
     upstream_ca: Option<PathBuf>,
+    /// Base URL of Microsoft Entra ID's authority for `validate-azure-ad-token`:
+    /// the tenant's OpenID configuration is fetched from
+    /// {url}/{tenant}/v2.0/.well-known/openid-configuration (a proxy, a
+    /// national cloud, or a local identity provider in tests).
+    #[arg(
+        long,
+        default_value = "https://login.microsoftonline.com",
+        env = "PORTCULLIS_ENTRA_AUTHORITY"
+    )]
+    entra_authority: String,
     /// This gateway's id, as policies see it (`context.Deployment.GatewayId`)
     /// [default: the token's gateway id, or `portcullis` with a local file].
     #[arg(long, env = "PORTCULLIS_GATEWAY_ID")]
@@ -368,6 +378,10 @@ struct TelemetryArgs {
     /// the backend, and spans are sent to {url}/v1/traces.
     #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Seconds between exports of custom metrics (emit-metric,
+    /// llm-emit-token-metric) to {otlp-endpoint}/v1/metrics.
+    #[arg(long, default_value_t = 60, env = "PORTCULLIS_OTLP_METRICS_INTERVAL")]
+    otlp_metrics_interval: u64,
     /// Upload request records to the management plane for analytics (connected mode).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_TELEMETRY_UPLOAD")]
     telemetry_upload: bool,
@@ -403,6 +417,7 @@ impl Tuning {
         options.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         options.reload_interval = Duration::from_millis(self.reload_interval_ms.max(10));
         options.upstream_ca = self.upstream_ca.clone();
+        options.entra_authority = Some(self.entra_authority.clone());
         options.allow_underscores_in_headers = self.allow_underscores_in_headers;
         if let Some(id) = &self.gateway_id {
             options.gateway_id = id.clone();
@@ -415,6 +430,7 @@ impl Tuning {
                 level: t.access_log_level,
             },
             otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_metrics_interval: Duration::from_secs(t.otlp_metrics_interval.max(1)),
             upload: t.telemetry_upload,
             buffer_dir: t.telemetry_buffer_dir.clone(),
             buffer_bytes: t.telemetry_buffer_bytes,

@@ -130,3 +130,56 @@ async fn validate_jwt_with_openid_config_keys(rt: Runtime) {
     assert_eq!(targets, ["/ok"]);
     gw.stop().await;
 }
+
+/// `validate-azure-ad-token`: the gateway's `--entra-authority` sends the
+/// tenant's OpenID configuration fetch to a stand-in for Entra ID on
+/// loopback (at Entra's path for the tenant), whose v2 issuer and keys then
+/// accept the tenant's tokens for the backend application.
+#[runtimes]
+async fn validate_azure_ad_token_fetches_from_the_entra_authority(rt: Runtime) {
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let slot: Arc<Mutex<Option<std::net::SocketAddr>>> = Arc::default();
+    let s = slot.clone();
+    let entra = Backend::start(move |r| {
+        let addr = s.lock().unwrap().expect("address set");
+        let target = r.target();
+        let body = if target == format!("/{TENANT}/v2.0/.well-known/openid-configuration") {
+            json!({
+                "issuer": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+                "jwks_uri": format!("http://{addr}/{TENANT}/discovery/v2.0/keys"),
+            })
+        } else if target == format!("/{TENANT}/discovery/v2.0/keys") {
+            json!({ "keys": [{ "kty": "oct", "kid": "e1", "alg": "HS256", "k": base64url(JWT_SECRET) }] })
+        } else {
+            return Reply::Send(response(404, &[], b""));
+        };
+        Reply::Send(ok("application/json", body.to_string().as_bytes()))
+    })
+    .await;
+    *slot.lock().unwrap() = Some(entra.addr);
+    let backend = Backend::echo().await;
+    let policy = inbound(&format!(
+        r#"<validate-azure-ad-token tenant-id="{TENANT}">
+             <backend-application-ids><application-id>orders-api</application-id></backend-application-ids>
+           </validate-azure-ad-token>"#
+    ));
+    let authority = format!("http://{}", entra.addr);
+    let gw = TestGateway::start_with(
+        rt,
+        &cfg(vec![papi("a", "api", backend.addr, &policy)]),
+        |o| o.entra_authority = Some(authority),
+    )
+    .await;
+    let claims = json!({
+        "aud": "orders-api",
+        "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+        "exp": unix_now() + 3600,
+    });
+    until_accepted(&gw, "/api/ok", &mint(&claims, JWT_SECRET, Some("e1"))).await;
+    let other = json!({ "aud": "another-api", "iss": claims["iss"], "exp": unix_now() + 3600 });
+    let r = get_bearer(&gw, "/api/other", &mint(&other, JWT_SECRET, Some("e1"))).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let targets: Vec<String> = backend.requests().iter().map(|r| r.target()).collect();
+    assert_eq!(targets, ["/ok"]);
+    gw.stop().await;
+}

@@ -744,3 +744,64 @@ fn request_ids_are_unique_guids_and_depend_on_the_secret() {
     assert_ne!(first_a, first_b);
     assert_ne!(seed_a, seed_b);
 }
+
+#[test]
+fn emit_metric_samples_are_side_outputs() {
+    let a = r#"<policies><inbound>
+      <emit-metric name="Requests" namespace="shop" value="@(2 + 1)"><dimension name="API ID" /><dimension name="Kind" value="@(context.Request.Headers.GetValueOrDefault("X-Kind", ""))" /></emit-metric>
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+    let mut c = ctx();
+    assert!(matches!(h.run(&mut pl, &mut c), Step::Forward(_)));
+    let outputs: Vec<PipelineOutput> = std::iter::from_fn(|| pl.poll_output()).collect();
+    assert!(
+        matches!(
+            &outputs[..],
+            [PipelineOutput::Metric(m)]
+                if m.namespace == "shop" && m.name == "Requests" && m.value == 3.0
+                    && m.dimensions == [("API ID".to_string(), String::new()), ("Kind".to_string(), "a".to_string())]
+        ),
+        "{outputs:?}"
+    );
+}
+
+/// `llm-token-limit` asks for its minute and its quota in one store request,
+/// and counts the response's `usage` after it.
+#[test]
+fn llm_token_limit_counts_usage_after_the_response() {
+    let a = r#"<policies><inbound>
+      <llm-token-limit counter-key="k" tokens-per-minute="50" token-quota="1000" token-quota-period="Hourly" tokens-consumed-header-name="x-used" remaining-tokens-header-name="x-left" />
+    </inbound></policies>"#;
+    let h = Harness::new();
+    let usage = r#"{"usage":{"prompt_tokens":5,"completion_tokens":25,"total_tokens":30}}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let mut pl = Pipeline::new(chain([None, None, Some(a), None]));
+        let mut c = ctx();
+        loop {
+            match h.run(&mut pl, &mut c) {
+                Step::Forward(_) => {
+                    backend_ok(&mut c, usage);
+                    pl.forward_done(&mut c, Ok(()));
+                }
+                Step::Respond => break,
+                other => panic!("unexpected step {other:?}"),
+            }
+        }
+        let r = response(&c);
+        statuses.push((
+            r.status,
+            r.headers.get("x-used").map(str::to_string),
+            r.headers.get("x-left").map(str::to_string),
+        ));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (200, Some("30".into()), Some("20".into())),
+            (200, Some("30".into()), Some("0".into())),
+            (429, None, None),
+        ]
+    );
+}

@@ -222,7 +222,8 @@ impl<R: Runtime> Gateway<R> {
                 store.set_remote(None);
             }
         });
-        let callouts = Callouts::with_connector(connector.clone());
+        let callouts = Callouts::with_connector(connector.clone())
+            .with_entra_authority(options.entra_authority.as_deref());
         let pool = Arc::new(Upstreams::new(options.pool, connector));
         rt.spawn({
             let callouts = callouts.clone();
@@ -246,6 +247,16 @@ impl<R: Runtime> Gateway<R> {
         }
         let telemetry =
             crate::telemetry::spawn(&options, &rt, hub.clone(), management, callouts.clone()).await;
+        if let Some(url) = options.telemetry.otlp_endpoint.clone() {
+            rt.spawn(crate::telemetry::otlp_metrics::export_loop(
+                rt.clone(),
+                hub.clone(),
+                callouts.clone(),
+                url,
+                options.telemetry.otlp_metrics_interval,
+                stop.clone(),
+            ));
+        }
         let sync = sync.map(|sync| {
             sync.with_store_stats(store.stats().clone())
                 .spawn(config.clone(), stop.clone())

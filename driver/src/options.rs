@@ -49,6 +49,9 @@ pub struct GatewayOptions {
     /// PEM file of CA certificates trusted for `https://` backends, besides the
     /// Mozilla roots.
     pub upstream_ca: Option<PathBuf>,
+    /// Where Entra ID's OpenID configurations (`validate-azure-ad-token`) are
+    /// fetched from instead of `https://login.microsoftonline.com` (`None`: from there).
+    pub entra_authority: Option<String>,
     /// This gateway's id (`context.Deployment.GatewayId`); empty in connected mode:
     /// the id the token is for.
     pub gateway_id: String,
@@ -117,6 +120,8 @@ pub struct TelemetryOptions {
     /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
     /// tracing.
     pub otlp_endpoint: Option<String>,
+    /// How often custom metrics go to `{otlp_endpoint}/v1/metrics`.
+    pub otlp_metrics_interval: Duration,
     /// Upload request records to the management plane (connected mode only).
     pub upload: bool,
     /// Where batches wait for upload; `None`: the backup directory's
@@ -132,6 +137,7 @@ impl Default for TelemetryOptions {
             metrics: true,
             access_log: AccessLog::default(),
             otlp_endpoint: None,
+            otlp_metrics_interval: Duration::from_secs(60),
             upload: true,
             buffer_dir: None,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
@@ -165,6 +171,7 @@ impl GatewayOptions {
             pool: PoolLimits::default(),
             shutdown_grace: Duration::from_secs(30),
             upstream_ca: None,
+            entra_authority: None,
             gateway_id: "portcullis".into(),
             telemetry: TelemetryOptions::default(),
             allow_underscores_in_headers: false,

@@ -9,10 +9,12 @@ use super::auth_cert::AuthenticationCertificate;
 use super::client_cert::ValidateClientCertificate;
 use super::concurrency::LimitConcurrency;
 use super::cors::Cors;
+use super::emit_metric::EmitMetric;
 use super::error::PolicyError;
 use super::ip_filter::IpFilter;
 use super::json_xml::{JsonToXml, XmlToJson};
 use super::jwt::ValidateJwt;
+use super::llm::{LlmEmitTokenMetric, LlmTokenLimit};
 use super::program::SectionKind;
 use super::quota::{Quota, QuotaByKey};
 use super::rate_limit::{RateLimit, RateLimitByKey};
@@ -160,13 +162,18 @@ pub enum Action {
     XmlToJson(Box<XmlToJson>),
     /// `xsl-transform`.
     XslTransform(Box<XslTransform>),
+    /// `emit-metric`.
+    EmitMetric(Box<EmitMetric>),
+    /// `llm-token-limit`.
+    LlmTokenLimit(Arc<LlmTokenLimit>),
+    /// `llm-emit-token-metric`.
+    LlmEmitTokenMetric(Box<LlmEmitTokenMetric>),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
 const AZURE_ONLY: &[&str] = &[
     "authentication-managed-identity",
     "log-to-eventhub",
-    "emit-metric",
     "publish-to-dapr",
     "invoke-dapr-binding",
     "set-backend-service-dapr",
@@ -174,8 +181,6 @@ const AZURE_ONLY: &[&str] = &[
     "azure-openai-emit-token-metric",
     "azure-openai-semantic-cache-lookup",
     "azure-openai-semantic-cache-store",
-    "llm-token-limit",
-    "llm-emit-token-metric",
     "get-authorization-context",
     "send-service-bus-message",
 ];
@@ -282,6 +287,19 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
         "validate-jwt" => {
             only_in(&[Inbound])?;
             Action::ValidateJwt(Box::new(ValidateJwt::from_element(el)?))
+        }
+        "emit-metric" => Action::EmitMetric(Box::new(EmitMetric::from_element(el)?)),
+        "llm-token-limit" => {
+            only_in(&[Inbound])?;
+            Action::LlmTokenLimit(Arc::new(LlmTokenLimit::from_element(el)?))
+        }
+        "llm-emit-token-metric" => {
+            only_in(&[Inbound])?;
+            Action::LlmEmitTokenMetric(Box::new(LlmEmitTokenMetric::from_element(el)?))
+        }
+        "validate-azure-ad-token" => {
+            only_in(&[Inbound])?;
+            Action::ValidateJwt(Box::new(super::azure_ad::compile(el)?))
         }
         "validate-client-certificate" => {
             only_in(&[Inbound])?;

@@ -503,6 +503,15 @@ impl Builder<'_, '_> {
             // A stored response needs its body.
             self.needs.response_body = true;
         }
+        // Token counts are in the response's `usage`; estimates read the prompt.
+        if let Action::LlmTokenLimit(l) = action {
+            self.needs.response_body = true;
+            self.needs.request_body |= l.estimate_prompt_tokens;
+        }
+        if matches!(action, Action::LlmEmitTokenMetric(_)) {
+            self.needs.response_body = true;
+            self.needs.request_body = true;
+        }
         let text = element_text(el);
         if on_request && (structural || text.contains("Request.Body")) {
             self.needs.request_body = true;

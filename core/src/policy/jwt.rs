@@ -428,6 +428,8 @@ pub struct ValidateJwt {
     pub issuers: Vec<Template>,
     /// Claims that must be present, with allowed values.
     pub required_claims: Vec<RequiredClaim>,
+    /// What `validate-azure-ad-token` adds (`None` for `validate-jwt`).
+    pub entra: Option<Box<super::azure_ad::EntraRules>>,
 }
 
 /// A token that passed validation.
@@ -627,6 +629,7 @@ impl ValidateJwt {
             audiences,
             issuers,
             required_claims,
+            entra: None,
         })
     }
 
@@ -663,6 +666,10 @@ impl ValidateJwt {
                 issuers.extend(set.issuer.iter().cloned());
             }
         }
+        if self.entra.is_some() {
+            let v1 = super::azure_ad::EntraRules::v1_issuers(&issuers);
+            issuers.extend(v1);
+        }
         let mut claims = Vec::with_capacity(self.required_claims.len());
         for c in &self.required_claims {
             claims.push((c, eval_all(&c.values, ctx)?));
@@ -682,7 +689,14 @@ impl ValidateJwt {
             issuers: &issuers,
             claims: &claims,
         };
-        check_token(&token, &rules, now_unix).map_err(fail)
+        let jwt = check_token(&token, &rules, now_unix).map_err(fail)?;
+        if let Some(entra) = &self.entra {
+            entra.check_client(&jwt.claims, ctx).map_err(|e| match e {
+                super::azure_ad::CheckError::Denied(d) => fail(d),
+                super::azure_ad::CheckError::Eval(f) => f,
+            })?;
+        }
+        Ok(jwt)
     }
 
     /// The token from the configured place; `None` when absent.

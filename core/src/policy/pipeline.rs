@@ -35,6 +35,7 @@ use smallvec::SmallVec;
 use super::actions::{Action, ForwardSpec};
 use super::context::{Context, LastError, Response, Url};
 use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
+use super::emit_metric::MetricSample;
 use super::error::Failure;
 use super::jwt::KeySetsSnapshot;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
@@ -146,6 +147,8 @@ pub struct SideEffects {
     /// counting, slots given back), for the connection to send as one
     /// one-way store request (`take_store_writes`).
     pub store_writes: Vec<StoreOp>,
+    /// Custom metric samples (`emit-metric`), for the telemetry sink.
+    pub metrics: Vec<MetricSample>,
 }
 
 impl SideEffects {
@@ -171,6 +174,8 @@ pub enum PipelineOutput {
     Trace(TraceRecord),
     /// A `send-one-way-request` call to make; nobody waits for it.
     OneWay(CallRequest),
+    /// A custom metric sample, for the telemetry sink.
+    Metric(MetricSample),
 }
 
 impl Machine for Pipeline {
@@ -183,6 +188,9 @@ impl Machine for Pipeline {
         }
         if !self.side.one_way.is_empty() {
             return Some(PipelineOutput::OneWay(self.side.one_way.remove(0)));
+        }
+        if !self.side.metrics.is_empty() {
+            return Some(PipelineOutput::Metric(self.side.metrics.remove(0)));
         }
         None
     }
@@ -831,6 +839,21 @@ impl Pipeline {
                     return Ok(Some(Step::Call(req)));
                 }
             }
+            Action::EmitMetric(m) => self.side.metrics.push(m.sample(ctx)?),
+            Action::LlmEmitTokenMetric(m) => {
+                self.deferred.push(Deferred::Llm(Box::new(m.defer(ctx)?)))
+            }
+            Action::LlmTokenLimit(l) => {
+                let resolved = l.resolve(ctx)?;
+                let ops = l.store_ops(&resolved);
+                self.asked = Some(Asked::LlmTokens(l.clone(), resolved));
+                self.waiting = Waiting::Store { origin: (0, 0) };
+                return Ok(Some(Step::Store(StoreRequest {
+                    ops: StoreOps::from_vec(ops),
+                    now: env.now,
+                    now_unix: now_unix(ctx),
+                })));
+            }
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
             Action::Cors(c) => {
@@ -1031,7 +1054,7 @@ impl Pipeline {
                         bytes,
                     })
                 }
-                Deferred::Rate(..) => {}
+                Deferred::Rate(..) | Deferred::Llm(_) => {}
             }
         }
     }
@@ -1106,6 +1129,9 @@ impl Pipeline {
                     if streaming {
                         self.after_stream.push(Deferred::QuotaByKey(q, resolved));
                     }
+                }
+                Deferred::Llm(d) => {
+                    d.on_response(ctx, &mut self.side.store_writes, &mut self.side.metrics)
                 }
             }
         }
@@ -1228,6 +1254,8 @@ enum Deferred {
     QuotaBytes(Vec<QuotaCounter>),
     /// `quota-by-key`: conditional calls and bandwidth.
     QuotaByKey(Arc<QuotaByKey>, ResolvedQuotaKey),
+    /// `llm-token-limit`, `llm-emit-token-metric`: tokens from the response.
+    Llm(Box<super::llm::LlmDeferred>),
 }
 
 /// Which policy document a counter belongs to, so the same subscription under

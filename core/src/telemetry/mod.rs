@@ -12,10 +12,12 @@
 pub mod access_log;
 pub mod batch;
 pub mod buffer_file;
+pub mod custom_metrics;
 pub mod histogram;
 pub mod metrics;
 pub mod otlp;
 pub mod otlp_exporter;
+pub mod otlp_metrics;
 pub mod prometheus;
 pub mod record;
 pub mod trace_context;
@@ -89,6 +91,12 @@ pub trait RecordSink: Send + Sync {
     /// Takes a record sampling kept (queued for the access log, spans and
     /// upload; dropped and counted when the queue is full).
     fn record(&self, record: RequestRecord);
+
+    /// Keeps a custom metric sample (`emit-metric`, `llm-emit-token-metric`);
+    /// a sink without custom metrics drops it.
+    fn emit_metric(&self, sample: &crate::policy::emit_metric::MetricSample) {
+        let _ = sample;
+    }
 }
 
 impl TelemetrySettings {

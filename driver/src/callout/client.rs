@@ -51,6 +51,12 @@ pub trait CalloutClient {
         request: CalloutRequest,
         tls: Option<Arc<UpstreamTls>>,
     ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send;
+
+    /// Where Entra ID's OpenID configurations are fetched from instead of
+    /// `https://login.microsoftonline.com` (`None`: from there).
+    fn entra_authority(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What an adapter provides for callouts: its connections, clock and timer.

@@ -26,6 +26,9 @@ use client::{callout_pool_limits, CalloutClient, CalloutConns};
 pub struct Callouts<R: Runtime> {
     inner: Arc<Upstreams<R>>,
     limits: CalloutLimits,
+    /// Where Entra ID's OpenID configurations are fetched from instead of
+    /// `https://login.microsoftonline.com` (`--entra-authority`).
+    entra_authority: Option<Arc<str>>,
 }
 
 impl<R: Runtime> Clone for Callouts<R> {
@@ -33,6 +36,7 @@ impl<R: Runtime> Clone for Callouts<R> {
         Callouts {
             inner: self.inner.clone(),
             limits: self.limits,
+            entra_authority: self.entra_authority.clone(),
         }
     }
 }
@@ -64,7 +68,19 @@ impl<R: Runtime> Callouts<R> {
         Callouts {
             inner: Arc::new(Upstreams::new(callout_pool_limits(), connector)),
             limits: CalloutLimits::default(),
+            entra_authority: None,
         }
+    }
+
+    /// The same callouts fetching Entra ID's OpenID configurations
+    /// (`validate-azure-ad-token`) from `authority` instead of
+    /// `https://login.microsoftonline.com` (`None`: from there).
+    pub fn with_entra_authority(mut self, authority: Option<&str>) -> Callouts<R> {
+        self.entra_authority = authority
+            .map(|a| a.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && *a != portcullis_core::policy::azure_ad::ENTRA_AUTHORITY)
+            .map(Arc::from);
+        self
     }
 
     /// The same callouts with other response limits (sharing the pool).
@@ -115,6 +131,10 @@ impl<R: Runtime> CalloutClient for Callouts<R> {
         tls: Option<Arc<UpstreamTls>>,
     ) -> impl Future<Output = Result<Response, CalloutFailure>> + Send {
         Callouts::perform_with_tls(self, request, tls)
+    }
+
+    fn entra_authority(&self) -> Option<&str> {
+        self.entra_authority.as_deref()
     }
 }
 

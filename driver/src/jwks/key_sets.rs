@@ -43,7 +43,8 @@ pub async fn fetch_key_set<C: CalloutClient>(
     url: &str,
     timeout: Duration,
 ) -> Result<FetchedKeySet, String> {
-    let mut fetch = KeySetFetch::new(url, timeout);
+    let target = entra_target(url, client.entra_authority());
+    let mut fetch = KeySetFetch::new(target.as_deref().unwrap_or(url), timeout);
     let mut request = fetch.start();
     for _ in 0..MAX_STEPS {
         let target = request.url.clone();
@@ -60,6 +61,15 @@ pub async fn fetch_key_set<C: CalloutClient>(
         }
     }
     Err("too many steps".to_owned())
+}
+
+/// Where the configuration at `url` is fetched from when it is Entra ID's
+/// and the gateway names another authority (a national cloud's proxy, or a
+/// local identity provider in tests); the key set stays known by `url`.
+fn entra_target(url: &str, authority: Option<&str>) -> Option<String> {
+    let authority = authority?;
+    let rest = url.strip_prefix(portcullis_core::policy::azure_ad::ENTRA_AUTHORITY)?;
+    rest.starts_with('/').then(|| format!("{authority}{rest}"))
 }
 
 /// Logs that the refresher starts fetching `url`.
@@ -122,5 +132,34 @@ pub async fn refresh_for_unknown_key<C: CalloutClient, K: KeySetSink + ?Sized>(
             Ok(fetched) => store_key_set(keys, url, &fetched),
             Err(error) => tracing::warn!(%url, %error, "OpenID key set refetch failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entra_target;
+
+    #[test]
+    fn entra_configurations_go_to_the_configured_authority() {
+        let url = "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration";
+        assert_eq!(
+            entra_target(url, Some("http://127.0.0.1:9000")).as_deref(),
+            Some("http://127.0.0.1:9000/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration")
+        );
+        assert_eq!(entra_target(url, None), None);
+        assert_eq!(
+            entra_target(
+                "https://login.microsoftonline.com.evil.test/x",
+                Some("http://a")
+            ),
+            None
+        );
+        assert_eq!(
+            entra_target(
+                "https://idp.test/.well-known/openid-configuration",
+                Some("http://a")
+            ),
+            None
+        );
     }
 }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::sync::credential::Credential;
+use portcullis_core::policy::emit_metric::MetricSample;
+use portcullis_core::telemetry::custom_metrics::{Added, CustomMetrics};
 use portcullis_core::telemetry::metrics::{Metrics, Observation};
 use portcullis_core::telemetry::prometheus::{self, GatewayGauges, TlsFailure, TlsGauges};
 use portcullis_core::telemetry::record::RequestRecord;
@@ -26,6 +28,8 @@ struct Queue {
 pub struct Hub {
     settings: TelemetrySettings,
     metrics: Mutex<Metrics>,
+    /// `emit-metric` and `llm-emit-token-metric` samples.
+    custom: Mutex<CustomMetrics>,
     queue: Mutex<Queue>,
     /// Requests drawn in the sampling sequence so far.
     seen: AtomicU64,
@@ -82,6 +86,16 @@ impl RecordSink for Hub {
             w.wake();
         }
     }
+
+    fn emit_metric(&self, sample: &MetricSample) {
+        if lock(&self.custom).add(sample) == Added::FirstDropped {
+            tracing::warn!(
+                namespace = %sample.namespace,
+                name = %sample.name,
+                "custom metric has too many dimension sets (or there are too many metrics): further new ones are dropped and counted in portcullis_custom_metric_dropped_total"
+            );
+        }
+    }
 }
 
 impl Hub {
@@ -129,6 +143,11 @@ impl Hub {
         lock(&self.metrics).clone()
     }
 
+    /// A copy of the custom metrics (`emit-metric`, `llm-emit-token-metric`).
+    pub fn custom_metrics(&self) -> CustomMetrics {
+        lock(&self.custom).clone()
+    }
+
     /// Moves up to `max` queued records into `out`; pending (and woken when one
     /// arrives) while there are none.
     pub fn poll_records(
@@ -161,7 +180,7 @@ impl Hub {
     pub fn render_metrics(&self, revision: Option<u64>) -> String {
         // The lock is held for the copy only, not the rendering.
         let series = lock(&self.metrics).snapshot();
-        prometheus::render(
+        let mut text = prometheus::render(
             &series,
             &GatewayGauges {
                 revision,
@@ -176,7 +195,9 @@ impl Hub {
                 }),
                 store: self.store.get().map(|s| s.gauges()),
             },
-        )
+        );
+        lock(&self.custom).render(&mut text);
+        text
     }
 }
 

@@ -24,6 +24,7 @@ use crate::runtime::{random_bytes, Runtime};
 use crate::stop::{Stop, TaskToken, Tracker};
 
 pub mod hub;
+pub(crate) mod otlp_metrics;
 pub mod pump;
 
 pub use hub::Hub;

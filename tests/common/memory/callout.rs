@@ -77,6 +77,8 @@ pub struct MemCallouts {
     /// A call that times out moves the clock by its timeout (the client
     /// waited); a one-way call waits in a task nobody waits for, so it does not.
     waits: bool,
+    /// As `Callouts::with_entra_authority`.
+    entra_authority: Option<Arc<str>>,
 }
 
 impl MemCallouts {
@@ -86,7 +88,15 @@ impl MemCallouts {
             pool: Arc::default(),
             limits: CalloutLimits::default(),
             waits: true,
+            entra_authority: None,
         }
+    }
+
+    /// The same client fetching Entra ID's configurations from `authority`
+    /// (as `Callouts::with_entra_authority`).
+    pub(super) fn with_entra_authority(mut self, authority: Option<&str>) -> MemCallouts {
+        self.entra_authority = authority.map(|a| Arc::from(a.trim_end_matches('/')));
+        self
     }
 
     /// The same client with other response limits (as `Callouts::with_limits`).
@@ -118,6 +128,10 @@ impl CalloutClient for MemCallouts {
         let result = poll_now(perform(self, self.limits, request, tls.as_deref()))
             .unwrap_or_else(|| panic!("an in-memory call-out waited on nothing"));
         std::future::ready(result)
+    }
+
+    fn entra_authority(&self) -> Option<&str> {
+        self.entra_authority.as_deref()
     }
 }
 

@@ -115,7 +115,8 @@ impl MemGateway {
             settings,
             store,
             hub,
-            callouts: MemCallouts::new(clock.clone()),
+            callouts: MemCallouts::new(clock.clone())
+                .with_entra_authority(options.entra_authority.as_deref()),
             clock,
             one_way: OneWayCalls::default(),
             conns: Cell::new(0),

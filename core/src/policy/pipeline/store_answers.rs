@@ -10,7 +10,7 @@ use super::super::param::json_error_response;
 use super::super::quota::{Quota, QuotaByKey, QuotaCounter, QuotaOutcome, ResolvedQuotaKey};
 use super::super::rate_limit::{RateLimit, RateLimitByKey, RateOutcome, ResolvedRateKey};
 use super::super::response_cache::decode_response;
-use super::super::store::{Cached, StoreAnswer, StoreResult};
+use super::super::store::{Cached, StoreAnswer, StoreResult, StoreResults};
 use super::{Deferred, Pipeline, SectionKind, Waiting};
 use crate::expr::Value;
 
@@ -33,6 +33,11 @@ pub(super) enum Asked {
     CacheValue,
     /// `validate-jwt`'s OpenID key sets; the policy runs again with them.
     KeySets,
+    /// `llm-token-limit`: its per-minute and quota counters, in one request.
+    LlmTokens(
+        Arc<super::super::llm::LlmTokenLimit>,
+        super::super::llm::ResolvedTokenLimit,
+    ),
 }
 
 impl Pipeline {
@@ -50,11 +55,17 @@ impl Pipeline {
         let Some(asked) = self.asked.take() else {
             return;
         };
-        // Every request the pipeline waits for has one operation.
-        let (result, closed) = match answer {
-            StoreAnswer::Done(results) => (results.into_iter().next(), false),
-            StoreAnswer::Unavailable(_) => (None, false),
-            StoreAnswer::Refused(_) => (None, true),
+        // Every request the pipeline waits for has one operation, but
+        // llm-token-limit's (its two counters).
+        let (mut results, closed) = match answer {
+            StoreAnswer::Done(results) => (results.into_iter(), false),
+            StoreAnswer::Unavailable(_) => (StoreResults::new().into_iter(), false),
+            StoreAnswer::Refused(_) => (StoreResults::new().into_iter(), true),
+        };
+        let result = if matches!(asked, Asked::LlmTokens(..)) {
+            None
+        } else {
+            results.next()
         };
         let failure = match asked {
             // Fail closed: the limits that could not be checked refuse.
@@ -62,6 +73,7 @@ impl Pipeline {
             | Asked::RateByKey(..)
             | Asked::Quota(..)
             | Asked::QuotaByKey(..)
+            | Asked::LlmTokens(..)
             | Asked::Slot { .. }
                 if closed =>
             {
@@ -114,6 +126,13 @@ impl Pipeline {
                     None
                 }
             }
+            Asked::LlmTokens(l, resolved) => match l.admit(&resolved, results, ctx) {
+                Ok(d) => {
+                    self.deferred.push(Deferred::Llm(Box::new(d)));
+                    None
+                }
+                Err(f) => Some(f),
+            },
             Asked::Slot { level, slot, key } => match result {
                 Some(StoreResult::Acquired(true)) => {
                     self.permits.push((level, slot, key));

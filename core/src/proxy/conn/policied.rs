@@ -338,6 +338,11 @@ impl ProxyConn {
         let step = run.pipeline.run(&mut run.ctx, &env);
         while let Some(output) = run.pipeline.poll_output() {
             self.events.push_back(match output {
+                PipelineOutput::Metric(m) => {
+                    // Kept by the sink like the request's own counts: no IO.
+                    self.settings.telemetry.emit_metric(&m);
+                    continue;
+                }
                 PipelineOutput::Trace(t) => Event::Trace(t),
                 PipelineOutput::OneWay(request) => Event::Call {
                     request,
