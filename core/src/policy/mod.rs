@@ -16,6 +16,7 @@ pub mod error;
 mod expr_context;
 pub mod ip_filter;
 pub mod jwt;
+pub mod liquid;
 pub mod lru;
 pub mod param;
 pub mod pipeline;
