@@ -32,6 +32,7 @@ pub mod regexp;
 mod stmt;
 pub mod strings;
 mod types;
+pub mod xml;
 pub mod value;
 
 #[cfg(test)]
