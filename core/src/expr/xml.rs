@@ -528,3 +528,49 @@ mod tests {
         assert!(XName::parse("").is_err());
     }
 }
+
+/// A LINQ to XML value in an expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XmlVal {
+    /// An `XDocument`.
+    Document(Arc<XDoc>),
+    /// An `XElement` of a document.
+    Element(Arc<XDoc>, usize),
+    /// An `XAttribute`: the element and the attribute's index.
+    Attribute(Arc<XDoc>, usize, usize),
+    /// An `XName`.
+    Name(XName),
+    /// An `XNamespace` (its URI; empty for `XNamespace.None`).
+    Namespace(Arc<str>),
+}
+
+impl XmlVal {
+    /// `ToString()` as .NET prints each.
+    pub fn to_display_string(&self) -> String {
+        match self {
+            XmlVal::Document(d) => d.to_xml(0),
+            XmlVal::Element(d, i) => d.to_xml(*i),
+            XmlVal::Attribute(d, e, a) => {
+                let a = &d.elems[*e].attrs[*a];
+                let mut out = qname(&a.prefix, &a.name.local);
+                out.push_str("=\"");
+                escape_attr(&a.value, &mut out);
+                out.push('"');
+                out
+            }
+            XmlVal::Name(n) => n.expanded(),
+            XmlVal::Namespace(ns) => ns.to_string(),
+        }
+    }
+
+    /// The .NET type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            XmlVal::Document(_) => "XDocument",
+            XmlVal::Element(..) => "XElement",
+            XmlVal::Attribute(..) => "XAttribute",
+            XmlVal::Name(_) => "XName",
+            XmlVal::Namespace(_) => "XNamespace",
+        }
+    }
+}
