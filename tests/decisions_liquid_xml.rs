@@ -134,3 +134,96 @@ fn liquid_template_keeps_named_values_and_leaves_the_rest_to_liquid() {
     assert_eq!(backend.only_request().body, b"contoso:7:none");
     gw.stop();
 }
+
+const XML: &str = include_str!("../core/tests/apim-corpus-2/expressions-xml.xml");
+
+const ORDER: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Body>
+    <o:Order xmlns:o="urn:orders" id="SO-42">
+      <o:Customer>C-17</o:Customer>
+      <o:Line sku="A1" qty="2" price="9.5" />
+      <o:Line sku="B2" qty="1" price="1" />
+    </o:Order>
+  </soap:Body>
+</soap:Envelope>"#;
+
+fn xml_backend() -> MemBackend {
+    MemBackend::start(|_| {
+        Reply::Send(response(
+            200,
+            &[("Content-Type", "application/xml")],
+            br#"<Reply><Status code="201">Accepted</Status><Notes><Warning>late</Warning><Warning>split</Warning></Notes></Reply>"#,
+        ))
+    })
+}
+
+#[test]
+fn xml_corpus_reads_the_request_and_the_reply() {
+    let backend = xml_backend();
+    let gw = MemGateway::start(&cfg(vec![papi("orders", "orders", backend.addr, XML)]));
+    let r = call(
+        &gw,
+        "POST",
+        "/orders/submit",
+        &[("Content-Type", "text/xml")],
+        ORDER.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
+    let req = backend.only_request();
+    assert_eq!(req.header("x-order-id").as_deref(), Some("SO-42"));
+    assert_eq!(req.header("x-order-total").as_deref(), Some("20"));
+    assert_eq!(req.header("x-envelope").as_deref(), Some("Envelope"));
+    // preserveContent: the backend gets the request body unchanged.
+    assert_eq!(req.body, ORDER.as_bytes());
+    let out: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({
+            "orderId": "SO-42",
+            "customer": "C-17",
+            "status": "Accepted",
+            "code": 201,
+            "warnings": ["late", "split"]
+        })
+    );
+    gw.stop();
+}
+
+#[test]
+fn xml_corpus_answers_400_without_an_order() {
+    let backend = xml_backend();
+    let gw = MemGateway::start(&cfg(vec![papi("orders", "orders", backend.addr, XML)]));
+    let r = call(
+        &gw,
+        "POST",
+        "/orders/submit",
+        &[("Content-Type", "text/xml")],
+        b"<Envelope><Body /></Envelope>",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body_str(), "The request has no order.");
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}
+
+#[test]
+fn malformed_xml_goes_to_on_error_with_the_parsers_message() {
+    let backend = xml_backend();
+    let gw = MemGateway::start(&cfg(vec![papi("orders", "orders", backend.addr, XML)]));
+    let r = call(
+        &gw,
+        "POST",
+        "/orders/submit",
+        &[("Content-Type", "text/xml")],
+        b"<Envelope><Body></Envelope>",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let body = r.body_str();
+    assert!(
+        body.starts_with("set-variable: ExpressionValueEvaluationFailure: System.Xml.XmlException: "),
+        "{body}"
+    );
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}
