@@ -33,14 +33,23 @@ fn liquid_corpus_turns_json_into_soap_and_back() {
         &gw,
         "POST",
         "/orders/submit",
-        &[("Content-Type", "application/json"), ("X-Channel", "mobile")],
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Channel", "mobile"),
+        ],
         order,
     );
     assert_eq!(r.status, 200, "{r:?}");
 
     let req = backend.only_request();
-    assert_eq!(req.header("content-type").as_deref(), Some("text/xml; charset=utf-8"));
-    assert_eq!(req.header("soapaction").as_deref(), Some("http://tempuri.org/PlaceOrder"));
+    assert_eq!(
+        req.header("content-type").as_deref(),
+        Some("text/xml; charset=utf-8")
+    );
+    assert_eq!(
+        req.header("soapaction").as_deref(),
+        Some("http://tempuri.org/PlaceOrder")
+    );
     let sent = String::from_utf8(req.body.clone()).unwrap();
     assert_eq!(
         req.header("content-length").as_deref(),
@@ -71,7 +80,10 @@ fn liquid_corpus_turns_json_into_soap_and_back() {
             "links": { "self": "/orders/submit/SO-981" }
         })
     );
-    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
     gw.stop();
 }
 
@@ -221,7 +233,9 @@ fn malformed_xml_goes_to_on_error_with_the_parsers_message() {
     assert_eq!(r.status, 400, "{r:?}");
     let body = r.body_str();
     assert!(
-        body.starts_with("set-variable: ExpressionValueEvaluationFailure: System.Xml.XmlException: "),
+        body.starts_with(
+            "set-variable: ExpressionValueEvaluationFailure: System.Xml.XmlException: "
+        ),
         "{body}"
     );
     assert!(backend.requests().is_empty());

@@ -711,9 +711,7 @@ impl<'c> Frame<'c> {
                 crypto::call_static(f, &a)
             }
             F::Regex(_) | F::RegexEscape | F::RegexUnescape => regex::call_static(f, &a),
-            F::XmlParse(_) | F::XNameGet | F::XNamespaceGet => {
-                super::area::xml::call_static(f, &a)
-            }
+            F::XmlParse(_) | F::XNameGet | F::XNamespaceGet => super::area::xml::call_static(f, &a),
             F::Now | F::Today | F::NewGuid | F::ArrayExists => {
                 fail("internal error: unexpected static function")
             }

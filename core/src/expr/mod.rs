@@ -32,8 +32,8 @@ pub mod regexp;
 mod stmt;
 pub mod strings;
 mod types;
-pub mod xml;
 pub mod value;
+pub mod xml;
 
 #[cfg(test)]
 mod tests;

@@ -130,8 +130,8 @@ pub fn parse(text: &str) -> Result<XDoc, String> {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 let empty = matches!(ev, Event::Empty(_));
                 let pushed = scopes.len();
-                let el = element(s, &mut scopes, stack.last().copied())
-                    .map_err(|m| bad(&reader, m))?;
+                let el =
+                    element(s, &mut scopes, stack.last().copied()).map_err(|m| bad(&reader, m))?;
                 let idx = elems.len();
                 if idx >= MAX_ELEMENTS {
                     return Err(format!("The XML has more than {MAX_ELEMENTS} elements."));
@@ -296,19 +296,41 @@ fn element(
     for (key, value) in raw_attrs {
         let (p, l) = split_qname(&key);
         let (prefix, name) = if key == "xmlns" {
-            (None, XName { ns: "".into(), local: "xmlns".into() })
+            (
+                None,
+                XName {
+                    ns: "".into(),
+                    local: "xmlns".into(),
+                },
+            )
         } else {
             match p {
                 Some(p) => {
                     let ns = resolve(scopes, p)
                         .ok_or_else(|| format!("'{p}' is an undeclared prefix."))?;
-                    (Some(Arc::from(p)), XName { ns, local: l.into() })
+                    (
+                        Some(Arc::from(p)),
+                        XName {
+                            ns,
+                            local: l.into(),
+                        },
+                    )
                 }
                 // Unprefixed attributes are in no namespace.
-                None => (None, XName { ns: "".into(), local: l.into() }),
+                None => (
+                    None,
+                    XName {
+                        ns: "".into(),
+                        local: l.into(),
+                    },
+                ),
             }
         };
-        attrs.push(XAttr { prefix, name, value });
+        attrs.push(XAttr {
+            prefix,
+            name,
+            value,
+        });
     }
     Ok(XElem {
         prefix: prefix.map(Arc::from),
@@ -374,7 +396,10 @@ impl XDoc {
     /// The attribute of `el` named `name`.
     pub fn attribute(&self, el: usize, name: &XName) -> Option<usize> {
         self.elems[el].attrs.iter().position(|a| {
-            a.name == *name || (a.prefix.as_deref() == Some("xmlns") && name.ns.as_ref() == XMLNS && a.name.local == name.local)
+            a.name == *name
+                || (a.prefix.as_deref() == Some("xmlns")
+                    && name.ns.as_ref() == XMLNS
+                    && a.name.local == name.local)
         })
     }
 
@@ -477,13 +502,23 @@ mod tests {
     #[test]
     fn parses_with_namespaces() {
         let d = parse(SOAP).unwrap();
-        assert_eq!(d.elems[0].name, name("http://schemas.xmlsoap.org/soap/envelope/", "Envelope"));
-        let body = d.elements(0, Some(&name("http://schemas.xmlsoap.org/soap/envelope/", "Body")));
+        assert_eq!(
+            d.elems[0].name,
+            name("http://schemas.xmlsoap.org/soap/envelope/", "Envelope")
+        );
+        let body = d.elements(
+            0,
+            Some(&name("http://schemas.xmlsoap.org/soap/envelope/", "Body")),
+        );
         assert_eq!(body.len(), 1);
         // The default namespace applies to unprefixed elements, not attributes.
         let order = d.elements(body[0], Some(&name("urn:orders", "Order")));
         assert_eq!(order.len(), 1);
-        assert_eq!(d.attribute(order[0], &name("", "id")).map(|a| &d.elems[order[0]].attrs[a].value[..]), Some("7"));
+        assert_eq!(
+            d.attribute(order[0], &name("", "id"))
+                .map(|a| &d.elems[order[0]].attrs[a].value[..]),
+            Some("7")
+        );
         assert!(d.attribute(order[0], &name(XML_NS, "lang")).is_some());
         let lines = d.descendants(0, Some(&name("urn:orders", "Line")));
         assert_eq!(lines.len(), 2);

@@ -165,7 +165,7 @@ fn replace_named(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
         out.push_str(&rest[..open]);
-        let valid = valid && !(liquid && env.named_values.get(name).is_none());
+        let valid = valid && (!liquid || env.named_values.contains_key(name));
         if valid {
             let (value, _) = env
                 .named_values

@@ -112,7 +112,9 @@ fn name_arg(v: &Value) -> R<XName> {
             Obj::Xml(XmlVal::Name(n)) => Ok(n.clone()),
             _ => fail(format!("'{}' is not an XName", v.type_name())),
         },
-        Value::Null => fail("System.ArgumentNullException: Value cannot be null. (Parameter 'name')"),
+        Value::Null => {
+            fail("System.ArgumentNullException: Value cannot be null. (Parameter 'name')")
+        }
         other => fail(format!("'{}' is not an XName", other.type_name())),
     }
 }
@@ -282,14 +284,12 @@ pub(crate) fn cast(v: &Value, t: CastTy) -> Option<R<Value>> {
             let tx = tx.trim();
             Some(match t {
                 CastTy::Str => Ok(s(text(x)?)),
-                CastTy::Int(_) => tx
-                    .parse::<i64>()
-                    .map(Value::Int)
-                    .or_else(|_| fail(format!("Input string was not in a correct format: '{tx}'."))),
-                CastTy::Double => tx
-                    .parse::<f64>()
-                    .map(Value::Double)
-                    .or_else(|_| fail(format!("Input string was not in a correct format: '{tx}'."))),
+                CastTy::Int(_) => tx.parse::<i64>().map(Value::Int).or_else(|_| {
+                    fail(format!("Input string was not in a correct format: '{tx}'."))
+                }),
+                CastTy::Double => tx.parse::<f64>().map(Value::Double).or_else(|_| {
+                    fail(format!("Input string was not in a correct format: '{tx}'."))
+                }),
                 // XML booleans: true/false/1/0.
                 CastTy::Bool => match tx {
                     "true" | "1" => Ok(Value::Bool(true)),

@@ -22,7 +22,8 @@ fn xml_ctx() -> Context {
 
 fn xv(src: &str) -> Value {
     let e = Expr::compile(src).unwrap_or_else(|e| panic!("compile {src}: {e}"));
-    e.eval(&xml_ctx()).unwrap_or_else(|e| panic!("eval {src}: {e}"))
+    e.eval(&xml_ctx())
+        .unwrap_or_else(|e| panic!("eval {src}: {e}"))
 }
 
 fn xs(src: &str) -> String {
@@ -39,7 +40,10 @@ fn xerr(src: &str) -> String {
 
 #[test]
 fn parse_root_name_and_value() {
-    assert_eq!(xs(r#"@(XElement.Parse("<a><b>x</b><c>y</c></a>").Value)"#), "xy");
+    assert_eq!(
+        xs(r#"@(XElement.Parse("<a><b>x</b><c>y</c></a>").Value)"#),
+        "xy"
+    );
     assert_eq!(
         xs(r#"@(XDocument.Parse("<a><b>x</b></a>").Root.Element("b").Value)"#),
         "x"
@@ -57,7 +61,10 @@ fn parse_root_name_and_value() {
         "{http://schemas.xmlsoap.org/soap/envelope/}Envelope"
     );
     assert_eq!(xs(r#"@(XElement.Parse("<a/>").Name == "a")"#), "True");
-    assert_eq!(xs(r#"@(XElement.Parse("<a><b/></a>").HasElements)"#), "True");
+    assert_eq!(
+        xs(r#"@(XElement.Parse("<a><b/></a>").HasElements)"#),
+        "True"
+    );
     assert_eq!(xs(r#"@(XElement.Parse("<a/>").IsEmpty)"#), "True");
 }
 
@@ -72,16 +79,22 @@ fn elements_descendants_and_linq() {
     }"#;
     assert_eq!(xs(body), "A1,B2|3|rush & gift");
     assert_eq!(
-        xs(r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants().Where(e => e.Name.LocalName == "Line").Sum(e => (int)e))"#),
+        xs(
+            r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants().Where(e => e.Name.LocalName == "Line").Sum(e => (int)e))"#
+        ),
         "7"
     );
     assert_eq!(
-        xs(r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants("{urn:orders}Line").Count())"#),
+        xs(
+            r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants("{urn:orders}Line").Count())"#
+        ),
         "2"
     );
     // Without the namespace the name does not match.
     assert_eq!(
-        xs(r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants("Line").FirstOrDefault() == null)"#),
+        xs(
+            r#"@(XDocument.Parse((string)context.Variables["xml"]).Descendants("Line").FirstOrDefault() == null)"#
+        ),
         "True"
     );
     assert_eq!(
@@ -89,7 +102,9 @@ fn elements_descendants_and_linq() {
         "True"
     );
     assert_eq!(
-        xs(r#"@(XElement.Parse("<a><b><c/></b></a>").Descendants("c").First().Ancestors().Count())"#),
+        xs(
+            r#"@(XElement.Parse("<a><b><c/></b></a>").Descendants("c").First().Ancestors().Count())"#
+        ),
         "2"
     );
     assert_eq!(
@@ -116,7 +131,10 @@ fn attributes() {
         xs(r#"@(XElement.Parse("<a x='1 &amp; 2'/>").Attribute("x").ToString())"#),
         "x=\"1 &amp; 2\""
     );
-    assert_eq!(xs(r#"@((int)XElement.Parse("<a n=' 42'/>").Attribute("n") + 1)"#), "43");
+    assert_eq!(
+        xs(r#"@((int)XElement.Parse("<a n=' 42'/>").Attribute("n") + 1)"#),
+        "43"
+    );
     assert_eq!(xs(r#"@((bool)XElement.Parse("<a>true</a>"))"#), "True");
 }
 
@@ -126,17 +144,17 @@ fn to_string_is_dotnets() {
         xs(r#"@(XDocument.Parse("<?xml version='1.0'?><a><b>x</b></a>").ToString())"#),
         "<a>\r\n  <b>x</b>\r\n</a>"
     );
-    assert_eq!(xs(r#"@(XElement.Parse("<a>t<b/></a>").ToString())"#), "<a>t<b /></a>");
+    assert_eq!(
+        xs(r#"@(XElement.Parse("<a>t<b/></a>").ToString())"#),
+        "<a>t<b /></a>"
+    );
     assert_eq!(xs(r#"@(XName.Get("a", "urn:x").ToString())"#), "{urn:x}a");
     assert_eq!(xs(r#"@(XNamespace.Get("urn:x") + "a")"#), "{urn:x}a");
 }
 
 #[test]
 fn casts_and_type_tests() {
-    assert_eq!(
-        xs(r#"@(XElement.Parse("<a/>") is XElement)"#),
-        "True"
-    );
+    assert_eq!(xs(r#"@(XElement.Parse("<a/>") is XElement)"#), "True");
     assert_eq!(
         xs(r#"@(XDocument.Parse("<a/>").Root as XDocument == null)"#),
         "True"

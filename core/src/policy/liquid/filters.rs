@@ -41,7 +41,8 @@ pub fn language() -> Language {
         Box::new(stdlib::CaseBlock),
     ];
     for b in blocks {
-        lang.blocks.register(b.reflection().start_tag().to_owned(), b);
+        lang.blocks
+            .register(b.reflection().start_tag().to_owned(), b);
     }
     let renamed: [(&'static str, Box<dyn ParseFilter>); 41] = [
         ("Abs", Box::new(stdlib::Abs)),
@@ -174,9 +175,7 @@ impl FilterReflection for DotnetDate {
 impl ParseFilter for DotnetDate {
     fn parse(&self, arguments: FilterArguments<'_>) -> Result<Box<dyn Filter>> {
         let mut args = positional(arguments, "Date", 1)?;
-        Ok(Box::new(DateFilter {
-            format: args.pop(),
-        }))
+        Ok(Box::new(DateFilter { format: args.pop() }))
     }
 
     fn reflection(&self) -> &dyn FilterReflection {

@@ -13,7 +13,9 @@ mod model;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use liquid_core::model::{KString, KStringCow, KStringRef, ScalarCow, Value as LiquidValue, ValueCow};
+use liquid_core::model::{
+    KString, KStringCow, KStringRef, ScalarCow, Value as LiquidValue, ValueCow,
+};
 use liquid_core::runtime::RuntimeBuilder;
 use liquid_core::{Renderable, Runtime};
 
@@ -41,10 +43,7 @@ impl LiquidTemplate {
     pub fn compile(el: &Element) -> Result<LiquidTemplate, PolicyError> {
         let source = inner_source(el);
         Self::parse(&source).map_err(|(line, reason)| {
-            let mut e = PolicyError::at(
-                el,
-                format!("liquid template line {line}: {reason}"),
-            );
+            let mut e = PolicyError::at(el, format!("liquid template line {line}: {reason}"));
             // The text starts on the element's line.
             e.pos.line = e.pos.line.saturating_add(line.saturating_sub(1));
             e
@@ -186,7 +185,10 @@ fn describe(source: &str, msg: &str) -> (u32, String) {
     for l in msg.lines() {
         let t = l.trim();
         if let Some(rest) = t.strip_prefix("--> ") {
-            line = rest.split(':').next().and_then(|n| n.trim().parse::<u32>().ok());
+            line = rest
+                .split(':')
+                .next()
+                .and_then(|n| n.trim().parse::<u32>().ok());
         } else if let Some(r) = t.strip_prefix("= ") {
             reason = Some(r.to_string());
         } else if let Some(f) = t.strip_prefix("requested filter=") {

@@ -28,7 +28,11 @@ fn context(ctx: &Context) -> Object {
     r.insert("Headers".into(), headers(&req.headers));
     r.insert(
         "MatchedParameters".into(),
-        pairs(req.matched_parameters.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        pairs(
+            req.matched_parameters
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
     );
     r.insert(
         "HasBody".into(),
@@ -88,7 +92,11 @@ fn context(ctx: &Context) -> Object {
     put(&mut d, "ServiceName", &ctx.fixed.service_name);
     c.insert("Deployment".into(), Value::Object(d));
     put(&mut c, "RequestId", &ctx.request_id);
-    put(&mut c, "Timestamp", &datetime::format_default(ctx.now_unix_ms));
+    put(
+        &mut c,
+        "Timestamp",
+        &datetime::format_default(ctx.now_unix_ms),
+    );
     c
 }
 
@@ -150,7 +158,9 @@ fn body(ctx: &Context, target: Target) -> Result<Value, Failure> {
     let Some(body) = body.filter(|b| !b.is_empty()) else {
         return Ok(Value::Nil);
     };
-    let ct = headers.and_then(|h| h.get("content-type")).unwrap_or_default();
+    let ct = headers
+        .and_then(|h| h.get("content-type"))
+        .unwrap_or_default();
     if is_json(ct) {
         let j: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             Failure::new(

@@ -22,7 +22,8 @@ fn ctx(body: &str, content_type: &str) -> Context {
 }
 
 fn render(template: &str, c: &Context, target: Target) -> Result<String, Failure> {
-    let t = LiquidTemplate::parse(template).map_err(|(l, m)| Failure::new("parse", format!("{l}: {m}")))?;
+    let t = LiquidTemplate::parse(template)
+        .map_err(|(l, m)| Failure::new("parse", format!("{l}: {m}")))?;
     t.render(c, target)
 }
 
@@ -52,7 +53,10 @@ fn json_body_and_context_members() {
 
 #[test]
 fn pascal_filters() {
-    let c = ctx(r#"{"n":"ada lovelace","price":1234.5,"tags":["b","a","b"]}"#, "text/json");
+    let c = ctx(
+        r#"{"n":"ada lovelace","price":1234.5,"tags":["b","a","b"]}"#,
+        "text/json",
+    );
     let out = render(
         "{{body.n | Upcase}}|{{body.missing | Default: \"none\"}}|{{body.n | Capitalize}}|\
          {{body.tags | Uniq | Sort | Join: \",\"}}|{{body.price | Currency}}|{{body.n | Size}}|\
@@ -61,12 +65,18 @@ fn pascal_filters() {
         Target::Request,
     )
     .unwrap();
-    assert_eq!(out, "ADA LOVELACE|none|Ada lovelace|a,b|$1,234.50|12|&lt;a&gt;|3|ada...");
+    assert_eq!(
+        out,
+        "ADA LOVELACE|none|Ada lovelace|a,b|$1,234.50|12|&lt;a&gt;|3|ada..."
+    );
 }
 
 #[test]
 fn date_filter_takes_dotnet_formats() {
-    let c = ctx(r#"{"start":"2024-03-05T07:08:09Z","text":"soon"}"#, "application/json");
+    let c = ctx(
+        r#"{"start":"2024-03-05T07:08:09Z","text":"soon"}"#,
+        "application/json",
+    );
     let out = render(
         "{{body.start | Date: \"yyyyMMddTHH:mm:ssZ\"}}|{{body.start | Date: \"dd/MM/yyyy\"}}|{{body.text | Date: \"yyyy\"}}",
         &c,
@@ -100,7 +110,10 @@ fn response_target_reads_the_response() {
 #[test]
 fn non_json_body_is_text_and_no_body_is_nil() {
     let c = ctx("plain words", "text/plain");
-    assert_eq!(render("[{{body}}]", &c, Target::Request).unwrap(), "[plain words]");
+    assert_eq!(
+        render("[{{body}}]", &c, Target::Request).unwrap(),
+        "[plain words]"
+    );
     let mut c = ctx("", "application/json");
     c.request.body = None;
     assert_eq!(
@@ -139,14 +152,22 @@ fn a_bad_template_is_a_compile_error_with_its_line() {
     let el = root.child("set-body").unwrap();
     let e = LiquidTemplate::compile(el).unwrap_err();
     assert_eq!(e.policy, "set-body");
-    assert!(e.message.contains("unknown filter 'upcase'"), "{}", e.message);
+    assert!(
+        e.message.contains("unknown filter 'upcase'"),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("line 3"), "{}", e.message);
     assert_eq!(e.pos.line, 4);
 
     let doc = "<set-body template=\"liquid\">\n{% if body.a %}\nunclosed\n</set-body>";
     let el = xml::parse(doc).unwrap();
     let e = LiquidTemplate::compile(&el).unwrap_err();
-    assert!(e.message.starts_with("liquid template line"), "{}", e.message);
+    assert!(
+        e.message.starts_with("liquid template line"),
+        "{}",
+        e.message
+    );
 
     let doc = "<set-body template=\"liquid\">{{ body.a </set-body>";
     let el = xml::parse(doc).unwrap();
