@@ -125,9 +125,12 @@ fn describe_render(msg: &str) -> String {
     let mut out = first_line(msg);
     for l in msg.lines().skip(1) {
         let t = l.trim();
-        if t.starts_with("from: ") || t.starts_with("filter=") || t.starts_with("requested") {
+        if let Some(from) = t.strip_prefix("from: ") {
+            out.push_str("; in ");
+            out.push_str(from);
+        } else if t.starts_with("filter=") || t.starts_with("requested") {
             out.push_str("; ");
-            out.push_str(t.trim_start_matches("from: "));
+            out.push_str(t);
         }
     }
     out

@@ -180,3 +180,19 @@ fn filter_arguments_are_checked_at_compile() {
     assert!(LiquidTemplate::parse("{{ 1 | Currency: \"en-US\" }}").is_ok());
     assert!(LiquidTemplate::parse("{{ 1 | Date: \"yyyy\", \"x\" }}").is_err());
 }
+
+#[test]
+fn render_errors_name_what_failed() {
+    let c = ctx(r#"{"lines":[{"sku":"a"}]}"#, "application/json");
+    let f = render(
+        "{% for l in body.lines %}{{ l.qty }}{% endfor %}",
+        &c,
+        Target::Request,
+    )
+    .unwrap_err();
+    assert_eq!(f.reason, "LiquidTemplateError");
+    assert_eq!(
+        f.message,
+        "Unknown index; requested index=qty; in {% for l in body[\"lines\"]  %}"
+    );
+}
