@@ -241,3 +241,23 @@ fn malformed_xml_goes_to_on_error_with_the_parsers_message() {
     assert!(backend.requests().is_empty());
     gw.stop();
 }
+
+#[test]
+fn snippet_list_all_inbound_headers_runs() {
+    let doc = include_str!("../core/tests/apim-policies/examples/List all inbound headers.policy.xml");
+    let backend = MemBackend::echo();
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, doc)]));
+    let r = get_with(&gw, "/api/x", &[("X-Tenant", "contoso"), ("Accept", "text/plain")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let lines: Vec<&str> = r
+        .body
+        .split(|b| *b == b'\n')
+        .map(|l| std::str::from_utf8(l).unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lines.contains(&"X-Tenant: contoso"), "{lines:?}");
+    assert!(lines.contains(&"Accept: text/plain"), "{lines:?}");
+    assert!(lines.contains(&"Host: gateway.test"), "{lines:?}");
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use liquid_core::model::{
-    KString, KStringCow, KStringRef, ScalarCow, Value as LiquidValue, ValueCow,
+    KString, KStringCow, KStringRef, ScalarCow, Value as LiquidValue, ValueCow, ValueView,
 };
 use liquid_core::runtime::RuntimeBuilder;
 use liquid_core::{Renderable, Runtime};
@@ -97,10 +97,12 @@ impl Runtime for Lenient<'_> {
     }
 
     fn get(&self, path: &[ScalarCow<'_>]) -> liquid_core::Result<ValueCow<'_>> {
-        Ok(self
-            .0
-            .try_get(path)
-            .unwrap_or(ValueCow::Owned(LiquidValue::Nil)))
+        if let Some(v) = self.0.try_get(path) {
+            return Ok(v);
+        }
+        Ok(ValueCow::Owned(
+            dictionary_find(self.0, path).unwrap_or(LiquidValue::Nil),
+        ))
     }
 
     fn set_global(&self, name: KString, val: LiquidValue) -> Option<LiquidValue> {
@@ -117,6 +119,44 @@ impl Runtime for Lenient<'_> {
 
     fn registers(&self) -> &liquid_core::runtime::Registers {
         self.0.registers()
+    }
+}
+
+/// `path` through DotLiquid dictionaries: `context.Request.Headers` (and the
+/// other dictionaries of `model`) are lists of `{Key, Value}`, so that
+/// `{% for h in context.Request.Headers %}{{h.Key}}` works as in APIM; a
+/// name indexes them by `Key`, ignoring case (`Headers.Accept`,
+/// `Headers["content-type"]`).
+fn dictionary_find(rt: &dyn Runtime, path: &[ScalarCow<'_>]) -> Option<LiquidValue> {
+    let root = rt.try_get(path.get(..1)?)?;
+    let mut cur: &dyn ValueView = root.as_view();
+    for idx in &path[1..] {
+        cur = step(cur, idx)?;
+    }
+    Some(cur.to_value())
+}
+
+fn step<'v>(v: &'v dyn ValueView, idx: &ScalarCow<'_>) -> Option<&'v dyn ValueView> {
+    if let Some(o) = v.as_object() {
+        return o.get(idx.to_kstr().as_str());
+    }
+    let a = v.as_array()?;
+    if let Some(i) = idx.to_integer() {
+        return a.get(i);
+    }
+    let key = idx.to_kstr();
+    match key.as_str() {
+        "first" => a.first(),
+        "last" => a.last(),
+        name => a.values().find_map(|e| {
+            let o = e.as_object()?;
+            let k = o.get("Key")?;
+            if k.to_kstr().eq_ignore_ascii_case(name) {
+                o.get("Value")
+            } else {
+                None
+            }
+        }),
     }
 }
 

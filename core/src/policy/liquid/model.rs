@@ -48,11 +48,10 @@ fn context(ctx: &Context) -> Object {
     }
     let mut vars: Vec<(&String, &ExprValue)> = ctx.variables.iter().collect();
     vars.sort_by(|a, b| a.0.cmp(b.0));
-    let mut v = Object::new();
-    for (k, val) in vars {
-        v.insert(KString::from_ref(k), from_expr(val));
-    }
-    c.insert("Variables".into(), Value::Object(v));
+    c.insert(
+        "Variables".into(),
+        Value::array(vars.into_iter().map(|(k, v)| entry(k, from_expr(v)))),
+    );
     let api = &ctx.fixed.api;
     let mut a = Object::new();
     put(&mut a, "Id", &api.id);
@@ -122,27 +121,37 @@ fn url(u: &Url) -> Value {
     Value::Object(o)
 }
 
+/// A DotLiquid dictionary entry (`KeyValuePair`): `{Key, Value}`. The
+/// dictionaries are lists of them; the runtime (`super::dictionary_find`)
+/// looks names up in them.
+fn entry(k: &str, v: Value) -> Value {
+    let mut o = Object::new();
+    o.insert("Key".into(), Value::scalar(k.to_string()));
+    o.insert("Value".into(), v);
+    Value::Object(o)
+}
+
 /// Header fields by name as received; repeated fields joined with `,` (APIM's
 /// `GetValueOrDefault`).
 fn headers(h: &Headers) -> Value {
-    let mut o = Object::new();
-    for name in h.names() {
-        if let Some(v) = h.get_joined(name) {
-            o.insert(KString::from_ref(name), Value::scalar(v));
-        }
-    }
-    Value::Object(o)
+    Value::array(
+        h.names()
+            .into_iter()
+            .filter_map(|name| Some(entry(name, Value::scalar(h.get_joined(name)?)))),
+    )
 }
 
 /// Name/value pairs; a repeated name keeps its first value.
 fn pairs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
-    let mut o = Object::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
     for (k, v) in it {
-        if !o.contains_key(k) {
-            o.insert(KString::from_ref(k), Value::scalar(v.to_string()));
+        if !seen.contains(&k) {
+            seen.push(k);
+            out.push(entry(k, Value::scalar(v.to_string())));
         }
     }
-    Value::Object(o)
+    Value::array(out)
 }
 
 /// `body`: the message's JSON parsed when its Content-Type says JSON, other

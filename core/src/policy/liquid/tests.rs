@@ -196,3 +196,21 @@ fn render_errors_name_what_failed() {
         "Unknown index; requested index=qty; in {% for l in body[\"lines\"]  %}"
     );
 }
+
+#[test]
+fn dictionaries_iterate_as_key_value_pairs_and_index_by_name() {
+    let c = ctx("{}", "application/json");
+    let out = render(
+        "{% for h in context.Request.Headers %}{{ h.Key }}={{ h.Value }};{% endfor %}|\
+         {{ context.Request.Headers[\"x-tenant\"] }}|{{ context.Request.Headers.size }}|\
+         {% for p in context.Request.MatchedParameters %}{{ p.Key }}:{{ p.Value }}{% endfor %}|\
+         {% assign region = context.Variables[\"region\"] %}{{ region | Upcase }}",
+        &c,
+        Target::Request,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "Content-Type=application/json;X-Tenant=contoso;|contoso|2|id:42|WEST"
+    );
+}
