@@ -244,10 +244,15 @@ fn malformed_xml_goes_to_on_error_with_the_parsers_message() {
 
 #[test]
 fn snippet_list_all_inbound_headers_runs() {
-    let doc = include_str!("../core/tests/apim-policies/examples/List all inbound headers.policy.xml");
+    let doc =
+        include_str!("../core/tests/apim-policies/examples/List all inbound headers.policy.xml");
     let backend = MemBackend::echo();
     let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, doc)]));
-    let r = get_with(&gw, "/api/x", &[("X-Tenant", "contoso"), ("Accept", "text/plain")]);
+    let r = get_with(
+        &gw,
+        "/api/x",
+        &[("X-Tenant", "contoso"), ("Accept", "text/plain")],
+    );
     assert_eq!(r.status, 200, "{r:?}");
     let lines: Vec<&str> = r
         .body
@@ -258,6 +263,35 @@ fn snippet_list_all_inbound_headers_runs() {
     assert!(lines.contains(&"X-Tenant: contoso"), "{lines:?}");
     assert!(lines.contains(&"Accept: text/plain"), "{lines:?}");
     assert!(lines.contains(&"Host: gateway.test"), "{lines:?}");
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}
+
+#[test]
+fn snippet_extracting_multiple_values_from_xml_runs() {
+    let doc = include_str!(
+        "../core/tests/apim-policies/examples/Extracting multiple values from xml documents.policy.xml"
+    );
+    let source = MemBackend::start(|_| {
+        Reply::Send(response(
+            200,
+            &[("Content-Type", "text/xml")],
+            b"<message1>\n  <conditionValue>true</conditionValue>\n  <value1>MESSAGE1_TEST1</value1>\n  <value2>MESSAGE1_TEST2</value2>\n  <value3>MESSAGE1_TEST3</value3>\n</message1>",
+        ))
+    });
+    let backend = MemBackend::echo();
+    let mut config = cfg(vec![papi("a", "api", backend.addr, doc)]);
+    config["namedValues"] = serde_json::json!([
+        { "name": "my-send-request", "value": format!("http://{}/message", source.addr) }
+    ]);
+    let gw = MemGateway::start(&config);
+    let r = get_with(&gw, "/api/x", &[]);
+    assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
+    assert_eq!(
+        squeeze(&r.body_str()),
+        "<message3><data val1=\"MESSAGE1_TEST1\" val3=\"MESSAGE1_TEST3\" /></message3>"
+    );
+    assert_eq!(source.only_request().target(), "/message");
     assert!(backend.requests().is_empty());
     gw.stop();
 }
