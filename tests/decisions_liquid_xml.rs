@@ -295,3 +295,39 @@ fn snippet_extracting_multiple_values_from_xml_runs() {
     assert!(backend.requests().is_empty());
     gw.stop();
 }
+
+#[test]
+fn liquid_body_of_a_send_request_reads_the_request() {
+    let audit = MemBackend::start(|_| Reply::Send(response(204, &[], b"")));
+    let backend = MemBackend::echo();
+    let doc = format!(
+        r#"<policies>
+        <inbound>
+            <send-request mode="new" response-variable-name="audit" timeout="10">
+                <set-url>http://{}/audit</set-url>
+                <set-method>POST</set-method>
+                <set-body template="liquid">{{"order": "{{{{body.id}}}}", "path": "{{{{context.Request.Url.Path}}}}"}}</set-body>
+            </send-request>
+        </inbound>
+        <backend><forward-request /></backend>
+        <outbound />
+        <on-error />
+    </policies>"#,
+        audit.addr
+    );
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &doc)]));
+    let r = call(
+        &gw,
+        "POST",
+        "/api/orders",
+        &[("Content-Type", "application/json")],
+        br#"{"id": "SO-5"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        audit.only_request().body,
+        br#"{"order": "SO-5", "path": "/orders"}"#
+    );
+    assert_eq!(backend.only_request().body, br#"{"id": "SO-5"}"#);
+    gw.stop();
+}

@@ -521,7 +521,8 @@ impl Builder<'_, '_> {
             self.needs.request_body = true;
         }
         if let Action::Send(s) = action {
-            if s.copy {
+            // A Liquid body of its own reads the request's (`body`).
+            if s.copy || s.body.as_ref().is_some_and(|b| b.liquid.is_some()) {
                 self.needs.request_body = true;
             }
         }

@@ -432,12 +432,17 @@ impl SetBody {
         })
     }
 
+    /// The new body's text: the template rendered, or the value evaluated.
+    pub fn text(&self, ctx: &Context) -> Result<String, Failure> {
+        match &self.liquid {
+            Some(l) => l.render(ctx, self.target),
+            None => eval(&self.body, ctx),
+        }
+    }
+
     /// Replaces the body (and drops a stale Content-Length; framing is recomputed).
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
-        let body = match &self.liquid {
-            Some(l) => l.render(ctx, self.target)?,
-            None => eval(&self.body, ctx)?,
-        };
+        let body = self.text(ctx)?;
         set_body(ctx, self.target, body.into_bytes());
         Ok(())
     }
