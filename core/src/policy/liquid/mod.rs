@@ -28,6 +28,8 @@ use super::xml::{Element, Node};
 #[derive(Clone)]
 pub struct LiquidTemplate {
     template: Arc<liquid_core::Template>,
+    /// `parse-date` (default true): date strings in the body read as dates.
+    parse_date: bool,
 }
 
 impl std::fmt::Debug for LiquidTemplate {
@@ -42,12 +44,15 @@ impl LiquidTemplate {
     /// an error naming its line in the policy document.
     pub fn compile(el: &Element) -> Result<LiquidTemplate, PolicyError> {
         let source = inner_source(el);
-        Self::parse(&source).map_err(|(line, reason)| {
+        let parse_date = super::attrs::boolean(el, "parse-date", true)?;
+        let mut t = Self::parse(&source).map_err(|(line, reason)| {
             let mut e = PolicyError::at(el, format!("liquid template line {line}: {reason}"));
             // The text starts on the element's line.
             e.pos.line = e.pos.line.saturating_add(line.saturating_sub(1));
             e
-        })
+        })?;
+        t.parse_date = parse_date;
+        Ok(t)
     }
 
     /// Parses template text; on failure the template's line (1-based) and why.
@@ -55,6 +60,7 @@ impl LiquidTemplate {
         match liquid_core::parser::parse(source, &filters::language()) {
             Ok(elements) => Ok(LiquidTemplate {
                 template: Arc::new(liquid_core::Template::new(elements)),
+                parse_date: true,
             }),
             Err(e) => Err(describe(source, &e.to_string())),
         }
@@ -62,7 +68,7 @@ impl LiquidTemplate {
 
     /// Renders for a request: `context` and `body` of the section's message.
     pub fn render(&self, ctx: &Context, target: Target) -> Result<String, Failure> {
-        let globals = model::globals(ctx, target)?;
+        let globals = model::globals(ctx, target, self.parse_date)?;
         let core = RuntimeBuilder::new().set_globals(&globals).build();
         let runtime = Lenient(&core);
         let mut out = Vec::new();

@@ -10,10 +10,10 @@ use super::super::transform::Target;
 use crate::expr::{datetime, Value as ExprValue};
 
 /// The template's globals for a request.
-pub fn globals(ctx: &Context, target: Target) -> Result<Object, Failure> {
+pub fn globals(ctx: &Context, target: Target, parse_date: bool) -> Result<Object, Failure> {
     let mut g = Object::new();
     g.insert("context".into(), Value::Object(context(ctx)));
-    g.insert("body".into(), body(ctx, target)?);
+    g.insert("body".into(), body(ctx, target, parse_date)?);
     Ok(g)
 }
 
@@ -156,7 +156,9 @@ fn pairs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
 
 /// `body`: the message's JSON parsed when its Content-Type says JSON, other
 /// text as a string, nothing when there is no body.
-fn body(ctx: &Context, target: Target) -> Result<Value, Failure> {
+/// `parse_date`: date strings become .NET's default `DateTime` text
+/// (`MM/dd/yyyy HH:mm:ss`), as APIM's `parse-date="true"` (the default) does.
+fn body(ctx: &Context, target: Target, parse_date: bool) -> Result<Value, Failure> {
     let (headers, body) = match target {
         Target::Request => (Some(&ctx.request.headers), ctx.request.body.as_ref()),
         Target::Response => match &ctx.response {
@@ -177,7 +179,7 @@ fn body(ctx: &Context, target: Target) -> Result<Value, Failure> {
                 format!("the body is not valid JSON: {e}"),
             )
         })?;
-        return Ok(from_json(&j));
+        return Ok(from_json(&j, parse_date));
     }
     Ok(Value::scalar(String::from_utf8_lossy(body).into_owned()))
 }
@@ -193,7 +195,7 @@ fn is_json(content_type: &str) -> bool {
     media == "application/json" || media == "text/json" || media.ends_with("+json")
 }
 
-fn from_json(j: &serde_json::Value) -> Value {
+fn from_json(j: &serde_json::Value, parse_date: bool) -> Value {
     use serde_json::Value as J;
     match j {
         J::Null => Value::Nil,
@@ -202,15 +204,43 @@ fn from_json(j: &serde_json::Value) -> Value {
             Some(i) => Value::scalar(i),
             None => Value::scalar(n.as_f64().unwrap_or(f64::NAN)),
         },
-        J::String(s) => Value::scalar(s.clone()),
-        J::Array(a) => Value::array(a.iter().map(from_json)),
+        J::String(s) => match json_date(s).filter(|_| parse_date) {
+            Some(ms) => Value::scalar(datetime::format_default(ms)),
+            None => Value::scalar(s.clone()),
+        },
+        J::Array(a) => Value::array(a.iter().map(|v| from_json(v, parse_date))),
         J::Object(m) => {
             let mut o = Object::new();
             for (k, v) in m {
-                o.insert(KString::from_ref(k), from_json(v));
+                o.insert(KString::from_ref(k), from_json(v, parse_date));
             }
             Value::Object(o)
         }
+    }
+}
+
+/// A string Json.NET reads as a date: ISO 8601 with a time
+/// (`2012-03-21T05:40Z`) or `/Date(1198908717056)/`.
+fn json_date(s: &str) -> Option<i64> {
+    if let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
+        // An offset after the milliseconds only says how to show it.
+        let end = inner
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| *c == '+' || *c == '-')
+            .map_or(inner.len(), |(i, _)| i);
+        return inner[..end].parse::<i64>().ok();
+    }
+    let b = s.as_bytes();
+    let iso = b.len() >= 16
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T';
+    if iso {
+        datetime::parse(s)
+    } else {
+        None
     }
 }
 
@@ -221,7 +251,7 @@ fn from_expr(v: &ExprValue) -> Value {
         ExprValue::Bool(b) => Value::scalar(*b),
         ExprValue::Int(i) => Value::scalar(*i),
         ExprValue::Double(d) => Value::scalar(*d),
-        ExprValue::Json(j) => from_json(j),
+        ExprValue::Json(j) => from_json(j, false),
         ExprValue::Array(a) => Value::array(a.iter().map(from_expr)),
         ExprValue::Dict(d) => {
             let mut o = Object::new();
@@ -237,6 +267,19 @@ fn from_expr(v: &ExprValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::is_json;
+
+    #[test]
+    fn json_dates() {
+        use super::json_date;
+        assert_eq!(json_date("/Date(1198908717056)/"), Some(1_198_908_717_056));
+        assert_eq!(
+            json_date("/Date(1198908717056+0100)/"),
+            Some(1_198_908_717_056)
+        );
+        assert!(json_date("2012-03-21T05:40:00Z").is_some());
+        assert!(json_date("2012-03-21").is_none());
+        assert!(json_date("March").is_none());
+    }
 
     #[test]
     fn json_media_types() {

@@ -214,3 +214,25 @@ fn dictionaries_iterate_as_key_value_pairs_and_index_by_name() {
         "Content-Type=application/json;X-Tenant=contoso;|contoso|2|id:42|WEST"
     );
 }
+
+#[test]
+fn parse_date_reads_body_dates_as_dotnet_does() {
+    let c = ctx(
+        r#"{"at":"2024-03-05T07:08:09Z","day":"2024-03-05"}"#,
+        "application/json",
+    );
+    let on = "<set-body template=\"liquid\">{{body.at}}|{{body.day}}|{{body.at | Date: \"yyyy\"}}</set-body>";
+    let t = LiquidTemplate::compile(&xml::parse(on).unwrap()).unwrap();
+    assert_eq!(
+        t.render(&c, Target::Request).unwrap(),
+        "03/05/2024 07:08:09|2024-03-05|2024"
+    );
+    let off = "<set-body template=\"liquid\" parse-date=\"false\">{{body.at}}</set-body>";
+    let t = LiquidTemplate::compile(&xml::parse(off).unwrap()).unwrap();
+    assert_eq!(
+        t.render(&c, Target::Request).unwrap(),
+        "2024-03-05T07:08:09Z"
+    );
+    let bad = "<set-body template=\"liquid\" parse-date=\"maybe\">x</set-body>";
+    assert!(LiquidTemplate::compile(&xml::parse(bad).unwrap()).is_err());
+}
