@@ -100,6 +100,9 @@ pub struct XDoc {
 /// request; the body is already bounded, this bounds the arena too).
 const MAX_ELEMENTS: usize = 100_000;
 
+/// Deeper nesting is refused: reading and printing walk the tree recursively.
+const MAX_DEPTH: usize = 256;
+
 /// Parses a document (`XDocument.Parse`, `XElement.Parse`): one root element,
 /// well-formed, namespaces resolved. The error reads like .NET's `XmlException`.
 pub fn parse(text: &str) -> Result<XDoc, String> {
@@ -146,6 +149,11 @@ pub fn parse(text: &str) -> Result<XDoc, String> {
                         done = true;
                     }
                 } else {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(format!(
+                            "The XML is nested more than {MAX_DEPTH} elements deep."
+                        ));
+                    }
                     stack.push(idx);
                     marks.push(pushed);
                 }
@@ -539,6 +547,8 @@ mod tests {
 
     #[test]
     fn malformed_documents_are_errors() {
+        let deep = format!("{}{}", "<a>".repeat(300), "</a>".repeat(300));
+        assert!(parse(&deep).unwrap_err().contains("nested"));
         for bad in [
             "",
             "<a>",
@@ -549,6 +559,7 @@ mod tests {
             "<a x='1' x='2'/>",
             "<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
             "<a>&nope;</a>",
+            &"<a>".repeat(300),
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
