@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::area::context::{self, CtxObj};
-use super::area::{collections, convert, crypto, datetime, json, math, regex, strings};
+use super::area::{collections, convert, crypto, datetime, json, math, regex, strings, xml};
 use super::ast::{Arg, BinOp, IPart, TypeRef, UnOp, E, EK};
 use super::node::*;
 use super::parser;
@@ -309,6 +309,7 @@ impl Compiler {
                         Ty::Bool
                     }
                     BinOp::And | BinOp::Or => Ty::Bool,
+                    BinOp::Add if lt == Ty::Xml => Ty::Xml,
                     BinOp::Add if lt == Ty::Str || rt == Ty::Str => Ty::Str,
                     BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem
                         if lt == Ty::Int && rt == Ty::Int =>
@@ -755,6 +756,7 @@ impl Compiler {
             json::statics,
             collections::statics,
             crypto::statics,
+            xml::statics,
         ];
         let mut found = None;
         for statics in areas {

@@ -643,6 +643,7 @@ impl<'c> Frame<'c> {
                     self.random_method(*seed, m, &a)
                 }
                 Obj::Certificate(c) => certificate::method(self.ctx, c, &recv, m, &a),
+                Obj::Xml(x) => super::area::xml::method(x, &recv, m, &a),
                 _ => common_method(&recv, m, &a),
             },
             _ => common_method(&recv, m, &a),
@@ -710,6 +711,7 @@ impl<'c> Frame<'c> {
                 crypto::call_static(f, &a)
             }
             F::Regex(_) | F::RegexEscape | F::RegexUnescape => regex::call_static(f, &a),
+            F::XmlParse(_) | F::XNameGet | F::XNamespaceGet => super::area::xml::call_static(f, &a),
             F::Now | F::Today | F::NewGuid | F::ArrayExists => {
                 fail("internal error: unexpected static function")
             }
@@ -800,6 +802,7 @@ pub(crate) fn member(v: Value, m: Member) -> R<Value> {
             Obj::Match(_) | Obj::Group(_) | Obj::Groups(_) => regex::object_member(o, &v, m),
             Obj::Certificate(c) => certificate::member(c, &v, m),
             Obj::X500Name(n) => certificate::name_member(n, &v, m),
+            Obj::Xml(x) => super::area::xml::member(x, &v, m),
             Obj::Random(_) | Obj::Regex(_) => no_member(&v, m),
         },
         _ => no_member(&v, m),

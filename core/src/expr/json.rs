@@ -221,6 +221,8 @@ pub fn value_to_json(v: &Value) -> J {
                 m.insert("Name".into(), J::String(n.to_string()));
                 J::Object(m)
             }
+            // As its text (Newtonsoft would convert the XML; policies read values).
+            Obj::Xml(x) => J::String(x.to_display_string()),
         },
     }
 }

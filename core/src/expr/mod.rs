@@ -33,6 +33,7 @@ mod stmt;
 pub mod strings;
 mod types;
 pub mod value;
+pub mod xml;
 
 #[cfg(test)]
 mod tests;

@@ -232,6 +232,16 @@ pub enum CastTy {
     Exception,
     /// `HashAlgorithm`, `HMAC`, `SHA256`, `HMACSHA256`...
     Crypto,
+    /// `XDocument`.
+    XDocument,
+    /// `XElement`.
+    XElement,
+    /// `XAttribute`.
+    XAttribute,
+    /// `XName`.
+    XName,
+    /// `XNamespace`.
+    XNamespace,
 }
 
 /// Instance members resolved at compile time.
@@ -311,6 +321,14 @@ pub enum Member {
     IssuerName,
     RawData,
     FriendlyName,
+    Root,
+    LocalName,
+    NamespaceName,
+    Namespace,
+    Parent,
+    HasElements,
+    HasAttributes,
+    IsEmpty,
 }
 
 /// Instance methods resolved at compile time.
@@ -404,6 +422,12 @@ pub enum Method {
     Verify,
     GetCertHashString,
     GetSerialNumberString,
+    Element,
+    Elements,
+    Attribute,
+    Attributes,
+    Descendants,
+    Ancestors,
 }
 
 /// Static functions and properties of known types.
@@ -477,6 +501,12 @@ pub enum StaticFn {
     RegexEscape,
     /// `Regex.Unescape(s)`.
     RegexUnescape,
+    /// `XDocument.Parse(s)` (`XDocument`) or `XElement.Parse(s)` (`XElement`).
+    XmlParse(CastTy),
+    /// `XName.Get(name)` / `XName.Get(local, ns)`.
+    XNameGet,
+    /// `XNamespace.Get(uri)`.
+    XNamespaceGet,
 }
 
 /// Static `Regex` methods (and the instance ones, on a `Regex` object).

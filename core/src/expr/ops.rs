@@ -32,6 +32,9 @@ pub(crate) fn truthy(v: &Value) -> R<bool> {
 
 /// Value equality as `==` and `Equals` see it (strings ordinal).
 pub fn equals(a: &Value, b: &Value) -> bool {
+    if let Some(eq) = super::area::xml::name_equals(a, b) {
+        return eq;
+    }
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Null, _) | (_, Value::Null) => false,
@@ -127,6 +130,11 @@ fn concat(a: &Value, b: &Value) -> R<Value> {
 /// Arithmetic and bitwise operators.
 pub(crate) fn arith(op: BinOp, a: &Value, b: &Value) -> R<Value> {
     use BinOp::*;
+    if op == Add {
+        if let Some(r) = super::area::xml::add(a, b) {
+            return r;
+        }
+    }
     if op == Add && (matches!(a, Value::Str(_)) || matches!(b, Value::Str(_))) {
         return concat(a, b);
     }

@@ -194,6 +194,10 @@ impl Compiler {
                                 Some(CastTy::Double) if t != Ty::Double => {
                                     (Node::Cast(CastTy::Double, true, Box::new(n)), Ty::Double)
                                 }
+                                // `XNamespace ns = "urn:x"`: C#'s implicit conversion.
+                                Some(c @ (CastTy::XName | CastTy::XNamespace)) if t == Ty::Str => {
+                                    (Node::Cast(c, true, Box::new(n)), Ty::Xml)
+                                }
                                 Some(c) if c != CastTy::Object => (n, Ty::of_cast(c)),
                                 _ => (n, t),
                             }

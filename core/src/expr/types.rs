@@ -4,7 +4,7 @@
 //! of the area that owns the type (`area::*`).
 
 use super::area::{
-    certificate, collections, context, crypto, datetime, json, jwt, math, regex, strings,
+    certificate, collections, context, crypto, datetime, json, jwt, math, regex, strings, xml,
 };
 use super::ast::TypeRef;
 use super::compile::err;
@@ -41,6 +41,8 @@ pub(crate) enum Ty {
     Regex,
     /// An `X509Certificate2`.
     Cert,
+    /// A LINQ to XML object (`XDocument`, `XElement`, `XAttribute`, `XName`, `XNamespace`).
+    Xml,
     Null,
 }
 
@@ -67,6 +69,7 @@ impl Ty {
             Ty::Cipher => "Aes",
             Ty::Regex => "Regex",
             Ty::Cert => "X509Certificate2",
+            Ty::Xml => "XElement",
             Ty::Null => "null",
         }
     }
@@ -89,6 +92,11 @@ impl Ty {
             CastTy::Array => Ty::Array,
             CastTy::Dict => Ty::Dict,
             CastTy::Crypto => Ty::Crypto,
+            CastTy::XDocument
+            | CastTy::XElement
+            | CastTy::XAttribute
+            | CastTy::XName
+            | CastTy::XNamespace => Ty::Xml,
             _ => Ty::Any,
         }
     }
@@ -157,6 +165,11 @@ pub(crate) fn type_k(name: &str) -> Option<TypeK> {
         "Uri" => TypeK::Cast(CastTy::Uri),
         "BasicAuthCredentials" => TypeK::Cast(CastTy::Basic),
         "Exception" => TypeK::Cast(CastTy::Exception),
+        "XDocument" => TypeK::Cast(CastTy::XDocument),
+        "XElement" | "XContainer" | "XNode" => TypeK::Cast(CastTy::XElement),
+        "XAttribute" => TypeK::Cast(CastTy::XAttribute),
+        "XName" => TypeK::Cast(CastTy::XName),
+        "XNamespace" => TypeK::Cast(CastTy::XNamespace),
         "Convert" => TypeK::Convert,
         "Encoding" => TypeK::Encoding,
         "Math" => TypeK::Math,
@@ -276,8 +289,8 @@ pub(crate) fn unsupported_type(name: &str) -> String {
         "X509Certificate2" | "X509Certificate" => {
             " (certificates cannot be made in expressions: read context.Request.Certificate or context.Deployment.Certificates)"
         }
-        "XDocument" | "XElement" | "XmlDocument" | "XmlReader" | "XPathDocument" => {
-            " (XML documents are not supported)"
+        "XmlDocument" | "XmlReader" | "XPathDocument" | "XPathNavigator" | "XmlNode" => {
+            " (of XML only LINQ to XML is supported: XDocument, XElement)"
         }
         "StringBuilder" => " (use string concatenation or string.Join)",
         _ => "",
@@ -362,6 +375,14 @@ pub(crate) fn member_of(name: &str) -> Option<Member> {
         "IssuerName" => M::IssuerName,
         "RawData" => M::RawData,
         "FriendlyName" => M::FriendlyName,
+        "Root" => M::Root,
+        "LocalName" => M::LocalName,
+        "NamespaceName" => M::NamespaceName,
+        "Namespace" => M::Namespace,
+        "Parent" => M::Parent,
+        "HasElements" => M::HasElements,
+        "HasAttributes" => M::HasAttributes,
+        "IsEmpty" => M::IsEmpty,
         _ => return None,
     })
 }
@@ -457,6 +478,12 @@ pub(crate) fn method_of(name: &str) -> Option<Method> {
         "Verify" => M::Verify,
         "GetCertHashString" => M::GetCertHashString,
         "GetSerialNumberString" => M::GetSerialNumberString,
+        "Element" => M::Element,
+        "Elements" => M::Elements,
+        "Attribute" => M::Attribute,
+        "Attributes" => M::Attributes,
+        "Descendants" => M::Descendants,
+        "Ancestors" => M::Ancestors,
         _ => return None,
     })
 }
@@ -480,6 +507,7 @@ pub(crate) fn method_ok(ty: Ty, m: Method) -> bool {
             Ty::Guid => math::guid_method_ok(m),
             Ty::Crypto => crypto::hasher_method_ok(m),
             Ty::Cert => certificate::method_ok(m),
+            Ty::Xml => xml::method_ok(m),
             Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Response | Ty::Jwt => false,
         }
 }
@@ -528,6 +556,8 @@ pub(crate) fn method_result(ty: Ty, m: Method) -> Ty {
         | M::ToLocalTime => Ty::DateTime,
         M::Negate | M::Duration => Ty::TimeSpan,
         M::SelectToken | M::Property => Ty::Json,
+        M::Element | M::Attribute => Ty::Xml,
+        M::Elements | M::Attributes | M::Descendants | M::Ancestors => Ty::Array,
         _ => Ty::Any,
     }
 }
@@ -557,6 +587,7 @@ pub(crate) fn member_ok(ty: Ty, m: Member) -> bool {
         Ty::Crypto => crypto::hasher_member_ok(m),
         Ty::Cipher => crypto::cipher_member_ok(m),
         Ty::Cert => certificate::member_ok(m),
+        Ty::Xml => xml::member_ok(m),
         Ty::Regex => false,
         Ty::Int | Ty::Double | Ty::Bool | Ty::Char | Ty::Guid => false,
     }
@@ -587,6 +618,9 @@ pub(crate) fn member_result(m: Member) -> Ty {
         M::IV | M::RawData => Ty::Bytes,
         M::Thumbprint | M::SerialNumber | M::FriendlyName => Ty::Str,
         M::NotAfter => Ty::DateTime,
+        M::Root | M::Parent | M::Namespace => Ty::Xml,
+        M::LocalName | M::NamespaceName => Ty::Str,
+        M::HasElements | M::HasAttributes | M::IsEmpty => Ty::Bool,
         _ => Ty::Any,
     }
 }

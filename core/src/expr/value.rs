@@ -108,6 +108,8 @@ pub enum Obj {
     Certificate(Arc<ClientCertificate>),
     /// An `X500DistinguishedName` (`SubjectName`, `IssuerName`): its `Name`.
     X500Name(Arc<str>),
+    /// LINQ to XML: a document, element, attribute, name or namespace.
+    Xml(super::xml::XmlVal),
 }
 
 impl Value {
@@ -176,6 +178,7 @@ impl Value {
                 Obj::X500Name(_) => {
                     "System.Security.Cryptography.X509Certificates.X500DistinguishedName".into()
                 }
+                Obj::Xml(x) => x.to_display_string(),
             },
         }
     }
@@ -213,6 +216,7 @@ impl Value {
                 Obj::Group(_) => "Group",
                 Obj::Certificate(_) => "X509Certificate2",
                 Obj::X500Name(_) => "X500DistinguishedName",
+                Obj::Xml(x) => x.type_name(),
             },
         }
     }

@@ -107,6 +107,20 @@ fn substitute(
     env: &CompileEnv<'_>,
     used: &mut Vec<NamedUse>,
 ) -> Result<(), PolicyError> {
+    substitute_in(el, env, used, false)
+}
+
+/// As [`substitute`]; `liquid`: inside `<set-body template="liquid">`, where
+/// `{{body.x}}` is Liquid's, so only names that are defined named values are
+/// replaced and the rest is left to the template.
+fn substitute_in(
+    el: &mut Element,
+    env: &CompileEnv<'_>,
+    used: &mut Vec<NamedUse>,
+    liquid: bool,
+) -> Result<(), PolicyError> {
+    let liquid =
+        liquid || (el.name == "set-body" && el.attr("template").map(str::trim) == Some("liquid"));
     let pos = el.pos;
     let name = el.name.clone();
     let fail = |msg: String| PolicyError {
@@ -117,14 +131,14 @@ fn substitute(
     let mut names = Vec::new();
     for a in &mut el.attrs {
         if a.value.contains("{{") {
-            a.value = replace_named(&a.value, env, &mut names).map_err(&fail)?;
+            a.value = replace_named(&a.value, env, &mut names, liquid).map_err(&fail)?;
         }
     }
     for child in &mut el.children {
         match child {
-            Node::Element(e) => substitute(e, env, used)?,
+            Node::Element(e) => substitute_in(e, env, used, liquid)?,
             Node::Text(t) if t.contains("{{") => {
-                *t = replace_named(t, env, &mut names).map_err(&fail)?;
+                *t = replace_named(t, env, &mut names, liquid).map_err(&fail)?;
             }
             Node::Text(_) => {}
         }
@@ -133,7 +147,12 @@ fn substitute(
     Ok(())
 }
 
-fn replace_named(s: &str, env: &CompileEnv<'_>, names: &mut Vec<String>) -> Result<String, String> {
+fn replace_named(
+    s: &str,
+    env: &CompileEnv<'_>,
+    names: &mut Vec<String>,
+    liquid: bool,
+) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
@@ -146,6 +165,7 @@ fn replace_named(s: &str, env: &CompileEnv<'_>, names: &mut Vec<String>) -> Resu
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
         out.push_str(&rest[..open]);
+        let valid = valid && (!liquid || env.named_values.contains_key(name));
         if valid {
             let (value, _) = env
                 .named_values
@@ -517,7 +537,8 @@ impl Builder<'_, '_> {
             self.needs.request_body = true;
         }
         if let Action::Send(s) = action {
-            if s.copy {
+            // A Liquid body of its own reads the request's (`body`).
+            if s.copy || s.body.as_ref().is_some_and(|b| b.liquid.is_some()) {
                 self.needs.request_body = true;
             }
         }

@@ -20,6 +20,7 @@ pub mod ip_filter;
 pub mod json_xml;
 pub mod jwt;
 pub mod llm;
+pub mod liquid;
 pub mod lru;
 pub mod param;
 pub mod pipeline;

@@ -186,7 +186,7 @@ impl SendRequest {
             h.apply(ctx, &mut req.headers)?;
         }
         if let Some(b) = &self.body {
-            req.body = Some(eval(&b.body, ctx)?.into_bytes().into());
+            req.body = Some(b.text(ctx)?.into_bytes().into());
         }
         if let Some(a) = &self.basic {
             req.headers.set("Authorization", a.compute(ctx)?);

@@ -393,29 +393,56 @@ pub struct SetBody {
     pub body: Template,
     /// Request or response.
     pub target: Target,
+    /// The body as a Liquid template (`template="liquid"`), rendered instead of `body`.
+    pub liquid: Option<super::liquid::LiquidTemplate>,
 }
 
 impl SetBody {
     /// Compiles `<set-body>text or expression</set-body>`.
     pub fn compile(el: &Element, section: SectionKind) -> Result<Self, PolicyError> {
         attrs::only(el, &["template", "xsi-nil", "parse-date"])?;
-        if let Some(t) = el.attr("template") {
-            if t != "none" {
+        let liquid = match el.attr("template").map(str::trim) {
+            None | Some("none") => None,
+            Some("liquid") => Some(super::liquid::LiquidTemplate::compile(el)?),
+            Some(t) => {
                 return Err(PolicyError::at(
                     el,
-                    format!("set-body template=\"{t}\" (Liquid templates) is not supported"),
+                    format!("template must be liquid, not '{t}'"),
+                ))
+            }
+        };
+        if let Some(v) = el.attr("xsi-nil") {
+            if !matches!(v.trim(), "blank" | "null") {
+                return Err(PolicyError::at(
+                    el,
+                    format!("xsi-nil must be blank or null, not '{v}'"),
                 ));
             }
         }
+        attrs::boolean(el, "parse-date", true)?;
+        let body = match liquid {
+            // The text is the template's, not an expression.
+            Some(_) => Template::Literal("".into()),
+            None => attrs::text_template(el)?,
+        };
         Ok(SetBody {
-            body: attrs::text_template(el)?,
+            body,
             target: Target::of(section),
+            liquid,
         })
+    }
+
+    /// The new body's text: the template rendered, or the value evaluated.
+    pub fn text(&self, ctx: &Context) -> Result<String, Failure> {
+        match &self.liquid {
+            Some(l) => l.render(ctx, self.target),
+            None => eval(&self.body, ctx),
+        }
     }
 
     /// Replaces the body (and drops a stale Content-Length; framing is recomputed).
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
-        let body = eval(&self.body, ctx)?;
+        let body = self.text(ctx)?;
         set_body(ctx, self.target, body.into_bytes());
         Ok(())
     }

@@ -372,7 +372,9 @@ impl Compiler {
                     | CastTy::JObject
                     | CastTy::JArray
                     | CastTy::JToken
-                    | CastTy::Bytes => t,
+                    | CastTy::Bytes
+                    | CastTy::XDocument
+                    | CastTy::XElement => t,
                     _ => {
                         return Err(err(
                             targs.first().map(|t| t.pos).unwrap_or(pos),
@@ -793,6 +795,7 @@ impl<'c> Frame<'c> {
             CastTy::JArray => json::parse(text, "JArray")
                 .map(json::token)
                 .map_err(|m| EvalError { message: m }),
+            CastTy::XDocument | CastTy::XElement => super::xml::parse_as(text, t),
             _ => json::parse(text, "JToken")
                 .map(json::token)
                 .map_err(|m| EvalError { message: m }),

@@ -190,6 +190,11 @@ fn cast_name(t: CastTy) -> &'static str {
         CastTy::Basic => "BasicAuthCredentials",
         CastTy::Exception => "System.Exception",
         CastTy::Crypto => "System.Security.Cryptography.HashAlgorithm",
+        CastTy::XDocument => "System.Xml.Linq.XDocument",
+        CastTy::XElement => "System.Xml.Linq.XElement",
+        CastTy::XAttribute => "System.Xml.Linq.XAttribute",
+        CastTy::XName => "System.Xml.Linq.XName",
+        CastTy::XNamespace => "System.Xml.Linq.XNamespace",
     }
 }
 
@@ -239,6 +244,9 @@ pub fn cast(v: Value, t: CastTy, nullable: bool) -> R<Value> {
             }
             _ => Ok(Value::Null),
         };
+    }
+    if let Some(r) = super::xml::cast(&v, t) {
+        return r;
     }
     match t {
         CastTy::Object => Ok(v),
@@ -369,6 +377,11 @@ pub fn cast(v: Value, t: CastTy, nullable: bool) -> R<Value> {
             Value::Object(o) if matches!(**o, Obj::Hasher(..)) => Ok(v),
             _ => invalid_cast(&v, t),
         },
+        CastTy::XDocument
+        | CastTy::XElement
+        | CastTy::XAttribute
+        | CastTy::XName
+        | CastTy::XNamespace => invalid_cast(&v, t),
     }
 }
 
@@ -399,6 +412,10 @@ pub(crate) fn is_type(v: &Value, t: CastTy) -> bool {
         (CastTy::Basic, Value::Object(o)) => matches!(**o, Obj::Basic { .. }),
         (CastTy::Exception, Value::Object(o)) => matches!(**o, Obj::KeyValue(..)),
         (CastTy::Crypto, Value::Object(o)) => matches!(**o, Obj::Hasher(..)),
+        (_, Value::Object(o)) if matches!(**o, Obj::Xml(_)) => match &**o {
+            Obj::Xml(x) => super::xml::is_type(x, t),
+            _ => false,
+        },
         _ => false,
     }
 }

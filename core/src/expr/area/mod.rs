@@ -19,3 +19,4 @@ pub(crate) mod jwt;
 pub(crate) mod math;
 pub(crate) mod regex;
 pub(crate) mod strings;
+pub(crate) mod xml;
