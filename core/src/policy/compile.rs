@@ -417,6 +417,7 @@ impl Builder<'_, '_> {
             }
             _ => {
                 let action = actions::compile(el, section)?;
+                attrs::no_unread_children(el)?;
                 if let Action::SetBackendService(SetBackendService::Backend(id)) = &action {
                     self.note_ref(RefKind::Backend, id, &el.name, el.pos);
                 }
