@@ -988,9 +988,7 @@ impl Pipeline {
                     Err(failure) => return Err(failure),
                 };
                 if let Some(name) = &v.output_token_variable_name {
-                    let value = serde_json::Value::Object(jwt.claims);
-                    ctx.variables
-                        .insert(name.clone(), Value::Json(Arc::new(value)));
+                    ctx.variables.insert(name.clone(), jwt.into_value());
                 }
             }
             Action::LimitConcurrency(spec, slot) => {
