@@ -34,7 +34,7 @@ use smallvec::SmallVec;
 
 use super::actions::{Action, ForwardSpec};
 use super::context::{Context, LastError, Response, Url};
-use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
+use super::cors::{CorsOutcome, PreflightOutcome};
 use super::error::Failure;
 use super::jwt::KeySetsSnapshot;
 use super::program::{Document, Needs, Op, Origin, SectionKind};
@@ -228,6 +228,7 @@ pub struct Env<'a> {
     pub tls: &'a dyn super::auth_cert::TlsLookup,
 }
 
+mod preflight;
 mod store_answers;
 use store_answers::Asked;
 
@@ -273,6 +274,8 @@ pub struct Pipeline {
     keys_refreshed: bool,
     /// Traces and one-way calls, for the connection to drain.
     pub side: SideEffects,
+    /// A CORS preflight run: only `cors` runs.
+    preflight: bool,
 }
 
 impl Pipeline {
@@ -301,8 +304,17 @@ impl Pipeline {
             key_sets: None,
             keys_refreshed: false,
             side: SideEffects::default(),
+            preflight: false,
         };
         p.enter(SectionKind::Inbound);
+        p
+    }
+
+    /// A pipeline for a CORS preflight: only the `cors` policies of inbound run
+    /// (see `pipeline/preflight.rs`).
+    pub fn preflight(chain: Chain) -> Pipeline {
+        let mut p = Pipeline::new(chain);
+        p.preflight = true;
         p
     }
 
@@ -370,6 +382,16 @@ impl Pipeline {
             };
             if let Some(f) = self.frames.last_mut() {
                 f.pc += 1;
+            }
+            if self.preflight {
+                match preflight::filter(op) {
+                    preflight::Filter::Run => {}
+                    preflight::Filter::Skip => continue,
+                    preflight::Filter::Jump(t) => {
+                        self.set_pc(t);
+                        continue;
+                    }
+                }
             }
             match op {
                 Op::Base => {
@@ -701,6 +723,11 @@ impl Pipeline {
     /// A section ran to its end; returns a step when the pipeline must stop.
     fn section_finished(&mut self, ctx: &mut Context) -> Option<Step> {
         match self.section {
+            SectionKind::Inbound if self.preflight => {
+                ctx.response = Some(preflight::unanswered());
+                self.done = true;
+                Some(Step::Respond)
+            }
             SectionKind::Inbound => {
                 self.enter(SectionKind::Backend);
                 None
@@ -831,7 +858,7 @@ impl Pipeline {
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
             Action::Cors(c) => {
-                if is_preflight(&ctx.request) {
+                if self.preflight {
                     match c.preflight(ctx)? {
                         PreflightOutcome::Allowed(resp) => {
                             ctx.response = Some(resp);

@@ -816,7 +816,7 @@ impl ProxyConn {
         };
         // What admission decided, taken out of the match (which borrows the head
         // and the configuration, both moving on to the exchange).
-        let (api_idx, op_idx, prefix, subscription, product, strip, params) =
+        let (api_idx, op_idx, prefix, subscription, product, strip, params, preflight) =
             match admit(&head, &config, gate) {
                 Admission::Admitted(admitted) => {
                     let (api_idx, op_idx) = (admitted.api(), admitted.operation());
@@ -834,6 +834,7 @@ impl ProxyConn {
                         admitted.product,
                         admitted.strip,
                         params,
+                        admitted.preflight,
                     )
                 }
                 Admission::Unrouted(refusal) => return self.refuse(refusal, close_if_local, now),
@@ -854,6 +855,10 @@ impl ProxyConn {
                     return self.refuse(refusal, close_if_local, now);
                 }
             };
+        if preflight && (params.is_none() || !config.chain(api_idx, op_idx, product).has_cors()) {
+            // A preflight for an API without a cors policy: nothing answers it.
+            return self.refuse(super::admission::NOT_FOUND, close_if_local, now);
+        }
         let Some(params) = params else {
             return self.start_plain_request(head, config, api_idx, prefix, strip, now);
         };
@@ -861,6 +866,7 @@ impl ProxyConn {
             subscription,
             product,
             strip,
+            preflight,
         };
         self.start_policy_request(head, config, api_idx, op_idx, prefix, params, access, now)
     }

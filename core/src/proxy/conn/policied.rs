@@ -38,6 +38,8 @@ pub(super) struct Access {
     pub(super) product: Option<usize>,
     /// How to keep the key from the backend.
     pub(super) strip: KeyStrip,
+    /// A CORS preflight: only `cors` policies run.
+    pub(super) preflight: bool,
 }
 
 /// Where a request with policies stands.
@@ -205,7 +207,11 @@ impl ProxyConn {
         });
         let collect = needs.request_body && has_body;
         let run = PolicyRun {
-            pipeline: Pipeline::new(chain),
+            pipeline: if access.preflight {
+                Pipeline::preflight(chain)
+            } else {
+                Pipeline::new(chain)
+            },
             ctx,
             stage: if collect {
                 Stage::CollectRequest
