@@ -455,6 +455,45 @@ fn a_global_cors_answers_preflights_and_an_options_operation_takes_its_own() {
     gw.stop();
 }
 
+#[test]
+fn a_key_named_by_two_quota_policies_is_counted_once_per_request() {
+    let backend = MemBackend::echo();
+    let mut api = papi(
+        "exports",
+        "exports",
+        backend.addr,
+        &inbound(r#"<quota-by-key calls="5" renewal-period="3600" counter-key="@(context.Request.Headers.GetValueOrDefault("X-Tenant", "anonymous"))" />"#),
+    );
+    api["operations"] = json!([
+        {"id": "export", "method": "GET", "urlTemplate": "/export",
+         "policy": include_str!("../core/tests/apim-corpus-2/quota.xml")},
+        {"id": "list", "method": "GET", "urlTemplate": "/list"},
+    ]);
+    let gw = MemGateway::start(&cfg(vec![api]));
+    let tenant = [("X-Tenant", "t1")];
+
+    // One counter for the key: three exports count 3 (not 6), the fourth
+    // passes the API's 5 and is refused by the operation's 3.
+    for i in 1..=3 {
+        let r = get_with(&gw, "/exports/export", &tenant);
+        assert_eq!(r.status, 200, "export {i}: {r:?}");
+    }
+    let r = get_with(&gw, "/exports/export", &tenant);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Out of call volume quota."));
+    // The refused export counted at API scope (the first policy counted it);
+    // the same counter now holds 4: one more list call fits the API's 5.
+    assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 200);
+    assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 403);
+    // Another key has its own counter.
+    assert_eq!(get_with(&gw, "/exports/export", &[("X-Tenant", "t2")]).status, 200);
+    assert_eq!(backend.requests().len(), 5);
+    gw.stop();
+}
+
 // ---------------------------------------------------------------------------
 // Products and subscriptions
 // ---------------------------------------------------------------------------

@@ -229,6 +229,7 @@ pub struct Env<'a> {
 }
 
 mod preflight;
+mod quota_once;
 mod store_answers;
 use store_answers::Asked;
 
@@ -276,6 +277,8 @@ pub struct Pipeline {
     pub side: SideEffects,
     /// A CORS preflight run: only `cors` runs.
     preflight: bool,
+    /// `quota-by-key` keys counted in this request (each once).
+    quota_keys: quota_once::CountedKeys,
 }
 
 impl Pipeline {
@@ -305,6 +308,7 @@ impl Pipeline {
             keys_refreshed: false,
             side: SideEffects::default(),
             preflight: false,
+            quota_keys: Vec::new(),
         };
         p.enter(SectionKind::Inbound);
         p
@@ -977,10 +981,11 @@ impl Pipeline {
                 )));
             }
             Action::QuotaByKey(q) => {
-                let resolved = q.resolve(ctx)?;
+                let mut resolved = q.resolve(ctx)?;
+                let (counter, add) = quota_once::counted_once(&mut self.quota_keys, q, &mut resolved);
                 let op = StoreOp::Quota {
-                    counters: vec![resolved.counter()],
-                    add: q.inbound_add(&resolved),
+                    counters: vec![counter],
+                    add,
                 };
                 let asked = Asked::QuotaByKey(q.clone(), resolved);
                 return Ok(Some(self.ask(asked, op, ctx, env)));
