@@ -693,11 +693,26 @@ fn wait_runs_its_children_and_limit_concurrency_releases_its_slot() {
     let a = r#"<policies><inbound>
       <limit-concurrency key="k" max-count="1">
         <wait for="all">
-          <set-header name="X-A" exists-action="override"><value>1</value></set-header>
-          <set-header name="X-B" exists-action="override"><value>2</value></set-header>
+          <choose><when condition="@(true)">
+            <set-header name="X-A" exists-action="override"><value>1</value></set-header>
+            <set-header name="X-B" exists-action="override"><value>2</value></set-header>
+          </when></choose>
         </wait>
       </limit-concurrency>
     </inbound></policies>"#;
+    // APIM allows only send-request, cache-lookup-value and choose in wait.
+    let e = compile_document(
+        "<policies><inbound><wait>\n<set-header name=\"x\" /></wait></inbound></policies>",
+        Level::Api,
+        &CompileEnv::default(),
+    )
+    .expect_err("set-header in wait");
+    assert_eq!((e.pos.line, e.policy.as_str()), (2, "set-header"), "{e}");
+    assert!(
+        e.message
+            .contains("wait may contain only send-request, cache-lookup-value and choose"),
+        "{e}"
+    );
     let h = Harness::new();
     let d = chain([None, None, Some(a), None]);
     // Two requests at once: the second is refused while the first holds the slot.

@@ -152,6 +152,8 @@ pub enum Action {
     CacheStoreValue(CacheStoreValue),
     /// `cache-remove-value`.
     CacheRemoveValue(CacheRemoveValue),
+    /// A `wait` of `send-request`s, in flight at once.
+    WaitCalls(Box<super::wait::WaitCalls>),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.

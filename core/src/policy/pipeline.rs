@@ -82,6 +82,14 @@ pub enum Step {
     Forward(ForwardSpec),
     /// Make this call and report with `call_done`.
     Call(CallRequest),
+    /// Make these calls at once and report with `calls_done`: when all have
+    /// finished, or with `any` when the first has (cancelling the others).
+    CallAll {
+        /// The calls, in order.
+        requests: Vec<CallRequest>,
+        /// Go on at the first answer.
+        any: bool,
+    },
     /// Ask the store for this (counters, a slot, a cache entry, key sets)
     /// and report its answer with `store_done`.
     Store(StoreRequest),
@@ -125,6 +133,10 @@ enum Waiting {
     Call {
         origin: (u8, u32),
         ignore_error: bool,
+    },
+    /// The calls of a `wait` (see `pipeline/wait_calls.rs`).
+    Calls {
+        origin: (u8, u32),
     },
     /// The `retry` interval, until this time.
     Sleep(Instant),
@@ -231,6 +243,7 @@ pub struct Env<'a> {
 mod preflight;
 mod quota_once;
 mod store_answers;
+mod wait_calls;
 use store_answers::Asked;
 
 /// The policy machine of one request.
@@ -279,6 +292,8 @@ pub struct Pipeline {
     preflight: bool,
     /// `quota-by-key` keys counted in this request (each once).
     quota_keys: quota_once::CountedKeys,
+    /// The calls of the `wait` waited for.
+    pending_calls: wait_calls::PendingCalls,
 }
 
 impl Pipeline {
@@ -309,6 +324,7 @@ impl Pipeline {
             side: SideEffects::default(),
             preflight: false,
             quota_keys: Vec::new(),
+            pending_calls: Vec::new(),
         };
         p.enter(SectionKind::Inbound);
         p
@@ -485,6 +501,11 @@ impl Pipeline {
                         match step {
                             Step::Call(_) => {
                                 if let Waiting::Call { origin: o, .. } = &mut self.waiting {
+                                    *o = (level, *origin);
+                                }
+                            }
+                            Step::CallAll { .. } => {
+                                if let Waiting::Calls { origin: o } = &mut self.waiting {
                                     *o = (level, *origin);
                                 }
                             }
@@ -859,6 +880,7 @@ impl Pipeline {
                     return Ok(Some(Step::Call(req)));
                 }
             }
+            Action::WaitCalls(w) => return self.wait_calls(w, ctx, env).map(Some),
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
             Action::Cors(c) => {
@@ -982,7 +1004,8 @@ impl Pipeline {
             }
             Action::QuotaByKey(q) => {
                 let mut resolved = q.resolve(ctx)?;
-                let (counter, add) = quota_once::counted_once(&mut self.quota_keys, q, &mut resolved);
+                let (counter, add) =
+                    quota_once::counted_once(&mut self.quota_keys, q, &mut resolved);
                 let op = StoreOp::Quota {
                     counters: vec![counter],
                     add,

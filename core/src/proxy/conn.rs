@@ -76,6 +76,15 @@ pub enum Event {
         /// Fire and forget.
         one_way: bool,
     },
+    /// Make these calls at once (a `wait` of `send-request`s); answer with
+    /// `handle_calls_done` when all finished, or with `any` at the first
+    /// (dropping the others).
+    CallAll {
+        /// The calls, in order.
+        requests: Vec<CallRequest>,
+        /// Go on at the first answer.
+        any: bool,
+    },
     /// A `trace` policy's record, for the log.
     Trace(TraceRecord),
     /// A request (or status probe) was answered 503 for lack of configuration:

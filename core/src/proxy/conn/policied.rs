@@ -367,6 +367,13 @@ impl ProxyConn {
                 });
                 false
             }
+            Step::CallAll { requests, any } => {
+                run.stage = Stage::AwaitCall;
+                // The adapter enforces each call's own timeout.
+                self.deadline = None;
+                self.events.push_back(Event::CallAll { requests, any });
+                false
+            }
             Step::Store(request) => {
                 run.stage = Stage::AwaitStore;
                 // The store answers (or says it cannot) within its own timeout.
@@ -654,6 +661,22 @@ impl ProxyConn {
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
             if run.stage == Stage::AwaitCall {
                 run.pipeline.call_done(&mut run.ctx, result);
+                run.stage = Stage::Running;
+            }
+        }
+        self.progress(now);
+    }
+
+    /// The calls of an `Event::CallAll` finished: one result per call, in
+    /// order, `None` for one cancelled because another finished first.
+    pub fn handle_calls_done(
+        &mut self,
+        results: Vec<Option<Result<context::Response, Failure>>>,
+        now: Instant,
+    ) {
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            if run.stage == Stage::AwaitCall {
+                run.pipeline.calls_done(&mut run.ctx, results);
                 run.stage = Stage::Running;
             }
         }
