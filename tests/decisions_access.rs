@@ -357,7 +357,12 @@ fn cors_answers_a_preflight_for_an_api_without_an_options_operation() {
 
     // No OPTIONS operation, no subscription key, no Authorization: only cors runs
     // (the check-header before it would refuse), and it answers.
-    let r = preflight(&gw, "/orders/items/42", "https://orders.contoso.example", "PUT");
+    let r = preflight(
+        &gw,
+        "/orders/items/42",
+        "https://orders.contoso.example",
+        "PUT",
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.header("access-control-allow-origin").as_deref(),
@@ -367,7 +372,10 @@ fn cors_answers_a_preflight_for_an_api_without_an_options_operation() {
         r.header("access-control-allow-credentials").as_deref(),
         Some("true")
     );
-    assert_eq!(r.header("access-control-allow-methods").as_deref(), Some("PUT"));
+    assert_eq!(
+        r.header("access-control-allow-methods").as_deref(),
+        Some("PUT")
+    );
     let allowed = response_values(&r, "access-control-allow-headers");
     assert!(
         allowed.iter().any(|h| h.eq_ignore_ascii_case("if-match")),
@@ -383,9 +391,17 @@ fn cors_answers_a_preflight_for_an_api_without_an_options_operation() {
     assert!(r.body.is_empty(), "{r:?}");
 
     // An API without a cors policy: the preflight is not answered.
-    let r = preflight(&gw, "/plain/items/1", "https://orders.contoso.example", "PUT");
+    let r = preflight(
+        &gw,
+        "/plain/items/1",
+        "https://orders.contoso.example",
+        "PUT",
+    );
     assert_eq!(r.status, 404, "{r:?}");
-    assert!(backend.requests().is_empty(), "preflights never reach the backend");
+    assert!(
+        backend.requests().is_empty(),
+        "preflights never reach the backend"
+    );
 
     // The actual request runs every policy: the key and the Authorization check.
     let r = call(
@@ -412,7 +428,10 @@ fn cors_answers_a_preflight_for_an_api_without_an_options_operation() {
     );
     assert_eq!(r.status, 200, "{r:?}");
     let exposed = response_values(&r, "access-control-expose-headers");
-    assert!(exposed.iter().any(|h| h.eq_ignore_ascii_case("ETag")), "{exposed:?}");
+    assert!(
+        exposed.iter().any(|h| h.eq_ignore_ascii_case("ETag")),
+        "{exposed:?}"
+    );
     let req = backend.only_request();
     assert_eq!(req.header("x-forwarded-api").as_deref(), Some("orders"));
     gw.stop();
@@ -425,7 +444,9 @@ fn a_global_cors_answers_preflights_and_an_options_operation_takes_its_own() {
         "custom",
         "custom",
         backend.addr,
-        &inbound(r#"<set-header name="X-Custom-Preflight" exists-action="override"><value>yes</value></set-header>"#),
+        &inbound(
+            r#"<set-header name="X-Custom-Preflight" exists-action="override"><value>yes</value></set-header>"#,
+        ),
     );
     custom["operations"] = json!([
         {"id": "get", "method": "GET", "urlTemplate": "/x"},
@@ -442,14 +463,20 @@ fn a_global_cors_answers_preflights_and_an_options_operation_takes_its_own() {
     // The global scope's cors answers for an API without policies of its own.
     let r = preflight(&gw, "/plain/x", "https://any.example", "GET");
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     assert!(backend.requests().is_empty());
 
     // An OPTIONS operation runs as any request (APIM: custom preflight logic).
     let r = preflight(&gw, "/custom/x", "https://any.example", "GET");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
-        backend.only_request().header("x-custom-preflight").as_deref(),
+        backend
+            .only_request()
+            .header("x-custom-preflight")
+            .as_deref(),
         Some("yes")
     );
     gw.stop();
@@ -462,7 +489,9 @@ fn a_key_named_by_two_quota_policies_is_counted_once_per_request() {
         "exports",
         "exports",
         backend.addr,
-        &inbound(r#"<quota-by-key calls="5" renewal-period="3600" counter-key="@(context.Request.Headers.GetValueOrDefault("X-Tenant", "anonymous"))" />"#),
+        &inbound(
+            r#"<quota-by-key calls="5" renewal-period="3600" counter-key="@(context.Request.Headers.GetValueOrDefault("X-Tenant", "anonymous"))" />"#,
+        ),
     );
     api["operations"] = json!([
         {"id": "export", "method": "GET", "urlTemplate": "/export",
@@ -489,7 +518,10 @@ fn a_key_named_by_two_quota_policies_is_counted_once_per_request() {
     assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 200);
     assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 403);
     // Another key has its own counter.
-    assert_eq!(get_with(&gw, "/exports/export", &[("X-Tenant", "t2")]).status, 200);
+    assert_eq!(
+        get_with(&gw, "/exports/export", &[("X-Tenant", "t2")]).status,
+        200
+    );
     assert_eq!(backend.requests().len(), 5);
     gw.stop();
 }

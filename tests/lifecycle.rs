@@ -513,7 +513,10 @@ async fn reload_refuses_a_revision_not_above_the_one_in_force(rt: Runtime) {
     let path = gw.config_path.display().to_string();
 
     // The same revision with other content: refused.
-    write_atomically(&gw.config_path, &versioned_padded(2, "same", backend.addr, 7));
+    write_atomically(
+        &gw.config_path,
+        &versioned_padded(2, "same", backend.addr, 7),
+    );
     let lines = wait_log("configuration refused", &path, 1).await;
     assert!(
         lines[0].contains("WARN") && lines[0].contains("revision 2 is not above revision 2"),

@@ -668,7 +668,10 @@ impl Compiler {
         match b {
             Comp::Ctx(obj) => self.ctx_call(obj, name, targs, args, pos),
             Comp::Type(k, tname) => self.static_call(k, &tname, name, targs, args, pos),
-            Comp::Ns(ns) => Err(err(pos, unsupported_path(&format!("{ns}.{name}"), "method"))),
+            Comp::Ns(ns) => Err(err(
+                pos,
+                unsupported_path(&format!("{ns}.{name}"), "method"),
+            )),
             Comp::Val(node, ty) => {
                 // Mutations of locals.
                 let mutation = match name {

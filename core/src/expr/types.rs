@@ -265,7 +265,10 @@ pub(crate) fn cast_ty(t: &TypeRef) -> Result<CastTy, ExprError> {
 /// `unsupported type 'T'`, with the reason for the types policies use most.
 pub(crate) fn unsupported_type(name: &str) -> String {
     let base = name.rsplit('.').next().unwrap_or(name);
-    format!("unsupported type '{name}'{}", type_reason(base).unwrap_or(""))
+    format!(
+        "unsupported type '{name}'{}",
+        type_reason(base).unwrap_or("")
+    )
 }
 
 /// An unresolved dotted name used as a member or method (`System.IO.File.ReadAllText`):

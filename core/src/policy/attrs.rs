@@ -93,7 +93,10 @@ pub fn no_unread_children(el: &Element) -> Result<(), PolicyError> {
         Some((child, parent)) => Err(PolicyError {
             pos: child.pos,
             policy: el.name.clone(),
-            message: format!("unexpected element <{}> inside <{}>", child.name, parent.name),
+            message: format!(
+                "unexpected element <{}> inside <{}>",
+                child.name, parent.name
+            ),
         }),
     }
 }
