@@ -24,6 +24,8 @@ const CHILDREN: &[&str] = &["send-request", "cache-lookup-value", "choose"];
 pub struct WaitCalls {
     /// The calls, in document order.
     pub sends: Vec<SendRequest>,
+    /// Each call's origin in its document (a failure names its `send-request`).
+    pub origins: Vec<u32>,
     /// `for="any"`: go on at the first answer.
     pub any: bool,
 }
@@ -60,15 +62,19 @@ pub(crate) fn parallel(ops: &mut Vec<Op>, start: usize, any: bool) -> Option<Act
     if !all_calls {
         return None;
     }
-    let sends = ops
+    let (sends, origins) = ops
         .drain(start..)
         .filter_map(|op| match op {
-            Op::Act(a, _) => match *a {
-                Action::Send(s) => Some(s),
+            Op::Act(a, origin) => match *a {
+                Action::Send(s) => Some((s, origin)),
                 _ => None,
             },
             _ => None,
         })
-        .collect();
-    Some(Action::WaitCalls(Box::new(WaitCalls { sends, any })))
+        .unzip();
+    Some(Action::WaitCalls(Box::new(WaitCalls {
+        sends,
+        origins,
+        any,
+    })))
 }

@@ -3,7 +3,8 @@
 //! `for="all"`, the first for `for="any"` (the others were cancelled and leave
 //! their variables as they were). Each answer is taken as a lone
 //! `send-request`'s would be: the response in its variable, or with
-//! `ignore-error` null, or the failure (the first, in document order).
+//! `ignore-error` null, or the failure (the first, in document order, named
+//! by its own `send-request` in `context.LastError`).
 
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use super::super::wait::WaitCalls;
 use super::{Env, Pipeline, Step, Waiting};
 use crate::expr::Value;
 
-/// Per call of the pending `wait`: its response variable and `ignore-error`.
-pub(super) type PendingCalls = Vec<(Option<String>, bool)>;
+/// Per call of the pending `wait`: its response variable, `ignore-error` and
+/// origin.
+pub(super) type PendingCalls = Vec<(Option<String>, bool, u32)>;
 
 impl Pipeline {
     /// Builds every call of `w` and asks for them together.
@@ -32,7 +34,8 @@ impl Pipeline {
         self.pending_calls = w
             .sends
             .iter()
-            .map(|s| (s.response_variable.clone(), s.ignore_error))
+            .zip(&w.origins)
+            .map(|(s, origin)| (s.response_variable.clone(), s.ignore_error, *origin))
             .collect();
         // The origin is filled in by `run_inner`.
         self.waiting = Waiting::Calls { origin: (0, 0) };
@@ -54,9 +57,10 @@ impl Pipeline {
         };
         self.waiting = Waiting::Nothing;
         let mut failed = None;
-        for ((variable, ignore_error), result) in std::mem::take(&mut self.pending_calls)
-            .into_iter()
-            .zip(results)
+        for ((variable, ignore_error, call_origin), result) in
+            std::mem::take(&mut self.pending_calls)
+                .into_iter()
+                .zip(results)
         {
             match result {
                 None => {}
@@ -71,12 +75,13 @@ impl Pipeline {
                     }
                 }
                 Some(Err(failure)) => {
-                    failed.get_or_insert(failure);
+                    failed.get_or_insert((failure, call_origin));
                 }
             }
         }
-        if let Some(failure) = failed {
-            let (level, idx) = origin;
+        if let Some((failure, idx)) = failed {
+            // The failing send-request's own origin, in the wait's document.
+            let (level, _) = origin;
             if let Some(doc) = self.chain.docs[usize::from(level)].clone() {
                 // The step is returned by the next `run`.
                 self.fail_in(ctx, failure, &doc, idx);
