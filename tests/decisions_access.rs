@@ -315,6 +315,217 @@ fn cors_preflight_and_actual_request() {
     gw.stop();
 }
 
+/// The second corpus's `cors.xml` at API scope, on an API with GET and PUT
+/// operations (no OPTIONS operation) that needs a subscription key.
+fn cors_corpus_config(backend: SocketAddr) -> Value {
+    let mut orders = papi(
+        "orders",
+        "orders",
+        backend,
+        include_str!("../core/tests/apim-corpus-2/cors.xml"),
+    );
+    orders["subscriptionRequired"] = json!(true);
+    orders["operations"] = json!([
+        {"id": "list", "method": "GET", "urlTemplate": "/items"},
+        {"id": "put", "method": "PUT", "urlTemplate": "/items/{id}"},
+    ]);
+    let mut plain = papi("plain", "plain", backend, "");
+    plain["operations"] = json!([{"id": "put", "method": "PUT", "urlTemplate": "/items/{id}"}]);
+    let mut doc = cfg(vec![orders, plain]);
+    doc["subscriptions"] = json!([subscription("all", "/apis", KEY_A, "active")]);
+    doc
+}
+
+fn preflight(gw: &MemGateway, path: &str, origin: &str, method: &str) -> common::Response {
+    call(
+        gw,
+        "OPTIONS",
+        path,
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", method),
+            ("Access-Control-Request-Headers", "authorization,if-match"),
+        ],
+        b"",
+    )
+}
+
+#[test]
+fn cors_answers_a_preflight_for_an_api_without_an_options_operation() {
+    let backend = MemBackend::echo();
+    let gw = MemGateway::start(&cors_corpus_config(backend.addr));
+
+    // No OPTIONS operation, no subscription key, no Authorization: only cors runs
+    // (the check-header before it would refuse), and it answers.
+    let r = preflight(
+        &gw,
+        "/orders/items/42",
+        "https://orders.contoso.example",
+        "PUT",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("https://orders.contoso.example")
+    );
+    assert_eq!(
+        r.header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        r.header("access-control-allow-methods").as_deref(),
+        Some("PUT")
+    );
+    let allowed = response_values(&r, "access-control-allow-headers");
+    assert!(
+        allowed.iter().any(|h| h.eq_ignore_ascii_case("if-match")),
+        "{allowed:?}"
+    );
+    assert_eq!(r.header("access-control-max-age").as_deref(), Some("600"));
+
+    // An origin the policy does not allow: the empty 200 of
+    // terminate-unmatched-request, no CORS headers.
+    let r = preflight(&gw, "/orders/items/42", "https://evil.example", "PUT");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!r.has("access-control-allow-origin"), "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+
+    // An API without a cors policy: the preflight is not answered.
+    let r = preflight(
+        &gw,
+        "/plain/items/1",
+        "https://orders.contoso.example",
+        "PUT",
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(
+        backend.requests().is_empty(),
+        "preflights never reach the backend"
+    );
+
+    // The actual request runs every policy: the key and the Authorization check.
+    let r = call(
+        &gw,
+        "PUT",
+        "/orders/items/42",
+        &[
+            ("Origin", "https://orders.contoso.example"),
+            ("Ocp-Apim-Subscription-Key", KEY_A),
+        ],
+        b"{}",
+    );
+    assert_apim_error(&r, 401, "Missing credentials");
+    let r = call(
+        &gw,
+        "PUT",
+        "/orders/items/42",
+        &[
+            ("Origin", "https://orders.contoso.example"),
+            ("Ocp-Apim-Subscription-Key", KEY_A),
+            ("Authorization", "Bearer x"),
+        ],
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let exposed = response_values(&r, "access-control-expose-headers");
+    assert!(
+        exposed.iter().any(|h| h.eq_ignore_ascii_case("ETag")),
+        "{exposed:?}"
+    );
+    let req = backend.only_request();
+    assert_eq!(req.header("x-forwarded-api").as_deref(), Some("orders"));
+    gw.stop();
+}
+
+#[test]
+fn a_global_cors_answers_preflights_and_an_options_operation_takes_its_own() {
+    let backend = MemBackend::echo();
+    let mut custom = papi(
+        "custom",
+        "custom",
+        backend.addr,
+        &inbound(
+            r#"<set-header name="X-Custom-Preflight" exists-action="override"><value>yes</value></set-header>"#,
+        ),
+    );
+    custom["operations"] = json!([
+        {"id": "get", "method": "GET", "urlTemplate": "/x"},
+        {"id": "options", "method": "OPTIONS", "urlTemplate": "/x"},
+    ]);
+    let mut plain = papi("plain", "plain", backend.addr, "");
+    plain["operations"] = json!([{"id": "get", "method": "GET", "urlTemplate": "/x"}]);
+    let mut doc = cfg(vec![plain, custom]);
+    doc["policy"] = json!(inbound(
+        r#"<cors><allowed-origins><origin>*</origin></allowed-origins><allowed-headers><header>*</header></allowed-headers></cors>"#
+    ));
+    let gw = MemGateway::start(&doc);
+
+    // The global scope's cors answers for an API without policies of its own.
+    let r = preflight(&gw, "/plain/x", "https://any.example", "GET");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert!(backend.requests().is_empty());
+
+    // An OPTIONS operation runs as any request (APIM: custom preflight logic).
+    let r = preflight(&gw, "/custom/x", "https://any.example", "GET");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        backend
+            .only_request()
+            .header("x-custom-preflight")
+            .as_deref(),
+        Some("yes")
+    );
+    gw.stop();
+}
+
+#[test]
+fn a_key_named_by_two_quota_policies_is_counted_once_per_request() {
+    let backend = MemBackend::echo();
+    let mut api = papi(
+        "exports",
+        "exports",
+        backend.addr,
+        &inbound(
+            r#"<quota-by-key calls="5" renewal-period="3600" counter-key="@(context.Request.Headers.GetValueOrDefault("X-Tenant", "anonymous"))" />"#,
+        ),
+    );
+    api["operations"] = json!([
+        {"id": "export", "method": "GET", "urlTemplate": "/export",
+         "policy": include_str!("../core/tests/apim-corpus-2/quota.xml")},
+        {"id": "list", "method": "GET", "urlTemplate": "/list"},
+    ]);
+    let gw = MemGateway::start(&cfg(vec![api]));
+    let tenant = [("X-Tenant", "t1")];
+
+    // One counter for the key: three exports count 3 (not 6), the fourth
+    // passes the API's 5 and is refused by the operation's 3.
+    for i in 1..=3 {
+        let r = get_with(&gw, "/exports/export", &tenant);
+        assert_eq!(r.status, 200, "export {i}: {r:?}");
+    }
+    let r = get_with(&gw, "/exports/export", &tenant);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Out of call volume quota."));
+    // The refused export counted at API scope (the first policy counted it);
+    // the same counter now holds 4: one more list call fits the API's 5.
+    assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 200);
+    assert_eq!(get_with(&gw, "/exports/list", &tenant).status, 403);
+    // Another key has its own counter.
+    assert_eq!(
+        get_with(&gw, "/exports/export", &[("X-Tenant", "t2")]).status,
+        200
+    );
+    assert_eq!(backend.requests().len(), 5);
+    gw.stop();
+}
+
 // ---------------------------------------------------------------------------
 // Products and subscriptions
 // ---------------------------------------------------------------------------

@@ -127,6 +127,39 @@ fn wait_for_calls_then_use_their_answers() {
 }
 
 #[test]
+fn a_failed_call_in_wait_is_named_by_its_own_send_request() {
+    let backend = MemBackend::echo();
+    let other = MemBackend::start(|r| Reply::Send(ok("text/plain", r.target().as_bytes())));
+    let dead = closed_port();
+    let policy = policies(
+        &format!(
+            r#"<wait for="all">
+                 <send-request mode="new" response-variable-name="one" timeout="20">
+                   <set-url>http://{o}/one</set-url>
+                 </send-request>
+                 <send-request mode="new" response-variable-name="two" timeout="20" id="second">
+                   <set-url>http://{dead}/two</set-url>
+                 </send-request>
+               </wait>"#,
+            o = other.addr
+        ),
+        "",
+        "",
+        r#"<set-header name="X-Error" exists-action="override"><value>@(context.LastError.Source + ":" + context.LastError.Reason + ":" + context.Variables.ContainsKey("one"))</value></set-header>"#,
+    );
+    let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
+    let r = get_with(&gw, "/api/x", &[]);
+    assert_eq!(
+        r.header("x-error").as_deref(),
+        Some("send-request:ConnectionFailure:True"),
+        "{r:?} {}",
+        r.body_str()
+    );
+    assert!(backend.requests().is_empty());
+    gw.stop();
+}
+
+#[test]
 fn send_request_response_used_in_a_header() {
     let backend = MemBackend::echo();
     let tokens = MemBackend::start(|_| Reply::Send(ok("text/plain", b"token-123")));

@@ -124,13 +124,20 @@ fn validate_jwt_custom_status_and_claims_in_a_variable() {
              <issuer-signing-keys><key>{}</key></issuer-signing-keys>
              <required-claims><claim name="role" match="any"><value>admin</value><value>ops</value></claim></required-claims>
            </validate-jwt>
-           <set-header name="X-Subject" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("token", "").AsJwt().Subject)</value></set-header>"#,
+           <set-header name="X-Subject" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("token", "").AsJwt().Subject)</value></set-header>
+           <set-header name="X-Jwt" exists-action="override"><value>@{{
+               var jwt = (Jwt)context.Variables["jwt"];
+               return string.Join("|", jwt.Claims.GetValueOrDefault("sub"), jwt.Subject, jwt.Issuer,
+                   string.Join(",", jwt.Audiences), jwt.Id, jwt.Algorithm, jwt.Type,
+                   jwt.ExpirationTime.HasValue, jwt.NotBefore.HasValue,
+                   context.Variables.GetValueOrDefault<Jwt>("jwt").Claims.GetValueOrDefault("role", "-"));
+           }}</value></set-header>"#,
         base64(JWT_SECRET)
     ));
     let gw = MemGateway::start(&cfg(vec![papi("a", "api", backend.addr, &policy)]));
     let now = unix_now();
     let admin = mint(
-        &json!({ "sub": "ada", "role": "admin", "exp": now + 3600 }),
+        &json!({ "sub": "ada", "role": "admin", "exp": now + 3600, "iss": "https://idp.example", "aud": ["api", "web"], "jti": "t-1" }),
         JWT_SECRET,
         None,
     );
@@ -145,6 +152,11 @@ fn validate_jwt_custom_status_and_claims_in_a_variable() {
     assert_eq!(
         backend.only_request().header("x-subject").as_deref(),
         Some("ada")
+    );
+    // output-token-variable-name holds APIM's Jwt object, not the claims as JSON.
+    assert_eq!(
+        backend.only_request().header("x-jwt").as_deref(),
+        Some("ada|ada|https://idp.example|api,web|t-1|HS256|JWT|True|False|admin")
     );
 
     let r = get_with(&gw, &format!("/api/x?token={guest}"), &[]);

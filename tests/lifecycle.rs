@@ -497,6 +497,52 @@ async fn reload_keeps_requests_in_flight_and_rejects_invalid_files(rt: Runtime) 
     gw.stop().await;
 }
 
+/// A file whose revision is not above the one in force is refused on reload with a
+/// warning naming both revisions (an old file put back, or an edit that forgot to
+/// bump the revision); the configuration in force keeps serving.
+#[runtimes]
+async fn reload_refuses_a_revision_not_above_the_one_in_force(rt: Runtime) {
+    log_buffer();
+    let backend = Backend::echo().await;
+    let doc: serde_json::Value = serde_json::from_slice(&versioned(2, "v2", backend.addr)).unwrap();
+    let gw = TestGateway::start_with(rt, &doc, |o| {
+        o.reload_interval = Duration::from_millis(50);
+    })
+    .await;
+    assert_eq!(gw.gateway.revision(), Some(2));
+    let path = gw.config_path.display().to_string();
+
+    // The same revision with other content: refused.
+    write_atomically(
+        &gw.config_path,
+        &versioned_padded(2, "same", backend.addr, 7),
+    );
+    let lines = wait_log("configuration refused", &path, 1).await;
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("revision 2 is not above revision 2"),
+        "{lines:?}"
+    );
+    assert_eq!(fetch(gw.addr, "/same/x").await.status, 404);
+    assert_eq!(fetch(gw.addr, "/v2/x").await.status, 200);
+
+    // A lower revision: refused too.
+    write_atomically(&gw.config_path, &versioned(1, "older", backend.addr));
+    let lines = wait_log("configuration refused", &path, 2).await;
+    assert!(
+        lines[1].contains("revision 1 is not above revision 2"),
+        "{lines:?}"
+    );
+    assert_eq!(gw.gateway.revision(), Some(2));
+    assert_eq!(fetch(gw.addr, "/older/x").await.status, 404);
+    assert_eq!(fetch(gw.addr, "/v2/x").await.status, 200);
+
+    // A higher one is put in force.
+    write_atomically(&gw.config_path, &versioned(3, "v3", backend.addr));
+    until_status(&gw, "/v3/x", 200).await;
+    assert_eq!(gw.gateway.revision(), Some(3));
+    gw.stop().await;
+}
+
 /// An API whose policy sends every request to backend `backend_id`.
 fn routed_to(revision: u64, backend_id: &str, backend: std::net::SocketAddr) -> Vec<u8> {
     let mut doc = config(

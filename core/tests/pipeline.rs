@@ -556,6 +556,43 @@ fn compile_errors_name_the_policy_line_and_reason() {
 }
 
 #[test]
+fn an_unknown_child_element_is_a_compile_error_naming_it() {
+    let env = CompileEnv::default();
+    let err = |xml: &str| match compile_document(xml, Level::Api, &env) {
+        Ok(_) => panic!("compiled: {xml}"),
+        Err(e) => e,
+    };
+    // Inside a text element, at any depth, in a policy without children, inside a
+    // policy nested in send-request or return-response: each names the element,
+    // its line and its parent.
+    let cases = [
+        ("<set-header name=\"x\">\n<value>a<frob/></value></set-header>", "set-header", "frob", "value"),
+        ("<rewrite-uri template=\"/x\">\n<frob/></rewrite-uri>", "rewrite-uri", "frob", "rewrite-uri"),
+        ("<set-body>\n<frob>x</frob>{}</set-body>", "set-body", "frob", "set-body"),
+        ("<set-variable name=\"a\" value=\"1\">\n<value>x</value></set-variable>", "set-variable", "value", "set-variable"),
+        ("<return-response><set-status code=\"200\"/>\n<set-header name=\"a\"><value>1<x/></value></set-header></return-response>", "return-response", "x", "value"),
+        ("<send-request mode=\"new\" response-variable-name=\"r\"><set-url>https://a.example/</set-url>\n<set-method>GET<m/></set-method></send-request>", "send-request", "m", "set-method"),
+    ];
+    for (policy, name, child, parent) in cases {
+        let xml = format!("<policies><inbound>{policy}</inbound></policies>");
+        let e = err(&xml);
+        assert_eq!((e.pos.line, e.policy.as_str()), (2, name), "{e}");
+        assert_eq!(
+            e.message,
+            format!("unexpected element <{child}> inside <{parent}>"),
+            "{xml}"
+        );
+    }
+    // Known children still compile.
+    compile_document(
+        "<policies><inbound><set-header name=\"x\"><value>a</value><value>b</value></set-header></inbound></policies>",
+        Level::Api,
+        &env,
+    )
+    .expect("compiles");
+}
+
+#[test]
 fn secret_named_values_do_not_appear_in_errors() {
     let mut env = CompileEnv::default();
     env.named_values.insert("secret", ("hunter2-hunter2", true));
@@ -656,11 +693,26 @@ fn wait_runs_its_children_and_limit_concurrency_releases_its_slot() {
     let a = r#"<policies><inbound>
       <limit-concurrency key="k" max-count="1">
         <wait for="all">
-          <set-header name="X-A" exists-action="override"><value>1</value></set-header>
-          <set-header name="X-B" exists-action="override"><value>2</value></set-header>
+          <choose><when condition="@(true)">
+            <set-header name="X-A" exists-action="override"><value>1</value></set-header>
+            <set-header name="X-B" exists-action="override"><value>2</value></set-header>
+          </when></choose>
         </wait>
       </limit-concurrency>
     </inbound></policies>"#;
+    // APIM allows only send-request, cache-lookup-value and choose in wait.
+    let e = compile_document(
+        "<policies><inbound><wait>\n<set-header name=\"x\" /></wait></inbound></policies>",
+        Level::Api,
+        &CompileEnv::default(),
+    )
+    .expect_err("set-header in wait");
+    assert_eq!((e.pos.line, e.policy.as_str()), (2, "set-header"), "{e}");
+    assert!(
+        e.message
+            .contains("wait may contain only send-request, cache-lookup-value and choose"),
+        "{e}"
+    );
     let h = Harness::new();
     let d = chain([None, None, Some(a), None]);
     // Two requests at once: the second is refused while the first holds the slot.

@@ -66,8 +66,9 @@ pub fn log_loaded(path: &Path, revision: u64) {
 }
 
 /// Acts on one read of a watched file (`read`: the adapter's read, after
-/// [`ConfigReload::needs_read`] asked for it): a new valid version goes in force in
-/// `shared`; an unreadable or invalid one is logged and the configuration in
+/// [`ConfigReload::needs_read`] asked for it): a new valid version with a higher
+/// revision goes in force in `shared`; an unreadable or invalid one, or one whose
+/// revision is not above the one in force, is logged and the configuration in
 /// force stays.
 pub fn handle_read(
     reload: &mut ConfigReload,
@@ -92,6 +93,14 @@ pub fn handle_read(
         Reload::Rejected(source) => {
             let err = ConfigFileError::invalid(path, source);
             tracing::error!(error = %err, "configuration rejected; keeping the configuration in force");
+        }
+        Reload::Stale { revision, in_force } => {
+            tracing::warn!(
+                path = %path.display(),
+                revision,
+                in_force,
+                "configuration refused: its revision {revision} is not above revision {in_force} in force; keeping the configuration in force"
+            );
         }
     }
 }
@@ -137,7 +146,8 @@ pub(crate) async fn watch_file<R: Runtime>(
     interval: Duration,
     stop: Stop,
 ) {
-    let mut reload = ConfigReload::new(loaded);
+    let in_force = shared.revision().unwrap_or(0);
+    let mut reload = ConfigReload::new(loaded, in_force);
     // The first check is at once, then every `interval`; a late tick delays the
     // ones after it rather than bunching them up.
     let mut next = rt.now();

@@ -16,7 +16,7 @@ use super::parser;
 use super::stmt::{always_returns, Sig};
 use super::types::{
     cast_ty, member_of, member_ok, member_result, method_of, method_ok, method_result, on_ty,
-    type_k, unsupported_type, Ty, TypeK, NAMESPACES,
+    type_k, type_reason, unsupported_path, unsupported_type, Ty, TypeK, NAMESPACES,
 };
 use super::value::Value;
 use super::ExprError;
@@ -208,7 +208,7 @@ impl Compiler {
             Comp::Type(_, name) => {
                 return Err(err(pos, format!("'{name}' is a type, not a value")))
             }
-            Comp::Ns(name) => return Err(err(pos, unsupported_type(&name))),
+            Comp::Ns(name) => return Err(err(pos, unsupported_path(&name, "member"))),
         })
     }
 
@@ -498,7 +498,11 @@ impl Compiler {
             return Ok(Comp::Ns(n.to_string()));
         }
         if n.starts_with(|c: char| c.is_ascii_uppercase()) {
-            return Err(err(pos, unsupported_type(n)));
+            if type_reason(n).is_some() {
+                return Err(err(pos, unsupported_type(n)));
+            }
+            // Unresolved: the error names the whole dotted construct once it ends.
+            return Ok(Comp::Ns(n.to_string()));
         }
         Err(err(
             pos,
@@ -516,7 +520,7 @@ impl Compiler {
                 if let Some(k) = type_k(name) {
                     return Ok(Comp::Type(k, full));
                 }
-                if NAMESPACES.contains(&full.as_str()) {
+                if NAMESPACES.contains(&full.as_str()) || type_reason(name).is_none() {
                     return Ok(Comp::Ns(full));
                 }
                 Err(err(pos, unsupported_type(&full)))
@@ -665,7 +669,10 @@ impl Compiler {
         match b {
             Comp::Ctx(obj) => self.ctx_call(obj, name, targs, args, pos),
             Comp::Type(k, tname) => self.static_call(k, &tname, name, targs, args, pos),
-            Comp::Ns(ns) => Err(err(pos, unsupported_type(&format!("{ns}.{name}")))),
+            Comp::Ns(ns) => Err(err(
+                pos,
+                unsupported_path(&format!("{ns}.{name}"), "method"),
+            )),
             Comp::Val(node, ty) => {
                 // Mutations of locals.
                 let mutation = match name {

@@ -717,6 +717,19 @@ fn unsupported_constructs_are_named() {
         compile_err("@(MD5.Create())"),
         "unsupported type 'MD5' (MD5 is not available: the gateway's crypto library, ring, has no MD5)"
     );
+    // The whole construct is named, not its first unknown part (`System.IO`).
+    assert_eq!(
+        compile_err(r#"@(System.IO.File.ReadAllText("/etc/passwd"))"#),
+        "unsupported method 'System.IO.File.ReadAllText'"
+    );
+    assert_eq!(
+        compile_err("@(System.Environment.MachineName)"),
+        "unsupported member 'System.Environment.MachineName'"
+    );
+    assert_eq!(
+        compile_err("@(Environment.GetEnvironmentVariable(\"HOME\"))"),
+        "unsupported method 'Environment.GetEnvironmentVariable'"
+    );
     assert_eq!(
         compile_err("@(context.Foo)"),
         "unsupported member 'context.Foo'"

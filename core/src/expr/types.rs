@@ -278,6 +278,23 @@ pub(crate) fn cast_ty(t: &TypeRef) -> Result<CastTy, ExprError> {
 /// `unsupported type 'T'`, with the reason for the types policies use most.
 pub(crate) fn unsupported_type(name: &str) -> String {
     let base = name.rsplit('.').next().unwrap_or(name);
+    format!(
+        "unsupported type '{name}'{}",
+        type_reason(base).unwrap_or("")
+    )
+}
+
+/// An unresolved dotted name used as a member or method (`System.IO.File.ReadAllText`):
+/// named whole, so the error shows the construct and not only its first unknown part.
+pub(crate) fn unsupported_path(full: &str, what: &str) -> String {
+    if !full.contains('.') || NAMESPACES.contains(&full) {
+        return unsupported_type(full);
+    }
+    format!("unsupported {what} '{full}'")
+}
+
+/// Why a known .NET type is not supported (its short name), when there is a reason to give.
+pub(crate) fn type_reason(base: &str) -> Option<&'static str> {
     let why = match base {
         "MD5" | "HMACMD5" | "MD5CryptoServiceProvider" => {
             " (MD5 is not available: the gateway's crypto library, ring, has no MD5)"
@@ -293,9 +310,9 @@ pub(crate) fn unsupported_type(name: &str) -> String {
             " (of XML only LINQ to XML is supported: XDocument, XElement)"
         }
         "StringBuilder" => " (use string concatenation or string.Join)",
-        _ => "",
+        _ => return None,
     };
-    format!("unsupported type '{name}'{why}")
+    Some(why)
 }
 
 /// A member name to its enum (whether the type has it is checked apart).

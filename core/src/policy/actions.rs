@@ -168,6 +168,8 @@ pub enum Action {
     LlmTokenLimit(Arc<LlmTokenLimit>),
     /// `llm-emit-token-metric`.
     LlmEmitTokenMetric(Box<LlmEmitTokenMetric>),
+    /// A `wait` of `send-request`s, in flight at once.
+    WaitCalls(Box<super::wait::WaitCalls>),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.

@@ -82,3 +82,21 @@ pub fn only_children(el: &Element, allowed: &[&str]) -> Result<(), PolicyError> 
     }
     Ok(())
 }
+
+/// Refuses a child element (at any depth) that compiling policy `el` never looked
+/// at: `<set-header><value><frob/></value></set-header>` is an error naming
+/// `<frob>`, its line and its parent, never silently ignored. Every policy goes
+/// through this after its compile, so no policy has to list what it ignores.
+pub fn no_unread_children(el: &Element) -> Result<(), PolicyError> {
+    match el.unread() {
+        None => Ok(()),
+        Some((child, parent)) => Err(PolicyError {
+            pos: child.pos,
+            policy: el.name.clone(),
+            message: format!(
+                "unexpected element <{}> inside <{}>",
+                child.name, parent.name
+            ),
+        }),
+    }
+}

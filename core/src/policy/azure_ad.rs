@@ -211,6 +211,7 @@ pub fn compile(el: &Element) -> Result<ValidateJwt, PolicyError> {
             .cloned()
             .collect(),
         pos: el.pos,
+        read: Default::default(),
     };
     let has_source = ["header-name", "query-parameter-name", "token-value"]
         .iter()
@@ -222,12 +223,17 @@ pub fn compile(el: &Element) -> Result<ValidateJwt, PolicyError> {
             value: "Authorization".into(),
         });
     }
-    let mut jwt = ValidateJwt::from_element(&as_jwt).map_err(|mut e| {
+    let rename = |mut e: PolicyError| {
         if e.policy == "validate-jwt" {
             e.policy = el.name.clone();
         }
         e
-    })?;
+    };
+    let mut jwt = ValidateJwt::from_element(&as_jwt).map_err(rename)?;
+    // validate-jwt read the copies of the children: an unknown one is refused
+    // there, and the originals count as read.
+    super::attrs::no_unread_children(&as_jwt).map_err(rename)?;
+    el.mark_all_read();
     jwt.openid_urls = vec![format!(
         "{authority}/{tenant}/v2.0/.well-known/openid-configuration"
     )];

@@ -361,19 +361,16 @@ impl Builder<'_, '_> {
                 });
             }
             "wait" => {
-                // Children run one after the other; for="any" therefore waits for
-                // the first child, which is also the first to finish.
-                attrs::only(el, &["for"])?;
-                match el.attr("for").map(str::trim) {
-                    None | Some("all") | Some("any") => {}
-                    Some(other) => {
-                        return Err(PolicyError::at(
-                            el,
-                            format!("for must be all or any, not '{other}'"),
-                        ))
-                    }
-                }
+                // send-requests only: in flight at once (`wait.rs`); otherwise the
+                // children run one after the other.
+                let any = super::wait::check(el)?;
+                // Compiled in place: jump targets are indices into `ops`.
+                let start = ops.len();
                 self.block(el, section, false, path, ops)?;
+                if let Some(action) = super::wait::parallel(ops, start, any) {
+                    let origin = self.origin(el, path);
+                    ops.push(Op::Act(Box::new(action), origin));
+                }
             }
             "limit-concurrency" => {
                 let spec = super::concurrency::LimitConcurrency::from_element(el)?;
@@ -437,6 +434,7 @@ impl Builder<'_, '_> {
             }
             _ => {
                 let action = actions::compile(el, section)?;
+                attrs::no_unread_children(el)?;
                 if let Action::SetBackendService(SetBackendService::Backend(id)) = &action {
                     self.note_ref(RefKind::Backend, id, &el.name, el.pos);
                 }

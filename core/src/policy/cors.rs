@@ -1,8 +1,8 @@
 //! `cors`: answers preflight requests and adds CORS headers to actual
 //! cross-origin responses, following APIM and the Fetch standard.
 //!
-//! For the pipeline: on an `OPTIONS` request for which `is_preflight` is true
-//! (and no operation defines `OPTIONS`), only `cors` runs: `preflight` gives
+//! For the pipeline: on a preflight (`is_preflight`, admitted as one: no
+//! operation defines `OPTIONS`), only `cors` runs: `preflight` gives
 //! the whole response. On other requests, `actual` says which headers to add
 //! to the final response, or that the request ends now with an empty 200.
 

@@ -443,6 +443,18 @@ pub struct ValidatedJwt {
     pub claims: Map<String, Json>,
 }
 
+impl ValidatedJwt {
+    /// APIM's `Jwt` object, as `output-token-variable-name` stores it
+    /// (`((Jwt)context.Variables["name"]).Claims`, `.Subject`, ...).
+    pub fn into_value(self) -> crate::expr::value::Value {
+        crate::expr::value::Value::from(crate::expr::jwt::Jwt {
+            header: self.header,
+            claims: self.claims,
+            raw: self.raw.into(),
+        })
+    }
+}
+
 fn no_expressions(el: &Element, name: &str) -> Result<Option<String>, PolicyError> {
     match el.attr(name) {
         Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {

@@ -33,5 +33,6 @@ pub mod send;
 pub mod shared_counters;
 pub mod store;
 pub mod transform;
+pub mod wait;
 pub mod xml;
 pub mod xslt;

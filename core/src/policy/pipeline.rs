@@ -34,7 +34,7 @@ use smallvec::SmallVec;
 
 use super::actions::{Action, ForwardSpec};
 use super::context::{Context, LastError, Response, Url};
-use super::cors::{is_preflight, CorsOutcome, PreflightOutcome};
+use super::cors::{CorsOutcome, PreflightOutcome};
 use super::emit_metric::MetricSample;
 use super::error::Failure;
 use super::jwt::KeySetsSnapshot;
@@ -83,6 +83,14 @@ pub enum Step {
     Forward(ForwardSpec),
     /// Make this call and report with `call_done`.
     Call(CallRequest),
+    /// Make these calls at once and report with `calls_done`: when all have
+    /// finished, or with `any` when the first has (cancelling the others).
+    CallAll {
+        /// The calls, in order.
+        requests: Vec<CallRequest>,
+        /// Go on at the first answer.
+        any: bool,
+    },
     /// Ask the store for this (counters, a slot, a cache entry, key sets)
     /// and report its answer with `store_done`.
     Store(StoreRequest),
@@ -126,6 +134,10 @@ enum Waiting {
     Call {
         origin: (u8, u32),
         ignore_error: bool,
+    },
+    /// The calls of a `wait` (see `pipeline/wait_calls.rs`).
+    Calls {
+        origin: (u8, u32),
     },
     /// The `retry` interval, until this time.
     Sleep(Instant),
@@ -236,7 +248,10 @@ pub struct Env<'a> {
     pub tls: &'a dyn super::auth_cert::TlsLookup,
 }
 
+mod preflight;
+mod quota_once;
 mod store_answers;
+mod wait_calls;
 use store_answers::Asked;
 
 /// The policy machine of one request.
@@ -281,6 +296,12 @@ pub struct Pipeline {
     keys_refreshed: bool,
     /// Traces and one-way calls, for the connection to drain.
     pub side: SideEffects,
+    /// A CORS preflight run: only `cors` runs.
+    preflight: bool,
+    /// `quota-by-key` keys counted in this request (each once).
+    quota_keys: quota_once::CountedKeys,
+    /// The calls of the `wait` waited for.
+    pending_calls: wait_calls::PendingCalls,
 }
 
 impl Pipeline {
@@ -309,8 +330,19 @@ impl Pipeline {
             key_sets: None,
             keys_refreshed: false,
             side: SideEffects::default(),
+            preflight: false,
+            quota_keys: Vec::new(),
+            pending_calls: Vec::new(),
         };
         p.enter(SectionKind::Inbound);
+        p
+    }
+
+    /// A pipeline for a CORS preflight: only the `cors` policies of inbound run
+    /// (see `pipeline/preflight.rs`).
+    pub fn preflight(chain: Chain) -> Pipeline {
+        let mut p = Pipeline::new(chain);
+        p.preflight = true;
         p
     }
 
@@ -378,6 +410,16 @@ impl Pipeline {
             };
             if let Some(f) = self.frames.last_mut() {
                 f.pc += 1;
+            }
+            if self.preflight {
+                match preflight::filter(op) {
+                    preflight::Filter::Run => {}
+                    preflight::Filter::Skip => continue,
+                    preflight::Filter::Jump(t) => {
+                        self.set_pc(t);
+                        continue;
+                    }
+                }
             }
             match op {
                 Op::Base => {
@@ -467,6 +509,11 @@ impl Pipeline {
                         match step {
                             Step::Call(_) => {
                                 if let Waiting::Call { origin: o, .. } = &mut self.waiting {
+                                    *o = (level, *origin);
+                                }
+                            }
+                            Step::CallAll { .. } => {
+                                if let Waiting::Calls { origin: o } = &mut self.waiting {
                                     *o = (level, *origin);
                                 }
                             }
@@ -709,6 +756,11 @@ impl Pipeline {
     /// A section ran to its end; returns a step when the pipeline must stop.
     fn section_finished(&mut self, ctx: &mut Context) -> Option<Step> {
         match self.section {
+            SectionKind::Inbound if self.preflight => {
+                ctx.response = Some(preflight::unanswered());
+                self.done = true;
+                Some(Step::Respond)
+            }
             SectionKind::Inbound => {
                 self.enter(SectionKind::Backend);
                 None
@@ -854,10 +906,11 @@ impl Pipeline {
                     now_unix: now_unix(ctx),
                 })));
             }
+            Action::WaitCalls(w) => return self.wait_calls(w, ctx, env).map(Some),
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
             Action::Cors(c) => {
-                if is_preflight(&ctx.request) {
+                if self.preflight {
                     match c.preflight(ctx)? {
                         PreflightOutcome::Allowed(resp) => {
                             ctx.response = Some(resp);
@@ -976,10 +1029,12 @@ impl Pipeline {
                 )));
             }
             Action::QuotaByKey(q) => {
-                let resolved = q.resolve(ctx)?;
+                let mut resolved = q.resolve(ctx)?;
+                let (counter, add) =
+                    quota_once::counted_once(&mut self.quota_keys, q, &mut resolved);
                 let op = StoreOp::Quota {
-                    counters: vec![resolved.counter()],
-                    add: q.inbound_add(&resolved),
+                    counters: vec![counter],
+                    add,
                 };
                 let asked = Asked::QuotaByKey(q.clone(), resolved);
                 return Ok(Some(self.ask(asked, op, ctx, env)));
@@ -1014,9 +1069,7 @@ impl Pipeline {
                     Err(failure) => return Err(failure),
                 };
                 if let Some(name) = &v.output_token_variable_name {
-                    let value = serde_json::Value::Object(jwt.claims);
-                    ctx.variables
-                        .insert(name.clone(), Value::Json(Arc::new(value)));
+                    ctx.variables.insert(name.clone(), jwt.into_value());
                 }
             }
             Action::LimitConcurrency(spec, slot) => {

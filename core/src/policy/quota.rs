@@ -11,8 +11,9 @@
 //! 2. after the response: count bandwidth (request plus response bytes) and,
 //!    for `quota-by-key` whose increment is deferred (`defers_increment()`),
 //!    the calls if `should_increment(ctx)` (`StoreOp::QuotaAdd`, [`add`]). APIM counts a key only
-//!    once per request even if several policies name it: the pipeline should
-//!    skip a `CounterKey` it already counted for this request.
+//!    once per request even if several policies name it: the pipeline counts a
+//!    `quota-by-key` key at the first policy naming it; a later one only checks
+//!    (`pipeline/quota_once.rs`).
 
 // `Failure` carries the prepared response by value; it is the pipeline's type.
 
@@ -397,6 +398,9 @@ pub struct ResolvedQuotaKey {
     pub limits: QuotaLimits,
     /// Calls this request counts for.
     pub count: u64,
+    /// Another policy already named this key in this request: this one checks
+    /// its limit but counts nothing (APIM counts a key once per request).
+    pub repeat: bool,
 }
 
 impl ResolvedQuotaKey {
@@ -457,6 +461,7 @@ impl QuotaByKey {
             key: CounterKey::new("quota-by-key", &eval_text(&self.counter_key, ctx)?),
             limits: self.spec.limits(QuotaAnchor::At(self.first_period_start)),
             count: self.increment_count.resolve(ctx)?,
+            repeat: false,
         })
     }
 

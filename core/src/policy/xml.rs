@@ -54,7 +54,22 @@ pub struct Element {
     pub children: Vec<Node>,
     /// Where the element's `<` is.
     pub pos: Pos,
+    /// Whether a policy's compile looked at this element (see [`Element::unread`]).
+    pub read: Read,
 }
+
+/// Whether compiling looked at an element: set by [`Element::elements`],
+/// [`Element::child`] and [`Element::children_named`]. Never part of equality.
+#[derive(Debug, Clone, Default)]
+pub struct Read(std::cell::Cell<bool>);
+
+impl PartialEq for Read {
+    fn eq(&self, _: &Read) -> bool {
+        true
+    }
+}
+
+impl Eq for Read {}
 
 impl Element {
     /// The value of attribute `name`.
@@ -65,8 +80,13 @@ impl Element {
             .map(|a| a.value.as_str())
     }
 
-    /// Child elements, in order.
+    /// Child elements, in order (each is marked read as it is yielded).
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.unmarked().inspect(|e| e.read.0.set(true))
+    }
+
+    /// Child elements, not marking them read.
+    fn unmarked(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
             Node::Text(_) => None,
@@ -75,12 +95,44 @@ impl Element {
 
     /// Child elements named `name`.
     pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        self.elements().filter(move |e| e.name == name)
+        self.unmarked()
+            .filter(move |e| e.name == name)
+            .inspect(|e| e.read.0.set(true))
     }
 
     /// The first child element named `name`.
     pub fn child(&self, name: &str) -> Option<&Element> {
-        self.elements().find(|e| e.name == name)
+        let found = self.unmarked().find(|e| e.name == name)?;
+        found.read.0.set(true);
+        Some(found)
+    }
+
+    /// Marks this element and everything inside it read: for a policy that takes
+    /// its content as data (an XML document, say) rather than as elements it knows.
+    pub fn mark_all_read(&self) {
+        self.read.0.set(true);
+        for e in self.unmarked() {
+            e.mark_all_read();
+        }
+    }
+
+    /// The first element inside this one (depth first) that compiling never looked
+    /// at, with its parent: a child the policy does not know, which APIM refuses and
+    /// which must not be silently ignored. Namespaced content (`xsl:...`, `xmlns`)
+    /// is data, not policy elements, and is not checked.
+    pub fn unread(&self) -> Option<(&Element, &Element)> {
+        for e in self.unmarked() {
+            if e.name.contains(':') || e.attrs.iter().any(|a| a.name == "xmlns") {
+                continue;
+            }
+            if !e.read.0.get() {
+                return Some((e, self));
+            }
+            if let Some(found) = e.unread() {
+                return Some(found);
+            }
+        }
+        None
     }
 
     /// All text directly inside the element, concatenated.
@@ -236,6 +288,7 @@ fn element(start: &BytesStart<'_>, pos: Pos) -> Result<Element, XmlError> {
         attrs,
         children: Vec::new(),
         pos,
+        read: Read::default(),
     })
 }
 

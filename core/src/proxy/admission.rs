@@ -49,6 +49,8 @@ pub struct Admitted<'r> {
     pub product: Option<usize>,
     /// How to keep the key from the backend.
     pub strip: KeyStrip,
+    /// A CORS preflight (see [`preflight_route`]): only `cors` policies run.
+    pub preflight: bool,
 }
 
 impl Admitted<'_> {
@@ -113,10 +115,11 @@ pub enum Admission<'r> {
 /// Routes `head` in `config` and checks body size, scheme and subscription, in
 /// that order (the first failing check gives the answer).
 pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) -> Admission<'r> {
-    let route = match config
+    let mut outcome = config
         .router()
-        .route(head.authority(), &head.method, head.path())
-    {
+        .route(head.authority(), &head.method, head.path());
+    let preflight = preflight_route(head, config, &mut outcome);
+    let route = match outcome {
         RouteOutcome::Matched(m) => m,
         RouteOutcome::NotFound => return Admission::Unrouted(NOT_FOUND),
         RouteOutcome::BadPath => {
@@ -168,12 +171,27 @@ pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) 
         subscription: None,
         product: None,
         strip: KeyStrip::None,
+        preflight,
     };
     if !api.subscription_required {
         return Admission::Admitted(admitted);
     }
     let names = &api.subscription_key_parameter_names;
     let found = find_key(head, names);
+    if preflight {
+        // A browser's preflight carries no key: it is let in without one. A valid
+        // key (in the query) still selects its product's policies, as in APIM.
+        if let Some(KeyCheck::Valid {
+            subscription,
+            product,
+            secondary,
+        }) = found.map(|(key, _)| config.check_key(api_idx, key))
+        {
+            admitted.subscription = Some((subscription, secondary));
+            admitted.product = product;
+        }
+        return Admission::Admitted(admitted);
+    }
     let denied = match found.map(|(key, _)| config.check_key(api_idx, key)) {
         None => match config.open_product(api_idx) {
             // An open product lets its APIs be called without a key.
@@ -215,8 +233,44 @@ pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) 
     Admission::Admitted(admitted)
 }
 
+/// Whether `head` is a CORS preflight the `cors` policy answers, routing it
+/// (`outcome` is the route of its own method). APIM answers a preflight with the
+/// `cors` policies alone unless the API has an operation for `OPTIONS` itself
+/// (which then runs as any request): so a preflight is routed by the method it
+/// asks about (`Access-Control-Request-Method`), finding the operation whose
+/// policies apply, else by a wildcard operation; an API with neither stays 404.
+pub fn preflight_route<'r>(
+    head: &'r RequestHead,
+    config: &'r CompiledConfig,
+    outcome: &mut RouteOutcome<'r>,
+) -> bool {
+    if head.method != http::Method::OPTIONS || head.header("origin").is_none() {
+        return false;
+    }
+    let Some(asked) = head.header("access-control-request-method") else {
+        return false;
+    };
+    if let RouteOutcome::Matched(m) = outcome {
+        let op = &config.api(m.api as usize).operations[m.operation as usize];
+        if op.method.eq_ignore_ascii_case("OPTIONS") {
+            return false;
+        }
+    }
+    if let Ok(method) = http::Method::from_bytes(asked.trim_ascii()) {
+        if let m @ RouteOutcome::Matched(_) =
+            config
+                .router()
+                .route(head.authority(), &method, head.path())
+        {
+            *outcome = m;
+            return true;
+        }
+    }
+    matches!(outcome, RouteOutcome::Matched(_))
+}
+
 /// No API or operation here (also: an API not offered over this scheme).
-const NOT_FOUND: Refusal = Refusal {
+pub(crate) const NOT_FOUND: Refusal = Refusal {
     status: 404,
     source: "gateway",
     reason: "NotFound",

@@ -78,6 +78,15 @@ pub enum Event {
         /// Fire and forget.
         one_way: bool,
     },
+    /// Make these calls at once (a `wait` of `send-request`s); answer with
+    /// `handle_calls_done` when all finished, or with `any` at the first
+    /// (dropping the others).
+    CallAll {
+        /// The calls, in order.
+        requests: Vec<CallRequest>,
+        /// Go on at the first answer.
+        any: bool,
+    },
     /// A `trace` policy's record, for the log.
     Trace(TraceRecord),
     /// A request (or status probe) was answered 503 for lack of configuration:
@@ -873,7 +882,7 @@ impl ProxyConn {
         };
         // What admission decided, taken out of the match (which borrows the head
         // and the configuration, both moving on to the exchange).
-        let (api_idx, op_idx, prefix, subscription, product, strip, params) =
+        let (api_idx, op_idx, prefix, subscription, product, strip, params, preflight) =
             match admit(&head, &config, gate) {
                 Admission::Admitted(admitted) => {
                     let (api_idx, op_idx) = (admitted.api(), admitted.operation());
@@ -891,6 +900,7 @@ impl ProxyConn {
                         admitted.product,
                         admitted.strip,
                         params,
+                        admitted.preflight,
                     )
                 }
                 Admission::Unrouted(refusal) => return self.refuse(refusal, close_if_local, now),
@@ -919,6 +929,10 @@ impl ProxyConn {
                 Handshake::None => false,
                 refused => return self.refuse_handshake(refused, now),
             };
+        if preflight && (params.is_none() || !config.chain(api_idx, op_idx, product).has_cors()) {
+            // A preflight for an API without a cors policy: nothing answers it.
+            return self.refuse(super::admission::NOT_FOUND, close_if_local, now);
+        }
         let Some(params) = params else {
             return self.start_plain_request(head, config, (api_idx, upgrade), prefix, strip, now);
         };
@@ -926,6 +940,7 @@ impl ProxyConn {
             subscription,
             product,
             strip,
+            preflight,
         };
         self.start_policy_request(
             head,

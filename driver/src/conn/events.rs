@@ -7,7 +7,9 @@
 //! once. Shared state is the host's [`ConnStore`]: this file holds no state.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use portcullis_core::callout::CalloutRequest;
@@ -185,6 +187,22 @@ pub async fn handle_events<H: ConnHost, S: ConnStore>(
                 let result = Box::pin(host.calls().perform_with_tls(request.into(), tls)).await;
                 conn.handle_call_done(result.map_err(|e| e.to_policy_failure()), host.now());
             }
+            Event::CallAll { requests, any } => {
+                // A `wait` of send-requests: every call in flight at once.
+                let calls: Vec<_> = requests
+                    .into_iter()
+                    .map(|request| {
+                        let tls = request.tls.clone();
+                        host.calls().perform_with_tls(request.into(), tls)
+                    })
+                    .collect();
+                let results = Box::pin(join_or_first(calls, any)).await;
+                let results = results
+                    .into_iter()
+                    .map(|r| r.map(|r| r.map_err(|e| e.to_policy_failure())))
+                    .collect();
+                conn.handle_calls_done(results, host.now());
+            }
             Event::Store { request, one_way } => {
                 let answer = store.submit(request).await;
                 // A failure was counted and logged (at most once a second) by
@@ -245,5 +263,83 @@ pub fn log_trace(t: &TraceRecord) {
         _ => {
             tracing::debug!(source = %t.source, metadata = ?t.metadata, "{}", t.message)
         }
+    }
+}
+
+/// Runs `futures` at once, in this task: every output in order, or with `any`
+/// only the first to finish (the others are dropped, which cancels them; their
+/// places are `None`).
+pub async fn join_or_first<F: Future>(futures: Vec<F>, any: bool) -> Vec<Option<F::Output>> {
+    let mut running: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut out: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, done) in running.iter_mut().zip(out.iter_mut()) {
+            let Some(f) = slot else { continue };
+            match f.as_mut().poll(cx) {
+                Poll::Ready(v) => {
+                    *done = Some(v);
+                    *slot = None;
+                    if any {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ready on its second poll (after waking itself on the first).
+    fn ready_on_second_poll(v: u32) -> impl Future<Output = u32> {
+        let mut polled = false;
+        std::future::poll_fn(move |cx| {
+            if polled {
+                Poll::Ready(v)
+            } else {
+                polled = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        futures_lite::future::block_on(f)
+    }
+
+    #[test]
+    fn all_waits_for_every_future_and_any_for_the_first() {
+        let never = || std::future::pending::<u32>();
+        let all = block_on(join_or_first(
+            vec![
+                Box::pin(ready_on_second_poll(1)) as Pin<Box<dyn Future<Output = u32>>>,
+                Box::pin(std::future::ready(2)),
+            ],
+            false,
+        ));
+        assert_eq!(all, [Some(1), Some(2)]);
+        let any = block_on(join_or_first(
+            vec![
+                Box::pin(never()) as Pin<Box<dyn Future<Output = u32>>>,
+                Box::pin(ready_on_second_poll(7)),
+                Box::pin(never()),
+            ],
+            true,
+        ));
+        assert_eq!(any, [None, Some(7), None]);
+        assert!(block_on(join_or_first(Vec::<std::future::Ready<u32>>::new(), true)).is_empty());
     }
 }

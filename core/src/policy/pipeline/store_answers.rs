@@ -122,7 +122,10 @@ impl Pipeline {
                 if let QuotaOutcome::Exceeded { .. } = outcome {
                     Some(q.failure(&outcome))
                 } else {
-                    self.deferred.push(Deferred::QuotaByKey(q, resolved));
+                    // A repeat counts nothing: the first policy naming the key does.
+                    if !resolved.repeat {
+                        self.deferred.push(Deferred::QuotaByKey(q, resolved));
+                    }
                     None
                 }
             }

@@ -38,6 +38,8 @@ pub(super) struct Access {
     pub(super) product: Option<usize>,
     /// How to keep the key from the backend.
     pub(super) strip: KeyStrip,
+    /// A CORS preflight: only `cors` policies run.
+    pub(super) preflight: bool,
 }
 
 /// Where a request with policies stands.
@@ -206,7 +208,11 @@ impl ProxyConn {
         });
         let collect = needs.request_body && has_body;
         let run = PolicyRun {
-            pipeline: Pipeline::new(chain),
+            pipeline: if access.preflight {
+                Pipeline::preflight(chain)
+            } else {
+                Pipeline::new(chain)
+            },
             ctx,
             stage: if collect {
                 Stage::CollectRequest
@@ -367,6 +373,13 @@ impl ProxyConn {
                     request,
                     one_way: false,
                 });
+                false
+            }
+            Step::CallAll { requests, any } => {
+                run.stage = Stage::AwaitCall;
+                // The adapter enforces each call's own timeout.
+                self.deadline = None;
+                self.events.push_back(Event::CallAll { requests, any });
                 false
             }
             Step::Store(request) => {
@@ -657,6 +670,22 @@ impl ProxyConn {
         if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
             if run.stage == Stage::AwaitCall {
                 run.pipeline.call_done(&mut run.ctx, result);
+                run.stage = Stage::Running;
+            }
+        }
+        self.progress(now);
+    }
+
+    /// The calls of an `Event::CallAll` finished: one result per call, in
+    /// order, `None` for one cancelled because another finished first.
+    pub fn handle_calls_done(
+        &mut self,
+        results: Vec<Option<Result<context::Response, Failure>>>,
+        now: Instant,
+    ) {
+        if let Some(run) = self.exchange.as_mut().and_then(|ex| ex.policy.as_mut()) {
+            if run.stage == Stage::AwaitCall {
+                run.pipeline.calls_done(&mut run.ctx, results);
                 run.stage = Stage::Running;
             }
         }
