@@ -13,6 +13,7 @@ pub mod reload;
 pub mod store;
 mod tls;
 mod validate;
+mod versions;
 
 #[cfg(test)]
 mod references_tests;
@@ -30,4 +31,5 @@ pub use model::{
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::cipher_suite;
+pub use versions::{VersionProblem, VersionSet, VersionSetProblem, VersioningScheme};
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};

@@ -9,7 +9,7 @@
 
 use crate::config::{CompiledConfig, KeyCheck, Scheme};
 use crate::http::{BodyFraming, RequestHead};
-use crate::router::{RouteMatch, RouteOutcome};
+use crate::router::{RouteMatch, RouteOutcome, VersionInput};
 
 use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
 
@@ -113,10 +113,12 @@ pub enum Admission<'r> {
 /// Routes `head` in `config` and checks body size, scheme and subscription, in
 /// that order (the first failing check gives the answer).
 pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) -> Admission<'r> {
-    let route = match config
-        .router()
-        .route(head.authority(), &head.method, head.path())
-    {
+    let route = match config.router().route_versioned(
+        head.authority(),
+        &head.method,
+        head.path(),
+        &HeadVersion(head),
+    ) {
         RouteOutcome::Matched(m) => m,
         RouteOutcome::NotFound => return Admission::Unrouted(NOT_FOUND),
         RouteOutcome::BadPath => {
@@ -213,6 +215,18 @@ pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) 
         };
     }
     Admission::Admitted(admitted)
+}
+
+/// The request head as the router reads a version header or query parameter.
+struct HeadVersion<'h>(&'h RequestHead);
+
+impl VersionInput for HeadVersion<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.header(name)
+    }
+    fn query(&self) -> Option<&[u8]> {
+        self.0.query()
+    }
 }
 
 /// No API or operation here (also: an API not offered over this scheme).
