@@ -181,11 +181,14 @@ pub struct Api {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// The revision number (1 and up).
-    #[serde(default = "super::versions::first_revision")]
+    #[serde(
+        default = "super::versions::first_revision",
+        skip_serializing_if = "super::versions::is_first_revision"
+    )]
     pub api_revision: u32,
     /// Whether this is the API's current revision, served at the plain path;
     /// other revisions are served only at `<path>;rev=N`.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", skip_serializing_if = "super::versions::is_true")]
     pub is_current: bool,
     /// For a non-current revision: the id of the API (its current revision)
     /// this is a revision of.

@@ -52,6 +52,16 @@ pub(crate) fn first_revision() -> u32 {
     1
 }
 
+/// Whether `n` is the default revision (left out when serializing).
+pub(crate) fn is_first_revision(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Whether `b` is true (the default of `isCurrent`, left out when serializing).
+pub(crate) fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// What is wrong with a version set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionSetProblem {
@@ -320,4 +330,247 @@ fn check_sets(snapshot: &Snapshot) -> Result<HashMap<&str, &VersionSet>, ConfigE
         sets.insert(set.id.as_str(), set);
     }
     Ok(sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::config::CompiledConfig;
+    use crate::router::{RouteOutcome, VersionInput};
+
+    struct Req<'a> {
+        header: Option<(&'a str, &'a str)>,
+        query: Option<&'a str>,
+    }
+
+    impl VersionInput for Req<'_> {
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            self.header
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        }
+        fn query(&self) -> Option<&[u8]> {
+            self.query.map(str::as_bytes)
+        }
+    }
+
+    fn api(id: &str, path: &str, extra: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "path": "{path}", "serviceUrl": "http://backend.test", {extra}
+               "operations": [{{"id": "any", "method": "*", "urlTemplate": "/*"}}]}}"#
+        )
+    }
+
+    fn snapshot(sets: &str, apis: &[String]) -> Result<CompiledConfig, ConfigError> {
+        let json = format!(
+            r#"{{"revision": 1, "versionSets": [{sets}], "apis": [{}]}}"#,
+            apis.join(",")
+        );
+        CompiledConfig::compile(Snapshot::from_json(json.as_bytes())?)
+    }
+
+    fn compile(sets: &str, apis: &[String]) -> CompiledConfig {
+        snapshot(sets, apis).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn error(sets: &str, apis: &[String]) -> String {
+        match snapshot(sets, apis) {
+            Ok(_) => panic!("compiled"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The id of the API `path` routes to, and the forwarded rest of the path.
+    fn route(c: &CompiledConfig, path: &str, req: &Req<'_>) -> Option<(String, String)> {
+        match c
+            .router()
+            .route_versioned(None, &Method::GET, path.as_bytes(), req)
+        {
+            RouteOutcome::Matched(m) => Some((
+                c.api(m.api as usize).id.clone(),
+                path[m.api_prefix_len..].to_owned(),
+            )),
+            _ => None,
+        }
+    }
+
+    const NONE: Req<'static> = Req {
+        header: None,
+        query: None,
+    };
+
+    fn hit(id: &str, rest: &str) -> Option<(String, String)> {
+        Some((id.to_owned(), rest.to_owned()))
+    }
+
+    #[test]
+    fn segment_scheme_routes_the_version_segment_and_the_default() {
+        let sets = r#"{"id": "orders", "versioningScheme": "Segment", "defaultVersion": "v1"}"#;
+        let c = compile(
+            sets,
+            &[
+                api("orders-v1", "orders", r#""apiVersionSetId": "orders", "apiVersion": "v1","#),
+                api("orders-v2", "orders", r#""apiVersionSetId": "orders", "apiVersion": "v2","#),
+            ],
+        );
+        assert_eq!(route(&c, "/orders/v1/items", &NONE), hit("orders-v1", "/items"));
+        assert_eq!(route(&c, "/orders/v2/items", &NONE), hit("orders-v2", "/items"));
+        assert_eq!(route(&c, "/orders/items", &NONE), hit("orders-v1", "/items"));
+        assert_eq!(route(&c, "/orders/v3/items", &NONE), hit("orders-v1", "/v3/items"));
+    }
+
+    #[test]
+    fn header_scheme_picks_by_header_and_falls_back_to_the_original() {
+        let sets = r#"{"id": "s", "versioningScheme": "Header", "versionHeaderName": "Api-Version"}"#;
+        let c = compile(
+            sets,
+            &[
+                api("orig", "orders", r#""apiVersionSetId": "s","#),
+                api("v2", "orders", r#""apiVersionSetId": "s", "apiVersion": "2024-01-01","#),
+            ],
+        );
+        let with = |v| Req {
+            header: Some(("api-version", v)),
+            query: None,
+        };
+        assert_eq!(route(&c, "/orders/x", &with("2024-01-01")), hit("v2", "/x"));
+        assert_eq!(route(&c, "/orders/x", &NONE), hit("orig", "/x"));
+        assert_eq!(route(&c, "/orders/x", &with("")), hit("orig", "/x"));
+        assert_eq!(route(&c, "/orders/x", &with("2023-01-01")), None);
+    }
+
+    #[test]
+    fn query_scheme_picks_by_parameter_and_without_default_is_404() {
+        let sets = r#"{"id": "s", "versioningScheme": "Query", "versionQueryName": "api-version"}"#;
+        let c = compile(
+            sets,
+            &[
+                api("a1", "orders", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
+                api("a2", "orders", r#""apiVersionSetId": "s", "apiVersion": "v2","#),
+            ],
+        );
+        let q = |q| Req {
+            header: None,
+            query: Some(q),
+        };
+        assert_eq!(route(&c, "/orders/x", &q("a=1&api-version=v2")), hit("a2", "/x"));
+        assert_eq!(route(&c, "/orders/x", &q("api-version=v1")), hit("a1", "/x"));
+        assert_eq!(route(&c, "/orders/x", &q("a=1")), None);
+        assert_eq!(route(&c, "/orders/x", &NONE), None);
+    }
+
+    #[test]
+    fn revisions_are_reached_with_rev_and_only_the_current_at_the_plain_path() {
+        let c = compile(
+            "",
+            &[
+                api("orders", "orders", r#""apiRevision": 2,"#),
+                api(
+                    "orders-r1",
+                    "orders",
+                    r#""apiRevision": 1, "isCurrent": false, "apiRevisionOf": "orders","#,
+                ),
+                api(
+                    "orders-r3",
+                    "orders",
+                    r#""apiRevision": 3, "isCurrent": false, "apiRevisionOf": "orders","#,
+                ),
+            ],
+        );
+        assert_eq!(route(&c, "/orders/x", &NONE), hit("orders", "/x"));
+        assert_eq!(route(&c, "/orders;rev=1/x", &NONE), hit("orders-r1", "/x"));
+        assert_eq!(route(&c, "/orders;rev=2/x", &NONE), hit("orders", "/x"));
+        assert_eq!(route(&c, "/orders;rev=3/x", &NONE), hit("orders-r3", "/x"));
+        assert_eq!(route(&c, "/orders;rev=4/x", &NONE), None);
+    }
+
+    #[test]
+    fn revisions_of_versions_put_rev_after_the_version() {
+        let sets = r#"{"id": "s", "versioningScheme": "Segment"}"#;
+        let c = compile(
+            sets,
+            &[
+                api("v1", "orders", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
+                api(
+                    "v1-r2",
+                    "orders",
+                    r#""apiVersionSetId": "s", "apiVersion": "v1", "apiRevision": 2, "isCurrent": false, "apiRevisionOf": "v1","#,
+                ),
+            ],
+        );
+        assert_eq!(route(&c, "/orders/v1/x", &NONE), hit("v1", "/x"));
+        assert_eq!(route(&c, "/orders/v1;rev=2/x", &NONE), hit("v1-r2", "/x"));
+        assert_eq!(route(&c, "/orders/x", &NONE), None);
+    }
+
+    #[test]
+    fn inconsistent_versions_and_revisions_are_errors_naming_the_api() {
+        let seg = r#"{"id": "s", "versioningScheme": "Segment"}"#;
+        assert_eq!(
+            error("", &[api("a", "a", r#""apiVersionSetId": "nope","#)]),
+            "api `a`: apiVersionSetId `nope` refers to no version set"
+        );
+        assert_eq!(
+            error(
+                seg,
+                &[
+                    api("a", "a", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
+                    api("b", "b", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
+                ]
+            ),
+            "api `b`: version `v1` of version set `s` is already api `a`"
+        );
+        assert_eq!(
+            error(
+                "",
+                &[
+                    api("a", "a", ""),
+                    api("b", "a", r#""apiRevision": 2, "apiRevisionOf": "a","#),
+                ]
+            ),
+            "api `b`: isCurrent is true but it is a revision of api `a`, which is current: an API has exactly one current revision"
+        );
+        assert_eq!(
+            error("", &[api("a", "a", r#""isCurrent": false,"#)]),
+            "api `a`: isCurrent is false but apiRevisionOf names no API: an API needs exactly one current revision"
+        );
+        assert_eq!(
+            error(
+                "",
+                &[
+                    api("a", "a", ""),
+                    api("b", "a", r#""isCurrent": false, "apiRevisionOf": "a","#),
+                ]
+            ),
+            "api `b`: revision 1 of api `a` is already api `a`"
+        );
+        assert_eq!(
+            error("", &[api("a", "a", r#""apiVersion": "v1","#)]),
+            "api `a`: apiVersion `v1` needs an apiVersionSetId"
+        );
+        assert_eq!(
+            error(
+                r#"{"id": "h", "versioningScheme": "Header"}"#,
+                &[api("a", "a", "")]
+            ),
+            "version set `h`: versioningScheme Header needs versionHeaderName: it is missing"
+        );
+        assert_eq!(
+            error(
+                r#"{"id": "s", "versioningScheme": "Segment", "defaultVersion": "v9"}"#,
+                &[api("a", "a", r#""apiVersionSetId": "s", "apiVersion": "v1","#)]
+            ),
+            "version set `s`: defaultVersion `v9` is no version of this set"
+        );
+        assert!(error(
+            r#"{"id": "q", "versioningScheme": "Query", "versionQueryName": "v"}"#,
+            &[
+                api("a", "a", r#""apiVersionSetId": "q", "apiVersion": "1","#),
+                api("b", "a", ""),
+            ]
+        )
+        .starts_with("api `b`: path `/a` on any host is already used by api `a`"));
+    }
 }
