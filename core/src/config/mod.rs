@@ -31,5 +31,5 @@ pub use model::{
 };
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::cipher_suite;
-pub use versions::{VersionProblem, VersionSet, VersionSetProblem, VersioningScheme};
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};
+pub use versions::{VersionProblem, VersionSet, VersionSetProblem, VersioningScheme};

@@ -188,7 +188,10 @@ pub struct Api {
     pub api_revision: u32,
     /// Whether this is the API's current revision, served at the plain path;
     /// other revisions are served only at `<path>;rev=N`.
-    #[serde(default = "default_true", skip_serializing_if = "super::versions::is_true")]
+    #[serde(
+        default = "default_true",
+        skip_serializing_if = "super::versions::is_true"
+    )]
     pub is_current: bool,
     /// For a non-current revision: the id of the API (its current revision)
     /// this is a revision of.

@@ -314,7 +314,11 @@ fn check_sets(snapshot: &Snapshot) -> Result<HashMap<&str, &VersionSet>, ConfigE
         if let Some(name) = name {
             let reason = match name.as_deref() {
                 None | Some("") => Some("it is missing"),
-                Some(n) if !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~!$'*+^`|".contains(&b)) => {
+                Some(n)
+                    if !n
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.~!$'*+^`|".contains(&b)) =>
+                {
                     Some("use letters, digits and '-', '_', '.', '~'")
                 }
                 Some(_) => None,
@@ -411,24 +415,49 @@ mod tests {
         let c = compile(
             sets,
             &[
-                api("orders-v1", "orders", r#""apiVersionSetId": "orders", "apiVersion": "v1","#),
-                api("orders-v2", "orders", r#""apiVersionSetId": "orders", "apiVersion": "v2","#),
+                api(
+                    "orders-v1",
+                    "orders",
+                    r#""apiVersionSetId": "orders", "apiVersion": "v1","#,
+                ),
+                api(
+                    "orders-v2",
+                    "orders",
+                    r#""apiVersionSetId": "orders", "apiVersion": "v2","#,
+                ),
             ],
         );
-        assert_eq!(route(&c, "/orders/v1/items", &NONE), hit("orders-v1", "/items"));
-        assert_eq!(route(&c, "/orders/v2/items", &NONE), hit("orders-v2", "/items"));
-        assert_eq!(route(&c, "/orders/items", &NONE), hit("orders-v1", "/items"));
-        assert_eq!(route(&c, "/orders/v3/items", &NONE), hit("orders-v1", "/v3/items"));
+        assert_eq!(
+            route(&c, "/orders/v1/items", &NONE),
+            hit("orders-v1", "/items")
+        );
+        assert_eq!(
+            route(&c, "/orders/v2/items", &NONE),
+            hit("orders-v2", "/items")
+        );
+        assert_eq!(
+            route(&c, "/orders/items", &NONE),
+            hit("orders-v1", "/items")
+        );
+        assert_eq!(
+            route(&c, "/orders/v3/items", &NONE),
+            hit("orders-v1", "/v3/items")
+        );
     }
 
     #[test]
     fn header_scheme_picks_by_header_and_falls_back_to_the_original() {
-        let sets = r#"{"id": "s", "versioningScheme": "Header", "versionHeaderName": "Api-Version"}"#;
+        let sets =
+            r#"{"id": "s", "versioningScheme": "Header", "versionHeaderName": "Api-Version"}"#;
         let c = compile(
             sets,
             &[
                 api("orig", "orders", r#""apiVersionSetId": "s","#),
-                api("v2", "orders", r#""apiVersionSetId": "s", "apiVersion": "2024-01-01","#),
+                api(
+                    "v2",
+                    "orders",
+                    r#""apiVersionSetId": "s", "apiVersion": "2024-01-01","#,
+                ),
             ],
         );
         let with = |v| Req {
@@ -447,16 +476,30 @@ mod tests {
         let c = compile(
             sets,
             &[
-                api("a1", "orders", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
-                api("a2", "orders", r#""apiVersionSetId": "s", "apiVersion": "v2","#),
+                api(
+                    "a1",
+                    "orders",
+                    r#""apiVersionSetId": "s", "apiVersion": "v1","#,
+                ),
+                api(
+                    "a2",
+                    "orders",
+                    r#""apiVersionSetId": "s", "apiVersion": "v2","#,
+                ),
             ],
         );
         let q = |q| Req {
             header: None,
             query: Some(q),
         };
-        assert_eq!(route(&c, "/orders/x", &q("a=1&api-version=v2")), hit("a2", "/x"));
-        assert_eq!(route(&c, "/orders/x", &q("api-version=v1")), hit("a1", "/x"));
+        assert_eq!(
+            route(&c, "/orders/x", &q("a=1&api-version=v2")),
+            hit("a2", "/x")
+        );
+        assert_eq!(
+            route(&c, "/orders/x", &q("api-version=v1")),
+            hit("a1", "/x")
+        );
         assert_eq!(route(&c, "/orders/x", &q("a=1")), None);
         assert_eq!(route(&c, "/orders/x", &NONE), None);
     }
@@ -492,7 +535,11 @@ mod tests {
         let c = compile(
             sets,
             &[
-                api("v1", "orders", r#""apiVersionSetId": "s", "apiVersion": "v1","#),
+                api(
+                    "v1",
+                    "orders",
+                    r#""apiVersionSetId": "s", "apiVersion": "v1","#,
+                ),
                 api(
                     "v1-r2",
                     "orders",
@@ -560,7 +607,11 @@ mod tests {
         assert_eq!(
             error(
                 r#"{"id": "s", "versioningScheme": "Segment", "defaultVersion": "v9"}"#,
-                &[api("a", "a", r#""apiVersionSetId": "s", "apiVersion": "v1","#)]
+                &[api(
+                    "a",
+                    "a",
+                    r#""apiVersionSetId": "s", "apiVersion": "v1","#
+                )]
             ),
             "version set `s`: defaultVersion `v9` is no version of this set"
         );

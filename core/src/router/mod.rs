@@ -34,11 +34,11 @@ use path::{canonical, host_key, is_routable, segment_is_safe, MAX_HOST_LEN, MAX_
 use prefix::{CanonicalSegment, PrefixTrie};
 
 pub use source::{
-    ApiRouteProblem, ApiSource, BuildError, NoVersionInput, OperationRouteProblem,
-    OperationSource, RouteKey, VersionInput, VersionKey, VersionScheme,
+    ApiRouteProblem, ApiSource, BuildError, NoVersionInput, OperationRouteProblem, OperationSource,
+    RouteKey, VersionInput, VersionKey, VersionScheme,
 };
-use versions::{Target, Versions};
 pub use template::{Segment, TemplateError, UrlTemplate, MAX_TEMPLATE_SEGMENTS};
+use versions::{Target, Versions};
 
 /// Host and path to API, method and template to operation, for one snapshot.
 #[derive(Debug)]
@@ -164,7 +164,10 @@ impl Router {
             Some(h) => self.by_host.entry(h.as_bytes().into()).or_default(),
         };
         let api = &apis[idx as usize];
-        let name = |i: u32| apis.get(i as usize).map_or_else(String::new, |a| a.id().to_owned());
+        let name = |i: u32| {
+            apis.get(i as usize)
+                .map_or_else(String::new, |a| a.id().to_owned())
+        };
         let duplicate = |other: u32| BuildError::Api {
             api: api.id().to_owned(),
             problem: ApiRouteProblem::DuplicatePrefix {
@@ -184,7 +187,9 @@ impl Router {
             (None, Some(select)) => {
                 let target = self.targets.len() as u32;
                 let mut versions = Versions::new(select, idx);
-                versions.add(select, idx).map_err(|other| duplicate(other))?;
+                versions
+                    .add(select, idx)
+                    .map_err(|other| duplicate(other))?;
                 self.targets.push(Target::Versions(versions));
                 trie.insert(&place.segments, target)
                     .map_err(|other| duplicate(self.targets[other as usize].any_api()))
