@@ -70,6 +70,7 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Certificate => "Certificate",
         Kind::CaCertificate => "CaCertificate",
         Kind::Hostname => "Hostname",
+        Kind::VersionSet => "ApiVersionSet",
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use portcullis_core::config::store::StoreSettings;
-use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState};
+use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState, VersionSet};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +38,8 @@ pub(crate) enum Doc {
     CaCertificate(CaCertificateDoc),
     /// A custom hostname of a gateway.
     Hostname(HostnameDoc),
+    /// Core `VersionSet`.
+    VersionSet(VersionSet),
 }
 
 /// A subscription as stored: the core's fields plus its owner.
@@ -240,6 +242,7 @@ pub(crate) fn table_kind(kind: Kind) -> &'static str {
         Kind::Certificate => "certificate",
         Kind::CaCertificate => "ca-certificate",
         Kind::Hostname => "hostname",
+        Kind::VersionSet => "version-set",
     }
 }
 
@@ -295,6 +298,7 @@ impl Doc {
             Doc::Certificate(_) => Kind::Certificate,
             Doc::CaCertificate(_) => Kind::CaCertificate,
             Doc::Hostname(_) => Kind::Hostname,
+            Doc::VersionSet(_) => Kind::VersionSet,
         }
     }
 
@@ -328,10 +332,30 @@ impl Doc {
         }
         let body = Value::Object(map);
         Ok(match kind {
-            Kind::Api => Doc::Api(parse(kind, body)?),
+            Kind::Api => {
+                let mut body = body;
+                if let (Some(Doc::Api(old)), Value::Object(map)) = (existing, &mut body) {
+                    // A replace that leaves the revision fields out keeps them:
+                    // they change through the revision routes.
+                    let kept = [
+                        ("apiRevision", Value::from(old.api_revision)),
+                        ("isCurrent", Value::from(old.is_current)),
+                        ("apiRevisionOf", Value::from(old.api_revision_of.clone())),
+                        (
+                            "apiRevisionDescription",
+                            Value::from(old.api_revision_description.clone()),
+                        ),
+                    ];
+                    for (field, value) in kept {
+                        map.entry(field).or_insert(value);
+                    }
+                }
+                Doc::Api(parse(kind, body)?)
+            }
             Kind::Product => Doc::Product(parse(kind, body)?),
             Kind::Backend => Doc::Backend(parse(kind, body)?),
             Kind::Fragment => Doc::Fragment(parse(kind, body)?),
+            Kind::VersionSet => Doc::VersionSet(parse(kind, body)?),
             Kind::CaCertificate => Doc::CaCertificate(super::tls_docs::read_ca_upload(body)?),
             // The key stays in the clear here: the store seals it before writing.
             Kind::Certificate => {
@@ -449,6 +473,7 @@ impl Doc {
             Kind::Certificate => Doc::Certificate(read(json)?),
             Kind::CaCertificate => Doc::CaCertificate(read(json)?),
             Kind::Hostname => Doc::Hostname(read(json)?),
+            Kind::VersionSet => Doc::VersionSet(read(json)?),
         })
     }
 
@@ -466,6 +491,7 @@ impl Doc {
             Doc::Certificate(d) => serde_json::to_value(d),
             Doc::CaCertificate(d) => serde_json::to_value(d),
             Doc::Hostname(d) => serde_json::to_value(d),
+            Doc::VersionSet(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers, bools, options and vectors: serializing
         // them to a Value cannot fail.
