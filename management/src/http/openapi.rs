@@ -12,6 +12,7 @@ use crate::store::Kind;
 
 mod store;
 mod tls;
+mod versions;
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
@@ -40,6 +41,7 @@ pub fn document() -> Value {
         .chain(analytics_paths())
         .chain(misc_paths())
         .chain(tls::hostname_paths())
+        .chain(versions::revision_paths())
     {
         paths.insert(path, item);
     }
@@ -1085,6 +1087,7 @@ fn schemas() -> Value {
     );
     analytics_schemas(&mut schemas);
     tls::tls_schemas(&mut schemas);
+    versions::version_schemas(&mut schemas);
     store::store_schemas(&mut schemas);
     Value::Object(schemas)
 }
@@ -1217,6 +1220,9 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/apis/{id}/operations/{opId}/policy/validate", &["post"]),
     ("/apis/{id}/openapi", &["get", "put"]),
     ("/apis/{id}/openapi/import-url", &["post"]),
+    ("/apis/{id}/revisions", &["get", "post"]),
+    ("/apis/{id}/revisions/{rev}", &["delete"]),
+    ("/apis/{id}/revisions/{rev}/make-current", &["post"]),
     ("/subscriptions/{id}/secrets", &["post"]),
     ("/subscriptions/{id}/regenerate-primary-key", &["post"]),
     ("/subscriptions/{id}/regenerate-secondary-key", &["post"]),

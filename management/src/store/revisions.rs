@@ -72,7 +72,9 @@ impl Store {
             .max()
             .unwrap_or(0)
             .checked_add(1)
-            .ok_or_else(|| StoreError::Invalid(format!("api `{id}` has no revision number left")))?;
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("api `{id}` has no revision number left"))
+            })?;
         let new_id = revision_id(id, n);
         super::docs::check_id(Kind::Api, &new_id)?;
         let revision = Api {
