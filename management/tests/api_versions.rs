@@ -188,3 +188,70 @@ async fn a_gateway_assigned_an_api_serves_its_revisions() {
         .collect();
     assert_eq!(ids, vec!["echo".to_owned(), "echo~rev2".to_owned()]);
 }
+
+const ORDERS_V1: &str = r#"{"openapi": "3.0.3", "info": {"title": "Orders", "version": "1"},
+  "servers": [{"url": "https://orders.example.com/api"}],
+  "paths": {"/orders": {"get": {"operationId": "list-orders", "responses": {"200": {"description": "ok"}}}}}}"#;
+
+const ORDERS_V2: &str = r#"{"openapi": "3.0.3", "info": {"title": "Orders v2", "version": "2"},
+  "servers": [{"url": "https://orders.example.com/api/v2"}],
+  "paths": {"/orders": {"get": {"operationId": "list-orders", "responses": {"200": {"description": "ok"}}}},
+            "/orders/{id}": {"get": {"operationId": "get-order", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}}}}}"#;
+
+async fn import(a: &client::Client, path: &str, doc: &str) -> client::Resp {
+    a.send(
+        hyper::Method::PUT,
+        path,
+        &[("content-type", "application/json")],
+        Some(doc.as_bytes().to_vec()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn openapi_import_into_a_new_version_and_a_new_revision() {
+    let h = start().await;
+    let a = &h.admin;
+    let set = json!({"versioningScheme": "Query", "versionQueryName": "api-version"});
+    assert_eq!(
+        a.put_json("/api-version-sets/orders", &set).await.status,
+        201
+    );
+    let r = import(
+        a,
+        "/apis/orders-v1/openapi?path=orders&apiVersionSetId=orders&apiVersion=v1",
+        ORDERS_V1,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A new version of the set: another API at the same path.
+    let r = import(
+        a,
+        "/apis/orders-v2/openapi?path=orders&apiVersionSetId=orders&apiVersion=v2",
+        ORDERS_V2,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v2 = r.json();
+    assert_eq!(v2["apiVersionSetId"], "orders");
+    assert_eq!(v2["apiVersion"], "v2");
+    assert_eq!(v2["operations"].as_array().unwrap().len(), 2);
+    // A new revision of v1 from the v2 document: v1 itself is unchanged.
+    let before = revision(a).await;
+    let r = import(a, "/apis/orders-v1/openapi?newRevision=true", ORDERS_V2).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(revision(a).await, before + 1, "one change");
+    let rev = r.json();
+    assert_eq!(rev["id"], "orders-v1~rev2");
+    assert_eq!(rev["isCurrent"], false);
+    assert_eq!(rev["apiVersion"], "v1");
+    assert_eq!(rev["operations"].as_array().unwrap().len(), 2);
+    let v1 = a.get("/apis/orders-v1").await.json();
+    assert_eq!(v1["operations"].as_array().unwrap().len(), 1);
+    // Its document is the revision's own.
+    let exported = a.get("/apis/orders-v1~rev2/openapi").await.json();
+    assert!(
+        exported["paths"].get("/orders/{id}").is_some(),
+        "{exported}"
+    );
+}

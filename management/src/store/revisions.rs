@@ -63,28 +63,8 @@ impl Store {
         actor: &str,
         now_unix: u64,
     ) -> Result<Written, StoreError> {
-        let current = self.current_api(id)?;
-        let n = self
-            .state
-            .revisions_of(id)
-            .map(|a| a.api_revision)
-            .chain([current.api_revision])
-            .max()
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("api `{id}` has no revision number left"))
-            })?;
-        let new_id = revision_id(id, n);
-        super::docs::check_id(Kind::Api, &new_id)?;
-        let revision = Api {
-            id: new_id.clone(),
-            api_revision: n,
-            is_current: false,
-            api_revision_of: Some(id.to_owned()),
-            api_revision_description: description,
-            ..current
-        };
+        let revision = self.revision_copy(id, description)?;
+        let new_id = revision.id.clone();
         let (_, document) = self.api_with_document(id)?;
         let doc = Doc::Api(revision);
         let body = doc.to_output();
@@ -108,6 +88,33 @@ impl Store {
                 version,
             },
             created: true,
+        })
+    }
+
+    /// The next revision of API `id` as it would be created (not stored): a copy
+    /// of the current revision with the next number, not current.
+    pub fn revision_copy(&self, id: &str, description: Option<String>) -> Result<Api, StoreError> {
+        let current = self.current_api(id)?;
+        let n = self
+            .state
+            .revisions_of(id)
+            .map(|a| a.api_revision)
+            .chain([current.api_revision])
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("api `{id}` has no revision number left"))
+            })?;
+        let new_id = revision_id(id, n);
+        super::docs::check_id(Kind::Api, &new_id)?;
+        Ok(Api {
+            id: new_id,
+            api_revision: n,
+            is_current: false,
+            api_revision_of: Some(id.to_owned()),
+            api_revision_description: description,
+            ..current
         })
     }
 
