@@ -44,9 +44,9 @@ export async function versionsSection(api, reload) {
         : h(
             "span",
             {},
-            h("button", { type: "button", onclick: () => act(`Making revision ${n} current`, "POST", `/apis/${enc(api.id)}/revisions/${n}/make-current`) }, `Make revision ${n} current`),
+            h("button", { type: "button", "data-make-current": n, onclick: () => act(`Making revision ${n} current`, "POST", `/apis/${enc(api.id)}/revisions/${n}/make-current`) }, `Make revision ${n} current`),
             " ",
-            h("button", { type: "button", onclick: () => act(`Deleting revision ${n}`, "DELETE", `/apis/${enc(api.id)}/revisions/${n}`) }, `Delete revision ${n}`),
+            h("button", { type: "button", "data-delete-revision": n, onclick: () => act(`Deleting revision ${n}`, "DELETE", `/apis/${enc(api.id)}/revisions/${n}`) }, `Delete revision ${n}`),
           ),
     ];
   });
@@ -56,7 +56,7 @@ export async function versionsSection(api, reload) {
     h("h2", { id: "revisions-title" }, "Versions and revisions"),
     version,
     table(`Revisions of ${api.displayName || api.id}`, ["Revision", "State", "Notes", "Actions"], rows),
-    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => act("Creating a revision", "POST", `/apis/${enc(api.id)}/revisions`) }, "Create a revision")),
+    h("div", { class: "actions" }, h("button", { type: "button", class: "create-revision", onclick: () => act("Creating a revision", "POST", `/apis/${enc(api.id)}/revisions`) }, "Create a revision")),
     status,
   );
 }
