@@ -187,9 +187,7 @@ impl Router {
             (None, Some(select)) => {
                 let target = self.targets.len() as u32;
                 let mut versions = Versions::new(select, idx);
-                versions
-                    .add(select, idx)
-                    .map_err(|other| duplicate(other))?;
+                versions.add(select, idx).map_err(&duplicate)?;
                 self.targets.push(Target::Versions(versions));
                 trie.insert(&place.segments, target)
                     .map_err(|other| duplicate(self.targets[other as usize].any_api()))
