@@ -1023,3 +1023,75 @@ async fn pages_need_a_session_forms_need_their_token_and_users_see_only_their_ow
         .await;
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_portal_lists_an_apis_versions_and_hides_revisions() {
+    // Boxed: the whole journey is one large future, and the test thread's stack is small.
+    Box::pin(the_portal_lists_an_apis_versions_and_hides_revisions_steps()).await;
+}
+
+async fn the_portal_lists_an_apis_versions_and_hides_revisions_steps() {
+    let data = tempfile::tempdir().unwrap();
+    let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
+    let set =
+        json!({ "displayName": "Orders", "versioningScheme": "Segment", "defaultVersion": "v1" });
+    for v in ["v1", "v2"] {
+        let mut a = api(&format!("orders-{v}"), "orders", "http://127.0.0.1:9");
+        a["displayName"] = json!(format!("Orders {v}"));
+        a["apiVersionSetId"] = json!("orders");
+        a["apiVersion"] = json!(v);
+        if v == "v1" {
+            let plain = json!({ "displayName": "Orders", "versioningScheme": "Segment" });
+            mgmt.ok(
+                "PUT",
+                "/api-version-sets/orders",
+                Some(&plain.to_string()),
+                201,
+            )
+            .await;
+        }
+        mgmt.ok(
+            "PUT",
+            &format!("/apis/orders-{v}"),
+            Some(&a.to_string()),
+            201,
+        )
+        .await;
+    }
+    mgmt.ok(
+        "PUT",
+        "/api-version-sets/orders",
+        Some(&set.to_string()),
+        200,
+    )
+    .await;
+    mgmt.ok("POST", "/apis/orders-v1/revisions", None, 201)
+        .await;
+
+    let mut visitor = Visitor::new(mgmt.addr);
+    let r = visitor.sign_up("versions@example.com").await;
+    assert_eq!(r.status, 303, "{}", r.body_str());
+    // The catalogue: one entry per version, each labelled; no non-current revision.
+    let home = visitor.get("/portal").await.body_str();
+    assert!(
+        home.contains("version v1") && home.contains("version v2"),
+        "{home}"
+    );
+    assert!(!home.contains("orders-v1~rev2"), "{home}");
+    // An API's page: the version picker, this version marked, the others linked.
+    let page = visitor.get("/portal/apis/orders-v2").await;
+    assert_eq!(page.status, 200);
+    let page = page.body_str();
+    assert!(page.contains("id=\"versions-heading\""), "{page}");
+    assert!(
+        page.contains("<strong aria-current=\"page\">v2</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/portal/apis/orders-v1\""), "{page}");
+    assert!(page.contains("/orders/v2/…"), "{page}");
+    let v1 = visitor.get("/portal/apis/orders-v1").await.body_str();
+    assert!(
+        v1.contains("requests that name no version reach this one"),
+        "{v1}"
+    );
+}

@@ -39,7 +39,10 @@ fn corpus() -> Vec<(String, String)> {
         .filter(|p| p.extension().is_some_and(|e| e == "xml"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).expect("corpus file is UTF-8"))
+            (
+                name,
+                std::fs::read_to_string(&p).expect("corpus file is UTF-8"),
+            )
         })
         .collect();
     files.sort();

@@ -54,6 +54,11 @@ async fn openapi_document_covers_every_route() {
         "/apis/{id}/operations/{opId}/policy/validate",
         "/apis/{id}/openapi",
         "/apis/{id}/openapi/import-url",
+        "/apis/{id}/revisions",
+        "/apis/{id}/revisions/{rev}",
+        "/apis/{id}/revisions/{rev}/make-current",
+        "/api-version-sets",
+        "/api-version-sets/{id}",
         "/subscriptions/{id}/secrets",
         "/subscriptions/{id}/regenerate-primary-key",
         "/subscriptions/{id}/regenerate-secondary-key",
@@ -85,6 +90,7 @@ async fn openapi_document_covers_every_route() {
         let concrete = path
             .replace("{id}", "nope")
             .replace("{opId}", "nope")
+            .replace("{rev}", "2")
             .replace("{hostname}", "nope.example.test");
         for method in item.as_object().expect("item").keys() {
             let method: hyper::Method = method.to_uppercase().parse().expect("method");

@@ -204,7 +204,13 @@ impl CompiledConfig {
         }
         let (in_scope, product) = match found.scope {
             SubScope::All => (true, None),
-            SubScope::Api(api) => (api == api_idx, None),
+            // A subscription to an API opens its revisions too.
+            SubScope::Api(api) => (
+                api == api_idx
+                    || self.snapshot.apis[api_idx].api_revision_of.as_deref()
+                        == Some(self.snapshot.apis[api].id.as_str()),
+                None,
+            ),
             SubScope::Product(p) => (self.policies.api_products[api_idx].contains(&p), Some(p)),
         };
         if in_scope {
@@ -454,7 +460,7 @@ fn compile_policies(
             .products
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.apis.contains(&api.id))
+            .filter(|(_, p)| p.apis.iter().any(|a| a == api.revision_base()))
             .map(|(j, _)| j)
             .collect();
         set.open_product.push(

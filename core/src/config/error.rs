@@ -53,6 +53,14 @@ pub enum ConfigError {
         /// What is wrong.
         problem: OperationProblem,
     },
+    /// Something wrong with an API version set.
+    #[error("version set `{set}`: {problem}")]
+    VersionSet {
+        /// The version set's id.
+        set: String,
+        /// What is wrong.
+        problem: super::VersionSetProblem,
+    },
     /// Something wrong with a backend.
     #[error("backend `{backend}`: {problem}")]
     Backend {
@@ -211,6 +219,9 @@ pub enum ApiProblem {
     /// router's own message.
     #[error(transparent)]
     Route(#[from] ApiRouteProblem),
+    /// Its version or revision fields do not fit the others'.
+    #[error(transparent)]
+    Version(#[from] super::VersionProblem),
     /// `protocols` is empty, so no request could ever reach the API.
     #[error("protocols must list http, https or both")]
     NoProtocols,

@@ -14,6 +14,7 @@ pub mod reload;
 pub mod store;
 mod tls;
 mod validate;
+mod versions;
 
 #[cfg(test)]
 mod references_tests;
@@ -33,3 +34,4 @@ pub use model::{ApiType, ON_HANDSHAKE};
 pub use reload::{ConfigReload, FileStamp, Reload};
 pub use tls::cipher_suite;
 pub use tls::{BackendTls, CaCertificate, Certificate, Hostname, TlsVersion, CIPHER_SUITES};
+pub use versions::{VersionProblem, VersionSet, VersionSetProblem, VersioningScheme};

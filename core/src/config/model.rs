@@ -47,6 +47,10 @@ pub struct Snapshot {
     /// The custom hostnames of the HTTPS listener.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<Hostname>,
+    /// API version sets: APIs that are versions of one API, and how a request
+    /// names its version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_sets: Vec<super::versions::VersionSet>,
     /// Where this gateway keeps the policies' shared state (absent: in process,
     /// unless the gateway's own flag says otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +179,32 @@ pub struct Api {
     pub description: String,
     /// APIM's API URL suffix, `""` for the root API; surrounding `/` are ignored.
     pub path: String,
+    /// The version set this API is a version of (APIM's `apiVersionSetId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version_set_id: Option<String>,
+    /// The version identifier within its set; `""` or absent is APIM's "Original".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The revision number (1 and up).
+    #[serde(
+        default = "super::versions::first_revision",
+        skip_serializing_if = "super::versions::is_first_revision"
+    )]
+    pub api_revision: u32,
+    /// Whether this is the API's current revision, served at the plain path;
+    /// other revisions are served only at `<path>;rev=N`.
+    #[serde(
+        default = "default_true",
+        skip_serializing_if = "super::versions::is_true"
+    )]
+    pub is_current: bool,
+    /// For a non-current revision: the id of the API (its current revision)
+    /// this is a revision of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_revision_of: Option<String>,
+    /// Release notes of this revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_revision_description: Option<String>,
     /// Upstream base URL; required unless `backend_id` is set.
     #[serde(default)]
     pub service_url: Option<String>,

@@ -80,7 +80,8 @@ pub(crate) fn check(snapshot: &Snapshot) -> Result<Checked, ConfigError> {
 
     // Paths, hostnames, methods, templates and duplicates are checked by the
     // router builder itself, so what validates is exactly what routes.
-    let router = Router::new(&snapshot.apis)?;
+    let routed = super::versions::check(snapshot)?;
+    let router = Router::new(&routed)?;
     check_tls(snapshot)?;
     check_products(snapshot)?;
     let keys = check_subscriptions(snapshot)?;
@@ -186,7 +187,7 @@ fn check_key(key: &str) -> Result<(), &'static str> {
 }
 
 /// Ids and names appear in management URLs and `{{name}}` references: URL-unreserved only.
-fn check_id(id: &str) -> Result<(), &'static str> {
+pub(crate) fn check_id(id: &str) -> Result<(), &'static str> {
     if id.is_empty() {
         return Err("must not be empty");
     }

@@ -9,7 +9,7 @@
 
 use crate::config::{CompiledConfig, KeyCheck, Scheme};
 use crate::http::{BodyFraming, RequestHead};
-use crate::router::{RouteMatch, RouteOutcome};
+use crate::router::{RouteMatch, RouteOutcome, VersionInput};
 
 use super::subscription::{find_key, query_without, KeyPlace, INVALID_KEY, MISSING_KEY};
 
@@ -115,9 +115,12 @@ pub enum Admission<'r> {
 /// Routes `head` in `config` and checks body size, scheme and subscription, in
 /// that order (the first failing check gives the answer).
 pub fn admit<'r>(head: &'r RequestHead, config: &'r CompiledConfig, gate: Gate) -> Admission<'r> {
-    let mut outcome = config
-        .router()
-        .route(head.authority(), &head.method, head.path());
+    let mut outcome = config.router().route_versioned(
+        head.authority(),
+        &head.method,
+        head.path(),
+        &HeadVersion(head),
+    );
     let preflight = preflight_route(head, config, &mut outcome);
     let route = match outcome {
         RouteOutcome::Matched(m) => m,
@@ -257,16 +260,29 @@ pub fn preflight_route<'r>(
         }
     }
     if let Ok(method) = http::Method::from_bytes(asked.trim_ascii()) {
-        if let m @ RouteOutcome::Matched(_) =
-            config
-                .router()
-                .route(head.authority(), &method, head.path())
-        {
+        if let m @ RouteOutcome::Matched(_) = config.router().route_versioned(
+            head.authority(),
+            &method,
+            head.path(),
+            &HeadVersion(head),
+        ) {
             *outcome = m;
             return true;
         }
     }
     matches!(outcome, RouteOutcome::Matched(_))
+}
+
+/// The request head as the router reads a version header or query parameter.
+struct HeadVersion<'h>(&'h RequestHead);
+
+impl VersionInput for HeadVersion<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.header(name)
+    }
+    fn query(&self) -> Option<&[u8]> {
+        self.0.query()
+    }
 }
 
 /// No API or operation here (also: an API not offered over this scheme).

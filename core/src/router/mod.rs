@@ -19,6 +19,7 @@ mod path;
 mod prefix;
 mod source;
 mod template;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -32,8 +33,12 @@ use operations::{MethodMatch, OpTrie};
 use path::{canonical, host_key, is_routable, segment_is_safe, MAX_HOST_LEN, MAX_SEGMENT_LEN};
 use prefix::{CanonicalSegment, PrefixTrie};
 
-pub use source::{ApiRouteProblem, ApiSource, BuildError, OperationRouteProblem, OperationSource};
+pub use source::{
+    ApiRouteProblem, ApiSource, BuildError, NoVersionInput, OperationRouteProblem, OperationSource,
+    RouteKey, VersionInput, VersionKey, VersionScheme,
+};
 pub use template::{Segment, TemplateError, UrlTemplate, MAX_TEMPLATE_SEGMENTS};
+use versions::{Target, Versions};
 
 /// Host and path to API, method and template to operation, for one snapshot.
 #[derive(Debug)]
@@ -44,6 +49,9 @@ pub struct Router {
     by_host: FxHashMap<Box<[u8]>, PrefixTrie>,
     /// Operation trie of each API, by API index.
     apis: Vec<OpTrie>,
+    /// What each prefix leads to (the tries hold indices into this): one API,
+    /// or the versions of a version set told apart by a header or query parameter.
+    targets: Vec<Target>,
 }
 
 /// What [`Router::route`] decided for a request.
@@ -112,15 +120,13 @@ impl Router {
             any_host: PrefixTrie::default(),
             by_host: FxHashMap::default(),
             apis: Vec::with_capacity(apis.len()),
+            targets: Vec::with_capacity(apis.len()),
         };
         for (idx, api) in (0u32..).zip(apis) {
             let (path, segments) = check_api_path(api)?;
-            if api.hostnames().is_empty() {
-                router
-                    .any_host
-                    .insert(&segments, idx)
-                    .map_err(|other| duplicate_prefix(apis, api, other, None, path))?;
-            }
+            let key = api.route_key();
+            let places = versions::places(&segments, &key);
+            let mut hosts = Vec::with_capacity(api.hostnames().len());
             for hostname in api.hostnames() {
                 let host = normalize_hostname(hostname).map_err(|reason| BuildError::Api {
                     api: api.id().to_owned(),
@@ -129,16 +135,77 @@ impl Router {
                         reason,
                     },
                 })?;
-                router
-                    .by_host
-                    .entry(host.as_bytes().into())
-                    .or_default()
-                    .insert(&segments, idx)
-                    .map_err(|other| duplicate_prefix(apis, api, other, Some(host), path))?;
+                hosts.push(host);
+            }
+            for place in &places {
+                if hosts.is_empty() {
+                    router.place(apis, idx, place, None, path)?;
+                }
+                for host in &hosts {
+                    router.place(apis, idx, place, Some(host), path)?;
+                }
             }
             router.apis.push(build_operations(api)?);
         }
         Ok(router)
+    }
+
+    /// Puts API `idx` at one of its places in the trie of `host` (`None`: any host).
+    fn place<A: ApiSource>(
+        &mut self,
+        apis: &[A],
+        idx: u32,
+        place: &versions::Place<'_>,
+        host: Option<&String>,
+        path: &str,
+    ) -> Result<(), BuildError> {
+        let trie = match host {
+            None => &mut self.any_host,
+            Some(h) => self.by_host.entry(h.as_bytes().into()).or_default(),
+        };
+        let api = &apis[idx as usize];
+        let name = |i: u32| {
+            apis.get(i as usize)
+                .map_or_else(String::new, |a| a.id().to_owned())
+        };
+        let duplicate = |other: u32| BuildError::Api {
+            api: api.id().to_owned(),
+            problem: ApiRouteProblem::DuplicatePrefix {
+                other: name(other),
+                host: host.cloned(),
+                path: path.to_owned(),
+            },
+        };
+        match (trie.at(&place.segments), &place.select) {
+            (None, None) => {
+                let target = self.targets.len() as u32;
+                self.targets.push(Target::Api(idx));
+                trie.insert(&place.segments, target)
+                    .map_err(|other| duplicate(self.targets[other as usize].any_api()))
+            }
+            (Some(t), None) => Err(duplicate(self.targets[t as usize].any_api())),
+            (None, Some(select)) => {
+                let target = self.targets.len() as u32;
+                let mut versions = Versions::new(select, idx);
+                versions.add(select, idx).map_err(&duplicate)?;
+                self.targets.push(Target::Versions(versions));
+                trie.insert(&place.segments, target)
+                    .map_err(|other| duplicate(self.targets[other as usize].any_api()))
+            }
+            (Some(t), Some(select)) => match &mut self.targets[t as usize] {
+                Target::Versions(v) if v.same_set(select) => {
+                    v.add(select, idx).map_err(|other| BuildError::Api {
+                        api: api.id().to_owned(),
+                        problem: ApiRouteProblem::DuplicateVersion {
+                            other: name(other),
+                            version: select.version.unwrap_or("").to_owned(),
+                            path: path.to_owned(),
+                        },
+                    })
+                }
+                other => Err(duplicate(other.any_api())),
+            },
+        }
     }
 
     /// Routes a request: `host` is the Host (or target authority) value, `path` the raw path without query.
@@ -152,11 +219,33 @@ impl Router {
         method: &Method,
         path: &[u8],
     ) -> RouteOutcome<'r> {
+        self.route_versioned(host, method, path, &NoVersionInput)
+    }
+
+    /// [`Router::route`], reading the version header or query parameter of
+    /// APIs whose version set names one from `input`.
+    ///
+    /// Picking a version is one hash lookup, whatever the number of versions.
+    pub fn route_versioned<'r, V: VersionInput + ?Sized>(
+        &'r self,
+        host: Option<&[u8]>,
+        method: &Method,
+        path: &[u8],
+        input: &V,
+    ) -> RouteOutcome<'r> {
         if !is_routable(path) {
             return RouteOutcome::BadPath;
         }
-        let Some((api, prefix_len)) = self.find_api(host, path) else {
+        let Some((target, prefix_len)) = self.find_api(host, path) else {
             return RouteOutcome::NotFound;
+        };
+        let api = match self.targets.get(target as usize) {
+            Some(Target::Api(api)) => *api,
+            Some(Target::Versions(v)) => match v.pick(input) {
+                Some(api) => api,
+                None => return RouteOutcome::NotFound,
+            },
+            None => return RouteOutcome::NotFound,
         };
         let Some(ops) = self.apis.get(api as usize) else {
             return RouteOutcome::NotFound;
@@ -240,26 +329,6 @@ fn check_api_path<A: ApiSource>(api: &A) -> Result<(&str, Vec<CanonicalSegment>)
         segments.push(canonical.into());
     }
     Ok((path, segments))
-}
-
-fn duplicate_prefix<A: ApiSource>(
-    apis: &[A],
-    api: &A,
-    other: u32,
-    host: Option<String>,
-    path: &str,
-) -> BuildError {
-    let other = apis
-        .get(other as usize)
-        .map_or_else(String::new, |a| a.id().to_owned());
-    BuildError::Api {
-        api: api.id().to_owned(),
-        problem: ApiRouteProblem::DuplicatePrefix {
-            other,
-            host,
-            path: path.to_owned(),
-        },
-    }
 }
 
 fn build_operations<A: ApiSource>(api: &A) -> Result<OpTrie, BuildError> {

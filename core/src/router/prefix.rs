@@ -57,6 +57,15 @@ impl PrefixTrie {
         }
     }
 
+    /// What is at exactly the prefix made of `segments`, if anything.
+    pub(crate) fn at(&self, segments: &[CanonicalSegment]) -> Option<u32> {
+        let mut node = 0usize;
+        for seg in segments {
+            node = *self.nodes[node].children.get(seg)?;
+        }
+        self.nodes[node].api
+    }
+
     /// The API with the longest prefix of `path` on segment boundaries, and the prefix length in bytes.
     ///
     /// `path` starts with `/`. A prefix matches `/p`, `/p/` and `/p/...`, never `/px`.

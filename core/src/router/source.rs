@@ -17,6 +17,10 @@ pub trait ApiSource {
     fn hostnames(&self) -> &[String];
     /// The operations, in order (a match names its index).
     fn operations(&self) -> &[Self::Operation];
+    /// Its version and revision, when it has them.
+    fn route_key(&self) -> RouteKey<'_> {
+        RouteKey::PLAIN
+    }
 }
 
 /// What the router needs to know of one operation.
@@ -81,6 +85,16 @@ pub enum ApiRouteProblem {
         /// The normalized path both claim.
         path: String,
     },
+    /// Another API of the same version set has the same version at this path.
+    #[error("version `{version}` at path `/{path}` is already api `{other}`")]
+    DuplicateVersion {
+        /// The other API's id.
+        other: String,
+        /// The version both claim (`""`: the default).
+        version: String,
+        /// The normalized path.
+        path: String,
+    },
     /// A hostname is not a DNS name or IP address.
     #[error("invalid hostname `{hostname}`: {reason}")]
     InvalidHostname {
@@ -122,5 +136,72 @@ fn host_phrase(host: &Option<String>) -> String {
     match host {
         Some(h) => format!("on host `{h}`"),
         None => "on any host".to_owned(),
+    }
+}
+
+/// Where an API is routed besides its path: as one version of a version set,
+/// and as one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteKey<'a> {
+    /// The version this API is of a version set; `None` for an API without one.
+    pub version: Option<VersionKey<'a>>,
+    /// The revision number: the API is also routed at `<prefix>;rev=N`.
+    pub revision: Option<u32>,
+    /// Routed at its plain prefix too (the current revision); a non-current
+    /// revision is reachable only with `;rev=N`.
+    pub current: bool,
+}
+
+impl RouteKey<'_> {
+    /// An API without versions or revisions.
+    pub const PLAIN: RouteKey<'static> = RouteKey {
+        version: None,
+        revision: None,
+        current: true,
+    };
+}
+
+/// One version of a version set, as the router places it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionKey<'a> {
+    /// The version set's id: versions share a path only within one set.
+    pub set: &'a str,
+    /// How a request names its version.
+    pub scheme: VersionScheme<'a>,
+    /// The version identifier; `""` is APIM's "Original" version.
+    pub version: &'a str,
+    /// Requests that name no version reach this one.
+    pub default: bool,
+}
+
+/// How a request names the version it wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionScheme<'a> {
+    /// A path segment right after the API's path: `/<path>/<version>/...`.
+    Segment,
+    /// A request header of this name.
+    Header(&'a str),
+    /// A query parameter of this name.
+    Query(&'a str),
+}
+
+/// What the router reads of a request to pick a version, besides its path.
+pub trait VersionInput {
+    /// The first value of header `name` (case-insensitive), if present.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The raw query string, without `?`.
+    fn query(&self) -> Option<&[u8]>;
+}
+
+/// A request without headers or query: only path-routed versions and defaults match.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoVersionInput;
+
+impl VersionInput for NoVersionInput {
+    fn header(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+    fn query(&self) -> Option<&[u8]> {
+        None
     }
 }

@@ -40,6 +40,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "views/versions.js",
+        include_bytes!("../../assets/admin/views/versions.js"),
+        JS,
+    ),
+    (
         "views/dashboard.js",
         include_bytes!("../../assets/admin/views/dashboard.js"),
         JS,

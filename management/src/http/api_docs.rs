@@ -32,6 +32,25 @@ pub fn routes() -> Router<Shared> {
 struct ImportQuery {
     path: Option<String>,
     service_url: Option<String>,
+    #[serde(default)]
+    api_version_set_id: Option<String>,
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    new_revision: bool,
+}
+
+/// Where an import goes besides the API: a version of a version set, or a new
+/// revision of the API.
+#[derive(Debug, Default, Clone)]
+struct VersionTarget {
+    /// Make the API a version of this version set.
+    api_version_set_id: Option<String>,
+    /// Its version identifier in the set.
+    api_version: Option<String>,
+    /// Import into a new revision of the API (a copy of its current revision),
+    /// not into the API itself.
+    new_revision: bool,
 }
 
 /// The body of `POST /apis/{id}/openapi/import-url`.
@@ -43,6 +62,12 @@ struct ImportUrlRequest {
     path: Option<String>,
     #[serde(default)]
     service_url: Option<String>,
+    #[serde(default)]
+    api_version_set_id: Option<String>,
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    new_revision: bool,
 }
 
 /// The query of `GET /apis/{id}/openapi`.
@@ -80,7 +105,13 @@ async fn import_body(
         path: query.path,
         service_url: query.service_url,
     };
-    import(&state, id, precondition(&headers)?, bytes.to_vec(), options).await
+    let precondition = precondition(&headers)?;
+    let version = VersionTarget {
+        api_version_set_id: query.api_version_set_id,
+        api_version: query.api_version,
+        new_revision: query.new_revision,
+    };
+    import(&state, id, precondition, bytes.to_vec(), options, version).await
 }
 
 async fn import_url(
@@ -101,7 +132,12 @@ async fn import_url(
         path: body.path,
         service_url: body.service_url,
     };
-    import(&state, id, precondition, bytes.to_vec(), options).await
+    let version = VersionTarget {
+        api_version_set_id: body.api_version_set_id,
+        api_version: body.api_version,
+        new_revision: body.new_revision,
+    };
+    import(&state, id, precondition, bytes.to_vec(), options, version).await
 }
 
 /// Parses and reads the document off the runtime's workers, then stores the API.
@@ -111,6 +147,7 @@ async fn import(
     precondition: Precondition,
     bytes: Vec<u8>,
     options: ImportOptions,
+    version: VersionTarget,
 ) -> Result<Response, Problem> {
     let (document, imported) = state
         .blocking(move || {
@@ -122,12 +159,31 @@ async fn import(
     let now = state.now_unix();
     let written = state
         .write(move |s| {
-            let api_id = id.clone();
+            // A new revision starts as a copy of the current one, under its own id.
+            let copy = if version.new_revision {
+                Some(s.revision_copy(&id, None)?)
+            } else {
+                None
+            };
+            let api_id = copy.as_ref().map_or_else(|| id.clone(), |c| c.id.clone());
+            let target = api_id.clone();
             s.import_api(
-                &id,
+                &target,
                 |current| {
-                    openapi_import::merge(&api_id, current, &imported, &options)
-                        .map_err(StoreError::Invalid)
+                    let mut api = openapi_import::merge(
+                        &api_id,
+                        copy.as_ref().or(current),
+                        &imported,
+                        &options,
+                    )
+                    .map_err(StoreError::Invalid)?;
+                    if let Some(set) = version.api_version_set_id {
+                        api.api_version_set_id = Some(set);
+                    }
+                    if let Some(v) = version.api_version {
+                        api.api_version = Some(v);
+                    }
+                    Ok(api)
                 },
                 document,
                 precondition,

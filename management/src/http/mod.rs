@@ -20,6 +20,7 @@ pub mod openapi;
 mod pagination;
 mod policies;
 pub mod problem;
+mod revisions;
 mod segments;
 mod signing_key;
 mod subscriptions;
@@ -239,6 +240,7 @@ pub fn router(state: Shared) -> Router {
     let admin = Router::new()
         .merge(entities::routes())
         .merge(api_docs::routes())
+        .merge(revisions::routes())
         .merge(subscriptions::routes())
         .merge(gateways::routes())
         .merge(hostnames::routes())

@@ -12,6 +12,7 @@ use crate::store::Kind;
 
 mod store;
 mod tls;
+mod versions;
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {
@@ -40,6 +41,7 @@ pub fn document() -> Value {
         .chain(analytics_paths())
         .chain(misc_paths())
         .chain(tls::hostname_paths())
+        .chain(versions::revision_paths())
     {
         paths.insert(path, item);
     }
@@ -70,6 +72,7 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Certificate => "Certificate",
         Kind::CaCertificate => "CaCertificate",
         Kind::Hostname => "Hostname",
+        Kind::VersionSet => "ApiVersionSet",
     }
 }
 
@@ -420,6 +423,9 @@ fn api_doc_paths() -> Vec<(String, Value)> {
                         id(),
                         query("path", "The API URL suffix; required when the API does not exist"),
                         query("serviceUrl", "The upstream base URL; default the document's first absolute server URL (new APIs) or the API's current upstream"),
+                        query("apiVersionSetId", "Make the API a version of this version set"),
+                        query("apiVersion", "Its version identifier in the set"),
+                        query("newRevision", "`true`: import into a new revision of the API (a copy of its current revision, id `<api>~rev<N>`), not into the API"),
                         header_param("IfMatch"),
                     ],
                     Some(json!({ "required": true, "content": document_types() })),
@@ -441,6 +447,9 @@ fn api_doc_paths() -> Vec<(String, Value)> {
                             "url": { "type": "string", "description": "http or https URL of the document (15 s, 16 MiB, 5 redirects at most); its host must resolve to public addresses only, unless the management plane runs with --openapi-fetch-private" },
                             "path": { "type": "string", "description": "The API URL suffix; required when the API does not exist" },
                             "serviceUrl": { "type": "string", "description": "The upstream base URL" },
+                            "apiVersionSetId": { "type": "string", "description": "Make the API a version of this version set" },
+                            "apiVersion": { "type": "string", "description": "Its version identifier in the set" },
+                            "newRevision": { "type": "boolean", "default": false, "description": "Import into a new revision of the API, not into the API" },
                         },
                     })) })),
                     url_responses,
@@ -1085,6 +1094,7 @@ fn schemas() -> Value {
     );
     analytics_schemas(&mut schemas);
     tls::tls_schemas(&mut schemas);
+    versions::version_schemas(&mut schemas);
     store::store_schemas(&mut schemas);
     Value::Object(schemas)
 }
@@ -1217,6 +1227,9 @@ pub const ROUTED: &[(&str, &[&str])] = &[
     ("/apis/{id}/operations/{opId}/policy/validate", &["post"]),
     ("/apis/{id}/openapi", &["get", "put"]),
     ("/apis/{id}/openapi/import-url", &["post"]),
+    ("/apis/{id}/revisions", &["get", "post"]),
+    ("/apis/{id}/revisions/{rev}", &["delete"]),
+    ("/apis/{id}/revisions/{rev}/make-current", &["post"]),
     ("/subscriptions/{id}/secrets", &["post"]),
     ("/subscriptions/{id}/regenerate-primary-key", &["post"]),
     ("/subscriptions/{id}/regenerate-secondary-key", &["post"]),

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use portcullis_core::config::{Api, Product};
+use portcullis_core::config::{Api, Product, VersionSet};
 
 use super::catalog::{api_name, product_href, product_name};
 use super::layout::{not_found, page, problem_page, respond, Section};
@@ -29,6 +29,8 @@ pub struct ApiContext {
     pub products: Vec<Product>,
     /// The viewer's subscriptions (all states).
     pub subscriptions: Vec<PortalSubscription>,
+    /// Its version set and the set's versions (id, version), when it has one.
+    pub versions: Option<(VersionSet, Vec<(String, String)>)>,
 }
 
 impl ApiContext {
@@ -57,6 +59,7 @@ impl ApiContext {
                     .filter(|p| p.apis.iter().any(|a| a == &id))
                     .collect();
                 Ok(Some(ApiContext {
+                    versions: s.portal_versions(&api),
                     gateways: s.portal_gateways_for(&id),
                     subscriptions: s.portal_subscriptions(&user_id),
                     api,
@@ -107,8 +110,10 @@ pub async fn show(
         ctx.docs.description.as_str()
     };
     let keys = &api.subscription_key_parameter_names;
+    let call_path = super::versions::call_path(&ctx);
     let content = html! {
         @if !description.is_empty() { p.lead { (description) } }
+        (super::versions::picker(&ctx))
         section aria-labelledby="call-heading" {
             h2 #call-heading { "Calling this API" }
             @if ctx.gateways.is_empty() {
@@ -117,7 +122,7 @@ pub async fn show(
                 p { "Base URL" @if ctx.gateways.len() > 1 { "s" } ":" }
                 ul.plain {
                     @for gw in &ctx.gateways {
-                        li { code.url { (gw.url) "/" (api.normalized_path()) } }
+                        li { code.url { (gw.url) "/" (call_path) } }
                     }
                 }
             }

@@ -103,7 +103,10 @@ pub async fn home(
                     @for api in &found_apis {
                         li.card {
                             h3 { a href=(api_href(&api.id)) { (api_name(api)) } }
-                            p.meta { code { "/" (api.normalized_path()) } " · " (plural(api.operations.len(), "operation", "operations")) }
+                            p.meta {
+                                code { "/" (api.normalized_path()) } " · " (plural(api.operations.len(), "operation", "operations"))
+                                @if let Some(v) = api.api_version.as_deref().filter(|v| !v.is_empty()) { " · version " (v) }
+                            }
                             @if !api.description.is_empty() { p { (api.description) } }
                         }
                     }

@@ -21,6 +21,7 @@ mod session;
 mod subscriptions;
 mod try_it;
 mod try_request;
+mod versions;
 
 use axum::http::StatusCode;
 use axum::middleware;

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use portcullis_core::config::store::StoreSettings;
-use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState};
+use portcullis_core::config::{Api, Backend, NamedValue, Product, SubscriptionState, VersionSet};
 use portcullis_core::config::{ApiType, Operation, ON_HANDSHAKE};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,8 @@ pub(crate) enum Doc {
     CaCertificate(CaCertificateDoc),
     /// A custom hostname of a gateway.
     Hostname(HostnameDoc),
+    /// Core `VersionSet`.
+    VersionSet(VersionSet),
 }
 
 /// A subscription as stored: the core's fields plus its owner.
@@ -241,6 +243,7 @@ pub(crate) fn table_kind(kind: Kind) -> &'static str {
         Kind::Certificate => "certificate",
         Kind::CaCertificate => "ca-certificate",
         Kind::Hostname => "hostname",
+        Kind::VersionSet => "version-set",
     }
 }
 
@@ -296,6 +299,7 @@ impl Doc {
             Doc::Certificate(_) => Kind::Certificate,
             Doc::CaCertificate(_) => Kind::CaCertificate,
             Doc::Hostname(_) => Kind::Hostname,
+            Doc::VersionSet(_) => Kind::VersionSet,
         }
     }
 
@@ -329,10 +333,30 @@ impl Doc {
         }
         let body = Value::Object(map);
         Ok(match kind {
-            Kind::Api => Doc::Api(with_handshake(parse(kind, body)?)),
+            Kind::Api => {
+                let mut body = body;
+                if let (Some(Doc::Api(old)), Value::Object(map)) = (existing, &mut body) {
+                    // A replace that leaves the revision fields out keeps them:
+                    // they change through the revision routes.
+                    let kept = [
+                        ("apiRevision", Value::from(old.api_revision)),
+                        ("isCurrent", Value::from(old.is_current)),
+                        ("apiRevisionOf", Value::from(old.api_revision_of.clone())),
+                        (
+                            "apiRevisionDescription",
+                            Value::from(old.api_revision_description.clone()),
+                        ),
+                    ];
+                    for (field, value) in kept {
+                        map.entry(field).or_insert(value);
+                    }
+                }
+                Doc::Api(with_handshake(parse(kind, body)?))
+            }
             Kind::Product => Doc::Product(parse(kind, body)?),
             Kind::Backend => Doc::Backend(parse(kind, body)?),
             Kind::Fragment => Doc::Fragment(parse(kind, body)?),
+            Kind::VersionSet => Doc::VersionSet(parse(kind, body)?),
             Kind::CaCertificate => Doc::CaCertificate(super::tls_docs::read_ca_upload(body)?),
             // The key stays in the clear here: the store seals it before writing.
             Kind::Certificate => {
@@ -450,6 +474,7 @@ impl Doc {
             Kind::Certificate => Doc::Certificate(read(json)?),
             Kind::CaCertificate => Doc::CaCertificate(read(json)?),
             Kind::Hostname => Doc::Hostname(read(json)?),
+            Kind::VersionSet => Doc::VersionSet(read(json)?),
         })
     }
 
@@ -467,6 +492,7 @@ impl Doc {
             Doc::Certificate(d) => serde_json::to_value(d),
             Doc::CaCertificate(d) => serde_json::to_value(d),
             Doc::Hostname(d) => serde_json::to_value(d),
+            Doc::VersionSet(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers, bools, options and vectors: serializing
         // them to a Value cannot fail.

@@ -28,6 +28,7 @@ pub mod kek;
 mod policies;
 mod portal;
 mod references;
+mod revisions;
 mod secrets;
 mod sessions;
 mod state;
@@ -44,6 +45,7 @@ use state::{State, Stored};
 pub use analytics::AnalyticsStore;
 pub use error::StoreError;
 pub use portal::{random_token, NewPortalUser, PortalGateway, PortalSubscription, PortalUser};
+pub use revisions::revision_id;
 pub use secrets::seed_random_on_this_thread;
 pub use sessions::{NewSession, Realm, Session};
 pub use token_renewal::RENEWED_LIFETIME_SECS;
@@ -355,6 +357,12 @@ impl Store {
         }
         if kind == Kind::Api {
             rows.push(Row::ApiDocument(id.to_owned(), None));
+            // An API's revisions go with it, as in APIM.
+            for rev in self.state.revisions_of(id) {
+                next.remove(Kind::Api, &rev.id);
+                rows.push(Row::Entity(Kind::Api, rev.id.clone()));
+                rows.push(Row::ApiDocument(rev.id.clone(), None));
+            }
         }
         let note = AuditNote {
             action: "delete".to_owned(),
@@ -754,7 +762,8 @@ fn check_for(kind: Kind, id: &str) -> Check<'_> {
         | Kind::Subscription
         | Kind::Backend
         | Kind::Certificate
-        | Kind::CaCertificate => Check::Structure,
+        | Kind::CaCertificate
+        | Kind::VersionSet => Check::Structure,
         Kind::Hostname => Check::Hostnames(id.split('/').next().unwrap_or_default()),
     }
 }

@@ -218,10 +218,32 @@ impl Store {
         self.state
             .all(Kind::Api)
             .filter_map(|(_, s)| match &*s.doc {
-                Doc::Api(a) => Some(a.clone()),
+                // Developers see current revisions only, as in APIM's portal.
+                Doc::Api(a) if a.is_current => Some(a.clone()),
                 _ => None,
             })
             .collect()
+    }
+
+    /// The version set API `api` is a version of, and the current APIs of
+    /// that set (id and version identifier), by version.
+    pub fn portal_versions(
+        &self,
+        api: &Api,
+    ) -> Option<(portcullis_core::config::VersionSet, Vec<(String, String)>)> {
+        let set_id = api.api_version_set_id.as_deref()?;
+        let set = match self.state.get(Kind::VersionSet, set_id).map(|s| &*s.doc) {
+            Some(Doc::VersionSet(set)) => set.clone(),
+            _ => return None,
+        };
+        let mut versions: Vec<(String, String)> = self
+            .portal_apis()
+            .into_iter()
+            .filter(|a| a.api_version_set_id.as_deref() == Some(set_id))
+            .map(|a| (a.id, a.api_version.unwrap_or_default()))
+            .collect();
+        versions.sort_by(|a, b| a.1.cmp(&b.1));
+        Some((set, versions))
     }
 
     /// Every product, by id.

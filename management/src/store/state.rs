@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use portcullis_core::config::{
     Api, Backend, CaCertificate, Certificate, Hostname, NamedValue, PolicyFragment, Product,
-    Snapshot, Subscription,
+    Snapshot, Subscription, VersionSet,
 };
 
 use super::docs::{Doc, GatewayDoc, SubscriptionDoc};
@@ -76,6 +76,20 @@ impl State {
             Doc::Api(a) => Some(a),
             _ => None,
         })
+    }
+
+    fn version_sets(&self) -> impl Iterator<Item = &VersionSet> {
+        self.all(Kind::VersionSet)
+            .filter_map(|(_, s)| match &*s.doc {
+                Doc::VersionSet(v) => Some(v),
+                _ => None,
+            })
+    }
+
+    /// The non-current revisions of API `id`, by entity id.
+    pub fn revisions_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Api> + 'a {
+        self.apis()
+            .filter(move |a| a.api_revision_of.as_deref() == Some(id))
     }
 
     fn products(&self) -> impl Iterator<Item = &Product> {
@@ -153,6 +167,14 @@ impl State {
                     .filter(|s| scope_target(&s.scope) == Some(ScopeTarget::Product(id)))
                 {
                     out.push(format!("subscription '{}'", s.id));
+                }
+            }
+            Kind::VersionSet => {
+                for a in self
+                    .apis()
+                    .filter(|a| a.api_version_set_id.as_deref() == Some(id))
+                {
+                    out.push(format!("api '{}'", a.id));
                 }
             }
             Kind::Backend => {
@@ -247,6 +269,7 @@ impl State {
             certificates: self.certificate_docs().map(snapshot_certificate).collect(),
             ca_certificates: Vec::new(),
             hostnames: self.hostnames_of(gateway).cloned().collect(),
+            version_sets: Vec::new(),
             store: None,
             store_id: None,
             digest: None,
@@ -286,7 +309,12 @@ impl State {
         let assigned: Option<BTreeSet<&str>> =
             gateway.map(|g| g.apis.iter().map(String::as_str).collect());
         let serves = |api: &str| assigned.as_ref().is_none_or(|set| set.contains(api));
-        let apis: Vec<Api> = self.apis().filter(|a| serves(&a.id)).cloned().collect();
+        // A gateway assigned an API serves its revisions too.
+        let apis: Vec<Api> = self
+            .apis()
+            .filter(|a| serves(a.revision_base()))
+            .cloned()
+            .collect();
         let products: Vec<Product> = self
             .products()
             .filter_map(|p| {
@@ -334,6 +362,7 @@ impl State {
             certificates: Vec::new(),
             ca_certificates: self.ca_docs().map(snapshot_ca).collect(),
             hostnames: Vec::new(),
+            version_sets: self.version_sets().cloned().collect(),
             // The gateway's own, password included: the snapshot is signed and
             // read only with the gateway's token.
             store: gateway.and_then(|g| g.store.clone()),

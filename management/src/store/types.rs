@@ -30,6 +30,8 @@ pub enum Kind {
     /// A custom hostname of a gateway (id `<gateway>/<hostname>`; its routes
     /// are under `/gateways/{id}/hostnames`).
     Hostname,
+    /// An API version set (core `VersionSet`).
+    VersionSet,
 }
 
 impl Kind {
@@ -47,7 +49,7 @@ impl Kind {
 
     /// The kinds with `/{collection}` and `/{collection}/{id}` routes: every
     /// kind of [`ALL`](Self::ALL), certificates and CA certificates.
-    pub const ROUTED: [Kind; 10] = [
+    pub const ROUTED: [Kind; 11] = [
         Kind::Api,
         Kind::Product,
         Kind::Subscription,
@@ -58,10 +60,11 @@ impl Kind {
         Kind::Gateway,
         Kind::Certificate,
         Kind::CaCertificate,
+        Kind::VersionSet,
     ];
 
     /// Every kind the `entities` table holds.
-    pub const STORED: [Kind; 11] = [
+    pub const STORED: [Kind; 12] = [
         Kind::Api,
         Kind::Product,
         Kind::Subscription,
@@ -73,6 +76,7 @@ impl Kind {
         Kind::Certificate,
         Kind::CaCertificate,
         Kind::Hostname,
+        Kind::VersionSet,
     ];
 
     /// The collection's path segment: `apis`, `products`, ..., `named-values`, `policy-fragments`, `gateways`.
@@ -89,6 +93,7 @@ impl Kind {
             Kind::Certificate => "certificates",
             Kind::CaCertificate => "ca-certificates",
             Kind::Hostname => "hostnames",
+            Kind::VersionSet => "api-version-sets",
         }
     }
 
@@ -111,6 +116,7 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::CaCertificate => "CA certificate",
             Kind::Hostname => "hostname",
+            Kind::VersionSet => "version set",
         }
     }
 }

@@ -5,6 +5,7 @@ import { ApiError, all, call, explain, get, save } from "../api.js";
 import { field, h, link, replace, say, statusArea, table } from "../dom.js";
 import { policyEditor } from "../policy_editor.js";
 import { navigate } from "../router.js";
+import { versionsSection } from "./versions.js";
 
 const enc = encodeURIComponent;
 
@@ -175,6 +176,7 @@ export async function apiDetail(main, id) {
     h("h1", {}, api.displayName || api.id),
     h("p", {}, api.type === "websocket" ? "WebSocket API served at " : "Served at ", h("code", {}, `/${api.path}`), api.serviceUrl ? [" → ", h("code", {}, api.serviceUrl)] : null, " · ", h("a", { href: `/apis/${enc(api.id)}/openapi?format=yaml`, download: `${api.id}.yaml` }, "Export OpenAPI (YAML)")),
     h("section", { "aria-labelledby": "ops-title" }, h("h2", { id: "ops-title" }, "Operations"), operations),
+    await versionsSection(api, reload),
     policyEditor(`/apis/${enc(api.id)}/policy`, "API policy"),
     h("div", { class: "two" }, settingsForm(api, reload), importForm(api.id, false, reload)),
   );
