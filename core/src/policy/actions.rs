@@ -152,6 +152,8 @@ pub enum Action {
     CacheStoreValue(CacheStoreValue),
     /// `cache-remove-value`.
     CacheRemoveValue(CacheRemoveValue),
+    /// `validate-content`, `validate-parameters`, `validate-headers`, `validate-status-code`.
+    Validate(super::validate::Validate),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -280,6 +282,9 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
             Action::ValidateClientCertificate(Box::new(ValidateClientCertificate::from_element(
                 el,
             )?))
+        }
+        "validate-content" | "validate-parameters" | "validate-headers" | "validate-status-code" => {
+            Action::Validate(super::validate::Validate::compile(el, section)?)
         }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(

@@ -492,6 +492,12 @@ impl Builder<'_, '_> {
     fn note_needs(&mut self, el: &Element, action: &Action, section: SectionKind) {
         let on_request = matches!(section, SectionKind::Inbound | SectionKind::Backend);
         let structural = matches!(action, Action::SetBody(_) | Action::FindAndReplace(_));
+        if let Action::Validate(v) = action {
+            // validate-content reads the body of the side it validates.
+            let (request, response) = v.reads_body();
+            self.needs.request_body |= request;
+            self.needs.response_body |= response;
+        }
         if matches!(action, Action::CacheStore(_)) {
             // A stored response needs its body.
             self.needs.response_body = true;

@@ -28,4 +28,5 @@ pub mod send;
 pub mod shared_counters;
 pub mod store;
 pub mod transform;
+pub mod validate;
 pub mod xml;

@@ -830,6 +830,7 @@ impl Pipeline {
             }
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
+            Action::Validate(v) => v.run(ctx)?,
             Action::Cors(c) => {
                 if is_preflight(&ctx.request) {
                     match c.preflight(ctx)? {
