@@ -338,8 +338,11 @@ fn validate_body(rule: &ContentRule, media: &Media, body: &Bytes) -> Option<Stri
             };
             let error = validator.iter_errors(&value).next()?;
             let path = error.instance_path().to_string();
+            // Masked: the message names the schema's rule, not the (possibly
+            // large) value; one line, as it may go into a header.
+            let message = error.masked().to_string().replace(['\r', '\n'], " ");
             Some(format!(
-                "{error} Path: '{}'.",
+                "{message} Path: '{}'.",
                 if path.is_empty() { "/" } else { &path }
             ))
         }

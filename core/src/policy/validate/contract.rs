@@ -792,3 +792,22 @@ mod tests {
         assert_eq!(e.pointer, "/paths/~1pets~1{petId}/get/parameters/0/$ref");
     }
 }
+
+#[cfg(test)]
+mod petstore_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn petstore_pet_response() {
+        let doc: Value =
+            serde_json::from_str(include_str!("../../../tests/apim-corpus-2/openapi/petstore.json")).unwrap();
+        let ops = [OperationKey { method: "GET", url_template: "/pets/{petId}" }];
+        let needs = Needs { schemas: true, variants: vec![] };
+        let c = compile(&doc, &ops, &needs).unwrap();
+        let media = &c[0].as_ref().unwrap().response(200).unwrap().content[0];
+        let v = media.schema.as_ref().unwrap().validator(Variant::default()).unwrap();
+        let errors: Vec<String> = v.iter_errors(&json!({"id": 1, "name": "Rex"})).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}

@@ -278,6 +278,7 @@ pub(crate) fn check_values(
             };
             let validator = schema.validator(Variant::default())?;
             let error = validator.iter_errors(&value).next()?;
+            let error = error.to_string().replace(['\r', '\n'], " ");
             Some(finding(
                 format!("Value of the {noun} {name} does not conform to the definition. {error}"),
                 format!("The value of the {noun} {name} does not conform to the definition. {error}"),
