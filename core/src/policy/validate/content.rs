@@ -227,12 +227,13 @@ impl ValidateContent {
                 });
             }
         }
+        if body.is_empty() {
+            // No body (a GET, a 204): nothing whose type or content to check.
+            return findings;
+        }
         let content_type = self.effective_type(header);
         let Some(content_type) = content_type else {
-            // No body and no type: nothing to validate the type of.
-            if !body.is_empty() {
-                findings.push(unspecified(kind, "", self.unspecified_action, &public));
-            }
+            findings.push(unspecified(kind, "", self.unspecified_action, &public));
             return findings;
         };
         let media: Option<&Media> = match contract {

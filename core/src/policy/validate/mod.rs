@@ -255,3 +255,89 @@ fn conclude(
 /// The contract's answer for this request, or `None` when the API has no
 /// document describing the operation.
 pub(crate) type Contract<'a> = Option<&'a OperationContract>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::xml;
+
+    fn compile(src: &str, section: SectionKind) -> Result<Validate, PolicyError> {
+        Validate::compile(&xml::parse(src).unwrap(), section)
+    }
+
+    #[test]
+    fn bad_documents_are_compile_errors_naming_the_element() {
+        let missing = compile(r#"<validate-status-code />"#, SectionKind::Outbound).unwrap_err();
+        assert!(missing.message.contains("unspecified-status-code-action"), "{missing}");
+        let bad = compile(
+            r#"<validate-headers specified-header-action="block" unspecified-header-action="ignore" />"#,
+            SectionKind::Outbound,
+        )
+        .unwrap_err();
+        assert!(bad.message.contains("ignore, prevent or detect"), "{bad}");
+        let inbound = compile(
+            r#"<validate-status-code unspecified-status-code-action="prevent" />"#,
+            SectionKind::Inbound,
+        )
+        .unwrap_err();
+        assert!(inbound.message.contains("not allowed in <inbound>"), "{inbound}");
+        let schema_id = compile(
+            r#"<validate-content unspecified-content-type-action="prevent"><content type="application/json" validate-as="json" schema-id="s" action="prevent" /></validate-content>"#,
+            SectionKind::Inbound,
+        )
+        .unwrap_err();
+        assert_eq!(schema_id.policy, "content");
+        let child = compile(
+            r#"<validate-parameters specified-parameter-action="prevent" unspecified-parameter-action="ignore"><cookies /></validate-parameters>"#,
+            SectionKind::Inbound,
+        )
+        .unwrap_err();
+        assert!(child.message.contains("<cookies>"), "{child}");
+        let size = compile(
+            r#"<validate-content unspecified-content-type-action="prevent" max-size="100" />"#,
+            SectionKind::Inbound,
+        )
+        .unwrap_err();
+        assert!(size.message.contains("size-exceeded-action"), "{size}");
+    }
+
+    #[test]
+    fn the_errors_variable_collects_non_ignored_findings_and_prevent_fails() {
+        let finding = |action| Finding {
+            name: "sort".into(),
+            kind: "QueryParameter",
+            rule: "Unspecified",
+            details: "Unspecified query parameter sort is not allowed.".into(),
+            public: "Unspecified query parameter sort is not allowed.".into(),
+            action,
+        };
+        let mut ctx = Context::default();
+        let ok = conclude(
+            &mut ctx,
+            "validate-parameters",
+            vec![finding(ValidationAction::Ignore), finding(ValidationAction::Detect)],
+            Some("errors"),
+            false,
+        );
+        assert!(ok.is_ok());
+        let Some(Value::Json(list)) = ctx.variables.get("errors") else {
+            panic!("no variable")
+        };
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["Action"], "detect");
+        let failure = conclude(
+            &mut ctx,
+            "validate-parameters",
+            vec![finding(ValidationAction::Prevent)],
+            Some("errors"),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(failure.reason, "Response not allowed");
+        assert_eq!(failure.response.unwrap().status, 502);
+        let Some(Value::Json(list)) = ctx.variables.get("errors") else {
+            panic!("no variable")
+        };
+        assert_eq!(list.as_array().unwrap().len(), 2);
+    }
+}
