@@ -47,7 +47,13 @@ fn validate_content_passes_a_conforming_body_and_refuses_others_with_apims_400()
     let gw = gateway(&backend, VALIDATE_CONTENT);
     let json_type = [("Content-Type", "application/json")];
 
-    let r = call(&gw, "POST", "/petstore/pets", &json_type, br#"{"name":"Rex","tag":null}"#);
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &json_type,
+        br#"{"name":"Rex","tag":null}"#,
+    );
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     // No content type: read as JSON (missing-content-type-value); HAL mapped to JSON.
     let r = call(&gw, "POST", "/petstore/pets", &[], br#"{"name":"Rex"}"#);
@@ -61,33 +67,74 @@ fn validate_content_passes_a_conforming_body_and_refuses_others_with_apims_400()
     assert_eq!(backend.requests().len(), 4);
 
     // A missing required property.
-    let r = call(&gw, "POST", "/petstore/pets", &json_type, br#"{"tag":"dog"}"#);
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &json_type,
+        br#"{"tag":"dog"}"#,
+    );
     assert_eq!(r.status, 400, "{r:?}");
     let message = r.json()["message"].as_str().unwrap().to_owned();
     assert!(
         message.starts_with("Body of the request does not conform to the definition NewPet, which is associated with the content type application/json."),
         "{message}"
     );
-    assert!(message.contains("\"name\" is a required property"), "{message}");
+    assert!(
+        message.contains("\"name\" is a required property"),
+        "{message}"
+    );
     assert_eq!(
         r.header("x-validation-reason").as_deref(),
         Some("validate-content: Bad request")
     );
     // A property the schema does not name: allow-additional-properties="false".
-    let r = call(&gw, "POST", "/petstore/pets", &json_type, br#"{"name":"Rex","owner":"me"}"#);
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &json_type,
+        br#"{"name":"Rex","owner":"me"}"#,
+    );
     assert_eq!(r.status, 400, "{r:?}");
     // Not JSON at all.
     let r = call(&gw, "POST", "/petstore/pets", &json_type, b"{name:");
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.json()["message"].as_str().unwrap().contains("Line: 1"), "{}", r.body_str());
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("Line: 1"),
+        "{}",
+        r.body_str()
+    );
     // A content type the operation does not declare.
-    let r = call(&gw, "POST", "/petstore/pets", &[("Content-Type", "text/plain")], b"Rex");
-    assert_apim_error(&r, 400, "Unspecified content type text/plain is not allowed.");
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &[("Content-Type", "text/plain")],
+        b"Rex",
+    );
+    assert_apim_error(
+        &r,
+        400,
+        "Unspecified content type text/plain is not allowed.",
+    );
     // XML is declared and checked for being well-formed.
     let xml = [("Content-Type", "application/xml")];
-    let r = call(&gw, "POST", "/petstore/pets", &xml, b"<NewPet><name>Rex</name></NewPet>");
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &xml,
+        b"<NewPet><name>Rex</name></NewPet>",
+    );
     assert_eq!(r.status, 200, "{r:?}");
-    let r = call(&gw, "POST", "/petstore/pets", &xml, b"<NewPet><name>Rex</NewPet>");
+    let r = call(
+        &gw,
+        "POST",
+        "/petstore/pets",
+        &xml,
+        b"<NewPet><name>Rex</NewPet>",
+    );
     assert_eq!(r.status, 400, "{r:?}");
     // Over max-size (100 KB).
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(102_400));
@@ -100,7 +147,11 @@ fn validate_content_passes_a_conforming_body_and_refuses_others_with_apims_400()
             big.len()
         ),
     );
-    assert_eq!(backend.requests().len(), 5, "refused requests never reach the backend");
+    assert_eq!(
+        backend.requests().len(),
+        5,
+        "refused requests never reach the backend"
+    );
     gw.stop();
 }
 
@@ -160,7 +211,9 @@ fn validate_parameters_checks_types_required_and_undeclared_ones() {
     assert_eq!(r.status, 400, "{r:?}");
     let message = r.json()["message"].as_str().unwrap().to_owned();
     assert!(
-        message.starts_with("The value of the query parameter limit does not conform to the definition."),
+        message.starts_with(
+            "The value of the query parameter limit does not conform to the definition."
+        ),
         "{message}"
     );
     // Not an integer at all.
@@ -175,7 +228,11 @@ fn validate_parameters_checks_types_required_and_undeclared_ones() {
     );
     // Twice.
     let r = get_with(&gw, "/petstore/pets?limit=1&limit=2", &[]);
-    assert_apim_error(&r, 400, "Request cannot contain multiple values for the query parameter limit.");
+    assert_apim_error(
+        &r,
+        400,
+        "Request cannot contain multiple values for the query parameter limit.",
+    );
     // Undeclared query parameter: prevented.
     let r = get_with(&gw, "/petstore/pets?sort=name", &[]);
     assert_apim_error(&r, 400, "Unspecified query parameter sort is not allowed.");
@@ -186,7 +243,11 @@ fn validate_parameters_checks_types_required_and_undeclared_ones() {
     // Path parameter of the wrong type.
     let r = get_with(&gw, "/petstore/pets/rex", &[]);
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.body_str().contains("path parameter petId"), "{}", r.body_str());
+    assert!(
+        r.body_str().contains("path parameter petId"),
+        "{}",
+        r.body_str()
+    );
     // A declared header with a bad value is prevented; an undeclared one only detected.
     let r = get_with(&gw, "/petstore/pets", &[("X-Request-Id", "not-a-uuid")]);
     assert_eq!(r.status, 400, "{r:?}");
@@ -212,9 +273,15 @@ fn validate_headers_checks_the_response_headers_of_the_status() {
     let backend = MemBackend::start(|r| {
         let t = r.target();
         let headers: &[(&str, &str)] = if t.contains("bad-type") {
-            &[("Content-Type", "application/json"), ("X-Total-Count", "many")]
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Total-Count", "many"),
+            ]
         } else if t.contains("extra") {
-            &[("Content-Type", "application/json"), ("X-Powered-By", "PHP/5.4")]
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Powered-By", "PHP/5.4"),
+            ]
         } else {
             &[
                 ("Content-Type", "application/json"),
@@ -228,13 +295,14 @@ fn validate_headers_checks_the_response_headers_of_the_status() {
     let r = get_with(&gw, "/petstore/pets", &[]);
     assert_eq!(r.status, 200, "{r:?} {}", r.body_str());
     assert_eq!(r.header("x-total-count").as_deref(), Some("2"));
-    let internal = "The request could not be processed due to an internal error. Contact the API owner.";
+    let internal =
+        "The request could not be processed due to an internal error. Contact the API owner.";
     let r = get_with(&gw, "/petstore/pets?bad-type", &[]);
     assert_apim_error(&r, 502, internal);
     assert!(
-        r.header("x-validation-reason")
-            .unwrap()
-            .starts_with("Response not allowed: Value of the header X-Total-Count cannot be parsed"),
+        r.header("x-validation-reason").unwrap().starts_with(
+            "Response not allowed: Value of the header X-Total-Count cannot be parsed"
+        ),
         "{r:?}"
     );
     let r = get_with(&gw, "/petstore/pets?extra", &[]);
@@ -249,8 +317,18 @@ fn validate_headers_checks_the_response_headers_of_the_status() {
 #[test]
 fn validate_status_code_hides_undeclared_statuses() {
     let backend = MemBackend::start(|r| {
-        let status = r.target().rsplit('/').next().unwrap().parse::<u16>().unwrap_or(200);
-        Reply::Send(response(status, &[("Content-Type", "text/plain")], b"stack trace"))
+        let status = r
+            .target()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap_or(200);
+        Reply::Send(response(
+            status,
+            &[("Content-Type", "text/plain")],
+            b"stack trace",
+        ))
     });
     let gw = gateway(&backend, VALIDATE_STATUS_CODE);
     // 200 and 404 are declared for showPetById.
@@ -279,7 +357,10 @@ fn mock_response_answers_the_operations_example() {
     let gw = gateway(&backend, MOCK_RESPONSE);
     let r = get_with(&gw, "/petstore/pets/7", &[]);
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
     assert_eq!(r.json(), json!({"id": 7, "name": "Bella", "tag": "dog"}));
     let r = get_with(&gw, "/petstore/pets", &[]);
     assert_eq!(
@@ -303,7 +384,10 @@ fn mock_response_answers_the_operations_example() {
     let gw = gateway(&backend, xml);
     let r = get_with(&gw, "/petstore/pets/7", &[]);
     assert_eq!(r.header("content-type").as_deref(), Some("application/xml"));
-    assert_eq!(r.body_str(), "<Pet><id>7</id><name>Bella</name><tag>dog</tag></Pet>");
+    assert_eq!(
+        r.body_str(),
+        "<Pet><id>7</id><name>Bella</name><tag>dog</tag></Pet>"
+    );
     gw.stop();
     let not_found = r#"<policies><inbound><base /><mock-response status-code="404" /></inbound>
         <backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
@@ -319,8 +403,8 @@ fn mock_response_answers_the_operations_example() {
 fn a_contract_that_does_not_compile_is_a_configuration_error_naming_the_pointer() {
     let backend = MemBackend::echo();
     let mut a = petstore(&backend, VALIDATE_CONTENT);
-    a["openapi"]["paths"]["/pets"]["post"]["requestBody"]["content"]["application/json"]["schema"] =
-        json!({"$ref": "#/components/schemas/Missing"});
+    a["openapi"]["paths"]["/pets"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"] = json!({"$ref": "#/components/schemas/Missing"});
     let err = portcullis_core::config::CompiledConfig::compile(
         portcullis_core::config::Snapshot::from_json(&serde_json::to_vec(&cfg(vec![a])).unwrap())
             .unwrap(),

@@ -283,7 +283,10 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
                 el,
             )?))
         }
-        "validate-content" | "validate-parameters" | "validate-headers" | "validate-status-code" => {
+        "validate-content"
+        | "validate-parameters"
+        | "validate-headers"
+        | "validate-status-code" => {
             Action::Validate(super::validate::Validate::compile(el, section)?)
         }
         name if AZURE_ONLY.contains(&name) => {

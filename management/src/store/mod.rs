@@ -160,7 +160,9 @@ impl Store {
             db::global_policy(&conn)?.map(|(xml, version)| PolicyDoc { xml, version });
         for (id, document) in db::api_document_rows(&conn)? {
             let document: serde_json::Value = serde_json::from_str(&document).map_err(|e| {
-                StoreError::Corrupt(format!("the OpenAPI document of api '{id}' is not JSON: {e}"))
+                StoreError::Corrupt(format!(
+                    "the OpenAPI document of api '{id}' is not JSON: {e}"
+                ))
             })?;
             state.api_documents.insert(id, Arc::new(document));
         }

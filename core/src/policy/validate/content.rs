@@ -82,17 +82,21 @@ impl ValidateContent {
             ],
         )?;
         attrs::only_children(el, &["content-type-map", "content"])?;
-        let unspecified_action =
-            action_attr(el, "unspecified-content-type-action", true)?.unwrap_or(ValidationAction::Ignore);
-        let max_size = attrs::parsed::<u64>(el, "max-size")?;
+        let unspecified_action = action_attr(el, "unspecified-content-type-action", true)?
+            .unwrap_or(ValidationAction::Ignore);
+        // Required, as in APIM: a validated body always has a size limit.
+        let max_size = Some(
+            attrs::parsed::<u64>(el, "max-size")?
+                .ok_or_else(|| PolicyError::at(el, "attribute 'max-size' is required (bytes)"))?,
+        );
         if max_size.is_some_and(|m| m > MAX_SIZE_LIMIT) {
             return Err(PolicyError::at(
                 el,
                 format!("'max-size' is at most {MAX_SIZE_LIMIT} bytes"),
             ));
         }
-        let size_exceeded_action = action_attr(el, "size-exceeded-action", max_size.is_some())?
-            .unwrap_or(ValidationAction::Ignore);
+        let size_exceeded_action =
+            action_attr(el, "size-exceeded-action", true)?.unwrap_or(ValidationAction::Ignore);
         let mut map = ContentTypeMap::default();
         if let Some(m) = el.child("content-type-map") {
             attrs::only(m, &["any-content-type-value", "missing-content-type-value"])?;
@@ -133,7 +137,11 @@ impl ValidateContent {
                     "'schema-id' and 'schema-ref' name schemas stored apart from the API, which Portcullis does not keep; leave them out to validate against the operation's schema",
                 ));
             }
-            let validate_as = match attrs::required(c, "validate-as")?.trim().to_ascii_lowercase().as_str() {
+            let validate_as = match attrs::required(c, "validate-as")?
+                .trim()
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "json" => ValidateAs::Json,
                 "xml" => ValidateAs::Xml,
                 "soap" => ValidateAs::Soap,
@@ -201,18 +209,40 @@ impl ValidateContent {
             let Some(resp) = ctx.response.as_ref() else {
                 return Vec::new();
             };
-            ("response", resp.body.clone(), resp.headers.get("content-type"))
+            (
+                "response",
+                resp.body.clone(),
+                resp.headers.get("content-type"),
+            )
         } else {
-            ("request", ctx.request.body.clone(), ctx.request.headers.get("content-type"))
+            (
+                "request",
+                ctx.request.body.clone(),
+                ctx.request.headers.get("content-type"),
+            )
         };
-        let kind = if self.on_response { "ResponseBody" } else { "RequestBody" };
-        let public = |text: String| if self.on_response { INTERNAL_ERROR.to_owned() } else { text };
+        let kind = if self.on_response {
+            "ResponseBody"
+        } else {
+            "RequestBody"
+        };
+        let public = |text: String| {
+            if self.on_response {
+                INTERNAL_ERROR.to_owned()
+            } else {
+                text
+            }
+        };
         let body = body.unwrap_or_default();
         let mut findings = Vec::new();
         if let Some(max) = self.max_size {
             let size = body.len() as u64;
             if size > max {
-                let side_cap = if self.on_response { "Response's" } else { "Request's" };
+                let side_cap = if self.on_response {
+                    "Response's"
+                } else {
+                    "Request's"
+                };
                 findings.push(Finding {
                     name: String::new(),
                     kind,
@@ -241,7 +271,9 @@ impl ValidateContent {
             Some(c) => {
                 let list = if self.on_response {
                     let status = ctx.response.as_ref().map_or(200, |r| r.status);
-                    c.response(status).map(|r| r.content.as_slice()).unwrap_or(&[])
+                    c.response(status)
+                        .map(|r| r.content.as_slice())
+                        .unwrap_or(&[])
                 } else {
                     c.request_body.as_slice()
                 };
@@ -249,14 +281,18 @@ impl ValidateContent {
             }
         };
         let Some(media) = media else {
-            findings.push(unspecified(kind, &content_type, self.unspecified_action, &public));
+            findings.push(unspecified(
+                kind,
+                &content_type,
+                self.unspecified_action,
+                &public,
+            ));
             return findings;
         };
-        let rule = self.contents.iter().find(|r| {
-            r.content_type
-                .as_deref()
-                .is_none_or(|t| t == content_type)
-        });
+        let rule = self
+            .contents
+            .iter()
+            .find(|r| r.content_type.as_deref().is_none_or(|t| t == content_type));
         let Some(rule) = rule else {
             return findings;
         };
@@ -300,7 +336,11 @@ fn unspecified(
 
 /// A content type without parameters, in lower case.
 fn media_type(raw: &str) -> String {
-    raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    raw.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The representation for `content_type`: exact, then `type/*`, then `*/*`.
@@ -337,6 +377,10 @@ fn validate_body(rule: &ContentRule, media: &Media, body: &Bytes) -> Option<Stri
             } else {
                 value
             };
+            if validator.is_valid(&value) {
+                // The fast check; errors are collected only for a failing body.
+                return None;
+            }
             let error = validator.iter_errors(&value).next()?;
             let path = error.instance_path().to_string();
             // Masked: the message names the schema's rule, not the (possibly
@@ -347,7 +391,9 @@ fn validate_body(rule: &ContentRule, media: &Media, body: &Bytes) -> Option<Stri
                 if path.is_empty() { "/" } else { &path }
             ))
         }
-        ValidateAs::Xml | ValidateAs::Soap => xml_problem(body, rule.validate_as == ValidateAs::Soap),
+        ValidateAs::Xml | ValidateAs::Soap => {
+            xml_problem(body, rule.validate_as == ValidateAs::Soap)
+        }
     }
 }
 

@@ -160,7 +160,9 @@ impl ResponseSpec {
             return code == status;
         }
         let bytes = key.as_bytes();
-        bytes.len() == 3 && &bytes[1..] == b"XX" && u16::from(bytes[0].wrapping_sub(b'0')) == status / 100
+        bytes.len() == 3
+            && &bytes[1..] == b"XX"
+            && u16::from(bytes[0].wrapping_sub(b'0')) == status / 100
     }
 }
 
@@ -241,12 +243,10 @@ pub fn compile(
                 format!("unsupported OpenAPI version `{v}`: 3.0.x or 3.1.x expected"),
             ))
         }
-        None if root.contains_key("swagger") => {
-            return Err(ContractError::new(
-                "/swagger",
-                "Swagger 2.0: import it through the management plane, which converts it to OpenAPI 3",
-            ))
-        }
+        None if root.contains_key("swagger") => return Err(ContractError::new(
+            "/swagger",
+            "Swagger 2.0: import it through the management plane, which converts it to OpenAPI 3",
+        )),
         None => return Err(ContractError::new("/openapi", "is required")),
     };
     let openapi30 = draft == jsonschema::Draft::Draft4;
@@ -451,8 +451,7 @@ impl Cx<'_> {
         Ok(Some(Param {
             name: name.to_owned(),
             location,
-            required: location == ParamIn::Path
-                || p.get("required") == Some(&Value::Bool(true)),
+            required: location == ParamIn::Path || p.get("required") == Some(&Value::Bool(true)),
             schema: self.param_schema(pointer, p)?,
         }))
     }
@@ -547,7 +546,9 @@ impl Cx<'_> {
             let validator = jsonschema::options()
                 .with_draft(self.draft)
                 .build(&root)
-                .map_err(|e| ContractError::new(pointer, format!("not a usable JSON Schema: {e}")))?;
+                .map_err(|e| {
+                    ContractError::new(pointer, format!("not a usable JSON Schema: {e}"))
+                })?;
             validators.push((variant, validator));
         }
         Ok(Some(Schema { source, validators }))
@@ -634,7 +635,12 @@ fn apply_variant(value: Value, variant: Variant) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| apply_variant(v, variant)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| apply_variant(v, variant))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -670,7 +676,12 @@ pub fn mock_example(
     });
     let media = match content_type {
         Some(ct) => {
-            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             super::content::find_media(&response.content, &ct)
         }
         None => response.content.first(),
@@ -686,7 +697,10 @@ pub fn mock_example(
         Value::String(s) if !media.content_type.contains("json") => s.clone().into_bytes(),
         other => serde_json::to_vec(other).unwrap_or_default(),
     };
-    (status, Some((media.content_type.clone(), bytes::Bytes::from(body))))
+    (
+        status,
+        Some((media.content_type.clone(), bytes::Bytes::from(body))),
+    )
 }
 
 #[cfg(test)]
@@ -750,9 +764,18 @@ mod tests {
     #[test]
     fn finds_operations_by_method_and_path_shape() {
         let ops = [
-            OperationKey { method: "GET", url_template: "/pets/{id}" },
-            OperationKey { method: "PUT", url_template: "/pets/{id}" },
-            OperationKey { method: "GET", url_template: "/owners" },
+            OperationKey {
+                method: "GET",
+                url_template: "/pets/{id}",
+            },
+            OperationKey {
+                method: "PUT",
+                url_template: "/pets/{id}",
+            },
+            OperationKey {
+                method: "GET",
+                url_template: "/owners",
+            },
         ];
         let c = compile(&doc(), &ops, &all()).unwrap();
         let get = c[0].as_ref().unwrap();
@@ -761,7 +784,10 @@ mod tests {
         assert!(get.parameters[1].required);
         assert_eq!(get.responses.len(), 2);
         assert_eq!(get.response(404).unwrap().key, "4XX");
-        assert_eq!(get.mock_response(None).unwrap().content[0].example, Some(json!({"id": 1, "name": "Rex"})));
+        assert_eq!(
+            get.mock_response(None).unwrap().content[0].example,
+            Some(json!({"id": 1, "name": "Rex"}))
+        );
         let put = c[1].as_ref().unwrap();
         assert!(put.request_body_required);
         assert_eq!(put.request_body[0].definition, "Pet");
@@ -770,15 +796,26 @@ mod tests {
 
     #[test]
     fn schemas_resolve_components_recursively_and_take_nullable() {
-        let ops = [OperationKey { method: "PUT", url_template: "/pets/{id}" }];
+        let ops = [OperationKey {
+            method: "PUT",
+            url_template: "/pets/{id}",
+        }];
         let c = compile(&doc(), &ops, &all()).unwrap();
-        let schema = c[0].as_ref().unwrap().request_body[0].schema.as_ref().unwrap();
+        let schema = c[0].as_ref().unwrap().request_body[0]
+            .schema
+            .as_ref()
+            .unwrap();
         let plain = schema.validator(Variant::default()).unwrap();
-        assert!(plain.is_valid(&json!({"id": 1, "name": "a", "tag": null, "parent": {"id": 2, "name": "b"}})));
+        assert!(plain.is_valid(
+            &json!({"id": 1, "name": "a", "tag": null, "parent": {"id": 2, "name": "b"}})
+        ));
         assert!(!plain.is_valid(&json!({"id": 1, "name": "a", "parent": {"id": "x", "name": "b"}})));
         assert!(plain.is_valid(&json!({"id": 1, "name": "a", "extra": true})));
         let strict = schema
-            .validator(Variant { additional_properties: Some(false), case_insensitive: false })
+            .validator(Variant {
+                additional_properties: Some(false),
+                case_insensitive: false,
+            })
             .unwrap();
         assert!(!strict.is_valid(&json!({"id": 1, "name": "a", "extra": true})));
     }
@@ -786,8 +823,12 @@ mod tests {
     #[test]
     fn a_broken_reference_names_its_pointer() {
         let mut d = doc();
-        d["paths"]["/pets/{petId}"]["get"]["parameters"][0]["$ref"] = json!("#/components/parameters/Nope");
-        let ops = [OperationKey { method: "GET", url_template: "/pets/{id}" }];
+        d["paths"]["/pets/{petId}"]["get"]["parameters"][0]["$ref"] =
+            json!("#/components/parameters/Nope");
+        let ops = [OperationKey {
+            method: "GET",
+            url_template: "/pets/{id}",
+        }];
         let e = compile(&d, &ops, &all()).unwrap_err();
         assert_eq!(e.pointer, "/paths/~1pets~1{petId}/get/parameters/0/$ref");
     }
@@ -800,14 +841,30 @@ mod petstore_tests {
 
     #[test]
     fn petstore_pet_response() {
-        let doc: Value =
-            serde_json::from_str(include_str!("../../../tests/apim-corpus-2/openapi/petstore.json")).unwrap();
-        let ops = [OperationKey { method: "GET", url_template: "/pets/{petId}" }];
-        let needs = Needs { schemas: true, variants: vec![] };
+        let doc: Value = serde_json::from_str(include_str!(
+            "../../../tests/apim-corpus-2/openapi/petstore.json"
+        ))
+        .unwrap();
+        let ops = [OperationKey {
+            method: "GET",
+            url_template: "/pets/{petId}",
+        }];
+        let needs = Needs {
+            schemas: true,
+            variants: vec![],
+        };
         let c = compile(&doc, &ops, &needs).unwrap();
         let media = &c[0].as_ref().unwrap().response(200).unwrap().content[0];
-        let v = media.schema.as_ref().unwrap().validator(Variant::default()).unwrap();
-        let errors: Vec<String> = v.iter_errors(&json!({"id": 1, "name": "Rex"})).map(|e| e.to_string()).collect();
+        let v = media
+            .schema
+            .as_ref()
+            .unwrap()
+            .validator(Variant::default())
+            .unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&json!({"id": 1, "name": "Rex"}))
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
 }

@@ -79,7 +79,11 @@ impl ValidateHeaders {
     }
 
     fn action(&self, name: &str, specified: bool) -> ValidationAction {
-        match self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some((_, a)) => *a,
             None if specified => self.specified,
             None => self.unspecified,
@@ -142,14 +146,19 @@ pub struct ValidateStatusCode {
 impl ValidateStatusCode {
     /// Compiles `<validate-status-code>`.
     pub fn compile(el: &Element) -> Result<Self, PolicyError> {
-        attrs::only(el, &["unspecified-status-code-action", "errors-variable-name"])?;
+        attrs::only(
+            el,
+            &["unspecified-status-code-action", "errors-variable-name"],
+        )?;
         attrs::only_children(el, &["status-code"])?;
         let mut codes = Vec::new();
         for c in el.children_named("status-code") {
             attrs::only(c, &["code", "action"])?;
             let code = attrs::parsed::<u16>(c, "code")?
                 .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| PolicyError::at(c, "'code' must be an HTTP status code (100-599)"))?;
+                .ok_or_else(|| {
+                    PolicyError::at(c, "'code' must be an HTTP status code (100-599)")
+                })?;
             let action = action_attr(c, "action", true)?.unwrap_or(ValidationAction::Ignore);
             codes.push((code, action));
         }

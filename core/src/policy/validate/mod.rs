@@ -113,7 +113,11 @@ impl Validate {
     pub fn compile(el: &Element, section: SectionKind) -> Result<Validate, PolicyError> {
         let on_response = section != SectionKind::Inbound;
         let allowed: &[SectionKind] = match el.name.as_str() {
-            "validate-content" => &[SectionKind::Inbound, SectionKind::Outbound, SectionKind::OnError],
+            "validate-content" => &[
+                SectionKind::Inbound,
+                SectionKind::Outbound,
+                SectionKind::OnError,
+            ],
             "validate-parameters" => &[SectionKind::Inbound],
             _ => &[SectionKind::Outbound, SectionKind::OnError],
         };
@@ -137,7 +141,9 @@ impl Validate {
             "validate-parameters" => {
                 Validate::Parameters(Arc::new(parameters::ValidateParameters::compile(el)?))
             }
-            "validate-headers" => Validate::Headers(Arc::new(headers::ValidateHeaders::compile(el)?)),
+            "validate-headers" => {
+                Validate::Headers(Arc::new(headers::ValidateHeaders::compile(el)?))
+            }
             _ => Validate::StatusCode(Arc::new(headers::ValidateStatusCode::compile(el)?)),
         })
     }
@@ -268,7 +274,10 @@ mod tests {
     #[test]
     fn bad_documents_are_compile_errors_naming_the_element() {
         let missing = compile(r#"<validate-status-code />"#, SectionKind::Outbound).unwrap_err();
-        assert!(missing.message.contains("unspecified-status-code-action"), "{missing}");
+        assert!(
+            missing.message.contains("unspecified-status-code-action"),
+            "{missing}"
+        );
         let bad = compile(
             r#"<validate-headers specified-header-action="block" unspecified-header-action="ignore" />"#,
             SectionKind::Outbound,
@@ -280,9 +289,12 @@ mod tests {
             SectionKind::Inbound,
         )
         .unwrap_err();
-        assert!(inbound.message.contains("not allowed in <inbound>"), "{inbound}");
+        assert!(
+            inbound.message.contains("not allowed in <inbound>"),
+            "{inbound}"
+        );
         let schema_id = compile(
-            r#"<validate-content unspecified-content-type-action="prevent"><content type="application/json" validate-as="json" schema-id="s" action="prevent" /></validate-content>"#,
+            r#"<validate-content unspecified-content-type-action="prevent" max-size="1024" size-exceeded-action="prevent"><content type="application/json" validate-as="json" schema-id="s" action="prevent" /></validate-content>"#,
             SectionKind::Inbound,
         )
         .unwrap_err();
@@ -315,7 +327,10 @@ mod tests {
         let ok = conclude(
             &mut ctx,
             "validate-parameters",
-            vec![finding(ValidationAction::Ignore), finding(ValidationAction::Detect)],
+            vec![
+                finding(ValidationAction::Ignore),
+                finding(ValidationAction::Detect),
+            ],
             Some("errors"),
             false,
         );

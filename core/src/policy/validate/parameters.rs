@@ -81,7 +81,10 @@ fn group(el: Option<&Element>, unspecified_allowed: bool) -> Result<Group, Polic
         return Ok(Group::default());
     };
     if unspecified_allowed {
-        attrs::only(el, &["specified-parameter-action", "unspecified-parameter-action"])?;
+        attrs::only(
+            el,
+            &["specified-parameter-action", "unspecified-parameter-action"],
+        )?;
     } else {
         attrs::only(el, &["specified-parameter-action"])?;
     }
@@ -171,7 +174,7 @@ impl ValidateParameters {
                     .collect(),
                 ParamIn::Query => ctx
                     .request
-                    .original_url
+                    .url
                     .query
                     .iter()
                     .filter(|(n, _)| *n == p.name)
@@ -192,7 +195,7 @@ impl ValidateParameters {
             })
         };
         let mut seen: Vec<&str> = Vec::new();
-        for (name, _) in &ctx.request.original_url.query {
+        for (name, _) in &ctx.request.url.query {
             if is_declared(ParamIn::Query, name) || seen.contains(&name.as_str()) {
                 continue;
             }
@@ -239,7 +242,11 @@ pub(crate) fn check_values(
     response: bool,
 ) -> Option<Finding> {
     let side = if response { "Response" } else { "Request" };
-    let kind = if response { "ResponseHeader" } else { p.location.error_type() };
+    let kind = if response {
+        "ResponseHeader"
+    } else {
+        p.location.error_type()
+    };
     let noun = p.location.noun();
     let name = &p.name;
     let finding = |details: String, public: String| Finding {
@@ -254,7 +261,10 @@ pub(crate) fn check_values(
         details,
         action,
     };
-    let is_array = p.schema.as_ref().is_some_and(|s| s.primary_type() == "array");
+    let is_array = p
+        .schema
+        .as_ref()
+        .is_some_and(|s| s.primary_type() == "array");
     match values {
         [] if p.required => {
             let text = format!("{side} does not contain the required {noun} {name}.");
@@ -277,11 +287,16 @@ pub(crate) fn check_values(
                 }
             };
             let validator = schema.validator(Variant::default())?;
+            if validator.is_valid(&value) {
+                return None;
+            }
             let error = validator.iter_errors(&value).next()?;
             let error = error.to_string().replace(['\r', '\n'], " ");
             Some(finding(
                 format!("Value of the {noun} {name} does not conform to the definition. {error}"),
-                format!("The value of the {noun} {name} does not conform to the definition. {error}"),
+                format!(
+                    "The value of the {noun} {name} does not conform to the definition. {error}"
+                ),
             ))
         }
     }
