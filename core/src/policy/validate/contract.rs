@@ -670,10 +670,7 @@ pub fn mock_example(
     let Some(response) = contract.mock_response(status) else {
         return (status.unwrap_or(200), None);
     };
-    let status = status.unwrap_or_else(|| match response.key.parse::<u16>() {
-        Ok(code) => code,
-        Err(_) => 200,
-    });
+    let status = status.unwrap_or_else(|| response.key.parse::<u16>().unwrap_or(200));
     let media = match content_type {
         Some(ct) => {
             let ct = ct

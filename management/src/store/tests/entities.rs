@@ -451,7 +451,9 @@ fn imported_documents_reach_the_snapshot() {
         }}}}}
     });
     let build = |current: Option<&Api>| -> Result<Api, StoreError> {
-        let mut api: Api = serde_json::from_value(api_body("items")).unwrap();
+        let mut body = api_body("items");
+        body["id"] = json!("items");
+        let mut api: Api = serde_json::from_value(body).unwrap();
         if let Some(c) = current {
             api.path = c.path.clone();
         }
