@@ -610,9 +610,112 @@ fn compile_config(c: &mut Criterion) {
     g.finish();
 }
 
+/// An order API whose contract (an OpenAPI 3.0 document) has a JSON Schema
+/// for the request body, with `validate-content` at API scope.
+fn validate_content_config() -> Arc<CompiledConfig> {
+    let item = serde_json::json!({
+        "type": "object",
+        "required": ["sku", "quantity", "price"],
+        "properties": {
+            "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "price": {"type": "number", "minimum": 0},
+            "gift": {"type": "boolean"}
+        }
+    });
+    let document = serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Orders", "version": "1"},
+        "paths": {"/orders": {"post": {
+            "requestBody": {"required": true, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Order"}}}},
+            "responses": {"201": {"description": "created"}}
+        }}},
+        "components": {"schemas": {
+            "Item": item,
+            "Order": {
+                "type": "object",
+                "required": ["id", "customer", "items"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "customer": {"type": "object", "required": ["name", "email"], "properties": {
+                        "name": {"type": "string", "maxLength": 100},
+                        "email": {"type": "string", "format": "email"}}},
+                    "items": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Item"}},
+                    "notes": {"type": "string", "nullable": true}
+                }
+            }
+        }}
+    });
+    let policy = r#"<policies><inbound><base />
+        <validate-content unspecified-content-type-action="prevent" max-size="102400" size-exceeded-action="prevent">
+          <content type="application/json" validate-as="json" action="prevent" />
+        </validate-content></inbound><backend><base /></backend>
+        <outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let snapshot = serde_json::json!({
+        "revision": 1,
+        "apis": [{"id": "orders", "path": "shop", "serviceUrl": "http://backend.test:9000/v1",
+                  "operations": [{"id": "create", "method": "POST", "urlTemplate": "/orders"}],
+                  "openapi": document, "policy": policy}],
+        "subscriptions": [
+            {"id": "sub-1", "scope": "/apis", "primaryKey": KEY,
+             "secondaryKey": "fedcba9876543210fedcba9876543210"},
+        ],
+    });
+    let snapshot = Snapshot::from_json(snapshot.to_string().as_bytes()).expect("snapshot parses");
+    Arc::new(CompiledConfig::compile(snapshot).expect("configuration compiles"))
+}
+
+/// A valid order of about 1 KiB.
+fn order_body() -> bytes::Bytes {
+    let items: Vec<serde_json::Value> = (0..14)
+        .map(|i| serde_json::json!({"sku": format!("ABC-{:04}", 1000 + i), "quantity": i + 1, "price": 9.99, "gift": i % 2 == 0}))
+        .collect();
+    let order = serde_json::json!({
+        "id": "0b0e5bd0-57b4-4a2f-9c39-5d1a83b9a7c1",
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "items": items,
+        "notes": "leave at the door"
+    });
+    bytes::Bytes::from(serde_json::to_vec(&order).expect("serializes"))
+}
+
+/// `validate-content` on a 1 KiB JSON request body: the inbound section up to
+/// the forward step, against the same pipeline with no policy.
+fn validate_content(c: &mut Criterion) {
+    let config = validate_content_config();
+    let mut store = LocalStore::new(7);
+    let backend = |id: &str| config.backend_url(id);
+    let body = order_body();
+    assert!((900..1200).contains(&body.len()), "{} bytes", body.len());
+    let mut ctx = sample_context(&config);
+    ctx.request.method = "POST".into();
+    ctx.request.headers.set("Content-Type", "application/json");
+    ctx.request.body = Some(body.clone());
+    let mut g = c.benchmark_group("policy_validate");
+    g.throughput(criterion::Throughput::Bytes(body.len() as u64));
+    g.bench_function("validate_content_json_1kib", |b| {
+        b.iter_batched(
+            || (ctx.clone(), Pipeline::new(config.chain(0, 0, None))),
+            |(mut ctx, mut p)| {
+                let env = Env {
+                    now: Instant::now(),
+                    backend: &backend,
+                    tls: &portcullis_core::policy::auth_cert::NoTls,
+                };
+                let step = run_to_forward(&mut p, &mut ctx, &env, &mut store);
+                assert!(matches!(step, Step::Forward(_)), "{step:?}");
+                black_box((ctx, p))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1));
-    targets = proxy_requests, policy_parts, compile_config
+    targets = proxy_requests, policy_parts, compile_config, validate_content
 }
 criterion_main!(benches);

@@ -434,6 +434,7 @@ fn compile_policies(
                 },
                 method: op.method.clone(),
                 url_template: op.url_template.clone(),
+                contract: None,
             }));
         }
         set.operations.push(ops);
@@ -471,5 +472,66 @@ fn compile_policies(
         );
         set.api_products.push(products);
     }
+    attach_contracts(snapshot, &mut set)?;
     Ok(set)
+}
+
+/// Compiles each API's OpenAPI document into its operations' contracts (with
+/// JSON Schemas only when a validation policy is configured somewhere) and
+/// hands them to `context.Operation`.
+fn attach_contracts(snapshot: &Snapshot, set: &mut PolicySet) -> Result<(), ConfigError> {
+    use crate::policy::validate::contract;
+    if snapshot.apis.iter().all(|a| a.openapi.is_none()) {
+        return Ok(());
+    }
+    let mut needs = contract::Needs::default();
+    let docs = set
+        .global
+        .iter()
+        .chain(set.products.iter().flatten())
+        .chain(set.apis.iter().flatten())
+        .chain(set.operations.iter().flatten().flatten());
+    for doc in docs {
+        for section in doc.sections.iter().flatten() {
+            for op in &section.ops {
+                if let crate::policy::program::Op::Act(a, _) = op {
+                    if let crate::policy::actions::Action::Validate(v) = &**a {
+                        needs.schemas = true;
+                        for variant in v.variants() {
+                            if !needs.variants.contains(&variant) {
+                                needs.variants.push(variant);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (i, api) in snapshot.apis.iter().enumerate() {
+        let Some(document) = &api.openapi else {
+            continue;
+        };
+        let keys: Vec<contract::OperationKey<'_>> = api
+            .operations
+            .iter()
+            .map(|op| contract::OperationKey {
+                method: &op.method,
+                url_template: &op.url_template,
+            })
+            .collect();
+        let contracts =
+            contract::compile(document, &keys, &needs).map_err(|error| ConfigError::Contract {
+                api: api.id.clone(),
+                error,
+            })?;
+        for (j, c) in contracts.into_iter().enumerate() {
+            if c.is_some() {
+                let info = &mut set.operation_info[i][j];
+                let mut with = OperationInfo::clone(info);
+                with.contract = c;
+                *info = Arc::new(with);
+            }
+        }
+    }
+    Ok(())
 }

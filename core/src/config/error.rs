@@ -77,6 +77,14 @@ pub enum ConfigError {
         /// What is wrong.
         problem: EntityProblem,
     },
+    /// An API's OpenAPI document (`openapi`) whose contract does not compile.
+    #[error("api `{api}`: {error}")]
+    Contract {
+        /// The API's id.
+        api: String,
+        /// Where in the document, and why.
+        error: crate::policy::validate::contract::ContractError,
+    },
     /// A policy document that does not compile.
     #[error("{owner} policy: {error}")]
     Policy {

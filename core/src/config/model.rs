@@ -232,6 +232,12 @@ pub struct Api {
     /// The operations; a request must match one of them.
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// The API's contract: an OpenAPI 3.0 or 3.1 document (JSON), whose
+    /// operations are matched to `operations` by method and path. The
+    /// validation policies and `mock-response` read it. The management plane
+    /// fills it from the document last imported into the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<serde_json::Value>,
     /// The API-scope policy document, XML.
     #[serde(default)]
     pub policy: Option<String>,

@@ -170,6 +170,8 @@ pub enum Action {
     LlmEmitTokenMetric(Box<LlmEmitTokenMetric>),
     /// A `wait` of `send-request`s, in flight at once.
     WaitCalls(Box<super::wait::WaitCalls>),
+    /// `validate-content`, `validate-parameters`, `validate-headers`, `validate-status-code`.
+    Validate(super::validate::Validate),
 }
 
 /// Policies that only Azure can run; named in errors so users know why.
@@ -320,6 +322,12 @@ pub fn compile(el: &Element, section: SectionKind) -> Result<Action, PolicyError
         "xsl-transform" => {
             only_in(&[Inbound, Outbound, OnError])?;
             Action::XslTransform(Box::new(XslTransform::compile(el, section)?))
+        }
+        "validate-content"
+        | "validate-parameters"
+        | "validate-headers"
+        | "validate-status-code" => {
+            Action::Validate(super::validate::Validate::compile(el, section)?)
         }
         name if AZURE_ONLY.contains(&name) => {
             return Err(PolicyError::at(

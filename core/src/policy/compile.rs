@@ -517,6 +517,12 @@ impl Builder<'_, '_> {
                 | Action::XmlToJson(_)
                 | Action::XslTransform(_)
         );
+        if let Action::Validate(v) = action {
+            // validate-content reads the body of the side it validates.
+            let (request, response) = v.reads_body();
+            self.needs.request_body |= request;
+            self.needs.response_body |= response;
+        }
         if matches!(action, Action::CacheStore(_)) {
             // A stored response needs its body.
             self.needs.response_body = true;

@@ -88,6 +88,8 @@ pub struct OperationInfo {
     pub method: String,
     /// URL template, e.g. `/users/{id}`.
     pub url_template: String,
+    /// The operation's contract from the API's OpenAPI document, if it has one.
+    pub contract: Option<Arc<super::validate::contract::OperationContract>>,
 }
 
 /// `context.Product`.

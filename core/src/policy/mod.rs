@@ -33,6 +33,7 @@ pub mod send;
 pub mod shared_counters;
 pub mod store;
 pub mod transform;
+pub mod validate;
 pub mod wait;
 pub mod xml;
 pub mod xslt;

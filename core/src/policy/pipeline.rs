@@ -909,6 +909,7 @@ impl Pipeline {
             Action::WaitCalls(w) => return self.wait_calls(w, ctx, env).map(Some),
             Action::IpFilter(f) => f.check(&ctx.request.ip_address, ctx)?,
             Action::ValidateClientCertificate(v) => v.check(ctx)?,
+            Action::Validate(v) => v.run(ctx)?,
             Action::Cors(c) => {
                 if self.preflight {
                     match c.preflight(ctx)? {

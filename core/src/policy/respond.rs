@@ -138,14 +138,18 @@ impl ReturnResponse {
     }
 }
 
-/// `mock-response`: answers with the status (and an empty body of the content
-/// type) without calling the backend.
+/// `mock-response`: answers without calling the backend, with the example the
+/// operation's contract (the API's OpenAPI document) gives for the status and
+/// content type asked; without one, an empty body.
 #[derive(Debug, Clone)]
 pub struct MockResponse {
     /// Status code (default 200).
     pub status: u16,
-    /// Content type (default `application/json`).
-    pub content_type: String,
+    /// Whether `status-code` was given (without it the contract's first 2xx
+    /// response is answered).
+    pub status_given: bool,
+    /// `content-type`, if given (without it: the response's first representation).
+    pub content_type: Option<String>,
 }
 
 impl MockResponse {
@@ -161,23 +165,38 @@ impl MockResponse {
         }
         Ok(MockResponse {
             status,
-            content_type: el
-                .attr("content-type")
-                .unwrap_or("application/json")
-                .to_string(),
+            status_given: el.attr("status-code").is_some(),
+            content_type: el.attr("content-type").map(|c| c.trim().to_string()),
         })
     }
 
     /// Puts the mocked response in `context.Response`.
     pub fn run(&self, ctx: &mut Context) {
+        let contract = ctx.fixed.operation.contract.clone();
+        let (status, example) = match contract.as_deref() {
+            Some(c) => super::validate::contract::mock_example(
+                c,
+                self.status_given.then_some(self.status),
+                self.content_type.as_deref(),
+            ),
+            None => (self.status, None),
+        };
         let mut resp = Response {
-            status: self.status,
-            reason: reason_phrase(self.status).to_string(),
+            status,
+            reason: reason_phrase(status).to_string(),
             ..Default::default()
         };
-        // We keep no response examples, so the mock has an empty body.
-        resp.headers.set("Content-Type", self.content_type.clone());
-        resp.body = Some(bytes::Bytes::new());
+        let (content_type, body) = match example {
+            Some((ct, body)) => (self.content_type.clone().unwrap_or(ct), body),
+            None => (
+                self.content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".to_string()),
+                bytes::Bytes::new(),
+            ),
+        };
+        resp.headers.set("Content-Type", content_type);
+        resp.body = Some(body);
         ctx.response = Some(resp);
     }
 }

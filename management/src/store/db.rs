@@ -227,6 +227,13 @@ pub(crate) fn gateway_key_rows(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every API's imported OpenAPI document (JSON text), by API id.
+pub(crate) fn api_document_rows(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT api_id, document FROM api_documents")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Every stored admin token digest.
 pub(crate) fn admin_digests(conn: &Connection) -> Result<Vec<[u8; 32]>, StoreError> {
     let mut stmt = conn.prepare("SELECT digest FROM admin_tokens")?;

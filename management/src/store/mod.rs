@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use portcullis_core::config::{Api, CompiledConfig};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -160,6 +160,14 @@ impl Store {
         }
         state.global_policy =
             db::global_policy(&conn)?.map(|(xml, version)| PolicyDoc { xml, version });
+        for (id, document) in db::api_document_rows(&conn)? {
+            let document: serde_json::Value = serde_json::from_str(&document).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the OpenAPI document of api '{id}' is not JSON: {e}"
+                ))
+            })?;
+            state.api_documents.insert(id, Arc::new(document));
+        }
         for (id, primary, secondary) in db::gateway_key_rows(&conn)? {
             state
                 .gateway_keys
@@ -356,6 +364,7 @@ impl Store {
             }
         }
         if kind == Kind::Api {
+            next.api_documents.remove(id);
             rows.push(Row::ApiDocument(id.to_owned(), None));
             // An API's revisions go with it, as in APIM.
             for rev in self.state.revisions_of(id) {
@@ -418,6 +427,16 @@ impl Store {
             detail: Some(doc.to_audit()),
         };
         let mut next = self.begin();
+        match serde_json::from_str::<serde_json::Value>(&document) {
+            Ok(parsed) => {
+                next.api_documents.insert(id.to_owned(), Arc::new(parsed));
+            }
+            Err(e) => {
+                return Err(StoreError::Invalid(format!(
+                    "the OpenAPI document is not JSON: {e}"
+                )))
+            }
+        }
         let rows = [
             Row::Entity(Kind::Api, id.to_owned()),
             Row::ApiDocument(id.to_owned(), Some(document)),

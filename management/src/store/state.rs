@@ -35,6 +35,9 @@ pub(crate) struct State {
     pub global_policy: Option<PolicyDoc>,
     /// Gateway keys by gateway id.
     pub gateway_keys: BTreeMap<String, GatewayKeys>,
+    /// The OpenAPI document last imported into each API, by API id: the
+    /// contract snapshots carry to the gateways (`Api::openapi`).
+    pub api_documents: BTreeMap<String, Arc<serde_json::Value>>,
 }
 
 impl State {
@@ -313,7 +316,13 @@ impl State {
         let apis: Vec<Api> = self
             .apis()
             .filter(|a| serves(a.revision_base()))
-            .cloned()
+            .map(|a| {
+                let mut api = a.clone();
+                if let Some(document) = self.api_documents.get(&a.id) {
+                    api.openapi = Some(serde_json::Value::clone(document));
+                }
+                api
+            })
             .collect();
         let products: Vec<Product> = self
             .products()

@@ -476,3 +476,85 @@ fn websocket_apis_get_their_handshake_and_are_checked() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An import's OpenAPI document in the gateway's snapshot (`Api::openapi`),
+/// kept across a restart, gone with the API; a contract that does not compile
+/// is refused.
+#[test]
+fn imported_documents_reach_the_snapshot() {
+    let (dir, mut store) = open();
+    let document = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Items", "version": "1"},
+        "paths": {"/items": {"get": {"responses": {"200": {
+            "description": "ok",
+            "content": {"application/json": {"example": {"n": 1}}}
+        }}}}}
+    });
+    let build = |current: Option<&Api>| -> Result<Api, StoreError> {
+        let mut body = api_body("items");
+        body["id"] = json!("items");
+        let mut api: Api = serde_json::from_value(body).unwrap();
+        if let Some(c) = current {
+            api.path = c.path.clone();
+        }
+        Ok(api)
+    };
+    store
+        .import_api(
+            "items",
+            build,
+            document.to_string(),
+            Precondition::NONE,
+            "tester",
+            T0,
+        )
+        .unwrap();
+    must_put(
+        &mut store,
+        Kind::Gateway,
+        "g",
+        json!({"location": {"name": "lab"}, "apis": ["items"]}),
+    );
+    let snapshot = |store: &Store| {
+        let config = store.gateway_config("g").unwrap();
+        Snapshot::from_json(&config.json).unwrap()
+    };
+    assert_eq!(snapshot(&store).apis[0].openapi.as_ref(), Some(&document));
+    let mut store = reopen(&dir, store);
+    assert_eq!(snapshot(&store).apis[0].openapi.as_ref(), Some(&document));
+    // The stored API itself does not carry it (GET /apis/items is unchanged).
+    let (api, _) = store.api_with_document("items").unwrap();
+    assert!(api.openapi.is_none());
+
+    let mut broken = document.clone();
+    broken["paths"]["/items"]["get"]["parameters"] =
+        json!([{"$ref": "#/components/parameters/Nope"}]);
+    let err = store
+        .import_api(
+            "items",
+            build,
+            broken.to_string(),
+            Precondition::NONE,
+            "tester",
+            T0,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/paths/~1items/get/parameters/0/$ref"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&store).apis[0].openapi.as_ref(), Some(&document));
+
+    must_put(
+        &mut store,
+        Kind::Gateway,
+        "g",
+        json!({"location": {"name": "lab"}, "apis": []}),
+    );
+    store
+        .delete(Kind::Api, "items", Precondition::NONE, "tester", T0)
+        .unwrap();
+    assert!(store.state.api_documents.is_empty());
+}
