@@ -557,13 +557,31 @@ impl Store {
     /// candidate the live view.
     fn commit(
         &mut self,
-        next: State,
+        mut next: State,
         rows: &[Row],
         check: Check<'_>,
         note: AuditNote,
         actor: &str,
         now_unix: u64,
     ) -> Result<(), StoreError> {
+        // The documents snapshots carry follow every document row written
+        // (imports, revisions copied or swapped, deletions), so the candidate
+        // is compiled with them and the state never drifts from the table.
+        for row in rows {
+            if let Row::ApiDocument(id, document) = row {
+                match document
+                    .as_deref()
+                    .map(serde_json::from_str::<serde_json::Value>)
+                {
+                    Some(Ok(parsed)) => {
+                        next.api_documents.insert(id.clone(), Arc::new(parsed));
+                    }
+                    Some(Err(_)) | None => {
+                        next.api_documents.remove(id);
+                    }
+                }
+            }
+        }
         compile_candidate(&next, check)?;
         let revision = db::to_i64(next.revision)?;
         let now = db::to_i64(now_unix)?;

@@ -498,6 +498,12 @@ fn imported_documents_reach_the_snapshot() {
         if let Some(c) = current {
             api.path = c.path.clone();
         }
+        // A validation policy needs the contract: a document that gives none
+        // is then refused (without one, the API would just have no contract).
+        api.policy = Some(
+            r#"<policies><inbound><base /><validate-parameters specified-parameter-action="prevent" unspecified-parameter-action="ignore" /></inbound></policies>"#
+                .to_owned(),
+        );
         Ok(api)
     };
     store
