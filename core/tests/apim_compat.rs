@@ -35,7 +35,7 @@ use portcullis_core::policy::program::Level;
 use portcullis_core::policy::xml;
 
 /// Documents of the corpus that must compile; raise it when support grows.
-const MIN_COMPILING: usize = 39;
+const MIN_COMPILING: usize = 40;
 
 /// How a file was compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

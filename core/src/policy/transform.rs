@@ -403,7 +403,12 @@ impl SetBody {
         attrs::only(el, &["template", "xsi-nil", "parse-date"])?;
         let liquid = match el.attr("template").map(str::trim) {
             None | Some("none") => None,
-            Some("liquid") => Some(super::liquid::LiquidTemplate::compile(el)?),
+            Some("liquid") => {
+                // XML written inside a Liquid template is the template's text,
+                // not policy elements.
+                el.mark_all_read();
+                Some(super::liquid::LiquidTemplate::compile(el)?)
+            }
             Some(t) => {
                 return Err(PolicyError::at(
                     el,
