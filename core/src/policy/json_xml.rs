@@ -151,6 +151,40 @@ fn headers_of(ctx: &Context, target: Target) -> Option<&Headers> {
     }
 }
 
+/// When a conversion applies: the message's Content-Type is the source format
+/// (unless `apply` is `always`) and, when asked to consider it, the client's
+/// Accept names the result format.
+struct Conversion<'a> {
+    apply: &'a Setting<Apply>,
+    parse_apply: fn(&str) -> Option<Apply>,
+    consider_accept: &'a Setting<bool>,
+    source: fn(&str) -> bool,
+    result: fn(&str) -> bool,
+}
+
+impl Conversion<'_> {
+    /// The body to convert, or `None` when there is none or the conversion
+    /// does not apply to this message.
+    fn body(&self, ctx: &Context, target: Target) -> Result<Option<bytes::Bytes>, Failure> {
+        let Some(body) = body_of(ctx, target).filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        if self.apply.get(ctx, "apply", self.parse_apply)? == Apply::ContentType
+            && !content_type_is(ctx, target, self.source)
+        {
+            return Ok(None);
+        }
+        if self
+            .consider_accept
+            .get(ctx, "consider-accept-header", boolean)?
+            && !accept_asks(ctx, self.result)
+        {
+            return Ok(None);
+        }
+        Ok(Some(body))
+    }
+}
+
 fn body_of(ctx: &Context, target: Target) -> Option<bytes::Bytes> {
     match target {
         Target::Request => ctx.request.body.clone(),
@@ -244,21 +278,16 @@ impl JsonToXml {
 
     /// Converts the body when `apply` and the Accept header say so.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
-        let Some(body) = body_of(ctx, self.target).filter(|b| !b.is_empty()) else {
+        let wanted = Conversion {
+            apply: &self.apply,
+            parse_apply: apply_json,
+            consider_accept: &self.consider_accept,
+            source: is_json,
+            result: is_xml,
+        };
+        let Some(body) = wanted.body(ctx, self.target)? else {
             return Ok(());
         };
-        if self.apply.get(ctx, "apply", apply_json)? == Apply::ContentType
-            && !content_type_is(ctx, self.target, is_json)
-        {
-            return Ok(());
-        }
-        if self
-            .consider_accept
-            .get(ctx, "consider-accept-header", boolean)?
-            && !accept_asks(ctx, is_xml)
-        {
-            return Ok(());
-        }
         let opt = |t: &Option<Template>, ctx: &Context| -> Result<Option<String>, Failure> {
             t.as_ref().map(|t| eval(t, ctx)).transpose()
         };
@@ -332,21 +361,16 @@ impl XmlToJson {
 
     /// Converts the body when `apply` and the Accept header say so.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
-        let Some(body) = body_of(ctx, self.target).filter(|b| !b.is_empty()) else {
+        let wanted = Conversion {
+            apply: &self.apply,
+            parse_apply: apply_xml,
+            consider_accept: &self.consider_accept,
+            source: is_xml,
+            result: is_json,
+        };
+        let Some(body) = wanted.body(ctx, self.target)? else {
             return Ok(());
         };
-        if self.apply.get(ctx, "apply", apply_xml)? == Apply::ContentType
-            && !content_type_is(ctx, self.target, is_xml)
-        {
-            return Ok(());
-        }
-        if self
-            .consider_accept
-            .get(ctx, "consider-accept-header", boolean)?
-            && !accept_asks(ctx, is_json)
-        {
-            return Ok(());
-        }
         let opts = ToJson {
             kind: self.kind.get(ctx, "kind", kind)?,
             always_array: self
