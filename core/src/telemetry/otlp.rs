@@ -24,9 +24,21 @@ pub fn export_request(
     body: bytes::Bytes,
     timeout: std::time::Duration,
 ) -> CalloutRequest {
+    post_request(collector, TRACES_PATH, body, timeout)
+}
+
+/// The OTLP/HTTP POST of an encoded export (`body`) to `path` (a signal's
+/// path, `/v1/traces` or `/v1/metrics`) of the collector at base URL
+/// `collector`, allowed `timeout`.
+pub fn post_request(
+    collector: &str,
+    path: &str,
+    body: bytes::Bytes,
+    timeout: std::time::Duration,
+) -> CalloutRequest {
     CalloutRequest {
         method: "POST".into(),
-        url: format!("{}{}", collector.trim_end_matches('/'), TRACES_PATH),
+        url: format!("{}{}", collector.trim_end_matches('/'), path),
         headers: vec![("Content-Type".into(), CONTENT_TYPE.into())],
         body,
         timeout,

@@ -13,7 +13,6 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::custom_metrics::CustomMetrics;
-use super::otlp::CONTENT_TYPE;
 use crate::callout::CalloutRequest;
 
 /// The path a collector takes metrics on.
@@ -106,13 +105,7 @@ pub fn export_request(
     body: bytes::Bytes,
     timeout: std::time::Duration,
 ) -> CalloutRequest {
-    CalloutRequest {
-        method: "POST".into(),
-        url: format!("{}{}", collector.trim_end_matches('/'), METRICS_PATH),
-        headers: vec![("Content-Type".into(), CONTENT_TYPE.into())],
-        body,
-        timeout,
-    }
+    super::otlp::post_request(collector, METRICS_PATH, body, timeout)
 }
 
 #[cfg(test)]
