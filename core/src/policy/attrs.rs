@@ -100,3 +100,22 @@ pub fn no_unread_children(el: &Element) -> Result<(), PolicyError> {
         }),
     }
 }
+
+/// A header or variable name a policy reports to (`remaining-calls-header-name`
+/// and the like): a literal, not empty, never an expression.
+pub fn output_name(el: &Element, a: &str) -> Result<Option<String>, PolicyError> {
+    match el.attr(a) {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Err(PolicyError::at(
+            el,
+            format!("attribute '{a}' must not be empty"),
+        )),
+        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {
+            Err(PolicyError::at(
+                el,
+                format!("attribute '{a}' does not allow policy expressions"),
+            ))
+        }
+        Some(v) => Ok(Some(v.trim().to_string())),
+    }
+}

@@ -208,24 +208,6 @@ impl QuotaPeriod {
     }
 }
 
-/// Header and variable names a policy reports to (validated, no expressions).
-fn name_attr(el: &Element, a: &str) -> Result<Option<String>, PolicyError> {
-    match el.attr(a) {
-        None => Ok(None),
-        Some(v) if v.trim().is_empty() => Err(PolicyError::at(
-            el,
-            format!("attribute '{a}' must not be empty"),
-        )),
-        Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {
-            Err(PolicyError::at(
-                el,
-                format!("attribute '{a}' does not allow policy expressions"),
-            ))
-        }
-        Some(v) => Ok(Some(v.trim().to_string())),
-    }
-}
-
 /// `<llm-token-limit>`.
 #[derive(Debug, Clone)]
 pub struct LlmTokenLimit {
@@ -323,21 +305,24 @@ impl LlmTokenLimit {
             token_quota,
             token_quota_period,
             estimate_prompt_tokens: attrs::boolean(el, "estimate-prompt-tokens", false)?,
-            retry_after_header_name: name_attr(el, "retry-after-header-name")?
+            retry_after_header_name: attrs::output_name(el, "retry-after-header-name")?
                 .unwrap_or_else(|| "Retry-After".into()),
-            retry_after_variable_name: name_attr(el, "retry-after-variable-name")?,
-            remaining_tokens_header_name: name_attr(el, "remaining-tokens-header-name")?,
-            remaining_tokens_variable_name: name_attr(el, "remaining-tokens-variable-name")?,
-            remaining_quota_tokens_header_name: name_attr(
+            retry_after_variable_name: attrs::output_name(el, "retry-after-variable-name")?,
+            remaining_tokens_header_name: attrs::output_name(el, "remaining-tokens-header-name")?,
+            remaining_tokens_variable_name: attrs::output_name(
+                el,
+                "remaining-tokens-variable-name",
+            )?,
+            remaining_quota_tokens_header_name: attrs::output_name(
                 el,
                 "remaining-quota-tokens-header-name",
             )?,
-            remaining_quota_tokens_variable_name: name_attr(
+            remaining_quota_tokens_variable_name: attrs::output_name(
                 el,
                 "remaining-quota-tokens-variable-name",
             )?,
-            tokens_consumed_header_name: name_attr(el, "tokens-consumed-header-name")?,
-            tokens_consumed_variable_name: name_attr(el, "tokens-consumed-variable-name")?,
+            tokens_consumed_header_name: attrs::output_name(el, "tokens-consumed-header-name")?,
+            tokens_consumed_variable_name: attrs::output_name(el, "tokens-consumed-variable-name")?,
         })
     }
 

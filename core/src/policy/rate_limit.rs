@@ -47,22 +47,7 @@ pub struct RateLimitOutputs {
 
 impl RateLimitOutputs {
     fn from_element(el: &Element) -> Result<Self, PolicyError> {
-        let name = |a: &str| -> Result<Option<String>, PolicyError> {
-            match el.attr(a) {
-                None => Ok(None),
-                Some(v) if v.trim().is_empty() => Err(PolicyError::at(
-                    el,
-                    format!("attribute '{a}' must not be empty"),
-                )),
-                Some(v) if v.trim_start().starts_with("@(") || v.trim_start().starts_with("@{") => {
-                    Err(PolicyError::at(
-                        el,
-                        format!("attribute '{a}' does not allow policy expressions"),
-                    ))
-                }
-                Some(v) => Ok(Some(v.trim().to_string())),
-            }
-        };
+        let name = |a: &str| attrs::output_name(el, a);
         Ok(RateLimitOutputs {
             retry_after_header_name: name("retry-after-header-name")?
                 .unwrap_or_else(|| "Retry-After".into()),
