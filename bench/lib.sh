@@ -77,8 +77,11 @@ vmrss_kib() {
     echo "$total"
 }
 
+# http_code URL: the status of a GET (with the header WAIT_HTTP_HEADER, if set).
 http_code() {
-    curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null || true
+    local -a h=()
+    [[ -n ${WAIT_HTTP_HEADER:-} ]] && h=(-H "$WAIT_HTTP_HEADER")
+    curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${h[@]+"${h[@]}"}" "$1" 2>/dev/null || true
 }
 
 # wait_http URL PID SECONDS: wait for a 200 from URL while PID lives.
@@ -153,6 +156,37 @@ start_nginx() { # NAME CPU -> sets NGINX_MASTER
         >"$RESULTS/$1.log" 2>&1 &
     NGINX_MASTER=$!
     STARTED_PIDS+=("$NGINX_MASTER")
+}
+
+# haproxy as a reverse proxy, one thread, backend connections reused (the
+# counterpart of the nginx proxy: `http-reuse always`, no logging).
+start_haproxy() {
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 100000
+    pidfile $WORK/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 75s
+    timeout server 75s
+    timeout http-keep-alive 75s
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:$HAPROXY_PORT backlog 4096
+    default_backend backend
+backend backend
+    server b1 127.0.0.1:$BACKEND_PORT maxconn 1000
+EOF
+    taskset -c "$CPU_PROXY" haproxy -db -f "$WORK/haproxy.cfg" >"$RESULTS/haproxy.log" 2>&1 &
+    HAPROXY_PID=$!
+    STARTED_PIDS+=("$HAPROXY_PID")
+    if ! wait_http "http://127.0.0.1:$HAPROXY_PORT$URL_PATH" "$HAPROXY_PID" 10; then
+        log "haproxy SKIPPED: it did not start: $(tail -n 5 "$RESULTS/haproxy.log")"
+        HAPROXY_PID=""
+        return 1
+    fi
 }
 
 start_backend() {

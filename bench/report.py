@@ -16,11 +16,18 @@ import sys
 TARGET_LABEL = {
     "backend": "backend direct (nginx `return 200`)",
     "nginx": "nginx proxy (1 worker, upstream keepalive)",
+    "haproxy": "haproxy (1 thread, `http-reuse always`)",
     "portcullis": "portcullis gateway on tokio",
     "portcullis-smol": "portcullis gateway on smol (`--runtime smol`)",
+    "portcullis-policy": "portcullis on tokio, typical policy set",
+    "portcullis-smol-policy": "portcullis on smol, typical policy set",
+    "portcullis-before": "before: portcullis on tokio (`BEFORE_BIN`)",
+    "portcullis-smol-before": "before: portcullis on smol",
+    "portcullis-policy-before": "before: portcullis on tokio, typical policy set",
 }
-TARGETS = ("backend", "nginx", "portcullis", "portcullis-smol")
-GATEWAYS = ("portcullis", "portcullis-smol")
+TARGETS = ("backend", "nginx", "haproxy", "portcullis", "portcullis-smol",
+           "portcullis-policy", "portcullis-smol-policy", "portcullis-before",
+           "portcullis-smol-before", "portcullis-policy-before")
 SCENARIO_LABEL = {
     "keepalive": "Keep-alive (each wrk connection reused)",
     "close": "Connection: close (new TCP connection per request)",
@@ -73,6 +80,9 @@ def main():
     p(f"- portcullis on tokio: {meta.get('gateway_status', '?')}; "
       f"on smol: {meta.get('gateway_smol_status', '?')} "
       f"(git {meta.get('git', '?')})")
+    p(f"- haproxy: {meta.get('haproxy_status', 'not run')}")
+    if "before_status" in meta:
+        p(f"- before: {meta['before_status']}")
     p("")
     if meta.get("machine", "quiet") != "quiet":
         p(f"> **Warning:** {meta['machine']}. Numbers are suspect.")
@@ -120,12 +130,24 @@ def main():
               f"ratio of the medians above: "
               f"{cpu[num] / cpu[den]:.2f}×)")
 
-        ratio_line("portcullis", "nginx", "portcullis on tokio / nginx")
-        p("")
-        ratio_line("portcullis-smol", "nginx", "portcullis on smol / nginx")
-        p("")
-        ratio_line("portcullis-smol", "portcullis", "smol / tokio")
-        p("")
+        for num, den, label in (
+            ("haproxy", "nginx", "haproxy / nginx"),
+            ("portcullis", "nginx", "portcullis on tokio / nginx"),
+            ("portcullis-smol", "nginx", "portcullis on smol / nginx"),
+            ("portcullis-smol", "portcullis", "smol / tokio"),
+            ("portcullis-policy", "nginx",
+             "portcullis on tokio with the typical policy set / nginx (plain)"),
+            ("portcullis-smol-policy", "nginx",
+             "portcullis on smol with the typical policy set / nginx (plain)"),
+            ("portcullis-before", "nginx", "before: portcullis on tokio / nginx"),
+            ("portcullis-smol-before", "nginx", "before: portcullis on smol / nginx"),
+            ("portcullis-smol-before", "portcullis-before", "before: smol / tokio"),
+            ("portcullis-policy-before", "nginx",
+             "before: portcullis on tokio with the typical policy set / nginx (plain)"),
+        ):
+            if num in cpu or num in ("portcullis", "portcullis-smol"):
+                ratio_line(num, den, label)
+                p("")
         limit = float(meta.get("noise_pct", 10))
         noisy = [r for r in rows if float(r["other_cpu_pct"]) > limit]
         worst = max(float(r["other_cpu_pct"]) for r in rows)

@@ -8,9 +8,15 @@
 # Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
 # IDLE_CONNS (10000, 0 skips the memory step), IDLE_HOLD (5), SKIP_BUILD=1,
 # SCENARIOS ("keepalive close"),
-# TARGETS ("backend nginx portcullis portcullis-smol"; portcullis is the gateway
-# on tokio, portcullis-smol the same binary with --runtime smol),
+# TARGETS ("backend nginx haproxy portcullis portcullis-smol portcullis-policy
+# portcullis-smol-policy"; portcullis is the gateway on tokio, portcullis-smol
+# the same binary with --runtime smol, the -policy targets the same gateways
+# with the typical policy set of bench/gateway-policy.json; haproxy is skipped
+# when it is not installed),
 # PORTCULLIS_BIN ($CARGO_TARGET_DIR or target, then /release/portcullis),
+# BEFORE_BIN (another gateway binary, e.g. an older commit's: adds the targets
+# portcullis-before, portcullis-smol-before and portcullis-policy-before, run by
+# it, interleaved with the others so that before and after share the machine),
 # PORTCULLIS_LOG (warn),
 # GATEWAY_ARGS (extra gateway flags, e.g. "--metrics false" or "--access-log json"
 # to measure what telemetry costs; the access log goes to the gateway's log file),
@@ -32,7 +38,8 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-5}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SCENARIOS=${SCENARIOS:-keepalive close}
-TARGETS=${TARGETS:-backend nginx portcullis portcullis-smol}
+TARGETS_SET=${TARGETS:-}
+TARGETS=${TARGETS:-backend nginx haproxy portcullis portcullis-smol portcullis-policy portcullis-smol-policy}
 PORTCULLIS_BIN=${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis}
 QUIET_WAIT=${QUIET_WAIT:-300}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
@@ -43,15 +50,35 @@ export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
 
 BACKEND_PORT=18000
 NGINX_PORT=18001
+HAPROXY_PORT=18004
 # The gateway on each runtime: both run all along (pinned to the proxy CPU,
 # idle while the other targets are measured).
-declare -A GATEWAY_RUNTIME=([portcullis]=tokio [portcullis-smol]=smol)
-declare -A GATEWAY_PORT=([portcullis]=18002 [portcullis-smol]=18003)
-declare -A OPS_PORT=([portcullis]=19090 [portcullis-smol]=19091)
-GATEWAYS=(portcullis portcullis-smol)
+declare -A GATEWAY_RUNTIME=([portcullis]=tokio [portcullis-smol]=smol
+    [portcullis-policy]=tokio [portcullis-smol-policy]=smol)
+declare -A GATEWAY_PORT=([portcullis]=18002 [portcullis-smol]=18003
+    [portcullis-policy]=18005 [portcullis-smol-policy]=18006)
+declare -A OPS_PORT=([portcullis]=19090 [portcullis-smol]=19091
+    [portcullis-policy]=19092 [portcullis-smol-policy]=19093)
+declare -A GATEWAY_CONFIG=([portcullis]=gateway.json [portcullis-smol]=gateway.json
+    [portcullis-policy]=gateway-policy.json [portcullis-smol-policy]=gateway-policy.json)
+GATEWAYS=(portcullis portcullis-smol portcullis-policy portcullis-smol-policy)
+BEFORE_BIN=${BEFORE_BIN:-}
+if [[ -n $BEFORE_BIN ]]; then
+    GATEWAY_RUNTIME+=([portcullis-before]=tokio [portcullis-smol-before]=smol [portcullis-policy-before]=tokio)
+    GATEWAY_PORT+=([portcullis-before]=18007 [portcullis-smol-before]=18008 [portcullis-policy-before]=18009)
+    OPS_PORT+=([portcullis-before]=19095 [portcullis-smol-before]=19096 [portcullis-policy-before]=19097)
+    GATEWAY_CONFIG+=([portcullis-before]=gateway.json [portcullis-smol-before]=gateway.json
+        [portcullis-policy-before]=gateway-policy.json)
+    GATEWAYS+=(portcullis-before portcullis-smol-before portcullis-policy-before)
+    [[ -z ${TARGETS_SET:-} ]] && TARGETS="$TARGETS portcullis-before portcullis-smol-before portcullis-policy-before"
+fi
 CPU_PROXY=0   # the proxy under test, alone
 CPU_LOAD=1    # wrk and the backend
 URL_PATH=/bench/item
+# The typical policy set (bench/gateway-policy.json): a subscription key,
+# rate-limit-by-key, set-header in and out, rewrite-uri.
+POLICY_PATH=/policy/items/42
+POLICY_KEY=bench-primary-key-0123456789abcdef
 
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
@@ -91,8 +118,12 @@ if (($(ulimit -n) < IDLE_CONNS + 512)); then
     log "warning: ulimit -n is $(ulimit -n) (hard limit); fewer than $IDLE_CONNS idle connections will fit"
 fi
 
-declare -A GATEWAY_PID=([portcullis]="" [portcullis-smol]="")
-declare -A GATEWAY_STATUS=([portcullis]="not run" [portcullis-smol]="not run")
+declare -A GATEWAY_PID=()
+declare -A GATEWAY_STATUS=()
+for g in "${GATEWAYS[@]}"; do
+    GATEWAY_PID[$g]=""
+    GATEWAY_STATUS[$g]="not run"
+done
 build_gateway() {
     if [[ $SKIP_BUILD == 1 ]]; then
         log "SKIP_BUILD=1: using $PORTCULLIS_BIN as is"
@@ -105,47 +136,52 @@ build_gateway() {
         log "PORTCULLIS BUILD FAILED; the portcullis target is skipped. Last lines:"
         tail -n 15 "$RESULTS/build.log" | sed 's/^/    /' >&2
         [[ -x $PORTCULLIS_BIN ]] && log "(an older $PORTCULLIS_BIN exists; SKIP_BUILD=1 would measure it)"
-        GATEWAY_STATUS[portcullis]="skipped: cargo build --release failed"
-        GATEWAY_STATUS[portcullis-smol]="skipped: cargo build --release failed"
+        for g in "${GATEWAYS[@]}"; do
+            GATEWAY_STATUS[$g]="skipped: cargo build --release failed"
+        done
         return 1
     fi
 }
 
 start_gateway() { # TARGET (portcullis or portcullis-smol)
     local target=$1 runtime=${GATEWAY_RUNTIME[$1]} port=${GATEWAY_PORT[$1]} status
-    if [[ ! -x $PORTCULLIS_BIN ]]; then
-        GATEWAY_STATUS[$target]="skipped: no binary at $PORTCULLIS_BIN"
-        log "$target SKIPPED: no binary at $PORTCULLIS_BIN"
+    local bin=$PORTCULLIS_BIN
+    [[ $target == *-before ]] && bin=$BEFORE_BIN
+    if [[ ! -x $bin ]]; then
+        GATEWAY_STATUS[$target]="skipped: no binary at $bin"
+        log "$target SKIPPED: no binary at $bin"
         return 1
     fi
-    local code rc=0 pid
-    taskset -c "$CPU_PROXY" "$PORTCULLIS_BIN" gateway \
+    local code rc=0 pid path=$URL_PATH
+    [[ $target == *-policy* ]] && path=$POLICY_PATH
+    taskset -c "$CPU_PROXY" "$bin" gateway \
         --runtime "$runtime" \
-        --config "$BENCH_DIR/gateway.json" \
+        --config "$BENCH_DIR/${GATEWAY_CONFIG[$target]}" \
         --listen "127.0.0.1:$port" \
         --ops-listen "127.0.0.1:${OPS_PORT[$target]}" \
         ${GATEWAY_ARGS:-} \
-        >"$RESULTS/gateway-$runtime.log" 2>&1 &
+        >"$RESULTS/gateway-$target.log" 2>&1 &
     pid=$!
     STARTED_PIDS+=("$pid")
-    wait_http "http://127.0.0.1:$port$URL_PATH" "$pid" 20 || rc=$?
+    WAIT_HTTP_HEADER="Ocp-Apim-Subscription-Key: $POLICY_KEY" \
+        wait_http "http://127.0.0.1:$port$path" "$pid" 20 || rc=$?
     if ((rc == 0)); then
         GATEWAY_PID[$target]=$pid
-        GATEWAY_STATUS[$target]="ran: $("$PORTCULLIS_BIN" --version 2>/dev/null | head -n 1 || echo portcullis), --runtime $runtime"
+        GATEWAY_STATUS[$target]="ran: $("$bin" --version 2>/dev/null | head -n 1 || echo portcullis), --runtime $runtime"
         log "portcullis gateway on $runtime up (pid $pid)"
         return 0
     fi
     if ((rc == 2)); then
         wait "$pid" && code=0 || code=$?
-        status="skipped: the gateway exited (status $code) before serving $URL_PATH"
+        status="skipped: the gateway exited (status $code) before serving $path"
     else
-        status="skipped: no 200 from http://127.0.0.1:$port$URL_PATH within 20 s (last status: $(http_code "http://127.0.0.1:$port$URL_PATH"))"
+        status="skipped: no 200 from http://127.0.0.1:$port$path within 20 s"
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
     GATEWAY_STATUS[$target]=$status
-    log "$target SKIPPED: ${status#skipped: }. Gateway output ($RESULTS/gateway-$runtime.log):"
-    tail -n 15 "$RESULTS/gateway-$runtime.log" | sed 's/^/    /' >&2
+    log "$target SKIPPED: ${status#skipped: }. Gateway output ($RESULTS/gateway-$target.log):"
+    tail -n 15 "$RESULTS/gateway-$target.log" | sed 's/^/    /' >&2
     return 1
 }
 
@@ -156,13 +192,15 @@ target_pids() {
     case $1 in
         backend) nginx_pids "$BACKEND_PID" ;;
         nginx) nginx_pids "$PROXY_PID" ;;
-        portcullis | portcullis-smol) echo "${GATEWAY_PID[$1]}" ;;
+        haproxy) echo "$HAPROXY_PID" ;;
+        portcullis*) echo "${GATEWAY_PID[$1]}" ;;
     esac
 }
 
-wrk_args() { # SCENARIO
+wrk_args() { # SCENARIO TARGET
     local -a a=(-t"$THREADS" -c"$CONNS" --latency)
     [[ $1 == close ]] && a+=(-H "Connection: close")
+    [[ $2 == *-policy* ]] && a+=(-H "Ocp-Apim-Subscription-Key: $POLICY_KEY")
     printf '%s\n' "${a[@]}"
 }
 
@@ -173,7 +211,7 @@ run_one() { # SCENARIO TARGET RUN
     read -r -a pids <<<"$(target_pids "$target")"
     read -r -a backend_pids <<<"$(target_pids backend)"
     [[ $target == backend ]] && backend_pids=()
-    mapfile -t args < <(wrk_args "$scenario")
+    mapfile -t args < <(wrk_args "$scenario" "$target")
     local t0 t1 k0 k1 w0 w1 c0 c1 l0 l1 a0 a1 ns0 ns1
     t0=$(proc_ticks "${pids[@]}"); k0=$(proc_ticks "${backend_pids[@]+"${backend_pids[@]}"}")
     w0=$(children_ticks); c0=$(cpu_busy "$CPU_PROXY"); l0=$(cpu_busy "$CPU_LOAD"); ns0=$(date +%s%N)
@@ -215,7 +253,7 @@ run_one() { # SCENARIO TARGET RUN
 
 warmup() { # SCENARIO TARGET
     local -a args
-    mapfile -t args < <(wrk_args "$1")
+    mapfile -t args < <(wrk_args "$1" "$2")
     taskset -c "$CPU_LOAD" wrk "${args[@]}" -d"$WARMUP" "${URL[$2]}" >/dev/null 2>&1 || true
 }
 
@@ -253,7 +291,7 @@ idle_step() { # NAME PORT PIDS...
 
 # ------------------------------------------------------------------- main --
 
-for port in $BACKEND_PORT $NGINX_PORT "${GATEWAY_PORT[@]}" "${OPS_PORT[@]}"; do
+for port in $BACKEND_PORT $NGINX_PORT $HAPROXY_PORT "${GATEWAY_PORT[@]}" "${OPS_PORT[@]}"; do
     port_free "$port" || die "port $port is already in use"
 done
 
@@ -268,6 +306,15 @@ fi
 log "results in $RESULTS"
 start_backend
 start_nginx_proxy
+HAPROXY_STATUS="not run"
+if [[ " $TARGETS " == *" haproxy "* ]]; then
+    if command -v haproxy >/dev/null; then
+        start_haproxy && HAPROXY_STATUS="ran: $(haproxy -v 2>/dev/null | head -n 1), nbthread 1"
+    else
+        HAPROXY_STATUS="skipped: haproxy not installed (apt-get install -y haproxy)"
+        log "haproxy SKIPPED: not installed"
+    fi
+fi
 if ((want_gateway)); then
     for g in "${GATEWAYS[@]}"; do
         [[ " $TARGETS " == *" $g "* ]] && { start_gateway "$g" || true; }
@@ -276,14 +323,17 @@ fi
 
 URL[backend]=http://127.0.0.1:$BACKEND_PORT$URL_PATH
 URL[nginx]=http://127.0.0.1:$NGINX_PORT$URL_PATH
+URL[haproxy]=http://127.0.0.1:$HAPROXY_PORT$URL_PATH
 for g in "${GATEWAYS[@]}"; do
     URL[$g]=http://127.0.0.1:${GATEWAY_PORT[$g]}$URL_PATH
+    [[ $g == *-policy* ]] && URL[$g]=http://127.0.0.1:${GATEWAY_PORT[$g]}$POLICY_PATH
 done
 active=()
 for t in $TARGETS; do
     case $t in
         backend | nginx) active+=("$t") ;;
-        portcullis | portcullis-smol) [[ -n ${GATEWAY_PID[$t]} ]] && active+=("$t") ;;
+        haproxy) [[ -n ${HAPROXY_PID:-} ]] && active+=("$t") ;;
+        portcullis*) [[ -n ${GATEWAY_PID[$t]:-} ]] && active+=("$t") ;;
         *) die "unknown target $t" ;;
     esac
 done
@@ -320,8 +370,9 @@ if ((IDLE_CONNS > 0)); then
     sleep 2   # let the load's connections drain
     # shellcheck disable=SC2046
     idle_step nginx "$NGINX_PORT" $(nginx_pids "$PROXY_PID")
-    for g in "${GATEWAYS[@]}"; do
-        if [[ -n ${GATEWAY_PID[$g]} ]]; then
+    [[ -n ${HAPROXY_PID:-} ]] && idle_step haproxy "$HAPROXY_PORT" "$HAPROXY_PID"
+    for g in portcullis portcullis-smol portcullis-before portcullis-smol-before; do
+        if [[ -n ${GATEWAY_PID[$g]:-} ]]; then
             idle_step "$g" "${GATEWAY_PORT[$g]}" "${GATEWAY_PID[$g]}"
         fi
     done
@@ -337,6 +388,10 @@ fi
     echo "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "gateway_status=${GATEWAY_STATUS[portcullis]}"
     echo "gateway_smol_status=${GATEWAY_STATUS[portcullis-smol]}"
+    echo "gateway_policy_status=${GATEWAY_STATUS[portcullis-policy]}"
+    echo "gateway_smol_policy_status=${GATEWAY_STATUS[portcullis-smol-policy]}"
+    echo "haproxy_status=$HAPROXY_STATUS"
+    [[ -n $BEFORE_BIN ]] && echo "before_status=${GATEWAY_STATUS[portcullis-before]} ($BEFORE_BIN)"
     echo "duration=$DURATION"
     echo "runs=$RUNS"
     echo "conns=$CONNS"
