@@ -7,6 +7,7 @@ mod management_cmd;
 mod sample_backend;
 mod seed;
 mod store_args;
+mod thread_per_core;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +98,12 @@ struct GatewayArgs {
     /// IO runtime.
     #[arg(long, value_enum, default_value = "tokio", env = "PORTCULLIS_RUNTIME")]
     runtime: Runtime,
+    /// Tokio only: one single-threaded runtime per worker thread, each with its
+    /// own listener on the HTTP address (SO_REUSEPORT) and its own backend
+    /// pool, instead of one work-stealing runtime shared by all workers.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", env = "PORTCULLIS_THREAD_PER_CORE")]
+    thread_per_core: bool,
     /// Configuration file (JSON); see examples/gateway.json. Either this or
     /// `--management-url`.
     #[arg(long, env = "PORTCULLIS_CONFIG")]
@@ -446,6 +453,12 @@ fn main() -> anyhow::Result<()> {
         Command::Gateway(args) if matches!(args.runtime, Runtime::Smol) => {
             return run_smol_gateway(*args)
         }
+        Command::Gateway(args) if args.thread_per_core => {
+            let workers = args.tuning.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            return thread_per_core::run(gateway_options(*args)?, workers);
+        }
         // No runtime: one blocking GET.
         Command::Healthcheck(args) => return healthcheck::run(args),
         command => command,
@@ -519,6 +532,9 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
 /// executor (`--workers` threads, unless `SMOL_THREADS` says otherwise), stopped
 /// by SIGTERM or SIGINT.
 fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    if args.thread_per_core {
+        anyhow::bail!("--thread-per-core is for the tokio runtime only");
+    }
     if std::env::var_os("SMOL_THREADS").is_none() {
         let workers = args.tuning.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use crate::config_file::{self, load_config_bytes, watch_file, ConfigFileError};
 use crate::conn::Shared;
 use crate::jwks::{key_sets, JwksOptions, JwksRefresher};
 use crate::options::{ConfigOrigin, GatewayOptions};
-use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime, Stream};
+use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime};
 use crate::setup::{gateway_conn_settings, telemetry_settings};
 use crate::shared_config::SharedConfig;
-use crate::stop::{Stop, Tracker};
+use crate::stop::{Stop, TaskToken, Tracker};
 use crate::store::redis::client::Client as RedisClient;
 use crate::store::stats::StoreStats;
 use crate::store::InProcessStore;
@@ -73,6 +74,10 @@ pub struct Gateway<R: Runtime> {
     grace: Duration,
     sync: Option<Arc<Mutex<SyncStatus>>>,
     telemetry: Option<TelemetryTask>,
+    /// The HTTP listener's connections' shared state, which workers copy.
+    shared: Arc<Shared<R>>,
+    /// Workers handed out so far (each numbers its connections apart).
+    workers: AtomicU64,
 }
 
 impl<R: Runtime + Default> Gateway<R> {
@@ -121,7 +126,16 @@ impl<R: Runtime> Gateway<R> {
         };
         let config = Arc::new(config);
         let gateway_id = options.effective_gateway_id(sync.as_ref().map(|s| s.gateway_id()));
-        let listener = bind(&rt, options.listen).await?;
+        let listener = if options.reuse_port {
+            rt.bind_reuse_port(options.listen)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    addr: options.listen,
+                    source,
+                })?
+        } else {
+            bind(&rt, options.listen).await?
+        };
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: options.listen,
             source,
@@ -299,8 +313,11 @@ impl<R: Runtime> Gateway<R> {
             one_way: OneWayCalls::default(),
             not_ready_log: Default::default(),
             conns: Default::default(),
-            tunnels: crate::conn::tunnels::TunnelLimit::new(options.max_websockets),
+            tunnels: Arc::new(crate::conn::tunnels::TunnelLimit::new(
+                options.max_websockets,
+            )),
         });
+        let gateway_shared = shared.clone();
         let accept = Tracker::new();
         let https = https.map(|(listener, addr, tls, content)| {
             if let Some(files) = options.https.as_ref().map(|h| h.certificates.clone()) {
@@ -389,7 +406,41 @@ impl<R: Runtime> Gateway<R> {
             grace: options.shutdown_grace,
             sync,
             telemetry,
+            shared: gateway_shared,
+            workers: AtomicU64::new(0),
         })
+    }
+
+    /// One more thread's share of the HTTP listener (thread-per-core): run
+    /// [`GatewayWorker::run`] on that thread's own runtime. It binds the
+    /// gateway's address again (the gateway must have been started with
+    /// `reuse_port`), so the kernel spreads new connections between the
+    /// listeners, and it keeps its own backend pool so a backend connection
+    /// stays on the thread that opened it. Everything else (configuration,
+    /// policy state, call-outs, telemetry, sync, the operations endpoints, the
+    /// HTTPS listener) stays the gateway's, on the gateway's runtime.
+    pub fn worker(&self) -> GatewayWorker<R> {
+        let index = self.workers.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = &self.shared;
+        let shared = Arc::new(Shared {
+            settings: shared.settings.clone(),
+            store: shared.store.clone(),
+            pool: Arc::new(shared.pool.empty_like()),
+            callouts: shared.callouts.clone(),
+            one_way: shared.one_way.clone(),
+            not_ready_log: Default::default(),
+            // Connection numbers (and so request ids) distinct across workers.
+            conns: AtomicU64::new(index << 40),
+            tunnels: shared.tunnels.clone(),
+        });
+        GatewayWorker {
+            addr: self.addr,
+            shared,
+            stop: self.stop.clone(),
+            conns: self.tracker.token(),
+            accept: self.accept.token(),
+            grace: self.grace,
+        }
     }
 
     /// The address API traffic is served on.
@@ -448,6 +499,95 @@ impl<R: Runtime> Gateway<R> {
         if let Some(t) = self.telemetry.take() {
             t.finish().await;
         }
+    }
+}
+
+/// A thread-per-core gateway's listener on another thread (see
+/// [`Gateway::worker`]), not bound yet.
+pub struct GatewayWorker<R: Runtime> {
+    addr: SocketAddr,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+    /// Held until this worker's connections are done, so the gateway's
+    /// shutdown waits for them too.
+    conns: Option<TaskToken>,
+    /// Held until this worker's listener is closed.
+    accept: Option<TaskToken>,
+    grace: Duration,
+}
+
+/// A [`GatewayWorker`] whose listener is bound: [`BoundWorker::serve`] it.
+pub struct BoundWorker<R: Runtime> {
+    rt: R,
+    worker: GatewayWorker<R>,
+    listener: R::Listener,
+}
+
+impl<R: Runtime> GatewayWorker<R> {
+    /// Binds the gateway's address with `SO_REUSEPORT` on `rt`, the calling
+    /// thread's runtime (a listener belongs to the runtime it was bound on).
+    pub async fn bind(self, rt: R) -> Result<BoundWorker<R>, GatewayError> {
+        let addr = self.addr;
+        let listener = rt
+            .bind_reuse_port(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        Ok(BoundWorker {
+            rt,
+            worker: self,
+            listener,
+        })
+    }
+}
+
+impl<R: Runtime> BoundWorker<R> {
+    /// Serves the listener until the gateway shuts down, then lets this
+    /// thread's connections finish (up to the grace period); the number of
+    /// connections it accepted.
+    pub async fn serve(self) -> u64 {
+        let BoundWorker {
+            rt,
+            worker,
+            listener,
+        } = self;
+        let GatewayWorker {
+            shared,
+            stop,
+            conns,
+            accept,
+            grace,
+            ..
+        } = worker;
+        let first = shared.conns.load(Ordering::Relaxed);
+        rt.spawn(shared.pool.clone().reap(stop.clone()));
+        // This thread's connections: its runtime must keep running until they end.
+        let local = Tracker::new();
+        let (conn_rt, conn_stop, conn_shared) = (rt.clone(), stop.clone(), shared.clone());
+        let serve = move |stream, peer| {
+            crate::conn::serve(
+                conn_rt.clone(),
+                stream,
+                peer,
+                conn_shared.settings.clone(),
+                None,
+                conn_shared.clone(),
+                conn_stop.clone(),
+            )
+        };
+        rt.spawn(accept_loop(
+            rt.clone(),
+            listener,
+            serve,
+            stop.clone(),
+            local.token(),
+            accept,
+        ));
+        stop.cancelled().await;
+        if timeout(&rt, grace, local.wait()).await.is_none() {
+            tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+        drop(conns);
+        shared.conns.load(Ordering::Relaxed) - first
     }
 }
 
@@ -567,7 +707,8 @@ async fn accept_loop<R, F, Fut>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                stream.set_nodelay();
+                // TCP_NODELAY: the runtime's listener sees to it (tokio's once on
+                // the listening socket, which accepted sockets inherit).
                 let token = tracker.clone();
                 // Boxed once here: the connection's future is several
                 // kilobytes, and moving it by value into the task costs a

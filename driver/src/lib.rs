@@ -34,7 +34,7 @@ pub use backup_file::BACKUP_FILE_NAME;
 pub use callout::Callouts;
 pub use config_file::{load_config, ConfigFileError};
 pub use disk::{Disk, OsDisk};
-pub use gateway::{Gateway, GatewayError};
+pub use gateway::{BoundWorker, Gateway, GatewayError, GatewayWorker};
 pub use jwks::{JwksOptions, JwksRefresher, KeySetCallback};
 pub use options::{
     BackupOptions, CertificateFiles, ConfigOrigin, GatewayOptions, HttpsOptions, ManagedOptions,

@@ -66,6 +66,9 @@ pub struct GatewayOptions {
     /// Most WebSocket tunnels open at once across the gateway; a handshake
     /// over the limit is answered 503 without reaching the backend.
     pub max_websockets: usize,
+    /// Bind the HTTP listener with `SO_REUSEPORT`, so [`crate::Gateway::worker`]s
+    /// on other threads can bind the same address (thread-per-core).
+    pub reuse_port: bool,
 }
 
 /// The default of [`GatewayOptions::max_websockets`].
@@ -177,6 +180,7 @@ impl GatewayOptions {
             allow_underscores_in_headers: false,
             store: None,
             max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            reuse_port: false,
         }
     }
 

@@ -72,6 +72,20 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Binds a TCP listener.
     fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 
+    /// Binds a TCP listener with `SO_REUSEPORT`, so several listeners (one per
+    /// thread) share `addr` and the kernel spreads connections between them.
+    /// Runtimes that cannot say `Unsupported`.
+    fn bind_reuse_port(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = io::Result<Self::Listener>> + Send {
+        let _ = addr;
+        std::future::ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this runtime cannot bind with SO_REUSEPORT",
+        )))
+    }
+
     /// Resolves `host` and connects to `port` on it.
     fn connect(
         &self,

@@ -30,7 +30,13 @@ impl Listener for SmolListener {
 
     fn accept(&self) -> impl Future<Output = io::Result<(SmolStream, SocketAddr)>> + Send {
         let accepted = self.0.accept();
-        async { accepted.await.map(|(tcp, peer)| (Socket::new(tcp), peer)) }
+        async {
+            let (tcp, peer) = accepted.await?;
+            // Set per connection here (the driver does not): the tokio adapter
+            // sets it once on the listening socket instead.
+            let _ = tcp.get_ref().set_nodelay(true);
+            Ok((Socket::new(tcp), peer))
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

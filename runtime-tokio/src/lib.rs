@@ -16,5 +16,12 @@ pub use crate::tokio::{TokioListener, TokioRuntime, TokioStream, TokioTimer};
 /// runtime.
 pub type Gateway = portcullis_driver::Gateway<TokioRuntime>;
 
+/// A thread-per-core gateway's listener on another thread (`gateway.worker()`),
+/// run on that thread's own tokio runtime.
+pub type GatewayWorker = portcullis_driver::GatewayWorker<TokioRuntime>;
+
+/// A [`GatewayWorker`] with its listener bound, ready to serve.
+pub type BoundWorker = portcullis_driver::BoundWorker<TokioRuntime>;
+
 /// The call-out client on tokio (`Callouts::new(extra_ca)`).
 pub type Callouts = portcullis_driver::Callouts<TokioRuntime>;

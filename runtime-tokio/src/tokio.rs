@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 use portcullis_driver::disk::{Disk, OsDisk};
 use portcullis_driver::runtime::{os_random, Listener, Runtime, Timer};
 use portcullis_driver::socket::{Socket, SocketKind};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 /// Tokio: the production container's runtime. Tasks go to the runtime the
@@ -48,11 +48,41 @@ impl SocketKind<Compat<TcpStream>> for TokioRuntime {
 #[derive(Debug)]
 pub struct TokioListener(TcpListener);
 
+/// Binds a listener as `TcpListener::bind` does (`SO_REUSEADDR`, a backlog of
+/// 1024), with `SO_REUSEPORT` if `reuse_port`, and with TCP_NODELAY on the
+/// listening socket: Linux copies it to every accepted socket, which spares one
+/// `setsockopt` per connection.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        socket.set_reuseport(true)?;
+        #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not available on this system",
+        ));
+    }
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 impl Listener for TokioListener {
     type Stream = TokioStream;
 
     async fn accept(&self) -> io::Result<(TokioStream, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
+        // Linux hands accepted sockets the listener's TCP_NODELAY (see `listen`);
+        // elsewhere it is set on each.
+        #[cfg(not(target_os = "linux"))]
+        let _ = stream.set_nodelay(true);
         Ok((Socket::new(stream.compat()), peer))
     }
 
@@ -109,7 +139,11 @@ impl Runtime for TokioRuntime {
     }
 
     async fn bind(&self, addr: SocketAddr) -> io::Result<TokioListener> {
-        TcpListener::bind(addr).await.map(TokioListener)
+        listen(addr, false).map(TokioListener)
+    }
+
+    async fn bind_reuse_port(&self, addr: SocketAddr) -> io::Result<TokioListener> {
+        listen(addr, true).map(TokioListener)
     }
 
     async fn connect(&self, host: &str, port: u16) -> io::Result<TokioStream> {

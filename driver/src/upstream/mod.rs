@@ -196,6 +196,7 @@ impl<R: Runtime> Connector<R> {
 /// connector for new ones.
 pub struct Upstreams<R: Runtime> {
     pool: SharedPool<UpstreamStream<R::Stream>>,
+    limits: PoolLimits,
     connector: Connector<R>,
 }
 
@@ -204,8 +205,15 @@ impl<R: Runtime> Upstreams<R> {
     pub fn new(limits: PoolLimits, connector: Connector<R>) -> Self {
         Upstreams {
             pool: SharedPool::new(limits),
+            limits,
             connector,
         }
+    }
+
+    /// An empty pool with the same limits and connector: a thread-per-core
+    /// worker's own, so its backend connections stay on its thread's runtime.
+    pub fn empty_like(&self) -> Self {
+        Upstreams::new(self.limits, self.connector.clone())
     }
 
     /// The runtime connections are opened on.
