@@ -164,7 +164,6 @@ start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 100000
     pidfile $WORK/haproxy.pid
 defaults
     mode http
