@@ -248,9 +248,9 @@ fn proxy_requests(c: &mut Criterion) {
     // The load benchmark's policy set (no `choose`, an outbound header).
     let load_config = config_with(LOAD_BENCH_POLICY);
     let req = request("items");
-    let mut conn = conn(&load_config);
+    let mut load_conn = conn(&load_config);
     let mut store = LocalStore::new(7);
-    let (sent, answered) = one_request(&mut conn, &mut store, &req, Instant::now());
+    let (sent, answered) = one_request(&mut load_conn, &mut store, &req, Instant::now());
     assert!(
         sent > 0 && answered > 0,
         "load bench policy request not answered"
@@ -258,7 +258,7 @@ fn proxy_requests(c: &mut Criterion) {
     g.bench_function("load_bench_policy", |b| {
         b.iter(|| {
             black_box(one_request(
-                &mut conn,
+                &mut load_conn,
                 &mut store,
                 black_box(&req),
                 Instant::now(),
