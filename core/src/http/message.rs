@@ -228,3 +228,31 @@ pub struct Response {
     /// The body, when buffered.
     pub body: Option<Bytes>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_fields_lend_their_buffers_and_stay_invisible() {
+        let mut h = Headers::new();
+        h.append_str("Host", "a.example");
+        h.append_str("X-Tier", "gold");
+        h.append_str("x-tier", "silver");
+        h.remove("X-TIER");
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![("Host", "a.example")]);
+        h.append_str("X-Gateway", "portcullis");
+        let copy = h.clone();
+        assert_eq!(copy, h);
+        assert_eq!(h.get("x-gateway"), Some("portcullis"));
+        h.clear();
+        assert!(h.is_empty());
+        assert_ne!(copy, h);
+        h.append_str("Accept", "*/*");
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![("Accept", "*/*")]);
+        assert_eq!(
+            format!("{h:?}"),
+            r#"Headers { entries: [("Accept", "*/*")] }"#
+        );
+    }
+}
