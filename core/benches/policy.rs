@@ -60,6 +60,24 @@ const API_POLICY: &str = r#"<policies>
   </on-error>
 </policies>"#;
 
+/// The policy set of the load benchmark (as `core/tests/no_alloc.rs`): the
+/// rate limit, header and rewrite of `API_POLICY` without its `choose`, and a
+/// literal response header.
+const LOAD_BENCH_POLICY: &str = r#"<policies>
+  <inbound>
+    <base />
+    <rate-limit-by-key calls="1000000000" renewal-period="60" counter-key="@(context.Subscription.Id)" />
+    <set-header name="X-Gateway" exists-action="override"><value>portcullis</value></set-header>
+    <rewrite-uri template="/v2/items/{id}" />
+  </inbound>
+  <backend><base /></backend>
+  <outbound>
+    <base />
+    <set-header name="X-Served-By" exists-action="override"><value>portcullis</value></set-header>
+  </outbound>
+  <on-error><base /></on-error>
+</policies>"#;
+
 /// The policies of `API_POLICY`, one at a time (`base` alone: the pipeline's own cost).
 const SINGLE_POLICIES: [(&str, &str); 5] = [
     ("base", ""),
@@ -227,6 +245,26 @@ fn proxy_requests(c: &mut Criterion) {
             })
         });
     }
+    // The load benchmark's policy set (no `choose`, an outbound header).
+    let load_config = config_with(LOAD_BENCH_POLICY);
+    let req = request("items");
+    let mut load_conn = conn(&load_config);
+    let mut store = LocalStore::new(7);
+    let (sent, answered) = one_request(&mut load_conn, &mut store, &req, Instant::now());
+    assert!(
+        sent > 0 && answered > 0,
+        "load bench policy request not answered"
+    );
+    g.bench_function("load_bench_policy", |b| {
+        b.iter(|| {
+            black_box(one_request(
+                &mut load_conn,
+                &mut store,
+                black_box(&req),
+                Instant::now(),
+            ))
+        })
+    });
     g.finish();
 
     // The two halves of the policy request: client request in → upstream head

@@ -142,6 +142,14 @@ impl Template {
         }
     }
 
+    /// As [`Template::eval_string`], borrowing a literal instead of copying it.
+    pub fn eval_str(&self, ctx: &dyn ExprContext) -> Result<std::borrow::Cow<'_, str>, EvalError> {
+        match self {
+            Template::Literal(s) => Ok(std::borrow::Cow::Borrowed(&**s)),
+            Template::Expr(e) => Ok(std::borrow::Cow::Owned(e.eval(ctx)?.to_display_string())),
+        }
+    }
+
     /// The literal text, if this is not an expression.
     pub fn literal(&self) -> Option<&str> {
         match self {

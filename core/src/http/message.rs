@@ -6,9 +6,37 @@ use bytes::Bytes;
 
 /// Header fields of a message: names compared case-insensitively, order and
 /// repeated fields kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct Headers {
     entries: Vec<(String, String)>,
+    /// Fields removed or cleared, emptied, their buffers kept so a connection
+    /// that refills the same `Headers` request after request allocates nothing.
+    spare: Vec<(String, String)>,
+}
+
+impl Clone for Headers {
+    fn clone(&self) -> Self {
+        Headers {
+            entries: self.entries.clone(),
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Headers {}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Headers")
+            .field("entries", &self.entries)
+            .finish()
+    }
 }
 
 impl Headers {
@@ -75,15 +103,48 @@ impl Headers {
         self.entries.push((name.into(), value.into()));
     }
 
+    /// Adds a field after the existing ones, copied into the buffers of a
+    /// removed field when there is one.
+    pub fn append_str(&mut self, name: &str, value: &str) {
+        match self.spare.pop() {
+            Some((mut n, mut v)) => {
+                n.push_str(name);
+                v.push_str(value);
+                self.entries.push((n, v));
+            }
+            None => self.entries.push((name.to_string(), value.to_string())),
+        }
+    }
+
     /// Replaces every field named `name` with one field.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.remove(name);
         self.entries.push((name.to_string(), value.into()));
     }
 
-    /// Removes every field named `name`.
+    /// Removes every field named `name` (their buffers are kept for reuse).
     pub fn remove(&mut self, name: &str) {
-        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].0.eq_ignore_ascii_case(name) {
+                let mut field = self.entries.remove(i);
+                field.0.clear();
+                field.1.clear();
+                self.spare.push(field);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Removes every field, keeping the buffers for the next fields appended
+    /// with [`Headers::append_str`].
+    pub fn clear(&mut self) {
+        for mut field in self.entries.drain(..) {
+            field.0.clear();
+            field.1.clear();
+            self.spare.push(field);
+        }
     }
 
     /// The distinct names, in first-seen order.
@@ -125,13 +186,18 @@ impl Url {
     /// `?a=1&b=2` (percent-encoded), or empty.
     pub fn query_string(&self) -> String {
         let mut out = String::new();
+        self.write_query_string(&mut out);
+        out
+    }
+
+    /// [`Url::query_string`], appended to `out`.
+    pub fn write_query_string(&self, out: &mut String) {
         for (i, (n, v)) in self.query.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
-            out.push_str(&super::percent::encode_component(n));
+            super::percent::encode_component_into(n, out);
             out.push('=');
-            out.push_str(&super::percent::encode_component(v));
+            super::percent::encode_component_into(v, out);
         }
-        out
     }
 
     /// The whole URL, as `Url.ToString()` gives it.
@@ -161,4 +227,32 @@ pub struct Response {
     pub headers: Headers,
     /// The body, when buffered.
     pub body: Option<Bytes>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_fields_lend_their_buffers_and_stay_invisible() {
+        let mut h = Headers::new();
+        h.append_str("Host", "a.example");
+        h.append_str("X-Tier", "gold");
+        h.append_str("x-tier", "silver");
+        h.remove("X-TIER");
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![("Host", "a.example")]);
+        h.append_str("X-Gateway", "portcullis");
+        let copy = h.clone();
+        assert_eq!(copy, h);
+        assert_eq!(h.get("x-gateway"), Some("portcullis"));
+        h.clear();
+        assert!(h.is_empty());
+        assert_ne!(copy, h);
+        h.append_str("Accept", "*/*");
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![("Accept", "*/*")]);
+        assert_eq!(
+            format!("{h:?}"),
+            r#"Headers { entries: [("Accept", "*/*")] }"#
+        );
+    }
 }

@@ -36,14 +36,19 @@ fn push_escape(out: &mut String, b: u8) {
 /// Encodes everything but RFC 3986 unreserved characters (`Uri.EscapeDataString`).
 pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    encode_component_into(s, &mut out);
+    out
+}
+
+/// [`encode_component`], appended to `out`.
+pub fn encode_component_into(s: &str, out: &mut String) {
     for &b in s.as_bytes() {
         if is_unreserved(b) {
             out.push(b as char);
         } else {
-            push_escape(&mut out, b);
+            push_escape(out, b);
         }
     }
-    out
 }
 
 /// `WebUtility.UrlEncode`: like [`encode_component`] but spaces become `+`,
@@ -112,6 +117,35 @@ pub fn decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// [`decode`], appended to `out` (no allocation when nothing is escaped and
+/// `out` has room).
+pub fn decode_into(s: &str, plus_is_space: bool, out: &mut String) {
+    let escaped = s.bytes().any(|b| b == b'%' || (plus_is_space && b == b'+'));
+    if escaped {
+        out.push_str(&decode(s, plus_is_space));
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// [`parse_query`] into `out`, reusing the buffers of the pairs it holds.
+pub fn parse_query_into(q: &str, out: &mut Vec<(String, String)>) {
+    let mut used = 0;
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if used == out.len() {
+            out.push((String::new(), String::new()));
+        }
+        let (name, value) = &mut out[used];
+        name.clear();
+        value.clear();
+        decode_into(n, true, name);
+        decode_into(v, true, value);
+        used += 1;
+    }
+    out.truncate(used);
+}
+
 /// Splits a raw query string (without `?`) into decoded name/value pairs.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
@@ -143,6 +177,11 @@ mod tests {
                 ("d".into(), "A".into()),
             ]
         );
+        let mut reused = vec![("old".to_string(), "x".to_string()); 7];
+        parse_query_into("a=1&b=x+y&c&=&d=%41", &mut reused);
+        assert_eq!(reused, parse_query("a=1&b=x+y&c&=&d=%41"));
+        parse_query_into("", &mut reused);
+        assert!(reused.is_empty());
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //!   seen, older buckets are zero;
 //! - a quota's counts belong to the period starting at its `start`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::lru::{Lru, SeededState};
@@ -63,42 +64,71 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const SWEEP_PER_INSERT: usize = 2;
 
 /// A counter's identity: the policy scope and the key, kept as a string so
-/// distinct keys never share a counter (a hash could collide).
+/// distinct keys never share a counter (a hash could collide). Shared, so the
+/// copies a store request and the tables keep cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CounterKey(Box<str>);
+pub struct CounterKey(Arc<str>);
+
+/// Room on the stack for joining a key's parts: most keys fit, and then a key
+/// costs one allocation (its `Arc`).
+type KeyBuf = smallvec::SmallVec<[u8; 256]>;
 
 impl CounterKey {
     /// The counter for `key` within `scope` (e.g. `rate-limit-by-key`). `scope`
     /// must not contain NUL; it is the separator that keeps pairs distinct.
     pub fn new(scope: &str, key: &str) -> Self {
-        let mut s = String::with_capacity(scope.len() + 1 + key.len());
-        s.push_str(scope);
-        s.push('\0');
-        s.push_str(key);
-        CounterKey(s.into_boxed_str())
+        let mut s = KeyBuf::with_capacity(scope.len() + 1 + key.len());
+        s.extend_from_slice(scope.as_bytes());
+        s.push(0);
+        s.extend_from_slice(key.as_bytes());
+        CounterKey(joined(&s))
     }
 
     /// The counter for several parts, e.g. scope, subscription, API and operation.
     pub fn from_parts(parts: &[&str]) -> Self {
-        let mut s = String::new();
+        let mut s = KeyBuf::new();
         for (i, p) in parts.iter().enumerate() {
             if i > 0 {
-                s.push('\0');
+                s.push(0);
             }
             // Length-prefix every part but the last so NULs inside cannot alias.
             if i + 1 < parts.len() {
-                s.push_str(&p.len().to_string());
-                s.push(':');
+                push_decimal(&mut s, p.len());
+                s.push(b':');
             }
-            s.push_str(p);
+            s.extend_from_slice(p.as_bytes());
         }
-        CounterKey(s.into_boxed_str())
+        CounterKey(joined(&s))
     }
 
     /// The key as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `s` as a shared string (always UTF-8: it is made of `str`s and ASCII).
+fn joined(s: &[u8]) -> Arc<str> {
+    match std::str::from_utf8(s) {
+        Ok(text) => Arc::from(text),
+        Err(_) => Arc::from(String::from_utf8_lossy(s)),
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut KeyBuf, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// An entry that knows when it no longer holds anything worth keeping.

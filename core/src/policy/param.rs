@@ -137,6 +137,18 @@ pub fn eval_text(t: &Template, ctx: &Context) -> Result<String, Failure> {
     t.eval_string(ctx).map_err(|e| eval_failure(&e.message))
 }
 
+/// Evaluates a text template and hands the text to `f`, without copying a
+/// literal or an expression's string result first.
+pub fn with_text<R>(t: &Template, ctx: &Context, f: impl FnOnce(&str) -> R) -> Result<R, Failure> {
+    match t {
+        Template::Literal(s) => Ok(f(s)),
+        Template::Expr(e) => match e.eval(ctx).map_err(|e| eval_failure(&e.message))? {
+            crate::expr::Value::Str(s) => Ok(f(&s)),
+            other => Ok(f(&other.to_display_string())),
+        },
+    }
+}
+
 /// `{ "statusCode": N, "message": "..." }`, the body of APIM's own error responses.
 pub fn json_error_body(status: u16, message: &str) -> String {
     // serde_json escapes the message; the layout matches APIM's one-line body.

@@ -23,7 +23,7 @@ use super::attrs;
 use super::context::{ApiInfo, Context, OperationInfo};
 use super::counters::{retry_after_secs, CounterKey, Moment, RateDecision, RateTable};
 use super::error::{Failure, PolicyError};
-use super::param::{eval_text, json_error_response, Param};
+use super::param::{json_error_response, with_text, Param};
 use super::xml::Element;
 use crate::expr::{Template, Value};
 
@@ -514,7 +514,9 @@ impl RateLimitByKey {
             .resolve(ctx)?
             .clamp(1, MAX_RENEWAL_PERIOD);
         Ok(ResolvedRateKey {
-            key: CounterKey::new("rate-limit-by-key", &eval_text(&self.counter_key, ctx)?),
+            key: with_text(&self.counter_key, ctx, |key| {
+                CounterKey::new("rate-limit-by-key", key)
+            })?,
             limit: Limit {
                 calls: self.calls.resolve(ctx)?,
                 period: Duration::from_secs(period),

@@ -1,6 +1,7 @@
 //! Transformation policies: headers, query parameters, URI, method, body,
 //! find-and-replace, backend service, variables and basic authentication.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::attrs;
@@ -120,9 +121,9 @@ impl SetHeader {
         Ok(())
     }
 
-    /// The header name and values, checked.
-    fn compute(&self, ctx: &Context) -> Result<(String, Values), Failure> {
-        let name = eval(&self.name, ctx)?;
+    /// The header name and values, checked (literals borrowed, not copied).
+    fn compute(&self, ctx: &Context) -> Result<(Cow<'_, str>, Values<'_>), Failure> {
+        let name = eval_str(&self.name, ctx)?;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(Failure::new(
                 "InvalidHeaderName",
@@ -131,7 +132,7 @@ impl SetHeader {
         }
         let mut vals = Values::new();
         for v in &self.values {
-            let s = eval(v, ctx)?;
+            let s = eval_str(v, ctx)?;
             if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err(Failure::new(
                     "InvalidHeaderValue",
@@ -145,21 +146,21 @@ impl SetHeader {
 }
 
 /// A policy's evaluated values: one, almost always, kept inline.
-type Values = smallvec::SmallVec<[String; 1]>;
+type Values<'a> = smallvec::SmallVec<[Cow<'a, str>; 1]>;
 
-fn apply_values(headers: &mut Headers, name: &str, action: ExistsAction, vals: Values) {
+fn apply_values(headers: &mut Headers, name: &str, action: ExistsAction, vals: Values<'_>) {
     match action {
         ExistsAction::Delete => headers.remove(name),
         ExistsAction::Skip if headers.contains(name) => {}
         ExistsAction::Skip | ExistsAction::Append => {
             for v in vals {
-                headers.append(name, v);
+                headers.append_str(name, &v);
             }
         }
         ExistsAction::Override => {
             headers.remove(name);
             for v in vals {
-                headers.append(name, v);
+                headers.append_str(name, &v);
             }
         }
     }
@@ -180,6 +181,11 @@ fn is_token_byte(b: u8) -> bool {
 /// Evaluates a template to text, as a policy failure when it throws.
 pub fn eval(t: &Template, ctx: &Context) -> Result<String, Failure> {
     t.eval_string(ctx).map_err(expr_failure)
+}
+
+/// As [`eval`], borrowing a literal instead of copying it.
+pub fn eval_str<'a>(t: &'a Template, ctx: &Context) -> Result<Cow<'a, str>, Failure> {
+    t.eval_str(ctx).map_err(expr_failure)
 }
 
 /// The failure for an expression that threw, as APIM reports it.
@@ -259,49 +265,47 @@ impl RewriteUri {
 
     /// Rewrites the request URL's path (after the backend base path) and query.
     pub fn run(&self, ctx: &mut Context) -> Result<(), Failure> {
-        let raw = eval(&self.template, ctx)?;
-        let filled = fill_template(
-            &raw,
-            &ctx.request.matched_parameters,
-            &ctx.request.url.query,
-        );
-        let (path, query) = match filled.split_once('?') {
-            Some((p, q)) => (p.to_string(), crate::http::percent::parse_query(q)),
-            None => (filled, Vec::new()),
-        };
-        let base = ctx.request.base_path.trim_end_matches('/');
-        let mut path = if path.starts_with('/') {
-            format!("{base}{path}")
-        } else {
-            format!("{base}/{path}")
-        };
-        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            path = path
-                .chars()
-                .map(|c| {
-                    if c == ' ' {
-                        "%20".to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
+        let raw = eval_str(&self.template, ctx)?;
+        let req = &mut ctx.request;
+        // The new path is written into the old one's buffer.
+        let mut path = std::mem::take(&mut req.url.path);
+        path.clear();
+        path.push_str(req.base_path.trim_end_matches('/'));
+        let start = path.len();
+        fill_template(&raw, &req.matched_parameters, &req.url.query, &mut path);
+        let own_query = path[start..].find('?').map(|at| {
+            let query = crate::http::percent::parse_query(&path[start + at + 1..]);
+            path.truncate(start + at);
+            query
+        });
+        if !path[start..].starts_with('/') {
+            path.insert(start, '/');
         }
-        let mut new_query = query;
-        if self.copy_unmatched_params {
+        if path.contains(' ') {
+            path = path.replace(' ', "%20");
+        }
+        match own_query {
             // Parameters the template names (in its path or its own query) are
             // not copied again.
-            let own = new_query.len();
-            for (n, v) in &ctx.request.url.query {
-                let used =
-                    names_placeholder(&raw, n) || new_query[..own].iter().any(|(q, _)| q == n);
-                if !used {
-                    new_query.push((n.clone(), v.clone()));
+            Some(mut new_query) => {
+                if self.copy_unmatched_params {
+                    let own = new_query.len();
+                    for (n, v) in &req.url.query {
+                        let used = names_placeholder(&raw, n)
+                            || new_query[..own].iter().any(|(q, _)| q == n);
+                        if !used {
+                            new_query.push((n.clone(), v.clone()));
+                        }
+                    }
                 }
+                req.url.query = new_query;
             }
+            None if self.copy_unmatched_params => {
+                req.url.query.retain(|(n, _)| !names_placeholder(&raw, n));
+            }
+            None => req.url.query.clear(),
         }
-        ctx.request.url.path = path;
-        ctx.request.url.query = new_query;
+        req.url.path = path;
         Ok(())
     }
 }
@@ -316,16 +320,20 @@ fn names_placeholder(template: &str, name: &str) -> bool {
 }
 
 /// Replaces `{name}` in a rewrite template with template parameters, then
-/// query parameters, percent-encoding values for a path.
-fn fill_template(t: &str, params: &[(String, String)], query: &[(String, String)]) -> String {
-    let mut out = String::with_capacity(t.len());
+/// query parameters, appending to `out`.
+fn fill_template(
+    t: &str,
+    params: &[(String, String)],
+    query: &[(String, String)],
+    out: &mut String,
+) {
     let mut rest = t;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
             out.push_str(&rest[open..]);
-            return out;
+            return;
         };
         let name = &after[..close];
         let value = params
@@ -339,7 +347,6 @@ fn fill_template(t: &str, params: &[(String, String)], query: &[(String, String)
         rest = &after[close + 1..];
     }
     out.push_str(rest);
-    out
 }
 
 /// `set-method`.

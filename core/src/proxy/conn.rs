@@ -19,7 +19,7 @@ use super::admission::{admit, Admission, Admitted, Gate, KeyStrip, Refusal};
 use super::local::{write_error, write_error_message, STATUS_PROBE_PATH};
 use super::settings::{ConnSettings, IdSeq};
 use crate::cert::ClientCertificate;
-use crate::http::percent::decode;
+use crate::http::percent::decode_into;
 use policied::{Access, PolicyRun, Stage};
 
 mod event;
@@ -252,6 +252,10 @@ pub struct ProxyConn {
     /// Bytes read from the client, and written to it, since the connection began.
     read_total: u64,
     written_total: u64,
+    /// The last finished request's policy state, reused by the next request
+    /// with policies (its buffers refilled, not allocated again); given back
+    /// when the connection goes idle.
+    spare_run: Option<Box<PolicyRun>>,
 }
 
 impl ProxyConn {
@@ -296,6 +300,7 @@ impl ProxyConn {
             ids,
             read_total: 0,
             written_total: 0,
+            spare_run: None,
         }
     }
 
@@ -519,6 +524,7 @@ impl ProxyConn {
                         *buf = BytesMut::new();
                     }
                 }
+                self.spare_run = None;
                 self.deadline = Some((idle_until, DeadlineKind::Idle));
             }
             DeadlineKind::Idle => self.close(now),
@@ -814,8 +820,16 @@ impl ProxyConn {
                     self.tally
                         .access(admitted.product, admitted.subscription.map(|(s, _)| s));
                     // Only policies see the template parameters.
-                    let params = (!config.policy_free(api_idx, op_idx))
-                        .then(|| template_params(&admitted, head.path()));
+                    let params = (!config.policy_free(api_idx, op_idx)).then(|| {
+                        // Into the last request's parameters, reusing their buffers.
+                        let mut params = self
+                            .spare_run
+                            .as_mut()
+                            .map(|run| run.take_params())
+                            .unwrap_or_default();
+                        template_params(&admitted, head.path(), &mut params);
+                        params
+                    });
                     (
                         api_idx,
                         op_idx,
@@ -1237,7 +1251,9 @@ impl ProxyConn {
             && self.upstream_out.is_empty();
         let close = ex.close || !request_done || self.draining;
         let held = ex.upstream != Upstream::Released;
-        self.exchange = None;
+        if let Some(run) = self.exchange.take().and_then(|ex| ex.policy) {
+            self.spare_run = Some(run);
+        }
         self.upstream_in.clear();
         self.upstream_scan.reset();
         self.upstream_out.clear();
@@ -1263,7 +1279,7 @@ impl ProxyConn {
         ex.upstream = Upstream::Connecting;
         ex.upstream_eof = false;
         self.upstream_out.clear();
-        match &ex.policy {
+        match &mut ex.policy {
             Some(run) => {
                 run.write_upstream(
                     &ex.forward,
@@ -1387,16 +1403,20 @@ impl ProxyConn {
 }
 
 /// The matched operation's template parameters, decoded, for policies.
-fn template_params(admitted: &Admitted<'_>, path: &[u8]) -> Vec<(String, String)> {
-    admitted
-        .route
-        .params
-        .iter()
-        .map(|c| {
-            let raw = String::from_utf8_lossy(&path[c.start..c.end]);
-            (c.name.to_string(), decode(&raw, false))
-        })
-        .collect()
+fn template_params(admitted: &Admitted<'_>, path: &[u8], out: &mut Vec<(String, String)>) {
+    let captures = &admitted.route.params;
+    out.truncate(captures.len());
+    for (i, c) in captures.iter().enumerate() {
+        if i == out.len() {
+            out.push((String::new(), String::new()));
+        }
+        let (name, value) = &mut out[i];
+        name.clear();
+        name.push_str(c.name);
+        value.clear();
+        let raw = String::from_utf8_lossy(&path[c.start..c.end]);
+        decode_into(&raw, false, value);
+    }
 }
 
 /// How a client request's body is framed towards the backend.

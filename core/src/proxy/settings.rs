@@ -187,6 +187,14 @@ impl PolicyEnv {
     /// every connection has its own [`IdSeq`]) and a seed for the request's
     /// `Guid.NewGuid()` and `Random`.
     pub fn next_request_id(&self, ids: &mut IdSeq) -> (String, u64) {
+        let mut id = String::with_capacity(36);
+        let seed = self.next_request_id_into(ids, &mut id);
+        (id, seed)
+    }
+
+    /// [`PolicyEnv::next_request_id`] written into `id` (its buffer reused);
+    /// the randomness seed.
+    pub fn next_request_id_into(&self, ids: &mut IdSeq, id: &mut String) -> u64 {
         let n = ids.take();
         let prf = |domain: u64| self.prf(n, domain);
         let mut g = [0u8; 16];
@@ -195,7 +203,7 @@ impl PolicyEnv {
         g[6] = (g[6] & 0x0f) | 0x40;
         g[8] = (g[8] & 0x3f) | 0x80;
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = String::with_capacity(36);
+        id.clear();
         for (i, b) in g.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
                 id.push('-');
@@ -203,7 +211,7 @@ impl PolicyEnv {
             id.push(char::from(HEX[usize::from(b >> 4)]));
             id.push(char::from(HEX[usize::from(b & 15)]));
         }
-        (id, prf(3))
+        prf(3)
     }
 }
 

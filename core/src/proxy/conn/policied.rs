@@ -18,10 +18,10 @@ use crate::http::hop::{
     is_hop_by_hop, write_downstream_fields, write_downstream_response, write_upstream_fields,
     Forwarding, OutFraming,
 };
-use crate::http::percent::parse_query;
+use crate::http::percent::parse_query_into;
 use crate::http::{BodyFraming, RequestHead, ResponseHead, Version};
 use crate::machine::Machine;
-use crate::policy::context::{self, Context, Headers, Request, Static, Url};
+use crate::policy::context::{self, Context, Static};
 use crate::policy::error::Failure;
 use crate::policy::pipeline::{Env, ForwardFailure, Pipeline, PipelineOutput, Step};
 use crate::policy::program::Needs;
@@ -72,6 +72,11 @@ pub(super) struct PolicyRun {
     had_body: bool,
     /// Body bytes streamed through (request and response), for bandwidth quotas.
     streamed: u64,
+    /// The upstream query string being written (kept for the next request).
+    query_buf: String,
+    /// The last request's `context.Response`, kept so the next one reuses its
+    /// buffers.
+    spare_response: Option<context::Response>,
 }
 
 impl PolicyRun {
@@ -87,6 +92,12 @@ impl PolicyRun {
             request,
             one_way: true,
         })
+    }
+
+    /// The template parameters of the request it ran, for the next request to
+    /// refill.
+    pub(super) fn take_params(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.ctx.request.matched_parameters)
     }
 
     /// Hands what the policies knew about the request to its tally.
@@ -122,14 +133,17 @@ impl PolicyRun {
 
     /// Appends the head of the request to send upstream, from the context.
     pub(super) fn write_upstream(
-        &self,
+        &mut self,
         fwd: &Forward,
         head: &RequestHead,
         client_ip: &str,
         proto: &str,
         out: &mut BytesMut,
     ) {
+        let mut query = std::mem::take(&mut self.query_buf);
+        query.clear();
         let req = &self.ctx.request;
+        req.url.write_query_string(&mut query);
         let api = fwd.target.config.api(fwd.target.api);
         let service = fwd.target.service();
         let host: &[u8] = if fwd.target.custom.is_some() || !api.preserve_host_header {
@@ -148,7 +162,6 @@ impl PolicyRun {
             traceparent: fwd.traceparent.as_ref().map(|t| &t[..]),
             upgrade: fwd.upgrade.then_some(&b"websocket"[..]),
         };
-        let query = req.url.query_string();
         let path: &[u8] = if req.url.path.is_empty() {
             b"/"
         } else {
@@ -168,6 +181,7 @@ impl PolicyRun {
             256,
             out,
         );
+        self.query_buf = query;
     }
 }
 
@@ -187,17 +201,6 @@ impl ProxyConn {
     ) -> bool {
         let chain = config.chain(api_idx, op_idx, access.product);
         let needs = chain.needs();
-        let mut ctx = build_context(
-            &head,
-            &config,
-            (api_idx, op_idx, prefix),
-            params,
-            &access,
-            &self.client_ip,
-            self.settings.proto,
-            (&self.settings.policy, &mut self.ids),
-        );
-        ctx.request.certificate = self.client_cert.clone();
         let has_body = head.framing != BodyFraming::Empty;
         let req_body = has_body.then(|| {
             BodyDecoder::new(
@@ -207,24 +210,57 @@ impl ProxyConn {
             )
         });
         let collect = needs.request_body && has_body;
-        let run = PolicyRun {
-            pipeline: if access.preflight {
-                Pipeline::preflight(chain)
-            } else {
-                Pipeline::new(chain)
-            },
-            ctx,
-            stage: if collect {
-                Stage::CollectRequest
-            } else {
-                Stage::Running
-            },
-            needs,
-            started: now,
-            req_buf: BytesMut::new(),
-            had_body: has_body,
-            streamed: 0,
+        let pipeline = if access.preflight {
+            Pipeline::preflight(chain)
+        } else {
+            Pipeline::new(chain)
         };
+        let stage = if collect {
+            Stage::CollectRequest
+        } else {
+            Stage::Running
+        };
+        // The connection's last run is reused: its context's buffers are
+        // refilled instead of allocated again.
+        let mut run = match self.spare_run.take() {
+            Some(mut run) => {
+                run.pipeline = pipeline;
+                run.stage = stage;
+                run.needs = needs;
+                run.started = now;
+                run.req_buf = BytesMut::new();
+                run.had_body = has_body;
+                run.streamed = 0;
+                if let Some(resp) = run.ctx.response.take() {
+                    run.spare_response = Some(resp);
+                }
+                run
+            }
+            None => Box::new(PolicyRun {
+                pipeline,
+                ctx: Context::default(),
+                stage,
+                needs,
+                started: now,
+                req_buf: BytesMut::new(),
+                had_body: has_body,
+                streamed: 0,
+                query_buf: String::new(),
+                spare_response: None,
+            }),
+        };
+        fill_context(
+            &mut run.ctx,
+            &head,
+            &config,
+            (api_idx, op_idx, prefix),
+            params,
+            &access,
+            &self.client_ip,
+            self.settings.proto,
+            (&self.settings.policy, &mut self.ids),
+        );
+        run.ctx.request.certificate = self.client_cert.clone();
         let api = config.api(api_idx);
         let response_timeout = api.timeout();
         let forward = Forward {
@@ -263,7 +299,7 @@ impl ProxyConn {
             expect_continue,
             response: Response::AwaitingHead,
             response_timeout,
-            policy: Some(Box::new(run)),
+            policy: Some(run),
         });
         self.phase = Phase::Exchange;
         if collect {
@@ -526,12 +562,15 @@ impl ProxyConn {
             );
             return true;
         }
-        let mut headers = Headers::new();
+        // The last request's response lends its buffers.
+        let mut resp = run.spare_response.take().unwrap_or_default();
+        resp.headers.clear();
         for (n, v) in head.header_pairs() {
             if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"content-length") {
                 continue;
             }
-            headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+            resp.headers
+                .append_str(&String::from_utf8_lossy(n), &String::from_utf8_lossy(v));
         }
         let declared = head
             .header("content-length")
@@ -542,12 +581,12 @@ impl ProxyConn {
         // backend sent none, as in APIM; a HEAD response keeps its head as sent.
         let empty_body = (run.needs.response_body && bodiless && ex.method != http::Method::HEAD)
             .then(bytes::Bytes::new);
-        run.ctx.response = Some(context::Response {
-            status: head.status,
-            reason: String::from_utf8_lossy(head.reason()).into_owned(),
-            headers,
-            body: empty_body,
-        });
+        resp.status = head.status;
+        resp.reason.clear();
+        resp.reason
+            .push_str(&String::from_utf8_lossy(head.reason()));
+        resp.body = empty_body;
+        run.ctx.response = Some(resp);
         let decoder = BodyDecoder::new(head.framing, None, max_trailer);
         if run.needs.response_body && !bodiless {
             ex.response = Response::Collect {
@@ -796,6 +835,7 @@ impl ProxyConn {
                 ex.close = close;
                 ex.response = Response::Body { decoder, framing };
                 run.stage = Stage::Forwarding;
+                run.spare_response = Some(resp);
                 self.set_deadline(
                     now,
                     self.settings.timeouts.body_idle,
@@ -831,15 +871,21 @@ impl ProxyConn {
                     self.client_out.extend_from_slice(&body);
                 }
                 ex.close = close;
+                let mut resp = resp;
+                resp.body = None;
+                run.spare_response = Some(resp);
                 self.finish_exchange(now)
             }
         }
     }
 }
 
-/// Builds `context` for a request routed to (api, operation, prefix length).
+/// Fills `ctx` for a request routed to (api, operation, prefix length),
+/// reusing the buffers of the request it held before (a connection keeps its
+/// last context, so a keep-alive request copies its head without allocating).
 #[allow(clippy::too_many_arguments)]
-fn build_context(
+fn fill_context(
+    ctx: &mut Context,
     head: &RequestHead,
     config: &CompiledConfig,
     (api_idx, op_idx, prefix): (usize, usize, usize),
@@ -848,7 +894,7 @@ fn build_context(
     client_ip: &str,
     proto: &str,
     (env, ids): (&PolicyEnv, &mut IdSeq),
-) -> Context {
+) {
     let api = config.api(api_idx);
     let service = config.upstream(api_idx);
     let names = &api.subscription_key_parameter_names;
@@ -859,13 +905,14 @@ fn build_context(
     } else {
         rest
     });
-    let original_query = head
-        .query()
-        .map(|q| parse_query(&String::from_utf8_lossy(q)))
-        .unwrap_or_default();
-    let mut query = original_query.clone();
+    let req = &mut ctx.request;
+    match head.query() {
+        Some(q) => parse_query_into(&String::from_utf8_lossy(q), &mut req.original_url.query),
+        None => req.original_url.query.clear(),
+    }
+    copy_pairs(&req.original_url.query, &mut req.url.query);
     if matches!(access.strip, KeyStrip::Query(_)) {
-        query.retain(|(n, _)| *n != names.query);
+        req.url.query.retain(|(n, _)| *n != names.query);
     }
     let authority = head
         .authority()
@@ -873,7 +920,7 @@ fn build_context(
         .unwrap_or_default();
     let default_port = if proto == "https" { 443 } else { 80 };
     let (host, port) = split_authority(&authority, default_port);
-    let mut headers = Headers::new();
+    req.headers.clear();
     for (n, v) in head.header_pairs() {
         if is_hop_by_hop(n) || n.eq_ignore_ascii_case(b"content-length") {
             continue;
@@ -881,68 +928,81 @@ fn build_context(
         if access.strip == KeyStrip::Header && n.eq_ignore_ascii_case(names.header.as_bytes()) {
             continue;
         }
-        headers.append(String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+        req.headers
+            .append_str(&String::from_utf8_lossy(n), &String::from_utf8_lossy(v));
     }
-    let (request_id, rng_seed) = env.next_request_id(ids);
-    let subscription = access
-        .subscription
-        .map(|(i, secondary)| config.subscription_info(i, secondary).clone());
-    Context {
-        fixed: Static {
-            api: config.api_info(api_idx).clone(),
-            operation: config.operation_info(api_idx, op_idx).clone(),
-            product: access.product.map(|p| config.product_info(p).clone()),
-            subscription,
-            gateway_id: env.gateway_id.clone(),
-            region: env.region.clone(),
-            service_name: env.gateway_id.clone(),
-            certificates: config.certificate_store().clone(),
-        },
-        request_id,
-        rng_seed,
-        request: Request {
-            method: head.method.as_str().to_string(),
-            url: Url {
-                scheme: service.scheme.as_str().to_string(),
-                host: service.host.to_string(),
-                port: service.port,
-                path: format!("{}{}", service.base_path, rest),
-                query,
-            },
-            original_url: Url {
-                scheme: proto.to_string(),
-                host,
-                port,
-                path: String::from_utf8_lossy(path).into_owned(),
-                query: original_query,
-            },
-            headers,
-            body: None,
-            ip_address: client_ip.to_string(),
-            base_path: service.base_path.to_string(),
-            matched_parameters: params,
-            // Set by the caller from the connection.
-            certificate: None,
-        },
-        ..Default::default()
+    set_str(&mut req.method, head.method.as_str());
+    set_str(&mut req.url.scheme, service.scheme.as_str());
+    set_str(&mut req.url.host, &service.host);
+    req.url.port = service.port;
+    set_str(&mut req.url.path, &service.base_path);
+    req.url.path.push_str(&rest);
+    set_str(&mut req.original_url.scheme, proto);
+    set_str(&mut req.original_url.host, host);
+    req.original_url.port = port;
+    set_str(&mut req.original_url.path, &String::from_utf8_lossy(path));
+    req.body = None;
+    set_str(&mut req.ip_address, client_ip);
+    set_str(&mut req.base_path, &service.base_path);
+    req.matched_parameters = params;
+    // Set by the caller from the connection.
+    req.certificate = None;
+    ctx.rng_seed = env.next_request_id_into(ids, &mut ctx.request_id);
+    ctx.fixed = Static {
+        api: config.api_info(api_idx).clone(),
+        operation: config.operation_info(api_idx, op_idx).clone(),
+        product: access.product.map(|p| config.product_info(p).clone()),
+        subscription: access
+            .subscription
+            .map(|(i, secondary)| config.subscription_info(i, secondary).clone()),
+        gateway_id: env.gateway_id.clone(),
+        region: env.region.clone(),
+        service_name: env.gateway_id.clone(),
+        certificates: config.certificate_store().clone(),
+    };
+    ctx.response = None;
+    ctx.variables.clear();
+    ctx.last_error = None;
+    ctx.elapsed = Duration::ZERO;
+    ctx.now_unix_ms = 0;
+    ctx.backend_tls = Default::default();
+}
+
+/// `to` := `from`, in the buffers `to` already has.
+fn set_str(to: &mut String, from: &str) {
+    to.clear();
+    to.push_str(from);
+}
+
+/// `to` := `from`, pair by pair, in the buffers `to` already has.
+fn copy_pairs(from: &[(String, String)], to: &mut Vec<(String, String)>) {
+    to.truncate(from.len());
+    for (i, (n, v)) in from.iter().enumerate() {
+        match to.get_mut(i) {
+            Some((tn, tv)) => {
+                set_str(tn, n);
+                set_str(tv, v);
+            }
+            None => to.push((n.clone(), v.clone())),
+        }
     }
 }
 
 /// `host[:port]` (or `[v6]:port`) split into host and port.
-fn split_authority(a: &str, default_port: u16) -> (String, u16) {
+fn split_authority(a: &str, default_port: u16) -> (&str, u16) {
     if let Some(rest) = a.strip_prefix('[') {
         if let Some((h, p)) = rest.split_once(']') {
             let port = p
                 .strip_prefix(':')
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(default_port);
-            return (h.to_string(), port);
+            return (h, port);
         }
     }
     match a.rsplit_once(':') {
         Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            (h.to_string(), p.parse().unwrap_or(default_port))
+            (h, p.parse().unwrap_or(default_port))
         }
-        _ => (a.to_string(), default_port),
+        _ => (a, default_port),
     }
 }
