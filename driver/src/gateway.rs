@@ -13,10 +13,11 @@ use crate::callout::{Callouts, OneWayCalls};
 use crate::config_file::{self, load_config_bytes, watch_file, ConfigFileError};
 use crate::conn::Shared;
 use crate::jwks::{key_sets, JwksOptions, JwksRefresher};
+use crate::nudge::Nudge;
 use crate::options::{ConfigOrigin, GatewayOptions};
 use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime, Stream};
 use crate::setup::{gateway_conn_settings, telemetry_settings};
-use crate::shared_config::SharedConfig;
+use crate::shared_config::{free_retired, SharedConfig};
 use crate::stop::{Stop, Tracker};
 use crate::store::redis::client::Client as RedisClient;
 use crate::store::stats::StoreStats;
@@ -73,6 +74,8 @@ pub struct Gateway<R: Runtime> {
     grace: Duration,
     sync: Option<Arc<Mutex<SyncStatus>>>,
     telemetry: Option<TelemetryTask>,
+    /// Tells the file watchers to check now ([`Gateway::reload`]).
+    nudge: Nudge,
 }
 
 impl<R: Runtime + Default> Gateway<R> {
@@ -231,6 +234,8 @@ impl<R: Runtime> Gateway<R> {
             async move { callouts.reap(stop).await }
         });
         rt.spawn(pool.clone().reap(stop.clone()));
+        rt.spawn(free_retired(rt.clone(), config.clone(), stop.clone()));
+        let mut nudge = Nudge::default();
         if let Some((path, loaded)) = file {
             rt.spawn(watch_file(
                 rt.clone(),
@@ -238,6 +243,7 @@ impl<R: Runtime> Gateway<R> {
                 config.clone(),
                 loaded,
                 options.reload_interval,
+                nudge.watcher(),
                 stop.clone(),
             ));
         }
@@ -310,6 +316,7 @@ impl<R: Runtime> Gateway<R> {
                     content,
                     tls.resolver().clone(),
                     options.reload_interval,
+                    nudge.watcher(),
                     stop.clone(),
                 ));
             }
@@ -389,7 +396,15 @@ impl<R: Runtime> Gateway<R> {
             grace: options.shutdown_grace,
             sync,
             telemetry,
+            nudge,
         })
+    }
+
+    /// Reads the configuration file (file mode) and the TLS certificate files
+    /// again now rather than at the next reload interval (what SIGHUP does);
+    /// `false` if there is nothing to read (connected mode without HTTPS).
+    pub fn reload(&self) -> bool {
+        self.nudge.send()
     }
 
     /// The address API traffic is served on.
