@@ -63,7 +63,7 @@ gen() { # REVISION [OUT]
 }
 
 revision_in_force() {
-    curl -s --max-time 2 "http://127.0.0.1:$OPS_PORT/metrics" 2>/dev/null |
+    curl -s --max-time 30 "http://127.0.0.1:$OPS_PORT/metrics" 2>/dev/null |
         awk '$1 == "portcullis_config_revision" { print $2 }'
 }
 
@@ -112,7 +112,7 @@ run_wrk() { # NAME [reload]
         gen $((REVISION + 1)) "$WORK/next.json"
         sleep "$half"
         reload_to $((REVISION + 1))
-        wait_revision "$REVISION" 30
+        wait_revision "$REVISION" 120
     fi
     wait "$wrk_pid"
     # requests rps p50 p99 errors, then max
@@ -134,7 +134,7 @@ log "reloading $RELOADS times"
 for i in $(seq 2 "$RELOADS"); do
     gen $((REVISION + 1)) "$WORK/next.json"
     reload_to $((REVISION + 1))
-    wait_revision "$REVISION" 60
+    wait_revision "$REVISION" 120
     # A few requests between reloads, as traffic would.
     curl -s -o /dev/null "http://127.0.0.1:$GATEWAY_PORT/a$((i * 97 % APIS))/o1/item" || true
     case $i in 10 | 50 | "$RELOADS") sleep 2; RSS[$i]=$(vmrss_kib "$GATEWAY_PID") ;; esac
@@ -150,7 +150,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
     echo "start-up: ${startup} s, RSS $(mib "$rss_start") MiB"
     echo "wrk -t$THREADS -c$CONNS ${DURATION}s, no reload:  $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms, max $s_max, errors $s_err"
     echo "wrk -t$THREADS -c$CONNS ${DURATION}s, one reload: $r_rps req/s, p50 $r_p50 ms, p99 $r_p99 ms, max $r_max, errors $r_err"
-    for n in 1 10 50 "$RELOADS"; do
-        [[ -n ${RSS[$n]:-} ]] && echo "RSS after $n reloads: $(mib "${RSS[$n]}") MiB"
+    for n in $(printf '%s\n' "${!RSS[@]}" | sort -n); do
+        echo "RSS after $n reloads: $(mib "${RSS[$n]}") MiB"
     done
 } | tee "$RESULTS/summary.txt"
