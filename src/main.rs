@@ -519,9 +519,18 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
 
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let signal = ShutdownSignal::install()?;
+    let mut hup = HupSignal::install()?;
     let options = gateway_options(args)?;
+    let managed = matches!(options.origin, ConfigOrigin::Managed(_));
     let gateway = Gateway::start(options).await?;
-    signal.recv().await;
+    let stop = signal.recv();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hup.recv() => on_hup(gateway.reload(), managed),
+        }
+    }
     tracing::info!("shutting down: finishing requests in flight");
     gateway.shutdown().await;
     tracing::info!("stopped");
@@ -530,7 +539,7 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
 
 /// `portcullis gateway --runtime smol`: the smol adapter on smol's global
 /// executor (`--workers` threads, unless `SMOL_THREADS` says otherwise), stopped
-/// by SIGTERM or SIGINT.
+/// by SIGTERM or SIGINT; SIGHUP reloads.
 fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     if args.thread_per_core {
         anyhow::bail!("--thread-per-core is for the tokio runtime only");
@@ -543,14 +552,17 @@ fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         // thread exists yet.
         std::env::set_var("SMOL_THREADS", workers.max(1).to_string());
     }
+    use async_signal::Signal;
     use smol::stream::StreamExt;
-    let mut signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .context("installing the SIGTERM and SIGINT handlers")?;
+    let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+        .context("installing the SIGTERM, SIGINT and SIGHUP handlers")?;
     let options = gateway_options(args)?;
+    let managed = matches!(options.origin, ConfigOrigin::Managed(_));
     smol::block_on(async move {
         let gateway = portcullis_runtime_smol::Gateway::start(options).await?;
-        signals.next().await;
+        while let Some(Ok(Signal::Hup)) = signals.next().await {
+            on_hup(gateway.reload(), managed);
+        }
         tracing::info!("shutting down: finishing requests in flight");
         gateway.shutdown().await;
         tracing::info!("stopped");
@@ -623,6 +635,52 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
         anyhow::bail!("the gateway token file {} is empty", path.display());
     }
     Ok(token.to_owned())
+}
+
+/// Logs what a SIGHUP does (`nudged`: whether any file watcher was told).
+fn on_hup(nudged: bool, managed: bool) {
+    match (managed, nudged) {
+        (false, _) => tracing::info!(
+            "SIGHUP: reading the configuration file and the TLS certificate files again"
+        ),
+        (true, true) => tracing::info!(
+            "SIGHUP: reading the TLS certificate files again; the configuration comes from the management plane"
+        ),
+        (true, false) => tracing::info!(
+            "SIGHUP: nothing to reload; the configuration comes from the management plane"
+        ),
+    }
+}
+
+/// SIGHUP (reload), listened for from the moment this is made, so one that
+/// arrives while the gateway starts is not fatal (its default action).
+struct HupSignal {
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl HupSignal {
+    /// Installs the handler.
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(HupSignal {
+                hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(HupSignal {})
+    }
+
+    /// Resolves at the next SIGHUP (never where there is none).
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if self.hup.recv().await.is_some() {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made, so a

@@ -2,12 +2,12 @@
 //! worker thread, each accepting on its own `SO_REUSEPORT` listener of the
 //! same address with its own backend pool, instead of one work-stealing
 //! runtime. The first thread also runs everything else (configuration reload,
-//! sync, telemetry, the operations and HTTPS listeners).
+//! sync, telemetry, the operations and HTTPS listeners) and answers SIGHUP.
 
 use anyhow::Context;
 use portcullis_runtime_tokio::{Gateway, GatewayOptions, TokioRuntime};
 
-use crate::ShutdownSignal;
+use crate::{on_hup, HupSignal, ShutdownSignal};
 
 /// A current-thread runtime with IO and timers.
 fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -17,12 +17,18 @@ fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-/// Runs the gateway on `workers` threads until SIGTERM or SIGINT.
+/// Runs the gateway on `workers` threads until SIGTERM or SIGINT; SIGHUP
+/// reloads.
 pub(crate) fn run(mut options: GatewayOptions, workers: usize) -> anyhow::Result<()> {
     let workers = workers.max(1);
     options.reuse_port = workers > 1;
+    let managed = matches!(
+        options.origin,
+        portcullis_driver::options::ConfigOrigin::Managed(_)
+    );
     current_thread()?.block_on(async move {
         let signal = ShutdownSignal::install()?;
+        let mut hup = HupSignal::install()?;
         let gateway = Gateway::start(options).await?;
         let mut threads = Vec::with_capacity(workers - 1);
         for n in 1..workers {
@@ -63,7 +69,14 @@ pub(crate) fn run(mut options: GatewayOptions, workers: usize) -> anyhow::Result
             }
         }
         tracing::info!(workers, "thread per core");
-        signal.recv().await;
+        let stop = signal.recv();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                () = hup.recv() => on_hup(gateway.reload(), managed),
+            }
+        }
         tracing::info!("shutting down: finishing requests in flight");
         gateway.shutdown().await;
         for thread in threads {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use portcullis_core::config::reload::compile_json;
 use portcullis_core::config::{CompiledConfig, ConfigError, ConfigReload, FileStamp, Reload};
 
+use crate::nudge::Nudged;
 use crate::runtime::Runtime;
 use crate::shared_config::SharedConfig;
 use crate::stop::Stop;
@@ -65,25 +66,30 @@ pub fn log_loaded(path: &Path, revision: u64) {
     tracing::info!(revision, path = %path.display(), "configuration loaded");
 }
 
-/// Acts on one read of a watched file (`read`: the adapter's read, after
-/// [`ConfigReload::needs_read`] asked for it): a new valid version with a higher
+/// Decides what one read of a watched file means (`read`: the adapter's read,
+/// after [`ConfigReload::needs_read`] asked for it, or on a nudge). Parses and
+/// compiles: slow for a large configuration, so the watcher runs it as
+/// blocking work.
+pub fn check_read(
+    reload: &mut ConfigReload,
+    read: std::io::Result<Vec<u8>>,
+) -> std::io::Result<Reload> {
+    read.map(|bytes| reload.handle_contents(bytes))
+}
+
+/// Acts on what [`check_read`] decided: a new valid version with a higher
 /// revision goes in force in `shared`; an unreadable or invalid one, or one whose
 /// revision is not above the one in force, is logged and the configuration in
 /// force stays.
-pub fn handle_read(
-    reload: &mut ConfigReload,
-    path: &Path,
-    read: std::io::Result<Vec<u8>>,
-    shared: &SharedConfig,
-) {
-    let bytes = match read {
-        Ok(bytes) => bytes,
+pub fn apply_checked(path: &Path, checked: std::io::Result<Reload>, shared: &SharedConfig) {
+    let outcome = match checked {
+        Ok(outcome) => outcome,
         Err(err) => {
             tracing::error!(path = %path.display(), error = %err, "configuration file unreadable; keeping the configuration in force");
             return;
         }
     };
-    match reload.handle_contents(bytes) {
+    match outcome {
         Reload::Unchanged => {}
         Reload::Apply(config) => {
             let revision = config.revision();
@@ -134,16 +140,19 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// Watches `path` every `interval` and puts each new valid version in force; an
-/// invalid version is logged and the configuration in force stays. `loaded` is the
-/// content the configuration in force came from: the first check compares against
-/// it, so a change made between loading and the first check is not missed.
+/// Watches `path` every `interval`, and at once when `nudged` (SIGHUP), and
+/// puts each new valid version in force; an invalid version is logged and the
+/// configuration in force stays. `loaded` is the content the configuration in
+/// force came from: the first check compares against it, so a change made
+/// between loading and the first check is not missed. Reading, parsing and
+/// compiling run as blocking work, off the threads that serve requests.
 pub(crate) async fn watch_file<R: Runtime>(
     rt: R,
     path: PathBuf,
     shared: Arc<SharedConfig>,
     loaded: Vec<u8>,
     interval: Duration,
+    nudged: Nudged,
     stop: Stop,
 ) {
     let in_force = shared.revision().unwrap_or(0);
@@ -152,27 +161,57 @@ pub(crate) async fn watch_file<R: Runtime>(
     // ones after it rather than bunching them up.
     let mut next = rt.now();
     loop {
-        if crate::runtime::until_stopped(&stop, rt.timer(next))
-            .await
-            .is_none()
-        {
+        let woke = futures_lite::future::or(
+            async {
+                rt.timer(next).await;
+                false
+            },
+            async {
+                nudged.recv().await;
+                true
+            },
+        );
+        let Some(was_nudged) = crate::runtime::until_stopped(&stop, woke).await else {
             return;
-        }
+        };
         let now = rt.now();
-        next += interval;
-        if next < now {
-            next = now + interval;
+        if !was_nudged {
+            next += interval;
+            if next < now {
+                next = now + interval;
+            }
         }
         let target = path.clone();
         let stamped = rt.blocking(move || stamp(&target)).await.ok().flatten();
-        if !reload.needs_read(stamped) {
+        // A nudge reads the file even if its stamp looks the same (an edit
+        // within the clock's tick that kept the length).
+        if !reload.needs_read(stamped) && !was_nudged {
             continue;
         }
+        if was_nudged {
+            tracing::info!(path = %path.display(), "reloading the configuration file (SIGHUP)");
+        }
         let target = path.clone();
-        let read = rt
-            .blocking(move || std::fs::read(&target))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        handle_read(&mut reload, &path, read, &shared);
+        let checked = rt
+            .blocking(move || {
+                let read = std::fs::read(&target);
+                let outcome = check_read(&mut reload, read);
+                (reload, outcome)
+            })
+            .await;
+        let checked = match checked {
+            Ok((back, checked)) => {
+                reload = back;
+                checked
+            }
+            Err(panic) => {
+                // The compiler panicked: start over from the revision in force,
+                // so the next change of the file is read again.
+                tracing::error!(path = %path.display(), error = %panic, "checking the configuration file failed; keeping the configuration in force");
+                reload = ConfigReload::new(Vec::new(), shared.revision().unwrap_or(0));
+                continue;
+            }
+        };
+        apply_checked(&path, checked, &shared);
     }
 }

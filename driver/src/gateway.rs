@@ -14,11 +14,12 @@ use crate::callout::{Callouts, OneWayCalls};
 use crate::config_file::{self, load_config_bytes, watch_file, ConfigFileError};
 use crate::conn::Shared;
 use crate::jwks::{key_sets, JwksOptions, JwksRefresher};
+use crate::nudge::Nudge;
 use crate::options::{ConfigOrigin, GatewayOptions};
 use crate::runtime::{random_bytes, sleep, timeout, until_stopped, Listener, Runtime};
 use crate::setup::{gateway_conn_settings, telemetry_settings};
-use crate::shared_config::SharedConfig;
 use crate::stop::{Stop, TaskToken, Tracker};
+use crate::shared_config::{free_retired, SharedConfig};
 use crate::store::redis::client::Client as RedisClient;
 use crate::store::stats::StoreStats;
 use crate::store::InProcessStore;
@@ -78,6 +79,8 @@ pub struct Gateway<R: Runtime> {
     shared: Arc<Shared<R>>,
     /// Workers handed out so far (each numbers its connections apart).
     workers: AtomicU64,
+    /// Tells the file watchers to check now ([`Gateway::reload`]).
+    nudge: Nudge,
 }
 
 impl<R: Runtime + Default> Gateway<R> {
@@ -245,6 +248,8 @@ impl<R: Runtime> Gateway<R> {
             async move { callouts.reap(stop).await }
         });
         rt.spawn(pool.clone().reap(stop.clone()));
+        rt.spawn(free_retired(rt.clone(), config.clone(), stop.clone()));
+        let mut nudge = Nudge::default();
         if let Some((path, loaded)) = file {
             rt.spawn(watch_file(
                 rt.clone(),
@@ -252,6 +257,7 @@ impl<R: Runtime> Gateway<R> {
                 config.clone(),
                 loaded,
                 options.reload_interval,
+                nudge.watcher(),
                 stop.clone(),
             ));
         }
@@ -327,6 +333,7 @@ impl<R: Runtime> Gateway<R> {
                     content,
                     tls.resolver().clone(),
                     options.reload_interval,
+                    nudge.watcher(),
                     stop.clone(),
                 ));
             }
@@ -408,6 +415,7 @@ impl<R: Runtime> Gateway<R> {
             telemetry,
             shared: gateway_shared,
             workers: AtomicU64::new(0),
+            nudge,
         })
     }
 
@@ -441,6 +449,13 @@ impl<R: Runtime> Gateway<R> {
             accept: self.accept.token(),
             grace: self.grace,
         }
+    }
+
+    /// Reads the configuration file (file mode) and the TLS certificate files
+    /// again now rather than at the next reload interval (what SIGHUP does);
+    /// `false` if there is nothing to read (connected mode without HTTPS).
+    pub fn reload(&self) -> bool {
+        self.nudge.send()
     }
 
     /// The address API traffic is served on.

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod disk;
 pub mod gateway;
 pub mod jwks;
+pub mod nudge;
 mod ops;
 pub mod options;
 pub mod runtime;

@@ -2,11 +2,13 @@
 //! read every reload interval, and a changed set that loads replaces the
 //! served one from the next handshake on (open connections keep theirs). A set
 //! that does not load is logged once and the certificates in force stay.
+//! `Gateway::reload` (SIGHUP) has them read at once.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::nudge::Nudged;
 use crate::options::CertificateFiles;
 use crate::runtime::{until_stopped, Runtime};
 use crate::stop::Stop;
@@ -44,25 +46,39 @@ pub fn parse(
         .collect()
 }
 
-/// Checks `files` every `interval` until `stop`; `loaded` is what the served
-/// set came from.
+/// Checks `files` every `interval`, and at once when `nudged` (SIGHUP), until
+/// `stop`; `loaded` is what the served set came from.
 pub async fn watch_certificates<R: Runtime>(
     rt: R,
     files: Vec<CertificateFiles>,
     mut loaded: CertFilesContent,
     resolver: Arc<CertResolver>,
     interval: Duration,
+    nudged: Nudged,
     stop: Stop,
 ) {
     let files = Arc::new(files);
     // The last content refused, so a bad renewal is logged once.
     let mut refused: Option<CertFilesContent> = None;
     loop {
-        if until_stopped(&stop, crate::runtime::sleep(&rt, interval))
-            .await
-            .is_none()
-        {
+        let woke = futures_lite::future::or(
+            async {
+                crate::runtime::sleep(&rt, interval).await;
+                false
+            },
+            async {
+                nudged.recv().await;
+                true
+            },
+        );
+        let Some(was_nudged) = until_stopped(&stop, woke).await else {
             return;
+        };
+        if was_nudged {
+            tracing::info!(
+                certificates = files.len(),
+                "reading the TLS certificate files again (SIGHUP)"
+            );
         }
         let read = {
             let files = files.clone();
