@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(s[0].classes[3].gateway.count, 1);
     }
 
-    fn get(api: &str, operation: &str, status: u16) -> Observation<'_> {
+    fn get<'a>(api: &'a str, operation: &'a str, status: u16) -> Observation<'a> {
         Observation {
             api,
             operation,

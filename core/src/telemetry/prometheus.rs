@@ -589,7 +589,10 @@ mod tests {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
                 .sum();
             assert_eq!(folded + counted, 100_000, "every request counted once");
-            assert_eq!(text.contains("operation=\"operation-01\""), operation_labels);
+            assert_eq!(
+                text.contains("operation=\"operation-01\""),
+                operation_labels
+            );
         }
     }
 

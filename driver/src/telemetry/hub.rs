@@ -272,7 +272,8 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].request_id, "r0");
         let text = t.render_metrics(Some(9));
-        assert!(text.contains("portcullis_requests_total{api=\"\",product=\"\",status_class=\"other\"} 5"));
+        assert!(text
+            .contains("portcullis_requests_total{api=\"\",product=\"\",status_class=\"other\"} 5"));
         assert!(text.contains("reason=\"queue\"} 2"));
     }
 
