@@ -374,6 +374,15 @@ struct TelemetryArgs {
     /// Count requests in /metrics (turn off only to measure what telemetry costs).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTCULLIS_METRICS")]
     metrics: bool,
+    /// Label request metrics by operation too, not only by API and product
+    /// (more series: mind --metrics-max-series).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", env = "PORTCULLIS_METRICS_OPERATION_LABELS")]
+    metrics_operation_labels: bool,
+    /// Most label sets (API, operation, product, status class) with request
+    /// series of their own in /metrics; requests of further ones are counted in
+    /// the "(other)" series and portcullis_metrics_series_folded_total.
+    #[arg(long, default_value_t = portcullis_core::telemetry::metrics::DEFAULT_MAX_SERIES, env = "PORTCULLIS_METRICS_MAX_SERIES")]
+    metrics_max_series: usize,
     /// Access log on stdout: `off`, `json` (one record per line) or `text`.
     #[arg(long, default_value = "off", env = "PORTCULLIS_ACCESS_LOG", value_parser = parse_log_format)]
     access_log: AccessLogFormat,
@@ -432,6 +441,8 @@ impl Tuning {
         let t = &self.telemetry;
         options.telemetry = TelemetryOptions {
             metrics: t.metrics,
+            metrics_operation_labels: t.metrics_operation_labels,
+            metrics_max_series: t.metrics_max_series,
             access_log: AccessLog {
                 format: t.access_log,
                 level: t.access_log_level,

@@ -76,7 +76,13 @@ async fn requests_show_in_metrics_access_log_and_analytics(rt: Runtime) {
     let data = tempfile::tempdir().unwrap();
     let mgmt = ManagementProcess::start(any_port(), data.path(), &[]).await;
     let token = seeded(&mgmt, &backend).await;
-    let gw = ManagedGateway::start(rt, &mgmt.url, &token, &["--access-log", "json"]).await;
+    let gw = ManagedGateway::start(
+        rt,
+        &mgmt.url,
+        &token,
+        &["--access-log", "json", "--metrics-operation-labels"],
+    )
+    .await;
     gw.ready().await;
     get_ok(&gw, 5).await;
     assert_eq!(gw.get("/nowhere").await.status, 404);
@@ -103,6 +109,10 @@ async fn requests_show_in_metrics_access_log_and_analytics(rt: Runtime) {
     );
     assert!(text.contains("portcullis_request_duration_seconds_bucket{api=\"echo\""));
     assert!(text.contains("portcullis_config_revision "));
+    assert!(
+        text.contains("portcullis_metrics_series_folded_total 0\n"),
+        "{text}"
+    );
 
     // The access log: one JSON line per request, on stdout.
     let lines = within("six access log lines", async {

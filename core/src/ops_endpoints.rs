@@ -74,7 +74,7 @@ mod tests {
     fn responds_once_the_head_is_complete() {
         let telemetry = || {
             prometheus::render(
-                &[],
+                &crate::telemetry::metrics::Snapshot::default(),
                 &prometheus::GatewayGauges {
                     revision: None,
                     ready: false,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use portcullis_core::config::{CompiledConfig, Snapshot};
 use portcullis_core::http::Limits;
 use portcullis_core::proxy::*;
+use portcullis_core::telemetry::metrics::SeriesLimits;
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::TelemetrySettings;
 
@@ -65,6 +66,11 @@ impl Harness {
             gateway: "gw-1".into(),
             instance: "inst-1".into(),
             upload: true,
+            // Per operation, to show which operation a request was counted in.
+            metric_series: SeriesLimits {
+                operation_labels: true,
+                ..SeriesLimits::default()
+            },
             ..TelemetrySettings::default()
         })
     }

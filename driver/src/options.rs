@@ -118,6 +118,11 @@ pub struct CertificateFiles {
 pub struct TelemetryOptions {
     /// Count requests in `/metrics` (off only to measure what telemetry costs).
     pub metrics: bool,
+    /// Request series per operation too (else per API and product).
+    pub metrics_operation_labels: bool,
+    /// Most label sets with a request series of their own in `/metrics`;
+    /// further ones fold into the `(other)` series.
+    pub metrics_max_series: usize,
     /// Access log lines on stdout.
     pub access_log: AccessLog,
     /// OTLP/HTTP collector base URL (spans go to `{url}/v1/traces`); `None`: no
@@ -138,6 +143,8 @@ impl Default for TelemetryOptions {
     fn default() -> Self {
         TelemetryOptions {
             metrics: true,
+            metrics_operation_labels: false,
+            metrics_max_series: portcullis_core::telemetry::metrics::DEFAULT_MAX_SERIES,
             access_log: AccessLog::default(),
             otlp_endpoint: None,
             otlp_metrics_interval: Duration::from_secs(60),

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 use portcullis_core::proxy::setup::unix_millis;
 use portcullis_core::proxy::{ConfigSource, ConnSettings, PolicyEnv};
 use portcullis_core::sync::{AgentSetup, BackupSettings, SyncSettings};
+use portcullis_core::telemetry::metrics::SeriesLimits;
 use portcullis_core::telemetry::{RecordSink, TelemetrySettings, DEFAULT_QUEUE_CAPACITY};
 
 use crate::options::{ConfigOrigin, GatewayOptions, ManagedOptions};
@@ -59,6 +60,10 @@ pub fn telemetry_settings(
         upload,
         tracing: t.otlp_endpoint.is_some(),
         queue_capacity: DEFAULT_QUEUE_CAPACITY,
+        metric_series: SeriesLimits {
+            operation_labels: t.metrics_operation_labels,
+            max_series: t.metrics_max_series,
+        },
     }
 }
 

@@ -264,6 +264,57 @@ fn answers_health_and_readiness() {
 }
 
 #[test]
+fn metrics_keep_a_bounded_number_of_series_and_count_what_they_fold() {
+    smol::block_on(async {
+        let backend = Backend::start();
+        let service = format!("http://{}", backend.addr);
+        let apis = (0..30)
+            .map(|i| api(&format!("api-{i:02}"), &format!("a{i}"), &service, ""))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.json");
+        write_atomically(&path, &serde_json::to_vec(&config(1, apis)).unwrap());
+        let mut options = GatewayOptions::new(path);
+        options.listen = any_port();
+        options.ops_listen = Some(any_port());
+        options.telemetry.metrics_max_series = 10;
+        let gateway = within("gateway start", Gateway::start(options))
+            .await
+            .expect("gateway starts");
+        let (addr, ops) = (gateway.local_addr(), gateway.ops_addr().unwrap());
+        let mut client = Client::connect(addr).await;
+        for i in 0..30 {
+            assert_eq!(client.get(&format!("/a{i}/x")).await.status, 200);
+        }
+        // A request is counted once its response is out: wait for the last.
+        let text = within("every request counted", async {
+            loop {
+                let metrics = get(ops, "/metrics").await;
+                assert_eq!(metrics.status, 200);
+                let text = metrics.body_str();
+                if text.contains("portcullis_metrics_series_folded_total 20\n") {
+                    return text;
+                }
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let requests: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("portcullis_requests_total{"))
+            .collect();
+        assert_eq!(requests.len(), 11, "ten APIs and the overflow: {text}");
+        assert!(
+            text.contains("portcullis_requests_total{api=\"(other)\",product=\"(other)\",status_class=\"2xx\"} 20\n"),
+            "{text}"
+        );
+        assert!(!text.contains("operation="), "per API by default: {text}");
+        assert!(text.len() < 100_000, "{} bytes", text.len());
+        within("shutdown", gateway.shutdown()).await;
+    })
+}
+
+#[test]
 fn shutdown_finishes_requests_in_flight_then_stops_listening() {
     smol::block_on(async {
         let backend = Backend::start_with_delay(Duration::from_millis(400));

@@ -52,6 +52,8 @@ pub struct TelemetrySettings {
     pub tracing: bool,
     /// Most records waiting in memory; more are dropped and counted.
     pub queue_capacity: usize,
+    /// Which label sets the request metrics keep apart.
+    pub metric_series: metrics::SeriesLimits,
 }
 
 impl Default for TelemetrySettings {
@@ -64,6 +66,7 @@ impl Default for TelemetrySettings {
             upload: false,
             tracing: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            metric_series: metrics::SeriesLimits::default(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The Prometheus text exposition of the gateway's metrics (`/metrics`).
 //!
-//! Names (every series has the labels `api`, `operation`, `product` and
-//! `status_class`; an empty value means none matched):
+//! Names (every series has the labels `api`, `product`, `status_class` and,
+//! with operation labels on, `operation`; an empty value means none matched,
+//! `(other)` the overflow series of label sets beyond the cap, see
+//! [`super::metrics::SeriesLimits`]):
 //!
 //! | name | type | what |
 //! | --- | --- | --- |
@@ -12,7 +14,8 @@
 //! | `portcullis_backend_duration_seconds` | histogram | backend connect to response end (requests that reached one) |
 //! | `portcullis_gateway_duration_seconds` | histogram | total minus backend time |
 //!
-//! and, without those labels, [`GatewayGauges`]: `portcullis_config_revision`,
+//! and, without those labels, `portcullis_metrics_series_folded_total` (requests
+//! counted in the overflow series), [`GatewayGauges`]: `portcullis_config_revision`,
 //! `portcullis_ready`, `portcullis_telemetry_records_dropped_total{reason}`, and in
 //! connected mode `portcullis_gateway_token_expiry_seconds` (the Unix expiry of the
 //! token in use), `portcullis_gateway_token_refusals_total{reason}` (`expired`,
@@ -24,7 +27,7 @@
 use std::fmt::Write;
 
 use super::histogram::Histogram;
-use super::metrics::{Series, STATUS_CLASSES};
+use super::metrics::{ClassStats, Series, Snapshot, OVERFLOW_LABEL, STATUS_CLASSES};
 use crate::sync::credential::{RefusalReason, TokenGauges};
 
 /// The content type of the exposition.
@@ -146,64 +149,123 @@ pub struct TlsGauges {
     pub failures: [u64; 5],
 }
 
-/// Writes a label value with Prometheus' escapes.
-fn escaped(out: &mut String, value: &str) {
-    for ch in value.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// The exposition written in chunks of about [`Page::CHUNK`] bytes, so that
+/// a large page is neither one allocation nor copied as it grows.
+#[derive(Debug, Default)]
+pub struct Page {
+    done: Vec<String>,
+    current: String,
+}
+
+impl Page {
+    /// Bytes after which a chunk is closed and a new one started.
+    pub const CHUNK: usize = 64 * 1024;
+
+    /// The chunks written, in order.
+    pub fn into_chunks(mut self) -> Vec<String> {
+        if !self.current.is_empty() {
+            self.done.push(self.current);
         }
+        self.done
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.done.iter().map(String::len).sum::<usize>() + self.current.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-fn labels(out: &mut String, s: &Series, class: &str) {
-    out.push_str("{api=\"");
-    escaped(out, &s.api);
-    out.push_str("\",operation=\"");
-    escaped(out, &s.operation);
-    out.push_str("\",product=\"");
-    escaped(out, &s.product);
-    out.push_str("\",status_class=\"");
-    out.push_str(class);
-    out.push('"');
+impl Write for Page {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.current.capacity() == 0 {
+            self.current.reserve(Self::CHUNK + 1024);
+        }
+        self.current.push_str(s);
+        if self.current.len() >= Self::CHUNK {
+            self.done.push(std::mem::take(&mut self.current));
+        }
+        Ok(())
+    }
 }
 
-fn seconds(us: u64) -> String {
-    // Exact decimal, no float rounding: micros as seconds.
-    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+/// Writes a label value with Prometheus' escapes.
+fn escaped(out: &mut impl Write, value: &str) {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        let _ = out.write_str(&rest[..i]);
+        let _ = out.write_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[i + 1..];
+    }
+    let _ = out.write_str(rest);
+}
+
+fn labels(out: &mut impl Write, s: &Series, operation: bool, class: &str) {
+    let _ = out.write_str("{api=\"");
+    escaped(out, &s.api);
+    if operation {
+        let _ = out.write_str("\",operation=\"");
+        escaped(out, &s.operation);
+    }
+    let _ = out.write_str("\",product=\"");
+    escaped(out, &s.product);
+    let _ = out.write_str("\",status_class=\"");
+    let _ = out.write_str(class);
+    let _ = out.write_char('"');
+}
+
+/// Microseconds as exact decimal seconds, no float rounding.
+struct Seconds(u64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// The series of a snapshot in exposition order: the overflow one last.
+fn all(snapshot: &Snapshot) -> impl Iterator<Item = &Series> {
+    snapshot.series.iter().chain(snapshot.overflow.as_ref())
 }
 
 fn counter(
-    out: &mut String,
-    series: &[Series],
+    out: &mut impl Write,
+    snapshot: &Snapshot,
     name: &str,
     help: &str,
-    get: fn(&super::metrics::ClassStats) -> u64,
+    get: fn(&ClassStats) -> u64,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for s in series {
+    for s in all(snapshot) {
         for (class, stats) in STATUS_CLASSES.iter().zip(&s.classes) {
             if stats.requests == 0 {
                 continue;
             }
-            out.push_str(name);
-            labels(out, s, class);
+            let _ = out.write_str(name);
+            labels(out, s, snapshot.operation_labels, class);
             let _ = writeln!(out, "}} {}", get(stats));
         }
     }
 }
 
 fn histogram(
-    out: &mut String,
-    series: &[Series],
+    out: &mut impl Write,
+    snapshot: &Snapshot,
     name: &str,
     help: &str,
-    get: fn(&super::metrics::ClassStats) -> &Histogram,
+    get: fn(&ClassStats) -> &Histogram,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for s in series {
+    let op = snapshot.operation_labels;
+    for s in all(snapshot) {
         for (class, stats) in STATUS_CLASSES.iter().zip(&s.classes) {
             let h = get(stats);
             if h.count == 0 {
@@ -211,67 +273,75 @@ fn histogram(
             }
             for (bound, n) in h.cumulative() {
                 let _ = write!(out, "{name}_bucket");
-                labels(out, s, class);
-                let _ = writeln!(out, ",le=\"{}\"}} {n}", seconds(bound));
+                labels(out, s, op, class);
+                let _ = writeln!(out, ",le=\"{}\"}} {n}", Seconds(bound));
             }
             let _ = write!(out, "{name}_bucket");
-            labels(out, s, class);
+            labels(out, s, op, class);
             let _ = writeln!(out, ",le=\"+Inf\"}} {}", h.count);
             let _ = write!(out, "{name}_sum");
-            labels(out, s, class);
-            let _ = writeln!(out, "}} {}", seconds(h.sum_us));
+            labels(out, s, op, class);
+            let _ = writeln!(out, "}} {}", Seconds(h.sum_us));
             let _ = write!(out, "{name}_count");
-            labels(out, s, class);
+            labels(out, s, op, class);
             let _ = writeln!(out, "}} {}", h.count);
         }
     }
 }
 
-/// The exposition of `series` and `gauges`.
-pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
-    let mut out = String::with_capacity(1024 + series.len() * 2048);
+/// The exposition of `snapshot` and `gauges`.
+pub fn render(snapshot: &Snapshot, gauges: &GatewayGauges) -> String {
+    let mut out = String::with_capacity(1024 + snapshot.series.len() * 2048);
+    render_into(&mut out, snapshot, gauges);
+    out
+}
+
+/// Writes the exposition of `snapshot` and `gauges` to `out` (a [`Page`] for
+/// chunks).
+pub fn render_into(out: &mut impl Write, snapshot: &Snapshot, gauges: &GatewayGauges) {
     counter(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_requests_total",
         "Requests answered.",
         |c| c.requests,
     );
     counter(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_request_bytes_total",
         "Request bytes read from clients.",
         |c| c.bytes_in,
     );
     counter(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_response_bytes_total",
         "Response bytes written to clients.",
         |c| c.bytes_out,
     );
     histogram(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_request_duration_seconds",
         "Time from the request head's arrival to the response's end.",
         |c| &c.total,
     );
     histogram(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_backend_duration_seconds",
         "Time from asking for a backend connection to the end of the backend's response.",
         |c| &c.backend,
     );
     histogram(
-        &mut out,
-        series,
+        out,
+        snapshot,
         "portcullis_gateway_duration_seconds",
         "Time spent in the gateway: total minus backend time.",
         |c| &c.gateway,
     );
+    let _ = writeln!(out, "# HELP portcullis_metrics_series_folded_total Requests counted in the overflow series (labels \"{OVERFLOW_LABEL}\") because their label set was beyond --metrics-max-series.\n# TYPE portcullis_metrics_series_folded_total counter\nportcullis_metrics_series_folded_total {}", snapshot.folded);
     let _ = writeln!(out, "# HELP portcullis_config_revision Revision of the configuration in force.\n# TYPE portcullis_config_revision gauge");
     if let Some(rev) = gauges.revision {
         let _ = writeln!(out, "portcullis_config_revision {rev}");
@@ -283,21 +353,19 @@ pub fn render(series: &[Series], gauges: &GatewayGauges) -> String {
         gauges.dropped_queue, gauges.dropped_buffer
     );
     if let Some(token) = &gauges.token {
-        token_gauges(&mut out, token);
+        token_gauges(out, token);
     }
     if let Some(store) = &gauges.store {
-        store_gauges(&mut out, store);
+        store_gauges(out, store);
     }
     if let Some(tls) = &gauges.tls {
-        tls_gauges(&mut out, tls);
+        tls_gauges(out, tls);
     }
-    out
 }
 
-fn store_gauges(out: &mut String, s: &StoreGauges) {
-    use std::fmt::Write as _;
-    out.push_str("# HELP portcullis_store_call_duration_seconds Round trips to the shared-state store (Redis).\n");
-    out.push_str("# TYPE portcullis_store_call_duration_seconds histogram\n");
+fn store_gauges(out: &mut impl Write, s: &StoreGauges) {
+    let _ = out.write_str("# HELP portcullis_store_call_duration_seconds Round trips to the shared-state store (Redis).\n");
+    let _ = out.write_str("# TYPE portcullis_store_call_duration_seconds histogram\n");
     let mut acc = 0;
     for (bound, n) in STORE_BOUNDS_US.iter().zip(s.buckets) {
         acc += n;
@@ -322,10 +390,10 @@ fn store_gauges(out: &mut String, s: &StoreGauges) {
         "portcullis_store_call_duration_seconds_count {}",
         s.count
     );
-    out.push_str(
+    let _ = out.write_str(
         "# HELP portcullis_store_errors_total Shared-state store calls that failed, by reason.\n",
     );
-    out.push_str("# TYPE portcullis_store_errors_total counter\n");
+    let _ = out.write_str("# TYPE portcullis_store_errors_total counter\n");
     for (reason, n) in STORE_ERROR_REASONS.iter().zip(s.errors) {
         let _ = writeln!(
             out,
@@ -334,7 +402,7 @@ fn store_gauges(out: &mut String, s: &StoreGauges) {
     }
 }
 
-fn tls_gauges(out: &mut String, tls: &TlsGauges) {
+fn tls_gauges(out: &mut impl Write, tls: &TlsGauges) {
     let _ = writeln!(
         out,
         "# HELP portcullis_tls_handshakes_total TLS handshakes completed on the HTTPS listener.\n# TYPE portcullis_tls_handshakes_total counter\nportcullis_tls_handshakes_total{{kind=\"full\"}} {}\nportcullis_tls_handshakes_total{{kind=\"resumed\"}} {}",
@@ -353,7 +421,7 @@ fn tls_gauges(out: &mut String, tls: &TlsGauges) {
     }
 }
 
-fn token_gauges(out: &mut String, token: &TokenGauges) {
+fn token_gauges(out: &mut impl Write, token: &TokenGauges) {
     let _ = writeln!(
         out,
         "# HELP portcullis_gateway_token_expiry_seconds When the gateway token in use expires (Unix seconds).\n# TYPE portcullis_gateway_token_expiry_seconds gauge\nportcullis_gateway_token_expiry_seconds {}",
@@ -380,11 +448,14 @@ fn token_gauges(out: &mut String, token: &TokenGauges) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::{Metrics, Observation};
+    use crate::telemetry::metrics::{Metrics, Observation, SeriesLimits, DEFAULT_MAX_SERIES};
 
     #[test]
     fn renders_counters_histograms_and_gauges() {
-        let mut m = Metrics::default();
+        let mut m = Metrics::new(SeriesLimits {
+            operation_labels: true,
+            ..SeriesLimits::default()
+        });
         m.observe(&Observation {
             api: "echo",
             operation: "get \"x\"",
@@ -453,5 +524,82 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    /// Traffic over 10,000 APIs of 10 operations each, every status class.
+    fn busy(limits: SeriesLimits) -> Metrics {
+        let mut m = Metrics::new(limits);
+        for api in 0..10_000 {
+            for op in 0..10 {
+                let api = format!("api-{api:05}-with-a-longish-identifier");
+                let operation = format!("operation-{op:02}");
+                m.observe(&Observation {
+                    api: &api,
+                    operation: &operation,
+                    product: "starter-product",
+                    status: [200, 404, 503][op % 3],
+                    bytes_in: 100,
+                    bytes_out: 1_000,
+                    total_us: 2_000 * op as u64,
+                    backend_us: 1_000 * op as u64,
+                });
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn the_page_stays_bounded_however_many_apis_and_operations() {
+        for operation_labels in [false, true] {
+            let m = busy(SeriesLimits {
+                operation_labels,
+                ..SeriesLimits::default()
+            });
+            let snapshot = m.snapshot();
+            let mut page = Page::default();
+            render_into(&mut page, &snapshot, &GatewayGauges::default());
+            let len = page.len();
+            let chunks = page.into_chunks();
+            assert!(chunks.len() > 1, "written in chunks");
+            assert!(chunks.iter().all(|c| c.len() < Page::CHUNK + 1024));
+            let text = chunks.concat();
+            assert_eq!(text.len(), len);
+            assert_eq!(text, render(&snapshot, &GatewayGauges::default()));
+            assert!(len < 2_000_000, "{len} bytes");
+            let series = text
+                .lines()
+                .filter(|l| l.starts_with("portcullis_requests_total{"))
+                .count();
+            assert_eq!(series, DEFAULT_MAX_SERIES + 3, "the overflow has 3 classes");
+            assert!(text.contains(
+                "portcullis_requests_total{api=\"(other)\",operation=\"(other)\",product=\"(other)\",status_class=\"4xx\"} "
+            ) == operation_labels);
+            assert!(
+                text.contains("portcullis_requests_total{api=\"(other)\",product=\"(other)\",status_class=\"5xx\"} ")
+                    != operation_labels
+            );
+            let folded: u64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("portcullis_metrics_series_folded_total "))
+                .and_then(|n| n.parse().ok())
+                .expect("the folded counter");
+            let counted: u64 = text
+                .lines()
+                .filter(|l| l.starts_with("portcullis_requests_total{") && !l.contains("(other)"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            assert_eq!(folded + counted, 100_000, "every request counted once");
+            assert_eq!(
+                text.contains("operation=\"operation-01\""),
+                operation_labels
+            );
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        escaped(&mut out, "a\\b\"c\nd");
+        assert_eq!(out, "a\\\\b\\\"c\\nd");
     }
 }

@@ -28,6 +28,7 @@ impl Sink {
     /// A sink with `settings`.
     pub fn new(settings: TelemetrySettings) -> Self {
         Sink {
+            metrics: Mutex::new(Metrics::new(settings.metric_series)),
             settings,
             ..Sink::default()
         }

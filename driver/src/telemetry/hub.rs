@@ -12,8 +12,8 @@ use std::task::{Context, Poll, Waker};
 use crate::sync::credential::Credential;
 use portcullis_core::policy::emit_metric::MetricSample;
 use portcullis_core::telemetry::custom_metrics::{Added, CustomMetrics};
-use portcullis_core::telemetry::metrics::{Metrics, Observation};
-use portcullis_core::telemetry::prometheus::{self, GatewayGauges, TlsFailure, TlsGauges};
+use portcullis_core::telemetry::metrics::{Metrics, Observation, Snapshot};
+use portcullis_core::telemetry::prometheus::{self, GatewayGauges, Page, TlsFailure, TlsGauges};
 use portcullis_core::telemetry::record::RequestRecord;
 use portcullis_core::telemetry::{RecordSink, TelemetrySettings};
 
@@ -102,6 +102,7 @@ impl Hub {
     /// A hub with `settings`.
     pub fn new(settings: TelemetrySettings) -> Self {
         Hub {
+            metrics: Mutex::new(Metrics::new(settings.metric_series)),
             settings,
             ..Hub::default()
         }
@@ -178,10 +179,17 @@ impl Hub {
 
     /// The Prometheus exposition, with the gateway's revision and readiness.
     pub fn render_metrics(&self, revision: Option<u64>) -> String {
-        // The lock is held for the copy only, not the rendering.
-        let series = lock(&self.metrics).snapshot();
-        let mut text = prometheus::render(
-            &series,
+        self.render_metrics_chunks(revision).concat()
+    }
+
+    /// The Prometheus exposition in chunks of about [`Page::CHUNK`] bytes.
+    /// Slow work for a big page: call it off the threads that serve traffic.
+    pub fn render_metrics_chunks(&self, revision: Option<u64>) -> Vec<String> {
+        let snapshot = self.metrics_snapshot();
+        let mut page = Page::default();
+        prometheus::render_into(
+            &mut page,
+            &snapshot,
             &GatewayGauges {
                 revision,
                 ready: revision.is_some(),
@@ -196,10 +204,28 @@ impl Hub {
                 store: self.store.get().map(|s| s.gauges()),
             },
         );
-        lock(&self.custom).render(&mut text);
-        text
+        // Custom metrics are capped on their own (see `custom_metrics`); they
+        // are copied under their lock as one piece and rendered without it.
+        let mut custom = String::new();
+        self.custom_metrics().render(&mut custom);
+        let mut chunks = page.into_chunks();
+        if !custom.is_empty() {
+            chunks.push(custom);
+        }
+        chunks
+    }
+
+    /// A copy of the request metrics taken in steps of [`COPY_STEP`] series,
+    /// the lock released between them: requests wait for one step at most.
+    fn metrics_snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        while !lock(&self.metrics).copy_into(&mut snapshot, COPY_STEP) {}
+        snapshot
     }
 }
+
+/// Series copied per hold of the metrics' lock (a few microseconds' worth).
+const COPY_STEP: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -246,7 +272,8 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].request_id, "r0");
         let text = t.render_metrics(Some(9));
-        assert!(text.contains("portcullis_requests_total{api=\"\",operation=\"\",product=\"\",status_class=\"other\"} 5"));
+        assert!(text
+            .contains("portcullis_requests_total{api=\"\",product=\"\",status_class=\"other\"} 5"));
         assert!(text.contains("reason=\"queue\"} 2"));
     }
 
