@@ -182,10 +182,11 @@ struct Pump {
 ///
 /// What this future holds itself is what an idle connection holds: the
 /// stream, the timer, the stop signal and a [`ParkedConn`]. The machine, the
-/// backend connection and the store session live in [`busy`]'s future, boxed,
-/// from a connection's first byte until it has been idle long enough to give
-/// its buffers back (`ProxyConn::can_park`); ten thousand idle keep-alive
-/// connections then hold no state machine.
+/// backend connection and the store session live in the busy half's future
+/// (`busy`), boxed, while the connection is busy or has been idle for less
+/// than the second after which it gives its buffers back
+/// (`ProxyConn::can_park`); ten thousand idle keep-alive connections then hold
+/// no state machine.
 ///
 /// A plain function that sets the machine up and returns the connection's
 /// future: its arguments (the peer's address, the settings) are then not held
