@@ -48,9 +48,7 @@ impl ProxyConn {
         if !self.can_park() {
             return None;
         }
-        let Some((idle_until, _)) = self.deadline else {
-            return None;
-        };
+        let (idle_until, _) = self.deadline?;
         self.phase = Phase::Closed;
         self.deadline = None;
         Some(ParkedConn {
