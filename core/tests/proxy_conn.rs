@@ -656,6 +656,49 @@ fn idle_connection_gives_its_buffers_back() {
 }
 
 #[test]
+fn idle_connection_parks_and_resumes_where_it_was() {
+    let mut h = Harness::new();
+    assert!(
+        !h.conn.can_park(),
+        "a new connection has not given buffers back"
+    );
+    h.client_sends(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    let first = h.client_gets();
+    assert!(!h.conn.can_park(), "parked within the shrink delay");
+    assert!(h.conn.park().is_none());
+    h.advance(Duration::from_secs(2));
+    assert!(h.conn.can_park());
+    let idle_until = h.conn.poll_timeout().expect("an idle deadline");
+    let parked = h.conn.park().expect("parks");
+    assert_eq!(parked.deadline(), idle_until);
+    // Parked: a few words, not the machine.
+    assert!(std::mem::size_of::<ParkedConn>() <= 96);
+    h.conn = parked.resume();
+    assert_eq!(h.conn.poll_timeout(), Some(idle_until));
+    assert!(h.events().is_empty());
+    // The next request is served as before.
+    h.client_sends(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    let again = h.client_gets();
+    assert_eq!(again.lines().next(), first.lines().next());
+    assert!(first.starts_with("HTTP/1.1 404"), "{first}");
+    // A parked connection resumed at its deadline closes.
+    h.advance(Duration::from_secs(2));
+    h.conn = h.conn.park().expect("parks again").resume();
+    h.advance(Duration::from_secs(59));
+    assert!(h.events().iter().any(is_close));
+}
+
+#[test]
+fn a_connection_mid_request_does_not_park() {
+    let mut h = Harness::new();
+    h.advance(Duration::from_secs(2));
+    h.client_sends(b"GET /nope HTTP/1.1\r\nHo");
+    h.advance(Duration::from_secs(2));
+    assert!(!h.conn.can_park());
+    assert!(h.conn.park().is_none());
+}
+
+#[test]
 fn api_not_offered_over_http_is_not_found_there() {
     let config = KEYED.replace(
         r#"{"id": "a", "path": "a","#,

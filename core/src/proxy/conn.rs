@@ -24,6 +24,7 @@ use policied::{Access, PolicyRun, Stage};
 
 mod event;
 mod invariants;
+mod parked;
 mod policied;
 mod tally;
 mod target;
@@ -43,6 +44,7 @@ use crate::http::{
 };
 use crate::telemetry::trace_context::{parse_traceparent, SpanContext, TRACEPARENT_LEN};
 pub use event::{Event, UpstreamFailure};
+pub use parked::ParkedConn;
 use tally::Tally;
 pub use target::UpstreamTarget;
 
@@ -264,6 +266,23 @@ impl ProxyConn {
     /// connection).
     pub fn new(settings: Arc<ConnSettings>, client_ip: &str, ids: IdSeq, now: Instant) -> Self {
         let idle = settings.timeouts.idle;
+        let deadline = (
+            now + idle.min(SHRINK_AFTER),
+            DeadlineKind::Shrink {
+                idle_until: now + idle,
+            },
+        );
+        ProxyConn::with_deadline(settings, client_ip.into(), ids, deadline)
+    }
+
+    /// A machine between requests with nothing read yet, waiting for `deadline`
+    /// (a new connection's, or a parked one's: see `conn/parked.rs`).
+    fn with_deadline(
+        settings: Arc<ConnSettings>,
+        client_ip: Box<str>,
+        ids: IdSeq,
+        deadline: (Instant, DeadlineKind),
+    ) -> Self {
         let upstream_limits = Limits {
             // Backends get more room for response heads (large cookies) than clients.
             max_head_bytes: 64 * 1024,
@@ -274,7 +293,7 @@ impl ProxyConn {
         };
         ProxyConn {
             settings,
-            client_ip: client_ip.into(),
+            client_ip,
             client_cert: None,
             // Buffers are allocated when bytes arrive, not before.
             client_in: BytesMut::new(),
@@ -286,12 +305,7 @@ impl ProxyConn {
             events: VecDeque::new(),
             phase: Phase::Head { started: false },
             exchange: None,
-            deadline: Some((
-                now + idle.min(SHRINK_AFTER),
-                DeadlineKind::Shrink {
-                    idle_until: now + idle,
-                },
-            )),
+            deadline: Some(deadline),
             client_eof: false,
             at_boundary: true,
             draining: false,

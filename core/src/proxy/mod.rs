@@ -7,5 +7,5 @@ pub mod settings;
 pub mod setup;
 pub mod subscription;
 
-pub use conn::{Event, ProxyConn, UpstreamFailure, UpstreamTarget};
+pub use conn::{Event, ParkedConn, ProxyConn, UpstreamFailure, UpstreamTarget};
 pub use settings::{ConfigSource, ConnSettings, IdSeq, PolicyEnv, Timeouts};

@@ -15,7 +15,7 @@ use portcullis_core::callout::CalloutRequest;
 use portcullis_core::cert::ClientCertificate;
 use portcullis_core::config::ServiceUrl;
 use portcullis_core::http::UpstreamTls;
-use portcullis_core::proxy::{ConnSettings, IdSeq, ProxyConn, UpstreamFailure};
+use portcullis_core::proxy::{ConnSettings, IdSeq, ParkedConn, ProxyConn, UpstreamFailure};
 
 use crate::callout::{Callouts, OneWayCalls, OneWaySlot};
 use crate::runtime::{Runtime, Timer};
@@ -26,6 +26,7 @@ use crate::upstream::{UpstreamConn, Upstreams};
 
 pub mod events;
 pub mod not_ready;
+mod park;
 pub mod tunnels;
 
 use events::{handle_events, one_way_call, AfterEvents, ConnHost};
@@ -43,7 +44,7 @@ pub const SCRATCH_SIZE: usize = 16 * 1024;
 
 thread_local! {
     /// One read buffer per worker thread, so idle connections hold none.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+    pub(crate) static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
@@ -159,40 +160,134 @@ enum Step {
     Progress,
     /// The client connection failed.
     ClientGone,
+    /// The connection is idle with nothing pending: it parks.
+    Park,
+}
+
+/// What a connection's two halves (busy, parked) share about its timer and
+/// shutdown.
+struct Pump {
+    /// The deadline the timer is set to, if it is one the machine asked for.
+    armed: Option<Instant>,
+    /// Shutdown was seen (and the stop future may have completed: it is not
+    /// polled again).
+    draining: bool,
+    /// The machine while the connection is parked.
+    parked: Option<ParkedConn>,
+    /// A TLS connection (the HTTPS listener's): its close sends close_notify.
+    tls: bool,
 }
 
 /// Serves a client connection until it closes: `client` is the accepted TCP
 /// stream, or the TLS stream over it on the HTTPS listener, whose `settings`
 /// say `https` and whose `client_cert` is the certificate the client sent in
 /// the handshake, if any.
-pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
+///
+/// What this future holds itself is what an idle connection holds: the
+/// stream, the timer, the stop signal and a [`ParkedConn`]. The machine, the
+/// backend connection and the store session live in the busy half's future
+/// (`busy`), boxed, while the connection is busy or has been idle for less
+/// than the second after which it gives its buffers back
+/// (`ProxyConn::can_park`); ten thousand idle keep-alive connections then hold
+/// no state machine.
+///
+/// A plain function that sets the machine up and returns the connection's
+/// future: its arguments (the peer's address, the settings) are then not held
+/// by every idle connection.
+pub fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     rt: R,
-    mut client: S,
+    client: S,
     peer: SocketAddr,
     settings: Arc<ConnSettings>,
     client_cert: Option<Arc<ClientCertificate>>,
     shared: Arc<Shared<R>>,
     stop: Stop,
-) {
-    let ip = peer.ip().to_string();
-    // Gives back, when the connection ends, any concurrency slot it still holds.
-    let mut store = shared.store.session();
+) -> impl Future<Output = ()> {
     let ids = IdSeq::new(shared.conns.fetch_add(1, Ordering::Relaxed));
     // The HTTPS listener's connections are the TLS ones (see `close_client`).
     let tls = settings.proto == "https";
-    let mut conn = ProxyConn::new(settings, &ip, ids, rt.now());
+    // Boxed, here and when a parked connection wakes: a machine held by value
+    // would take its room in the connection's future even while parked.
+    let mut conn = Box::new(ProxyConn::new(
+        settings,
+        &peer.ip().to_string(),
+        ids,
+        rt.now(),
+    ));
     if client_cert.is_some() {
         conn.set_client_certificate(client_cert);
     }
-    let mut upstream: Option<UpstreamConn<R>> = None;
-    let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
-    let mut armed: Option<Instant> = None;
-    let mut stopping = pin!(stop.cancelled());
-    let mut draining = false;
+    pump(rt, client, conn, shared, stop, tls)
+}
 
+/// Runs a connection's machine `conn`, busy or parked by turns, until it
+/// closes.
+async fn pump<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
+    rt: R,
+    mut client: S,
+    mut conn: Box<ProxyConn>,
+    shared: Arc<Shared<R>>,
+    stop: Stop,
+    tls: bool,
+) {
+    let mut sleep = pin!(rt.timer(rt.now() + Duration::from_secs(3600)));
+    let mut stopping = pin!(stop.cancelled());
+    let mut pump = Pump {
+        armed: None,
+        draining: false,
+        parked: None,
+        tls,
+    };
+    loop {
+        // Boxed: only a busy connection carries the machine and its future.
+        let busy = busy(
+            &rt,
+            &mut client,
+            conn,
+            &shared,
+            &stop,
+            sleep.as_mut(),
+            stopping.as_mut(),
+            &mut pump,
+        );
+        if !Box::pin(busy).await {
+            return;
+        }
+        let parked = park::park(
+            &rt,
+            &mut client,
+            sleep.as_mut(),
+            stopping.as_mut(),
+            &stop,
+            &mut pump,
+        );
+        match parked.await {
+            Some(woken) => conn = woken,
+            None => return,
+        }
+    }
+}
+
+/// Runs `conn` until the connection closes (`false`) or parks (`true`: its
+/// compact form is in `pump.parked`).
+#[allow(clippy::too_many_arguments)] // one connection's parts, borrowed from `serve`
+async fn busy<R: Runtime, S: AsyncRead + AsyncWrite + Unpin, F: Future<Output = ()>>(
+    rt: &R,
+    client: &mut S,
+    mut conn: Box<ProxyConn>,
+    shared: &Shared<R>,
+    stop: &Stop,
+    mut sleep: Pin<&mut R::Timer>,
+    mut stopping: Pin<&mut F>,
+    pump: &mut Pump,
+) -> bool {
+    // Gives back, when the connection ends or parks, any concurrency slot it
+    // still holds (a parked connection holds none).
+    let mut store = shared.store.session();
+    let mut upstream: Option<UpstreamConn<R>> = None;
     let host = Host {
-        rt: &rt,
-        shared: &shared,
+        rt,
+        shared,
         tunnel: std::sync::atomic::AtomicBool::new(false),
     };
 
@@ -201,14 +296,14 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
             handle_events(&mut conn, &host, &mut upstream, &mut store).await
         {
             Box::pin(close_client(
-                &rt,
-                &mut client,
+                rt,
+                client,
                 conn.client_pending(),
                 linger,
-                tls,
+                pump.tls,
             ))
             .await;
-            return;
+            return false;
         }
 
         let step = poll_fn(|cx| {
@@ -216,13 +311,13 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
             // Checked before anything moves, and again before a response is taken in,
             // so a response whose head is written after shutdown began says
             // `Connection: close`.
-            if !draining && stop.is_cancelled() {
-                draining = true;
+            if !pump.draining && stop.is_cancelled() {
+                pump.draining = true;
                 conn.begin_shutdown();
                 return Poll::Ready(Step::Progress);
             }
             while !conn.client_pending().is_empty() {
-                match Pin::new(&mut client).poll_write(cx, conn.client_pending()) {
+                match Pin::new(&mut *client).poll_write(cx, conn.client_pending()) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                         return Poll::Ready(Step::ClientGone)
                     }
@@ -234,7 +329,7 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             // TLS keeps records it could not send yet; plain TCP has nothing to flush.
-            if let Poll::Ready(Err(_)) = Pin::new(&mut client).poll_flush(cx) {
+            if let Poll::Ready(Err(_)) = Pin::new(&mut *client).poll_flush(cx) {
                 return Poll::Ready(Step::ClientGone);
             }
             if let Some(up) = upstream.as_mut() {
@@ -266,7 +361,7 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
                     progressed = true;
                 }
             }
-            if conn.wants_client_shutdown() && Pin::new(&mut client).poll_close(cx).is_ready() {
+            if conn.wants_client_shutdown() && Pin::new(&mut *client).poll_close(cx).is_ready() {
                 conn.client_shut_down(rt.now());
                 progressed = true;
             }
@@ -275,7 +370,7 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
                 // forgets the readiness after a short read, which spares the
                 // `EAGAIN` read that would otherwise follow every request.
                 let read = SCRATCH.with_borrow_mut(|buf| {
-                    let read = Pin::new(&mut client).poll_read(cx, buf);
+                    let read = Pin::new(&mut *client).poll_read(cx, buf);
                     if let Poll::Ready(Ok(n)) = read {
                         conn.handle_client_data(&buf[..n], rt.now());
                     }
@@ -289,8 +384,8 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
             }
             if conn.wants_upstream_read() {
                 if let Some(up) = upstream.as_mut() {
-                    if !draining && stop.is_cancelled() {
-                        draining = true;
+                    if !pump.draining && stop.is_cancelled() {
+                        pump.draining = true;
                         conn.begin_shutdown();
                     }
                     let read = SCRATCH.with_borrow_mut(|buf| {
@@ -313,28 +408,40 @@ pub async fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
             if progressed {
                 return Poll::Ready(Step::Progress);
             }
-            if !draining && stopping.as_mut().poll(cx).is_ready() {
-                draining = true;
+            if !pump.draining && stopping.as_mut().poll(cx).is_ready() {
+                pump.draining = true;
                 conn.begin_shutdown();
                 return Poll::Ready(Step::Progress);
             }
             if let Some(deadline) = conn.poll_timeout() {
-                if armed != Some(deadline) {
-                    armed = Some(deadline);
+                if pump.armed != Some(deadline) {
+                    pump.armed = Some(deadline);
                     sleep.as_mut().reset(deadline);
                 }
                 if sleep.as_mut().poll(cx).is_ready() {
-                    armed = None;
+                    pump.armed = None;
                     conn.handle_timeout(rt.now());
                     return Poll::Ready(Step::Progress);
                 }
+            }
+            // Idle with its buffers given back: nothing but the wakers just
+            // registered (client readable, timer, stop) can move it now.
+            if !pump.draining && upstream.is_none() && store.holds_nothing() && conn.can_park() {
+                return Poll::Ready(Step::Park);
             }
             Poll::Pending
         })
         .await;
 
-        if let Step::ClientGone = step {
-            return;
+        match step {
+            Step::Progress => {}
+            Step::ClientGone => return false,
+            Step::Park => {
+                pump.parked = conn.park();
+                if pump.parked.is_some() {
+                    return true;
+                }
+            }
         }
     }
 }

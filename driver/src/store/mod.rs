@@ -362,6 +362,12 @@ impl std::fmt::Debug for StoreSession {
 }
 
 impl StoreSession {
+    /// Whether the session holds no slot (in process or remote), so dropping
+    /// it gives nothing back: an idle connection may then let it go.
+    pub fn holds_nothing(&self) -> bool {
+        self.held.is_empty() && self.leases.is_empty()
+    }
+
     /// Answers `request` in process and keeps track of the slots it takes and
     /// gives back. Without a remote store, the external cache misses and
     /// stores nothing (counted): it is never served from the built-in cache.
