@@ -515,24 +515,21 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `portcullis gateway --runtime smol`: the smol adapter on smol's global
-/// executor (`--workers` threads, unless `SMOL_THREADS` says otherwise), stopped
-/// by SIGTERM or SIGINT.
+/// `portcullis gateway --runtime smol`: the smol adapter on its executor, run
+/// by this thread (which also drives async-io's reactor) and `--workers` - 1
+/// more threads (`SMOL_THREADS` in all, if set), stopped by SIGTERM or SIGINT.
 fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    if std::env::var_os("SMOL_THREADS").is_none() {
-        let workers = args.tuning.workers.unwrap_or_else(|| {
+    let threads = portcullis_runtime_smol::threads_from_env().unwrap_or_else(|| {
+        args.tuning.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
-        // Read by smol's global executor when it starts, which is below: no other
-        // thread exists yet.
-        std::env::set_var("SMOL_THREADS", workers.max(1).to_string());
-    }
+        })
+    });
     use smol::stream::StreamExt;
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .context("installing the SIGTERM and SIGINT handlers")?;
     let options = gateway_options(args)?;
-    smol::block_on(async move {
+    portcullis_runtime_smol::block_on(threads.max(1), async move {
         let gateway = portcullis_runtime_smol::Gateway::start(options).await?;
         signals.next().await;
         tracing::info!("shutting down: finishing requests in flight");
