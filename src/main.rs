@@ -548,28 +548,26 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `portcullis gateway --runtime smol`: the smol adapter on smol's global
-/// executor (`--workers` threads, unless `SMOL_THREADS` says otherwise), stopped
-/// by SIGTERM or SIGINT; SIGHUP reloads.
+/// `portcullis gateway --runtime smol`: the smol adapter on its executor, run
+/// by this thread (which also drives async-io's reactor) and `--workers` - 1
+/// more threads (`SMOL_THREADS` in all, if set), stopped by SIGTERM or SIGINT;
+/// SIGHUP reloads.
 fn run_smol_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     if args.thread_per_core {
         anyhow::bail!("--thread-per-core is for the tokio runtime only");
     }
-    if std::env::var_os("SMOL_THREADS").is_none() {
-        let workers = args.tuning.workers.unwrap_or_else(|| {
+    let threads = portcullis_runtime_smol::threads_from_env().unwrap_or_else(|| {
+        args.tuning.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
-        // Read by smol's global executor when it starts, which is below: no other
-        // thread exists yet.
-        std::env::set_var("SMOL_THREADS", workers.max(1).to_string());
-    }
+        })
+    });
     use async_signal::Signal;
     use smol::stream::StreamExt;
     let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .context("installing the SIGTERM, SIGINT and SIGHUP handlers")?;
     let options = gateway_options(args)?;
     let managed = matches!(options.origin, ConfigOrigin::Managed(_));
-    smol::block_on(async move {
+    portcullis_runtime_smol::block_on(threads.max(1), async move {
         let gateway = portcullis_runtime_smol::Gateway::start(options).await?;
         while let Some(Ok(Signal::Hup)) = signals.next().await {
             on_hup(gateway.reload(), managed);

@@ -1,25 +1,28 @@
 //! The driver's [`Runtime`] on smol: `Async` TCP sockets, `async-io` timers,
-//! smol's global executor and `smol::unblock` for blocking work.
+//! the crate's executor and `smol::unblock` for blocking work.
 
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use portcullis_driver::disk::{Disk, OsDisk};
-use portcullis_driver::runtime::{os_random, Listener, Runtime, Timer};
+use portcullis_driver::runtime::{os_random, Listener, Runtime};
 use portcullis_driver::socket::{Socket, SocketKind};
 use smol::Async;
 
-/// smol: tasks on its global executor (`SMOL_THREADS` threads).
+use crate::executor;
+use crate::tcp::SmolTcp;
+use crate::timer::SmolTimer;
+
+/// smol: tasks on the crate's executor (run by [`crate::block_on`], or else by
+/// `SMOL_THREADS` threads of its own).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SmolRuntime;
 
 /// A smol TCP connection (its socket checks are [`SmolRuntime`]'s).
-pub type SmolStream = Socket<Async<TcpStream>, SmolRuntime>;
+pub type SmolStream = Socket<SmolTcp, SmolRuntime>;
 
 /// A smol TCP listener.
 #[derive(Debug)]
@@ -35,30 +38,12 @@ impl Listener for SmolListener {
             // Set per connection here (the driver does not): the tokio adapter
             // sets it once on the listening socket instead.
             let _ = tcp.get_ref().set_nodelay(true);
-            Ok((Socket::new(tcp), peer))
+            Ok((Socket::new(SmolTcp::new(tcp)), peer))
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.get_ref().local_addr()
-    }
-}
-
-/// An `async-io` timer (already `Unpin`, so resettable through any pin).
-#[derive(Debug)]
-pub struct SmolTimer(smol::Timer);
-
-impl Future for SmolTimer {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
-    }
-}
-
-impl Timer for SmolTimer {
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
     }
 }
 
@@ -68,11 +53,11 @@ impl Runtime for SmolRuntime {
     type Timer = SmolTimer;
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        smol::spawn(task).detach();
+        executor::spawn(task);
     }
 
     fn timer(&self, deadline: Instant) -> SmolTimer {
-        SmolTimer(smol::Timer::at(deadline))
+        SmolTimer::at(deadline)
     }
 
     fn now(&self) -> Instant {
@@ -94,7 +79,7 @@ impl Runtime for SmolRuntime {
         let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
         for addr in addrs {
             match Async::<TcpStream>::connect(addr).await {
-                Ok(tcp) => return Ok(Socket::new(tcp)),
+                Ok(tcp) => return Ok(Socket::new(SmolTcp::new(tcp))),
                 Err(err) => last = err,
             }
         }
@@ -124,21 +109,21 @@ impl Runtime for SmolRuntime {
 }
 
 /// The checks of smol's sockets.
-impl SocketKind<Async<TcpStream>> for SmolRuntime {
+impl SocketKind<SmolTcp> for SmolRuntime {
     /// A backend that closed it (or sent anything at all, a TLS close_notify
     /// included) makes a peek return.
-    fn still_open(io: &mut Async<TcpStream>) -> bool {
+    fn still_open(io: &mut SmolTcp) -> bool {
         let mut probe = [0u8; 1];
-        matches!(io.get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(io.get_ref().get_ref().peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    fn set_nodelay(io: &Async<TcpStream>) {
-        io.get_ref().set_nodelay(true).ok();
+    fn set_nodelay(io: &SmolTcp) {
+        io.get_ref().get_ref().set_nodelay(true).ok();
     }
 
     /// async-io's close only flushes; the FIN is sent here.
-    fn shutdown_write(io: &Async<TcpStream>) -> io::Result<()> {
-        match io.get_ref().shutdown(std::net::Shutdown::Write) {
+    fn shutdown_write(io: &SmolTcp) -> io::Result<()> {
+        match io.get_ref().get_ref().shutdown(std::net::Shutdown::Write) {
             // The peer already closed: nothing left to shut.
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
