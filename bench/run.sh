@@ -6,7 +6,8 @@
 #   bench/run.sh --quick    smoke test (1 x 3 s)
 #
 # Environment: DURATION (10s), RUNS (3), CONNS (64), THREADS (1), WARMUP (2s),
-# IDLE_CONNS (10000, 0 skips the memory step), IDLE_HOLD (5), SKIP_BUILD=1,
+# IDLE_CONNS (10000, 0 skips the memory step), IDLE_HOLD (6), IDLE_SETTLE (3:
+# seconds after the last answer before RSS is sampled), SKIP_BUILD=1,
 # SCENARIOS ("keepalive close"),
 # TARGETS ("backend nginx haproxy portcullis portcullis-smol portcullis-policy
 # portcullis-smol-policy"; portcullis is the gateway on tokio, portcullis-smol
@@ -35,7 +36,8 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-IDLE_HOLD=${IDLE_HOLD:-5}
+IDLE_HOLD=${IDLE_HOLD:-6}
+IDLE_SETTLE=${IDLE_SETTLE:-3}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SCENARIOS=${SCENARIOS:-keepalive close}
 TARGETS_SET=${TARGETS:-}
@@ -277,6 +279,9 @@ idle_step() { # NAME PORT PIDS...
         fi
         sleep 0.05
     done
+    # A connection gives its buffers back (and parks) 1 s after its answer:
+    # sample once every connection has been idle for a while.
+    sleep "$IDLE_SETTLE"
     during=$(vmrss_kib "$@")
     wait "$py" || log "warning: idle_conns.py exited non-zero ($out)"
     local open_at_ready open_after failed
