@@ -177,7 +177,7 @@ def main():
               f"| {fmt(per, 1)} |")
         p("")
         p("RSS is VmRSS summed over the server's processes (nginx: master + "
-          "worker), sampled after the load runs, once every connection "
+          "worker), sampled after the load runs, 3 s after every connection "
           "has had one request answered.")
         p("")
     print("\n".join(out))
