@@ -27,11 +27,8 @@ LABEL org.opencontainers.image.title="Portcullis" \
       org.opencontainers.image.base.name="scratch"
 COPY --from=build /rootfs/ /
 COPY --from=build --chown=65532:65532 /rootfs/var/lib/portcullis/ /var/lib/portcullis/
-# MALLOC_ARENA_MAX: two glibc malloc arenas, so memory stays flat across
-# reloads of a large configuration (BENCHMARKS.md, "10,000 APIs").
 ENV PORTCULLIS_DATA=/var/lib/portcullis/data \
-    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    MALLOC_ARENA_MAX=2
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 WORKDIR /var/lib/portcullis
 # 8080 API (HTTP), 8081 API (HTTPS), 9090 /healthz /readyz /metrics,

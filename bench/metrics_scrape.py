@@ -158,7 +158,7 @@ def main():
         write_config(f"{work}/gateway.json", a.apis, a.ops, backend)
         procs.append(start_nginx(work, backend))
         gateway = subprocess.Popen(
-            [a.gateway, "--config", f"{work}/gateway.json",
+            [a.gateway, "gateway", "--config", f"{work}/gateway.json",
              "--listen", f"127.0.0.1:{gw}", "--ops-listen", f"127.0.0.1:{ops_port}",
              *a.extra],
             stdout=subprocess.DEVNULL, stderr=open(f"{work}/gateway.err", "w"))
