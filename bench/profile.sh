@@ -116,11 +116,11 @@ for scenario in $SCENARIOS; do
         wait "$perf_pid" 2>/dev/null || true
         # Kernel against user space, then the top symbols (self time).
         perf report -i "$RESULTS/perf-$scenario.data" --no-children --sort dso \
-            --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 \
-            >"$RESULTS/perf-dso-$scenario.txt"
+            --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 \
+            >"$RESULTS/perf-dso-$scenario.txt" || true   # head closes the pipe early
         perf report -i "$RESULTS/perf-$scenario.data" --no-children --sort dso,symbol \
             --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40 \
-            >"$RESULTS/perf-top-$scenario.txt"
+            >"$RESULTS/perf-top-$scenario.txt" || true
         log "perf ($scenario): $RESULTS/perf-top-$scenario.txt"
     fi
 done
