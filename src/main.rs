@@ -22,13 +22,6 @@ use portcullis_core::telemetry::access_log::{
 use portcullis_driver::options::{CertificateFiles, ConfigOrigin, HttpsOptions, TelemetryOptions};
 use portcullis_runtime_tokio::{BackupKey, BackupOptions, Gateway, GatewayOptions, ManagedOptions};
 
-/// mimalloc rather than glibc's malloc: it returns freed pages to the system,
-/// so 10,000 idle keep-alive connections hold about what they use (their
-/// request-time peak is given back once they park), and memory stays flat
-/// across reloads of a large configuration (BENCHMARKS.md, issue 20).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Portcullis: a self-hosted API gateway.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about)]
