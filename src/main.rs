@@ -534,14 +534,7 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let options = gateway_options(args)?;
     let managed = matches!(options.origin, ConfigOrigin::Managed(_));
     let gateway = Gateway::start(options).await?;
-    let stop = signal.recv();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            () = hup.recv() => on_hup(gateway.reload(), managed),
-        }
-    }
+    until_stopped(signal, &mut hup, || gateway.reload(), managed).await;
     tracing::info!("shutting down: finishing requests in flight");
     gateway.shutdown().await;
     tracing::info!("stopped");
@@ -647,6 +640,24 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// Logs what a SIGHUP does (`nudged`: whether any file watcher was told).
+/// Answers each SIGHUP with `reload` until SIGTERM or SIGINT arrives (the
+/// tokio gateways' signal loop).
+async fn until_stopped(
+    signal: ShutdownSignal,
+    hup: &mut HupSignal,
+    reload: impl Fn() -> bool,
+    managed: bool,
+) {
+    let stop = signal.recv();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hup.recv() => on_hup(reload(), managed),
+        }
+    }
+}
+
 fn on_hup(nudged: bool, managed: bool) {
     match (managed, nudged) {
         (false, _) => tracing::info!(

@@ -7,7 +7,7 @@
 use anyhow::Context;
 use portcullis_runtime_tokio::{Gateway, GatewayOptions, TokioRuntime};
 
-use crate::{on_hup, HupSignal, ShutdownSignal};
+use crate::{until_stopped, HupSignal, ShutdownSignal};
 
 /// A current-thread runtime with IO and timers.
 fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -69,14 +69,7 @@ pub(crate) fn run(mut options: GatewayOptions, workers: usize) -> anyhow::Result
             }
         }
         tracing::info!(workers, "thread per core");
-        let stop = signal.recv();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => break,
-                () = hup.recv() => on_hup(gateway.reload(), managed),
-            }
-        }
+        until_stopped(signal, &mut hup, || gateway.reload(), managed).await;
         tracing::info!("shutting down: finishing requests in flight");
         gateway.shutdown().await;
         for thread in threads {
